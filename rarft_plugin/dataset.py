@@ -1,0 +1,330 @@
+"""Records in the released HI-VTG schema, and the labelled examples they hold.
+
+A file is a JSON list of items (as `hi_vtg_charades.json`, `ss_vtg_charades.json`,
+`human_anno.json`)::
+
+    {"video": str, "query_text": str, "timestamp": [s, e] | [], "duration": float,
+     "video_start": float|null, "video_end": float|null, "think": str, "difficulty": ...,
+     "GRPO": [{"q": str, "a": str, "r": bool, "c": [category, ...], "difficulty": str,
+               "q_origin": str}, ...]}
+
+Each entry of `GRPO` is one query about the item's video: `r` says whether it is relevant.
+`examples_from_items` turns every entry into one `Example` whose label follows
+`rarft_plugin.labels`:
+
+- relevant entry: timestamp = the item's `timestamp`; a_time = its answer (or "S to E");
+  a_refusal = the answer of an irrelevant entry of the same item, if any (the explain
+  reward's negative).
+- irrelevant entry: a_refusal = its answer; a_time and q_r = the item's relevant entry.
+
+Charades-STA spans that end after the video's `duration` (166 items of `hi_vtg_charades.json`)
+are kept as annotated, as every published evaluation does, and counted in
+`LoadReport.spans_beyond_duration`.
+
+Known defect of `ss_vtg_charades.json`: items with two relevant queries carry one item-level
+timestamp, which belongs to `query_text`. The other query's span is recovered from another item
+of the same video whose `query_text` is that query; when none exists the span is unknown, the
+example is reported in `LoadReport.unknown_spans` and left out (or raises, with
+`unknown_span="error"`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+from rarft_plugin.errors import DataError
+from rarft_plugin.labels import Label, parse_label, strip_answer_wrapper
+from rarft_plugin.taxonomy import CATEGORIES, normalize_difficulty
+
+
+@dataclass(frozen=True)
+class VtgQuery:
+    """One entry of an item's `GRPO` list."""
+
+    query: str
+    relevant: bool
+    answer: str  # inner text of the answer, wrapper removed
+    correction: str  # inner text of a `<correct>` block in the answer, "" if none
+    categories: tuple[str, ...]
+    difficulty: str | None  # normalised (rarft_plugin.taxonomy.DIFFICULTIES) or None
+    query_origin: str | None
+
+
+@dataclass(frozen=True)
+class VtgItem:
+    """One record of a released-schema file."""
+
+    index: int
+    video: str
+    query_text: str
+    timestamp: tuple[float, float] | None
+    duration: float
+    video_start: float | None
+    video_end: float | None
+    think: str
+    queries: tuple[VtgQuery, ...]
+
+
+@dataclass(frozen=True)
+class Example:
+    """One query of one item, labelled. `query_index` is the position in the item's GRPO list."""
+
+    item: VtgItem
+    query_index: int
+    label: Label
+
+    @property
+    def key(self) -> str:
+        return f"{self.item.index}:{self.query_index}"
+
+
+@dataclass
+class LoadReport:
+    """What a load found besides the examples: recovered and unknown spans (data defects)."""
+
+    source: str
+    recovered_spans: list[str] = field(default_factory=list)
+    unknown_spans: list[str] = field(default_factory=list)
+    spans_beyond_duration: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"{self.source}: {len(self.recovered_spans)} relevant query span(s) recovered from sibling items, "
+            f"{len(self.unknown_spans)} relevant query span(s) unknown (left out), "
+            f"{len(self.spans_beyond_duration)} span(s) ending after the video's duration (kept as annotated)"
+        )
+
+
+def load_items(path: str | Path) -> list[VtgItem]:
+    """Read and validate a released-schema file. Raises `DataError` naming file, record, field."""
+    source = str(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = json.load(handle)
+    except FileNotFoundError:
+        raise DataError("file not found", source=source) from None
+    except ValueError as error:
+        raise DataError(f"not valid JSON ({error})", source=source) from None
+    if not isinstance(raw, list):
+        raise DataError(f"expected a JSON list of items, got {type(raw).__name__}", source=source)
+    items = []
+    for index, record in enumerate(raw):
+        try:
+            items.append(parse_item(record, index))
+        except DataError as error:
+            raise error.located(source=source, record=index) from None
+    return items
+
+
+def parse_item(record: Any, index: int) -> VtgItem:
+    """Validate one released-schema record."""
+    if not isinstance(record, dict):
+        raise DataError(f"expected an object, got {type(record).__name__}")
+    video = _string(record, "video")
+    duration = _number(record, "duration")
+    if duration <= 0:
+        raise DataError(f"must be > 0, got {duration}", field="duration")
+    video_start = _optional_number(record, "video_start")
+    video_end = _optional_number(record, "video_end")
+    if video_start is not None and video_end is not None and video_end <= video_start:
+        raise DataError(f"video_end ({video_end}) must be after video_start ({video_start})", field="video_end")
+    timestamp = _item_timestamp(record.get("timestamp"))
+    grpo = record.get("GRPO")
+    if not isinstance(grpo, list) or not grpo:
+        raise DataError("must be a non-empty list of queries", field="GRPO")
+    queries = tuple(_parse_query(entry, position) for position, entry in enumerate(grpo))
+    if any(q.relevant for q in queries) and timestamp is None:
+        raise DataError("an item with a relevant query needs [start, end]", field="timestamp")
+    think = record.get("think") or ""
+    if not isinstance(think, str):
+        raise DataError("must be a string", field="think")
+    return VtgItem(
+        index=index,
+        video=video,
+        query_text=_string(record, "query_text"),
+        timestamp=timestamp,
+        duration=duration,
+        video_start=video_start,
+        video_end=video_end,
+        think=think,
+        queries=queries,
+    )
+
+
+def _parse_query(entry: Any, position: int) -> VtgQuery:
+    where = f"GRPO[{position}]"
+    if not isinstance(entry, dict):
+        raise DataError(f"expected an object, got {type(entry).__name__}", field=where)
+    query = entry.get("q")
+    if not isinstance(query, str) or not query.strip():
+        raise DataError("must be a non-empty string", field=f"{where}.q")
+    relevant = entry.get("r")
+    if not isinstance(relevant, bool):
+        raise DataError(f"must be true or false, got {relevant!r}", field=f"{where}.r")
+    answer = entry.get("a") or ""
+    if not isinstance(answer, str):
+        raise DataError("must be a string", field=f"{where}.a")
+    categories = entry.get("c") or []
+    if not isinstance(categories, list) or any(c not in CATEGORIES for c in categories):
+        raise DataError(f"unknown category in {categories!r}; expected {list(CATEGORIES)}", field=f"{where}.c")
+    difficulty = entry.get("difficulty")
+    if difficulty is not None:
+        try:
+            difficulty = normalize_difficulty(str(difficulty))
+        except ValueError as error:
+            raise DataError(str(error), field=f"{where}.difficulty") from None
+        if not relevant and difficulty == "original":
+            raise DataError("an irrelevant query cannot be 'original'", field=f"{where}.difficulty")
+        if not relevant and not categories and difficulty == "weak":
+            # SS-VTG tags its shuffled queries "easy"; without edited categories they are shuffled.
+            difficulty = "shuffled"
+    origin = entry.get("q_origin")
+    return VtgQuery(
+        query=query.strip(),
+        relevant=relevant,
+        answer=strip_answer_wrapper(answer),
+        correction=_correction_of(answer),
+        categories=tuple(categories),
+        difficulty=difficulty,
+        query_origin=origin if isinstance(origin, str) else None,
+    )
+
+
+def _correction_of(answer: str) -> str:
+    from rarft_plugin.parsing import parse_response
+
+    return parse_response(answer).correction or ""
+
+
+def examples_from_items(
+    items: Iterable[VtgItem],
+    *,
+    source: str = "<items>",
+    unknown_span: Literal["skip", "error"] = "skip",
+) -> tuple[list[Example], LoadReport]:
+    """One labelled `Example` per query of every item (see the module docstring)."""
+    items = list(items)
+    report = LoadReport(source=source)
+    spans_by_query = _item_spans(items)
+    examples = []
+    for item in items:
+        relevant_entries = [q for q in item.queries if q.relevant]
+        irrelevant_entries = [q for q in item.queries if not q.relevant]
+        a_refusal = irrelevant_entries[0].answer if irrelevant_entries else ""
+        first_relevant = relevant_entries[0] if relevant_entries else None
+        for position, entry in enumerate(item.queries):
+            key = f"{item.index}:{position}"
+            if entry.relevant:
+                span = _span_of(item, entry, spans_by_query)
+                if span is None:
+                    if unknown_span == "error":
+                        raise DataError(
+                            f"the span of relevant query {entry.query!r} is not in the file",
+                            source=source,
+                            record=item.index,
+                            field=f"GRPO[{position}]",
+                        )
+                    report.unknown_spans.append(key)
+                    continue
+                if span is not item.timestamp:
+                    report.recovered_spans.append(key)
+                if span[1] > item.duration:
+                    report.spans_beyond_duration.append(key)
+                label = {
+                    "relevant": True,
+                    "timestamp": list(span),
+                    "answer_time": entry.answer or format_span(span),
+                    "answer_refusal": a_refusal,
+                    "query_relevant": entry.query,
+                }
+            else:
+                label = {
+                    "relevant": False,
+                    "timestamp": None,
+                    "answer_time": _relevant_answer(item, first_relevant),
+                    "answer_refusal": entry.answer,
+                    "query_relevant": entry.correction or (first_relevant.query if first_relevant else ""),
+                    "categories": list(entry.categories),
+                }
+            label.update(duration=item.duration, query=entry.query, difficulty=entry.difficulty, id=key)
+            examples.append(Example(item=item, query_index=position, label=parse_label(label, source=source, record=item.index)))
+    return examples, report
+
+
+def load_examples(
+    path: str | Path, *, unknown_span: Literal["skip", "error"] = "skip"
+) -> tuple[list[Example], LoadReport]:
+    """`load_items` + `examples_from_items` for one file."""
+    return examples_from_items(load_items(path), source=str(path), unknown_span=unknown_span)
+
+
+def format_span(span: tuple[float, float]) -> str:
+    """a_time text for a span, as the prompts ask for it: two decimals, "S to E"."""
+    return f"{span[0]:.2f} to {span[1]:.2f}"
+
+
+def _relevant_answer(item: VtgItem, relevant: VtgQuery | None) -> str:
+    if relevant is not None and relevant.answer:
+        return relevant.answer
+    return format_span(item.timestamp) if item.timestamp is not None else ""
+
+
+def _item_spans(items: list[VtgItem]) -> dict[tuple[str, str], tuple[float, float]]:
+    spans = {}
+    for item in items:
+        if item.timestamp is not None:
+            spans.setdefault((item.video, _normal(item.query_text)), item.timestamp)
+    return spans
+
+
+def _span_of(item: VtgItem, entry: VtgQuery, spans: dict) -> tuple[float, float] | None:
+    """The item timestamp belongs to `query_text` (or to a lone relevant query); others are looked up."""
+    relevant_count = sum(q.relevant for q in item.queries)
+    if relevant_count == 1 or _normal(entry.query) == _normal(item.query_text):
+        return item.timestamp
+    return spans.get((item.video, _normal(entry.query)))
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _string(record: dict, name: str) -> str:
+    value = record.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise DataError("must be a non-empty string", field=name)
+    return value
+
+
+def _number(record: dict, name: str) -> float:
+    value = record.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise DataError(f"must be a finite number, got {value!r}", field=name)
+    return float(value)
+
+
+def _optional_number(record: dict, name: str) -> float | None:
+    if record.get(name) is None:
+        return None
+    value = _number(record, name)
+    if value < 0:
+        raise DataError(f"must be >= 0, got {value}", field=name)
+    return value
+
+
+def _item_timestamp(value: Any) -> tuple[float, float] | None:
+    if value is None or value == []:
+        return None
+    if not isinstance(value, list) or len(value) != 2:
+        raise DataError(f"must be [start, end] or [], got {value!r}", field="timestamp")
+    start, end = value
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise DataError(f"must hold finite numbers, got {value!r}", field="timestamp")
+    if start < 0 or end < start:
+        raise DataError(f"must satisfy 0 <= start <= end, got {value!r}", field="timestamp")
+    return (float(start), float(end))
