@@ -1,0 +1,39 @@
+"""`rarft-prep`: dataset preparation commands.
+
+Each subcommand lives in its own module exposing `add_arguments(parser)` and `run(args) -> int`;
+this file only dispatches (modules are imported lazily so one command's dependencies never slow
+or break another).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "to-openrlhf": ("data_prep.to_openrlhf", "convert a released-schema file to OpenRLHF prompt JSONL with videos"),
+    "hi-vtg": ("data_prep.hi_vtg", "build HI-VTG hard-irrelevant queries and refusal answers with an LLM"),
+    "ss-vtg": ("data_prep.ss_vtg", "build SS-VTG simply-shuffled irrelevant queries"),
+    "split": ("data_prep.splits", "make seeded training (1:3) / evaluation (1:1) splits"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="rarft-prep", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        parser.parse_args(argv)  # prints help / the usage error and exits
+    name = argv[0]
+    module = importlib.import_module(COMMANDS[name][0])
+    command_parser = argparse.ArgumentParser(prog=f"rarft-prep {name}", description=COMMANDS[name][1])
+    module.add_arguments(command_parser)
+    return module.run(command_parser.parse_args(argv[1:]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
