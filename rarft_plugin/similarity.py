@@ -45,12 +45,12 @@ def default_model_path() -> str:
 def resolve_model(model: str | None = None) -> str:
     """The model name or path to load: argument, then $RARFT_SBERT_MODEL, then the packaged default."""
     chosen = model or os.environ.get(MODEL_ENV) or default_model_path()
-    expanded = os.path.expanduser(chosen)
-    if os.path.sep in chosen or chosen.startswith("."):
-        if not Path(expanded).is_dir():
-            raise FileNotFoundError(f"SentenceBERT model directory not found: {chosen}")
-        return str(Path(expanded).resolve())
-    return expanded if Path(expanded).is_dir() else chosen
+    local = Path(os.path.expanduser(chosen))
+    if local.is_dir():
+        return str(local.resolve())
+    if chosen.startswith(("/", ".", "~")):
+        raise FileNotFoundError(f"SentenceBERT model directory not found: {chosen}")
+    return chosen  # a hub name such as "sentence-transformers/all-mpnet-base-v2"
 
 
 def resolve_device(device: str | None = None) -> str:

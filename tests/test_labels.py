@@ -1,0 +1,90 @@
+import json
+
+import pytest
+
+from rarft_plugin.errors import DataError
+from rarft_plugin.labels import Label, parse_label
+
+BASE = {"relevant": True, "timestamp": [1.0, 2.5], "duration": 30, "query": "a man runs"}
+
+
+def with_(**changes):
+    label = dict(BASE)
+    for key, value in changes.items():
+        if value is ...:
+            label.pop(key)
+        else:
+            label[key] = value
+    return label
+
+
+@pytest.mark.parametrize(
+    "raw, field, message",
+    [
+        (with_(relevant=...), "relevant", "is missing"),
+        (with_(relevant="yes"), "relevant", "true or false"),
+        (with_(duration=...), "duration", "is missing"),
+        (with_(duration=0), "duration", "> 0"),
+        (with_(duration=float("nan")), "duration", "finite"),
+        (with_(duration="30"), "duration", "number"),
+        (with_(query=""), "query", "empty"),
+        (with_(query=3), "query", "string"),
+        (with_(timestamp=...), "timestamp", "relevant query needs"),
+        (with_(timestamp=[3, 1]), "timestamp", "start <= end"),
+        (with_(timestamp=[-1, 1]), "timestamp", "start <= end"),
+        (with_(timestamp=[1]), "timestamp", "[start, end]"),
+        (with_(timestamp=[1, float("inf")]), "timestamp", "finite"),
+        (with_(relevant=False), "timestamp", "irrelevant"),
+        (with_(difficulty="extreme"), "difficulty", "unknown difficulty"),
+        (with_(categories=["Object/Nope"]), "categories", "unknown category"),
+        (with_(categories="Object/ObjectExistence"), "categories", "list"),
+        (with_(answer_time=5), "answer_time", "string"),
+        (with_(id=[1]), "id", "string or integer"),
+    ],
+)
+def test_invalid_labels_name_the_field(raw, field, message):
+    with pytest.raises(DataError) as caught:
+        parse_label(raw, source="train.jsonl", record=7)
+    error = caught.value
+    assert (error.field, error.source, error.record) == (field, "train.jsonl", 7)
+    assert message in str(error) and "train.jsonl: record 7" in str(error)
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "JSON object"),
+        (with_(colour="red"), "unknown label field"),
+    ],
+)
+def test_invalid_label_documents(raw, message):
+    with pytest.raises(DataError, match=message):
+        parse_label(raw)
+
+
+@pytest.mark.parametrize(
+    "raw, attribute, expected",
+    [
+        (BASE, "timestamp", (1.0, 2.5)),
+        (json.dumps(BASE), "timestamp", (1.0, 2.5)),  # OpenRLHF passes labels as JSON strings
+        (with_(relevant=False, timestamp=None), "timestamp", None),
+        (with_(relevant=False, timestamp=[]), "timestamp", None),
+        (with_(difficulty="hard"), "difficulty", "strong"),
+        (with_(difficulty="medium"), "difficulty", "moderate"),
+        (with_(difficulty="easy"), "difficulty", "weak"),
+        (with_(answer_time="<answer>1.0 to 2.5</answer>"), "answer_time", "1.0 to 2.5"),
+        (with_(query_relevant="<correct>a man runs</correct>"), "query_relevant", "a man runs"),
+        (with_(categories=["Object/ObjectExistence"]), "categories", ("Object/ObjectExistence",)),
+        (BASE, "answer_refusal", ""),
+    ],
+)
+def test_valid_labels(raw, attribute, expected):
+    assert getattr(parse_label(raw), attribute) == expected
+
+
+def test_label_round_trips_through_json():
+    label = parse_label(with_(difficulty="hard", categories=["Attribute/Counting"], id="3:1"))
+    assert parse_label(json.dumps(label.to_json())) == label
+    assert parse_label(label) is label
+    assert isinstance(label, Label)

@@ -1,0 +1,117 @@
+"""The reward file through OpenRLHF's own loader and executor (openrlhf.utils.agent.SingleTurnAgentExecutor)."""
+
+import asyncio
+import json
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from rarft_plugin.paths import plugin_path
+from rarft_plugin.rewards import REWARD_NAMES, score
+
+SPECIALS = ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]
+LABEL = {
+    "relevant": False, "timestamp": None, "duration": 20.0, "query": "a man cuts a steak",
+    "answer_time": "2.00 to 6.00", "answer_refusal": "The man is cooking pasta; nobody cuts a steak.",
+    "query_relevant": "a man cooks pasta",
+}
+RESPONSES = [
+    "<think>The video shows pasta.</think> <answer>The man cooks pasta; there is no steak.</answer> "
+    "<correct>a man cooks pasta</correct>",
+    "<think>x</think> <answer>2.00 to 6.00</answer> <correct></correct>",
+    "garbage <answer>nan to 1e309",
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    """A byte-level BPE ChatML tokenizer built locally (no hub)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIALS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    core.train_from_iterator(RESPONSES + ["user assistant system video query answer think correct"], trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   additional_special_tokens=SPECIALS)
+
+
+class ScriptedEngine:
+    """Stands in for a vLLM engine actor: returns a scripted response as token ids."""
+
+    def __init__(self, tokenizer, text):
+        self.tokenizer, self.text = tokenizer, text
+
+    async def generate(self, prompt_token_ids, sampling_params, multi_modal_data=None):
+        ids = self.tokenizer(self.text + "<|im_end|>", add_special_tokens=False)["input_ids"]
+        output = SimpleNamespace(token_ids=ids, text=self.text, logprobs=None, finish_reason="stop")
+        return SimpleNamespace(outputs=[output])
+
+
+def run_executor(tokenizer, response, label):
+    from openrlhf.utils.agent import SingleTurnAgentExecutor
+
+    executor = SingleTurnAgentExecutor(remote_rm_url=str(plugin_path("reward")))  # OpenRLHF loads the file
+    prompt = "<|im_start|>user\nFind the moment: a man cuts a steak.<|im_end|>\n<|im_start|>assistant\n"
+    params = SimpleNamespace(max_tokens=256, logprobs=None)
+    return asyncio.run(
+        executor.execute(prompt, label, params, 4096, tokenizer, ScriptedEngine(tokenizer, response))
+    )
+
+
+@pytest.mark.parametrize("response", RESPONSES)
+def test_reward_through_openrlhf_single_turn_executor(tokenizer, sbert, response):
+    output = run_executor(tokenizer, response, json.dumps(LABEL))
+    expected = score(response, LABEL, similarity=sbert)
+    assert output["reward"] is not None, "OpenRLHF swallowed an exception from reward_func"
+    assert output["reward"].shape == (1,) and output["scores"].shape == (1,)
+    assert output["reward"].item() == pytest.approx(expected["total"], abs=1e-5)
+    assert set(output["extra_logs"]) == set(REWARD_NAMES)
+    for name in REWARD_NAMES:
+        assert output["extra_logs"][name].item() == pytest.approx(expected[name], abs=1e-5)
+
+
+def test_reward_func_shapes_for_a_batch(sbert):
+    from rarft_plugin.openrlhf_reward import reward_func
+
+    queries = [f"<|im_start|>assistant\n{r}<|im_end|>" for r in RESPONSES]
+    out = reward_func(queries, [""] * len(queries), [json.dumps(LABEL)] * len(queries))
+    assert out["rewards"].dtype == torch.float32 and out["rewards"].shape == (len(RESPONSES),)
+    assert all(out["extra_logs"][name].shape == (len(RESPONSES),) for name in REWARD_NAMES)
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [({"RARFT_VARIANT": "trl"}, "RARFT_VARIANT"), ({"RARFT_REWARD_WEIGHTS": "explain=abc"}, "RARFT_REWARD_WEIGHTS")],
+)
+def test_bad_environment_options_are_named(env, message):
+    from rarft_plugin.openrlhf_reward import reward_options_from_env
+
+    with pytest.raises(ValueError, match=message):
+        reward_options_from_env(env)
+
+
+def test_released_variant_from_environment(sbert):
+    from rarft_plugin.openrlhf_reward import reward_options_from_env
+
+    options = reward_options_from_env({"RARFT_VARIANT": "released", "RARFT_REWARD_WEIGHTS": "format=2"})
+    assert options["variant"] == "released" and options["weights"]["format"] == 2.0
+
+
+@pytest.mark.parametrize("name", ["reward", "agent"])
+def test_paths_command_prints_absolute_plugin_paths(name):
+    printed = subprocess.run([sys.executable, "-m", "rarft_plugin.paths", name], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    assert printed == str(plugin_path(name)) and printed.startswith("/") and printed.endswith(".py")
+
+
+def test_paths_command_rejects_unknown_names():
+    done = subprocess.run([sys.executable, "-m", "rarft_plugin.paths", "nope"], capture_output=True, text=True)
+    assert done.returncode == 2 and "usage" in done.stderr
