@@ -10,8 +10,9 @@ call, many calls at once from worker threads):
 
 - every embedding is cached (LRU): the reference texts (a_time, a_refusal, q_r) repeat across
   the G samples of a group and across epochs, so they are encoded once;
-- concurrent callers are coalesced: whoever finds the encoder idle encodes everything pending
-  from all threads in one batch, while the others wait for their results.
+- concurrent callers are coalesced: whoever finds the encoder idle waits `linger_s` (2 ms) for
+  other callers, then encodes everything pending from all threads at once, in forward passes of
+  similar text length, while the others wait for their results.
 
 Texts are whitespace-normalised and capped at `MAX_TEXT_CHARS` characters before encoding
 (the encoder truncates at its own token limit anyway; the cap bounds the cost of megabyte
@@ -33,6 +34,7 @@ MODEL_ENV = "RARFT_SBERT_MODEL"
 DEVICE_ENV = "RARFT_SBERT_DEVICE"
 MAX_TEXT_CHARS = 8192
 DEFAULT_CACHE_SIZE = 50_000
+DEFAULT_LINGER_S = 0.002
 
 
 def default_model_path() -> str:
@@ -69,7 +71,13 @@ class SentenceSimilarity:
     1.0
     """
 
-    def __init__(self, model: str | None = None, device: str | None = None, cache_size: int = DEFAULT_CACHE_SIZE):
+    def __init__(
+        self,
+        model: str | None = None,
+        device: str | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        linger_s: float = DEFAULT_LINGER_S,
+    ):
         from sentence_transformers import SentenceTransformer
 
         self.model_path = resolve_model(model)
@@ -87,6 +95,7 @@ class SentenceSimilarity:
         self._pending: list[tuple[list[str], Future]] = []
         self._encoder_busy = False
         self._turn = threading.Condition()
+        self.linger_s = linger_s
         self.encoded_texts = 0  # how many texts went through the model (for benchmarks and tests)
         self.encode_calls = 0
 
@@ -143,8 +152,12 @@ class SentenceSimilarity:
                 if self._encoder_busy:
                     self._turn.wait()
                     continue
-                batch, self._pending = self._pending, []
                 self._encoder_busy = True
+                if self.linger_s > 0:
+                    # Callers served by the previous batch come straight back with their next texts;
+                    # waiting a moment for them roughly doubles the batch at a cost of milliseconds.
+                    self._turn.wait(self.linger_s)
+                batch, self._pending = self._pending, []
                 self._turn.release()
                 try:
                     self._encode_batch(batch)
@@ -156,24 +169,44 @@ class SentenceSimilarity:
 
     def _encode_batch(self, batch: list[tuple[list[str], Future]]) -> None:
         unique = list(dict.fromkeys(t for texts, _ in batch for t in texts))
+        by_text: dict[str, np.ndarray] = {}
         try:
-            vectors = self._model.encode(
-                unique,
-                batch_size=max(32, min(len(unique), 256)),
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-            ).astype(np.float32, copy=False)
+            for bucket in length_buckets(unique):
+                vectors = self._model.encode(
+                    bucket,
+                    batch_size=len(bucket),
+                    convert_to_numpy=True,
+                    normalize_embeddings=True,
+                    show_progress_bar=False,
+                )
+                by_text.update(zip(bucket, vectors.astype(np.float32, copy=False)))
         except BaseException as error:
             for _, future in batch:
                 future.set_exception(error)
             return
         self.encode_calls += 1
         self.encoded_texts += len(unique)
-        self._store(unique, vectors)
-        by_text = dict(zip(unique, vectors))
+        self._store(list(by_text), np.stack(list(by_text.values())))
         for texts, future in batch:
             future.set_result([by_text[t] for t in texts])
+
+
+def length_buckets(texts: list[str], spread: float = 1.5, cap: int = 64) -> list[list[str]]:
+    """Texts sorted by length and cut into forward passes of similar length.
+
+    A small coalesced batch mixes short corrections with long refusals; padding them together
+    wastes most of the forward pass, so each bucket holds texts within `spread` x of its
+    shortest (8 characters at least), `cap` at most.
+
+    >>> [[len(t) for t in bucket] for bucket in length_buckets(["a" * 100, "b", "c" * 120, "d" * 3])]
+    [[1, 3], [100, 120]]
+    """
+    buckets: list[list[str]] = []
+    for text in sorted(texts, key=len):
+        if not buckets or len(buckets[-1]) >= cap or len(text) > spread * max(len(buckets[-1][0]), 8):
+            buckets.append([])
+        buckets[-1].append(text)
+    return buckets
 
 
 _SHARED: dict[tuple[str, str], SentenceSimilarity] = {}
