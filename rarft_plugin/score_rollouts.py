@@ -1,0 +1,119 @@
+"""`rarft-score`: the RA-RFT reward breakdown of saved rollouts, as a table and as JSONL.
+
+Each input line is a rollout: `{"response": str, "label": {...}}` with a label in the schema of
+`rarft_plugin.labels`, or `{"response": str, "data": FILE, "example": "ITEM:QUERY"}` pointing at
+one query of a released-schema file (relative paths are resolved next to the rollouts file).
+Extra fields (e.g. `note`) are carried through. Output: one line per rollout with its input
+fields plus `rewards` = {format, refuse_iou, explain, correction, total}.
+
+    rarft-score rollouts.jsonl --out rewards.jsonl [--variant released] [--weights explain=0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from rarft_plugin.dataset import Example, load_examples
+from rarft_plugin.errors import DataError
+from rarft_plugin.io_utils import read_jsonl, write_jsonl_atomic
+from rarft_plugin.labels import Label, parse_label
+from rarft_plugin.rewards import REWARD_NAMES, VARIANTS, parse_weights, score_many
+
+CHUNK = 256
+
+
+def load_rollouts(path: Path) -> list[tuple[dict[str, Any], Label]]:
+    """Rollouts with their validated labels; errors name the file, line and field."""
+    examples_by_file: dict[Path, dict[str, Example]] = {}
+    rollouts = []
+    for number, row in read_jsonl(path):
+        where = {"source": str(path), "record": f"line {number}"}
+        if not isinstance(row.get("response"), str):
+            raise DataError("must be a string", field="response", **where)
+        if "label" in row:
+            label = parse_label(row["label"], **where)
+        elif "data" in row and "example" in row:
+            data = (path.parent / str(row["data"])).resolve()
+            if data not in examples_by_file:
+                examples, _ = load_examples(data)
+                examples_by_file[data] = {e.key: e for e in examples}
+            example = examples_by_file[data].get(str(row["example"]))
+            if example is None:
+                raise DataError(f"no example {row['example']!r} in {data}", field="example", **where)
+            label = example.label
+        else:
+            raise DataError("needs either 'label' or both 'data' and 'example'", **where)
+        rollouts.append((row, label))
+    return rollouts
+
+
+def score_rollouts(rollouts: list[tuple[dict[str, Any], Label]], **options: Any) -> list[dict[str, Any]]:
+    results = []
+    for start in tqdm(range(0, len(rollouts), CHUNK), desc="scoring", unit="chunk", disable=len(rollouts) <= CHUNK):
+        chunk = rollouts[start : start + CHUNK]
+        scores = score_many([row["response"] for row, _ in chunk], [label for _, label in chunk], **options)
+        for (row, label), rewards in zip(chunk, scores):
+            results.append({**row, "label": label.to_json(), "rewards": rewards})
+    return results
+
+
+def format_table(results: list[dict[str, Any]]) -> str:
+    """A fixed-width table: one row per rollout."""
+    header = f"{'#':>3}  {'query':<34} {'rel':<5} {'difficulty':<10} " + " ".join(
+        f"{name:>10}" for name in (*REWARD_NAMES, "total")
+    ) + "  note"
+    lines = [header, "-" * len(header)]
+    for index, row in enumerate(results, start=1):
+        label, rewards = row["label"], row["rewards"]
+        query = label["query"] if len(label["query"]) <= 34 else label["query"][:31] + "..."
+        lines.append(
+            f"{index:>3}  {query:<34} {'yes' if label['relevant'] else 'no':<5} {label['difficulty'] or '-':<10} "
+            + " ".join(f"{rewards[name]:>10.3f}" for name in (*REWARD_NAMES, "total"))
+            + f"  {row.get('note', '')}"
+        )
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("rollouts", type=Path, help="rollouts JSONL")
+    parser.add_argument("--out", type=Path, required=True, help="where to write the scored JSONL")
+    parser.add_argument("--variant", choices=VARIANTS, default="paper", help="reward definitions (default: paper)")
+    parser.add_argument("--weights", default=None, help="e.g. format=1,refuse_iou=1,explain=0.5,correction=1")
+    parser.add_argument("--sbert-model", default=None, help="sentence-transformers name or path (default: packaged)")
+    parser.add_argument("--device", default=None, help="SentenceBERT device (default: $RARFT_SBERT_DEVICE or cpu)")
+    parser.add_argument("--quiet", action="store_true", help="do not print the table")
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from rarft_plugin.similarity import get_similarity
+
+    weights = parse_weights(args.weights)
+    rollouts = load_rollouts(args.rollouts)
+    similarity = get_similarity(args.sbert_model, args.device)
+    results = score_rollouts(rollouts, variant=args.variant, weights=weights, similarity=similarity)
+    write_jsonl_atomic(args.out, results)
+    if not args.quiet:
+        print(format_table(results))
+    print(f"{len(results)} rollouts scored ({args.variant} rewards) -> {args.out}")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rarft-score", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        run(args)
+    except (DataError, ValueError, FileNotFoundError) as error:
+        print(f"rarft-score: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
