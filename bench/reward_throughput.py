@@ -10,7 +10,7 @@ Three measurements in the same run, same model, same device:
 - rarft: `rarft_plugin.openrlhf_reward.reward_func` (cached references, coalesced batches);
 - ceiling: one batched encode of only the new texts (each rollout's answer and correction).
 
-    python bench/reward_throughput.py [--device cuda] [--threads 8] [--data PATH]
+    python bench/reward_throughput.py [--device cpu,cuda] [--threads 8] [--data PATH]
 """
 
 from __future__ import annotations
@@ -96,9 +96,54 @@ def new_texts(rollouts) -> list[str]:
     return texts
 
 
+def measure(device: str, model_path: str, rollouts, threads: int) -> dict[str, tuple[float, list[float] | None]]:
+    """baseline / rarft / ceiling wall times (and per-call latencies) on one device."""
+    from sentence_transformers import SentenceTransformer
+
+    import rarft_plugin.openrlhf_reward as entry
+
+    baseline_model = SentenceTransformer(model_path, device=device)
+    ours = SentenceSimilarity(model_path, device=device)
+    for model in (baseline_model, ours._model):  # warm-up outside the timings
+        model.encode(["warm up"] * 8, show_progress_bar=False)
+
+    baseline_sim = UncachedSimilarity(baseline_model)
+    results = {
+        "baseline": run_calls(
+            lambda r: score_many([entry.extract_response(r[0], r[1])], [r[2]], similarity=baseline_sim),
+            rollouts,
+            threads,
+        )
+    }
+    entry._OPTIONS = {"variant": "paper", "weights": None, "similarity": ours}  # a cold cache, this model
+    results["rarft"] = run_calls(lambda r: entry.reward_func([r[0]], [r[1]], [r[2]]), rollouts, threads)
+
+    texts = new_texts(rollouts)
+    started = time.perf_counter()
+    baseline_model.encode(texts, batch_size=64, convert_to_numpy=True, normalize_embeddings=True,
+                          show_progress_bar=False)
+    results["ceiling"] = (time.perf_counter() - started, None)
+    print(f"[{device}] rarft encoded {ours.encoded_texts} texts in {ours.encode_calls} batches; "
+          f"baseline {5 * len(rollouts)} texts in {len(rollouts)} calls; ceiling {len(texts)} new texts in one encode")
+    return results
+
+
+def report(device: str, results, count: int) -> None:
+    print(f"results on {device}:")
+    for name, (seconds, latencies) in results.items():
+        line = f"  {name:<9} {count / seconds:9.1f} rollouts/s"
+        if latencies:
+            ordered = sorted(latencies)
+            line += f"  p50 {statistics.median(ordered) * 1e3:7.1f} ms  p99 {ordered[int(0.99 * len(ordered)) - 1] * 1e3:7.1f} ms"
+        print(line)
+    base, ours, ceiling = (results[k][0] for k in ("baseline", "rarft", "ceiling"))
+    print(f"  speed-up vs baseline: {base / ours:.2f}x (goal >= 3x)")
+    print(f"  fraction of ceiling:  {ceiling / ours:.0%} (goal >= 80%)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="one device, or several comma-separated: cpu,cuda")
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--prompts", type=int, default=128)
     parser.add_argument("--group", type=int, default=8)
@@ -106,49 +151,19 @@ def main() -> int:
     parser.add_argument("--model", default=None, help="sentence-transformers model (default: packaged MiniLM)")
     args = parser.parse_args()
 
-    from sentence_transformers import SentenceTransformer
-
-    import rarft_plugin.openrlhf_reward as entry
-
     rollouts = build_rollouts(args.data, args.prompts, args.group)
     model_path = resolve_model(args.model)
+    devices = [d.strip() for d in args.device.split(",") if d.strip()]
     print(f"{len(rollouts)} rollouts ({args.prompts} prompts x G={args.group}), {args.threads} threads, "
-          f"device={args.device}, model={model_path}")
-
-    baseline_model = SentenceTransformer(model_path, device=args.device)
-    ours = SentenceSimilarity(model_path, device=args.device)
-    for model in (baseline_model, ours._model):  # warm-up outside the timings
-        model.encode(["warm up"] * 8, show_progress_bar=False)
-
-    baseline_sim = UncachedSimilarity(baseline_model)
-    baseline_time, baseline_lat = run_calls(
-        lambda r: score_many([entry.extract_response(r[0], r[1])], [r[2]], similarity=baseline_sim), rollouts, args.threads
-    )
-
-    entry._OPTIONS = {"variant": "paper", "weights": None, "similarity": ours}  # a cold cache, this model
-    ours_time, ours_lat = run_calls(lambda r: entry.reward_func([r[0]], [r[1]], [r[2]]), rollouts, args.threads)
-
-    texts = new_texts(rollouts)
-    started = time.perf_counter()
-    baseline_model.encode(texts, batch_size=64, convert_to_numpy=True, normalize_embeddings=True,
-                          show_progress_bar=False)
-    ceiling_time = time.perf_counter() - started
-
-    def row(name, seconds, latencies=None):
-        rate = len(rollouts) / seconds
-        lat = (f"p50 {statistics.median(latencies) * 1e3:7.1f} ms  p99 {sorted(latencies)[int(0.99 * len(latencies)) - 1] * 1e3:7.1f} ms"
-               if latencies else " " * 36)
-        print(f"  {name:<9} {rate:9.1f} rollouts/s  {lat}")
-
-    print("results:")
-    row("baseline", baseline_time, baseline_lat)
-    row("rarft", ours_time, ours_lat)
-    row("ceiling", ceiling_time)
-    print(f"rarft encoded {ours.encoded_texts} texts in {ours.encode_calls} batches "
-          f"(baseline: {5 * len(rollouts)} texts in {len(rollouts)} calls); "
-          f"ceiling encodes {len(texts)} new texts")
-    print(f"speed-up vs baseline: {baseline_time / ours_time:.2f}x (goal >= 3x)")
-    print(f"fraction of ceiling:  {ceiling_time / ours_time:.0%} (goal >= 80%)")
+          f"devices={devices}, model={model_path}")
+    by_device = {device: measure(device, model_path, rollouts, args.threads) for device in devices}
+    for device, results in by_device.items():
+        report(device, results, len(rollouts))
+    if len(devices) > 1:
+        first = devices[0]
+        for device in devices[1:]:
+            ratio = by_device[first]["rarft"][0] / by_device[device]["rarft"][0]
+            print(f"rarft on {device} vs {first}: {ratio:.2f}x rollouts/s")
     return 0
 
 
