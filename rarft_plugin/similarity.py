@@ -171,7 +171,10 @@ class SentenceSimilarity:
         unique = list(dict.fromkeys(t for texts, _ in batch for t in texts))
         by_text: dict[str, np.ndarray] = {}
         try:
-            for bucket in length_buckets(unique):
+            # On a CPU padding costs compute, so similar lengths go together; on an accelerator each
+            # forward pass costs launches, so the whole batch goes at once.
+            buckets = length_buckets(unique) if self._model.device.type == "cpu" else [unique]
+            for bucket in buckets:
                 vectors = self._model.encode(
                     bucket,
                     batch_size=len(bucket),
