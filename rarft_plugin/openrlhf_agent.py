@@ -1,0 +1,131 @@
+"""Video rollout executor for OpenRLHF 0.11: `--train.agent_func_path <this file>`.
+
+OpenRLHF loads this file inside each vLLM engine actor and calls
+`AgentExecutor().execute(prompt, label, sampling_params, max_length, hf_tokenizer, llm_engine, images)`
+once per rollout. Here `images` is the dataset's video field (`--data.image_key video`): a JSON
+string `{"path", "video_start", "video_end"}` written by `rarft-prep to-openrlhf`. The executor
+
+1. samples the clip's frames (`rarft_plugin.video`, cached per process: the G rollouts of a
+   prompt decode it once) and runs the model's processor on prompt + frames: the expanded
+   prompt tokens and `pixel_values_videos` / `video_grid_thw` / `second_per_grid_ts`;
+2. sends vLLM the prompt with the video placeholder collapsed to one token, plus the frames
+   as `multi_modal_data={"video": frames}` (vLLM expands the placeholder itself);
+3. scores the response with `rarft_plugin.rewards.score` (options from RARFT_* variables,
+   see `rarft_plugin.openrlhf_reward`) and returns everything the trainer needs.
+
+Upstream gap handled here: `Actor.forward` picks the token-type key `mm_token_type_ids` (the one
+Qwen2.5-VL's M-RoPE reads) only when `image_grid_thw` is among the multimodal inputs; with video
+alone it would pass `token_type_ids`, which Qwen2.5-VL ignores. The executor therefore adds an
+empty `image_grid_thw` (shape (0, 3)); it merges and concatenates like any other tensor and
+describes zero images.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from copy import deepcopy
+from typing import Any
+
+import torch
+from openrlhf.utils.agent import AgentExecutorBase
+
+from rarft_plugin.openrlhf_reward import reward_options_from_env
+from rarft_plugin.rewards import REWARD_NAMES, score
+from rarft_plugin.video import SampledVideo, VideoSpec, sample_frames
+
+MM_TRAIN_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
+
+
+def process_video_prompt(processor: Any, prompt: str, video: SampledVideo) -> tuple[list[int], dict[str, torch.Tensor]]:
+    """Expanded prompt token ids and the training tensors for one video prompt."""
+    from transformers.video_utils import VideoMetadata
+
+    frames = video.frames
+    metadata = VideoMetadata(
+        total_num_frames=len(frames), fps=video.fps, width=frames.shape[2], height=frames.shape[1]
+    )
+    out = processor(
+        text=[prompt],
+        videos=[frames],
+        video_metadata=[metadata],
+        do_sample_frames=False,
+        do_resize=False,
+        add_special_tokens=False,
+        return_tensors="pt",
+    )
+    tensors = {key: out[key] for key in MM_TRAIN_KEYS}
+    tensors["second_per_grid_ts"] = torch.as_tensor(tensors["second_per_grid_ts"], dtype=torch.float32).reshape(-1)
+    tensors["image_grid_thw"] = torch.zeros((0, 3), dtype=torch.long)  # see the module docstring
+    return out["input_ids"][0].tolist(), tensors
+
+
+def collapse_video_placeholder(token_ids: list[int], video_token_id: int) -> list[int]:
+    """One placeholder per video for vLLM, which expands it itself."""
+    collapsed = []
+    for token in token_ids:
+        if token == video_token_id and collapsed and collapsed[-1] == video_token_id:
+            continue
+        collapsed.append(token)
+    return collapsed
+
+
+class AgentExecutor(AgentExecutorBase):
+    """Single-turn video grounding rollouts scored with the RA-RFT rewards."""
+
+    def __init__(self, reward_options: dict[str, Any] | None = None):
+        self._reward_options = reward_options
+
+    def reward_options(self) -> dict[str, Any]:
+        if self._reward_options is None:
+            self._reward_options = reward_options_from_env()
+        return self._reward_options
+
+    async def execute(self, prompt, label, sampling_params, max_length: int, hf_tokenizer, llm_engine, images=None):
+        if images is None:
+            raise ValueError("rarft AgentExecutor: the sample has no video; run with --data.image_key video")
+        spec = VideoSpec.parse(images)
+        video = await asyncio.to_thread(sample_frames, spec)
+        prompt_ids, mm_train_inputs = await asyncio.to_thread(process_video_prompt, hf_tokenizer, prompt, video)
+
+        params = deepcopy(sampling_params)
+        if params.max_tokens is None:
+            params.max_tokens = max(1, max_length - len(prompt_ids))
+        if len(prompt_ids) + params.max_tokens > max_length:
+            raise ValueError(
+                f"video prompt of {len(prompt_ids)} tokens ({spec.path}) plus {params.max_tokens} new tokens exceeds "
+                f"max length {max_length}; raise the prompt/generate max length or lower the pixel budget"
+            )
+        video_token_id = hf_tokenizer.tokenizer.convert_tokens_to_ids("<|video_pad|>") if hasattr(
+            hf_tokenizer, "tokenizer"
+        ) else hf_tokenizer.convert_tokens_to_ids("<|video_pad|>")
+        request = await llm_engine.generate(
+            collapse_video_placeholder(prompt_ids, video_token_id),
+            params,
+            multi_modal_data={"video": video.frames},
+        )
+        generation = request.outputs[0]
+        action_ids = list(generation.token_ids)
+        observation = prompt_ids + action_ids
+
+        rollout_log_probs = None
+        if sampling_params.logprobs is not None and generation.logprobs is not None:
+            rollout_log_probs = [0.0] * len(prompt_ids)
+            for token_id, logprob_dict in zip(action_ids, generation.logprobs):
+                entry = logprob_dict.get(token_id)
+                rollout_log_probs.append(entry.logprob if entry is not None else 0.0)
+
+        rewards = await asyncio.to_thread(score, generation.text, label, **self.reward_options())
+        total = torch.tensor([rewards["total"]], dtype=torch.float32)
+        return {
+            "prompt": prompt,
+            "label": label,
+            "images": images,
+            "mm_train_inputs": mm_train_inputs,
+            "observation_tokens": observation,
+            "action_ranges": [(len(prompt_ids), len(observation))],
+            "rollout_log_probs": rollout_log_probs,
+            "truncated": generation.finish_reason == "length",
+            "reward": total,
+            "scores": total.clone(),
+            "extra_logs": {name: torch.tensor([rewards[name]], dtype=torch.float32) for name in REWARD_NAMES},
+        }

@@ -1,0 +1,102 @@
+"""Prompt templates: the one home of what the policy model is asked.
+
+| name                 | model                          | answer format asked                                   |
+|----------------------|--------------------------------|--------------------------------------------------------|
+| `ra_rft`             | RA-RFT training / evaluation   | `<think>` `<answer>` `<correct>` (paper, eq. 4)        |
+| `ra_rft_released`    | the authors' released code     | same with `<correction>` and `NIL` for answerable ones |
+| `time_r1`            | Time-R1 baseline               | `<think>` with `<timestep>`, `<answer>S to E</answer>` |
+| `videochat_r1`       | VideoChat-R1 baseline          | `<answer>S to E</answer>`                              |
+| `videochat_r1_think` | VideoChat-R1-think baseline    | `<think>` then `<answer>S to E</answer>`               |
+| `qwen2_5_vl`         | plain Qwen2.5-VL-7B baseline   | `<answer>S to E</answer>`                              |
+
+Every baseline template carries the refusal instruction the paper adds for LVLM baselines
+(§4.3): refuse an irrelevant query and say why. `build_messages(..., purpose=)` follows the
+released code: training prompts put the text before the video; evaluation prompts add the
+system message "You are a video analysis expert." and put the video first.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Purpose = Literal["train", "eval"]
+EVAL_SYSTEM_MESSAGE = "You are a video analysis expert."
+
+_GROUNDING = (
+    'To accurately pinpoint the event "{query}" in the video, determine the precise time period of the event. '
+)
+_TIMESTEP_THINKING = (
+    "Output your thought process within the <think> </think> tags, including analysis with either specific "
+    "time ranges (xx.xx to xx.xx) in <timestep> </timestep> tags. "
+)
+_PLAIN_THINKING = "Output your thought process within the <think> </think> tags. "
+_TIME_ANSWER = (
+    "Then, provide the start and end times (in seconds, precise to two decimal places) in the format "
+    '"start time to end time" within the <answer> </answer> tags. For example: "12.54 to 17.83". '
+)
+_REFUSAL = (
+    "If the event does not occur in the video, do not give a time period: state within the <answer> </answer> "
+    "tags that no relevant segment exists and explain why the query does not match the video."
+)
+
+
+def _ra_rft(tag: str, answerable_correction: str) -> str:
+    return (
+        _GROUNDING
+        + _TIMESTEP_THINKING
+        + "If the event occurs in the video, provide the start and end times (in seconds, precise to two decimal "
+        'places) in the format "start time to end time" within the <answer> </answer> tags, for example '
+        f'"12.54 to 17.83", and then write {answerable_correction} within the <{tag}> </{tag}> tags. '
+        "If the event does not occur in the video, do not give a time period: explain within the <answer> "
+        "</answer> tags why the query does not match the video, and then rewrite the query so that it matches "
+        f"the video within the <{tag}> </{tag}> tags. The output format is: "
+        f"<think>...</think> <answer>...</answer> <{tag}>...</{tag}>"
+    )
+
+
+TEMPLATES: dict[str, str] = {
+    "ra_rft": _ra_rft("correct", "nothing"),
+    "ra_rft_released": _ra_rft("correction", "NIL"),
+    "time_r1": _GROUNDING + _TIMESTEP_THINKING + _TIME_ANSWER + _REFUSAL,
+    "videochat_r1": _GROUNDING + _TIME_ANSWER.replace("Then, provide", "Provide") + _REFUSAL,
+    "videochat_r1_think": _GROUNDING + _PLAIN_THINKING + _TIME_ANSWER + _REFUSAL,
+    "qwen2_5_vl": (
+        'Give the query: "{query}", when does the described content occur in the video? Answer with the start '
+        'and end times in seconds within the <answer> </answer> tags, in the format "start time to end time", '
+        'for example "12.54 to 17.83". ' + _REFUSAL
+    ),
+}
+
+# The template each base model is trained / evaluated with in the recipes.
+TEMPLATE_FOR_MODEL: dict[str, str] = {
+    "time_r1": "time_r1",
+    "videochat_r1": "videochat_r1",
+    "videochat_r1_think": "videochat_r1_think",
+    "qwen2_5_vl_7b": "qwen2_5_vl",
+}
+
+
+def instruction(template: str, query: str) -> str:
+    """The instruction text of `template` for `query`.
+
+    >>> instruction("videochat_r1", "a man opens a door")[:52]
+    'To accurately pinpoint the event "a man opens a door'
+    """
+    if template not in TEMPLATES:
+        raise KeyError(f"unknown prompt template {template!r}; expected one of {sorted(TEMPLATES)}")
+    return TEMPLATES[template].format(query=query.strip())
+
+
+def build_messages(template: str, query: str, *, purpose: Purpose = "train") -> list[dict]:
+    """Chat messages with one video item, in the released code's order for `purpose`.
+
+    Content items carry only `type` and `text` so that every row of a dataset has one schema.
+    """
+    text = {"type": "text", "text": instruction(template, query)}
+    video = {"type": "video", "text": ""}
+    if purpose == "train":
+        return [{"role": "user", "content": [text, video]}]
+    return [
+        {"role": "system", "content": [{"type": "text", "text": EVAL_SYSTEM_MESSAGE}]},
+        {"role": "user", "content": [video, text]},
+    ]
