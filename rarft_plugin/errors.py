@@ -29,8 +29,8 @@ class DataError(ValueError):
         return ": ".join(parts)
 
     def located(self, *, source: str | None = None, record: object = None) -> "DataError":
-        """A copy with the file / record filled in where they were not known yet."""
-        return DataError(
+        """A copy (same class) with the file / record filled in where they were not known yet."""
+        return type(self)(
             self.message,
             source=self.source if self.source is not None else source,
             record=self.record if self.record is not None else record,

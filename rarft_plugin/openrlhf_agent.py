@@ -5,9 +5,10 @@ OpenRLHF loads this file inside each vLLM engine actor and calls
 once per rollout. Here `images` is the dataset's video field (`--data.image_key video`): a JSON
 string `{"path", "video_start", "video_end"}` written by `rarft-prep to-openrlhf`. The executor
 
-1. samples the clip's frames (`rarft_plugin.video`, cached per process: the G rollouts of a
-   prompt decode it once) and runs the model's processor on prompt + frames: the expanded
-   prompt tokens and `pixel_values_videos` / `video_grid_thw` / `second_per_grid_ts`;
+1. samples the clip's frames (`rarft_plugin.video`) and runs the model's processor on
+   prompt + frames: the expanded prompt tokens and `pixel_values_videos` / `video_grid_thw` /
+   `second_per_grid_ts` (both cached per process: the G rollouts of a prompt decode and
+   preprocess the clip once);
 2. sends vLLM the prompt with the video placeholder collapsed to one token, plus the frames
    as `multi_modal_data={"video": frames}` (vLLM expands the placeholder itself);
 3. scores the response with `rarft_plugin.rewards.score` (options from RARFT_* variables,
@@ -31,9 +32,12 @@ from openrlhf.utils.agent import AgentExecutorBase
 
 from rarft_plugin.openrlhf_reward import reward_options_from_env
 from rarft_plugin.rewards import REWARD_NAMES, score
-from rarft_plugin.video import SampledVideo, VideoSpec, sample_frames
+from rarft_plugin.video import CACHE_SIZE, LruCache, SampledVideo, VideoSpec, cache_key, sample_frames
 
 MM_TRAIN_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
+# (processor, prompt, clip) -> (frames, prompt ids, training tensors): the G rollouts of a prompt
+# share one decode and one processor pass. The tensors are only read downstream.
+_PREPARED = LruCache(CACHE_SIZE)
 
 
 def process_video_prompt(processor: Any, prompt: str, video: SampledVideo) -> tuple[list[int], dict[str, torch.Tensor]]:
@@ -57,6 +61,26 @@ def process_video_prompt(processor: Any, prompt: str, video: SampledVideo) -> tu
     tensors["second_per_grid_ts"] = torch.as_tensor(tensors["second_per_grid_ts"], dtype=torch.float32).reshape(-1)
     tensors["image_grid_thw"] = torch.zeros((0, 3), dtype=torch.long)  # see the module docstring
     return out["input_ids"][0].tolist(), tensors
+
+
+def prepare_video_prompt(
+    processor: Any, prompt: str, spec: Any, *, cache: bool = True
+) -> tuple[SampledVideo, list[int], dict[str, torch.Tensor]]:
+    """Frames, expanded prompt ids and training tensors for one rollout (cached per process)."""
+    spec = VideoSpec.parse(spec)
+    key = (id(processor), prompt, cache_key(spec))
+    hit = _PREPARED.get(key) if cache else None
+    if hit is None:
+        video = sample_frames(spec, cache=cache)
+        hit = (video, *process_video_prompt(processor, prompt, video))
+        if cache:
+            _PREPARED.put(key, hit)
+    video, prompt_ids, tensors = hit
+    return video, list(prompt_ids), dict(tensors)
+
+
+def clear_prepared_cache() -> None:
+    _PREPARED.clear()
 
 
 def collapse_video_placeholder(token_ids: list[int], video_token_id: int) -> list[int]:
@@ -84,8 +108,7 @@ class AgentExecutor(AgentExecutorBase):
         if images is None:
             raise ValueError("rarft AgentExecutor: the sample has no video; run with --data.image_key video")
         spec = VideoSpec.parse(images)
-        video = await asyncio.to_thread(sample_frames, spec)
-        prompt_ids, mm_train_inputs = await asyncio.to_thread(process_video_prompt, hf_tokenizer, prompt, video)
+        video, prompt_ids, mm_train_inputs = await asyncio.to_thread(prepare_video_prompt, hf_tokenizer, prompt, spec)
 
         params = deepcopy(sampling_params)
         if params.max_tokens is None:

@@ -130,12 +130,7 @@ def sample_frames(
 ) -> SampledVideo:
     """Decode and resize a clip for Qwen2.5-VL (see the module docstring). Errors name the file."""
     spec = VideoSpec.parse(spec)
-    path = Path(spec.path)
-    try:
-        stat = path.stat()
-    except OSError:
-        raise VideoError("video file not found", source=spec.path) from None
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, spec.start, spec.end, fps, total_pixels, min_pixels)
+    key = cache_key(spec, fps=fps, total_pixels=total_pixels, min_pixels=min_pixels)
     if cache:
         hit = _CACHE.get(key)
         if hit is not None:
@@ -149,6 +144,17 @@ def sample_frames(
     if cache:
         _CACHE.put(key, video)
     return video
+
+
+def cache_key(spec: Any, *, fps: float = FPS, total_pixels: int = TOTAL_PIXELS, min_pixels: int = MIN_PIXELS) -> tuple:
+    """What identifies a sampled clip: the file (path, size, mtime), its window and the sampling options."""
+    spec = VideoSpec.parse(spec)
+    path = Path(spec.path)
+    try:
+        stat = path.stat()
+    except OSError:
+        raise VideoError("video file not found", source=spec.path) from None
+    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns, spec.start, spec.end, fps, total_pixels, min_pixels)
 
 
 def _decode(spec: VideoSpec, *, fps: float, total_pixels: int, min_pixels: int, backend: Backend) -> SampledVideo:
@@ -243,7 +249,9 @@ def _open(path: str, backend: Backend):
         return _PyAVReader(path)  # decord cannot open some containers that PyAV reads
 
 
-class _LruCache:
+class LruCache:
+    """A small thread-safe LRU map with hit / miss counters."""
+
     def __init__(self, size: int):
         self._size = size
         self._items: OrderedDict = OrderedDict()
@@ -274,7 +282,7 @@ class _LruCache:
             self.hits = self.misses = 0
 
 
-_CACHE = _LruCache(CACHE_SIZE)
+_CACHE = LruCache(CACHE_SIZE)
 
 
 def clear_cache() -> None:

@@ -1,0 +1,134 @@
+"""`rarft-prep to-openrlhf`: released-schema file -> OpenRLHF prompt JSONL with videos.
+
+    rarft-prep to-openrlhf IN.json OUT.jsonl --video-root DIR --template ra_rft [--ratio 1:3]
+
+One line per query (`rarft_plugin.dataset.load_examples`):
+
+    {"input": [chat messages with one video item], "video": "{\"path\": ..., \"video_start\": ..., \"video_end\": ...}",
+     "label": "<label JSON, rarft_plugin.labels>", "datasource": "<input file stem>", "id": "ITEM:QUERY"}
+
+Train with `--data.input_key input --data.label_key label --data.image_key video
+--data.apply_chat_template` (the launcher passes these). Video paths are resolved once, up front,
+to the first existing of: the path as written (absolute, or relative to the input file), DIR/path,
+DIR/<file name>. Every missing video is reported at once and nothing is written.
+
+`--ratio R:I` keeps relevant and irrelevant queries in that proportion by dropping (seeded) part of
+the larger class; the paper trains at 1:3 and evaluates at 1:1. Without it every query is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+from rarft_plugin.dataset import Example, load_examples
+from rarft_plugin.errors import DataError
+from rarft_plugin.io_utils import write_jsonl_atomic
+from rarft_plugin.prompts import TEMPLATES, build_messages
+from rarft_plugin.video import VideoSpec
+
+MAX_LISTED = 20
+
+
+def resolve_video(path: str, *, video_root: Path | None, base: Path) -> Path | None:
+    """The first existing candidate for a record's video path (see the module docstring)."""
+    written = Path(path)
+    candidates = [written if written.is_absolute() else base / written]
+    if video_root is not None:
+        if not written.is_absolute():
+            candidates.append(video_root / written)
+        candidates.append(video_root / written.name)
+    return next((c.resolve() for c in candidates if c.is_file() and c.stat().st_size > 0), None)
+
+
+def resolve_all(examples: list[Example], *, video_root: Path | None, source: Path) -> dict[str, Path]:
+    """Every distinct video path -> its file; raises one DataError listing all the missing ones."""
+    resolved, missing = {}, {}
+    for example in examples:
+        path = example.item.video
+        if path in resolved or path in missing:
+            continue
+        found = resolve_video(path, video_root=video_root, base=source.parent)
+        if found is None:
+            missing[path] = example.item.index
+        else:
+            resolved[path] = found
+    if missing:
+        listed = "; ".join(f"record {index}: {path}" for path, index in list(missing.items())[:MAX_LISTED])
+        more = f" (and {len(missing) - MAX_LISTED} more)" if len(missing) > MAX_LISTED else ""
+        raise DataError(
+            f"{len(missing)} video(s) not found under --video-root {video_root}: {listed}{more}", source=str(source)
+        )
+    return resolved
+
+
+def apply_ratio(examples: list[Example], ratio: tuple[int, int] | None, seed: int) -> list[Example]:
+    """Keep relevant : irrelevant = ratio by dropping part of the larger class (seeded, order kept)."""
+    if ratio is None:
+        return examples
+    relevant = [e for e in examples if e.label.relevant]
+    irrelevant = [e for e in examples if not e.label.relevant]
+    want_r, want_i = ratio
+    scale = min(len(relevant) / want_r if want_r else float("inf"), len(irrelevant) / want_i if want_i else float("inf"))
+    keep_r, keep_i = int(scale * want_r) if want_r else 0, int(scale * want_i) if want_i else 0
+    rng = random.Random(seed)
+    kept = set(map(id, rng.sample(relevant, keep_r))) | set(map(id, rng.sample(irrelevant, keep_i)))
+    return [e for e in examples if id(e) in kept]
+
+
+def openrlhf_row(example: Example, video: Path, *, template: str, purpose: str, datasource: str) -> dict:
+    spec = VideoSpec(str(video), example.item.video_start, example.item.video_end)
+    return {
+        "input": build_messages(template, example.label.query, purpose=purpose),
+        "video": spec.to_json(),
+        "label": json.dumps(example.label.to_json(), ensure_ascii=False),
+        "datasource": datasource,
+        "id": example.key,
+    }
+
+
+def parse_ratio(text: str) -> tuple[int, int]:
+    try:
+        relevant, irrelevant = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"ratio must look like 1:3, got {text!r}") from None
+    if relevant < 0 or irrelevant < 0 or relevant + irrelevant == 0:
+        raise argparse.ArgumentTypeError(f"ratio needs non-negative parts, not both 0: {text!r}")
+    return relevant, irrelevant
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", type=Path, help="released-schema JSON (HI-VTG / SS-VTG / human-annotated)")
+    parser.add_argument("output", type=Path, help="OpenRLHF prompt JSONL to write")
+    parser.add_argument("--video-root", type=Path, default=None, help="directory holding the videos")
+    parser.add_argument("--template", choices=sorted(TEMPLATES), default="ra_rft", help="prompt template")
+    parser.add_argument("--purpose", choices=("train", "eval"), default="train",
+                        help="message layout of the released code: train = text first; eval = system message, video first")
+    parser.add_argument("--ratio", type=parse_ratio, default=None, help="relevant:irrelevant, e.g. 1:3 (default: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--unknown-span", choices=("skip", "error"), default="skip",
+                        help="relevant queries whose span is not in the file (SS-VTG defect): leave out, or fail")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        examples, report = load_examples(args.input, unknown_span=args.unknown_span)
+        videos = resolve_all(examples, video_root=args.video_root, source=args.input)
+    except DataError as error:
+        print(f"rarft-prep to-openrlhf: error: {error}", file=sys.stderr)
+        return 2
+    kept = apply_ratio(examples, args.ratio, args.seed)
+    rows = [
+        openrlhf_row(e, videos[e.item.video], template=args.template, purpose=args.purpose,
+                     datasource=args.input.stem)
+        for e in kept
+    ]
+    write_jsonl_atomic(args.output, rows)
+    relevant = sum(e.label.relevant for e in kept)
+    print(report.summary())
+    print(f"wrote {len(rows)} prompts ({relevant} relevant, {len(rows) - relevant} irrelevant, "
+          f"{len(videos)} videos, template {args.template}) -> {args.output}")
+    return 0
