@@ -135,28 +135,44 @@ def write_test_video(
 ) -> Path:
     """Write a clip whose frames change every second (colour + a moving bar), so sampling is checkable.
 
-    `size` is (width, height). The frame at time t has mean red level 20 * int(t) % 256.
+    `size` is (width, height). The frame at time t has mean red level 20 * int(t) % 256. Written
+    with PyAV, or with OpenCV where PyAV is not installed (GPU images often ship only OpenCV).
     """
-    import av
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    width, height = size
-    frames = int(round(seconds * fps))
+    frames = [_test_frame(index, fps, size) for index in range(int(round(seconds * fps)))]
+    try:
+        import av
+    except ImportError:
+        return _write_with_opencv(path, frames, fps, size)
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for index in range(frames):
-            second = index // fps
-            image = np.zeros((height, width, 3), dtype=np.uint8)
-            image[..., 0] = (20 * second) % 256
-            image[..., 1] = (index * 7) % 256
-            bar = (index * 4) % width
-            image[:, bar : bar + 6, 2] = 255
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for image in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    return path
+
+
+def _test_frame(index: int, fps: int, size: tuple[int, int]) -> np.ndarray:
+    width, height = size
+    image = np.zeros((height, width, 3), dtype=np.uint8)
+    image[..., 0] = (20 * (index // fps)) % 256
+    image[..., 1] = (index * 7) % 256
+    bar = (index * 4) % width
+    image[:, bar : bar + 6, 2] = 255
+    return image
+
+
+def _write_with_opencv(path: Path, frames: list[np.ndarray], fps: int, size: tuple[int, int]) -> Path:
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    for image in frames:
+        writer.write(image[..., ::-1].copy())  # OpenCV takes BGR
+    writer.release()
     return path
 
 
