@@ -24,46 +24,11 @@ import random
 import sys
 from pathlib import Path
 
-from rarft_plugin.dataset import Example, load_examples
+from rarft_plugin.dataset import Example, load_examples, resolve_videos
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_jsonl_atomic
 from rarft_plugin.prompts import TEMPLATES, build_messages
 from rarft_plugin.video import VideoSpec
-
-MAX_LISTED = 20
-
-
-def resolve_video(path: str, *, video_root: Path | None, base: Path) -> Path | None:
-    """The first existing candidate for a record's video path (see the module docstring)."""
-    written = Path(path)
-    candidates = [written if written.is_absolute() else base / written]
-    if video_root is not None:
-        if not written.is_absolute():
-            candidates.append(video_root / written)
-        candidates.append(video_root / written.name)
-    return next((c.resolve() for c in candidates if c.is_file() and c.stat().st_size > 0), None)
-
-
-def resolve_all(examples: list[Example], *, video_root: Path | None, source: Path) -> dict[str, Path]:
-    """Every distinct video path -> its file; raises one DataError listing all the missing ones."""
-    resolved, missing = {}, {}
-    for example in examples:
-        path = example.item.video
-        if path in resolved or path in missing:
-            continue
-        found = resolve_video(path, video_root=video_root, base=source.parent)
-        if found is None:
-            missing[path] = example.item.index
-        else:
-            resolved[path] = found
-    if missing:
-        listed = "; ".join(f"record {index}: {path}" for path, index in list(missing.items())[:MAX_LISTED])
-        more = f" (and {len(missing) - MAX_LISTED} more)" if len(missing) > MAX_LISTED else ""
-        raise DataError(
-            f"{len(missing)} video(s) not found under --video-root {video_root}: {listed}{more}", source=str(source)
-        )
-    return resolved
-
 
 def apply_ratio(examples: list[Example], ratio: tuple[int, int] | None, seed: int) -> list[Example]:
     """Keep relevant : irrelevant = ratio by dropping part of the larger class (seeded, order kept)."""
@@ -116,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         examples, report = load_examples(args.input, unknown_span=args.unknown_span)
-        videos = resolve_all(examples, video_root=args.video_root, source=args.input)
+        videos = resolve_videos(examples, video_root=args.video_root, source=args.input)
     except DataError as error:
         print(f"rarft-prep to-openrlhf: error: {error}", file=sys.stderr)
         return 2

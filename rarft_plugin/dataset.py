@@ -262,6 +262,41 @@ def load_examples(
     return examples_from_items(load_items(path), source=str(path), unknown_span=unknown_span)
 
 
+MAX_LISTED = 20
+
+
+def resolve_video(path: str, *, video_root: Path | None, base: Path) -> Path | None:
+    """The first existing candidate for a record's video path (see the module docstring)."""
+    written = Path(path)
+    candidates = [written if written.is_absolute() else base / written]
+    if video_root is not None:
+        if not written.is_absolute():
+            candidates.append(video_root / written)
+        candidates.append(video_root / written.name)
+    return next((c.resolve() for c in candidates if c.is_file() and c.stat().st_size > 0), None)
+
+
+def resolve_videos(examples: list[Example], *, video_root: Path | None, source: Path) -> dict[str, Path]:
+    """Every distinct video path -> its file; raises one DataError listing all the missing ones."""
+    resolved, missing = {}, {}
+    for example in examples:
+        path = example.item.video
+        if path in resolved or path in missing:
+            continue
+        found = resolve_video(path, video_root=video_root, base=source.parent)
+        if found is None:
+            missing[path] = example.item.index
+        else:
+            resolved[path] = found
+    if missing:
+        listed = "; ".join(f"record {index}: {path}" for path, index in list(missing.items())[:MAX_LISTED])
+        more = f" (and {len(missing) - MAX_LISTED} more)" if len(missing) > MAX_LISTED else ""
+        raise DataError(
+            f"{len(missing)} video(s) not found under --video-root {video_root}: {listed}{more}", source=str(source)
+        )
+    return resolved
+
+
 def format_span(span: tuple[float, float]) -> str:
     """a_time text for a span, as the prompts ask for it: two decimals, "S to E"."""
     return f"{span[0]:.2f} to {span[1]:.2f}"
