@@ -1,0 +1,137 @@
+"""One client for every LLM call (dataset building, evaluation judges): any OpenAI-compatible
+chat-completions endpoint (`base_url`: a hosted API, a local vLLM or llama.cpp server).
+
+- bounded concurrency (asyncio semaphore);
+- retries with exponential backoff and jitter on 429, 5xx, timeouts and connection errors;
+  other errors (400, 401, ...) fail at once with the endpoint's message;
+- an optional on-disk cache (`rarft_plugin.journal.Journal`) keyed by the request's content,
+  so a rerun, or a resumed run after a crash, pays for nothing twice;
+- token usage accounting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from rarft_plugin.journal import Journal
+
+RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class LLMError(RuntimeError):
+    """An LLM request that failed for good (after retries, or with a non-retryable status)."""
+
+
+@dataclass
+class Usage:
+    requests: int = 0
+    cached: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+def request_key(model: str, messages: Sequence[dict], params: dict) -> str:
+    """Content hash of a request: the cache key."""
+    blob = json.dumps({"model": model, "messages": list(messages), "params": params}, sort_keys=True)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class ChatClient:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        concurrency: int = 8,
+        max_attempts: int = 6,
+        timeout_s: float = 120.0,
+        backoff_s: float = 1.0,
+        cache_path: str | Path | None = None,
+        temperature: float | None = 0.0,
+        max_tokens: int | None = None,
+    ):
+        self.model = model
+        self.base_url = base_url
+        self.params = {k: v for k, v in (("temperature", temperature), ("max_tokens", max_tokens)) if v is not None}
+        self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or "none"
+        self._timeout_s = timeout_s
+        self._concurrency = concurrency
+        self._max_attempts = max_attempts
+        self._backoff_s = backoff_s
+        self.cache = Journal(cache_path) if cache_path else None
+        self.usage = Usage()
+
+    def _open(self):
+        """An HTTP client bound to the running event loop."""
+        from openai import AsyncOpenAI
+
+        return AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, max_retries=0, timeout=self._timeout_s)
+
+    async def complete(self, client, messages: Sequence[dict], semaphore: asyncio.Semaphore) -> str:
+        """The reply text of one chat request (cached, retried)."""
+        key = request_key(self.model, messages, self.params)
+        if self.cache is not None and key in self.cache:
+            self.usage.cached += 1
+            return self.cache.get(key)
+        async with semaphore:
+            text = await self._request(client, list(messages))
+        if self.cache is not None:
+            self.cache.put(key, text)
+        return text
+
+    async def _request(self, client, messages: list[dict]) -> str:
+        import openai
+
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                response = await client.chat.completions.create(model=self.model, messages=messages, **self.params)
+                self.usage.requests += 1
+                if response.usage is not None:
+                    self.usage.prompt_tokens += response.usage.prompt_tokens or 0
+                    self.usage.completion_tokens += response.usage.completion_tokens or 0
+                return response.choices[0].message.content or ""
+            except (openai.APITimeoutError, openai.APIConnectionError) as error:
+                reason = type(error).__name__
+            except openai.APIStatusError as error:
+                if error.status_code not in RETRYABLE_STATUS:
+                    raise LLMError(f"{self.base_url}: HTTP {error.status_code}: {error.message}") from None
+                reason = f"HTTP {error.status_code}"
+            self.usage.failures[reason] = self.usage.failures.get(reason, 0) + 1
+            if attempt == self._max_attempts:
+                raise LLMError(f"{self.base_url}: gave up after {attempt} attempts (last: {reason})")
+            self.usage.retries += 1
+            await asyncio.sleep(self._backoff_s * 2 ** (attempt - 1) * (0.5 + random.random()))
+        raise AssertionError("unreachable")
+
+    async def complete_many(self, requests: Sequence[Sequence[dict]], *, desc: str = "LLM") -> list[str | LLMError]:
+        """Replies in request order; a request that fails for good yields its LLMError (others go on)."""
+        from tqdm.asyncio import tqdm
+
+        semaphore = asyncio.Semaphore(self._concurrency)
+        async with self._open() as client:
+
+            async def one(messages):
+                try:
+                    return await self.complete(client, messages, semaphore)
+                except LLMError as error:
+                    return error
+
+            return await tqdm.gather(*(one(m) for m in requests), desc=desc, disable=len(requests) < 20)
+
+    def run_many(self, requests: Sequence[Sequence[dict]], *, desc: str = "LLM") -> list[str | LLMError]:
+        """`complete_many` from synchronous code."""
+        return asyncio.run(self.complete_many(requests, desc=desc))
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()

@@ -1,0 +1,98 @@
+"""A real HTTP server on 127.0.0.1 that speaks the chat-completions API, scripted per test.
+
+    with ChatServer(responder) as server:
+        client = ChatClient(base_url=server.url, model="m")
+
+`responder(request_json) -> str | Fault` returns the assistant's text, or a `Fault` to inject
+(an HTTP status with a body, a delay, or a dropped connection). Every request is recorded in
+`server.requests`. Bounded: it serves only loopback and stops with the context.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+
+@dataclass
+class Fault:
+    status: int = 500
+    body: str = '{"error": {"message": "injected"}}'
+    delay_s: float = 0.0
+    drop: bool = False  # close the connection without answering
+
+
+class ChatServer:
+    def __init__(self, responder: Callable[[dict], "str | Fault"], latency_s: float = 0.0):
+        self.responder = responder
+        self.latency_s = latency_s
+        self.requests: list[dict] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                request = json.loads(self.rfile.read(length) or b"{}")
+                with server._lock:
+                    server.requests.append(request)
+                if server.latency_s:
+                    time.sleep(server.latency_s)
+                answer = server.responder(request)
+                if isinstance(answer, Fault):
+                    if answer.delay_s:
+                        time.sleep(answer.delay_s)
+                    if answer.drop:
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
+                    self._send(answer.status, answer.body.encode())
+                    return
+                body = {
+                    "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": request.get("model"),
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": answer}}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+                }
+                self._send(200, json.dumps(body).encode())
+
+            def _send(self, status, payload):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def __enter__(self) -> "ChatServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+def user_text(request: dict) -> str:
+    return request["messages"][-1]["content"]
+
+
+def system_text(request: dict) -> str:
+    return request["messages"][0]["content"]
