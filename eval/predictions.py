@@ -45,7 +45,7 @@ class Prediction:
     @property
     def item(self) -> str:
         """The evaluation item (video record) the query belongs to."""
-        return self.id.split(":", 1)[0]
+        return self.id.rsplit(":", 1)[0]
 
     def to_json(self) -> dict[str, Any]:
         return {
