@@ -1,0 +1,383 @@
+"""rarft-train: legacy flag mapping, plugin wiring, checks before Ray, and the run through OpenRLHF's own module."""
+
+import json
+import os
+import shlex
+import sys
+
+import pytest
+
+from rarft_plugin.paths import plugin_path
+from rarft_plugin.prompts import build_messages
+from rarft_plugin.testing import install_import_stand_ins, write_test_video
+from rarft_plugin.train import (
+    LEGACY_FLAGS,
+    VIDEO_CONTRACT,
+    LaunchError,
+    main,
+    openrlhf_arguments,
+    row_problems,
+    translate_legacy,
+    validate_dataset,
+    validate_model,
+    validate_sbert,
+    wire_plugin,
+    with_worker_env,
+)
+from rarft_plugin.video import VideoSpec
+
+install_import_stand_ins()  # OpenRLHF's train_ppo_ray imports vllm and flash_attn at module load
+
+AGENT = str(plugin_path("agent"))
+CONTRACT = ["--train.agent_func_path", AGENT, "--data.input_key", "input", "--data.label_key", "label",
+            "--data.image_key", "video", "--data.apply_chat_template", "--data.max_images_per_prompt", "0"]
+RELEVANT = {"relevant": True, "timestamp": [1.0, 3.0], "duration": 6.0, "query": "the bar moves right",
+            "answer_time": "1.00 to 3.00", "answer_refusal": "", "query_relevant": "the bar moves right"}
+IRRELEVANT = {"relevant": False, "timestamp": None, "duration": 6.0, "query": "a dog barks",
+              "answer_refusal": "There is no dog.", "query_relevant": "the bar moves right"}
+
+# Switches (store_true) among the legacy flags, as openrlhf 0.9.10 / 0.8.11 declared them.
+LEGACY_SWITCHES = {
+    "--colocate_actor_ref", "--colocate_all_models", "--enable_prefix_caching", "--enforce_eager",
+    "--vllm_enable_sleep", "--deepspeed_enable_sleep", "--save_hf_ckpt", "--load_checkpoint",
+    "--gradient_checkpointing", "--adam_offload", "--packing_samples", "--apply_chat_template", "--use_kl_loss",
+    "--no_advantage_std_norm", "--ref_reward_offload", "--dynamic_filtering", "--bf16",
+}
+
+
+@pytest.fixture(scope="module")
+def openrlhf_parser():
+    parser, _ = openrlhf_arguments(["--algo.advantage.estimator", "group_norm", "--rollout.n_samples_per_prompt", "2"])
+    return parser
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return write_test_video(tmp_path_factory.mktemp("videos") / "clip.mp4", seconds=6)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("model")
+    (directory / "config.json").write_text(json.dumps({"model_type": "qwen2_5_vl", "vision_config": {}}))
+    return directory
+
+
+def prompt_row(label, video, template="ra_rft"):
+    return {"input": build_messages(template, label["query"]), "video": VideoSpec(str(video), 0.0, 6.0).to_json(),
+            "label": json.dumps(label), "datasource": "test", "id": label["query"]}
+
+
+def write_rows(path, rows):
+    path.write_text("".join((row if isinstance(row, str) else json.dumps(row)) + "\n" for row in rows))
+    return path
+
+
+# ---------------------------------------------------------------- legacy flags
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--pretrain", "/m"], ["--actor.model_name_or_path", "/m"]),
+    (["--pretrain=/m"], ["--actor.model_name_or_path=/m"]),
+    (["--prompt_data", "a.jsonl", "--input_key", "input"], ["--data.prompt_dataset", "a.jsonl", "--data.input_key", "input"]),
+    (["--micro_train_batch_size", "2", "--train_batch_size", "16"], ["--train.micro_batch_size", "2", "--train.batch_size", "16"]),
+    (["--bf16", "--zero_stage", "3"], ["--ds.param_dtype", "bf16", "--ds.zero_stage", "3"]),
+    (["--ref_reward_offload"], ["--ref.offload", "--reward.offload"]),
+    (["--adam_betas", "0.9", "0.999"], ["--actor.adam.betas", "0.9", "0.999"]),
+    (["--remote_rm_url", "http://rm"], ["--reward.remote_url", "http://rm"]),
+    (["--reward_pretrain", "/rm"], ["--reward.model_name_or_path", "/rm"]),
+    (["--reward_pretrain", "rarft_plugin", "--seed", "1"], ["--train.seed", "1"]),
+    (["--reward_pretrain=rarft_plugin"], []),
+    (["--reward.model_name_or_path", "rarft_plugin"], []),
+    (["--reward.clip_range", "-5", "5", "--actor.eps_clip", "0.2"], ["--reward.clip_range", "-5", "5", "--actor.eps_clip", "0.2"]),
+])
+def test_legacy_flags_become_openrlhf_0_11_flags(argv, expected):
+    assert translate_legacy(argv)[0] == expected
+
+
+@pytest.mark.parametrize("argv, notices", [
+    (["--pretrain", "/m", "--pretrain", "/n"], ["--pretrain is the OpenRLHF < 0.10 spelling; passing --actor.model_name_or_path"]),
+    (["--actor.model_name_or_path", "/m"], []),
+])
+def test_one_notice_per_legacy_flag(argv, notices):
+    assert translate_legacy(argv)[1] == notices
+
+
+def test_the_design_card_spelling_names_the_real_flags_in_one_line():
+    (notice,) = translate_legacy(["--reward_pretrain", "rarft_plugin"])[1]
+    assert "\n" not in notice and all(flag in notice for flag in VIDEO_CONTRACT)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--prompt_max_len", "1024"], "--data.max_len"),
+    (["--bf16=yes"], "takes no value"),
+])
+def test_legacy_flags_without_a_counterpart_are_refused(argv, message):
+    with pytest.raises(LaunchError, match=message):
+        translate_legacy(argv)
+
+
+@pytest.mark.parametrize("legacy", sorted(LEGACY_FLAGS))
+def test_every_legacy_target_exists_in_openrlhf_with_the_same_arity(legacy, openrlhf_parser):
+    actions = openrlhf_parser._option_string_actions
+    replacement = LEGACY_FLAGS[legacy]
+    flags = [token for token in replacement if token.startswith("--")]
+    assert all(flag in actions for flag in flags), replacement
+    takes_value = any(actions[flag].nargs != 0 for flag in flags) and len(replacement) == len(flags)
+    assert takes_value == (legacy not in LEGACY_SWITCHES)
+
+
+# ---------------------------------------------------------------- plugin wiring
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--algo.advantage.estimator", "group_norm"], ["--algo.advantage.estimator", "group_norm", *CONTRACT]),
+    (["--algo.advantage.estimator", "group_norm", "--data.label_key", "label", "--data.apply_chat_template"],
+     ["--algo.advantage.estimator", "group_norm", *CONTRACT]),
+    (["--data.image_key=video", "--algo.advantage.estimator=rloo"], ["--algo.advantage.estimator=rloo", *CONTRACT]),
+])
+def test_the_video_contract_is_appended_once(argv, expected):
+    wired, problems = wire_plugin(argv)
+    assert (wired, problems) == (expected, [])
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["--data.label_key", "answer"], "--data.label_key answer: rarft-train sets --data.label_key label"),
+    (["--data.max_images_per_prompt", "1"], "--data.max_images_per_prompt 1: rarft-train sets --data.max_images_per_prompt 0"),
+    (["--train.agent_func_path", "/other/agent.py"], "--train.agent_func_path /other/agent.py"),
+    (["--reward.remote_url", "http://rm"], "--reward.remote_url: not with rarft-train"),
+    (["--reward.model_name_or_path", "/rm"], "--reward.model_name_or_path: not with rarft-train"),
+    (["--ds.packing_samples"], "--ds.packing_samples: not with rarft-train"),
+])
+def test_conflicts_with_the_plugin_are_problems(argv, problem):
+    problems = wire_plugin([*argv, "--algo.advantage.estimator", "group_norm"])[1]
+    assert len(problems) == 1 and problems[0].startswith(problem)
+
+
+@pytest.mark.parametrize("argv", [[], ["--algo.advantage.estimator", "gae"], ["--advantage_estimator", "group_norm"]])
+def test_a_critic_estimator_is_a_problem(argv):
+    assert any("trains without a critic" in p for p in wire_plugin(argv)[1])
+
+
+# ---------------------------------------------------------------- dataset checks
+
+
+@pytest.mark.parametrize("row, fields", [
+    ("good", []),
+    ({"video": "{}", "label": "{}"}, ["input", "label.relevant", "video"]),
+    ("bad label", ["label.duration"]),
+    ("relative video", ["video"]),
+    ("two videos", ["input"]),
+    ("no video item", ["input"]),
+    ("messages not a list", ["input"]),
+    ([1, 2], [None]),
+])
+def test_row_problems_name_the_field(row, fields, clip):
+    good = prompt_row(RELEVANT, clip)
+    rows = {
+        "good": good,
+        "bad label": {**good, "label": json.dumps({**RELEVANT, "duration": -1})},
+        "relative video": {**good, "video": VideoSpec("videos/clip.mp4").to_json()},
+        "two videos": {**good, "input": [{"role": "user", "content": [*good["input"][0]["content"],
+                                                                      {"type": "video", "text": ""}]}]},
+        "no video item": {**good, "input": [{"role": "user", "content": good["input"][0]["content"][:1]}]},
+        "messages not a list": {**good, "input": "hello"},
+    }
+    found = row_problems(rows.get(row, row) if isinstance(row, str) else row, "ra_rft")
+    assert sorted(str(e.field) for e in found) == sorted(str(f) for f in fields)
+
+
+@pytest.mark.parametrize("built_with, expected, messages", [
+    ("ra_rft", "ra_rft", []),
+    ("time_r1", "ra_rft", ["prompt built with template 'time_r1', expected 'ra_rft' "
+                           "(rarft-prep to-openrlhf --template ra_rft)"]),
+    ("ra_rft", "ra_rft_released", ["prompt built with template 'ra_rft', expected 'ra_rft_released' "
+                                   "(rarft-prep to-openrlhf --template ra_rft_released)"]),
+    ("time_r1", None, []),
+])
+def test_the_prompt_template_is_checked(built_with, expected, messages, clip):
+    found = row_problems(prompt_row(IRRELEVANT, clip, template=built_with), expected)
+    assert [(e.field, e.message) for e in found] == [("input", m) for m in messages]
+
+
+def test_every_dataset_problem_is_reported_at_once(tmp_path, clip):
+    good = prompt_row(RELEVANT, clip)
+    path = write_rows(tmp_path / "train.jsonl", [
+        good,
+        "{not json",
+        {**good, "video": VideoSpec(str(tmp_path / "missing.mp4")).to_json()},
+        {**good, "label": json.dumps({**RELEVANT, "timestamp": [5, 2]})},
+        "",
+        prompt_row(IRRELEVANT, clip, template="videochat_r1"),
+        {**good, "video": VideoSpec(str(tmp_path / "missing.mp4")).to_json()},
+    ])
+    problems = validate_dataset(str(path), "ra_rft")
+    assert [p.split(": ")[1] for p in problems] == ["record line 2", "record line 3", "record line 4",
+                                                    "record line 6", "record line 7"]
+    assert all(p.startswith(str(path)) for p in problems)
+    assert "missing.mp4" in problems[1] and "field video" in problems[1]
+    assert "template 'videochat_r1'" in problems[3]
+
+
+@pytest.mark.parametrize("name, content, problem", [
+    ("train.json", None, "a .jsonl file"),
+    ("absent.jsonl", None, "file not found"),
+    ("empty.jsonl", "\n\n", "no prompts"),
+])
+def test_dataset_files_that_cannot_be_used(tmp_path, name, content, problem):
+    if content is not None:
+        (tmp_path / name).write_text(content)
+    (found,) = validate_dataset(str(tmp_path / name), "ra_rft")
+    assert problem in found
+
+
+# ---------------------------------------------------------------- model and SentenceBERT checks
+
+
+@pytest.mark.parametrize("case, allow_hub, problem", [
+    ("good", False, None),
+    (None, False, "no model"),
+    ("Qwen/Qwen2.5-VL-7B-Instruct", False, "--rarft.allow_hub_models"),
+    ("Qwen/Qwen2.5-VL-7B-Instruct", True, None),
+    ("/nowhere/model", True, "not a local directory"),
+    ("no config", False, "no config.json"),
+    ("bad config", False, "not valid JSON"),
+    ("text model", False, "model_type 'qwen2' has no vision_config"),
+])
+def test_model_checks(case, allow_hub, problem, tmp_path, model_dir):
+    directories = {"good": model_dir, "no config": tmp_path}
+    if case == "bad config":
+        (tmp_path / "config.json").write_text("{")
+        directories[case] = tmp_path
+    if case == "text model":
+        (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+        directories[case] = tmp_path
+    name = str(directories[case]) if case in directories else case
+    found = validate_model(name, allow_hub)
+    assert found == [] if problem is None else (len(found) == 1 and problem in found[0])
+
+
+@pytest.mark.parametrize("model, device, allow_hub, problem", [
+    (None, None, False, None),
+    (None, "cuda:1", False, None),
+    (None, "gpu0", False, "--rarft.sbert_device gpu0"),
+    ("/nowhere/sbert", None, False, "not found"),
+    ("sentence-transformers/all-mpnet-base-v2", None, False, "--rarft.allow_hub_models"),
+    ("sentence-transformers/all-mpnet-base-v2", None, True, None),
+    ("empty dir", None, False, "cannot load it"),
+])
+def test_sbert_checks(model, device, allow_hub, problem, tmp_path, monkeypatch):
+    monkeypatch.delenv("RARFT_SBERT_MODEL", raising=False)
+    if model == "empty dir":
+        model = str(tmp_path)
+    found = validate_sbert(model, device, allow_hub)
+    assert found == [] if problem is None else (len(found) == 1 and problem in found[0])
+
+
+# ---------------------------------------------------------------- worker environment
+
+
+@pytest.mark.parametrize("runtime_env, env, expected", [
+    (None, {"RARFT_VARIANT": "paper"}, {"env_vars": {"RARFT_VARIANT": "paper"}}),
+    ({"env_vars": {"NCCL_DEBUG": "WARN"}}, {"RARFT_VARIANT": "released"},
+     {"env_vars": {"NCCL_DEBUG": "WARN", "RARFT_VARIANT": "released"}}),
+    ({"env_vars": {"RARFT_VARIANT": "paper"}, "pip": ["x"]}, {"RARFT_VARIANT": "released"},
+     {"env_vars": {"RARFT_VARIANT": "released"}, "pip": ["x"]}),
+])
+def test_worker_variables_join_the_runtime_env(runtime_env, env, expected):
+    before = json.dumps(runtime_env)
+    assert with_worker_env(runtime_env, env) == expected
+    assert json.dumps(runtime_env) == before
+
+
+def test_ray_workers_see_the_variables_the_driver_does_not_have(monkeypatch):
+    import ray
+
+    from rarft_plugin.train import forwarding_worker_env
+
+    monkeypatch.delenv("RARFT_VARIANT", raising=False)
+
+    @ray.remote
+    def variant():
+        return os.environ.get("RARFT_VARIANT")
+
+    with forwarding_worker_env({"RARFT_VARIANT": "released"}):
+        ray.init(num_cpus=1, include_dashboard=False, runtime_env={"env_vars": {"NCCL_DEBUG": "WARN"}})
+    try:
+        assert ray.get(variant.remote()) == "released"
+    finally:
+        ray.shutdown()
+
+
+# ---------------------------------------------------------------- the whole launcher
+
+
+@pytest.fixture
+def command(tmp_path, clip, model_dir, monkeypatch):
+    for name in ("RARFT_VARIANT", "RARFT_REWARD_WEIGHTS", "RARFT_SBERT_MODEL", "RARFT_SBERT_DEVICE", "RARFT_DRY_RUN"):
+        monkeypatch.delenv(name, raising=False)
+    data = write_rows(tmp_path / "train.jsonl", [prompt_row(RELEVANT, clip), prompt_row(IRRELEVANT, clip)])
+    return ["--pretrain", str(model_dir), "--data.prompt_dataset", str(data), "--reward_pretrain", "rarft_plugin",
+            "--algo.advantage.estimator", "group_norm", "--rollout.n_samples_per_prompt", "8",
+            "--rollout.batch_size", "2", "--train.batch_size", "16", "--vllm.num_engines", "1",
+            "--actor.num_gpus_per_node", "1", "--ref.num_gpus_per_node", "1"]
+
+
+class RayStarted(Exception):
+    pass
+
+
+def test_launch_runs_openrlhf_with_the_plugin_and_forwards_the_reward_options(command, monkeypatch, capsys):
+    """main() up to the moment OpenRLHF's train() would start Ray: argv it saw, runtime env it passed."""
+    import ray
+
+    seen = {}
+
+    def ray_init(*args, runtime_env=None, **kwargs):
+        seen.update(argv=list(sys.argv[1:]), runtime_env=runtime_env)
+        raise RayStarted
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", ray_init)
+    with pytest.raises(RayStarted):
+        main([*command, "--rarft.variant", "released", "--rarft.reward_weights", "explain=0.5",
+              "--rarft.template", "ra_rft"])
+    assert seen["argv"][-len(CONTRACT):] == CONTRACT
+    assert seen["argv"][:2] == ["--actor.model_name_or_path", command[1]]
+    env_vars = seen["runtime_env"]["env_vars"]
+    assert env_vars["RARFT_VARIANT"] == "released"
+    assert env_vars["RARFT_REWARD_WEIGHTS"] == "format=1,refuse_iou=1,explain=0.5,correction=1"
+    assert {"NCCL_DEBUG", "TOKENIZERS_PARALLELISM"} <= set(env_vars)  # OpenRLHF's own are kept
+    assert "--pretrain is the OpenRLHF < 0.10 spelling" in capsys.readouterr().err
+
+
+def test_dry_run_checks_with_openrlhf_and_prints_the_command(command, capsys):
+    assert main([*command, "--rarft.dry_run", "--rarft.sbert_device", "cuda"]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()[-1]
+    tokens = shlex.split(printed)
+    assert tokens[:2] == ["RARFT_VARIANT=paper", "RARFT_SBERT_DEVICE=cuda"]
+    module = tokens.index("openrlhf.cli.train_ppo_ray")
+    _, args = openrlhf_arguments(tokens[module + 1:])
+    assert (args.train.agent_func_path, args.data.image_key, args.data.max_images_per_prompt) == (AGENT, "video", 0)
+    assert args.reward.remote_url == ["agent"]  # OpenRLHF's own consequence of the executor
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--rollout.n_samples_per_prompt", "1"], "OpenRLHF refused the arguments: group_norm requires n_samples_per_prompt > 1"),
+    (["--rollout.batch_size", "many"], "OpenRLHF's parser rejected the command"),
+    (["--rarft.varient", "paper"], "unknown option --rarft.varient"),
+    (["--data.label_key", "answer"], "--data.label_key answer"),
+    (["--rarft.sbert_model", "/nowhere"], "SentenceBERT model directory not found"),
+])
+def test_a_bad_command_starts_nothing_and_says_why(command, extra, message, capsys):
+    assert main([*command, *extra, "--rarft.dry_run"]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.out == ""
+
+
+def test_all_problems_are_listed_together(command, tmp_path, capsys):
+    (tmp_path / "train.jsonl").write_text("{bad\n")
+    argv = [token if token != command[1] else "/nowhere/model" for token in command]
+    assert main([*argv, "--rarft.sbert_device", "gpu0", "--rarft.dry_run"]) == 2
+    err = capsys.readouterr().err
+    assert "3 problem(s)" in err and "not valid JSON" in err and "/nowhere/model" in err and "gpu0" in err
