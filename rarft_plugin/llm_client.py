@@ -12,6 +12,7 @@ chat-completions endpoint (`base_url`: a hosted API, a local vLLM or llama.cpp s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -77,9 +78,20 @@ class ChatClient:
 
         return AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, max_retries=0, timeout=self._timeout_s)
 
-    async def complete(self, client, messages: Sequence[dict], semaphore: asyncio.Semaphore) -> str:
+    @contextlib.asynccontextmanager
+    async def session(self):
+        """`async with chat.session() as ask: text = await ask(messages)` (bounded, cached, retried).
+
+        `ask(messages, attempt=n)` caches under a separate key per attempt, so asking again after a
+        reply failed validation reaches the endpoint instead of the cache.
+        """
+        semaphore = asyncio.Semaphore(self._concurrency)
+        async with self._open() as http:
+            yield lambda messages, attempt=0: self.complete(http, messages, semaphore, attempt=attempt)
+
+    async def complete(self, client, messages: Sequence[dict], semaphore: asyncio.Semaphore, attempt: int = 0) -> str:
         """The reply text of one chat request (cached, retried)."""
-        key = request_key(self.model, messages, self.params)
+        key = request_key(self.model, messages, {**self.params, **({"attempt": attempt} if attempt else {})})
         if self.cache is not None and key in self.cache:
             self.usage.cached += 1
             return self.cache.get(key)
@@ -117,12 +129,11 @@ class ChatClient:
         """Replies in request order; a request that fails for good yields its LLMError (others go on)."""
         from tqdm.asyncio import tqdm
 
-        semaphore = asyncio.Semaphore(self._concurrency)
-        async with self._open() as client:
+        async with self.session() as ask:
 
             async def one(messages):
                 try:
-                    return await self.complete(client, messages, semaphore)
+                    return await ask(messages)
                 except LLMError as error:
                     return error
 
