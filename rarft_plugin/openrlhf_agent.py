@@ -2,23 +2,26 @@
 
 OpenRLHF loads this file inside each vLLM engine actor and calls
 `AgentExecutor().execute(prompt, label, sampling_params, max_length, hf_tokenizer, llm_engine, images)`
-once per rollout. Here `images` is the dataset's video field (`--data.image_key video`): a JSON
-string `{"path", "video_start", "video_end"}` written by `rarft-prep to-openrlhf`. The executor
+once per rollout; `hf_tokenizer` is the model's processor. Here `images` is the dataset's video
+field (`--data.image_key video`): a JSON string `{"path", "video_start", "video_end"}` written by
+`rarft-prep to-openrlhf`. The executor
 
-1. samples the clip's frames (`rarft_plugin.video`) and runs the model's processor on
-   prompt + frames: the expanded prompt tokens and `pixel_values_videos` / `video_grid_thw` /
-   `second_per_grid_ts` (both cached per process: the G rollouts of a prompt decode and
-   preprocess the clip once);
-2. sends vLLM the prompt with the video placeholder collapsed to one token, plus the frames
-   as `multi_modal_data={"video": frames}` (vLLM expands the placeholder itself);
-3. scores the response with `rarft_plugin.rewards.score` (options from RARFT_* variables,
-   see `rarft_plugin.openrlhf_reward`) and returns everything the trainer needs.
+1. samples the clip's frames (`rarft_plugin.video`) and runs the model's processor on prompt +
+   frames, called as vLLM calls it (same frames, same metadata, the processor's own settings), so
+   the expanded prompt tokens and `pixel_values_videos` / `video_grid_thw` / `second_per_grid_ts`
+   it trains on are the ones the rollout saw. Both steps are cached per process and single-flight:
+   the G rollouts of a prompt, which OpenRLHF starts together, decode and preprocess the clip once;
+2. sends vLLM the prompt with the video placeholder collapsed to one token, plus
+   `multi_modal_data={"video": (frames, metadata)}` (vLLM expands the placeholder itself and, for
+   Qwen2.5-VL, requires the metadata);
+3. scores the response with `rarft_plugin.rewards.score` (options from RARFT_* variables, see
+   `rarft_plugin.openrlhf_reward`) and returns everything the trainer needs.
 
 Upstream gap handled here: `Actor.forward` picks the token-type key `mm_token_type_ids` (the one
 Qwen2.5-VL's M-RoPE reads) only when `image_grid_thw` is among the multimodal inputs; with video
 alone it would pass `token_type_ids`, which Qwen2.5-VL ignores. The executor therefore adds an
 empty `image_grid_thw` (shape (0, 3)); it merges and concatenates like any other tensor and
-describes zero images.
+describes zero images. The other gaps are flag choices: see docs/video.md.
 """
 
 from __future__ import annotations
@@ -27,40 +30,38 @@ import asyncio
 from copy import deepcopy
 from typing import Any
 
+import numpy as np
 import torch
 from openrlhf.utils.agent import AgentExecutorBase
 
 from rarft_plugin.openrlhf_reward import reward_options_from_env
 from rarft_plugin.rewards import REWARD_NAMES, score
-from rarft_plugin.video import CACHE_SIZE, LruCache, SampledVideo, VideoSpec, cache_key, sample_frames
+from rarft_plugin.video import LruCache, SampledVideo, VideoSpec, cache_key, processor_video_inputs, sample_frames
 
 MM_TRAIN_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
-# (processor, prompt, clip) -> (frames, prompt ids, training tensors): the G rollouts of a prompt
-# share one decode and one processor pass. The tensors are only read downstream.
-_PREPARED = LruCache(CACHE_SIZE)
+# (processor, prompt, clip) -> (frames, prompt ids, training tensors). Single-flight, so the G
+# concurrent rollouts of a prompt share one entry whatever the size; an entry holds up to ~90 MB
+# (frames + float32 pixels at the default budget), hence a small LRU. The tensors are only read downstream.
+_PREPARED = LruCache(8)
 
 
 def process_video_prompt(processor: Any, prompt: str, video: SampledVideo) -> tuple[list[int], dict[str, torch.Tensor]]:
-    """Expanded prompt token ids and the training tensors for one video prompt."""
-    from transformers.video_utils import VideoMetadata
+    """Expanded prompt token ids and the training tensors for one video prompt.
 
-    frames = video.frames
-    metadata = VideoMetadata(
-        total_num_frames=len(frames), fps=video.fps, width=frames.shape[2], height=frames.shape[1]
-    )
-    out = processor(
-        text=[prompt],
-        videos=[frames],
-        video_metadata=[metadata],
-        do_sample_frames=False,
-        do_resize=False,
-        add_special_tokens=False,
-        return_tensors="pt",
-    )
+    The processor runs with its own settings on the frames and metadata vLLM receives, so both
+    sides compute the same grid (a no-op resize when the frames already fit the processor's bounds).
+    """
+    out = processor(text=[prompt], **processor_video_inputs([video]), add_special_tokens=False, return_tensors="pt")
     tensors = {key: out[key] for key in MM_TRAIN_KEYS}
     tensors["second_per_grid_ts"] = torch.as_tensor(tensors["second_per_grid_ts"], dtype=torch.float32).reshape(-1)
     tensors["image_grid_thw"] = torch.zeros((0, 3), dtype=torch.long)  # see the module docstring
     return out["input_ids"][0].tolist(), tensors
+
+
+def processor_key(processor: Any) -> str:
+    """What makes two processors tokenise and preprocess alike (Ray hands every call a fresh copy)."""
+    tokenizer = getattr(processor, "tokenizer", processor)
+    return f"{tokenizer.name_or_path}|{len(tokenizer)}|{processor.video_processor.to_json_string()}"
 
 
 def prepare_video_prompt(
@@ -68,19 +69,25 @@ def prepare_video_prompt(
 ) -> tuple[SampledVideo, list[int], dict[str, torch.Tensor]]:
     """Frames, expanded prompt ids and training tensors for one rollout (cached per process)."""
     spec = VideoSpec.parse(spec)
-    key = (id(processor), prompt, cache_key(spec))
-    hit = _PREPARED.get(key) if cache else None
-    if hit is None:
+
+    def prepare():
         video = sample_frames(spec, cache=cache)
-        hit = (video, *process_video_prompt(processor, prompt, video))
-        if cache:
-            _PREPARED.put(key, hit)
-    video, prompt_ids, tensors = hit
+        return (video, *process_video_prompt(processor, prompt, video))
+
+    if cache:
+        video, prompt_ids, tensors = _PREPARED.get_or_create((processor_key(processor), prompt, cache_key(spec)), prepare)
+    else:
+        video, prompt_ids, tensors = prepare()
     return video, list(prompt_ids), dict(tensors)
 
 
 def clear_prepared_cache() -> None:
     _PREPARED.clear()
+
+
+def vllm_video(video: SampledVideo) -> tuple[np.ndarray, dict[str, Any]]:
+    """The `multi_modal_data["video"]` item vLLM takes for Qwen2.5-VL: frames with their metadata."""
+    return video.frames, {**video.metadata(), "do_sample_frames": False}
 
 
 def collapse_video_placeholder(token_ids: list[int], video_token_id: int) -> list[int]:
@@ -116,15 +123,12 @@ class AgentExecutor(AgentExecutorBase):
         if len(prompt_ids) + params.max_tokens > max_length:
             raise ValueError(
                 f"video prompt of {len(prompt_ids)} tokens ({spec.path}) plus {params.max_tokens} new tokens exceeds "
-                f"max length {max_length}; raise the prompt/generate max length or lower the pixel budget"
+                f"--data.max_len {max_length}; raise --data.max_len (docs/video.md says by how much) or lower --rollout.max_new_tokens"
             )
-        video_token_id = hf_tokenizer.tokenizer.convert_tokens_to_ids("<|video_pad|>") if hasattr(
-            hf_tokenizer, "tokenizer"
-        ) else hf_tokenizer.convert_tokens_to_ids("<|video_pad|>")
         request = await llm_engine.generate(
-            collapse_video_placeholder(prompt_ids, video_token_id),
+            collapse_video_placeholder(prompt_ids, hf_tokenizer.video_token_id),
             params,
-            multi_modal_data={"video": video.frames},
+            multi_modal_data={"video": vllm_video(video)},
         )
         generation = request.outputs[0]
         action_ids = list(generation.token_ids)

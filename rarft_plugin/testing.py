@@ -69,8 +69,17 @@ def build_tiny_tokenizer():
     return tokenizer
 
 
-def build_tiny_qwen2_5_vl(directory: str | Path, *, seed: int = 0) -> Path:
-    """Save a randomly initialised toy Qwen2.5-VL, its processor and tokenizer under `directory`."""
+# The pixel bounds Qwen2.5-VL-7B-Instruct's preprocessor config sets (transformers' own video default is 128·28·28).
+QWEN2_5_VL_PIXELS = {"min_pixels": 56 * 56, "max_pixels": 28 * 28 * 16384}
+
+
+def build_tiny_qwen2_5_vl(directory: str | Path, *, seed: int = 0, video_pixels: dict | None = None) -> Path:
+    """Save a randomly initialised toy Qwen2.5-VL, its processor and tokenizer under `directory`.
+
+    `video_pixels` ({"min_pixels", "max_pixels"}) sets the processors' resize bounds; default:
+    Qwen2.5-VL-7B-Instruct's.
+    """
+    video_pixels = QWEN2_5_VL_PIXELS if video_pixels is None else video_pixels
     import torch
     from transformers import (
         Qwen2_5_VLConfig,
@@ -119,9 +128,9 @@ def build_tiny_qwen2_5_vl(directory: str | Path, *, seed: int = 0) -> Path:
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     processor = Qwen2_5_VLProcessor(
-        image_processor=Qwen2VLImageProcessor(),
+        image_processor=Qwen2VLImageProcessor(**video_pixels),
         tokenizer=tokenizer,
-        video_processor=Qwen2VLVideoProcessor(),
+        video_processor=Qwen2VLVideoProcessor(**video_pixels),
         chat_template=CHAT_TEMPLATE,
     )
     directory.mkdir(parents=True, exist_ok=True)

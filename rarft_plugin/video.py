@@ -9,7 +9,12 @@ total-pixel budget (default 3584·28·28 ≈ 2.8M, as the paper and released cod
 `second_per_grid_ts` (temporal patch size / fps) for the model's temporal position ids.
 
 Decoded clips are kept in a per-process LRU cache keyed by (path, file size, mtime, sampling
-options), so the G rollouts of one prompt decode the video once.
+options), so the G rollouts of one prompt decode the video once. OpenRLHF starts the G rollouts of
+a prompt together, so the cache is single-flight: concurrent callers of one key wait for the first
+decode instead of each missing the cache.
+
+`probe(spec)` opens a clip and decodes the first and last frame of its window, so bad files are
+found when a dataset is converted rather than inside a rollout.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ import math
 import os
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
 
@@ -86,6 +93,32 @@ class SampledVideo:
     def second_per_grid(self) -> float:
         return TEMPORAL_PATCH_SIZE / self.fps
 
+    def metadata(self) -> dict[str, Any]:
+        """The frames described as transformers' `VideoMetadata`: these frames are the video, at `fps`.
+
+        Qwen2.5-VL's processor derives `second_per_grid_ts` from it (temporal patch size / fps),
+        and vLLM requires it beside the frames of a Qwen2.5-VL video.
+        """
+        count, height, width = self.frames.shape[:3]
+        return {
+            "total_num_frames": count,
+            "fps": self.fps,
+            "width": width,
+            "height": height,
+            "duration": count / self.fps,
+            "frames_indices": list(range(count)),
+        }
+
+
+def processor_video_inputs(videos: Sequence[SampledVideo]) -> dict[str, Any]:
+    """`videos=` and `video_metadata=` for a Qwen2.5-VL processor call, built as vLLM builds them.
+
+    >>> inputs = processor(text=prompts, **processor_video_inputs(clips), return_tensors="pt")  # doctest: +SKIP
+    """
+    from transformers.video_utils import VideoMetadata
+
+    return {"videos": [v.frames for v in videos], "video_metadata": [VideoMetadata(**v.metadata()) for v in videos]}
+
 
 def smart_resize(height: int, width: int, *, factor: int = IMAGE_FACTOR, min_pixels: int, max_pixels: int) -> tuple[int, int]:
     """Qwen2.5-VL's resize: multiples of `factor`, aspect ratio kept, pixels within [min, max].
@@ -130,20 +163,40 @@ def sample_frames(
 ) -> SampledVideo:
     """Decode and resize a clip for Qwen2.5-VL (see the module docstring). Errors name the file."""
     spec = VideoSpec.parse(spec)
-    key = cache_key(spec, fps=fps, total_pixels=total_pixels, min_pixels=min_pixels)
-    if cache:
-        hit = _CACHE.get(key)
-        if hit is not None:
-            return hit
+
+    def decode() -> SampledVideo:
+        with _named(spec):
+            return _decode(spec, fps=fps, total_pixels=total_pixels, min_pixels=min_pixels, backend=backend)
+
+    if not cache:
+        return decode()
+    return _CACHE.get_or_create(cache_key(spec, fps=fps, total_pixels=total_pixels, min_pixels=min_pixels), decode)
+
+
+def probe(spec: Any, *, backend: Backend = "auto") -> float:
+    """Open a clip, check its window and decode the window's first and last frame; its duration (s).
+
+    Catches missing, empty, truncated and non-video files and windows outside the video, naming the file.
+    """
+    spec = VideoSpec.parse(spec)
+    with _named(spec):
+        reader = _open(spec.path, backend)
+        first, last, duration = _window(reader, spec)
+        reader.get(np.array([first, last]))
+        return duration
+
+
+@contextmanager
+def _named(spec: VideoSpec) -> Iterator[None]:
+    """Re-raise any decoding failure as a VideoError that names the file."""
+    if not Path(spec.path).is_file():
+        raise VideoError("video file not found", source=spec.path)
     try:
-        video = _decode(spec, fps=fps, total_pixels=total_pixels, min_pixels=min_pixels, backend=backend)
+        yield
     except VideoError as error:
         raise error.located(source=spec.path) from None
-    except Exception as error:  # decoder libraries raise many types; name the file
+    except Exception as error:  # decoder libraries raise many types
         raise VideoError(f"cannot decode video ({type(error).__name__}: {error})", source=spec.path) from None
-    if cache:
-        _CACHE.put(key, video)
-    return video
 
 
 def cache_key(spec: Any, *, fps: float = FPS, total_pixels: int = TOTAL_PIXELS, min_pixels: int = MIN_PIXELS) -> tuple:
@@ -157,8 +210,8 @@ def cache_key(spec: Any, *, fps: float = FPS, total_pixels: int = TOTAL_PIXELS, 
     return (str(path.resolve()), stat.st_size, stat.st_mtime_ns, spec.start, spec.end, fps, total_pixels, min_pixels)
 
 
-def _decode(spec: VideoSpec, *, fps: float, total_pixels: int, min_pixels: int, backend: Backend) -> SampledVideo:
-    reader = _open(spec.path, backend)
+def _window(reader, spec: VideoSpec) -> tuple[int, int, float]:
+    """First and last frame index of the spec's window, and the video's duration (s)."""
     total_frames, video_fps = reader.frame_count, reader.fps
     if total_frames <= 0 or not video_fps or video_fps <= 0:
         raise VideoError("video has no frames")
@@ -171,6 +224,13 @@ def _decode(spec: VideoSpec, *, fps: float, total_pixels: int, min_pixels: int, 
         raise VideoError(f"clip window [{start}, {end}] s lies beyond the video's {duration:.2f} s", field="video_end")
     first = max(0, math.ceil(start * video_fps))
     last = min(total_frames - 1, max(first, math.floor(end * video_fps) - 1))
+    return first, last, duration
+
+
+def _decode(spec: VideoSpec, *, fps: float, total_pixels: int, min_pixels: int, backend: Backend) -> SampledVideo:
+    reader = _open(spec.path, backend)
+    first, last, _ = _window(reader, spec)
+    total_frames, video_fps = reader.frame_count, reader.fps
     indices = frame_indices(total_frames, video_fps, first, last, fps)
     frames = reader.get(indices)
     count = len(indices)
@@ -250,31 +310,48 @@ def _open(path: str, backend: Backend):
 
 
 class LruCache:
-    """A small thread-safe LRU map with hit / miss counters."""
+    """A small thread-safe, single-flight LRU map with hit / miss counters.
+
+    `get_or_create(key, create)` runs `create()` once per key: callers that arrive while it runs
+    wait for its value (or its error) and count as hits.
+    """
 
     def __init__(self, size: int):
         self._size = size
         self._items: OrderedDict = OrderedDict()
+        self._pending: dict[Any, Future] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, key):
+    def get_or_create(self, key, create: Callable[[], Any]):
         with self._lock:
-            value = self._items.get(key)
-            if value is None:
+            if key in self._items:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return self._items[key]
+            waiting_for = self._pending.get(key)
+            if waiting_for is None:
+                pending = self._pending[key] = Future()
                 self.misses += 1
-                return None
-            self._items.move_to_end(key)
-            self.hits += 1
-            return value
-
-    def put(self, key, value) -> None:
+            else:
+                self.hits += 1
+        if waiting_for is not None:
+            return waiting_for.result()
+        try:
+            value = create()
+        except BaseException as error:
+            with self._lock:
+                del self._pending[key]
+            pending.set_exception(error)
+            raise
         with self._lock:
             self._items[key] = value
-            self._items.move_to_end(key)
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
+            del self._pending[key]
+        pending.set_result(value)
+        return value
 
     def clear(self) -> None:
         with self._lock:

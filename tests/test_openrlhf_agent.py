@@ -1,4 +1,10 @@
-"""The video rollout executor, loaded by OpenRLHF's own loader, driving a tiny Qwen2.5-VL on CPU."""
+"""The video rollout executor, loaded by OpenRLHF's own loader, driving a tiny Qwen2.5-VL on CPU.
+
+`VllmLikeEngine` stands in for OpenRLHF's vLLM engine actor. It takes what vLLM 0.33 takes for
+Qwen2.5-VL (prompt ids with one placeholder per video, `multi_modal_data={"video": (frames,
+metadata)}`, metadata required), expands the placeholder with the model's own processor as vLLM
+does, and either generates with the model or answers a scripted text.
+"""
 
 import asyncio
 import json
@@ -8,9 +14,10 @@ import pytest
 import torch
 
 from rarft_plugin.paths import plugin_path
+from rarft_plugin.prompts import build_messages
 from rarft_plugin.rewards import REWARD_NAMES, score
 from rarft_plugin.testing import build_tiny_qwen2_5_vl, install_import_stand_ins, write_test_video
-from rarft_plugin.video import VideoSpec
+from rarft_plugin.video import VideoSpec, cache_stats, clear_cache
 
 install_import_stand_ins()
 
@@ -20,6 +27,7 @@ LABEL = {
     "query_relevant": "the bar moves right",
 }
 RESPONSE = "<think>The bar moves.</think> <answer>2.00 to 4.50</answer> <correct></correct>"
+TRANSFORMERS_DEFAULT_PIXELS = {"min_pixels": 128 * 28 * 28, "max_pixels": 768 * 28 * 28}
 
 
 @pytest.fixture(scope="module")
@@ -35,105 +43,203 @@ def clip(tmp_path_factory):
     return write_test_video(tmp_path_factory.mktemp("videos") / "clip.mp4", seconds=6, size=(112, 84))
 
 
-class RecordingEngine:
-    """Stands in for OpenRLHF's vLLM engine actor: records what it is sent, answers a scripted text."""
+class VllmLikeEngine:
+    """Records each call; expands the video placeholder as vLLM does; generates or answers `text`."""
 
-    def __init__(self, processor, text):
-        self.processor, self.text, self.calls = processor, text, []
+    def __init__(self, directory, *, text=RESPONSE, model=None):
+        from transformers import AutoProcessor
+
+        self.processor = AutoProcessor.from_pretrained(directory)  # the engine loads its own copy
+        self.text, self.model, self.calls = text, model, []
+
+    def expand(self, prompt_token_ids, multi_modal_data):
+        from transformers.video_utils import VideoMetadata
+
+        frames, metadata = multi_modal_data["video"]  # vLLM 0.33 refuses Qwen2.5-VL videos without metadata
+        metadata = VideoMetadata(**{k: v for k, v in metadata.items() if k != "do_sample_frames"})
+        video_id = self.processor.video_token_id
+        assert prompt_token_ids.count(video_id) == 1
+        placeholder = "<|vision_start|><|video_pad|><|vision_end|>"
+        out = self.processor(text=[placeholder], videos=[frames], video_metadata=[metadata], return_tensors="pt")
+        at = prompt_token_ids.index(video_id)
+        expanded = prompt_token_ids[: at - 1] + out["input_ids"][0].tolist() + prompt_token_ids[at + 2 :]
+        inputs = {k: out[k] for k in ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")}
+        return expanded, inputs
 
     async def generate(self, prompt_token_ids, sampling_params, multi_modal_data=None):
         self.calls.append((list(prompt_token_ids), multi_modal_data, sampling_params))
-        ids = self.processor.tokenizer(self.text + "<|im_end|>", add_special_tokens=False)["input_ids"]
-        logprobs = [{token: SimpleNamespace(logprob=-0.5)} for token in ids]
-        return SimpleNamespace(outputs=[SimpleNamespace(token_ids=ids, text=self.text, logprobs=logprobs,
+        expanded, inputs = self.expand(list(prompt_token_ids), multi_modal_data)
+        if self.model is None:
+            ids = self.processor.tokenizer(self.text + "<|im_end|>", add_special_tokens=False)["input_ids"]
+            logprobs = [{token: SimpleNamespace(logprob=-0.5)} for token in ids]
+            text = self.text
+        else:
+            ids, logprobs = self.sample(expanded, inputs, sampling_params.max_tokens)
+            text = self.processor.tokenizer.decode(ids, skip_special_tokens=True)
+        return SimpleNamespace(outputs=[SimpleNamespace(token_ids=ids, text=text, logprobs=logprobs,
                                                         finish_reason="stop")])
 
+    @torch.no_grad()
+    def sample(self, expanded, inputs, max_tokens):
+        self.model.eval()
+        torch.manual_seed(len(self.calls))
+        input_ids = torch.tensor([expanded])
+        types = (input_ids == self.processor.video_token_id).long() * 2  # as the processor marks them; M-RoPE needs them
+        out = self.model.generate(
+            input_ids=input_ids, attention_mask=torch.ones_like(input_ids), mm_token_type_ids=types,
+            **inputs, max_new_tokens=max_tokens, do_sample=True, top_k=None, top_p=None, temperature=1.0,
+            use_cache=True, output_logits=True, return_dict_in_generate=True,
+        )
+        ids = out.sequences[0, len(expanded):].tolist()
+        logprobs = [{t: SimpleNamespace(logprob=torch.log_softmax(step[0].float(), -1)[t].item())}
+                    for step, t in zip(out.logits, ids)]
+        return ids, logprobs
 
-def load_executor_like_openrlhf():
+
+def load_executor_like_openrlhf(sbert):
     from openrlhf.trainer.ray.vllm_engine import _load_agent_executor
 
-    return _load_agent_executor(str(plugin_path("agent")))
-
-
-def rollout(processor, clip, sbert, text=RESPONSE, label=LABEL, start=None, end=None):
-    from rarft_plugin.prompts import build_messages
-
-    executor = load_executor_like_openrlhf()
+    executor = _load_agent_executor(str(plugin_path("agent")))
     executor._reward_options = {"variant": "paper", "weights": None, "similarity": sbert}
-    prompt = processor.apply_chat_template(build_messages("ra_rft", label["query"]), tokenize=False,
-                                           add_generation_prompt=True)
-    engine = RecordingEngine(processor, text)
-    params = SimpleNamespace(max_tokens=64, logprobs=1)
-    output = asyncio.run(executor.execute(prompt, json.dumps(label), params, 4096, processor, engine,
-                                          images=VideoSpec(str(clip), start, end).to_json()))
-    return output, engine
+    return executor
 
 
-def test_engine_gets_one_placeholder_and_the_frames(tiny, clip, sbert):
-    processor, _ = tiny
-    output, engine = rollout(processor, clip, sbert)
+def chat_prompt(processor, query=LABEL["query"]):
+    return processor.apply_chat_template(build_messages("ra_rft", query), tokenize=False, add_generation_prompt=True)
+
+
+def rollout(processor, engine, clip, sbert, *, label=LABEL, start=None, end=None, max_tokens=64):
+    executor = load_executor_like_openrlhf(sbert)
+    params = SimpleNamespace(max_tokens=max_tokens, logprobs=1)
+    return asyncio.run(executor.execute(chat_prompt(processor, label["query"]), json.dumps(label), params, 4096,
+                                        processor, engine, images=VideoSpec(str(clip), start, end).to_json()))
+
+
+@pytest.mark.parametrize("pixels", [None, TRANSFORMERS_DEFAULT_PIXELS], ids=["qwen2.5-vl-7b-bounds", "hf-default-bounds"])
+def test_engine_gets_one_placeholder_and_frames_and_expands_to_the_trained_prompt(tmp_path, clip, sbert, pixels):
+    from transformers import AutoProcessor
+
+    directory = build_tiny_qwen2_5_vl(tmp_path / "tiny", video_pixels=pixels)
+    processor = AutoProcessor.from_pretrained(directory)
+    engine = VllmLikeEngine(directory)
+    output = rollout(processor, engine, clip, sbert)
     (sent_ids, mm_data, _), = engine.calls
-    video_id = processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
-    assert sent_ids.count(video_id) == 1
-    frames = mm_data["video"]
+    frames, metadata = mm_data["video"]
     assert frames.ndim == 4 and frames.shape[0] == 12 and frames.shape[-1] == 3  # 6 s at 2 FPS
     assert frames.shape[1] % 28 == 0 and frames.shape[2] % 28 == 0
-    expanded = output["observation_tokens"][: output["action_ranges"][0][0]]
+    assert metadata["fps"] == pytest.approx(2.0) and metadata["do_sample_frames"] is False
+
+    # what vLLM expands the one placeholder to is exactly the prompt the trainer sees, with the same pixels
+    expanded, inputs = engine.expand(sent_ids, mm_data)
+    prompt_end = output["action_ranges"][0][0]
+    assert output["observation_tokens"][:prompt_end] == expanded
+    for key, value in inputs.items():
+        assert torch.equal(torch.as_tensor(output["mm_train_inputs"][key]).float(), torch.as_tensor(value).float()), key
     grid = output["mm_train_inputs"]["video_grid_thw"][0]
-    assert expanded.count(video_id) == int(grid.prod()) // 4  # spatial merge 2 x 2
-    assert [t for t in expanded if t != video_id] == [t for t in sent_ids if t != video_id]
+    assert expanded.count(processor.video_token_id) == int(grid.prod()) // 4  # spatial merge 2 x 2
+    if pixels is None:  # frames already within the 7B bounds: the processor's resize is a no-op
+        assert tuple(grid[1:] * 14) == frames.shape[1:3]
 
 
 def test_reward_equals_rewards_score(tiny, clip, sbert):
-    output, _ = rollout(tiny[0], clip, sbert)
+    processor, directory = tiny
+    output = rollout(processor, VllmLikeEngine(directory), clip, sbert)
     expected = score(RESPONSE, LABEL, similarity=sbert)
     assert output["reward"].item() == pytest.approx(expected["total"], abs=1e-5)
     assert output["scores"].item() == pytest.approx(expected["total"], abs=1e-5)
     assert {k: v.item() for k, v in output["extra_logs"].items()} == pytest.approx(
         {k: expected[k] for k in REWARD_NAMES}, abs=1e-5)
     start, end = output["action_ranges"][0]
-    assert end - start == len(output["observation_tokens"]) - start
-    assert len(output["rollout_log_probs"]) == len(output["observation_tokens"])
+    assert end == len(output["observation_tokens"]) and output["observation_tokens"][-1] == processor.tokenizer.eos_token_id
+    assert len(output["rollout_log_probs"]) == end and output["rollout_log_probs"][start:] == [-0.5] * (end - start)
 
 
 def test_clip_window_sets_the_frames(tiny, clip, sbert):
-    output, engine = rollout(tiny[0], clip, sbert, start=2.0, end=4.0)
-    assert engine.calls[0][1]["video"].shape[0] == 4  # 2 s at 2 FPS
+    processor, directory = tiny
+    engine = VllmLikeEngine(directory)
+    output = rollout(processor, engine, clip, sbert, start=2.0, end=4.0)
+    assert engine.calls[0][1]["video"][0].shape[0] == 4  # 2 s at 2 FPS
     assert output["mm_train_inputs"]["second_per_grid_ts"].tolist() == pytest.approx([1.0])
 
 
-def test_merged_inputs_train_the_model_through_openrlhf_actor(tiny, clip, sbert):
+def test_the_g_concurrent_rollouts_of_a_prompt_decode_and_preprocess_once(tiny, tmp_path, sbert):
+    processor, directory = tiny
+    fresh = write_test_video(tmp_path / "fresh.mp4", seconds=4)
+    clear_cache()
+    executor = load_executor_like_openrlhf(sbert)
+    prepared = type(executor).execute.__globals__["_PREPARED"]  # OpenRLHF loads the file as a module of its own
+    engine = VllmLikeEngine(directory)
+    params = SimpleNamespace(max_tokens=16, logprobs=None)
+
+    async def group():  # as RolloutRayActor.generate_responses starts them: all at once
+        return await asyncio.gather(*[
+            executor.execute(chat_prompt(processor), json.dumps(LABEL), params, 4096, processor, engine,
+                             images=VideoSpec(str(fresh)).to_json())
+            for _ in range(8)])
+
+    outputs = asyncio.run(group())
+    assert (prepared.hits, prepared.misses) == (7, 1)
+    assert cache_stats()[1] == 1  # one decode
+    assert len({o["observation_tokens"][0] for o in outputs}) == 1 and len(engine.calls) == 8
+
+
+def test_rollout_log_probs_equal_the_trainers_through_openrlhf_batching(tiny, clip, sbert):
+    """Rollouts generated from (placeholder, frames) are scored by OpenRLHF's Actor on the executor's tensors."""
+    from openrlhf.models import Actor
+    from openrlhf.trainer.ppo_utils.experience import Experience
+    from openrlhf.trainer.ppo_utils.samples_generator import SamplesGenerator
+    from openrlhf.utils.vlm_utils import merge_mm_train_inputs
+
+    processor, directory = tiny
+    actor = Actor(str(directory), attn_implementation="eager", param_dtype="bf16")  # loads it as a VLM, as training does
+    assert actor.is_vlm
+    actor.model.float()  # fp32 on CPU so that rollout and training log-probs agree to rounding
+    engine = VllmLikeEngine(directory, model=actor.model)
+    outputs = [rollout(processor, engine, clip, sbert, max_tokens=12),
+               rollout(processor, engine, clip, sbert, start=1.0, end=5.0, max_tokens=12)]
+    samples = [SamplesGenerator._process_response_into_experience(None, o, max_len=4096) for o in outputs]
+    batch = Experience.concat_experiences(samples, processor.tokenizer.pad_token_id)  # right padding, as OpenRLHF
+    merged = merge_mm_train_inputs(batch.mm_train_inputs, "cpu")
+    assert merged["image_grid_thw"].shape == (0, 3) and merged["video_grid_thw"].shape == (2, 3)
+
+    actor.model.eval()
+    with torch.no_grad():
+        log_probs = actor(batch.sequences, batch.action_mask, attention_mask=batch.attention_mask, **merged)
+    mask = batch.action_mask.bool()
+    assert mask.sum() == sum(e - s for o in outputs for s, e in o["action_ranges"])
+    assert torch.allclose(log_probs[mask], batch.rollout_log_probs[mask].float(), atol=1e-4)
+
+    actor.model.train()
+    actor.model.zero_grad()
+    log_probs = actor(batch.sequences, batch.action_mask, attention_mask=batch.attention_mask, **merged)
+    (-(log_probs * mask).sum()).backward()
+    grads = {n: p.grad for n, p in actor.model.named_parameters() if p.grad is not None}
+    assert any("visual" in n and g.abs().sum() > 0 for n, g in grads.items()), "no gradient reached the vision tower"
+    assert any("language_model" in n and g.abs().sum() > 0 for n, g in grads.items())
+
+
+def test_actor_log_probs_need_the_token_type_gap_fix(tiny, clip, sbert):
     from openrlhf.models import Actor
     from openrlhf.utils.vlm_utils import merge_mm_train_inputs
 
     processor, directory = tiny
-    outputs = [rollout(processor, clip, sbert)[0], rollout(processor, clip, sbert, start=1.0, end=5.0)[0]]
-    merged = merge_mm_train_inputs([[o["mm_train_inputs"] for o in outputs]], "cpu")
-    assert merged["image_grid_thw"].shape == (0, 3) and merged["video_grid_thw"].shape == (2, 3)
-
-    length = max(len(o["observation_tokens"]) for o in outputs)
-    pad = processor.tokenizer.pad_token_id
-    sequences = torch.full((2, length), pad, dtype=torch.long)
-    attention = torch.zeros((2, length), dtype=torch.long)
-    for row, o in enumerate(outputs):  # left padding, as OpenRLHF batches rollouts
-        tokens = o["observation_tokens"]
-        sequences[row, length - len(tokens):] = torch.tensor(tokens)
-        attention[row, length - len(tokens):] = 1
-    response_length = max(e - s for o in outputs for s, e in o["action_ranges"])
-    action_mask = attention[:, -response_length:].bool()
-
-    actor = Actor(str(directory), attn_implementation="eager", param_dtype="bf16")  # loads it as a VLM, as training does
-    assert actor.is_vlm
-    model = actor.model
-    model.train()
-    model.zero_grad()
-    log_probs = actor(sequences, action_mask=action_mask, attention_mask=attention, **merged)
-    assert log_probs.shape == (2, response_length) and torch.isfinite(log_probs).all()
-    (-(log_probs * action_mask).sum()).backward()
-    visual = [p.grad for n, p in model.named_parameters() if "visual" in n and p.grad is not None]
-    language = [p.grad for n, p in model.named_parameters() if "language_model" in n and p.grad is not None]
-    assert visual and any(g.abs().sum() > 0 for g in visual), "no gradient reached the vision tower"
-    assert language and any(g.abs().sum() > 0 for g in language)
+    output = rollout(processor, VllmLikeEngine(directory), clip, sbert)
+    merged = merge_mm_train_inputs([[output["mm_train_inputs"]]], "cpu")
+    sequences = torch.tensor([output["observation_tokens"]])
+    attention = torch.ones_like(sequences)
+    start, end = output["action_ranges"][0]
+    action_mask = torch.ones((1, end - start), dtype=torch.bool)
+    actor = Actor(str(directory), attn_implementation="eager", param_dtype="bf16").eval()
+    with torch.no_grad():
+        ours = actor(sequences, action_mask=action_mask, attention_mask=attention, **merged)
+        # the reference: the model called directly, token types as the HF processor marks them
+        types = (sequences == processor.video_token_id).long() * 2
+        video_only = {k: v for k, v in merged.items() if k != "image_grid_thw"}
+        logits = actor.model(sequences, attention_mask=attention, mm_token_type_ids=types, **video_only).logits.float()
+        reference = torch.log_softmax(logits[:, :-1], -1).gather(-1, sequences[:, 1:, None])[..., 0][:, -(end - start):]
+        without_fix = actor(sequences, action_mask=action_mask, attention_mask=attention, **video_only)
+    assert torch.allclose(ours, reference, atol=1e-4)
+    assert not torch.allclose(without_fix, reference, atol=1e-4)  # upstream alone gets M-RoPE positions wrong
 
 
 @pytest.mark.parametrize(
@@ -144,47 +250,23 @@ def test_merged_inputs_train_the_model_through_openrlhf_actor(tiny, clip, sbert)
         ('{"path": 3}', "expected a path"),
     ],
 )
-def test_bad_video_inputs_fail_clearly(tiny, sbert, images, message):
-    executor = load_executor_like_openrlhf()
-    executor._reward_options = {"variant": "paper", "weights": None, "similarity": sbert}
-    engine = RecordingEngine(tiny[0], RESPONSE)
+def test_bad_video_inputs_fail_clearly_before_generation(tiny, sbert, images, message):
+    processor, directory = tiny
+    engine = VllmLikeEngine(directory)
     with pytest.raises(ValueError, match=message):
-        asyncio.run(executor.execute("prompt", json.dumps(LABEL), SimpleNamespace(max_tokens=8, logprobs=None), 512,
-                                     tiny[0], engine, images=images))
+        asyncio.run(load_executor_like_openrlhf(sbert).execute(
+            "prompt", json.dumps(LABEL), SimpleNamespace(max_tokens=8, logprobs=None), 512, processor, engine,
+            images=images))
     assert engine.calls == []
 
 
 def test_prompt_too_long_is_refused_before_generation(tiny, clip, sbert):
-    executor = load_executor_like_openrlhf()
-    executor._reward_options = {"variant": "paper", "weights": None, "similarity": sbert}
-    engine = RecordingEngine(tiny[0], RESPONSE)
-    prompt = tiny[0].apply_chat_template([{"role": "user", "content": [{"type": "video", "text": ""}]}],
-                                         tokenize=False, add_generation_prompt=True)
-    with pytest.raises(ValueError, match="exceeds max length"):
-        asyncio.run(executor.execute(prompt, json.dumps(LABEL), SimpleNamespace(max_tokens=64, logprobs=None), 100,
-                                     tiny[0], engine, images=VideoSpec(str(clip)).to_json()))
-
-
-def test_actor_log_probs_match_a_plain_forward_and_need_the_gap_fix(tiny, clip, sbert):
-    from openrlhf.models import Actor
-    from openrlhf.utils.vlm_utils import merge_mm_train_inputs
-
     processor, directory = tiny
-    output = rollout(processor, clip, sbert)[0]
-    merged = merge_mm_train_inputs([[output["mm_train_inputs"]]], "cpu")
-    sequences = torch.tensor([output["observation_tokens"]])
-    attention = torch.ones_like(sequences)
-    start, end = output["action_ranges"][0]
-    action_mask = torch.ones((1, end - start), dtype=torch.bool)
-    actor = Actor(str(directory), attn_implementation="eager", param_dtype="bf16").eval()
-    video_id = processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
-    with torch.no_grad():
-        ours = actor(sequences, action_mask=action_mask, attention_mask=attention, **merged)
-        # the reference: the model called directly, token types as the HF processor marks them
-        types = (sequences == video_id).long() * 2
-        video_only = {k: v for k, v in merged.items() if k != "image_grid_thw"}
-        logits = actor.model(sequences, attention_mask=attention, mm_token_type_ids=types, **video_only).logits.float()
-        reference = torch.log_softmax(logits[:, :-1], -1).gather(-1, sequences[:, 1:, None])[..., 0][:, -(end - start):]
-        without_fix = actor(sequences, action_mask=action_mask, attention_mask=attention, **video_only)
-    assert torch.allclose(ours, reference, atol=1e-4)
-    assert not torch.allclose(without_fix, reference, atol=1e-4)  # upstream alone gets M-RoPE positions wrong
+    engine = VllmLikeEngine(directory)
+    prompt = processor.apply_chat_template([{"role": "user", "content": [{"type": "video", "text": ""}]}],
+                                           tokenize=False, add_generation_prompt=True)
+    with pytest.raises(ValueError, match="exceeds --data.max_len 100"):
+        asyncio.run(load_executor_like_openrlhf(sbert).execute(
+            prompt, json.dumps(LABEL), SimpleNamespace(max_tokens=64, logprobs=None), 100, processor, engine,
+            images=VideoSpec(str(clip)).to_json()))
+    assert engine.calls == []
