@@ -8,9 +8,15 @@ One line per query (`rarft_plugin.dataset.load_examples`):
      "label": "<label JSON, rarft_plugin.labels>", "datasource": "<input file stem>", "id": "ITEM:QUERY"}
 
 Train with `--data.input_key input --data.label_key label --data.image_key video
---data.apply_chat_template` (the launcher passes these). Video paths are resolved once, up front,
-to the first existing of: the path as written (absolute, or relative to the input file), DIR/path,
-DIR/<file name>. Every missing video is reported at once and nothing is written.
+--data.apply_chat_template` (the launcher passes these; docs/video.md). Video paths are resolved
+once, up front, to the first existing non-empty file of: the path as written (absolute, or relative
+to the input file), DIR/path (relative paths), DIR/<file name>; so the released files' absolute
+(`/data/sungjoon/Charades_v1/E6DLK.mp4`) and relative (`../dataset/selected_videos/72LJ3.mp4`)
+paths both resolve against a flat `--video-root` holding the files by name. Every missing video is
+reported at once and nothing is written. Then every clip that will be written is probed (opened,
+its `video_start`/`video_end` window checked against its real length, the window's first and last
+frame decoded): truncated, non-video and zero-length files and windows beyond the video are all
+reported at once, with their records, before anything is written (`--no-probe` checks existence only).
 
 `--ratio R:I` keeps relevant and irrelevant queries in that proportion by dropping (seeded) part of
 the larger class; the paper trains at 1:3 and evaluates at 1:1. Without it every query is kept.
@@ -24,11 +30,12 @@ import random
 import sys
 from pathlib import Path
 
-from rarft_plugin.dataset import Example, load_examples, resolve_videos
+from rarft_plugin.dataset import MAX_LISTED, Example, load_examples, resolve_videos
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_jsonl_atomic
 from rarft_plugin.prompts import TEMPLATES, build_messages
-from rarft_plugin.video import VideoSpec
+from rarft_plugin.video import VideoSpec, probe_all
+
 
 def apply_ratio(examples: list[Example], ratio: tuple[int, int] | None, seed: int) -> list[Example]:
     """Keep relevant : irrelevant = ratio by dropping part of the larger class (seeded, order kept)."""
@@ -44,8 +51,24 @@ def apply_ratio(examples: list[Example], ratio: tuple[int, int] | None, seed: in
     return [e for e in examples if id(e) in kept]
 
 
+def video_spec(example: Example, video: Path) -> VideoSpec:
+    return VideoSpec(str(video), example.item.video_start, example.item.video_end)
+
+
+def check_clips(examples: list[Example], videos: dict[str, Path], *, source: Path) -> None:
+    """Probe every clip the examples use; one DataError listing every clip that fails, with a record of each."""
+    records = {}
+    for example in examples:
+        records.setdefault(video_spec(example, videos[example.item.video]), example.item.index)
+    failed = probe_all(records)
+    if failed:
+        listed = "; ".join(f"record {records[spec]}: {error}" for spec, error in list(failed.items())[:MAX_LISTED])
+        more = f" (and {len(failed) - MAX_LISTED} more)" if len(failed) > MAX_LISTED else ""
+        raise DataError(f"{len(failed)} video clip(s) cannot be used: {listed}{more}", source=str(source))
+
+
 def openrlhf_row(example: Example, video: Path, *, template: str, purpose: str, datasource: str) -> dict:
-    spec = VideoSpec(str(video), example.item.video_start, example.item.video_end)
+    spec = video_spec(example, video)
     return {
         "input": build_messages(template, example.label.query, purpose=purpose),
         "video": spec.to_json(),
@@ -76,16 +99,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--unknown-span", choices=("skip", "error"), default="skip",
                         help="relevant queries whose span is not in the file (SS-VTG defect): leave out, or fail")
+    parser.add_argument("--no-probe", dest="probe", action="store_false",
+                        help="only check that the videos exist; skip opening and decoding each clip")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         examples, report = load_examples(args.input, unknown_span=args.unknown_span)
         videos = resolve_videos(examples, video_root=args.video_root, source=args.input)
+        kept = apply_ratio(examples, args.ratio, args.seed)
+        if args.probe:
+            check_clips(kept, videos, source=args.input)
     except DataError as error:
         print(f"rarft-prep to-openrlhf: error: {error}", file=sys.stderr)
         return 2
-    kept = apply_ratio(examples, args.ratio, args.seed)
     rows = [
         openrlhf_row(e, videos[e.item.video], template=args.template, purpose=args.purpose,
                      datasource=args.input.stem)

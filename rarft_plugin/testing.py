@@ -140,12 +140,19 @@ def build_tiny_qwen2_5_vl(directory: str | Path, *, seed: int = 0, video_pixels:
 
 
 def write_test_video(
-    path: str | Path, *, seconds: float = 6.0, fps: int = 10, size: tuple[int, int] = (112, 84), codec: str = "mpeg4"
+    path: str | Path,
+    *,
+    seconds: float = 6.0,
+    fps: int = 10,
+    size: tuple[int, int] = (112, 84),
+    codec: str = "mpeg4",
+    faststart: bool = False,
 ) -> Path:
     """Write a clip whose frames change every second (colour + a moving bar), so sampling is checkable.
 
     `size` is (width, height). The frame at time t has mean red level 20 * int(t) % 256. Written
     with PyAV, or with OpenCV where PyAV is not installed (GPU images often ship only OpenCV).
+    `faststart` puts the index first (as web-ready files do): a truncated copy still opens.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -154,7 +161,7 @@ def write_test_video(
         import av
     except ImportError:
         return _write_with_opencv(path, frames, fps, size)
-    with av.open(str(path), mode="w") as container:
+    with av.open(str(path), mode="w", options={"movflags": "faststart"} if faststart else {}) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
         for image in frames:

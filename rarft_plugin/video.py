@@ -24,13 +24,14 @@ import math
 import os
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Sequence
+from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from rarft_plugin.errors import DataError
 
@@ -174,16 +175,35 @@ def sample_frames(
 
 
 def probe(spec: Any, *, backend: Backend = "auto") -> float:
-    """Open a clip, check its window and decode the window's first and last frame; its duration (s).
+    """Open a clip, check its window and decode the first and last frame `sample_frames` would take.
 
-    Catches missing, empty, truncated and non-video files and windows outside the video, naming the file.
+    Returns the video's duration (s). Catches missing, empty, truncated and non-video files, clips
+    too short to sample and windows outside the video, naming the file.
     """
     spec = VideoSpec.parse(spec)
     with _named(spec):
         reader = _open(spec.path, backend)
         first, last, duration = _window(reader, spec)
-        reader.get(np.array([first, last]))
+        indices = frame_indices(reader.frame_count, reader.fps, first, last)
+        reader.get(indices[[0, -1]])
         return duration
+
+
+def probe_all(specs: Iterable[Any], *, workers: int = 8) -> dict[VideoSpec, VideoError]:
+    """`probe` every distinct clip (in threads, with a progress bar); the clips that fail, with their errors."""
+    distinct = list(dict.fromkeys(VideoSpec.parse(spec) for spec in specs))
+
+    def check(spec: VideoSpec) -> VideoError | None:
+        try:
+            probe(spec)
+        except VideoError as error:
+            return error
+        return None
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        errors = list(tqdm(pool.map(check, distinct), total=len(distinct), desc="probing videos", unit="clip",
+                           disable=len(distinct) < 200))
+    return {spec: error for spec, error in zip(distinct, errors) if error is not None}
 
 
 @contextmanager

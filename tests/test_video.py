@@ -1,14 +1,21 @@
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
 from rarft_plugin.testing import write_test_video
 from rarft_plugin.video import (
     MIN_PIXELS,
+    LruCache,
     VideoError,
     VideoSpec,
     cache_stats,
     clear_cache,
     frame_indices,
+    probe,
+    processor_video_inputs,
     sample_frames,
     smart_resize,
 )
@@ -113,19 +120,88 @@ def _truncated(tmp_path, clip):
         (lambda tmp, clip: '{"path": ', "not valid JSON"),
     ],
 )
-def test_bad_videos_name_the_file(tmp_path, clip, make, message):
+@pytest.mark.parametrize("read", [lambda spec: sample_frames(spec, cache=False), probe], ids=["sample_frames", "probe"])
+def test_bad_videos_name_the_file(tmp_path, clip, make, message, read):
     spec = make(tmp_path, clip)
     with pytest.raises(VideoError, match=message) as caught:
-        sample_frames(spec, cache=False)
+        read(spec)
     if not (isinstance(spec, str) and spec.startswith("{")) and not isinstance(spec, dict):
         assert str(VideoSpec.parse(spec).path) in str(caught.value)
 
 
-def test_truncated_video_is_an_error_or_fewer_frames_never_a_hang(tmp_path, clip):
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+@pytest.mark.parametrize("read", [lambda spec, backend: sample_frames(spec, backend=backend, cache=False), probe],
+                         ids=["sample_frames", "probe"])
+@pytest.mark.parametrize("faststart", [False, True], ids=["index-last", "index-first"])
+def test_truncated_videos_are_errors_naming_the_file(tmp_path, read, backend, faststart):
+    clip = write_test_video(tmp_path / "whole.mp4", seconds=20, faststart=faststart)
     path = _truncated(tmp_path, clip)
-    try:
-        video = sample_frames(str(path), cache=False)
-    except VideoError as error:
-        assert str(path) in str(error)
-    else:
-        assert 0 < video.frames.shape[0] <= 40
+    with pytest.raises(VideoError, match="cannot decode video|truncated") as caught:
+        read(str(path), backend=backend)
+    assert str(path) in str(caught.value)
+
+
+def test_probe_returns_the_duration_and_accepts_a_window(clip):
+    assert probe(str(clip)) == pytest.approx(20.0)
+    assert probe(VideoSpec(str(clip), 5.0, 10.0)) == pytest.approx(20.0)
+
+
+def test_single_flight_cache_runs_create_once_for_concurrent_callers():
+    cache, calls, started = LruCache(4), [], threading.Event()
+
+    def create():
+        calls.append(1)
+        started.set()
+        time.sleep(0.2)  # the other callers arrive while this runs
+        return object()
+
+    def caller():
+        return cache.get_or_create("clip", create)
+
+    with ThreadPoolExecutor(8) as pool:
+        first = pool.submit(caller)
+        started.wait()
+        values = [first.result()] + [f.result() for f in [pool.submit(caller) for _ in range(7)]]
+    assert len(calls) == 1 and all(v is values[0] for v in values)
+    assert (cache.hits, cache.misses) == (7, 1)
+
+
+def test_single_flight_cache_hands_an_error_to_the_waiters_and_keeps_nothing():
+    cache, started = LruCache(4), threading.Event()
+
+    def create():
+        started.set()
+        time.sleep(0.2)
+        raise VideoError("cannot decode video", source="x.mp4")
+
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(cache.get_or_create, "clip", create)
+        started.wait()
+        others = [pool.submit(cache.get_or_create, "clip", create) for _ in range(3)]
+        for future in [first, *others]:
+            with pytest.raises(VideoError, match="x.mp4"):
+                future.result()
+    assert cache.get_or_create("clip", lambda: "decoded now") == "decoded now"  # the failure was not cached
+
+
+def test_lru_cache_evicts_the_least_recently_used():
+    cache = LruCache(2)
+    for key in "ab":
+        cache.get_or_create(key, lambda key=key: key.upper())
+    cache.get_or_create("a", lambda: "fresh a")  # touch a
+    cache.get_or_create("c", lambda: "C")  # evicts b
+    assert cache.get_or_create("a", lambda: "fresh a") == "A" and cache.get_or_create("b", lambda: "new b") == "new b"
+
+
+def test_metadata_gives_the_processor_the_sampling_fps(clip, tmp_path):
+    from transformers import AutoProcessor
+
+    from rarft_plugin.testing import build_tiny_qwen2_5_vl
+
+    processor = AutoProcessor.from_pretrained(build_tiny_qwen2_5_vl(tmp_path / "tiny"))
+    video = sample_frames(VideoSpec(str(clip), 0.0, 7.5), cache=False)  # 75 frames -> 14: fps 1.87, not 2
+    assert video.fps == pytest.approx(14 / 75 * 10)
+    out = processor(text=["<|vision_start|><|video_pad|><|vision_end|>"], **processor_video_inputs([video]),
+                    return_tensors="pt")
+    assert out["second_per_grid_ts"].tolist() == pytest.approx([video.second_per_grid])
+    assert tuple(out["video_grid_thw"][0].tolist()) == (7, video.frames.shape[1] // 14, video.frames.shape[2] // 14)
