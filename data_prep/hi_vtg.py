@@ -1,0 +1,251 @@
+"""`rarft-prep hi-vtg`: build HI-VTG from any VTG annotation set with an OpenAI-compatible LLM.
+
+For each relevant query (paper §3.3, Fig. 3):
+
+1. category extraction (Table 13): the applicable semantic relevance categories, top three kept;
+2. generation (Table 14): for the plans of 1 / 2 / 3 categories (strong / moderate / weak,
+   tagged `hard` / `medium` / `easy` as in the released files), an irrelevant query edited only
+   along those categories and its refusal reasoning;
+3. validation of every LLM answer (`validate_categories`, `validate_negatives`): valid JSON,
+   categories from the taxonomy and the plan, a query different from the original, the
+   `<irrelevant_answer>` block and one block per category. An invalid answer is asked again
+   (`--max-attempts`), then the query goes to the rejects file with the reason.
+
+Output: the released schema (`rarft_plugin.dataset`), one item per relevant query with its
+relevant entry and one entry per difficulty. An irrelevant entry stores the refusal explanation as
+`a` = `<answer>…</answer>` (what the explain reward and the SBERT score compare), its categories
+as `c`, the full reasoning with its per-category blocks as `reasoning`, and `q_origin` = the
+relevant query it was edited from.
+
+Reliability: requests run concurrently (`--concurrency`), retried with backoff on 429 / 5xx /
+timeouts / resets; every finished query (item or reject) is appended to a journal in the work
+directory and every LLM reply to a cache there, so a run killed at any moment resumes without
+losing, duplicating or paying again for finished work; outputs are written atomically at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from rarft_plugin import llm_prompts
+from rarft_plugin.errors import DataError
+from rarft_plugin.io_utils import write_atomic, write_jsonl_atomic
+from rarft_plugin.journal import Journal
+from rarft_plugin.llm_client import ChatClient, LLMError
+from rarft_plugin.taxonomy import CATEGORIES, category_tag
+
+from data_prep.importers import IMPORTERS, QueryRecord, import_records
+
+# difficulty tag (released files) -> number of edited categories (paper: strong / moderate / weak)
+PLANS: tuple[tuple[str, int], ...] = (("hard", 1), ("medium", 2), ("easy", 3))
+_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+
+
+class Invalid(ValueError):
+    """An LLM answer that fails validation; the message is the reject reason."""
+
+
+def _json_object(reply: str) -> dict:
+    match = _OBJECT.search(reply)
+    if match is None:
+        raise Invalid("no JSON object in the reply")
+    try:
+        data = json.loads(match.group(0))
+    except ValueError as error:
+        raise Invalid(f"invalid JSON ({error.msg})") from None
+    if not isinstance(data, dict):
+        raise Invalid("the JSON is not an object")
+    return data
+
+
+def validate_categories(reply: str) -> list[str]:
+    """Top three distinct taxonomy categories of a Table 13 answer."""
+    entries = _json_object(reply).get("eligible_categories")
+    if not isinstance(entries, list) or not entries:
+        raise Invalid("no eligible_categories list")
+    paths = [e.get("path") if isinstance(e, dict) else e for e in entries]
+    unknown = [p for p in paths if p not in CATEGORIES]
+    if unknown:
+        raise Invalid(f"category not in the taxonomy: {unknown[0]!r}")
+    return list(dict.fromkeys(paths))[:3]
+
+
+def plans_for(categories: list[str]) -> list[dict]:
+    return [{"difficulty": tag, "applied_categories": categories[:count]}
+            for tag, count in PLANS if len(categories) >= count]
+
+
+def validate_negatives(reply: str, plans: list[dict], original_query: str) -> dict[str, dict]:
+    """{difficulty: {query, categories, answer, reasoning}} from a Table 14 answer, all plans present."""
+    negs = _json_object(reply).get("negs")
+    if not isinstance(negs, dict):
+        raise Invalid("no 'negs' object")
+    out = {}
+    for plan in plans:
+        tag, categories = plan["difficulty"], plan["applied_categories"]
+        neg = negs.get(tag)
+        if not isinstance(neg, dict):
+            raise Invalid(f"difficulty {tag!r} missing from negs")
+        query = neg.get("irrel_query")
+        if not isinstance(query, str) or not query.strip():
+            raise Invalid(f"{tag}: empty irrel_query")
+        if _normal(query) == _normal(original_query):
+            raise Invalid(f"{tag}: irrelevant query equals the original")
+        applied = [c.get("path") if isinstance(c, dict) else c for c in neg.get("applied_categories") or []]
+        if applied != categories:
+            raise Invalid(f"{tag}: applied_categories {applied} differ from the plan {categories}")
+        reasoning = neg.get("reasoning")
+        if isinstance(reasoning, list):
+            reasoning = "".join(str(part) for part in reasoning)
+        if not isinstance(reasoning, str):
+            raise Invalid(f"{tag}: no reasoning text")
+        answer = _block(reasoning, "irrelevant_answer")
+        if not answer:
+            raise Invalid(f"{tag}: no <irrelevant_answer> block")
+        for category in categories:
+            if not _block(reasoning, category_tag(category)):
+                raise Invalid(f"{tag}: no <{category_tag(category)}> block")
+        out[tag] = {"query": " ".join(query.split()), "categories": categories, "answer": answer,
+                    "reasoning": reasoning.strip()}
+    return out
+
+
+def _block(text: str, tag: str) -> str:
+    match = re.search(rf"<{re.escape(tag)}>(.*?)</{re.escape(tag)}>", text, re.DOTALL)
+    return match.group(1).strip() if match else ""
+
+
+def _normal(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def hi_vtg_item(record: QueryRecord, negatives: dict[str, dict]) -> dict:
+    """One item of the released schema."""
+    grpo = [{"q": record.query, "a": f"<answer>{record.timestamp[0]} to {record.timestamp[1]}</answer>", "r": True,
+             "q_origin": record.query, "difficulty": "original"}]
+    for tag, _ in PLANS:
+        if tag in negatives:
+            neg = negatives[tag]
+            grpo.append({"q": neg["query"], "a": f"<answer>{neg['answer']}</answer>", "r": False,
+                         "c": neg["categories"], "difficulty": tag, "q_origin": record.query,
+                         "reasoning": neg["reasoning"]})
+    return {"video": record.video, "query_text": record.query, "timestamp": list(record.timestamp),
+            "duration": record.duration, "video_start": record.video_start, "video_end": record.video_end,
+            "difficulty": None, "think": "", "GRPO": grpo}
+
+
+async def build_one(ask, record: QueryRecord, max_attempts: int) -> dict:
+    """{"item": ...} or {"reject": {...}} for one relevant query."""
+    async def validated(messages, check, stage):
+        reason = ""
+        for attempt in range(max_attempts):
+            try:
+                reply = await ask(messages, attempt=attempt)
+            except LLMError as error:
+                return None, f"{stage}: {error}"
+            try:
+                return check(reply), ""
+            except Invalid as error:
+                reason = f"{stage}: {error}"
+        return None, reason
+
+    categories, reason = await validated(llm_prompts.category_extraction_messages(record.query),
+                                         validate_categories, "categories")
+    if categories is None:
+        return {"reject": {"reason": reason, "video": record.video, "query": record.query}}
+    plans = plans_for(categories)
+    negatives, reason = await validated(
+        llm_prompts.generation_messages(record.query, record.timestamp, plans, list(record.video_context)),
+        lambda reply: validate_negatives(reply, plans, record.query), "generation")
+    if negatives is None:
+        return {"reject": {"reason": reason, "video": record.video, "query": record.query}}
+    return {"item": hi_vtg_item(record, negatives)}
+
+
+async def build(records: list[QueryRecord], chat: ChatClient, journal: Journal, max_attempts: int) -> None:
+    todo = [r for r in records if r.key not in journal]
+    with tqdm(total=len(records), initial=len(records) - len(todo), desc="hi-vtg", unit="query") as progress:
+        async with chat.session() as ask:
+
+            async def one(record):
+                journal.put(record.key, await build_one(ask, record, max_attempts))
+                progress.update(1)
+
+            await asyncio.gather(*(one(r) for r in todo))
+
+
+def reject_reason_kind(reason: str) -> str:
+    """A reject reason with its values masked, for counting by kind in the summary.
+
+    >>> reject_reason_kind("generation: medium: applied_categories ['X/Y'] differ from the plan ['A/B']")
+    'generation: #: applied_categories # differ from the plan #'
+    """
+    return re.sub(r"\[[^\]]*\]|'[^']*'|\b(hard|medium|easy)\b|-?\d+(\.\d+)?", "#", reason)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", type=Path, help="VTG annotations")
+    parser.add_argument("--format", choices=sorted(IMPORTERS), required=True)
+    parser.add_argument("--durations", type=Path, default=None, help="video durations (Charades-STA)")
+    parser.add_argument("--out", type=Path, required=True, help="HI-VTG JSON (released schema) to write")
+    parser.add_argument("--rejects", type=Path, default=None, help="default: OUT with .rejects.jsonl")
+    parser.add_argument("--work-dir", type=Path, default=None, help="journal + LLM cache (default: OUT.work/)")
+    parser.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint")
+    parser.add_argument("--model", default=None, help="LLM name at that endpoint (the paper: GPT-5-mini)")
+    parser.add_argument("--api-key", default=None, help="default: $OPENAI_API_KEY")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--max-items", type=int, default=None, help="only the first N relevant queries")
+    parser.add_argument("--max-attempts", type=int, default=3, help="asks per stage before a query is rejected")
+    parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--retry-backoff", type=float, default=1.0)
+    parser.add_argument("--dry-run", action="store_true", help="print the prompts of the first query and stop")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        records, import_rejects = import_records(args.input, args.format, args.durations)
+    except DataError as error:
+        print(f"rarft-prep hi-vtg: error: {error}", file=sys.stderr)
+        return 2
+    records = records[: args.max_items] if args.max_items else records
+    if args.dry_run:
+        first = records[0]
+        for message in llm_prompts.category_extraction_messages(first.query):
+            print(f"--- {message['role']} ---\n{message['content']}")
+        plans = plans_for(list(CATEGORIES)[:3])
+        for message in llm_prompts.generation_messages(first.query, first.timestamp, plans, list(first.video_context)):
+            print(f"--- {message['role']} ---\n{message['content']}")
+        print(f"(dry run: {len(records)} queries would be sent, 2 requests each at least)")
+        return 0
+    if not (args.base_url and args.model):
+        print("rarft-prep hi-vtg: error: --base-url and --model are required (or --dry-run)", file=sys.stderr)
+        return 2
+    work = args.work_dir or args.out.with_name(args.out.name + ".work")
+    chat = ChatClient(base_url=args.base_url, model=args.model, api_key=args.api_key, concurrency=args.concurrency,
+                      temperature=args.temperature, backoff_s=args.retry_backoff, cache_path=work / "llm_cache.jsonl")
+    journal = Journal(work / "journal.jsonl")
+    asyncio.run(build(records, chat, journal, args.max_attempts))
+    results = [journal.get(r.key) for r in records]
+    items = [r["item"] for r in results if "item" in r]
+    rejects = import_rejects + [{"stage": "llm", **r["reject"]} for r in results if "reject" in r]
+    write_atomic(args.out, json.dumps(items, ensure_ascii=False, indent=1) + "\n")
+    write_jsonl_atomic(args.rejects or args.out.with_suffix(".rejects.jsonl"), rejects)
+    chat.close()
+    journal.close()
+    usage = chat.usage
+    by_reason = Counter(f"{r['stage']}: {reject_reason_kind(r['reason'])}" for r in rejects)
+    print(f"items: {len(items)} written to {args.out}; rejects: {len(rejects)}")
+    for reason, count in by_reason.most_common():
+        print(f"  {count:6d}  {reason}")
+    print(f"requests: {usage.requests} (cached {usage.cached}, retries {usage.retries}); "
+          f"tokens: {usage.prompt_tokens} prompt + {usage.completion_tokens} completion")
+    return 0

@@ -1,0 +1,65 @@
+"""`rarft-prep ss-vtg`: SS-VTG, irrelevant queries by shuffling queries across videos.
+
+Each relevant query gets one irrelevant query taken from a different video (never the same
+video), 1:1, seeded. Output in the released schema, like `ss_vtg_charades.json`: the irrelevant
+entry is tagged `easy` with no categories and no refusal text (the loader reads it as
+`shuffled`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+from rarft_plugin.errors import DataError
+from rarft_plugin.io_utils import write_atomic, write_jsonl_atomic
+
+from data_prep.importers import IMPORTERS, QueryRecord, import_records
+
+
+def shuffled_items(records: list[QueryRecord], seed: int) -> list[dict]:
+    """One item per record: its query (relevant) and a query of another video (irrelevant)."""
+    if len({r.video for r in records}) < 2:
+        raise DataError("shuffling needs queries from at least two videos")
+    rng = random.Random(seed)
+    items = []
+    for record in records:
+        other = rng.choice(records)
+        while other.video == record.video:
+            other = rng.choice(records)
+        items.append({
+            "video": record.video, "query_text": record.query, "timestamp": list(record.timestamp),
+            "duration": record.duration, "video_start": record.video_start, "video_end": record.video_end,
+            "think": "",
+            "GRPO": [
+                {"q": record.query, "a": "", "r": True, "difficulty": "original"},
+                {"q": other.query, "a": "", "r": False, "difficulty": "easy", "q_origin": other.video},
+            ],
+        })
+    return items
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", type=Path)
+    parser.add_argument("--format", choices=sorted(IMPORTERS), required=True)
+    parser.add_argument("--durations", type=Path, default=None)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-items", type=int, default=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        records, rejects = import_records(args.input, args.format, args.durations)
+        records = records[: args.max_items] if args.max_items else records
+        items = shuffled_items(records, args.seed)
+    except DataError as error:
+        print(f"rarft-prep ss-vtg: error: {error}", file=sys.stderr)
+        return 2
+    write_atomic(args.out, json.dumps(items, ensure_ascii=False, indent=1) + "\n")
+    write_jsonl_atomic(args.out.with_suffix(".rejects.jsonl"), rejects)
+    print(f"items: {len(items)} (1 relevant : 1 shuffled each) -> {args.out}; import rejects: {len(rejects)}")
+    return 0
