@@ -177,7 +177,8 @@ async def build(records: list[QueryRecord], chat: ChatClient, journal: Journal, 
         async with chat.session() as ask:
 
             async def one(record):
-                journal.put(record.key, await build_one(ask, record, max_attempts))
+                result = await build_one(ask, record, max_attempts)
+                await asyncio.to_thread(journal.put, record.key, result)  # fsync off the event loop
                 progress.update(1)
 
             await asyncio.gather(*(one(r) for r in todo))

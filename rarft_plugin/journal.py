@@ -1,7 +1,8 @@
 """An append-only JSONL journal: a key -> value store that survives `kill -9`.
 
 Each finished unit of work is one line `{"key": ..., "value": ...}`, written and fsynced before
-the work counts as done. Reopening reads every complete line; a line cut short by a crash is
+the work counts as done (`durable=False` only flushes: for caches, where losing the last few
+entries in a crash costs a few repeated requests, not lost work). Reopening reads every complete line; a line cut short by a crash is
 ignored (and counted), so a rerun redoes only that unit. Used for LLM response caches and
 resumable pipelines.
 """
@@ -16,8 +17,9 @@ from typing import Any
 
 
 class Journal:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, durable: bool = True):
         self.path = Path(path)
+        self.durable = durable
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._values: dict[str, Any] = {}
@@ -59,7 +61,8 @@ class Journal:
         with self._lock:
             self._handle.write(line)
             self._handle.flush()
-            os.fsync(self._handle.fileno())
+            if self.durable:
+                os.fsync(self._handle.fileno())
             self._values[key] = value
 
     def close(self) -> None:
