@@ -1,8 +1,9 @@
 """`rarft-eval`: inference on a checkpoint, scoring, comparing runs.
 
     rarft-eval infer --model CKPT --data hi_vtg_charades.json --video-root VIDEOS --out preds.jsonl
-    rarft-eval score preds.jsonl --out run/ [--judge llm --base-url URL --model NAME] [--llm-explanations]
-    rarft-eval compare runA/metrics.json runB/metrics.json
+    rarft-eval score preds.jsonl [more shards ...] --out run/ [--judge llm] [--llm-explanations]
+                     [--base-url URL --model NAME]
+    rarft-eval compare runA/ runB/
 """
 
 from __future__ import annotations
@@ -16,71 +17,137 @@ from rarft_plugin.errors import DataError
 
 
 def add_score_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("predictions", type=Path)
+    parser.add_argument("predictions", type=Path, nargs="+", help="prediction JSONL file(s); several = shards of a run")
     parser.add_argument("--out", type=Path, required=True, help="report directory")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="the evaluation file the predictions answer: reports its data defects and any query "
+                             "without a prediction (default: the file `infer` recorded beside the predictions)")
     parser.add_argument("--judge", choices=("rule", "llm"), default="rule",
                         help="who decides whether a response refused: the core parser (default) or an LLM")
     parser.add_argument("--llm-explanations", action="store_true",
                         help="RT-IoU (Table 15) and LLM score (Table 16) through the LLM endpoint")
     parser.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint for the LLM judges")
-    parser.add_argument("--model", default=None, help="judge model name at that endpoint")
+    parser.add_argument("--model", "--judge-model", dest="judge_model", default=None,
+                        help="judge model name at that endpoint")
     parser.add_argument("--api-key", default=None, help="default: $OPENAI_API_KEY")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--retry-backoff", type=float, default=1.0, help="first retry wait, seconds (doubles)")
     parser.add_argument("--cache", type=Path, default=None, help="judge cache (default: OUT/judge_cache.jsonl)")
-    parser.add_argument("--sbert-model", default=None, help="SBERT score model (default: packaged all-MiniLM-L6-v2)")
+    parser.add_argument("--sbert-model", default=None,
+                        help="SBERT score model (default: packaged all-MiniLM-L6-v2; the released evaluation used "
+                             "all-mpnet-base-v2)")
     parser.add_argument("--no-sbert", action="store_true", help="skip the SBERT score")
     parser.add_argument("--strict-recall", action="store_true", help="R@m counts IoU > m (Time-R1) instead of >=")
-    parser.add_argument("--title", default=None)
+    parser.add_argument("--title", default=None, help="report title")
+    parser.add_argument("--name", default=None, help="method name in the report's table rows (default: file name)")
+
+
+def data_check(data: Path, predictions) -> dict:
+    """The data file's defects (LoadReport) and the queries of it that have no prediction."""
+    from rarft_plugin.dataset import load_examples
+
+    examples, report = load_examples(data)
+    ids = {p.id for p in predictions}
+    keys = [e.key for e in examples]
+    if not ids & set(keys):
+        raise DataError(f"no prediction id matches a query of {data} (ids look like {next(iter(ids))!r}, "
+                        f"queries like {keys[0]!r}); pass the evaluation file the predictions were made from")
+    return {
+        "file": str(data),
+        "summary": report.summary(),
+        "recovered_spans": len(report.recovered_spans),
+        "unknown_spans": report.unknown_spans,
+        "spans_beyond_duration": len(report.spans_beyond_duration),
+        "missing_predictions": [key for key in keys if key not in ids],
+    }
+
+
+def recorded_runs(paths: list[Path]) -> list[dict]:
+    """What `infer` recorded beside each prediction file (model, data, template, shard), where it did."""
+    from eval.infer import meta_path
+
+    runs = []
+    for path in paths:
+        meta = meta_path(path)
+        if meta.exists():
+            try:
+                runs.append(json.loads(meta.read_text()))
+            except ValueError as error:
+                raise DataError(f"not valid JSON ({error})", source=str(meta)) from None
+    return runs
 
 
 def score_command(args: argparse.Namespace) -> int:
-    from eval.judge import LlmJudge
     from eval.predictions import load_predictions
-    from eval.report import write_report
+    from eval.report import write_run
     from eval.score import evaluate
 
     predictions = load_predictions(args.predictions)
+    runs = recorded_runs(args.predictions)
+    data = args.data
+    if data is None and runs and len({run["data"] for run in runs}) == 1 and Path(runs[0]["data"]).is_file():
+        data = Path(runs[0]["data"])
+    checked = data_check(data, predictions) if data is not None else None
+
     judge = None
-    if args.judge == "llm" or args.llm_explanations:
-        if not (args.base_url and args.model):
-            raise DataError("--judge llm / --llm-explanations need --base-url and --model")
+    llm = args.judge == "llm" or args.llm_explanations
+    if llm:
+        if not (args.base_url and args.judge_model):
+            raise DataError("--judge llm / --llm-explanations need --base-url and --model (the judge model)")
+        from eval.judge import LlmJudge
         from rarft_plugin.llm_client import ChatClient
 
-        client = ChatClient(base_url=args.base_url, model=args.model, api_key=args.api_key,
-                            concurrency=args.concurrency, backoff_s=args.retry_backoff, cache_path=args.cache or args.out / "judge_cache.jsonl")
+        client = ChatClient(base_url=args.base_url, model=args.judge_model, api_key=args.api_key,
+                            concurrency=args.concurrency, backoff_s=args.retry_backoff,
+                            cache_path=args.cache or args.out / "judge_cache.jsonl")
         judge = LlmJudge(client)
     similarity = None
     if not args.no_sbert:
         from rarft_plugin.similarity import get_similarity
 
         similarity = get_similarity(args.sbert_model)
-    metrics, items = evaluate(predictions, judge=judge, relevance_by_llm=args.judge == "llm",
-                              similarity=similarity, strict=args.strict_recall)
-    if judge is not None:
-        usage = judge.client.usage
-        metrics["judge"]["usage"] = {"requests": usage.requests, "cached": usage.cached, "retries": usage.retries,
-                                     "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
-        judge.client.close()
-    report = write_report(metrics, items, args.out, title=args.title or f"rarft evaluation of {args.predictions.name}")
+    try:
+        metrics, items = evaluate(predictions, judge=judge, relevance_by_llm=args.judge == "llm",
+                                  llm_explanations=args.llm_explanations, similarity=similarity,
+                                  strict=args.strict_recall)
+    finally:
+        if judge is not None:
+            judge.client.close()
+    metrics["predictions"] = [str(p) for p in args.predictions]
+    if checked is not None:
+        metrics["data"] = checked
+    if runs:
+        metrics["inference"] = runs
+    name = args.name or args.predictions[0].stem
+    report = write_run(metrics, items, args.out, title=args.title or f"rarft evaluation of {name}", name=name)
     print(report.read_text())
     print(f"report written to {args.out}/")
     return 0
 
 
+def read_run(path: Path) -> dict:
+    path = path / "metrics.json" if path.is_dir() else path
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError("file not found (give a run directory or its metrics.json)", source=str(path)) from None
+    except ValueError as error:
+        raise DataError(f"not valid JSON ({error})", source=str(path)) from None
+
+
 def compare_command(args: argparse.Namespace) -> int:
     from eval.report import compare_markdown
 
-    runs = []
-    for path in (args.a, args.b):
-        path = path / "metrics.json" if path.is_dir() else path
-        try:
-            runs.append(json.loads(path.read_text()))
-        except FileNotFoundError:
-            raise DataError("file not found", source=str(path)) from None
-        except ValueError as error:
-            raise DataError(f"not valid JSON ({error})", source=str(path)) from None
-    print(compare_markdown(runs[0], runs[1], str(args.a), str(args.b)), end="")
+    a, b = read_run(args.a), read_run(args.b)
+    for path, run in ((args.a, a), (args.b, b)):
+        if not isinstance(run, dict) or "ra_iou" not in run:
+            raise DataError("not a rarft-eval metrics.json", source=str(path))
+    table = compare_markdown(a, b, args.name_a or str(args.a), args.name_b or str(args.b), everything=args.all)
+    if args.out is not None:
+        from rarft_plugin.io_utils import write_atomic
+
+        write_atomic(args.out, table)
+    print(table, end="")
     return 0
 
 
@@ -91,9 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     infer.add_arguments(sub.add_parser("infer", help="predict with a checkpoint"))
     add_score_arguments(sub.add_parser("score", help="every metric of the paper, and a report"))
-    compare = sub.add_parser("compare", help="two runs side by side with deltas")
-    compare.add_argument("a", type=Path)
-    compare.add_argument("b", type=Path)
+    compare = sub.add_parser("compare", help="two runs side by side with deltas (B - A)")
+    compare.add_argument("a", type=Path, help="run directory or metrics.json")
+    compare.add_argument("b", type=Path, help="run directory or metrics.json")
+    compare.add_argument("--name-a", default=None)
+    compare.add_argument("--name-b", default=None)
+    compare.add_argument("--all", action="store_true", help="also every raw number of metrics.json")
+    compare.add_argument("--out", type=Path, default=None, help="also write the table to this Markdown file")
     args = parser.parse_args(argv)
     handlers = {"infer": infer.run, "score": score_command, "compare": compare_command}
     try:

@@ -1,10 +1,19 @@
 """`rarft-eval infer`: run a saved checkpoint over an evaluation file, one prediction per query.
 
 Backends: vLLM when installed (`--backend vllm`, batched, video input through
-`multi_modal_data`), else transformers `generate`, batched with left padding. `--shard i/n`
-takes every n-th query starting at i (one process per GPU); the output is appended batch by
-batch (fsynced), so a killed run resumes where it stopped, and is rewritten atomically in query
-order once complete.
+`multi_modal_data` as frames with their metadata), else transformers `generate`, batched with
+left padding. Both get the same frames (`rarft_plugin.video.sample_frames`: 2 FPS, total-pixel
+budget) and the same prompt (`rarft_plugin.prompts`, evaluation order: system message, video,
+text). Decoding is greedy.
+
+`--shard i/n` takes every n-th query starting at i (one process per GPU, each with its own
+`CUDA_VISIBLE_DEVICES` and output file; `rarft-eval score` takes all shard files at once).
+Queries are batched by clip length (less padding). Each finished batch is appended to the
+output and fsynced, so a killed run resumes where it stopped: a rerun with the same settings
+skips every query already in the file (a line cut short by the kill is dropped). Once complete,
+the file is rewritten atomically in query order. The settings of a run (model, data, template,
+sampling, shard) are recorded beside it in `OUT.meta.json`; resuming with other settings is an
+error rather than a silently mixed file.
 """
 
 from __future__ import annotations
@@ -13,17 +22,20 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from tqdm import tqdm
 
 from rarft_plugin.dataset import Example, load_examples, resolve_videos
 from rarft_plugin.errors import DataError
-from rarft_plugin.io_utils import read_jsonl, write_jsonl_atomic
+from rarft_plugin.io_utils import write_atomic, write_jsonl_atomic
 from rarft_plugin.prompts import TEMPLATES, build_messages
-from rarft_plugin.video import VideoSpec, sample_frames
+from rarft_plugin.video import FPS, TOTAL_PIXELS, SampledVideo, VideoSpec, processor_video_inputs, sample_frames
 
 from eval.predictions import parse_prediction, prediction_from_example
+
+# Settings that must match for a partial output to be resumed.
+RESUME_SETTINGS = ("model", "data", "template", "shard", "fps", "total_pixels", "max_new_tokens")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -51,89 +63,133 @@ class HFBackend:
     def prompt(self, messages: list[dict]) -> str:
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    def generate(self, prompts: Sequence[str], videos: Sequence, max_new_tokens: int) -> list[str]:
+    def generate(self, prompts: Sequence[str], videos: Sequence[SampledVideo], max_new_tokens: int) -> list[str]:
         import torch
-        from transformers.video_utils import VideoMetadata
 
-        metadata = [VideoMetadata(total_num_frames=len(v.frames), fps=v.fps, width=v.frames.shape[2],
-                                  height=v.frames.shape[1]) for v in videos]
-        inputs = self.processor(text=list(prompts), videos=[v.frames for v in videos], video_metadata=metadata,
-                                do_resize=False, do_sample_frames=False, padding=True, padding_side="left",
-                                return_tensors="pt").to(self.device)
+        inputs = self.processor(text=list(prompts), **processor_video_inputs(videos), padding=True,
+                                padding_side="left", return_tensors="pt").to(self.device)
         with torch.no_grad():
             out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-        new_tokens = out[:, inputs["input_ids"].shape[1]:]
-        return self.processor.batch_decode(new_tokens, skip_special_tokens=True)
+        return self.processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
 class VLLMBackend:
     """vLLM offline inference with video input (needs a GPU and the `vllm` package)."""
 
-    def __init__(self, model_path: str, *, tensor_parallel_size: int = 1):
+    def __init__(self, model_path: str, *, tensor_parallel_size: int = 1, max_model_len: int = 8192):
         from transformers import AutoProcessor
         from vllm import LLM
 
         self.processor = AutoProcessor.from_pretrained(model_path)
         self.llm = LLM(model=model_path, limit_mm_per_prompt={"video": 1}, dtype="bfloat16",
-                       tensor_parallel_size=tensor_parallel_size)
+                       tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len)
 
     def prompt(self, messages: list[dict]) -> str:
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    def generate(self, prompts: Sequence[str], videos: Sequence, max_new_tokens: int) -> list[str]:
+    def generate(self, prompts: Sequence[str], videos: Sequence[SampledVideo], max_new_tokens: int) -> list[str]:
         from vllm import SamplingParams
 
-        requests = [{"prompt": p, "multi_modal_data": {"video": v.frames}} for p, v in zip(prompts, videos)]
-        outputs = self.llm.generate(requests, SamplingParams(temperature=0.0, max_tokens=max_new_tokens))
+        # the video item vLLM takes for Qwen2.5-VL: frames with their metadata, already sampled
+        requests = [{"prompt": p, "multi_modal_data": {"video": (v.frames, {**v.metadata(), "do_sample_frames": False})}}
+                    for p, v in zip(prompts, videos)]
+        outputs = self.llm.generate(requests, SamplingParams(temperature=0.0, max_tokens=max_new_tokens),
+                                    use_tqdm=False)
         return [o.outputs[0].text for o in outputs]
 
 
-def make_backend(name: str, model_path: str, *, device: str, dtype: str):
+def make_backend(name: str, model_path: str, *, device: str, dtype: str, max_model_len: int = 8192):
+    """`vllm`, `hf`, or `auto` (vLLM when it imports, else transformers)."""
     if name in ("auto", "vllm"):
         try:
             import vllm  # noqa: F401
         except ImportError:
             if name == "vllm":
-                raise
+                raise DataError("--backend vllm: the vllm package is not installed") from None
         else:
-            return VLLMBackend(model_path)
+            return VLLMBackend(model_path, max_model_len=max_model_len)
     return HFBackend(model_path, device=device, dtype=dtype)
 
 
-def done_ids(path: Path) -> dict[str, dict]:
-    """Predictions already in a partial output (validated), by id."""
-    if not path.exists():
+def meta_path(out: Path) -> Path:
+    """Where the settings of the run that wrote `out` are recorded."""
+    return Path(out).with_name(Path(out).name + ".meta.json")
+
+
+def finished_rows(out: Path, examples: Sequence[Example]) -> dict[str, dict]:
+    """Rows of a partial output, by id, after checking each belongs to one of `examples`.
+
+    A last line cut short (a killed run) is dropped from the file; anything else that is wrong
+    is a DataError: resuming must never mix two runs.
+    """
+    if not out.exists():
         return {}
+    text = out.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    complete, torn = lines[:-1], lines[-1]  # after the last newline: "" or a line cut short
+    if torn.strip():
+        write_atomic(out, "".join(line + "\n" for line in complete))
+    by_key = {e.key: e for e in examples}
     rows = {}
-    for number, row in read_jsonl(path):
+    for number, line in enumerate(complete, start=1):
+        if not line.strip():
+            continue
         try:
-            rows[parse_prediction(row).id] = row
-        except DataError as error:
-            raise error.located(source=str(path), record=f"line {number}") from None
+            row = json.loads(line)
+            prediction = parse_prediction(row)
+        except ValueError as error:  # DataError is a ValueError
+            raise DataError(f"cannot resume from this line ({error})", source=str(out), record=f"line {number}") from None
+        example = by_key.get(prediction.id)
+        if example is None or example.label.query != prediction.query or example.item.video != prediction.video:
+            raise DataError(f"prediction {prediction.id!r} is not a query of this data file and shard; "
+                            "write to a new --out", source=str(out), record=f"line {number}")
+        rows[prediction.id] = row
     return rows
+
+
+def check_resumable(out: Path, settings: dict[str, Any]) -> None:
+    """Refuse to append to an output written with other settings; record these ones."""
+    meta = meta_path(out)
+    if out.exists() and meta.exists():
+        try:
+            recorded = json.loads(meta.read_text())
+        except ValueError as error:
+            raise DataError(f"not valid JSON ({error})", source=str(meta)) from None
+        changed = [f"{key}: {recorded.get(key)!r} -> {settings.get(key)!r}" for key in RESUME_SETTINGS
+                   if recorded.get(key) != settings.get(key)]
+        if changed:
+            raise DataError(f"{out} was written with other settings ({'; '.join(changed)}); write to a new --out",
+                            source=str(meta))
+    write_atomic(meta, json.dumps(settings, indent=2) + "\n")
+
+
+def clip_seconds(example: Example) -> float:
+    item = example.item
+    return (item.video_end if item.video_end is not None else item.duration) - (item.video_start or 0.0)
 
 
 def run_inference(
     examples: Sequence[Example], videos: dict[str, Path], backend, out: Path, *, template: str, batch_size: int,
-    max_new_tokens: int,
+    max_new_tokens: int, fps: float = FPS, total_pixels: int = TOTAL_PIXELS,
 ) -> int:
     """Predict every example not yet in `out`; returns how many were predicted now."""
-    finished = done_ids(out)
-    todo = [e for e in examples if e.key not in finished]
-    with open(out, "a", encoding="utf-8") as handle, tqdm(total=len(examples), initial=len(examples) - len(todo),
+    finished = finished_rows(out, examples)
+    todo = sorted((e for e in examples if e.key not in finished), key=clip_seconds)
+    with open(out, "a", encoding="utf-8") as handle, tqdm(total=len(examples), initial=len(finished),
                                                           desc="infer", unit="query") as progress:
         for start in range(0, len(todo), batch_size):
             batch = todo[start:start + batch_size]
             prompts = [backend.prompt(build_messages(template, e.label.query, purpose="eval")) for e in batch]
-            clips = [sample_frames(VideoSpec(str(videos[e.item.video]), e.item.video_start, e.item.video_end))
-                     for e in batch]
+            clips = [sample_frames(VideoSpec(str(videos[e.item.video]), e.item.video_start, e.item.video_end),
+                                   fps=fps, total_pixels=total_pixels) for e in batch]
             for example, text in zip(batch, backend.generate(prompts, clips, max_new_tokens)):
-                handle.write(json.dumps(prediction_from_example(example, text).to_json(), ensure_ascii=False) + "\n")
+                row = prediction_from_example(example, text).to_json()
+                finished[example.key] = row
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
             progress.update(len(batch))
-    rows = done_ids(out)
-    write_jsonl_atomic(out, [rows[e.key] for e in examples])  # complete: rewrite in query order
+    write_jsonl_atomic(out, [finished[e.key] for e in examples])  # complete: rewrite in query order
     return len(todo)
 
 
@@ -141,28 +197,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="checkpoint directory (HF format, as OpenRLHF saves it)")
     parser.add_argument("--data", type=Path, required=True, help="evaluation file in the released schema")
     parser.add_argument("--out", type=Path, required=True, help="predictions JSONL (resumed if present)")
-    parser.add_argument("--video-root", type=Path, default=None)
-    parser.add_argument("--template", choices=sorted(TEMPLATES), default="ra_rft")
+    parser.add_argument("--video-root", type=Path, default=None, help="directory holding the videos")
+    parser.add_argument("--template", choices=sorted(TEMPLATES), default="ra_rft",
+                        help="prompt template (rarft_plugin.prompts); baselines: time_r1, videochat_r1, ...")
     parser.add_argument("--backend", choices=("auto", "vllm", "hf"), default="auto")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8, help="queries per generate call")
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--shard", type=parse_shard, default=(0, 1), help="i/n: this process's share")
+    parser.add_argument("--fps", type=float, default=FPS, help="frame sampling rate (paper: 2)")
+    parser.add_argument("--total-pixels", type=int, default=TOTAL_PIXELS,
+                        help="pixel budget of a clip (paper and released code: 3584*28*28)")
     parser.add_argument("--device", default=None, help="transformers backend device (default: cuda if available)")
     parser.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default=None)
+    parser.add_argument("--max-model-len", type=int, default=8192, help="vLLM context length")
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    if args.batch_size < 1:
+        raise DataError(f"--batch-size must be >= 1, got {args.batch_size}")
     examples, report = load_examples(args.data)
-    videos = resolve_videos(examples, video_root=args.video_root, source=args.data)
+    print(report.summary())
     index, count = args.shard
     examples = examples[index::count]
+    videos = resolve_videos(examples, video_root=args.video_root, source=args.data)
+    model = Path(args.model).resolve() if Path(args.model).exists() else args.model
+    settings = {"model": str(model), "data": str(args.data.resolve()), "template": args.template,
+                "shard": f"{index}/{count}", "fps": args.fps, "total_pixels": args.total_pixels,
+                "max_new_tokens": args.max_new_tokens, "backend": args.backend, "queries": len(examples)}
+    check_resumable(args.out, settings)
+    finished_rows(args.out, examples)  # a bad partial output fails before the model loads
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = args.dtype or ("bf16" if device.startswith("cuda") else "fp32")
-    backend = make_backend(args.backend, args.model, device=device, dtype=dtype)
-    predicted = run_inference(examples, videos, backend, args.out, template=args.template,
-                              batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
-    print(report.summary())
+    backend = make_backend(args.backend, args.model, device=device, dtype=dtype, max_model_len=args.max_model_len)
+    predicted = run_inference(examples, videos, backend, args.out, template=args.template, batch_size=args.batch_size,
+                              max_new_tokens=args.max_new_tokens, fps=args.fps, total_pixels=args.total_pixels)
     print(f"{predicted} predicted now, {len(examples)} in shard {index}/{count} -> {args.out}")
     return 0

@@ -1,17 +1,27 @@
-"""LLM judges of the evaluation: relevance classifier, RT-IoU category classifier (Table 15) and
-LLM score (Table 16), through `rarft_plugin.llm_client.ChatClient` (any OpenAI-compatible
-endpoint; cached on disk by request content, retried, resumable).
+"""LLM judges of the evaluation, through `rarft_plugin.llm_client.ChatClient` (any OpenAI-compatible
+endpoint; cached on disk by request content, retried, resumable):
 
-Replies are parsed leniently; a reply that cannot be read is counted in `JudgeReport` and the
-query falls back: relevance to the rule-based reading, categories to none, score to 0.
+- relevance classifier (`--judge llm`, our prompt `llm_prompts.RELEVANCE_SYSTEM`): reads the
+  response, says whether it localises the event or refuses, and extracts the top-1 segment, as
+  the released evaluation does;
+- RT-IoU category classifier (Table 15) and LLM score (Table 16), asked only for the irrelevant
+  queries that were refused and have a reference refusal answer (a wrongly answered one scores
+  0 whatever the judge says, so asking would only cost).
+
+Replies are parsed leniently (`parse_relevance`, `parse_categories`, `parse_score` never raise).
+A reply that cannot be read is counted in `JudgeReport.unreadable`; a request that fails for
+good (after retries) in `JudgeReport.failed`. Relevance then falls back to the rule-based
+reading; categories and scores stay unmeasured (left out of the means, see eval.metrics).
 """
 
 from __future__ import annotations
 
+import ast
+import asyncio
 import json
 import re
 from dataclasses import dataclass, field, replace
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from rarft_plugin import llm_prompts
 from rarft_plugin.llm_client import ChatClient, LLMError
@@ -20,9 +30,23 @@ from rarft_plugin.taxonomy import CATEGORIES
 from eval.metrics import Judgement, answer_text, rule_judgement
 from eval.predictions import Prediction
 
-_ARRAY = re.compile(r"\[.*?\]", re.DOTALL)
-_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
-_SCORE = re.compile(r"""['"]?score['"]?\s*[:=]\s*([-+]?\d+(?:\.\d+)?)""", re.IGNORECASE)
+# A response longer than this is cut before it is shown to a judge (a runaway generation would
+# otherwise overflow the judge's context and cost for nothing).
+MAX_JUDGED_CHARS = 6000
+
+_ARRAY = re.compile(r"\[[^\[\]]*\]", re.DOTALL)
+_OBJECT = re.compile(r"\{[^{}]*\}", re.DOTALL)
+_SCORE = re.compile(r"""score\W{0,6}?([-+]?\d+(?:\.\d+)?)""", re.IGNORECASE)
+_NUMBER_ONLY = re.compile(r"""^\W*([-+]?\d+(?:\.\d+)?)\W*$""")
+_BOOLEAN = {"true": True, "yes": True, "relevant": True, "false": False, "no": False, "irrelevant": False}
+
+
+def _category_key(name: str) -> str:
+    return re.sub(r"[^a-z]", "", name.lower())
+
+
+# "Object/ObjectExistence", "object / object existence", "object_objectexistence", "ObjectExistence" -> path
+_CATEGORY_BY_KEY = {**{_category_key(p.split("/")[1]): p for p in CATEGORIES}, **{_category_key(p): p for p in CATEGORIES}}
 
 
 @dataclass
@@ -35,47 +59,81 @@ class JudgeReport:
         table[name] = table.get(name, 0) + 1
 
 
+def _literal(text: str) -> Any:
+    """A JSON value, or a Python literal (judges often answer with single quotes); None if neither."""
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            return parse(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+    return None
+
+
 def parse_categories(reply: str) -> tuple[tuple[str, ...], int] | None:
-    """(taxonomy categories, number of unknown names dropped) from a JSON array reply, or None."""
-    match = _ARRAY.search(reply)
-    if match is None:
-        return None
-    try:
-        names = json.loads(match.group(0))
-    except ValueError:
-        return None
-    if not isinstance(names, list):
-        return None
-    known = tuple(dict.fromkeys(n for n in names if isinstance(n, str) and n in CATEGORIES))
-    return known, len(names) - len(known)
+    """(taxonomy categories, number of unknown names dropped) from a Table 15 reply, or None if unreadable.
+
+    Takes the last list of strings in the reply; names are matched ignoring case, spaces and
+    separators, and a bare child name ("ObjectExistence") counts.
+
+    >>> parse_categories('Answer: ["Object/ObjectExistence", "attribute / counting", "Made/Up"]')
+    (('Object/ObjectExistence', 'Attribute/Counting'), 1)
+    >>> parse_categories("[]")
+    ((), 0)
+    """
+    for candidate in reversed(_ARRAY.findall(reply)):
+        names = _literal(candidate)
+        if isinstance(names, list) and all(isinstance(n, str) for n in names):
+            known = tuple(dict.fromkeys(_CATEGORY_BY_KEY[k] for k in map(_category_key, names) if k in _CATEGORY_BY_KEY))
+            unknown = sum(_category_key(n) not in _CATEGORY_BY_KEY for n in names)
+            return known, unknown
+    return None
 
 
 def parse_score(reply: str) -> float | None:
-    """The 0-5 score of a Table 16 reply ("'score': 3.5", "{'score': 3.5}", "score: 3.5"), clipped."""
-    match = _SCORE.search(reply)
+    """The 0-5 score of a Table 16 reply, clipped to [0, 5]; None if unreadable.
+
+    >>> [parse_score(r) for r in ("'score': 3.5", "{'score': 4}", '**Score:** "2.5"', "4.2", "no idea")]
+    [3.5, 4.0, 2.5, 4.2, None]
+    """
+    match = _SCORE.search(reply) or _NUMBER_ONLY.match(reply)
     if match is None:
         return None
-    return min(5.0, max(0.0, float(match.group(1))))
+    value = float(match.group(1))
+    return min(5.0, max(0.0, value))
 
 
 def parse_relevance(reply: str) -> Judgement | None:
-    match = _OBJECT.search(reply)
-    if match is None:
+    """The relevance classifier's reading of a response, or None if unreadable.
+
+    >>> parse_relevance('{"relevant": true, "start": 1, "end": 4.5}').segment
+    (1.0, 4.5)
+    >>> parse_relevance("{'relevant': False, 'start': None, 'end': None}").refused
+    True
+    """
+    for candidate in reversed(_OBJECT.findall(reply)):
+        data = _literal(candidate)
+        if isinstance(data, dict) and "relevant" in data:
+            break
+    else:
         return None
-    try:
-        data = json.loads(match.group(0))
-    except ValueError:
+    relevant = data["relevant"]
+    if isinstance(relevant, str):
+        relevant = _BOOLEAN.get(relevant.strip().lower())
+    if not isinstance(relevant, bool):
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("relevant"), bool):
-        return None
-    if not data["relevant"]:
+    if not relevant:
         return Judgement(refused=True, segment=None)
     try:
-        start, end = float(data["start"]), float(data["end"])
-    except (KeyError, TypeError, ValueError):
+        start, end = float(data.get("start")), float(data.get("end"))
+    except (TypeError, ValueError, OverflowError):
         return Judgement(refused=False, segment=None)
-    valid = 0 <= start <= end and end != float("inf")
+    valid = 0 <= start <= end < float("inf")
     return Judgement(refused=False, segment=(start, end) if valid else None)
+
+
+def judged_text(text: str) -> str:
+    """What a judge is shown of a response: its text, cut to MAX_JUDGED_CHARS."""
+    return text if len(text) <= MAX_JUDGED_CHARS else text[:MAX_JUDGED_CHARS] + " [...]"
 
 
 class LlmJudge:
@@ -83,49 +141,65 @@ class LlmJudge:
         self.client = client
         self.report = JudgeReport()
 
-    def _ask(self, requests: list[list[dict]], desc: str) -> list[str | None]:
-        replies = self.client.run_many(requests, desc=desc) if requests else []
-        out = []
-        for reply in replies:
-            if isinstance(reply, LLMError):
-                self.report.count(self.report.failed, desc)
-                out.append(None)
-            else:
-                out.append(reply)
-        return out
+    def _ask(self, requests: list[tuple[str, list[dict], Callable[[str], Any]]]) -> list[Any]:
+        """Parsed replies, all requests sent concurrently; None where a request failed or stayed unreadable.
+
+        An unreadable reply is asked once more (under its own cache key, so it reaches the endpoint).
+        """
+        parsed: list[Any] = [None] * len(requests)
+        pending = list(range(len(requests)))
+        for attempt in (0, 1):
+            replies = asyncio.run(self._gather([requests[i][1] for i in pending], attempt)) if pending else []
+            retry = []
+            for i, reply in zip(pending, replies):
+                kind, _, parse = requests[i]
+                if isinstance(reply, LLMError):
+                    self.report.count(self.report.failed, kind)
+                    continue
+                parsed[i] = parse(reply)
+                if parsed[i] is None:
+                    if attempt:
+                        self.report.count(self.report.unreadable, kind)
+                    else:
+                        retry.append(i)
+            pending = retry
+        return parsed
+
+    async def _gather(self, requests: list[list[dict]], attempt: int) -> list[str | LLMError]:
+        from tqdm.asyncio import tqdm
+
+        async with self.client.session() as ask:
+
+            async def one(messages):
+                try:
+                    return await ask(messages, attempt=attempt)
+                except LLMError as error:
+                    return error
+
+            return await tqdm.gather(*(one(m) for m in requests), desc="LLM judge", disable=len(requests) < 20)
 
     def relevance(self, predictions: Sequence[Prediction]) -> list[Judgement]:
-        """The released evaluation's reading: an LLM decides refusal and extracts the top-1 span."""
-        replies = self._ask([llm_prompts.relevance_messages(p.query, p.model_output) for p in predictions],
-                            "relevance")
-        judgements = []
-        for prediction, reply in zip(predictions, replies):
-            judged = parse_relevance(reply) if reply is not None else None
-            if judged is None:
-                if reply is not None:
-                    self.report.count(self.report.unreadable, "relevance")
-                judged = rule_judgement(prediction.model_output)
-            judgements.append(judged)
-        return judgements
+        """The released evaluation's reading: an LLM decides refusal and extracts the top-1 span.
+
+        Where no readable verdict comes back, the core parser's reading stands.
+        """
+        judged = self._ask([("relevance", llm_prompts.relevance_messages(p.query, judged_text(p.model_output)),
+                             parse_relevance) for p in predictions])
+        return [j if j is not None else rule_judgement(p.model_output) for p, j in zip(predictions, judged)]
 
     def explanations(self, predictions: Sequence[Prediction], judgements: Sequence[Judgement]) -> list[Judgement]:
-        """Adds RT-IoU categories and the LLM score to the judgements of irrelevant queries."""
-        targets = [i for i, p in enumerate(predictions) if not p.gt_relevant]
-        answers = {i: answer_text(predictions[i].model_output) for i in targets}
-        category_replies = self._ask([llm_prompts.rt_iou_messages(answers[i]) for i in targets], "rt-iou")
-        score_replies = self._ask(
-            [llm_prompts.llm_score_messages(answers[i], predictions[i].gt_output) for i in targets], "llm-score"
-        )
+        """Adds RT-IoU categories and the LLM score to refused irrelevant queries with a reference."""
+        targets = [i for i, (p, j) in enumerate(zip(predictions, judgements))
+                   if not p.gt_relevant and j.refused and p.gt_output.strip()]
+        answers = {i: judged_text(answer_text(predictions[i].model_output)) for i in targets}
+        requests = [("rt-iou", llm_prompts.rt_iou_messages(answers[i]), parse_categories) for i in targets]
+        requests += [("llm-score", llm_prompts.llm_score_messages(answers[i], predictions[i].gt_output), parse_score)
+                     for i in targets]
+        parsed = self._ask(requests)
         out = list(judgements)
-        for i, category_reply, score_reply in zip(targets, category_replies, score_replies):
-            categories = parse_categories(category_reply) if category_reply is not None else None
-            if categories is None:
-                if category_reply is not None:
-                    self.report.count(self.report.unreadable, "rt-iou")
-                categories = ((), 0)
-            self.report.unknown_categories += categories[1]
-            score = parse_score(score_reply) if score_reply is not None else None
-            if score is None and score_reply is not None:
-                self.report.count(self.report.unreadable, "llm-score")
-            out[i] = replace(out[i], categories=categories[0], llm_score=score if score is not None else 0.0)
+        for i, categories, score in zip(targets, parsed[:len(targets)], parsed[len(targets):]):
+            if categories is not None:
+                self.report.unknown_categories += categories[1]
+            out[i] = replace(out[i], categories=categories[0] if categories is not None else None, llm_score=score)
         return out
+

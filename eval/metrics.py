@@ -4,15 +4,19 @@
   segment, 1 for a refused irrelevant query, else 0. R@m = share of queries with RA-IoU >= m
   (the released evaluation; `strict=True` uses Time-R1's >), mIoU = mean RA-IoU, over all queries.
 - F1 (Tables 1-3, 5, 6, 10-12): relevant class = "answered with a segment", irrelevant class =
-  "refused"; precision / recall / F1 of each, their average, and accuracy.
-- VTG IoU (Table 7): IoU on relevant queries only; R@0.3/0.5/0.7, mIoU.
-- Explanation quality on irrelevant queries (Tables 3, 9): RT-IoU = Jaccard of the categories an
-  LLM classifier finds in the response with the ground-truth categories (two empty sets score 1);
-  SBERT score = cosine of response answer and reference refusal, clipped to [0, 1]; LLM score 0-5.
-  Averaged over all irrelevant queries with wrongly answered ones counting 0 (released convention),
-  and over the correctly refused ones.
-- Breakdowns: by hardness level (Tables 5, 6, 10, 11: the queries of the items whose irrelevant
-  query has that level) and by semantic category (Fig. 6: refusal accuracy per category).
+  "refused"; precision / recall / F1 of each, their average, and accuracy. A class with no
+  ground-truth query has no recall and no F1 (None, and then no average); a class the model
+  never predicts has precision 0.
+- VTG IoU (Table 7): IoU on relevant queries only (a refusal scores 0); R@0.3/0.5/0.7, mIoU.
+- Explanation quality (Tables 3, 9): on irrelevant queries that have a reference refusal answer
+  (`gt_output`; simply-shuffled sets have none). RT-IoU = Jaccard of the categories an LLM
+  classifier finds in the response with the ground-truth categories (two empty sets score 1);
+  SBERT score = cosine of the response's answer and the reference, clipped to [0, 1]; LLM score
+  0-5. `all` averages over every such query with the wrongly answered ones counting 0 (released
+  convention); `refused` averages over the correctly refused ones. A refused query whose score
+  could not be obtained (judge failure) is left out of both and counted in `unmeasured`.
+- Breakdowns: by hardness level (Tables 5, 6, 10, 11), see `level_subsets`; by semantic
+  category (Fig. 6): refusal accuracy of the irrelevant queries edited along each category.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from statistics import fmean
-from typing import Iterable, Sequence
+from typing import Collection, Iterable, Sequence
 
 from rarft_plugin.parsing import extract_segment, parse_response
 from rarft_plugin.rewards import temporal_iou
@@ -30,11 +34,12 @@ from eval.predictions import Prediction
 
 THRESHOLDS = (0.3, 0.5, 0.7)
 LEVELS = ("strong", "moderate", "weak", "shuffled")
+EXPLANATION_METRICS = ("rt_iou", "sbert", "llm_score")
 
 
 @dataclass(frozen=True)
 class Judgement:
-    """How a response was read: refused or not, and the predicted segment when it answered."""
+    """How a response was read: refused or not, the predicted segment, and the explanation judges' output."""
 
     refused: bool
     segment: tuple[float, float] | None
@@ -43,22 +48,25 @@ class Judgement:
 
 
 def answer_text(model_output: str) -> str:
-    """The `<answer>` block of a response, or the whole response when it has none."""
+    """The last complete `<answer>` block of a response, or the whole response when it has none."""
     answer = parse_response(model_output).answer
     return answer if answer is not None else model_output
 
 
 def rule_judgement(model_output: str) -> Judgement:
-    """The core parser's reading: a response answers iff its answer holds a valid segment.
+    """The core parser's reading: a response answers iff its answer text holds a valid segment.
 
     >>> rule_judgement("<answer>3.0 to 5.5</answer>").segment
     (3.0, 5.5)
+    >>> rule_judgement("<answer>No part of the video shows a dog.</answer>").refused
+    True
     """
     segment = extract_segment(answer_text(model_output))
     return Judgement(refused=segment is None, segment=segment)
 
 
 def ra_iou(prediction: Prediction, judgement: Judgement) -> float:
+    """RA-IoU of one query (paper §4.2): IoU for an answered relevant query, 1 for a refused irrelevant one, else 0."""
     if prediction.gt_relevant:
         if judgement.refused or judgement.segment is None or prediction.gt_timestamp is None:
             return 0.0
@@ -66,60 +74,106 @@ def ra_iou(prediction: Prediction, judgement: Judgement) -> float:
     return 1.0 if judgement.refused else 0.0
 
 
-def recall_at(values: Sequence[float], threshold: float, *, strict: bool = False) -> float:
-    """Share of values >= threshold (> with strict); 0 for no values."""
+def recall_at(values: Sequence[float], threshold: float, *, strict: bool = False) -> float | None:
+    """Share of values >= threshold (> with strict); None for no values.
+
+    >>> recall_at([0.2, 0.5, 0.9], 0.5), recall_at([0.2, 0.5, 0.9], 0.5, strict=True)
+    (0.6666666666666666, 0.3333333333333333)
+    """
     if not values:
-        return 0.0
+        return None
     return sum((v > threshold) if strict else (v >= threshold) for v in values) / len(values)
 
 
-def grounding(values: Sequence[float], *, strict: bool = False) -> dict[str, float]:
-    """R@0.3 / R@0.5 / R@0.7 and mIoU of per-query IoU values."""
+def grounding(values: Sequence[float], *, strict: bool = False) -> dict[str, float | None]:
+    """R@0.3 / R@0.5 / R@0.7 and mIoU of per-query IoU values (None when there are none)."""
     out = {f"R@{t}": recall_at(values, t, strict=strict) for t in THRESHOLDS}
-    out["mIoU"] = fmean(values) if values else 0.0
+    out["mIoU"] = fmean(values) if values else None
     return out
 
 
-def precision_recall_f1(true_positive: int, false_positive: int, false_negative: int) -> tuple[float, float, float]:
-    precision = true_positive / (true_positive + false_positive) if true_positive + false_positive else 0.0
-    recall = true_positive / (true_positive + false_negative) if true_positive + false_negative else 0.0
+def precision_recall_f1(true_positive: int, false_positive: int, false_negative: int) -> tuple[float, float | None, float | None]:
+    """Precision (0 when nothing is predicted), recall and F1 (None when the class has no support)."""
+    predicted, support = true_positive + false_positive, true_positive + false_negative
+    precision = true_positive / predicted if predicted else 0.0
+    if not support:
+        return precision, None, None
+    recall = true_positive / support
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return precision, recall, f1
 
 
-def relevance(gt_relevant: Sequence[bool], answered: Sequence[bool]) -> dict[str, float]:
+def relevance(gt_relevant: Sequence[bool], answered: Sequence[bool]) -> dict[str, float | None]:
     """Precision / recall / F1 of the relevant and irrelevant classes, their average F1, accuracy.
 
     >>> relevance([True, True, False, False], [True, False, False, True])["accuracy"]
     0.5
     """
     pairs = list(zip(gt_relevant, answered))
-    tp = sum(g and a for g, a in pairs)
-    fp = sum((not g) and a for g, a in pairs)
-    fn = sum(g and not a for g, a in pairs)
-    tn = sum((not g) and not a for g, a in pairs)
+    tp = sum(g and a for g, a in pairs)  # relevant, answered
+    fp = sum((not g) and a for g, a in pairs)  # irrelevant, answered
+    fn = sum(g and not a for g, a in pairs)  # relevant, refused
+    tn = sum((not g) and not a for g, a in pairs)  # irrelevant, refused
     p_rel, r_rel, f_rel = precision_recall_f1(tp, fp, fn)
     p_irr, r_irr, f_irr = precision_recall_f1(tn, fn, fp)
     return {
         "precision_rel": p_rel, "recall_rel": r_rel, "f1_rel": f_rel,
         "precision_irrel": p_irr, "recall_irrel": r_irr, "f1_irrel": f_irr,
-        "f1_avg": (f_rel + f_irr) / 2,
-        "accuracy": (tp + tn) / len(pairs) if pairs else 0.0,
+        "f1_avg": (f_rel + f_irr) / 2 if f_rel is not None and f_irr is not None else None,
+        "accuracy": (tp + tn) / len(pairs) if pairs else None,
     }
 
 
 def jaccard(predicted: Iterable[str], truth: Iterable[str]) -> float:
-    """|A ∩ B| / |A ∪ B|; two empty sets score 1."""
+    """|A ∩ B| / |A ∪ B|; two empty sets score 1 (released convention).
+
+    >>> jaccard(["Object/ObjectExistence"], ["Object/ObjectExistence", "Attribute/Counting"])
+    0.5
+    """
     a, b = set(predicted), set(truth)
     return 1.0 if not a and not b else len(a & b) / len(a | b)
 
 
-def _explanation_mean(values: list[tuple[float, bool]]) -> dict[str, float | None]:
-    """Mean over all irrelevant queries (wrongly answered count 0) and over the refused ones."""
-    if not values:
-        return {"all": None, "refused": None}
-    refused = [v for v, r in values if r]
-    return {"all": fmean(v if r else 0.0 for v, r in values), "refused": fmean(refused) if refused else None}
+def explanation_mean(rows: Sequence[dict], name: str) -> dict[str, float | int | None]:
+    """`all` / `refused` means of one explanation metric over eligible irrelevant rows (module docstring)."""
+    eligible = [row for row in rows if row["explanation_eligible"]]
+    answered = sum(not row["refused"] for row in eligible)
+    measured = [row[name] for row in eligible if row["refused"] and row[name] is not None]
+    counted = answered + len(measured)
+    return {
+        "all": sum(measured) / counted if counted else None,
+        "refused": fmean(measured) if measured else None,
+        "n": counted,
+        "unmeasured": len(eligible) - counted,
+    }
+
+
+def item_row(prediction: Prediction, judgement: Judgement, sbert: float | None = None) -> dict:
+    """The per-query result row (items.jsonl). Explanation scores only where they count (refused, eligible)."""
+    eligible = not prediction.gt_relevant and bool(prediction.gt_output.strip())
+    scored = eligible and judgement.refused
+    row = {
+        "id": prediction.id,
+        "video": prediction.video,
+        "query": prediction.query,
+        "gt_relevant": prediction.gt_relevant,
+        "hardness_level": prediction.hardness_level,
+        "gt_categories": list(prediction.gt_categories),
+        "refused": judgement.refused,
+        "segment": list(judgement.segment) if judgement.segment else None,
+        "ra_iou": ra_iou(prediction, judgement),
+        "vtg_iou": None,
+        "explanation_eligible": eligible,
+        "judge_categories": list(judgement.categories) if scored and judgement.categories is not None else None,
+        "rt_iou": None,
+        "sbert": min(1.0, max(0.0, sbert)) if scored and sbert is not None else None,
+        "llm_score": judgement.llm_score if scored else None,
+    }
+    if prediction.gt_relevant and prediction.gt_timestamp is not None:
+        row["vtg_iou"] = temporal_iou(judgement.segment, prediction.gt_timestamp) if judgement.segment else 0.0
+    if scored and judgement.categories is not None:
+        row["rt_iou"] = jaccard(judgement.categories, prediction.gt_categories)
+    return row
 
 
 def compute_metrics(
@@ -127,93 +181,105 @@ def compute_metrics(
     judgements: Sequence[Judgement],
     *,
     sbert_scores: Sequence[float | None] | None = None,
+    explained: Collection[str] | None = None,
     strict: bool = False,
 ) -> tuple[dict, list[dict]]:
-    """All metrics and the per-item rows. `sbert_scores[i]` is cos(answer, gt_output) or None."""
+    """All metrics and the per-query rows.
+
+    `sbert_scores[i]` is cos(answer, gt_output) or None. `explained` names the explanation
+    metrics that ran (a metric that ran scores wrongly answered queries 0, one that did not is
+    None); by default: SBERT when scores are given, RT-IoU / LLM score when a judgement has them.
+    """
     if len(predictions) != len(judgements):
         raise ValueError(f"{len(predictions)} predictions but {len(judgements)} judgements")
-    sbert_scores = list(sbert_scores) if sbert_scores is not None else [None] * len(predictions)
-    items = [_item_row(p, j, s) for p, j, s in zip(predictions, judgements, sbert_scores)]
+    scores = list(sbert_scores) if sbert_scores is not None else [None] * len(predictions)
+    if len(scores) != len(predictions):
+        raise ValueError(f"{len(predictions)} predictions but {len(scores)} SBERT scores")
+    rows = [item_row(p, j, s) for p, j, s in zip(predictions, judgements, scores)]
+    if explained is None:
+        explained = {"sbert"} if sbert_scores is not None else set()
+        explained |= {"rt_iou"} if any(j.categories is not None for j in judgements) else set()
+        explained |= {"llm_score"} if any(j.llm_score is not None for j in judgements) else set()
     metrics = {
-        "count": {"queries": len(items), "relevant": sum(p.gt_relevant for p in predictions),
-                  "irrelevant": sum(not p.gt_relevant for p in predictions)},
-        "ra_iou": grounding([row["ra_iou"] for row in items], strict=strict),
-        "relevance": relevance([p.gt_relevant for p in predictions], [not j.refused for j in judgements]),
-        "vtg_iou": grounding([row["vtg_iou"] for row in items if row["vtg_iou"] is not None], strict=strict),
-        "explanation": _explanation(items),
-        "by_difficulty": _by_difficulty(predictions, items, strict),
-        "by_category": _by_category(predictions, items),
+        "count": {"queries": len(rows), "relevant": sum(p.gt_relevant for p in predictions),
+                  "irrelevant": sum(not p.gt_relevant for p in predictions),
+                  "explanation_eligible": sum(row["explanation_eligible"] for row in rows)},
+        **summary(rows, explained=explained, strict=strict),
+        "by_difficulty": by_difficulty(predictions, rows, explained=explained, strict=strict),
+        "by_category": by_category(predictions, rows),
+        "explained": sorted(explained),
         "strict_recall": strict,
     }
-    return metrics, items
+    return metrics, rows
 
 
-def _item_row(prediction: Prediction, judgement: Judgement, sbert: float | None) -> dict:
-    row = {
-        "id": prediction.id,
-        "gt_relevant": prediction.gt_relevant,
-        "hardness_level": prediction.hardness_level,
-        "refused": judgement.refused,
-        "segment": list(judgement.segment) if judgement.segment else None,
-        "ra_iou": ra_iou(prediction, judgement),
-        "vtg_iou": None,
-        "sbert": None,
-        "rt_iou": None,
-        "llm_score": judgement.llm_score if not prediction.gt_relevant else None,
+def summary(rows: Sequence[dict], *, explained: Collection[str] = (), strict: bool = False) -> dict:
+    """RA-IoU, relevance, VTG IoU and the explanation metrics that ran (`explained`) of a set of rows."""
+    irrelevant = [row for row in rows if not row["gt_relevant"]]
+    return {
+        "ra_iou": grounding([row["ra_iou"] for row in rows], strict=strict),
+        "relevance": relevance([row["gt_relevant"] for row in rows], [not row["refused"] for row in rows]),
+        "vtg_iou": grounding([row["vtg_iou"] for row in rows if row["vtg_iou"] is not None], strict=strict),
+        "explanation": {name: explanation_mean(irrelevant, name) if name in explained else None
+                        for name in EXPLANATION_METRICS},
     }
-    if prediction.gt_relevant and prediction.gt_timestamp is not None:
-        row["vtg_iou"] = temporal_iou(judgement.segment, prediction.gt_timestamp) if judgement.segment else 0.0
-    if not prediction.gt_relevant:
-        if sbert is not None:
-            row["sbert"] = min(1.0, max(0.0, sbert))
-        if judgement.categories is not None:
-            row["rt_iou"] = jaccard(judgement.categories, prediction.gt_categories)
-    return row
 
 
-def _explanation(items: list[dict]) -> dict:
-    irrelevant = [row for row in items if not row["gt_relevant"]]
-    out = {}
-    for name in ("rt_iou", "sbert", "llm_score"):
-        values = [(row[name], row["refused"]) for row in irrelevant if row[name] is not None]
-        out[name] = {**_explanation_mean(values), "n": len(values)}
-    return out
+def level_subsets(predictions: Sequence[Prediction]) -> dict[str, list[int]]:
+    """Indices of the queries each hardness level is scored on.
 
-
-def _by_difficulty(predictions: Sequence[Prediction], items: list[dict], strict: bool) -> dict:
-    level_of_item = {}
-    for prediction in predictions:
-        if not prediction.gt_relevant and prediction.hardness_level in LEVELS:
-            level_of_item.setdefault(prediction.item, prediction.hardness_level)
-    out = {}
+    A level's subset holds its irrelevant queries and the relevant queries of the same items
+    (HI-VTG pairs one relevant with one hard-irrelevant query per item, so F1 stays 1:1), plus
+    relevant queries of items that have no irrelevant query at all (simply-shuffled sets mix such
+    items in, so `shuffled` covers the whole set there).
+    """
+    levels_of_item: dict[str, set[str]] = defaultdict(set)
+    for p in predictions:
+        if not p.gt_relevant:
+            levels_of_item[p.item].add(p.hardness_level or "")
+    subsets: dict[str, list[int]] = {}
     for level in LEVELS:
-        rows = [(p, row) for p, row in zip(predictions, items) if level_of_item.get(p.item) == level]
-        if not rows:
+        if not any(level in levels for levels in levels_of_item.values()):
             continue
-        irrelevant = [row for p, row in rows if not p.gt_relevant]
-        llm = [(row["llm_score"], row["refused"]) for row in irrelevant if row["llm_score"] is not None]
+        subsets[level] = [
+            i for i, p in enumerate(predictions)
+            if (p.hardness_level == level and not p.gt_relevant)
+            or (p.gt_relevant and (level in levels_of_item.get(p.item, ()) or not levels_of_item.get(p.item)))
+        ]
+    return subsets
+
+
+def by_difficulty(
+    predictions: Sequence[Prediction], rows: Sequence[dict], *, explained: Collection[str] = (), strict: bool = False
+) -> dict:
+    """Per hardness level (Tables 5, 6, 10, 11) and `original` (the relevant queries)."""
+    out = {}
+    for level, indices in level_subsets(predictions).items():
+        subset = [rows[i] for i in indices]
+        irrelevant = [row for row in subset if not row["gt_relevant"]]
+        metrics = summary(subset, explained=explained, strict=strict)
         out[level] = {
-            "queries": len(rows),
+            "queries": len(subset),
             "irrelevant": len(irrelevant),
-            **{k: v for k, v in relevance([p.gt_relevant for p, _ in rows], [not r["refused"] for _, r in rows]).items()
-               if k in ("f1_rel", "f1_irrel", "f1_avg", "accuracy")},
-            "refusal_accuracy": fmean(row["refused"] for row in irrelevant) if irrelevant else None,
-            "mIoU": grounding([row["ra_iou"] for _, row in rows], strict=strict)["mIoU"],
-            "llm_score": _explanation_mean(llm)["all"],
+            "relevance": metrics["relevance"],
+            "refusal_accuracy": fmean(row["refused"] for row in irrelevant),
+            "ra_iou": metrics["ra_iou"],
+            "explanation": metrics["explanation"],
         }
-    relevant = [row for p, row in zip(predictions, items) if p.gt_relevant]
+    relevant = [row for row in rows if row["gt_relevant"]]
     if relevant:
         out["original"] = {
             "queries": len(relevant),
             "answer_rate": fmean(not row["refused"] for row in relevant),
-            "mIoU": fmean(row["ra_iou"] for row in relevant),
+            "vtg_iou": grounding([row["vtg_iou"] for row in relevant if row["vtg_iou"] is not None], strict=strict),
         }
     return out
 
 
-def _by_category(predictions: Sequence[Prediction], items: list[dict]) -> dict:
+def by_category(predictions: Sequence[Prediction], rows: Sequence[dict]) -> dict:
+    """Refusal accuracy of the irrelevant queries edited along each category (Fig. 6), taxonomy order."""
     refused_by_category: dict[str, list[bool]] = defaultdict(list)
-    for prediction, row in zip(predictions, items):
+    for prediction, row in zip(predictions, rows):
         if not prediction.gt_relevant:
             for category in prediction.gt_categories:
                 refused_by_category[category].append(row["refused"])

@@ -1,19 +1,25 @@
+"""`rarft-eval score` / `compare` end to end: every official file, reports, shards, data checks, bad input."""
+
 import json
 import random
 
 import pytest
 
 from eval.cli import main as rarft_eval
-from eval.predictions import prediction_from_example
+from eval.metrics import Judgement, compute_metrics
+from eval.predictions import Prediction, prediction_from_example
+from eval.report import compare_markdown, markdown, write_report
 from rarft_plugin.dataset import load_examples
-from support.openai_server import ChatServer, Fault, system_text
+from support.openai_server import ChatServer, system_text
+
+HOSTILE = ["<answer>nan to 1e309</answer>", "", "<answer><answer>", "\u202e" * 50, "x" * 20_000, "<answer>9 to 3</answer>",
+           "\x00<think>" * 100, '{"relevant": true}', "<answer>" + "1 to 2 " * 2000]
 
 
 def synthetic_predictions(path, out, seed=0):
     """Model outputs of every kind, including hostile ones, for every query of a file."""
     examples, _ = load_examples(path)
     rng = random.Random(seed)
-    outputs = ["<answer>nan to 1e309</answer>", "", "<answer><answer>", "\u202e" * 50, "x" * 20_000]
     rows = []
     for e in examples:
         roll = rng.random()
@@ -24,58 +30,201 @@ def synthetic_predictions(path, out, seed=0):
         elif roll < 0.9:
             text = "<answer>0.00 to 3.00</answer>"
         else:
-            text = rng.choice(outputs)
+            text = rng.choice(HOSTILE)
         rows.append(prediction_from_example(e, text).to_json())
     out.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return len(rows)
+    return rows
 
 
-@pytest.mark.parametrize("name", ["hi_vtg_charades.json", "human_anno.json", "ss_vtg_charades.json"])
-def test_every_official_file_scores_end_to_end(official_data, tmp_path, name, sbert):
+@pytest.mark.parametrize(
+    "name, levels",
+    [
+        ("hi_vtg_charades.json", {"strong", "moderate", "weak", "original"}),
+        ("human_anno.json", {"original"}),
+        ("ss_vtg_charades.json", {"shuffled", "original"}),
+    ],
+)
+def test_every_official_file_scores_end_to_end(official_data, tmp_path, name, levels, sbert):
     preds = tmp_path / "preds.jsonl"
-    count = synthetic_predictions(official_data / name, preds)
-    assert rarft_eval(["score", str(preds), "--out", str(tmp_path / "run")]) == 0
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["count"]["queries"] == count
-    for key in ("ra_iou", "relevance", "vtg_iou", "explanation", "by_difficulty", "by_category"):
-        assert key in metrics
-    for file in ("report.md", "items.jsonl", "metrics.csv"):
-        assert (tmp_path / "run" / file).stat().st_size > 0
+    rows = synthetic_predictions(official_data / name, preds)
+    run = tmp_path / "run"
+    sbert_option = [] if name == "human_anno.json" else ["--no-sbert"]  # the SBERT path once, on the small file
+    assert rarft_eval(["score", str(preds), "--out", str(run), "--data", str(official_data / name), *sbert_option]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["count"]["queries"] == len(rows)
+    assert set(metrics["by_difficulty"]) == levels
+    defects = load_examples(official_data / name)[1]
+    assert metrics["data"]["unknown_spans"] == defects.unknown_spans and metrics["data"]["missing_predictions"] == []
+    assert bool(defects.unknown_spans) == (name == "ss_vtg_charades.json")  # reported, not silently dropped
+    assert defects.summary() in (run / "report.md").read_text()
+    assert 0 < metrics["ra_iou"]["mIoU"] < 1 and 0 < metrics["relevance"]["f1_avg"] < 1
+    items = [json.loads(line) for line in (run / "items.jsonl").read_text().splitlines()]
+    assert [item["id"] for item in items] == [row["id"] for row in rows]
+    report = (run / "report.md").read_text()
+    assert "## RA-IoU and F1 (Tables 1, 2, 8, 12)" in report and "| preds |" in report
+    assert (run / "metrics.csv").read_text().startswith("metric,value\n")
+    if name == "ss_vtg_charades.json":  # no refusal answers to compare explanations with
+        assert metrics["count"]["explanation_eligible"] == 0 and "Table 9" not in report
+    else:
+        assert (run / "by_category.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if name == "human_anno.json":
+        assert metrics["explanation"]["sbert"]["n"] == metrics["count"]["irrelevant"]
+        assert "## Refusal explanation quality (Table 9)" in report
     if name == "hi_vtg_charades.json":
-        assert set(metrics["by_difficulty"]) == {"strong", "moderate", "weak", "original"}
-        assert (tmp_path / "run" / "by_category.png").exists() and (tmp_path / "run" / "by_difficulty.png").exists()
+        assert (run / "by_difficulty.png").exists() and "Strong F1" in report
+
+
+def hand_table():
+    predictions = [
+        Prediction("0:0", "v", "q", "", True, (0.0, 10.0), "0 to 10", (), "original"),
+        Prediction("0:1", "v", "q2", "", False, None, "ref", ("Attribute/Counting",), "strong"),
+        Prediction("1:0", "w", "q", "", True, (0.0, 10.0), "0 to 10", (), "original"),
+        Prediction("1:1", "w", "q2", "", False, None, "ref", ("Attribute/Counting",), "weak"),
+    ]
+    judgements = [Judgement(False, (0.0, 5.0)), Judgement(True, None, ("Attribute/Counting",), 4.0),
+                  Judgement(True, None), Judgement(True, None, (), 1.0)]
+    return compute_metrics(predictions, judgements, sbert_scores=[None, 0.5, None, 0.25])
+
+
+def test_markdown_rows_are_laid_out_like_the_paper():
+    metrics, _ = hand_table()
+    metrics["judge"] = {"relevance": "rule"}
+    report = markdown(metrics, title="t", name="Ours")
+    # RA-IoU [0.5, 1, 0, 1]: R@.3 .75, R@.5 .75, R@.7 .5, mIoU .625; relevant tp1 fn1 -> F1 2/3; irrelevant tn2 fn1 -> .8
+    assert "| Ours | 75.0 | 75.0 | 50.0 | 62.5 | 66.7 | 80.0 | 73.3 |" in report
+    # Table 3 appends RT-IoU (mean of 1 and 0), SBERT and LLM scores (two decimals)
+    assert "| Ours | 75.0 | 75.0 | 50.0 | 62.5 | 66.7 | 80.0 | 73.3 | 50.0 | 0.38 | 2.50 |" in report
+    # Table 6: strong = items 0 (F1 1.0 both) ; weak = item 1 (relevant refused)
+    assert "| Method | Strong F1 | Strong LLM sc. | Weak F1 | Weak LLM sc. |" in report
+    assert "| Ours | 100.0 | 4.00 | 33.3 | 1.00 |" in report
+    assert "| Ours | 50.0 | 50.0 | 0.0 | 25.0 |" in report  # Table 7: VTG IoU [0.5, 0]
 
 
 def test_compare_prints_deltas(official_data, tmp_path, capsys):
     for seed in (0, 1):
-        preds = tmp_path / f"p{seed}.jsonl"
-        synthetic_predictions(official_data / "human_anno.json", preds, seed)
-        rarft_eval(["score", str(preds), "--out", str(tmp_path / f"run{seed}"), "--no-sbert"])
+        synthetic_predictions(official_data / "human_anno.json", tmp_path / f"p{seed}.jsonl", seed)
+        rarft_eval(["score", str(tmp_path / f"p{seed}.jsonl"), "--out", str(tmp_path / f"run{seed}"), "--no-sbert"])
     capsys.readouterr()
-    assert rarft_eval(["compare", str(tmp_path / "run0"), str(tmp_path / "run1")]) == 0
+    assert rarft_eval(["compare", str(tmp_path / "run0"), str(tmp_path / "run1" / "metrics.json"), "--name-a", "base",
+                       "--name-b", "ours", "--out", str(tmp_path / "cmp.md"), "--all"]) == 0
     table = capsys.readouterr().out
-    assert "| ra_iou.mIoU |" in table and "delta" in table
+    a, b = (json.loads((tmp_path / f"run{s}" / "metrics.json").read_text()) for s in (0, 1))
+    delta = 100 * (b["relevance"]["f1_avg"] - a["relevance"]["f1_avg"])
+    assert f"| F1 avg. | {100 * a['relevance']['f1_avg']:.1f} | {100 * b['relevance']['f1_avg']:.1f} | {delta:+.1f} |" in table
+    assert "| metric | base | ours | delta |" in table and "| ra_iou.mIoU |" in table
+    assert "Not comparable" not in table and (tmp_path / "cmp.md").read_text() == table
+
+
+def test_compare_flags_runs_that_are_not_comparable():
+    metrics, _ = hand_table()
+    other = json.loads(json.dumps(metrics))
+    metrics["judge"], other["judge"] = {"relevance": "rule"}, {"relevance": "llm"}
+    other["strict_recall"] = True
+    text = compare_markdown(metrics, other, "a", "b")
+    assert text.startswith("**Not comparable as is:** judge.relevance: rule vs llm; strict_recall: False vs True")
+
+
+@pytest.mark.parametrize("args, message", [(["nowhere"], "file not found"), (["{bad"], "not valid JSON")])
+def test_compare_bad_inputs(tmp_path, capsys, args, message):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{bad")
+    path = bad if args == ["{bad"] else tmp_path / "nowhere"
+    assert rarft_eval(["compare", str(path), str(path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+GOOD = {"id": "0:0", "video": "v", "query": "q", "model_output": "", "gt_relevant": True, "gt_timestamp": [0, 1],
+        "gt_output": "", "gt_categories": [], "hardness_level": None}
 
 
 @pytest.mark.parametrize(
-    "row, message",
+    "bad, message",
     [
-        ({"id": "0:0"}, "missing field"),
-        ({"model_output": 3}, "field model_output: must be a string"),
-        ({"gt_categories": ["Object/Unknown"]}, "unknown category"),
-        ({"gt_relevant": "yes"}, "field relevant"),
-        ({"hardness_level": "extreme"}, "unknown difficulty"),
+        ({"model_output": None}, "field model_output: must be a string"),
+        ({"gt_categories": ["Object/Unknown"]}, "field gt_categories: unknown category"),
+        ({"gt_relevant": "yes"}, "field gt_relevant: must be true or false"),
+        ({"gt_relevant": True, "gt_timestamp": None}, "field gt_timestamp: a relevant query needs [start, end]"),
+        ({"gt_timestamp": [5, 1]}, "field gt_timestamp: must satisfy 0 <= start <= end"),
+        ({"hardness_level": "extreme"}, "field hardness_level: unknown difficulty"),
+        ({"query": ""}, "field query: must not be empty"),
+        ({"id": "0:0"}, "duplicate id '0:0'"),
     ],
 )
-def test_bad_prediction_files_are_named(tmp_path, capsys, row, message):
-    good = {"id": "0:0", "video": "v", "query": "q", "model_output": "", "gt_relevant": True, "gt_timestamp": [0, 1],
-            "gt_output": "", "gt_categories": [], "hardness_level": None}
-    bad = dict(good, **row) if row != {"id": "0:0"} else {"id": "0:0"}
+def test_bad_prediction_files_are_named(tmp_path, capsys, bad, message):
     path = tmp_path / "preds.jsonl"
-    path.write_text(json.dumps(good) + "\n" + json.dumps(dict(bad, id="0:1")) + "\n")
+    path.write_text(json.dumps(GOOD) + "\n" + json.dumps({**GOOD, "id": "0:1", **bad}) + "\n")
     assert rarft_eval(["score", str(path), "--out", str(tmp_path / "run"), "--no-sbert"]) == 2
     error = capsys.readouterr().err
-    assert str(path) in error and "line 2" in error and message in error
+    assert f"{path}: record line 2: " in error and message in error
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"id": "0:0"}\n', "missing field(s) ['video', 'query'"),
+        ("[1, 2]\n", "expected a JSON object"),
+        ('{"id": \n', "not valid JSON"),
+        ("", "no predictions"),
+    ],
+)
+def test_broken_prediction_files(tmp_path, capsys, text, message):
+    path = tmp_path / "preds.jsonl"
+    path.write_text(text)
+    assert rarft_eval(["score", str(path), "--out", str(tmp_path / "run"), "--no-sbert"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_rows_without_id_and_extra_fields_are_accepted(tmp_path):
+    """Files from the released evaluation code carry no `id`; their item is the video."""
+    rows = [{k: v for k, v in GOOD.items() if k != "id"} | {"model_output": "<answer>0 to 1</answer>", "extra": 1},
+            {**GOOD, "gt_relevant": False, "gt_timestamp": [], "gt_output": "no", "hardness_level": "hard",
+             "gt_categories": None, "model_output": "<answer>no</answer>"}]
+    del rows[1]["id"]
+    path = tmp_path / "released.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert rarft_eval(["score", str(path), "--out", str(tmp_path / "run"), "--no-sbert"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["ra_iou"]["mIoU"] == 1.0 and metrics["by_difficulty"]["strong"]["queries"] == 2
+
+
+def test_shards_score_together_and_data_coverage_is_checked(official_data, tmp_path):
+    rows = synthetic_predictions(official_data / "human_anno.json", tmp_path / "all.jsonl")
+    for index in range(2):
+        (tmp_path / f"s{index}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[index::2][:-1]))
+    args = ["score", str(tmp_path / "s0.jsonl"), str(tmp_path / "s1.jsonl"), "--out", str(tmp_path / "run"),
+            "--no-sbert", "--data", str(official_data / "human_anno.json")]
+    assert rarft_eval(args) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["count"]["queries"] == len(rows) - 2
+    assert metrics["data"]["missing_predictions"] == [rows[-2]["id"], rows[-1]["id"]]
+    assert "**2 quer(ies) of the data file have no prediction**" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_shards_with_the_same_query_are_refused(tmp_path, capsys):
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.jsonl").write_text(json.dumps(GOOD) + "\n")
+    assert rarft_eval(["score", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"), "--out", str(tmp_path / "r"),
+                       "--no-sbert"]) == 2
+    assert f"duplicate id '0:0' (first at {tmp_path / 'a.jsonl'}: line 1)" in capsys.readouterr().err
+
+
+def test_predictions_of_another_file_are_refused(official_data, tmp_path, capsys):
+    rows = synthetic_predictions(official_data / "human_anno.json", tmp_path / "p.jsonl")
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps({**r, "id": "x" + r["id"]}) + "\n" for r in rows))
+    assert rarft_eval(["score", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "run"), "--no-sbert",
+                       "--data", str(official_data / "human_anno.json")]) == 2
+    assert "no prediction id matches a query of" in capsys.readouterr().err
+
+
+def test_write_report_for_the_demo(official_data, tmp_path, sbert):
+    synthetic_predictions(official_data / "human_anno.json", tmp_path / "p.jsonl")
+    rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    metrics = write_report(rows, tmp_path / "run", title="demo", name="demo")
+    assert metrics["judge"] == {"relevance": "rule", "explanations": None, "sbert_model": sbert.model_path}
+    assert metrics["explanation"]["sbert"]["all"] is not None
+    assert {p.name for p in (tmp_path / "run").iterdir()} >= {"metrics.json", "items.jsonl", "report.md", "metrics.csv",
+                                                              "by_category.png"}
+    assert write_report(tmp_path / "p.jsonl", tmp_path / "run2", sbert=False)["ra_iou"] == metrics["ra_iou"]
 
 
 def judge_responder(request):
@@ -86,43 +235,29 @@ def judge_responder(request):
             return '{"relevant": false, "start": null, "end": null}'
         return 'Sure: {"relevant": true, "start": 1.0, "end": 4.0}'
     if system.startswith("You are a strict multi-label"):
-        return '["Object/ObjectExistence", "Made/Up"]'
+        return '["Object/ObjectExistence"]'
     return "'score': 3.5"
 
 
-def test_llm_judge_against_a_local_server(official_data, tmp_path):
+def test_llm_judge_from_the_command_line(official_data, tmp_path):
     preds = tmp_path / "preds.jsonl"
     synthetic_predictions(official_data / "human_anno.json", preds)
+    args = ["score", str(preds), "--out", str(tmp_path / "run"), "--judge", "llm", "--llm-explanations",
+            "--base-url", server_url := "", "--model", "judge", "--no-sbert"]
     with ChatServer(judge_responder) as server:
-        args = ["score", str(preds), "--out", str(tmp_path / "run"), "--judge", "llm", "--llm-explanations",
-                "--base-url", server.url, "--model", "judge", "--no-sbert"]
+        args[args.index(server_url)] = server.url
         assert rarft_eval(args) == 0
         first = len(server.requests)
-        assert rarft_eval(args) == 0  # cached on disk by content: nothing is asked twice
+        assert rarft_eval(args) == 0  # cached on disk (OUT/judge_cache.jsonl): nothing is asked twice
         assert len(server.requests) == first
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["judge"]["relevance"] == "llm" and metrics["judge"]["unknown_categories"] > 0
+    assert metrics["judge"]["relevance"] == "llm" and metrics["judge"]["usage"]["cached"] == first
     assert metrics["explanation"]["llm_score"]["refused"] == pytest.approx(3.5)
-    assert 0 < metrics["explanation"]["rt_iou"]["n"] <= metrics["count"]["irrelevant"]
+    assert "LLM judge judge" in (tmp_path / "run" / "report.md").read_text()
 
 
-def test_llm_judge_retries_faults(official_data, tmp_path):
-    preds = tmp_path / "preds.jsonl"
-    synthetic_predictions(official_data / "human_anno.json", preds)
-    attempts = {}
-
-    def flaky(request):
-        """Each distinct request fails twice (429, then 503) before it is answered."""
-        key = json.dumps(request["messages"])
-        attempts[key] = attempts.get(key, 0) + 1
-        if attempts[key] == 1:
-            return Fault(status=429)
-        if attempts[key] == 2:
-            return Fault(status=503)
-        return judge_responder(request)
-
-    with ChatServer(flaky) as server:
-        assert rarft_eval(["score", str(preds), "--out", str(tmp_path / "run"), "--llm-explanations",
-                           "--base-url", server.url, "--model", "judge", "--no-sbert", "--retry-backoff", "0.01"]) == 0
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["judge"]["usage"]["retries"] > 0 and metrics["judge"]["failed"] == {}
+def test_llm_judging_without_an_endpoint_is_a_clear_error(tmp_path, capsys):
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n")
+    assert rarft_eval(["score", str(path), "--out", str(tmp_path / "run"), "--judge", "llm", "--no-sbert"]) == 2
+    assert "need --base-url and --model" in capsys.readouterr().err

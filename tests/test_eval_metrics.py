@@ -1,31 +1,50 @@
-import json
+"""Metric values on small hand-computed tables, edge cases, and adversarial model output."""
+
+import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from eval.metrics import Judgement, compute_metrics, jaccard, ra_iou, recall_at, relevance, rule_judgement
+from eval.metrics import (
+    Judgement,
+    compute_metrics,
+    jaccard,
+    level_subsets,
+    ra_iou,
+    recall_at,
+    relevance,
+    rule_judgement,
+)
 from eval.predictions import Prediction
 
 
-def pred(i, relevant, timestamp=None, level=None, categories=(), gt_output="ref"):
-    return Prediction(id=f"{i // 2}:{i % 2}", video="v.mp4", query="q", model_output="", gt_relevant=relevant,
-                      gt_timestamp=timestamp, gt_output=gt_output, gt_categories=tuple(categories),
-                      hardness_level=level)
+def pred(item, query, relevant, timestamp=None, level=None, categories=(), gt_output="reference"):
+    return Prediction(id=f"{item}:{query}", video=f"v{item}.mp4", query="q", model_output="", gt_relevant=relevant,
+                      gt_timestamp=timestamp, gt_output=gt_output if not relevant else "0.00 to 1.00",
+                      gt_categories=tuple(categories), hardness_level=level if not relevant else "original")
 
 
-ANSWER = lambda s, e: Judgement(refused=False, segment=(s, e))  # noqa: E731
-REFUSE = Judgement(refused=True, segment=None)
+def answer(start, end, **judges):
+    return Judgement(refused=False, segment=(start, end), **judges)
+
+
+def refuse(**judges):
+    return Judgement(refused=True, segment=None, **judges)
 
 
 @pytest.mark.parametrize(
     "prediction, judgement, expected",
     [
-        (pred(0, True, (0, 10)), ANSWER(0, 10), 1.0),
-        (pred(0, True, (0, 10)), ANSWER(5, 15), 1 / 3),
-        (pred(0, True, (0, 10)), REFUSE, 0.0),
-        (pred(1, False), REFUSE, 1.0),
-        (pred(1, False), ANSWER(0, 1), 0.0),
-        (pred(0, True, (4, 4)), ANSWER(4, 4), 1.0),  # zero-length ground truth, same point
-        (pred(0, True, (4, 4)), ANSWER(0, 10), 0.0),
+        (pred(0, 0, True, (0, 10)), answer(0, 10), 1.0),
+        (pred(0, 0, True, (0, 10)), answer(5, 15), 1 / 3),
+        (pred(0, 0, True, (0, 10)), refuse(), 0.0),
+        (pred(0, 0, True, (0, 10)), Judgement(refused=False, segment=None), 0.0),  # answered, no usable segment
+        (pred(0, 1, False), refuse(), 1.0),
+        (pred(0, 1, False), answer(0, 1), 0.0),
+        (pred(0, 0, True, (4, 4)), answer(4, 4), 1.0),  # zero-length ground truth, same point
+        (pred(0, 0, True, (4, 4)), answer(0, 10), 0.0),  # zero-length ground truth inside the prediction
+        (pred(0, 0, True, (0, 10)), answer(3, 3), 0.0),  # zero-length prediction inside the ground truth
     ],
 )
 def test_ra_iou(prediction, judgement, expected):
@@ -34,68 +53,205 @@ def test_ra_iou(prediction, judgement, expected):
 
 @pytest.mark.parametrize(
     "values, threshold, strict, expected",
-    [([0.3, 0.5, 0.7, 0.1], 0.5, False, 0.5), ([0.3, 0.5, 0.7, 0.1], 0.5, True, 0.25), ([], 0.5, False, 0.0)],
+    [
+        ([0.3, 0.5, 0.7, 0.1], 0.5, False, 0.5),  # released: >=
+        ([0.3, 0.5, 0.7, 0.1], 0.5, True, 0.25),  # Time-R1: >
+        ([1.0], 0.7, True, 1.0),
+        ([], 0.5, False, None),
+    ],
 )
 def test_recall_at(values, threshold, strict, expected):
     assert recall_at(values, threshold, strict=strict) == expected
 
 
-def test_relevance_hand_computed():
-    # gt:       R R R I I I ; answered: y y n y n n
-    scores = relevance([True, True, True, False, False, False], [True, True, False, True, False, False])
-    # relevant: tp=2 fp=1 fn=1 -> p=2/3 r=2/3 ; irrelevant: tp=2 fp=1 fn=1 -> same
-    assert scores["f1_rel"] == pytest.approx(2 / 3) and scores["f1_irrel"] == pytest.approx(2 / 3)
-    assert scores["accuracy"] == pytest.approx(4 / 6) and scores["f1_avg"] == pytest.approx(2 / 3)
-
-
 @pytest.mark.parametrize(
-    "gt, answered, f1_rel, f1_irrel",
+    "gt, answered, expected",
     [
-        ([True, True], [True, False], 2 / 3, 0.0),  # no irrelevant items
-        ([True, False], [False, False], 0.0, 2 / 3),  # all refusals
-        ([False, False], [False, False], 0.0, 1.0),
+        # R R R I I I / y y n y n n: each class tp=2 fp=1 fn=1
+        ([1, 1, 1, 0, 0, 0], [1, 1, 0, 1, 0, 0],
+         dict(precision_rel=2 / 3, recall_rel=2 / 3, f1_rel=2 / 3, f1_irrel=2 / 3, f1_avg=2 / 3, accuracy=4 / 6)),
+        # never refuses (TimeChat in Table 1: 66.7 / 0.0 / 33.3)
+        ([1, 1, 0, 0], [1, 1, 1, 1],
+         dict(precision_rel=0.5, recall_rel=1.0, f1_rel=2 / 3, precision_irrel=0.0, recall_irrel=0.0, f1_irrel=0.0,
+              f1_avg=1 / 3, accuracy=0.5)),
+        # all refusals
+        ([1, 1, 0, 0], [0, 0, 0, 0],
+         dict(precision_rel=0.0, recall_rel=0.0, f1_rel=0.0, precision_irrel=0.5, recall_irrel=1.0, f1_irrel=2 / 3,
+              f1_avg=1 / 3, accuracy=0.5)),
+        # no irrelevant queries: that class has no recall / F1, so no average
+        ([1, 1], [1, 0], dict(f1_rel=2 / 3, recall_irrel=None, f1_irrel=None, f1_avg=None, accuracy=0.5)),
+        # no relevant queries
+        ([0, 0], [0, 0], dict(f1_rel=None, f1_irrel=1.0, f1_avg=None, accuracy=1.0)),
+        ([], [], dict(f1_rel=None, f1_irrel=None, accuracy=None)),
     ],
 )
-def test_relevance_edge_cases(gt, answered, f1_rel, f1_irrel):
-    scores = relevance(gt, answered)
-    assert (scores["f1_rel"], scores["f1_irrel"]) == (pytest.approx(f1_rel), pytest.approx(f1_irrel))
+def test_relevance(gt, answered, expected):
+    scores = relevance([bool(g) for g in gt], [bool(a) for a in answered])
+    for key, value in expected.items():
+        assert scores[key] == (pytest.approx(value) if value is not None else None), key
 
 
-@pytest.mark.parametrize("a, b, expected", [((), (), 1.0), (("x",), (), 0.0), (("x", "y"), ("y", "z"), 1 / 3)])
+@pytest.mark.parametrize("a, b, expected", [((), (), 1.0), (("x",), (), 0.0), (("x", "y"), ("y", "z"), 1 / 3),
+                                            (("x", "x"), ("x",), 1.0)])
 def test_jaccard(a, b, expected):
     assert jaccard(a, b) == pytest.approx(expected)
 
 
-def test_full_table_by_hand():
-    predictions = [
-        pred(0, True, (0, 10)), pred(1, False, level="strong", categories=["Object/ObjectExistence"]),
-        pred(2, True, (10, 20)), pred(3, False, level="weak",
-                                      categories=["Object/ObjectExistence", "Action/ActionSequence", "Scene/SceneExistence"]),
-    ]
-    judgements = [
-        ANSWER(0, 5),  # IoU 0.5
-        Judgement(refused=True, segment=None, categories=("Object/ObjectExistence",), llm_score=4.0),
-        REFUSE,  # wrongly refused
-        Judgement(refused=False, segment=(1, 2), categories=(), llm_score=1.0),  # wrongly answered
-    ]
-    metrics, items = compute_metrics(predictions, judgements, sbert_scores=[None, 0.8, None, 0.4])
-    assert [row["ra_iou"] for row in items] == [0.5, 1.0, 0.0, 0.0]
-    assert metrics["ra_iou"] == pytest.approx({"R@0.3": 0.5, "R@0.5": 0.5, "R@0.7": 0.25, "mIoU": 0.375})
-    assert metrics["vtg_iou"]["mIoU"] == pytest.approx(0.25)
-    assert metrics["relevance"]["accuracy"] == pytest.approx(0.5)
-    exp = metrics["explanation"]
-    assert exp["rt_iou"]["all"] == pytest.approx((1.0 + 0.0) / 2) and exp["rt_iou"]["refused"] == pytest.approx(1.0)
-    assert exp["sbert"]["all"] == pytest.approx((0.8 + 0.0) / 2)  # the wrongly answered one counts 0
-    assert exp["llm_score"]["refused"] == pytest.approx(4.0)
-    assert metrics["by_difficulty"]["strong"]["refusal_accuracy"] == 1.0
-    assert metrics["by_difficulty"]["weak"]["refusal_accuracy"] == 0.0
-    assert metrics["by_category"]["Object/ObjectExistence"] == {"n": 2, "refusal_accuracy": 0.5}
-    assert "Attribute/Counting" not in metrics["by_category"]
+# Four HI-VTG items (one relevant + one hard-irrelevant query each), judged by hand.
+TABLE = [
+    (pred(0, 0, True, (0, 10)), answer(0, 5), None),  # IoU 0.5
+    (pred(0, 1, False, level="strong", categories=["Object/ObjectExistence"]),
+     refuse(categories=("Object/ObjectExistence",), llm_score=4.0), 0.8),  # RT-IoU 1
+    (pred(1, 0, True, (10, 20)), refuse(), None),  # wrongly refused
+    (pred(1, 1, False, level="moderate", categories=["Object/ObjectExistence", "Attribute/AttributeValue"]),
+     answer(1, 2, categories=("Object/ObjectExistence",), llm_score=5.0), 0.9),  # wrongly answered: explanation 0
+    (pred(2, 0, True, (0, 4)), answer(1, 3), None),  # IoU 0.5
+    (pred(2, 1, False, level="weak", categories=["Action/ActionSequence", "Scene/SceneExistence", "Attribute/Counting"]),
+     refuse(categories=("Action/ActionSequence",), llm_score=None), -0.2),  # RT-IoU 1/3, SBERT clipped to 0, LLM failed
+    (pred(3, 0, True, (5, 5)), answer(5, 5), None),  # zero-length, exact: 1
+    (pred(3, 1, False, level="strong", categories=["Action/FineGrainedAction"]),
+     refuse(categories=(), llm_score=2.0), 0.6),  # RT-IoU 0
+]
+
+
+@pytest.fixture(scope="module")
+def table():
+    predictions, judgements, sbert = zip(*TABLE)
+    return compute_metrics(predictions, judgements, sbert_scores=sbert)
+
+
+@pytest.mark.parametrize(
+    "key, expected",
+    [
+        ("ra_iou", {"R@0.3": 6 / 8, "R@0.5": 6 / 8, "R@0.7": 4 / 8, "mIoU": 5 / 8}),
+        ("vtg_iou", {"R@0.3": 3 / 4, "R@0.5": 3 / 4, "R@0.7": 1 / 4, "mIoU": 2 / 4}),
+        ("count", {"queries": 8, "relevant": 4, "irrelevant": 4, "explanation_eligible": 4}),
+    ],
+)
+def test_hand_computed_table(table, key, expected):
+    metrics, _ = table
+    assert metrics[key] == pytest.approx(expected)
+
+
+def test_hand_computed_relevance(table):
+    metrics, _ = table
+    # relevant: tp 3 (items 0, 2, 3), fn 1 (item 1); irrelevant: tn 3, fp 1
+    assert metrics["relevance"] == pytest.approx({
+        "precision_rel": 3 / 4, "recall_rel": 3 / 4, "f1_rel": 3 / 4, "precision_irrel": 3 / 4, "recall_irrel": 3 / 4,
+        "f1_irrel": 3 / 4, "f1_avg": 3 / 4, "accuracy": 6 / 8})
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        # all: the wrongly answered query counts 0; refused: correctly refused ones only
+        ("rt_iou", {"all": (1 + 1 / 3 + 0 + 0) / 4, "refused": (1 + 1 / 3 + 0) / 3, "n": 4, "unmeasured": 0}),
+        ("sbert", {"all": (0.8 + 0 + 0.6 + 0) / 4, "refused": (0.8 + 0 + 0.6) / 3, "n": 4, "unmeasured": 0}),
+        # the refused weak query has no LLM score (judge failed): left out of both means
+        ("llm_score", {"all": (4 + 2 + 0) / 3, "refused": (4 + 2) / 2, "n": 3, "unmeasured": 1}),
+    ],
+)
+def test_hand_computed_explanation(table, name, expected):
+    metrics, _ = table
+    assert metrics["explanation"][name] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "level, queries, f1_avg, refusal_accuracy, ra_miou, llm_all",
+    [
+        ("strong", 4, 1.0, 1.0, (0.5 + 1 + 1 + 1) / 4, 3.0),
+        ("moderate", 2, 0.0, 0.0, 0.0, 0.0),
+        ("weak", 2, 1.0, 1.0, (0.5 + 1) / 2, None),  # its one LLM score is unmeasured
+    ],
+)
+def test_hand_computed_difficulty(table, level, queries, f1_avg, refusal_accuracy, ra_miou, llm_all):
+    row = table[0]["by_difficulty"][level]
+    assert (row["queries"], row["refusal_accuracy"]) == (queries, refusal_accuracy)
+    assert row["relevance"]["f1_avg"] == pytest.approx(f1_avg)
+    assert row["ra_iou"]["mIoU"] == pytest.approx(ra_miou)
+    assert row["explanation"]["llm_score"]["all"] == (pytest.approx(llm_all) if llm_all is not None else None)
+
+
+def test_hand_computed_original_and_categories(table):
+    metrics, items = table
+    assert metrics["by_difficulty"]["original"]["answer_rate"] == 3 / 4
+    assert metrics["by_difficulty"]["original"]["vtg_iou"]["mIoU"] == pytest.approx(0.5)
+    assert metrics["by_category"] == {
+        "Action/ActionSequence": {"n": 1, "refusal_accuracy": 1.0},
+        "Action/FineGrainedAction": {"n": 1, "refusal_accuracy": 1.0},
+        "Object/ObjectExistence": {"n": 2, "refusal_accuracy": 0.5},
+        "Scene/SceneExistence": {"n": 1, "refusal_accuracy": 1.0},
+        "Attribute/AttributeValue": {"n": 1, "refusal_accuracy": 0.0},
+        "Attribute/Counting": {"n": 1, "refusal_accuracy": 1.0},
+    }
+    assert list(metrics["by_category"])[0] == "Action/ActionSequence"  # taxonomy order
+    # per-item rows: explanation scores only where they count
+    assert [row["ra_iou"] for row in items] == pytest.approx([0.5, 1, 0, 0, 0.5, 1, 1, 1])
+    assert items[3]["rt_iou"] is None and items[3]["llm_score"] is None and items[3]["sbert"] is None
+    assert items[5]["sbert"] == 0.0 and items[5]["rt_iou"] == pytest.approx(1 / 3)
+
+
+def test_strict_recall(table):
+    predictions, judgements, _ = zip(*TABLE)
+    metrics, _ = compute_metrics(predictions, judgements, strict=True)
+    assert metrics["ra_iou"]["R@0.5"] == 4 / 8 and metrics["strict_recall"] is True
 
 
 def test_no_irrelevant_items():
-    metrics, _ = compute_metrics([pred(0, True, (0, 10))], [ANSWER(0, 10)])
-    assert metrics["explanation"]["sbert"]["all"] is None and metrics["by_category"] == {}
+    metrics, _ = compute_metrics([pred(0, 0, True, (0, 10)), pred(1, 0, True, (0, 10))], [answer(0, 10), refuse()],
+                                 sbert_scores=[None, None])
+    assert metrics["relevance"]["f1_irrel"] is None and metrics["relevance"]["f1_avg"] is None
+    assert metrics["explanation"]["sbert"] == {"all": None, "refused": None, "n": 0, "unmeasured": 0}
+    assert metrics["by_category"] == {} and set(metrics["by_difficulty"]) == {"original"}
+    assert metrics["vtg_iou"]["mIoU"] == 0.5
+
+
+def test_all_refusals_with_explanation_metrics_that_ran():
+    predictions = [pred(0, 0, True, (0, 10)), pred(0, 1, False, level="strong", categories=["Attribute/Counting"])]
+    metrics, _ = compute_metrics(predictions, [refuse(), refuse()], sbert_scores=[None, 0.5])
+    assert metrics["ra_iou"]["mIoU"] == 0.5 and metrics["relevance"]["f1_rel"] == 0.0
+    assert metrics["vtg_iou"] == {"R@0.3": 0.0, "R@0.5": 0.0, "R@0.7": 0.0, "mIoU": 0.0}
+    assert metrics["explanation"]["sbert"]["all"] == 0.5
+    assert metrics["explanation"]["llm_score"] is None  # never ran
+
+
+def test_never_refusing_scores_zero_explanation_when_the_metric_ran():
+    predictions = [pred(0, 0, True, (0, 10)), pred(0, 1, False, level="strong", categories=["Attribute/Counting"])]
+    metrics, _ = compute_metrics(predictions, [answer(0, 10), answer(0, 10)], sbert_scores=[None, None],
+                                 explained={"sbert", "llm_score"})
+    assert metrics["explanation"]["sbert"]["all"] == 0.0 and metrics["explanation"]["llm_score"]["all"] == 0.0
+    assert metrics["explanation"]["sbert"]["refused"] is None
+
+
+def test_no_reference_answer_means_no_explanation_metric():
+    """Simply-shuffled sets have no refusal answers: nothing to compare an explanation with."""
+    predictions = [pred(0, 0, True, (0, 10)), pred(1, 0, False, level="shuffled", gt_output="")]
+    metrics, items = compute_metrics(predictions, [answer(0, 10), refuse(categories=(), llm_score=3.0)],
+                                     sbert_scores=[None, 0.9])
+    assert metrics["count"]["explanation_eligible"] == 0
+    assert metrics["explanation"]["rt_iou"]["all"] is None and items[1]["rt_iou"] is None
+
+
+@pytest.mark.parametrize(
+    "queries, expected",
+    [
+        # HI-VTG: one relevant + one irrelevant per item -> each level gets its items' pairs
+        ([(0, True, None), (0, False, "strong"), (1, True, None), (1, False, "weak")],
+         {"strong": [0, 1], "weak": [2, 3]}),
+        # training-style item with three irrelevant levels: its relevant query is in all three
+        ([(0, True, None), (0, False, "strong"), (0, False, "moderate"), (0, False, "weak")],
+         {"strong": [0, 1], "moderate": [0, 2], "weak": [0, 3]}),
+        # SS-VTG: relevant-only and irrelevant-only items mixed in -> `shuffled` is the whole set
+        ([(0, True, None), (0, True, None), (1, False, "shuffled"), (1, False, "shuffled"), (2, True, None),
+          (2, False, "shuffled")], {"shuffled": [0, 1, 2, 3, 4, 5]}),
+        # human-annotated: no levels
+        ([(0, True, None), (0, False, None)], {}),
+    ],
+)
+def test_level_subsets(queries, expected):
+    predictions = [pred(item, i, relevant, (0, 1) if relevant else None, level) for i, (item, relevant, level)
+                   in enumerate(queries)]
+    assert level_subsets(predictions) == expected
 
 
 @pytest.mark.parametrize(
@@ -104,10 +260,43 @@ def test_no_irrelevant_items():
         ("<think>x</think> <answer>3.0 to 5.5</answer> <correct></correct>", False, (3.0, 5.5)),
         ("<answer>The video does not show this.</answer>", True, None),
         ("The event is at 3 to 5 seconds", False, (3.0, 5.0)),  # no answer block: the whole text
+        ("<think>3 to 5</think><answer>No such event.</answer>", True, None),  # only the answer block counts
+        ("<answer>1 to 2</answer><answer>none</answer>", True, None),  # the last answer block wins
+        ("<answer>3.0 to 5.5", False, (3.0, 5.5)),  # unclosed (cut at max tokens): the whole text
         ("<answer>nan to 1e309</answer>", True, None),
+        ("<answer>9 to 3</answer>", True, None),  # reversed
         ("", True, None),
     ],
 )
 def test_rule_judgement(output, refused, segment):
     judged = rule_judgement(output)
     assert (judged.refused, judged.segment) == (refused, segment)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("0123456789.:- toand<>/answerthinkcorrect[]()naif\n\u202e")), max_size=200))
+def test_rule_judgement_never_raises_and_segments_are_valid(text):
+    judged = rule_judgement(text)
+    assert judged.refused == (judged.segment is None)
+    if judged.segment is not None:
+        start, end = judged.segment
+        assert math.isfinite(start) and math.isfinite(end) and 0 <= start <= end
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.booleans(), st.floats(0, 50), st.floats(0, 50),
+                          st.floats(-1, 1), st.sampled_from(["strong", "moderate", "weak", "shuffled", None])),
+                min_size=1, max_size=12))
+def test_every_metric_is_a_fraction(rows):
+    predictions, judgements, sbert = [], [], []
+    for i, (relevant, refused, a, b, cosine, level) in enumerate(rows):
+        predictions.append(pred(i // 2, i, relevant, (min(a, b), max(a, b)) if relevant else None, level,
+                                ["Object/ObjectExistence"] if not relevant else ()))
+        judgements.append(refuse() if refused else answer(min(a, b), max(a, b)))
+        sbert.append(cosine if not relevant else None)
+    metrics, items = compute_metrics(predictions, judgements, sbert_scores=sbert)
+    for group in ("ra_iou", "vtg_iou", "relevance"):
+        for value in metrics[group].values():
+            assert value is None or 0 <= value <= 1
+    for row in items:
+        assert 0 <= row["ra_iou"] <= 1 and (row["sbert"] is None or 0 <= row["sbert"] <= 1)
