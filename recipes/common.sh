@@ -1,0 +1,144 @@
+# Shared by every recipe in this directory (sourced, not run): variables, --help, the paper's
+# RA-RFT setup as rarft-train flags, and the launch. A recipe sets
+#   RECIPE        its name (runs/<name>; for a base model, its key in rarft_plugin.prompts.TEMPLATE_FOR_MODEL)
+#   RECIPE_TITLE  one line for --help
+#   RECIPE_MODEL  what RARFT_MODEL must hold
+#   RECIPE_HARDWARE  what it needs
+# and optionally RECIPE_DEFAULT_GPUS and RECIPE_EXTRA_ARGS (flags after the paper's; the later value wins),
+# then calls `rarft_recipe_main "$@"`.
+#
+# Sources of the settings: the paper (§4.3 "Implementation Details"), the authors' released training
+# script (TRL GRPO fork of Time-R1; /work/shared/notes/anchor-facts.md), docs/video.md ("Launcher
+# contract") for what videos need from OpenRLHF 0.11.
+
+rarft_usage() {
+    local name baseline=""
+    name="$(basename "$0")"
+    if [[ -n "${RECIPE_BASELINE:-}" ]]; then
+        baseline="
+
+Evaluation: the untrained base model with its own prompt (rarft_plugin.prompts.TEMPLATE_FOR_MODEL),
+  rarft-eval infer --model \$RARFT_MODEL --data EVAL.json --video-root VIDEOS --template ${RECIPE_BASELINE} --out base.jsonl
+and the trained one with the RA-RFT prompt it learned,
+  rarft-eval infer --model \$RARFT_OUTPUT --data EVAL.json --video-root VIDEOS --template ra_rft --out rarft.jsonl"
+    fi
+    cat <<EOF
+${name}: ${RECIPE_TITLE}
+
+Usage: RARFT_MODEL=DIR RARFT_DATA=TRAIN.jsonl recipes/${name} [more rarft-train / OpenRLHF 0.11 flags]
+
+Required:
+  RARFT_MODEL           local directory of ${RECIPE_MODEL}
+  RARFT_DATA            training prompts (JSONL) written by
+                          rarft-prep to-openrlhf hi_vtg_charades.json TRAIN.jsonl --video-root VIDEOS \\
+                            --template ra_rft --ratio 1:3
+                        (the paper trains at relevant:irrelevant 1:3; --template ra_rft_released with
+                        RARFT_VARIANT=released). Several files: a comma-separated list.
+Optional:
+  RARFT_OUTPUT          checkpoints, final Hugging Face weights, TensorBoard logs
+                        (default: runs/${RECIPE}); a rerun resumes from its last checkpoint
+  RARFT_NUM_GPUS        GPUs on this node (default: ${RECIPE_DEFAULT_GPUS:-8})
+  RARFT_VARIANT         reward equations: paper (default) | released
+  RARFT_REWARD_WEIGHTS  e.g. format=1,refuse_iou=1,explain=1,correction=1 (default: all 1)
+  RARFT_SBERT_MODEL     SentenceBERT directory for the explain / correction rewards
+                        (default: the packaged all-MiniLM-L6-v2, the authors' model)
+  RARFT_SBERT_DEVICE    where each rollout worker runs it: cpu (default) | cuda
+  RARFT_DRY_RUN=1       check data, model and flags, print the final OpenRLHF command, start nothing
+  PYTHON                interpreter with rarft and the training stack (default: python)
+
+Hardware: $(fold -s -w 98 <<<"${RECIPE_HARDWARE}" | sed '2,$s/^/  /')
+
+Extra arguments go to rarft-train after the recipe's flags, so a later value wins
+(e.g. --ckpt.save_steps 100); \`python -m rarft_plugin.train --help\` lists rarft-train's own.
+Before Ray starts, rarft-train checks every dataset line (label, video file, prompt template), the
+model directory and the SentenceBERT model, and lists all problems at once.${baseline}
+EOF
+}
+
+rarft_require() {  # NAME: fail with a pointer to --help when the variable is empty
+    if [[ -z "${!1:-}" ]]; then
+        echo "$(basename "$0"): $1 is not set: $2 (see $(basename "$0") --help)" >&2
+        exit 2
+    fi
+}
+
+# The paper's RA-RFT setup as rarft-train flags (fills the array RARFT_ARGS).
+rarft_paper_args() {
+    local gpus="$1"
+    RARFT_ARGS=(
+        --actor.model_name_or_path "$RARFT_MODEL"
+        --data.prompt_dataset "$RARFT_DATA"
+
+        # Placement: one node, actor + reference + vLLM engines sharing every GPU, each side asleep
+        # while the other works (OpenRLHF's hybrid engine). Paper: 8×A100, ZeRO-3.
+        --actor.num_nodes 1 --actor.num_gpus_per_node "$gpus"
+        --ref.num_nodes 1 --ref.num_gpus_per_node "$gpus"
+        --vllm.num_engines "$gpus" --vllm.tensor_parallel_size 1
+        --train.colocate_all --vllm.enable_sleep --ds.enable_sleep
+        --vllm.gpu_memory_utilization 0.5   # room for the reference model and SentenceBERT beside vLLM
+        --ds.zero_stage 3                   # paper §4.3
+        --ds.param_dtype bf16               # released script: bf16
+        --ds.attn_implementation flash_attention_2   # released script: flash-attn
+        --actor.gradient_checkpointing_enable        # released script; a 2.8M-pixel clip is ~3.6k tokens
+
+        # GRPO: group-normalised advantages over G samples per prompt (paper §3.1, eq. 1).
+        --algo.advantage.estimator group_norm
+        --rollout.n_samples_per_prompt 8    # released script: G = 8
+        --rollout.temperature 1.0           # released script
+        --rollout.top_p 1.0
+        --rollout.max_new_tokens 200        # released script: max 200 new tokens
+        --data.max_len 4608                 # docs/video.md: ≤ 3584 video tokens + ~300 text + 200 new
+
+        # Batch: 16 prompts per optimizer step (paper: batch size 16), each with its 8 samples, so
+        # one update per rollout batch (TRL's GRPO default of one iteration per generation).
+        --rollout.batch_size 16
+        --train.batch_size 128              # samples: 16 prompts × 8
+        --rollout.micro_batch_size 1 --train.micro_batch_size 1   # one video sequence per GPU pass
+
+        # 3 epochs over the prompts (paper §4.3); OpenRLHF's max_epochs is PPO passes per rollout batch.
+        --train.num_episodes 3 --train.max_epochs 1
+
+        # KL to the reference policy (paper eq. 2). The released code kept TRL's default beta, 0.04 in the
+        # TRL versions of its time (0.0 in current TRL), on the k3 estimator as a loss term, like TRL.
+        --algo.kl.init_coef 0.04 --algo.kl.use_loss --algo.kl.estimator k3
+
+        # Policy loss: PPO clip ε = 0.2 (released script); TRL averaged tokens per sequence, then sequences.
+        --actor.eps_clip 0.2 --actor.loss_agg_mode seq-mean-token-mean
+
+        # Optimiser: TRL / transformers defaults, which the released script keeps: AdamW lr 1e-6,
+        # betas (0.9, 0.999), no weight decay, linear decay without warm-up, gradient clip 1.0.
+        --actor.adam.lr 1e-6 --actor.adam.betas 0.9 0.999 --actor.adam.weight_decay 0
+        --actor.lr_scheduler linear --actor.lr_warmup_ratio 0 --actor.max_norm 1.0
+
+        # Vision: the released script freezes the vision tower but trains its merger. OpenRLHF 0.11 can
+        # only freeze every non-language parameter (merger included) or none; freezing keeps the ViT
+        # blocks frozen as released and leaves the merger frozen too (docs/train.md).
+        --actor.freeze_visual_encoder
+
+        # 2 FPS and the 3584·28·28 (~2.8M) pixel budget (paper §4.3) are rarft_plugin.video's defaults,
+        # which the video executor uses; they are not OpenRLHF flags.
+
+        # Output: final Hugging Face weights in RARFT_OUTPUT (the paper evaluates the final checkpoint);
+        # DeepSpeed checkpoints every 50 steps so that a rerun resumes.
+        --ckpt.output_dir "$RARFT_OUTPUT"
+        --ckpt.path "$RARFT_OUTPUT/checkpoints" --ckpt.save_steps 50 --ckpt.max_num 2 --ckpt.load_enable
+        --ckpt.save_hf
+        --logger.logging_steps 1 --logger.tensorboard_dir "$RARFT_OUTPUT/tensorboard"
+    )
+}
+
+rarft_recipe_main() {
+    local arg
+    for arg in "$@"; do
+        if [[ "$arg" == "-h" || "$arg" == "--help" ]]; then
+            RECIPE_BASELINE="$("${PYTHON:-python}" -c "from rarft_plugin.prompts import TEMPLATE_FOR_MODEL as t; print(t.get('$RECIPE', ''))" 2>/dev/null || true)"
+            rarft_usage
+            exit 0
+        fi
+    done
+    rarft_require RARFT_MODEL "the local directory of ${RECIPE_MODEL}"
+    rarft_require RARFT_DATA "the training JSONL from rarft-prep to-openrlhf"
+    RARFT_OUTPUT="${RARFT_OUTPUT:-$PWD/runs/$RECIPE}"
+    rarft_paper_args "${RARFT_NUM_GPUS:-${RECIPE_DEFAULT_GPUS:-8}}"
+    exec "${PYTHON:-python}" -m rarft_plugin.train "${RARFT_ARGS[@]}" ${RECIPE_EXTRA_ARGS[@]+"${RECIPE_EXTRA_ARGS[@]}"} "$@"
+}

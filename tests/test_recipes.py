@@ -1,0 +1,190 @@
+"""recipes/*.sh: syntax, --help, clear errors, and each final command parsed by OpenRLHF's own train_ppo_ray."""
+
+import functools
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rarft_plugin.prompts import TEMPLATE_FOR_MODEL, build_messages
+from rarft_plugin.testing import install_import_stand_ins, write_test_video
+from rarft_plugin.train import openrlhf_arguments
+from rarft_plugin.video import VideoSpec
+
+install_import_stand_ins()  # OpenRLHF's train_ppo_ray imports vllm and flash_attn at module load
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = REPO / "recipes"
+BASE_MODEL_RECIPES = ["time_r1.sh", "videochat_r1.sh", "videochat_r1_think.sh", "qwen2_5_vl_7b.sh"]
+ALL_RECIPES = [*BASE_MODEL_RECIPES, "single_gpu_smoke.sh"]
+VARIABLES = ["RARFT_MODEL", "RARFT_DATA", "RARFT_OUTPUT", "RARFT_NUM_GPUS", "RARFT_VARIANT", "RARFT_REWARD_WEIGHTS",
+             "RARFT_SBERT_MODEL", "RARFT_SBERT_DEVICE", "RARFT_DRY_RUN", "PYTHON"]
+
+# The paper's setup (recipes/common.sh) as OpenRLHF's parsed arguments: (section, name) -> value.
+PAPER_SETUP = {
+    ("algo.advantage", "estimator"): "group_norm",
+    ("rollout", "n_samples_per_prompt"): 8,
+    ("rollout", "batch_size"): 16,
+    ("train", "batch_size"): 128,
+    ("train", "num_episodes"): 3,
+    ("train", "max_epochs"): 1,
+    ("rollout", "temperature"): 1.0,
+    ("rollout", "max_new_tokens"): 200,
+    ("algo.kl", "init_coef"): 0.04,
+    ("algo.kl", "use_loss"): True,
+    ("algo.kl", "estimator"): "k3",
+    ("actor", "eps_clip"): 0.2,
+    ("actor.adam", "lr"): 1e-6,
+    ("actor.adam", "betas"): [0.9, 0.999],
+    ("actor", "lr_scheduler"): "linear",
+    ("actor", "freeze_visual_encoder"): True,
+    ("ds", "zero_stage"): 3,
+    ("ds", "param_dtype"): "bf16",
+    ("ds", "attn_implementation"): "flash_attention_2",
+    ("actor", "num_gpus_per_node"): 8,
+    ("vllm", "num_engines"): 8,
+    ("train", "colocate_all"): True,
+    ("data", "max_len"): 4608,
+}
+SMOKE_SETUP = {
+    **PAPER_SETUP,
+    ("rollout", "n_samples_per_prompt"): 4,
+    ("rollout", "batch_size"): 4,
+    ("train", "batch_size"): 16,
+    ("train", "num_episodes"): 1,
+    ("data", "max_samples"): 8,
+    ("actor", "num_gpus_per_node"): 1,
+    ("vllm", "num_engines"): 1,
+}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """A model directory, a training JSONL with a real clip, per template."""
+    root = tmp_path_factory.mktemp("recipe-inputs")
+    model = root / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "qwen2_5_vl", "vision_config": {}}))
+    clip = write_test_video(root / "clip.mp4", seconds=6)
+    label = {"relevant": False, "timestamp": None, "duration": 6.0, "query": "a dog barks",
+             "answer_refusal": "There is no dog.", "query_relevant": "the bar moves"}
+    data = {}
+    for template in ("ra_rft", "ra_rft_released"):
+        row = {"input": build_messages(template, label["query"]), "video": VideoSpec(str(clip)).to_json(),
+               "label": json.dumps(label)}
+        data[template] = root / f"{template}.jsonl"
+        data[template].write_text(json.dumps(row) + "\n")
+    return {"model": model, "data": data, "root": root}
+
+
+@functools.lru_cache(maxsize=None)
+def _run(recipe, args, env):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RARFT_")}
+    return subprocess.run(["bash", str(RECIPES / recipe), *args], capture_output=True, text=True, cwd=REPO,
+                          env={**clean, "PYTHON": sys.executable, **dict(env)}, timeout=300)
+
+
+def run_recipe(recipe, *args, **env):
+    """The recipe's result; identical calls share one run (each dry run loads Python and SentenceBERT)."""
+    return _run(recipe, args, tuple(sorted(env.items())))
+
+
+def dry_run_arguments(recipe, inputs, *args, template="ra_rft", **env):
+    done = run_recipe(recipe, *args, RARFT_DRY_RUN="1", RARFT_MODEL=str(inputs["model"]),
+                      RARFT_DATA=str(inputs["data"][template]), RARFT_OUTPUT=str(inputs["root"] / "out"), **env)
+    assert done.returncode == 0, done.stderr
+    tokens = shlex.split(done.stdout.strip().splitlines()[-1])
+    start = tokens.index("openrlhf.cli.train_ppo_ray") + 1
+    return tokens[:start], openrlhf_arguments(tokens[start:])[1]
+
+
+def setting(args, section, name):
+    for part in section.split("."):
+        args = getattr(args, part)
+    value = getattr(args, name)
+    return list(value) if isinstance(value, tuple) else value
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in RECIPES.glob("*.sh")))
+def test_scripts_parse(script):
+    done = subprocess.run(["bash", "-n", str(RECIPES / script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("recipe", ALL_RECIPES)
+def test_help_explains_every_variable(recipe):
+    done = run_recipe(recipe, "--help")
+    assert done.returncode == 0, done.stderr
+    assert all(variable in done.stdout for variable in VARIABLES)
+    assert "Hardware:" in done.stdout and "rarft-prep to-openrlhf" in done.stdout
+
+
+@pytest.mark.parametrize("recipe", BASE_MODEL_RECIPES)
+def test_help_names_the_base_models_own_evaluation_template(recipe):
+    key = recipe.removesuffix(".sh")
+    assert f"--template {TEMPLATE_FOR_MODEL[key]} " in run_recipe(recipe, "-h").stdout
+
+
+@pytest.mark.parametrize("recipe", ALL_RECIPES)
+@pytest.mark.parametrize("missing", ["RARFT_MODEL", "RARFT_DATA"])
+def test_an_unset_path_variable_is_a_clear_error(recipe, missing, inputs):
+    env = {"RARFT_MODEL": str(inputs["model"]), "RARFT_DATA": str(inputs["data"]["ra_rft"])}
+    del env[missing]
+    done = run_recipe(recipe, **env)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(f"{recipe}: {missing} is not set: ") and "--help" in done.stderr
+
+
+@pytest.mark.parametrize("recipe, expected", [(r, PAPER_SETUP) for r in BASE_MODEL_RECIPES]
+                         + [("single_gpu_smoke.sh", SMOKE_SETUP)])
+def test_final_command_is_accepted_by_openrlhf_with_the_papers_setup(recipe, expected, inputs):
+    prefix, args = dry_run_arguments(recipe, inputs)
+    assert {key: setting(args, *key) for key in expected} == expected
+    assert (args.actor.model_name_or_path, args.data.prompt_dataset) == (str(inputs["model"]),
+                                                                         str(inputs["data"]["ra_rft"]))
+    assert args.critic.model_name_or_path is None  # GRPO: no critic
+    assert "RARFT_VARIANT=paper" in prefix
+
+
+@pytest.mark.parametrize("recipe", ALL_RECIPES)
+def test_plugin_paths_resolve_and_load_the_way_openrlhf_loads_them(recipe, inputs):
+    from openrlhf.trainer.ray.vllm_engine import _load_agent_executor
+    from openrlhf.utils.agent import AgentExecutorBase
+
+    _, args = dry_run_arguments(recipe, inputs)
+    assert isinstance(_load_agent_executor(args.train.agent_func_path), AgentExecutorBase)
+    assert (args.data.input_key, args.data.label_key, args.data.image_key) == ("input", "label", "video")
+    assert args.data.apply_chat_template and args.data.max_images_per_prompt == 0
+
+
+def test_user_flags_and_variables_override_the_recipe(inputs):
+    _, parsed = dry_run_arguments("time_r1.sh", inputs, "--train.seed", "7", "--rollout.n_samples_per_prompt", "4",
+                                  "--micro_train_batch_size", "2", RARFT_NUM_GPUS="4")
+    expected = {("train", "seed"): 7, ("rollout", "n_samples_per_prompt"): 4, ("train", "micro_batch_size"): 2,
+                ("actor", "num_gpus_per_node"): 4, ("ref", "num_gpus_per_node"): 4, ("vllm", "num_engines"): 4}
+    assert {key: setting(parsed, *key) for key in expected} == expected
+
+
+def test_reward_options_reach_the_worker_environment(inputs):
+    prefix, _ = dry_run_arguments("videochat_r1.sh", inputs, template="ra_rft_released", RARFT_VARIANT="released",
+                                  RARFT_REWARD_WEIGHTS="explain=0.5", RARFT_SBERT_DEVICE="cuda")
+    assert prefix[:3] == ["RARFT_VARIANT=released", "RARFT_REWARD_WEIGHTS=format=1,refuse_iou=1,explain=0.5,correction=1",
+                          "RARFT_SBERT_DEVICE=cuda"]
+
+
+def test_data_built_for_the_other_reward_variant_is_refused(inputs):
+    done = run_recipe("time_r1.sh", RARFT_DRY_RUN="1", RARFT_MODEL=str(inputs["model"]),
+                      RARFT_DATA=str(inputs["data"]["ra_rft"]), RARFT_VARIANT="released")
+    assert done.returncode == 2
+    assert "built with template 'ra_rft', expected 'ra_rft_released'" in done.stderr
+
+
+def test_the_setup_lives_in_one_place():
+    """Recipes set names and descriptions; only common.sh (and the smoke run's overrides) hold OpenRLHF flags."""
+    for recipe in BASE_MODEL_RECIPES:
+        text = (RECIPES / recipe).read_text()
+        assert "--" not in text.replace("--help", "") and "source" in text
