@@ -75,7 +75,8 @@ def main() -> int:
         total = args.prompts * args.group
         uncached = asyncio.run(rollouts(processor, prompt, clips, args.group, cache=False))
         cached = asyncio.run(rollouts(processor, prompt, clips, args.group, cache=True))
-        print(f"{total} rollouts ({args.prompts} prompts x G={args.group}, all in flight), decode + resize + processor:")
+        print(f"{total} rollouts ({args.prompts} prompts x G={args.group}, all in flight), "
+              "decode + resize + processor:")
         print(f"  without cache {total / uncached:8.1f} rollouts/s")
         print(f"  with cache    {total / cached:8.1f} rollouts/s   (decodes {cache_stats()[1]}, "
               f"processor runs {_PREPARED.misses} for {total} rollouts)")

@@ -44,7 +44,8 @@ def apply_ratio(examples: list[Example], ratio: tuple[int, int] | None, seed: in
     relevant = [e for e in examples if e.label.relevant]
     irrelevant = [e for e in examples if not e.label.relevant]
     want_r, want_i = ratio
-    scale = min(len(relevant) / want_r if want_r else float("inf"), len(irrelevant) / want_i if want_i else float("inf"))
+    scale = min(len(relevant) / want_r if want_r else float("inf"),
+                len(irrelevant) / want_i if want_i else float("inf"))
     keep_r, keep_i = int(scale * want_r) if want_r else 0, int(scale * want_i) if want_i else 0
     rng = random.Random(seed)
     kept = set(map(id, rng.sample(relevant, keep_r))) | set(map(id, rng.sample(irrelevant, keep_i)))
@@ -94,7 +95,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video-root", type=Path, default=None, help="directory holding the videos")
     parser.add_argument("--template", choices=sorted(TEMPLATES), default="ra_rft", help="prompt template")
     parser.add_argument("--purpose", choices=("train", "eval"), default="train",
-                        help="message layout of the released code: train = text first; eval = system message, video first")
+                        help="message layout of the released code: train = text first; "
+                             "eval = system message, video first")
     parser.add_argument("--ratio", type=parse_ratio, default=None, help="relevant:irrelevant, e.g. 1:3 (default: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--unknown-span", choices=("skip", "error"), default="skip",

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 from openrlhf.utils.agent import AgentExecutorBase
+from openrlhf.utils.vlm_utils import dedup_media_tokens
 
 from rarft_plugin.openrlhf_reward import reward_options_from_env
 from rarft_plugin.rewards import REWARD_NAMES, score
@@ -75,7 +76,8 @@ def prepare_video_prompt(
         return (video, *process_video_prompt(processor, prompt, video))
 
     if cache:
-        video, prompt_ids, tensors = _PREPARED.get_or_create((processor_key(processor), prompt, cache_key(spec)), prepare)
+        key = (processor_key(processor), prompt, cache_key(spec))
+        video, prompt_ids, tensors = _PREPARED.get_or_create(key, prepare)
     else:
         video, prompt_ids, tensors = prepare()
     return video, list(prompt_ids), dict(tensors)
@@ -88,16 +90,6 @@ def clear_prepared_cache() -> None:
 def vllm_video(video: SampledVideo) -> tuple[np.ndarray, dict[str, Any]]:
     """The `multi_modal_data["video"]` item vLLM takes for Qwen2.5-VL: frames with their metadata."""
     return video.frames, {**video.metadata(), "do_sample_frames": False}
-
-
-def collapse_video_placeholder(token_ids: list[int], video_token_id: int) -> list[int]:
-    """One placeholder per video for vLLM, which expands it itself."""
-    collapsed = []
-    for token in token_ids:
-        if token == video_token_id and collapsed and collapsed[-1] == video_token_id:
-            continue
-        collapsed.append(token)
-    return collapsed
 
 
 class AgentExecutor(AgentExecutorBase):
@@ -123,10 +115,11 @@ class AgentExecutor(AgentExecutorBase):
         if len(prompt_ids) + params.max_tokens > max_length:
             raise ValueError(
                 f"video prompt of {len(prompt_ids)} tokens ({spec.path}) plus {params.max_tokens} new tokens exceeds "
-                f"--data.max_len {max_length}; raise --data.max_len (docs/video.md says by how much) or lower --rollout.max_new_tokens"
+                f"--data.max_len {max_length}; raise --data.max_len (docs/video.md says by how much) "
+                "or lower --rollout.max_new_tokens"
             )
         request = await llm_engine.generate(
-            collapse_video_placeholder(prompt_ids, hf_tokenizer.video_token_id),
+            dedup_media_tokens(prompt_ids, {hf_tokenizer.video_token_id}),  # one placeholder: vLLM expands it
             params,
             multi_modal_data={"video": vllm_video(video)},
         )

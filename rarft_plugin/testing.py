@@ -27,7 +27,8 @@ SPECIAL_TOKENS = [
 # Qwen2.5-VL's chat template, reduced to what the project uses (text, image, video items).
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
     "<|im_start|>{{ message['role'] }}\n"
     "{% if message['content'] is string %}{{ message['content'] }}"
     "{% else %}{% for content in message['content'] %}"
@@ -42,8 +43,10 @@ CHAT_TEMPLATE = (
 _CORPUS = [
     "<think>The person opens the door and walks in.</think> <answer>2.00 to 6.50</answer> <correct>NIL</correct>",
     "<answer>The query does not match the video: there is no dog, only a cat.</answer>",
-    "<correct>a person opens the door.</correct> To accurately pinpoint the event, determine the start and end "
-    "seconds. You are a video analysis expert. system user assistant 0123456789 . , : ; ! ?",
+    (
+        "<correct>a person opens the door.</correct> To accurately pinpoint the event, determine the start and end "
+        "seconds. You are a video analysis expert. system user assistant 0123456789 . , : ; ! ?"
+    ),
 ]
 
 
@@ -156,7 +159,7 @@ def write_test_video(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    frames = [_test_frame(index, fps, size) for index in range(int(round(seconds * fps)))]
+    frames = [_test_frame(index, fps, size) for index in range(round(seconds * fps))]
     try:
         import av
     except ImportError:

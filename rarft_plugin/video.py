@@ -24,11 +24,12 @@ import math
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 from tqdm import tqdm
@@ -64,7 +65,7 @@ class VideoSpec:
         return json.dumps({"path": self.path, "video_start": self.start, "video_end": self.end})
 
     @classmethod
-    def parse(cls, value: Any) -> "VideoSpec":
+    def parse(cls, value: Any) -> VideoSpec:
         """From a VideoSpec, a path, a dict or its JSON string (as the OpenRLHF dataset carries it)."""
         if isinstance(value, VideoSpec):
             return value
@@ -121,7 +122,9 @@ def processor_video_inputs(videos: Sequence[SampledVideo]) -> dict[str, Any]:
     return {"videos": [v.frames for v in videos], "video_metadata": [VideoMetadata(**v.metadata()) for v in videos]}
 
 
-def smart_resize(height: int, width: int, *, factor: int = IMAGE_FACTOR, min_pixels: int, max_pixels: int) -> tuple[int, int]:
+def smart_resize(
+    height: int, width: int, *, factor: int = IMAGE_FACTOR, min_pixels: int, max_pixels: int
+) -> tuple[int, int]:
     """Qwen2.5-VL's resize: multiples of `factor`, aspect ratio kept, pixels within [min, max].
 
     >>> smart_resize(240, 320, min_pixels=16 * 28 * 28, max_pixels=100 * 28 * 28)
@@ -215,7 +218,7 @@ def _named(spec: VideoSpec) -> Iterator[None]:
         yield
     except VideoError as error:
         raise error.located(source=spec.path) from None
-    except Exception as error:  # decoder libraries raise many types
+    except Exception as error:  # noqa: BLE001 -- decoder libraries raise many types
         raise VideoError(f"cannot decode video ({type(error).__name__}: {error})", source=spec.path) from None
 
 
@@ -325,8 +328,8 @@ def _open(path: str, backend: Backend):
         return _DecordReader(path)
     except ImportError:
         return _PyAVReader(path)
-    except Exception:
-        return _PyAVReader(path)  # decord cannot open some containers that PyAV reads
+    except Exception:  # noqa: BLE001 -- decord cannot open some containers that PyAV reads
+        return _PyAVReader(path)
 
 
 class LruCache:

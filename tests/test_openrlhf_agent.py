@@ -84,7 +84,7 @@ class VllmLikeEngine:
         self.model.eval()
         torch.manual_seed(len(self.calls))
         input_ids = torch.tensor([expanded])
-        types = (input_ids == self.processor.video_token_id).long() * 2  # as the processor marks them; M-RoPE needs them
+        types = (input_ids == self.processor.video_token_id).long() * 2  # as the processor marks them (M-RoPE)
         out = self.model.generate(
             input_ids=input_ids, attention_mask=torch.ones_like(input_ids), mm_token_type_ids=types,
             **inputs, max_new_tokens=max_tokens, do_sample=True, top_k=None, top_p=None, temperature=1.0,
@@ -115,7 +115,8 @@ def rollout(processor, engine, clip, sbert, *, label=LABEL, start=None, end=None
                                         processor, engine, images=VideoSpec(str(clip), start, end).to_json()))
 
 
-@pytest.mark.parametrize("pixels", [None, TRANSFORMERS_DEFAULT_PIXELS], ids=["qwen2.5-vl-7b-bounds", "hf-default-bounds"])
+@pytest.mark.parametrize("pixels", [None, TRANSFORMERS_DEFAULT_PIXELS],
+                         ids=["qwen2.5-vl-7b-bounds", "hf-default-bounds"])
 def test_engine_gets_one_placeholder_and_frames_and_expands_to_the_trained_prompt(tmp_path, clip, sbert, pixels):
     from transformers import AutoProcessor
 
@@ -150,7 +151,8 @@ def test_reward_equals_rewards_score(tiny, clip, sbert):
     assert {k: v.item() for k, v in output["extra_logs"].items()} == pytest.approx(
         {k: expected[k] for k in REWARD_NAMES}, abs=1e-5)
     start, end = output["action_ranges"][0]
-    assert end == len(output["observation_tokens"]) and output["observation_tokens"][-1] == processor.tokenizer.eos_token_id
+    assert end == len(output["observation_tokens"])
+    assert output["observation_tokens"][-1] == processor.tokenizer.eos_token_id
     assert len(output["rollout_log_probs"]) == end and output["rollout_log_probs"][start:] == [-0.5] * (end - start)
 
 
@@ -191,7 +193,7 @@ def test_rollout_log_probs_equal_the_trainers_through_openrlhf_batching(tiny, cl
     from openrlhf.utils.vlm_utils import merge_mm_train_inputs
 
     processor, directory = tiny
-    actor = Actor(str(directory), attn_implementation="eager", param_dtype="bf16")  # loads it as a VLM, as training does
+    actor = Actor(str(directory), attn_implementation="eager", param_dtype="bf16")  # a VLM, as training loads it
     assert actor.is_vlm
     actor.model.float()  # fp32 on CPU so that rollout and training log-probs agree to rounding
     engine = VllmLikeEngine(directory, model=actor.model)

@@ -56,11 +56,12 @@ def test_ratio(official_data, tmp_path, ratio, relevant, irrelevant):
     source = official_data / "hi_vtg_charades.json"
     root = placeholder_videos(source, tmp_path / "videos")
     out = tmp_path / "out.jsonl"
-    prep(["to-openrlhf", str(source), str(out), "--video-root", str(root), "--ratio", ratio, "--seed", "3", "--no-probe"])
+    args = ["--video-root", str(root), "--ratio", ratio, "--seed", "3", "--no-probe"]
+    prep(["to-openrlhf", str(source), str(out), *args])
     labels = [json.loads(json.loads(line)["label"]) for line in out.read_text().splitlines()]
     assert (sum(l["relevant"] for l in labels), sum(not l["relevant"] for l in labels)) == (relevant, irrelevant)
     again = tmp_path / "again.jsonl"
-    prep(["to-openrlhf", str(source), str(again), "--video-root", str(root), "--ratio", ratio, "--seed", "3", "--no-probe"])
+    prep(["to-openrlhf", str(source), str(again), *args])
     assert again.read_text() == out.read_text()  # seeded
 
 
