@@ -277,7 +277,7 @@ def wire_plugin(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     """argv with the video contract appended. Returns (argv, problems): a contract flag set to another
     value, or a refused flag, is a problem; a repeat of the contract's own value is dropped.
 
-    >>> wire_plugin(["--data.label_key", "label"])[0][-4:]
+    >>> wire_plugin(["--data.label_key", "label", "--algo.advantage.estimator", "group_norm"])[0][-3:]
     ['--data.apply_chat_template', '--data.max_images_per_prompt', '0']
     """
     problems = []
