@@ -8,7 +8,9 @@ text). Decoding is greedy.
 
 `--shard i/n` takes every n-th query starting at i (one process per GPU, each with its own
 `CUDA_VISIBLE_DEVICES` and output file; `rarft-eval score` takes all shard files at once).
-Queries are batched by clip length (less padding). Each finished batch is appended to the
+Every clip is opened and decoded at its window's ends before the model loads (`--no-probe`
+skips it), so broken videos are reported together up front. Queries are batched by clip length
+(less padding). Each finished batch is appended to the
 output and fsynced, so a killed run resumes where it stopped: a rerun with the same settings
 skips every query already in the file (a line cut short by the kill is dropped). Once complete,
 the file is rewritten atomically in query order. The settings of a run (model, data, template,
@@ -26,11 +28,12 @@ from typing import Any, Sequence
 
 from tqdm import tqdm
 
+from data_prep.to_openrlhf import check_clips, video_spec
 from rarft_plugin.dataset import Example, load_examples, resolve_videos
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_atomic, write_jsonl_atomic
 from rarft_plugin.prompts import TEMPLATES, build_messages
-from rarft_plugin.video import FPS, TOTAL_PIXELS, SampledVideo, VideoSpec, processor_video_inputs, sample_frames
+from rarft_plugin.video import FPS, TOTAL_PIXELS, SampledVideo, processor_video_inputs, sample_frames
 
 from eval.predictions import parse_prediction, prediction_from_example
 
@@ -180,8 +183,8 @@ def run_inference(
         for start in range(0, len(todo), batch_size):
             batch = todo[start:start + batch_size]
             prompts = [backend.prompt(build_messages(template, e.label.query, purpose="eval")) for e in batch]
-            clips = [sample_frames(VideoSpec(str(videos[e.item.video]), e.item.video_start, e.item.video_end),
-                                   fps=fps, total_pixels=total_pixels) for e in batch]
+            clips = [sample_frames(video_spec(e, videos[e.item.video]), fps=fps, total_pixels=total_pixels)
+                     for e in batch]
             for example, text in zip(batch, backend.generate(prompts, clips, max_new_tokens)):
                 row = prediction_from_example(example, text).to_json()
                 finished[example.key] = row
@@ -198,6 +201,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, required=True, help="evaluation file in the released schema")
     parser.add_argument("--out", type=Path, required=True, help="predictions JSONL (resumed if present)")
     parser.add_argument("--video-root", type=Path, default=None, help="directory holding the videos")
+    parser.add_argument("--no-probe", dest="probe", action="store_false",
+                        help="skip opening every clip before the model loads (existence is still checked)")
     parser.add_argument("--template", choices=sorted(TEMPLATES), default="ra_rft",
                         help="prompt template (rarft_plugin.prompts); baselines: time_r1, videochat_r1, ...")
     parser.add_argument("--backend", choices=("auto", "vllm", "hf"), default="auto")
@@ -222,6 +227,8 @@ def run(args: argparse.Namespace) -> int:
     index, count = args.shard
     examples = examples[index::count]
     videos = resolve_videos(examples, video_root=args.video_root, source=args.data)
+    if args.probe:  # a broken clip fails now, with all the others, rather than hours into the run
+        check_clips(examples, videos, source=args.data)
     model = Path(args.model).resolve() if Path(args.model).exists() else args.model
     settings = {"model": str(model), "data": str(args.data.resolve()), "template": args.template,
                 "shard": f"{index}/{count}", "fps": args.fps, "total_pixels": args.total_pixels,

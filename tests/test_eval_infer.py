@@ -5,7 +5,10 @@ import json
 import pytest
 
 from eval.cli import main as rarft_eval
+from eval.infer import meta_path, parse_shard
 from rarft_plugin.testing import build_tiny_qwen2_5_vl, write_test_video
+
+IDS = ["0:0", "0:1", "1:0", "1:1", "2:0", "2:1"]
 
 
 @pytest.fixture(scope="module")
@@ -26,42 +29,94 @@ def infer(setup, out, *extra):
                        "--out", str(out), "--backend", "hf", "--batch-size", "4", "--max-new-tokens", "6", *extra])
 
 
-def test_infer_writes_one_prediction_per_query_in_order(setup, tmp_path):
-    out = tmp_path / "preds.jsonl"
+def lines(path):
+    return path.read_text().splitlines()
+
+
+@pytest.fixture(scope="module")
+def complete(setup, tmp_path_factory):
+    out = tmp_path_factory.mktemp("complete") / "preds.jsonl"
     assert infer(setup, out) == 0
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["id"] for r in rows] == ["0:0", "0:1", "1:0", "1:1", "2:0", "2:1"]
+    return out
+
+
+def test_infer_writes_one_prediction_per_query_in_order(complete, tmp_path, setup):
+    rows = [json.loads(line) for line in lines(complete)]
+    assert [r["id"] for r in rows] == IDS
     assert all(isinstance(r["model_output"], str) for r in rows)
     assert [r["gt_relevant"] for r in rows] == [True, False] * 3
-    assert rarft_eval(["score", str(out), "--out", str(tmp_path / "run"), "--no-sbert"]) == 0
+    meta = json.loads(meta_path(complete).read_text())
+    assert meta["data"] == str(setup[1].resolve()) and meta["template"] == "ra_rft" and meta["queries"] == 6
+    # score finds the data file through the recorded settings and checks coverage
+    assert rarft_eval(["score", str(complete), "--out", str(tmp_path / "run"), "--no-sbert"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["data"]["missing_predictions"] == [] and metrics["inference"][0]["shard"] == "0/1"
 
 
-def test_batched_equals_one_by_one(setup, tmp_path):
-    infer(setup, tmp_path / "batched.jsonl")
+def test_batched_equals_one_by_one(setup, complete, tmp_path):
     infer(setup, tmp_path / "single.jsonl", "--batch-size", "1")
-    batched = [json.loads(line)["model_output"] for line in (tmp_path / "batched.jsonl").read_text().splitlines()]
-    single = [json.loads(line)["model_output"] for line in (tmp_path / "single.jsonl").read_text().splitlines()]
-    assert batched == single  # greedy decoding with left padding changes nothing
+    single = [json.loads(line)["model_output"] for line in lines(tmp_path / "single.jsonl")]
+    assert [json.loads(line)["model_output"] for line in lines(complete)] == single  # greedy, left padding
 
 
-def test_resume_predicts_only_what_is_missing(setup, tmp_path, capsys):
+@pytest.mark.parametrize("cut", ["whole lines", "torn last line"])
+def test_resume_predicts_only_what_is_missing(setup, complete, tmp_path, capsys, cut):
     out = tmp_path / "preds.jsonl"
-    infer(setup, out)
-    complete = out.read_text().splitlines()
-    out.write_text("\n".join(complete[:2]) + "\n")  # as if killed after the first batch
+    text = complete.read_text()
+    kept = "".join(line + "\n" for line in lines(complete)[:2])
+    out.write_text(kept if cut == "whole lines" else kept + lines(complete)[2][:40])  # as if killed mid-write
+    meta_path(out).write_text(meta_path(complete).read_text())
     capsys.readouterr()
     assert infer(setup, out) == 0
     assert "4 predicted now" in capsys.readouterr().out
-    assert out.read_text().splitlines() == complete
+    assert out.read_text() == text
 
 
-def test_shards_partition_the_queries(setup, tmp_path):
-    ids = []
-    for index in range(2):
-        out = tmp_path / f"shard{index}.jsonl"
-        infer(setup, out, "--shard", f"{index}/2")
-        ids += [json.loads(line)["id"] for line in out.read_text().splitlines()]
-    assert sorted(ids) == ["0:0", "0:1", "1:0", "1:1", "2:0", "2:1"]
+def test_resume_refuses_other_settings(setup, complete, tmp_path, capsys):
+    out = tmp_path / "preds.jsonl"
+    out.write_text(lines(complete)[0] + "\n")
+    meta_path(out).write_text(meta_path(complete).read_text())
+    assert infer(setup, out, "--template", "time_r1") == 2
+    assert "template: 'ra_rft' -> 'time_r1'" in capsys.readouterr().err
+    assert lines(out) == lines(complete)[:1]  # untouched
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({"id": "7:0"}, "prediction '7:0' is not a query of this data file and shard"),
+        ({"query": "another question"}, "is not a query of this data file and shard"),
+        ({"gt_relevant": "yes"}, "cannot resume from this line"),
+    ],
+)
+def test_resume_refuses_a_foreign_output(setup, complete, tmp_path, capsys, row, message):
+    out = tmp_path / "preds.jsonl"
+    out.write_text(json.dumps({**json.loads(lines(complete)[0]), **row}) + "\n" + lines(complete)[1] + "\n")
+    assert infer(setup, out) == 2
+    error = capsys.readouterr().err
+    assert f"{out}: record line 1" in error and message in error
+
+
+def test_shards_partition_the_queries_and_score_together(setup, tmp_path):
+    outs = [tmp_path / f"shard{index}.jsonl" for index in range(2)]
+    for index, out in enumerate(outs):
+        assert infer(setup, out, "--shard", f"{index}/2") == 0
+    ids = [json.loads(line)["id"] for out in outs for line in lines(out)]
+    assert sorted(ids) == IDS and len(lines(outs[0])) == 3
+    assert rarft_eval(["score", *map(str, outs), "--out", str(tmp_path / "run"), "--no-sbert"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["count"]["queries"] == 6 and metrics["data"]["missing_predictions"] == []
+
+
+@pytest.mark.parametrize("text, expected", [("0/1", (0, 1)), ("3/4", (3, 4))])
+def test_parse_shard(text, expected):
+    assert parse_shard(text) == expected
+
+
+@pytest.mark.parametrize("text", ["4/4", "-1/2", "1/0", "a/b", "1"])
+def test_parse_shard_rejects(text):
+    with pytest.raises(Exception, match="shard"):
+        parse_shard(text)
 
 
 def test_missing_videos_fail_before_loading_the_model(setup, tmp_path, capsys):
@@ -69,3 +124,19 @@ def test_missing_videos_fail_before_loading_the_model(setup, tmp_path, capsys):
     assert rarft_eval(["infer", "--model", str(model), "--data", str(data), "--video-root", str(tmp_path),
                        "--out", str(tmp_path / "p.jsonl")]) == 2
     assert "3 video(s) not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("probe", [True, False])
+def test_unreadable_videos_are_named(setup, tmp_path, capsys, probe):
+    model, data, videos = setup
+    broken = tmp_path / "videos"
+    broken.mkdir()
+    for video in videos.iterdir():
+        (broken / video.name).write_bytes(b"not a video" * 100)
+    assert rarft_eval(["infer", "--model", str(model), "--data", str(data), "--video-root", str(broken),
+                       "--out", str(tmp_path / "p.jsonl"), "--backend", "hf", *([] if probe else ["--no-probe"])]) == 2
+    error = capsys.readouterr().err
+    if probe:  # all of them, before the model loads
+        assert "3 video clip(s) cannot be used: record 0: " in error and "record 2: " in error
+    else:  # the first one met, mid-run
+        assert f"{broken}" in error and "cannot decode video" in error
