@@ -67,7 +67,9 @@ TEMPLATES: dict[str, str] = {
     ),
 }
 
-# The template each base model is trained / evaluated with in the recipes.
+# Each base model's native template: for evaluating the untrained baseline (the paper's baseline
+# rows). RA-RFT training always uses `ra_rft` (or `ra_rft_released`): the format and correction
+# rewards need the think / answer / correct output that only that instruction asks for.
 TEMPLATE_FOR_MODEL: dict[str, str] = {
     "time_r1": "time_r1",
     "videochat_r1": "videochat_r1",
