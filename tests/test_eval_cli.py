@@ -74,6 +74,21 @@ def test_every_official_file_scores_end_to_end(official_data, tmp_path, name, le
         assert (run / "by_difficulty.png").exists() and "Strong F1" in report
 
 
+@pytest.mark.parametrize("name", ["hi_vtg_charades.json", "human_anno.json", "ss_vtg_charades.json"])
+def test_the_references_themselves_score_perfectly(official_data, tmp_path, name):
+    """An oracle answering with each query's reference (a_time or a_refusal) is read right by the parser."""
+    examples, _ = load_examples(official_data / name)
+    references = [e.label.answer_time if e.label.relevant else e.label.answer_refusal for e in examples]
+    rows = [prediction_from_example(e, f"<think>t</think> <answer>{text}</answer> <correct>q</correct>").to_json()
+            for e, text in zip(examples, references)]
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert rarft_eval(["score", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "run"), "--no-sbert"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["ra_iou"] == {"R@0.3": 1.0, "R@0.5": 1.0, "R@0.7": 1.0, "mIoU": 1.0}
+    assert metrics["relevance"]["f1_avg"] == 1.0 and metrics["vtg_iou"]["mIoU"] == 1.0
+    assert all(row["refusal_accuracy"] == 1.0 for row in metrics["by_category"].values())
+
+
 def hand_table():
     predictions = [
         Prediction("0:0", "v", "q", "", True, (0.0, 10.0), "0 to 10", (), "original"),
