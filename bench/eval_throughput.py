@@ -132,7 +132,7 @@ def bench_inference(queries: int, batch: int, new_tokens: int, device: str) -> N
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--predictions", type=int, default=20_000)
+    parser.add_argument("--predictions", type=int, default=20_000, help="0: skip the scoring figures")
     parser.add_argument("--sbert-predictions", type=int, default=2_000, help="0: skip the SBERT figure")
     parser.add_argument("--judge-predictions", type=int, default=2_000, help="0: skip the LLM judge figure")
     parser.add_argument("--queries", type=int, default=16, help="inference queries (0: skip)")
@@ -141,7 +141,8 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
-    bench_scoring(args.predictions, args.sbert_predictions, args.device)
+    if args.predictions:
+        bench_scoring(args.predictions, args.sbert_predictions, args.device)
     if args.judge_predictions:
         bench_judge(args.judge_predictions)
     if args.queries:
