@@ -10,7 +10,7 @@ text). Decoding is greedy.
 `CUDA_VISIBLE_DEVICES` and output file; `rarft-eval score` takes all shard files at once).
 Every clip is opened and decoded at its window's ends before the model loads (`--no-probe`
 skips it), so broken videos are reported together up front. Queries are batched by clip length
-(less padding). Each finished batch is appended to the
+(less padding), and the next batch's clips are decoded in threads while the model generates. Each finished batch is appended to the
 output and fsynced, so a killed run resumes where it stopped: a rerun with the same settings
 skips every query already in the file (a line cut short by the kill is dropped). Once complete,
 the file is rewritten atomically in query order. The settings of a run (model, data, template,
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -173,18 +174,27 @@ def clip_seconds(example: Example) -> float:
 
 def run_inference(
     examples: Sequence[Example], videos: dict[str, Path], backend, out: Path, *, template: str, batch_size: int,
-    max_new_tokens: int, fps: float = FPS, total_pixels: int = TOTAL_PIXELS,
+    max_new_tokens: int, fps: float = FPS, total_pixels: int = TOTAL_PIXELS, decode_workers: int = 4,
 ) -> int:
-    """Predict every example not yet in `out`; returns how many were predicted now."""
+    """Predict every example not yet in `out`; returns how many were predicted now.
+
+    The clips of the next batch are decoded in threads while the model generates the current one.
+    """
     finished = finished_rows(out, examples)
     todo = sorted((e for e in examples if e.key not in finished), key=clip_seconds)
-    with open(out, "a", encoding="utf-8") as handle, tqdm(total=len(examples), initial=len(finished),
-                                                          desc="infer", unit="query") as progress:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
+    batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
+    with (ThreadPoolExecutor(max_workers=decode_workers) as pool, open(out, "a", encoding="utf-8") as handle,
+          tqdm(total=len(examples), initial=len(finished), desc="infer", unit="query") as progress):
+
+        def decode(batch: list[Example]) -> list[Future]:
+            return [pool.submit(sample_frames, video_spec(e, videos[e.item.video]), fps=fps, total_pixels=total_pixels)
+                    for e in batch]
+
+        upcoming = decode(batches[0]) if batches else []
+        for number, batch in enumerate(batches):
+            clips = [future.result() for future in upcoming]
+            upcoming = decode(batches[number + 1]) if number + 1 < len(batches) else []
             prompts = [backend.prompt(build_messages(template, e.label.query, purpose="eval")) for e in batch]
-            clips = [sample_frames(video_spec(e, videos[e.item.video]), fps=fps, total_pixels=total_pixels)
-                     for e in batch]
             for example, text in zip(batch, backend.generate(prompts, clips, max_new_tokens)):
                 row = prediction_from_example(example, text).to_json()
                 finished[example.key] = row
@@ -206,7 +216,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--template", choices=sorted(TEMPLATES), default="ra_rft",
                         help="prompt template (rarft_plugin.prompts); baselines: time_r1, videochat_r1, ...")
     parser.add_argument("--backend", choices=("auto", "vllm", "hf"), default="auto")
-    parser.add_argument("--batch-size", type=int, default=8, help="queries per generate call")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="queries per generate call (default: 8 with transformers, 64 with vLLM)")
+    parser.add_argument("--decode-workers", type=int, default=4, help="threads decoding the next batch's clips")
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--shard", type=parse_shard, default=(0, 1), help="i/n: this process's share")
     parser.add_argument("--fps", type=float, default=FPS, help="frame sampling rate (paper: 2)")
@@ -220,7 +232,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise DataError(f"--batch-size must be >= 1, got {args.batch_size}")
     examples, report = load_examples(args.data)
     print(report.summary())
@@ -238,7 +250,9 @@ def run(args: argparse.Namespace) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = args.dtype or ("bf16" if device.startswith("cuda") else "fp32")
     backend = make_backend(args.backend, args.model, device=device, dtype=dtype, max_model_len=args.max_model_len)
-    predicted = run_inference(examples, videos, backend, args.out, template=args.template, batch_size=args.batch_size,
-                              max_new_tokens=args.max_new_tokens, fps=args.fps, total_pixels=args.total_pixels)
+    batch_size = args.batch_size or (64 if isinstance(backend, VLLMBackend) else 8)
+    predicted = run_inference(examples, videos, backend, args.out, template=args.template, batch_size=batch_size,
+                              max_new_tokens=args.max_new_tokens, fps=args.fps, total_pixels=args.total_pixels,
+                              decode_workers=args.decode_workers)
     print(f"{predicted} predicted now, {len(examples)} in shard {index}/{count} -> {args.out}")
     return 0

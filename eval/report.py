@@ -94,6 +94,10 @@ def markdown(metrics: dict, *, title: str, name: str) -> str:
         lines += ["## With explanation quality (Table 3)", "",
                   *_table(["Method", *RA_IOU_HEADER, *EXPLANATION_HEADER],
                           [[name, *ra_iou_cells(metrics), *explanation_cells(metrics)]]), "",
+                  "## Ablation layout (Table 4)", "",
+                  *_table(["Method", "F1", "R@.5", "mIoU", "RT-IoU", "SBert.", "LLM."],
+                          [[name, pct(metrics["relevance"]["f1_avg"]), pct(metrics["ra_iou"]["R@0.5"]),
+                            pct(metrics["ra_iou"]["mIoU"]), *explanation_cells(metrics)]]), "",
                   "## Refusal explanation quality (Table 9)", "",
                   "`all`: every irrelevant query with a reference answer, wrongly answered ones count 0 (released "
                   "convention); `refused`: the correctly refused ones only.", "",

@@ -109,6 +109,7 @@ def test_markdown_rows_are_laid_out_like_the_paper():
     assert "| Ours | 75.0 | 75.0 | 50.0 | 62.5 | 66.7 | 80.0 | 73.3 |" in report
     # Table 3 appends RT-IoU (mean of 1 and 0), SBERT and LLM scores (two decimals)
     assert "| Ours | 75.0 | 75.0 | 50.0 | 62.5 | 66.7 | 80.0 | 73.3 | 50.0 | 0.38 | 2.50 |" in report
+    assert "| Ours | 73.3 | 75.0 | 62.5 | 50.0 | 0.38 | 2.50 |" in report  # Table 4: F1, R@.5, mIoU, explanation
     # Table 6: strong = items 0 (F1 1.0 both) ; weak = item 1 (relevant refused)
     assert "| Method | Strong F1 | Strong LLM sc. | Weak F1 | Weak LLM sc. |" in report
     assert "| Ours | 100.0 | 4.00 | 33.3 | 1.00 |" in report
