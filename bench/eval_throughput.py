@@ -40,9 +40,10 @@ def synthetic_predictions(count: int, seed: int = 0):
     for index in range(count):
         e = examples[index % len(examples)]
         if rng.random() < 0.5:
-            text = f"<think>t{index}</think> <answer>No segment: {e.label.answer_refusal[:160]} ({index})</answer> <correct>q</correct>"
+            answer = f"No segment: {e.label.answer_refusal[:160]} ({index})"
         else:
-            text = f"<think>t{index}</think> <answer>{rng.uniform(0, 10):.2f} to {rng.uniform(10, 30):.2f}</answer> <correct></correct>"
+            answer = f"{rng.uniform(0, 10):.2f} to {rng.uniform(10, 30):.2f}"
+        text = f"<think>t{index}</think> <answer>{answer}</answer> <correct>q</correct>"
         prediction = prediction_from_example(e, text)
         out.append(prediction.__class__(**{**prediction.__dict__, "id": f"{index}:{prediction.id}", "item": ""}))
     return out

@@ -10,10 +10,10 @@ text). Decoding is greedy.
 `CUDA_VISIBLE_DEVICES` and output file; `rarft-eval score` takes all shard files at once).
 Every clip is opened and decoded at its window's ends before the model loads (`--no-probe`
 skips it), so broken videos are reported together up front. Queries are batched by clip length
-(less padding), and the next batch's clips are decoded in threads while the model generates. Each finished batch is appended to the
-output and fsynced, so a killed run resumes where it stopped: a rerun with the same settings
-skips every query already in the file (a line cut short by the kill is dropped). Once complete,
-the file is rewritten atomically in query order. The settings of a run (model, data, template,
+(less padding), and the next batch's clips are decoded in threads while the model generates.
+Each finished batch is appended to the output and fsynced, so a killed run resumes where it
+stopped: a rerun with the same settings skips every query already in the file (a line cut short
+by the kill is dropped). Once complete, the file is rewritten atomically in query order. The settings of a run (model, data, template,
 sampling, shard) are recorded beside it in `OUT.meta.json`; resuming with other settings is an
 error rather than a silently mixed file.
 """
@@ -95,7 +95,8 @@ class VLLMBackend:
         from vllm import SamplingParams
 
         # the video item vLLM takes for Qwen2.5-VL: frames with their metadata, already sampled
-        requests = [{"prompt": p, "multi_modal_data": {"video": (v.frames, {**v.metadata(), "do_sample_frames": False})}}
+        requests = [{"prompt": p,
+                     "multi_modal_data": {"video": (v.frames, {**v.metadata(), "do_sample_frames": False})}}
                     for p, v in zip(prompts, videos)]
         outputs = self.llm.generate(requests, SamplingParams(temperature=0.0, max_tokens=max_new_tokens),
                                     use_tqdm=False)
@@ -142,7 +143,8 @@ def finished_rows(out: Path, examples: Sequence[Example]) -> dict[str, dict]:
             row = json.loads(line)
             prediction = parse_prediction(row)
         except ValueError as error:  # DataError is a ValueError
-            raise DataError(f"cannot resume from this line ({error})", source=str(out), record=f"line {number}") from None
+            raise DataError(f"cannot resume from this line ({error})", source=str(out),
+                            record=f"line {number}") from None
         example = by_key.get(prediction.id)
         if example is None or example.label.query != prediction.query or example.item.video != prediction.video:
             raise DataError(f"prediction {prediction.id!r} is not a query of this data file and shard; "

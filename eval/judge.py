@@ -46,7 +46,7 @@ def _category_key(name: str) -> str:
 
 
 # "Object/ObjectExistence", "object / object existence", "object_objectexistence", "ObjectExistence" -> path
-_CATEGORY_BY_KEY = {**{_category_key(p.split("/")[1]): p for p in CATEGORIES}, **{_category_key(p): p for p in CATEGORIES}}
+_CATEGORY_BY_KEY = {_category_key(key): path for path in CATEGORIES for key in (path.split("/")[1], path)}
 
 
 @dataclass
@@ -83,8 +83,9 @@ def parse_categories(reply: str) -> tuple[tuple[str, ...], int] | None:
     for candidate in reversed(_ARRAY.findall(reply)):
         names = _literal(candidate)
         if isinstance(names, list) and all(isinstance(n, str) for n in names):
-            known = tuple(dict.fromkeys(_CATEGORY_BY_KEY[k] for k in map(_category_key, names) if k in _CATEGORY_BY_KEY))
-            unknown = sum(_category_key(n) not in _CATEGORY_BY_KEY for n in names)
+            keys = [_category_key(name) for name in names]
+            known = tuple(dict.fromkeys(_CATEGORY_BY_KEY[k] for k in keys if k in _CATEGORY_BY_KEY))
+            unknown = sum(k not in _CATEGORY_BY_KEY for k in keys)
             return known, unknown
     return None
 

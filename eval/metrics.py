@@ -92,7 +92,9 @@ def grounding(values: Sequence[float], *, strict: bool = False) -> dict[str, flo
     return out
 
 
-def precision_recall_f1(true_positive: int, false_positive: int, false_negative: int) -> tuple[float, float | None, float | None]:
+def precision_recall_f1(
+    true_positive: int, false_positive: int, false_negative: int
+) -> tuple[float, float | None, float | None]:
     """Precision (0 when nothing is predicted), recall and F1 (None when the class has no support)."""
     predicted, support = true_positive + false_positive, true_positive + false_negative
     precision = true_positive / predicted if predicted else 0.0

@@ -55,7 +55,8 @@ class Prediction:
         return {
             "id": self.id, "video": self.video, "query": self.query, "model_output": self.model_output,
             "gt_relevant": self.gt_relevant, "gt_timestamp": list(self.gt_timestamp) if self.gt_timestamp else None,
-            "gt_output": self.gt_output, "gt_categories": list(self.gt_categories), "hardness_level": self.hardness_level,
+            "gt_output": self.gt_output, "gt_categories": list(self.gt_categories),
+            "hardness_level": self.hardness_level,
         }
 
 

@@ -101,8 +101,9 @@ def markdown(metrics: dict, *, title: str, name: str) -> str:
                   "## Refusal explanation quality (Table 9)", "",
                   "`all`: every irrelevant query with a reference answer, wrongly answered ones count 0 (released "
                   "convention); `refused`: the correctly refused ones only.", "",
-                  *_table(["Method", *EXPLANATION_HEADER], [[f"{name} (all)", *explanation_cells(metrics)],
-                                                            [f"{name} (refused)", *explanation_cells(metrics, "refused")]]),
+                  *_table(["Method", *EXPLANATION_HEADER],
+                          [[f"{name} (all)", *explanation_cells(metrics)],
+                           [f"{name} (refused)", *explanation_cells(metrics, "refused")]]),
                   ""]
     if levels:
         header = ["Method"] + [f"{level.capitalize()} {column}" for level in levels for column in ("F1", "LLM sc.")]
@@ -149,7 +150,8 @@ def details(metrics: dict, levels: list[str]) -> list[str]:
         lines += [f"Relevant queries (original): {original['queries']}, answered with a segment "
                   f"{pct(original['answer_rate'])} %.", ""]
     exp = metrics["explanation"]
-    measured = [f"{key} n={exp[key]['n']}" + (f" ({exp[key]['unmeasured']} unmeasured)" if exp[key]["unmeasured"] else "")
+    measured = [f"{key} n={exp[key]['n']}"
+                + (f" ({exp[key]['unmeasured']} unmeasured)" if exp[key]["unmeasured"] else "")
                 for key in ("rt_iou", "sbert", "llm_score") if exp[key] is not None]
     lines += [f"Explanation metrics: {', '.join(measured) if measured else 'none computed'}"
               f"{'; SBERT model ' + str(judge['sbert_model']) if judge.get('sbert_model') else ''}"
@@ -320,7 +322,7 @@ def compare_markdown(a: dict, b: dict, name_a: str, name_b: str, *, everything: 
     if everything:
         flat_a, flat_b = flatten(a), flatten(b)
         numeric = [key for key in dict.fromkeys([*flat_a, *flat_b])
-                   if any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (flat_a.get(key), flat_b.get(key)))]
+                   if _number(flat_a.get(key)) or _number(flat_b.get(key))]
         lines += ["", *_table(["metric (raw)", name_a, name_b, "delta"],
                               [[key, _raw(flat_a.get(key)), _raw(flat_b.get(key)),
                                 f"{flat_b[key] - flat_a[key]:+.4g}" if _both_numbers(flat_a.get(key), flat_b.get(key))
@@ -332,5 +334,9 @@ def _raw(value: Any) -> str:
     return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _both_numbers(a: Any, b: Any) -> bool:
-    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
+    return _number(a) and _number(b)

@@ -9,7 +9,9 @@ from eval.metrics import Judgement, answer_text, compute_metrics, rule_judgement
 from eval.predictions import Prediction
 
 
-def sbert_scores(predictions: Sequence[Prediction], judgements: Sequence[Judgement], similarity: Any) -> list[float | None]:
+def sbert_scores(
+    predictions: Sequence[Prediction], judgements: Sequence[Judgement], similarity: Any
+) -> list[float | None]:
     """cos(answer, reference refusal) for refused irrelevant queries with a reference; None elsewhere.
 
     An empty answer scores 0 (there is nothing to compare).

@@ -12,8 +12,8 @@ from eval.report import compare_markdown, markdown, write_report
 from rarft_plugin.dataset import load_examples
 from support.openai_server import ChatServer, system_text
 
-HOSTILE = ["<answer>nan to 1e309</answer>", "", "<answer><answer>", "\u202e" * 50, "x" * 20_000, "<answer>9 to 3</answer>",
-           "\x00<think>" * 100, '{"relevant": true}', "<answer>" + "1 to 2 " * 2000]
+HOSTILE = ["<answer>nan to 1e309</answer>", "", "<answer><answer>", "\u202e" * 50, "x" * 20_000,
+           "<answer>9 to 3</answer>", "\x00<think>" * 100, '{"relevant": true}', "<answer>" + "1 to 2 " * 2000]
 
 
 def synthetic_predictions(path, out, seed=0):
@@ -105,7 +105,8 @@ def test_markdown_rows_are_laid_out_like_the_paper():
     metrics, _ = hand_table()
     metrics["judge"] = {"relevance": "rule"}
     report = markdown(metrics, title="t", name="Ours")
-    # RA-IoU [0.5, 1, 0, 1]: R@.3 .75, R@.5 .75, R@.7 .5, mIoU .625; relevant tp1 fn1 -> F1 2/3; irrelevant tn2 fn1 -> .8
+    # RA-IoU [0.5, 1, 0, 1]: R@.3 .75, R@.5 .75, R@.7 .5, mIoU .625
+    # relevant: tp 1, fn 1 -> F1 2/3; irrelevant: tn 2, fn 1 -> F1 .8
     assert "| Ours | 75.0 | 75.0 | 50.0 | 62.5 | 66.7 | 80.0 | 73.3 |" in report
     # Table 3 appends RT-IoU (mean of 1 and 0), SBERT and LLM scores (two decimals)
     assert "| Ours | 75.0 | 75.0 | 50.0 | 62.5 | 66.7 | 80.0 | 73.3 | 50.0 | 0.38 | 2.50 |" in report
@@ -125,8 +126,8 @@ def test_compare_prints_deltas(official_data, tmp_path, capsys):
                        "--name-b", "ours", "--out", str(tmp_path / "cmp.md"), "--all"]) == 0
     table = capsys.readouterr().out
     a, b = (json.loads((tmp_path / f"run{s}" / "metrics.json").read_text()) for s in (0, 1))
-    delta = 100 * (b["relevance"]["f1_avg"] - a["relevance"]["f1_avg"])
-    assert f"| F1 avg. | {100 * a['relevance']['f1_avg']:.1f} | {100 * b['relevance']['f1_avg']:.1f} | {delta:+.1f} |" in table
+    f1_a, f1_b = 100 * a["relevance"]["f1_avg"], 100 * b["relevance"]["f1_avg"]
+    assert f"| F1 avg. | {f1_a:.1f} | {f1_b:.1f} | {f1_b - f1_a:+.1f} |" in table
     assert "| metric | base | ours | delta |" in table and "| ra_iou.mIoU |" in table
     assert "Not comparable" not in table and (tmp_path / "cmp.md").read_text() == table
 

@@ -78,7 +78,8 @@ def test_parse_relevance(reply, refused, segment):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("[]{}'\",:.-+0123456789 scoreelvantrufObject/ExistencNn\\")), max_size=120))
+@given(st.text(alphabet=st.sampled_from(list("[]{}'\",:.-+0123456789 scoreelvantrufObject/ExistencNn\\")),
+               max_size=120))
 def test_reply_parsers_never_raise(reply):
     categories = parse_categories(reply)
     assert categories is None or all(isinstance(c, str) for c in categories[0])
@@ -88,7 +89,8 @@ def test_reply_parsers_never_raise(reply):
     assert judged is None or isinstance(judged, Judgement)
 
 
-def prediction(i, relevant, output, gt_output="The man sits on a bed, not a chair.", categories=("Scene/SceneExistence",)):
+def prediction(i, relevant, output, gt_output="The man sits on a bed, not a chair.",
+               categories=("Scene/SceneExistence",)):
     return Prediction(id=f"{i}:{int(not relevant)}", video=f"v{i}.mp4", query=f"query {i}", model_output=output,
                       gt_relevant=relevant, gt_timestamp=(0.0, 5.0) if relevant else None,
                       gt_output=gt_output if not relevant else "0.00 to 5.00",

@@ -106,7 +106,8 @@ TABLE = [
     (pred(1, 1, False, level="moderate", categories=["Object/ObjectExistence", "Attribute/AttributeValue"]),
      answer(1, 2, categories=("Object/ObjectExistence",), llm_score=5.0), 0.9),  # wrongly answered: explanation 0
     (pred(2, 0, True, (0, 4)), answer(1, 3), None),  # IoU 0.5
-    (pred(2, 1, False, level="weak", categories=["Action/ActionSequence", "Scene/SceneExistence", "Attribute/Counting"]),
+    (pred(2, 1, False, level="weak",
+          categories=["Action/ActionSequence", "Scene/SceneExistence", "Attribute/Counting"]),
      refuse(categories=("Action/ActionSequence",), llm_score=None), -0.2),  # RT-IoU 1/3, SBERT clipped to 0, LLM failed
     (pred(3, 0, True, (5, 5)), answer(5, 5), None),  # zero-length, exact: 1
     (pred(3, 1, False, level="strong", categories=["Action/FineGrainedAction"]),
@@ -274,7 +275,8 @@ def test_rule_judgement(output, refused, segment):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("0123456789.:- toand<>/answerthinkcorrect[]()naif\n\u202e")), max_size=200))
+@given(st.text(alphabet=st.sampled_from(list("0123456789.:- toand<>/answerthinkcorrect[]()naif\n\u202e")),
+               max_size=200))
 def test_rule_judgement_never_raises_and_segments_are_valid(text):
     judged = rule_judgement(text)
     assert judged.refused == (judged.segment is None)
