@@ -37,13 +37,24 @@ from openrlhf.utils.vlm_utils import dedup_media_tokens
 
 from rarft_plugin.openrlhf_reward import reward_options_from_env
 from rarft_plugin.rewards import REWARD_NAMES, score
-from rarft_plugin.video import LruCache, SampledVideo, VideoSpec, cache_key, processor_video_inputs, sample_frames
+from rarft_plugin.video import (
+    LruCache,
+    SampledVideo,
+    VideoError,
+    VideoSpec,
+    cache_key,
+    processor_video_inputs,
+    sample_frames,
+)
 
 MM_TRAIN_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
 # (processor, prompt, clip) -> (frames, prompt ids, training tensors). Single-flight, so the G
 # concurrent rollouts of a prompt share one entry whatever the size; an entry holds up to ~90 MB
 # (frames + float32 pixels at the default budget), hence a small LRU. The tensors are only read downstream.
 _PREPARED = LruCache(8)
+# A rollout whose video is not ready by then fails, naming the file, rather than hanging the engine actor
+# (a 60-s clip takes about a second; decoders have been seen to stall on damaged files).
+PREPARE_TIMEOUT_S = 300.0
 
 
 def process_video_prompt(processor: Any, prompt: str, video: SampledVideo) -> tuple[list[int], dict[str, torch.Tensor]]:
@@ -107,7 +118,13 @@ class AgentExecutor(AgentExecutorBase):
         if images is None:
             raise ValueError("rarft AgentExecutor: the sample has no video; run with --data.image_key video")
         spec = VideoSpec.parse(images)
-        video, prompt_ids, mm_train_inputs = await asyncio.to_thread(prepare_video_prompt, hf_tokenizer, prompt, spec)
+        try:
+            video, prompt_ids, mm_train_inputs = await asyncio.wait_for(
+                asyncio.to_thread(prepare_video_prompt, hf_tokenizer, prompt, spec), PREPARE_TIMEOUT_S
+            )
+        except asyncio.TimeoutError:
+            message = f"decoding and preprocessing took over {PREPARE_TIMEOUT_S:g} s"
+            raise VideoError(message, source=spec.path) from None
 
         params = deepcopy(sampling_params)
         if params.max_tokens is None:

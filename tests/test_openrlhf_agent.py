@@ -8,6 +8,7 @@ does, and either generates with the model or answers a scripted text.
 
 import asyncio
 import json
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -17,7 +18,7 @@ from rarft_plugin.paths import plugin_path
 from rarft_plugin.prompts import build_messages
 from rarft_plugin.rewards import REWARD_NAMES, score
 from rarft_plugin.testing import build_tiny_qwen2_5_vl, install_import_stand_ins, write_test_video
-from rarft_plugin.video import VideoSpec, cache_stats, clear_cache
+from rarft_plugin.video import VideoError, VideoSpec, cache_stats, clear_cache
 
 install_import_stand_ins()
 
@@ -259,6 +260,20 @@ def test_bad_video_inputs_fail_clearly_before_generation(tiny, sbert, images, me
         asyncio.run(load_executor_like_openrlhf(sbert).execute(
             "prompt", json.dumps(LABEL), SimpleNamespace(max_tokens=8, logprobs=None), 512, processor, engine,
             images=images))
+    assert engine.calls == []
+
+
+def test_a_stuck_decoder_fails_the_rollout_naming_the_file_instead_of_hanging(tiny, clip, sbert):
+    processor, directory = tiny
+    executor = load_executor_like_openrlhf(sbert)
+    module = type(executor).execute.__globals__  # the file as OpenRLHF loaded it
+    module["PREPARE_TIMEOUT_S"] = 0.2
+    module["sample_frames"] = lambda spec, cache: time.sleep(1.0)  # a decoder that stalls
+    engine = VllmLikeEngine(directory)
+    with pytest.raises(VideoError, match=f"{clip}: decoding and preprocessing took over 0.2 s"):
+        asyncio.run(executor.execute(chat_prompt(processor), json.dumps(LABEL),
+                                     SimpleNamespace(max_tokens=8, logprobs=None), 4096, processor, engine,
+                                     images=VideoSpec(str(clip)).to_json()))
     assert engine.calls == []
 
 
