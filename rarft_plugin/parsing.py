@@ -16,7 +16,7 @@ Timestamp grammar (inside the `<answer>` block; the FIRST match is the predictio
     number   := [+-] digits ["." digits] [exponent]      e.g. 12.54, .5, 1e2, -3
     clock    := [h ":"] m ":" s ["." digits]               e.g. 01:02.5, 1:02:03
     unit     := s | sec | secs | second | seconds
-    sep      := "to" | "and" | "-" | "–" | "—" | "~" | ","
+    sep      := "to" | "and" | "-" | "–" | "—" | "~"   (and "," inside brackets only)
 
 Examples: `12.54 to 17.83`, `12.54 - 17.83 seconds`, `from 12.5s to 17.8s`, `[12.54, 17.83]`,
 `between 3 and 7`. A segment is *valid* only if both ends are finite, non-negative and
@@ -35,8 +35,11 @@ _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf(?:init
 _CLOCK = r"(?:\d+:)?\d+:\d+(?:\.\d+)?"
 _UNIT = r"(?:\s*(?:seconds?|secs?|s)\b)?"
 _TIME = rf"({_CLOCK}|{_NUMBER}){_UNIT}"
+# A comma separates the two times only inside brackets ("[12.5, 17.8]"), so that a refusal such as
+# "it shows 2, 3 people" is not read as a segment.
 _SEGMENT = re.compile(
-    rf"(?<![\w.])(?:(?:from|between)\s+)?[\[(]?\s*{_TIME}\s*(?:to|and|-|–|—|~|,)\s*{_TIME}",
+    rf"(?<![\w.])(?:(?:from|between)\s+)?"
+    rf"(?:[\[(]\s*{_TIME}\s*(?:to|and|-|–|—|~|,)\s*{_TIME}|{_TIME}\s*(?:to|and|-|–|—|~)\s*{_TIME})",
     re.IGNORECASE,
 )
 # Chat-template markers around the assistant turn (Qwen2 / Qwen2.5-VL and most ChatML models).
@@ -120,7 +123,7 @@ def extract_segment(answer: str | None) -> tuple[float, float] | None:
     match = _SEGMENT.search(answer)
     if match is None:
         return None
-    start, end = _seconds(match.group(1)), _seconds(match.group(2))
+    start, end = (_seconds(token) for token in match.groups() if token is not None)
     if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end < start:
         return None
     return (start, end)

@@ -49,6 +49,7 @@ def test_segment_grammar_accepts(text, expected):
         "12.54",  # one number only
         "version2 to 3",  # a number glued to a word is not a time
         "3 apples and oranges",
+        "The clip shows 2, 3 people at most, not five.",  # a bare comma is not a separator
     ],
 )
 def test_segment_grammar_rejects(text):
