@@ -21,7 +21,8 @@ Upstream gap handled here: `Actor.forward` picks the token-type key `mm_token_ty
 Qwen2.5-VL's M-RoPE reads) only when `image_grid_thw` is among the multimodal inputs; with video
 alone it would pass `token_type_ids`, which Qwen2.5-VL ignores. The executor therefore adds an
 empty `image_grid_thw` (shape (0, 3)); it merges and concatenates like any other tensor and
-describes zero images. The other gaps are flag choices: see docs/video.md.
+describes zero images. The other gaps are flag choices and a vLLM version floor (0.31, see
+`check_vllm_version`): see docs/video.md.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ _PREPARED = LruCache(8)
 # A rollout whose video is not ready by then fails, naming the file, rather than hanging the engine actor
 # (a 60-s clip takes about a second; decoders have been seen to stall on damaged files).
 PREPARE_TIMEOUT_S = 300.0
+# vLLM hands a Qwen2.5-VL video's metadata to the HF processor from 0.31 on. 0.29 and 0.30 drop it, and the
+# processor then assumes 24 fps: rollouts would get second_per_grid_ts = 2/24 while training uses 2/fps.
+MIN_VLLM_VERSION = "0.31.0"
 
 
 def process_video_prompt(processor: Any, prompt: str, video: SampledVideo) -> tuple[list[int], dict[str, torch.Tensor]]:
@@ -98,6 +102,18 @@ def clear_prepared_cache() -> None:
     _PREPARED.clear()
 
 
+def check_vllm_version(version: str) -> None:
+    """Refuse a vLLM that would roll out videos with other temporal positions than training uses."""
+    from packaging.version import Version
+
+    if Version(version) < Version(MIN_VLLM_VERSION):
+        raise RuntimeError(
+            f"rarft AgentExecutor: vLLM {version} drops video metadata for Qwen2.5-VL, so rollouts and training "
+            f"would disagree on temporal positions; install vllm>={MIN_VLLM_VERSION} (0.31.0 fits openrlhf 0.11.2's "
+            "transformers==5.15.0)"
+        )
+
+
 def vllm_video(video: SampledVideo) -> tuple[np.ndarray, dict[str, Any]]:
     """The `multi_modal_data["video"]` item vLLM takes for Qwen2.5-VL: frames with their metadata."""
     return video.frames, {**video.metadata(), "do_sample_frames": False}
@@ -107,6 +123,9 @@ class AgentExecutor(AgentExecutorBase):
     """Single-turn video grounding rollouts scored with the RA-RFT rewards."""
 
     def __init__(self, reward_options: dict[str, Any] | None = None):
+        import vllm  # OpenRLHF constructs the executor inside its vLLM engine actor
+
+        check_vllm_version(vllm.__version__)
         self._reward_options = reward_options
 
     def reward_options(self) -> dict[str, Any]:

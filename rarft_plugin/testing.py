@@ -221,7 +221,7 @@ def install_import_stand_ins() -> list[str]:
     if importlib.util.find_spec("vllm") is None and "vllm" not in sys.modules:
         import uuid
 
-        module("vllm", __version__="0.29.0", AsyncEngineArgs=dict, AsyncLLMEngine=object, SamplingParams=dict)
+        module("vllm", __version__="0.31.0", AsyncEngineArgs=dict, AsyncLLMEngine=object, SamplingParams=dict)
         module("vllm.inputs", TokensPrompt=dict)
         module("vllm.utils", random_uuid=lambda: uuid.uuid4().hex)
     if importlib.util.find_spec("flash_attn") is None and "flash_attn" not in sys.modules:

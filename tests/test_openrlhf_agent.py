@@ -287,3 +287,17 @@ def test_prompt_too_long_is_refused_before_generation(tiny, clip, sbert):
             prompt, json.dumps(LABEL), SimpleNamespace(max_tokens=64, logprobs=None), 100, processor, engine,
             images=VideoSpec(str(clip)).to_json()))
     assert engine.calls == []
+
+
+@pytest.mark.parametrize(
+    "version, accepted",
+    [("0.29.0", False), ("0.30.2", False), ("0.31.0", True), ("0.33.0", True), ("0.31.0rc1", False)],
+)
+def test_vllm_versions_that_drop_video_metadata_are_refused(version, accepted):
+    from rarft_plugin.openrlhf_agent import check_vllm_version
+
+    if accepted:
+        check_vllm_version(version)
+    else:
+        with pytest.raises(RuntimeError, match="drops video metadata"):
+            check_vllm_version(version)
