@@ -31,7 +31,6 @@ import asyncio
 from copy import deepcopy
 from typing import Any
 
-import numpy as np
 import torch
 from openrlhf.utils.agent import AgentExecutorBase
 from openrlhf.utils.vlm_utils import dedup_media_tokens
@@ -46,6 +45,7 @@ from rarft_plugin.video import (
     cache_key,
     processor_video_inputs,
     sample_frames,
+    vllm_video_item,
 )
 
 MM_TRAIN_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
@@ -114,11 +114,6 @@ def check_vllm_version(version: str) -> None:
         )
 
 
-def vllm_video(video: SampledVideo) -> tuple[np.ndarray, dict[str, Any]]:
-    """The `multi_modal_data["video"]` item vLLM takes for Qwen2.5-VL: frames with their metadata."""
-    return video.frames, {**video.metadata(), "do_sample_frames": False}
-
-
 class AgentExecutor(AgentExecutorBase):
     """Single-turn video grounding rollouts scored with the RA-RFT rewards."""
 
@@ -157,7 +152,7 @@ class AgentExecutor(AgentExecutorBase):
         request = await llm_engine.generate(
             dedup_media_tokens(prompt_ids, {hf_tokenizer.video_token_id}),  # one placeholder: vLLM expands it
             params,
-            multi_modal_data={"video": vllm_video(video)},
+            multi_modal_data={"video": vllm_video_item(video)},
         )
         generation = request.outputs[0]
         action_ids = list(generation.token_ids)

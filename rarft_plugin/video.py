@@ -112,6 +112,11 @@ class SampledVideo:
         }
 
 
+def vllm_video_item(video: SampledVideo) -> tuple[np.ndarray, dict[str, Any]]:
+    """The `multi_modal_data["video"]` item vLLM (>= 0.31) takes for Qwen2.5-VL: frames with their metadata."""
+    return video.frames, {**video.metadata(), "do_sample_frames": False}
+
+
 def processor_video_inputs(videos: Sequence[SampledVideo]) -> dict[str, Any]:
     """`videos=` and `video_metadata=` for a Qwen2.5-VL processor call, built as vLLM builds them.
 
