@@ -40,10 +40,12 @@ class GenerateEngine:
     async def generate(self, prompt_token_ids, sampling_params, multi_modal_data=None):
         self.received.append((prompt_token_ids, multi_modal_data))
         prompt = self.processor.tokenizer.decode(prompt_token_ids)
-        video = multi_modal_data["video"]
-        frames = video[0] if isinstance(video, tuple) else video  # (frames, metadata) or frames
-        inputs = self.processor(text=[prompt], videos=[frames], do_resize=False,
-                                do_sample_frames=False, add_special_tokens=False, return_tensors="pt").to(DEVICE)
+        from transformers.video_utils import VideoMetadata
+
+        frames, metadata = multi_modal_data["video"]  # as vLLM >= 0.31 takes a Qwen2.5-VL video
+        metadata = VideoMetadata(**{k: v for k, v in metadata.items() if k != "do_sample_frames"})
+        inputs = self.processor(text=[prompt], videos=[frames], video_metadata=[metadata], do_sample_frames=False,
+                                add_special_tokens=False, return_tensors="pt").to(DEVICE)
         out = self.model.generate(**inputs, max_new_tokens=sampling_params.max_tokens, do_sample=True,
                                   temperature=1.0, top_k=0)
         ids = out[0, inputs["input_ids"].shape[1]:].tolist()
