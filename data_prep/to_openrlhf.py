@@ -30,11 +30,10 @@ import random
 import sys
 from pathlib import Path
 
-from rarft_plugin.dataset import MAX_LISTED, Example, load_examples, resolve_videos
+from rarft_plugin.dataset import Example, check_clips, load_examples, resolve_videos, video_spec
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_jsonl_atomic
 from rarft_plugin.prompts import TEMPLATES, build_messages
-from rarft_plugin.video import VideoSpec, probe_all
 
 
 def apply_ratio(examples: list[Example], ratio: tuple[int, int] | None, seed: int) -> list[Example]:
@@ -50,22 +49,6 @@ def apply_ratio(examples: list[Example], ratio: tuple[int, int] | None, seed: in
     rng = random.Random(seed)
     kept = set(map(id, rng.sample(relevant, keep_r))) | set(map(id, rng.sample(irrelevant, keep_i)))
     return [e for e in examples if id(e) in kept]
-
-
-def video_spec(example: Example, video: Path) -> VideoSpec:
-    return VideoSpec(str(video), example.item.video_start, example.item.video_end)
-
-
-def check_clips(examples: list[Example], videos: dict[str, Path], *, source: Path) -> None:
-    """Probe every clip the examples use; one DataError listing every clip that fails, with a record of each."""
-    records = {}
-    for example in examples:
-        records.setdefault(video_spec(example, videos[example.item.video]), example.item.index)
-    failed = probe_all(records)
-    if failed:
-        listed = "; ".join(f"record {records[spec]}: {error}" for spec, error in list(failed.items())[:MAX_LISTED])
-        more = f" (and {len(failed) - MAX_LISTED} more)" if len(failed) > MAX_LISTED else ""
-        raise DataError(f"{len(failed)} video clip(s) cannot be used: {listed}{more}", source=str(source))
 
 
 def openrlhf_row(example: Example, video: Path, *, template: str, purpose: str, datasource: str) -> dict:

@@ -29,8 +29,7 @@ from typing import Any, Sequence
 
 from tqdm import tqdm
 
-from data_prep.to_openrlhf import check_clips, video_spec
-from rarft_plugin.dataset import Example, load_examples, resolve_videos
+from rarft_plugin.dataset import Example, check_clips, load_examples, resolve_videos, video_spec
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_atomic, write_jsonl_atomic
 from rarft_plugin.prompts import TEMPLATES, build_messages

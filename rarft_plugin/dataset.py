@@ -39,6 +39,7 @@ from typing import Any, Iterable, Literal
 from rarft_plugin.errors import DataError
 from rarft_plugin.labels import Label, parse_label, strip_answer_wrapper
 from rarft_plugin.taxonomy import CATEGORIES, normalize_difficulty
+from rarft_plugin.video import VideoSpec, probe_all
 
 
 @dataclass(frozen=True)
@@ -295,6 +296,23 @@ def resolve_videos(examples: list[Example], *, video_root: Path | None, source: 
             f"{len(missing)} video(s) not found under --video-root {video_root}: {listed}{more}", source=str(source)
         )
     return resolved
+
+
+def video_spec(example: Example, video: Path) -> VideoSpec:
+    """The clip an example asks about: its resolved file and its item's window."""
+    return VideoSpec(str(video), example.item.video_start, example.item.video_end)
+
+
+def check_clips(examples: list[Example], videos: dict[str, Path], *, source: Path) -> None:
+    """Probe every clip the examples use; one DataError listing every clip that fails, with a record of each."""
+    records = {}
+    for example in examples:
+        records.setdefault(video_spec(example, videos[example.item.video]), example.item.index)
+    failed = probe_all(records)
+    if failed:
+        listed = "; ".join(f"record {records[spec]}: {error}" for spec, error in list(failed.items())[:MAX_LISTED])
+        more = f" (and {len(failed) - MAX_LISTED} more)" if len(failed) > MAX_LISTED else ""
+        raise DataError(f"{len(failed)} video clip(s) cannot be used: {listed}{more}", source=str(source))
 
 
 def format_span(span: tuple[float, float]) -> str:
