@@ -29,7 +29,7 @@ from eval.predictions import prediction_from_example  # noqa: E402
 from eval.score import evaluate  # noqa: E402
 from rarft_plugin.dataset import load_examples  # noqa: E402
 
-DATA = REPO.parent / "shared" / "data" / "rarft-official" / "hi_vtg_charades.json"
+DATA = REPO / "eval" / "benchmarks" / "hi_vtg_charades.json"
 
 
 def synthetic_predictions(count: int, seed: int = 0):

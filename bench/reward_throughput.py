@@ -32,7 +32,7 @@ from rarft_plugin.labels import Label  # noqa: E402
 from rarft_plugin.rewards import score_many  # noqa: E402
 from rarft_plugin.similarity import SentenceSimilarity, normalize_text, resolve_model  # noqa: E402
 
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "rarft-official" / "hi_vtg_charades.json"
+DEFAULT_DATA = REPO / "eval" / "benchmarks" / "hi_vtg_charades.json"
 PROMPT = "<|im_start|>system\nYou are a video analysis expert.<|im_end|>\n<|im_start|>user\n<|vision_start|><|video_pad|><|vision_end|>{query}<|im_end|>\n<|im_start|>assistant\n"
 
 

@@ -66,10 +66,6 @@ def category_tag(path: str) -> str:
     return path.lower().replace("/", "_")
 
 
-def is_category(path: str) -> bool:
-    return path in CATEGORIES
-
-
 def taxonomy_text() -> str:
     """The taxonomy as the Markdown block the paper's prompts embed (Tables 13-16)."""
     lines = []

@@ -8,7 +8,7 @@
 # then calls `rarft_recipe_main "$@"`.
 #
 # Sources of the settings: the paper (§4.3 "Implementation Details"), the authors' released training
-# script (TRL GRPO fork of Time-R1; /work/shared/notes/anchor-facts.md), docs/video.md ("Launcher
+# script (TRL GRPO fork of Time-R1), docs/video.md ("Launcher
 # contract") for what videos need from OpenRLHF 0.11.
 
 rarft_usage() {
