@@ -45,7 +45,7 @@ def vllm_positions(directory, prompt_ids, request: VllmVideoRequest):
     from vllm.model_executor.models.qwen2_5_vl import Qwen2_5_VLForConditionalGeneration as VllmModel
     from vllm.v1.engine.input_processor import InputProcessor
 
-    config = EngineArgs(model=str(directory), max_model_len=8192, enforce_eager=True).create_engine_config()
+    config = EngineArgs(model=str(directory), max_model_len=4096, enforce_eager=True).create_engine_config()
     prompt = TokensPrompt(prompt_token_ids=prompt_ids, multi_modal_data=request.multi_modal_data)
     if request.mm_processor_kwargs is not None:
         prompt["mm_processor_kwargs"] = request.mm_processor_kwargs
