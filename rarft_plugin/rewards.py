@@ -53,13 +53,14 @@ Bounds (`REWARD_BOUNDS`; the property tests check them):
 | `explain`    | [−2, 2]  | [−1, 1]  |
 | `correction` | [−1, 1]  | [0, 1]   |
 
-The released refuse-IoU is negative only when the predicted end lies more than a duration past
-the label's end. For a label inside [0, dur] and a prediction inside [0, k·dur] its tight lower
-bound is 0 for k ≤ 1, −(k−1)²/(4k) for 1 < k ≤ 3 and 2/k − 1 for k ≥ 3 (label [0, dur] and
-prediction `0 to k·dur` attain it), tending to −1 but never reaching it. Whatever the
-prediction, it stays above −L/dur. A label span starting after the duration, or longer than
-it, lets both factors go negative and the product exceed 1 (14 and 3 records of the released
-HI-Charades file are such spans: the variant scores them as the released code does).
+For such labels the released refuse-IoU is negative only when the predicted end lies more than
+a duration past the label's end, and it stays above −L/dur whatever the prediction. For a label
+inside [0, dur] and a prediction inside [0, k·dur] its tight lower bound is 0 for k ≤ 1,
+−(k−1)²/(4k) for 1 < k ≤ 3 (label [0, (k−1)/2·dur]) and 2/k − 1 for k ≥ 3 (label [0, dur]),
+attained by the prediction `0 to k·dur`: it tends to −1 and never reaches it. A label span
+starting after the duration, or longer than it, lets both factors go negative and the product
+exceed 1 (15 of the 1,097 records of the released HI-Charades file have such spans; the variant
+scores them as the released code does).
 
 Every reward is a pure function; `score` parses once, gathers all the similarities a batch needs
 into one encode, and never raises on model output.
