@@ -6,13 +6,13 @@ rule, to reproduce their training. Both read the FIRST complete `<answer>` block
 (`rarft_plugin.parsing`), as the paper's "the answer between <answer> and </answer>" and the
 released `re.search` agree.
 
-| reward       | paper (default)                                              | released variant                       |
-|--------------|--------------------------------------------------------------|----------------------------------------|
+| reward       | paper (default)                                     | released variant                                |
+|--------------|-----------------------------------------------------|-------------------------------------------------|
 | `format`     | 1 iff exactly `<think>…</think> <answer>…</answer> <correct>…</correct>` | 1 iff the lenient released regex matches |
-| `refuse_iou` | rel. + valid segment in â: IoU; irrel. + â without segment: 1; else 0 | IoU·(1−|Δs|/dur)·(1−|Δe|/dur) for rel. |
-| `explain`    | sim(a_pos, â) − sim(a_neg, â)                                | similarities rescaled to (cos+1)/2 first |
-| `correction` | rel.: 0; irrel.: sim(q_r, ĉ)                                 | rel.: 1 iff ĉ holds NIL; irrel.: (cos+1)/2, NIL→0 |
-| `total`      | Σ weight·reward (weights in `REWARD_WEIGHTS`)                | same                                   |
+| `refuse_iou` | rel. + valid segment: IoU; irrel. + â without one: 1 | rel.: IoU·(1−|Δs|/dur)·(1−|Δe|/dur)             |
+| `explain`    | sim(a_pos, â) − sim(a_neg, â)                       | similarities rescaled to (cos+1)/2 first        |
+| `correction` | rel.: 0; irrel.: sim(q_r, ĉ)                        | rel.: 1 iff ĉ holds NIL; irrel.: (cos+1)/2, NIL→0 |
+| `total`      | Σ weight·reward (weights in `REWARD_WEIGHTS`)       | same                                            |
 
 a_pos / a_neg are a_time / a_refusal for a relevant query and swapped for an irrelevant one.
 Paper variant: ĉ is the first `<correct>` (or `<correction>`) block; an irrelevant query whose
@@ -21,19 +21,25 @@ earns refuse-IoU 0, since eq. 5 scores the model's answer and there is none; an 
 without a segment (empty included) earns 1. Where â or ĉ is missing or empty, or a reference
 text is empty (SS-VTG has no refusal answers), the explain / correction reward is 0.
 
-Released rules (main_rarft.py), each next to where the paper variant differs:
+Released rules (main_rarft.py), and where the paper variant differs:
 
-| released rule          | what it does                                                    | paper variant                          |
-|------------------------|-----------------------------------------------------------------|----------------------------------------|
-| answer                 | first `<answer>(.*?)</answer>` (`re.search`, DOTALL); none reads as "" | same block; none stays "no answer" |
-| format                 | `re.fullmatch(r"<think>.*?</think>\\s*<answer>.*?</answer>\\s*<correction>.*?</correction>", text.strip(), re.DOTALL)`: `.*?` runs across tags, so two answer blocks pass; only `<correction>` | exactly one block of each, in order, `<correct>` |
-| timestamps             | first `(\\d+\\.?\\d*)\\s+to\\s+(\\d+\\.?\\d*)`, used as written: `-3 to 5` reads 3 to 5, `6 to 2` stays reversed; no units, clocks, brackets | units, clocks, brackets, `-`/`and`/`~`; negative, reversed or non-finite → no segment |
-| IoU                    | intersection / union if union > 0, else 0 (a zero-length span scores 0 even on an equal label) | two equal zero-length spans score 1 |
-| refuse-IoU, relevant   | IoU × (1 − |Δstart|/duration) × (1 − |Δend|/duration), factors not clipped: `0 to 90` on [2, 6], 30 s → −0.075 | plain IoU, no duration needed |
-| refuse-IoU, irrelevant | 1 iff an answer block exists and holds no match; no block → 0  | same rule, paper grammar (`-3 to 5` is no segment there → 1) |
-| explain                | (cos+1)/2 of both similarities, on the answer contents; a missing or empty answer (or reference) is encoded as "" | cosines as they are; nothing to compare → 0 |
-| correction, relevant   | 1 iff `"NIL" in ĉ.upper()` (so "nil" and "vanilla" count), ĉ the first `<correction>` block, missing → "" | 0 |
-| correction, irrelevant | (cos(q_r, ĉ)+1)/2; 0 when ĉ is missing or holds NIL in that sense; an empty ĉ is encoded as "" | cos(q_r, ĉ); `<correct>` too; empty → 0 |
+| released rule     | what it does                                               | paper variant                     |
+|-------------------|------------------------------------------------------------|-----------------------------------|
+| answer            | first `<answer>(.*?)</answer>` (re.search, DOTALL); none: "" | same block; none: no answer     |
+| format            | re.fullmatch(`parsing.RELEASED_FORMAT_PATTERN`, text.strip(), | one block of each, in order,    |
+|                   | DOTALL): `.*?` crosses tags, two answer blocks pass         | `<correct>`, whitespace around  |
+| timestamps        | first `parsing.RELEASED_SEGMENT_PATTERN` match, as written: | units, clocks, brackets, `-`;   |
+|                   | `-3 to 5` reads 3 to 5, `6 to 2` stays reversed              | negative/reversed: no segment   |
+| IoU               | inter / union if union > 0 else 0 (zero-length spans: 0)   | equal zero-length spans: 1        |
+| refuse-IoU, rel.  | IoU × (1 − |Δs|/dur) × (1 − |Δe|/dur), NOT clipped:        | plain IoU, no duration            |
+|                   | `0 to 90` on [2, 6], 30 s → −0.075                          |                                   |
+| refuse-IoU, irr.  | 1 iff an answer block exists and holds no match; none: 0   | same rule, paper grammar          |
+| explain           | (cos+1)/2 of both; a missing or empty answer (or reference) | raw cosines; nothing to          |
+|                   | is encoded as ""                                           | compare → 0                       |
+| correction, rel.  | 1 iff "NIL" in ĉ.upper() ("nil", "vanilla" count); ĉ the   | 0                                 |
+|                   | first `<correction>` block, missing → ""                   |                                   |
+| correction, irr.  | (cos(q_r, ĉ)+1)/2; 0 when ĉ is missing or holds NIL in     | cos(q_r, ĉ), `<correct>` too;     |
+|                   | that sense; an empty ĉ is encoded as ""                    | empty → 0                         |
 
 Where the released variant departs from the released code, on purpose: a relevant query whose
 label has no `duration` (the released HI-TVGBench / SS-QVHighlights files carry `null`) scores
