@@ -66,8 +66,8 @@ _SEGMENT = re.compile(
 
 # The released code's patterns as written (main_rarft.py). The tests check the linear-time
 # readings below against them; they are not run on model output because they backtrack badly:
-# the segment pattern is cubic on a run of digits (2,000 digits take 20 s), the format pattern
-# quadratic on repeated closing tags.
+# the segment pattern is cubic on a run of digits, the format pattern quadratic on repeated
+# closing tags.
 RELEASED_FORMAT_PATTERN = r"<think>.*?</think>\s*<answer>.*?</answer>\s*<correction>.*?</correction>"
 RELEASED_SEGMENT_PATTERN = r"(\d+\.?\d*)\s+to\s+(\d+\.?\d*)"
 # Same first match as RELEASED_SEGMENT_PATTERN: the first number must run up to the whitespace, so
