@@ -1,15 +1,31 @@
-"""Everything that reads model output: tag blocks, the strict RA-RFT format, timestamp segments.
+"""Everything that reads model output: tag blocks, the two format checks, timestamp segments.
 
 Output template (paper eq. 4)::
 
     <think>...</think> <answer>...</answer> <correct>...</correct>
 
-`<correction>` (the authors' released code) is accepted as an alias of `<correct>` when
-extracting the correction. Tags are matched case-sensitively, as the prompts spell them.
-When a tag appears several times, the LAST complete block wins (as in Time-R1 and the released
-code). A block that is opened but never closed does not count.
+Blocks. Tags are matched case-sensitively, as the prompts spell them. The FIRST complete block of
+a tag is the one read: its first opening tag up to the first closing tag after it, exactly what
+`re.search(r"<answer>(.*?)</answer>", text, re.DOTALL)` finds in the authors' released code (and
+what the released evaluation reads). A block that is opened but never closed does not count, so
+a response cut off by the length limit before `</answer>` has no answer. Contents are stripped of
+surrounding whitespace (SentenceBERT's tokenizer ignores it, so similarities do not change).
+`correction` is the first complete `<correct>` or `<correction>` block (the paper's tag and the
+released code's); `correction_released` is the first `<correction>` block only, as the released
+code reads it.
 
-Timestamp grammar (inside the `<answer>` block; the FIRST match is the prediction)::
+Formats. `strict_format` (paper, eq. 4): exactly one think, answer and correct block in that
+order with nothing but whitespace around them. `released_format`: the released code's lenient
+check, `re.fullmatch(RELEASED_FORMAT_PATTERN, text.strip(), re.DOTALL)`; its `.*?` may run
+across tags, so a second answer block passes; only `<correction>` is accepted.
+
+Special tokens. A response holding a chat or media special-token marker (`<|video_pad|>`,
+`<|im_start|>`, any `<|name|>`) is malformed (`find_special_token`): such tokens break the
+training step, and the released pipeline never sees them because it decodes with
+`skip_special_tokens`.
+
+Timestamp grammar of the paper variant (inside the `<answer>` block; the FIRST match is the
+prediction)::
 
     segment  := ["from" | "between"] [ "[" | "(" ] time sep time [ "]" | ")" ]
     time     := number [unit] | clock
@@ -21,6 +37,11 @@ Timestamp grammar (inside the `<answer>` block; the FIRST match is the predictio
 Examples: `12.54 to 17.83`, `12.54 - 17.83 seconds`, `from 12.5s to 17.8s`, `[12.54, 17.83]`,
 `between 3 and 7`. A segment is *valid* only if both ends are finite, non-negative and
 start <= end; `nan`, `inf`, `1e309`, negative or reversed segments are not valid (no segment).
+
+Timestamp grammar of the released variant (`extract_segment_released`): the first match of
+`RELEASED_SEGMENT_PATTERN`, `(\\d+\\.?\\d*)\\s+to\\s+(\\d+\\.?\\d*)`, taken as written: no units,
+clocks or brackets, a minus sign is not part of a number (`-3 to 5` reads as 3 to 5), and a
+reversed span stays reversed.
 """
 
 from __future__ import annotations
@@ -42,6 +63,20 @@ _SEGMENT = re.compile(
     rf"(?:[\[(]\s*{_TIME}\s*(?:to|and|-|–|—|~|,)\s*{_TIME}|{_TIME}\s*(?:to|and|-|–|—|~)\s*{_TIME})",
     re.IGNORECASE,
 )
+
+# The released code's patterns as written (main_rarft.py). The tests check the linear-time
+# readings below against them; they are not run on model output because they backtrack badly:
+# the segment pattern is cubic on a run of digits, the format pattern quadratic on repeated
+# closing tags.
+RELEASED_FORMAT_PATTERN = r"<think>.*?</think>\s*<answer>.*?</answer>\s*<correction>.*?</correction>"
+RELEASED_SEGMENT_PATTERN = r"(\d+\.?\d*)\s+to\s+(\d+\.?\d*)"
+# Same first match as RELEASED_SEGMENT_PATTERN: the first number must run up to the whitespace, so
+# it never needs to give back a digit (possessive), and the leftmost match never starts right
+# after a digit (that digit would start an earlier match).
+_RELEASED_SEGMENT = re.compile(r"(?<!\d)(\d++\.?+\d*+)\s+to\s+(\d+\.?\d*)")
+
+# A chat-template or media special token as text: <|im_start|>, <|video_pad|>, <|vision_start|>...
+_SPECIAL_TOKEN = re.compile(r"<\|[^\s<>|]+\|>")
 # Chat-template markers around the assistant turn (Qwen2 / Qwen2.5-VL and most ChatML models).
 _ASSISTANT_START = "<|im_start|>assistant"
 TURN_END_MARKERS = ("<|im_end|>", "<|endoftext|>")
@@ -49,69 +84,116 @@ TURN_END_MARKERS = ("<|im_end|>", "<|endoftext|>")
 
 @dataclass(frozen=True)
 class ParsedResponse:
-    """The tag blocks of one response; None where the block is absent."""
+    """The first complete block of each tag (None where absent), both format checks, and the
+    first special-token marker (None for a well-formed response)."""
 
     think: str | None
     answer: str | None
     correction: str | None
+    correction_released: str | None
     strict_format: bool
-    strict_format_released: bool
+    released_format: bool
+    special_token: str | None
 
 
 def parse_response(text: str) -> ParsedResponse:
-    """Split a response into its blocks and check the strict template for both tag spellings.
+    """Split a response into its first blocks and check both formats.
 
     >>> p = parse_response("<think>t</think> <answer>1 to 2</answer> <correct>NIL</correct>")
-    >>> p.answer, p.correction, p.strict_format
-    ('1 to 2', 'NIL', True)
+    >>> p.answer, p.correction, p.strict_format, p.released_format
+    ('1 to 2', 'NIL', True, False)
+    >>> parse_response("<answer>No match.</answer> <answer>2 to 6</answer>").answer
+    'No match.'
     """
-    tags = [(m.start(), m.end(), m.group(1) == "/", m.group(2)) for m in _TAG.finditer(text)]
-    blocks = _last_blocks(text, tags)
-    correction = max(
-        (blocks[tag] for tag in CORRECTION_TAGS if tag in blocks),
-        key=lambda block: block[0],
-        default=None,
-    )
+    corrections = [block for block in (_first_block(text, tag) for tag in CORRECTION_TAGS) if block]
+    released_correction = _first_block(text, "correction")
     return ParsedResponse(
-        think=blocks["think"][1] if "think" in blocks else None,
-        answer=blocks["answer"][1] if "answer" in blocks else None,
-        correction=correction[1] if correction else None,
-        strict_format=_is_strict(text, tags, "correct"),
-        strict_format_released=_is_strict(text, tags, "correction"),
+        think=_content(_first_block(text, "think")),
+        answer=_content(_first_block(text, "answer")),
+        correction=_content(min(corrections, default=None)),
+        correction_released=_content(released_correction),
+        strict_format=_is_strict(text),
+        released_format=_is_released_format(text),
+        special_token=find_special_token(text),
     )
 
 
-def _last_blocks(text: str, tags: list[tuple[int, int, bool, str]]) -> dict[str, tuple[int, str]]:
-    """For each tag name, (position, content) of its last complete, innermost block."""
-    blocks: dict[str, tuple[int, str]] = {}
-    open_at: dict[str, int] = {}
-    for start, end, closing, name in tags:
-        if not closing:
-            open_at[name] = end
-        elif name in open_at:
-            content_start = open_at.pop(name)
-            blocks[name] = (start, text[content_start:start].strip())
-    return blocks
+def _first_block(text: str, tag: str) -> tuple[int, str] | None:
+    """(position, content) of the first `<tag>` and the first `</tag>` after it, or None."""
+    opening, closing = f"<{tag}>", f"</{tag}>"
+    start = text.find(opening)
+    if start < 0:
+        return None
+    content_start = start + len(opening)
+    end = text.find(closing, content_start)
+    if end < 0:
+        return None
+    return start, text[content_start:end].strip()
 
 
-def _is_strict(text: str, tags: list[tuple[int, int, bool, str]], correction_tag: str) -> bool:
-    """Exactly think, answer, correction blocks in order, nothing but whitespace around them."""
-    expected = [
-        (False, "think"),
-        (True, "think"),
-        (False, "answer"),
-        (True, "answer"),
-        (False, correction_tag),
-        (True, correction_tag),
-    ]
+def _content(block: tuple[int, str] | None) -> str | None:
+    return block[1] if block else None
+
+
+def _is_strict(text: str) -> bool:
+    """Paper eq. 4: exactly think, answer, correct blocks in order, nothing but whitespace around them."""
+    tags = [(m.start(), m.end(), m.group(1) == "/", m.group(2)) for m in _TAG.finditer(text)]
+    expected = [(False, "think"), (True, "think"), (False, "answer"), (True, "answer"), (False, "correct"),
+                (True, "correct")]
     if [(closing, name) for _, _, closing, name in tags] != expected:
         return False
     outside = [text[: tags[0][0]], text[tags[1][1] : tags[2][0]], text[tags[3][1] : tags[4][0]], text[tags[5][1] :]]
     return all(not part.strip() for part in outside)
 
 
+def _is_released_format(text: str) -> bool:
+    """`re.fullmatch(RELEASED_FORMAT_PATTERN, text.strip(), re.DOTALL)`, in linear time.
+
+    The stripped text must open with `<think>` and close with `</correction>`; in between, some
+    `</think>` must be followed by whitespace and `<answer>`, and some `</answer>` after that by
+    whitespace and a `<correction>` that ends before the final `</correction>`. Taking the
+    earliest such `<answer>` and then the earliest such `<correction>` finds a match iff one exists.
+    """
+    text = text.strip()
+    if not (text.startswith("<think>") and text.endswith("</correction>")):
+        return False
+    final_close = len(text) - len("</correction>")
+    answer_content = _after_gap(text, "</think>", "<answer>", len("<think>"))
+    if answer_content < 0:
+        return False
+    correction_content = _after_gap(text, "</answer>", "<correction>", answer_content)
+    return 0 <= correction_content <= final_close
+
+
+def _after_gap(text: str, closing: str, opening: str, start: int) -> int:
+    """Index just after the first `closing \\s* opening` whose `closing` starts at or after `start`; -1 if none."""
+    at = text.find(closing, start)
+    while at >= 0:
+        after = at + len(closing)
+        while after < len(text) and text[after].isspace():  # what \s matches in a str pattern
+            after += 1
+        if text.startswith(opening, after):
+            return after + len(opening)
+        at = text.find(closing, at + 1)
+    return -1
+
+
+def find_special_token(text: str) -> str | None:
+    """The first chat/media special-token marker (`<|...|>`) in a response, or None.
+
+    A response holding one is malformed: every reward is 0 in both variants.
+
+    >>> find_special_token("<answer>2 to 6</answer><|video_pad|><|video_pad|>")
+    '<|video_pad|>'
+    >>> find_special_token("<answer>a | b</answer>") is None
+    True
+    """
+    match = _SPECIAL_TOKEN.search(text)
+    return match.group(0) if match else None
+
+
 def extract_segment(answer: str | None) -> tuple[float, float] | None:
-    """The first timestamp segment in an answer, or None if it has no valid one.
+    """The first valid timestamp segment in an answer (paper grammar), or None if it has none.
 
     >>> extract_segment("The event happens from 12.5s to 17.8s.")
     (12.5, 17.8)
@@ -127,6 +209,22 @@ def extract_segment(answer: str | None) -> tuple[float, float] | None:
     if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end < start:
         return None
     return (start, end)
+
+
+def extract_segment_released(answer: str | None) -> tuple[float, float] | None:
+    """The released code's segment: the first `number to number`, as written, or None.
+
+    No validity check: the span may be reversed, and a number of 309 digits or more reads as inf.
+
+    >>> extract_segment_released("-3 to 5"), extract_segment_released("6 to 2")
+    ((3.0, 5.0), (6.0, 2.0))
+    >>> extract_segment_released("2.5s to 6s") is None  # units are not part of the grammar
+    True
+    """
+    match = _RELEASED_SEGMENT.search(answer or "")
+    if match is None:
+        return None
+    return (float(match.group(1)), float(match.group(2)))
 
 
 def _seconds(token: str) -> float:

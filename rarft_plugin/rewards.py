@@ -1,18 +1,75 @@
-"""The four RA-RFT rewards (paper §3.2, eq. 3-7) and their weighted sum.
+"""The four RA-RFT rewards (paper §3.2, eq. 3-7) and their weighted sum, in two variants.
 
-| reward       | paper (default)                                   | bounds (paper) | released variant                                   | bounds (released) |
-|--------------|---------------------------------------------------|----------------|----------------------------------------------------|-------------------|
-| `format`     | 1 iff `<think>…</think> <answer>…</answer> <correct>…</correct>` | [0, 1] | same with `<correction>`                       | [0, 1]            |
-| `refuse_iou` | rel. + segment: IoU; irrel. + no segment: 1; else 0 | [0, 1]       | IoU·(1−|Δs|/dur)·(1−|Δe|/dur) for relevant          | [0, 1]            |
-| `explain`    | sim(a_pos, â) − sim(a_neg, â)                      | [−2, 2]        | similarities rescaled to (cos+1)/2 first            | [−1, 1]           |
-| `correction` | rel.: 0; irrel.: sim(q_r, ĉ)                       | [−1, 1]        | rel.: 1 if ĉ contains NIL; irrel.: (cos+1)/2, NIL→0 | [0, 1]            |
-| `total`      | Σ weight·reward (weights in `REWARD_WEIGHTS`)       |                |                                                    |                   |
+`variant="paper"` (default) follows the paper. `variant="released"` reproduces the authors'
+released reward code (main_rarft.py, lines 119-429, in their TRL-based fork of Time-R1) rule for
+rule, to reproduce their training. Both read the FIRST complete `<answer>` block â of a response
+(`rarft_plugin.parsing`), as the paper's "the answer between <answer> and </answer>" and the
+released `re.search` agree.
 
-a_pos / a_neg are a_time / a_refusal for a relevant query and swapped for an irrelevant one;
-â is the last `<answer>` block, ĉ the last `<correct>` (or `<correction>`) block. Where â or ĉ
-is missing or empty, or a reference text is empty (SS-VTG has no refusal answers), the reward
-that needs it is 0. Every reward is a pure function; `score` parses once, gathers all the
-similarities a batch needs into one encode, and never raises on model output.
+| reward       | paper (default)                                     | released variant                                |
+|--------------|-----------------------------------------------------|-------------------------------------------------|
+| `format`     | 1 iff exactly `<think>…</think> <answer>…</answer> <correct>…</correct>` | 1 iff the lenient released regex matches |
+| `refuse_iou` | rel. + valid segment: IoU; irrel. + â without one: 1 | rel.: IoU·(1−|Δs|/dur)·(1−|Δe|/dur)             |
+| `explain`    | sim(a_pos, â) − sim(a_neg, â)                       | similarities rescaled to (cos+1)/2 first        |
+| `correction` | rel.: 0; irrel.: sim(q_r, ĉ)                        | rel.: 1 iff ĉ holds NIL; irrel.: (cos+1)/2, NIL→0 |
+| `total`      | Σ weight·reward (weights in `REWARD_WEIGHTS`)       | same                                            |
+
+a_pos / a_neg are a_time / a_refusal for a relevant query and swapped for an irrelevant one.
+Paper variant: ĉ is the first `<correct>` (or `<correction>`) block; an irrelevant query whose
+response has no answer block at all (empty, or cut off by the length limit before `</answer>`)
+earns refuse-IoU 0, since eq. 5 scores the model's answer and there is none; an answer block
+without a segment (empty included) earns 1. Where â or ĉ is missing or empty, or a reference
+text is empty (SS-VTG has no refusal answers), the explain / correction reward is 0.
+
+Released rules (main_rarft.py), and where the paper variant differs:
+
+| released rule     | what it does                                               | paper variant                     |
+|-------------------|------------------------------------------------------------|-----------------------------------|
+| answer            | first `<answer>(.*?)</answer>` (re.search, DOTALL); none: "" | same block; none: no answer     |
+| format            | re.fullmatch(`parsing.RELEASED_FORMAT_PATTERN`, text.strip(), | one block of each, in order,    |
+|                   | DOTALL): `.*?` crosses tags, two answer blocks pass         | `<correct>`, whitespace around  |
+| timestamps        | first `parsing.RELEASED_SEGMENT_PATTERN` match, as written: | units, clocks, brackets, `-`;   |
+|                   | `-3 to 5` reads 3 to 5, `6 to 2` stays reversed              | negative/reversed: no segment   |
+| IoU               | inter / union if union > 0 else 0 (zero-length spans: 0)   | equal zero-length spans: 1        |
+| refuse-IoU, rel.  | IoU × (1 − |Δs|/dur) × (1 − |Δe|/dur), NOT clipped:        | plain IoU, no duration            |
+|                   | `0 to 90` on [2, 6], 30 s → −0.075                          |                                   |
+| refuse-IoU, irr.  | 1 iff an answer block exists and holds no match; none: 0   | same rule, paper grammar          |
+| explain           | (cos+1)/2 of both; a missing or empty answer (or reference) | raw cosines; nothing to          |
+|                   | is encoded as ""                                           | compare → 0                       |
+| correction, rel.  | 1 iff "NIL" in ĉ.upper() ("nil", "vanilla" count); ĉ the   | 0                                 |
+|                   | first `<correction>` block, missing → ""                   |                                   |
+| correction, irr.  | (cos(q_r, ĉ)+1)/2; 0 when ĉ is missing or holds NIL in     | cos(q_r, ĉ), `<correct>` too;     |
+|                   | that sense; an empty ĉ is encoded as ""                    | empty → 0                         |
+
+Where the released variant departs from the released code, on purpose: a relevant query whose
+label has no `duration` (the released HI-TVGBench / SS-QVHighlights files carry `null`) scores
+refuse-IoU 0 instead of crashing (`variant_label_problems` lets a launcher refuse such labels
+up front); a time of 309 digits or more overflows to inf, where the released product is NaN,
+and scores 0 (unreachable in its 200-token budget). Both variants: a response holding a special
+token marker (`<|video_pad|>`, `<|im_start|>`, any `<|…|>`, see `parsing.find_special_token`)
+scores 0 on every reward (the released pipeline decodes with `skip_special_tokens` and never
+sees one).
+
+Bounds (`REWARD_BOUNDS`; the property tests check them):
+
+| reward       | paper    | released |
+|--------------|----------|----------|
+| `format`     | [0, 1]   | [0, 1]   |
+| `refuse_iou` | [0, 1]   | (−L/dur, 1] ⊂ (−1, 1] for a label span of length L ≤ dur starting at or before dur |
+| `explain`    | [−2, 2]  | [−1, 1]  |
+| `correction` | [−1, 1]  | [0, 1]   |
+
+For such labels the released refuse-IoU is negative only when the predicted end lies more than
+a duration past the label's end, and it stays above −L/dur whatever the prediction. For a label
+inside [0, dur] and a prediction inside [0, k·dur] its tight lower bound is 0 for k ≤ 1,
+−(k−1)²/(4k) for 1 < k ≤ 3 (label [0, (k−1)/2·dur]) and 2/k − 1 for k ≥ 3 (label [0, dur]),
+attained by the prediction `0 to k·dur`: it tends to −1 and never reaches it. A label span
+starting after the duration, or longer than it, lets both factors go negative and the product
+exceed 1 (15 of the 1,097 records of the released HI-Charades file have such spans; the variant
+scores them as the released code does).
+
+Every reward is a pure function; `score` parses once, gathers all the similarities a batch needs
+into one encode, and never raises on model output.
 """
 
 from __future__ import annotations
@@ -21,7 +78,7 @@ import math
 from typing import Any, Callable, Literal, Mapping, Sequence
 
 from rarft_plugin.labels import Label, parse_label
-from rarft_plugin.parsing import ParsedResponse, extract_segment, parse_response
+from rarft_plugin.parsing import ParsedResponse, extract_segment, extract_segment_released, parse_response
 
 Variant = Literal["paper", "released"]
 VARIANTS: tuple[str, ...] = ("paper", "released")
@@ -30,7 +87,8 @@ REWARD_NAMES: tuple[str, ...] = ("format", "refuse_iou", "explain", "correction"
 REWARD_WEIGHTS: dict[str, float] = {"format": 1.0, "refuse_iou": 1.0, "explain": 1.0, "correction": 1.0}
 REWARD_BOUNDS: dict[str, dict[str, tuple[float, float]]] = {
     "paper": {"format": (0.0, 1.0), "refuse_iou": (0.0, 1.0), "explain": (-2.0, 2.0), "correction": (-1.0, 1.0)},
-    "released": {"format": (0.0, 1.0), "refuse_iou": (0.0, 1.0), "explain": (-1.0, 1.0), "correction": (0.0, 1.0)},
+    # refuse_iou: for labels whose span starts at or before the duration and is no longer than it.
+    "released": {"format": (0.0, 1.0), "refuse_iou": (-1.0, 1.0), "explain": (-1.0, 1.0), "correction": (0.0, 1.0)},
 }
 NIL = "NIL"
 
@@ -51,41 +109,91 @@ def temporal_iou(a: Segment, b: Segment) -> float:
     return intersection / union
 
 
+def released_iou(predicted: Segment, truth: Segment) -> float:
+    """The released code's IoU: intersection / union when union > 0, else 0 (spans used as written).
+
+    >>> released_iou((3, 3), (3, 3)), released_iou((6, 2), (2, 6))
+    (0.0, 0.0)
+    """
+    intersection = max(0.0, min(predicted[1], truth[1]) - max(predicted[0], truth[0]))
+    union = max(predicted[1], truth[1]) - min(predicted[0], truth[0])
+    return intersection / union if union > 0 else 0.0
+
+
 def distance_penalised_iou(predicted: Segment, truth: Segment, duration: float) -> float:
-    """The released code's IoU: IoU·(1−|Δstart|/duration)·(1−|Δend|/duration), each factor clipped to [0, 1]."""
-    start_factor = min(1.0, max(0.0, 1.0 - abs(predicted[0] - truth[0]) / duration))
-    end_factor = min(1.0, max(0.0, 1.0 - abs(predicted[1] - truth[1]) / duration))
-    return temporal_iou(predicted, truth) * start_factor * end_factor
+    """The released refuse-IoU: IoU·(1−|Δstart|/duration)·(1−|Δend|/duration), factors NOT clipped.
+
+    Negative when the prediction ends more than a duration past the label (bounds: module doc).
+
+    >>> round(distance_penalised_iou((0, 90), (2, 6), 30), 6)
+    -0.074667
+    """
+    start_factor = 1 - abs(predicted[0] - truth[0]) / duration
+    end_factor = 1 - abs(predicted[1] - truth[1]) / duration
+    return released_iou(predicted, truth) * start_factor * end_factor
 
 
 def format_reward(parsed: ParsedResponse, variant: Variant = "paper") -> float:
-    """Eq. 4: 1.0 iff the whole output is exactly the think / answer / correct template."""
-    strict = parsed.strict_format if variant == "paper" else parsed.strict_format_released
-    return 1.0 if strict else 0.0
+    """Eq. 4: 1.0 iff the output has the template (paper: strictly; released: its lenient regex)."""
+    matches = parsed.strict_format if variant == "paper" else parsed.released_format
+    return 1.0 if matches else 0.0
 
 
-def refuse_iou_reward(segment: Segment | None, label: Label, variant: Variant = "paper") -> float:
-    """Eq. 5: IoU for a relevant query answered with a valid segment; 1 for a refused irrelevant one.
+def refuse_iou_reward(answer: str | None, label: Label, variant: Variant = "paper") -> float:
+    """Eq. 5 on the answer block â (None when the response has none).
 
-    >>> refuse_iou_reward(None, parse_label({"relevant": False, "duration": 9, "query": "q"}))
-    1.0
+    >>> irrelevant = parse_label({"relevant": False, "duration": 9, "query": "q"})
+    >>> refuse_iou_reward("No such moment.", irrelevant), refuse_iou_reward(None, irrelevant)
+    (1.0, 0.0)
     """
+    segment = extract_segment(answer) if variant == "paper" else extract_segment_released(answer)
     if not label.relevant:
-        return 1.0 if segment is None else 0.0
+        return 1.0 if answer is not None and segment is None else 0.0
     if segment is None:
         return 0.0
-    if variant == "released":
-        return distance_penalised_iou(segment, label.timestamp, label.duration)
-    return temporal_iou(segment, label.timestamp)
+    if variant == "paper":
+        return temporal_iou(segment, label.timestamp)
+    if not _known_duration(label):
+        return 0.0
+    value = distance_penalised_iou(segment, label.timestamp, label.duration)
+    return value if math.isfinite(value) else 0.0  # an overflowing time: the released code gives NaN
 
 
-def explain_pairs(answer: str | None, label: Label) -> list[tuple[str, str]]:
-    """The (reference, â) pairs eq. 6 compares: [(a_pos, â), (a_neg, â)], or [] when it cannot apply."""
-    if not answer or not label.answer_time or not label.answer_refusal:
-        return []
+def _known_duration(label: Label) -> bool:
+    return label.duration is not None and label.duration > 0
+
+
+def variant_label_problems(label: Label, variant: Variant) -> list[str]:
+    """Why `label` cannot be scored the way `variant` intends ([] when it can), one line per field.
+
+    Only the released refuse-IoU needs the video duration, and only for a relevant query; a
+    launcher calls this before training so that labels without one are refused up front rather
+    than silently scored 0.
+
+    >>> variant_label_problems(Label(relevant=True, duration=None, query="q", timestamp=(1, 2)), "released")
+    ['field duration: missing; the released refuse-IoU divides by the video duration (fill it from the video)']
+    """
+    if variant == "released" and label.relevant and not _known_duration(label):
+        return [
+            "field duration: "
+            + ("missing" if label.duration is None else f"must be > 0, got {label.duration}")
+            + "; the released refuse-IoU divides by the video duration (fill it from the video)"
+        ]
+    return []
+
+
+def explain_pairs(answer: str | None, label: Label, variant: Variant = "paper") -> list[tuple[str, str]]:
+    """The (reference, â) pairs eq. 6 compares: [(a_pos, â), (a_neg, â)], or [] when it cannot apply.
+
+    The released variant always compares, encoding a missing or empty text as "".
+    """
     positive, negative = (
         (label.answer_time, label.answer_refusal) if label.relevant else (label.answer_refusal, label.answer_time)
     )
+    if variant == "released":
+        return [(positive, answer or ""), (negative, answer or "")]
+    if not answer or not positive or not negative:
+        return []
     return [(positive, answer), (negative, answer)]
 
 
@@ -103,11 +211,21 @@ def explain_reward(similarities: Sequence[float], variant: Variant = "paper") ->
     return positive - negative
 
 
+def _holds_nil(correction: str) -> bool:
+    """The released NIL test: a substring of the upper-cased text ("nil" and "vanilla" count)."""
+    return NIL in correction.upper()
+
+
 def correction_pairs(correction: str | None, label: Label, variant: Variant = "paper") -> list[tuple[str, str]]:
-    """The (q_r, ĉ) pair eq. 7 compares for an irrelevant query, or []."""
-    if label.relevant or not correction or not label.query_relevant:
+    """The (q_r, ĉ) pair eq. 7 compares for an irrelevant query, or [].
+
+    `correction` is `ParsedResponse.correction` (paper) or `.correction_released` (released).
+    """
+    if label.relevant or correction is None:
         return []
-    if variant == "released" and NIL in correction:
+    if variant == "released":
+        return [] if _holds_nil(correction) else [(label.query_relevant, correction)]
+    if not correction or not label.query_relevant:
         return []
     return [(label.query_relevant, correction)]
 
@@ -117,7 +235,7 @@ def correction_reward(
 ) -> float:
     """Eq. 7: 0 for a relevant query, sim(q_r, ĉ) for an irrelevant one (released variant: see module doc)."""
     if label.relevant:
-        return 1.0 if variant == "released" and correction is not None and NIL in correction else 0.0
+        return 1.0 if variant == "released" and _holds_nil(correction or "") else 0.0
     if len(similarities) != 1:
         return 0.0
     return (similarities[0] + 1) / 2 if variant == "released" else similarities[0]
@@ -166,8 +284,15 @@ def score_many(
     weights = parse_weights(weights)
     parsed_labels = [parse_label(label) for label in labels]
     parsed = [parse_response(r if isinstance(r, str) else _as_text(r)) for r in responses]
-    explain_requests = [explain_pairs(p.answer, label) for p, label in zip(parsed, parsed_labels)]
-    correction_requests = [correction_pairs(p.correction, label, variant) for p, label in zip(parsed, parsed_labels)]
+    corrections = [p.correction if variant == "paper" else p.correction_released for p in parsed]
+    # A malformed response (special token) scores 0 everywhere: it asks for no similarity.
+    explain_requests = [
+        [] if p.special_token else explain_pairs(p.answer, label, variant) for p, label in zip(parsed, parsed_labels)
+    ]
+    correction_requests = [
+        [] if p.special_token else correction_pairs(c, label, variant)
+        for p, c, label in zip(parsed, corrections, parsed_labels)
+    ]
     all_pairs = [pair for group in explain_requests + correction_requests for pair in group]
     if all_pairs and similarity is None:
         from rarft_plugin.similarity import get_similarity
@@ -178,13 +303,16 @@ def score_many(
     correction_sims = [[next(flat) for _ in group] for group in correction_requests]
 
     results = []
-    for p, label, e_sims, c_sims in zip(parsed, parsed_labels, explain_sims, correction_sims):
-        components = {
-            "format": format_reward(p, variant),
-            "refuse_iou": refuse_iou_reward(extract_segment(p.answer), label, variant),
-            "explain": explain_reward(e_sims, variant),
-            "correction": correction_reward(p.correction, label, c_sims, variant),
-        }
+    for p, correction, label, e_sims, c_sims in zip(parsed, corrections, parsed_labels, explain_sims, correction_sims):
+        if p.special_token:
+            components = dict.fromkeys(REWARD_NAMES, 0.0)
+        else:
+            components = {
+                "format": format_reward(p, variant),
+                "refuse_iou": refuse_iou_reward(p.answer, label, variant),
+                "explain": explain_reward(e_sims, variant),
+                "correction": correction_reward(correction, label, c_sims, variant),
+            }
         components["total"] = sum(weights[name] * components[name] for name in REWARD_NAMES)
         results.append(components)
     return results

@@ -262,7 +262,7 @@ def test_level_subsets(queries, expected):
         ("<answer>The video does not show this.</answer>", True, None),
         ("The event is at 3 to 5 seconds", False, (3.0, 5.0)),  # no answer block: the whole text
         ("<think>3 to 5</think><answer>No such event.</answer>", True, None),  # only the answer block counts
-        ("<answer>1 to 2</answer><answer>none</answer>", True, None),  # the last answer block wins
+        ("<answer>1 to 2</answer><answer>none</answer>", False, (1.0, 2.0)),  # the first answer block wins
         ("<answer>3.0 to 5.5", False, (3.0, 5.5)),  # unclosed (cut at max tokens): the whole text
         ("<answer>nan to 1e309</answer>", True, None),
         ("<answer>9 to 3</answer>", True, None),  # reversed

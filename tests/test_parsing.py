@@ -1,14 +1,24 @@
 import math
+import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rarft_plugin.parsing import extract_response, extract_segment, parse_response
+from rarft_plugin.parsing import (
+    RELEASED_FORMAT_PATTERN,
+    RELEASED_SEGMENT_PATTERN,
+    extract_response,
+    extract_segment,
+    extract_segment_released,
+    find_special_token,
+    parse_response,
+)
 
 STRICT = "<think>t</think> <answer>1 to 2</answer> <correct>c</correct>"
 
 
+# ---- timestamp grammar, paper variant -------------------------------------------------------
 @pytest.mark.parametrize(
     "text, expected",
     [
@@ -56,49 +66,163 @@ def test_segment_grammar_rejects(text):
     assert extract_segment(text) is None
 
 
+# ---- timestamp grammar, released variant ----------------------------------------------------
 @pytest.mark.parametrize(
-    "text, think, answer, correction",
+    "text, expected",
     [
-        (STRICT, "t", "1 to 2", "c"),
-        ("<answer>a</answer><answer>b</answer>", None, "b", None),  # last block wins
-        ("<answer>a</answer><answer>unclosed", None, "a", None),
-        ("<answer> spaced </answer>", None, "spaced", None),
-        ("<correction>NIL</correction>", None, None, "NIL"),  # released tag is an alias
-        ("<correct>x</correct><correction>y</correction>", None, None, "y"),  # later of the two
-        ("<correction>y</correction><correct>x</correct>", None, None, "x"),
-        ("<answer><answer>in</answer></answer>", None, "in", None),  # nested: innermost complete block
-        ("no tags at all", None, None, None),
-        ("<ANSWER>1 to 2</ANSWER>", None, None, None),  # tags are case-sensitive
+        ("12.54 to 17.83", (12.54, 17.83)),
+        ("from 2 to 6", (2.0, 6.0)),
+        ("2. to 6.", (2.0, 6.0)),
+        ("-3 to 5", (3.0, 5.0)),  # the minus sign is not part of a number
+        ("6 to 2", (6.0, 2.0)),  # reversed: used as written
+        ("0 to 0", (0.0, 0.0)),
+        ("2\tto\n6", (2.0, 6.0)),  # any whitespace around "to"
+        ("1e1 to 2e1", (1.0, 2.0)),  # no exponent: "1 to 2" is the first match
+        ("00:02 to 00:06", (2.0, 0.0)),  # no clocks: "02 to 00" is the first match
+        ("1.2.3 to 4", (2.3, 4.0)),
+        (".5 to 2", (5.0, 2.0)),  # a number starts with a digit
+        ("first 2 to 4, then 6 to 8", (2.0, 4.0)),
+        ("٢ to ٦", (2.0, 6.0)),  # \d and float() both take any Unicode decimal digit
+        ("9" * 400 + " to 1", (math.inf, 1.0)),  # float() overflows to inf
     ],
 )
-def test_blocks(text, think, answer, correction):
+def test_released_segment_grammar_accepts(text, expected):
+    assert extract_segment_released(text) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [None, "", "2 - 6", "2-6", "[2, 6]", "2s to 6s", "2 seconds to 6", "between 2 and 6", "2 TO 6", "2to 6",
+     "nan to 3", "No such moment."],
+)
+def test_released_segment_grammar_rejects(text):
+    assert extract_segment_released(text) is None
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("0123456789. \t\nto-٣x")), max_size=24))
+def test_released_segment_is_the_released_regex(text):
+    match = re.search(RELEASED_SEGMENT_PATTERN, text)
+    expected = (float(match.group(1)), float(match.group(2))) if match else None
+    assert extract_segment_released(text) == expected
+
+
+# ---- blocks ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "text, think, answer, correction, correction_released",
+    [
+        (STRICT, "t", "1 to 2", "c", None),
+        ("<answer>a</answer><answer>b</answer>", None, "a", None, None),  # first block wins
+        ("<answer>No match.</answer><answer>2 to 6</answer>", None, "No match.", None, None),
+        ("<answer>a</answer><answer>unclosed", None, "a", None, None),
+        ("<answer>unclosed <answer>b</answer>", None, "unclosed <answer>b", None, None),  # as re.search reads it
+        ("<think>t</think> <answer>2 to 6", "t", None, None, None),  # cut off before </answer>: no answer
+        ("<answer> spaced </answer>", None, "spaced", None, None),
+        ("<correction>NIL</correction>", None, None, "NIL", "NIL"),  # released tag is an alias
+        ("<correct>x</correct><correction>y</correction>", None, None, "x", "y"),  # the earlier of the two
+        ("<correction>y</correction><correct>x</correct>", None, None, "y", "y"),
+        ("<correct>c</correct>", None, None, "c", None),  # the released code reads only <correction>
+        ("<answer><answer>in</answer></answer>", None, "<answer>in", None, None),  # first open, first close
+        ("<think><answer>x</answer></think><answer>2 to 6</answer>", "<answer>x</answer>", "x", None, None),
+        ("no tags at all", None, None, None, None),
+        ("<ANSWER>1 to 2</ANSWER>", None, None, None, None),  # tags are case-sensitive
+    ],
+)
+def test_blocks(text, think, answer, correction, correction_released):
     parsed = parse_response(text)
-    assert (parsed.think, parsed.answer, parsed.correction) == (think, answer, correction)
+    assert (parsed.think, parsed.answer, parsed.correction, parsed.correction_released) == (
+        think, answer, correction, correction_released)
 
 
+BLOCK_PIECES = st.lists(
+    st.sampled_from(["<answer>", "</answer>", "<correction>", "</correction>", "<correct>", "</correct>",
+                     "<think>", "</think>", " ", "\n", "x", "2 to 6", "<answer", "/answer>"]),
+    max_size=14,
+).map("".join)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(BLOCK_PIECES)
+def test_first_block_is_what_the_released_re_search_finds(text):
+    def released(tag):
+        match = re.search(rf"<{tag}>(.*?)</{tag}>", text, re.DOTALL)
+        return match.group(1).strip() if match else None
+
+    parsed = parse_response(text)
+    assert (parsed.answer, parsed.correction_released, parsed.think) == (
+        released("answer"), released("correction"), released("think"))
+
+
+# ---- formats --------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "text, paper, released",
     [
-        (STRICT, True, False),
+        (STRICT, True, False),  # the released regex accepts only <correction>
         ("<think>t</think> <answer>1 to 2</answer> <correction>NIL</correction>", False, True),
         ("\n<think>t</think>\n<answer>a</answer>\n<correct>c</correct>\n", True, False),
+        ("\n<think>t</think>\n<answer>a</answer>\n<correction>c</correction>\n", False, True),  # stripped first
         ("<think></think><answer></answer><correct></correct>", True, False),
+        ("<think></think><answer></answer><correction></correction>", False, True),
         ("<think>t</think> <answer>a</answer>", False, False),  # missing correction
         ("<answer>a</answer> <think>t</think> <correct>c</correct>", False, False),  # wrong order
+        ("<answer>a</answer> <think>t</think> <correction>c</correction>", False, False),
         ("x <think>t</think> <answer>a</answer> <correct>c</correct>", False, False),  # text outside
+        ("x <think>t</think> <answer>a</answer> <correction>c</correction>", False, False),
         ("<think>t</think> <answer>a</answer> <correct>c</correct> trailing", False, False),
+        ("<think>t</think> <answer>a</answer> <correction>c</correction> trailing", False, False),  # fullmatch
         ("<think>t</think> between <answer>a</answer> <correct>c</correct>", False, False),
+        ("<think>t</think> between <answer>a</answer> <correction>c</correction>", False, False),
+        # released: `.*?` runs across tags, so repeated or nested blocks pass
         ("<think>t</think> <answer>a</answer> <answer>b</answer> <correct>c</correct>", False, False),
-        ("<think>t <answer>x</answer></think> <answer>a</answer> <correct>c</correct>", False, False),
+        ("<think>t</think> <answer>a</answer> <answer>b</answer> <correction>c</correction>", False, True),
+        ("<think>t <answer>x</answer></think> <answer>a</answer> <correction>c</correction>", False, True),
+        ("<think>t</think> <answer>a</answer> <correction>c</correction><correction>d</correction>", False, True),
         ("<think>t</think> <answer>a</answer> <correct>c</correct><correct>d</correct>", False, False),
         ("<think>t</think> <answer>a</answer> <correct>c", False, False),
+        ("<think>t</think> <answer>a</answer> <correction>c", False, False),
     ],
 )
-def test_strict_format(text, paper, released):
+def test_formats(text, paper, released):
     parsed = parse_response(text)
-    assert (parsed.strict_format, parsed.strict_format_released) == (paper, released)
+    assert (parsed.strict_format, parsed.released_format) == (paper, released)
 
 
+FORMAT_PIECES = st.lists(
+    st.sampled_from(["<think>", "</think>", "<answer>", "</answer>", "<correction>", "</correction>",
+                     "<correct>", " ", "\n", "\u2003", "x", "<"]),
+    max_size=16,
+).map("".join)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(FORMAT_PIECES)
+def test_released_format_is_the_released_regex(text):
+    expected = re.fullmatch(RELEASED_FORMAT_PATTERN, text.strip(), re.DOTALL) is not None
+    assert parse_response(text).released_format == expected
+
+
+# ---- special tokens -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("<think>t</think> <answer>2 to 6</answer><|video_pad|><|video_pad|>", "<|video_pad|>"),
+        ("<|image_pad|>", "<|image_pad|>"),
+        ("<answer><|vision_start|>2 to 6</answer>", "<|vision_start|>"),
+        ("x <|im_start|>assistant", "<|im_start|>"),
+        ("done<|endoftext|>", "<|endoftext|>"),
+        ("<|eot_id|>", "<|eot_id|>"),  # any model's marker
+        (STRICT, None),
+        ("<answer>a | b, <| not a token |></answer>", None),
+        ("<||>", None),
+        ("", None),
+    ],
+)
+def test_find_special_token(text, expected):
+    assert find_special_token(text) == expected
+    assert parse_response(text).special_token == expected
+
+
+# ---- chat template --------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "decoded, prompt, expected",
     [
@@ -119,13 +243,15 @@ def test_extract_response(decoded, prompt, expected):
     assert extract_response(decoded, prompt) == expected
 
 
+# ---- adversarial model output ---------------------------------------------------------------
 ADVERSARIAL = st.one_of(
     st.text(),
-    st.text(alphabet=st.sampled_from(list("<>/thinkaswercoi 0123456789.-e,toand[]nalf")), max_size=400),
+    st.text(alphabet=st.sampled_from(list("<>/|thinkaswercoi 0123456789.-e,toand[]nalf")), max_size=400),
     st.lists(
         st.sampled_from(
             ["<think>", "</think>", "<answer>", "</answer>", "<correct>", "</correct>", "<correction>",
-             "</correction>", "nan", "1e309", "-1", "3.5", " to ", " - ", "inf", "NIL", "\u202e", "😀", "\x00"]
+             "</correction>", "nan", "1e309", "-1", "3.5", " to ", " - ", "inf", "NIL", "\u202e", "😀", "\x00",
+             "<|video_pad|>", "<|", "|>", "9" * 400, "٣"]
         ),
         max_size=60,
     ).map("".join),
@@ -141,16 +267,25 @@ def test_parser_never_raises_and_segments_are_valid(text):
     if segment is not None:
         start, end = segment
         assert math.isfinite(start) and math.isfinite(end) and 0 <= start <= end
+    released = extract_segment_released(parsed.answer)
+    if released is not None:
+        assert all(value >= 0 for value in released)  # no sign is ever read
 
 
 def test_parser_handles_megabyte_outputs_quickly():
     import time
 
-    hostile = ["<answer>" * 200_000, "1" * 1_000_000, "1 " * 500_000, "<think>" + "x" * 2_000_000, "1." * 500_000]
+    hostile = [
+        "<answer>" * 200_000, "1" * 1_000_000, "1 " * 500_000, "<think>" + "x" * 2_000_000, "1." * 500_000,
+        "<think>" + "</think><answer></answer>" * 60_000 + "<correction>",  # cubic for the released regex
+        "<think>" + "</think> <answer>" * 100_000 + "</correction>", "<|" + "a" * 1_000_000, "<|" * 500_000,
+        "1" + " " * 1_000_000 + "t", "1" * 500_000 + " to " + "2" * 500_000,
+    ]
     started = time.perf_counter()
     for text in hostile:
         parsed = parse_response(text)
         extract_segment(text)
-        assert parsed.strict_format is False
+        extract_segment_released(text)
+        assert parsed.strict_format is False and parsed.released_format is False
     # A generous bound: quadratic behaviour on any of these would take minutes.
     assert time.perf_counter() - started < 20

@@ -28,7 +28,7 @@ def test_ra_rft_template_asks_for_exactly_what_the_format_reward_checks():
     example = instruction("ra_rft", QUERY).split("The output format is: ")[1]
     assert parse_response(example).strict_format
     released = instruction("ra_rft_released", QUERY).split("The output format is: ")[1]
-    assert parse_response(released).strict_format_released
+    assert parse_response(released).released_format
 
 
 def test_every_recipe_model_has_a_template():
