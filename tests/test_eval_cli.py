@@ -405,3 +405,29 @@ def test_spans_from_and_the_released_spans_exclude_each_other(official_data, tmp
                        str(official_data / "ss_vtg_charades.json"), "--unknown-spans", "item",
                        "--spans-from", str(official_data / "hi_vtg_charades.json")]) == 2
     assert "exclude each other" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["hi_vtg_charades.json", "human_anno.json", "ss_vtg_charades.json"])
+def test_the_smallest_examples_on_every_shipped_file(official_data, tmp_path, name):
+    """Every irrelevant query answered `<think><timestep>0.00 to 3.00</timestep> …</think> The video does not
+    contain this.` and every relevant one `<answer>No match.</answer><answer>S to E</answer>`: the released
+    reading refuses all of them, the last-block reading answers all of them."""
+    examples, _ = load_examples(official_data / name)
+    rows = []
+    for e in examples:
+        if e.label.relevant:
+            text = f"<answer>No match.</answer><answer>{e.label.timestamp[0]} to {e.label.timestamp[1]}</answer>"
+        else:
+            text = ("<think><timestep>0.00 to 3.00</timestep> a person is in the room.</think> The video does not "
+                    "contain this.")
+        rows.append(prediction_from_example(e, text).to_json())
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for reading in ("released", "last_block"):
+        assert rarft_eval(["score", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / reading), "--no-sbert",
+                           "--answer-reading", reading]) == 0
+    released, last_block = (json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("released", "last_block"))
+    irrelevant = sum(not r["gt_relevant"] for r in rows)
+    assert released["relevance"]["accuracy"] == pytest.approx(irrelevant / len(rows))
+    assert released["relevance"]["recall_irrel"] == 1.0 and released["relevance"]["recall_rel"] == 0.0
+    assert last_block["relevance"]["recall_irrel"] == 0.0 and last_block["relevance"]["recall_rel"] == 1.0
+    assert last_block["vtg_iou"]["mIoU"] == 1.0 and released["vtg_iou"]["mIoU"] == 0.0
