@@ -42,11 +42,14 @@ def data_options(args: argparse.Namespace) -> dict:
 
 
 def add_score_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("predictions", type=Path, nargs="+", help="prediction JSONL file(s); several = shards of a run")
+    parser.add_argument("predictions", type=Path, nargs="+",
+                        help="prediction JSONL file(s), or the released inference's JSON array; several = shards of a run")
     parser.add_argument("--out", type=Path, required=True, help="report directory")
     parser.add_argument("--data", type=Path, default=None,
-                        help="the evaluation file the predictions answer: reports its data defects and any query "
-                             "without a prediction (default: the file `infer` recorded beside the predictions)")
+                        help="the evaluation file the predictions answer: reports its data defects, its queries "
+                             "without a prediction and predictions of no query, and gives rows without ids (the "
+                             "released inference's output) their items and missing levels (default: the file "
+                             "`infer` recorded beside the predictions)")
     parser.add_argument("--judge", choices=("rule", "llm"), default="rule",
                         help="who decides whether a response refused: the core parser (default) or an LLM")
     parser.add_argument("--llm-explanations", action="store_true",
