@@ -51,7 +51,7 @@ from typing import Any, Iterable, Literal, Sequence
 from rarft_plugin.errors import DataError
 from rarft_plugin.labels import Label, parse_label, query_difficulty, strip_answer_wrapper
 from rarft_plugin.taxonomy import CATEGORIES
-from rarft_plugin.video import VideoSpec, probe_all
+from rarft_plugin.video import VideoSpec, probe_durations
 
 
 @dataclass(frozen=True)
@@ -340,7 +340,7 @@ def check_clips(examples: list[Example], videos: dict[str, Path], *, source: Pat
     records = {}
     for example in examples:
         records.setdefault(video_spec(example, videos[example.item.video]), example.item.index)
-    durations, failed = probe_all(records)
+    durations, failed = probe_durations(records)
     if failed:
         listed = "; ".join(f"record {records[spec]}: {error}" for spec, error in list(failed.items())[:MAX_LISTED])
         more = f" (and {len(failed) - MAX_LISTED} more)" if len(failed) > MAX_LISTED else ""

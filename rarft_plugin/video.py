@@ -197,11 +197,15 @@ def probe(spec: Any, *, backend: Backend = "auto") -> float:
         return duration
 
 
-def probe_all(
+def probe_all(specs: Iterable[Any], *, workers: int = 8) -> dict[VideoSpec, VideoError]:
+    """`probe` every distinct clip (in threads, with a progress bar); the clips that fail, with their errors."""
+    return probe_durations(specs, workers=workers)[1]
+
+
+def probe_durations(
     specs: Iterable[Any], *, workers: int = 8
 ) -> tuple[dict[VideoSpec, float], dict[VideoSpec, VideoError]]:
-    """`probe` every distinct clip (in threads, with a progress bar): (the video durations of the clips
-    that open, the clips that fail with their errors)."""
+    """`probe_all`, also returning the video duration of every clip that opens (for records without one)."""
     distinct = list(dict.fromkeys(VideoSpec.parse(spec) for spec in specs))
 
     def check(spec: VideoSpec) -> float | VideoError:
