@@ -98,9 +98,12 @@ def markdown(metrics: dict, *, title: str, name: str) -> str:
         "scores as fractions and 0-5.", "",
     ]
     if judge.get("sbert_model"):
-        lines += [f"SBERT score: {SBERT_TEXT_TEXT.get(judge.get('sbert_text'), str(judge.get('sbert_text')))}, "
-                  f"model {judge['sbert_model']} (the released evaluation used all-mpnet-base-v2, not available "
-                  "offline: its SBERT numbers are not directly comparable unless --sbert-model points at it).", ""]
+        model = str(judge["sbert_model"])
+        caveat = "" if "all-mpnet-base-v2" in model else (
+            " (the released evaluation used all-mpnet-base-v2, which is not available offline here: these SBERT "
+            "scores are not directly comparable with its numbers)")
+        lines += [f"SBERT score: {SBERT_TEXT_TEXT.get(judge.get('sbert_text'), str(judge.get('sbert_text')))}; "
+                  f"model {model}{caveat}.", ""]
     if count["relevant"] and count["irrelevant"]:
         lines += ["## RA-IoU and F1 (Tables 1, 2, 8, 12)", "", *_table(["Method", *RA_IOU_HEADER],
                                                                       [[name, *ra_iou_cells(metrics)]]), ""]

@@ -242,6 +242,9 @@ def test_write_report_for_the_demo(official_data, tmp_path, sbert):
     metrics = write_report(rows, tmp_path / "run", title="demo", name="demo")
     assert metrics["judge"] == {"relevance": "rule", "explanations": None, "answer_reading": "released",
                                 "sbert_text": "released", "sbert_model": sbert.model_path}
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "SBERT score: the response minus its correction, think included" in report
+    assert "the released evaluation used all-mpnet-base-v2, which is not available offline here" in report
     assert metrics["explanation"]["sbert"]["all"] is not None
     assert {p.name for p in (tmp_path / "run").iterdir()} >= {"metrics.json", "items.jsonl", "report.md", "metrics.csv",
                                                               "by_category.png"}
