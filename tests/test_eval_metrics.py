@@ -293,7 +293,7 @@ THINK_THEN_REFUSAL = "<think><timestep>0.00 to 3.00</timestep> a man sits.</thin
 @pytest.mark.parametrize(
     "output, released, last_block",
     [
-        # the issue's two smallest examples: the readings disagree
+        # the two smallest examples where the readings disagree
         (THINK_THEN_REFUSAL, None, (0.0, 3.0)),
         ("<answer>No match.</answer><answer>2 to 6</answer>", None, (2.0, 6.0)),
         ("<answer>1 to 2</answer><answer>none</answer>", (1.0, 2.0), None),

@@ -12,7 +12,7 @@ from rarft_plugin.parsing import ANSWER_READINGS, evaluation_answer, without_cor
 @pytest.mark.parametrize(
     "output, released, last_block",
     [
-        # the smallest examples
+        # the smallest examples where the readings disagree
         ("<think><timestep>0.00 to 3.00</timestep> a man sits.</think> The video does not contain this.",
          "The video does not contain this.",
          "<think><timestep>0.00 to 3.00</timestep> a man sits.</think> The video does not contain this."),
