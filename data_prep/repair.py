@@ -147,13 +147,20 @@ def run(args: argparse.Namespace) -> int:
         raw = json.loads(args.input.read_text(encoding="utf-8"))
         if not args.tvgbench.is_file():
             raise DataError("file not found", source=str(args.tvgbench))
-        items, report = repair_spans(raw, import_tvgbench(args.tvgbench))
+        annotation = import_tvgbench(args.tvgbench)
+        # an importer may hand back an unusable record as its error rather than raise
+        usable = [record for record in annotation if isinstance(record, QueryRecord)]
+        unusable = [str(record) for record in annotation if not isinstance(record, QueryRecord)]
+        items, report = repair_spans(raw, usable)
         if len(report.unmatched) == len(items):
-            raise DataError(f"no item joins the TVGBench annotation {args.tvgbench} (by video file name and query)",
-                            source=str(args.input))
+            reasons = f" ({len(unusable)} annotation record(s) unusable, first: {unusable[0]})" if unusable else ""
+            raise DataError(f"no item joins the TVGBench annotation {args.tvgbench} (by video file name and query)"
+                            f"{reasons}", source=str(args.input))
     except DataError as error:
         print(f"rarft-prep repair-tvgbench: error: {error}", file=sys.stderr)
         return 2
     write_atomic(args.out, json.dumps(items, ensure_ascii=False, indent=2) + "\n")
     print(f"{args.input}: {report.summary()} -> {args.out}")
+    if unusable:
+        print(f"{len(unusable)} annotation record(s) unusable, left out (first: {unusable[0]})")
     return 0
