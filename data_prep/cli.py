@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hi-vtg": ("data_prep.hi_vtg", "build HI-VTG hard-irrelevant queries and refusal answers with an LLM"),
     "ss-vtg": ("data_prep.ss_vtg", "build SS-VTG simply-shuffled irrelevant queries"),
     "split": ("data_prep.splits", "make seeded training (1:3) / evaluation (1:1) splits"),
+    "repair-tvgbench": ("data_prep.repair", "restore HI-TVGBench clip spans from Time-R1's TVGBench annotation"),
 }
 
 

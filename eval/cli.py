@@ -2,7 +2,8 @@
 
     rarft-eval infer --model CKPT --data hi_vtg_charades.json --video-root VIDEOS --out preds.jsonl
     rarft-eval score preds.jsonl [more shards ...] --out run/ [--judge llm] [--llm-explanations]
-                     [--base-url URL --model NAME]
+                     [--base-url URL --model NAME] [--answer-reading released|last_block]
+                     [--sbert-text released|answer]
     rarft-eval compare runA/ runB/
 """
 
@@ -13,15 +14,42 @@ import json
 import sys
 from pathlib import Path
 
+from rarft_plugin.dataset import UNKNOWN_SPAN_CHOICES
 from rarft_plugin.errors import DataError
+from rarft_plugin.parsing import ANSWER_READINGS
+
+from eval.score import SBERT_TEXTS
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the evaluation file's relevant queries without their own span are handled (infer and score)."""
+    parser.add_argument("--spans-from", type=Path, action="append", default=[], metavar="FILE",
+                        help="another released file whose items give the span of a relevant query the evaluation "
+                             "file lacks (same video and query; repeatable), e.g. hi_vtg_charades.json for "
+                             "ss_vtg_charades.json")
+    parser.add_argument("--unknown-spans", choices=UNKNOWN_SPAN_CHOICES, default="skip",
+                        help="a relevant query whose span is in no file: leave it out (skip, default), stop (error), "
+                             "or give every relevant query its item's timestamp as the released inference does "
+                             "(item, for exact reproduction; no recovery then)")
+
+
+def data_options(args: argparse.Namespace) -> dict:
+    """`load_examples` keyword arguments from the data arguments."""
+    if args.unknown_spans == "item" and args.spans_from:
+        raise DataError("--spans-from and --unknown-spans item exclude each other: the released inference gives every "
+                        "relevant query its item's timestamp, recovering nothing")
+    return {"unknown_span": args.unknown_spans, "spans_from": list(args.spans_from)}
 
 
 def add_score_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("predictions", type=Path, nargs="+", help="prediction JSONL file(s); several = shards of a run")
+    parser.add_argument("predictions", type=Path, nargs="+",
+                        help="prediction JSONL file(s), or the released inference's JSON array; several = shards of a run")
     parser.add_argument("--out", type=Path, required=True, help="report directory")
     parser.add_argument("--data", type=Path, default=None,
-                        help="the evaluation file the predictions answer: reports its data defects and any query "
-                             "without a prediction (default: the file `infer` recorded beside the predictions)")
+                        help="the evaluation file the predictions answer: reports its data defects, its queries "
+                             "without a prediction and predictions of no query, and gives rows without ids (the "
+                             "released inference's output) their items and missing levels (default: the file "
+                             "`infer` recorded beside the predictions)")
     parser.add_argument("--judge", choices=("rule", "llm"), default="rule",
                         help="who decides whether a response refused: the core parser (default) or an LLM")
     parser.add_argument("--llm-explanations", action="store_true",
@@ -37,28 +65,40 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
                         help="SBERT score model (default: packaged all-MiniLM-L6-v2; the released evaluation used "
                              "all-mpnet-base-v2)")
     parser.add_argument("--no-sbert", action="store_true", help="skip the SBERT score")
+    parser.add_argument("--answer-reading", choices=ANSWER_READINGS, default="released",
+                        help="how a response's answer is read by every judge: released (default: think blocks "
+                             "removed, first <answer> block, else the rest of the text) or last_block (last "
+                             "<answer> block, else the whole response)")
+    parser.add_argument("--sbert-text", choices=SBERT_TEXTS, default="released",
+                        help="SBERT score texts: released (default: the response minus its correction, think "
+                             "included, vs the reference without tags) or answer (the answer text vs the "
+                             "reference's answer block)")
     parser.add_argument("--strict-recall", action="store_true", help="R@m counts IoU > m (Time-R1) instead of >=")
     parser.add_argument("--title", default=None, help="report title")
     parser.add_argument("--name", default=None, help="method name in the report's table rows (default: file name)")
 
 
-def data_check(data: Path, predictions) -> dict:
-    """The data file's defects (LoadReport) and the queries of it that have no prediction."""
+def data_check(data: Path, predictions, **options) -> tuple[list, dict]:
+    """The predictions joined with their data file (`eval.predictions.join_data`), the file's defects
+    (LoadReport) and the queries of it that have no prediction."""
+    from eval.predictions import join_data
     from rarft_plugin.dataset import load_examples
 
-    examples, report = load_examples(data)
-    ids = {p.id for p in predictions}
-    keys = [e.key for e in examples]
-    if not ids & set(keys):
-        raise DataError(f"no prediction id matches a query of {data} (ids look like {next(iter(ids))!r}, "
-                        f"queries like {keys[0]!r}); pass the evaluation file the predictions were made from")
-    return {
+    examples, report = load_examples(data, **options)
+    try:
+        predictions, joined = join_data(predictions, examples)
+    except DataError as error:
+        raise DataError(f"{data}: {error.message}") from None
+    return predictions, {
         "file": str(data),
         "summary": report.summary(),
         "recovered_spans": len(report.recovered_spans),
+        "assumed_spans": len(report.assumed_spans),
         "unknown_spans": report.unknown_spans,
         "spans_beyond_duration": len(report.spans_beyond_duration),
-        "missing_predictions": [key for key in keys if key not in ids],
+        "unknown_categories": report.unknown_categories,
+        "missing_durations": report.missing_durations,
+        **joined,
     }
 
 
@@ -84,10 +124,14 @@ def score_command(args: argparse.Namespace) -> int:
 
     predictions = load_predictions(args.predictions)
     runs = recorded_runs(args.predictions)
-    data = args.data
+    data, options = args.data, data_options(args)
     if data is None and runs and len({run["data"] for run in runs}) == 1 and Path(runs[0]["data"]).is_file():
-        data = Path(runs[0]["data"])
-    checked = data_check(data, predictions) if data is not None else None
+        data = Path(runs[0]["data"])  # with the span options inference used, unless given here
+        if args.unknown_spans == "skip" and not args.spans_from:
+            options = {"unknown_span": runs[0].get("unknown_spans", "skip"), "spans_from": runs[0].get("spans_from", [])}
+    checked = None
+    if data is not None:
+        predictions, checked = data_check(data, predictions, **options)
 
     judge = None
     llm = args.judge == "llm" or args.llm_explanations
@@ -109,7 +153,7 @@ def score_command(args: argparse.Namespace) -> int:
     try:
         metrics, items = evaluate(predictions, judge=judge, relevance_by_llm=args.judge == "llm",
                                   llm_explanations=args.llm_explanations, similarity=similarity,
-                                  strict=args.strict_recall)
+                                  strict=args.strict_recall, reading=args.answer_reading, sbert_text=args.sbert_text)
     finally:
         if judge is not None:
             judge.client.close()
@@ -157,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rarft-eval", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     infer.add_arguments(sub.add_parser("infer", help="predict with a checkpoint"))
-    add_score_arguments(sub.add_parser("score", help="every metric of the paper, and a report"))
+    score = sub.add_parser("score", help="every metric of the paper, and a report")
+    add_score_arguments(score)
+    add_data_arguments(score)
     compare = sub.add_parser("compare", help="two runs side by side with deltas (B - A)")
     compare.add_argument("a", type=Path, help="run directory or metrics.json")
     compare.add_argument("b", type=Path, help="run directory or metrics.json")

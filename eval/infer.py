@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -38,7 +39,10 @@ from rarft_plugin.video import FPS, TOTAL_PIXELS, SampledVideo, processor_video_
 from eval.predictions import parse_prediction, prediction_from_example
 
 # Settings that must match for a partial output to be resumed.
-RESUME_SETTINGS = ("model", "data", "template", "shard", "fps", "total_pixels", "max_new_tokens")
+RESUME_SETTINGS = ("model", "data", "template", "shard", "fps", "total_pixels", "max_new_tokens", "unknown_spans",
+                   "spans_from")
+# what a run recorded before a setting existed means
+RESUME_DEFAULTS = {"unknown_spans": "skip", "spans_from": []}
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -165,29 +169,37 @@ def check_resumable(out: Path, settings: dict[str, Any]) -> None:
             recorded = json.loads(meta.read_text())
         except ValueError as error:
             raise DataError(f"not valid JSON ({error})", source=str(meta)) from None
-        changed = [f"{key}: {recorded.get(key)!r} -> {settings.get(key)!r}" for key in RESUME_SETTINGS
-                   if recorded.get(key) != settings.get(key)]
+        changed = [f"{key}: {recorded.get(key, RESUME_DEFAULTS.get(key))!r} -> {settings.get(key)!r}"
+                   for key in RESUME_SETTINGS if recorded.get(key, RESUME_DEFAULTS.get(key)) != settings.get(key)]
         if changed:
             raise DataError(f"{out} was written with other settings ({'; '.join(changed)}); write to a new --out",
                             source=str(meta))
     write_atomic(meta, json.dumps(settings, indent=2) + "\n")
 
 
-def clip_seconds(example: Example) -> float:
+def clip_seconds(example: Example, video_duration: float | None = None) -> float:
+    """The clip's length: its window, else the record's duration, else the duration measured on the
+    video (`duration: null` in HI-TVGBench and SS-QVHighlights); inf when none is known."""
     item = example.item
-    return (item.video_end if item.video_end is not None else item.duration) - (item.video_start or 0.0)
+    end = item.video_end if item.video_end is not None else item.duration or video_duration
+    return math.inf if end is None else end - (item.video_start or 0.0)
 
 
 def run_inference(
     examples: Sequence[Example], videos: dict[str, Path], backend, out: Path, *, template: str, batch_size: int,
     max_new_tokens: int, fps: float = FPS, total_pixels: int = TOTAL_PIXELS, decode_workers: int = 4,
+    durations: dict | None = None,
 ) -> int:
     """Predict every example not yet in `out`; returns how many were predicted now.
 
-    The clips of the next batch are decoded in threads while the model generates the current one.
+    Queries are batched by clip length (`durations`: video durations `check_clips` measured, for
+    records without one). The clips of the next batch are decoded in threads while the model
+    generates the current one.
     """
     finished = finished_rows(out, examples)
-    todo = sorted((e for e in examples if e.key not in finished), key=clip_seconds)
+    durations = durations or {}
+    todo = sorted((e for e in examples if e.key not in finished),
+                  key=lambda e: clip_seconds(e, durations.get(video_spec(e, videos[e.item.video]))))
     batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
     with (ThreadPoolExecutor(max_workers=decode_workers) as pool, open(out, "a", encoding="utf-8") as handle,
           tqdm(total=len(examples), initial=len(finished), desc="infer", unit="query") as progress):
@@ -233,6 +245,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="transformers backend device (default: cuda if available)")
     parser.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default=None)
     parser.add_argument("--max-model-len", type=int, default=8192, help="vLLM context length")
+    from eval.cli import add_data_arguments
+
+    add_data_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -240,17 +255,21 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size is not None and args.batch_size < 1:
         raise DataError(f"--batch-size must be >= 1, got {args.batch_size}")
-    examples, report = load_examples(args.data)
+    from eval.cli import data_options
+
+    examples, report = load_examples(args.data, **data_options(args))
     print(report.summary())
     index, count = args.shard
     examples = examples[index::count]
     videos = resolve_videos(examples, video_root=args.video_root, source=args.data)
+    durations = {}
     if args.probe:  # a broken clip fails now, with all the others, rather than hours into the run
-        check_clips(examples, videos, source=args.data)
+        durations = check_clips(examples, videos, source=args.data)
     model = Path(args.model).resolve() if Path(args.model).exists() else args.model
     settings = {"model": str(model), "data": str(args.data.resolve()), "template": args.template,
                 "shard": f"{index}/{count}", "fps": args.fps, "total_pixels": args.total_pixels,
-                "max_new_tokens": args.max_new_tokens, "backend": args.backend, "queries": len(examples)}
+                "max_new_tokens": args.max_new_tokens, "backend": args.backend, "queries": len(examples),
+                "unknown_spans": args.unknown_spans, "spans_from": [str(p.resolve()) for p in args.spans_from]}
     check_resumable(args.out, settings)
     finished_rows(args.out, examples)  # a bad partial output fails before the model loads
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -259,6 +278,6 @@ def run(args: argparse.Namespace) -> int:
     batch_size = args.batch_size or (64 if isinstance(backend, VLLMBackend) else 8)
     predicted = run_inference(examples, videos, backend, args.out, template=args.template, batch_size=batch_size,
                               max_new_tokens=args.max_new_tokens, fps=args.fps, total_pixels=args.total_pixels,
-                              decode_workers=args.decode_workers)
+                              decode_workers=args.decode_workers, durations=durations)
     print(f"{predicted} predicted now, {len(examples)} in shard {index}/{count} -> {args.out}")
     return 0

@@ -2,11 +2,15 @@
 endpoint; cached on disk by request content, retried, resumable):
 
 - relevance classifier (`--judge llm`, our prompt `llm_prompts.RELEVANCE_SYSTEM`): reads the
-  response, says whether it localises the event or refuses, and extracts the top-1 segment, as
-  the released evaluation does;
+  response's answer text, says whether it localises the event or refuses, and extracts the top-1
+  segment, as the released evaluation does;
 - RT-IoU category classifier (Table 15) and LLM score (Table 16), asked only for the irrelevant
   queries that were refused and have a reference refusal answer (a wrongly answered one scores
   0 whatever the judge says, so asking would only cost).
+
+Every judge is shown the answer text `rarft_plugin.parsing.evaluation_answer` reads under the
+run's `--answer-reading` (default: the released evaluation's, think blocks removed, first
+answer block), never the raw response.
 
 Replies are parsed leniently (`parse_relevance`, `parse_categories`, `parse_score` never raise).
 A reply that cannot be read is counted in `JudgeReport.unreadable`; a request that fails for
@@ -27,7 +31,9 @@ from rarft_plugin import llm_prompts
 from rarft_plugin.llm_client import ChatClient, LLMError
 from rarft_plugin.taxonomy import CATEGORIES
 
-from eval.metrics import Judgement, answer_text, rule_judgement
+from rarft_plugin.parsing import evaluation_answer
+
+from eval.metrics import Judgement, rule_judgement
 from eval.predictions import Prediction
 
 # A response longer than this is cut before it is shown to a judge (a runaway generation would
@@ -179,20 +185,22 @@ class LlmJudge:
 
             return await tqdm.gather(*(one(m) for m in requests), desc="LLM judge", disable=len(requests) < 20)
 
-    def relevance(self, predictions: Sequence[Prediction]) -> list[Judgement]:
-        """The released evaluation's reading: an LLM decides refusal and extracts the top-1 span.
+    def relevance(self, predictions: Sequence[Prediction], *, reading: str = "released") -> list[Judgement]:
+        """The released evaluation's reading: an LLM reads the answer text (`evaluation_answer`), decides
+        refusal and extracts the top-1 span.
 
         Where no readable verdict comes back, the core parser's reading stands.
         """
-        judged = self._ask([("relevance", llm_prompts.relevance_messages(p.query, judged_text(p.model_output)),
-                             parse_relevance) for p in predictions])
-        return [j if j is not None else rule_judgement(p.model_output) for p, j in zip(predictions, judged)]
+        judged = self._ask([("relevance", llm_prompts.relevance_messages(
+            p.query, judged_text(evaluation_answer(p.model_output, reading))), parse_relevance) for p in predictions])
+        return [j if j is not None else rule_judgement(p.model_output, reading) for p, j in zip(predictions, judged)]
 
-    def explanations(self, predictions: Sequence[Prediction], judgements: Sequence[Judgement]) -> list[Judgement]:
+    def explanations(self, predictions: Sequence[Prediction], judgements: Sequence[Judgement], *,
+                     reading: str = "released") -> list[Judgement]:
         """Adds RT-IoU categories and the LLM score to refused irrelevant queries with a reference."""
         targets = [i for i, (p, j) in enumerate(zip(predictions, judgements))
                    if not p.gt_relevant and j.refused and p.gt_output.strip()]
-        answers = {i: judged_text(answer_text(predictions[i].model_output)) for i in targets}
+        answers = {i: judged_text(evaluation_answer(predictions[i].model_output, reading)) for i in targets}
         requests = [("rt-iou", llm_prompts.rt_iou_messages(answers[i]), parse_categories) for i in targets]
         requests += [("llm-score", llm_prompts.llm_score_messages(answers[i], predictions[i].gt_output), parse_score)
                      for i in targets]

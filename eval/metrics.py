@@ -11,12 +11,16 @@
 - Explanation quality (Tables 3, 9): on irrelevant queries that have a reference refusal answer
   (`gt_output`; simply-shuffled sets have none). RT-IoU = Jaccard of the categories an LLM
   classifier finds in the response with the ground-truth categories (two empty sets score 1);
-  SBERT score = cosine of the response's answer and the reference, clipped to [0, 1]; LLM score
+  SBERT score = cosine of the texts `eval.score.sbert_pair` picks, clipped to [0, 1]; LLM score
   0-5. `all` averages over every such query with the wrongly answered ones counting 0 (released
   convention); `refused` averages over the correctly refused ones. A refused query whose score
   could not be obtained (judge failure) is left out of both and counted in `unmeasured`.
-- Breakdowns: by hardness level (Tables 5, 6, 10, 11), see `level_subsets`; by semantic
-  category (Fig. 6): refusal accuracy of the irrelevant queries edited along each category.
+- Breakdowns: by hardness level (Tables 5, 6, 10, 11), see `by_difficulty`; by semantic
+  category (Fig. 6): refusal accuracy of the irrelevant queries edited along each taxonomy
+  category (a category string outside the taxonomy is a data defect and counts nowhere).
+
+How a response is read (`rule_judgement`, and what the LLM judges are shown) follows
+`rarft_plugin.parsing.evaluation_answer`: by default as the released evaluation reads it.
 """
 
 from __future__ import annotations
@@ -26,11 +30,11 @@ from dataclasses import dataclass
 from statistics import fmean
 from typing import Collection, Iterable, Sequence
 
-from rarft_plugin.parsing import extract_segment, parse_response
+from rarft_plugin.parsing import evaluation_answer, extract_segment
 from rarft_plugin.rewards import temporal_iou
 from rarft_plugin.taxonomy import CATEGORIES
 
-from eval.predictions import Prediction
+from eval.predictions import Prediction, defect_counts
 
 THRESHOLDS = (0.3, 0.5, 0.7)
 LEVELS = ("strong", "moderate", "weak", "shuffled")
@@ -47,21 +51,16 @@ class Judgement:
     llm_score: float | None = None  # Table 16 score, when it ran
 
 
-def answer_text(model_output: str) -> str:
-    """The last complete `<answer>` block of a response, or the whole response when it has none."""
-    answer = parse_response(model_output).answer
-    return answer if answer is not None else model_output
-
-
-def rule_judgement(model_output: str) -> Judgement:
-    """The core parser's reading: a response answers iff its answer text holds a valid segment.
+def rule_judgement(model_output: str, reading: str = "released") -> Judgement:
+    """The core parser's reading: a response answers iff its answer text (`evaluation_answer`) holds a
+    valid segment.
 
     >>> rule_judgement("<answer>3.0 to 5.5</answer>").segment
     (3.0, 5.5)
     >>> rule_judgement("<answer>No part of the video shows a dog.</answer>").refused
     True
     """
-    segment = extract_segment(answer_text(model_output))
+    segment = extract_segment(evaluation_answer(model_output, reading))
     return Judgement(refused=segment is None, segment=segment)
 
 
@@ -188,7 +187,7 @@ def compute_metrics(
 ) -> tuple[dict, list[dict]]:
     """All metrics and the per-query rows.
 
-    `sbert_scores[i]` is cos(answer, gt_output) or None. `explained` names the explanation
+    `sbert_scores[i]` is the SBERT cosine of query i (`eval.score.sbert_scores`) or None. `explained` names the explanation
     metrics that ran (a metric that ran scores wrongly answered queries 0, one that did not is
     None); by default: SBERT when scores are given, RT-IoU / LLM score when a judgement has them.
     """
@@ -211,6 +210,7 @@ def compute_metrics(
         "by_category": by_category(predictions, rows),
         "explained": sorted(explained),
         "strict_recall": strict,
+        "prediction_defects": defect_counts(predictions),
     }
     return metrics, rows
 
@@ -228,12 +228,12 @@ def summary(rows: Sequence[dict], *, explained: Collection[str] = (), strict: bo
 
 
 def level_subsets(predictions: Sequence[Prediction]) -> dict[str, list[int]]:
-    """Indices of the queries each hardness level is scored on.
+    """Indices of each hardness level's 1:1 subset (the extra `paired` columns, not the paper's).
 
     A level's subset holds its irrelevant queries and the relevant queries of the same items
-    (HI-VTG pairs one relevant with one hard-irrelevant query per item, so F1 stays 1:1), plus
-    relevant queries of items that have no irrelevant query at all (simply-shuffled sets mix such
-    items in, so `shuffled` covers the whole set there).
+    (`Prediction.item`; HI-VTG pairs one relevant with one hard-irrelevant query per item, so F1
+    stays 1:1), plus relevant queries of items that have no irrelevant query at all
+    (simply-shuffled sets mix such items in, so `shuffled` covers the whole set there).
     """
     levels_of_item: dict[str, set[str]] = defaultdict(set)
     for p in predictions:
@@ -254,19 +254,23 @@ def level_subsets(predictions: Sequence[Prediction]) -> dict[str, list[int]]:
 def by_difficulty(
     predictions: Sequence[Prediction], rows: Sequence[dict], *, explained: Collection[str] = (), strict: bool = False
 ) -> dict:
-    """Per hardness level (Tables 5, 6, 10, 11) and `original` (the relevant queries)."""
+    """Per hardness level (Tables 5, 6, 10, 11) and `original` (the relevant queries).
+
+    `f1` is the released definition (processor.py:417-421): F1 of the refusal class on the level's
+    own irrelevant queries only, which is 2·acc / (1 + acc) for refusal accuracy acc. The
+    explanation scores are over the same queries. `paired` holds the metrics of the 1:1 subset
+    (`level_subsets`: the level's irrelevant queries and the same items' relevant ones).
+    """
     out = {}
     for level, indices in level_subsets(predictions).items():
-        subset = [rows[i] for i in indices]
-        irrelevant = [row for row in subset if not row["gt_relevant"]]
-        metrics = summary(subset, explained=explained, strict=strict)
+        own = [row for p, row in zip(predictions, rows) if not p.gt_relevant and p.hardness_level == level]
+        paired = summary([rows[i] for i in indices], strict=strict)
         out[level] = {
-            "queries": len(subset),
-            "irrelevant": len(irrelevant),
-            "relevance": metrics["relevance"],
-            "refusal_accuracy": fmean(row["refused"] for row in irrelevant),
-            "ra_iou": metrics["ra_iou"],
-            "explanation": metrics["explanation"],
+            "irrelevant": len(own),
+            "f1": relevance([False] * len(own), [not row["refused"] for row in own])["f1_irrel"],
+            "refusal_accuracy": fmean(row["refused"] for row in own),
+            "explanation": summary(own, explained=explained)["explanation"],
+            "paired": {"queries": len(indices), "relevance": paired["relevance"], "ra_iou": paired["ra_iou"]},
         }
     relevant = [row for row in rows if row["gt_relevant"]]
     if relevant:

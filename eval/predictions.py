@@ -4,34 +4,46 @@
 |------------------|-------------------|----------|----------------------------------------------------------|
 | `model_output`   | str               | yes      | the model's full response                                |
 | `gt_relevant`    | bool              | yes      | ground-truth relevance                                   |
-| `gt_timestamp`   | [s, e] or null    | yes      | ground-truth segment (relevant queries; null otherwise)  |
+| `gt_timestamp`   | [s, e] or null    | yes      | ground-truth segment (relevant queries; ignored otherwise) |
 | `gt_output`      | str               | yes      | reference answer: a_time (relevant) or a_refusal ("" ok) |
 | `gt_categories`  | list[str] or null | yes      | edited semantic categories (irrelevant queries)          |
-| `hardness_level` | str or null       | yes      | original / strong / moderate / weak / shuffled (aliases) |
+| `hardness_level` | str or null       | one of   | original / strong / moderate / weak / shuffled (aliases) |
+| `irrelevance_level` | str or ""      | the two  | the same, as the released inference writes it            |
 | `video`, `query` | str               | yes      | what was asked                                           |
 | `id`             | str               | no       | "ITEM:QUERY" (`rarft-eval infer` writes it)              |
 
-Other fields are carried through untouched. Without `id`, a row is named after its file and
-line, and its item (which groups the queries about one video record for the hardness
-breakdown) is its video.
+A file is JSONL (`rarft-eval infer`) or one JSON array of such objects (the released
+inference's output, which scores as it is). Other fields are carried through untouched.
+
+The item of a row (the video record its query belongs to, which the 1:1 hardness subsets
+group by) is its id up to the last ':'. A row without `id` is named after its file and line;
+its item is (video, relevant query): a relevant row's own query, an irrelevant row's the query
+of the last relevant row of the same video before it in the file (the released inference writes
+an item's queries together, relevant first). Not the video alone: 1,097 HI-Charades items share
+753 videos. With the evaluation file at hand, `join_data` takes items and missing levels from it.
 
 Problems in these files are ours: a bad field is a `DataError` naming file, line and field.
-Problems in `model_output` are the model's: they are scored, never raised.
+Odd but usable values are kept and listed in `Prediction.defects` (counted in the report): a
+category outside the taxonomy (left out of the categories), a timestamp on an irrelevant query
+(ignored). Problems in `model_output` are the model's: they are scored, never raised.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from rarft_plugin.dataset import Example
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import read_jsonl
-from rarft_plugin.labels import parse_label
+from rarft_plugin.labels import parse_label, query_difficulty
+from rarft_plugin.taxonomy import CATEGORIES
 
-REQUIRED = ("video", "query", "model_output", "gt_relevant", "gt_timestamp", "gt_output", "gt_categories",
-            "hardness_level")
+REQUIRED = ("video", "query", "model_output", "gt_relevant", "gt_timestamp", "gt_output", "gt_categories")
+LEVEL_FIELDS = ("hardness_level", "irrelevance_level")  # rarft's name, the released inference's name
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,8 @@ class Prediction:
     gt_categories: tuple[str, ...]
     hardness_level: str | None
     item: str = ""  # the video record the query belongs to; default: the id up to its last ':'
+    defects: tuple[str, ...] = ()  # odd values of the row, kept or ignored (module docstring)
+    has_id: bool = True  # False: a row of the released inference's output, named after its file and line
 
     def __post_init__(self):
         if not self.item:
@@ -76,11 +90,15 @@ def prediction_from_example(example: Example, model_output: str) -> Prediction:
     )
 
 
-def parse_prediction(row: dict[str, Any], *, default_id: str = "") -> Prediction:
-    """Validate one row (raises DataError naming the field). `default_id` names a row without `id`."""
+def parse_prediction(row: dict[str, Any], *, default_id: str = "", item: str = "") -> Prediction:
+    """Validate one row (raises DataError naming the field). `default_id` names a row without `id`;
+    `item` is its item (see the module docstring)."""
     missing = [name for name in REQUIRED if name not in row]
+    if not any(name in row for name in LEVEL_FIELDS):
+        missing.append(" or ".join(LEVEL_FIELDS))
     if missing:
-        raise DataError(f"missing field(s) {missing}; a prediction needs {list(REQUIRED)}", field=missing[0])
+        raise DataError(f"missing field(s) {missing}; a prediction needs {[*REQUIRED, LEVEL_FIELDS]}",
+                        field=missing[0])
     for name in ("video", "query", "model_output", "gt_output"):
         if not isinstance(row[name], str):
             raise DataError(f"must be a string, got {type(row[name]).__name__}", field=name)
@@ -89,25 +107,68 @@ def parse_prediction(row: dict[str, Any], *, default_id: str = "") -> Prediction
         raise DataError(f"must be a string, got {type(row['id']).__name__}", field="id")
     if not has_id and not default_id:
         raise DataError("is missing", field="id")
-    # the label schema validates relevance / timestamp / categories / difficulty in one place
+    relevant = row["gt_relevant"]
+    categories = row["gt_categories"] or []
+    if not isinstance(categories, list):
+        raise DataError(f"must be a list of category paths, got {categories!r}", field="gt_categories")
+    defects = [f"category {c!r} outside the taxonomy (left out)" for c in categories if c not in CATEGORIES]
+    timestamp = row["gt_timestamp"]
+    if relevant is False and timestamp not in (None, []):
+        defects.append("gt_timestamp on an irrelevant query (ignored)")
+        timestamp = None
+    # the label schema validates relevance / timestamp / query in one place
     try:
-        label = parse_label({
-            "relevant": row["gt_relevant"], "timestamp": row["gt_timestamp"], "duration": 1.0, "query": row["query"],
-            "categories": row["gt_categories"], "difficulty": row["hardness_level"],
-        })
+        label = parse_label({"relevant": relevant, "timestamp": timestamp, "query": row["query"],
+                             "categories": [c for c in categories if c in CATEGORIES]})
     except DataError as error:
         raise DataError(error.message, field=_PREDICTION_FIELD.get(error.field, error.field)) from None
+    level_field = next(name for name in LEVEL_FIELDS if name in row)
+    try:
+        level = query_difficulty(row[level_field], relevant=label.relevant, categories=categories)
+    except ValueError as error:
+        raise DataError(str(error), field=level_field) from None
     return Prediction(
         id=str(row["id"]) if has_id else default_id, video=row["video"], query=row["query"],
         model_output=row["model_output"], gt_relevant=label.relevant, gt_timestamp=label.timestamp,
-        gt_output=row["gt_output"], gt_categories=label.categories, hardness_level=label.difficulty,
-        item="" if has_id else row["video"],
+        gt_output=row["gt_output"], gt_categories=label.categories, hardness_level=level,
+        item="" if has_id else item, defects=tuple(defects), has_id=has_id,
     )
 
 
 # label field -> prediction field, so errors name the field of the prediction file
-_PREDICTION_FIELD = {"relevant": "gt_relevant", "timestamp": "gt_timestamp", "categories": "gt_categories",
-                     "difficulty": "hardness_level"}
+_PREDICTION_FIELD = {"relevant": "gt_relevant", "timestamp": "gt_timestamp", "categories": "gt_categories"}
+
+
+def _rows(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(location, row) of a JSONL file or of a JSON array file (the released inference's output)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            head = handle.read(4096).lstrip()
+    except FileNotFoundError:
+        raise DataError("file not found", source=str(path)) from None
+    if not head.startswith("["):
+        yield from ((f"line {number}", row) for number, row in read_jsonl(path))
+        return
+    try:
+        rows = json.loads(Path(path).read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise DataError(f"not valid JSON ({error})", source=str(path)) from None
+    if not isinstance(rows, list):  # pragma: no cover - a text starting with "[" that parses is a list
+        raise DataError("expected a JSON array of objects", source=str(path))
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise DataError("expected a JSON object", source=str(path), record=f"element {index}")
+        yield f"element {index}", row
+
+
+def _item_of(row: dict[str, Any], last_relevant: dict[str, str]) -> str:
+    """The item of a row without id: (video, relevant query); `last_relevant` tracks the file so far."""
+    video, query = row.get("video"), row.get("query")
+    if not isinstance(video, str):
+        return ""  # parse_prediction rejects the row
+    if row.get("gt_relevant") is True:
+        last_relevant[video] = query
+    return json.dumps([video, last_relevant.get(video)])
 
 
 def load_predictions(paths: str | Path | Sequence[str | Path]) -> list[Prediction]:
@@ -116,10 +177,11 @@ def load_predictions(paths: str | Path | Sequence[str | Path]) -> list[Predictio
     predictions: list[Prediction] = []
     where: dict[str, str] = {}
     for path in paths:
-        for number, row in read_jsonl(path):
-            location = f"line {number}"
+        last_relevant: dict[str, str] = {}
+        for location, row in _rows(path):
             try:
-                prediction = parse_prediction(row, default_id=f"{Path(path).name}#{number}")
+                prediction = parse_prediction(row, default_id=f"{Path(path).name}#{location.split()[-1]}",
+                                              item=_item_of(row, last_relevant))
             except DataError as error:
                 raise error.located(source=str(path), record=location) from None
             if prediction.id in where:
@@ -140,11 +202,61 @@ def coerce_predictions(predictions: str | Path | Iterable[Prediction | dict[str,
     if rows and all(isinstance(r, (str, Path)) for r in rows):
         return load_predictions(rows)
     out = []
+    last_relevant: dict[str, str] = {}
     for index, row in enumerate(rows):
         try:
-            out.append(row if isinstance(row, Prediction) else parse_prediction(row, default_id=f"#{index}"))
+            out.append(row if isinstance(row, Prediction)
+                       else parse_prediction(row, default_id=f"#{index}", item=_item_of(row, last_relevant)))
         except DataError as error:
             raise error.located(source="<predictions>", record=index) from None
     if not out:
         raise DataError("no predictions", source="<predictions>")
     return out
+
+
+def defect_counts(predictions: Sequence[Prediction]) -> dict[str, int]:
+    """How many rows have each defect (empty when none)."""
+    return dict(Counter(defect for p in predictions for defect in p.defects))
+
+
+def join_data(predictions: Sequence[Prediction], examples: Sequence[Example]) -> tuple[list[Prediction], dict]:
+    """Predictions matched with the queries of their evaluation file, and what the match found.
+
+    Rows with ids match by id. Rows without (the released inference's output) match by video file
+    name, query and relevance, each query of the file used once; a matched row takes the query's
+    item and, where it has none, its hardness level (the released inference writes
+    `irrelevance_level`, often ""). Returns the predictions and {"missing_predictions": keys of
+    queries without a row, "unmatched_rows": rows of no query, "gt_timestamp_differs": rows whose
+    gt_timestamp is not the file's span of their query}. Raises DataError when nothing matches.
+    """
+    by_key = {e.key: e for e in examples}
+    free: dict[tuple, list[Example]] = defaultdict(list)
+    for example in examples:
+        free[_match_key(example.item.video, example.label.query, example.label.relevant)].append(example)
+    used: set[str] = set()
+    joined, unmatched, differs = [], [], []
+    for prediction in predictions:
+        example = by_key.get(prediction.id) if prediction.has_id else None
+        if not prediction.has_id:
+            candidates = free.get(_match_key(prediction.video, prediction.query, prediction.gt_relevant))
+            example = candidates.pop(0) if candidates else None
+            if example is not None:
+                prediction = replace(prediction, item=str(example.item.index),
+                                     hardness_level=prediction.hardness_level or example.label.difficulty)
+        if example is None or example.key in used:
+            unmatched.append(prediction.id)
+        else:
+            used.add(example.key)
+            if prediction.gt_relevant and prediction.gt_timestamp != example.label.timestamp:
+                differs.append(prediction.id)
+        joined.append(prediction)
+    if not used:
+        sample = next(iter(by_key), None)
+        raise DataError(f"no prediction matches a query of the data file (rows look like {predictions[0].id!r}, "
+                        f"queries like {sample!r}); pass the evaluation file the predictions were made from")
+    return joined, {"missing_predictions": [e.key for e in examples if e.key not in used],
+                    "unmatched_rows": unmatched, "gt_timestamp_differs": differs}
+
+
+def _match_key(video: str, query: str, relevant: bool) -> tuple[str, str, bool]:
+    return Path(video).name, " ".join(query.lower().split()), relevant

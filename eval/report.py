@@ -59,6 +59,15 @@ def _table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
+ANSWER_READING_TEXT = {
+    "released": "as the released evaluation does (think blocks removed, first <answer> block, else the rest)",
+    "last_block": "by the last complete <answer> block, else the whole response (rarft's earlier reading)",
+}
+SBERT_TEXT_TEXT = {
+    "released": "the response minus its correction, think included, vs the reference without tags (released)",
+    "answer": "the answer text vs the reference's answer block",
+}
+
 RA_IOU_HEADER = ["R@0.3", "R@0.5", "R@0.7", "mIoU", "re.", "irre.", "avg."]
 EXPLANATION_HEADER = ["RT-IoU", "SBert score", "LLM score"]
 
@@ -83,10 +92,18 @@ def markdown(metrics: dict, *, title: str, name: str) -> str:
     lines = [
         f"# {title}", "",
         f"{count['queries']} queries ({count['relevant']} relevant, {count['irrelevant']} irrelevant). "
-        f"Relevance judged by {'an LLM' if judge['relevance'] == 'llm' else 'the core parser'}; R@m counts "
+        f"Relevance judged by {'an LLM' if judge['relevance'] == 'llm' else 'the core parser'}; answers read "
+        f"{ANSWER_READING_TEXT.get(judge.get('answer_reading'), str(judge.get('answer_reading')))}; R@m counts "
         f"IoU {'>' if metrics['strict_recall'] else '>='} m. Percentages x100 as in the paper; SBERT and LLM "
         "scores as fractions and 0-5.", "",
     ]
+    if judge.get("sbert_model"):
+        model = str(judge["sbert_model"])
+        caveat = "" if "all-mpnet-base-v2" in model else (
+            " (the released evaluation used all-mpnet-base-v2, which is not available offline here: these SBERT "
+            "scores are not directly comparable with its numbers)")
+        lines += [f"SBERT score: {SBERT_TEXT_TEXT.get(judge.get('sbert_text'), str(judge.get('sbert_text')))}; "
+                  f"model {model}{caveat}.", ""]
     if count["relevant"] and count["irrelevant"]:
         lines += ["## RA-IoU and F1 (Tables 1, 2, 8, 12)", "", *_table(["Method", *RA_IOU_HEADER],
                                                                       [[name, *ra_iou_cells(metrics)]]), ""]
@@ -106,12 +123,16 @@ def markdown(metrics: dict, *, title: str, name: str) -> str:
                            [f"{name} (refused)", *explanation_cells(metrics, "refused")]]),
                   ""]
     if levels:
-        header = ["Method"] + [f"{level.capitalize()} {column}" for level in levels for column in ("F1", "LLM sc.")]
+        header = (["Method"] + [f"{level.capitalize()} {column}" for level in levels for column in ("F1", "LLM sc.")]
+                  + [f"{level.capitalize()} F1 avg. 1:1" for level in levels])
         cells = [cell for level in levels for cell in (
-            pct(lookup(metrics, f"by_difficulty.{level}.relevance.f1_avg")),
+            pct(lookup(metrics, f"by_difficulty.{level}.f1")),
             num(lookup(metrics, f"by_difficulty.{level}.explanation.llm_score.all")))]
+        cells += [pct(lookup(metrics, f"by_difficulty.{level}.paired.relevance.f1_avg")) for level in levels]
         lines += ["## By hardness level (Tables 5, 6, 10, 11)", "",
-                  "F1 = average F1 of a level's irrelevant queries and the relevant queries of the same items.", "",
+                  "F1 = the released definition: F1 of the refusal class on the level's own irrelevant queries "
+                  "(2·acc/(1+acc)). Extra columns, not the paper's: F1 avg. 1:1 = average F1 of the level's "
+                  "irrelevant queries with the relevant queries of the same items.", "",
                   *_table(header, [[name, *cells]]), ""]
     if count["relevant"]:
         vtg = metrics["vtg_iou"]
@@ -140,11 +161,13 @@ def details(metrics: dict, levels: list[str]) -> list[str]:
         rows = []
         for level in levels:
             row = metrics["by_difficulty"][level]
-            rows.append([level, str(row["queries"]), pct(row["relevance"]["f1_rel"]), pct(row["relevance"]["f1_irrel"]),
-                         pct(row["relevance"]["f1_avg"]), pct(row["refusal_accuracy"]), pct(row["ra_iou"]["mIoU"]),
-                         *explanation_cells(row)])
-        lines += _table(["level", "queries", "F1 re.", "F1 irre.", "F1 avg.", "refusal acc.", "RA mIoU",
-                         *EXPLANATION_HEADER], rows) + [""]
+            paired = row["paired"]
+            rows.append([level, str(row["irrelevant"]), pct(row["refusal_accuracy"]), pct(row["f1"]),
+                         *explanation_cells(row), str(paired["queries"]), pct(paired["relevance"]["f1_rel"]),
+                         pct(paired["relevance"]["f1_irrel"]), pct(paired["relevance"]["f1_avg"]),
+                         pct(paired["ra_iou"]["mIoU"])])
+        lines += _table(["level", "irrelevant", "refusal acc.", "F1", *EXPLANATION_HEADER, "1:1 queries",
+                         "1:1 F1 re.", "1:1 F1 irre.", "1:1 F1 avg.", "1:1 RA mIoU"], rows) + [""]
     original = metrics["by_difficulty"].get("original")
     if original:
         lines += [f"Relevant queries (original): {original['queries']}, answered with a segment "
@@ -158,12 +181,22 @@ def details(metrics: dict, levels: list[str]) -> list[str]:
               f"{'; LLM judge ' + str(judge['model']) if judge.get('model') else ''}.", ""]
     if judge.get("unreadable") or judge.get("failed"):
         lines += [f"Judge replies unreadable: {judge['unreadable']}; requests failed: {judge['failed']}.", ""]
+    defects = metrics.get("prediction_defects")
+    if defects:
+        lines += ["Prediction file defects (rows kept): " + "; ".join(f"{what}: {n}" for what, n in defects.items())
+                  + ".", ""]
     data = metrics.get("data")
     if data:
         lines += [f"Data: {data['summary']}", ""]
         if data.get("missing_predictions"):
             lines += [f"**{len(data['missing_predictions'])} quer(ies) of the data file have no prediction** "
                       f"(first: {', '.join(data['missing_predictions'][:5])}).", ""]
+        if data.get("unmatched_rows"):
+            lines += [f"**{len(data['unmatched_rows'])} prediction(s) match no query of the data file as loaded** "
+                      f"(scored as given; first: {', '.join(data['unmatched_rows'][:5])}).", ""]
+        if data.get("gt_timestamp_differs"):
+            lines += [f"{len(data['gt_timestamp_differs'])} prediction(s) carry a gt_timestamp other than the data "
+                      "file's span of their query (scored with the prediction's).", ""]
     return lines
 
 
@@ -202,9 +235,9 @@ def plots(metrics: dict, out_dir: Path) -> list[Path]:
     if levels:
         fig, ax = plt.subplots(figsize=(6, 4))
         xs = range(len(levels))
-        f1 = [100 * (metrics["by_difficulty"][level]["relevance"]["f1_avg"] or 0) for level in levels]
+        f1 = [100 * (metrics["by_difficulty"][level]["f1"] or 0) for level in levels]
         refusal = [100 * metrics["by_difficulty"][level]["refusal_accuracy"] for level in levels]
-        ax.bar([x - 0.2 for x in xs], f1, width=0.4, label="F1 avg.")
+        ax.bar([x - 0.2 for x in xs], f1, width=0.4, label="F1")
         ax.bar([x + 0.2 for x in xs], refusal, width=0.4, label="refusal acc.")
         ax.set_xticks(list(xs), levels)
         ax.set_ylabel("%")
@@ -277,8 +310,9 @@ def headline(metrics: dict) -> list[tuple[str, str, Callable[[float | None], str
              ("LLM score", "explanation.llm_score.all", num)]
     for level in LEVELS:
         if level in metrics.get("by_difficulty", {}):
-            rows += [(f"{level} F1", f"by_difficulty.{level}.relevance.f1_avg", pct),
-                     (f"{level} LLM score", f"by_difficulty.{level}.explanation.llm_score.all", num)]
+            rows += [(f"{level} F1", f"by_difficulty.{level}.f1", pct),
+                     (f"{level} LLM score", f"by_difficulty.{level}.explanation.llm_score.all", num),
+                     (f"{level} F1 avg. 1:1", f"by_difficulty.{level}.paired.relevance.f1_avg", pct)]
     rows += [(f"VTG R@{t}", f"vtg_iou.R@{t}", pct) for t in THRESHOLDS] + [("VTG mIoU", "vtg_iou.mIoU", pct)]
     rows += [(f"refusal acc. {c}", f"by_category.{c}.refusal_accuracy", pct) for c in metrics.get("by_category", {})]
     return rows
@@ -292,8 +326,9 @@ def _delta(a: float | None, b: float | None, fmt: Callable[[float | None], str])
     return f"{scale * (b - a):+.{digits}f}"
 
 
-COMPARED_SETTINGS = ("judge.relevance", "judge.explanations", "judge.sbert_model", "judge.model", "strict_recall",
-                     "count.queries", "count.relevant", "count.irrelevant")
+COMPARED_SETTINGS = ("judge.relevance", "judge.explanations", "judge.answer_reading", "judge.sbert_text",
+                     "judge.sbert_model", "judge.model", "strict_recall", "count.queries", "count.relevant",
+                     "count.irrelevant")
 
 
 def compare_markdown(a: dict, b: dict, name_a: str, name_b: str, *, everything: bool = False) -> str:

@@ -4,23 +4,47 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from rarft_plugin.labels import strip_answer_wrapper, strip_tags
+from rarft_plugin.parsing import evaluation_answer, without_correction
+
 from eval.judge import LlmJudge
-from eval.metrics import Judgement, answer_text, compute_metrics, rule_judgement
+from eval.metrics import Judgement, compute_metrics, rule_judgement
 from eval.predictions import Prediction
+
+SBERT_TEXTS = ("released", "answer")
+
+
+def sbert_pair(prediction: Prediction, text: str = "released", reading: str = "released") -> tuple[str, str]:
+    """(response text, reference text) the SBERT score compares.
+
+    released (llm_evaluator.py:492-499): the whole response minus its correction block, think
+    included, against the reference with its tag markup removed. answer (rarft's earlier score):
+    the answer text (`evaluation_answer` under `reading`) against the reference's answer block.
+
+    >>> sbert_pair(Prediction("0:1", "v", "q", "<think>t</think><answer>no</answer><correction>q</correction>",
+    ...                       False, None, "<answer>No.</answer><correct>q</correct>", (), "strong"))
+    ('<think>t</think><answer>no</answer>', 'No. q')
+    """
+    if text == "released":
+        return without_correction(prediction.model_output), strip_tags(prediction.gt_output)
+    if text == "answer":
+        return evaluation_answer(prediction.model_output, reading), strip_answer_wrapper(prediction.gt_output)
+    raise ValueError(f"unknown SBERT text {text!r}; expected one of {list(SBERT_TEXTS)}")
 
 
 def sbert_scores(
-    predictions: Sequence[Prediction], judgements: Sequence[Judgement], similarity: Any
+    predictions: Sequence[Prediction], judgements: Sequence[Judgement], similarity: Any, *,
+    text: str = "released", reading: str = "released",
 ) -> list[float | None]:
-    """cos(answer, reference refusal) for refused irrelevant queries with a reference; None elsewhere.
+    """SBERT cosine (`sbert_pair`) for refused irrelevant queries with a reference; None elsewhere.
 
-    An empty answer scores 0 (there is nothing to compare).
+    An empty response text scores 0 (there is nothing to compare).
     """
     targets = [i for i, (p, j) in enumerate(zip(predictions, judgements))
                if not p.gt_relevant and j.refused and p.gt_output.strip()]
-    answers = {i: answer_text(predictions[i].model_output) for i in targets}
-    compared = [i for i in targets if answers[i].strip()]
-    values = similarity.cosine_pairs([(answers[i], predictions[i].gt_output) for i in compared]) if compared else []
+    pairs = {i: sbert_pair(predictions[i], text, reading) for i in targets}
+    compared = [i for i in targets if pairs[i][0].strip() and pairs[i][1].strip()]
+    values = similarity.cosine_pairs([pairs[i] for i in compared]) if compared else []
     out: list[float | None] = [None] * len(predictions)
     for i in targets:
         out[i] = 0.0
@@ -37,30 +61,38 @@ def evaluate(
     llm_explanations: bool = False,
     similarity: Any = None,
     strict: bool = False,
+    reading: str = "released",
+    sbert_text: str = "released",
 ) -> tuple[dict, list[dict]]:
     """Metrics and per-query rows.
 
     Relevance: the core parser (default) or `judge` (`relevance_by_llm`). RT-IoU and the LLM
-    score need `judge` and `llm_explanations`; the SBERT score needs `similarity`.
+    score need `judge` and `llm_explanations`; the SBERT score needs `similarity`. `reading`
+    (`rarft_plugin.parsing.ANSWER_READINGS`) is how every judge reads a response; `sbert_text`
+    (`SBERT_TEXTS`) what the SBERT score compares.
     """
     if (relevance_by_llm or llm_explanations) and judge is None:
         raise ValueError("LLM judging needs an LlmJudge (an endpoint: --base-url, --judge-model)")
+    if sbert_text not in SBERT_TEXTS:
+        raise ValueError(f"unknown SBERT text {sbert_text!r}; expected one of {list(SBERT_TEXTS)}")
     if relevance_by_llm:
-        judgements = judge.relevance(predictions)
+        judgements = judge.relevance(predictions, reading=reading)
     else:
-        judgements = [rule_judgement(p.model_output) for p in predictions]
+        judgements = [rule_judgement(p.model_output, reading) for p in predictions]
     explained = set()
     if llm_explanations:
-        judgements = judge.explanations(predictions, judgements)
+        judgements = judge.explanations(predictions, judgements, reading=reading)
         explained |= {"rt_iou", "llm_score"}
     scores = None
     if similarity is not None:
-        scores = sbert_scores(predictions, judgements, similarity)
+        scores = sbert_scores(predictions, judgements, similarity, text=sbert_text, reading=reading)
         explained.add("sbert")
     metrics, items = compute_metrics(predictions, judgements, sbert_scores=scores, explained=explained, strict=strict)
     metrics["judge"] = {
         "relevance": "llm" if relevance_by_llm else "rule",
         "explanations": "llm" if llm_explanations else None,
+        "answer_reading": reading,
+        "sbert_text": sbert_text if similarity is not None else None,
         "sbert_model": getattr(similarity, "model_path", None) if similarity is not None else None,
     }
     if judge is not None:

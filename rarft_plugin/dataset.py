@@ -3,7 +3,7 @@
 A file is a JSON list of items (as `hi_vtg_charades.json`, `ss_vtg_charades.json`,
 `human_anno.json`)::
 
-    {"video": str, "query_text": str, "timestamp": [s, e] | [], "duration": float,
+    {"video": str, "query_text": str, "timestamp": [s, e] | [], "duration": float|null,
      "video_start": float|null, "video_end": float|null, "think": str, "difficulty": ...,
      "GRPO": [{"q": str, "a": str, "r": bool, "c": [category, ...], "difficulty": str,
                "q_origin": str}, ...]}
@@ -17,15 +17,27 @@ Each entry of `GRPO` is one query about the item's video: `r` says whether it is
   reward's negative).
 - irrelevant entry: a_refusal = its answer; a_time and q_r = the item's relevant entry.
 
-Charades-STA spans that end after the video's `duration` (166 items of `hi_vtg_charades.json`)
-are kept as annotated, as every published evaluation does, and counted in
-`LoadReport.spans_beyond_duration`.
+Every released file loads as it is; its defects are kept, counted in the `LoadReport` and
+handled as follows (one odd record never refuses a whole file):
 
-Known defect of `ss_vtg_charades.json`: items with two relevant queries carry one item-level
-timestamp, which belongs to `query_text`. The other query's span is recovered from another item
-of the same video whose `query_text` is that query; when none exists the span is unknown, the
-example is reported in `LoadReport.unknown_spans` and left out (or raises, with
-`unknown_span="error"`).
+- Charades-STA spans that end after the video's `duration` (166 items of `hi_vtg_charades.json`)
+  are kept as annotated, as every published evaluation does (`spans_beyond_duration`).
+- `duration: null` (every record of HI-TVGBench and SS-QVHighlights): the label's duration is
+  None; the evaluation does not need it, and `rarft-eval infer` measures the video it decodes.
+- A category outside the taxonomy (`Action/SceneTransition`, a mislabelled
+  `Scene/SceneTransition`, on one record): the query is kept, the string is left out of its
+  categories (so of per-category accuracy and of RT-IoU's ground truth) and counted in
+  `unknown_categories`.
+- Extra keys (`class`) are ignored; irrelevant answers without an `<answer>` wrapper are read as
+  they are; category lists may be empty.
+- `ss_vtg_charades.json`: items with two relevant queries carry one item-level timestamp, which
+  belongs to `query_text` (582 second queries have no span of their own). With
+  `unknown_span="skip"` (default) the other query's span is recovered from an item, of this file
+  or of the `spans_from` files, with the same video (by file name) whose `query_text` is that
+  query (`recovered_spans`: 189 from `hi_vtg_charades.json`); when none exists the example is
+  left out (`unknown_spans`). `unknown_span="error"` raises instead. `unknown_span="item"` is the
+  released inference's behaviour, for exact reproduction: every relevant query gets the item's
+  timestamp, right or not (`assumed_spans`).
 """
 
 from __future__ import annotations
@@ -34,12 +46,12 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Iterable, Literal, Sequence
 
 from rarft_plugin.errors import DataError
-from rarft_plugin.labels import Label, parse_label, strip_answer_wrapper
-from rarft_plugin.taxonomy import CATEGORIES, normalize_difficulty
-from rarft_plugin.video import VideoSpec, probe_all
+from rarft_plugin.labels import Label, parse_label, query_difficulty, strip_answer_wrapper
+from rarft_plugin.taxonomy import CATEGORIES
+from rarft_plugin.video import VideoSpec, probe_durations
 
 
 @dataclass(frozen=True)
@@ -50,9 +62,10 @@ class VtgQuery:
     relevant: bool
     answer: str  # inner text of the answer, wrapper removed
     correction: str  # inner text of a `<correct>` block in the answer, "" if none
-    categories: tuple[str, ...]
+    categories: tuple[str, ...]  # taxonomy paths only
     difficulty: str | None  # normalised (rarft_plugin.taxonomy.DIFFICULTIES) or None
     query_origin: str | None
+    unknown_categories: tuple[str, ...] = ()  # category entries outside the taxonomy (a data defect)
 
 
 @dataclass(frozen=True)
@@ -63,7 +76,7 @@ class VtgItem:
     video: str
     query_text: str
     timestamp: tuple[float, float] | None
-    duration: float
+    duration: float | None
     video_start: float | None
     video_end: float | None
     think: str
@@ -83,20 +96,30 @@ class Example:
         return f"{self.item.index}:{self.query_index}"
 
 
+UnknownSpan = Literal["skip", "error", "item"]
+UNKNOWN_SPAN_CHOICES = ("skip", "error", "item")
+
+
 @dataclass
 class LoadReport:
-    """What a load found besides the examples: recovered and unknown spans (data defects)."""
+    """What a load found besides the examples: the data defects, by example key (module docstring)."""
 
     source: str
     recovered_spans: list[str] = field(default_factory=list)
+    assumed_spans: list[str] = field(default_factory=list)
     unknown_spans: list[str] = field(default_factory=list)
     spans_beyond_duration: list[str] = field(default_factory=list)
+    unknown_categories: list[str] = field(default_factory=list)  # "KEY: category"
+    missing_durations: int = 0
 
     def summary(self) -> str:
         return (
-            f"{self.source}: {len(self.recovered_spans)} relevant query span(s) recovered from sibling items, "
-            f"{len(self.unknown_spans)} relevant query span(s) unknown (left out), "
-            f"{len(self.spans_beyond_duration)} span(s) ending after the video's duration (kept as annotated)"
+            f"{self.source}: {len(self.recovered_spans)} relevant query span(s) recovered from other items, "
+            f"{len(self.assumed_spans)} assumed to be the item's timestamp (released inference), "
+            f"{len(self.unknown_spans)} unknown (left out), "
+            f"{len(self.spans_beyond_duration)} span(s) ending after the video's duration (kept as annotated), "
+            f"{len(self.unknown_categories)} category entr(ies) outside the taxonomy (left out of the categories), "
+            f"{self.missing_durations} item(s) without a duration"
         )
 
 
@@ -126,8 +149,8 @@ def parse_item(record: Any, index: int) -> VtgItem:
     if not isinstance(record, dict):
         raise DataError(f"expected an object, got {type(record).__name__}")
     video = _string(record, "video")
-    duration = _number(record, "duration")
-    if duration <= 0:
+    duration = None if record.get("duration") is None else _number(record, "duration")
+    if duration is not None and duration <= 0:
         raise DataError(f"must be > 0, got {duration}", field="duration")
     video_start = _optional_number(record, "video_start")
     video_end = _optional_number(record, "video_end")
@@ -170,28 +193,22 @@ def _parse_query(entry: Any, position: int) -> VtgQuery:
     if not isinstance(answer, str):
         raise DataError("must be a string", field=f"{where}.a")
     categories = entry.get("c") or []
-    if not isinstance(categories, list) or any(c not in CATEGORIES for c in categories):
-        raise DataError(f"unknown category in {categories!r}; expected {list(CATEGORIES)}", field=f"{where}.c")
-    difficulty = entry.get("difficulty")
-    if difficulty is not None:
-        try:
-            difficulty = normalize_difficulty(str(difficulty))
-        except ValueError as error:
-            raise DataError(str(error), field=f"{where}.difficulty") from None
-        if not relevant and difficulty == "original":
-            raise DataError("an irrelevant query cannot be 'original'", field=f"{where}.difficulty")
-        if not relevant and not categories and difficulty == "weak":
-            # SS-VTG tags its shuffled queries "easy"; without edited categories they are shuffled.
-            difficulty = "shuffled"
+    if not isinstance(categories, list):
+        raise DataError(f"must be a list of category paths, got {categories!r}", field=f"{where}.c")
+    try:
+        difficulty = query_difficulty(entry.get("difficulty"), relevant=relevant, categories=categories)
+    except ValueError as error:
+        raise DataError(str(error), field=f"{where}.difficulty") from None
     origin = entry.get("q_origin")
     return VtgQuery(
         query=query.strip(),
         relevant=relevant,
         answer=strip_answer_wrapper(answer),
         correction=_correction_of(answer),
-        categories=tuple(categories),
+        categories=tuple(c for c in categories if c in CATEGORIES),
         difficulty=difficulty,
         query_origin=origin if isinstance(origin, str) else None,
+        unknown_categories=tuple(str(c) for c in categories if c not in CATEGORIES),
     )
 
 
@@ -205,12 +222,19 @@ def examples_from_items(
     items: Iterable[VtgItem],
     *,
     source: str = "<items>",
-    unknown_span: Literal["skip", "error"] = "skip",
+    unknown_span: UnknownSpan = "skip",
+    spans_from: Sequence[VtgItem] = (),
 ) -> tuple[list[Example], LoadReport]:
-    """One labelled `Example` per query of every item (see the module docstring)."""
+    """One labelled `Example` per query of every item (see the module docstring).
+
+    `spans_from`: items of other released files that may hold the span of a relevant query this
+    file lacks (their `query_text` and `timestamp`).
+    """
+    if unknown_span not in UNKNOWN_SPAN_CHOICES:
+        raise ValueError(f"unknown_span must be one of {UNKNOWN_SPAN_CHOICES}, got {unknown_span!r}")
     items = list(items)
-    report = LoadReport(source=source)
-    spans_by_query = _item_spans(items)
+    report = LoadReport(source=source, missing_durations=sum(item.duration is None for item in items))
+    spans_by_query = _item_spans([*items, *spans_from])
     examples = []
     for item in items:
         relevant_entries = [q for q in item.queries if q.relevant]
@@ -219,8 +243,9 @@ def examples_from_items(
         first_relevant = relevant_entries[0] if relevant_entries else None
         for position, entry in enumerate(item.queries):
             key = f"{item.index}:{position}"
+            report.unknown_categories.extend(f"{key}: {category}" for category in entry.unknown_categories)
             if entry.relevant:
-                span = _span_of(item, entry, spans_by_query)
+                span = item.timestamp if unknown_span == "item" else _span_of(item, entry, spans_by_query)
                 if span is None:
                     if unknown_span == "error":
                         raise DataError(
@@ -233,7 +258,9 @@ def examples_from_items(
                     continue
                 if span is not item.timestamp:
                     report.recovered_spans.append(key)
-                if span[1] > item.duration:
+                elif not _owns_timestamp(item, entry):
+                    report.assumed_spans.append(key)
+                if item.duration is not None and span[1] > item.duration:
                     report.spans_beyond_duration.append(key)
                 label = {
                     "relevant": True,
@@ -257,10 +284,12 @@ def examples_from_items(
 
 
 def load_examples(
-    path: str | Path, *, unknown_span: Literal["skip", "error"] = "skip"
+    path: str | Path, *, unknown_span: UnknownSpan = "skip", spans_from: Sequence[str | Path] = ()
 ) -> tuple[list[Example], LoadReport]:
-    """`load_items` + `examples_from_items` for one file."""
-    return examples_from_items(load_items(path), source=str(path), unknown_span=unknown_span)
+    """`load_items` + `examples_from_items` for one file; `spans_from`: other released files to
+    recover relevant-query spans from (see the module docstring)."""
+    other_items = [item for other in spans_from for item in load_items(other)]
+    return examples_from_items(load_items(path), source=str(path), unknown_span=unknown_span, spans_from=other_items)
 
 
 MAX_LISTED = 20
@@ -303,16 +332,20 @@ def video_spec(example: Example, video: Path) -> VideoSpec:
     return VideoSpec(str(video), example.item.video_start, example.item.video_end)
 
 
-def check_clips(examples: list[Example], videos: dict[str, Path], *, source: Path) -> None:
-    """Probe every clip the examples use; one DataError listing every clip that fails, with a record of each."""
+def check_clips(examples: list[Example], videos: dict[str, Path], *, source: Path) -> dict[VideoSpec, float]:
+    """Probe every clip the examples use; one DataError listing every clip that fails, with a record of each.
+
+    Returns each clip's measured video duration (s): the duration of records whose file has none.
+    """
     records = {}
     for example in examples:
         records.setdefault(video_spec(example, videos[example.item.video]), example.item.index)
-    failed = probe_all(records)
+    durations, failed = probe_durations(records)
     if failed:
         listed = "; ".join(f"record {records[spec]}: {error}" for spec, error in list(failed.items())[:MAX_LISTED])
         more = f" (and {len(failed) - MAX_LISTED} more)" if len(failed) > MAX_LISTED else ""
         raise DataError(f"{len(failed)} video clip(s) cannot be used: {listed}{more}", source=str(source))
+    return durations
 
 
 def format_span(span: tuple[float, float]) -> str:
@@ -327,19 +360,25 @@ def _relevant_answer(item: VtgItem, relevant: VtgQuery | None) -> str:
 
 
 def _item_spans(items: list[VtgItem]) -> dict[tuple[str, str], tuple[float, float]]:
+    """(video file name, query_text) -> timestamp; by file name because the released files carry the
+    authors' absolute paths, which need not agree between files."""
     spans = {}
     for item in items:
         if item.timestamp is not None:
-            spans.setdefault((item.video, _normal(item.query_text)), item.timestamp)
+            spans.setdefault((Path(item.video).name, _normal(item.query_text)), item.timestamp)
     return spans
 
 
+def _owns_timestamp(item: VtgItem, entry: VtgQuery) -> bool:
+    """The item timestamp belongs to `query_text`, or to a lone relevant query."""
+    return sum(q.relevant for q in item.queries) == 1 or _normal(entry.query) == _normal(item.query_text)
+
+
 def _span_of(item: VtgItem, entry: VtgQuery, spans: dict) -> tuple[float, float] | None:
-    """The item timestamp belongs to `query_text` (or to a lone relevant query); others are looked up."""
-    relevant_count = sum(q.relevant for q in item.queries)
-    if relevant_count == 1 or _normal(entry.query) == _normal(item.query_text):
+    """The item's timestamp where it is the entry's own; else looked up by video and query."""
+    if _owns_timestamp(item, entry):
         return item.timestamp
-    return spans.get((item.video, _normal(entry.query)))
+    return spans.get((Path(item.video).name, _normal(entry.query)))
 
 
 def _normal(text: str) -> str:

@@ -6,7 +6,7 @@ A label is a JSON object (or its JSON string, as OpenRLHF passes it):
 |------------------|-----------------|----------|---------------------------------------------------------------|
 | `relevant`       | bool            | yes      | the query has a segment in the video                          |
 | `timestamp`      | [start, end] s  | relevant | ground-truth segment; `null` / `[]` / absent when irrelevant  |
-| `duration`       | s, > 0          | yes      | video (or clip) length, seconds                               |
+| `duration`       | s, > 0, or null | no (null)| video (or clip) length, seconds; null where the file lacks it |
 | `query`          | str, non-empty  | yes      | the query asked                                               |
 | `answer_time`    | str             | no ("")  | a_time, the time-aware answer text ("9.3 to 14.4")            |
 | `answer_refusal` | str             | no ("")  | a_refusal, the refusal explanation                            |
@@ -18,6 +18,10 @@ A label is a JSON object (or its JSON string, as OpenRLHF passes it):
 Answer texts may carry their `<answer>...</answer>` / `<correct>...</correct>` wrapping as in the
 released files; it is removed here, so rewards compare plain texts. An empty reference text makes
 the reward that needs it 0 (SS-VTG has no refusal answers).
+
+`duration` may be unknown (`null` on every record of HI-TVGBench and SS-QVHighlights): the
+evaluation metrics do not need it, and whoever does (the released-variant reward's distance
+penalty) takes it from the video or asks for it.
 """
 
 from __future__ import annotations
@@ -26,12 +30,13 @@ import json
 import math
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from rarft_plugin.errors import DataError
 from rarft_plugin.taxonomy import CATEGORIES, normalize_difficulty
 
 _WRAPPER = re.compile(r"^\s*<(answer|correct|correction)>(.*?)</\1>", re.DOTALL)
+_TAG_MARKUP = re.compile(r"</?(?:think|answer|correct|correction)>")
 
 FIELDS = (
     "relevant",
@@ -52,7 +57,7 @@ class Label:
     """A validated label. Build it with `parse_label`."""
 
     relevant: bool
-    duration: float
+    duration: float | None
     query: str
     timestamp: tuple[float, float] | None = None
     answer_time: str = ""
@@ -78,6 +83,39 @@ def strip_answer_wrapper(text: str) -> str:
     """
     match = _WRAPPER.match(text)
     return match.group(2).strip() if match else text.strip()
+
+
+def strip_tags(text: str) -> str:
+    """A reference answer with its tag markup removed and whitespace collapsed, contents kept: how the
+    released evaluation's SBERT score reads `gt_output` (llm_evaluator.py:492-499).
+
+    >>> strip_tags("<answer>He sits.</answer><correct>a man runs</correct>")
+    'He sits. a man runs'
+    """
+    return " ".join(_TAG_MARKUP.sub(" ", text).split())
+
+
+def query_difficulty(tag: Any, *, relevant: bool, categories: Sequence[str]) -> str | None:
+    """The difficulty of a released-file query in the paper's vocabulary, or None when untagged.
+
+    Aliases are mapped (hard / medium / easy); an irrelevant query tagged weak ("easy") with no
+    edited category is simply shuffled (SS-VTG tags its shuffled queries "easy"; a weak
+    hard-irrelevant query has three edited categories). Raises ValueError for an unknown tag or
+    an irrelevant query tagged original.
+
+    >>> query_difficulty("easy", relevant=False, categories=[]), query_difficulty("hard", relevant=False, categories=["x"])
+    ('shuffled', 'strong')
+    """
+    if tag is None or (isinstance(tag, str) and not tag.strip()):
+        return None
+    if not isinstance(tag, str):
+        raise ValueError(f"must be a string, got {tag!r}")
+    difficulty = normalize_difficulty(tag)
+    if not relevant and difficulty == "original":
+        raise ValueError("an irrelevant query cannot be 'original'")
+    if not relevant and not categories and difficulty == "weak":
+        return "shuffled"
+    return difficulty
 
 
 def parse_label(raw: Mapping[str, Any] | str | Label, *, source: str | None = None, record: object = None) -> Label:
@@ -111,9 +149,11 @@ def _parse_label(raw: Mapping[str, Any] | str) -> Label:
     relevant = _required(raw, "relevant")
     if not isinstance(relevant, bool):
         raise DataError(f"must be true or false, got {relevant!r}", field="relevant")
-    duration = _number(_required(raw, "duration"), "duration")
-    if duration <= 0:
-        raise DataError(f"must be > 0, got {duration}", field="duration")
+    duration = raw.get("duration")
+    if duration is not None:
+        duration = _number(duration, "duration")
+        if duration <= 0:
+            raise DataError(f"must be > 0, got {duration}", field="duration")
     query = _text(_required(raw, "query"), "query")
     if not query.strip():
         raise DataError("must not be empty", field="query")

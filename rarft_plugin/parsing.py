@@ -261,3 +261,53 @@ def extract_response(decoded: str, prompt: str | None = None) -> str:
         if end >= 0:
             response = response[:end]
     return response
+
+
+# Reading a response as the evaluation does. Two named readings (docs/eval.md):
+# - "released" (default): the released evaluation (src/llm_eval/utils.py:14-37): every complete
+#   <think>...</think> block removed, then the FIRST complete <answer> block; with none, what is
+#   left of the text.
+# - "last_block": rarft's earlier reading: the LAST complete <answer> block (innermost when nested),
+#   else the whole response, think block included.
+ANSWER_READINGS = ("released", "last_block")
+_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)
+_FIRST_ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_ANSWER_TAG = re.compile(r"<(/?)answer>")
+
+
+def evaluation_answer(model_output: str, reading: str = "released") -> str:
+    """The text of a response that the evaluation reads as its answer (judges, rule judge, SBERT).
+
+    >>> evaluation_answer("<think>0 to 3</think> The video does not show it.")
+    'The video does not show it.'
+    >>> evaluation_answer("<answer>No match.</answer><answer>2 to 6</answer>")
+    'No match.'
+    >>> evaluation_answer("<answer>No match.</answer><answer>2 to 6</answer>", "last_block")
+    '2 to 6'
+    """
+    if reading == "released":
+        text = _THINK_BLOCK.sub("", model_output)
+        match = _FIRST_ANSWER_BLOCK.search(text)
+        return (match.group(1) if match else text).strip()
+    if reading == "last_block":
+        last, opened = None, None
+        for tag in _ANSWER_TAG.finditer(model_output):
+            if not tag.group(1):
+                opened = tag.end()
+            elif opened is not None:
+                last, opened = model_output[opened : tag.start()].strip(), None
+        return last if last is not None else model_output
+    raise ValueError(f"unknown answer reading {reading!r}; expected one of {list(ANSWER_READINGS)}")
+
+
+_CORRECTION_BLOCK = re.compile(r"<(correct|correction)>.*?</\1>", re.DOTALL)
+
+
+def without_correction(model_output: str) -> str:
+    """The response with every complete `<correct>`/`<correction>` block removed, think and tags kept:
+    the text the released evaluation's SBERT score compares (llm_evaluator.py:492-499).
+
+    >>> without_correction("<think>t</think> <answer>no</answer> <correction>q</correction>")
+    '<think>t</think> <answer>no</answer>'
+    """
+    return _CORRECTION_BLOCK.sub("", model_output).strip()

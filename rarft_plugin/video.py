@@ -244,19 +244,26 @@ def probe(spec: Any, *, backend: Backend = "auto") -> float:
 
 def probe_all(specs: Iterable[Any], *, workers: int = 8) -> dict[VideoSpec, VideoError]:
     """`probe` every distinct clip (in threads, with a progress bar); the clips that fail, with their errors."""
+    return probe_durations(specs, workers=workers)[1]
+
+
+def probe_durations(
+    specs: Iterable[Any], *, workers: int = 8
+) -> tuple[dict[VideoSpec, float], dict[VideoSpec, VideoError]]:
+    """`probe_all`, also returning the video duration of every clip that opens (for records without one)."""
     distinct = list(dict.fromkeys(VideoSpec.parse(spec) for spec in specs))
 
-    def check(spec: VideoSpec) -> VideoError | None:
+    def check(spec: VideoSpec) -> float | VideoError:
         try:
-            probe(spec)
+            return probe(spec)
         except VideoError as error:
             return error
-        return None
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        errors = list(tqdm(pool.map(check, distinct), total=len(distinct), desc="probing videos", unit="clip",
-                           disable=len(distinct) < 200))
-    return {spec: error for spec, error in zip(distinct, errors) if error is not None}
+        results = list(tqdm(pool.map(check, distinct), total=len(distinct), desc="probing videos", unit="clip",
+                            disable=len(distinct) < 200))
+    durations = {spec: r for spec, r in zip(distinct, results) if not isinstance(r, VideoError)}
+    return durations, {spec: r for spec, r in zip(distinct, results) if isinstance(r, VideoError)}
 
 
 @contextmanager

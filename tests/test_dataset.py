@@ -42,7 +42,7 @@ def edited(path, value):
         (edited(["GRPO"], []), "GRPO", "non-empty list"),
         (edited(["GRPO", 1, "q"], ""), "GRPO[1].q", "non-empty string"),
         (edited(["GRPO", 1, "r"], "no"), "GRPO[1].r", "true or false"),
-        (edited(["GRPO", 1, "c"], ["Object/Unknown"]), "GRPO[1].c", "unknown category"),
+        (edited(["GRPO", 1, "c"], "Object/ObjectExistence"), "GRPO[1].c", "list of category paths"),
         (edited(["GRPO", 1, "difficulty"], "extreme"), "GRPO[1].difficulty", "unknown difficulty"),
         (edited(["GRPO", 1, "difficulty"], "original"), "GRPO[1].difficulty", "cannot be 'original'"),
     ],
@@ -79,6 +79,88 @@ def test_labels_of_an_hi_vtg_item():
     assert irrelevant.label.answer_refusal == "He runs, not walks."
     assert irrelevant.label.answer_time == "1.0 to 3.0" and irrelevant.label.query_relevant == "a man runs"
     assert irrelevant.label.categories == ("Action/FineGrainedAction",) and irrelevant.key == "0:1"
+
+
+# The two released files we do not ship, written from their descriptions: HI-TVGBench (duration
+# null, absolute author paths, an extra `class` key, a category outside the taxonomy on one query)
+# and SS-QVHighlights (irrelevant answers without an <answer> wrapper, empty category lists).
+HI_TVGBENCH_LIKE = [
+    {"video": "/data/author/tvgbench/videos/v_abc.mp4", "query_text": "a man opens the door", "timestamp": [12.0, 20.0],
+     "duration": None, "video_start": None, "video_end": None, "think": "", "difficulty": None,
+     "GRPO": [{"q": "a man opens the door", "a": "<answer>12.0 to 20.0</answer>", "r": True, "c": [],
+               "difficulty": "original", "class": "relevant"},
+              {"q": "a man closes the door in the dark", "a": "<answer>He opens it, in daylight.</answer>", "r": False,
+               "c": ["Action/FineGrainedAction", "Action/SceneTransition"], "difficulty": "medium", "class": "hard"}]},
+    {"video": "/data/author/tvgbench/videos/v_def.mp4", "query_text": "a dog runs", "timestamp": [1.0, 4.0],
+     "duration": None, "video_start": None, "video_end": None, "think": "", "difficulty": None,
+     "GRPO": [{"q": "a dog runs", "a": "<answer>1.0 to 4.0</answer>", "r": True, "c": [], "difficulty": "original"},
+              {"q": "a cat runs", "a": "<answer>It is a dog.</answer>", "r": False, "c": ["Object/ObjectExistence"],
+               "difficulty": "hard", "class": "hard"}]},
+]
+SS_QVHIGHLIGHTS_LIKE = [
+    {"video": "/data/author/qvhighlights/videos/ID_210.0_360.0.mp4", "query_text": "a chef cuts onions",
+     "timestamp": [10.0, 24.0], "duration": None, "think": "",
+     "GRPO": [{"q": "a chef cuts onions", "a": "", "r": True, "c": [], "difficulty": "original"},
+              {"q": "kids play football", "a": "This query is unrelated to the video.", "r": False, "c": [],
+               "difficulty": "easy"}]},
+]
+
+
+@pytest.mark.parametrize(
+    "records, levels, unknown_categories",
+    [
+        (HI_TVGBENCH_LIKE, ["original", "moderate", "original", "strong"], ["0:1: Action/SceneTransition"]),
+        (SS_QVHIGHLIGHTS_LIKE, ["original", "shuffled"], []),
+    ],
+)
+def test_the_files_we_do_not_ship_load_as_they_are(tmp_path, records, levels, unknown_categories):
+    path = tmp_path / "released.json"
+    path.write_text(json.dumps(records))
+    examples, report = load_examples(path)
+    assert len(examples) == 2 * len(records) and [e.label.difficulty for e in examples] == levels
+    assert all(e.label.duration is None and e.item.duration is None for e in examples)
+    assert report.missing_durations == len(records) and report.unknown_categories == unknown_categories
+    assert f"{len(unknown_categories)} category entr(ies) outside the taxonomy" in report.summary()
+    irrelevant = [e.label for e in examples if not e.label.relevant]
+    if records is HI_TVGBENCH_LIKE:  # the odd category is left out of the categories, the query is kept
+        assert irrelevant[0].categories == ("Action/FineGrainedAction",)
+        assert irrelevant[0].answer_refusal == "He opens it, in daylight."
+    else:  # an answer without wrapper is read as it is
+        assert irrelevant[0].answer_refusal == "This query is unrelated to the video." and irrelevant[0].categories == ()
+
+
+# SS-Charades: 582 second relevant queries have no span of their own in the file.
+@pytest.mark.parametrize(
+    "options, recovered, assumed, unknown, relevant",
+    [
+        ({}, 0, 0, 582, 1278),
+        ({"spans_from": ["hi_vtg_charades.json"]}, 189, 0, 393, 1467),
+        ({"spans_from": ["hi_vtg_charades.json", "human_anno.json"]}, 189, 0, 393, 1467),
+        ({"unknown_span": "item"}, 0, 582, 0, 1860),  # the released inference: the item's timestamp
+    ],
+)
+def test_ss_charades_second_query_spans(official_data, options, recovered, assumed, unknown, relevant):
+    options = {**options, "spans_from": [official_data / name for name in options.get("spans_from", [])]}
+    examples, report = load_examples(official_data / "ss_vtg_charades.json", **options)
+    assert (len(report.recovered_spans), len(report.assumed_spans), len(report.unknown_spans)) == (
+        recovered, assumed, unknown)
+    assert sum(e.label.relevant for e in examples) == relevant
+    assert f"{recovered} relevant query span(s) recovered" in report.summary()
+    assert f"{assumed} assumed to be the item's timestamp" in report.summary()
+
+
+def test_recovered_spans_are_the_other_files_spans(official_data):
+    """A recovered span is the span the other file gives that query on the same video, not the item's."""
+    hi = {(e.item.video.rsplit("/", 1)[-1], e.label.query.lower()): e.label.timestamp
+          for e in load_examples(official_data / "hi_vtg_charades.json")[0] if e.label.relevant}
+    examples, report = load_examples(official_data / "ss_vtg_charades.json",
+                                     spans_from=[official_data / "hi_vtg_charades.json"])
+    recovered = [e for e in examples if e.key in set(report.recovered_spans)]
+    for example in recovered:
+        assert example.label.timestamp == hi[(example.item.video.rsplit("/", 1)[-1], example.label.query.lower())]
+    # the released inference's item timestamp is wrong for 133 of them (Charades-STA annotates some
+    # events twice with the same span)
+    assert sum(e.label.timestamp != e.item.timestamp for e in recovered) == 133
 
 
 EXPECTED = {

@@ -103,17 +103,20 @@ def hand_table():
 
 def test_markdown_rows_are_laid_out_like_the_paper():
     metrics, _ = hand_table()
-    metrics["judge"] = {"relevance": "rule"}
+    metrics["judge"] = {"relevance": "rule", "answer_reading": "released"}
     report = markdown(metrics, title="t", name="Ours")
+    assert "answers read as the released evaluation does" in report
     # RA-IoU [0.5, 1, 0, 1]: R@.3 .75, R@.5 .75, R@.7 .5, mIoU .625
     # relevant: tp 1, fn 1 -> F1 2/3; irrelevant: tn 2, fn 1 -> F1 .8
     assert "| Ours | 75.0 | 75.0 | 50.0 | 62.5 | 66.7 | 80.0 | 73.3 |" in report
     # Table 3 appends RT-IoU (mean of 1 and 0), SBERT and LLM scores (two decimals)
     assert "| Ours | 75.0 | 75.0 | 50.0 | 62.5 | 66.7 | 80.0 | 73.3 | 50.0 | 0.38 | 2.50 |" in report
     assert "| Ours | 73.3 | 75.0 | 62.5 | 50.0 | 0.38 | 2.50 |" in report  # Table 4: F1, R@.5, mIoU, explanation
-    # Table 6: strong = items 0 (F1 1.0 both) ; weak = item 1 (relevant refused)
-    assert "| Method | Strong F1 | Strong LLM sc. | Weak F1 | Weak LLM sc. |" in report
-    assert "| Ours | 100.0 | 4.00 | 33.3 | 1.00 |" in report
+    # Table 6: released F1 on each level's own irrelevant queries (both refused: 100), then the extra 1:1
+    # columns: strong = item 0 (F1 1.0 both); weak = item 1 (relevant refused: (0 + 2/3) / 2)
+    assert ("| Method | Strong F1 | Strong LLM sc. | Weak F1 | Weak LLM sc. | Strong F1 avg. 1:1 | Weak F1 avg. 1:1 |"
+            in report)
+    assert "| Ours | 100.0 | 4.00 | 100.0 | 1.00 | 100.0 | 33.3 |" in report
     assert "| Ours | 50.0 | 50.0 | 0.0 | 25.0 |" in report  # Table 7: VTG IoU [0.5, 0]
 
 
@@ -158,7 +161,7 @@ GOOD = {"id": "0:0", "video": "v", "query": "q", "model_output": "", "gt_relevan
     "bad, message",
     [
         ({"model_output": None}, "field model_output: must be a string"),
-        ({"gt_categories": ["Object/Unknown"]}, "field gt_categories: unknown category"),
+        ({"gt_categories": "Object/ObjectExistence"}, "field gt_categories: must be a list"),
         ({"gt_relevant": "yes"}, "field gt_relevant: must be true or false"),
         ({"gt_relevant": True, "gt_timestamp": None}, "field gt_timestamp: a relevant query needs [start, end]"),
         ({"gt_timestamp": [5, 1]}, "field gt_timestamp: must satisfy 0 <= start <= end"),
@@ -201,7 +204,7 @@ def test_rows_without_id_and_extra_fields_are_accepted(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert rarft_eval(["score", str(path), "--out", str(tmp_path / "run"), "--no-sbert"]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["ra_iou"]["mIoU"] == 1.0 and metrics["by_difficulty"]["strong"]["queries"] == 2
+    assert metrics["ra_iou"]["mIoU"] == 1.0 and metrics["by_difficulty"]["strong"]["paired"]["queries"] == 2
 
 
 def test_shards_score_together_and_data_coverage_is_checked(official_data, tmp_path):
@@ -230,14 +233,18 @@ def test_predictions_of_another_file_are_refused(official_data, tmp_path, capsys
     (tmp_path / "p.jsonl").write_text("".join(json.dumps({**r, "id": "x" + r["id"]}) + "\n" for r in rows))
     assert rarft_eval(["score", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "run"), "--no-sbert",
                        "--data", str(official_data / "human_anno.json")]) == 2
-    assert "no prediction id matches a query of" in capsys.readouterr().err
+    assert "no prediction matches a query of the data file" in capsys.readouterr().err
 
 
 def test_write_report_for_the_demo(official_data, tmp_path, sbert):
     synthetic_predictions(official_data / "human_anno.json", tmp_path / "p.jsonl")
     rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
     metrics = write_report(rows, tmp_path / "run", title="demo", name="demo")
-    assert metrics["judge"] == {"relevance": "rule", "explanations": None, "sbert_model": sbert.model_path}
+    assert metrics["judge"] == {"relevance": "rule", "explanations": None, "answer_reading": "released",
+                                "sbert_text": "released", "sbert_model": sbert.model_path}
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "SBERT score: the response minus its correction, think included" in report
+    assert "the released evaluation used all-mpnet-base-v2, which is not available offline here" in report
     assert metrics["explanation"]["sbert"]["all"] is not None
     assert {p.name for p in (tmp_path / "run").iterdir()} >= {"metrics.json", "items.jsonl", "report.md", "metrics.csv",
                                                               "by_category.png"}
@@ -278,3 +285,152 @@ def test_llm_judging_without_an_endpoint_is_a_clear_error(tmp_path, capsys):
     path.write_text(json.dumps(GOOD) + "\n")
     assert rarft_eval(["score", str(path), "--out", str(tmp_path / "run"), "--judge", "llm", "--no-sbert"]) == 2
     assert "need --base-url and --model" in capsys.readouterr().err
+
+
+def released_inference_output(path, outputs, *, levels=False):
+    """Rows as the released inference writes them: a JSON array, no ids, the raw reference answer,
+    the item's timestamp, the level in `irrelevance_level` (here "" unless `levels`)."""
+    rows = []
+    for item in json.loads(path.read_text()):
+        for entry in item["GRPO"]:
+            rows.append({"video": item["video"], "query": entry["q"], "model_output": outputs(len(rows), entry),
+                         "gt_relevant": entry["r"], "gt_timestamp": item["timestamp"], "gt_output": entry["a"],
+                         "gt_categories": entry.get("c", []),
+                         "irrelevance_level": entry.get("difficulty", "") if levels and not entry["r"] else ""})
+    return rows
+
+
+def answer_or_refuse(index, entry):
+    """Answers every third irrelevant query wrongly and every fifth relevant one late."""
+    if entry["r"]:
+        return "<answer>0.0 to 4.0</answer>" if index % 5 == 0 else entry["a"]
+    return "<answer>0.0 to 4.0</answer>" if index % 3 == 0 else f"<think>t</think> {entry['a']}"
+
+
+def test_the_released_inference_output_scores_as_it_is(official_data, tmp_path):
+    """JSON array, no ids, `irrelevance_level` "", a timestamp on irrelevant rows, an odd category: it scores,
+    with the same numbers as rarft's own prediction file of the same outputs, and `--data` fills the levels."""
+    rows = released_inference_output(official_data / "hi_vtg_charades.json", answer_or_refuse)
+    rows[1]["gt_categories"] = rows[1]["gt_categories"] + ["Action/SceneTransition"]  # the mislabelled category
+    released = tmp_path / "released.json"
+    released.write_text(json.dumps(rows, indent=1))
+    assert rarft_eval(["score", str(released), "--out", str(tmp_path / "plain"), "--no-sbert"]) == 0
+    assert rarft_eval(["score", str(released), "--out", str(tmp_path / "joined"), "--no-sbert",
+                       "--data", str(official_data / "hi_vtg_charades.json")]) == 0
+    examples, _ = load_examples(official_data / "hi_vtg_charades.json")
+    ours = tmp_path / "ours.jsonl"
+    ours.write_text("".join(json.dumps(prediction_from_example(e, row["model_output"]).to_json()) + "\n"
+                            for e, row in zip(examples, rows)))
+    assert rarft_eval(["score", str(ours), "--out", str(tmp_path / "ours"), "--no-sbert"]) == 0
+    plain, joined, reference = (json.loads((tmp_path / run / "metrics.json").read_text())
+                                for run in ("plain", "joined", "ours"))
+    for metrics in (plain, joined):
+        assert metrics["ra_iou"] == reference["ra_iou"] and metrics["relevance"] == reference["relevance"]
+    assert set(plain["by_difficulty"]) == {"original"}  # no level in the rows
+    assert joined["by_difficulty"] == reference["by_difficulty"]  # levels and items from the data file
+    assert plain["prediction_defects"] == {"category 'Action/SceneTransition' outside the taxonomy (left out)": 1,
+                                           "gt_timestamp on an irrelevant query (ignored)": 1097}
+    assert joined["data"]["missing_predictions"] == [] and joined["data"]["unmatched_rows"] == []
+    report = (tmp_path / "plain" / "report.md").read_text()
+    assert "Prediction file defects (rows kept): category 'Action/SceneTransition'" in report
+
+
+def test_items_without_ids_are_grouped_by_video_and_relevant_query(official_data, tmp_path):
+    """1,097 HI-Charades items share 753 videos: the 1:1 level subsets of a file without ids are those of
+    the same file with ids (grouping by video alone would lend relevant queries to other items' levels)."""
+    rows = released_inference_output(official_data / "hi_vtg_charades.json", answer_or_refuse, levels=True)
+    for row in rows:
+        row["gt_timestamp"] = row["gt_timestamp"] if row["gt_relevant"] else None
+    released = tmp_path / "released.json"
+    released.write_text(json.dumps(rows))
+    examples, _ = load_examples(official_data / "hi_vtg_charades.json")
+    ours = tmp_path / "ours.jsonl"
+    ours.write_text("".join(json.dumps(prediction_from_example(e, row["model_output"]).to_json()) + "\n"
+                            for e, row in zip(examples, rows)))
+    for path, run in ((released, "released"), (ours, "ours")):
+        assert rarft_eval(["score", str(path), "--out", str(tmp_path / run), "--no-sbert"]) == 0
+    released_metrics, ours_metrics = (json.loads((tmp_path / run / "metrics.json").read_text())
+                                      for run in ("released", "ours"))
+    assert released_metrics["by_difficulty"] == ours_metrics["by_difficulty"]
+    assert {level: row["paired"]["queries"] for level, row in ours_metrics["by_difficulty"].items()
+            if level != "original"} == {"strong": 2 * 530, "moderate": 2 * 363, "weak": 2 * 204}
+
+
+@pytest.mark.parametrize(
+    "reading, refused",
+    [
+        ("released", [True, True]),  # think removed: a refusal; first block: a refusal
+        ("last_block", [False, False]),  # (0, 3) from the think block; the last block answers
+    ],
+)
+def test_answer_reading_option(tmp_path, reading, refused):
+    outputs = ["<think><timestep>0.00 to 3.00</timestep> a man sits.</think> The video does not contain this.",
+               "<answer>No match.</answer><answer>2 to 6</answer>"]
+    rows = [{**GOOD, "id": f"{i}:1", "gt_relevant": False, "gt_timestamp": None, "gt_output": "no", "model_output": o,
+             "hardness_level": "hard", "gt_categories": ["Attribute/Counting"]} for i, o in enumerate(outputs)]
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    option = [] if reading == "released" else ["--answer-reading", reading]
+    assert rarft_eval(["score", str(path), "--out", str(tmp_path / "run"), "--no-sbert", *option]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    items = [json.loads(line) for line in (tmp_path / "run" / "items.jsonl").read_text().splitlines()]
+    assert [item["refused"] for item in items] == refused and metrics["judge"]["answer_reading"] == reading
+    assert ("answers read as the released evaluation does" in (tmp_path / "run" / "report.md").read_text()) == (
+        reading == "released")
+
+
+@pytest.mark.parametrize(
+    "options, summary, missing",
+    [
+        ([], "0 relevant query span(s) recovered from other items, 0 assumed to be the item's timestamp "
+             "(released inference), 582 unknown (left out)", 0),
+        (["--spans-from", "hi_vtg_charades.json"], "189 relevant query span(s) recovered from other items, 0 assumed",
+         189),
+        (["--unknown-spans", "item"], "0 relevant query span(s) recovered from other items, 582 assumed", 582),
+    ],
+)
+def test_score_reports_ss_charades_second_query_spans(official_data, tmp_path, options, summary, missing):
+    preds = tmp_path / "p.jsonl"
+    synthetic_predictions(official_data / "ss_vtg_charades.json", preds)
+    options = [str(official_data / o) if o.endswith(".json") else o for o in options]
+    assert rarft_eval(["score", str(preds), "--out", str(tmp_path / "run"), "--no-sbert",
+                       "--data", str(official_data / "ss_vtg_charades.json"), *options]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert summary in metrics["data"]["summary"] and summary in (tmp_path / "run" / "report.md").read_text()
+    # the predictions were made from the default load: the queries the file now also holds have none
+    assert len(metrics["data"]["missing_predictions"]) == missing
+
+
+def test_spans_from_and_the_released_spans_exclude_each_other(official_data, tmp_path, capsys):
+    preds = tmp_path / "p.jsonl"
+    preds.write_text(json.dumps(GOOD) + "\n")
+    assert rarft_eval(["score", str(preds), "--out", str(tmp_path / "run"), "--no-sbert", "--data",
+                       str(official_data / "ss_vtg_charades.json"), "--unknown-spans", "item",
+                       "--spans-from", str(official_data / "hi_vtg_charades.json")]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["hi_vtg_charades.json", "human_anno.json", "ss_vtg_charades.json"])
+def test_the_smallest_examples_on_every_shipped_file(official_data, tmp_path, name):
+    """Every irrelevant query answered `<think><timestep>0.00 to 3.00</timestep> …</think> The video does not
+    contain this.` and every relevant one `<answer>No match.</answer><answer>S to E</answer>`: the released
+    reading refuses all of them, the last-block reading answers all of them."""
+    examples, _ = load_examples(official_data / name)
+    rows = []
+    for e in examples:
+        if e.label.relevant:
+            text = f"<answer>No match.</answer><answer>{e.label.timestamp[0]} to {e.label.timestamp[1]}</answer>"
+        else:
+            text = ("<think><timestep>0.00 to 3.00</timestep> a person is in the room.</think> The video does not "
+                    "contain this.")
+        rows.append(prediction_from_example(e, text).to_json())
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for reading in ("released", "last_block"):
+        assert rarft_eval(["score", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / reading), "--no-sbert",
+                           "--answer-reading", reading]) == 0
+    released, last_block = (json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("released", "last_block"))
+    irrelevant = sum(not r["gt_relevant"] for r in rows)
+    assert released["relevance"]["accuracy"] == pytest.approx(irrelevant / len(rows))
+    assert released["relevance"]["recall_irrel"] == 1.0 and released["relevance"]["recall_rel"] == 0.0
+    assert last_block["relevance"]["recall_irrel"] == 0.0 and last_block["relevance"]["recall_rel"] == 1.0
+    assert last_block["vtg_iou"]["mIoU"] == 1.0 and released["vtg_iou"]["mIoU"] == 0.0

@@ -1,11 +1,13 @@
 """`rarft-eval infer` with a tiny random Qwen2.5-VL on CPU over generated videos."""
 
 import json
+import math
 
 import pytest
 
 from eval.cli import main as rarft_eval
-from eval.infer import meta_path, parse_shard
+from eval.infer import clip_seconds, meta_path, parse_shard
+from rarft_plugin.dataset import examples_from_items, parse_item
 from rarft_plugin.testing import build_tiny_qwen2_5_vl, write_test_video
 
 IDS = ["0:0", "0:1", "1:0", "1:1", "2:0", "2:1"]
@@ -140,3 +142,49 @@ def test_unreadable_videos_are_named(setup, tmp_path, capsys, probe):
         assert "3 video clip(s) cannot be used: record 0: " in error and "record 2: " in error
     else:  # the first one met, mid-run
         assert f"{broken}" in error and "cannot decode video" in error
+
+
+def test_records_without_duration_are_predicted(setup, tmp_path):
+    """HI-TVGBench and SS-QVHighlights carry `duration: null`: inference measures the videos instead."""
+    model, data, videos = setup
+    items = json.loads(data.read_text())
+    nulls = tmp_path / "null_durations.json"
+    nulls.write_text(json.dumps([{**item, "duration": None, "video": f"/data/author/videos/{item['video'].split('/')[-1]}"}
+                                 for item in items]))
+    out = tmp_path / "preds.jsonl"
+    assert rarft_eval(["infer", "--model", str(model), "--data", str(nulls), "--video-root", str(videos),
+                       "--out", str(out), "--backend", "hf", "--batch-size", "4", "--max-new-tokens", "2"]) == 0
+    assert [json.loads(line)["id"] for line in lines(out)] == IDS
+
+
+ITEM = {"video": "v.mp4", "query_text": "q", "timestamp": [0, 1], "duration": None,
+        "GRPO": [{"q": "q", "a": "", "r": True}]}
+
+
+@pytest.mark.parametrize(
+    "record, measured, expected",
+    [
+        ({"duration": 10.0}, None, 10.0),
+        ({"duration": 10.0}, 30.0, 10.0),  # the record's own duration first
+        ({"video_start": 2.0, "video_end": 5.0}, 30.0, 3.0),  # a clip: its window
+        ({"video_start": 2.0}, 30.0, 28.0),
+        ({}, 30.0, 30.0),  # duration null: the measured video
+        ({}, None, math.inf),  # unknown (--no-probe): batched last
+    ],
+)
+def test_clip_seconds(record, measured, expected):
+    example = examples_from_items([parse_item({**ITEM, **record}, 0)])[0][0]
+    assert clip_seconds(example, measured) == expected
+
+
+def test_resume_refuses_other_span_options(setup, complete, tmp_path, capsys):
+    """The span options decide which queries a file holds and their ground truth: no mixing on resume.
+    A run recorded before these options existed counts as the defaults."""
+    out = tmp_path / "preds.jsonl"
+    out.write_text(lines(complete)[0] + "\n")
+    recorded = json.loads(meta_path(complete).read_text())
+    assert (recorded["unknown_spans"], recorded["spans_from"]) == ("skip", [])
+    del recorded["unknown_spans"], recorded["spans_from"]
+    meta_path(out).write_text(json.dumps(recorded))
+    assert infer(setup, out, "--unknown-spans", "item") == 2
+    assert "unknown_spans: 'skip' -> 'item'" in capsys.readouterr().err

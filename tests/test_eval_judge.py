@@ -210,3 +210,21 @@ def test_resumes_only_what_failed(tmp_path):
         metrics, _ = evaluate(PREDICTIONS, judge=judge(server, tmp_path), relevance_by_llm=True, llm_explanations=True)
     assert [system_text(r)[:15] for r in server.requests] == ["You are an eval"]
     assert metrics["explanation"]["llm_score"]["refused"] == 3.5
+
+
+@pytest.mark.parametrize(
+    "reading, shown",
+    [
+        ("released", "He sits, he does not run."),  # think removed, the first answer block
+        ("last_block", "0.00 to 3.00"),
+    ],
+)
+def test_every_judge_is_shown_the_answer_text_of_the_reading(tmp_path, reading, shown):
+    output = ("<think><timestep>9.00 to 12.00</timestep> a man sits.</think> <answer>He sits, he does not run."
+              "</answer><answer>0.00 to 3.00</answer> <correct>a man sits</correct>")
+    with ChatServer(lambda request: '{"relevant": false, "start": null, "end": null}'
+                    if system_text(request).startswith("You read the response") else responder(request)) as server:
+        evaluate([prediction(0, False, output)], judge=judge(server, tmp_path), relevance_by_llm=True,
+                 llm_explanations=True, reading=reading)
+    texts = [user_text(request) for request in server.requests]
+    assert len(texts) == 3 and all(shown in text and "9.00 to 12.00" not in text for text in texts)

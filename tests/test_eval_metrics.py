@@ -158,19 +158,51 @@ def test_hand_computed_explanation(table, name, expected):
 
 
 @pytest.mark.parametrize(
-    "level, queries, f1_avg, refusal_accuracy, ra_miou, llm_all",
+    "level, irrelevant, f1, refusal_accuracy, paired_queries, paired_f1_avg, paired_ra_miou, llm_all",
     [
-        ("strong", 4, 1.0, 1.0, (0.5 + 1 + 1 + 1) / 4, 3.0),
-        ("moderate", 2, 0.0, 0.0, 0.0, 0.0),
-        ("weak", 2, 1.0, 1.0, (0.5 + 1) / 2, None),  # its one LLM score is unmeasured
+        ("strong", 2, 1.0, 1.0, 4, 1.0, (0.5 + 1 + 1 + 1) / 4, 3.0),
+        ("moderate", 1, 0.0, 0.0, 2, 0.0, 0.0, 0.0),
+        ("weak", 1, 1.0, 1.0, 2, 1.0, (0.5 + 1) / 2, None),  # its one LLM score is unmeasured
     ],
 )
-def test_hand_computed_difficulty(table, level, queries, f1_avg, refusal_accuracy, ra_miou, llm_all):
+def test_hand_computed_difficulty(table, level, irrelevant, f1, refusal_accuracy, paired_queries, paired_f1_avg,
+                                  paired_ra_miou, llm_all):
     row = table[0]["by_difficulty"][level]
-    assert (row["queries"], row["refusal_accuracy"]) == (queries, refusal_accuracy)
-    assert row["relevance"]["f1_avg"] == pytest.approx(f1_avg)
-    assert row["ra_iou"]["mIoU"] == pytest.approx(ra_miou)
+    assert (row["irrelevant"], row["refusal_accuracy"], row["f1"]) == (irrelevant, refusal_accuracy, f1)
+    assert row["paired"]["queries"] == paired_queries
+    assert row["paired"]["relevance"]["f1_avg"] == pytest.approx(paired_f1_avg)
+    assert row["paired"]["ra_iou"]["mIoU"] == pytest.approx(paired_ra_miou)
     assert row["explanation"]["llm_score"]["all"] == (pytest.approx(llm_all) if llm_all is not None else None)
+
+
+def test_level_f1_is_the_released_one_not_the_paired_one():
+    """Released (processor.py:417-421): the level's own irrelevant queries only, F1 = 2·acc/(1+acc).
+
+    Three strong items: relevant queries all answered, two of three irrelevant ones refused.
+    Released F1 = 2·(2/3)/(1+2/3) = 0.8; the 1:1 subset's average F1 is (0.857 + 0.8) / 2.
+    """
+    predictions = [pred(i, q, q == 0, (0, 10) if q == 0 else None, "strong", ["Attribute/Counting"])
+                   for i in range(3) for q in range(2)]
+    judgements = [answer(0, 10), refuse(), answer(0, 10), refuse(), answer(0, 10), answer(0, 10)]
+    row = compute_metrics(predictions, judgements)[0]["by_difficulty"]["strong"]
+    assert row["f1"] == pytest.approx(0.8) and row["refusal_accuracy"] == pytest.approx(2 / 3)
+    assert row["paired"]["relevance"]["f1_avg"] == pytest.approx((6 / 7 + 0.8) / 2)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.booleans(), st.sampled_from(["strong", "moderate", "weak"])),
+                min_size=1, max_size=20))
+def test_level_f1_is_two_acc_over_one_plus_acc(rows):
+    predictions, judgements = [], []
+    for i, (refused, relevant_answered, level) in enumerate(rows):
+        predictions += [pred(i, 0, True, (0, 10)), pred(i, 1, False, level=level, categories=["Attribute/Counting"])]
+        judgements += [answer(0, 10) if relevant_answered else refuse(), refuse() if refused else answer(0, 1)]
+    by_level = compute_metrics(predictions, judgements)[0]["by_difficulty"]
+    for level, row in by_level.items():
+        if level == "original":
+            continue
+        accuracy = row["refusal_accuracy"]
+        assert row["f1"] == pytest.approx(2 * accuracy / (1 + accuracy))
 
 
 def test_hand_computed_original_and_categories(table):
@@ -255,34 +287,48 @@ def test_level_subsets(queries, expected):
     assert level_subsets(predictions) == expected
 
 
+THINK_THEN_REFUSAL = "<think><timestep>0.00 to 3.00</timestep> a man sits.</think> The video does not contain this."
+
+
 @pytest.mark.parametrize(
-    "output, refused, segment",
+    "output, released, last_block",
     [
-        ("<think>x</think> <answer>3.0 to 5.5</answer> <correct></correct>", False, (3.0, 5.5)),
-        ("<answer>The video does not show this.</answer>", True, None),
-        ("The event is at 3 to 5 seconds", False, (3.0, 5.0)),  # no answer block: the whole text
-        ("<think>3 to 5</think><answer>No such event.</answer>", True, None),  # only the answer block counts
-        ("<answer>1 to 2</answer><answer>none</answer>", False, (1.0, 2.0)),  # the first answer block wins
-        ("<answer>3.0 to 5.5", False, (3.0, 5.5)),  # unclosed (cut at max tokens): the whole text
-        ("<answer>nan to 1e309</answer>", True, None),
-        ("<answer>9 to 3</answer>", True, None),  # reversed
-        ("", True, None),
+        # the two smallest examples where the readings disagree
+        (THINK_THEN_REFUSAL, None, (0.0, 3.0)),
+        ("<answer>No match.</answer><answer>2 to 6</answer>", None, (2.0, 6.0)),
+        ("<answer>1 to 2</answer><answer>none</answer>", (1.0, 2.0), None),
+        ("<think>3 to 5</think> The event is at 7 to 9 s", (7.0, 9.0), (3.0, 5.0)),
+        ("<think><answer>1 to 2</answer></think><answer>no</answer>", None, None),  # an answer inside think
+        ("<think>unclosed 3 to 5 <answer>no</answer>", None, None),
+        ("<think>0 to 3</think>", None, (0.0, 3.0)),  # nothing after the think block
+        # and agree
+        ("<think>x</think> <answer>3.0 to 5.5</answer> <correct></correct>", (3.0, 5.5), (3.0, 5.5)),
+        ("<answer>The video does not show this.</answer>", None, None),
+        ("The event is at 3 to 5 seconds", (3.0, 5.0), (3.0, 5.0)),  # no answer block, no think
+        ("<think>3 to 5</think><answer>No such event.</answer>", None, None),
+        ("<answer>3.0 to 5.5", (3.0, 5.5), (3.0, 5.5)),  # unclosed (cut at max tokens): the rest of the text
+        ("<answer>nan to 1e309</answer>", None, None),
+        ("<answer>9 to 3</answer>", None, None),  # reversed
+        ("", None, None),
     ],
 )
-def test_rule_judgement(output, refused, segment):
-    judged = rule_judgement(output)
-    assert (judged.refused, judged.segment) == (refused, segment)
+def test_rule_judgement(output, released, last_block):
+    for reading, segment in (("released", released), ("last_block", last_block)):
+        judged = rule_judgement(output, reading)
+        assert (judged.refused, judged.segment) == (segment is None, segment), reading
+    assert rule_judgement(output) == rule_judgement(output, "released")  # the default
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.sampled_from(list("0123456789.:- toand<>/answerthinkcorrect[]()naif\n\u202e")),
                max_size=200))
 def test_rule_judgement_never_raises_and_segments_are_valid(text):
-    judged = rule_judgement(text)
-    assert judged.refused == (judged.segment is None)
-    if judged.segment is not None:
-        start, end = judged.segment
-        assert math.isfinite(start) and math.isfinite(end) and 0 <= start <= end
+    for reading in ("released", "last_block"):
+        judged = rule_judgement(text, reading)
+        assert judged.refused == (judged.segment is None)
+        if judged.segment is not None:
+            start, end = judged.segment
+            assert math.isfinite(start) and math.isfinite(end) and 0 <= start <= end
 
 
 @settings(max_examples=100, deadline=None)

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from rarft_plugin.errors import DataError
-from rarft_plugin.labels import Label, parse_label
+from rarft_plugin.labels import Label, parse_label, query_difficulty, strip_tags
 
 BASE = {"relevant": True, "timestamp": [1.0, 2.5], "duration": 30, "query": "a man runs"}
 
@@ -23,8 +23,8 @@ def with_(**changes):
     [
         (with_(relevant=...), "relevant", "is missing"),
         (with_(relevant="yes"), "relevant", "true or false"),
-        (with_(duration=...), "duration", "is missing"),
         (with_(duration=0), "duration", "> 0"),
+        (with_(duration=-2.5), "duration", "> 0"),
         (with_(duration=float("nan")), "duration", "finite"),
         (with_(duration="30"), "duration", "number"),
         (with_(query=""), "query", "empty"),
@@ -77,6 +77,10 @@ def test_invalid_label_documents(raw, message):
         (with_(query_relevant="<correct>a man runs</correct>"), "query_relevant", "a man runs"),
         (with_(categories=["Object/ObjectExistence"]), "categories", ("Object/ObjectExistence",)),
         (BASE, "answer_refusal", ""),
+        # HI-TVGBench and SS-QVHighlights have `duration: null` on every record: unknown, not an error
+        (with_(duration=None), "duration", None),
+        (with_(duration=...), "duration", None),
+        (with_(duration=12), "duration", 12.0),
     ],
 )
 def test_valid_labels(raw, attribute, expected):
@@ -88,3 +92,44 @@ def test_label_round_trips_through_json():
     assert parse_label(json.dumps(label.to_json())) == label
     assert parse_label(label) is label
     assert isinstance(label, Label)
+
+
+@pytest.mark.parametrize(
+    "reference, expected",
+    [
+        ("<answer>He sits.</answer><correct>a man runs</correct>", "He sits. a man runs"),
+        ("This query is unrelated to the video.", "This query is unrelated to the video."),  # no wrapper
+        ("<answer>\n two\n lines </answer>", "two lines"),
+        ("<think>t</think><answer>a</answer><correction>NIL</correction>", "t a NIL"),
+        ("a <b> c", "a <b> c"),  # only the template's tags are markup
+        ("", ""),
+    ],
+)
+def test_strip_tags(reference, expected):
+    assert strip_tags(reference) == expected
+
+
+@pytest.mark.parametrize(
+    "tag, relevant, categories, expected",
+    [
+        (None, True, [], None),
+        ("", False, ["Object/ObjectExistence"], None),  # the released inference's empty irrelevance_level
+        ("original", True, [], "original"),
+        ("hard", False, ["Object/ObjectExistence"], "strong"),
+        ("medium", False, ["a", "b"], "moderate"),
+        ("easy", False, ["a", "b", "c"], "weak"),
+        ("easy", False, [], "shuffled"),  # SS-VTG tags its shuffled queries "easy"
+        ("weak", False, [], "shuffled"),
+        ("easy", True, [], "weak"),
+        ("strong", False, ["Action/SceneTransition"], "strong"),  # an odd category is still an edit
+    ],
+)
+def test_query_difficulty(tag, relevant, categories, expected):
+    assert query_difficulty(tag, relevant=relevant, categories=categories) == expected
+
+
+@pytest.mark.parametrize("tag, message", [("extreme", "unknown difficulty"), (3, "must be a string"),
+                                          ("original", "cannot be 'original'")])
+def test_query_difficulty_refuses(tag, message):
+    with pytest.raises(ValueError, match=message):
+        query_difficulty(tag, relevant=False, categories=["Attribute/Counting"])

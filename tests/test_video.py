@@ -15,6 +15,8 @@ from rarft_plugin.video import (
     clear_cache,
     frame_indices,
     probe,
+    probe_all,
+    probe_durations,
     processor_video_inputs,
     sample_frames,
     smart_resize,
@@ -150,6 +152,15 @@ def test_truncated_videos_are_errors_naming_the_file(tmp_path, read, backend, fa
 def test_probe_returns_the_duration_and_accepts_a_window(clip):
     assert probe(str(clip)) == pytest.approx(20.0)
     assert probe(VideoSpec(str(clip), 5.0, 10.0)) == pytest.approx(20.0)
+
+
+def test_probe_durations_measures_what_opens_and_lists_what_fails(clip, tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video" * 100)
+    window = VideoSpec(str(clip), 5.0, 10.0)
+    durations, failed = probe_durations([str(clip), window, str(broken), str(clip)])
+    assert durations == {VideoSpec(str(clip)): pytest.approx(20.0), window: pytest.approx(20.0)}
+    assert list(failed) == [VideoSpec(str(broken))] and list(probe_all([str(broken), window])) == list(failed)
 
 
 def test_single_flight_cache_runs_create_once_for_concurrent_callers():

@@ -1,0 +1,166 @@
+"""`rarft-prep repair-tvgbench`: restore the spans of HI-TVGBench items that were clips of longer videos.
+
+TVGBench (Time-R1) asks about clips: a record holds a window `video_start`/`video_end` of its
+video and a span [s, e] relative to that window. The released HI-TVGBench file lost the windows
+(`video_start`/`video_end` are null) and stores [video_start + s, video_end + e] as the span, which
+fits neither the clip nor the whole video (a third of the file). This command joins each item
+with Time-R1's TVGBench annotation (the format `rarft-prep`'s `tvgbench` importer reads) on the
+video's file name and the relevant query, and for each item of a clip:
+
+| stored span                        | what it does                                     | counted as        |
+|------------------------------------|--------------------------------------------------|-------------------|
+| [vs + s, ve + e] (the defect)      | span [s, e], window [vs, ve]; the relevant answer text too | `repaired` |
+| [s, e] without a window            | window [vs, ve]                                  | `window_restored` |
+| [vs + s, vs + e], or window set    | nothing: already consistent                      | `consistent`      |
+| anything else                      | nothing; listed                                  | `mismatched`      |
+
+Items whose video and query are not a clip of the annotation are left as they are (`not_clips`;
+`unmatched` when the annotation lacks them, `ambiguous` when it holds several windows). The
+output is written atomically; a file of which no item joins the annotation is an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from data_prep.importers import QueryRecord, import_tvgbench
+from rarft_plugin.dataset import format_span, load_items
+from rarft_plugin.errors import DataError
+from rarft_plugin.io_utils import write_atomic
+from rarft_plugin.labels import strip_answer_wrapper
+from rarft_plugin.parsing import extract_segment
+
+TOLERANCE_S = 0.05  # the files round to 2 decimals or fewer
+_ANSWER_BLOCK = re.compile(r"<answer>.*?</answer>", re.DOTALL)
+
+
+@dataclass
+class RepairReport:
+    """Item indices by outcome (module docstring)."""
+
+    repaired: list[int] = field(default_factory=list)
+    window_restored: list[int] = field(default_factory=list)
+    consistent: list[int] = field(default_factory=list)
+    mismatched: list[int] = field(default_factory=list)
+    not_clips: list[int] = field(default_factory=list)
+    unmatched: list[int] = field(default_factory=list)
+    ambiguous: list[int] = field(default_factory=list)
+    answers_rewritten: int = 0
+
+    @property
+    def changed(self) -> int:
+        return len(self.repaired) + len(self.window_restored)
+
+    def summary(self) -> str:
+        joined = sum(len(group) for group in (self.repaired, self.window_restored, self.consistent, self.mismatched,
+                                               self.not_clips))
+        listed = f" (first: {self.mismatched[:10]})" if self.mismatched else ""
+        return (f"{self.changed} item(s) changed: {len(self.repaired)} span(s) repaired to [s, e] with their clip "
+                f"window ({self.answers_rewritten} relevant answer text(s) rewritten), {len(self.window_restored)} "
+                f"clip window(s) restored; {len(self.consistent)} clip(s) already consistent; "
+                f"{len(self.mismatched)} clip(s) whose stored span fits neither reading, left as is{listed}; "
+                f"{len(self.not_clips)} whole-video item(s); {joined} joined with the annotation, "
+                f"{len(self.unmatched)} not in it, {len(self.ambiguous)} ambiguous there")
+
+
+def _key(video: str, query: str) -> tuple[str, str]:
+    return Path(video).name, " ".join(query.lower().split())
+
+
+def _close(a, b) -> bool:
+    return all(abs(x - y) <= TOLERANCE_S for x, y in zip(a, b))
+
+
+def repair_spans(raw: list[dict], annotation: list[QueryRecord]) -> tuple[list[dict], RepairReport]:
+    """The items with their clip spans repaired (a copy; see the module docstring), and what was done."""
+    records: dict[tuple[str, str], list[QueryRecord]] = defaultdict(list)
+    for record in annotation:
+        records[_key(record.video, record.query)].append(record)
+    items, report = copy.deepcopy(raw), RepairReport()
+    for index, item in enumerate(items):
+        found = {(r.timestamp, r.video_start, r.video_end) for r in records.get(_key(item["video"], item["query_text"]), [])}
+        if not found:
+            report.unmatched.append(index)
+            continue
+        if len(found) > 1:
+            report.ambiguous.append(index)
+            continue
+        (s, e), start, end = found.pop()
+        if start is None and end is None:
+            report.not_clips.append(index)
+            continue
+        start, end = start or 0.0, end
+        stored = item.get("timestamp") or []
+        if item.get("video_start") is not None or item.get("video_end") is not None:
+            report.consistent.append(index)
+        elif len(stored) == 2 and end is not None and _close(stored, (start + s, end + e)):
+            item.update(timestamp=[s, e], video_start=start, video_end=end)
+            report.answers_rewritten += _rewrite_answers(item, stored, (s, e))
+            report.repaired.append(index)
+        elif len(stored) == 2 and _close(stored, (s, e)):
+            item.update(video_start=start, video_end=end)
+            report.window_restored.append(index)
+        elif len(stored) == 2 and _close(stored, (start + s, start + e)):
+            report.consistent.append(index)
+        else:
+            report.mismatched.append(index)
+    return items, report
+
+
+def _rewrite_answers(item: dict, old: list[float], new: tuple[float, float]) -> int:
+    """Relevant answers that state the old span get the new one; returns how many."""
+    rewritten = 0
+    for entry in item.get("GRPO") or []:
+        answer = entry.get("a")
+        if not entry.get("r") or not isinstance(answer, str):
+            continue
+        segment = extract_segment(strip_answer_wrapper(answer))
+        if segment is None or not _close(segment, old):
+            continue
+        text = format_span(new)
+        if _ANSWER_BLOCK.search(answer):
+            entry["a"] = _ANSWER_BLOCK.sub(f"<answer>{text}</answer>", answer, count=1)
+        else:
+            entry["a"] = text
+        rewritten += 1
+    return rewritten
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", type=Path, help="the released HI-TVGBench file (released schema)")
+    parser.add_argument("--tvgbench", type=Path, required=True,
+                        help="Time-R1's TVGBench annotation (JSON list of {video, query, timestamp, duration, "
+                             "video_start, video_end}, as the `tvgbench` importer reads it)")
+    parser.add_argument("--out", type=Path, required=True, help="the repaired file")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        load_items(args.input)  # the file must load as it is, naming a bad record
+        raw = json.loads(args.input.read_text(encoding="utf-8"))
+        if not args.tvgbench.is_file():
+            raise DataError("file not found", source=str(args.tvgbench))
+        annotation = import_tvgbench(args.tvgbench)
+        # an importer may hand back an unusable record as its error rather than raise
+        usable = [record for record in annotation if isinstance(record, QueryRecord)]
+        unusable = [str(record) for record in annotation if not isinstance(record, QueryRecord)]
+        items, report = repair_spans(raw, usable)
+        if len(report.unmatched) == len(items):
+            reasons = f" ({len(unusable)} annotation record(s) unusable, first: {unusable[0]})" if unusable else ""
+            raise DataError(f"no item joins the TVGBench annotation {args.tvgbench} (by video file name and query)"
+                            f"{reasons}", source=str(args.input))
+    except DataError as error:
+        print(f"rarft-prep repair-tvgbench: error: {error}", file=sys.stderr)
+        return 2
+    write_atomic(args.out, json.dumps(items, ensure_ascii=False, indent=2) + "\n")
+    print(f"{args.input}: {report.summary()} -> {args.out}")
+    if unusable:
+        print(f"{len(unusable)} annotation record(s) unusable, left out (first: {unusable[0]})")
+    return 0

@@ -1,0 +1,76 @@
+"""How the evaluation reads a response: `evaluation_answer` (both readings) and the SBERT text."""
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rarft_plugin.parsing import ANSWER_READINGS, evaluation_answer, without_correction
+
+
+@pytest.mark.parametrize(
+    "output, released, last_block",
+    [
+        # the smallest examples where the readings disagree
+        ("<think><timestep>0.00 to 3.00</timestep> a man sits.</think> The video does not contain this.",
+         "The video does not contain this.",
+         "<think><timestep>0.00 to 3.00</timestep> a man sits.</think> The video does not contain this."),
+        ("<answer>No match.</answer><answer>2 to 6</answer>", "No match.", "2 to 6"),
+        # the template
+        ("<think>t</think> <answer> 1 to 2 </answer> <correct>NIL</correct>", "1 to 2", "1 to 2"),
+        # every think block goes, then the first answer block
+        ("<think>a</think>x<think>b</think> y", "x y", "<think>a</think>x<think>b</think> y"),
+        ("<think><answer>in think</answer></think><answer>after</answer>", "after", "after"),
+        ("<think>multi\nline</think>\n<answer>\nno\n</answer>", "no", "no"),
+        # an unclosed think block is not a block: it stays
+        ("<think>open <answer>a</answer>", "a", "a"),
+        ("<think>open, never closed", "<think>open, never closed", "<think>open, never closed"),
+        # nested / broken answer blocks
+        ("<answer>a<answer>b</answer>", "a<answer>b", "b"),
+        ("<answer>a</answer></answer>", "a", "a"),
+        ("<answer>cut short", "<answer>cut short", "<answer>cut short"),
+        ("<answer></answer>", "", ""),
+        ("", "", ""),
+    ],
+)
+def test_readings(output, released, last_block):
+    assert evaluation_answer(output) == released  # the default is the released reading
+    assert evaluation_answer(output, "released") == released
+    assert evaluation_answer(output, "last_block") == last_block
+
+
+def test_unknown_reading_is_refused():
+    with pytest.raises(ValueError, match="unknown answer reading 'first'"):
+        evaluation_answer("x", "first")
+
+
+@pytest.mark.parametrize(
+    "output, expected",
+    [
+        ("<think>t</think> <answer>no</answer> <correction>q</correction>", "<think>t</think> <answer>no</answer>"),
+        ("<answer>no</answer><correct>q</correct>", "<answer>no</answer>"),  # the paper's tag too
+        ("<correction>a</correction>x<correction>b</correction>", "x"),
+        ("<correction>unclosed", "<correction>unclosed"),
+        ("<correct>a</correction>", "<correct>a</correction>"),  # mismatched: not a block
+        ("plain text", "plain text"),
+    ],
+)
+def test_without_correction(output, expected):
+    assert without_correction(output) == expected
+
+
+# responses made of whole tags and text pieces
+TAGGY = st.lists(st.sampled_from(["a", "b ", "0", "3.5", " to ", "\n", "<think>", "</think>", "<answer>", "</answer>",
+                                  "<correct>", "</correction>", "<correction>"]), max_size=40).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(TAGGY)
+def test_readings_never_raise_and_stay_inside_the_response(output):
+    for reading in ANSWER_READINGS:
+        answer = evaluation_answer(output, reading)
+        assert isinstance(answer, str) and len(answer) <= len(output)
+    # released: no complete think block is ever read as (part of) the answer
+    assert re.search(r"<think>.*?</think>", evaluation_answer(output), re.DOTALL) is None
+    assert len(without_correction(output)) <= len(output)
