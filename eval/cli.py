@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from rarft_plugin.cli import entry_point
 from rarft_plugin.errors import DataError
 
 
@@ -151,6 +152,7 @@ def compare_command(args: argparse.Namespace) -> int:
     return 0
 
 
+@entry_point("rarft-eval")
 def main(argv: list[str] | None = None) -> int:
     from eval import infer
 

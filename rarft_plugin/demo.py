@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from rarft_plugin import score_rollouts
+from rarft_plugin.cli import entry_point
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
@@ -53,6 +54,7 @@ def sample_predictions(out: Path) -> Path:
     return out
 
 
+@entry_point("rarft-demo")
 def main(argv: list[str] | None = None) -> int:
     from data_prep.cli import main as prep
     from eval.cli import main as rarft_eval

@@ -41,6 +41,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Iterator, Sequence
 
+from rarft_plugin.cli import entry_point
 from rarft_plugin.errors import DataError
 from rarft_plugin.labels import parse_label
 from rarft_plugin.paths import plugin_path
@@ -638,6 +639,7 @@ def _openrlhf_check(argv: Sequence[str]) -> list[str]:
     return []
 
 
+@entry_point("rarft-train")
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
