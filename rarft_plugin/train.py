@@ -767,7 +767,6 @@ def _openrlhf_check(argv: Sequence[str]) -> list[str]:
     return []
 
 
-@entry_point("rarft-train")
 def missing_training_stack() -> list[str]:
     """The modules of TRAINING_STACK that cannot be found (a cheap look-up: nothing is imported)."""
     missing = []
@@ -781,6 +780,7 @@ def missing_training_stack() -> list[str]:
     return missing
 
 
+@entry_point("rarft-train")
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     options, _ = build_parser().parse_known_args(argv)
