@@ -41,7 +41,7 @@ Usage: RARFT_MODEL=DIR RARFT_DATA=TRAIN.jsonl recipes/${name} [more rarft-train 
 Required:
   RARFT_MODEL           local directory of ${RECIPE_MODEL}
   RARFT_DATA            training prompts (JSONL) written by
-                          rarft-prep to-openrlhf hi_vtg_charades.json TRAIN.jsonl --video-root VIDEOS \\
+                          rarft-prep to-openrlhf hi_vtg_train.json TRAIN.jsonl --video-root VIDEOS \\
                             --template ra_rft --ratio 1:3
                         (the paper trains at relevant:irrelevant 1:3; --template ra_rft_released with
                         RARFT_VARIANT=released). Several files: a comma-separated list.

@@ -55,7 +55,8 @@ def test_ctrl_c_prints_one_line_and_exits_130(prog, tmp_path, monkeypatch, capsy
 
 def test_ctrl_c_in_a_real_run_leaves_resumable_work(tmp_path):
     """SIGINT while hi-vtg waits on the LLM: one line, status 130, and the rerun finishes the job."""
-    from test_data_prep import scripted, source_file
+    from support.hi_vtg_llm import hi_vtg_reply as scripted
+    from test_data_prep import source_file
 
     source = source_file(tmp_path, count=6)
     out = tmp_path / "hi.json"

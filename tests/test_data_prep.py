@@ -16,10 +16,9 @@ from data_prep.hi_vtg import Invalid, plans_for, reject_reason_kind, validate_ca
 from data_prep.importers import import_records
 from rarft_plugin.dataset import load_examples, load_items
 from rarft_plugin.errors import DataError
-from rarft_plugin.taxonomy import category_tag
-from support.openai_server import ChatServer, Fault, free_port, system_text, user_text
+from support.hi_vtg_llm import CATS, generation_reply, hi_vtg_reply, is_category_request, related_query
+from support.openai_server import ChatServer, Fault, free_port, user_text
 
-CATS = ["Object/ObjectExistence", "Action/FineGrainedAction", "Scene/SceneExistence"]
 
 
 # ---- importers ---------------------------------------------------------------------------
@@ -116,19 +115,6 @@ def test_tvgbench_clip_offsets_that_do_not_fit_are_rejected(tmp_path):
 
 
 # ---- validation of LLM answers -------------------------------------------------------------
-def negs(original="a person opens a door.", **overrides):
-    out = {}
-    for plan in plans_for(CATS):
-        blocks = "".join(f"<{category_tag(c)}>not {c}</{category_tag(c)}>" for c in plan["applied_categories"])
-        out[plan["difficulty"]] = {"irrel_query": f"a dog opens a window ({plan['difficulty']})",
-                                   "applied_categories": [{"path": c} for c in plan["applied_categories"]],
-                                   "reasoning": f"<irrelevant_answer>The video shows a person.</irrelevant_answer>{blocks}",
-                                   "difficulty_tag": plan["difficulty"]}
-    for tag, changes in overrides.items():
-        out[tag].update(changes)
-    return json.dumps({"negs": out})
-
-
 @pytest.mark.parametrize(
     "reply, message",
     [
@@ -150,10 +136,10 @@ def test_category_answer_keeps_top_three():
 @pytest.mark.parametrize(
     "reply, message",
     [
-        (negs(hard={"irrel_query": "A person opens a door!"}), "equals the original"),
-        (negs(medium={"applied_categories": [{"path": "Attribute/Counting"}]}), "differ from the plan"),
-        (negs(easy={"reasoning": "no blocks here"}), "no <irrelevant_answer> block"),
-        (negs(easy={"reasoning": "<irrelevant_answer>x</irrelevant_answer>"}), "no <object_objectexistence> block"),
+        (generation_reply(hard={"irrel_query": "A person opens a door!"}), "equals the original"),
+        (generation_reply(medium={"applied_categories": [{"path": "Attribute/Counting"}]}), "differ from the plan"),
+        (generation_reply(easy={"reasoning": "no blocks here"}), "no <irrelevant_answer> block"),
+        (generation_reply(easy={"reasoning": "<irrelevant_answer>x</irrelevant_answer>"}), "no <object_objectexistence> block"),
         (json.dumps({"negs": {"hard": {}}}), "empty irrel_query"),
         (json.dumps({"negs": {}}), "missing from negs"),
         ('{"negs": ', "no JSON object"),
@@ -165,20 +151,16 @@ def test_generation_answers_are_validated(reply, message):
 
 
 # ---- the builder against a scripted server -------------------------------------------------
-def scripted(request, *, categories=None, generation=None):
-    if system_text(request).startswith("You are a multi-label classifier"):
-        return categories or json.dumps({"eligible_categories": [{"path": c, "reason": "r"} for c in CATS]})
-    query = json.loads(user_text(request))["related_query"]
-    return generation or negs(query)
+scripted = hi_vtg_reply
 
 
 def unchanged_query(request):
     """A generation answer whose strong query is the original one, unchanged."""
     payload = user_text(request)
-    if system_text(request).startswith("You are a multi-label classifier"):
+    if is_category_request(request):
         return None
     query = json.loads(payload)["related_query"]
-    return negs(query, hard={"irrel_query": query})
+    return generation_reply(hard={"irrel_query": query})
 
 
 def source_file(tmp_path, count=6):
@@ -213,7 +195,7 @@ def test_build_writes_the_released_schema(tmp_path, capsys):
          "categories: category not in the taxonomy"),
         (lambda r: scripted(r, generation="{not json}"), "generation: invalid JSON"),
         (lambda r: scripted(r, generation=unchanged_query(r)), "generation: hard: irrelevant query equals the original"),
-        (lambda r: scripted(r, generation=negs("x", easy={"applied_categories": [{"path": "Attribute/Counting"}]})),
+        (lambda r: scripted(r, generation=generation_reply(easy={"applied_categories": [{"path": "Attribute/Counting"}]})),
          "generation: easy: applied_categories"),
     ],
 )
@@ -268,7 +250,7 @@ def test_a_down_endpoint_fails_fast_journals_nothing_and_a_later_run_does_the_wo
 
 def test_an_endpoint_failing_mid_run_stops_it_and_the_rerun_asks_only_what_is_missing(tmp_path, capsys):
     def flaky(request):  # the endpoint goes down for good while queries 3-5 are being asked
-        number = int(json.loads(user_text(request))["related_query"].split()[-1])
+        number = int(related_query(request).split()[-1])
         return Fault(status=503) if number >= 3 else scripted(request)
 
     with ChatServer(flaky) as server:
@@ -330,7 +312,7 @@ def test_max_tokens_and_timeout_reach_the_endpoint(tmp_path, capsys):
 
 def test_a_request_the_endpoint_refuses_is_a_reject_with_its_message(tmp_path):
     def responder(request):
-        if json.loads(user_text(request))["related_query"].endswith("number 4"):
+        if related_query(request).endswith("number 4"):
             return Fault(status=400, body='{"error": {"message": "prompt is longer than the context"}}')
         return scripted(request)
 
