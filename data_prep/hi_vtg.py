@@ -207,6 +207,8 @@ async def build(records: list[QueryRecord], chat: ChatClient, journal: Journal, 
                 settings: str) -> None:
     """Finish every record not in the journal; the first EndpointError stops the run (and propagates)."""
     todo = [r for r in records if journal_key(settings, r) not in journal]
+    if not todo:  # everything finished: the endpoint is not needed, up or down
+        return
     await chat.check_endpoint()
     with tqdm(total=len(records), initial=len(records) - len(todo), desc="hi-vtg", unit="query") as progress:
         async with chat.session() as ask:

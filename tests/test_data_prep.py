@@ -246,6 +246,9 @@ def test_a_down_endpoint_fails_fast_journals_nothing_and_a_later_run_does_the_wo
         assert prep(command) == 0
         assert len(server.requests) == 12  # every query asked, none taken as finished
     assert len(load_items(tmp_path / "hi.json")) == 6
+    (tmp_path / "hi.json").unlink()
+    assert prep(command) == 0  # all finished: the outputs are rewritten without the (down) endpoint
+    assert len(load_items(tmp_path / "hi.json")) == 6
 
 
 def test_an_endpoint_failing_mid_run_stops_it_and_the_rerun_asks_only_what_is_missing(tmp_path, capsys):
