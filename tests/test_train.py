@@ -353,7 +353,16 @@ def test_ray_workers_see_the_variables_the_driver_does_not_have(monkeypatch):
 
 
 @pytest.fixture
-def command(tmp_path, clip, model_dir, monkeypatch):
+def restored_environ():
+    """A launch in this process exports the reward options (run_openrlhf): put the environment back after."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture
+def command(tmp_path, clip, model_dir, monkeypatch, restored_environ):
     for name in ("RARFT_VARIANT", "RARFT_REWARD_WEIGHTS", "RARFT_SBERT_MODEL", "RARFT_SBERT_DEVICE", "RARFT_DRY_RUN"):
         monkeypatch.delenv(name, raising=False)
     data = write_rows(tmp_path / "train.jsonl", [prompt_row(RELEVANT, clip), prompt_row(IRRELEVANT, clip)])

@@ -53,7 +53,8 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
     work = tmp_path / "fresh"
     work.mkdir()
     shims = command_shims(tmp_path / "bin")
-    env = {**os.environ, "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}",
+    fresh_shell = {k: v for k, v in os.environ.items() if not k.startswith("RARFT_")}  # as a new user has it
+    env = {**fresh_shell, "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}",
            "PYTHONPATH": str(REPO), "LLM_MODEL": "scripted"}
     with ChatServer(hi_vtg_reply) as server:
         env["LLM_URL"] = server.url
