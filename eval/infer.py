@@ -91,12 +91,17 @@ class VLLMBackend:
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def generate(self, prompts: Sequence[str], videos: Sequence[SampledVideo], max_new_tokens: int) -> list[str]:
+        import vllm
         from vllm import SamplingParams
 
-        # the video item vLLM takes for Qwen2.5-VL: frames with their metadata, already sampled
-        requests = [{"prompt": p,
-                     "multi_modal_data": {"video": (v.frames, {**v.metadata(), "do_sample_frames": False})}}
-                    for p, v in zip(prompts, videos)]
+        from rarft_plugin.video import vllm_video_request
+
+        requests = []
+        for prompt, video in zip(prompts, videos):  # frames with their metadata, as this vLLM takes them
+            request = vllm_video_request(video, vllm.__version__)
+            requests.append({"prompt": prompt, "multi_modal_data": request.multi_modal_data,
+                             **({"mm_processor_kwargs": request.mm_processor_kwargs}
+                                if request.mm_processor_kwargs else {})})
         outputs = self.llm.generate(requests, SamplingParams(temperature=0.0, max_tokens=max_new_tokens),
                                     use_tqdm=False)
         return [o.outputs[0].text for o in outputs]

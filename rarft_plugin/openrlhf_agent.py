@@ -11,23 +11,35 @@ field (`--data.image_key video`): a JSON string `{"path", "video_start", "video_
    the expanded prompt tokens and `pixel_values_videos` / `video_grid_thw` / `second_per_grid_ts`
    it trains on are the ones the rollout saw. Both steps are cached per process and single-flight:
    the G rollouts of a prompt, which OpenRLHF starts together, decode and preprocess the clip once;
-2. sends vLLM the prompt with the video placeholder collapsed to one token, plus
-   `multi_modal_data={"video": (frames, metadata)}` (vLLM expands the placeholder itself and, for
-   Qwen2.5-VL, requires the metadata);
+2. sends vLLM the prompt with the video placeholder collapsed to one token and the frames with
+   their metadata, the way the installed vLLM takes them (`rarft_plugin.video.vllm_video_request`:
+   in the video item from 0.31 on, as per-request processor options on 0.26-0.30), and keeps
+   special tokens out of the response (`forbidden_response_ids`, a logit bias at sampling);
 3. scores the response with `rarft_plugin.rewards.score` (options from RARFT_* variables, see
-   `rarft_plugin.openrlhf_reward`) and returns everything the trainer needs.
+   `rarft_plugin.openrlhf_reward`) and returns everything the trainer needs, with the time each
+   rollout spent in rarft's code (`rarft/video_prep_s`, `rarft/reward_s`) beside vLLM's
+   (`rarft/generate_s`) in the step logs.
 
-Upstream gap handled here: `Actor.forward` picks the token-type key `mm_token_type_ids` (the one
-Qwen2.5-VL's M-RoPE reads) only when `image_grid_thw` is among the multimodal inputs; with video
-alone it would pass `token_type_ids`, which Qwen2.5-VL ignores. The executor therefore adds an
-empty `image_grid_thw` (shape (0, 3)); it merges and concatenates like any other tensor and
-describes zero images. The other gaps are flag choices and a vLLM version floor (0.31, see
-`check_vllm_version`): see docs/video.md.
+Upstream gaps handled here:
+- `Actor.forward` picks the token-type key `mm_token_type_ids` (the one Qwen2.5-VL's M-RoPE reads)
+  only when `image_grid_thw` is among the multimodal inputs; with video alone it would pass
+  `token_type_ids`, which Qwen2.5-VL ignores. The executor adds an empty `image_grid_thw` (shape
+  (0, 3)); it merges and concatenates like any other tensor and describes zero images.
+- OpenRLHF's `RolloutRayActor.generate` forwards only `multi_modal_data`; on vLLM 0.26-0.30 the
+  executor builds the same `TokensPrompt` with `mm_processor_kwargs` and hands it to that actor's
+  vLLM engine (`llm_engine.llm.generate`) itself.
+- A sampled `<|video_pad|>` / `<|image_pad|>` in a response makes the actor's forward fail ("Video
+  features and video tokens do not match") and ends the run. Sampling gives every special token but
+  the end-of-turn ones a logit bias of -100 (vLLM's floor, probability ~e^-100); should one come
+  through anyway, the response ends there (the token becomes the end-of-turn token) and the
+  rollout is scored as malformed: every reward 0 (`rarft/malformed` counts them).
+See docs/video.md for the flag choices.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from copy import deepcopy
 from typing import Any
 
@@ -36,16 +48,19 @@ from openrlhf.utils.agent import AgentExecutorBase
 from openrlhf.utils.vlm_utils import dedup_media_tokens
 
 from rarft_plugin.openrlhf_reward import reward_options_from_env
+from rarft_plugin.parsing import TURN_END_MARKERS, extract_response
 from rarft_plugin.rewards import REWARD_NAMES, score
 from rarft_plugin.video import (
     LruCache,
     SampledVideo,
     VideoError,
     VideoSpec,
+    VllmVideoRequest,
     cache_key,
+    check_vllm_version,
     processor_video_inputs,
     sample_frames,
-    vllm_video_item,
+    vllm_video_request,
 )
 
 MM_TRAIN_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
@@ -56,9 +71,9 @@ _PREPARED = LruCache(8)
 # A rollout whose video is not ready by then fails, naming the file, rather than hanging the engine actor
 # (a 60-s clip takes about a second; decoders have been seen to stall on damaged files).
 PREPARE_TIMEOUT_S = 300.0
-# vLLM hands a Qwen2.5-VL video's metadata to the HF processor from 0.31 on. 0.29 and 0.30 drop it, and the
-# processor then assumes 24 fps: rollouts would get second_per_grid_ts = 2/24 while training uses 2/fps.
-MIN_VLLM_VERSION = "0.31.0"
+# vLLM clips logit biases to [-100, 100]; -100 leaves a banned token a probability of about e^-100.
+BANNED_TOKEN_BIAS = -100.0
+TIMING_LOGS = ("rarft/video_prep_s", "rarft/generate_s", "rarft/reward_s")
 
 
 def process_video_prompt(processor: Any, prompt: str, video: SampledVideo) -> tuple[list[int], dict[str, torch.Tensor]]:
@@ -102,16 +117,53 @@ def clear_prepared_cache() -> None:
     _PREPARED.clear()
 
 
-def check_vllm_version(version: str) -> None:
-    """Refuse a vLLM that would roll out videos with other temporal positions than training uses."""
-    from packaging.version import Version
+def end_of_turn_ids(processor: Any) -> tuple[int, ...]:
+    """Ids of the tokens that end a response (`TURN_END_MARKERS` the tokenizer knows), eos first."""
+    tokenizer = getattr(processor, "tokenizer", processor)
+    known = [tokenizer.convert_tokens_to_ids(marker) for marker in TURN_END_MARKERS if marker in tokenizer.get_vocab()]
+    return tuple(dict.fromkeys([tokenizer.eos_token_id, *known]))
 
-    if Version(version) < Version(MIN_VLLM_VERSION):
-        raise RuntimeError(
-            f"rarft AgentExecutor: vLLM {version} drops video metadata for Qwen2.5-VL, so rollouts and training "
-            f"would disagree on temporal positions; install vllm>={MIN_VLLM_VERSION} (0.31.0 fits openrlhf 0.11.2's "
-            "transformers==5.15.0)"
-        )
+
+def forbidden_response_ids(processor: Any) -> frozenset[int]:
+    """Special tokens a response must not contain: media placeholders and chat markers, all but end-of-turn ones.
+
+    A `<|video_pad|>` or `<|image_pad|>` in a response breaks the actor's forward (its count must match
+    the media features); the others are chat scaffolding no answer holds.
+    """
+    tokenizer = getattr(processor, "tokenizer", processor)
+    special = set(tokenizer.all_special_ids)
+    special |= {getattr(processor, name) for name in ("image_token_id", "video_token_id") if hasattr(processor, name)}
+    return frozenset(special - set(end_of_turn_ids(processor)) - {None})
+
+
+def rollout_sampling_params(sampling_params: Any, forbidden: frozenset[int], prompt_length: int, max_length: int) -> Any:
+    """A copy of OpenRLHF's sampling parameters with `max_tokens` set and the forbidden tokens biased away."""
+    params = deepcopy(sampling_params)
+    if params.max_tokens is None:
+        params.max_tokens = max(1, max_length - prompt_length)
+    params.logit_bias = {**(getattr(params, "logit_bias", None) or {}), **dict.fromkeys(sorted(forbidden), BANNED_TOKEN_BIAS)}
+    return params
+
+
+def first_forbidden(token_ids: list[int], forbidden: frozenset[int]) -> int | None:
+    """Position of the first forbidden token in a response, or None."""
+    return next((i for i, token in enumerate(token_ids) if token in forbidden), None)
+
+
+async def generate(llm_engine: Any, prompt_ids: list[int], params: Any, request: VllmVideoRequest) -> Any:
+    """One vLLM request through OpenRLHF's engine actor, with per-request processor options where needed."""
+    if request.mm_processor_kwargs is None:
+        return await llm_engine.generate(prompt_ids, params, multi_modal_data=request.multi_modal_data)
+    # The prompt RolloutRayActor.generate builds, plus the processor options it does not forward.
+    from vllm.inputs import TokensPrompt
+    from vllm.utils import random_uuid
+
+    prompt = TokensPrompt(prompt_token_ids=prompt_ids, multi_modal_data=request.multi_modal_data,
+                          mm_processor_kwargs=request.mm_processor_kwargs)
+    final = None
+    async for output in llm_engine.llm.generate(prompt, params, request_id=random_uuid()):
+        final = output
+    return final
 
 
 class AgentExecutor(AgentExecutorBase):
@@ -121,6 +173,7 @@ class AgentExecutor(AgentExecutorBase):
         import vllm  # OpenRLHF constructs the executor inside its vLLM engine actor
 
         check_vllm_version(vllm.__version__)
+        self.vllm_version = vllm.__version__
         self._reward_options = reward_options
 
     def reward_options(self) -> dict[str, Any]:
@@ -132,6 +185,7 @@ class AgentExecutor(AgentExecutorBase):
         if images is None:
             raise ValueError("rarft AgentExecutor: the sample has no video; run with --data.image_key video")
         spec = VideoSpec.parse(images)
+        started = time.perf_counter()
         try:
             video, prompt_ids, mm_train_inputs = await asyncio.wait_for(
                 asyncio.to_thread(prepare_video_prompt, hf_tokenizer, prompt, spec), PREPARE_TIMEOUT_S
@@ -139,34 +193,43 @@ class AgentExecutor(AgentExecutorBase):
         except asyncio.TimeoutError:
             message = f"decoding and preprocessing took over {PREPARE_TIMEOUT_S:g} s"
             raise VideoError(message, source=spec.path) from None
+        prepared = time.perf_counter()
 
-        params = deepcopy(sampling_params)
-        if params.max_tokens is None:
-            params.max_tokens = max(1, max_length - len(prompt_ids))
+        forbidden = forbidden_response_ids(hf_tokenizer)
+        params = rollout_sampling_params(sampling_params, forbidden, len(prompt_ids), max_length)
         if len(prompt_ids) + params.max_tokens > max_length:
             raise ValueError(
                 f"video prompt of {len(prompt_ids)} tokens ({spec.path}) plus {params.max_tokens} new tokens exceeds "
                 f"--data.max_len {max_length}; raise --data.max_len (docs/video.md says by how much) "
                 "or lower --rollout.max_new_tokens"
             )
-        request = await llm_engine.generate(
+        request = await generate(
+            llm_engine,
             dedup_media_tokens(prompt_ids, {hf_tokenizer.video_token_id}),  # one placeholder: vLLM expands it
             params,
-            multi_modal_data={"video": vllm_video_item(video)},
+            vllm_video_request(video, self.vllm_version),
         )
+        generated = time.perf_counter()
         generation = request.outputs[0]
         action_ids = list(generation.token_ids)
+        log_probs = _sampled_log_probs(action_ids, generation.logprobs) if sampling_params.logprobs is not None else None
+        response = generation.text
+        cut = first_forbidden(action_ids, forbidden)
+        if cut is not None:
+            # the rollout ends at the forbidden token, replaced by the end-of-turn token; its text keeps the
+            # token, so the reward reads it as malformed
+            tokenizer = getattr(hf_tokenizer, "tokenizer", hf_tokenizer)
+            response = tokenizer.decode(action_ids[: cut + 1], skip_special_tokens=False)
+            action_ids = action_ids[:cut] + [end_of_turn_ids(hf_tokenizer)[0]]
+            log_probs = log_probs[: cut + 1] if log_probs is not None else None
         observation = prompt_ids + action_ids
 
-        rollout_log_probs = None
-        if sampling_params.logprobs is not None and generation.logprobs is not None:
-            rollout_log_probs = [0.0] * len(prompt_ids)
-            for token_id, logprob_dict in zip(action_ids, generation.logprobs):
-                entry = logprob_dict.get(token_id)
-                rollout_log_probs.append(entry.logprob if entry is not None else 0.0)
-
-        rewards = await asyncio.to_thread(score, generation.text, label, **self.reward_options())
+        rewards = await asyncio.to_thread(score, extract_response(response), label, **self.reward_options())
+        scored = time.perf_counter()
         total = torch.tensor([rewards["total"]], dtype=torch.float32)
+        logs = {name: rewards[name] for name in REWARD_NAMES}
+        logs.update(zip(TIMING_LOGS, (prepared - started, generated - prepared, scored - generated)))
+        logs["rarft/malformed"] = float(cut is not None)
         return {
             "prompt": prompt,
             "label": label,
@@ -174,9 +237,17 @@ class AgentExecutor(AgentExecutorBase):
             "mm_train_inputs": mm_train_inputs,
             "observation_tokens": observation,
             "action_ranges": [(len(prompt_ids), len(observation))],
-            "rollout_log_probs": rollout_log_probs,
-            "truncated": generation.finish_reason == "length",
+            "rollout_log_probs": [0.0] * len(prompt_ids) + log_probs if log_probs is not None else None,
+            "truncated": generation.finish_reason == "length" and cut is None,
             "reward": total,
             "scores": total.clone(),
-            "extra_logs": {name: torch.tensor([rewards[name]], dtype=torch.float32) for name in REWARD_NAMES},
+            "extra_logs": {name: torch.tensor([value], dtype=torch.float32) for name, value in logs.items()},
         }
+
+
+def _sampled_log_probs(action_ids: list[int], logprobs: Any) -> list[float] | None:
+    """vLLM's log-prob of each sampled token (0.0 where vLLM gave none), or None without log-probs."""
+    if logprobs is None:
+        return None
+    entries = [step.get(token) for token, step in zip(action_ids, logprobs)]
+    return [entry.logprob if entry is not None else 0.0 for entry in entries]

@@ -44,7 +44,7 @@ _SEGMENT = re.compile(
 )
 # Chat-template markers around the assistant turn (Qwen2 / Qwen2.5-VL and most ChatML models).
 _ASSISTANT_START = "<|im_start|>assistant"
-_TURN_END = ("<|im_end|>", "<|endoftext|>")
+TURN_END_MARKERS = ("<|im_end|>", "<|endoftext|>")
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ def extract_response(decoded: str, prompt: str | None = None) -> str:
         response = decoded[len(prompt) :]
     else:
         response = decoded
-    for marker in _TURN_END:
+    for marker in TURN_END_MARKERS:
         end = response.find(marker)
         if end >= 0:
             response = response[:end]

@@ -112,9 +112,54 @@ class SampledVideo:
         }
 
 
-def vllm_video_item(video: SampledVideo) -> tuple[np.ndarray, dict[str, Any]]:
-    """The `multi_modal_data["video"]` item vLLM (>= 0.31) takes for Qwen2.5-VL: frames with their metadata."""
-    return video.frames, {**video.metadata(), "do_sample_frames": False}
+# How vLLM takes a Qwen2.5-VL video whose frames are already sampled, by release. Both ways hand the HF
+# processor the frames' metadata, so it derives second_per_grid_ts = temporal patch size / fps (the
+# temporal M-RoPE positions) exactly as training does:
+# - >= 0.31: `multi_modal_data={"video": (frames, metadata)}`; the metadata reaches the processor.
+# - 0.26-0.30: Qwen2-VL's data parser drops item metadata (`video_needs_metadata` is False there) and the
+#   processor then assumes 24 fps (positions 12x too dense for 2-FPS frames). Per-request
+#   `mm_processor_kwargs` do reach the processor call, so the frames go alone and the metadata rides there.
+# - older: not supported; the per-request metadata path was verified from 0.26 on only.
+VLLM_METADATA_IN_ITEM = "0.31.0"
+VLLM_OLDEST_SUPPORTED = "0.26.0"
+
+
+@dataclass(frozen=True)
+class VllmVideoRequest:
+    """What a vLLM prompt carries for one video: `multi_modal_data`, and `mm_processor_kwargs` where needed."""
+
+    multi_modal_data: dict[str, Any]
+    mm_processor_kwargs: dict[str, Any] | None = None
+
+
+def check_vllm_version(version: str) -> None:
+    """Refuse a vLLM that rarft cannot hand a Qwen2.5-VL video's frame rate (see `vllm_video_request`)."""
+    from packaging.version import Version
+
+    if Version(version) < Version(VLLM_OLDEST_SUPPORTED):
+        raise RuntimeError(
+            f"vLLM {version} is not supported for video rollouts: rarft hands Qwen2.5-VL the frames' metadata "
+            f"(fps, hence the temporal positions) through per-request processor options verified from vLLM "
+            f"{VLLM_OLDEST_SUPPORTED} on; install vllm>={VLLM_OLDEST_SUPPORTED} (docs/gpu.md lists tested pairs)"
+        )
+
+
+def vllm_video_request(video: SampledVideo, vllm_version: str) -> VllmVideoRequest:
+    """The video part of a vLLM prompt for `vllm_version` (see the table above `VllmVideoRequest`).
+
+    >>> clip = SampledVideo(np.zeros((2, 28, 28, 3), np.uint8), 2.0, (0.0, 0.5))
+    >>> vllm_video_request(clip, "0.31.0").mm_processor_kwargs is None
+    True
+    >>> vllm_video_request(clip, "0.26.0").mm_processor_kwargs["video_metadata"]["fps"]
+    2.0
+    """
+    from packaging.version import Version
+
+    check_vllm_version(vllm_version)
+    metadata = video.metadata()
+    if Version(vllm_version) >= Version(VLLM_METADATA_IN_ITEM):
+        return VllmVideoRequest({"video": (video.frames, {**metadata, "do_sample_frames": False})})
+    return VllmVideoRequest({"video": video.frames}, {"video_metadata": metadata, "do_sample_frames": False})
 
 
 def processor_video_inputs(videos: Sequence[SampledVideo]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The video rollout executor, loaded by OpenRLHF's own loader, driving a tiny Qwen2.5-VL on CPU.
 
-`VllmLikeEngine` stands in for OpenRLHF's vLLM engine actor. It takes what vLLM 0.33 takes for
-Qwen2.5-VL (prompt ids with one placeholder per video, `multi_modal_data={"video": (frames,
-metadata)}`, metadata required), expands the placeholder with the model's own processor as vLLM
+`VllmLikeEngine` stands in for OpenRLHF's vLLM engine actor. It takes what vLLM takes for a
+Qwen2.5-VL video (prompt ids with one placeholder per video; from 0.31 on `multi_modal_data={"video":
+(frames, metadata)}` through `generate`; on 0.26-0.30 frames alone plus `mm_processor_kwargs` through
+the actor's engine, `.llm.generate`), expands the placeholder with the model's own processor as vLLM
 does, and either generates with the model or answers a scripted text.
 """
 
@@ -11,6 +12,7 @@ import json
 import time
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -52,24 +54,36 @@ class VllmLikeEngine:
 
         self.processor = AutoProcessor.from_pretrained(directory)  # the engine loads its own copy
         self.text, self.model, self.calls = text, model, []
+        self.llm = SimpleNamespace(generate=self._engine_generate)  # the actor's vLLM engine (0.26-0.30 path)
 
-    def expand(self, prompt_token_ids, multi_modal_data):
-        from transformers.video_utils import VideoMetadata
-
-        frames, metadata = multi_modal_data["video"]  # vLLM 0.33 refuses Qwen2.5-VL videos without metadata
-        metadata = VideoMetadata(**{k: v for k, v in metadata.items() if k != "do_sample_frames"})
+    def expand(self, prompt_token_ids, multi_modal_data, mm_processor_kwargs=None):
+        """The processor call vLLM makes: item metadata from 0.31 on, else only what mm_processor_kwargs carry."""
+        video = multi_modal_data["video"]
+        kwargs = dict(mm_processor_kwargs or {})
+        if isinstance(video, tuple):  # vLLM >= 0.31 refuses a Qwen2.5-VL video without metadata
+            video, metadata = video
+            kwargs = {"video_metadata": {k: v for k, v in metadata.items() if k != "do_sample_frames"},
+                      "do_sample_frames": metadata["do_sample_frames"]}
         video_id = self.processor.video_token_id
         assert prompt_token_ids.count(video_id) == 1
         placeholder = "<|vision_start|><|video_pad|><|vision_end|>"
-        out = self.processor(text=[placeholder], videos=[frames], video_metadata=[metadata], return_tensors="pt")
+        out = self.processor(text=[placeholder], videos=[video], return_tensors="pt", **kwargs)
         at = prompt_token_ids.index(video_id)
         expanded = prompt_token_ids[: at - 1] + out["input_ids"][0].tolist() + prompt_token_ids[at + 2 :]
         inputs = {k: out[k] for k in ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")}
         return expanded, inputs
 
     async def generate(self, prompt_token_ids, sampling_params, multi_modal_data=None):
-        self.calls.append((list(prompt_token_ids), multi_modal_data, sampling_params))
-        expanded, inputs = self.expand(list(prompt_token_ids), multi_modal_data)
+        """OpenRLHF's RolloutRayActor.generate: forwards multi_modal_data only."""
+        return self._answer(list(prompt_token_ids), multi_modal_data, None, sampling_params)
+
+    async def _engine_generate(self, prompt, sampling_params, request_id):
+        yield self._answer(list(prompt["prompt_token_ids"]), prompt["multi_modal_data"],
+                           prompt.get("mm_processor_kwargs"), sampling_params)
+
+    def _answer(self, prompt_token_ids, multi_modal_data, mm_processor_kwargs, sampling_params):
+        self.calls.append((prompt_token_ids, multi_modal_data, sampling_params, mm_processor_kwargs))
+        expanded, inputs = self.expand(prompt_token_ids, multi_modal_data, mm_processor_kwargs)
         if self.model is None:
             ids = self.processor.tokenizer(self.text + "<|im_end|>", add_special_tokens=False)["input_ids"]
             logprobs = [{token: SimpleNamespace(logprob=-0.5)} for token in ids]
@@ -109,8 +123,9 @@ def chat_prompt(processor, query=LABEL["query"]):
     return processor.apply_chat_template(build_messages("ra_rft", query), tokenize=False, add_generation_prompt=True)
 
 
-def rollout(processor, engine, clip, sbert, *, label=LABEL, start=None, end=None, max_tokens=64):
+def rollout(processor, engine, clip, sbert, *, label=LABEL, start=None, end=None, max_tokens=64, vllm_version=None):
     executor = load_executor_like_openrlhf(sbert)
+    executor.vllm_version = vllm_version or executor.vllm_version
     params = SimpleNamespace(max_tokens=max_tokens, logprobs=1)
     return asyncio.run(executor.execute(chat_prompt(processor, label["query"]), json.dumps(label), params, 4096,
                                         processor, engine, images=VideoSpec(str(clip), start, end).to_json()))
@@ -125,7 +140,7 @@ def test_engine_gets_one_placeholder_and_frames_and_expands_to_the_trained_promp
     processor = AutoProcessor.from_pretrained(directory)
     engine = VllmLikeEngine(directory)
     output = rollout(processor, engine, clip, sbert)
-    (sent_ids, mm_data, _), = engine.calls
+    (sent_ids, mm_data, _, _), = engine.calls
     frames, metadata = mm_data["video"]
     assert frames.ndim == 4 and frames.shape[0] == 12 and frames.shape[-1] == 3  # 6 s at 2 FPS
     assert frames.shape[1] % 28 == 0 and frames.shape[2] % 28 == 0
@@ -149,8 +164,10 @@ def test_reward_equals_rewards_score(tiny, clip, sbert):
     expected = score(RESPONSE, LABEL, similarity=sbert)
     assert output["reward"].item() == pytest.approx(expected["total"], abs=1e-5)
     assert output["scores"].item() == pytest.approx(expected["total"], abs=1e-5)
-    assert {k: v.item() for k, v in output["extra_logs"].items()} == pytest.approx(
+    assert {k: output["extra_logs"][k].item() for k in REWARD_NAMES} == pytest.approx(
         {k: expected[k] for k in REWARD_NAMES}, abs=1e-5)
+    timings = [output["extra_logs"][name].item() for name in ("rarft/video_prep_s", "rarft/generate_s", "rarft/reward_s")]
+    assert all(t >= 0 for t in timings) and output["extra_logs"]["rarft/malformed"].item() == 0.0
     start, end = output["action_ranges"][0]
     assert end == len(output["observation_tokens"])
     assert output["observation_tokens"][-1] == processor.tokenizer.eos_token_id
@@ -290,14 +307,91 @@ def test_prompt_too_long_is_refused_before_generation(tiny, clip, sbert):
 
 
 @pytest.mark.parametrize(
-    "version, accepted",
-    [("0.29.0", False), ("0.30.2", False), ("0.31.0", True), ("0.33.0", True), ("0.31.0rc1", False)],
+    "version, path",
+    [("0.25.1", None), ("0.26.0", "processor options"), ("0.30.2", "processor options"),
+     ("0.31.0rc1", "processor options"), ("0.31.0", "video item"), ("0.33.0", "video item")],
 )
-def test_vllm_versions_that_drop_video_metadata_are_refused(version, accepted):
+def test_each_vllm_version_gets_the_frame_rate_its_own_way_or_is_refused(version, path):
     from rarft_plugin.openrlhf_agent import check_vllm_version
+    from rarft_plugin.video import SampledVideo, vllm_video_request
 
-    if accepted:
-        check_vllm_version(version)
-    else:
-        with pytest.raises(RuntimeError, match="drops video metadata"):
+    clip = SampledVideo(np.zeros((4, 28, 28, 3), np.uint8), 2.0, (0.0, 0.5, 1.0, 1.5))
+    if path is None:
+        with pytest.raises(RuntimeError, match="not supported for video rollouts"):
             check_vllm_version(version)
+        return
+    check_vllm_version(version)
+    request = vllm_video_request(clip, version)
+    if path == "video item":
+        frames, metadata = request.multi_modal_data["video"]
+        assert request.mm_processor_kwargs is None and metadata["fps"] == 2.0 and metadata["do_sample_frames"] is False
+    else:
+        assert request.multi_modal_data["video"] is clip.frames  # frames alone: 0.26-0.30 drop item metadata
+        assert request.mm_processor_kwargs == {"video_metadata": clip.metadata(), "do_sample_frames": False}
+
+
+def test_vllm_0_26_path_gives_the_engine_the_training_frame_rate_through_processor_options(tiny, clip, sbert):
+    processor, directory = tiny
+    engine = VllmLikeEngine(directory)
+    output = rollout(processor, engine, clip, sbert, vllm_version="0.26.0")
+    (sent_ids, mm_data, _, kwargs), = engine.calls  # through the actor's engine, not RolloutRayActor.generate
+    assert kwargs is not None and kwargs["video_metadata"]["fps"] == pytest.approx(2.0)
+    expanded, inputs = engine.expand(sent_ids, mm_data, kwargs)
+    assert output["observation_tokens"][: output["action_ranges"][0][0]] == expanded
+    trained = output["mm_train_inputs"]["second_per_grid_ts"]
+    assert torch.equal(inputs["second_per_grid_ts"].float(), trained) and trained.tolist() == [1.0]  # 2 / 2 fps
+    # what OpenRLHF's own generate would have sent: the processor falls back to 24 fps
+    _, without = engine.expand(sent_ids, mm_data)
+    assert without["second_per_grid_ts"].tolist() == pytest.approx([2 / 24])
+
+
+def test_special_tokens_are_biased_away_at_sampling_but_end_of_turn_is_not(tiny, clip, sbert):
+    processor, directory = tiny
+    engine = VllmLikeEngine(directory)
+    rollout(processor, engine, clip, sbert)
+    bias = engine.calls[0][2].logit_bias
+    tokenizer = processor.tokenizer
+    for name in ("<|video_pad|>", "<|image_pad|>", "<|vision_start|>", "<|im_start|>"):
+        assert bias[tokenizer.convert_tokens_to_ids(name)] == -100.0, name
+    for name in ("<|im_end|>", "<|endoftext|>"):
+        assert tokenizer.convert_tokens_to_ids(name) not in bias, name
+
+
+MEDIA_TOKEN_RESPONSE = "<think>The bar <|video_pad|> moves.</think> <answer>2.00 to 4.50</answer> <correct></correct>"
+
+
+def test_a_sampled_media_token_ends_the_response_and_pays_nothing(tiny, clip, sbert):
+    processor, directory = tiny
+    output = rollout(processor, VllmLikeEngine(directory, text=MEDIA_TOKEN_RESPONSE), clip, sbert)
+    start, end = output["action_ranges"][0]
+    action = output["observation_tokens"][start:end]
+    tokenizer = processor.tokenizer
+    assert tokenizer.convert_tokens_to_ids("<|video_pad|>") not in action
+    assert action[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(action[:-1]) == "<think>The bar "
+    assert len(output["rollout_log_probs"]) == end
+    assert {name: output["extra_logs"][name].item() for name in REWARD_NAMES} == dict.fromkeys(REWARD_NAMES, 0.0)
+    assert output["reward"].item() == 0.0 and output["extra_logs"]["rarft/malformed"].item() == 1.0
+
+
+def test_openrlhf_actor_trains_on_a_rollout_that_sampled_a_media_token(tiny, clip, sbert):
+    """Without the cut, the actor's forward fails: "Video features and video tokens do not match"."""
+    from openrlhf.models import Actor
+    from openrlhf.trainer.ppo_utils.experience import Experience
+    from openrlhf.trainer.ppo_utils.samples_generator import SamplesGenerator
+    from openrlhf.utils.vlm_utils import merge_mm_train_inputs
+
+    processor, directory = tiny
+    outputs = [rollout(processor, VllmLikeEngine(directory, text=text), clip, sbert)
+               for text in (MEDIA_TOKEN_RESPONSE, RESPONSE)]
+    samples = [SamplesGenerator._process_response_into_experience(None, o, max_len=4096) for o in outputs]
+    batch = Experience.concat_experiences(samples, processor.tokenizer.pad_token_id)
+    merged = merge_mm_train_inputs(batch.mm_train_inputs, "cpu")
+    actor = Actor(str(directory), attn_implementation="eager", param_dtype="bf16").eval()
+    with torch.no_grad():
+        log_probs = actor(batch.sequences, batch.action_mask, attention_mask=batch.attention_mask, **merged)
+        assert torch.isfinite(log_probs).all()
+        uncut = batch.sequences.clone()
+        uncut[0, outputs[0]["action_ranges"][0][0] + 3] = processor.video_token_id  # a media token left in
+        with pytest.raises(ValueError, match="do not match"):
+            actor(uncut, batch.action_mask, attention_mask=batch.attention_mask, **merged)

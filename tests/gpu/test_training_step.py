@@ -32,17 +32,31 @@ class ConstantSimilarity:
 
 
 class GenerateEngine:
-    """Stands in for vLLM: samples a response with the tiny model's own `generate` on the GPU."""
+    """Stands in for vLLM: samples a response with the tiny model's own `generate` on the GPU.
+
+    Takes both request forms the executor sends: `generate(..., multi_modal_data={"video": (frames,
+    metadata)})` (vLLM >= 0.31) and, through the actor's engine `.llm.generate`, frames with the
+    metadata in `mm_processor_kwargs` (vLLM 0.26-0.30, as installed with the packed training stack).
+    """
 
     def __init__(self, model, processor, video):
         self.model, self.processor, self.video, self.received = model, processor, video, []
+        self.llm = SimpleNamespace(generate=self._engine_generate)
 
     async def generate(self, prompt_token_ids, sampling_params, multi_modal_data=None):
-        self.received.append((prompt_token_ids, multi_modal_data))
-        prompt = self.processor.tokenizer.decode(prompt_token_ids)
+        frames, metadata = multi_modal_data["video"]
+        return self._sample(prompt_token_ids, sampling_params, frames, metadata)
+
+    async def _engine_generate(self, prompt, sampling_params, request_id):
+        kwargs = prompt["mm_processor_kwargs"]
+        yield self._sample(prompt["prompt_token_ids"], sampling_params, prompt["multi_modal_data"]["video"],
+                           {**kwargs["video_metadata"], "do_sample_frames": kwargs["do_sample_frames"]})
+
+    def _sample(self, prompt_token_ids, sampling_params, frames, metadata):
         from transformers.video_utils import VideoMetadata
 
-        frames, metadata = multi_modal_data["video"]  # as vLLM >= 0.31 takes a Qwen2.5-VL video
+        self.received.append((list(prompt_token_ids), frames))
+        prompt = self.processor.tokenizer.decode(prompt_token_ids)
         metadata = VideoMetadata(**{k: v for k, v in metadata.items() if k != "do_sample_frames"})
         inputs = self.processor(text=[prompt], videos=[frames], video_metadata=[metadata], do_sample_frames=False,
                                 add_special_tokens=False, return_tensors="pt").to(DEVICE)
