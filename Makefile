@@ -1,12 +1,14 @@
 # Two commands for a fresh CPU machine:
-#   make demo   set up ./.venv and run the main job on the bundled sample data
-#   make test   set up ./.venv and run the test suite
+#   make demo   set up the virtual environment and run the main job on the bundled sample data
+#   make test   set up the virtual environment and run the test suite
+# VENV (default .venv) picks the virtual environment: `make test VENV=/opt/rarft-venv`.
+venv := $(if $(strip $(VENV)),$(VENV),.venv)
 .PHONY: setup demo test bench
 setup:
-	bash scripts/setup_env.sh
+	VENV=$(venv) bash scripts/setup_env.sh
 demo: setup
-	.venv/bin/rarft-demo --out runs/demo
+	$(venv)/bin/rarft-demo --out runs/demo
 test: setup
-	.venv/bin/python -m pytest -q
+	$(venv)/bin/python -m pytest -q
 bench: setup
-	.venv/bin/python bench/reward_throughput.py
+	$(venv)/bin/python bench/reward_throughput.py

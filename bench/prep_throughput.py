@@ -20,21 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from data_prep.cli import main as prep  # noqa: E402
-from support.openai_server import ChatServer, system_text, user_text  # noqa: E402
-
-CATS = ["Object/ObjectExistence", "Action/FineGrainedAction", "Scene/SceneExistence"]
-
-
-def responder(request):
-    if system_text(request).startswith("You are a multi-label classifier"):
-        return json.dumps({"eligible_categories": [{"path": c, "reason": "r"} for c in CATS]})
-    query = json.loads(user_text(request))["related_query"]
-    negs = {}
-    for tag, count in (("hard", 1), ("medium", 2), ("easy", 3)):
-        blocks = "".join(f"<{c.lower().replace('/', '_')}>x</{c.lower().replace('/', '_')}>" for c in CATS[:count])
-        negs[tag] = {"irrel_query": f"not {query} ({tag})", "applied_categories": [{"path": c} for c in CATS[:count]],
-                     "reasoning": f"<irrelevant_answer>no</irrelevant_answer>{blocks}", "difficulty_tag": tag}
-    return json.dumps({"negs": negs})
+from support.hi_vtg_llm import hi_vtg_reply as responder  # noqa: E402
+from support.openai_server import ChatServer  # noqa: E402
 
 
 def serve(latency: float, port_queue, stop) -> None:

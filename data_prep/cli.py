@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from rarft_plugin.cli import entry_point
+
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "to-openrlhf": ("data_prep.to_openrlhf", "convert a released-schema file to OpenRLHF prompt JSONL with videos"),
@@ -21,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+@entry_point("rarft-prep")
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="rarft-prep", description=__doc__.splitlines()[0])

@@ -21,12 +21,24 @@ Reliability: requests run concurrently (`--concurrency`), retried with backoff o
 timeouts / resets; every finished query (item or reject) is appended to a journal in the work
 directory and every LLM reply to a cache there, so a run killed at any moment resumes without
 losing, duplicating or paying again for finished work; outputs are written atomically at the end.
+
+What counts as finished: an item, or a reject for what the model answered (invalid after
+`--max-attempts`) or for a request the endpoint refused as such (HTTP 400 / 413 / 422, e.g. a
+prompt beyond the model's context). A failure of the endpoint itself (unreachable, overloaded past
+the retries, bad key or model name) is never a result: the run checks the endpoint before the
+first request and stops at the first such failure with a non-zero exit, journals nothing for the
+queries it hit, and the next run asks them again. The journal and the reply cache are keyed by the
+model, the prompts and the sampling settings, so a run with another `--model` (or temperature,
+...) starts afresh instead of reusing answers of the old one. Outputs are written only when every
+query is finished; a run that finishes with no item exits non-zero (the rejects file says why,
+with each rejected reply next to its reason).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import re
 import sys
@@ -40,10 +52,11 @@ from rarft_plugin import llm_prompts
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_atomic, write_jsonl_atomic
 from rarft_plugin.journal import Journal
-from rarft_plugin.llm_client import ChatClient, LLMError
+from rarft_plugin.llm_client import ChatClient, EndpointError, RequestError
 from rarft_plugin.taxonomy import CATEGORIES, category_tag
 
-from data_prep.importers import IMPORTERS, QueryRecord, import_records
+from data_prep.arguments import positive_int
+from data_prep.importers import DURATIONS_HELP, IMPORTERS, QueryRecord, import_records
 
 # difficulty tag (released files) -> number of edited categories (paper: strong / moderate / weak)
 PLANS: tuple[tuple[str, int], ...] = (("hard", 1), ("medium", 2), ("easy", 3))
@@ -144,76 +157,114 @@ def hi_vtg_item(record: QueryRecord, negatives: dict[str, dict]) -> dict:
 
 
 async def build_one(ask, record: QueryRecord, max_attempts: int) -> dict:
-    """{"item": ...} or {"reject": {...}} for one relevant query."""
+    """{"item": ...} or {"reject": {reason, reply, ...}} for one relevant query.
+
+    An EndpointError propagates: it says nothing about this query, so it is no result.
+    """
     async def validated(messages, check, stage):
-        reason = ""
+        reason, reply = "", None
         for attempt in range(max_attempts):
             try:
                 reply = await ask(messages, attempt=attempt)
-            except LLMError as error:
-                return None, f"{stage}: {error}"
+            except RequestError as error:
+                return None, f"{stage}: endpoint refused the request ({error})", None
             try:
-                return check(reply), ""
+                return check(reply), "", reply
             except Invalid as error:
                 reason = f"{stage}: {error}"
-        return None, reason
+        return None, reason, reply
 
-    categories, reason = await validated(llm_prompts.category_extraction_messages(record.query),
-                                         validate_categories, "categories")
+    def reject(reason: str, reply: str | None) -> dict:
+        return {"reject": {"reason": reason, "reply": reply, "video": record.video, "query": record.query}}
+
+    categories, reason, reply = await validated(llm_prompts.category_extraction_messages(record.query),
+                                                validate_categories, "categories")
     if categories is None:
-        return {"reject": {"reason": reason, "video": record.video, "query": record.query}}
+        return reject(reason, reply)
     plans = plans_for(categories)
-    negatives, reason = await validated(
+    negatives, reason, reply = await validated(
         llm_prompts.generation_messages(record.query, record.timestamp, plans, list(record.video_context)),
         lambda reply: validate_negatives(reply, plans, record.query), "generation")
     if negatives is None:
-        return {"reject": {"reason": reason, "video": record.video, "query": record.query}}
+        return reject(reason, reply)
     return {"item": hi_vtg_item(record, negatives)}
 
 
-async def build(records: list[QueryRecord], chat: ChatClient, journal: Journal, max_attempts: int) -> None:
-    todo = [r for r in records if r.key not in journal]
+def settings_key(chat: ChatClient, max_attempts: int) -> str:
+    """What a finished result depends on besides its query: model, sampling, prompts, attempts."""
+    blob = json.dumps({"model": chat.model, "params": chat.params, "json_mode": chat.json_mode,
+                       "max_attempts": max_attempts,
+                       "prompts": [llm_prompts.CATEGORY_EXTRACTION_SYSTEM, llm_prompts.GENERATION_SYSTEM]},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def journal_key(settings: str, record: QueryRecord) -> str:
+    return f"{settings}|{record.key}"
+
+
+async def build(records: list[QueryRecord], chat: ChatClient, journal: Journal, max_attempts: int,
+                settings: str) -> None:
+    """Finish every record not in the journal; the first EndpointError stops the run (and propagates)."""
+    todo = [r for r in records if journal_key(settings, r) not in journal]
+    if not todo:  # everything finished: the endpoint is not needed, up or down
+        return
+    await chat.check_endpoint()
     with tqdm(total=len(records), initial=len(records) - len(todo), desc="hi-vtg", unit="query") as progress:
         async with chat.session() as ask:
 
             async def one(record):
                 result = await build_one(ask, record, max_attempts)
-                await asyncio.to_thread(journal.put, record.key, result)  # fsync off the event loop
+                await asyncio.to_thread(journal.put, journal_key(settings, record), result)  # fsync off the loop
                 progress.update(1)
 
-            await asyncio.gather(*(one(r) for r in todo))
+            try:
+                async with asyncio.TaskGroup() as group:  # one failure cancels the queries in flight
+                    for record in todo:
+                        group.create_task(one(record))
+            except* EndpointError as failures:
+                raise failures.exceptions[0] from None
 
 
 def reject_reason_kind(reason: str) -> str:
-    """A reject reason with its values masked, for counting by kind in the summary.
+    """A reject reason with its lists and quoted values elided, for counting by kind in the summary.
 
     >>> reject_reason_kind("generation: medium: applied_categories ['X/Y'] differ from the plan ['A/B']")
-    'generation: #: applied_categories # differ from the plan #'
+    'generation: medium: applied_categories [...] differ from the plan [...]'
     """
-    return re.sub(r"\[[^\]]*\]|'[^']*'|\b(hard|medium|easy)\b|-?\d+(\.\d+)?", "#", reason)
+    return re.sub(r"'[^']*'", "'...'", re.sub(r"\[[^\]]*\]", "[...]", reason))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="VTG annotations")
-    parser.add_argument("--format", choices=sorted(IMPORTERS), required=True)
-    parser.add_argument("--durations", type=Path, default=None, help="video durations (Charades-STA)")
+    parser.add_argument("--format", choices=sorted(IMPORTERS), required=True, help="annotation format (importers)")
+    parser.add_argument("--durations", type=Path, default=None, help=DURATIONS_HELP)
     parser.add_argument("--out", type=Path, required=True, help="HI-VTG JSON (released schema) to write")
     parser.add_argument("--rejects", type=Path, default=None, help="default: OUT with .rejects.jsonl")
     parser.add_argument("--work-dir", type=Path, default=None, help="journal + LLM cache (default: OUT.work/)")
-    parser.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint")
+    parser.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint, e.g. http://localhost:8080/v1")
     parser.add_argument("--model", default=None, help="LLM name at that endpoint (the paper: GPT-5-mini)")
     parser.add_argument("--api-key", default=None, help="default: $OPENAI_API_KEY")
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--max-items", type=int, default=None, help="only the first N relevant queries")
-    parser.add_argument("--max-attempts", type=int, default=3, help="asks per stage before a query is rejected")
-    parser.add_argument("--temperature", type=float, default=0.7)
-    parser.add_argument("--retry-backoff", type=float, default=1.0)
+    parser.add_argument("--concurrency", type=positive_int, default=16, help="requests in flight at once")
+    parser.add_argument("--max-items", type=positive_int, default=None, help="only the first N relevant queries")
+    parser.add_argument("--max-attempts", type=positive_int, default=3,
+                        help="asks per stage before a query is rejected for invalid answers")
+    parser.add_argument("--temperature", type=float, default=0.7, help="sampling temperature")
+    parser.add_argument("--max-tokens", type=positive_int, default=None,
+                        help="reply length limit (default: the server's); a local server may need it")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for one reply")
+    parser.add_argument("--no-json-mode", dest="json_mode", action="store_false",
+                        help="do not ask for response_format json_object (asked by default; a server that "
+                             "answers HTTP 400 to it is asked without it)")
+    parser.add_argument("--retry-backoff", type=float, default=1.0, help="first retry wait, seconds (doubles)")
     parser.add_argument("--dry-run", action="store_true", help="print the prompts of the first query and stop")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         records, import_rejects = import_records(args.input, args.format, args.durations)
+        if not records:
+            raise DataError(f"no usable query ({len(import_rejects)} rejected at import)", source=str(args.input))
     except DataError as error:
         print(f"rarft-prep hi-vtg: error: {error}", file=sys.stderr)
         return 2
@@ -232,21 +283,41 @@ def run(args: argparse.Namespace) -> int:
         return 2
     work = args.work_dir or args.out.with_name(args.out.name + ".work")
     chat = ChatClient(base_url=args.base_url, model=args.model, api_key=args.api_key, concurrency=args.concurrency,
-                      temperature=args.temperature, backoff_s=args.retry_backoff, cache_path=work / "llm_cache.jsonl")
+                      temperature=args.temperature, max_tokens=args.max_tokens, timeout_s=args.timeout,
+                      json_mode=args.json_mode, backoff_s=args.retry_backoff, cache_path=work / "llm_cache.jsonl")
     journal = Journal(work / "journal.jsonl")
-    asyncio.run(build(records, chat, journal, args.max_attempts))
-    results = [journal.get(r.key) for r in records]
+    settings = settings_key(chat, args.max_attempts)
+    done = sum(journal_key(settings, r) in journal for r in records)
+    print(f"{done} queries already finished in {work}/, {len(records) - done} to do")
+    try:
+        asyncio.run(build(records, chat, journal, args.max_attempts, settings))
+    except EndpointError as error:
+        finished = sum(journal_key(settings, r) in journal for r in records)
+        print(f"rarft-prep hi-vtg: error: the LLM endpoint failed: {error}\n"
+              f"  {finished} of {len(records)} queries finished (kept in {work}/); nothing written; "
+              "rerun the same command to go on", file=sys.stderr)
+        return 1
+    finally:
+        chat.close()
+        journal.close()
+    results = [journal.get(journal_key(settings, r)) for r in records]
     items = [r["item"] for r in results if "item" in r]
     rejects = import_rejects + [{"stage": "llm", **r["reject"]} for r in results if "reject" in r]
-    write_atomic(args.out, json.dumps(items, ensure_ascii=False, indent=1) + "\n")
-    write_jsonl_atomic(args.rejects or args.out.with_suffix(".rejects.jsonl"), rejects)
-    chat.close()
-    journal.close()
+    rejects_path = args.rejects or args.out.with_suffix(".rejects.jsonl")
+    write_jsonl_atomic(rejects_path, rejects)
+    if items:
+        write_atomic(args.out, json.dumps(items, ensure_ascii=False, indent=1) + "\n")
     usage = chat.usage
     by_reason = Counter(f"{r['stage']}: {reject_reason_kind(r['reason'])}" for r in rejects)
-    print(f"items: {len(items)} written to {args.out}; rejects: {len(rejects)}")
+    print(f"items: {len(items)} of {len(records)} queries written to {args.out if items else '(nothing)'}; "
+          f"rejects: {len(rejects)} -> {rejects_path}")
     for reason, count in by_reason.most_common():
         print(f"  {count:6d}  {reason}")
     print(f"requests: {usage.requests} (cached {usage.cached}, retries {usage.retries}); "
-          f"tokens: {usage.prompt_tokens} prompt + {usage.completion_tokens} completion")
+          f"tokens: {usage.prompt_tokens} prompt + {usage.completion_tokens} completion"
+          + ("; the server refused JSON mode: asked without it" if usage.json_mode_refused else ""))
+    if not items:
+        print(f"rarft-prep hi-vtg: error: no item built from {len(records)} queries; the reasons and the "
+              f"model's replies are in {rejects_path}", file=sys.stderr)
+        return 1
     return 0

@@ -10,9 +10,13 @@
 | `jsonl`       | generic JSONL `{"video", "query", "timestamp": [s, e], "duration", "video_start"?, "video_end"?, "context"?}` |
 
 Dense captions of the same video (other queries with their spans) become each record's
-`video_context`. A record whose span does not fit its video (negative, reversed, or beyond the
-duration / clip window by more than half a second) is not imported: it goes to the returned
-rejects with its reason.
+`video_context`. A record that cannot be used — a missing or malformed field, a span that does not
+fit its video (negative, reversed, or beyond the duration / clip window by more than half a second)
+— is not imported: it goes to the returned rejects with its reason, naming file and record; one odd
+record never refuses a file. Only file-level problems (not found, not JSON, the wrong top-level
+shape, Charades without `--durations`) are errors. `duration` may be missing (`null`) where the
+annotations lack it (TVGBench clips carry `video_start`/`video_end`): the span is then checked
+against the clip window only, and the length is taken from the video when it is converted.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import read_jsonl
 
 TOLERANCE_S = 0.5
+DURATIONS_HELP = ("video lengths, for formats whose annotations lack them (charades): a JSON object "
+                  "{\"VIDEO_ID\": seconds, ...} or a CSV with an 'id' column and a 'length' or 'duration' "
+                  "column in seconds (Charades' Charades_v1_test.csv)")
 
 
 @dataclass(frozen=True)
@@ -39,7 +46,7 @@ class QueryRecord:
     video: str
     query: str
     timestamp: tuple[float, float]
-    duration: float
+    duration: float | None
     video_start: float | None = None
     video_end: float | None = None
     video_context: tuple[str, ...] = field(default_factory=tuple)
@@ -50,12 +57,18 @@ class QueryRecord:
         return f"{self.video}|{self.timestamp[0]:.3f}|{self.timestamp[1]:.3f}|{self.query}"
 
 
-def span_problem(timestamp: tuple[float, float], duration: float, start: float | None, end: float | None) -> str | None:
-    """Why a span cannot be used, or None."""
+def span_problem(timestamp: tuple[float, float], duration: float | None, start: float | None,
+                 end: float | None) -> str | None:
+    """Why a span cannot be used, or None (a span without a known length is only checked for order)."""
     s, e = timestamp
     if not (math.isfinite(s) and math.isfinite(e)) or s < 0 or e < s:
         return f"span {list(timestamp)} is negative, reversed or not finite"
-    window = (end if end is not None else duration) - (start or 0.0)
+    if duration is not None and duration <= 0:
+        return f"duration {duration} is not positive"
+    length = end if end is not None else duration
+    if length is None:
+        return None
+    window = length - (start or 0.0)
     if e > window + TOLERANCE_S:
         return f"span {list(timestamp)} ends after the video (clip) length {window:.2f} s"
     return None
@@ -93,69 +106,99 @@ def _record(source: str, where: str, video: Any, query: Any, timestamp: Any, dur
     return QueryRecord(
         video=video.strip(), query=" ".join(query.split()),
         timestamp=(number(timestamp[0], "timestamp"), number(timestamp[1], "timestamp")),
-        duration=number(duration, "duration"),
+        duration=None if duration is None else number(duration, "duration"),
         video_start=None if start is None else number(start, "video_start"),
         video_end=None if end is None else number(end, "video_end"), source=source,
     )
 
 
 def _durations(path: Path | None) -> dict[str, float]:
+    """{video id: seconds} from a `--durations` file (DURATIONS_HELP)."""
     if path is None:
         return {}
+    if not path.is_file():
+        raise DataError("durations file not found", source=str(path))
     if path.suffix == ".json":
-        return {str(k): float(v) for k, v in json.loads(path.read_text()).items()}
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    column = next((c for c in ("length", "duration") if rows and c in rows[0]), None)
-    if column is None:
-        raise DataError("needs an 'id' and a 'length' or 'duration' column", source=str(path))
-    return {row["id"]: float(row[column]) for row in rows}
+        data = _json(path)
+        if not isinstance(data, dict):
+            raise DataError('expected a JSON object {"VIDEO_ID": seconds, ...}', source=str(path))
+        pairs = [(str(key), value, str(key)) for key, value in data.items()]
+    else:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        column = next((c for c in ("length", "duration") if rows and c in rows[0]), None)
+        if column is None or "id" not in rows[0]:
+            raise DataError("needs an 'id' and a 'length' or 'duration' column", source=str(path))
+        pairs = [(row["id"], row[column], f"line {number}") for number, row in enumerate(rows, start=2)]
+    lengths = {}
+    for video, value, where in pairs:
+        try:
+            lengths[video] = float(value)
+        except (TypeError, ValueError):
+            raise DataError(f"must be a number of seconds, got {value!r}", source=str(path), record=where) from None
+    return lengths
 
 
-def import_charades(path: Path, durations: Path | None = None) -> list[QueryRecord]:
+Imported = list["QueryRecord | DataError"]  # usable records and per-record problems, in file order
+
+
+def _guarded(make: Callable[[], QueryRecord]) -> QueryRecord | DataError:
+    try:
+        return make()
+    except DataError as error:
+        return error
+
+
+def import_charades(path: Path, durations: Path | None = None) -> Imported:
+    if durations is None:
+        raise DataError("Charades-STA lines carry no video length: give --durations", source=str(path))
     lengths = _durations(durations)
-    records, missing = [], set()
+    records: Imported = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
+        where = f"line {number}"
         head, sep, sentence = line.partition("##")
         parts = head.split()
         if not sep or len(parts) != 3:
-            raise DataError("expected 'VID START END##sentence'", source=str(path), record=f"line {number}")
-        video, start, end = parts
-        if video not in lengths:
-            missing.add(video)
-            continue
-        records.append(_record(str(path), f"line {number}", video, sentence, (start, end), lengths[video]))
-    if missing:
-        raise DataError(f"no duration for {len(missing)} video(s) (give --durations): {sorted(missing)[:10]}",
-                        source=str(path))
+            records.append(DataError("expected 'VID START END##sentence'", source=str(path), record=where))
+        elif parts[0] not in lengths:
+            records.append(DataError(f"no duration for video {parts[0]!r} in {durations}", source=str(path),
+                                     record=where))
+        else:
+            records.append(_guarded(lambda: _record(str(path), where, parts[0], sentence, parts[1:],
+                                                    lengths[parts[0]])))
     return records
 
 
-def import_activitynet(path: Path, durations: Path | None = None) -> list[QueryRecord]:
+def import_activitynet(path: Path, durations: Path | None = None) -> Imported:
     data = _json(path)
     if not isinstance(data, dict):
         raise DataError("expected a JSON object {video: {...}}", source=str(path))
-    records = []
+    records: Imported = []
     for video, entry in data.items():
+        entry = entry if isinstance(entry, dict) else {}
         stamps, sentences = entry.get("timestamps"), entry.get("sentences")
         if not isinstance(stamps, list) or not isinstance(sentences, list) or len(stamps) != len(sentences):
-            raise DataError("needs equally long 'timestamps' and 'sentences'", source=str(path), record=video)
+            records.append(DataError("needs equally long 'timestamps' and 'sentences'", source=str(path),
+                                     record=video))
+            continue
         for index, (stamp, sentence) in enumerate(zip(stamps, sentences)):
-            records.append(_record(str(path), f"{video}[{index}]", video, sentence, stamp, entry.get("duration")))
+            records.append(_guarded(lambda: _record(str(path), f"{video}[{index}]", video, sentence, stamp,
+                                                    entry.get("duration"))))
     return records
 
 
-def import_qvhighlights(path: Path, durations: Path | None = None) -> list[QueryRecord]:
-    records = []
+def import_qvhighlights(path: Path, durations: Path | None = None) -> Imported:
+    records: Imported = []
     for number, row in read_jsonl(path):
-        windows = row.get("relevant_windows") or []
-        if not windows:
-            raise DataError("needs relevant_windows", source=str(path), record=f"line {number}",
-                            field="relevant_windows")
-        records.append(_record(str(path), f"line {number}", row.get("vid"), row.get("query"), windows[0],
-                               row.get("duration")))
+        windows = row.get("relevant_windows")
+        if not isinstance(windows, list) or not windows:
+            records.append(DataError("needs relevant_windows", source=str(path), record=f"line {number}",
+                                     field="relevant_windows"))
+            continue
+        records.append(_guarded(lambda: _record(str(path), f"line {number}", row.get("vid"), row.get("query"),
+                                                windows[0], row.get("duration"))))
     return records
 
 
@@ -163,21 +206,22 @@ def _first(row: dict, names: tuple[str, ...]) -> Any:
     return next((row[name] for name in names if name in row), None)
 
 
-def import_tvgbench(path: Path, durations: Path | None = None) -> list[QueryRecord]:
+def import_tvgbench(path: Path, durations: Path | None = None) -> Imported:
     data = _json(path)
     rows = data if isinstance(data, list) else list(data.values()) if isinstance(data, dict) else None
     if rows is None:
         raise DataError("expected a JSON list of records", source=str(path))
     return [
-        _record(str(path), str(index), _first(row, ("video", "video_path", "vid")),
-                _first(row, ("query", "question", "sentence", "caption")),
-                _first(row, ("timestamp", "solution", "span", "timestamps")), row.get("duration"),
-                row.get("video_start"), row.get("video_end"))
+        _guarded(lambda: _record(str(path), str(index), _first(row, ("video", "video_path", "vid")),
+                                 _first(row, ("query", "question", "sentence", "caption")),
+                                 _first(row, ("timestamp", "solution", "span", "timestamps")), row.get("duration"),
+                                 row.get("video_start"), row.get("video_end")))
+        if isinstance(row, dict) else DataError("expected an object", source=str(path), record=index)
         for index, row in enumerate(rows)
     ]
 
 
-def import_released(path: Path, durations: Path | None = None) -> list[QueryRecord]:
+def import_released(path: Path, durations: Path | None = None) -> Imported:
     examples, _ = load_examples(path)  # spans of relevant queries resolved as the loader does
     return [
         QueryRecord(video=e.item.video, query=e.label.query, timestamp=e.label.timestamp, duration=e.item.duration,
@@ -187,15 +231,16 @@ def import_released(path: Path, durations: Path | None = None) -> list[QueryReco
     ]
 
 
-def import_jsonl(path: Path, durations: Path | None = None) -> list[QueryRecord]:
+def import_jsonl(path: Path, durations: Path | None = None) -> Imported:
     return [
-        _record(str(path), f"line {number}", row.get("video"), row.get("query"), row.get("timestamp"),
-                row.get("duration"), row.get("video_start"), row.get("video_end"))
+        _guarded(lambda: _record(str(path), f"line {number}", row.get("video"), row.get("query"),
+                                 row.get("timestamp"), row.get("duration"), row.get("video_start"),
+                                 row.get("video_end")))
         for number, row in read_jsonl(path)
     ]
 
 
-IMPORTERS: dict[str, Callable[[Path, Path | None], list[QueryRecord]]] = {
+IMPORTERS: dict[str, Callable[[Path, Path | None], Imported]] = {
     "charades": import_charades,
     "activitynet": import_activitynet,
     "qvhighlights": import_qvhighlights,
@@ -213,8 +258,10 @@ def import_records(path: Path, fmt: str, durations: Path | None = None) -> tuple
         raise DataError("file not found", source=str(path))
     usable, rejects = [], []
     for record in IMPORTERS[fmt](path, durations):
-        problem = None if record.duration > 0 else f"duration {record.duration} is not positive"
-        problem = problem or span_problem(record.timestamp, record.duration, record.video_start, record.video_end)
+        if isinstance(record, DataError):
+            rejects.append({"stage": "import", "reason": str(record)})
+            continue
+        problem = span_problem(record.timestamp, record.duration, record.video_start, record.video_end)
         if problem:
             rejects.append({"stage": "import", "reason": problem, "video": record.video, "query": record.query})
         else:

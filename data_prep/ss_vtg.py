@@ -17,13 +17,16 @@ from pathlib import Path
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_atomic, write_jsonl_atomic
 
-from data_prep.importers import IMPORTERS, QueryRecord, import_records
+from data_prep.arguments import positive_int
+from data_prep.importers import DURATIONS_HELP, IMPORTERS, QueryRecord, import_records
 
 
 def shuffled_items(records: list[QueryRecord], seed: int) -> list[dict]:
     """One item per record: its query (relevant) and a query of another video (irrelevant)."""
-    if len({r.video for r in records}) < 2:
-        raise DataError("shuffling needs queries from at least two videos")
+    videos = len({r.video for r in records})
+    if videos < 2:
+        raise DataError(f"shuffling needs usable queries from at least two videos, found {len(records)} "
+                        f"quer{'y' if len(records) == 1 else 'ies'} of {videos}")
     rng = random.Random(seed)
     items = []
     for record in records:
@@ -43,12 +46,13 @@ def shuffled_items(records: list[QueryRecord], seed: int) -> list[dict]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", type=Path)
-    parser.add_argument("--format", choices=sorted(IMPORTERS), required=True)
-    parser.add_argument("--durations", type=Path, default=None)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-items", type=int, default=None)
+    parser.add_argument("input", type=Path, help="VTG annotations (relevant queries with their spans)")
+    parser.add_argument("--format", choices=sorted(IMPORTERS), required=True, help="annotation format (importers)")
+    parser.add_argument("--durations", type=Path, default=None, help=DURATIONS_HELP)
+    parser.add_argument("--out", type=Path, required=True,
+                        help="SS-VTG JSON (released schema) to write; import rejects go to OUT.rejects.jsonl")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the shuffle (same seed, same file)")
+    parser.add_argument("--max-items", type=positive_int, default=None, help="only the first N relevant queries")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         records = records[: args.max_items] if args.max_items else records
         items = shuffled_items(records, args.seed)
     except DataError as error:
+        error = error.located(source=str(args.input))
         print(f"rarft-prep ss-vtg: error: {error}", file=sys.stderr)
         return 2
     write_atomic(args.out, json.dumps(items, ensure_ascii=False, indent=1) + "\n")

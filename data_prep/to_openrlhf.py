@@ -9,14 +9,22 @@ One line per query (`rarft_plugin.dataset.load_examples`):
 
 Train with `--data.input_key input --data.label_key label --data.image_key video
 --data.apply_chat_template` (the launcher passes these; docs/video.md). Video paths are resolved
-once, up front, to the first existing non-empty file of: the path as written (absolute, or relative
-to the input file), DIR/path (relative paths), DIR/<file name>; so the released files' absolute
+once, up front (`rarft_plugin.dataset.video_candidates`), to the first existing non-empty file of:
+the path as written (absolute, or relative to the input file), DIR/path (relative paths),
+DIR/<file name>, each also with a video extension added when the name has none (`--video-ext`,
+default .mp4 .mkv .webm .avi .mov); so the released files' absolute
 (`/data/sungjoon/Charades_v1/E6DLK.mp4`) and relative (`../dataset/selected_videos/72LJ3.mp4`)
-paths both resolve against a flat `--video-root` holding the files by name. Every missing video is
-reported at once and nothing is written. Then every clip that will be written is probed (opened,
-its `video_start`/`video_end` window checked against its real length, the window's first and last
-frame decoded): truncated, non-video and zero-length files and windows beyond the video are all
-reported at once, with their records, before anything is written (`--no-probe` checks existence only).
+paths and Charades-STA's bare ids (`AO8RW`) all resolve against a flat `--video-root` holding the
+files by name. Every missing or empty video is reported at once, with the names tried, and nothing
+is written. Then every clip that will be written is probed (opened, its `video_start`/`video_end`
+window checked against its real length, the window's first and last frame decoded): truncated,
+non-video and zero-length files and windows beyond the video are all reported at once, with their
+records, before anything is written (`--no-probe` checks existence only).
+
+A record without a `duration` (the released HI-TVGBench / SS-QVHighlights files have `null`) gets
+its label's duration from the video: the clip window's length `video_end - video_start` when the
+record has both, else the probed length of the video less `video_start`. Such videos are probed
+even with `--no-probe`.
 
 `--ratio R:I` keeps relevant and irrelevant queries in that proportion by dropping (seeded) part of
 the larger class; the paper trains at 1:3 and evaluates at 1:1. Without it every query is kept.
@@ -25,15 +33,18 @@ the larger class; the paper trains at 1:3 and evaluates at 1:1. Without it every
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from rarft_plugin.dataset import Example, check_clips, load_examples, resolve_videos, video_spec
+from rarft_plugin.dataset import VIDEO_EXTENSIONS, Example, check_clips, load_examples, resolve_videos, video_spec
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_jsonl_atomic
 from rarft_plugin.prompts import TEMPLATES, build_messages
+from rarft_plugin.video import VideoError, probe
 
 
 def apply_ratio(examples: list[Example], ratio: tuple[int, int] | None, seed: int) -> list[Example]:
@@ -49,6 +60,58 @@ def apply_ratio(examples: list[Example], ratio: tuple[int, int] | None, seed: in
     rng = random.Random(seed)
     kept = set(map(id, rng.sample(relevant, keep_r))) | set(map(id, rng.sample(irrelevant, keep_i)))
     return [e for e in examples if id(e) in kept]
+
+
+def clip_length(video_start: float | None, video_end: float | None, video_seconds: float | None) -> float:
+    """The length of the clip a record asks about: its window, or the video from `video_start` on.
+
+    >>> clip_length(210.0, 360.0, None), clip_length(None, None, 31.5), clip_length(5.0, None, 31.5)
+    (150.0, 31.5, 26.5)
+    """
+    if video_end is not None:
+        return video_end - (video_start or 0.0)
+    if video_seconds is None:
+        raise ValueError("the clip has no end and the video's length is unknown")
+    return video_seconds - (video_start or 0.0)
+
+
+def with_video_durations(examples: list[Example], videos: dict[str, Path], *, workers: int = 8) -> list[Example]:
+    """Examples whose label lacks a duration get it from the video (`clip_length`); the others unchanged.
+
+    Each distinct video that is needed is probed once, in threads; a video that cannot be probed is
+    a DataError listing every such video with a record.
+    """
+    needed = {e.item.video for e in examples if e.label.duration is None and e.item.video_end is None}
+    paths = sorted(needed)
+
+    def seconds(path: str) -> float | VideoError:
+        try:
+            return probe(str(videos[path]))
+        except VideoError as error:
+            return error
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        probed = dict(zip(paths, pool.map(seconds, paths)))
+    failed = {path: value for path, value in probed.items() if isinstance(value, VideoError)}
+    if failed:
+        records = {e.item.video: e.item.index for e in examples}
+        listed = "; ".join(f"record {records[path]}: {error}" for path, error in failed.items())
+        raise DataError(f"{len(failed)} video(s) without a duration in the file cannot be measured: {listed}")
+    out = []
+    for example in examples:
+        if example.label.duration is None:
+            length = clip_length(example.item.video_start, example.item.video_end, probed.get(example.item.video))
+            example = dataclasses.replace(example, label=dataclasses.replace(example.label, duration=length))
+        out.append(example)
+    return out
+
+
+def video_extension(text: str) -> str:
+    """'.mp4' or 'mp4' -> '.mp4'."""
+    text = text.strip()
+    if not text.strip("."):
+        raise argparse.ArgumentTypeError(f"expected a file extension such as .mp4, got {text!r}")
+    return text if text.startswith(".") else f".{text}"
 
 
 def openrlhf_row(example: Example, video: Path, *, template: str, purpose: str, datasource: str) -> dict:
@@ -75,13 +138,17 @@ def parse_ratio(text: str) -> tuple[int, int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="released-schema JSON (HI-VTG / SS-VTG / human-annotated)")
     parser.add_argument("output", type=Path, help="OpenRLHF prompt JSONL to write")
-    parser.add_argument("--video-root", type=Path, default=None, help="directory holding the videos")
+    parser.add_argument("--video-root", type=Path, default=None,
+                        help="directory holding the videos (looked up by the records' paths, then by file name)")
+    parser.add_argument("--video-ext", dest="video_extensions", type=video_extension, action="append", default=None,
+                        help="extension tried for a video named without one, e.g. a bare Charades id; repeat for "
+                             f"several (default: {' '.join(VIDEO_EXTENSIONS)})")
     parser.add_argument("--template", choices=sorted(TEMPLATES), default="ra_rft", help="prompt template")
     parser.add_argument("--purpose", choices=("train", "eval"), default="train",
                         help="message layout of the released code: train = text first; "
                              "eval = system message, video first")
     parser.add_argument("--ratio", type=parse_ratio, default=None, help="relevant:irrelevant, e.g. 1:3 (default: all)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of --ratio's sampling (same seed, same file)")
     parser.add_argument("--unknown-span", choices=("skip", "error"), default="skip",
                         help="relevant queries whose span is not in the file (SS-VTG defect): leave out, or fail")
     parser.add_argument("--no-probe", dest="probe", action="store_false",
@@ -91,11 +158,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         examples, report = load_examples(args.input, unknown_span=args.unknown_span)
-        videos = resolve_videos(examples, video_root=args.video_root, source=args.input)
+        if not examples:
+            raise DataError("no query to convert", source=str(args.input))
+        videos = resolve_videos(examples, video_root=args.video_root, source=args.input,
+                                extensions=tuple(args.video_extensions or VIDEO_EXTENSIONS))
         kept = apply_ratio(examples, args.ratio, args.seed)
         if args.probe:
             check_clips(kept, videos, source=args.input)
+        kept = with_video_durations(kept, videos)
+        if not kept:
+            raise DataError(f"--ratio {args.ratio[0]}:{args.ratio[1]} keeps no query of this file "
+                            f"({sum(e.label.relevant for e in examples)} relevant, "
+                            f"{sum(not e.label.relevant for e in examples)} irrelevant)", source=str(args.input))
     except DataError as error:
+        error = error.located(source=str(args.input))
         print(f"rarft-prep to-openrlhf: error: {error}", file=sys.stderr)
         return 2
     rows = [

@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from rarft_plugin.cli import entry_point
 from rarft_plugin.dataset import UNKNOWN_SPAN_CHOICES
 from rarft_plugin.errors import DataError
 from rarft_plugin.parsing import ANSWER_READINGS
@@ -195,6 +196,7 @@ def compare_command(args: argparse.Namespace) -> int:
     return 0
 
 
+@entry_point("rarft-eval")
 def main(argv: list[str] | None = None) -> int:
     from eval import infer
 

@@ -295,35 +295,73 @@ def load_examples(
 MAX_LISTED = 20
 
 
-def resolve_video(path: str, *, video_root: Path | None, base: Path) -> Path | None:
-    """The first existing candidate for a record's video path (see the module docstring)."""
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
+
+
+def video_candidates(path: str, *, video_root: Path | None, base: Path,
+                     extensions: Sequence[str] = VIDEO_EXTENSIONS) -> list[Path]:
+    """The files a record's `video` may name, in the order they are tried.
+
+    The path as written (absolute, or relative to the data file's folder `base`); under
+    `video_root`: the relative path, then the file name alone (the released files' absolute author
+    paths, e.g. `/data/.../Charades_v1/E6DLK.mp4`, resolve by name). A name without a video
+    extension (a bare id such as `AO8RW` from Charades-STA) is also tried with each of
+    `extensions`.
+
+    >>> [str(p) for p in video_candidates("AO8RW", video_root=Path("videos"), base=Path("data"), extensions=[".mp4"])]
+    ['data/AO8RW', 'data/AO8RW.mp4', 'videos/AO8RW', 'videos/AO8RW.mp4']
+    """
     written = Path(path)
-    candidates = [written if written.is_absolute() else base / written]
+    places = [written if written.is_absolute() else base / written]
     if video_root is not None:
         if not written.is_absolute():
-            candidates.append(video_root / written)
-        candidates.append(video_root / written.name)
-    return next((c.resolve() for c in candidates if c.is_file() and c.stat().st_size > 0), None)
+            places.append(video_root / written)
+        places.append(video_root / written.name)
+    with_extension = written.suffix.lower() in {e.lower() for e in extensions}
+    candidates = []
+    for place in places:
+        for candidate in [place] if with_extension else [place, *(place.with_name(place.name + e) for e in extensions)]:
+            if candidate not in candidates:
+                candidates.append(candidate)
+    return candidates
 
 
-def resolve_videos(examples: list[Example], *, video_root: Path | None, source: Path) -> dict[str, Path]:
-    """Every distinct video path -> its file; raises one DataError listing all the missing ones."""
-    resolved, missing = {}, {}
+def resolve_video(path: str, *, video_root: Path | None, base: Path,
+                  extensions: Sequence[str] = VIDEO_EXTENSIONS) -> Path:
+    """The first non-empty existing candidate (`video_candidates`); a DataError saying what was tried.
+
+    An existing but empty file is reported as empty, not as missing.
+    """
+    candidates = video_candidates(path, video_root=video_root, base=base, extensions=extensions)
+    empty = []
+    for candidate in candidates:
+        if candidate.is_file():
+            if candidate.stat().st_size > 0:
+                return candidate.resolve()
+            empty.append(candidate)
+    if empty:
+        raise DataError(f"{path}: video file is empty (0 bytes): {', '.join(map(str, empty))}")
+    where = f"under --video-root {video_root}" if video_root is not None else "(no --video-root given)"
+    raise DataError(f"{path}: video not found {where}; tried {', '.join(map(str, candidates))}")
+
+
+def resolve_videos(examples: list[Example], *, video_root: Path | None, source: Path,
+                   extensions: Sequence[str] = VIDEO_EXTENSIONS) -> dict[str, Path]:
+    """Every distinct video path -> its file; raises one DataError listing all the unusable ones."""
+    resolved: dict[str, Path] = {}
+    failed: dict[str, tuple[int, DataError]] = {}
     for example in examples:
         path = example.item.video
-        if path in resolved or path in missing:
+        if path in resolved or path in failed:
             continue
-        found = resolve_video(path, video_root=video_root, base=source.parent)
-        if found is None:
-            missing[path] = example.item.index
-        else:
-            resolved[path] = found
-    if missing:
-        listed = "; ".join(f"record {index}: {path}" for path, index in list(missing.items())[:MAX_LISTED])
-        more = f" (and {len(missing) - MAX_LISTED} more)" if len(missing) > MAX_LISTED else ""
-        raise DataError(
-            f"{len(missing)} video(s) not found under --video-root {video_root}: {listed}{more}", source=str(source)
-        )
+        try:
+            resolved[path] = resolve_video(path, video_root=video_root, base=source.parent, extensions=extensions)
+        except DataError as error:
+            failed[path] = (example.item.index, error)
+    if failed:
+        listed = "; ".join(f"record {index}: {error}" for index, error in list(failed.values())[:MAX_LISTED])
+        more = f" (and {len(failed) - MAX_LISTED} more)" if len(failed) > MAX_LISTED else ""
+        raise DataError(f"{len(failed)} video(s) not found or empty: {listed}{more}", source=str(source))
     return resolved
 
 

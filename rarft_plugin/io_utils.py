@@ -11,13 +11,32 @@ from typing import Any, Iterable, Iterator
 from rarft_plugin.errors import DataError
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where the OS allows (Linux), else set and restored."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str | Path, content: str | bytes) -> None:
     """Write `content` (text as UTF-8, or bytes) to `path` so that readers see the old file or the
-    whole new one, never a part."""
+    whole new one, never a part.
+
+    The file gets the mode a plain `open(path, "w")` would give it (0666 less the umask): the
+    temporary file `mkstemp` creates is private (0600), which would otherwise carry over.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(handle, 0o666 & ~current_umask())
         with os.fdopen(handle, "wb") as out:
             out.write(content.encode("utf-8") if isinstance(content, str) else content)
             out.flush()

@@ -18,6 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from rarft_plugin.cli import entry_point
 from rarft_plugin.dataset import Example, load_examples
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import read_jsonl, write_jsonl_atomic
@@ -49,6 +50,8 @@ def load_rollouts(path: Path) -> list[tuple[dict[str, Any], Label]]:
         else:
             raise DataError("needs either 'label' or both 'data' and 'example'", **where)
         rollouts.append((row, label))
+    if not rollouts:
+        raise DataError("no rollouts: the file has no non-blank line", source=str(path))
     return rollouts
 
 
@@ -103,6 +106,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     return results
 
 
+@entry_point("rarft-score")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rarft-score", description=__doc__.splitlines()[0])
     add_arguments(parser)

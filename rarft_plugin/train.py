@@ -12,18 +12,24 @@ The launcher
 2. appends the video contract (`VIDEO_CONTRACT`): the rollout executor, the dataset keys of
    `rarft-prep to-openrlhf`, and `--data.max_images_per_prompt 0`; a conflicting value is an error;
 3. checks, before Ray starts, and reports every problem at once: the dataset (each JSONL line parses,
-   has one video item in its chat, an absolute existing video, a label `parse_label` accepts, and a
-   prompt built with the expected template), the model (a local directory whose config.json
+   has one video item in its chat, an absolute video, a label `parse_label` accepts and that has
+   what the reward variant needs, and a prompt built with the expected template; every distinct
+   clip is decoded at its window's ends, in threads: missing, empty, truncated and non-video files
+   fail here, named, with a line that uses them), the model (a local directory whose config.json
    describes a vision-language model; a hub name only with `--rarft.allow_hub_models`), the
    SentenceBERT model (resolved by `rarft_plugin.similarity` and loaded once), the reward options,
-   and what the video path cannot train with (see `VIDEO_CONSTRAINTS`);
+   and what the video path cannot train with (see `REFUSED_FLAGS`);
 4. runs the installed `openrlhf.cli.train_ppo_ray` in this process, with the reward options
    (`RARFT_VARIANT`, `RARFT_REWARD_WEIGHTS`, `RARFT_SBERT_MODEL`, `RARFT_SBERT_DEVICE`) added to the
    runtime environment OpenRLHF passes to `ray.init`, so every Ray worker sees them (workers of an
    already running cluster do not inherit the launcher's environment).
 
 `--rarft.dry_run` (or `RARFT_DRY_RUN=1`) stops after the checks, runs OpenRLHF's own argument
-handling on the final command where OpenRLHF imports (a GPU install), and prints the command.
+handling on the final command, and prints the command. It needs OpenRLHF but not the GPU-only
+modules its trainer imports at load (vLLM, flash-attn): on a machine without them, minimal
+stand-ins are registered while the parser is built and removed afterwards (`gpu_module_stand_ins`),
+so a CPU machine checks every flag as a GPU node would. A real launch needs the whole training
+stack; without it rarft-train says in one line what to install and exits before any check.
 """
 
 from __future__ import annotations
@@ -31,23 +37,29 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import json
 import os
 import runpy
 import shlex
 import sys
+import types
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Iterator, Sequence
 
+from rarft_plugin.cli import entry_point
 from rarft_plugin.errors import DataError
 from rarft_plugin.labels import parse_label
+from rarft_plugin import rewards
+from rarft_plugin.labels import Label
 from rarft_plugin.paths import plugin_path
 from rarft_plugin.prompts import TEMPLATES, instruction
 from rarft_plugin.rewards import VARIANTS, parse_weights
 from rarft_plugin.similarity import DEVICE_ENV, MODEL_ENV, resolve_model
-from rarft_plugin.video import VideoError, VideoSpec
+from rarft_plugin.video import VideoError, VideoSpec, probe_all
 
 OPENRLHF_MODULE = "openrlhf.cli.train_ppo_ray"
 PLUGIN_NAME = "rarft_plugin"
@@ -55,6 +67,12 @@ VARIANT_ENV = "RARFT_VARIANT"
 WEIGHTS_ENV = "RARFT_REWARD_WEIGHTS"
 DRY_RUN_ENV = "RARFT_DRY_RUN"
 MAX_LISTED = 20
+
+# What a real launch imports (module -> what provides it); a dry run needs only openrlhf and its parser's imports.
+TRAINING_STACK = ("openrlhf", "ray", "deepspeed", "vllm", "flash_attn")
+INSTALL_HINT = 'pip install -e ".[train]" on the GPU machine (docs/train.md)'
+# Imported by train_ppo_ray's module at load, and installable only with CUDA.
+GPU_ONLY_MODULES = ("vllm", "flash_attn")
 
 # The video contract (README "OpenRLHF: videos and the rollout executor"): what every video run
 # passes to train_ppo_ray. None marks a switch. The executor scores each rollout itself, so no
@@ -311,10 +329,23 @@ def dataset_files(spec: str) -> list[str]:
     return [part.split("@")[0].strip() for part in spec.split(",") if part.strip()]
 
 
-def row_problems(row: Any, template: str | None) -> list[DataError]:
+def variant_label_problems(label: Label, variant: str | None) -> list[str]:
+    """What reward variant `variant` cannot score in `label` (e.g. the released variant needs its duration).
+
+    HOOK: the check itself is `rarft_plugin.rewards.variant_label_problems`, which the rewards module
+    owns; until it exists there, nothing is checked here.
+    """
+    check = getattr(rewards, "variant_label_problems", None)
+    if variant is None or check is None:
+        return []
+    return [str(problem) for problem in check(label, variant)]
+
+
+def row_problems(row: Any, template: str | None, variant: str | None = None) -> list[DataError]:
     """What is wrong with one dataset row (a rarft-prep to-openrlhf line), file I/O aside.
 
-    `template` is the prompt template the row must be built with (None: any).
+    `template` is the prompt template the row must be built with (None: any); `variant` the reward
+    variant that will score it (None: no check).
     """
     if not isinstance(row, dict):
         return [DataError("expected a JSON object")]
@@ -328,6 +359,9 @@ def row_problems(row: Any, template: str | None) -> list[DataError]:
             label = parse_label(row["label"])
         except DataError as error:
             problems.append(DataError(error.message, field=f"label.{error.field}" if error.field else "label"))
+        else:
+            problems += [DataError(f"the {variant} reward variant cannot use this label: {problem}", field="label")
+                         for problem in variant_label_problems(label, variant)]
     if "input" in row:
         problems += _input_problems(row["input"], label, template)
     if "video" in row:
@@ -362,15 +396,21 @@ def _input_problems(messages: Any, label: Any, template: str | None) -> list[Dat
     return problems
 
 
-def validate_dataset(path: str, template: str | None) -> list[str]:
-    """Every problem of one dataset file, as 'file: record: field: message' lines."""
+def validate_dataset(path: str, template: str | None, variant: str | None = None, *,
+                     workers: int = 8) -> list[str]:
+    """Every problem of one dataset file, as 'file: record: field: message' lines.
+
+    Rows are checked one by one (`row_problems`); then every distinct clip the rows use is probed
+    once (`rarft_plugin.video.probe_all`, in `workers` threads), each failure reported with the
+    first line that uses the clip.
+    """
     file = Path(path)
     if file.suffix != ".jsonl":
         return [f"{path}: expected the JSONL written by rarft-prep to-openrlhf (a .jsonl file)"]
     if not file.is_file():
         return [f"{path}: file not found"]
     problems: list[str] = []
-    video_ok: dict[str, bool] = {}
+    clips: dict[VideoSpec, int] = {}  # clip -> first line using it
     rows = 0
     with open(file, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -383,16 +423,35 @@ def validate_dataset(path: str, template: str | None) -> list[str]:
             except ValueError as error:
                 problems.append(str(DataError(f"not valid JSON ({error})", **where)))
                 continue
-            found = row_problems(row, template)
+            found = row_problems(row, template, variant)
             problems += [str(error.located(**where)) for error in found]
             if isinstance(row, dict) and not any(error.field == "video" for error in found) and "video" in row:
-                video = VideoSpec.parse(row["video"]).path
-                if video not in video_ok:
-                    video_ok[video] = os.path.isfile(video) and os.path.getsize(video) > 0
-                if not video_ok[video]:
-                    problems.append(str(DataError(f"video file not found or empty: {video}", field="video", **where)))
+                clips.setdefault(VideoSpec.parse(row["video"]), number)
     if rows == 0:
         problems.append(f"{path}: no prompts")
+    return problems + clip_problems(clips, path, workers=workers)
+
+
+def clip_problems(clips: dict[VideoSpec, int], source: str, *, workers: int = 8) -> list[str]:
+    """Missing, empty and undecodable clips, each with the first line that uses it (files checked once)."""
+    problems, probed = [], {}
+    present: dict[str, str | None] = {}  # video file -> None, or why it cannot be used
+    for spec, number in clips.items():
+        if spec.path not in present:
+            if not os.path.isfile(spec.path):
+                present[spec.path] = f"video file not found: {spec.path}"
+            elif os.path.getsize(spec.path) == 0:
+                present[spec.path] = f"video file is empty (0 bytes): {spec.path}"
+            else:
+                present[spec.path] = None
+        if present[spec.path] is None:
+            probed[spec] = number
+        elif present[spec.path] not in problems:
+            problems.append(str(DataError(present[spec.path], source=source, record=f"line {number}",
+                                          field="video")))
+    for spec, error in probe_all(probed, workers=workers).items():
+        problems.append(str(DataError(error.message, source=source, record=f"line {probed[spec]}",
+                                      field=f"video ({spec.path})")))
     return problems
 
 
@@ -463,8 +522,9 @@ def openrlhf_arguments(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, Si
 
     The installed module builds its parser inside `if __name__ == "__main__":`, a block that ends with
     `train(args)`; this runs the module's source with that call left out and returns (parser, args).
-    Importing the module needs what running it needs (vllm, flash_attn). A parse error raises
-    SystemExit as the module does; a failed check raises AssertionError.
+    Its imports load the trainer, which imports vllm and flash_attn: where those are not installed,
+    stand-ins take their place meanwhile (`gpu_module_stand_ins`). A parse error raises SystemExit as
+    the module does; a failed check raises AssertionError.
     """
     spec = importlib.util.find_spec(OPENRLHF_MODULE)
     if spec is None or spec.origin is None:
@@ -479,10 +539,78 @@ def openrlhf_arguments(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, Si
     saved = sys.argv
     sys.argv = [spec.origin, *argv]
     try:
-        exec(compile(tree, spec.origin, "exec"), namespace)
+        with gpu_module_stand_ins():
+            exec(compile(tree, spec.origin, "exec"), namespace)
     finally:
         sys.argv = saved
     return namespace["parser"], namespace["args"]
+
+
+class _Unavailable:
+    """What a stand-in module hands out for any name: usable in imports and class bodies, never called."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        raise RuntimeError(f"{type(self).__qualname__} is a stand-in for argument checking; the real package "
+                           f"is not installed ({INSTALL_HINT})")
+
+
+class _StandInLoader(importlib.abc.Loader):
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        return types.ModuleType(spec.name)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        module.__path__ = []  # a package, so its submodules (vllm.inputs, flash_attn.bert_padding) load too
+        module.__version__ = "0"
+
+        def attribute(name: str) -> Any:  # PEP 562: every other name is a class that refuses to be used
+            if name.startswith("__"):
+                raise AttributeError(name)
+            return type(f"{module.__name__}.{name}", (_Unavailable,), {})
+
+        module.__getattr__ = attribute
+
+
+class _StandInFinder(importlib.abc.MetaPathFinder):
+    def __init__(self, roots: Sequence[str]):
+        self.roots = set(roots)
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if name.split(".")[0] not in self.roots:
+            return None
+        return importlib.machinery.ModuleSpec(name, _StandInLoader(), is_package=True)
+
+
+def _importable(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ImportError:  # absent, or present but unusable here (a flash-attn built without CUDA kernels)
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def gpu_module_stand_ins() -> Iterator[list[str]]:
+    """While active, `import vllm` / `import flash_attn...` give stand-ins where the real ones do not import.
+
+    Only for building OpenRLHF's argument parser on a machine without a GPU stack: the stand-ins
+    carry names, not behaviour. On exit they leave sys.modules, with every openrlhf module imported
+    meanwhile (those hold references to them), so later imports see the machine as it is.
+    Yields the stand-in roots (empty where the real modules import).
+    """
+    roots = [name for name in GPU_ONLY_MODULES if not _importable(name)]
+    if not roots:
+        yield []
+        return
+    before = set(sys.modules)
+    finder = _StandInFinder(roots)
+    sys.meta_path.append(finder)
+    try:
+        yield roots
+    finally:
+        sys.meta_path.remove(finder)
+        for name in set(sys.modules) - before:
+            if name.split(".")[0] in (*roots, "openrlhf"):
+                del sys.modules[name]
 
 
 def _is_main_guard(node: ast.stmt) -> bool:
@@ -607,7 +735,7 @@ def prepare(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str], dict[st
             problems.append("no dataset: pass --data.prompt_dataset FILE.jsonl (from rarft-prep to-openrlhf)")
         for path in dataset_files(spec or ""):
             # Evaluation prompts may come from another template (e.g. a baseline's); their rows must still be sound.
-            found = validate_dataset(path, template if flag == "--data.prompt_dataset" else None)
+            found = validate_dataset(path, template if flag == "--data.prompt_dataset" else None, options.variant)
             problems += found[:MAX_LISTED]
             if len(found) > MAX_LISTED:
                 problems.append(f"{path}: ... and {len(found) - MAX_LISTED} more problems")
@@ -623,12 +751,13 @@ def command_line(argv: Sequence[str], env: dict[str, str]) -> str:
 
 
 def _openrlhf_check(argv: Sequence[str]) -> list[str]:
-    """Problems OpenRLHF's own argument handling finds in the final command ([] where it cannot import)."""
+    """Problems OpenRLHF's own argument handling finds in the final command (it must import)."""
     try:
         with contextlib.redirect_stdout(sys.stderr):
             openrlhf_arguments(argv)
     except ImportError as error:
-        print(f"rarft-train: OpenRLHF's own argument check skipped here ({error})", file=sys.stderr)
+        return [f"OpenRLHF's argument parser cannot be loaded here ({error}): {INSTALL_HINT}, or on a CPU "
+                "machine bash scripts/setup_env.sh (OpenRLHF without its GPU-only modules)"]
     except SystemExit:
         return ["OpenRLHF's parser rejected the command (message above)"]
     except AssertionError as error:
@@ -638,8 +767,29 @@ def _openrlhf_check(argv: Sequence[str]) -> list[str]:
     return []
 
 
+def missing_training_stack() -> list[str]:
+    """The modules of TRAINING_STACK that cannot be found (a cheap look-up: nothing is imported)."""
+    missing = []
+    for name in TRAINING_STACK:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ValueError:  # in sys.modules without a spec: imported by other means
+            found = True
+        if not found:
+            missing.append(name)
+    return missing
+
+
+@entry_point("rarft-train")
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    options, _ = build_parser().parse_known_args(argv)
+    if not options.dry_run:
+        missing = missing_training_stack()
+        if missing:  # before any check: they take a while, and the launch would fail after them anyway
+            print(f"rarft-train: error: the training stack is not installed here (missing: {', '.join(missing)}): "
+                  f"{INSTALL_HINT}; --rarft.dry_run checks a command without it", file=sys.stderr)
+            return 2
     try:
         options, final, env, notices, problems = prepare(argv)
     except LaunchError as error:

@@ -7,6 +7,17 @@
 # and optionally RECIPE_DEFAULT_GPUS and RECIPE_EXTRA_ARGS (flags after the paper's; the later value wins),
 # then calls `rarft_recipe_main "$@"`.
 #
+# The project's Python: $PYTHON when set, else the checkout's .venv (what `make setup` creates), so a
+# recipe runs without activating anything; else `python` on PATH.
+RARFT_CHECKOUT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [[ -z "${PYTHON:-}" ]]; then
+    if [[ -x "$RARFT_CHECKOUT/.venv/bin/python" ]]; then
+        PYTHON="$RARFT_CHECKOUT/.venv/bin/python"
+    else
+        PYTHON=python
+    fi
+fi
+#
 # Sources of the settings: the paper (§4.3 "Implementation Details"), the authors' released training
 # script (TRL GRPO fork of Time-R1), docs/video.md ("Launcher
 # contract") for what videos need from OpenRLHF 0.11.
@@ -30,7 +41,7 @@ Usage: RARFT_MODEL=DIR RARFT_DATA=TRAIN.jsonl recipes/${name} [more rarft-train 
 Required:
   RARFT_MODEL           local directory of ${RECIPE_MODEL}
   RARFT_DATA            training prompts (JSONL) written by
-                          rarft-prep to-openrlhf hi_vtg_charades.json TRAIN.jsonl --video-root VIDEOS \\
+                          rarft-prep to-openrlhf hi_vtg_train.json TRAIN.jsonl --video-root VIDEOS \\
                             --template ra_rft --ratio 1:3
                         (the paper trains at relevant:irrelevant 1:3; --template ra_rft_released with
                         RARFT_VARIANT=released). Several files: a comma-separated list.
@@ -44,7 +55,8 @@ Optional:
                         (default: the packaged all-MiniLM-L6-v2, the authors' model)
   RARFT_SBERT_DEVICE    where each rollout worker runs it: cpu (default) | cuda
   RARFT_DRY_RUN=1       check data, model and flags, print the final OpenRLHF command, start nothing
-  PYTHON                interpreter with rarft and the training stack (default: python)
+  PYTHON                interpreter with rarft and the training stack (default: this checkout's
+                        .venv/bin/python when it exists, else python)
 
 Hardware: $(fold -s -w 98 <<<"${RECIPE_HARDWARE}" | sed '2,$s/^/  /')
 
@@ -131,7 +143,7 @@ rarft_recipe_main() {
     local arg
     for arg in "$@"; do
         if [[ "$arg" == "-h" || "$arg" == "--help" ]]; then
-            RECIPE_BASELINE="$("${PYTHON:-python}" -c "from rarft_plugin.prompts import TEMPLATE_FOR_MODEL as t; print(t.get('$RECIPE', ''))" 2>/dev/null || true)"
+            RECIPE_BASELINE="$("$PYTHON" -c "from rarft_plugin.prompts import TEMPLATE_FOR_MODEL as t; print(t.get('$RECIPE', ''))" 2>/dev/null || true)"
             rarft_usage
             exit 0
         fi
@@ -140,5 +152,5 @@ rarft_recipe_main() {
     rarft_require RARFT_DATA "the training JSONL from rarft-prep to-openrlhf"
     RARFT_OUTPUT="${RARFT_OUTPUT:-$PWD/runs/$RECIPE}"
     rarft_paper_args "${RARFT_NUM_GPUS:-${RECIPE_DEFAULT_GPUS:-8}}"
-    exec "${PYTHON:-python}" -m rarft_plugin.train "${RARFT_ARGS[@]}" ${RECIPE_EXTRA_ARGS[@]+"${RECIPE_EXTRA_ARGS[@]}"} "$@"
+    exec "$PYTHON" -m rarft_plugin.train "${RARFT_ARGS[@]}" ${RECIPE_EXTRA_ARGS[@]+"${RECIPE_EXTRA_ARGS[@]}"} "$@"
 }

@@ -1,6 +1,7 @@
 """Importers, HI-VTG / SS-VTG builders and splits, against a local chat-completions server."""
 
 import json
+from collections import Counter
 import os
 import signal
 import subprocess
@@ -11,14 +12,13 @@ from pathlib import Path
 import pytest
 
 from data_prep.cli import main as prep
-from data_prep.hi_vtg import Invalid, plans_for, validate_categories, validate_negatives
+from data_prep.hi_vtg import Invalid, plans_for, reject_reason_kind, validate_categories, validate_negatives
 from data_prep.importers import import_records
 from rarft_plugin.dataset import load_examples, load_items
 from rarft_plugin.errors import DataError
-from rarft_plugin.taxonomy import category_tag
-from support.openai_server import ChatServer, Fault, system_text, user_text
+from support.hi_vtg_llm import CATS, generation_reply, hi_vtg_reply, is_category_request, related_query
+from support.openai_server import ChatServer, Fault, free_port, user_text
 
-CATS = ["Object/ObjectExistence", "Action/FineGrainedAction", "Scene/SceneExistence"]
 
 
 # ---- importers ---------------------------------------------------------------------------
@@ -63,18 +63,47 @@ def test_released_file_imports_and_reports_spans_beyond_the_video(official_data)
 @pytest.mark.parametrize(
     "fmt, content, message",
     [
-        ("charades", "V9 1 2##x\n", "no duration"),
-        ("charades", "garbage line\n", "VID START END"),
-        ("jsonl", json.dumps({"video": "g", "query": "", "timestamp": [1, 2], "duration": 3}) + "\n", "field query"),
-        ("jsonl", json.dumps({"video": "g", "query": "q", "timestamp": "1-2", "duration": 3}) + "\n", "field timestamp"),
-        ("activitynet", "[1]", "JSON object"),
+        ("charades", "V9 1 2##x\n", "record line 2: no duration for video 'V9'"),
+        ("charades", "garbage line\n", "record line 2: expected 'VID START END##sentence'"),
+        ("jsonl", json.dumps({"video": "g", "query": "", "timestamp": [1, 2], "duration": 3}) + "\n",
+         "record line 2: field query"),
+        ("jsonl", json.dumps({"video": "g", "query": "q", "timestamp": "1-2", "duration": 3}) + "\n",
+         "record line 2: field timestamp"),
+        ("tvgbench", json.dumps([{"video": "t", "query": "ok", "timestamp": [1, 2], "duration": 9}, 7]),
+         "record 1: expected an object"),
     ],
 )
-def test_importer_errors_name_file_and_record(tmp_path, fmt, content, message):
+def test_an_odd_record_is_a_reject_naming_file_and_record_not_a_refused_file(tmp_path, fmt, content, message):
+    good = {"charades": "V1 1 2##a person sits.\n", "jsonl": json.dumps({"video": "g", "query": "q",
+                                                                        "timestamp": [1, 2], "duration": 3}) + "\n"}
+    source = write(tmp_path / "bad.txt", good.get(fmt, "") + content)
+    records, rejects = import_records(source, fmt, write(tmp_path / "d.json", json.dumps({"V1": 9})))
+    assert len(records) == 1 and len(rejects) == 1
+    assert rejects[0]["reason"].startswith(f"{source}: {message}")
+
+
+@pytest.mark.parametrize("fmt, content, durations, message", [
+    ("activitynet", "[1]", None, "JSON object"),
+    ("charades", "V1 1 2##x\n", None, "give --durations"),
+    ("charades", "V1 1 2##x\n", "{not json", "not valid JSON"),
+    ("charades", "V1 1 2##x\n", '{"V1": "long"}', "record V1: must be a number of seconds"),
+])
+def test_file_level_problems_are_errors_naming_the_file(tmp_path, fmt, content, durations, message):
     source = write(tmp_path / "bad.txt", content)
+    duration_file = write(tmp_path / "d.json", durations) if durations else None
     with pytest.raises(DataError, match=message) as caught:
-        import_records(source, fmt, write(tmp_path / "d.json", "{}"))
-    assert str(source) in str(caught.value)
+        import_records(source, fmt, duration_file)
+    assert str(duration_file or source) in str(caught.value)
+
+
+def test_clips_without_a_duration_are_checked_against_their_window(tmp_path):
+    rows = [{"video": "a", "query": "fits", "timestamp": [1, 2], "duration": None, "video_start": 10, "video_end": 20},
+            {"video": "a", "query": "beyond", "timestamp": [1, 15], "duration": None, "video_start": 10,
+             "video_end": 20},
+            {"video": "b", "query": "unknown length", "timestamp": [1, 2], "duration": None}]
+    records, rejects = import_records(write(tmp_path / "t.json", json.dumps(rows)), "tvgbench")
+    assert [(r.query, r.duration) for r in records] == [("fits", None), ("unknown length", None)]
+    assert "ends after the video (clip) length 10.00 s" in rejects[0]["reason"]
 
 
 def test_tvgbench_clip_offsets_that_do_not_fit_are_rejected(tmp_path):
@@ -86,19 +115,6 @@ def test_tvgbench_clip_offsets_that_do_not_fit_are_rejected(tmp_path):
 
 
 # ---- validation of LLM answers -------------------------------------------------------------
-def negs(original="a person opens a door.", **overrides):
-    out = {}
-    for plan in plans_for(CATS):
-        blocks = "".join(f"<{category_tag(c)}>not {c}</{category_tag(c)}>" for c in plan["applied_categories"])
-        out[plan["difficulty"]] = {"irrel_query": f"a dog opens a window ({plan['difficulty']})",
-                                   "applied_categories": [{"path": c} for c in plan["applied_categories"]],
-                                   "reasoning": f"<irrelevant_answer>The video shows a person.</irrelevant_answer>{blocks}",
-                                   "difficulty_tag": plan["difficulty"]}
-    for tag, changes in overrides.items():
-        out[tag].update(changes)
-    return json.dumps({"negs": out})
-
-
 @pytest.mark.parametrize(
     "reply, message",
     [
@@ -120,10 +136,10 @@ def test_category_answer_keeps_top_three():
 @pytest.mark.parametrize(
     "reply, message",
     [
-        (negs(hard={"irrel_query": "A person opens a door!"}), "equals the original"),
-        (negs(medium={"applied_categories": [{"path": "Attribute/Counting"}]}), "differ from the plan"),
-        (negs(easy={"reasoning": "no blocks here"}), "no <irrelevant_answer> block"),
-        (negs(easy={"reasoning": "<irrelevant_answer>x</irrelevant_answer>"}), "no <object_objectexistence> block"),
+        (generation_reply(hard={"irrel_query": "A person opens a door!"}), "equals the original"),
+        (generation_reply(medium={"applied_categories": [{"path": "Attribute/Counting"}]}), "differ from the plan"),
+        (generation_reply(easy={"reasoning": "no blocks here"}), "no <irrelevant_answer> block"),
+        (generation_reply(easy={"reasoning": "<irrelevant_answer>x</irrelevant_answer>"}), "no <object_objectexistence> block"),
         (json.dumps({"negs": {"hard": {}}}), "empty irrel_query"),
         (json.dumps({"negs": {}}), "missing from negs"),
         ('{"negs": ', "no JSON object"),
@@ -135,20 +151,16 @@ def test_generation_answers_are_validated(reply, message):
 
 
 # ---- the builder against a scripted server -------------------------------------------------
-def scripted(request, *, categories=None, generation=None):
-    if system_text(request).startswith("You are a multi-label classifier"):
-        return categories or json.dumps({"eligible_categories": [{"path": c, "reason": "r"} for c in CATS]})
-    query = json.loads(user_text(request))["related_query"]
-    return generation or negs(query)
+scripted = hi_vtg_reply
 
 
 def unchanged_query(request):
     """A generation answer whose strong query is the original one, unchanged."""
     payload = user_text(request)
-    if system_text(request).startswith("You are a multi-label classifier"):
+    if is_category_request(request):
         return None
     query = json.loads(payload)["related_query"]
-    return negs(query, hard={"irrel_query": query})
+    return generation_reply(hard={"irrel_query": query})
 
 
 def source_file(tmp_path, count=6):
@@ -183,17 +195,21 @@ def test_build_writes_the_released_schema(tmp_path, capsys):
          "categories: category not in the taxonomy"),
         (lambda r: scripted(r, generation="{not json}"), "generation: invalid JSON"),
         (lambda r: scripted(r, generation=unchanged_query(r)), "generation: hard: irrelevant query equals the original"),
-        (lambda r: scripted(r, generation=negs("x", easy={"applied_categories": [{"path": "Attribute/Counting"}]})),
+        (lambda r: scripted(r, generation=generation_reply(easy={"applied_categories": [{"path": "Attribute/Counting"}]})),
          "generation: easy: applied_categories"),
     ],
 )
-def test_invalid_answers_are_retried_then_rejected_with_the_reason(tmp_path, responder, reason):
+def test_invalid_answers_are_retried_then_rejected_with_the_reason_and_the_reply(tmp_path, responder, reason, capsys):
     with ChatServer(responder) as server:
-        assert hi_vtg(tmp_path, server, "--max-attempts", "2") == 0
+        assert hi_vtg(tmp_path, server, "--max-attempts", "2") == 1  # nothing built: not a success
     rejects = [json.loads(line) for line in (tmp_path / "hi.rejects.jsonl").read_text().splitlines()]
     assert len(rejects) == 6 and all(r["reason"].startswith(reason) for r in rejects)
-    assert json.loads((tmp_path / "hi.json").read_text()) == []
+    replies = {responder(request) for request in server.requests}
+    assert all(r["reply"] in replies for r in rejects)  # the raw reply that failed, next to the reason
+    assert not (tmp_path / "hi.json").exists()
     assert len(server.requests) <= 6 * 2 * 2  # bounded: at most max-attempts asks per stage
+    err = capsys.readouterr().err
+    assert "no item built from 6 queries" in err and "hi.rejects.jsonl" in err
 
 
 def test_transient_faults_are_survived(tmp_path):
@@ -207,6 +223,130 @@ def test_transient_faults_are_survived(tmp_path):
     with ChatServer(faulty) as server:
         assert hi_vtg(tmp_path, server) == 0
     assert len(load_items(tmp_path / "hi.json")) == 6
+
+
+def journalled(tmp_path) -> list[dict]:
+    path = tmp_path / "hi.json.work" / "journal.jsonl"
+    return [json.loads(line)["value"] for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_down_endpoint_fails_fast_journals_nothing_and_a_later_run_does_the_work(tmp_path, capsys):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v1"
+    command = ["hi-vtg", str(source_file(tmp_path)), "--format", "jsonl", "--out", str(tmp_path / "hi.json"),
+               "--base-url", url, "--model", "m", "--retry-backoff", "0.01"]
+    started = time.monotonic()
+    assert prep(command) == 1
+    assert time.monotonic() - started < 10  # connection refused: no retry ladder
+    err = capsys.readouterr().err
+    assert "the LLM endpoint failed" in err and url in err and "rerun the same command" in err
+    assert journalled(tmp_path) == [] and not (tmp_path / "hi.json").exists()
+    assert not (tmp_path / "hi.rejects.jsonl").exists()
+    with ChatServer(scripted, port=port) as server:
+        assert prep(command) == 0
+        assert len(server.requests) == 12  # every query asked, none taken as finished
+    assert len(load_items(tmp_path / "hi.json")) == 6
+    (tmp_path / "hi.json").unlink()
+    assert prep(command) == 0  # all finished: the outputs are rewritten without the (down) endpoint
+    assert len(load_items(tmp_path / "hi.json")) == 6
+
+
+def test_an_endpoint_failing_mid_run_stops_it_and_the_rerun_asks_only_what_is_missing(tmp_path, capsys):
+    def flaky(request):  # the endpoint goes down for good while queries 3-5 are being asked
+        number = int(related_query(request).split()[-1])
+        return Fault(status=503) if number >= 3 else scripted(request)
+
+    with ChatServer(flaky) as server:
+        assert hi_vtg(tmp_path, server) == 1
+        finished = journalled(tmp_path)
+        assert 0 < len(finished) < 6 and all("item" in result for result in finished)  # no "gave up" rejects
+        assert "the LLM endpoint failed" in capsys.readouterr().err and not (tmp_path / "hi.json").exists()
+        asked_before = len(server.requests)
+        server.responder = scripted
+        assert hi_vtg(tmp_path, server) == 0
+        assert f"{len(finished)} queries already finished in {tmp_path / 'hi.json.work'}/, {6 - len(finished)} to do" \
+            in capsys.readouterr().out
+        asked_again = server.requests[asked_before:]
+    assert len(load_items(tmp_path / "hi.json")) == 6
+    assert len(asked_again) <= 2 * (6 - len(finished))  # only unfinished queries (their cached stage is free)
+
+
+def test_another_model_does_not_reuse_the_results_of_the_first(tmp_path, capsys):
+    with ChatServer(scripted) as server:
+        assert hi_vtg(tmp_path, server) == 0
+        assert len(server.requests) == 12
+        assert prep(["hi-vtg", str(source_file(tmp_path)), "--format", "jsonl", "--out", str(tmp_path / "hi.json"),
+                     "--base-url", server.url, "--model", "other", "--retry-backoff", "0.01"]) == 0
+        assert len(server.requests) == 24 and {r["model"] for r in server.requests[12:]} == {"other"}
+        capsys.readouterr()
+        assert hi_vtg(tmp_path, server) == 0  # the first model's results are still there
+        assert len(server.requests) == 24
+    assert f"6 queries already finished in {tmp_path / 'hi.json.work'}/, 0 to do" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("server_json_mode, flags, sent", [
+    (True, [], {"json_object"}),
+    (False, [], {"json_object", None}),  # asked, refused with HTTP 400, asked again without it
+    (True, ["--no-json-mode"], {None}),
+])
+def test_json_mode_when_the_server_supports_it(tmp_path, capsys, server_json_mode, flags, sent):
+    def responder(request):
+        if "response_format" in request and not server_json_mode:
+            return Fault(status=400, body='{"error": {"message": "response_format is not supported"}}')
+        return scripted(request)
+
+    with ChatServer(responder) as server:
+        assert hi_vtg(tmp_path, server, *flags) == 0
+    assert {(r.get("response_format") or {}).get("type") for r in server.requests} == sent
+    assert len(load_items(tmp_path / "hi.json")) == 6
+    assert ("refused JSON mode" in capsys.readouterr().out) == (not server_json_mode and not flags)
+
+
+def test_max_tokens_and_timeout_reach_the_endpoint(tmp_path, capsys):
+    with ChatServer(scripted) as server:
+        assert hi_vtg(tmp_path, server, "--max-tokens", "333") == 0
+    assert {r.get("max_tokens") for r in server.requests} == {333}
+    with ChatServer(lambda r: Fault(status=200, delay_s=1.0, body="{}")) as slow:
+        started = time.monotonic()
+        assert prep(["hi-vtg", str(source_file(tmp_path)), "--format", "jsonl", "--out", str(tmp_path / "slow.json"),
+                     "--base-url", slow.url, "--model", "m", "--retry-backoff", "0.01", "--timeout", "0.2"]) == 1
+    assert "APITimeoutError" in capsys.readouterr().err and time.monotonic() - started < 30
+
+
+def test_a_request_the_endpoint_refuses_is_a_reject_with_its_message(tmp_path):
+    def responder(request):
+        if related_query(request).endswith("number 4"):
+            return Fault(status=400, body='{"error": {"message": "prompt is longer than the context"}}')
+        return scripted(request)
+
+    with ChatServer(responder) as server:
+        assert hi_vtg(tmp_path, server, "--no-json-mode") == 0
+    (reject,) = [json.loads(line) for line in (tmp_path / "hi.rejects.jsonl").read_text().splitlines()]
+    assert reject["query"] == "a person does thing number 4" and "prompt is longer than the context" in reject["reason"]
+    assert len(load_items(tmp_path / "hi.json")) == 5
+
+
+@pytest.mark.parametrize("reason, kind", [
+    ("generation: medium: applied_categories ['X/Y'] differ from the plan ['A/B']",
+     "generation: medium: applied_categories [...] differ from the plan [...]"),
+    ("categories: endpoint refused the request (http://h/v1: HTTP 400: too long)",
+     "categories: endpoint refused the request (http://h/v1: HTTP 400: too long)"),
+    ("span [3.0, 41.5] ends after the video (clip) length 40.00 s",
+     "span [...] ends after the video (clip) length 40.00 s"),
+])
+def test_summaries_keep_real_digits(reason, kind):
+    assert reject_reason_kind(reason) == kind
+
+
+@pytest.mark.parametrize("content", ["", "\n\n"])
+def test_an_empty_input_is_a_one_line_error_naming_the_file(tmp_path, capsys, content):
+    source = write(tmp_path / "empty.jsonl", content)
+    for command in (["hi-vtg", str(source), "--format", "jsonl", "--out", str(tmp_path / "o.json"), "--dry-run"],
+                    ["ss-vtg", str(source), "--format", "jsonl", "--out", str(tmp_path / "o.json")]):
+        assert prep(command) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(source) in err and "Traceback" not in err
+    assert not (tmp_path / "o.json").exists()
 
 
 def test_dry_run_prints_prompts_and_sends_nothing(tmp_path, capsys):
@@ -272,3 +412,119 @@ def test_splits(tmp_path):
     first = (tmp_path / "eval.json").read_text()
     prep(args)
     assert (tmp_path / "eval.json").read_text() == first
+
+
+# ---- splits of every file we write or ship -----------------------------------------------------
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "rarft_plugin" / "samples"
+
+
+def built_file(kind: str, tmp_path: Path, official_data: Path) -> Path:
+    """A released-schema file: shipped, bundled, or made by our own builders."""
+    if kind.startswith("benchmarks/"):
+        return official_data / kind.removeprefix("benchmarks/")
+    if kind.startswith("samples/"):
+        return SAMPLES / kind.removeprefix("samples/")
+    source = source_file(tmp_path, count=30)
+    out = tmp_path / f"{kind}.json"
+    if kind == "ss-vtg":
+        assert prep(["ss-vtg", str(source), "--format", "jsonl", "--out", str(out)]) == 0
+    else:
+        with ChatServer(scripted) as server:
+            assert prep(["hi-vtg", str(source), "--format", "jsonl", "--out", str(out), "--base-url", server.url,
+                         "--model", "m"]) == 0
+    return out
+
+
+SPLITTABLE = ["benchmarks/hi_vtg_charades.json", "benchmarks/human_anno.json", "benchmarks/ss_vtg_charades.json",
+              *(f"samples/{p.name}" for p in sorted(SAMPLES.glob("*.json"))), "ss-vtg", "hi-vtg"]
+
+
+@pytest.mark.parametrize("kind", SPLITTABLE)
+def test_every_file_we_write_or_ship_splits_into_usable_sets(kind, tmp_path, official_data, capsys):
+    source = built_file(kind, tmp_path, official_data)
+    train, evaluation = tmp_path / "train.json", tmp_path / "eval.json"
+    assert prep(["split", str(source), "--train", str(train), "--eval", str(evaluation)]) == 0
+    train_examples, _ = load_examples(train)
+    eval_examples, _ = load_examples(evaluation)
+    assert {e.label.relevant for e in train_examples} == {True, False}  # training needs both classes
+    assert eval_examples
+    assert not {e.item.video for e in train_examples} & {e.item.video for e in eval_examples}
+    for item in load_items(evaluation):  # 1 relevant + 1 irrelevant at most
+        assert sorted(q.relevant for q in item.queries) in ([False, True], [True], [False])
+    raw = json.loads(source.read_text())
+    kept = {json.dumps(i, sort_keys=True) for i in json.loads(train.read_text())}
+    assert kept <= {json.dumps(i, sort_keys=True) for i in raw}  # training items keep every query
+    out = capsys.readouterr().out
+    assert f"train: {len(load_items(train))} items" in out and f"eval: {len(load_items(evaluation))} items" in out
+
+
+def test_training_items_of_a_built_file_keep_the_papers_pool(tmp_path, official_data):
+    source = built_file("hi-vtg", tmp_path, official_data)
+    prep(["split", str(source), "--train", str(tmp_path / "t.json"), "--eval", str(tmp_path / "e.json")])
+    examples, _ = load_examples(tmp_path / "t.json")
+    levels = Counter(e.label.difficulty for e in examples)
+    assert levels["original"] == levels["strong"] == levels["moderate"] == levels["weak"] > 0
+
+
+def test_evaluation_levels_stay_balanced(official_data, tmp_path):
+    source = tmp_path / "three.json"
+    item = json.loads((official_data / "hi_vtg_charades.json").read_text())[0]
+    levels = {"hard": ["Object/ObjectExistence"], "medium": CATS[:2], "easy": CATS}
+    relevant = next(q for q in item["GRPO"] if q["r"])
+    items = [{**item, "video": f"v{i}.mp4", "GRPO": [relevant] + [
+        {"q": f"not {level}", "a": "<answer>no</answer>", "r": False, "c": cats, "difficulty": level}
+        for level, cats in levels.items()]} for i in range(30)]
+    source.write_text(json.dumps(items))
+    assert prep(["split", str(source), "--train", str(tmp_path / "t.json"), "--eval", str(tmp_path / "e.json"),
+                 "--eval-fraction", "0.4"]) == 0
+    examples, _ = load_examples(tmp_path / "e.json")
+    counts = Counter(e.label.difficulty for e in examples if not e.label.relevant)
+    assert sorted(counts.values()) == [4, 4, 4]
+
+
+@pytest.mark.parametrize("fraction", ["0", "1", "1.5", "-1", "half"])
+def test_eval_fraction_must_lie_between_0_and_1(tmp_path, official_data, capsys, fraction):
+    with pytest.raises(SystemExit) as exit:
+        prep(["split", str(official_data / "human_anno.json"), "--train", str(tmp_path / "t.json"),
+              "--eval", str(tmp_path / "e.json"), "--eval-fraction", fraction])
+    assert exit.value.code == 2 and "--eval-fraction" in capsys.readouterr().err
+    assert not (tmp_path / "t.json").exists()
+
+
+@pytest.mark.parametrize("train, evaluation", [("same.json", "same.json"), ("in.json", "e.json"),
+                                               ("t.json", "./in.json")])
+def test_outputs_never_overwrite_each_other_or_the_input(tmp_path, official_data, capsys, train, evaluation,
+                                                         monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    original = (official_data / "human_anno.json").read_text()
+    Path("in.json").write_text(original)
+    assert prep(["split", "in.json", "--train", train, "--eval", evaluation]) == 2
+    assert "the same file" in capsys.readouterr().err
+    assert Path("in.json").read_text() == original and not Path("same.json").exists()
+
+
+def test_a_split_that_would_leave_a_side_empty_is_an_error(tmp_path, official_data, capsys):
+    one_video = [dict(item, video="only.mp4") for item in json.loads((official_data / "human_anno.json").read_text())]
+    source = write(tmp_path / "one.json", json.dumps(one_video))
+    assert prep(["split", str(source), "--train", str(tmp_path / "t.json"), "--eval", str(tmp_path / "e.json")]) == 2
+    err = capsys.readouterr().err
+    assert str(source) in err and "at least two videos" in err
+    assert not (tmp_path / "t.json").exists() and not (tmp_path / "e.json").exists()
+
+
+@pytest.mark.parametrize("command", ["ss-vtg", "split", "hi-vtg", "to-openrlhf"])
+def test_every_flag_has_help(command):
+    import argparse
+    import importlib
+
+    from data_prep.cli import COMMANDS
+
+    parser = argparse.ArgumentParser()
+    importlib.import_module(COMMANDS[command][0]).add_arguments(parser)
+    undocumented = [action.dest for action in parser._actions
+                    if not isinstance(action, argparse._HelpAction) and not (action.help or "").strip()]
+    assert undocumented == []
+    if command in ("ss-vtg", "hi-vtg"):
+        durations = next(a.help for a in parser._actions if a.dest == "durations")
+        assert "JSON" in durations and "CSV" in durations and "'id'" in durations and "seconds" in durations

@@ -188,3 +188,47 @@ def test_the_setup_lives_in_one_place():
     for recipe in BASE_MODEL_RECIPES:
         text = (RECIPES / recipe).read_text()
         assert "--" not in text.replace("--help", "") and "source" in text
+
+
+def _checkout_copy(tmp_path, with_venv):
+    """recipes/ in a copy of the checkout whose .venv/bin/python only records how it was called."""
+    import shutil
+
+    checkout = tmp_path / "checkout"
+    shutil.copytree(RECIPES, checkout / "recipes")
+    calls = tmp_path / "calls.txt"
+    if with_venv:
+        python = checkout / ".venv" / "bin" / "python"
+        python.parent.mkdir(parents=True)
+        python.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+        python.chmod(0o755)
+    return checkout, calls
+
+
+@pytest.mark.parametrize("python_set", [False, True])
+def test_recipes_find_the_checkouts_python_without_activation(tmp_path, inputs, python_set):
+    checkout, calls = _checkout_copy(tmp_path, with_venv=True)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RARFT_") and k != "PYTHON"}
+    other = tmp_path / "other-python"
+    other.write_text(f'#!/bin/sh\necho "other $@" >> {calls}\n')
+    other.chmod(0o755)
+    env = {**clean, "RARFT_MODEL": str(inputs["model"]), "RARFT_DATA": str(inputs["data"]["ra_rft"]),
+           **({"PYTHON": str(other)} if python_set else {})}
+    done = subprocess.run(["bash", str(checkout / "recipes" / "time_r1.sh")], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    (call,) = calls.read_text().splitlines()
+    assert call.startswith("other -m rarft_plugin.train" if python_set else "-m rarft_plugin.train --actor.")
+
+
+def test_makefile_honours_venv():
+    def planned(*args, **env):
+        done = subprocess.run(["make", "-n", "-C", str(REPO), *args], capture_output=True, text=True,
+                              env={**os.environ, **env}, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "VENV=/opt/v1 bash scripts/setup_env.sh" in planned("test", "VENV=/opt/v1")
+    assert "/opt/v1/bin/python -m pytest" in planned("test", "VENV=/opt/v1")
+    assert "/opt/v2/bin/rarft-demo" in planned("demo", VENV="/opt/v2")
+    assert ".venv/bin/python -m pytest" in planned("test", VENV="")  # default when unset or empty

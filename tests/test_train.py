@@ -212,11 +212,51 @@ def test_every_dataset_problem_is_reported_at_once(tmp_path, clip):
         {**good, "video": VideoSpec(str(tmp_path / "missing.mp4")).to_json()},
     ])
     problems = validate_dataset(str(path), "ra_rft")
-    assert [p.split(": ")[1] for p in problems] == ["record line 2", "record line 3", "record line 4",
-                                                    "record line 6", "record line 7"]
+    # row problems in file order, then each unusable video once, at the first line that uses it
+    assert [p.split(": ")[1] for p in problems] == ["record line 2", "record line 4", "record line 6",
+                                                    "record line 3"]
     assert all(p.startswith(str(path)) for p in problems)
-    assert "missing.mp4" in problems[1] and "field video" in problems[1]
-    assert "template 'videochat_r1'" in problems[3]
+    assert "template 'videochat_r1'" in problems[2]
+    assert "video file not found" in problems[3] and "missing.mp4" in problems[3] and "field video" in problems[3]
+
+
+def _truncated_copy(clip, path):
+    data = clip.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_truncated_copy, "cannot decode video|truncated"),
+    (lambda clip, path: path.write_bytes(b""), "video file is empty"),
+    (lambda clip, path: path.write_bytes(b"not a video"), "cannot decode video"),
+])
+def test_videos_are_decoded_not_just_found(tmp_path, clip, damage, message):
+    """A truncated, empty or non-video file fails the pre-flight, named, with a line that uses it."""
+    import re
+
+    bad = tmp_path / "bad.mp4"
+    damage(write_test_video(tmp_path / "long.mp4", seconds=6), bad)
+    path = write_rows(tmp_path / "train.jsonl", [prompt_row(RELEVANT, clip), prompt_row(RELEVANT, bad),
+                                                 prompt_row(IRRELEVANT, bad)])
+    (problem,) = validate_dataset(str(path), "ra_rft")
+    assert re.search(message, problem) and "bad.mp4" in problem and "record line 2" in problem
+
+
+def test_the_reward_variant_check_is_applied_to_every_label(monkeypatch, clip):
+    """The launcher asks rarft_plugin.rewards.variant_label_problems (where it exists) about each label."""
+    from rarft_plugin import rewards
+
+    seen = []
+
+    def problems(label, variant):
+        seen.append(variant)
+        return ["needs a duration"] if variant == "released" else []
+
+    monkeypatch.setattr(rewards, "variant_label_problems", problems, raising=False)
+    assert row_problems(prompt_row(RELEVANT, clip), "ra_rft", "paper") == []
+    (found,) = row_problems(prompt_row(RELEVANT, clip), "ra_rft", "released")
+    assert found.field == "label" and "released reward variant" in found.message and "needs a duration" in found.message
+    assert seen == ["paper", "released"]
 
 
 @pytest.mark.parametrize("name, content, problem", [
@@ -313,7 +353,16 @@ def test_ray_workers_see_the_variables_the_driver_does_not_have(monkeypatch):
 
 
 @pytest.fixture
-def command(tmp_path, clip, model_dir, monkeypatch):
+def restored_environ():
+    """A launch in this process exports the reward options (run_openrlhf): put the environment back after."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture
+def command(tmp_path, clip, model_dir, monkeypatch, restored_environ):
     for name in ("RARFT_VARIANT", "RARFT_REWARD_WEIGHTS", "RARFT_SBERT_MODEL", "RARFT_SBERT_DEVICE", "RARFT_DRY_RUN"):
         monkeypatch.delenv(name, raising=False)
     data = write_rows(tmp_path / "train.jsonl", [prompt_row(RELEVANT, clip), prompt_row(IRRELEVANT, clip)])
@@ -381,3 +430,81 @@ def test_all_problems_are_listed_together(command, tmp_path, capsys):
     assert main([*argv, "--rarft.sbert_device", "gpu0", "--rarft.dry_run"]) == 2
     err = capsys.readouterr().err
     assert "3 problem(s)" in err and "not valid JSON" in err and "/nowhere/model" in err and "gpu0" in err
+
+
+# ---------------------------------------------------------------- without the GPU / training stack
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _fresh_python(code, *args, timeout=300):
+    """`code` in a new interpreter: no stand-ins registered by this test session."""
+    import subprocess
+
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": REPO})
+
+
+def test_openrlhf_parses_flags_on_a_cpu_machine_and_the_stand_ins_leave_no_trace():
+    """In a process without vllm / flash_attn, OpenRLHF's own parser runs (unknown flags fail) and after
+    it `import vllm` fails again as it should."""
+    code = """
+import importlib.util, sys
+from rarft_plugin.train import openrlhf_arguments
+assert importlib.util.find_spec("vllm") is None, "this test needs a machine without vLLM"
+_, args = openrlhf_arguments(["--algo.advantage.estimator", "group_norm", "--rollout.n_samples_per_prompt", "2"])
+print("parsed", args.rollout.n_samples_per_prompt)
+print("left", sorted(n for n in sys.modules if n.split(".")[0] in ("vllm", "flash_attn", "openrlhf")
+                     and n != "openrlhf" and not n.startswith("openrlhf.cli")))
+try:
+    import vllm
+except ImportError:
+    print("vllm absent again")
+try:
+    openrlhf_arguments(["--algo.advantage.estimator", "group_norm", "--no-such-flag", "3"])
+except SystemExit as exit:
+    print("refused", exit.code)
+"""
+    done = _fresh_python(code)
+    if "this test needs a machine without vLLM" in done.stderr:
+        pytest.skip("vLLM is installed here")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "parsed 2" in lines and "vllm absent again" in lines and "refused 2" in lines
+    left = next(line for line in lines if line.startswith("left"))
+    assert "vllm" not in left and "flash_attn" not in left and "openrlhf.trainer" not in left
+    assert "unrecognized arguments: --no-such-flag 3" in done.stderr
+
+
+def test_dry_run_refuses_an_unknown_flag_on_a_cpu_machine(command, tmp_path):
+    done = _fresh_python("import sys; from rarft_plugin.train import main; sys.exit(main(sys.argv[1:]))",
+                         *command, "--rarft.dry_run", "--no-such-flag", "3")
+    assert done.returncode == 2, done.stderr
+    assert "unrecognized arguments: --no-such-flag 3" in done.stderr and done.stdout == ""
+
+
+def test_a_launch_without_the_training_stack_says_what_to_install_in_one_line(command):
+    from importlib.machinery import PathFinder  # looks at what is installed, not at this session's stand-ins
+
+    if all(PathFinder.find_spec(name) for name in ("vllm", "flash_attn", "ray", "deepspeed", "openrlhf")):
+        pytest.skip("the training stack is installed here")
+    done = _fresh_python("import sys; from rarft_plugin.train import main; sys.exit(main(sys.argv[1:]))", *command,
+                         timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("rarft-train: error: the training stack is not installed here (missing: ")
+    assert 'pip install -e ".[train]"' in line and "vllm" in line
+
+
+@pytest.mark.parametrize("missing", [["vllm"], ["ray", "deepspeed"]])
+def test_the_stack_check_comes_before_any_slow_check(command, monkeypatch, capsys, missing):
+    import importlib.util
+
+    from rarft_plugin import train
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in missing else real(name, *a))
+    monkeypatch.setattr(train, "prepare", lambda argv: pytest.fail("checks ran before the stack check"))
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"missing: {', '.join(missing)}" in err

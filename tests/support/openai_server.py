@@ -5,12 +5,15 @@
 
 `responder(request_json) -> str | Fault` returns the assistant's text, or a `Fault` to inject
 (an HTTP status with a body, a delay, or a dropped connection). Every request is recorded in
-`server.requests`. Bounded: it serves only loopback and stops with the context.
+`server.requests`. Bounded: it serves only loopback and stops with the context. `port` pins the
+port (to bring a server up where a client already points); `free_port()` finds one nothing
+listens on (an endpoint that is down).
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -27,7 +30,7 @@ class Fault:
 
 
 class ChatServer:
-    def __init__(self, responder: Callable[[dict], "str | Fault"], latency_s: float = 0.0):
+    def __init__(self, responder: Callable[[dict], "str | Fault"], latency_s: float = 0.0, port: int = 0):
         self.responder = responder
         self.latency_s = latency_s
         self.requests: list[dict] = []
@@ -75,7 +78,7 @@ class ChatServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -91,6 +94,22 @@ class ChatServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        """A client that gave up (its timeout, a cancelled run) closes the socket under a reply: not news."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (just released by the OS)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def user_text(request: dict) -> str:

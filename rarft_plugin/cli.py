@@ -1,0 +1,34 @@
+"""What every rarft command line shares: Ctrl-C ends it with one line and exit status 130.
+
+    @entry_point("rarft-prep")
+    def main(argv=None) -> int: ...
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable
+
+INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
+
+
+def entry_point(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Decorate a CLI `main`: a KeyboardInterrupt prints `PROG: interrupted` (no traceback) and returns 130.
+
+    Work already finished stays finished: the commands write their outputs atomically and keep
+    resumable state (journals, appended predictions) consistent at every moment.
+    """
+
+    def decorate(main: Callable[..., int]) -> Callable[..., int]:
+        @functools.wraps(main)
+        def wrapped(*args, **kwargs) -> int:
+            try:
+                return main(*args, **kwargs)
+            except KeyboardInterrupt:
+                print(f"{prog}: interrupted", file=sys.stderr)
+                return INTERRUPTED
+
+        return wrapped
+
+    return decorate
