@@ -38,7 +38,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from statistics import fmean
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from tqdm import tqdm
 
@@ -259,15 +259,14 @@ def _cell(entry: Mapping[str, float | None], policy: str) -> str:
     return f"{entry['mean']:.3f} (Δ{entry['margin']:+.3f}{fraction})"
 
 
-def total_table(result: Mapping[str, Any], ratio: tuple[int, int], policies: Sequence[Policy] = POLICIES) -> str:
-    """policy | relevance | total, file mix (Δ, % of range) | total at the ratio (Δ, % of range)."""
-    lines = [f"| policy | decides relevance | total, the file's mix | total at {ratio[0]}:{ratio[1]} |",
-             "|---|---|---|---|"]
+def overview_table(settings: Mapping[str, Any], pick: Callable[[Mapping[str, Any]], Mapping[str, Any]],
+                   policies: Sequence[Policy] = POLICIES) -> str:
+    """policy | decides relevance | one column per setting, each cell `pick(the policy's entries)`."""
+    lines = ["| policy | decides relevance | " + " | ".join(settings) + " |", "|---" * (len(settings) + 2) + "|"]
     for policy in policies:
-        entries = result["policies"][policy.name]
+        cells = [_cell(pick(result["policies"][policy.name]), policy.name) for result in settings.values()]
         lines.append(f"| `{policy.name}` | {'reference' if policy.sees_relevance else 'blind'} | "
-                     f"{_cell(entries['groups']['all']['total'], policy.name)} | "
-                     f"{_cell(entries['total_at_ratio'], policy.name)} |")
+                     + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -293,14 +292,22 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     if report["flags"]:
         out += ["## ⚠ Flags: exploits that match or beat the oracle", ""] + [f"- {flag}" for flag in report["flags"]]
         out.append("")
-    out += ["## Total reward", ""]
-    for name, result in report["settings"].items():
-        out += [f"### {name}", "", total_table(result, ratio), ""]
-    for name, result in report["settings"].items():
-        out += [f"## Components: {name}", ""]
+    settings = report["settings"]
+    out += [f"## Total reward at relevant:irrelevant = {ratio[0]}:{ratio[1]}", "",
+            overview_table(settings, lambda entries: entries["total_at_ratio"]), "",
+            f"## Total reward, the file's mix ({data['relevant']}:{data['irrelevant']})", "",
+            overview_table(settings, lambda entries: entries["groups"]["all"]["total"]), ""]
+    for group in ("irrelevant", "relevant"):
+        if group not in data["groups"]:
+            continue
+        out += [f"## {group.capitalize()} queries ({data['groups'][group]}), per component", ""]
+        for component in REWARD_NAMES:
+            out += [f"### {component}", "",
+                    overview_table(settings, lambda entries, c=component, g=group: entries["groups"][g][c]), ""]
+    for name, result in settings.items():
+        out += [f"## Every group: {name}", ""]
         for group in result["policies"][ORACLE]["groups"]:
-            count = data["groups"][group]
-            out += [f"### {_group_title(group)} ({count})", "", component_table(result, group), ""]
+            out += [f"### {_group_title(group)} ({data['groups'][group]})", "", component_table(result, group), ""]
     out += ["## Policies", ""] + [f"- `{p.name}`: {p.description}" for p in POLICIES]
     return "\n".join(out) + "\n"
 
@@ -321,7 +328,7 @@ def plot_margins(report: Mapping[str, Any], path: Path) -> None:
     panels = [(c, lambda entries, c=c: entries["groups"]["all"][c]) for c in REWARD_NAMES]
     ratio = report["ratio"]
     panels.append((f"total at {ratio[0]}:{ratio[1]}", lambda entries: entries["total_at_ratio"]))
-    figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 0.45 * len(exploits) * len(settings) + 1.5),
+    figure, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 0.2 * len(exploits) * len(settings) + 1.8),
                                 sharey=True)
     height = 0.8 / len(settings)
     for axis, (title, pick) in zip(axes, panels):
@@ -335,9 +342,11 @@ def plot_margins(report: Mapping[str, Any], path: Path) -> None:
         axis.set_xlabel("margin to the oracle / range")
     axes[0].set_yticks([i + 0.4 - height / 2 for i in range(len(exploits))], exploits)
     axes[0].invert_yaxis()
-    axes[-1].legend(loc="lower right", fontsize="small")
-    figure.suptitle(f"{report['data']['path']}: what each exploit leaves to learn (< 0: it beats the oracle)")
-    figure.tight_layout()
+    handles, names = axes[0].get_legend_handles_labels()
+    figure.legend(handles, names, loc="lower center", ncol=len(settings))
+    figure.suptitle(f"{report['data']['path']}: margin of the oracle over each exploit, on all queries "
+                    f"(< 0: the exploit beats the oracle)")
+    figure.tight_layout(rect=(0, 0.05, 1, 0.95))
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     plt.close(figure)

@@ -267,7 +267,9 @@ def test_cli_writes_json_markdown_and_plot(sample_report):
     assert report["flags"] == [] and report["ratio"] == [1, 3]
     assert report["produced_by"]["model"] and len(report["data"]["sha256"]) == 64
     markdown = (out / "audit.md").read_text()
-    assert "## Total reward" in markdown and "### released+contrastive" in markdown and "| `copy_correction` |" in markdown
+    assert "## Total reward at relevant:irrelevant = 1:3" in markdown and "## Every group: released+contrastive" in markdown
+    assert "| policy | decides relevance | paper | paper+contrastive | released | released+contrastive |" in markdown
+    assert "| `copy_correction` | reference |" in markdown and "⚠" not in markdown
     assert (out / "audit_margins.png").read_bytes().startswith(b"\x89PNG")
 
 
@@ -279,6 +281,19 @@ def test_cli_reads_openrlhf_prompt_rows_as_the_released_file(sample_report, tmp_
     assert main([str(rows), "--out", str(tmp_path / "out")]) == 0
     report = json.loads((tmp_path / "out" / "audit.json").read_text())
     assert report["settings"] == sample_report[1]["settings"]
+
+
+def test_flags_lead_the_markdown(sample_report):
+    report = dict(sample_report[1], flags=["paper: cheat beats the oracle on explain (all queries): 0.700 > 0.500"])
+    markdown = audit.render_markdown(report)
+    assert markdown.index("## ⚠ Flags") < markdown.index("## Total reward") and "cheat beats the oracle" in markdown
+
+
+def test_cli_warns_on_stderr_for_each_flag(tmp_path, sbert, monkeypatch, capsys):
+    monkeypatch.setattr(audit, "find_flags", lambda summary, ratio: ["paper: empty beats the oracle on explain"])
+    assert main([str(SAMPLE), "--out", str(tmp_path), "--variant", "paper", "--correction", "similarity"]) == 0
+    assert "rarft-audit: WARNING: paper: empty beats the oracle on explain" in capsys.readouterr().err
+    assert json.loads((tmp_path / "audit.json").read_text())["flags"] == ["paper: empty beats the oracle on explain"]
 
 
 def test_cli_ratio_and_weights_reach_the_totals(tmp_path, sbert):
