@@ -1,6 +1,7 @@
 """rarft-audit (eval/audit.py) and its exploit policies (eval/exploits.py)."""
 
 import json
+import re
 import math
 import zlib
 from pathlib import Path
@@ -347,3 +348,24 @@ def test_the_audit_module_is_a_pipeline_over_the_library():
     source = Path(rewards.__file__).read_text()
     assert "import eval" not in source and "from eval" not in source
     assert audit.score_many is score_many  # the same reward code training runs
+
+
+def test_the_readme_table_is_the_audit_of_the_bundled_sample(sample_report):
+    """README "What the rewards can be gamed by": its sample table must be what rarft-audit computes."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## What the rewards can be gamed by"):]
+    settings = sample_report[1]["settings"]
+    columns = ["paper", "released", "paper+contrastive"]
+    rows = {}
+    for line in section.splitlines():
+        found = re.match(r"\| `(\w+)`[^|]*\| (reference|blind) \| (.+) \|$", line)
+        if found:
+            rows[found.group(1)] = [cell.strip() for cell in found.group(3).split("|")]
+    assert set(rows) == {p.name for p in POLICIES}
+    for name, cells in rows.items():
+        expected = []
+        for column in columns:
+            entry = settings[column]["policies"][name]["total_at_ratio"]
+            expected.append(f"{entry['mean']:.2f}" if name == ORACLE else
+                            f"{entry['mean']:.2f} ({entry['margin_fraction']:.0%})")
+        assert cells == expected, name
