@@ -20,9 +20,10 @@ in any group, or earns at least the oracle's total at the ratio, is flagged (`fl
 a section at the top of the Markdown, a warning on stderr).
 
 Writes DIR/audit.json (everything, plus what produced it), DIR/audit.md (tables) and
-DIR/audit_margins.png (margins per policy and setting). A file without a refusal answer or a
-relevant query for its irrelevant queries (SS-VTG) scores 0 on the explain and correction
-rewards that need it, for the oracle as for every exploit: the margins there are 0.
+DIR/audit_margins.png (margins per policy and setting). Where a file lacks a reference text a
+reward needs (SS-VTG has no refusal texts, and q_r only where the item has a relevant query), the
+oracle earns no more than the exploits on that reward (the paper's is 0 for all): margins of 0,
+and exploits that tie the oracle's total are flagged, which is what such data teaches.
 """
 
 from __future__ import annotations

@@ -71,7 +71,23 @@ def test_oracle_writes_the_template_each_variant_checks(variant, tag):
 def test_neighbours_skip_the_same_refusal_and_empty_ones():
     a, b, empty = (label(False, answer_refusal=text) for text in ("A", "B", ""))
     assert [n.answer_refusal for n in neighbours([a, empty, a, b])] == ["B", "A", "B", "A"]
-    assert neighbours([a]) == [a]
+    assert neighbours([a]) == [a] and neighbours([]) == [] and neighbours([empty, empty]) == [empty, empty]
+
+
+def plain_neighbours(labels):
+    """The definition, searched in quadratic time."""
+    out = []
+    for index, this in enumerate(labels):
+        later = [labels[(index + step) % len(labels)] for step in range(1, len(labels))]
+        out.append(next((o for o in later if o.answer_refusal and o.answer_refusal != this.answer_refusal), this))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["", "A", "B", "C"]), max_size=12))
+def test_neighbours_follow_their_definition(texts):
+    labels = [label(False, answer_refusal=text, query=f"q{i}") for i, text in enumerate(texts)]
+    assert neighbours(labels) == plain_neighbours(labels)
 
 
 class FakeSimilarity:
