@@ -62,6 +62,9 @@ class HFBackend:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
+        from rarft_plugin.qwen2_5_vl import use_reference_video_positions
+
+        use_reference_video_positions()  # the video positions vLLM and the model's reference use
         self.processor = AutoProcessor.from_pretrained(model_path)
         torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
         self.model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=torch_dtype).to(device).eval()
