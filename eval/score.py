@@ -99,7 +99,7 @@ def evaluate(
         usage = judge.client.usage
         metrics["judge"].update(
             model=judge.client.model, base_url=judge.client.base_url,
-            unreadable=judge.report.unreadable, failed=judge.report.failed,
+            unreadable=judge.report.unreadable, failed=judge.report.failed, calls=judge.report.calls(),
             unknown_categories=judge.report.unknown_categories,
             usage={"requests": usage.requests, "cached": usage.cached, "retries": usage.retries,
                    "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
