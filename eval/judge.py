@@ -91,6 +91,10 @@ class JudgeReport:
                 for name in JUDGES if self.asked.get(name)}
 
 
+class JudgeUnavailable(RuntimeError):
+    """A judge was asked for and gave no usable verdict at all: the run measured nothing it was asked to."""
+
+
 def unusable_judges(calls: dict[str, JudgeCalls]) -> list[str]:
     """One line per judge that was asked about queries and judged none of them.
 

@@ -211,9 +211,9 @@ def format_warnings(compliance: FormatCompliance) -> list[str]:
     template = compliance["template"]
     out = []
     if compliance["compliant"] / total < MIN_COMPLIANT:
-        assumed = " (template not recorded, assumed: pass --template)" if compliance["template_source"] == "assumed" else ""
+        assumed = "; template not recorded, assumed: pass --template" if compliance["template_source"] == "assumed" else ""
         out.append(f"only {part(compliance['compliant'])} follow the {template} output format "
-                   f"({' '.join(OUTPUT_BLOCKS[template])}){assumed}")
+                   f"({', '.join(OUTPUT_BLOCKS[template])} blocks{assumed})")
     if compliance["empty"] / total > MAX_EMPTY:
         out.append(f"{part(compliance['empty'])} are empty; an empty response counts as a refusal (RA-IoU 1 on an "
                    "irrelevant query)")
@@ -222,6 +222,22 @@ def format_warnings(compliance: FormatCompliance) -> list[str]:
                else "end inside a block never closed (cut off)")
         out.append(f"{part(compliance['truncated'])} {how}")
     return out
+
+
+def dataset_kind(predictions: Sequence[Prediction]) -> str:
+    """What kind of evaluation set the predictions answer, from the levels of its irrelevant queries.
+
+    >>> dataset_kind([Prediction("0:1", "v", "q", "", False, None, "", (), "shuffled")])
+    'simply-shuffled'
+    """
+    levels = {p.hardness_level for p in predictions if not p.gt_relevant}
+    if not levels:
+        return "relevant only"
+    if levels <= {"strong", "moderate", "weak"}:
+        return "hard-irrelevant"
+    if levels == {"shuffled"}:
+        return "simply-shuffled"
+    return "no levels" if levels == {None} else "mixed levels"
 
 
 def item_row(prediction: Prediction, judgement: Judgement, sbert: float | None = None) -> dict:

@@ -262,3 +262,16 @@ def paper_rows(selection: str) -> list[PaperRow]:
     if selection in DATASETS:
         return [row for row in ROWS if row.dataset == selection]
     raise ValueError(f"unknown paper table or dataset {selection!r}; expected one of {[*DATASETS, *TABLES]}")
+
+
+def _method_key(name: str) -> str:
+    return " ".join(name.lower().replace("(ours)", "").replace("*", "").replace("+", " + ").split())
+
+
+def find_method(rows: list[PaperRow], name: str) -> PaperRow | None:
+    """The first of `rows` whose method is `name`, ignoring case, spacing, "(ours)" and the star.
+
+    >>> find_method(paper_rows("HI-Charades"), "time-r1 +RA-RFT").method
+    'Time-R1 + RA-RFT (ours)'
+    """
+    return next((row for row in rows if _method_key(row.method) == _method_key(name)), None)
