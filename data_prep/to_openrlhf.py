@@ -40,8 +40,15 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from rarft_plugin.dataset import (VIDEO_EXTENSIONS, Example, check_clips, load_examples, resolve_videos, video_extension,
-                                  video_spec)
+from rarft_plugin.dataset import (
+    VIDEO_EXTENSIONS,
+    Example,
+    check_clips,
+    load_examples,
+    resolve_videos,
+    video_extension,
+    video_spec,
+)
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_jsonl_atomic
 from rarft_plugin.prompts import TEMPLATES, build_messages

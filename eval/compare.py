@@ -20,8 +20,9 @@ measured alike.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from eval.metrics import LEVELS, THRESHOLDS
 from eval.paper import PaperRow, find_method, paper_rows
@@ -244,8 +245,8 @@ def compare_markdown(runs: list[ComparedRun], *, paper: str | None = None, every
         if differing:
             lines += ["**Settings differ (not measured alike):** " + "; ".join(differing) + ".", ""]
         if paper == "auto" and not dataset:
-            lines += ["No paper dataset is known for this data file: name one with `--paper DATASET` "
-                      "(or score with `--paper-dataset`).", ""]
+            lines += [("No paper dataset is known for this data file: name one with `--paper DATASET` "
+                       "(or score with `--paper-dataset`)."), ""]
         lines += ["### RA-IoU and F1" + (f" (paper: {selection})" if published else ""), "",
                   *ra_table(members, published), ""]
         levels = level_table(members, published)

@@ -362,7 +362,7 @@ class MissingVideos(DataError):
         super().__init__(message, **where)
         self.failures = failures
 
-    def located(self, *, source: str | None = None, record: object = None) -> "MissingVideos":
+    def located(self, *, source: str | None = None, record: object = None) -> MissingVideos:
         return MissingVideos(self.message, self.failures,
                              source=self.source if self.source is not None else source,
                              record=self.record if self.record is not None else record, field=self.field)

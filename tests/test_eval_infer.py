@@ -238,8 +238,8 @@ def broken_copy(model, directory, change):
         (lambda d: (d / "chat_template.jinja").unlink(), "no chat template"),
         # what OpenRLHF's --ckpt.save_hf writes for Qwen2.5-VL: everything but the processor's configuration
         (lambda d: (d / "processor_config.json").unlink(),
-         "--model {model}: no preprocessor_config.json (a checkpoint saved by OpenRLHF's --ckpt.save_hf has none): "
-         "add --processor BASE_MODEL_DIR"),
+         ("--model {model}: no preprocessor_config.json (a checkpoint saved by OpenRLHF's --ckpt.save_hf has none): "
+          "add --processor BASE_MODEL_DIR")),
         (lambda d: (d / "model.safetensors").write_bytes(b"not safetensors" * 10), "--model {model}: cannot be loaded"),
     ],
 )

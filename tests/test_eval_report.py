@@ -4,14 +4,15 @@ the run; and the plots' labels."""
 import json
 
 import pytest
+from support.openai_server import ChatServer, Fault, free_port, system_text, user_text
+from test_eval_cli import judge_responder
 
 from eval.cli import main as rarft_eval
 from eval.infer import meta_path
 from eval.predictions import prediction_from_example
-from eval.report import category_figure, level_figure, markdown
 from eval.provenance import file_sha256
+from eval.report import category_figure, level_figure, markdown
 from rarft_plugin.dataset import load_examples
-from support.openai_server import ChatServer, Fault, free_port, system_text, user_text
 
 STRICT_REFUSAL = "<think>t</think> <answer>No segment: the man sits.</answer> <correct>a man sits</correct>"
 
@@ -92,20 +93,8 @@ def test_predictions_made_from_another_version_of_the_data_file_are_flagged(offi
                                             "data_sha256": "0" * 64}))
     assert score(preds, "--out", tmp_path / "run") == 0
     warnings = json.loads((tmp_path / "run" / "metrics.json").read_text())["warnings"]
-    assert warnings == [f"the predictions were made from a data file with other content (SHA-256 000000000000) than "
-                        f"the one scored against ({file_sha256(official_data / 'human_anno.json')[:12]})"]
-
-
-def judged(request):
-    """A judge that says every `No segment` response refuses and every other answers 1 to 4."""
-    system, text = system_text(request), user_text(request)
-    if system.startswith("You read the response"):
-        if "No segment" in text:
-            return '{"relevant": false, "start": null, "end": null}'
-        return '{"relevant": true, "start": 1.0, "end": 4.0}'
-    if system.startswith("You are a strict multi-label"):
-        return '["Object/ObjectExistence"]'
-    return "'score': 3.0"
+    assert warnings == [(f"the predictions were made from a data file with other content (SHA-256 000000000000) than "
+                         f"the one scored against ({file_sha256(official_data / 'human_anno.json')[:12]})")]
 
 
 def judge_args(server, out, preds, *extra):
@@ -124,7 +113,7 @@ def test_judge_failures_are_counted_in_the_header_and_per_table(official_data, t
     def half_broken(request):
         if system_text(request).startswith("You read the response") and "0.00 to 3.00" in user_text(request):
             return Fault(status=400)  # not retried: this request fails for good
-        return judged(request)
+        return judge_responder(request)
 
     with ChatServer(half_broken) as server:
         assert rarft_eval(judge_args(server, tmp_path / "run", preds)) == 0
@@ -153,7 +142,7 @@ def test_a_level_whose_scores_all_failed_shows_no_number(official_data, tmp_path
         if system_text(request).startswith("You are an evaluator") and any(ref and ref in user_text(request)
                                                                            for ref in weak):
             return Fault(status=400)
-        return judged(request)
+        return judge_responder(request)
 
     with ChatServer(no_score_for_weak) as server:
         assert rarft_eval(judge_args(server, tmp_path / "run", preds, "--llm-explanations")) == 0
