@@ -397,5 +397,7 @@ def write_report(
 
         similarity = get_similarity(sbert_model)
     metrics, items = evaluate(coerce_predictions(predictions), similarity=similarity, strict=strict)
+    metrics["name"] = name
+    metrics["warnings"] = run_warnings(metrics)
     write_run(metrics, items, out_dir, title=title, name=name)
     return metrics
