@@ -218,12 +218,13 @@ async def build(records: list[QueryRecord], chat: ChatClient, journal: Journal, 
                 await asyncio.to_thread(journal.put, journal_key(settings, record), result)  # fsync off the loop
                 progress.update(1)
 
+            tasks = [asyncio.create_task(one(record)) for record in todo]
             try:
-                async with asyncio.TaskGroup() as group:  # one failure cancels the queries in flight
-                    for record in todo:
-                        group.create_task(one(record))
-            except* EndpointError as failures:
-                raise failures.exceptions[0] from None
+                await asyncio.gather(*tasks)  # the first EndpointError (or any error) propagates ...
+            finally:
+                for task in tasks:  # ... and cancels the queries still in flight (Python 3.10: no TaskGroup)
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def reject_reason_kind(reason: str) -> str:

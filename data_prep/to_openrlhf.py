@@ -40,7 +40,15 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from rarft_plugin.dataset import VIDEO_EXTENSIONS, Example, check_clips, load_examples, resolve_videos, video_spec
+from rarft_plugin.dataset import (
+    VIDEO_EXTENSIONS,
+    Example,
+    check_clips,
+    load_examples,
+    resolve_videos,
+    video_extension,
+    video_spec,
+)
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_jsonl_atomic
 from rarft_plugin.prompts import TEMPLATES, build_messages
@@ -104,14 +112,6 @@ def with_video_durations(examples: list[Example], videos: dict[str, Path], *, wo
             example = dataclasses.replace(example, label=dataclasses.replace(example.label, duration=length))
         out.append(example)
     return out
-
-
-def video_extension(text: str) -> str:
-    """'.mp4' or 'mp4' -> '.mp4'."""
-    text = text.strip()
-    if not text.strip("."):
-        raise argparse.ArgumentTypeError(f"expected a file extension such as .mp4, got {text!r}")
-    return text if text.startswith(".") else f".{text}"
 
 
 def openrlhf_row(example: Example, video: Path, *, template: str, purpose: str, datasource: str) -> dict:

@@ -4,7 +4,7 @@
     rarft-eval score preds.jsonl [more shards ...] --out run/ [--judge llm] [--llm-explanations]
                      [--base-url URL --model NAME] [--answer-reading released|last_block]
                      [--sbert-text released|answer]
-    rarft-eval compare runA/ runB/
+    rarft-eval compare runA/ runB/ [more runs ...] [--paper [DATASET|TABLE]]
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from rarft_plugin.cli import entry_point
 from rarft_plugin.dataset import UNKNOWN_SPAN_CHOICES
 from rarft_plugin.errors import DataError
 from rarft_plugin.parsing import ANSWER_READINGS
+from rarft_plugin.prompts import TEMPLATES
 
+from eval.paper import DATASETS
 from eval.score import SBERT_TEXTS
 
 
@@ -75,8 +77,17 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
                              "included, vs the reference without tags) or answer (the answer text vs the "
                              "reference's answer block)")
     parser.add_argument("--strict-recall", action="store_true", help="R@m counts IoU > m (Time-R1) instead of >=")
+    parser.add_argument("--template", choices=sorted(TEMPLATES), default=None,
+                        help="the prompt template the predictions answered, whose output format the report checks "
+                             "(default: the one infer recorded, else ra_rft)")
     parser.add_argument("--title", default=None, help="report title")
-    parser.add_argument("--name", default=None, help="method name in the report's table rows (default: file name)")
+    parser.add_argument("--name", default=None,
+                        help="the run's name: the report's table rows, compare's columns, the plots' titles (default: "
+                             "the prediction file's name); a paper method's name (\"Time-R1 + RA-RFT\") puts the "
+                             "paper's values on the plots")
+    parser.add_argument("--paper-dataset", choices=DATASETS, default=None,
+                        help="the paper's dataset these predictions are on, when the data file is not a shipped one "
+                             "(recognised by content), e.g. HI-TVGBench")
 
 
 def data_check(data: Path, predictions, **options) -> tuple[list, dict]:
@@ -118,9 +129,54 @@ def recorded_runs(paths: list[Path]) -> list[dict]:
     return runs
 
 
+def run_template(args: argparse.Namespace, runs: list[dict]) -> tuple[str, str]:
+    """(template, source) whose output format compliance is checked: --template, else the one `infer`
+    recorded, else ra_rft (assumed)."""
+    if args.template:
+        return args.template, "given"
+    recorded = {run.get("template") for run in runs}
+    if len(recorded) == 1 and recorded <= set(TEMPLATES):
+        return recorded.pop(), "recorded"
+    return "ra_rft", "assumed"
+
+
+def dataset_record(data: Path | None, predictions, paper_dataset: str | None) -> dict:
+    """Which evaluation set a run answers: its file and SHA-256, the paper's name for it (a shipped
+    file, recognised by content, or --paper-dataset) and its kind (from the levels)."""
+    from eval.metrics import dataset_kind
+    from eval.paper import SHIPPED_DATASETS
+    from eval.provenance import file_sha256
+
+    sha = file_sha256(data) if data is not None else None
+    return {"file": str(data) if data is not None else None, "sha256": sha,
+            "paper": paper_dataset or SHIPPED_DATASETS.get(sha), "kind": dataset_kind(predictions)}
+
+
+def make_judge(args: argparse.Namespace):
+    """The LLM judge of --judge llm / --llm-explanations, its endpoint checked (fails at once when down)."""
+    import asyncio
+
+    from eval.judge import LlmJudge
+    from rarft_plugin.llm_client import ChatClient
+
+    if not (args.base_url and args.judge_model):
+        raise DataError("--judge llm / --llm-explanations need --base-url and --model (the judge model)")
+    client = ChatClient(base_url=args.base_url, model=args.judge_model, api_key=args.api_key,
+                        concurrency=args.concurrency, backoff_s=args.retry_backoff,
+                        cache_path=args.cache or args.out / "judge_cache.jsonl")
+    try:
+        asyncio.run(client.check_endpoint())
+    except BaseException:
+        client.close()
+        raise
+    return LlmJudge(client)
+
+
 def score_command(args: argparse.Namespace) -> int:
+    from eval.judge import JudgeUnavailable, unusable_judges
     from eval.predictions import load_predictions
-    from eval.report import write_run
+    from eval.provenance import SCORING_PACKAGES, file_sha256, now, package_versions
+    from eval.report import run_warnings, write_run
     from eval.score import evaluate
 
     predictions = load_predictions(args.predictions)
@@ -134,71 +190,110 @@ def score_command(args: argparse.Namespace) -> int:
     if data is not None:
         predictions, checked = data_check(data, predictions, **options)
 
-    judge = None
-    llm = args.judge == "llm" or args.llm_explanations
-    if llm:
-        if not (args.base_url and args.judge_model):
-            raise DataError("--judge llm / --llm-explanations need --base-url and --model (the judge model)")
-        from eval.judge import LlmJudge
-        from rarft_plugin.llm_client import ChatClient
-
-        client = ChatClient(base_url=args.base_url, model=args.judge_model, api_key=args.api_key,
-                            concurrency=args.concurrency, backoff_s=args.retry_backoff,
-                            cache_path=args.cache or args.out / "judge_cache.jsonl")
-        judge = LlmJudge(client)
+    judge = make_judge(args) if args.judge == "llm" or args.llm_explanations else None
     similarity = None
     if not args.no_sbert:
         from rarft_plugin.similarity import get_similarity
 
         similarity = get_similarity(args.sbert_model)
+    template, template_source = run_template(args, runs)
     try:
         metrics, items = evaluate(predictions, judge=judge, relevance_by_llm=args.judge == "llm",
                                   llm_explanations=args.llm_explanations, similarity=similarity,
-                                  strict=args.strict_recall, reading=args.answer_reading, sbert_text=args.sbert_text)
+                                  strict=args.strict_recall, reading=args.answer_reading, sbert_text=args.sbert_text,
+                                  template=template, template_source=template_source)
     finally:
         if judge is not None:
             judge.client.close()
+    unusable = unusable_judges(metrics["judge"].get("calls", {}))
+    if unusable:
+        raise JudgeUnavailable(f"the LLM judge gave no usable verdict ({'; '.join(unusable)}); nothing written to "
+                               f"{args.out}/ (the replies that did arrive are cached: rerun once the endpoint answers)")
+    name = args.name or args.predictions[0].stem
+    metrics["name"] = name
+    metrics["dataset"] = dataset_record(data, predictions, args.paper_dataset)
     metrics["predictions"] = [str(p) for p in args.predictions]
     if checked is not None:
         metrics["data"] = checked
     if runs:
         metrics["inference"] = runs
-    name = args.name or args.predictions[0].stem
+    metrics["produced_by"] = {
+        "scored_at": now(), "packages": package_versions(SCORING_PACKAGES),
+        "predictions": [{"file": str(p), "sha256": file_sha256(p)} for p in args.predictions],
+    }
+    metrics["warnings"] = run_warnings(metrics)
     report = write_run(metrics, items, args.out, title=args.title or f"rarft evaluation of {name}", name=name)
     print(report.read_text())
+    for warning in metrics["warnings"]:
+        print(f"rarft-eval score: warning: {warning}", file=sys.stderr)
     print(f"report written to {args.out}/")
     return 0
 
 
 def read_run(path: Path) -> dict:
+    """A scored run's metrics.json (a run directory or the file itself)."""
     path = path / "metrics.json" if path.is_dir() else path
     try:
-        return json.loads(path.read_text())
+        run = json.loads(path.read_text())
     except FileNotFoundError:
         raise DataError("file not found (give a run directory or its metrics.json)", source=str(path)) from None
     except ValueError as error:
         raise DataError(f"not valid JSON ({error})", source=str(path)) from None
+    if not isinstance(run, dict) or "ra_iou" not in run:
+        raise DataError("not a rarft-eval metrics.json", source=str(path))
+    return run
+
+
+def paper_selection(text: str) -> str:
+    """A --paper value: auto, a dataset of the paper or one of its tables."""
+    from eval.paper import TABLES
+
+    if text in ("auto", *DATASETS, *TABLES):
+        return text
+    raise argparse.ArgumentTypeError(f"expected auto, a dataset ({', '.join(DATASETS)}) or a table "
+                                     f"({', '.join(TABLES)}), got {text!r}")
 
 
 def compare_command(args: argparse.Namespace) -> int:
-    from eval.report import compare_markdown
+    from eval.compare import ComparedRun, compare_markdown
 
-    a, b = read_run(args.a), read_run(args.b)
-    for path, run in ((args.a, a), (args.b, b)):
-        if not isinstance(run, dict) or "ra_iou" not in run:
-            raise DataError("not a rarft-eval metrics.json", source=str(path))
-    table = compare_markdown(a, b, args.name_a or str(args.a), args.name_b or str(args.b), everything=args.all)
+    if args.name and len(args.name) != len(args.runs):
+        raise DataError(f"--name given {len(args.name)} time(s) for {len(args.runs)} run(s): name every run or none")
+    runs = []
+    for index, path in enumerate(args.runs):
+        metrics = read_run(path)
+        name = args.name[index] if args.name else metrics.get("name") or str(path)
+        runs.append(ComparedRun(name, str(path), metrics))
+    names = [run.name for run in runs]
+    if len(set(names)) < len(names):
+        raise DataError(f"two runs are named alike ({', '.join(names)}): tell them apart with --name (in run order)")
+    text = compare_markdown(runs, paper=args.paper, everything=args.all)
     if args.out is not None:
         from rarft_plugin.io_utils import write_atomic
 
-        write_atomic(args.out, table)
-    print(table, end="")
+        write_atomic(args.out, text)
+    print(text, end="")
     return 0
+
+
+def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", type=Path, nargs="+", help="run directories (or their metrics.json)")
+    parser.add_argument("--name", action="append", default=None,
+                        help="a run's name, once per run in their order (default: the name `score --name` stored)")
+    parser.add_argument("--paper", type=paper_selection, nargs="?", const="auto", default=None,
+                        metavar="DATASET|TABLE",
+                        help="put the paper's published rows beside the runs: those of each run's own dataset "
+                             "(no value: a shipped file is recognised by content), of a dataset (HI-Charades, "
+                             "HI-TVGBench, ...) or of a table (\"Table 12\")")
+    parser.add_argument("--all", action="store_true", help="also every raw number of metrics.json")
+    parser.add_argument("--out", type=Path, default=None, help="also write the comparison to this Markdown file")
 
 
 @entry_point("rarft-eval")
 def main(argv: list[str] | None = None) -> int:
     from eval import infer
+    from eval.judge import JudgeUnavailable
+    from rarft_plugin.llm_client import LLMError
 
     parser = argparse.ArgumentParser(prog="rarft-eval", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -206,13 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     score = sub.add_parser("score", help="every metric of the paper, and a report")
     add_score_arguments(score)
     add_data_arguments(score)
-    compare = sub.add_parser("compare", help="two runs side by side with deltas (B - A)")
-    compare.add_argument("a", type=Path, help="run directory or metrics.json")
-    compare.add_argument("b", type=Path, help="run directory or metrics.json")
-    compare.add_argument("--name-a", default=None)
-    compare.add_argument("--name-b", default=None)
-    compare.add_argument("--all", action="store_true", help="also every raw number of metrics.json")
-    compare.add_argument("--out", type=Path, default=None, help="also write the table to this Markdown file")
+    add_compare_arguments(sub.add_parser("compare", help="runs side by side per dataset, with the paper's rows"))
     args = parser.parse_args(argv)
     handlers = {"infer": infer.run, "score": score_command, "compare": compare_command}
     try:
@@ -220,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as error:
         print(f"rarft-eval {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except (JudgeUnavailable, LLMError) as error:  # the judge endpoint: down, or no usable verdict
+        print(f"rarft-eval {args.command}: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,42 +7,70 @@ budget) and the same prompt (`rarft_plugin.prompts`, evaluation order: system me
 text). Decoding is greedy.
 
 `--shard i/n` takes every n-th query starting at i (one process per GPU, each with its own
-`CUDA_VISIBLE_DEVICES` and output file; `rarft-eval score` takes all shard files at once).
+`CUDA_VISIBLE_DEVICES` and output file; `rarft-eval score` takes all shard files at once);
+`--limit N` the first N queries of the shard (a later run without it extends the same file).
+The checkpoint is checked first (`eval.checkpoint`: one line naming what is missing, e.g. the
+processor configuration OpenRLHF's `--ckpt.save_hf` does not write; `--processor BASE`).
 Every clip is opened and decoded at its window's ends before the model loads (`--no-probe`
-skips it), so broken videos are reported together up front. Queries are batched by clip length
+skips it), so broken videos are reported together up front (`--missing-videos FILE` writes the
+full list of the ones not found). Queries are batched by clip length
 (less padding), and the next batch's clips are decoded in threads while the model generates.
 Each finished batch is appended to the output and fsynced, so a killed run resumes where it
 stopped: a rerun with the same settings skips every query already in the file (a line cut short
 by the kill is dropped). Once complete, the file is rewritten atomically in query order. The settings of a run (model, data, template,
 sampling, shard) are recorded beside it in `OUT.meta.json`; resuming with other settings is an
-error rather than a silently mixed file.
+error rather than a silently mixed file. The record also says what produced the file: the
+checkpoint's directory and fingerprint, the processor's directory, the data file's SHA-256, the
+backend and dtype actually used, the decoding settings and the package versions. A run that fails
+before its first prediction leaves no file behind. Each row says whether its generation stopped
+at the token limit (`truncated`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from tqdm import tqdm
 
-from rarft_plugin.dataset import Example, check_clips, load_examples, resolve_videos, video_spec
+from rarft_plugin.dataset import (VIDEO_EXTENSIONS, Example, MissingVideos, check_clips, load_examples,
+                                  resolve_videos, video_extension, video_spec)
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_atomic, write_jsonl_atomic
 from rarft_plugin.prompts import TEMPLATES, build_messages
 from rarft_plugin.video import FPS, TOTAL_PIXELS, SampledVideo, processor_video_inputs, sample_frames
 
+from eval.checkpoint import overlay, resolve_checkpoint
 from eval.predictions import parse_prediction, prediction_from_example
+from eval.provenance import INFERENCE_PACKAGES, file_sha256, now, package_versions
 
 # Settings that must match for a partial output to be resumed.
 RESUME_SETTINGS = ("model", "data", "template", "shard", "fps", "total_pixels", "max_new_tokens", "unknown_spans",
                    "spans_from")
 # what a run recorded before a setting existed means
 RESUME_DEFAULTS = {"unknown_spans": "skip", "spans_from": []}
+# compared only when the partial output's record has them (runs recorded before they existed do not)
+RESUME_IF_RECORDED = ("model_fingerprint", "data_sha256")
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    truncated: bool  # stopped by max_new_tokens rather than by an end-of-sequence token
+
+
+def _chat_template(processor):
+    """The processor, with the tokenizer's chat template where the processor has none of its own."""
+    if not getattr(processor, "chat_template", None) and getattr(processor, "tokenizer", None) is not None:
+        processor.chat_template = processor.tokenizer.chat_template
+    return processor
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -58,43 +86,59 @@ def parse_shard(text: str) -> tuple[int, int]:
 class HFBackend:
     """transformers `generate`, greedy, batched with left padding."""
 
+    name = "hf"
+
     def __init__(self, model_path: str, *, device: str, dtype: str):
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        self.processor = AutoProcessor.from_pretrained(model_path)
+        from rarft_plugin.qwen2_5_vl import use_reference_video_positions
+
+        use_reference_video_positions()  # the video positions vLLM and the model's reference use
+        self.processor = _chat_template(AutoProcessor.from_pretrained(model_path))
         torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
         self.model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=torch_dtype).to(device).eval()
-        self.device = device
+        self.device, self.dtype = device, dtype
+        eos = self.model.generation_config.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
 
     def prompt(self, messages: list[dict]) -> str:
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    def generate(self, prompts: Sequence[str], videos: Sequence[SampledVideo], max_new_tokens: int) -> list[str]:
+    def generate(self, prompts: Sequence[str], videos: Sequence[SampledVideo], max_new_tokens: int) -> list[Generation]:
         import torch
 
         inputs = self.processor(text=list(prompts), **processor_video_inputs(videos), padding=True,
                                 padding_side="left", return_tensors="pt").to(self.device)
         with torch.no_grad():
             out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-        return self.processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        new = out[:, inputs["input_ids"].shape[1]:]
+        texts = self.processor.batch_decode(new, skip_special_tokens=True)
+        # a row that ended early is padded after its end-of-sequence token; one that never emitted it was cut
+        full = new.shape[1] >= max_new_tokens
+        return [Generation(text, truncated=full and not self.eos_ids.intersection(row.tolist()))
+                for text, row in zip(texts, new)]
 
 
 class VLLMBackend:
     """vLLM offline inference with video input (needs a GPU and the `vllm` package)."""
 
+    name = "vllm"
+    dtype = "bf16"
+    device = "cuda"
+
     def __init__(self, model_path: str, *, tensor_parallel_size: int = 1, max_model_len: int = 8192):
         from transformers import AutoProcessor
         from vllm import LLM
 
-        self.processor = AutoProcessor.from_pretrained(model_path)
+        self.processor = _chat_template(AutoProcessor.from_pretrained(model_path))
         self.llm = LLM(model=model_path, limit_mm_per_prompt={"video": 1}, dtype="bfloat16",
                        tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len)
 
     def prompt(self, messages: list[dict]) -> str:
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    def generate(self, prompts: Sequence[str], videos: Sequence[SampledVideo], max_new_tokens: int) -> list[str]:
+    def generate(self, prompts: Sequence[str], videos: Sequence[SampledVideo], max_new_tokens: int) -> list[Generation]:
         import vllm
         from vllm import SamplingParams
 
@@ -108,7 +152,7 @@ class VLLMBackend:
                                 if request.mm_processor_kwargs else {})})
         outputs = self.llm.generate(requests, SamplingParams(temperature=0.0, max_tokens=max_new_tokens),
                                     use_tqdm=False)
-        return [o.outputs[0].text for o in outputs]
+        return [Generation(o.outputs[0].text, truncated=o.outputs[0].finish_reason == "length") for o in outputs]
 
 
 def make_backend(name: str, model_path: str, *, device: str, dtype: str, max_model_len: int = 8192):
@@ -162,19 +206,20 @@ def finished_rows(out: Path, examples: Sequence[Example]) -> dict[str, dict]:
 
 
 def check_resumable(out: Path, settings: dict[str, Any]) -> None:
-    """Refuse to append to an output written with other settings; record these ones."""
+    """Refuse to append to an output written with other settings (`run` records the new ones once the
+    model has loaded)."""
     meta = meta_path(out)
     if out.exists() and meta.exists():
         try:
             recorded = json.loads(meta.read_text())
         except ValueError as error:
             raise DataError(f"not valid JSON ({error})", source=str(meta)) from None
+        keys = [*RESUME_SETTINGS, *(key for key in RESUME_IF_RECORDED if key in recorded)]
         changed = [f"{key}: {recorded.get(key, RESUME_DEFAULTS.get(key))!r} -> {settings.get(key)!r}"
-                   for key in RESUME_SETTINGS if recorded.get(key, RESUME_DEFAULTS.get(key)) != settings.get(key)]
+                   for key in keys if recorded.get(key, RESUME_DEFAULTS.get(key)) != settings.get(key)]
         if changed:
             raise DataError(f"{out} was written with other settings ({'; '.join(changed)}); write to a new --out",
                             source=str(meta))
-    write_atomic(meta, json.dumps(settings, indent=2) + "\n")
 
 
 def clip_seconds(example: Example, video_duration: float | None = None) -> float:
@@ -188,49 +233,67 @@ def clip_seconds(example: Example, video_duration: float | None = None) -> float
 def run_inference(
     examples: Sequence[Example], videos: dict[str, Path], backend, out: Path, *, template: str, batch_size: int,
     max_new_tokens: int, fps: float = FPS, total_pixels: int = TOTAL_PIXELS, decode_workers: int = 4,
-    durations: dict | None = None,
+    durations: dict | None = None, limit: int | None = None,
 ) -> int:
-    """Predict every example not yet in `out`; returns how many were predicted now.
+    """Predict every example (of the first `limit`) not yet in `out`; returns how many were predicted now.
 
     Queries are batched by clip length (`durations`: video durations `check_clips` measured, for
     records without one). The clips of the next batch are decoded in threads while the model
-    generates the current one.
+    generates the current one. `out` is created with the first batch's predictions.
     """
     finished = finished_rows(out, examples)
     durations = durations or {}
-    todo = sorted((e for e in examples if e.key not in finished),
+    wanted = examples[:limit] if limit is not None else examples
+    todo = sorted((e for e in wanted if e.key not in finished),
                   key=lambda e: clip_seconds(e, durations.get(video_spec(e, videos[e.item.video]))))
     batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
-    with (ThreadPoolExecutor(max_workers=decode_workers) as pool, open(out, "a", encoding="utf-8") as handle,
-          tqdm(total=len(examples), initial=len(finished), desc="infer", unit="query") as progress):
+    with (ThreadPoolExecutor(max_workers=decode_workers) as pool, contextlib.ExitStack() as files,
+          tqdm(total=len(wanted), initial=len(wanted) - len(todo), desc="infer", unit="query") as progress):
 
         def decode(batch: list[Example]) -> list[Future]:
             return [pool.submit(sample_frames, video_spec(e, videos[e.item.video]), fps=fps, total_pixels=total_pixels)
                     for e in batch]
 
+        handle = None
         upcoming = decode(batches[0]) if batches else []
         for number, batch in enumerate(batches):
             clips = [future.result() for future in upcoming]
             upcoming = decode(batches[number + 1]) if number + 1 < len(batches) else []
             prompts = [backend.prompt(build_messages(template, e.label.query, purpose="eval")) for e in batch]
-            for example, text in zip(batch, backend.generate(prompts, clips, max_new_tokens)):
-                row = prediction_from_example(example, text).to_json()
+            generations = backend.generate(prompts, clips, max_new_tokens)
+            handle = handle or files.enter_context(open(out, "a", encoding="utf-8"))
+            for example, generation in zip(batch, generations):
+                row = prediction_from_example(example, generation.text, generation.truncated).to_json()
                 finished[example.key] = row
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
             progress.update(len(batch))
-    write_jsonl_atomic(out, [finished[e.key] for e in examples])  # complete: rewrite in query order
+    if finished:  # complete: rewrite in query order
+        write_jsonl_atomic(out, [finished[e.key] for e in examples if e.key in finished])
     return len(todo)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="checkpoint directory (HF format, as OpenRLHF saves it)")
+    parser.add_argument("--model", required=True,
+                        help="checkpoint directory (HF format, as OpenRLHF saves it), or a hub name in the local cache")
+    parser.add_argument("--processor", default=None, metavar="DIR",
+                        help="take the processor files (and a chat template, where the checkpoint has none) from this "
+                             "directory, e.g. the base model: OpenRLHF's --ckpt.save_hf writes no "
+                             "preprocessor_config.json")
     parser.add_argument("--data", type=Path, required=True, help="evaluation file in the released schema")
     parser.add_argument("--out", type=Path, required=True, help="predictions JSONL (resumed if present)")
     parser.add_argument("--video-root", type=Path, default=None, help="directory holding the videos")
+    parser.add_argument("--video-ext", dest="video_extensions", type=video_extension, action="append", default=None,
+                        help="extension tried for a video named without one, e.g. a bare Charades id; repeat for "
+                             f"several (default: {' '.join(VIDEO_EXTENSIONS)})")
+    parser.add_argument("--missing-videos", type=Path, default=None, metavar="FILE",
+                        help="write every video that is not found or empty to FILE (video<TAB>record<TAB>reason, one "
+                             "per line; empty when none is missing)")
     parser.add_argument("--no-probe", dest="probe", action="store_false",
                         help="skip opening every clip before the model loads (existence is still checked)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N",
+                        help="predict only the first N queries (of this shard); a rerun without it extends the file")
     parser.add_argument("--template", choices=sorted(TEMPLATES), default="ra_rft",
                         help="prompt template (rarft_plugin.prompts); baselines: time_r1, videochat_r1, ...")
     parser.add_argument("--backend", choices=("auto", "vllm", "hf"), default="auto")
@@ -250,34 +313,80 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
 
 
+def write_missing_videos(path: Path, failures: list[tuple[str, int, str]]) -> None:
+    write_atomic(path, "".join(f"{video}\trecord {record}\t{reason}\n" for video, record, reason in failures))
+
+
+def resolve(examples: list[Example], args: argparse.Namespace) -> dict[str, Path]:
+    """The examples' videos; every missing one goes to --missing-videos when given."""
+    extensions = tuple(args.video_extensions or VIDEO_EXTENSIONS)
+    try:
+        videos = resolve_videos(examples, video_root=args.video_root, source=args.data, extensions=extensions)
+    except MissingVideos as error:
+        if args.missing_videos is not None:
+            write_missing_videos(args.missing_videos, error.failures)
+            raise DataError(f"{error} (all {len(error.failures)} listed in {args.missing_videos})") from None
+        raise
+    if args.missing_videos is not None:
+        write_missing_videos(args.missing_videos, [])
+    return videos
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
     if args.batch_size is not None and args.batch_size < 1:
         raise DataError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.limit is not None and args.limit < 1:
+        raise DataError(f"--limit must be >= 1, got {args.limit}")
+    checkpoint = resolve_checkpoint(args.model, args.processor)  # a bad --model fails before anything else
     from eval.cli import data_options
 
     examples, report = load_examples(args.data, **data_options(args))
     print(report.summary())
     index, count = args.shard
     examples = examples[index::count]
-    videos = resolve_videos(examples, video_root=args.video_root, source=args.data)
+    wanted = examples[:args.limit] if args.limit is not None else examples
+    videos = resolve(wanted, args)
     durations = {}
     if args.probe:  # a broken clip fails now, with all the others, rather than hours into the run
-        durations = check_clips(examples, videos, source=args.data)
-    model = Path(args.model).resolve() if Path(args.model).exists() else args.model
-    settings = {"model": str(model), "data": str(args.data.resolve()), "template": args.template,
+        durations = check_clips(wanted, videos, source=args.data)
+    settings = {"model": str(checkpoint.model), "model_fingerprint": checkpoint.fingerprint,
+                "processor": str(checkpoint.processor) if checkpoint.processor else None,
+                "data": str(args.data.resolve()), "data_sha256": file_sha256(args.data), "template": args.template,
                 "shard": f"{index}/{count}", "fps": args.fps, "total_pixels": args.total_pixels,
-                "max_new_tokens": args.max_new_tokens, "backend": args.backend, "queries": len(examples),
-                "unknown_spans": args.unknown_spans, "spans_from": [str(p.resolve()) for p in args.spans_from]}
+                "max_new_tokens": args.max_new_tokens, "decoding": "greedy", "queries": len(examples),
+                "limit": args.limit, "unknown_spans": args.unknown_spans,
+                "spans_from": [str(p.resolve()) for p in args.spans_from]}
     check_resumable(args.out, settings)
     finished_rows(args.out, examples)  # a bad partial output fails before the model loads
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = args.dtype or ("bf16" if device.startswith("cuda") else "fp32")
-    backend = make_backend(args.backend, args.model, device=device, dtype=dtype, max_model_len=args.max_model_len)
-    batch_size = args.batch_size or (64 if isinstance(backend, VLLMBackend) else 8)
-    predicted = run_inference(examples, videos, backend, args.out, template=args.template, batch_size=batch_size,
-                              max_new_tokens=args.max_new_tokens, fps=args.fps, total_pixels=args.total_pixels,
-                              decode_workers=args.decode_workers, durations=durations)
-    print(f"{predicted} predicted now, {len(examples)} in shard {index}/{count} -> {args.out}")
+    fresh = not args.out.exists()
+    with overlay(checkpoint) as model_dir:
+        try:
+            backend = make_backend(args.backend, str(model_dir), device=device, dtype=dtype,
+                                   max_model_len=args.max_model_len)
+        except DataError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the files are there but cannot be used (corrupt, unknown
+            # architecture, out of memory): one line naming the checkpoint, not a loader traceback
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise DataError(f"--model {checkpoint.model}: cannot be loaded ({type(error).__name__}: {first_line})") from None
+        settings |= {"backend": backend.name, "dtype": backend.dtype, "device": backend.device,
+                     "packages": package_versions(INFERENCE_PACKAGES), "started_at": now()}
+        write_atomic(meta_path(args.out), json.dumps(settings, indent=2) + "\n")
+        batch_size = args.batch_size or (64 if isinstance(backend, VLLMBackend) else 8)
+        try:
+            predicted = run_inference(examples, videos, backend, args.out, template=args.template,
+                                      batch_size=batch_size, max_new_tokens=args.max_new_tokens, fps=args.fps,
+                                      total_pixels=args.total_pixels, decode_workers=args.decode_workers,
+                                      durations=durations, limit=args.limit)
+        except BaseException:
+            if fresh and not args.out.exists():  # nothing predicted: leave no record of a run that never was
+                meta_path(args.out).unlink(missing_ok=True)
+            raise
+    done = len(finished_rows(args.out, examples))
+    print(f"{predicted} predicted now, {done} of {len(examples)} queries of shard {index}/{count} in {args.out}"
+          f"{' (--limit ' + str(args.limit) + ')' if args.limit is not None else ''}")
     return 0

@@ -16,6 +16,9 @@ Replies are parsed leniently (`parse_relevance`, `parse_categories`, `parse_scor
 A reply that cannot be read is counted in `JudgeReport.unreadable`; a request that fails for
 good (after retries) in `JudgeReport.failed`. Relevance then falls back to the rule-based
 reading; categories and scores stay unmeasured (left out of the means, see eval.metrics).
+`JudgeReport.calls()` gives, per judge, the queries asked about, those judged (a usable
+verdict), failed and unreadable; `unusable_judges` names the judges that were asked and
+judged nothing, which `rarft-eval score` treats as a failed run.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import asyncio
 import json
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypedDict
 
 from rarft_plugin import llm_prompts
 from rarft_plugin.llm_client import ChatClient, LLMError
@@ -55,14 +58,53 @@ def _category_key(name: str) -> str:
 _CATEGORY_BY_KEY = {_category_key(key): path for path in CATEGORIES for key in (path.split("/")[1], path)}
 
 
+JUDGES = ("relevance", "rt-iou", "llm-score")
+
+
+class JudgeCalls(TypedDict):
+    """One judge's work in a run (metrics.json `judge.calls`)."""
+
+    asked: int  # queries it was asked about
+    judged: int  # with a usable verdict
+    failed: int  # requests that failed for good (after retries)
+    unreadable: int  # replies that stayed unreadable after one re-ask
+    last_error: str | None  # the last failure's message
+
+
 @dataclass
 class JudgeReport:
     unreadable: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
     unknown_categories: int = 0
+    asked: dict[str, int] = field(default_factory=dict)
+    judged: dict[str, int] = field(default_factory=dict)
+    last_error: dict[str, str] = field(default_factory=dict)
 
     def count(self, table: dict[str, int], name: str) -> None:
         table[name] = table.get(name, 0) + 1
+
+    def calls(self) -> dict[str, JudgeCalls]:
+        """Per judge that was asked about anything (JUDGES order)."""
+        return {name: {"asked": self.asked[name], "judged": self.judged.get(name, 0),
+                       "failed": self.failed.get(name, 0), "unreadable": self.unreadable.get(name, 0),
+                       "last_error": self.last_error.get(name)}
+                for name in JUDGES if self.asked.get(name)}
+
+
+class JudgeUnavailable(RuntimeError):
+    """A judge was asked for and gave no usable verdict at all: the run measured nothing it was asked to."""
+
+
+def unusable_judges(calls: dict[str, JudgeCalls]) -> list[str]:
+    """One line per judge that was asked about queries and judged none of them.
+
+    >>> unusable_judges({"relevance": {"asked": 3, "judged": 0, "failed": 3, "unreadable": 0,
+    ...                                "last_error": "http://x/v1: HTTP 500"}})
+    ['relevance: 0 of 3 judged (3 failed, 0 unreadable; last error: http://x/v1: HTTP 500)']
+    """
+    return [f"{name}: 0 of {c['asked']} judged ({c['failed']} failed, {c['unreadable']} unreadable"
+            + (f"; last error: {c['last_error']})" if c["last_error"] else ")")
+            for name, c in calls.items() if c["asked"] and not c["judged"]]
 
 
 def _literal(text: str) -> Any:
@@ -160,15 +202,19 @@ class LlmJudge:
             retry = []
             for i, reply in zip(pending, replies):
                 kind, _, parse = requests[i]
+                if not attempt:
+                    self.report.count(self.report.asked, kind)
                 if isinstance(reply, LLMError):
                     self.report.count(self.report.failed, kind)
+                    self.report.last_error[kind] = str(reply)
                     continue
                 parsed[i] = parse(reply)
-                if parsed[i] is None:
-                    if attempt:
-                        self.report.count(self.report.unreadable, kind)
-                    else:
-                        retry.append(i)
+                if parsed[i] is not None:
+                    self.report.count(self.report.judged, kind)
+                elif attempt:
+                    self.report.count(self.report.unreadable, kind)
+                else:
+                    retry.append(i)
             pending = retry
         return parsed
 

@@ -28,9 +28,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from statistics import fmean
-from typing import Collection, Iterable, Sequence
+from typing import Collection, Iterable, Sequence, TypedDict
 
-from rarft_plugin.parsing import evaluation_answer, extract_segment
+from rarft_plugin.parsing import evaluation_answer, extract_segment, follows_blocks, unclosed_block
+from rarft_plugin.prompts import OUTPUT_BLOCKS
 from rarft_plugin.rewards import temporal_iou
 from rarft_plugin.taxonomy import CATEGORIES
 
@@ -136,17 +137,107 @@ def jaccard(predicted: Iterable[str], truth: Iterable[str]) -> float:
 
 
 def explanation_mean(rows: Sequence[dict], name: str) -> dict[str, float | int | None]:
-    """`all` / `refused` means of one explanation metric over eligible irrelevant rows (module docstring)."""
+    """`all` / `refused` means of one explanation metric over eligible irrelevant rows (module docstring).
+
+    When refused queries were to be scored and none was (every judge call failed), both means are
+    None: the wrongly answered queries alone would make `all` a 0 that measured nothing.
+    """
     eligible = [row for row in rows if row["explanation_eligible"]]
     answered = sum(not row["refused"] for row in eligible)
+    refused = sum(row["refused"] for row in eligible)
     measured = [row[name] for row in eligible if row["refused"] and row[name] is not None]
     counted = answered + len(measured)
     return {
-        "all": sum(measured) / counted if counted else None,
+        "all": sum(measured) / counted if counted and (measured or not refused) else None,
         "refused": fmean(measured) if measured else None,
         "n": counted,
         "unmeasured": len(eligible) - counted,
     }
+
+
+class FormatCompliance(TypedDict):
+    """How many responses have the shape their prompt asked for (`format_compliance`)."""
+
+    template: str  # the prompt template whose output blocks were checked
+    template_source: str  # "recorded" (by infer), "given" (--template) or "assumed" (neither: ra_rft)
+    queries: int
+    compliant: int  # exactly the template's blocks, in order (`rarft_plugin.parsing.follows_blocks`)
+    empty: int  # nothing but whitespace
+    truncated: int  # stopped by the generation limit
+    truncated_source: str  # "recorded" (by infer), "text" (a block opened and never closed) or "mixed"
+
+
+# Below these shares of compliant responses, or above these of empty / truncated ones, a report warns:
+# the metrics then say more about the output's shape than about grounding or refusal.
+MIN_COMPLIANT = 0.8
+MAX_EMPTY = 0.05
+MAX_TRUNCATED = 0.05
+
+
+def format_compliance(predictions: Sequence[Prediction], template: str, template_source: str) -> FormatCompliance:
+    """Format compliance of the responses against `template`'s output blocks (`OUTPUT_BLOCKS`).
+
+    A response is truncated when inference recorded that it hit the generation limit, or, for rows
+    without that record (other inference code), when it ends inside an opened block.
+    """
+    blocks = OUTPUT_BLOCKS[template]
+    recorded = sum(p.truncated is not None for p in predictions)
+    return {
+        "template": template,
+        "template_source": template_source,
+        "queries": len(predictions),
+        "compliant": sum(follows_blocks(p.model_output, blocks) for p in predictions),
+        "empty": sum(not p.model_output.strip() for p in predictions),
+        "truncated": sum(p.truncated if p.truncated is not None else unclosed_block(p.model_output) is not None
+                         for p in predictions),
+        "truncated_source": "recorded" if recorded == len(predictions) else "text" if not recorded else "mixed",
+    }
+
+
+def format_warnings(compliance: FormatCompliance) -> list[str]:
+    """One sentence per problem of the responses' shape (thresholds MIN_COMPLIANT, MAX_EMPTY, MAX_TRUNCATED).
+
+    >>> format_warnings({"template": "ra_rft", "template_source": "recorded", "queries": 4, "compliant": 0,
+    ...                  "empty": 4, "truncated": 0, "truncated_source": "recorded"})[1]
+    '4 of 4 responses (100.0 %) are empty; an empty response counts as a refusal (RA-IoU 1 on an irrelevant query)'
+    """
+    total = compliance["queries"]
+    if not total:
+        return []
+
+    def part(count: int) -> str:
+        return f"{count} of {total} responses ({100 * count / total:.1f} %)"
+
+    template = compliance["template"]
+    out = []
+    if compliance["compliant"] / total < MIN_COMPLIANT:
+        assumed = "; template not recorded, assumed: pass --template" if compliance["template_source"] == "assumed" else ""
+        out.append(f"only {part(compliance['compliant'])} follow the {template} output format "
+                   f"({', '.join(OUTPUT_BLOCKS[template])} blocks{assumed})")
+    if compliance["empty"] / total > MAX_EMPTY:
+        out.append(f"{part(compliance['empty'])} are empty; an empty response counts as a refusal (RA-IoU 1 on an "
+                   "irrelevant query)")
+    if compliance["truncated"] / total > MAX_TRUNCATED:
+        how = ("were cut off by the generation limit" if compliance["truncated_source"] == "recorded"
+               else "end inside a block never closed (cut off)")
+        out.append(f"{part(compliance['truncated'])} {how}")
+    return out
+
+
+def dataset_kind(predictions: Sequence[Prediction]) -> str:
+    """What kind of evaluation set the predictions answer, from the levels of its irrelevant queries.
+
+    >>> dataset_kind([Prediction("0:1", "v", "q", "", False, None, "", (), "shuffled")])
+    'simply-shuffled'
+    """
+    levels = {p.hardness_level for p in predictions if not p.gt_relevant}
+    if not levels:
+        return "relevant only"
+    if levels <= {"strong", "moderate", "weak"}:
+        return "hard-irrelevant"
+    if levels == {"shuffled"}:
+        return "simply-shuffled"
+    return "no levels" if levels == {None} else "mixed levels"
 
 
 def item_row(prediction: Prediction, judgement: Judgement, sbert: float | None = None) -> dict:

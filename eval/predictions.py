@@ -11,6 +11,7 @@
 | `irrelevance_level` | str or ""      | the two  | the same, as the released inference writes it            |
 | `video`, `query` | str               | yes      | what was asked                                           |
 | `id`             | str               | no       | "ITEM:QUERY" (`rarft-eval infer` writes it)              |
+| `truncated`      | bool              | no       | the generation stopped at its token limit (`infer` writes it) |
 
 A file is JSONL (`rarft-eval infer`) or one JSON array of such objects (the released
 inference's output, which scores as it is). Other fields are carried through untouched.
@@ -60,6 +61,7 @@ class Prediction:
     item: str = ""  # the video record the query belongs to; default: the id up to its last ':'
     defects: tuple[str, ...] = ()  # odd values of the row, kept or ignored (module docstring)
     has_id: bool = True  # False: a row of the released inference's output, named after its file and line
+    truncated: bool | None = None  # the generation hit its token limit; None: not recorded
 
     def __post_init__(self):
         if not self.item:
@@ -71,10 +73,11 @@ class Prediction:
             "gt_relevant": self.gt_relevant, "gt_timestamp": list(self.gt_timestamp) if self.gt_timestamp else None,
             "gt_output": self.gt_output, "gt_categories": list(self.gt_categories),
             "hardness_level": self.hardness_level,
+            **({"truncated": self.truncated} if self.truncated is not None else {}),
         }
 
 
-def prediction_from_example(example: Example, model_output: str) -> Prediction:
+def prediction_from_example(example: Example, model_output: str, truncated: bool | None = None) -> Prediction:
     """A prediction row for one labelled example of an evaluation file."""
     label = example.label
     return Prediction(
@@ -87,6 +90,7 @@ def prediction_from_example(example: Example, model_output: str) -> Prediction:
         gt_output=label.answer_time if label.relevant else label.answer_refusal,
         gt_categories=label.categories,
         hardness_level=label.difficulty,
+        truncated=truncated,
     )
 
 
@@ -107,6 +111,9 @@ def parse_prediction(row: dict[str, Any], *, default_id: str = "", item: str = "
         raise DataError(f"must be a string, got {type(row['id']).__name__}", field="id")
     if not has_id and not default_id:
         raise DataError("is missing", field="id")
+    truncated = row.get("truncated")
+    if truncated is not None and not isinstance(truncated, bool):
+        raise DataError(f"must be true, false or null, got {truncated!r}", field="truncated")
     relevant = row["gt_relevant"]
     categories = row["gt_categories"] or []
     if not isinstance(categories, list):
@@ -131,7 +138,7 @@ def parse_prediction(row: dict[str, Any], *, default_id: str = "", item: str = "
         id=str(row["id"]) if has_id else default_id, video=row["video"], query=row["query"],
         model_output=row["model_output"], gt_relevant=label.relevant, gt_timestamp=label.timestamp,
         gt_output=row["gt_output"], gt_categories=label.categories, hardness_level=level,
-        item="" if has_id else item, defects=tuple(defects), has_id=has_id,
+        item="" if has_id else item, defects=tuple(defects), has_id=has_id, truncated=truncated,
     )
 
 

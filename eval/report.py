@@ -1,4 +1,4 @@
-"""Writing an evaluation run and comparing two.
+"""Writing an evaluation run (comparing runs: `eval.compare`).
 
 Files of a run (`write_run`): `metrics.json` (raw fractions), `items.jsonl` (one row per query),
 `report.md` (rows laid out like the paper's tables, percentages x100 with one decimal, SBERT
@@ -15,11 +15,15 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from rarft_plugin.io_utils import write_atomic, write_jsonl_atomic
 
-from eval.metrics import LEVELS, THRESHOLDS
+from rarft_plugin.prompts import OUTPUT_BLOCKS
+
+from eval.judge import JudgeCalls
+from eval.metrics import LEVELS, THRESHOLDS, FormatCompliance, format_warnings
+from eval.paper import PaperRow, find_method, paper_rows
 from eval.predictions import Prediction, coerce_predictions
 
 
@@ -55,7 +59,7 @@ def flatten(metrics: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
+def markdown_table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
@@ -84,13 +88,69 @@ def explanation_cells(metrics: dict, subset: str = "all") -> list[str]:
             num(lookup(exp, f"llm_score.{subset}"))]
 
 
+JUDGE_NAMES = {"relevance": "relevance", "rt-iou": "RT-IoU", "llm-score": "LLM score"}
+
+
+def judge_line(kind: str, calls: JudgeCalls) -> str:
+    """How much of one LLM judge's work succeeded, for the report's header and tables.
+
+    >>> judge_line("relevance", {"asked": 200, "judged": 180, "failed": 15, "unreadable": 5, "last_error": None})
+    'relevance: 180 of 200 queries judged by the LLM, 20 fell back to the core parser (15 failed, 5 unreadable)'
+    """
+    missing = calls["asked"] - calls["judged"]
+    text = f"{JUDGE_NAMES[kind]}: {calls['judged']} of {calls['asked']} queries judged by the LLM"
+    if missing:
+        what = "fell back to the core parser" if kind == "relevance" else "unmeasured (left out of the means)"
+        text += f", {missing} {what} ({calls['failed']} failed, {calls['unreadable']} unreadable)"
+    return text
+
+
+def run_warnings(metrics: dict) -> list[str]:
+    """What a reader must know before trusting the numbers: the responses' shape (`format_warnings`),
+    judge calls that gave no verdict, predictions made from another version of the data file."""
+    out = format_warnings(metrics["format"]) if metrics.get("format") else []
+    calls = metrics.get("judge", {}).get("calls", {})
+    out += [judge_line(kind, c) for kind, c in calls.items() if c["judged"] < c["asked"]]
+    data_sha = (metrics.get("dataset") or {}).get("sha256")
+    made_from = {run.get("data_sha256") for run in metrics.get("inference", [])} - {None}
+    if data_sha and made_from and made_from != {data_sha}:
+        out.append(f"the predictions were made from a data file with other content (SHA-256 "
+                   f"{', '.join(sorted(h[:12] for h in made_from))}) than the one scored against ({data_sha[:12]})")
+    return out
+
+
+def format_line(compliance: FormatCompliance) -> str:
+    total = compliance["queries"]
+    source = {"recorded": "recorded by infer", "given": "--template", "assumed": "not recorded: assumed"}
+    truncated = {"recorded": "as recorded by infer", "text": "ending inside an unclosed block",
+                 "mixed": "recorded, else an unclosed block"}
+    return (f"Format: {pct(share(compliance['compliant'], total))} % of {total} responses follow the "
+            f"{compliance['template']} output format ({', '.join(OUTPUT_BLOCKS[compliance['template']])} blocks; template "
+            f"{source[compliance['template_source']]}); {pct(share(compliance['empty'], total))} % empty, "
+            f"{pct(share(compliance['truncated'], total))} % cut off by the generation limit "
+            f"({truncated[compliance['truncated_source']]}).")
+
+
+def share(count: int, total: int) -> float | None:
+    return count / total if total else None
+
+
 def markdown(metrics: dict, *, title: str, name: str) -> str:
-    """The report: one row per paper table that applies to this run, then the details."""
+    """The report: warnings, how it was measured, one row per paper table that applies, then the details."""
     count, judge = metrics["count"], metrics["judge"]
+    calls = judge.get("calls", {})
     levels = [level for level in LEVELS if level in metrics["by_difficulty"]]
     has_explanations = bool(metrics["explained"]) and count["explanation_eligible"] > 0
-    lines = [
-        f"# {title}", "",
+    warnings = metrics.get("warnings", run_warnings(metrics))
+    lines = [f"# {title}", ""]
+    if warnings:
+        lines += ["**Warnings (read these before the numbers):**", "", *(f"- {warning}." for warning in warnings), ""]
+    if metrics.get("format"):
+        lines += [format_line(metrics["format"]), ""]
+    if calls:
+        lines += [f"LLM judge {judge.get('model')} at {judge.get('base_url')}: "
+                  + "; ".join(judge_line(kind, c) for kind, c in calls.items()) + ".", ""]
+    lines += [
         f"{count['queries']} queries ({count['relevant']} relevant, {count['irrelevant']} irrelevant). "
         f"Relevance judged by {'an LLM' if judge['relevance'] == 'llm' else 'the core parser'}; answers read "
         f"{ANSWER_READING_TEXT.get(judge.get('answer_reading'), str(judge.get('answer_reading')))}; R@m counts "
@@ -104,24 +164,29 @@ def markdown(metrics: dict, *, title: str, name: str) -> str:
             "scores are not directly comparable with its numbers)")
         lines += [f"SBERT score: {SBERT_TEXT_TEXT.get(judge.get('sbert_text'), str(judge.get('sbert_text')))}; "
                   f"model {model}{caveat}.", ""]
+    relevance_note = [judge_line("relevance", calls["relevance"]) + ".", ""] if "relevance" in calls else []
+    explanation_note = ["; ".join(judge_line(kind, calls[kind]) for kind in ("rt-iou", "llm-score") if kind in calls)
+                        + ".", ""] if {"rt-iou", "llm-score"} & set(calls) else []
     if count["relevant"] and count["irrelevant"]:
-        lines += ["## RA-IoU and F1 (Tables 1, 2, 8, 12)", "", *_table(["Method", *RA_IOU_HEADER],
-                                                                      [[name, *ra_iou_cells(metrics)]]), ""]
+        lines += ["## RA-IoU and F1 (Tables 1, 2, 8, 12)", "", *markdown_table(["Method", *RA_IOU_HEADER],
+                                                                      [[name, *ra_iou_cells(metrics)]]), "",
+                  *relevance_note]
     if has_explanations:
         lines += ["## With explanation quality (Table 3)", "",
-                  *_table(["Method", *RA_IOU_HEADER, *EXPLANATION_HEADER],
+                  *markdown_table(["Method", *RA_IOU_HEADER, *EXPLANATION_HEADER],
                           [[name, *ra_iou_cells(metrics), *explanation_cells(metrics)]]), "",
+                  *relevance_note, *explanation_note,
                   "## Ablation layout (Table 4)", "",
-                  *_table(["Method", "F1", "R@.5", "mIoU", "RT-IoU", "SBert.", "LLM."],
+                  *markdown_table(["Method", "F1", "R@.5", "mIoU", "RT-IoU", "SBert.", "LLM."],
                           [[name, pct(metrics["relevance"]["f1_avg"]), pct(metrics["ra_iou"]["R@0.5"]),
                             pct(metrics["ra_iou"]["mIoU"]), *explanation_cells(metrics)]]), "",
                   "## Refusal explanation quality (Table 9)", "",
                   "`all`: every irrelevant query with a reference answer, wrongly answered ones count 0 (released "
                   "convention); `refused`: the correctly refused ones only.", "",
-                  *_table(["Method", *EXPLANATION_HEADER],
+                  *markdown_table(["Method", *EXPLANATION_HEADER],
                           [[f"{name} (all)", *explanation_cells(metrics)],
                            [f"{name} (refused)", *explanation_cells(metrics, "refused")]]),
-                  ""]
+                  "", *explanation_note]
     if levels:
         header = (["Method"] + [f"{level.capitalize()} {column}" for level in levels for column in ("F1", "LLM sc.")]
                   + [f"{level.capitalize()} F1 avg. 1:1" for level in levels])
@@ -133,15 +198,16 @@ def markdown(metrics: dict, *, title: str, name: str) -> str:
                   "F1 = the released definition: F1 of the refusal class on the level's own irrelevant queries "
                   "(2·acc/(1+acc)). Extra columns, not the paper's: F1 avg. 1:1 = average F1 of the level's "
                   "irrelevant queries with the relevant queries of the same items.", "",
-                  *_table(header, [[name, *cells]]), ""]
+                  *markdown_table(header, [[name, *cells]]), "", *relevance_note,
+                  *([judge_line("llm-score", calls["llm-score"]) + ".", ""] if "llm-score" in calls else [])]
     if count["relevant"]:
         vtg = metrics["vtg_iou"]
         lines += ["## Grounding on relevant queries (Table 7)", "",
-                  *_table(["Method", "R@0.3", "R@0.5", "R@0.7", "mIoU"],
+                  *markdown_table(["Method", "R@0.3", "R@0.5", "R@0.7", "mIoU"],
                           [[name, *(pct(vtg[f"R@{t}"]) for t in THRESHOLDS), pct(vtg["mIoU"])]]), ""]
     if metrics["by_category"]:
         lines += ["## Refusal accuracy by semantic category (Fig. 6)", "",
-                  *_table(["Category", "irrelevant queries", "refusal acc."],
+                  *markdown_table(["Category", "irrelevant queries", "refusal acc."],
                           [[category, str(row["n"]), pct(row["refusal_accuracy"])]
                            for category, row in metrics["by_category"].items()]), ""]
     lines += details(metrics, levels)
@@ -152,7 +218,7 @@ def details(metrics: dict, levels: list[str]) -> list[str]:
     """Everything else: per-class precision / recall, per-level detail, explanation counts, data, judge."""
     rel, judge = metrics["relevance"], metrics["judge"]
     lines = ["## Details", "",
-             *_table(["class", "precision", "recall", "F1"],
+             *markdown_table(["class", "precision", "recall", "F1"],
                      [["relevant (answered)", pct(rel["precision_rel"]), pct(rel["recall_rel"]), pct(rel["f1_rel"])],
                       ["irrelevant (refused)", pct(rel["precision_irrel"]), pct(rel["recall_irrel"]),
                        pct(rel["f1_irrel"])]]),
@@ -166,7 +232,7 @@ def details(metrics: dict, levels: list[str]) -> list[str]:
                          *explanation_cells(row), str(paired["queries"]), pct(paired["relevance"]["f1_rel"]),
                          pct(paired["relevance"]["f1_irrel"]), pct(paired["relevance"]["f1_avg"]),
                          pct(paired["ra_iou"]["mIoU"])])
-        lines += _table(["level", "irrelevant", "refusal acc.", "F1", *EXPLANATION_HEADER, "1:1 queries",
+        lines += markdown_table(["level", "irrelevant", "refusal acc.", "F1", *EXPLANATION_HEADER, "1:1 queries",
                          "1:1 F1 re.", "1:1 F1 irre.", "1:1 F1 avg.", "1:1 RA mIoU"], rows) + [""]
     original = metrics["by_difficulty"].get("original")
     if original:
@@ -210,43 +276,78 @@ def csv_text(metrics: dict) -> str:
     return buffer.getvalue()
 
 
-def plots(metrics: dict, out_dir: Path) -> list[Path]:
-    """by_category.png (Fig. 6) and by_difficulty.png, where the run has what they show."""
+def paper_level_row(metrics: dict, name: str) -> PaperRow | None:
+    """The paper's per-level row (Tables 6, 10, 11) of this run's dataset and method (its name), if any."""
+    dataset = (metrics.get("dataset") or {}).get("paper")
+    if not dataset:
+        return None
+    return find_method([row for row in paper_rows(dataset) if row.levels is not None], name)
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    written = []
+    return plt
+
+
+def category_figure(metrics: dict, name: str):
+    """Refusal accuracy per semantic category (Fig. 6): titled with the run's name, a full category path
+    and the number of queries on each bar. None when the run has no categories."""
     categories = metrics["by_category"]
-    if categories:
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-        names = list(categories)[::-1]
-        ax.barh([n.split("/")[1] for n in names], [100 * categories[n]["refusal_accuracy"] for n in names])
-        for y, n in enumerate(names):
-            ax.text(1, y, f"n={categories[n]['n']}", va="center", fontsize=8, color="white")
-        ax.set_xlabel("refusal accuracy (%)")
-        ax.set_xlim(0, 100)
-        ax.set_title("Refusal accuracy by semantic category")
-        fig.tight_layout()
-        written.append(_save(fig, out_dir / "by_category.png"))
-        plt.close(fig)
+    if not categories:
+        return None
+    fig, ax = _pyplot().subplots(figsize=(9, 4.5))
+    names = list(categories)[::-1]
+    ax.barh(names, [100 * categories[n]["refusal_accuracy"] for n in names])
+    for y, n in enumerate(names):
+        ax.text(1, y, f"n={categories[n]['n']}", va="center", fontsize=8, color="white")
+    ax.set_xlabel("refusal accuracy (%)")
+    ax.set_xlim(0, 100)
+    ax.set_title(f"{name}: refusal accuracy by semantic category")
+    fig.tight_layout()
+    return fig
+
+
+def level_figure(metrics: dict, name: str):
+    """F1 (released) and refusal accuracy per hardness level: titled with the run's name, each level
+    with its number of irrelevant queries, no bar for what was not measured, and the paper's F1
+    where the run's dataset and name match a row of Tables 6, 10, 11. None without levels."""
     levels = [level for level in LEVELS if level in metrics["by_difficulty"]]
-    if levels:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        xs = range(len(levels))
-        f1 = [100 * (metrics["by_difficulty"][level]["f1"] or 0) for level in levels]
-        refusal = [100 * metrics["by_difficulty"][level]["refusal_accuracy"] for level in levels]
-        ax.bar([x - 0.2 for x in xs], f1, width=0.4, label="F1")
-        ax.bar([x + 0.2 for x in xs], refusal, width=0.4, label="refusal acc.")
-        ax.set_xticks(list(xs), levels)
-        ax.set_ylabel("%")
-        ax.set_ylim(0, 100)
-        ax.legend()
-        ax.set_title("By hardness level")
-        fig.tight_layout()
-        written.append(_save(fig, out_dir / "by_difficulty.png"))
-        plt.close(fig)
+    if not levels:
+        return None
+    by_level = metrics["by_difficulty"]
+    fig, ax = _pyplot().subplots(figsize=(6.5, 4))
+    for offset, label, values in ((-0.2, "F1", [by_level[level]["f1"] for level in levels]),
+                                  (0.2, "refusal acc.", [by_level[level]["refusal_accuracy"] for level in levels])):
+        xs = [x + offset for x, value in enumerate(values) if value is not None]
+        ax.bar(xs, [100 * value for value in values if value is not None], width=0.4, label=label)
+    paper = paper_level_row(metrics, name)
+    if paper is not None:
+        published = {"strong": paper.levels.strong_f1, "moderate": paper.levels.moderate_f1,
+                     "weak": paper.levels.weak_f1}
+        points = [(x - 0.2, published[level]) for x, level in enumerate(levels) if published.get(level) is not None]
+        ax.scatter([x for x, _ in points], [y for _, y in points], marker="D", color="black", zorder=3,
+                   label=f"F1, paper {paper.table}: {paper.method}")
+    ax.set_xticks(range(len(levels)), [f"{level}\nn={by_level[level]['irrelevant']}" for level in levels])
+    ax.set_ylabel("%")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(f"{name}: by hardness level")
+    fig.tight_layout()
+    return fig
+
+
+def plots(metrics: dict, out_dir: Path, name: str = "model") -> list[Path]:
+    """by_category.png and by_difficulty.png, where the run has what they show."""
+    written = []
+    for file, figure in (("by_category.png", category_figure), ("by_difficulty.png", level_figure)):
+        fig = figure(metrics, name)
+        if fig is not None:
+            written.append(_save(fig, out_dir / file))
+            _pyplot().close(fig)
     return written
 
 
@@ -265,7 +366,7 @@ def write_run(metrics: dict, items: list[dict], out_dir: str | Path, *, title: s
     write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     write_jsonl_atomic(out_dir / "items.jsonl", items)
     write_atomic(out_dir / "metrics.csv", csv_text(metrics))
-    plots(metrics, out_dir)
+    plots(metrics, out_dir, name)
     report = out_dir / "report.md"
     write_atomic(report, markdown(metrics, title=title, name=name))
     return report
@@ -296,80 +397,7 @@ def write_report(
 
         similarity = get_similarity(sbert_model)
     metrics, items = evaluate(coerce_predictions(predictions), similarity=similarity, strict=strict)
+    metrics["name"] = name
+    metrics["warnings"] = run_warnings(metrics)
     write_run(metrics, items, out_dir, title=title, name=name)
     return metrics
-
-
-# (label, dotted key, formatter) of the numbers the paper's tables show
-def headline(metrics: dict) -> list[tuple[str, str, Callable[[float | None], str]]]:
-    rows = [(f"RA-IoU R@{t}", f"ra_iou.R@{t}", pct) for t in THRESHOLDS]
-    rows += [("RA-IoU mIoU", "ra_iou.mIoU", pct), ("F1 re.", "relevance.f1_rel", pct),
-             ("F1 irre.", "relevance.f1_irrel", pct), ("F1 avg.", "relevance.f1_avg", pct),
-             ("accuracy", "relevance.accuracy", pct),
-             ("RT-IoU", "explanation.rt_iou.all", pct), ("SBert score", "explanation.sbert.all", num),
-             ("LLM score", "explanation.llm_score.all", num)]
-    for level in LEVELS:
-        if level in metrics.get("by_difficulty", {}):
-            rows += [(f"{level} F1", f"by_difficulty.{level}.f1", pct),
-                     (f"{level} LLM score", f"by_difficulty.{level}.explanation.llm_score.all", num),
-                     (f"{level} F1 avg. 1:1", f"by_difficulty.{level}.paired.relevance.f1_avg", pct)]
-    rows += [(f"VTG R@{t}", f"vtg_iou.R@{t}", pct) for t in THRESHOLDS] + [("VTG mIoU", "vtg_iou.mIoU", pct)]
-    rows += [(f"refusal acc. {c}", f"by_category.{c}.refusal_accuracy", pct) for c in metrics.get("by_category", {})]
-    return rows
-
-
-def _delta(a: float | None, b: float | None, fmt: Callable[[float | None], str]) -> str:
-    if a is None or b is None:
-        return "-"
-    scale = 100 if fmt is pct else 1
-    digits = 1 if fmt is pct else 2
-    return f"{scale * (b - a):+.{digits}f}"
-
-
-COMPARED_SETTINGS = ("judge.relevance", "judge.explanations", "judge.answer_reading", "judge.sbert_text",
-                     "judge.sbert_model", "judge.model", "strict_recall", "count.queries", "count.relevant",
-                     "count.irrelevant")
-
-
-def compare_markdown(a: dict, b: dict, name_a: str, name_b: str, *, everything: bool = False) -> str:
-    """Two runs side by side with deltas (B - A; points for percentages), paper numbers first.
-
-    Settings that differ between the runs (judge, SBERT model, recall convention, query counts)
-    are listed first: such runs are not directly comparable.
-    """
-    lines = []
-    differing = [key for key in COMPARED_SETTINGS if lookup(a, key) != lookup(b, key)]
-    if differing:
-        lines += ["**Not comparable as is:** " + "; ".join(f"{key}: {lookup(a, key)} vs {lookup(b, key)}"
-                                                            for key in differing), ""]
-    rows, seen = [], set()
-    for label, key, fmt in headline(a) + headline(b):
-        if key in seen:
-            continue
-        seen.add(key)
-        va, vb = lookup(a, key), lookup(b, key)
-        if va is None and vb is None:
-            continue
-        rows.append([label, fmt(va), fmt(vb), _delta(va, vb, fmt)])
-    lines += _table(["metric", name_a, name_b, "delta"], rows)
-    if everything:
-        flat_a, flat_b = flatten(a), flatten(b)
-        numeric = [key for key in dict.fromkeys([*flat_a, *flat_b])
-                   if _number(flat_a.get(key)) or _number(flat_b.get(key))]
-        lines += ["", *_table(["metric (raw)", name_a, name_b, "delta"],
-                              [[key, _raw(flat_a.get(key)), _raw(flat_b.get(key)),
-                                f"{flat_b[key] - flat_a[key]:+.4g}" if _both_numbers(flat_a.get(key), flat_b.get(key))
-                                else "-"] for key in numeric])]
-    return "\n".join(lines) + "\n"
-
-
-def _raw(value: Any) -> str:
-    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _both_numbers(a: Any, b: Any) -> bool:
-    return _number(a) and _number(b)

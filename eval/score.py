@@ -8,7 +8,7 @@ from rarft_plugin.labels import strip_answer_wrapper, strip_tags
 from rarft_plugin.parsing import evaluation_answer, without_correction
 
 from eval.judge import LlmJudge
-from eval.metrics import Judgement, compute_metrics, rule_judgement
+from eval.metrics import Judgement, compute_metrics, format_compliance, rule_judgement
 from eval.predictions import Prediction
 
 SBERT_TEXTS = ("released", "answer")
@@ -63,13 +63,16 @@ def evaluate(
     strict: bool = False,
     reading: str = "released",
     sbert_text: str = "released",
+    template: str = "ra_rft",
+    template_source: str = "assumed",
 ) -> tuple[dict, list[dict]]:
     """Metrics and per-query rows.
 
     Relevance: the core parser (default) or `judge` (`relevance_by_llm`). RT-IoU and the LLM
     score need `judge` and `llm_explanations`; the SBERT score needs `similarity`. `reading`
     (`rarft_plugin.parsing.ANSWER_READINGS`) is how every judge reads a response; `sbert_text`
-    (`SBERT_TEXTS`) what the SBERT score compares.
+    (`SBERT_TEXTS`) what the SBERT score compares. Format compliance is checked against
+    `template`'s output blocks (`template_source`: "recorded", "given" or "assumed").
     """
     if (relevance_by_llm or llm_explanations) and judge is None:
         raise ValueError("LLM judging needs an LlmJudge (an endpoint: --base-url, --judge-model)")
@@ -88,6 +91,7 @@ def evaluate(
         scores = sbert_scores(predictions, judgements, similarity, text=sbert_text, reading=reading)
         explained.add("sbert")
     metrics, items = compute_metrics(predictions, judgements, sbert_scores=scores, explained=explained, strict=strict)
+    metrics["format"] = format_compliance(predictions, template, template_source)
     metrics["judge"] = {
         "relevance": "llm" if relevance_by_llm else "rule",
         "explanations": "llm" if llm_explanations else None,
@@ -99,7 +103,7 @@ def evaluate(
         usage = judge.client.usage
         metrics["judge"].update(
             model=judge.client.model, base_url=judge.client.base_url,
-            unreadable=judge.report.unreadable, failed=judge.report.failed,
+            unreadable=judge.report.unreadable, failed=judge.report.failed, calls=judge.report.calls(),
             unknown_categories=judge.report.unknown_categories,
             usage={"requests": usage.requests, "cached": usage.cached, "retries": usage.retries,
                    "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},

@@ -42,6 +42,7 @@ handled as follows (one odd record never refuses a whole file):
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from dataclasses import dataclass, field
@@ -298,6 +299,14 @@ MAX_LISTED = 20
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 
 
+def video_extension(text: str) -> str:
+    """A `--video-ext` value: '.mp4' or 'mp4' -> '.mp4'."""
+    text = text.strip()
+    if not text.strip("."):
+        raise argparse.ArgumentTypeError(f"expected a file extension such as .mp4, got {text!r}")
+    return text if text.startswith(".") else f".{text}"
+
+
 def video_candidates(path: str, *, video_root: Path | None, base: Path,
                      extensions: Sequence[str] = VIDEO_EXTENSIONS) -> list[Path]:
     """The files a record's `video` may name, in the order they are tried.
@@ -345,9 +354,23 @@ def resolve_video(path: str, *, video_root: Path | None, base: Path,
     raise DataError(f"{path}: video not found {where}; tried {', '.join(map(str, candidates))}")
 
 
+class MissingVideos(DataError):
+    """Videos that were not found or are empty: the message lists the first MAX_LISTED, `failures`
+    all of them as (video as written, record index, reason)."""
+
+    def __init__(self, message: str, failures: list[tuple[str, int, str]], **where):
+        super().__init__(message, **where)
+        self.failures = failures
+
+    def located(self, *, source: str | None = None, record: object = None) -> MissingVideos:
+        return MissingVideos(self.message, self.failures,
+                             source=self.source if self.source is not None else source,
+                             record=self.record if self.record is not None else record, field=self.field)
+
+
 def resolve_videos(examples: list[Example], *, video_root: Path | None, source: Path,
                    extensions: Sequence[str] = VIDEO_EXTENSIONS) -> dict[str, Path]:
-    """Every distinct video path -> its file; raises one DataError listing all the unusable ones."""
+    """Every distinct video path -> its file; raises one MissingVideos listing all the unusable ones."""
     resolved: dict[str, Path] = {}
     failed: dict[str, tuple[int, DataError]] = {}
     for example in examples:
@@ -361,7 +384,9 @@ def resolve_videos(examples: list[Example], *, video_root: Path | None, source: 
     if failed:
         listed = "; ".join(f"record {index}: {error}" for index, error in list(failed.values())[:MAX_LISTED])
         more = f" (and {len(failed) - MAX_LISTED} more)" if len(failed) > MAX_LISTED else ""
-        raise DataError(f"{len(failed)} video(s) not found or empty: {listed}{more}", source=str(source))
+        raise MissingVideos(f"{len(failed)} video(s) not found or empty: {listed}{more}",
+                            [(path, index, error.message) for path, (index, error) in failed.items()],
+                            source=str(source))
     return resolved
 
 

@@ -137,13 +137,41 @@ def _content(block: tuple[int, str] | None) -> str | None:
 
 def _is_strict(text: str) -> bool:
     """Paper eq. 4: exactly think, answer, correct blocks in order, nothing but whitespace around them."""
+    return follows_blocks(text, ("think", "answer", "correct"))
+
+
+def follows_blocks(text: str, blocks: tuple[str, ...]) -> bool:
+    """True iff the response is exactly these tag blocks, in this order, with nothing but whitespace
+    around them and no other think / answer / correct(ion) tag (the output format a prompt template
+    asks for: `rarft_plugin.prompts.OUTPUT_BLOCKS`). Tags inside a block other than these
+    (`<timestep>`) are content.
+
+    >>> follows_blocks("<think>a</think> <answer>1 to 2</answer>", ("think", "answer"))
+    True
+    >>> follows_blocks("Sure! <answer>1 to 2</answer>", ("answer",)), follows_blocks("\\n\\n", ("answer",))
+    (False, False)
+    """
     tags = [(m.start(), m.end(), m.group(1) == "/", m.group(2)) for m in _TAG.finditer(text)]
-    expected = [(False, "think"), (True, "think"), (False, "answer"), (True, "answer"), (False, "correct"),
-                (True, "correct")]
+    expected = [(closing, name) for name in blocks for closing in (False, True)]
     if [(closing, name) for _, _, closing, name in tags] != expected:
         return False
-    outside = [text[: tags[0][0]], text[tags[1][1] : tags[2][0]], text[tags[3][1] : tags[4][0]], text[tags[5][1] :]]
-    return all(not part.strip() for part in outside)
+    # text before the first block, between blocks, after the last one
+    gaps = [(0, tags[0][0])] + [(tags[i][1], tags[i + 1][0]) for i in range(1, len(tags) - 1, 2)]
+    gaps.append((tags[-1][1], len(text)))
+    return all(not text[start:end].strip() for start, end in gaps)
+
+
+def unclosed_block(text: str) -> str | None:
+    """The tag of a think / answer / correct(ion) block opened and never closed (a response cut off
+    mid-block, typically by the generation limit), or None.
+
+    >>> unclosed_block("<think>the man opens the"), unclosed_block("<answer>1 to 2</answer>")
+    ('think', None)
+    """
+    open_tags: dict[str, bool] = {}
+    for match in _TAG.finditer(text):
+        open_tags[match.group(2)] = not match.group(1)
+    return next((name for name, opened in open_tags.items() if opened), None)
 
 
 def _is_released_format(text: str) -> bool:

@@ -67,6 +67,17 @@ TEMPLATES: dict[str, str] = {
     ),
 }
 
+# The output each template asks for: its tag blocks, in order (`rarft_plugin.parsing.follows_blocks`
+# checks a response against them; the evaluation reports the share that does).
+OUTPUT_BLOCKS: dict[str, tuple[str, ...]] = {
+    "ra_rft": ("think", "answer", "correct"),
+    "ra_rft_released": ("think", "answer", "correction"),
+    "time_r1": ("think", "answer"),
+    "videochat_r1": ("answer",),
+    "videochat_r1_think": ("think", "answer"),
+    "qwen2_5_vl": ("answer",),
+}
+
 # Each base model's native template: for evaluating the untrained baseline (the paper's baseline
 # rows). RA-RFT training always uses `ra_rft` (or `ra_rft_released`): the format and correction
 # rewards need the think / answer / correct output that only that instruction asks for.

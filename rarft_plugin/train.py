@@ -623,14 +623,22 @@ def _calls(node: ast.stmt, function: str) -> bool:
             and isinstance(node.value.func, ast.Name) and node.value.func.id == function)
 
 
+# Every Ray worker of a run (policy, reference, vLLM engines) runs this first: transformers 5.x computes
+# Qwen2.5-VL video positions unlike vLLM, so training would score other positions than the rollouts
+# sampled (rarft_plugin.qwen2_5_vl).
+WORKER_SETUP_HOOK = "rarft_plugin.qwen2_5_vl.use_reference_video_positions"
+
+
 def with_worker_env(runtime_env: dict | None, env: dict[str, str]) -> dict:
-    """A copy of a ray.init runtime_env with `env` added to its env_vars (ours win: they were validated).
+    """A copy of a ray.init runtime_env with `env` added to its env_vars (ours win: they were validated) and
+    rarft's worker setup hook (a hook the runtime_env already names is kept).
 
     >>> with_worker_env({"env_vars": {"NCCL_DEBUG": "WARN"}}, {"RARFT_VARIANT": "paper"})["env_vars"]
     {'NCCL_DEBUG': 'WARN', 'RARFT_VARIANT': 'paper'}
     """
     merged = dict(runtime_env or {})
     merged["env_vars"] = {**merged.get("env_vars", {}), **env}
+    merged.setdefault("worker_process_setup_hook", WORKER_SETUP_HOOK)
     return merged
 
 
@@ -664,6 +672,45 @@ def run_openrlhf(argv: Sequence[str], env: dict[str, str]) -> None:
             runpy.run_module(OPENRLHF_MODULE, run_name="__main__", alter_sys=True)
     finally:
         sys.argv = saved
+
+
+def saved_model_dirs(argv: Sequence[str]) -> list[Path]:
+    """The Hugging Face model folders a run writes: the final one (--ckpt.output_dir) and the *_hf checkpoints."""
+    final = last_value(argv, "--ckpt.output_dir")
+    checkpoints = last_value(argv, "--ckpt.path")
+    dirs = [Path(final)] if final else []
+    if checkpoints and Path(checkpoints).is_dir():
+        dirs += sorted(Path(checkpoints).glob("*_hf"))
+    return [d for d in dirs if (d / "config.json").is_file()]
+
+
+def complete_saved_processors(base: str | None, dirs: Sequence[Path]) -> list[Path]:
+    """Add the base model's processor files to saved model folders that lack them; the folders completed.
+
+    OpenRLHF saves a vision-language model with its tokenizer only (no processor configuration), so
+    neither `rarft-eval infer` nor a later `--actor.model_name_or_path` could load the checkpoint's
+    processor. Files already there are kept.
+    """
+    lacking = [d for d in dirs if not _has_processor(d)]
+    if not base or not lacking or not _has_processor(Path(base)):
+        return []
+    import shutil
+    import tempfile
+
+    from transformers import AutoProcessor
+
+    with tempfile.TemporaryDirectory() as scratch:
+        AutoProcessor.from_pretrained(base).save_pretrained(scratch)
+        for directory in lacking:
+            for file in Path(scratch).iterdir():
+                if not (directory / file.name).exists():
+                    shutil.copy2(file, directory / file.name)
+    return lacking
+
+
+def _has_processor(directory: Path) -> bool:
+    # transformers 5 writes processor_config.json; 4.x wrote preprocessor_config.json
+    return any((directory / name).is_file() for name in ("processor_config.json", "preprocessor_config.json"))
 
 
 # ---------------------------------------------------------------- entry point
@@ -819,6 +866,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(command_line(final, env))
         return 0
     run_openrlhf(final, env)
+    completed = complete_saved_processors(last_value(final, "--actor.model_name_or_path"), saved_model_dirs(final))
+    for directory in completed:
+        print(f"rarft-train: {directory}: processor files added from the base model (OpenRLHF saves only the "
+              "tokenizer)", file=sys.stderr)
     return 0
 
 

@@ -61,7 +61,9 @@ def warmstart(args: argparse.Namespace) -> int:
 
     from rarft_plugin.openrlhf_agent import prepare_video_prompt
     from rarft_plugin.parsing import parse_response
+    from rarft_plugin.qwen2_5_vl import use_reference_video_positions
 
+    use_reference_video_positions()  # train on the positions vLLM rollouts will use
     torch.manual_seed(args.seed)
     processor = AutoProcessor.from_pretrained(args.assets / "model")
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(args.assets / "model").to(args.device)

@@ -19,6 +19,8 @@ out=$(cd "$out" && pwd)
 python=${PYTHON:-python3}
 # vLLM 0.26's sampler imports flashinfer unless told not to; the packed stack has none.
 export VLLM_USE_FLASHINFER_SAMPLER=${VLLM_USE_FLASHINFER_SAMPLER:-0}
+# DeepSpeed JIT-builds FusedAdam on first use and cannot parse the "9.0a" arch that torch lists for Hopper.
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 
 [[ -f $out/assets/train.jsonl ]] || "$python" "$repo/scripts/gpu_run.py" assets --out "$out/assets" \

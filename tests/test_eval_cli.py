@@ -8,7 +8,8 @@ import pytest
 from eval.cli import main as rarft_eval
 from eval.metrics import Judgement, compute_metrics
 from eval.predictions import Prediction, prediction_from_example
-from eval.report import compare_markdown, markdown, write_report
+from eval.compare import ComparedRun, compare_markdown
+from eval.report import markdown, write_report
 from rarft_plugin.dataset import load_examples
 from support.openai_server import ChatServer, system_text
 
@@ -125,14 +126,14 @@ def test_compare_prints_deltas(official_data, tmp_path, capsys):
         synthetic_predictions(official_data / "human_anno.json", tmp_path / f"p{seed}.jsonl", seed)
         rarft_eval(["score", str(tmp_path / f"p{seed}.jsonl"), "--out", str(tmp_path / f"run{seed}"), "--no-sbert"])
     capsys.readouterr()
-    assert rarft_eval(["compare", str(tmp_path / "run0"), str(tmp_path / "run1" / "metrics.json"), "--name-a", "base",
-                       "--name-b", "ours", "--out", str(tmp_path / "cmp.md"), "--all"]) == 0
+    assert rarft_eval(["compare", str(tmp_path / "run0"), str(tmp_path / "run1" / "metrics.json"), "--name", "base",
+                       "--name", "ours", "--out", str(tmp_path / "cmp.md"), "--all"]) == 0
     table = capsys.readouterr().out
     a, b = (json.loads((tmp_path / f"run{s}" / "metrics.json").read_text()) for s in (0, 1))
     f1_a, f1_b = 100 * a["relevance"]["f1_avg"], 100 * b["relevance"]["f1_avg"]
     assert f"| F1 avg. | {f1_a:.1f} | {f1_b:.1f} | {f1_b - f1_a:+.1f} |" in table
-    assert "| metric | base | ours | delta |" in table and "| ra_iou.mIoU |" in table
-    assert "Not comparable" not in table and (tmp_path / "cmp.md").read_text() == table
+    assert "| metric | base | ours | ours - base |" in table and "| ra_iou.mIoU |" in table
+    assert "Settings differ" not in table and (tmp_path / "cmp.md").read_text() == table
 
 
 def test_compare_flags_runs_that_are_not_comparable():
@@ -140,8 +141,9 @@ def test_compare_flags_runs_that_are_not_comparable():
     other = json.loads(json.dumps(metrics))
     metrics["judge"], other["judge"] = {"relevance": "rule"}, {"relevance": "llm"}
     other["strict_recall"] = True
-    text = compare_markdown(metrics, other, "a", "b")
-    assert text.startswith("**Not comparable as is:** judge.relevance: rule vs llm; strict_recall: False vs True")
+    text = compare_markdown([ComparedRun("a", "runs/a", metrics), ComparedRun("b", "runs/b", other)])
+    assert ("**Settings differ (not measured alike):** relevance judge: a=rule, b=llm; R@m counts IoU: a=>=, b=>."
+            in text)
 
 
 @pytest.mark.parametrize("args, message", [(["nowhere"], "file not found"), (["{bad"], "not valid JSON")])

@@ -188,3 +188,132 @@ def test_resume_refuses_other_span_options(setup, complete, tmp_path, capsys):
     meta_path(out).write_text(json.dumps(recorded))
     assert infer(setup, out, "--unknown-spans", "item") == 2
     assert "unknown_spans: 'skip' -> 'item'" in capsys.readouterr().err
+
+
+def test_infer_records_what_produced_the_predictions(complete, setup):
+    from eval.checkpoint import fingerprint
+    from eval.provenance import file_sha256
+
+    model, data, _ = setup
+    meta = json.loads(meta_path(complete).read_text())
+    assert meta["model"] == str(model.resolve()) and meta["model_fingerprint"] == fingerprint(model)
+    assert meta["data_sha256"] == file_sha256(data) and meta["processor"] is None
+    assert (meta["backend"], meta["dtype"], meta["device"], meta["decoding"]) == ("hf", "fp32", "cpu", "greedy")
+    assert meta["packages"]["torch"] and meta["packages"]["transformers"] and "vllm" in meta["packages"]
+    rows = [json.loads(line) for line in lines(complete)]
+    # 6 new tokens from a random model: it never reaches its end-of-sequence token
+    assert [row["truncated"] for row in rows] == [True] * 6
+
+
+def test_the_fingerprint_changes_with_the_weights(setup, tmp_path):
+    import shutil
+
+    from eval.checkpoint import fingerprint
+
+    model = setup[0]
+    copy = shutil.copytree(model, tmp_path / "copy")
+    assert fingerprint(copy) == fingerprint(model)
+    weights = bytearray((copy / "model.safetensors").read_bytes())
+    weights[len(weights) // 2] ^= 0xFF  # one byte of one tensor in the middle of the file
+    (copy / "model.safetensors").write_bytes(bytes(weights))
+    assert fingerprint(copy) != fingerprint(model)
+
+
+def broken_copy(model, directory, change):
+    import shutil
+
+    copy = shutil.copytree(model, directory)
+    change(copy)
+    return copy
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (None, "{model}: no such directory"),
+        (lambda d: (d / "config.json").write_text(""), "--model {model}: not a complete checkpoint: config.json is empty"),
+        (lambda d: (d / "config.json").write_text("{}"), "config.json has no model_type"),
+        (lambda d: (d / "model.safetensors").unlink(), "no weights (model.safetensors or pytorch_model.bin"),
+        (lambda d: (d / "tokenizer.json").unlink(), "no tokenizer (tokenizer.json"),
+        (lambda d: (d / "chat_template.jinja").unlink(), "no chat template"),
+        # what OpenRLHF's --ckpt.save_hf writes for Qwen2.5-VL: everything but the processor's configuration
+        (lambda d: (d / "processor_config.json").unlink(),
+         ("--model {model}: no preprocessor_config.json (a checkpoint saved by OpenRLHF's --ckpt.save_hf has none): "
+          "add --processor BASE_MODEL_DIR")),
+        (lambda d: (d / "model.safetensors").write_bytes(b"not safetensors" * 10), "--model {model}: cannot be loaded"),
+    ],
+)
+def test_a_bad_model_is_one_line_and_leaves_no_file(setup, tmp_path, capsys, change, message):
+    model = tmp_path / "ckpt"
+    if change is not None:
+        broken_copy(setup[0], model, change)
+    out = tmp_path / "out" / "preds.jsonl"
+    out.parent.mkdir()
+    assert infer(setup, out, "--model", str(model)) == 2
+    error = capsys.readouterr().err
+    assert message.format(model=model) in error and len(error.strip().splitlines()) == 1
+    assert list(out.parent.iterdir()) == []  # no predictions, no record
+
+
+def test_a_hub_name_offline_is_one_line(setup, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    assert infer(setup, tmp_path / "p.jsonl", "--model", "Qwen/Qwen2.5-VL-7B-Instruct") == 2
+    error = capsys.readouterr().err.strip()
+    assert error.endswith("--model Qwen/Qwen2.5-VL-7B-Instruct: no such directory, and not in the local hub cache "
+                          "(HF_HUB_OFFLINE is set, so the hub is not asked); give a checkpoint directory")
+    assert not (tmp_path / "p.jsonl").exists()
+
+
+def test_processor_from_the_base_model(setup, complete, tmp_path):
+    """A --ckpt.save_hf checkpoint (no processor configuration) predicts, with --processor, what the full one does."""
+    model = broken_copy(setup[0], tmp_path / "ckpt", lambda d: (d / "processor_config.json").unlink())
+    out = tmp_path / "preds.jsonl"
+    assert infer(setup, out, "--model", str(model), "--processor", str(setup[0])) == 0
+    assert [json.loads(line)["model_output"] for line in lines(out)] == [
+        json.loads(line)["model_output"] for line in lines(complete)]
+    meta = json.loads(meta_path(out).read_text())
+    assert meta["model"] == str(model) and meta["processor"] == str(setup[0].resolve())
+    assert not (model / "processor_config.json").exists()  # the checkpoint is left as it was
+
+
+def test_limit_then_the_rest(setup, complete, tmp_path, capsys):
+    out = tmp_path / "preds.jsonl"
+    assert infer(setup, out, "--limit", "2") == 0
+    assert [json.loads(line)["id"] for line in lines(out)] == IDS[:2]
+    assert "2 predicted now, 2 of 6 queries of shard 0/1" in capsys.readouterr().out
+    assert infer(setup, out) == 0  # a rerun without --limit extends the same file
+    assert out.read_text() == complete.read_text()
+
+
+def test_missing_videos_are_all_written(setup, official_data, tmp_path, capsys):
+    listing = tmp_path / "missing.txt"
+    assert rarft_eval(["infer", "--model", str(setup[0]), "--data", str(official_data / "human_anno.json"),
+                       "--video-root", str(tmp_path), "--out", str(tmp_path / "p.jsonl"),
+                       "--missing-videos", str(listing)]) == 2
+    error = capsys.readouterr().err
+    assert "100 video(s) not found or empty" in error and "(and 80 more)" in error
+    assert f"(all 100 listed in {listing})" in error
+    rows = [line.split("\t") for line in listing.read_text().splitlines()]
+    items = json.loads((official_data / "human_anno.json").read_text())
+    assert [row[0] for row in rows] == [item["video"] for item in items]
+    assert rows[0][1] == "record 0" and "video not found under --video-root" in rows[0][2]
+    assert not (tmp_path / "p.jsonl").exists()
+
+
+def test_bare_video_ids_with_an_extension(setup, tmp_path):
+    model, data, videos = setup
+    items = json.loads(data.read_text())
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps([{**item, "video": f"clip{i}"} for i, item in enumerate(items)]))
+    renamed = tmp_path / "videos"
+    renamed.mkdir()
+    for i, item in enumerate(items):
+        (renamed / f"clip{i}.MP4").write_bytes((videos / item["video"].split("/")[-1]).read_bytes())
+    args = ["infer", "--model", str(model), "--data", str(bare), "--video-root", str(renamed), "--out",
+            str(tmp_path / "p.jsonl"), "--backend", "hf", "--max-new-tokens", "2", "--limit", "2"]
+    listing = tmp_path / "missing.txt"
+    assert rarft_eval([*args, "--missing-videos", str(listing)]) == 2
+    assert len(listing.read_text().splitlines()) == 1  # the first two queries are about one video
+    assert rarft_eval([*args, "--video-ext", "MP4", "--missing-videos", str(listing)]) == 0
+    assert listing.read_text() == "" and len(lines(tmp_path / "p.jsonl")) == 2

@@ -194,7 +194,12 @@ def test_failed_and_unreadable_judgements_are_unmeasured_not_zero(tmp_path):
     assert report["failed"] == {"llm-score": 1} and report["unreadable"] == {"relevance": 5, "rt-iou": 1}
     # relevance fell back to the core parser's reading
     assert [row["refused"] for row in items] == [False, True, False, False, True]
-    assert metrics["explanation"]["llm_score"] == {"all": 0.0, "refused": None, "n": 1, "unmeasured": 1}
+    # the one refused query's score failed: no mean at all, not the wrongly answered query's 0
+    assert metrics["explanation"]["llm_score"] == {"all": None, "refused": None, "n": 1, "unmeasured": 1}
+    calls = report["calls"]
+    assert {name: (c["asked"], c["judged"], c["failed"], c["unreadable"]) for name, c in calls.items()} == {
+        "relevance": (5, 0, 0, 5), "rt-iou": (1, 0, 0, 1), "llm-score": (1, 0, 1, 0)}
+    assert "HTTP 400" in calls["llm-score"]["last_error"] and calls["relevance"]["last_error"] is None
 
 
 def test_resumes_only_what_failed(tmp_path):

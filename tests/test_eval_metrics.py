@@ -9,6 +9,9 @@ from hypothesis import strategies as st
 from eval.metrics import (
     Judgement,
     compute_metrics,
+    dataset_kind,
+    format_compliance,
+    format_warnings,
     jaccard,
     level_subsets,
     ra_iou,
@@ -348,3 +351,62 @@ def test_every_metric_is_a_fraction(rows):
             assert value is None or 0 <= value <= 1
     for row in items:
         assert 0 <= row["ra_iou"] <= 1 and (row["sbert"] is None or 0 <= row["sbert"] <= 1)
+
+
+def responses(*outputs, truncated=None):
+    return [Prediction(f"{i}:0", "v", "q", text, False, None, "", (), "strong", truncated=truncated)
+            for i, text in enumerate(outputs)]
+
+
+STRICT = "<think>t</think> <answer>No.</answer> <correct>q</correct>"
+
+
+@pytest.mark.parametrize(
+    "outputs, truncated, template, expected",
+    [
+        # a model emitting only newlines: nothing follows the format, everything is empty
+        (["\n\n"] * 4, None, "ra_rft", {"compliant": 0, "empty": 4, "truncated": 0, "truncated_source": "text"}),
+        ([STRICT, STRICT, "<think>cut", ""], None, "ra_rft",
+         {"compliant": 2, "empty": 1, "truncated": 1, "truncated_source": "text"}),
+        ([STRICT, "<answer>1 to 2</answer>"], None, "qwen2_5_vl", {"compliant": 1, "empty": 0, "truncated": 0}),
+        # what inference recorded wins over the text: a finished response that still has an open tag is not cut
+        (["<think>cut", STRICT], False, "ra_rft", {"truncated": 0, "truncated_source": "recorded"}),
+        ([STRICT, STRICT], True, "ra_rft", {"compliant": 2, "truncated": 2, "truncated_source": "recorded"}),
+    ],
+)
+def test_format_compliance(outputs, truncated, template, expected):
+    result = format_compliance(responses(*outputs, truncated=truncated), template, "given")
+    assert result["queries"] == len(outputs) and result["template"] == template
+    assert {key: result[key] for key in expected} == expected
+
+
+def test_format_compliance_of_mixed_records():
+    predictions = responses("<think>cut", "<think>cut") + responses("x", truncated=True)
+    assert format_compliance(predictions, "ra_rft", "given")["truncated_source"] == "mixed"
+
+
+@pytest.mark.parametrize(
+    "counts, warned",
+    [
+        ({"compliant": 100, "empty": 0, "truncated": 0}, []),
+        ({"compliant": 80, "empty": 5, "truncated": 5}, []),  # at the thresholds: no warning
+        ({"compliant": 79, "empty": 0, "truncated": 0}, ["only 79 of 100 responses (79.0 %) follow the ra_rft"]),
+        ({"compliant": 100, "empty": 6, "truncated": 0}, ["6 of 100 responses (6.0 %) are empty"]),
+        ({"compliant": 100, "empty": 0, "truncated": 6}, ["6 of 100 responses (6.0 %) were cut off"]),
+        ({"compliant": 0, "empty": 100, "truncated": 0}, ["only 0 of 100", "100 of 100 responses (100.0 %) are empty"]),
+    ],
+)
+def test_format_warnings(counts, warned):
+    warnings = format_warnings({"template": "ra_rft", "template_source": "recorded", "queries": 100,
+                                "truncated_source": "recorded", **counts})
+    assert len(warnings) == len(warned) and all(w.startswith(start) for w, start in zip(warnings, warned))
+
+
+@pytest.mark.parametrize(
+    "levels, expected",
+    [(["strong", "weak"], "hard-irrelevant"), (["shuffled"], "simply-shuffled"), ([None], "no levels"),
+     ([], "relevant only"), (["strong", "shuffled"], "mixed levels")],
+)
+def test_dataset_kind(levels, expected):
+    predictions = [pred(0, 0, True, (0, 1))] + [pred(i + 1, 1, False, level=level) for i, level in enumerate(levels)]
+    assert dataset_kind(predictions) == expected

@@ -12,8 +12,11 @@ from rarft_plugin.parsing import (
     extract_segment,
     extract_segment_released,
     find_special_token,
+    follows_blocks,
     parse_response,
+    unclosed_block,
 )
+from rarft_plugin.prompts import OUTPUT_BLOCKS
 
 STRICT = "<think>t</think> <answer>1 to 2</answer> <correct>c</correct>"
 
@@ -289,3 +292,55 @@ def test_parser_handles_megabyte_outputs_quickly():
         assert parsed.strict_format is False and parsed.released_format is False
     # A generous bound: quadratic behaviour on any of these would take minutes.
     assert time.perf_counter() - started < 20
+
+
+@pytest.mark.parametrize(
+    "text, template, follows",
+    [
+        (STRICT, "ra_rft", True),
+        ("<think>t</think><answer>1 to 2</answer><correction>NIL</correction>", "ra_rft_released", True),
+        ("<think>t</think><answer>1 to 2</answer><correction>NIL</correction>", "ra_rft", False),  # other tag
+        ("<think><timestep>0.00 to 3.00</timestep> a man sits</think>\n<answer>3 to 5</answer>", "time_r1", True),
+        ("<answer>3 to 5</answer>", "qwen2_5_vl", True),
+        ("<answer>3 to 5</answer>", "videochat_r1_think", False),  # the think block is missing
+        ("<think>t</think> <answer>3 to 5</answer>", "videochat_r1", False),  # a block it did not ask for
+        ("The answer is <answer>3 to 5</answer>", "videochat_r1", False),  # text outside the blocks
+        ("<answer>3 to 5</answer> <answer>6 to 7</answer>", "qwen2_5_vl", False),
+        ("<answer>3 to 5", "qwen2_5_vl", False),
+        ("\n\n\n", "ra_rft", False),  # a model emitting only newlines
+        ("", "qwen2_5_vl", False),
+    ],
+)
+def test_follows_blocks_of_each_template(text, template, follows):
+    assert follows_blocks(text, OUTPUT_BLOCKS[template]) is follows
+
+
+def test_every_template_declares_its_output_blocks():
+    from rarft_plugin.prompts import TEMPLATES, instruction
+
+    assert set(OUTPUT_BLOCKS) == set(TEMPLATES)
+    for template, blocks in OUTPUT_BLOCKS.items():  # each block the instruction asks for, and no other
+        text = instruction(template, "a man sits")
+        assert all(f"<{block}>" in text for block in blocks)
+        assert not any(f"<{tag}>" in text for tag in {"think", "answer", "correct", "correction"} - set(blocks))
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("<think>the man opens the", "think"),
+        ("<think>t</think> <answer>1 to", "answer"),
+        ("<think>t</think> <answer>1 to 2</answer> <correct>a man", "correct"),
+        (STRICT, None),
+        ("no tags at all", None),
+        ("</answer> stray closing", None),
+    ],
+)
+def test_unclosed_block(text, expected):
+    assert unclosed_block(text) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(ADVERSARIAL)
+def test_strict_format_is_follows_blocks_of_the_ra_rft_template(text):
+    assert parse_response(text).strict_format is follows_blocks(text, OUTPUT_BLOCKS["ra_rft"])

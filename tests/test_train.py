@@ -22,6 +22,7 @@ from rarft_plugin.train import (
     validate_model,
     validate_sbert,
     wire_plugin,
+    WORKER_SETUP_HOOK as HOOK,
     with_worker_env,
 )
 from rarft_plugin.video import VideoSpec
@@ -318,11 +319,12 @@ def test_sbert_checks(model, device, allow_hub, problem, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("runtime_env, env, expected", [
-    (None, {"RARFT_VARIANT": "paper"}, {"env_vars": {"RARFT_VARIANT": "paper"}}),
+    (None, {"RARFT_VARIANT": "paper"}, {"env_vars": {"RARFT_VARIANT": "paper"}, "worker_process_setup_hook": HOOK}),
     ({"env_vars": {"NCCL_DEBUG": "WARN"}}, {"RARFT_VARIANT": "released"},
-     {"env_vars": {"NCCL_DEBUG": "WARN", "RARFT_VARIANT": "released"}}),
+     {"env_vars": {"NCCL_DEBUG": "WARN", "RARFT_VARIANT": "released"}, "worker_process_setup_hook": HOOK}),
     ({"env_vars": {"RARFT_VARIANT": "paper"}, "pip": ["x"]}, {"RARFT_VARIANT": "released"},
-     {"env_vars": {"RARFT_VARIANT": "released"}, "pip": ["x"]}),
+     {"env_vars": {"RARFT_VARIANT": "released"}, "pip": ["x"], "worker_process_setup_hook": HOOK}),
+    ({"worker_process_setup_hook": "mine.setup"}, {}, {"env_vars": {}, "worker_process_setup_hook": "mine.setup"}),
 ])
 def test_worker_variables_join_the_runtime_env(runtime_env, env, expected):
     before = json.dumps(runtime_env)
@@ -330,7 +332,7 @@ def test_worker_variables_join_the_runtime_env(runtime_env, env, expected):
     assert json.dumps(runtime_env) == before
 
 
-def test_ray_workers_see_the_variables_the_driver_does_not_have(monkeypatch):
+def test_ray_workers_see_the_variables_and_the_reference_video_positions(monkeypatch):
     import ray
 
     from rarft_plugin.train import forwarding_worker_env
@@ -338,13 +340,15 @@ def test_ray_workers_see_the_variables_the_driver_does_not_have(monkeypatch):
     monkeypatch.delenv("RARFT_VARIANT", raising=False)
 
     @ray.remote
-    def variant():
-        return os.environ.get("RARFT_VARIANT")
+    def worker_state():
+        from rarft_plugin.qwen2_5_vl import rope_index_matches_reference
+
+        return os.environ.get("RARFT_VARIANT"), rope_index_matches_reference()
 
     with forwarding_worker_env({"RARFT_VARIANT": "released"}):
         ray.init(num_cpus=1, include_dashboard=False, runtime_env={"env_vars": {"NCCL_DEBUG": "WARN"}})
     try:
-        assert ray.get(variant.remote()) == "released"
+        assert ray.get(worker_state.remote()) == ("released", True)  # the setup hook ran in the worker
     finally:
         ray.shutdown()
 
@@ -530,3 +534,30 @@ def test_the_stack_check_comes_before_any_slow_check(command, monkeypatch, capsy
     assert main(command) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"missing: {', '.join(missing)}" in err
+
+
+def test_saved_checkpoints_get_the_base_models_processor(tmp_path):
+    """OpenRLHF saves a VLM with its tokenizer only; rarft-train completes the folders so they load again."""
+    import shutil
+
+    from transformers import AutoProcessor
+
+    from rarft_plugin.testing import build_tiny_qwen2_5_vl
+    from rarft_plugin.train import complete_saved_processors, saved_model_dirs
+
+    base = build_tiny_qwen2_5_vl(tmp_path / "base")
+    run = tmp_path / "run"
+    final, step = run, run / "checkpoints" / "global_step2_hf"
+    for directory in (final, step):  # what --ckpt.save_hf writes: config, weights, tokenizer, chat template
+        directory.mkdir(parents=True)
+        for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
+            shutil.copy2(base / name, directory / name)
+    (run / "checkpoints" / "_actor").mkdir()  # DeepSpeed states: not a model folder
+    argv = ["--ckpt.output_dir", str(final), "--ckpt.path", str(run / "checkpoints")]
+    assert saved_model_dirs(argv) == [final, step]
+    with pytest.raises(OSError):  # no processor configuration
+        AutoProcessor.from_pretrained(step)
+    assert complete_saved_processors(str(base), saved_model_dirs(argv)) == [final, step]
+    for directory in (final, step):
+        assert AutoProcessor.from_pretrained(directory).video_processor is not None
+    assert complete_saved_processors(str(base), saved_model_dirs(argv)) == []  # nothing left to add

@@ -68,7 +68,11 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
     assert prompts and predictions
     assert "openrlhf.cli.train_ppo_ray" in done.stdout  # the dry run printed the final command
     metrics = json.loads((work / "run" / "metrics.json").read_text())
-    assert metrics["count"]["queries"] == len(predictions)
+    assert metrics["count"]["queries"] == len(predictions) and metrics["name"] == "tiny (random)"
+    assert metrics["format"]["template"] == "ra_rft" and metrics["format"]["template_source"] == "recorded"
+    comparison = (work / "compare.md").read_text()
+    assert "- **tiny (random)** (`run`)" in comparison
+    assert "| paper Table 1: Time-R1 + RA-RFT (ours) | - | - | 62.4 | 55.5 | 45.8 | 53.1 | 72.5 | 69.2 | 70.8 |" in comparison
 
 
 def test_no_documented_command_trains_on_a_released_evaluation_file():

@@ -1,0 +1,131 @@
+"""Qwen2.5-VL video positions: rarft's reference equals vLLM's algorithm; transformers 5.x as installed does not.
+
+`vllm_positions` is vLLM 0.26's `Qwen2_5_VLForConditionalGeneration.get_mrope_input_positions` (with
+`iter_mm_grid_thw`), re-typed with numpy so that it runs where vLLM does not install; the GPU test
+`tests/gpu/test_vllm_video_positions.py` checks the reference against the installed vLLM itself.
+"""
+
+import numpy as np
+import pytest
+import torch
+from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLModel
+
+from rarft_plugin.openrlhf_agent import prepare_video_prompt
+from rarft_plugin.prompts import build_messages
+from rarft_plugin.qwen2_5_vl import (
+    reference_rope_index,
+    restore_installed_video_positions,
+    rope_index_matches_reference,
+    use_reference_video_positions,
+)
+from rarft_plugin.testing import build_tiny_qwen2_5_vl, write_test_video
+from rarft_plugin.video import VideoSpec
+
+
+@pytest.fixture(autouse=True)
+def installed_positions():
+    restore_installed_video_positions()
+    yield
+    restore_installed_video_positions()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+
+    directory = build_tiny_qwen2_5_vl(tmp_path_factory.mktemp("tiny"))
+    return AutoProcessor.from_pretrained(directory), Qwen2_5_VLForConditionalGeneration.from_pretrained(directory)
+
+
+def vllm_positions(ids, grid, second_per_grid, config, video_token_id):
+    """vLLM 0.26's M-RoPE positions of one prompt with one video (numpy, as vLLM computes them)."""
+    merge, tokens_per_second = config.vision_config.spatial_merge_size, config.vision_config.tokens_per_second
+    frames, height, width = (int(v) for v in grid)
+    height, width = height // merge, width // merge
+    offset = ids.index(video_token_id)
+    parts = [np.broadcast_to(np.arange(offset), (3, offset))]
+    indices = np.indices((frames, height, width))
+    t_factor = second_per_grid * tokens_per_second
+    if t_factor != 1.0:
+        indices[0] = (indices[0] * t_factor).astype(np.int64)
+    parts.append(indices.reshape(3, -1) + offset)
+    rest = len(ids) - offset - frames * height * width
+    if rest:
+        parts.append(np.broadcast_to(np.arange(rest), (3, rest)) + parts[-1].max() + 1)
+    return np.concatenate(parts, axis=1)
+
+
+def prompt_and_inputs(processor, clip, purpose):
+    prompt = processor.apply_chat_template(build_messages("ra_rft", "the bar moves", purpose=purpose), tokenize=False,
+                                           add_generation_prompt=True)
+    _, ids, tensors = prepare_video_prompt(processor, prompt, VideoSpec(str(clip)), cache=False)
+    return ids, tensors
+
+
+def positions(model, processor, ids, tensors, attention=None):
+    x = torch.tensor([ids]) if not isinstance(ids, torch.Tensor) else ids
+    types = (x == processor.video_token_id).long() * 2
+    out, _ = model.model.get_rope_index(x, types, video_grid_thw=tensors["video_grid_thw"],
+                                        second_per_grid_ts=tensors["second_per_grid_ts"],
+                                        attention_mask=torch.ones_like(x) if attention is None else attention)
+    return out
+
+
+@pytest.mark.parametrize("seconds, fps, purpose", [
+    (12, 10, "train"),  # 24 frames at 2 FPS: 12 temporal grids, text (the response) after the video
+    (12, 10, "eval"),   # video first: the whole question follows it
+    (1.5, 10, "train"),  # 4 frames from 15: sampled at 2.67 FPS, second_per_grid 0.75
+    (9.7, 30, "train"),  # 18 frames from 291: 1.86 FPS
+])
+def test_reference_equals_vllm_and_installed_transformers_does_not(tmp_path, tiny, seconds, fps, purpose):
+    processor, model = tiny
+    clip = write_test_video(tmp_path / "clip.mp4", seconds=seconds, fps=fps, size=(112, 84))
+    ids, tensors = prompt_and_inputs(processor, clip, purpose)
+    expected = vllm_positions(ids, tensors["video_grid_thw"][0], tensors["second_per_grid_ts"].item(), model.config,
+                              processor.video_token_id)
+    installed = positions(model, processor, ids, tensors)[:, 0].numpy()
+    assert use_reference_video_positions()
+    reference = positions(model, processor, ids, tensors)[:, 0].numpy()
+    assert np.array_equal(reference, expected)
+    assert not np.array_equal(installed, expected)  # transformers 5.x: text after a video, truncated seconds
+
+
+def test_the_installed_transformers_is_probed_and_replaced_once():
+    assert not rope_index_matches_reference(Qwen2_5_VLModel)  # transformers 5.15, as OpenRLHF 0.11.2 pins it
+    assert use_reference_video_positions() is True
+    assert Qwen2_5_VLModel.get_rope_index is reference_rope_index and rope_index_matches_reference()
+    assert use_reference_video_positions() is False  # idempotent
+
+
+def test_padding_and_batching_keep_each_rows_positions(tmp_path, tiny):
+    processor, model = tiny
+    clips = [write_test_video(tmp_path / f"{i}.mp4", seconds=s, size=(112, 84)) for i, s in enumerate((6, 10))]
+    rows = [prompt_and_inputs(processor, clip, "train") for clip in clips]
+    use_reference_video_positions()
+    single = [positions(model, processor, ids, t)[:, 0] for ids, t in rows]
+    length = max(len(ids) for ids, _ in rows)
+    batch = torch.full((2, length), processor.tokenizer.pad_token_id)
+    attention = torch.zeros_like(batch)
+    for row, (ids, _) in enumerate(rows):  # left padding, as generation batches
+        batch[row, length - len(ids):] = torch.tensor(ids)
+        attention[row, length - len(ids):] = 1
+    merged = {key: torch.cat([t[key] for _, t in rows]) for key in ("video_grid_thw", "second_per_grid_ts")}
+    both = positions(model, processor, batch, merged, attention)
+    for row, (ids, _) in enumerate(rows):
+        assert torch.equal(both[:, row, length - len(ids):], single[row])
+
+
+def test_training_log_probs_change_with_the_positions_and_generation_still_runs(tmp_path, tiny):
+    processor, model = tiny
+    clip = write_test_video(tmp_path / "clip.mp4", seconds=12, size=(112, 84))
+    ids, tensors = prompt_and_inputs(processor, clip, "train")
+    x = torch.tensor([ids])
+    inputs = {"input_ids": x, "attention_mask": torch.ones_like(x), "mm_token_type_ids": (x == processor.video_token_id)
+              .long() * 2, **{k: v for k, v in tensors.items() if k != "image_grid_thw"}}
+    with torch.no_grad():
+        installed = model(**inputs).logits
+        use_reference_video_positions()
+        reference = model(**inputs).logits
+        generated = model.generate(**inputs, max_new_tokens=4, do_sample=False)
+    assert not torch.allclose(installed[0, -1], reference[0, -1])  # the response's positions moved
+    assert generated.shape[1] == len(ids) + 4
