@@ -29,14 +29,11 @@ and exploits that tie the oracle's total are flagged, which is what such data te
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from statistics import fmean
 from typing import Any, Callable, Mapping, Sequence
@@ -53,6 +50,7 @@ from rarft_plugin.rewards import CORRECTIONS, REWARD_NAMES, VARIANTS, parse_weig
 from rarft_plugin.taxonomy import DIFFICULTIES
 
 from eval.exploits import CORRECTION_TAG, POLICIES, Policy, neighbours
+from eval.provenance import SCORING_PACKAGES, file_sha256, now, package_versions
 
 COMPONENTS = (*REWARD_NAMES, "total")
 ORACLE = "oracle"
@@ -376,14 +374,6 @@ def _choices(text: str, allowed: Sequence[str], flag: str) -> list[str]:
     return chosen
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def audit(path: Path, settings: Sequence[Setting], *, weights: Mapping[str, float], ratio: tuple[int, int],
           similarity: Any) -> dict[str, Any]:
     """The whole audit of one file, as the JSON report (without `produced_by`)."""
@@ -434,25 +424,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report = audit(args.data, settings, weights=weights, ratio=args.ratio, similarity=similarity)
     report["produced_by"] = {
         "command": ["rarft-audit", *sys.argv[1:]],
-        "rarft": _version(),
+        "packages": package_versions(SCORING_PACKAGES),
         "model": similarity.model_path,
         "device": similarity.device,
         "encoded_texts": similarity.encoded_texts,
         "seconds": round(time.perf_counter() - started, 1),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished": now(),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     plot_margins(report, args.out / "audit_margins.png")
     write_atomic(args.out / "audit.md", render_markdown(report))
     write_atomic(args.out / "audit.json", json.dumps(report, indent=1, ensure_ascii=False) + "\n")
     return report
-
-
-def _version() -> str:
-    try:
-        return metadata.version("rarft")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 @entry_point("rarft-audit")
