@@ -412,7 +412,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="SentenceBERT device (default: $RARFT_SBERT_DEVICE or cpu)")
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict[str, Any]:
     from rarft_plugin.similarity import get_similarity
 
     started = time.perf_counter()
@@ -423,7 +423,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     similarity = get_similarity(args.model, args.device)
     report = audit(args.data, settings, weights=weights, ratio=args.ratio, similarity=similarity)
     report["produced_by"] = {
-        "command": ["rarft-audit", *sys.argv[1:]],
+        "command": ["rarft-audit", *argv],
         "packages": package_versions(SCORING_PACKAGES),
         "model": similarity.model_path,
         "device": similarity.device,
@@ -442,9 +442,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rarft-audit", description=__doc__.splitlines()[0])
     add_arguments(parser)
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     try:
-        report = run(args)
+        report = run(args, argv)
     except argparse.ArgumentTypeError as error:
         parser.error(str(error))
     except (DataError, ValueError, OSError, RuntimeError) as error:

@@ -283,6 +283,7 @@ def test_cli_writes_json_markdown_and_plot(sample_report):
     assert [p["name"] for p in report["policies"]] == [p.name for p in POLICIES]
     assert report["flags"] == [] and report["ratio"] == [1, 3]
     assert report["produced_by"]["model"] and len(report["data"]["sha256"]) == 64
+    assert report["produced_by"]["command"][:2] == ["rarft-audit", str(SAMPLE)]
     markdown = (out / "audit.md").read_text()
     assert "## Total reward at relevant:irrelevant = 1:3" in markdown and "## Every group: released+contrastive" in markdown
     assert "| policy | decides relevance | paper | paper+contrastive | released | released+contrastive |" in markdown
