@@ -23,9 +23,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]
 
-from rarft_plugin.prompts import build_messages  # noqa: E402
+from rarft_plugin.labels import parse_label  # noqa: E402
+from rarft_plugin.prompt_row import make_row  # noqa: E402
 from rarft_plugin.testing import write_test_video  # noqa: E402
-from rarft_plugin.train import validate_dataset  # noqa: E402
+from rarft_plugin.launch.checks import validate_dataset  # noqa: E402
 from rarft_plugin.video import VideoSpec  # noqa: E402
 
 SOURCES = 8
@@ -41,9 +42,9 @@ def training_file(directory: Path, rows: int) -> Path:
         for relevant in (True, False):
             label = {"relevant": relevant, "timestamp": [3.0, 9.0] if relevant else None, "duration": 30.0,
                      "query": f"query {index} {'relevant' if relevant else 'irrelevant'}"}
-            lines.append(json.dumps({"input": build_messages("ra_rft", label["query"]),
-                                     "video": VideoSpec(str(clip), 0.0, 30.0).to_json(),
-                                     "label": json.dumps(label)}))
+            row = make_row(parse_label(label), VideoSpec(str(clip), 0.0, 30.0), template="ra_rft",
+                           datasource="bench", row_id=f"{index}:{int(not relevant)}")
+            lines.append(json.dumps(row))
     path = directory / "train.jsonl"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -2,13 +2,8 @@
 
     rarft-prep to-openrlhf IN.json OUT.jsonl --video-root DIR --template ra_rft [--ratio 1:3]
 
-One line per query (`rarft_plugin.dataset.load_examples`):
-
-    {"input": [chat messages with one video item], "video": "{\"path\": ..., \"video_start\": ..., \"video_end\": ...}",
-     "label": "<label JSON, rarft_plugin.labels>", "datasource": "<input file stem>", "id": "ITEM:QUERY"}
-
-Train with `--data.input_key input --data.label_key label --data.image_key video
---data.apply_chat_template` (the launcher passes these; docs/video.md). Video paths are resolved
+One line per query (`rarft_plugin.dataset.load_examples`), a prompt row of `rarft_plugin.prompt_row`
+(its layout and the dataset flags that read it, which rarft-train passes). Video paths are resolved
 once, up front (`rarft_plugin.dataset.video_candidates`), to the first existing non-empty file of:
 the path as written (absolute, or relative to the input file), DIR/path (relative paths),
 DIR/<file name>, each also with a video extension added when the name has none (`--video-ext`,
@@ -34,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import random
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -51,7 +45,8 @@ from rarft_plugin.dataset import (
 )
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_jsonl_atomic
-from rarft_plugin.prompts import TEMPLATES, build_messages
+from rarft_plugin.prompt_row import make_row
+from rarft_plugin.prompts import TEMPLATES
 from rarft_plugin.video import VideoError, probe
 
 
@@ -114,17 +109,6 @@ def with_video_durations(examples: list[Example], videos: dict[str, Path], *, wo
     return out
 
 
-def openrlhf_row(example: Example, video: Path, *, template: str, purpose: str, datasource: str) -> dict:
-    spec = video_spec(example, video)
-    return {
-        "input": build_messages(template, example.label.query, purpose=purpose),
-        "video": spec.to_json(),
-        "label": json.dumps(example.label.to_json(), ensure_ascii=False),
-        "datasource": datasource,
-        "id": example.key,
-    }
-
-
 def parse_ratio(text: str) -> tuple[int, int]:
     try:
         relevant, irrelevant = (int(part) for part in text.split(":"))
@@ -175,8 +159,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"rarft-prep to-openrlhf: error: {error}", file=sys.stderr)
         return 2
     rows = [
-        openrlhf_row(e, videos[e.item.video], template=args.template, purpose=args.purpose,
-                     datasource=args.input.stem)
+        make_row(e.label, video_spec(e, videos[e.item.video]), template=args.template, purpose=args.purpose,
+                 datasource=args.input.stem, row_id=e.key)
         for e in kept
     ]
     write_jsonl_atomic(args.output, rows)

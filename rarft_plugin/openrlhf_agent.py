@@ -15,8 +15,8 @@ field (`--data.image_key video`): a JSON string `{"path", "video_start", "video_
    their metadata, the way the installed vLLM takes them (`rarft_plugin.video.vllm_video_request`:
    in the video item from 0.31 on, as per-request processor options on 0.26-0.30), and keeps
    special tokens out of the response (`forbidden_response_ids`, a logit bias at sampling);
-3. scores the response with `rarft_plugin.rewards.score` (options from RARFT_* variables, see
-   `rarft_plugin.openrlhf_reward`) and returns everything the trainer needs, with the time each
+3. scores the response with `rarft_plugin.rewards.score` (options from the RARFT_* variables:
+   `rarft_plugin.reward_options`) and returns everything the trainer needs, with the time each
    rollout spent in rarft's code (`rarft/video_prep_s`, `rarft/reward_s`) beside vLLM's
    (`rarft/generate_s`) in the step logs.
 
@@ -47,8 +47,9 @@ import torch
 from openrlhf.utils.agent import AgentExecutorBase
 from openrlhf.utils.vlm_utils import dedup_media_tokens
 
-from rarft_plugin.openrlhf_reward import reward_options_from_env
 from rarft_plugin.parsing import TURN_END_MARKERS, extract_response
+from rarft_plugin.prompt_row import label_of, video_of
+from rarft_plugin.reward_options import RewardOptions, ScoreOptions
 from rarft_plugin.rewards import REWARD_NAMES, score
 from rarft_plugin.video import (
     LruCache,
@@ -169,22 +170,20 @@ async def generate(llm_engine: Any, prompt_ids: list[int], params: Any, request:
 class AgentExecutor(AgentExecutorBase):
     """Single-turn video grounding rollouts scored with the RA-RFT rewards."""
 
-    def __init__(self, reward_options: dict[str, Any] | None = None):
+    def __init__(self, reward_options: ScoreOptions | None = None):
         import vllm  # OpenRLHF constructs the executor inside its vLLM engine actor
 
         check_vllm_version(vllm.__version__)
         self.vllm_version = vllm.__version__
         self._reward_options = reward_options
 
-    def reward_options(self) -> dict[str, Any]:
+    def reward_options(self) -> ScoreOptions:
         if self._reward_options is None:
-            self._reward_options = reward_options_from_env()
+            self._reward_options = RewardOptions.from_env().score_options()
         return self._reward_options
 
     async def execute(self, prompt, label, sampling_params, max_length: int, hf_tokenizer, llm_engine, images=None):
-        if images is None:
-            raise ValueError("rarft AgentExecutor: the sample has no video; run with --data.image_key video")
-        spec = VideoSpec.parse(images)
+        spec, truth = video_of(images), label_of(label)  # the row's fields (rarft_plugin.prompt_row)
         started = time.perf_counter()
         try:
             video, prompt_ids, mm_train_inputs = await asyncio.wait_for(
@@ -224,7 +223,7 @@ class AgentExecutor(AgentExecutorBase):
             log_probs = log_probs[: cut + 1] if log_probs is not None else None
         observation = prompt_ids + action_ids
 
-        rewards = await asyncio.to_thread(score, extract_response(response), label, **self.reward_options())
+        rewards = await asyncio.to_thread(score, extract_response(response), truth, **self.reward_options())
         scored = time.perf_counter()
         total = torch.tensor([rewards["total"]], dtype=torch.float32)
         logs = {name: rewards[name] for name in REWARD_NAMES}

@@ -50,7 +50,7 @@ token marker (`<|video_pad|>`, `<|im_start|>`, any `<|…|>`, see `parsing.find_
 scores 0 on every reward (the released pipeline decodes with `skip_special_tokens` and never
 sees one).
 
-Bounds (`REWARD_BOUNDS`; the property tests check them):
+Bounds (`REWARDS`, the reward table; the property tests check them):
 
 | reward       | paper    | released |
 |--------------|----------|----------|
@@ -92,10 +92,41 @@ into one encode, and never raises on model output.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Literal, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping, Protocol, Sequence
 
 from rarft_plugin.labels import Label, parse_label
 from rarft_plugin.parsing import ParsedResponse, extract_segment, extract_segment_released, parse_response
+
+__all__ = [
+    "CONTRASTIVE_MIN_GAP",
+    "CORRECTIONS",
+    "REWARDS",
+    "REWARD_BOUNDS",
+    "REWARD_NAMES",
+    "REWARD_WEIGHTS",
+    "TOTAL_EQUATION",
+    "VARIANTS",
+    "Correction",
+    "Reward",
+    "Similarity",
+    "Variant",
+    "contrastive_correction",
+    "correction_pairs",
+    "correction_reward",
+    "distance_penalised_iou",
+    "explain_pairs",
+    "explain_reward",
+    "format_reward",
+    "parse_weights",
+    "refuse_iou_reward",
+    "released_iou",
+    "reward_bounds",
+    "score",
+    "score_many",
+    "temporal_iou",
+    "variant_label_problems",
+]
 
 Variant = Literal["paper", "released"]
 VARIANTS: tuple[str, ...] = ("paper", "released")
@@ -105,13 +136,38 @@ CORRECTIONS: tuple[str, ...] = ("similarity", "contrastive")
 # Below this gap 1 − sim(q_r, q) the contrastive correction scores 0 (float32 cosines round at ~1e-7,
 # so the quotient would be noise; the released HI-Charades file's closest pair has a gap of 0.012).
 CONTRASTIVE_MIN_GAP = 1e-3
-REWARD_NAMES: tuple[str, ...] = ("format", "refuse_iou", "explain", "correction")
-# Weights of eq. 3; the paper sums the four rewards with weight 1.
-REWARD_WEIGHTS: dict[str, float] = {"format": 1.0, "refuse_iou": 1.0, "explain": 1.0, "correction": 1.0}
+
+
+@dataclass(frozen=True)
+class Reward:
+    """One row of the reward table: what every help text, log and bound check says about a reward."""
+
+    name: str  # key in `score`'s result, in --rarft.reward_weights and in the step logs
+    equation: str  # where the paper defines it
+    weight: float  # its weight in the total (eq. 3)
+    bounds: Mapping[str, tuple[float, float]]  # variant -> [low, high] (`reward_bounds`; property-tested)
+    help: str  # one line, for --help texts
+
+
+# The reward table. To add a reward: a row here, its pure function above `score_many`, and its entry
+# in `score_many`'s components (with its similarity pairs if it needs any); the launcher, rarft-score,
+# the OpenRLHF entries, the recipes' --help and the step logs follow from this table.
+REWARDS: tuple[Reward, ...] = (
+    Reward("format", "eq. 4", 1.0, {"paper": (0.0, 1.0), "released": (0.0, 1.0)},
+           "1 iff the response has the template's blocks (<think> <answer> <correct>) in order"),
+    # released: for labels whose span starts at or before the duration and is no longer than it.
+    Reward("refuse_iou", "eq. 5", 1.0, {"paper": (0.0, 1.0), "released": (-1.0, 1.0)},
+           "relevant query: IoU of the answered span with the label's; irrelevant: 1 for an answer without one"),
+    Reward("explain", "eq. 6", 1.0, {"paper": (-2.0, 2.0), "released": (-1.0, 1.0)},
+           "the answer's SentenceBERT similarity to the right reference answer minus that to the wrong one"),
+    Reward("correction", "eq. 7", 1.0, {"paper": (-1.0, 1.0), "released": (0.0, 1.0)},
+           "irrelevant query: similarity of the correction to the relevant query it was edited from"),
+)
+TOTAL_EQUATION = "eq. 3"  # the total: the weighted sum of the rewards
+REWARD_NAMES: tuple[str, ...] = tuple(reward.name for reward in REWARDS)
+REWARD_WEIGHTS: dict[str, float] = {reward.name: reward.weight for reward in REWARDS}
 REWARD_BOUNDS: dict[str, dict[str, tuple[float, float]]] = {
-    "paper": {"format": (0.0, 1.0), "refuse_iou": (0.0, 1.0), "explain": (-2.0, 2.0), "correction": (-1.0, 1.0)},
-    # refuse_iou: for labels whose span starts at or before the duration and is no longer than it.
-    "released": {"format": (0.0, 1.0), "refuse_iou": (-1.0, 1.0), "explain": (-1.0, 1.0), "correction": (0.0, 1.0)},
+    variant: {reward.name: reward.bounds[variant] for reward in REWARDS} for variant in VARIANTS
 }
 NIL = "NIL"
 
@@ -136,7 +192,12 @@ def _check_options(variant: str, correction: str) -> None:
         raise ValueError(f"unknown correction {correction!r}; expected one of {list(CORRECTIONS)}")
 
 Segment = tuple[float, float]
-CosinePairs = Callable[[list[tuple[str, str]]], list[float]]
+
+
+class Similarity(Protocol):
+    """What the explain / correction rewards need of a sentence encoder (`rarft_plugin.similarity`)."""
+
+    def cosine_pairs(self, pairs: list[tuple[str, str]]) -> list[float]: ...
 
 
 def temporal_iou(a: Segment, b: Segment) -> float:
@@ -344,7 +405,7 @@ def score_many(
     *,
     variant: Variant = "paper",
     weights: Mapping[str, float] | str | None = None,
-    similarity: Any = None,
+    similarity: Similarity | None = None,
     correction: Correction = "similarity",
 ) -> list[dict[str, float]]:
     """`score` for many rollouts at once: one similarity call for the whole batch."""
@@ -394,7 +455,7 @@ def score(
     *,
     variant: Variant = "paper",
     weights: Mapping[str, float] | str | None = None,
-    similarity: Any = None,
+    similarity: Similarity | None = None,
     correction: Correction = "similarity",
 ) -> dict[str, float]:
     """All four rewards and their weighted total for one rollout.

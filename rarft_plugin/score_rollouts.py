@@ -7,6 +7,10 @@ Extra fields (e.g. `note`) are carried through. Output: one line per rollout wit
 fields plus `rewards` = {format, refuse_iou, explain, correction, total}.
 
     rarft-score rollouts.jsonl --out rewards.jsonl [--variant released] [--weights explain=0.5]
+
+The reward options are those of `rarft_plugin.reward_options` (`--help` lists them with the reward
+table); unlike rarft-train, rarft-score does not read RARFT_VARIANT, RARFT_CORRECTION or
+RARFT_REWARD_WEIGHTS, so a score names its options on its command line.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from rarft_plugin.dataset import Example, load_examples
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import read_jsonl, write_jsonl_atomic
 from rarft_plugin.labels import Label, parse_label
-from rarft_plugin.rewards import REWARD_NAMES, VARIANTS, parse_weights, score_many
+from rarft_plugin.reward_options import RewardOptions, ScoreOptions, reward_table
+from rarft_plugin.reward_options import add_arguments as add_reward_arguments
+from rarft_plugin.rewards import REWARD_NAMES, score_many
 
 CHUNK = 256
 
@@ -55,12 +61,12 @@ def load_rollouts(path: Path) -> list[tuple[dict[str, Any], Label]]:
     return rollouts
 
 
-def score_rollouts(rollouts: list[tuple[dict[str, Any], Label]], **options: Any) -> list[dict[str, Any]]:
+def score_rollouts(rollouts: list[tuple[dict[str, Any], Label]], options: ScoreOptions) -> list[dict[str, Any]]:
     results = []
     for start in tqdm(range(0, len(rollouts), CHUNK), desc="scoring", unit="chunk", disable=len(rollouts) <= CHUNK):
         chunk = rollouts[start : start + CHUNK]
         scores = score_many([row["response"] for row, _ in chunk], [label for _, label in chunk], **options)
-        for (row, label), rewards in zip(chunk, scores):
+        for (row, label), rewards in zip(chunk, scores, strict=True):
             results.append({**row, "label": label.to_json(), "rewards": rewards})
     return results
 
@@ -85,30 +91,26 @@ def format_table(results: list[dict[str, Any]]) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("rollouts", type=Path, help="rollouts JSONL")
     parser.add_argument("--out", type=Path, required=True, help="where to write the scored JSONL")
-    parser.add_argument("--variant", choices=VARIANTS, default="paper", help="reward definitions (default: paper)")
-    parser.add_argument("--weights", default=None, help="e.g. format=1,refuse_iou=1,explain=0.5,correction=1")
-    parser.add_argument("--sbert-model", default=None, help="sentence-transformers name or path (default: packaged)")
-    parser.add_argument("--device", default=None, help="SentenceBERT device (default: $RARFT_SBERT_DEVICE or cpu)")
+    add_reward_arguments(parser, "plain", environment=False)
     parser.add_argument("--quiet", action="store_true", help="do not print the table")
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from rarft_plugin.similarity import get_similarity
-
-    weights = parse_weights(args.weights)
+    options = RewardOptions.from_args(args, environ={})
     rollouts = load_rollouts(args.rollouts)
-    similarity = get_similarity(args.sbert_model, args.device)
-    results = score_rollouts(rollouts, variant=args.variant, weights=weights, similarity=similarity)
+    results = score_rollouts(rollouts, options.score_options())
     write_jsonl_atomic(args.out, results)
     if not args.quiet:
         print(format_table(results))
-    print(f"{len(results)} rollouts scored ({args.variant} rewards) -> {args.out}")
+    print(f"{len(results)} rollouts scored ({options.variant} rewards, {options.correction} correction) -> {args.out}")
     return results
 
 
 @entry_point("rarft-score")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rarft-score", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="rarft-score", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="The rewards (rarft_plugin.rewards):\n" + reward_table())
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

@@ -23,8 +23,11 @@ fi
 # contract") for what videos need from OpenRLHF 0.11.
 
 rarft_usage() {
-    local name baseline=""
+    local name baseline="" reward_options
     name="$(basename "$0")"
+    # The reward variables and the reward table come from the package, so that they match the code.
+    reward_options="$("$PYTHON" -m rarft_plugin.reward_options 2>/dev/null)" \
+        || reward_options="  (not shown: $PYTHON cannot import rarft_plugin; set PYTHON)"
     if [[ -n "${RECIPE_BASELINE:-}" ]]; then
         baseline="
 
@@ -49,16 +52,11 @@ Optional:
   RARFT_OUTPUT          checkpoints, final Hugging Face weights, TensorBoard logs
                         (default: runs/${RECIPE}); a rerun resumes from its last checkpoint
   RARFT_NUM_GPUS        GPUs on this node (default: ${RECIPE_DEFAULT_GPUS:-8})
-  RARFT_VARIANT         reward equations: paper (default) | released
-  RARFT_CORRECTION      correction reward: similarity (eq. 7, default) | contrastive (copying the
-                        query into the correction scores -1; see rarft-audit)
-  RARFT_REWARD_WEIGHTS  e.g. format=1,refuse_iou=1,explain=1,correction=1 (default: all 1)
-  RARFT_SBERT_MODEL     SentenceBERT directory for the explain / correction rewards
-                        (default: the packaged all-MiniLM-L6-v2, the authors' model)
-  RARFT_SBERT_DEVICE    where each rollout worker runs it: cpu (default) | cuda
   RARFT_DRY_RUN=1       check data, model and flags, print the final OpenRLHF command, start nothing
   PYTHON                interpreter with rarft and the training stack (default: this checkout's
                         .venv/bin/python when it exists, else python)
+Reward options, passed to every rollout worker (python -m rarft_plugin.reward_options):
+${reward_options}
 
 Hardware: $(fold -s -w 98 <<<"${RECIPE_HARDWARE}" | sed '2,$s/^/  /')
 

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from rarft_plugin.prompts import TEMPLATE_FOR_MODEL, build_messages
+from rarft_plugin.labels import parse_label
+from rarft_plugin.prompt_row import make_row
+from rarft_plugin.prompts import TEMPLATE_FOR_MODEL
 from rarft_plugin.testing import install_import_stand_ins, write_test_video
-from rarft_plugin.train import openrlhf_arguments
+from rarft_plugin.launch.upstream import openrlhf_arguments
+from rarft_plugin.reward_options import reward_table, variables_help
 from rarft_plugin.video import VideoSpec
 
 install_import_stand_ins()  # OpenRLHF's train_ppo_ray imports vllm and flash_attn at module load
@@ -74,8 +77,7 @@ def inputs(tmp_path_factory):
              "answer_refusal": "There is no dog.", "query_relevant": "the bar moves"}
     data = {}
     for template in ("ra_rft", "ra_rft_released"):
-        row = {"input": build_messages(template, label["query"]), "video": VideoSpec(str(clip)).to_json(),
-               "label": json.dumps(label)}
+        row = make_row(parse_label(label), VideoSpec(str(clip)), template=template, datasource="test", row_id="0:0")
         data[template] = root / f"{template}.jsonl"
         data[template].write_text(json.dumps(row) + "\n")
     return {"model": model, "data": data, "root": root}
@@ -123,6 +125,12 @@ def test_help_explains_every_variable(recipe):
     assert "Hardware:" in done.stdout and "rarft-prep to-openrlhf" in done.stdout
 
 
+def test_help_shows_the_reward_options_and_the_reward_table_of_the_package():
+    """Not hand-written in common.sh: printed by `python -m rarft_plugin.reward_options`."""
+    printed = run_recipe("time_r1.sh", "--help").stdout
+    assert variables_help() in printed and reward_table().splitlines()[1] in printed
+
+
 @pytest.mark.parametrize("recipe", BASE_MODEL_RECIPES)
 def test_help_names_the_base_models_own_evaluation_template(recipe):
     key = recipe.removesuffix(".sh")
@@ -163,7 +171,7 @@ def test_plugin_paths_resolve_and_load_the_way_openrlhf_loads_them(recipe, input
 
 def test_user_flags_and_variables_override_the_recipe(inputs):
     _, parsed = dry_run_arguments("time_r1.sh", inputs, "--train.seed", "7", "--rollout.n_samples_per_prompt", "4",
-                                  "--micro_train_batch_size", "2", RARFT_NUM_GPUS="4")
+                                  "--train.micro_batch_size", "2", RARFT_NUM_GPUS="4")
     expected = {("train", "seed"): 7, ("rollout", "n_samples_per_prompt"): 4, ("train", "micro_batch_size"): 2,
                 ("actor", "num_gpus_per_node"): 4, ("ref", "num_gpus_per_node"): 4, ("vllm", "num_engines"): 4}
     assert {key: setting(parsed, *key) for key in expected} == expected

@@ -34,6 +34,22 @@ def test_released_variant_flag(tmp_path):
     assert (rewards["format"], rewards["refuse_iou"], rewards["correction"]) == (1.0, pytest.approx(0.45), 1.0)
 
 
+def test_correction_flag(tmp_path, sbert):
+    """Copying the query into the correction: eq. 7 pays for it, the contrastive correction scores -1."""
+    label = {"relevant": False, "timestamp": None, "duration": 20.0, "query": "a man cuts a steak",
+             "query_relevant": "a man cooks pasta in the kitchen"}
+    rollout = {"response": "<think>t</think> <answer>No.</answer> <correct>a man cuts a steak</correct>",
+               "label": label}
+    source = write_lines(tmp_path / "r.jsonl", [rollout])
+    corrections = {}
+    for mode in ("similarity", "contrastive"):
+        out = tmp_path / f"{mode}.jsonl"
+        assert score_rollouts.main([str(source), "--out", str(out), "--correction", mode, "--quiet"]) == 0
+        corrections[mode] = json.loads(out.read_text())["rewards"]["correction"]
+    assert corrections["similarity"] == pytest.approx(score(rollout["response"], label, similarity=sbert)["correction"])
+    assert corrections["similarity"] > 0.3 and corrections["contrastive"] == pytest.approx(-1.0, abs=1e-5)
+
+
 @pytest.mark.parametrize(
     "line, message",
     [

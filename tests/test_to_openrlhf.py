@@ -8,6 +8,7 @@ import pytest
 from data_prep.cli import main as prep
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.labels import parse_label
+from rarft_plugin.prompt_row import parse_row, row_problems
 from rarft_plugin.prompts import build_messages
 from rarft_plugin.testing import write_test_video
 from rarft_plugin.video import VideoSpec
@@ -43,12 +44,13 @@ def test_every_official_record_round_trips(official_data, tmp_path, name):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     examples, _ = load_examples(source)
     assert [row["id"] for row in rows] == [e.key for e in examples]
-    for row, example in zip(rows, examples):
-        assert parse_label(row["label"]) == example.label
-        spec = VideoSpec.parse(row["video"])
-        assert Path(spec.path) == (root / Path(example.item.video).name).resolve()
-        assert (spec.start, spec.end) == (example.item.video_start, example.item.video_end)
-        assert row["input"] == build_messages("ra_rft", example.label.query)
+    for row, example in zip(rows, examples, strict=True):
+        parsed = parse_row(row)  # the reader of rarft_plugin.prompt_row, as the launcher and the executor read
+        assert parsed.label == example.label and (parsed.id, parsed.datasource) == (example.key, source.stem)
+        assert Path(parsed.video.path) == (root / Path(example.item.video).name).resolve()
+        assert (parsed.video.start, parsed.video.end) == (example.item.video_start, example.item.video_end)
+        assert parsed.messages == build_messages("ra_rft", example.label.query)
+        assert row_problems(row, "ra_rft", "paper") == []
 
 
 @pytest.mark.parametrize("ratio, relevant, irrelevant", [("1:3", 365, 1097), ("1:1", 1097, 1097), ("0:1", 0, 1097)])

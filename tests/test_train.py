@@ -1,4 +1,4 @@
-"""rarft-train: legacy flag mapping, plugin wiring, checks before Ray, and the run through OpenRLHF's own module."""
+"""rarft-train: plugin wiring, checks before Ray, the upstream workarounds, and the run through OpenRLHF's own module."""
 
 import json
 import os
@@ -8,23 +8,14 @@ import sys
 import pytest
 
 from rarft_plugin.paths import plugin_path
-from rarft_plugin.prompts import build_messages
 from rarft_plugin.testing import install_import_stand_ins, write_test_video
-from rarft_plugin.train import (
-    LEGACY_FLAGS,
-    VIDEO_CONTRACT,
-    LaunchError,
-    main,
-    openrlhf_arguments,
-    row_problems,
-    translate_legacy,
-    validate_dataset,
-    validate_model,
-    validate_sbert,
-    wire_plugin,
-    WORKER_SETUP_HOOK as HOOK,
-    with_worker_env,
-)
+from rarft_plugin.launch.checks import validate_dataset, validate_model, validate_sbert
+from rarft_plugin.launch.upstream import WORKER_SETUP_HOOK as HOOK
+from rarft_plugin.launch.upstream import openrlhf_arguments, with_worker_env
+from rarft_plugin.launch.wiring import VIDEO_CONTRACT, drop_plugin_flag, wire_plugin
+from rarft_plugin.labels import parse_label
+from rarft_plugin.prompt_row import make_row
+from rarft_plugin.train import main
 from rarft_plugin.video import VideoSpec
 
 install_import_stand_ins()  # OpenRLHF's train_ppo_ray imports vllm and flash_attn at module load
@@ -36,15 +27,6 @@ RELEVANT = {"relevant": True, "timestamp": [1.0, 3.0], "duration": 6.0, "query":
             "answer_time": "1.00 to 3.00", "answer_refusal": "", "query_relevant": "the bar moves right"}
 IRRELEVANT = {"relevant": False, "timestamp": None, "duration": 6.0, "query": "a dog barks",
               "answer_refusal": "There is no dog.", "query_relevant": "the bar moves right"}
-
-# Switches (store_true) among the legacy flags, as openrlhf 0.9.10 / 0.8.11 declared them.
-LEGACY_SWITCHES = {
-    "--colocate_actor_ref", "--colocate_all_models", "--enable_prefix_caching", "--enforce_eager",
-    "--vllm_enable_sleep", "--deepspeed_enable_sleep", "--save_hf_ckpt", "--load_checkpoint",
-    "--gradient_checkpointing", "--adam_offload", "--packing_samples", "--apply_chat_template", "--use_kl_loss",
-    "--no_advantage_std_norm", "--ref_reward_offload", "--dynamic_filtering", "--bf16",
-}
-
 
 @pytest.fixture(scope="module")
 def openrlhf_parser():
@@ -65,8 +47,8 @@ def model_dir(tmp_path_factory):
 
 
 def prompt_row(label, video, template="ra_rft"):
-    return {"input": build_messages(template, label["query"]), "video": VideoSpec(str(video), 0.0, 6.0).to_json(),
-            "label": json.dumps(label), "datasource": "test", "id": label["query"]}
+    return make_row(parse_label(label), VideoSpec(str(video), 0.0, 6.0), template=template, datasource="test",
+                    row_id=label["query"])
 
 
 def write_rows(path, rows):
@@ -74,58 +56,39 @@ def write_rows(path, rows):
     return path
 
 
-# ---------------------------------------------------------------- legacy flags
+# ---------------------------------------------------------------- the plugin's legacy spelling
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["--pretrain", "/m"], ["--actor.model_name_or_path", "/m"]),
-    (["--pretrain=/m"], ["--actor.model_name_or_path=/m"]),
-    (["--prompt_data", "a.jsonl", "--input_key", "input"], ["--data.prompt_dataset", "a.jsonl", "--data.input_key", "input"]),
-    (["--micro_train_batch_size", "2", "--train_batch_size", "16"], ["--train.micro_batch_size", "2", "--train.batch_size", "16"]),
-    (["--bf16", "--zero_stage", "3"], ["--ds.param_dtype", "bf16", "--ds.zero_stage", "3"]),
-    (["--ref_reward_offload"], ["--ref.offload", "--reward.offload"]),
-    (["--adam_betas", "0.9", "0.999"], ["--actor.adam.betas", "0.9", "0.999"]),
-    (["--remote_rm_url", "http://rm"], ["--reward.remote_url", "http://rm"]),
-    (["--reward_pretrain", "/rm"], ["--reward.model_name_or_path", "/rm"]),
-    (["--reward_pretrain", "rarft_plugin", "--seed", "1"], ["--train.seed", "1"]),
+    (["--reward_pretrain", "rarft_plugin", "--train.seed", "1"], ["--train.seed", "1"]),
     (["--reward_pretrain=rarft_plugin"], []),
     (["--reward.model_name_or_path", "rarft_plugin"], []),
-    (["--reward.clip_range", "-5", "5", "--actor.eps_clip", "0.2"], ["--reward.clip_range", "-5", "5", "--actor.eps_clip", "0.2"]),
+    (["--reward_pretrain", "/rm"], ["--reward_pretrain", "/rm"]),  # not the plugin: refused by wire_plugin
+    (["--actor.model_name_or_path", "/m", "--reward.clip_range", "-5", "5"],
+     ["--actor.model_name_or_path", "/m", "--reward.clip_range", "-5", "5"]),
 ])
-def test_legacy_flags_become_openrlhf_0_11_flags(argv, expected):
-    assert translate_legacy(argv)[0] == expected
+def test_the_plugin_spelling_is_dropped_and_everything_else_kept(argv, expected):
+    assert drop_plugin_flag(argv)[0] == expected
 
 
 @pytest.mark.parametrize("argv, notices", [
-    (["--pretrain", "/m", "--pretrain", "/n"], ["--pretrain is the OpenRLHF < 0.10 spelling; passing --actor.model_name_or_path"]),
-    (["--actor.model_name_or_path", "/m"], []),
+    (["--reward_pretrain", "rarft_plugin", "--reward_pretrain", "rarft_plugin"], 1),
+    (["--actor.model_name_or_path", "/m"], 0),
 ])
-def test_one_notice_per_legacy_flag(argv, notices):
-    assert translate_legacy(argv)[1] == notices
+def test_one_notice_per_plugin_flag(argv, notices):
+    assert len(drop_plugin_flag(argv)[1]) == notices
 
 
-def test_the_design_card_spelling_names_the_real_flags_in_one_line():
-    (notice,) = translate_legacy(["--reward_pretrain", "rarft_plugin"])[1]
+def test_the_plugin_spelling_names_the_real_flags_in_one_line():
+    (notice,) = drop_plugin_flag(["--reward_pretrain", "rarft_plugin"])[1]
     assert "\n" not in notice and all(flag in notice for flag in VIDEO_CONTRACT)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--prompt_max_len", "1024"], "--data.max_len"),
-    (["--bf16=yes"], "takes no value"),
-])
-def test_legacy_flags_without_a_counterpart_are_refused(argv, message):
-    with pytest.raises(LaunchError, match=message):
-        translate_legacy(argv)
-
-
-@pytest.mark.parametrize("legacy", sorted(LEGACY_FLAGS))
-def test_every_legacy_target_exists_in_openrlhf_with_the_same_arity(legacy, openrlhf_parser):
-    actions = openrlhf_parser._option_string_actions
-    replacement = LEGACY_FLAGS[legacy]
-    flags = [token for token in replacement if token.startswith("--")]
-    assert all(flag in actions for flag in flags), replacement
-    takes_value = any(actions[flag].nargs != 0 for flag in flags) and len(replacement) == len(flags)
-    assert takes_value == (legacy not in LEGACY_SWITCHES)
+@pytest.mark.parametrize("legacy", ["--pretrain", "--prompt_data", "--micro_train_batch_size"])
+def test_other_openrlhf_0_9_spellings_are_openrlhfs_to_refuse(legacy, openrlhf_parser):
+    """The 0.9 flag table is gone: such flags pass through, and OpenRLHF 0.11's parser does not know them."""
+    assert drop_plugin_flag([legacy, "1"])[0] == [legacy, "1"]
+    assert legacy not in openrlhf_parser._option_string_actions
 
 
 # ---------------------------------------------------------------- plugin wiring
@@ -149,6 +112,7 @@ def test_the_video_contract_is_appended_once(argv, expected):
     (["--reward.remote_url", "http://rm"], "--reward.remote_url: not with rarft-train"),
     (["--reward.model_name_or_path", "/rm"], "--reward.model_name_or_path: not with rarft-train"),
     (["--ds.packing_samples"], "--ds.packing_samples: not with rarft-train"),
+    (["--reward_pretrain", "/rm"], "--reward_pretrain: not with rarft-train"),
 ])
 def test_conflicts_with_the_plugin_are_problems(argv, problem):
     problems = wire_plugin([*argv, "--algo.advantage.estimator", "group_norm"])[1]
@@ -160,45 +124,7 @@ def test_a_critic_estimator_is_a_problem(argv):
     assert any("trains without a critic" in p for p in wire_plugin(argv)[1])
 
 
-# ---------------------------------------------------------------- dataset checks
-
-
-@pytest.mark.parametrize("row, fields", [
-    ("good", []),
-    ({"video": "{}", "label": "{}"}, ["input", "label.relevant", "video"]),
-    ("bad label", ["label.duration"]),
-    ("relative video", ["video"]),
-    ("two videos", ["input"]),
-    ("no video item", ["input"]),
-    ("messages not a list", ["input"]),
-    ([1, 2], [None]),
-])
-def test_row_problems_name_the_field(row, fields, clip):
-    good = prompt_row(RELEVANT, clip)
-    rows = {
-        "good": good,
-        "bad label": {**good, "label": json.dumps({**RELEVANT, "duration": -1})},
-        "relative video": {**good, "video": VideoSpec("videos/clip.mp4").to_json()},
-        "two videos": {**good, "input": [{"role": "user", "content": [*good["input"][0]["content"],
-                                                                      {"type": "video", "text": ""}]}]},
-        "no video item": {**good, "input": [{"role": "user", "content": good["input"][0]["content"][:1]}]},
-        "messages not a list": {**good, "input": "hello"},
-    }
-    found = row_problems(rows.get(row, row) if isinstance(row, str) else row, "ra_rft")
-    assert sorted(str(e.field) for e in found) == sorted(str(f) for f in fields)
-
-
-@pytest.mark.parametrize("built_with, expected, messages", [
-    ("ra_rft", "ra_rft", []),
-    ("time_r1", "ra_rft", ["prompt built with template 'time_r1', expected 'ra_rft' "
-                           "(rarft-prep to-openrlhf --template ra_rft)"]),
-    ("ra_rft", "ra_rft_released", ["prompt built with template 'ra_rft', expected 'ra_rft_released' "
-                                   "(rarft-prep to-openrlhf --template ra_rft_released)"]),
-    ("time_r1", None, []),
-])
-def test_the_prompt_template_is_checked(built_with, expected, messages, clip):
-    found = row_problems(prompt_row(IRRELEVANT, clip, template=built_with), expected)
-    assert [(e.field, e.message) for e in found] == [("input", m) for m in messages]
+# ---------------------------------------------------------------- dataset checks (rows: test_prompt_row.py)
 
 
 def test_every_dataset_problem_is_reported_at_once(tmp_path, clip):
@@ -241,23 +167,6 @@ def test_videos_are_decoded_not_just_found(tmp_path, clip, damage, message):
                                                  prompt_row(IRRELEVANT, bad)])
     (problem,) = validate_dataset(str(path), "ra_rft")
     assert re.search(message, problem) and "bad.mp4" in problem and "record line 2" in problem
-
-
-def test_the_reward_variant_check_is_applied_to_every_label(monkeypatch, clip):
-    """The launcher asks rarft_plugin.rewards.variant_label_problems (where it exists) about each label."""
-    from rarft_plugin import rewards
-
-    seen = []
-
-    def problems(label, variant):
-        seen.append(variant)
-        return ["needs a duration"] if variant == "released" else []
-
-    monkeypatch.setattr(rewards, "variant_label_problems", problems, raising=False)
-    assert row_problems(prompt_row(RELEVANT, clip), "ra_rft", "paper") == []
-    (found,) = row_problems(prompt_row(RELEVANT, clip), "ra_rft", "released")
-    assert found.field == "label" and "released reward variant" in found.message and "needs a duration" in found.message
-    assert seen == ["paper", "released"]
 
 
 @pytest.mark.parametrize("name, content, problem", [
@@ -335,7 +244,7 @@ def test_worker_variables_join_the_runtime_env(runtime_env, env, expected):
 def test_ray_workers_see_the_variables_and_the_reference_video_positions(monkeypatch):
     import ray
 
-    from rarft_plugin.train import forwarding_worker_env
+    from rarft_plugin.launch.upstream import forwarding_worker_env
 
     monkeypatch.delenv("RARFT_VARIANT", raising=False)
 
@@ -371,7 +280,8 @@ def command(tmp_path, clip, model_dir, monkeypatch, restored_environ):
                  "RARFT_DRY_RUN"):
         monkeypatch.delenv(name, raising=False)
     data = write_rows(tmp_path / "train.jsonl", [prompt_row(RELEVANT, clip), prompt_row(IRRELEVANT, clip)])
-    return ["--pretrain", str(model_dir), "--data.prompt_dataset", str(data), "--reward_pretrain", "rarft_plugin",
+    return ["--actor.model_name_or_path", str(model_dir), "--data.prompt_dataset", str(data),
+            "--reward_pretrain", "rarft_plugin",
             "--algo.advantage.estimator", "group_norm", "--rollout.n_samples_per_prompt", "8",
             "--rollout.batch_size", "2", "--train.batch_size", "16", "--vllm.num_engines", "1",
             "--actor.num_gpus_per_node", "1", "--ref.num_gpus_per_node", "1"]
@@ -402,7 +312,7 @@ def test_launch_runs_openrlhf_with_the_plugin_and_forwards_the_reward_options(co
     assert env_vars["RARFT_VARIANT"] == "released"
     assert env_vars["RARFT_REWARD_WEIGHTS"] == "format=1,refuse_iou=1,explain=0.5,correction=1"
     assert {"NCCL_DEBUG", "TOKENIZERS_PARALLELISM"} <= set(env_vars)  # OpenRLHF's own are kept
-    assert "--pretrain is the OpenRLHF < 0.10 spelling" in capsys.readouterr().err
+    assert "--reward_pretrain rarft_plugin: the plugin is wired in as" in capsys.readouterr().err
 
 
 def test_dry_run_checks_with_openrlhf_and_prints_the_command(command, capsys):
@@ -476,7 +386,7 @@ def test_openrlhf_parses_flags_on_a_cpu_machine_and_the_stand_ins_leave_no_trace
     it `import vllm` fails again as it should."""
     code = """
 import importlib.util, sys
-from rarft_plugin.train import openrlhf_arguments
+from rarft_plugin.launch.upstream import openrlhf_arguments
 assert importlib.util.find_spec("vllm") is None, "this test needs a machine without vLLM"
 _, args = openrlhf_arguments(["--algo.advantage.estimator", "group_norm", "--rollout.n_samples_per_prompt", "2"])
 print("parsed", args.rollout.n_samples_per_prompt)
@@ -543,7 +453,8 @@ def test_saved_checkpoints_get_the_base_models_processor(tmp_path):
     from transformers import AutoProcessor
 
     from rarft_plugin.testing import build_tiny_qwen2_5_vl
-    from rarft_plugin.train import complete_saved_processors, saved_model_dirs
+    from rarft_plugin.launch.run import saved_model_dirs
+    from rarft_plugin.launch.upstream import complete_saved_processors
 
     base = build_tiny_qwen2_5_vl(tmp_path / "base")
     run = tmp_path / "run"

@@ -1,0 +1,219 @@
+"""rarft-train's checks before Ray starts; each returns every problem it finds, as one line each.
+
+- the training stack is installed (`missing_training_stack`: before anything else, as it is cheap);
+- each dataset file (`validate_dataset`): every line a sound prompt row (`rarft_plugin.prompt_row.row_problems`:
+  a label the reward variant can score, one video item in the chat, an absolute video, a prompt built
+  with the expected template), and every distinct clip decoded at its window's ends, in threads;
+- the policy model (`validate_model`): a local directory whose config.json describes a
+  vision-language model (a hub name only with --rarft.allow_hub_models);
+- the SentenceBERT model (`validate_sbert`): resolved as the workers resolve it, and loaded once;
+- with --rarft.dry_run, OpenRLHF's own argument handling on the final command (`openrlhf_check`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from rarft_plugin.errors import DataError
+from rarft_plugin.launch.upstream import openrlhf_arguments
+from rarft_plugin.launch.wiring import Launch, last_value
+from rarft_plugin.prompt_row import VIDEO_KEY, row_problems, video_of
+from rarft_plugin.similarity import resolve_model
+from rarft_plugin.video import VideoSpec, probe_all
+
+__all__ = [
+    "INSTALL_HINT",
+    "TRAINING_STACK",
+    "clip_problems",
+    "dataset_files",
+    "missing_training_stack",
+    "openrlhf_check",
+    "preflight",
+    "validate_dataset",
+    "validate_model",
+    "validate_sbert",
+]
+
+# What a real launch imports; a dry run needs only openrlhf and its parser's imports.
+TRAINING_STACK = ("openrlhf", "ray", "deepspeed", "vllm", "flash_attn")
+INSTALL_HINT = 'pip install -e ".[train]" on the GPU machine (docs/train.md)'
+MAX_LISTED = 20  # problems listed per dataset file; the rest are counted
+
+
+def missing_training_stack() -> list[str]:
+    """The modules of TRAINING_STACK that cannot be found (a cheap look-up: nothing is imported)."""
+    missing = []
+    for name in TRAINING_STACK:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ValueError:  # in sys.modules without a spec: imported by other means
+            found = True
+        if not found:
+            missing.append(name)
+    return missing
+
+
+def preflight(launch: Launch) -> list[str]:
+    """Every problem of the launch's datasets, policy model and SentenceBERT model."""
+    options, argv = launch.options, launch.argv
+    problems = []
+    for flag in ("--data.prompt_dataset", "--eval.dataset"):
+        spec = last_value(argv, flag)
+        if flag == "--data.prompt_dataset" and not spec:
+            problems.append("no dataset: pass --data.prompt_dataset FILE.jsonl (from rarft-prep to-openrlhf)")
+        for path in dataset_files(spec or ""):
+            # Evaluation prompts may come from another template (e.g. a baseline's); their rows must still be sound.
+            template = options.template if flag == "--data.prompt_dataset" else None
+            found = validate_dataset(path, template, options.rewards.variant)
+            problems += found[:MAX_LISTED]
+            if len(found) > MAX_LISTED:
+                problems.append(f"{path}: ... and {len(found) - MAX_LISTED} more problems")
+    problems += validate_model(last_value(argv, "--actor.model_name_or_path"), options.allow_hub)
+    problems += validate_sbert(options.rewards.sbert_model, options.rewards.sbert_device, options.allow_hub)
+    return problems
+
+
+def dataset_files(spec: str) -> list[str]:
+    """The files of a --data.prompt_dataset value ('a.jsonl,b.jsonl', each optionally 'path@dir')."""
+    return [part.split("@")[0].strip() for part in spec.split(",") if part.strip()]
+
+
+def validate_dataset(path: str, template: str | None, variant: str | None = None, *,
+                     workers: int = 8) -> list[str]:
+    """Every problem of one dataset file, as 'file: record: field: message' lines.
+
+    Rows are checked one by one (`row_problems`); then every distinct clip the rows use is probed
+    once (`rarft_plugin.video.probe_all`, in `workers` threads), each failure reported with the
+    first line that uses the clip.
+    """
+    file = Path(path)
+    if file.suffix != ".jsonl":
+        return [f"{path}: expected the JSONL written by rarft-prep to-openrlhf (a .jsonl file)"]
+    if not file.is_file():
+        return [f"{path}: file not found"]
+    problems: list[str] = []
+    clips: dict[VideoSpec, int] = {}  # clip -> first line using it
+    rows = 0
+    with open(file, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            rows += 1
+            where = {"source": path, "record": f"line {number}"}
+            try:
+                row = json.loads(line)
+            except ValueError as error:
+                problems.append(str(DataError(f"not valid JSON ({error})", **where)))
+                continue
+            found = row_problems(row, template, variant)
+            problems += [str(error.located(**where)) for error in found]
+            if isinstance(row, dict) and VIDEO_KEY in row and not any(error.field == VIDEO_KEY for error in found):
+                clips.setdefault(video_of(row[VIDEO_KEY]), number)
+    if rows == 0:
+        problems.append(f"{path}: no prompts")
+    return problems + clip_problems(clips, path, workers=workers)
+
+
+def clip_problems(clips: dict[VideoSpec, int], source: str, *, workers: int = 8) -> list[str]:
+    """Missing, empty and undecodable clips, each with the first line that uses it (files checked once)."""
+    problems, probed = [], {}
+    present: dict[str, str | None] = {}  # video file -> None, or why it cannot be used
+    for spec, number in clips.items():
+        if spec.path not in present:
+            if not os.path.isfile(spec.path):
+                present[spec.path] = f"video file not found: {spec.path}"
+            elif os.path.getsize(spec.path) == 0:
+                present[spec.path] = f"video file is empty (0 bytes): {spec.path}"
+            else:
+                present[spec.path] = None
+        if present[spec.path] is None:
+            probed[spec] = number
+        elif present[spec.path] not in problems:
+            problems.append(str(DataError(present[spec.path], source=source, record=f"line {number}",
+                                          field=VIDEO_KEY)))
+    for spec, error in probe_all(probed, workers=workers).items():
+        problems.append(str(DataError(error.message, source=source, record=f"line {probed[spec]}",
+                                      field=f"{VIDEO_KEY} ({spec.path})")))
+    return problems
+
+
+def _looks_like_path(name: str) -> bool:
+    """A filesystem path rather than a hub name ('org/name')."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1
+
+
+def validate_model(name: str | None, allow_hub: bool) -> list[str]:
+    """The policy model must be a local directory whose config.json describes a vision-language model."""
+    if not name:
+        return ["no model: pass --actor.model_name_or_path DIR (a local Qwen2.5-VL-family checkpoint)"]
+    directory = Path(os.path.expanduser(name))
+    if not directory.exists():
+        if allow_hub and not _looks_like_path(name):
+            return []
+        hint = "" if _looks_like_path(name) else " (a hub name downloads on every node: add --rarft.allow_hub_models)"
+        return [f"--actor.model_name_or_path {name}: not a local directory{hint}"]
+    config = directory / "config.json"
+    if not config.is_file():
+        return [f"--actor.model_name_or_path {name}: no config.json in that directory"]
+    try:
+        fields = json.loads(config.read_text(encoding="utf-8"))
+    except ValueError as error:
+        return [f"{config}: not valid JSON ({error})"]
+    if not isinstance(fields, dict) or "vision_config" not in fields:
+        kind = fields.get("model_type", "?") if isinstance(fields, dict) else "?"
+        return [f"{config}: model_type {kind!r} has no vision_config; the video executor needs a "
+                "vision-language model of the Qwen2.5-VL family"]
+    return []
+
+
+def validate_sbert(model: str | None, device: str | None, allow_hub: bool) -> list[str]:
+    """The SentenceBERT model the rewards use: resolvable, and loadable when local."""
+    problems = []
+    if device:
+        import torch
+
+        try:
+            torch.device(device)
+        except (RuntimeError, ValueError) as error:
+            problems.append(f"--rarft.sbert_device {device}: {error}")
+    try:
+        resolved = resolve_model(model)
+    except FileNotFoundError as error:
+        return problems + [f"--rarft.sbert_model: {error}"]
+    if not Path(resolved).is_dir():
+        if not allow_hub:
+            problems.append(f"--rarft.sbert_model {resolved}: not a local directory (a hub name downloads on every "
+                            "node: add --rarft.allow_hub_models)")
+        return problems
+    try:
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+        SentenceTransformer(resolved, device="cpu").encode(["a person opens a door"])
+    except Exception as error:  # whatever the loader raises, the user needs the path and the reason
+        problems.append(f"SentenceBERT model {resolved}: cannot load it ({type(error).__name__}: {error})")
+    return problems
+
+
+def openrlhf_check(argv: Sequence[str]) -> list[str]:
+    """Problems OpenRLHF's own argument handling finds in the final command (it must import)."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            openrlhf_arguments(argv)
+    except ImportError as error:
+        return [f"OpenRLHF's argument parser cannot be loaded here ({error}): {INSTALL_HINT}, or on a CPU "
+                "machine bash scripts/setup_env.sh (OpenRLHF without its GPU-only modules)"]
+    except SystemExit:
+        return ["OpenRLHF's parser rejected the command (message above)"]
+    except AssertionError as error:
+        return [f"OpenRLHF refused the arguments: {error}"]
+    except Exception as error:  # its post-parse fix-ups fail on some combinations (e.g. gae without a model)
+        return [f"OpenRLHF failed on the arguments: {type(error).__name__}: {error}"]
+    return []
