@@ -14,7 +14,7 @@ as `rewards` and `scores`, and each reward of the table in `extra_logs`.
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -17,8 +17,9 @@ import argparse
 import os
 import sys
 import textwrap
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, Mapping, Sequence, TypedDict
+from typing import Literal, TypedDict
 
 from rarft_plugin.rewards import (
     CORRECTIONS,

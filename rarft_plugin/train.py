@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from rarft_plugin.cli import entry_point
 from rarft_plugin.launch import checks, run, wiring

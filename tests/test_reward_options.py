@@ -24,7 +24,8 @@ EXPLAIN_HALF = {"format": 1.0, "refuse_iou": 1.0, "explain": 0.5, "correction": 
     ({"RARFT_VARIANT": "released", "RARFT_CORRECTION": "contrastive"},
      RewardOptions(variant="released", correction="contrastive")),
     ({"RARFT_REWARD_WEIGHTS": "explain=0.5"}, RewardOptions(weights=EXPLAIN_HALF)),
-    ({"RARFT_SBERT_MODEL": "/m", "RARFT_SBERT_DEVICE": "cuda:1"}, RewardOptions(sbert_model="/m", sbert_device="cuda:1")),
+    ({"RARFT_SBERT_MODEL": "/m", "RARFT_SBERT_DEVICE": "cuda:1"},
+     RewardOptions(sbert_model="/m", sbert_device="cuda:1")),
     ({"RARFT_VARIANT": "  released ", "RARFT_SBERT_DEVICE": "", "RARFT_CORRECTION": " "},
      RewardOptions(variant="released")),  # blank is unset, spaces are trimmed
     ({"RARFT_OTHER": "x", "VARIANT": "released"}, RewardOptions()),
@@ -68,7 +69,8 @@ def test_score_options_are_the_keywords_of_score(sbert):
     options = RewardOptions(variant="released", weights={"explain": 0.5}).score_options(sbert)
     assert options == {"variant": "released", "correction": "similarity", "weights": EXPLAIN_HALF, "similarity": sbert}
     label = {"relevant": True, "timestamp": [1, 2], "duration": 10, "query": "q"}
-    assert score("<think>x</think> <answer>1 to 2</answer> <correction>NIL</correction>", label, **options)["total"] == 3
+    released = "<think>x</think> <answer>1 to 2</answer> <correction>NIL</correction>"
+    assert score(released, label, **options)["total"] == 3  # format 1 + IoU 1 + explain 0 + NIL 1
 
 
 def parse(style, argv, environ, environment=True):

@@ -564,3 +564,18 @@ def test_score_with_real_sbert_is_bounded_and_deterministic(sbert, text, label, 
 )
 def test_score_survives_odd_and_huge_outputs(sbert, text, variant, correction):
     _in_bounds(score(text, IRRELEVANT, variant=variant, similarity=sbert, correction=correction), variant, correction)
+
+
+def test_the_reward_table_declares_each_reward_once_with_bounds_for_every_variant():
+    """Everything outside rewards.py reads the rewards from `REWARDS`; each row must be complete."""
+    from rarft_plugin.rewards import REWARD_WEIGHTS, REWARDS, VARIANTS
+
+    assert len({reward.name for reward in REWARDS}) == len(REWARDS) and "total" not in REWARD_NAMES
+    assert REWARD_NAMES == tuple(reward.name for reward in REWARDS)
+    assert REWARD_WEIGHTS == {reward.name: reward.weight for reward in REWARDS}
+    for reward in REWARDS:
+        assert set(reward.bounds) == set(VARIANTS) and reward.equation and reward.help
+        assert all(low <= high for low, high in reward.bounds.values())
+        assert all(REWARD_BOUNDS[variant][reward.name] == reward.bounds[variant] for variant in VARIANTS)
+    # score computes every reward of the table, and nothing else
+    assert set(score("", IRRELEVANT, similarity=TableSimilarity({}))) == {*REWARD_NAMES, "total"}

@@ -17,8 +17,8 @@ import importlib.util
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from rarft_plugin.errors import DataError
 from rarft_plugin.launch.upstream import openrlhf_arguments

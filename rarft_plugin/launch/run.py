@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import runpy
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from rarft_plugin.launch.upstream import OPENRLHF_MODULE, complete_saved_processors, forwarding_worker_env
 from rarft_plugin.launch.wiring import last_value

@@ -23,9 +23,9 @@ import shutil
 import sys
 import tempfile
 import types
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Iterator, Sequence
 
 __all__ = [
     "GPU_ONLY_MODULES",

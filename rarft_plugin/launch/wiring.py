@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from rarft_plugin.launch.upstream import OPENRLHF_MODULE
 from rarft_plugin.paths import plugin_path
