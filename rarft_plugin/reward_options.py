@@ -3,7 +3,9 @@
 Whatever takes them reads them through `RewardOptions`: the OpenRLHF reward file and the video
 executor (`from_env`, once per rollout worker), rarft-train (`add_arguments` + `from_args`, then
 `to_env` for every Ray worker) and rarft-score (`add_arguments` + `from_args`). Each option has a
-`RARFT_*` variable; a flag wins over its variable, which wins over the default.
+`RARFT_*` variable; a flag wins over its variable, which wins over the default. rarft-score reads
+only the SentenceBERT variables (as `rarft_plugin.similarity` does everywhere), so that a score's
+reward definitions are on its command line.
 
     python -m rarft_plugin.reward_options    # the variables and the reward table (recipes' --help)
 
@@ -89,7 +91,7 @@ OPTIONS: tuple[Option, ...] = (
            "SentenceBERT directory or name for the explain and correction rewards",
            "the packaged all-MiniLM-L6-v2, the authors' model", metavar="MODEL", env_everywhere=True),
     Option("sbert_device", DEVICE_ENV, "--rarft.sbert_device", "--device",
-           "device of SentenceBERT in each rollout worker: cpu, cuda, cuda:1, ...", "cpu", metavar="DEVICE",
+           "SentenceBERT device (rarft-train: in each rollout worker): cpu, cuda, cuda:1, ...", "cpu", metavar="DEVICE",
            env_everywhere=True),
     Option("correction", CORRECTION_ENV, "--rarft.correction", "--correction",
            "correction reward: similarity (eq. 7) | contrastive (copying the query into the correction "
@@ -166,7 +168,6 @@ class RewardOptions:
                             similarity=similarity)
 
 
-
 def _weights_argument(text: str) -> dict[str, float]:
     try:
         return parse_weights(text)
@@ -202,12 +203,14 @@ def reward_table(rewards: Sequence[Reward] = REWARDS) -> str:
     >>> print(reward_table().splitlines()[1])
     format      eq. 4     1       [0, 1]    [0, 1]
     """
+    widths = (12, 10, 8, *(10 for _ in VARIANTS))
+
     def row(*cells: str) -> str:
-        return "".join(f"{cell:<{width}}" for cell, width in zip(cells, (12, 10, 8, 10, 10), strict=True)).rstrip()
+        return "".join(f"{cell:<{width}}" for cell, width in zip(cells, widths, strict=True)).rstrip()
 
     lines = [row("reward", "equation", "weight", *VARIANTS)]
     lines += [row(r.name, r.equation, f"{r.weight:g}", *(_bounds_text(r.bounds[v]) for v in VARIANTS)) for r in rewards]
-    lines.append(row("total", TOTAL_EQUATION, "", "sum of weight x reward", ""))
+    lines.append(row("total", TOTAL_EQUATION, "", "sum of weight x reward", *("" for _ in VARIANTS[1:])))
     lines += [f"  {reward.name}: {reward.help}" for reward in rewards]
     for correction in CORRECTIONS[1:]:  # bounds that another correction mode changes
         changed = []
