@@ -1,4 +1,4 @@
-"""rarft-train: plugin wiring, checks before Ray, the upstream workarounds, and the run through OpenRLHF's own module."""
+"""rarft-train: plugin wiring, checks before Ray, the upstream workarounds, and the run through OpenRLHF's module."""
 
 import json
 import os
