@@ -36,6 +36,12 @@ from pathlib import Path
 
 from rarft_plugin.errors import DataError
 
+__all__ = [
+    "CHAT_TEMPLATE_FILES", "PROCESSOR_FILES", "TOKENIZER_FILES", "WEIGHT_FILES", "WEIGHT_INDEXES", "Checkpoint",
+    "fingerprint", "has_chat_template", "has_processor", "local_directory", "model_problems", "overlay",
+    "resolve_checkpoint",
+]
+
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")

@@ -8,7 +8,9 @@ import pytest
 from eval.cli import main as rarft_eval
 from eval.compare import ComparedRun, compare_markdown, run_settings
 from eval.infer import meta_path
-from eval.predictions import prediction_from_example
+from eval.metrics import Judgement, compute_metrics
+from eval.predictions import Prediction, prediction_from_example
+from eval.record import RunRecord
 from rarft_plugin.dataset import load_examples
 
 REFUSAL = "<think>t</think> <answer>No segment shows it.</answer> <correct>a man sits</correct>"
@@ -34,7 +36,7 @@ def scored(official_data, tmp_path, file, name, output, *extra, template="ra_rft
                                             "max_new_tokens": 256, "decoding": "greedy", "backend": "hf",
                                             "dtype": "bf16", "model": "/models/x", "model_fingerprint": "ab12"}))
     run = tmp_path / name
-    assert rarft_eval(["score", str(preds), "--out", str(run), "--no-sbert", "--name", name, *extra]) == 0
+    assert rarft_eval(["evaluate", str(preds), "--out", str(run), "--no-sbert", "--name", name, *extra]) == 0
     return run
 
 
@@ -146,9 +148,11 @@ def test_compare_refuses(official_data, tmp_path, capsys, args, message):
 
 
 def test_run_settings_of_shards():
-    metrics = {"judge": {"relevance": "rule"}, "count": {"queries": 4},
-               "inference": [{"max_new_tokens": 256, "backend": "hf"}, {"max_new_tokens": 128, "backend": "hf"}]}
-    settings = run_settings(metrics)
+    metrics, _ = compute_metrics([Prediction("0:0", "v", "q", "", True, (0.0, 1.0), "", (), None)],
+                                 [Judgement(False, (0.0, 1.0))])
+    record = RunRecord(metrics, judge={"relevance": "rule"},
+                       inference=({"max_new_tokens": 256, "backend": "hf"}, {"max_new_tokens": 128, "backend": "hf"}))
+    settings = run_settings(record)
     assert (settings["max new tokens"], settings["backend"], settings["template"]) == ("mixed", "hf", None)
 
 
