@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import types
 import typing
-from dataclasses import MISSING, dataclass, fields, is_dataclass
+from dataclasses import KW_ONLY, MISSING, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import TypedDict
 
@@ -100,8 +100,9 @@ class RunRecord:
     """An evaluated run: the metrics, then the settings and provenance `rarft-eval evaluate` adds."""
 
     metrics: Metrics
-    judge: JudgeSettings
+    _: KW_ONLY  # the rest by name, in metrics.json's order (`judge`, always there, after the optional `format`)
     format: FormatCompliance | None = None  # None: a run from before format compliance was checked
+    judge: JudgeSettings
     name: str | None = None  # --name: the report's rows, compare's columns
     dataset: DatasetRecord | None = None
     predictions: tuple[str, ...] | None = None  # the prediction files, in the order given
@@ -135,9 +136,11 @@ def from_json(kind: type[Row], value: JSONValue) -> Row:
 
 
 def _read(kind: object, value: JSONValue, path: str) -> object:
-    """`value` as `kind`: a typed row (its fields by type hint), `X | None`, `dict[str, X]`, `tuple[X, ...]`;
-    anything else (numbers, strings, TypedDict records) as it is."""
+    """`value` as `kind`: a typed row (its fields by type hint; one already read is kept), `X | None`,
+    `dict[str, X]`, `tuple[X, ...]`; anything else (numbers, strings, TypedDict records) as it is."""
     if isinstance(kind, type) and is_dataclass(kind):
+        if isinstance(value, kind):
+            return value
         if not isinstance(value, dict):
             raise DataError(f"expected an object, got {json.dumps(value)[:40]}", field=path or None)
         hints = typing.get_type_hints(kind)
@@ -183,9 +186,10 @@ def record_from_json(data: JSONValue, source: str) -> RunRecord:
     levels = data.get("by_difficulty")
     if not isinstance(levels, dict):
         raise DataError("missing, or not an object", source=source, field="by_difficulty")
-    metrics = {**data, "by_difficulty": {key: row for key, row in levels.items() if key != "original"},
-               "original": levels.get("original")}
     try:
+        metrics = from_json(Metrics, {**data, "by_difficulty": {key: row for key, row in levels.items()
+                                                                if key != "original"},
+                                      "original": levels.get("original")})
         return from_json(RunRecord, {**data, "metrics": metrics})
     except DataError as error:
         raise error.located(source=source) from None

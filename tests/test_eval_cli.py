@@ -1,4 +1,4 @@
-"""`rarft-eval score` / `compare` end to end: every official file, reports, shards, data checks, bad input."""
+"""`rarft-eval evaluate` / `compare` end to end: every official file, reports, shards, data checks, bad input."""
 
 import json
 import random
@@ -91,6 +91,19 @@ def test_the_references_themselves_score_perfectly(official_data, tmp_path, name
     assert metrics["ra_iou"] == {"R@0.3": 1.0, "R@0.5": 1.0, "R@0.7": 1.0, "mIoU": 1.0}
     assert metrics["relevance"]["f1_avg"] == 1.0 and metrics["vtg_iou"]["mIoU"] == 1.0
     assert all(row["refusal_accuracy"] == 1.0 for row in metrics["by_category"].values())
+
+
+def test_score_is_the_former_name_of_evaluate(official_data, tmp_path, capsys):
+    """`rarft-eval score` (scripts written before the rename, the demo) still evaluates, after one line."""
+    synthetic_predictions(official_data / "human_anno.json", tmp_path / "p.jsonl")
+    capsys.readouterr()
+    for command in ("score", "evaluate"):
+        assert rarft_eval([command, str(tmp_path / "p.jsonl"), "--out", str(tmp_path / command), "--no-sbert"]) == 0
+        err = capsys.readouterr().err
+        notice = "rarft-eval: `score` is deprecated: use `rarft-eval evaluate` (same arguments)\n"
+        assert err.count("deprecated") == (command == "score") and (command == "evaluate" or err.startswith(notice))
+    old, new = (json.loads((tmp_path / command / "metrics.json").read_text()) for command in ("score", "evaluate"))
+    assert {**old, "produced_by": None} == {**new, "produced_by": None}
 
 
 def hand_table():
@@ -211,7 +224,7 @@ def test_rows_without_id_and_extra_fields_are_accepted(tmp_path):
     assert metrics["ra_iou"]["mIoU"] == 1.0 and metrics["by_difficulty"]["strong"]["paired"]["queries"] == 2
 
 
-def test_shards_score_together_and_data_coverage_is_checked(official_data, tmp_path):
+def test_shards_are_evaluated_together_and_data_coverage_is_checked(official_data, tmp_path):
     rows = synthetic_predictions(official_data / "human_anno.json", tmp_path / "all.jsonl")
     for index in range(2):
         (tmp_path / f"s{index}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[index::2][:-1]))
@@ -393,7 +406,7 @@ def test_answer_reading_option(tmp_path, reading, refused):
         (["--unknown-spans", "item"], "0 relevant query span(s) recovered from other items, 582 assumed", 582),
     ],
 )
-def test_score_reports_ss_charades_second_query_spans(official_data, tmp_path, options, summary, missing):
+def test_evaluate_reports_ss_charades_second_query_spans(official_data, tmp_path, options, summary, missing):
     preds = tmp_path / "p.jsonl"
     synthetic_predictions(official_data / "ss_vtg_charades.json", preds)
     options = [str(official_data / o) if o.endswith(".json") else o for o in options]

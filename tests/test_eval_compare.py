@@ -26,8 +26,8 @@ def answer_relevant(every):
     return output
 
 
-def scored(official_data, tmp_path, file, name, output, *extra, template="ra_rft"):
-    """A run of `file` scored under `name` (its predictions as `infer` would write them, with a record)."""
+def evaluated(official_data, tmp_path, file, name, output, *extra, template="ra_rft"):
+    """A run of `file` evaluated under `name` (its predictions as `infer` would write them, with a record)."""
     preds = tmp_path / f"{name}.jsonl"
     examples, _ = load_examples(official_data / file)
     preds.write_text("".join(json.dumps(prediction_from_example(e, output(e), False).to_json()) + "\n"
@@ -56,7 +56,7 @@ def sections(text):
 
 
 def test_runs_of_different_sets_are_never_merged(official_data, tmp_path, capsys):
-    runs = [scored(official_data, tmp_path, file, name, answer_relevant(2))
+    runs = [evaluated(official_data, tmp_path, file, name, answer_relevant(2))
             for file, name in (("hi_vtg_charades.json", "hi"), ("human_anno.json", "human"),
                                ("ss_vtg_charades.json", "ss"))]
     code, out = compare(capsys, *runs)
@@ -70,7 +70,7 @@ def test_runs_of_different_sets_are_never_merged(official_data, tmp_path, capsys
 
 
 def test_any_number_of_runs_with_stored_names_and_differences(official_data, tmp_path, capsys):
-    runs = [scored(official_data, tmp_path, "human_anno.json", name, answer_relevant(every))
+    runs = [evaluated(official_data, tmp_path, "human_anno.json", name, answer_relevant(every))
             for name, every in (("base", 4), ("mid", 2), ("ours", 1))]
     code, out = compare(capsys, *runs)
     assert code == 0
@@ -86,8 +86,8 @@ def test_any_number_of_runs_with_stored_names_and_differences(official_data, tmp
 
 
 def test_settings_that_differ_are_flagged(official_data, tmp_path, capsys):
-    base = scored(official_data, tmp_path, "human_anno.json", "base", answer_relevant(2), template="time_r1")
-    ours = scored(official_data, tmp_path, "human_anno.json", "ours", answer_relevant(2), "--strict-recall")
+    base = evaluated(official_data, tmp_path, "human_anno.json", "base", answer_relevant(2), template="time_r1")
+    ours = evaluated(official_data, tmp_path, "human_anno.json", "ours", answer_relevant(2), "--strict-recall")
     code, out = compare(capsys, base, ours)
     assert code == 0
     assert ("**Settings differ (not measured alike):** R@m counts IoU: base=>=, ours=>; template: base=time_r1, "
@@ -97,7 +97,7 @@ def test_settings_that_differ_are_flagged(official_data, tmp_path, capsys):
 
 
 def test_paper_rows_beside_the_runs(official_data, tmp_path, capsys):
-    run = scored(official_data, tmp_path, "hi_vtg_charades.json", "Time-R1 + RA-RFT", answer_relevant(2))
+    run = evaluated(official_data, tmp_path, "hi_vtg_charades.json", "Time-R1 + RA-RFT", answer_relevant(2))
     code, out = compare(capsys, run, "--paper")
     assert code == 0
     text = out.out
@@ -119,7 +119,7 @@ def test_paper_rows_beside_the_runs(official_data, tmp_path, capsys):
     ],
 )
 def test_paper_rows_of_a_named_table_or_dataset(official_data, tmp_path, capsys, selection, present, absent):
-    run = scored(official_data, tmp_path, "hi_vtg_charades.json", "mine", answer_relevant(2))
+    run = evaluated(official_data, tmp_path, "hi_vtg_charades.json", "mine", answer_relevant(2))
     code, out = compare(capsys, run, "--paper", selection)
     assert code == 0 and present in out.out and absent not in out.out
 
@@ -127,7 +127,7 @@ def test_paper_rows_of_a_named_table_or_dataset(official_data, tmp_path, capsys,
 def test_an_unknown_data_file_names_no_paper_rows(official_data, tmp_path, capsys):
     data = tmp_path / "eval.json"
     data.write_text(json.dumps(json.loads((official_data / "human_anno.json").read_text())[:10]))
-    run = scored(tmp_path, tmp_path, "eval.json", "mine", answer_relevant(2))
+    run = evaluated(tmp_path, tmp_path, "eval.json", "mine", answer_relevant(2))
     code, out = compare(capsys, run, "--paper")
     assert code == 0 and "No paper dataset is known for this data file: name one with `--paper DATASET`" in out.out
     assert "paper Table" not in out.out
@@ -142,7 +142,7 @@ def test_an_unknown_data_file_names_no_paper_rows(official_data, tmp_path, capsy
     ],
 )
 def test_compare_refuses(official_data, tmp_path, capsys, args, message):
-    run = scored(official_data, tmp_path, "human_anno.json", "same", answer_relevant(2))
+    run = evaluated(official_data, tmp_path, "human_anno.json", "same", answer_relevant(2))
     code, out = compare(capsys, run, run / "metrics.json", *args)
     assert code == 2 and message in out.err
 
