@@ -113,12 +113,12 @@ def evaluate(
     }
     if judge is not None:
         usage = judge.client.usage
-        settings.update(
-            model=judge.client.model, base_url=judge.client.base_url,
-            unreadable=judge.report.unreadable, failed=judge.report.failed, calls=judge.report.calls(),
-            unknown_categories=judge.report.unknown_categories,
-            usage={"requests": usage.requests, "cached": usage.cached, "retries": usage.retries,
-                   "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
-        )
+        settings.update({
+            "model": judge.client.model, "base_url": judge.client.base_url,
+            "unreadable": judge.report.unreadable, "failed": judge.report.failed, "calls": judge.report.calls(),
+            "unknown_categories": judge.report.unknown_categories,
+            "usage": {"requests": usage.requests, "cached": usage.cached, "retries": usage.retries,
+                      "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
+        })
     compliance = format_compliance(predictions, template, template_source)
     return RunRecord(metrics=metrics, judge=settings, format=compliance), items

@@ -28,7 +28,8 @@ import asyncio
 import json
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence, TypedDict
+from collections.abc import Callable, Sequence
+from typing import Any, TypedDict
 
 from rarft_plugin import llm_prompts
 from rarft_plugin.llm_client import ChatClient, LLMError

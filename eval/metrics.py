@@ -51,8 +51,8 @@ EXPLANATION_METRICS = ("rt_iou", "sbert", "llm_score")
 
 
 # The typed rows below are what metrics.json holds (`eval.record` writes and reads them) and what the
-# report and `compare` read by attribute: renaming a field here makes every reader that still uses the
-# old name an error (a type checker's at once, an AttributeError at the latest), never a silent "-".
+# report and `compare` read by attribute: after a field is renamed here, a reader still using the old
+# name fails (under a type checker, else with an AttributeError when it runs), never prints a silent "-".
 
 
 @dataclass(frozen=True)

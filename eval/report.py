@@ -132,8 +132,9 @@ def run_warnings(record: RunRecord) -> list[str]:
     data_sha = record.dataset["sha256"] if record.dataset else None
     made_from = {run.get("data_sha256") for run in record.inference or ()} - {None}
     if data_sha and made_from and made_from != {data_sha}:
-        out.append(f"the predictions were made from a data file with other content (SHA-256 "
-                   f"{', '.join(sorted(str(h)[:12] for h in made_from))}) than the one scored against ({data_sha[:12]})")
+        made = ", ".join(sorted(str(sha)[:12] for sha in made_from))
+        out.append(f"the predictions were made from a data file with other content (SHA-256 {made}) than the one "
+                   f"scored against ({data_sha[:12]})")
     return out
 
 

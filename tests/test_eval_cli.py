@@ -84,7 +84,7 @@ def test_the_references_themselves_score_perfectly(official_data, tmp_path, name
     examples, _ = load_examples(official_data / name)
     references = [e.label.answer_time if e.label.relevant else e.label.answer_refusal for e in examples]
     rows = [prediction_from_example(e, f"<think>t</think> <answer>{text}</answer> <correct>q</correct>").to_json()
-            for e, text in zip(examples, references)]
+            for e, text in zip(examples, references, strict=True)]
     (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert rarft_eval(["evaluate", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "run"), "--no-sbert"]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -337,7 +337,7 @@ def test_the_released_inference_output_scores_as_it_is(official_data, tmp_path):
     examples, _ = load_examples(official_data / "hi_vtg_charades.json")
     ours = tmp_path / "ours.jsonl"
     ours.write_text("".join(json.dumps(prediction_from_example(e, row["model_output"]).to_json()) + "\n"
-                            for e, row in zip(examples, rows)))
+                            for e, row in zip(examples, rows, strict=True)))
     assert rarft_eval(["evaluate", str(ours), "--out", str(tmp_path / "ours"), "--no-sbert"]) == 0
     plain, joined, reference = (json.loads((tmp_path / run / "metrics.json").read_text())
                                 for run in ("plain", "joined", "ours"))
@@ -363,7 +363,7 @@ def test_items_without_ids_are_grouped_by_video_and_relevant_query(official_data
     examples, _ = load_examples(official_data / "hi_vtg_charades.json")
     ours = tmp_path / "ours.jsonl"
     ours.write_text("".join(json.dumps(prediction_from_example(e, row["model_output"]).to_json()) + "\n"
-                            for e, row in zip(examples, rows)))
+                            for e, row in zip(examples, rows, strict=True)))
     for path, run in ((released, "released"), (ours, "ours")):
         assert rarft_eval(["evaluate", str(path), "--out", str(tmp_path / run), "--no-sbert"]) == 0
     released_metrics, ours_metrics = (json.loads((tmp_path / run / "metrics.json").read_text())

@@ -63,7 +63,7 @@ def test_runs_of_different_sets_are_never_merged(official_data, tmp_path, capsys
     assert code == 0
     found = sections(out.out)
     assert [title.split(" (")[0] for title in found] == ["HI-Charades", "Human-Annotated", "SS-Charades"]
-    for (title, text), name in zip(found.items(), ("hi", "human", "ss")):
+    for text, name in zip(found.values(), ("hi", "human", "ss"), strict=True):
         rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| Method")]
         assert {row.split(" | ")[0] for row in rows} == {f"| {name}"}  # one run per set, its own tables
     assert "3 evaluation sets: each has its own tables" in out.out

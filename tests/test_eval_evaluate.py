@@ -12,8 +12,8 @@ REFERENCE = "<answer>The man sits; nobody runs.</answer><correct>a man sits</cor
 
 
 def irrelevant(output, reference=REFERENCE, index=0):
-    return Prediction(f"{index}:1", "v.mp4", "a man runs", output, False, None, reference, ("Action/FineGrainedAction",),
-                      "strong")
+    return Prediction(f"{index}:1", "v.mp4", "a man runs", output, False, None, reference,
+                      ("Action/FineGrainedAction",), "strong")
 
 
 class RecordingSimilarity:

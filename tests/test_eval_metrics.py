@@ -124,7 +124,7 @@ TABLE = [
 
 @pytest.fixture(scope="module")
 def table():
-    predictions, judgements, sbert = zip(*TABLE)
+    predictions, judgements, sbert = zip(*TABLE, strict=True)
     return compute_metrics(predictions, judgements, sbert_scores=sbert)
 
 
@@ -230,7 +230,7 @@ def test_hand_computed_original_and_categories(table):
 
 
 def test_strict_recall(table):
-    predictions, judgements, _ = zip(*TABLE)
+    predictions, judgements, _ = zip(*TABLE, strict=True)
     metrics, _ = compute_metrics(predictions, judgements, strict=True)
     assert metrics.ra_iou.r_at_0_5 == 4 / 8 and metrics.strict_recall is True
 
@@ -401,7 +401,7 @@ def test_format_compliance_of_mixed_records():
 def test_format_warnings(counts, warned):
     warnings = format_warnings(FormatCompliance(template="ra_rft", template_source="recorded", queries=100,
                                                 truncated_source="recorded", **counts))
-    assert len(warnings) == len(warned) and all(w.startswith(start) for w, start in zip(warnings, warned))
+    assert len(warnings) == len(warned) and all(w.startswith(start) for w, start in zip(warnings, warned, strict=True))
 
 
 @pytest.mark.parametrize(
