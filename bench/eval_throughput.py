@@ -26,7 +26,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars would interleave wit
 
 from eval.metrics import rule_judgement  # noqa: E402
 from eval.predictions import prediction_from_example  # noqa: E402
-from eval.score import evaluate  # noqa: E402
+from eval.evaluate import evaluate  # noqa: E402
 from rarft_plugin.dataset import load_examples  # noqa: E402
 
 DATA = REPO / "eval" / "benchmarks" / "hi_vtg_charades.json"

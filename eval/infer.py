@@ -7,7 +7,7 @@ budget) and the same prompt (`rarft_plugin.prompts`, evaluation order: system me
 text). Decoding is greedy.
 
 `--shard i/n` takes every n-th query starting at i (one process per GPU, each with its own
-`CUDA_VISIBLE_DEVICES` and output file; `rarft-eval score` takes all shard files at once);
+`CUDA_VISIBLE_DEVICES` and output file; `rarft-eval evaluate` takes all shard files at once);
 `--limit N` the first N queries of the shard (a later run without it extends the same file).
 The checkpoint is checked first (`eval.checkpoint`: one line naming what is missing, e.g. the
 processor configuration OpenRLHF's `--ckpt.save_hf` does not write; `--processor BASE`).
