@@ -146,7 +146,7 @@ class VLLMBackend:
 
         # frames with their metadata, as this vLLM takes them
         requests = [{"prompt": prompt, **self.family.vllm_video_request(video, vllm.__version__).prompt_fields()}
-                    for prompt, video in zip(prompts, videos)]
+                    for prompt, video in zip(prompts, videos, strict=True)]
         outputs = self.llm.generate(requests, SamplingParams(temperature=0.0, max_tokens=max_new_tokens),
                                     use_tqdm=False)
         return [Generation(o.outputs[0].text, truncated=o.outputs[0].finish_reason == "length") for o in outputs]

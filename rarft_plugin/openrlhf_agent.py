@@ -52,7 +52,7 @@ from rarft_plugin.models import VllmVideoRequest, family_of_processor
 from rarft_plugin.openrlhf_reward import reward_options_from_env
 from rarft_plugin.parsing import extract_response
 from rarft_plugin.rewards import REWARD_NAMES, score
-from rarft_plugin.video import SampledVideo, SpecLike, VideoError, VideoSpec, cache_key, sample_frames
+from rarft_plugin.video import SampledVideo, Sampling, SpecLike, VideoError, VideoSpec, cache_key, sample_frames
 
 if TYPE_CHECKING:
     from transformers import ProcessorMixin
@@ -86,7 +86,7 @@ def prepare_video_prompt(processor: ProcessorMixin, prompt: str, spec: SpecLike,
         return (video, *family.process_video_prompt(processor, prompt, video))
 
     if cache:
-        key = (processor_key(processor), prompt, cache_key(spec, family=family))
+        key = (processor_key(processor), prompt, cache_key(spec, Sampling.of(family)))
         video, prompt_ids, tensors = _PREPARED.get_or_create(key, prepare)
     else:
         video, prompt_ids, tensors = prepare()
@@ -103,7 +103,8 @@ def rollout_sampling_params(sampling_params, forbidden: frozenset[int], prompt_l
     params = deepcopy(sampling_params)
     if params.max_tokens is None:
         params.max_tokens = max(1, max_length - prompt_length)
-    params.logit_bias = {**(getattr(params, "logit_bias", None) or {}), **dict.fromkeys(sorted(forbidden), BANNED_TOKEN_BIAS)}
+    banned = dict.fromkeys(sorted(forbidden), BANNED_TOKEN_BIAS)
+    params.logit_bias = {**(getattr(params, "logit_bias", None) or {}), **banned}
     return params
 
 
@@ -188,11 +189,12 @@ class AgentExecutor(AgentExecutorBase):
             log_probs = log_probs[: cut + 1] if log_probs is not None else None
         observation = prompt_ids + action_ids
 
-        rewards = await asyncio.to_thread(score, extract_response(response, chat=family.CHAT), label, **self.reward_options())
+        response = extract_response(response, chat=family.CHAT)
+        rewards = await asyncio.to_thread(score, response, label, **self.reward_options())
         scored = time.perf_counter()
         total = torch.tensor([rewards["total"]], dtype=torch.float32)
         logs = {name: rewards[name] for name in REWARD_NAMES}
-        logs.update(zip(TIMING_LOGS, (prepared - started, generated - prepared, scored - generated)))
+        logs.update(zip(TIMING_LOGS, (prepared - started, generated - prepared, scored - generated), strict=True))
         logs["rarft/malformed"] = float(cut is not None)
         return {
             "prompt": prompt,
@@ -213,5 +215,5 @@ def _sampled_log_probs(action_ids: list[int], logprobs: Any) -> list[float] | No
     """vLLM's log-prob of each sampled token (0.0 where vLLM gave none), or None without log-probs."""
     if logprobs is None:
         return None
-    entries = [step.get(token) for token, step in zip(action_ids, logprobs)]
+    entries = [step.get(token) for token, step in zip(action_ids, logprobs, strict=True)]  # one step per token
     return [entry.logprob if entry is not None else 0.0 for entry in entries]

@@ -43,6 +43,7 @@ __all__ = [
     "Backend",
     "MissingVideos",
     "SampledVideo",
+    "Sampling",
     "VideoError",
     "VideoSpec",
     "cache_key",
@@ -129,16 +130,15 @@ def sample_frames(
     `fps`, `total_pixels`, `min_pixels`: None takes the family's defaults.
     """
     spec = VideoSpec.parse(spec)
-    family, fps, total_pixels, min_pixels = _sampling(family, fps, total_pixels, min_pixels)
+    how = Sampling.of(family, fps=fps, total_pixels=total_pixels, min_pixels=min_pixels)
 
     def decode() -> SampledVideo:
         with _named(spec):
-            return _decode(spec, family, fps=fps, total_pixels=total_pixels, min_pixels=min_pixels, backend=backend)
+            return _decode(spec, how, backend=backend)
 
     if not cache:
         return decode()
-    key = cache_key(spec, family=family, fps=fps, total_pixels=total_pixels, min_pixels=min_pixels)
-    return _CACHE.get_or_create(key, decode)
+    return _CACHE.get_or_create(cache_key(spec, how), decode)
 
 
 def probe(spec: SpecLike, *, family: ModelFamily | None = None, backend: Backend = "auto") -> float:
@@ -177,28 +177,47 @@ def probe_durations(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(tqdm(pool.map(check, distinct), total=len(distinct), desc="probing videos", unit="clip",
                             disable=len(distinct) < 200))
-    durations = {spec: r for spec, r in zip(distinct, results) if not isinstance(r, VideoError)}
-    return durations, {spec: r for spec, r in zip(distinct, results) if isinstance(r, VideoError)}
+    durations = {spec: r for spec, r in zip(distinct, results, strict=True) if not isinstance(r, VideoError)}
+    return durations, {spec: r for spec, r in zip(distinct, results, strict=True) if isinstance(r, VideoError)}
 
 
-def cache_key(
-    spec: SpecLike,
-    *,
-    family: ModelFamily | None = None,
-    fps: float | None = None,
-    total_pixels: int | None = None,
-    min_pixels: int | None = None,
-) -> tuple[object, ...]:
-    """What identifies a sampled clip: the file (path, size, mtime), its window, the family and the sampling options."""
+@dataclass(frozen=True)
+class Sampling:
+    """How a clip is sampled: a model family's rules with its options."""
+
+    family: ModelFamily
+    fps: float
+    total_pixels: int
+    min_pixels: int
+
+    @classmethod
+    def of(
+        cls,
+        family: ModelFamily | None = None,
+        *,
+        fps: float | None = None,
+        total_pixels: int | None = None,
+        min_pixels: int | None = None,
+    ) -> Sampling:
+        """`family` (default: `default_family()`) with its defaults for the options not given."""
+        family = family or default_family()
+        return cls(family, family.FPS if fps is None else fps,
+                   family.TOTAL_PIXELS if total_pixels is None else total_pixels,
+                   family.MIN_PIXELS if min_pixels is None else min_pixels)
+
+
+def cache_key(spec: SpecLike, how: Sampling | None = None) -> tuple[object, ...]:
+    """What identifies a sampled clip: the file (path, size, mtime), its window, and how it is sampled
+    (default: the default family's defaults)."""
     spec = VideoSpec.parse(spec)
-    family, fps, total_pixels, min_pixels = _sampling(family, fps, total_pixels, min_pixels)
+    how = how or Sampling.of()
     path = Path(spec.path)
     try:
         stat = path.stat()
     except OSError:
         raise VideoError("video file not found", source=spec.path) from None
-    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns, spec.start, spec.end, family.NAME, fps, total_pixels,
-            min_pixels)
+    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns, spec.start, spec.end, how.family.NAME, how.fps,
+            how.total_pixels, how.min_pixels)
 
 
 def clear_cache() -> None:
@@ -208,15 +227,6 @@ def clear_cache() -> None:
 def cache_stats() -> tuple[int, int]:
     """(hits, misses) of the per-process frame cache."""
     return _CACHE.hits, _CACHE.misses
-
-
-def _sampling(
-    family: ModelFamily | None, fps: float | None, total_pixels: int | None, min_pixels: int | None
-) -> tuple[ModelFamily, float, int, int]:
-    """The family and sampling options with the family's defaults filled in."""
-    family = family or default_family()
-    return (family, family.FPS if fps is None else fps, family.TOTAL_PIXELS if total_pixels is None else total_pixels,
-            family.MIN_PIXELS if min_pixels is None else min_pixels)
 
 
 @contextmanager
@@ -249,15 +259,13 @@ def _window(reader: _Reader, spec: VideoSpec) -> tuple[int, int, float]:
     return first, last, duration
 
 
-def _decode(
-    spec: VideoSpec, family: ModelFamily, *, fps: float, total_pixels: int, min_pixels: int, backend: Backend
-) -> SampledVideo:
+def _decode(spec: VideoSpec, how: Sampling, *, backend: Backend) -> SampledVideo:
     reader = _open(spec.path, backend)
     first, last, _ = _window(reader, spec)
-    indices = family.frame_indices(reader.frame_count, reader.fps, first, last, fps)
+    indices = how.family.frame_indices(reader.frame_count, reader.fps, first, last, how.fps)
     frames = reader.get(indices)
-    height, width = family.frame_size(frames.shape[1], frames.shape[2], len(indices), total_pixels=total_pixels,
-                                      min_pixels=min_pixels)
+    height, width = how.family.frame_size(frames.shape[1], frames.shape[2], len(indices),
+                                          total_pixels=how.total_pixels, min_pixels=how.min_pixels)
     sample_fps = len(indices) / max(last - first + 1, 1) * reader.fps
     return SampledVideo(
         frames=_resize(frames, height, width),

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-import rarft_plugin.models as models
+from rarft_plugin import models
 from rarft_plugin.errors import DataError
 from rarft_plugin.models import (
     ModelFamily,
@@ -17,8 +17,8 @@ from rarft_plugin.models import (
     family_for_model_type,
     family_of_model,
     family_of_processor,
+    qwen2_5_vl,
 )
-from rarft_plugin.models import qwen2_5_vl
 
 
 def test_every_module_of_the_package_is_a_family_with_every_name_of_the_protocol():
@@ -78,7 +78,7 @@ def test_family_of_model_reads_config_json(tmp_path, config, message):
 
 
 def test_family_of_processor_by_class_or_base_class():
-    class Qwen2_5_VLProcessor:  # noqa: N801 - named as transformers names it
+    class Qwen2_5_VLProcessor:  # named as transformers names it
         pass
 
     class Derived(Qwen2_5_VLProcessor):
@@ -103,8 +103,11 @@ def test_vllm_request_prompt_fields(request_, fields):
 
 def test_the_worker_hook_runs_every_familys_position_fix(monkeypatch):
     ran = []
-    monkeypatch.setattr(models, "families", lambda: (SimpleNamespace(use_reference_video_positions=lambda: ran.append(1)
-                                                                     or True),
-                                                     SimpleNamespace(use_reference_video_positions=lambda: ran.append(2)
-                                                                     or False)))
-    assert models.use_reference_video_positions() is True and ran == [1, 2]  # the first changing things stops none
+
+    def family(name, changed):
+        return SimpleNamespace(use_reference_video_positions=lambda: ran.append(name) or changed)
+
+    monkeypatch.setattr(models, "families", lambda: (family("a", True), family("b", False)))
+    assert models.use_reference_video_positions() is True and ran == ["a", "b"]  # the first that changes stops none
+    monkeypatch.setattr(models, "families", lambda: (family("c", False),))
+    assert models.use_reference_video_positions() is False

@@ -143,7 +143,8 @@ def test_the_model_family_decides_which_frames_and_their_size(clip):
 def test_the_frame_cache_keeps_families_apart(clip):
     clear_cache()
     qwen = sample_frames(str(clip))
-    other = sample_frames(str(clip), family=stand_in_family(NAME="other", frame_size=lambda h, w, frames, **_: (28, 28)))
+    tiny_frames = stand_in_family(NAME="other", frame_size=lambda h, w, frames, **_: (28, 28))
+    other = sample_frames(str(clip), family=tiny_frames)
     assert cache_stats() == (0, 2) and other.frames.shape[1:3] == (28, 28) != qwen.frames.shape[1:3]
 
 

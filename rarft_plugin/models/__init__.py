@@ -94,7 +94,9 @@ class ModelFamily(Protocol):
         """Which frames of [first, last] to sample at about `fps` (int64 indices, increasing)."""
         ...
 
-    def frame_size(self, height: int, width: int, frames: int, *, total_pixels: int, min_pixels: int) -> tuple[int, int]:
+    def frame_size(
+        self, height: int, width: int, frames: int, *, total_pixels: int, min_pixels: int
+    ) -> tuple[int, int]:
         """(height, width) every one of `frames` sampled frames of a height x width video is resized to."""
         ...
 
@@ -199,7 +201,8 @@ def use_reference_video_positions() -> bool:
     A worker does not know which model it will load, and each family changes only its own model
     classes, so all of them run.
     """
-    return any([family.use_reference_video_positions() for family in families()])  # a list: run every one
+    changed = [family.use_reference_video_positions() for family in families()]  # every one, not up to the first
+    return any(changed)
 
 
 def _protocol_names() -> list[str]:

@@ -192,7 +192,8 @@ def processor_video_inputs(videos: list[SampledVideo]) -> dict[str, object]:
     """
     from transformers.video_utils import VideoMetadata
 
-    return {"videos": [v.frames for v in videos], "video_metadata": [VideoMetadata(**video_metadata(v)) for v in videos]}
+    return {"videos": [v.frames for v in videos],
+            "video_metadata": [VideoMetadata(**video_metadata(v)) for v in videos]}
 
 
 def process_video_prompt(
