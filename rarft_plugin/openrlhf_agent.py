@@ -57,6 +57,8 @@ from rarft_plugin.video import SampledVideo, Sampling, SpecLike, VideoError, Vid
 if TYPE_CHECKING:
     from transformers import ProcessorMixin
 
+__all__ = ["AgentExecutor", "clear_prepared_cache", "prepare_video_prompt"]
+
 Prepared = tuple[SampledVideo, list[int], dict[str, torch.Tensor]]  # frames, expanded prompt ids, training tensors
 # (processor, prompt, clip) -> Prepared. Single-flight, so the G concurrent rollouts of a prompt share one
 # entry whatever the size; an entry holds up to ~90 MB (frames + float32 pixels at the default budget),
