@@ -39,7 +39,7 @@ def _cases(tmp_path):
         "rarft-score": (score, [str(SAMPLES / "rollouts.jsonl"), "--out", str(tmp_path / "r.jsonl")],
                         ("rarft_plugin.score_rollouts", "run")),
         "rarft-train": (train, ["--rarft.dry_run"], ("rarft_plugin.train", "prepare")),
-        "rarft-demo": (demo, ["--out", str(tmp_path / "demo")], ("rarft_plugin.score_rollouts", "main")),
+        "rarft-demo": (demo, ["--out", str(tmp_path / "demo")], ("rarft_plugin.demo", "run_cli")),
     }
 
 
