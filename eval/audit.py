@@ -50,7 +50,7 @@ from rarft_plugin.rewards import CORRECTIONS, REWARD_NAMES, VARIANTS, parse_weig
 from rarft_plugin.taxonomy import DIFFICULTIES
 
 from eval.exploits import CORRECTION_TAG, POLICIES, Policy, neighbours
-from eval.provenance import SCORING_PACKAGES, file_sha256, now, package_versions
+from eval.provenance import EVALUATION_PACKAGES, file_sha256, now, package_versions
 
 COMPONENTS = (*REWARD_NAMES, "total")
 ORACLE = "oracle"
@@ -424,7 +424,7 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict[str, Any]:
     report = audit(args.data, settings, weights=weights, ratio=args.ratio, similarity=similarity)
     report["produced_by"] = {
         "command": ["rarft-audit", *argv],
-        "packages": package_versions(SCORING_PACKAGES),
+        "packages": package_versions(EVALUATION_PACKAGES),
         "model": similarity.model_path,
         "device": similarity.device,
         "encoded_texts": similarity.encoded_texts,

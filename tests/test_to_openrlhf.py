@@ -10,7 +10,7 @@ from rarft_plugin.dataset import load_examples
 from rarft_plugin.labels import parse_label
 from rarft_plugin.prompt_row import parse_row, row_problems
 from rarft_plugin.prompts import build_messages
-from rarft_plugin.testing import write_test_video
+from rarft_plugin.stand_ins import write_test_video
 from rarft_plugin.video import VideoSpec
 
 OFFICIAL = ("hi_vtg_charades.json", "human_anno.json", "ss_vtg_charades.json")
@@ -123,7 +123,7 @@ def test_prompt_rows_feed_openrlhf_prompt_dataset(official_data, tmp_path):
     from openrlhf.datasets.prompts_dataset import preprocess_data
     from transformers import AutoProcessor
 
-    from rarft_plugin.testing import build_tiny_qwen2_5_vl
+    from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl
 
     processor = AutoProcessor.from_pretrained(build_tiny_qwen2_5_vl(tmp_path / "tiny"))
     source = official_data / "human_anno.json"

@@ -8,14 +8,15 @@ import sys
 import pytest
 
 from rarft_plugin.paths import plugin_path
-from rarft_plugin.testing import install_import_stand_ins, write_test_video
+from rarft_plugin.labels import parse_label
 from rarft_plugin.launch.checks import validate_dataset, validate_model, validate_sbert
 from rarft_plugin.launch.upstream import WORKER_SETUP_HOOK as HOOK
 from rarft_plugin.launch.upstream import openrlhf_arguments, with_worker_env
 from rarft_plugin.launch.wiring import VIDEO_CONTRACT, drop_plugin_flag, wire_plugin
-from rarft_plugin.labels import parse_label
 from rarft_plugin.prompt_row import make_row
+from rarft_plugin.stand_ins import write_test_video
 from rarft_plugin.train import main
+from support.import_stand_ins import install_import_stand_ins
 from rarft_plugin.video import VideoSpec
 
 install_import_stand_ins()  # OpenRLHF's train_ppo_ray imports vllm and flash_attn at module load
@@ -250,7 +251,7 @@ def test_ray_workers_see_the_variables_and_the_reference_video_positions(monkeyp
 
     @ray.remote
     def worker_state():
-        from rarft_plugin.qwen2_5_vl import rope_index_matches_reference
+        from rarft_plugin.models.qwen2_5_vl import rope_index_matches_reference
 
         return os.environ.get("RARFT_VARIANT"), rope_index_matches_reference()
 
@@ -452,9 +453,9 @@ def test_saved_checkpoints_get_the_base_models_processor(tmp_path):
 
     from transformers import AutoProcessor
 
-    from rarft_plugin.testing import build_tiny_qwen2_5_vl
     from rarft_plugin.launch.run import saved_model_dirs
     from rarft_plugin.launch.upstream import complete_saved_processors
+    from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl
 
     base = build_tiny_qwen2_5_vl(tmp_path / "base")
     run = tmp_path / "run"
