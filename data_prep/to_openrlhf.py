@@ -5,7 +5,7 @@
 One line per query (`rarft_plugin.dataset.load_examples`):
 
     {"input": [chat messages with one video item], "video": "{\"path\": ..., \"video_start\": ..., \"video_end\": ...}",
-     "label": "<label JSON, rarft_plugin.labels>", "datasource": "<input file stem>", "id": "ITEM:QUERY"}
+     "label": "<label JSON, rarft_plugin.schema>", "datasource": "<input file stem>", "id": "ITEM:QUERY"}
 
 Train with `--data.input_key input --data.label_key label --data.image_key video
 --data.apply_chat_template` (the launcher passes these; docs/video.md). Video paths are resolved

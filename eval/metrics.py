@@ -33,7 +33,7 @@ from typing import Collection, Iterable, Sequence, TypedDict
 from rarft_plugin.parsing import evaluation_answer, extract_segment, follows_blocks, unclosed_block
 from rarft_plugin.prompts import OUTPUT_BLOCKS
 from rarft_plugin.rewards import temporal_iou
-from rarft_plugin.taxonomy import CATEGORIES
+from rarft_plugin.schema import CATEGORIES
 
 from eval.predictions import Prediction, defect_counts
 

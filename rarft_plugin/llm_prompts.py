@@ -1,6 +1,6 @@
 """The LLM prompts of the paper (Tables 13-16), the one home for every LLM instruction.
 
-The category taxonomy block of each prompt is generated from `rarft_plugin.taxonomy`. The
+The category taxonomy block of each prompt is generated from `rarft_plugin.schema`. The
 relevance classifier (`RELEVANCE_SYSTEM`) is ours: the paper's evaluation decides relevance
 with an LLM reading the response but does not print that prompt.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from rarft_plugin.taxonomy import taxonomy_text
+from rarft_plugin.schema import taxonomy_text
 
 # Table 13: semantic relevance category extraction.
 CATEGORY_EXTRACTION_SYSTEM = (

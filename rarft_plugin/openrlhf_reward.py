@@ -5,7 +5,7 @@
 OpenRLHF loads this file by path and calls `reward_func(queries, prompts, labels)` once per
 rollout (one sample per call) from worker threads of each vLLM engine actor. `queries` are the
 decoded prompt+response strings with special tokens; `labels` are the dataset's label strings
-(JSON, see `rarft_plugin.labels`). Options come from the environment of the worker:
+(JSON, see `rarft_plugin.schema`). Options come from the environment of the worker:
 
 | variable               | meaning                                             | default                  |
 |------------------------|-----------------------------------------------------|--------------------------|

@@ -77,7 +77,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Literal, Mapping, Sequence
 
-from rarft_plugin.labels import Label, parse_label
+from rarft_plugin.schema import Label, parse_label
 from rarft_plugin.parsing import ParsedResponse, extract_segment, extract_segment_released, parse_response
 
 Variant = Literal["paper", "released"]
@@ -328,7 +328,7 @@ def score(
 ) -> dict[str, float]:
     """All four rewards and their weighted total for one rollout.
 
-    `label` follows `rarft_plugin.labels` (dict, JSON string or `Label`); `similarity` is any
+    `label` follows `rarft_plugin.schema` (dict, JSON string or `Label`); `similarity` is any
     object with `cosine_pairs` (default: the shared SentenceBERT model). Returns floats
     `format`, `refuse_iou`, `explain`, `correction`, `total`.
 

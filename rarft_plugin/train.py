@@ -52,9 +52,9 @@ from typing import Any, Iterator, Sequence
 
 from rarft_plugin.cli import entry_point
 from rarft_plugin.errors import DataError
-from rarft_plugin.labels import parse_label
+from rarft_plugin.schema import parse_label
 from rarft_plugin import rewards
-from rarft_plugin.labels import Label
+from rarft_plugin.schema import Label
 from rarft_plugin.paths import plugin_path
 from rarft_plugin.prompts import TEMPLATES, instruction
 from rarft_plugin.rewards import VARIANTS, parse_weights

@@ -8,6 +8,7 @@ from data_prep.cli import main as rarft_prep
 from data_prep.importers import import_tvgbench
 from data_prep.repair import repair_spans
 from rarft_plugin.dataset import load_examples
+from rarft_plugin.schema import dump_item, parse_item
 
 
 def hi_item(video, query, timestamp, answer=None):
@@ -49,8 +50,16 @@ def files(tmp_path):
     return tmp_path
 
 
+def repaired(records, annotation):
+    """repair_spans on released records, its items written back as records."""
+    items = [parse_item(record, index) for index, record in enumerate(records)]
+    out, report = repair_spans(items, annotation)
+    assert [item.timestamp for item in items] == [tuple(record["timestamp"]) for record in records]  # not touched
+    return [dump_item(item) for item in out], report
+
+
 def test_repair_spans_table(files):
-    items, report = repair_spans(HI, import_tvgbench(files / "tvgbench.json"))
+    items, report = repaired(HI, import_tvgbench(files / "tvgbench.json"))
     assert (report.repaired, report.window_restored, report.consistent, report.mismatched, report.not_clips,
             report.unmatched) == ([0], [2], [3], [4], [1], [5])
     assert (items[0]["timestamp"], items[0]["video_start"], items[0]["video_end"]) == ([2.0, 5.0], 100.0, 160.0)
@@ -76,7 +85,7 @@ def test_ambiguous_annotation_is_left_alone(files):
     """The same video and query with two clip windows: which one the item was is unknown."""
     (files / "twice.json").write_text(json.dumps(TVGBENCH + [{**TVGBENCH[0], "video_start": 200.0,
                                                                 "video_end": 260.0}]))
-    items, report = repair_spans(HI, import_tvgbench(files / "twice.json"))
+    items, report = repaired(HI, import_tvgbench(files / "twice.json"))
     assert report.ambiguous == [0] and items[0] == HI[0]
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from data_prep.cli import main as prep
 from rarft_plugin.dataset import load_examples
-from rarft_plugin.labels import parse_label
+from rarft_plugin.schema import parse_label
 from rarft_plugin.prompts import build_messages
 from rarft_plugin.testing import write_test_video
 from rarft_plugin.video import VideoSpec

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from rarft_plugin.errors import DataError
-from rarft_plugin.labels import Label, parse_label, query_difficulty, strip_tags
+from rarft_plugin.schema import Label, parse_label, query_difficulty, strip_tags
 
 BASE = {"relevant": True, "timestamp": [1.0, 2.5], "duration": 30, "query": "a man runs"}
 
