@@ -24,12 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from eval.metrics import LEVELS, THRESHOLDS
+from rarft_plugin.schema import HARD_LEVELS, IRRELEVANCE_LEVELS
+
+from eval.metrics import THRESHOLDS
 from eval.paper import PaperRow, find_method, paper_rows
 from eval.report import explanation_cells, flatten, lookup, markdown_table, num, pct, ra_iou_cells
-
-SCORE_LEVELS = ("strong", "moderate", "weak")  # the paper's per-level tables
-
 
 @dataclass(frozen=True)
 class ComparedRun:
@@ -155,12 +154,12 @@ def ra_table(runs: list[ComparedRun], paper: list[PaperRow]) -> list[str]:
 
 
 def level_table(runs: list[ComparedRun], paper: list[PaperRow]) -> list[str]:
-    """Tables 6/10/11-style rows: F1 (released definition) and LLM score per hardness level."""
+    """Tables 6/10/11-style rows: F1 (released definition) and LLM score per hard-irrelevant level."""
     published = [row for row in paper if row.levels is not None]
-    if not published and not any(level in run.metrics.get("by_difficulty", {}) for run in runs for level in SCORE_LEVELS):
+    if not published and not any(level in run.metrics.get("by_difficulty", {}) for run in runs for level in HARD_LEVELS):
         return []
-    header = ["Method"] + [f"{level.capitalize()} {column}" for level in SCORE_LEVELS for column in ("F1", "LLM sc.")]
-    rows = [[run.name, *(cell for level in SCORE_LEVELS for cell in (
+    header = ["Method"] + [f"{level.capitalize()} {column}" for level in HARD_LEVELS for column in ("F1", "LLM sc.")]
+    rows = [[run.name, *(cell for level in HARD_LEVELS for cell in (
         pct(lookup(run.metrics, f"by_difficulty.{level}.f1")),
         num(lookup(run.metrics, f"by_difficulty.{level}.explanation.llm_score.all"))))] for run in runs]
     rows += [[row.label, *(paper_pct(v) if i % 2 == 0 else paper_num(v) for i, v in enumerate(row.levels))]
@@ -176,7 +175,7 @@ def headline(metrics: dict) -> list[tuple[str, str, Callable[[float | None], str
              ("accuracy", "relevance.accuracy", pct),
              ("RT-IoU", "explanation.rt_iou.all", pct), ("SBert score", "explanation.sbert.all", num),
              ("LLM score", "explanation.llm_score.all", num)]
-    for level in LEVELS:
+    for level in IRRELEVANCE_LEVELS:
         if level in metrics.get("by_difficulty", {}):
             rows += [(f"{level} F1", f"by_difficulty.{level}.f1", pct),
                      (f"{level} LLM score", f"by_difficulty.{level}.explanation.llm_score.all", num),

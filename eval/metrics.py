@@ -33,12 +33,11 @@ from typing import Collection, Iterable, Sequence, TypedDict
 from rarft_plugin.parsing import evaluation_answer, extract_segment, follows_blocks, unclosed_block
 from rarft_plugin.prompts import OUTPUT_BLOCKS
 from rarft_plugin.rewards import temporal_iou
-from rarft_plugin.schema import CATEGORIES
+from rarft_plugin.schema import CATEGORIES, HARD_LEVELS, IRRELEVANCE_LEVELS
 
 from eval.predictions import Prediction, defect_counts
 
 THRESHOLDS = (0.3, 0.5, 0.7)
-LEVELS = ("strong", "moderate", "weak", "shuffled")
 EXPLANATION_METRICS = ("rt_iou", "sbert", "llm_score")
 
 
@@ -233,7 +232,7 @@ def dataset_kind(predictions: Sequence[Prediction]) -> str:
     levels = {p.hardness_level for p in predictions if not p.gt_relevant}
     if not levels:
         return "relevant only"
-    if levels <= {"strong", "moderate", "weak"}:
+    if levels <= set(HARD_LEVELS):
         return "hard-irrelevant"
     if levels == {"shuffled"}:
         return "simply-shuffled"
@@ -331,7 +330,7 @@ def level_subsets(predictions: Sequence[Prediction]) -> dict[str, list[int]]:
         if not p.gt_relevant:
             levels_of_item[p.item].add(p.hardness_level or "")
     subsets: dict[str, list[int]] = {}
-    for level in LEVELS:
+    for level in IRRELEVANCE_LEVELS:
         if not any(level in levels for levels in levels_of_item.values()):
             continue
         subsets[level] = [

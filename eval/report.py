@@ -20,9 +20,10 @@ from typing import Any, Iterable
 from rarft_plugin.io_utils import write_atomic, write_jsonl_atomic
 
 from rarft_plugin.prompts import OUTPUT_BLOCKS
+from rarft_plugin.schema import IRRELEVANCE_LEVELS
 
 from eval.judge import JudgeCalls
-from eval.metrics import LEVELS, THRESHOLDS, FormatCompliance, format_warnings
+from eval.metrics import THRESHOLDS, FormatCompliance, format_warnings
 from eval.paper import PaperRow, find_method, paper_rows
 from eval.predictions import Prediction, coerce_predictions
 
@@ -139,7 +140,7 @@ def markdown(metrics: dict, *, title: str, name: str) -> str:
     """The report: warnings, how it was measured, one row per paper table that applies, then the details."""
     count, judge = metrics["count"], metrics["judge"]
     calls = judge.get("calls", {})
-    levels = [level for level in LEVELS if level in metrics["by_difficulty"]]
+    levels = [level for level in IRRELEVANCE_LEVELS if level in metrics["by_difficulty"]]
     has_explanations = bool(metrics["explained"]) and count["explanation_eligible"] > 0
     warnings = metrics.get("warnings", run_warnings(metrics))
     lines = [f"# {title}", ""]
@@ -315,7 +316,7 @@ def level_figure(metrics: dict, name: str):
     """F1 (released) and refusal accuracy per hardness level: titled with the run's name, each level
     with its number of irrelevant queries, no bar for what was not measured, and the paper's F1
     where the run's dataset and name match a row of Tables 6, 10, 11. None without levels."""
-    levels = [level for level in LEVELS if level in metrics["by_difficulty"]]
+    levels = [level for level in IRRELEVANCE_LEVELS if level in metrics["by_difficulty"]]
     if not levels:
         return None
     by_level = metrics["by_difficulty"]

@@ -80,6 +80,7 @@ __all__ = [
     "format_span",
     "normalize_difficulty",
     "parse_item",
+    "parse_categories",
     "parse_label",
     "parse_number",
     "parse_span",
@@ -399,7 +400,7 @@ def _parse_label(raw: Mapping[str, object] | str | bytes) -> Label:
         except ValueError as error:
             raise DataError(str(error), field="difficulty") from None
 
-    categories = _categories(raw.get("categories"), "categories")
+    categories = parse_categories(raw.get("categories"), "categories")
     for path in categories:
         if path not in CATEGORIES:
             raise DataError(f"unknown category {path!r}; expected one of {list(CATEGORIES)}", field="categories")
@@ -440,8 +441,8 @@ def _boolean(value: object, name: str) -> bool:
     return value
 
 
-def _categories(value: object, name: str) -> tuple[str, ...]:
-    """A list of category strings (null: none); whether each is in the taxonomy is the caller's matter."""
+def parse_categories(value: object, name: str) -> tuple[str, ...]:
+    """A list of category strings (null: none); whether each is in `CATEGORIES` is the caller's matter."""
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(path, str) for path in value):
@@ -563,7 +564,7 @@ def _parse_query(entry: object, where: str) -> VtgQuery:
         query=_nonempty(entry.get("q"), f"{where}.q"),
         relevant=relevant,
         answer=answer,
-        categories=_categories(entry.get("c"), f"{where}.c"),
+        categories=parse_categories(entry.get("c"), f"{where}.c"),
         tag=entry.get("difficulty"),
         query_origin=origin if isinstance(origin, str) else None,
         extra=extra,

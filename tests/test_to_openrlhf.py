@@ -197,7 +197,8 @@ def test_a_record_without_a_duration_takes_it_from_its_video(tmp_path, window, e
     import dataclasses
 
     from data_prep.to_openrlhf import with_video_durations
-    from rarft_plugin.dataset import examples_from_items, parse_item
+    from rarft_plugin.dataset import examples_from_items
+    from rarft_plugin.schema import parse_item
 
     clip = write_test_video(tmp_path / "clip.mp4", seconds=8, fps=10)
     start, end = window
@@ -216,7 +217,8 @@ def test_a_video_that_cannot_be_measured_is_named(tmp_path):
     import dataclasses
 
     from data_prep.to_openrlhf import with_video_durations
-    from rarft_plugin.dataset import examples_from_items, parse_item
+    from rarft_plugin.dataset import examples_from_items
+    from rarft_plugin.schema import parse_item
     from rarft_plugin.errors import DataError
 
     bad = tmp_path / "bad.mp4"
@@ -230,8 +232,8 @@ def test_a_video_that_cannot_be_measured_is_named(tmp_path):
 
 
 def test_a_released_file_with_null_durations_converts(tmp_path):
-    """End to end, once the loader accepts `duration: null` (rarft_plugin.dataset / labels)."""
-    from rarft_plugin.dataset import parse_item
+    """End to end, once the loader accepts `duration: null` (rarft_plugin.schema)."""
+    from rarft_plugin.schema import parse_item
     from rarft_plugin.errors import DataError
 
     record = {"video": "clip.mp4", "query_text": "q", "timestamp": [0.5, 1.0], "duration": None,
