@@ -79,14 +79,14 @@ def json_object(reply: str, required: tuple[str, ...] = ()) -> dict[str, JsonVal
     return _last(reply, "{", dict, lambda value: all(key in value for key in required), f"object{shape}")
 
 
-def json_array(reply: str, items: type = object) -> list[JsonValue]:
+def json_array(reply: str, items: type) -> list[JsonValue]:
     """The last JSON array of a reply whose items are all of type `items`; `UnreadableReply` saying why else.
 
     >>> json_array('["a", "b"] and [1]', str)
     ['a', 'b']
     """
-    shape = f" of {items.__name__}" if items is not object else ""
-    return _last(reply, "[", list, lambda value: all(isinstance(item, items) for item in value), f"array{shape}")
+    return _last(reply, "[", list, lambda value: all(isinstance(item, items) for item in value),
+                 f"array of {items.__name__}")
 
 
 def _last(reply: str, opening: str, wanted: type, accept: Callable[[JsonValue], bool], what: str) -> JsonValue:
