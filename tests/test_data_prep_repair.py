@@ -106,3 +106,13 @@ def test_repair_errors_write_nothing(tmp_path, capsys, hi, tvgbench, message):
     assert rarft_prep(["repair-tvgbench", str(tmp_path / "hi.json"), "--tvgbench", str(tmp_path / "tvgbench.json"),
                        "--out", str(out)]) == 2
     assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_the_repaired_file_is_written_like_every_other(files):
+    from test_data_prep import is_dump_items_output
+
+    out = files / "fixed.json"
+    assert rarft_prep(["repair-tvgbench", str(files / "hi.json"), "--tvgbench", str(files / "tvgbench.json"),
+                       "--out", str(out)]) == 0
+    assert is_dump_items_output(out)
+    assert json.loads(out.read_text())[5] == HI[5]  # an item left alone keeps every field as written
