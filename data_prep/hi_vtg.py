@@ -71,6 +71,22 @@ from rarft_plugin.schema import (
 from data_prep.arguments import positive_int
 from data_prep.importers import DURATIONS_HELP, IMPORTERS, QueryRecord, import_records
 
+__all__ = [
+    "PLANS",
+    "Invalid",
+    "add_arguments",
+    "build",
+    "build_one",
+    "hi_vtg_item",
+    "journal_key",
+    "plans_for",
+    "reject_reason_kind",
+    "run",
+    "settings_key",
+    "validate_categories",
+    "validate_negatives",
+]
+
 # The generation plans (§3.3): a hard-irrelevant level's released tag and its number of edited categories.
 PLANS: tuple[tuple[str, int], ...] = tuple((DIFFICULTY[name].tag, DIFFICULTY[name].edited) for name in HARD_LEVELS)
 

@@ -33,6 +33,23 @@ from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import read_jsonl
 from rarft_plugin.schema import clip_length, parse_number, parse_span
 
+__all__ = [
+    "DURATIONS_HELP",
+    "IMPORTERS",
+    "TOLERANCE_S",
+    "Imported",
+    "QueryRecord",
+    "import_activitynet",
+    "import_charades",
+    "import_jsonl",
+    "import_qvhighlights",
+    "import_records",
+    "import_released",
+    "import_tvgbench",
+    "span_problem",
+    "with_context",
+]
+
 TOLERANCE_S = 0.5
 DURATIONS_HELP = ("video lengths, for formats whose annotations lack them (charades): a JSON object "
                   "{\"VIDEO_ID\": seconds, ...} or a CSV with an 'id' column and a 'length' or 'duration' "

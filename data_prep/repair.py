@@ -36,6 +36,14 @@ from rarft_plugin.errors import DataError
 from rarft_plugin.parsing import extract_segment
 from rarft_plugin.schema import VtgItem, VtgQuery, format_span, wrap_answer
 
+__all__ = [
+    "TOLERANCE_S",
+    "RepairReport",
+    "add_arguments",
+    "repair_spans",
+    "run",
+]
+
 TOLERANCE_S = 0.05  # the files round to 2 decimals or fewer
 _ANSWER_BLOCK = re.compile(r"<answer>.*?</answer>", re.DOTALL)
 

@@ -41,6 +41,16 @@ from rarft_plugin.schema import IRRELEVANCE_LEVELS, VtgItem
 
 from data_prep.arguments import open_fraction
 
+__all__ = [
+    "ItemQueries",
+    "add_arguments",
+    "eval_videos",
+    "item_queries",
+    "run",
+    "side_summary",
+    "split_items",
+]
+
 
 @dataclass(frozen=True)
 class ItemQueries:

@@ -21,6 +21,12 @@ from rarft_plugin.schema import DIFFICULTY, VtgItem, VtgQuery
 from data_prep.arguments import positive_int
 from data_prep.importers import DURATIONS_HELP, IMPORTERS, QueryRecord, import_records
 
+__all__ = [
+    "add_arguments",
+    "run",
+    "shuffled_items",
+]
+
 
 def shuffled_items(records: list[QueryRecord], seed: int) -> list[VtgItem]:
     """One item per record: its query (relevant) and a query of another video (irrelevant)."""

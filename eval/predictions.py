@@ -42,6 +42,18 @@ from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import read_jsonl
 from rarft_plugin.schema import CATEGORIES, parse_categories, parse_span, query_difficulty
 
+__all__ = [
+    "LEVEL_FIELDS",
+    "REQUIRED",
+    "Prediction",
+    "coerce_predictions",
+    "defect_counts",
+    "join_data",
+    "load_predictions",
+    "parse_prediction",
+    "prediction_from_example",
+]
+
 REQUIRED = ("video", "query", "model_output", "gt_relevant", "gt_timestamp", "gt_output", "gt_categories")
 LEVEL_FIELDS = ("hardness_level", "irrelevance_level")  # rarft's name, the released inference's name
 
