@@ -11,11 +11,12 @@ For each relevant query (paper §3.3, Fig. 3):
    `<irrelevant_answer>` block and one block per category. An invalid answer is asked again
    (`--max-attempts`), then the query goes to the rejects file with the reason.
 
-Output: the released schema (`rarft_plugin.schema`, written by `rarft_plugin.dataset.dump_items`),
-one item per relevant query with its relevant entry and one entry per difficulty. An irrelevant entry stores the refusal explanation as
-`a` = `<answer>…</answer>` (what the explain reward and the SBERT score compare), its categories
-as `c`, the full reasoning with its per-category blocks as `reasoning`, and `q_origin` = the
-relevant query it was edited from.
+Output: the released schema (`rarft_plugin.schema`), written by `rarft_plugin.dataset.dump_items`:
+one item per relevant query with its relevant entry (its span as `format_span` writes it) and one
+entry per difficulty. An irrelevant entry stores the refusal explanation as `a` =
+`<answer>…</answer>` (what the explain reward and the SBERT score compare), its categories as `c`,
+the full reasoning with its per-category blocks as `reasoning`, and `q_origin` = the relevant
+query it was edited from.
 
 Reliability: requests run concurrently (`--concurrency`), retried with backoff on 429 / 5xx /
 timeouts / resets; every finished query (item or reject) is appended to a journal in the work

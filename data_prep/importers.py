@@ -24,14 +24,14 @@ from __future__ import annotations
 import csv
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import read_jsonl
-from rarft_plugin.schema import clip_length, parse_number, parse_span
+from rarft_plugin.schema import JsonValue, clip_length, parse_number, parse_span
 
 __all__ = [
     "DURATIONS_HELP",
@@ -95,8 +95,8 @@ def with_context(records: list[QueryRecord]) -> list[QueryRecord]:
     return out
 
 
-def _record(source: str, where: str, video: Any, query: Any, timestamp: Any, duration: Any,
-            start: Any = None, end: Any = None) -> QueryRecord:
+def _record(source: str, where: str, video: JsonValue, query: JsonValue, timestamp: JsonValue, duration: JsonValue,
+            start: JsonValue = None, end: JsonValue = None) -> QueryRecord:
     """A record from an annotation's fields (numbers may be written as text); a DataError naming the field."""
     try:
         for name, value in (("video", video), ("query", query)):
@@ -186,7 +186,7 @@ def import_activitynet(path: Path, durations: Path | None = None) -> Imported:
             records.append(DataError("needs equally long 'timestamps' and 'sentences'", source=str(path),
                                      record=video))
             continue
-        for index, (stamp, sentence) in enumerate(zip(stamps, sentences)):
+        for index, (stamp, sentence) in enumerate(zip(stamps, sentences, strict=True)):
             records.append(_guarded(lambda: _record(str(path), f"{video}[{index}]", video, sentence, stamp,
                                                     entry.get("duration"))))
     return records
@@ -205,7 +205,7 @@ def import_qvhighlights(path: Path, durations: Path | None = None) -> Imported:
     return records
 
 
-def _first(row: dict, names: tuple[str, ...]) -> Any:
+def _first(row: dict[str, JsonValue], names: tuple[str, ...]) -> JsonValue:
     return next((row[name] for name in names if name in row), None)
 
 
@@ -272,7 +272,7 @@ def import_records(path: Path, fmt: str, durations: Path | None = None) -> tuple
     return with_context(usable), rejects
 
 
-def _json(path: Path) -> Any:
+def _json(path: Path) -> JsonValue:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except ValueError as error:

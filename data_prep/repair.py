@@ -82,7 +82,7 @@ def _key(video: str, query: str) -> tuple[str, str]:
 
 
 def _close(a, b) -> bool:
-    return all(abs(x - y) <= TOLERANCE_S for x, y in zip(a, b))
+    return all(abs(x - y) <= TOLERANCE_S for x, y in zip(a, b, strict=True))
 
 
 def repair_spans(items: Sequence[VtgItem], annotation: list[QueryRecord]) -> tuple[list[VtgItem], RepairReport]:

@@ -104,7 +104,7 @@ def split_items(items: Sequence[VtgItem], *, eval_fraction: float,
     """(training items, evaluation items, summary counts) of a file's items."""
     queries = item_queries(items)
     offered: dict[str, set[str]] = defaultdict(set)
-    for item, found in zip(items, queries):
+    for item, found in zip(items, queries, strict=True):
         if found.relevant:
             offered[item.video].add("relevant")
         if found.irrelevant:
@@ -120,7 +120,7 @@ def split_items(items: Sequence[VtgItem], *, eval_fraction: float,
     train, evaluation = [], []
     counts = {"train": Counter(), "eval": Counter(), "unusable": 0}
     level_use: Counter = Counter()
-    for item, found in zip(items, queries):
+    for item, found in zip(items, queries, strict=True):
         if not found.usable:
             counts["unusable"] += 1
             continue
@@ -137,7 +137,7 @@ def split_items(items: Sequence[VtgItem], *, eval_fraction: float,
         positions = [*picked_relevant, *(position for position, _ in picked_irrelevant)]
         evaluation.append(dataclasses.replace(item, queries=tuple(item.queries[p] for p in sorted(positions))))
         _count(counts["eval"], picked_relevant, picked_irrelevant)
-    counts["train"]["videos"] = len({i.video for i, q in zip(items, queries) if q.usable} - evaluation_side)
+    counts["train"]["videos"] = len(set(usable_videos) - evaluation_side)
     counts["eval"]["videos"] = len(evaluation_side)
     return train, evaluation, counts
 

@@ -41,7 +41,8 @@ def shuffled_items(records: list[QueryRecord], seed: int) -> list[VtgItem]:
         while other.video == record.video:
             other = rng.choice(records)
         queries = (VtgQuery(query=record.query, relevant=True, tag=DIFFICULTY["original"].tag),
-                   VtgQuery(query=other.query, relevant=False, tag=DIFFICULTY["shuffled"].tag, query_origin=other.video))
+                   VtgQuery(query=other.query, relevant=False, tag=DIFFICULTY["shuffled"].tag,
+                            query_origin=other.video))
         items.append(VtgItem(video=record.video, query_text=record.query, timestamp=record.timestamp, queries=queries,
                              duration=record.duration, video_start=record.video_start, video_end=record.video_end))
     return items

@@ -33,14 +33,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
 
 from rarft_plugin.dataset import Example
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import read_jsonl
-from rarft_plugin.schema import CATEGORIES, parse_categories, parse_span, query_difficulty
+from rarft_plugin.schema import CATEGORIES, JsonValue, parse_categories, parse_span, query_difficulty
 
 __all__ = [
     "LEVEL_FIELDS",
@@ -78,7 +78,7 @@ class Prediction:
         if not self.item:
             object.__setattr__(self, "item", self.id.rsplit(":", 1)[0])
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, JsonValue]:
         return {
             "id": self.id, "video": self.video, "query": self.query, "model_output": self.model_output,
             "gt_relevant": self.gt_relevant, "gt_timestamp": list(self.gt_timestamp) if self.gt_timestamp else None,
@@ -105,7 +105,7 @@ def prediction_from_example(example: Example, model_output: str, truncated: bool
     )
 
 
-def parse_prediction(row: dict[str, Any], *, default_id: str = "", item: str = "") -> Prediction:
+def parse_prediction(row: dict[str, JsonValue], *, default_id: str = "", item: str = "") -> Prediction:
     """Validate one row (raises DataError naming the field). `default_id` names a row without `id`;
     `item` is its item (see the module docstring)."""
     missing = [name for name in REQUIRED if name not in row]
@@ -153,7 +153,7 @@ def parse_prediction(row: dict[str, Any], *, default_id: str = "", item: str = "
     )
 
 
-def _rows(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+def _rows(path: str | Path) -> Iterator[tuple[str, dict[str, JsonValue]]]:
     """(location, row) of a JSONL file or of a JSON array file (the released inference's output)."""
     try:
         with open(path, encoding="utf-8") as handle:
@@ -175,7 +175,7 @@ def _rows(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
         yield f"element {index}", row
 
 
-def _item_of(row: dict[str, Any], last_relevant: dict[str, str]) -> str:
+def _item_of(row: dict[str, JsonValue], last_relevant: dict[str, str]) -> str:
     """The item of a row without id: (video, relevant query); `last_relevant` tracks the file so far."""
     video, query = row.get("video"), row.get("query")
     if not isinstance(video, str):
@@ -208,7 +208,7 @@ def load_predictions(paths: str | Path | Sequence[str | Path]) -> list[Predictio
     return predictions
 
 
-def coerce_predictions(predictions: str | Path | Iterable[Prediction | dict[str, Any]]) -> list[Prediction]:
+def coerce_predictions(predictions: str | Path | Iterable[Prediction | dict[str, JsonValue]]) -> list[Prediction]:
     """A path (or paths), `Prediction`s or prediction dicts, as validated `Prediction`s."""
     if isinstance(predictions, (str, Path)):
         return load_predictions(predictions)

@@ -201,8 +201,10 @@ def query_difficulty(tag: object, *, relevant: bool, categories: Sequence[str]) 
     hard-irrelevant query has three edited categories). Raises ValueError for an unknown tag or
     an irrelevant query tagged original.
 
-    >>> query_difficulty("easy", relevant=False, categories=[]), query_difficulty("hard", relevant=False, categories=["x"])
-    ('shuffled', 'strong')
+    >>> query_difficulty("easy", relevant=False, categories=[])
+    'shuffled'
+    >>> query_difficulty("hard", relevant=False, categories=["Attribute/Counting"])
+    'strong'
     """
     if tag is None or (isinstance(tag, str) and not tag.strip()):
         return None
