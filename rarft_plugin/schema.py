@@ -456,10 +456,9 @@ def parse_categories(value: object, name: str) -> tuple[str, ...]:
 
 # ---- released item ----------------------------------------------------------------------------
 
-# The keys a builder writes, in this order (a parsed record keeps its own keys and order).
+# The keys of the released schema, in the order a builder writes them (a parsed record keeps its own).
 ITEM_KEYS = ("video", "query_text", "timestamp", "duration", "video_start", "video_end", "think", "GRPO")
 QUERY_KEYS = ("q", "a", "r", "c", "difficulty", "q_origin")
-_ALWAYS_WRITTEN_QUERY_KEYS = ("q", "a", "r")  # the others only when set, as in the released files
 
 
 @dataclass(frozen=True)
@@ -472,8 +471,9 @@ class VtgQuery:
     categories: tuple[str, ...] = ()  # c as written: released files hold names outside the taxonomy too
     tag: str | None = None  # difficulty as written: a released tag (DIFFICULTY_TABLE), a name or an alias
     query_origin: str | None = None  # q_origin: the relevant query this one was edited from
-    extra: dict[str, JsonValue] = field(default_factory=dict)  # other keys, kept as written (class, reasoning)
-    keys: tuple[str, ...] = field(default=(), compare=False)  # the keys as read, in order; () = QUERY_KEYS
+    # other keys, kept as written (class, reasoning; a q_origin that is not a string)
+    extra: dict[str, JsonValue] = field(default_factory=dict)
+    keys: tuple[str, ...] = field(default=(), compare=False)  # the keys as read, in order; (): built (dump_item)
 
     @cached_property
     def difficulty(self) -> str | None:
@@ -514,7 +514,7 @@ class VtgItem:
     think: str = ""
     index: int = 0  # position in its file
     extra: dict[str, JsonValue] = field(default_factory=dict)  # other keys, kept as written (an item's difficulty)
-    keys: tuple[str, ...] = field(default=(), compare=False)  # the keys as read, in order; () = ITEM_KEYS
+    keys: tuple[str, ...] = field(default=(), compare=False)  # the keys as read, in order; (): built (dump_item)
 
 
 def parse_item(record: object, index: int = 0) -> VtgItem:
@@ -591,7 +591,9 @@ def dump_item(item: VtgItem) -> dict[str, JsonValue]:
     """The record of an item as the released files write it; `parse_item` reads it back equal.
 
     A parsed item keeps its keys and their order (absent ones stay absent); a built item gets
-    `ITEM_KEYS`. Numbers are written as the floats they are; a missing span as `[]`.
+    `ITEM_KEYS` and its entries `q`, `a`, `r` and the other keys they set. A field set after
+    reading is written too (before the queries). Numbers are written as the floats they are (JSON
+    keeps them exactly); a missing span as `[]`.
     """
     values: dict[str, JsonValue] = {
         "video": item.video, "query_text": item.query_text,
@@ -600,7 +602,7 @@ def dump_item(item: VtgItem) -> dict[str, JsonValue]:
         "think": item.think, **item.extra, "GRPO": [_dump_query(query) for query in item.queries],
     }
     unset = {"timestamp": [], "duration": None, "video_start": None, "video_end": None, "think": ""}
-    return _layout(values, item.keys or (*ITEM_KEYS[:-1], *item.extra, "GRPO"), unset, last="GRPO")
+    return _layout(values, item.keys or ITEM_KEYS, unset, last="GRPO")
 
 
 def _dump_query(query: VtgQuery) -> dict[str, JsonValue]:
@@ -609,9 +611,7 @@ def _dump_query(query: VtgQuery) -> dict[str, JsonValue]:
         "difficulty": query.tag, "q_origin": query.query_origin, **query.extra,
     }
     unset = {"a": "", "c": [], "difficulty": None, "q_origin": None}
-    keys = query.keys or (*_ALWAYS_WRITTEN_QUERY_KEYS, *(k for k in values if k not in _ALWAYS_WRITTEN_QUERY_KEYS
-                                                          and (k not in unset or values[k] != unset[k])))
-    return _layout(values, keys, unset)
+    return _layout(values, query.keys or ("q", "a", "r"), unset)  # a built entry: c, difficulty, q_origin when set
 
 
 def _layout(values: dict[str, JsonValue], keys: Sequence[str], unset: dict[str, JsonValue],
