@@ -10,6 +10,7 @@ decoded prompt+response strings with special tokens; `labels` are the dataset's 
 | variable               | meaning                                             | default                  |
 |------------------------|-----------------------------------------------------|--------------------------|
 | `RARFT_VARIANT`        | `paper` or `released` (see `rarft_plugin.rewards`)   | `paper`                  |
+| `RARFT_CORRECTION`     | `similarity` (eq. 7) or `contrastive` (copy-proof)  | `similarity`             |
 | `RARFT_REWARD_WEIGHTS` | e.g. `format=1,refuse_iou=1,explain=1,correction=1`  | all 1.0                  |
 | `RARFT_SBERT_MODEL`    | sentence-transformers name or local path            | packaged all-MiniLM-L6-v2 |
 | `RARFT_SBERT_DEVICE`   | `cpu`, `cuda`, `cuda:1`, ...                        | `cpu`                    |
@@ -24,10 +25,11 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from rarft_plugin.parsing import extract_response
-from rarft_plugin.rewards import REWARD_NAMES, VARIANTS, parse_weights, score_many
+from rarft_plugin.rewards import CORRECTIONS, REWARD_NAMES, VARIANTS, parse_weights, score_many
 from rarft_plugin.similarity import get_similarity
 
 VARIANT_ENV = "RARFT_VARIANT"
+CORRECTION_ENV = "RARFT_CORRECTION"
 WEIGHTS_ENV = "RARFT_REWARD_WEIGHTS"
 
 _OPTIONS: dict[str, Any] | None = None
@@ -39,11 +41,14 @@ def reward_options_from_env(environ: Mapping[str, str] = os.environ) -> dict[str
     variant = environ.get(VARIANT_ENV, "paper").strip() or "paper"
     if variant not in VARIANTS:
         raise ValueError(f"{VARIANT_ENV}={variant!r}: expected one of {list(VARIANTS)}")
+    correction = environ.get(CORRECTION_ENV, "similarity").strip() or "similarity"
+    if correction not in CORRECTIONS:
+        raise ValueError(f"{CORRECTION_ENV}={correction!r}: expected one of {list(CORRECTIONS)}")
     try:
         weights = parse_weights(environ.get(WEIGHTS_ENV))
     except ValueError as error:
         raise ValueError(f"{WEIGHTS_ENV}: {error}") from None
-    return {"variant": variant, "weights": weights, "similarity": get_similarity()}
+    return {"variant": variant, "correction": correction, "weights": weights, "similarity": get_similarity()}
 
 
 def _options() -> dict[str, Any]:

@@ -68,6 +68,23 @@ starting after the duration, or longer than it, lets both factors go negative an
 exceed 1 (15 of the 1,097 records of the released HI-Charades file have such spans; the variant
 scores them as the released code does).
 
+The contrastive correction (`correction="contrastive"`, an option of either variant; the paper's
+eq. 7 stays the default, `correction="similarity"`). Eq. 7 pays a correction for resembling q_r,
+and a hard-irrelevant query resembles its q_r by construction: copying the query into the
+correction earns, on the released HI-Charades file, 0.65 of what q_r itself earns (paper) and
+0.83 (released), measured by `rarft-audit`. The contrastive correction pays ĉ for being closer to
+q_r than to the query q, normalised so that ĉ = q_r gives 1 and ĉ = q gives −1::
+
+    correction = clip((sim(q_r, ĉ) − sim(q, ĉ)) / (1 − sim(q_r, q)), −1, 1)
+
+It is invariant to the released (cos+1)/2 rescaling, so both variants compute it from raw cosines;
+the variant still decides which block is ĉ, the NIL rules and the relevant-query value. A text
+unrelated to both scores about 0; a text on q_r's side of the query by more than q_r itself is
+clipped to 1. Guard: where 1 − sim(q_r, q) < `CONTRASTIVE_MIN_GAP` the encoder cannot tell the
+query from its reference (every ĉ is as close to one as to the other, up to rounding), so every
+correction scores 0 there: no signal rather than a quotient of rounding errors. A missing or empty
+ĉ, or an empty q_r (SS-VTG), scores 0 in both variants. Bounds: [−1, 1] (`reward_bounds`).
+
 Every reward is a pure function; `score` parses once, gathers all the similarities a batch needs
 into one encode, and never raises on model output.
 """
@@ -82,6 +99,12 @@ from rarft_plugin.parsing import ParsedResponse, extract_segment, extract_segmen
 
 Variant = Literal["paper", "released"]
 VARIANTS: tuple[str, ...] = ("paper", "released")
+Correction = Literal["similarity", "contrastive"]
+# "similarity": eq. 7 as the variant defines it (default); "contrastive": see the module docstring.
+CORRECTIONS: tuple[str, ...] = ("similarity", "contrastive")
+# Below this gap 1 − sim(q_r, q) the contrastive correction scores 0 (float32 cosines round at ~1e-7,
+# so the quotient would be noise; the released HI-Charades file's closest pair has a gap of 0.012).
+CONTRASTIVE_MIN_GAP = 1e-3
 REWARD_NAMES: tuple[str, ...] = ("format", "refuse_iou", "explain", "correction")
 # Weights of eq. 3; the paper sums the four rewards with weight 1.
 REWARD_WEIGHTS: dict[str, float] = {"format": 1.0, "refuse_iou": 1.0, "explain": 1.0, "correction": 1.0}
@@ -91,6 +114,26 @@ REWARD_BOUNDS: dict[str, dict[str, tuple[float, float]]] = {
     "released": {"format": (0.0, 1.0), "refuse_iou": (-1.0, 1.0), "explain": (-1.0, 1.0), "correction": (0.0, 1.0)},
 }
 NIL = "NIL"
+
+
+def reward_bounds(variant: Variant = "paper", correction: Correction = "similarity") -> dict[str, tuple[float, float]]:
+    """The documented bounds of each reward under these options (`REWARD_BOUNDS`, contrastive: [−1, 1]).
+
+    >>> reward_bounds("released", "contrastive")["correction"]
+    (-1.0, 1.0)
+    """
+    _check_options(variant, correction)
+    bounds = dict(REWARD_BOUNDS[variant])
+    if correction == "contrastive":
+        bounds["correction"] = (-1.0, 1.0)
+    return bounds
+
+
+def _check_options(variant: str, correction: str) -> None:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; expected one of {list(VARIANTS)}")
+    if correction not in CORRECTIONS:
+        raise ValueError(f"unknown correction {correction!r}; expected one of {list(CORRECTIONS)}")
 
 Segment = tuple[float, float]
 CosinePairs = Callable[[list[tuple[str, str]]], list[float]]
@@ -216,26 +259,53 @@ def _holds_nil(correction: str) -> bool:
     return NIL in correction.upper()
 
 
-def correction_pairs(correction: str | None, label: Label, variant: Variant = "paper") -> list[tuple[str, str]]:
-    """The (q_r, ĉ) pair eq. 7 compares for an irrelevant query, or [].
+def correction_pairs(
+    correction: str | None, label: Label, variant: Variant = "paper", mode: Correction = "similarity"
+) -> list[tuple[str, str]]:
+    """The pairs eq. 7 compares for an irrelevant query: [(q_r, ĉ)], contrastive [(q_r, ĉ), (q, ĉ), (q_r, q)]; or [].
 
     `correction` is `ParsedResponse.correction` (paper) or `.correction_released` (released).
     """
     if label.relevant or correction is None:
         return []
-    if variant == "released":
-        return [] if _holds_nil(correction) else [(label.query_relevant, correction)]
-    if not correction or not label.query_relevant:
+    if variant == "released" and _holds_nil(correction):
+        return []
+    if mode == "contrastive":
+        if not correction or not label.query_relevant:
+            return []
+        return [(label.query_relevant, correction), (label.query, correction), (label.query_relevant, label.query)]
+    if variant == "paper" and (not correction or not label.query_relevant):
         return []
     return [(label.query_relevant, correction)]
 
 
+def contrastive_correction(to_reference: float, to_query: float, reference_to_query: float) -> float:
+    """(sim(q_r, ĉ) − sim(q, ĉ)) / (1 − sim(q_r, q)) clipped to [−1, 1]; 0 when the gap is below
+    `CONTRASTIVE_MIN_GAP` (module docstring).
+
+    >>> contrastive_correction(1.0, 0.6, 0.6), contrastive_correction(0.6, 1.0, 0.6), contrastive_correction(0.2, 0.2, 0.6)
+    (1.0, -1.0, 0.0)
+    """
+    gap = 1.0 - reference_to_query
+    if not gap >= CONTRASTIVE_MIN_GAP:  # also catches NaN
+        return 0.0
+    value = (to_reference - to_query) / gap
+    return min(1.0, max(-1.0, value)) if math.isfinite(value) else 0.0
+
+
 def correction_reward(
-    correction: str | None, label: Label, similarities: Sequence[float], variant: Variant = "paper"
+    correction: str | None,
+    label: Label,
+    similarities: Sequence[float],
+    variant: Variant = "paper",
+    mode: Correction = "similarity",
 ) -> float:
-    """Eq. 7: 0 for a relevant query, sim(q_r, ĉ) for an irrelevant one (released variant: see module doc)."""
+    """Eq. 7: 0 for a relevant query, sim(q_r, ĉ) for an irrelevant one (released variant and the
+    contrastive correction: see the module docstring)."""
     if label.relevant:
         return 1.0 if variant == "released" and _holds_nil(correction or "") else 0.0
+    if mode == "contrastive":
+        return contrastive_correction(*similarities) if len(similarities) == 3 else 0.0
     if len(similarities) != 1:
         return 0.0
     return (similarities[0] + 1) / 2 if variant == "released" else similarities[0]
@@ -275,10 +345,10 @@ def score_many(
     variant: Variant = "paper",
     weights: Mapping[str, float] | str | None = None,
     similarity: Any = None,
+    correction: Correction = "similarity",
 ) -> list[dict[str, float]]:
     """`score` for many rollouts at once: one similarity call for the whole batch."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; expected one of {list(VARIANTS)}")
+    _check_options(variant, correction)
     if len(responses) != len(labels):
         raise ValueError(f"{len(responses)} responses but {len(labels)} labels")
     weights = parse_weights(weights)
@@ -290,7 +360,7 @@ def score_many(
         [] if p.special_token else explain_pairs(p.answer, label, variant) for p, label in zip(parsed, parsed_labels)
     ]
     correction_requests = [
-        [] if p.special_token else correction_pairs(c, label, variant)
+        [] if p.special_token else correction_pairs(c, label, variant, correction)
         for p, c, label in zip(parsed, corrections, parsed_labels)
     ]
     all_pairs = [pair for group in explain_requests + correction_requests for pair in group]
@@ -303,7 +373,7 @@ def score_many(
     correction_sims = [[next(flat) for _ in group] for group in correction_requests]
 
     results = []
-    for p, correction, label, e_sims, c_sims in zip(parsed, corrections, parsed_labels, explain_sims, correction_sims):
+    for p, block, label, e_sims, c_sims in zip(parsed, corrections, parsed_labels, explain_sims, correction_sims):
         if p.special_token:
             components = dict.fromkeys(REWARD_NAMES, 0.0)
         else:
@@ -311,7 +381,7 @@ def score_many(
                 "format": format_reward(p, variant),
                 "refuse_iou": refuse_iou_reward(p.answer, label, variant),
                 "explain": explain_reward(e_sims, variant),
-                "correction": correction_reward(correction, label, c_sims, variant),
+                "correction": correction_reward(block, label, c_sims, variant, correction),
             }
         components["total"] = sum(weights[name] * components[name] for name in REWARD_NAMES)
         results.append(components)
@@ -325,18 +395,21 @@ def score(
     variant: Variant = "paper",
     weights: Mapping[str, float] | str | None = None,
     similarity: Any = None,
+    correction: Correction = "similarity",
 ) -> dict[str, float]:
     """All four rewards and their weighted total for one rollout.
 
     `label` follows `rarft_plugin.schema` (dict, JSON string or `Label`); `similarity` is any
-    object with `cosine_pairs` (default: the shared SentenceBERT model). Returns floats
+    object with `cosine_pairs` (default: the shared SentenceBERT model); `correction` picks eq. 7
+    ("similarity") or the contrastive correction (module docstring). Returns floats
     `format`, `refuse_iou`, `explain`, `correction`, `total`.
 
     >>> label = {"relevant": True, "timestamp": [2, 6], "duration": 30, "query": "q"}
     >>> score("<think>t</think> <answer>2 to 6</answer> <correct></correct>", label)["total"]
     2.0
     """
-    return score_many([response], [label], variant=variant, weights=weights, similarity=similarity)[0]
+    return score_many([response], [label], variant=variant, weights=weights, similarity=similarity,
+                      correction=correction)[0]
 
 
 def _as_text(value: Any) -> str:

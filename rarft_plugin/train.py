@@ -20,9 +20,9 @@ The launcher
    SentenceBERT model (resolved by `rarft_plugin.similarity` and loaded once), the reward options,
    and what the video path cannot train with (see `REFUSED_FLAGS`);
 4. runs the installed `openrlhf.cli.train_ppo_ray` in this process, with the reward options
-   (`RARFT_VARIANT`, `RARFT_REWARD_WEIGHTS`, `RARFT_SBERT_MODEL`, `RARFT_SBERT_DEVICE`) added to the
-   runtime environment OpenRLHF passes to `ray.init`, so every Ray worker sees them (workers of an
-   already running cluster do not inherit the launcher's environment).
+   (`RARFT_VARIANT`, `RARFT_CORRECTION`, `RARFT_REWARD_WEIGHTS`, `RARFT_SBERT_MODEL`, `RARFT_SBERT_DEVICE`)
+   added to the runtime environment OpenRLHF passes to `ray.init`, so every Ray worker sees them
+   (workers of an already running cluster do not inherit the launcher's environment).
 
 `--rarft.dry_run` (or `RARFT_DRY_RUN=1`) stops after the checks, runs OpenRLHF's own argument
 handling on the final command, and prints the command. It needs OpenRLHF but not the GPU-only
@@ -57,13 +57,14 @@ from rarft_plugin import rewards
 from rarft_plugin.schema import Label
 from rarft_plugin.paths import plugin_path
 from rarft_plugin.prompts import TEMPLATES, instruction
-from rarft_plugin.rewards import VARIANTS, parse_weights
+from rarft_plugin.rewards import CORRECTIONS, VARIANTS, parse_weights
 from rarft_plugin.similarity import DEVICE_ENV, MODEL_ENV, resolve_model
 from rarft_plugin.video import VideoError, VideoSpec, probe_all
 
 OPENRLHF_MODULE = "openrlhf.cli.train_ppo_ray"
 PLUGIN_NAME = "rarft_plugin"
 VARIANT_ENV = "RARFT_VARIANT"
+CORRECTION_ENV = "RARFT_CORRECTION"
 WEIGHTS_ENV = "RARFT_REWARD_WEIGHTS"
 DRY_RUN_ENV = "RARFT_DRY_RUN"
 MAX_LISTED = 20
@@ -739,6 +740,10 @@ def build_parser() -> argparse.ArgumentParser:
     env = os.environ
     parser.add_argument("--rarft.variant", dest="variant", choices=VARIANTS, default=env.get(VARIANT_ENV) or "paper",
                         help=f"reward variant: the paper's equations or the released code's (${VARIANT_ENV})")
+    parser.add_argument("--rarft.correction", dest="correction", choices=CORRECTIONS,
+                        default=env.get(CORRECTION_ENV) or "similarity",
+                        help="correction reward: similarity (eq. 7, default) or contrastive (copying the query "
+                             f"scores -1; README 'What the rewards can be gamed by') (${CORRECTION_ENV})")
     parser.add_argument("--rarft.reward_weights", dest="weights", type=_weights, default=env.get(WEIGHTS_ENV),
                         help=f"e.g. format=1,refuse_iou=1,explain=1,correction=1 (${WEIGHTS_ENV}; default all 1)")
     parser.add_argument("--rarft.sbert_model", dest="sbert_model", default=env.get(MODEL_ENV),
@@ -763,6 +768,7 @@ def worker_env(options: argparse.Namespace) -> dict[str, str]:
                         (DEVICE_ENV, options.sbert_device)):
         if value:
             env[name] = value
+    env[CORRECTION_ENV] = options.correction  # always: a stale value in the workers' environment must not win
     return env
 
 
@@ -772,6 +778,11 @@ def prepare(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str], dict[st
     unknown = [token for token in rest if token.startswith("--rarft.")]
     if unknown:
         raise LaunchError(f"unknown option {unknown[0]} (see rarft-train --help)")
+    # argparse does not check a default against its choices, and these defaults come from the environment.
+    for name, value, allowed in ((VARIANT_ENV, options.variant, VARIANTS),
+                                 (CORRECTION_ENV, options.correction, CORRECTIONS)):
+        if value not in allowed:
+            raise LaunchError(f"{name}={value!r}: expected one of {list(allowed)}")
     rest, notices = translate_legacy(rest)
     final, problems = wire_plugin(rest)
     template = options.template or VARIANT_TEMPLATE[options.variant]

@@ -50,6 +50,8 @@ Optional:
                         (default: runs/${RECIPE}); a rerun resumes from its last checkpoint
   RARFT_NUM_GPUS        GPUs on this node (default: ${RECIPE_DEFAULT_GPUS:-8})
   RARFT_VARIANT         reward equations: paper (default) | released
+  RARFT_CORRECTION      correction reward: similarity (eq. 7, default) | contrastive (copying the
+                        query into the correction scores -1; see rarft-audit)
   RARFT_REWARD_WEIGHTS  e.g. format=1,refuse_iou=1,explain=1,correction=1 (default: all 1)
   RARFT_SBERT_MODEL     SentenceBERT directory for the explain / correction rewards
                         (default: the packaged all-MiniLM-L6-v2, the authors' model)

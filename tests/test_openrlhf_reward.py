@@ -89,7 +89,8 @@ def test_reward_func_shapes_for_a_batch(sbert):
 
 @pytest.mark.parametrize(
     "env, message",
-    [({"RARFT_VARIANT": "trl"}, "RARFT_VARIANT"), ({"RARFT_REWARD_WEIGHTS": "explain=abc"}, "RARFT_REWARD_WEIGHTS")],
+    [({"RARFT_VARIANT": "trl"}, "RARFT_VARIANT"), ({"RARFT_REWARD_WEIGHTS": "explain=abc"}, "RARFT_REWARD_WEIGHTS"),
+     ({"RARFT_CORRECTION": "copyproof"}, "RARFT_CORRECTION")],
 )
 def test_bad_environment_options_are_named(env, message):
     from rarft_plugin.openrlhf_reward import reward_options_from_env
@@ -103,6 +104,20 @@ def test_released_variant_from_environment(sbert):
 
     options = reward_options_from_env({"RARFT_VARIANT": "released", "RARFT_REWARD_WEIGHTS": "format=2"})
     assert options["variant"] == "released" and options["weights"]["format"] == 2.0
+    assert options["correction"] == "similarity"  # the paper's eq. 7 stays the default
+
+
+def test_contrastive_correction_from_environment_reaches_the_reward(sbert, monkeypatch):
+    import rarft_plugin.openrlhf_reward as entry
+
+    label = {"relevant": False, "timestamp": None, "duration": 20.0, "query": "a man cuts a steak",
+             "query_relevant": "a man cooks pasta in the kitchen"}
+    copy = "<|im_start|>assistant\n<think>t</think> <answer>No.</answer> <correct>a man cuts a steak</correct><|im_end|>"
+    rewards = {}
+    for value in ("similarity", "contrastive"):
+        monkeypatch.setattr(entry, "_OPTIONS", entry.reward_options_from_env({"RARFT_CORRECTION": value}))
+        rewards[value] = float(entry.reward_func([copy], [""], [json.dumps(label)])["extra_logs"]["correction"][0])
+    assert rewards["similarity"] > 0.3 and rewards["contrastive"] == pytest.approx(-1.0, abs=1e-5)
 
 
 @pytest.mark.parametrize("name", ["reward", "agent"])

@@ -21,8 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
 BASE_MODEL_RECIPES = ["time_r1.sh", "videochat_r1.sh", "videochat_r1_think.sh", "qwen2_5_vl_7b.sh"]
 ALL_RECIPES = [*BASE_MODEL_RECIPES, "single_gpu_smoke.sh"]
-VARIABLES = ["RARFT_MODEL", "RARFT_DATA", "RARFT_OUTPUT", "RARFT_NUM_GPUS", "RARFT_VARIANT", "RARFT_REWARD_WEIGHTS",
-             "RARFT_SBERT_MODEL", "RARFT_SBERT_DEVICE", "RARFT_DRY_RUN", "PYTHON"]
+VARIABLES = ["RARFT_MODEL", "RARFT_DATA", "RARFT_OUTPUT", "RARFT_NUM_GPUS", "RARFT_VARIANT", "RARFT_CORRECTION",
+             "RARFT_REWARD_WEIGHTS", "RARFT_SBERT_MODEL", "RARFT_SBERT_DEVICE", "RARFT_DRY_RUN", "PYTHON"]
 
 # The paper's setup (recipes/common.sh) as OpenRLHF's parsed arguments: (section, name) -> value.
 PAPER_SETUP = {
@@ -171,9 +171,10 @@ def test_user_flags_and_variables_override_the_recipe(inputs):
 
 def test_reward_options_reach_the_worker_environment(inputs):
     prefix, _ = dry_run_arguments("videochat_r1.sh", inputs, template="ra_rft_released", RARFT_VARIANT="released",
-                                  RARFT_REWARD_WEIGHTS="explain=0.5", RARFT_SBERT_DEVICE="cuda")
-    assert prefix[:3] == ["RARFT_VARIANT=released", "RARFT_REWARD_WEIGHTS=format=1,refuse_iou=1,explain=0.5,correction=1",
-                          "RARFT_SBERT_DEVICE=cuda"]
+                                  RARFT_REWARD_WEIGHTS="explain=0.5", RARFT_SBERT_DEVICE="cuda",
+                                  RARFT_CORRECTION="contrastive")
+    assert prefix[:4] == ["RARFT_VARIANT=released", "RARFT_REWARD_WEIGHTS=format=1,refuse_iou=1,explain=0.5,correction=1",
+                          "RARFT_SBERT_DEVICE=cuda", "RARFT_CORRECTION=contrastive"]
 
 
 def test_data_built_for_the_other_reward_variant_is_refused(inputs):

@@ -8,11 +8,14 @@ from hypothesis import strategies as st
 from rarft_plugin.errors import DataError
 from rarft_plugin.schema import Label
 from rarft_plugin.rewards import (
+    CONTRASTIVE_MIN_GAP,
     REWARD_BOUNDS,
     REWARD_NAMES,
+    contrastive_correction,
     distance_penalised_iou,
     parse_weights,
     released_iou,
+    reward_bounds,
     score,
     score_many,
     temporal_iou,
@@ -382,6 +385,85 @@ def test_first_correction_block_is_scored():
     assert score(text, IRRELEVANT, similarity=TableSimilarity(CORR_SIMS))["correction"] == pytest.approx(0.8)
 
 
+# ---- contrastive correction (option) ------------------------------------------------------
+Q = IRRELEVANT["query"]
+CONTRAST_SIMS = {(Q_R, Q): 0.6, (Q_R, "a man cooks pasta"): 0.8, (Q, "a man cooks pasta"): 0.5,
+                 (Q_R, "a man boils pasta water"): 0.9, (Q, "a man boils pasta water"): 0.1,
+                 (Q_R, "a man cuts pasta"): 0.7, (Q, "a man cuts pasta"): 0.7}
+
+
+@pytest.mark.parametrize("variant", ["paper", "released"])
+@pytest.mark.parametrize(
+    "label, correction, expected",
+    [
+        pytest.param(IRRELEVANT, Q_R, 1.0, id="reference-scores-1"),
+        pytest.param(IRRELEVANT, Q, -1.0, id="copy-scores-minus-1"),
+        pytest.param(IRRELEVANT, "a dog sleeps", 0.0, id="unrelated-scores-0"),
+        pytest.param(IRRELEVANT, "a man cooks pasta", (0.8 - 0.5) / 0.4, id="closer-to-reference"),
+        pytest.param(IRRELEVANT, "a man cuts pasta", 0.0, id="halfway"),
+        pytest.param(IRRELEVANT, "a man boils pasta water", 1.0, id="beyond-reference-clipped"),
+        pytest.param(IRRELEVANT, "", 0.0, id="empty"),
+        pytest.param(dict(IRRELEVANT, query_relevant=""), "a man cooks pasta", 0.0, id="no-reference-ss-vtg"),
+        pytest.param(IRRELEVANT, "NIL", None, id="nil"),
+    ],
+)
+def test_contrastive_correction(label, correction, expected, variant):
+    tag = "correction" if variant == "released" else "correct"
+    result = score(response(correct=correction, tag=tag), label, variant=variant, correction="contrastive",
+                   similarity=TableSimilarity(CONTRAST_SIMS))
+    if expected is None:  # NIL: the released variant's rule (0); the paper reads it as text
+        expected = 0.0 if variant == "released" else contrastive_correction(0.0, 0.0, 0.6)
+    assert result["correction"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "variant, label, correction, expected",
+    [("paper", RELEVANT, "NIL", 0.0), ("released", RELEVANT, "NIL", 1.0), ("released", RELEVANT, "x", 0.0)],
+)
+def test_contrastive_correction_keeps_the_variants_relevant_rule(variant, label, correction, expected):
+    tag = "correction" if variant == "released" else "correct"
+    result = score(response(correct=correction, tag=tag), label, variant=variant, correction="contrastive",
+                   similarity=TableSimilarity(CONTRAST_SIMS))
+    assert result["correction"] == expected
+
+
+@pytest.mark.parametrize("reference_to_query", [1.0, 1 - CONTRASTIVE_MIN_GAP / 2, math.nan])
+def test_contrastive_guard_gives_no_signal_where_the_encoder_cannot_tell_query_from_reference(reference_to_query):
+    for to_reference, to_query in [(1.0, reference_to_query), (reference_to_query, 1.0), (0.3, 0.2), (0.2, 0.3)]:
+        assert contrastive_correction(to_reference, to_query, reference_to_query) == 0.0
+
+
+def test_contrastive_correction_just_above_the_guard_still_maps_reference_and_copy_to_the_ends():
+    gap = 2 * CONTRASTIVE_MIN_GAP
+    assert contrastive_correction(1.0, 1 - gap, 1 - gap) == pytest.approx(1.0)
+    assert contrastive_correction(1 - gap, 1.0, 1 - gap) == pytest.approx(-1.0)
+
+
+@settings(max_examples=400, deadline=None)
+@given(*[st.one_of(st.floats(-1.0, 1.0), st.just(math.nan), st.just(1.0), st.just(-1.0))] * 3)
+def test_contrastive_correction_is_bounded_for_any_cosines(to_reference, to_query, reference_to_query):
+    value = contrastive_correction(to_reference, to_query, reference_to_query)
+    assert -1.0 <= value <= 1.0
+
+
+def test_unknown_correction_is_refused():
+    with pytest.raises(ValueError, match="unknown correction"):
+        score(response(), IRRELEVANT, correction="copyproof", similarity=TableSimilarity())
+    with pytest.raises(ValueError, match="unknown correction"):
+        reward_bounds("paper", "copyproof")
+
+
+def test_real_sbert_contrastive_values(sbert):
+    """With the packaged MiniLM: q_r scores 1, the copy −1, unrelated text near 0; eq. 7 pays the copy most of 1."""
+    def correction(text, option):
+        return score(response(correct=text), IRRELEVANT, correction=option, similarity=sbert)["correction"]
+
+    assert correction(Q_R, "contrastive") == pytest.approx(1.0, abs=1e-5)
+    assert correction(Q, "contrastive") == pytest.approx(-1.0, abs=1e-5)
+    assert abs(correction("Stock markets closed higher on Tuesday.", "contrastive")) < 0.3
+    assert correction(Q, "similarity") > 0.3  # what the contrastive form takes away
+
+
 # ---- total and weights (eq. 3) ------------------------------------------------------------
 def test_total_is_weighted_sum():
     sim = TableSimilarity({**SIMS, **CORR_SIMS})
@@ -443,36 +525,42 @@ LABELS = st.sampled_from([RELEVANT, IRRELEVANT, dict(IRRELEVANT, answer_refusal=
                           dict(RELEVANT, duration=1.0, timestamp=[0.0, 1.0]), NO_DURATION])
 
 
-def _in_bounds(result, variant):
-    bounds = REWARD_BOUNDS[variant]
+def _in_bounds(result, variant, correction="similarity"):
+    bounds = reward_bounds(variant, correction)
     for name in REWARD_NAMES:
         low, high = bounds[name]
         assert low - 1e-9 <= result[name] <= high + 1e-9, (name, result)
     assert math.isfinite(result["total"])
 
 
+CORRECTION_OPTIONS = st.sampled_from(["similarity", "contrastive"])
+
+
 @settings(max_examples=400, deadline=None)
-@given(HOSTILE, LABELS, st.sampled_from(["paper", "released"]))
-def test_score_never_raises_and_stays_in_bounds(text, label, variant):
-    sim = TableSimilarity({(A_REFUSAL, "x"): -1.0, (A_TIME, "x"): 1.0, (A_TIME, ""): 1.0, (A_REFUSAL, ""): -1.0})
-    result = score(text, label, variant=variant, similarity=sim)
-    _in_bounds(result, variant)
-    assert result == score(text, label, variant=variant, similarity=sim)  # deterministic
+@given(HOSTILE, LABELS, st.sampled_from(["paper", "released"]), CORRECTION_OPTIONS)
+def test_score_never_raises_and_stays_in_bounds(text, label, variant, correction):
+    sim = TableSimilarity({(A_REFUSAL, "x"): -1.0, (A_TIME, "x"): 1.0, (A_TIME, ""): 1.0, (A_REFUSAL, ""): -1.0,
+                           (Q_R, "x"): -1.0, (IRRELEVANT["query"], "x"): 1.0, (Q_R, IRRELEVANT["query"]): 1.0})
+    result = score(text, label, variant=variant, similarity=sim, correction=correction)
+    _in_bounds(result, variant, correction)
+    assert result == score(text, label, variant=variant, similarity=sim, correction=correction)  # deterministic
 
 
 @settings(max_examples=40, deadline=None)
-@given(HOSTILE, LABELS, st.sampled_from(["paper", "released"]))
-def test_score_with_real_sbert_is_bounded_and_deterministic(sbert, text, label, variant):
-    first = score(text, label, variant=variant, similarity=sbert)
-    _in_bounds(first, variant)
-    assert first == score(text, label, variant=variant, similarity=sbert)
+@given(HOSTILE, LABELS, st.sampled_from(["paper", "released"]), CORRECTION_OPTIONS)
+def test_score_with_real_sbert_is_bounded_and_deterministic(sbert, text, label, variant, correction):
+    first = score(text, label, variant=variant, similarity=sbert, correction=correction)
+    _in_bounds(first, variant, correction)
+    assert first == score(text, label, variant=variant, similarity=sbert, correction=correction)
 
 
+@pytest.mark.parametrize("correction", ["similarity", "contrastive"])
 @pytest.mark.parametrize("variant", ["paper", "released"])
 @pytest.mark.parametrize(
     "text",
     [None, b"<answer>2 to 6</answer>", 12345, "x" * 3_000_000, "<answer>" + "word " * 400_000 + "</answer>",
-     "<answer>" + "1" * 1_000_000 + " to 2</answer>"],
+     "<answer>" + "1" * 1_000_000 + " to 2</answer>", "<correct>" + "q " * 500_000 + "</correct>",
+     "<correction>" + "q " * 500_000 + "</correction>"],
 )
-def test_score_survives_odd_and_huge_outputs(sbert, text, variant):
-    _in_bounds(score(text, IRRELEVANT, variant=variant, similarity=sbert), variant)
+def test_score_survives_odd_and_huge_outputs(sbert, text, variant, correction):
+    _in_bounds(score(text, IRRELEVANT, variant=variant, similarity=sbert, correction=correction), variant, correction)

@@ -367,7 +367,8 @@ def restored_environ():
 
 @pytest.fixture
 def command(tmp_path, clip, model_dir, monkeypatch, restored_environ):
-    for name in ("RARFT_VARIANT", "RARFT_REWARD_WEIGHTS", "RARFT_SBERT_MODEL", "RARFT_SBERT_DEVICE", "RARFT_DRY_RUN"):
+    for name in ("RARFT_VARIANT", "RARFT_CORRECTION", "RARFT_REWARD_WEIGHTS", "RARFT_SBERT_MODEL", "RARFT_SBERT_DEVICE",
+                 "RARFT_DRY_RUN"):
         monkeypatch.delenv(name, raising=False)
     data = write_rows(tmp_path / "train.jsonl", [prompt_row(RELEVANT, clip), prompt_row(IRRELEVANT, clip)])
     return ["--pretrain", str(model_dir), "--data.prompt_dataset", str(data), "--reward_pretrain", "rarft_plugin",
@@ -408,7 +409,7 @@ def test_dry_run_checks_with_openrlhf_and_prints_the_command(command, capsys):
     assert main([*command, "--rarft.dry_run", "--rarft.sbert_device", "cuda"]) == 0
     printed = capsys.readouterr().out.strip().splitlines()[-1]
     tokens = shlex.split(printed)
-    assert tokens[:2] == ["RARFT_VARIANT=paper", "RARFT_SBERT_DEVICE=cuda"]
+    assert tokens[:3] == ["RARFT_VARIANT=paper", "RARFT_SBERT_DEVICE=cuda", "RARFT_CORRECTION=similarity"]
     module = tokens.index("openrlhf.cli.train_ppo_ray")
     _, args = openrlhf_arguments(tokens[module + 1:])
     assert (args.train.agent_func_path, args.data.image_key, args.data.max_images_per_prompt) == (AGENT, "video", 0)
@@ -426,6 +427,27 @@ def test_a_bad_command_starts_nothing_and_says_why(command, extra, message, caps
     assert main([*command, *extra, "--rarft.dry_run"]) == 2
     captured = capsys.readouterr()
     assert message in captured.err and captured.out == ""
+
+
+@pytest.mark.parametrize("flag, env, expected", [
+    ([], {}, "similarity"),  # the paper's eq. 7, said explicitly so a stale worker variable cannot win
+    (["--rarft.correction", "contrastive"], {}, "contrastive"),
+    ([], {"RARFT_CORRECTION": "contrastive"}, "contrastive"),
+    (["--rarft.correction", "similarity"], {"RARFT_CORRECTION": "contrastive"}, "similarity"),
+])
+def test_the_correction_option_reaches_the_workers(command, monkeypatch, capsys, flag, env, expected):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main([*command, *flag, "--rarft.dry_run"]) == 0
+    tokens = shlex.split(capsys.readouterr().out.strip().splitlines()[-1])
+    assert f"RARFT_CORRECTION={expected}" in tokens[:tokens.index("python")]
+
+
+@pytest.mark.parametrize("name, value", [("RARFT_CORRECTION", "copyproof"), ("RARFT_VARIANT", "trl")])
+def test_a_bad_reward_option_in_the_environment_is_named(command, monkeypatch, capsys, name, value):
+    monkeypatch.setenv(name, value)
+    assert main([*command, "--rarft.dry_run"]) == 2
+    assert f"{name}={value!r}: expected one of" in capsys.readouterr().err
 
 
 def test_all_problems_are_listed_together(command, tmp_path, capsys):

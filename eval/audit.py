@@ -1,0 +1,462 @@
+"""`rarft-audit`: how much of each RA-RFT reward cheap exploits collect, next to the reference answers.
+
+    rarft-audit DATA --out DIR [--variant paper,released] [--correction similarity,contrastive]
+        [--weights explain=0.5] [--ratio 1:3] [--model DIR] [--device cpu]
+
+DATA is a released-schema file (`rarft_plugin.dataset.load_examples`) or OpenRLHF prompt JSONL
+(rows with a JSON `label`, from `rarft-prep to-openrlhf`). Every policy of `eval.exploits` writes
+one response per query, scored by `rarft_plugin.rewards.score_many` (the code training runs) under
+every reward setting asked for: each `--variant` with each `--correction`. Each distinct text is
+encoded once for all policies and settings (the similarity cache; queries go in chunks).
+
+For each setting, policy and component (format, refuse_iou, explain, correction, total) the audit
+reports the mean over all queries, the relevant ones, the irrelevant ones and each difficulty
+level, and its *margin*: the oracle's mean minus the policy's, absolute and as a fraction of the
+component's range (`rarft_plugin.rewards.reward_bounds`; the total's range is the weighted sum of
+the ranges). The total is also reported at relevant:irrelevant = `--ratio` (default 1:3, the
+paper's training mix): (R·mean_relevant + I·mean_irrelevant) / (R + I). A margin is the learning
+signal that separates the skill from the exploit; a policy that beats the oracle on any component
+in any group, or earns at least the oracle's total at the ratio, is flagged (`flags` in the JSON,
+a section at the top of the Markdown, a warning on stderr).
+
+Writes DIR/audit.json (everything, plus what produced it), DIR/audit.md (tables) and
+DIR/audit_margins.png (margins per policy and setting). Where a file lacks a reference text a
+reward needs (SS-VTG has no refusal texts, and q_r only where the item has a relevant query), the
+oracle earns no more than the exploits on that reward (the paper's is 0 for all): margins of 0,
+and exploits that tie the oracle's total are flagged, which is what such data teaches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import fmean
+from typing import Any, Callable, Mapping, Sequence
+
+from tqdm import tqdm
+
+from data_prep.to_openrlhf import parse_ratio
+from rarft_plugin.cli import entry_point
+from rarft_plugin.dataset import load_examples
+from rarft_plugin.errors import DataError
+from rarft_plugin.io_utils import read_jsonl, write_atomic
+from rarft_plugin.rewards import CORRECTIONS, REWARD_NAMES, VARIANTS, parse_weights, reward_bounds, score_many
+from rarft_plugin.schema import DIFFICULTIES, Label, parse_label
+
+from eval.exploits import CORRECTION_TAG, POLICIES, Policy, neighbours
+from eval.provenance import SCORING_PACKAGES, file_sha256, now, package_versions
+
+COMPONENTS = (*REWARD_NAMES, "total")
+ORACLE = "oracle"
+# Queries per chunk: each chunk's texts are encoded once and stay cached while every policy and
+# setting is scored on it (the similarity cache holds 50,000 texts).
+CHUNK = 2000
+# Differences below this are rounding (float32 cosines), not a policy beating the oracle.
+TOLERANCE = 1e-6
+DEFAULT_RATIO = (1, 3)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One reward configuration: a variant of `rarft_plugin.rewards` and its correction."""
+
+    variant: str
+    correction: str = "similarity"
+
+    @property
+    def name(self) -> str:
+        return self.variant if self.correction == "similarity" else f"{self.variant}+{self.correction}"
+
+
+def load_labels(path: Path) -> tuple[list[tuple[str, Label]], str]:
+    """(id, label) per query of a released-schema file or an OpenRLHF prompt JSONL, and a load note.
+
+    Raises DataError naming file, record and field; a file without a query is an error.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            head = handle.read(4096).lstrip()
+    except FileNotFoundError:
+        raise DataError("file not found", source=str(path)) from None
+    except UnicodeDecodeError as error:
+        raise DataError(f"not UTF-8 text ({error})", source=str(path)) from None
+    if head.startswith("["):
+        examples, report = load_examples(path)
+        labels, note = [(e.key, e.label) for e in examples], report.summary()
+    else:
+        labels, note = [], f"{path}: OpenRLHF prompt rows"
+        for number, row in read_jsonl(path):
+            if "label" not in row:
+                raise DataError("is missing (a prompt row from rarft-prep to-openrlhf holds one)", source=str(path),
+                                record=f"line {number}", field="label")
+            label = parse_label(row["label"], source=str(path), record=f"line {number}")
+            labels.append((str(row.get("id", f"line {number}")), label))
+    if not labels:
+        raise DataError("no query to audit", source=str(path))
+    return labels, note
+
+
+def score_policies(
+    labels: Sequence[Label],
+    settings: Sequence[Setting],
+    policies: Sequence[Policy] = POLICIES,
+    *,
+    similarity: Any,
+    weights: Mapping[str, float] | None = None,
+    chunk: int = CHUNK,
+) -> dict[str, dict[str, list[dict[str, float]]]]:
+    """setting name -> policy name -> one reward dict per label (`score_many`'s), in label order."""
+    scores: dict[str, dict[str, list[dict[str, float]]]] = {s.name: {p.name: [] for p in policies} for s in settings}
+    others = neighbours(labels)
+    starts = range(0, len(labels), chunk)
+    with tqdm(total=len(starts) * len(policies) * len(settings), desc="auditing", unit="batch",
+              file=sys.stderr, disable=None) as bar:
+        for start in starts:
+            part, part_others = labels[start : start + chunk], others[start : start + chunk]
+            for policy in policies:
+                for setting in settings:
+                    tag = CORRECTION_TAG[setting.variant]
+                    responses = [policy.write(label, tag, other) for label, other in zip(part, part_others)]
+                    scores[setting.name][policy.name] += score_many(
+                        responses, part, variant=setting.variant, correction=setting.correction, weights=weights,
+                        similarity=similarity)
+                    bar.update()
+    return scores
+
+
+def groups(labels: Sequence[Label]) -> dict[str, list[int]]:
+    """Group name -> indices of its labels: all, relevant, irrelevant, then each difficulty present.
+
+    >>> a = Label(relevant=True, duration=5, query="q", timestamp=(1, 2), difficulty="original")
+    >>> b = Label(relevant=False, duration=5, query="p")
+    >>> groups([a, b])
+    {'all': [0, 1], 'relevant': [0], 'irrelevant': [1], 'original': [0], 'untagged': [1]}
+    """
+    out = {"all": list(range(len(labels))),
+           "relevant": [i for i, label in enumerate(labels) if label.relevant],
+           "irrelevant": [i for i, label in enumerate(labels) if not label.relevant]}
+    for level in (*DIFFICULTIES, None):
+        members = [i for i, label in enumerate(labels) if label.difficulty == level]
+        if members:
+            out[level or "untagged"] = members
+    return {name: members for name, members in out.items() if members}
+
+
+def component_ranges(setting: Setting, weights: Mapping[str, float]) -> dict[str, float]:
+    """Width of each component's documented range; the total's is the weighted sum of them."""
+    bounds = reward_bounds(setting.variant, setting.correction)
+    ranges = {name: high - low for name, (low, high) in bounds.items()}
+    ranges["total"] = sum(abs(weights[name]) * ranges[name] for name in REWARD_NAMES)
+    return ranges
+
+
+def at_ratio(relevant_mean: float | None, irrelevant_mean: float | None, ratio: tuple[int, int]) -> float | None:
+    """The mean reward of a relevant:irrelevant = ratio mix; None when the file lacks a class the ratio needs.
+
+    >>> at_ratio(2.0, 4.0, (1, 3)), at_ratio(None, 4.0, (0, 1)), at_ratio(None, 4.0, (1, 3))
+    (3.5, 4.0, None)
+    """
+    r, i = ratio
+    if (r and relevant_mean is None) or (i and irrelevant_mean is None):
+        return None
+    return (r * (relevant_mean or 0.0) + i * (irrelevant_mean or 0.0)) / (r + i)
+
+
+def margin_entry(value: float | None, oracle: float | None, width: float) -> dict[str, float | None]:
+    """{mean, margin = oracle − mean, margin_fraction = margin / width} (None where undefined)."""
+    if value is None or oracle is None:
+        return {"mean": value, "margin": None, "margin_fraction": None}
+    margin = oracle - value
+    return {"mean": value, "margin": margin, "margin_fraction": margin / width if width else None}
+
+
+def summarise(
+    labels: Sequence[Label],
+    scores: Mapping[str, Mapping[str, list[dict[str, float]]]],
+    settings: Sequence[Setting],
+    *,
+    weights: Mapping[str, float],
+    ratio: tuple[int, int],
+) -> dict[str, Any]:
+    """Per setting: ranges, and per policy the means and margins by group, and the total at the ratio."""
+    members = groups(labels)
+    out = {}
+    for setting in settings:
+        ranges = component_ranges(setting, weights)
+        by_policy = scores[setting.name]
+        means = {
+            policy: {group: {c: fmean(rows[i][c] for i in indices) for c in COMPONENTS}
+                     for group, indices in members.items()}
+            for policy, rows in by_policy.items()
+        }
+        totals = {policy: at_ratio(m.get("relevant", {}).get("total"), m.get("irrelevant", {}).get("total"), ratio)
+                  for policy, m in means.items()}
+        oracle = means[ORACLE]
+        out[setting.name] = {
+            "variant": setting.variant,
+            "correction": setting.correction,
+            "ranges": ranges,
+            "policies": {
+                policy: {
+                    "groups": {group: {c: margin_entry(values[c], oracle[group][c], ranges[c]) for c in COMPONENTS}
+                               for group, values in means[policy].items()},
+                    "total_at_ratio": margin_entry(totals[policy], totals[ORACLE], ranges["total"]),
+                }
+                for policy in by_policy
+            },
+        }
+    return out
+
+
+def find_flags(summary: Mapping[str, Any], ratio: tuple[int, int]) -> list[str]:
+    """Every place an exploit beats the oracle on a component, or earns at least its total at the ratio.
+
+    >>> entry = lambda mean, margin: {"mean": mean, "margin": margin, "margin_fraction": None}
+    >>> summary = {"paper": {"policies": {
+    ...     "oracle": {"groups": {"all": {"explain": entry(0.5, 0.0)}}, "total_at_ratio": entry(3.0, 0.0)},
+    ...     "cheat": {"groups": {"all": {"explain": entry(0.7, -0.2)}}, "total_at_ratio": entry(3.0, 0.0)}}}}
+    >>> print("\\n".join(find_flags(summary, (1, 3))))
+    paper: cheat beats the oracle on explain (all queries): 0.700 > 0.500
+    paper: cheat earns at least the oracle's total at 1:3: 3.000 >= 3.000
+    """
+    flags = []
+    for setting, result in summary.items():
+        for policy, entries in result["policies"].items():
+            if policy == ORACLE:
+                continue
+            for group, components in entries["groups"].items():
+                for component, entry in components.items():
+                    if entry["margin"] is not None and entry["margin"] < -TOLERANCE:
+                        flags.append(f"{setting}: {policy} beats the oracle on {component} ({_group_title(group)}): "
+                                     f"{entry['mean']:.3f} > {entry['mean'] + entry['margin']:.3f}")
+            total = entries["total_at_ratio"]
+            if total["margin"] is not None and total["margin"] <= TOLERANCE:
+                flags.append(f"{setting}: {policy} earns at least the oracle's total at {ratio[0]}:{ratio[1]}: "
+                             f"{total['mean']:.3f} >= {total['mean'] + total['margin']:.3f}")
+    return flags
+
+
+def _group_title(group: str) -> str:
+    return f"{group} queries" if group in ("all", "relevant", "irrelevant") else f"difficulty {group}"
+
+
+# ---------------------------------------------------------------- reports
+
+
+def _cell(entry: Mapping[str, float | None], policy: str) -> str:
+    if entry["mean"] is None:
+        return "n/a"
+    if policy == ORACLE or entry["margin"] is None:
+        return f"{entry['mean']:.3f}"
+    fraction = "" if entry["margin_fraction"] is None else f", {entry['margin_fraction']:.0%}"
+    return f"{entry['mean']:.3f} (Δ{entry['margin']:+.3f}{fraction})"
+
+
+def overview_table(settings: Mapping[str, Any], pick: Callable[[Mapping[str, Any]], Mapping[str, Any]],
+                   policies: Sequence[Policy] = POLICIES) -> str:
+    """policy | decides relevance | one column per setting, each cell `pick(the policy's entries)`."""
+    lines = ["| policy | decides relevance | " + " | ".join(settings) + " |", "|---" * (len(settings) + 2) + "|"]
+    for policy in policies:
+        cells = [_cell(pick(result["policies"][policy.name]), policy.name) for result in settings.values()]
+        lines.append(f"| `{policy.name}` | {'reference' if policy.sees_relevance else 'blind'} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def component_table(result: Mapping[str, Any], group: str, policies: Sequence[Policy] = POLICIES) -> str:
+    """policy | format | refuse_iou | explain | correction | total, for one group of queries."""
+    lines = ["| policy | " + " | ".join(COMPONENTS) + " |", "|---" * (len(COMPONENTS) + 1) + "|"]
+    for policy in policies:
+        entries = result["policies"][policy.name]["groups"][group]
+        lines.append(f"| `{policy.name}` | " + " | ".join(_cell(entries[c], policy.name) for c in COMPONENTS) + " |")
+    ranges = result["ranges"]
+    lines.append("| *range* | " + " | ".join(f"{ranges[c]:g}" for c in COMPONENTS) + " |")
+    return "\n".join(lines)
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    ratio = tuple(report["ratio"])
+    data = report["data"]
+    out = [f"# Reward-hacking audit: {data['path']}", "",
+           f"{data['queries']} queries ({data['relevant']} relevant, {data['irrelevant']} irrelevant); "
+           f"weights {_weights_text(report['weights'])}; SentenceBERT {report['produced_by']['model']}.",
+           "Cells: the policy's mean reward (Δ = the oracle's mean minus it, then Δ as a share of the "
+           "component's range). Δ ≤ 0 means the exploit earns as much as the reference answers.", ""]
+    if report["flags"]:
+        out += ["## ⚠ Flags: exploits that match or beat the oracle", ""] + [f"- {flag}" for flag in report["flags"]]
+        out.append("")
+    settings = report["settings"]
+    out += [f"## Total reward at relevant:irrelevant = {ratio[0]}:{ratio[1]}", "",
+            overview_table(settings, lambda entries: entries["total_at_ratio"]), "",
+            f"## Total reward, the file's mix ({data['relevant']}:{data['irrelevant']})", "",
+            overview_table(settings, lambda entries: entries["groups"]["all"]["total"]), ""]
+    for group in ("irrelevant", "relevant"):
+        if group not in data["groups"]:
+            continue
+        out += [f"## {group.capitalize()} queries ({data['groups'][group]}), per component", ""]
+        for component in REWARD_NAMES:
+            out += [f"### {component}", "",
+                    overview_table(settings, lambda entries, c=component, g=group: entries["groups"][g][c]), ""]
+    for name, result in settings.items():
+        out += [f"## Every group: {name}", ""]
+        for group in result["policies"][ORACLE]["groups"]:
+            out += [f"### {_group_title(group)} ({data['groups'][group]})", "", component_table(result, group), ""]
+    out += ["## Policies", ""] + [f"- `{p.name}`: {p.description}" for p in POLICIES]
+    return "\n".join(out) + "\n"
+
+
+def _weights_text(weights: Mapping[str, float]) -> str:
+    return ",".join(f"{name}={value:g}" for name, value in weights.items())
+
+
+def plot_margins(report: Mapping[str, Any], path: Path) -> None:
+    """One panel per component (margins on all queries) plus the total at the ratio; one bar per setting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    exploits = [p.name for p in POLICIES if p.name != ORACLE]
+    settings = list(report["settings"])
+    panels = [(c, lambda entries, c=c: entries["groups"]["all"][c]) for c in REWARD_NAMES]
+    ratio = report["ratio"]
+    panels.append((f"total at {ratio[0]}:{ratio[1]}", lambda entries: entries["total_at_ratio"]))
+    figure, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 0.2 * len(exploits) * len(settings) + 1.8),
+                                sharey=True)
+    height = 0.8 / len(settings)
+    for axis, (title, pick) in zip(axes, panels):
+        for k, setting in enumerate(settings):
+            policies = report["settings"][setting]["policies"]
+            values = [pick(policies[name])["margin_fraction"] for name in exploits]
+            axis.barh([i + k * height for i in range(len(exploits))], [v if v is not None else 0.0 for v in values],
+                      height=height, label=setting)
+        axis.axvline(0.0, color="black", linewidth=0.8)
+        axis.set_title(title)
+        axis.set_xlabel("margin to the oracle / range")
+    axes[0].set_yticks([i + 0.4 - height / 2 for i in range(len(exploits))], exploits)
+    axes[0].invert_yaxis()
+    handles, names = axes[0].get_legend_handles_labels()
+    figure.legend(handles, names, loc="lower center", ncol=len(settings))
+    figure.suptitle(f"{report['data']['path']}: margin of the oracle over each exploit, on all queries "
+                    f"(< 0: the exploit beats the oracle)")
+    figure.tight_layout(rect=(0, 0.05, 1, 0.95))
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    plt.close(figure)
+    write_atomic(path, buffer.getvalue())
+
+
+# ---------------------------------------------------------------- command line
+
+
+def settings_from(variants: str, corrections: str) -> list[Setting]:
+    """Every variant with every correction, from comma-separated lists.
+
+    >>> [s.name for s in settings_from("paper,released", "similarity,contrastive")]
+    ['paper', 'paper+contrastive', 'released', 'released+contrastive']
+    """
+    chosen_variants = _choices(variants, VARIANTS, "--variant")
+    chosen_corrections = _choices(corrections, CORRECTIONS, "--correction")
+    return [Setting(v, c) for v in chosen_variants for c in chosen_corrections]
+
+
+def _choices(text: str, allowed: Sequence[str], flag: str) -> list[str]:
+    chosen = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [c for c in chosen if c not in allowed]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"{flag}: expected a comma-separated list of {list(allowed)}, got {text!r}")
+    return chosen
+
+
+def audit(path: Path, settings: Sequence[Setting], *, weights: Mapping[str, float], ratio: tuple[int, int],
+          similarity: Any) -> dict[str, Any]:
+    """The whole audit of one file, as the JSON report (without `produced_by`)."""
+    loaded, note = load_labels(path)
+    labels = [label for _, label in loaded]
+    scores = score_policies(labels, settings, similarity=similarity, weights=weights)
+    summary = summarise(labels, scores, settings, weights=weights, ratio=ratio)
+    return {
+        "data": {"path": str(path), "sha256": file_sha256(path), "load": note, "queries": len(labels),
+                 "relevant": sum(label.relevant for label in labels),
+                 "irrelevant": sum(not label.relevant for label in labels),
+                 "groups": {group: len(members) for group, members in groups(labels).items()}},
+        "ratio": list(ratio),
+        "weights": dict(weights),
+        "policies": [{"name": p.name, "description": p.description, "decides_relevance": p.sees_relevance}
+                     for p in POLICIES],
+        "settings": summary,
+        "flags": find_flags(summary, ratio),
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", type=Path, help="released-schema JSON or OpenRLHF prompt JSONL (rows with a label)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for audit.json, audit.md, audit_margins.png")
+    parser.add_argument("--variant", default=",".join(VARIANTS),
+                        help=f"reward variants, comma-separated (default: {','.join(VARIANTS)})")
+    parser.add_argument("--correction", default=",".join(CORRECTIONS),
+                        help=f"correction rewards, comma-separated, each audited with every variant "
+                             f"(default: {','.join(CORRECTIONS)})")
+    parser.add_argument("--weights", default=None, help="e.g. format=1,refuse_iou=1,explain=0.5 (default: all 1)")
+    parser.add_argument("--ratio", type=parse_ratio, default=DEFAULT_RATIO,
+                        help="relevant:irrelevant mix of the extra total column, as in rarft-prep to-openrlhf "
+                             "(default 1:3, the paper's training mix)")
+    parser.add_argument("--model", default=None, help="SentenceBERT name or directory (default: $RARFT_SBERT_MODEL "
+                                                      "or the packaged all-MiniLM-L6-v2)")
+    parser.add_argument("--device", default=None, help="SentenceBERT device (default: $RARFT_SBERT_DEVICE or cpu)")
+
+
+def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict[str, Any]:
+    from rarft_plugin.similarity import get_similarity
+
+    started = time.perf_counter()
+    settings = settings_from(args.variant, args.correction)
+    weights = parse_weights(args.weights)
+    if not args.data.is_file():
+        raise DataError("file not found", source=str(args.data))
+    similarity = get_similarity(args.model, args.device)
+    report = audit(args.data, settings, weights=weights, ratio=args.ratio, similarity=similarity)
+    report["produced_by"] = {
+        "command": ["rarft-audit", *argv],
+        "packages": package_versions(SCORING_PACKAGES),
+        "model": similarity.model_path,
+        "device": similarity.device,
+        "encoded_texts": similarity.encoded_texts,
+        "seconds": round(time.perf_counter() - started, 1),
+        "finished": now(),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    plot_margins(report, args.out / "audit_margins.png")
+    write_atomic(args.out / "audit.md", render_markdown(report))
+    write_atomic(args.out / "audit.json", json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    return report
+
+
+@entry_point("rarft-audit")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rarft-audit", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    try:
+        report = run(args, argv)
+    except argparse.ArgumentTypeError as error:
+        parser.error(str(error))
+    except (DataError, ValueError, OSError, RuntimeError) as error:
+        print(f"rarft-audit: error: {error}", file=sys.stderr)
+        return 2
+    data = report["data"]
+    print(f"rarft-audit: {data['queries']} queries x {len(POLICIES)} policies x {len(report['settings'])} settings "
+          f"in {report['produced_by']['seconds']} s -> {args.out}/audit.md, audit.json, audit_margins.png")
+    for flag in report["flags"]:
+        print(f"rarft-audit: WARNING: {flag}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,388 @@
+"""rarft-audit (eval/audit.py) and its exploit policies (eval/exploits.py)."""
+
+import json
+import re
+import math
+import zlib
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eval import audit
+from eval.audit import (
+    ORACLE,
+    Setting,
+    at_ratio,
+    find_flags,
+    groups,
+    load_labels,
+    main,
+    score_policies,
+    settings_from,
+    summarise,
+)
+from eval.exploits import CORRECTION_TAG, POLICIES, neighbours
+from rarft_plugin.errors import DataError
+from rarft_plugin.schema import Label
+from rarft_plugin.rewards import parse_weights, reward_bounds, score_many
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "rarft_plugin" / "samples" / "hi_vtg_charades_sample.json"
+WEIGHTS = parse_weights(None)
+ALL_SETTINGS = settings_from("paper,released", "similarity,contrastive")
+EXPLOITS = [p for p in POLICIES if p.name != ORACLE]
+BLIND = [p for p in POLICIES if not p.sees_relevance]
+
+
+def label(relevant, **fields):
+    base = dict(relevant=relevant, duration=30.0, query="a man cuts a steak", answer_time="2.00 to 6.00",
+                timestamp=(2.0, 6.0) if relevant else None, answer_refusal="He cooks pasta; nobody cuts a steak.",
+                query_relevant="a man cooks pasta")
+    return Label(**{**base, **fields})
+
+
+# ---- the policies ----------------------------------------------------------------------------
+@pytest.mark.parametrize("policy", BLIND, ids=lambda p: p.name)
+def test_blind_policies_never_read_the_relevance(policy):
+    """Same query, duration and item span: same response, whatever the relevance and the other references."""
+    relevant = label(True, answer_refusal="", query_relevant="a man cuts a steak")
+    irrelevant = label(False, answer_refusal="Something else entirely.", query_relevant="a woman reads")
+    for tag in CORRECTION_TAG.values():
+        assert policy.write(relevant, tag, irrelevant) == policy.write(irrelevant, tag, relevant)
+
+
+@pytest.mark.parametrize("policy", [p for p in POLICIES if p.sees_relevance], ids=lambda p: p.name)
+def test_reference_policies_change_only_irrelevant_queries(policy):
+    oracle = POLICIES[0]
+    relevant, other = label(True), label(False, answer_refusal="Another video's refusal.")
+    assert policy.write(relevant, "correct", other) == oracle.write(relevant, "correct", other)
+
+
+@pytest.mark.parametrize("variant, tag", [("paper", "<correct>"), ("released", "<correction>")])
+def test_oracle_writes_the_template_each_variant_checks(variant, tag):
+    rows = score_many([POLICIES[0].write(label(r), CORRECTION_TAG[variant], label(r)) for r in (True, False)],
+                      [label(True), label(False)], variant=variant, similarity=FakeSimilarity())
+    assert [row["format"] for row in rows] == [1.0, 1.0]
+    assert tag in POLICIES[0].write(label(False), CORRECTION_TAG[variant], label(False))
+
+
+def test_neighbours_skip_the_same_refusal_and_empty_ones():
+    a, b, empty = (label(False, answer_refusal=text) for text in ("A", "B", ""))
+    assert [n.answer_refusal for n in neighbours([a, empty, a, b])] == ["B", "A", "B", "A"]
+    assert neighbours([a]) == [a] and neighbours([]) == [] and neighbours([empty, empty]) == [empty, empty]
+
+
+def plain_neighbours(labels):
+    """The definition, searched in quadratic time."""
+    out = []
+    for index, this in enumerate(labels):
+        later = [labels[(index + step) % len(labels)] for step in range(1, len(labels))]
+        out.append(next((o for o in later if o.answer_refusal and o.answer_refusal != this.answer_refusal), this))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["", "A", "B", "C"]), max_size=12))
+def test_neighbours_follow_their_definition(texts):
+    labels = [label(False, answer_refusal=text, query=f"q{i}") for i, text in enumerate(texts)]
+    assert neighbours(labels) == plain_neighbours(labels)
+
+
+class FakeSimilarity:
+    """Deterministic cosines in [-1, 1] from a hash of the pair; 1 for identical texts."""
+
+    def cosine_pairs(self, pairs):
+        return [1.0 if a == b else zlib.crc32(f"{a}\x00{b}".encode()) / 2**31 - 1.0 for a, b in pairs]
+
+
+TAGS = ["<think>", "</think>", "<answer>", "</answer>", "<correct>", "</correct>", "<correction>", "</correction>",
+        "NIL", "2 to 6", "<|video_pad|>", "nan", "\n", "😀", "{query}", "%s"]
+QUERIES = st.one_of(st.text(min_size=1, max_size=80), st.lists(st.sampled_from(TAGS), min_size=1, max_size=8).map(" ".join)
+                    ).filter(str.strip)
+
+
+@settings(max_examples=150, deadline=None)
+@given(QUERIES, st.booleans(), st.sampled_from(ALL_SETTINGS), st.one_of(st.none(), st.floats(0.5, 1e6)))
+def test_every_policy_is_scored_in_bounds_whatever_the_query_says(query, relevant, setting, duration):
+    """A query is model-visible text that policies paste into their responses: adversarial output."""
+    target = label(relevant, query=query, duration=duration, timestamp=(0.0, 0.5) if relevant else None)
+    responses = [p.write(target, CORRECTION_TAG[setting.variant], target) for p in POLICIES]
+    rows = score_many(responses, [target] * len(POLICIES), variant=setting.variant, correction=setting.correction,
+                      similarity=FakeSimilarity())
+    bounds = reward_bounds(setting.variant, setting.correction)
+    for row in rows:
+        for name, (low, high) in bounds.items():
+            assert low - 1e-9 <= row[name] <= high + 1e-9
+        assert math.isfinite(row["total"])
+
+
+# ---- accounting ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "relevant, irrelevant, ratio, expected",
+    [(2.0, 4.0, (1, 3), 3.5), (2.0, 4.0, (1, 1), 3.0), (2.0, None, (1, 0), 2.0), (None, 4.0, (1, 3), None),
+     (2.0, None, (1, 3), None), (None, 4.0, (0, 1), 4.0)],
+)
+def test_total_at_a_ratio(relevant, irrelevant, ratio, expected):
+    assert at_ratio(relevant, irrelevant, ratio) == expected
+
+
+def test_summary_margins_are_oracle_minus_policy_over_the_range():
+    labels = [label(True, difficulty="original"), label(False, difficulty="strong"), label(False, difficulty="weak")]
+    row = lambda value: {"format": value, "refuse_iou": value, "explain": value, "correction": value,
+                         "total": 4 * value}
+    scores = {"paper": {ORACLE: [row(1.0), row(1.0), row(0.5)], "cheat": [row(1.0), row(0.0), row(0.5)]}}
+    result = summarise(labels, scores, [Setting("paper")], weights=WEIGHTS, ratio=(1, 3))["paper"]
+    cheat = result["policies"]["cheat"]
+    assert result["ranges"] == {"format": 1.0, "refuse_iou": 1.0, "explain": 4.0, "correction": 2.0, "total": 8.0}
+    assert cheat["groups"]["irrelevant"]["explain"] == {"mean": 0.25, "margin": 0.5, "margin_fraction": 0.125}
+    assert cheat["groups"]["weak"]["format"]["margin"] == 0.0 and "original" in cheat["groups"]
+    # total at 1:3: oracle (4 + 3*3) / 4 = 3.25, cheat (4 + 3*1) / 4 = 1.75
+    assert cheat["total_at_ratio"] == {"mean": 1.75, "margin": 1.5, "margin_fraction": 1.5 / 8}
+
+
+def entry(mean, margin):
+    return {"mean": mean, "margin": margin, "margin_fraction": None}
+
+
+@pytest.mark.parametrize(
+    "component_margin, total_margin, expected",
+    [
+        (0.2, 1.0, []),  # the oracle is ahead everywhere
+        (0.0, 1.0, []),  # a tie on a component is no flag (format is 1 for most policies)
+        (-1e-9, 1.0, []),  # rounding
+        (-0.1, 1.0, ["beats the oracle on explain (difficulty strong)"]),
+        (0.2, 0.0, ["earns at least the oracle's total at 1:3"]),  # a tie on the total is: nothing to learn
+        (0.2, -0.5, ["earns at least the oracle's total at 1:3"]),
+        (None, None, []),  # a group or ratio the file cannot fill
+    ],
+)
+def test_flags(component_margin, total_margin, expected):
+    def policy(margin, total):
+        return {"groups": {"strong": {"explain": entry(0.5, margin)}}, "total_at_ratio": entry(3.0, total)}
+
+    summary = {"paper": {"policies": {ORACLE: policy(0.0, 0.0), "cheat": policy(component_margin, total_margin)}}}
+    flags = find_flags(summary, (1, 3))
+    assert len(flags) == len(expected) and all(text in flag for text, flag in zip(expected, flags))
+
+
+def test_groups_follow_the_taxonomy_order():
+    labels = [label(False, difficulty="weak"), label(True, difficulty="original"), label(False, difficulty="strong")]
+    assert list(groups(labels)) == ["all", "relevant", "irrelevant", "original", "strong", "weak"]
+
+
+@pytest.mark.parametrize("variants, corrections", [("paper,trl", "similarity"), ("", "similarity"),
+                                                   ("paper", "copyproof")])
+def test_unknown_settings_are_refused(variants, corrections):
+    with pytest.raises(Exception, match="expected a comma-separated list"):
+        settings_from(variants, corrections)
+
+
+# ---- the released files, with the packaged MiniLM --------------------------------------------
+@pytest.fixture(scope="module")
+def hi_vtg(official_data, sbert):
+    """The first 60 items (120 queries, every difficulty) of HI-Charades, every setting."""
+    loaded, _ = load_labels(official_data / "hi_vtg_charades.json")
+    labels = [lab for _, lab in loaded[:120]]
+    scores = score_policies(labels, ALL_SETTINGS, similarity=sbert, weights=WEIGHTS)
+    summary = summarise(labels, scores, ALL_SETTINGS, weights=WEIGHTS, ratio=(1, 3))
+    return summary, find_flags(summary, (1, 3))
+
+
+@pytest.mark.parametrize("setting", [s.name for s in ALL_SETTINGS])
+@pytest.mark.parametrize("policy", [p.name for p in EXPLOITS])
+def test_the_oracle_beats_every_exploit_on_the_total_at_the_papers_ratio_or_it_is_flagged(hi_vtg, setting, policy):
+    summary, flags = hi_vtg
+    total = summary[setting]["policies"][policy]["total_at_ratio"]
+    flagged = any(flag.startswith(f"{setting}: {policy} ") for flag in flags)
+    assert total["margin"] > 0 or flagged
+    assert not flagged  # on the released file, none is: this pins it
+
+
+# (policy, group, component): where each exploit loses to the oracle, in every setting.
+WHERE_EACH_EXPLOIT_LOSES = [
+    ("copy_correction", "irrelevant", "correction"),
+    ("generic_correction", "irrelevant", "correction"),
+    ("generic_refusal", "irrelevant", "explain"),
+    ("query_in_answer", "irrelevant", "explain"),
+    ("templated_refusal", "irrelevant", "explain"),
+    ("other_refusal", "irrelevant", "explain"),
+    ("always_refuse", "relevant", "refuse_iou"),
+    ("whole_video", "irrelevant", "refuse_iou"),
+    ("whole_video", "relevant", "refuse_iou"),
+    ("hedge", "irrelevant", "refuse_iou"),
+    ("multi_answer", "relevant", "refuse_iou"),
+    ("empty", "irrelevant", "explain"),
+    ("empty", "relevant", "refuse_iou"),
+]
+
+
+@pytest.mark.parametrize("setting", [s.name for s in ALL_SETTINGS])
+@pytest.mark.parametrize("policy, group, component", WHERE_EACH_EXPLOIT_LOSES)
+def test_each_exploit_loses_where_expected(hi_vtg, setting, policy, group, component):
+    assert hi_vtg[0][setting]["policies"][policy]["groups"][group][component]["margin"] > 0.05
+
+
+def correction_of(summary, setting, policy):
+    return summary[setting]["policies"][policy]["groups"]["irrelevant"]["correction"]
+
+
+def test_copying_the_query_keeps_most_of_eq7_and_more_of_the_released_form(hi_vtg):
+    """(cos+1)/2 halves the copy's margin, (1 − cos)/2 instead of 1 − cos: the same share of a range half as wide."""
+    summary, _ = hi_vtg
+    paper, released = (correction_of(summary, s, "copy_correction") for s in ("paper", "released"))
+    assert 0.5 < paper["mean"] < 0.8  # the issue measured 0.65 on 400 queries
+    assert released["mean"] > paper["mean"] and released["margin"] == pytest.approx(paper["margin"] / 2, abs=1e-6)
+    assert released["margin_fraction"] == pytest.approx(paper["margin_fraction"], abs=1e-6)
+
+
+@pytest.mark.parametrize("setting", ["paper+contrastive", "released+contrastive"])
+def test_the_contrastive_correction_opens_the_copy_margin_and_the_oracle_still_scores_1(hi_vtg, setting):
+    summary, _ = hi_vtg
+    assert correction_of(summary, setting, ORACLE)["mean"] == pytest.approx(1.0, abs=1e-5)
+    copy = correction_of(summary, setting, "copy_correction")
+    assert copy["mean"] == pytest.approx(-1.0, abs=1e-5) and copy["margin_fraction"] == pytest.approx(1.0, abs=1e-5)
+    plain = correction_of(summary, setting.split("+")[0], "copy_correction")
+    assert copy["margin_fraction"] > 3 * plain["margin_fraction"]
+    generic = correction_of(summary, setting, "generic_correction")
+    assert generic["margin_fraction"] > correction_of(summary, setting.split("+")[0], "generic_correction")[
+        "margin_fraction"]
+
+
+def test_ss_vtg_has_no_refusal_answers_so_the_paper_explain_reward_is_zero_for_every_policy(official_data, sbert):
+    """SS-VTG: no refusal texts, so eq. 6 has no a_refusal; a shuffled query's q_r is its item's relevant query,
+    when the item has one (591 of 1,860), and the correction reward applies to those only."""
+    loaded, _ = load_labels(official_data / "ss_vtg_charades.json")
+    labels = [lab for _, lab in loaded[:60]]
+    chosen = [Setting("paper"), Setting("paper", "contrastive")]
+    summary = summarise(labels, score_policies(labels, chosen, similarity=sbert, weights=WEIGHTS), chosen,
+                        weights=WEIGHTS, ratio=(1, 3))
+    with_reference = sum(bool(lab.query_relevant) for lab in labels if not lab.relevant)
+    irrelevant = sum(not lab.relevant for lab in labels)
+    assert 0 < with_reference < irrelevant
+    for setting in ("paper", "paper+contrastive"):
+        for policy in POLICIES:
+            assert summary[setting]["policies"][policy.name]["groups"]["all"]["explain"]["mean"] == 0.0
+        oracle = summary[setting]["policies"][ORACLE]["groups"]["irrelevant"]["correction"]["mean"]
+        assert oracle == pytest.approx(with_reference / irrelevant, abs=1e-5)
+
+
+# ---- the command line ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sample_report(tmp_path_factory, sbert):
+    out = tmp_path_factory.mktemp("audit")
+    assert main([str(SAMPLE), "--out", str(out)]) == 0
+    return out, json.loads((out / "audit.json").read_text())
+
+
+def test_cli_writes_json_markdown_and_plot(sample_report):
+    out, report = sample_report
+    assert report["data"]["queries"] == 8 and report["data"]["relevant"] == 4
+    assert list(report["settings"]) == ["paper", "paper+contrastive", "released", "released+contrastive"]
+    assert [p["name"] for p in report["policies"]] == [p.name for p in POLICIES]
+    assert report["flags"] == [] and report["ratio"] == [1, 3]
+    assert report["produced_by"]["model"] and len(report["data"]["sha256"]) == 64
+    assert report["produced_by"]["command"][:2] == ["rarft-audit", str(SAMPLE)]
+    markdown = (out / "audit.md").read_text()
+    assert "## Total reward at relevant:irrelevant = 1:3" in markdown and "## Every group: released+contrastive" in markdown
+    assert "| policy | decides relevance | paper | paper+contrastive | released | released+contrastive |" in markdown
+    assert "| `copy_correction` | reference |" in markdown and "⚠" not in markdown
+    assert (out / "audit_margins.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_cli_reads_openrlhf_prompt_rows_as_the_released_file(sample_report, tmp_path, sbert):
+    loaded, _ = load_labels(SAMPLE)
+    rows = tmp_path / "train.jsonl"
+    rows.write_text("".join(json.dumps({"input": [], "label": json.dumps(lab.to_json()), "id": key}) + "\n"
+                            for key, lab in loaded))
+    assert main([str(rows), "--out", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "audit.json").read_text())
+    assert report["settings"] == sample_report[1]["settings"]
+
+
+def test_flags_lead_the_markdown(sample_report):
+    report = dict(sample_report[1], flags=["paper: cheat beats the oracle on explain (all queries): 0.700 > 0.500"])
+    markdown = audit.render_markdown(report)
+    assert markdown.index("## ⚠ Flags") < markdown.index("## Total reward") and "cheat beats the oracle" in markdown
+
+
+def test_cli_warns_on_stderr_for_each_flag(tmp_path, sbert, monkeypatch, capsys):
+    monkeypatch.setattr(audit, "find_flags", lambda summary, ratio: ["paper: empty beats the oracle on explain"])
+    assert main([str(SAMPLE), "--out", str(tmp_path), "--variant", "paper", "--correction", "similarity"]) == 0
+    assert "rarft-audit: WARNING: paper: empty beats the oracle on explain" in capsys.readouterr().err
+    assert json.loads((tmp_path / "audit.json").read_text())["flags"] == ["paper: empty beats the oracle on explain"]
+
+
+def test_cli_ratio_and_weights_reach_the_totals(tmp_path, sbert):
+    assert main([str(SAMPLE), "--out", str(tmp_path), "--ratio", "1:0", "--variant", "paper",
+                 "--correction", "similarity", "--weights", "explain=0"]) == 0
+    report = json.loads((tmp_path / "audit.json").read_text())
+    oracle = report["settings"]["paper"]["policies"][ORACLE]
+    assert oracle["total_at_ratio"]["mean"] == oracle["groups"]["relevant"]["total"]["mean"] == pytest.approx(2.0)
+    assert report["settings"]["paper"]["ranges"]["total"] == 4.0
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"id": 1, "label": {"relevant": true, "timestamp": [1, 2], "duration": 5, "query": "q"}}\n{"id": 2}\n',
+         "line 2: field label: is missing"),
+        ('{"label": {"relevant": "yes", "duration": 5, "query": "q"}}\n', "line 1: field relevant: must be true or false"),
+        ("\n\n", "no query to audit"),
+        ('[{"video": "v.mp4"}]', "record 0: field GRPO: must be a non-empty list"),
+        ("{oops\n", "line 1: not valid JSON"),
+    ],
+)
+def test_bad_input_is_one_line_naming_file_record_field_and_writes_nothing(tmp_path, capsys, content, message):
+    data = tmp_path / "data.jsonl"
+    data.write_text(content)
+    assert main([str(data), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rarft-audit: error: ") and str(data) in err and message in err and "\n" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_file_and_unknown_setting(tmp_path, capsys):
+    assert main([str(tmp_path / "none.json"), "--out", str(tmp_path / "out")]) == 2
+    assert "file not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:
+        main([str(SAMPLE), "--out", str(tmp_path / "out"), "--variant", "trl"])
+    assert stopped.value.code == 2 and not (tmp_path / "out").exists()
+
+
+def test_load_labels_reports_the_released_files_defects(official_data):
+    loaded, note = load_labels(official_data / "ss_vtg_charades.json")
+    assert "unknown (left out)" in note and all(isinstance(lab, Label) for _, lab in loaded)
+    with pytest.raises(DataError, match="file not found"):
+        load_labels(official_data / "nope.json")
+
+
+def test_the_audit_module_is_a_pipeline_over_the_library():
+    """rarft_plugin never imports the pipelines (the reward maths stay in the library)."""
+    import rarft_plugin.rewards as rewards
+
+    source = Path(rewards.__file__).read_text()
+    assert "import eval" not in source and "from eval" not in source
+    assert audit.score_many is score_many  # the same reward code training runs
+
+
+def test_the_readme_table_is_the_audit_of_the_bundled_sample(sample_report):
+    """README "What the rewards can be gamed by": its sample table must be what rarft-audit computes."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## What the rewards can be gamed by"):]
+    settings = sample_report[1]["settings"]
+    columns = ["paper", "released", "paper+contrastive"]
+    rows = {}
+    for line in section.splitlines():
+        found = re.match(r"\| `(\w+)`[^|]*\| (reference|blind) \| (.+) \|$", line)
+        if found:
+            rows[found.group(1)] = [cell.strip() for cell in found.group(3).split("|")]
+    assert set(rows) == {p.name for p in POLICIES}
+    for name, cells in rows.items():
+        expected = []
+        for column in columns:
+            entry = settings[column]["policies"][name]["total_at_ratio"]
+            expected.append(f"{entry['mean']:.2f}" if name == ORACLE else
+                            f"{entry['mean']:.2f} ({entry['margin_fraction']:.0%})")
+        assert cells == expected, name
