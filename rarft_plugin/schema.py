@@ -54,7 +54,6 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
 from typing import TypeAlias
 
 from rarft_plugin.errors import DataError
@@ -475,17 +474,17 @@ class VtgQuery:
     extra: dict[str, JsonValue] = field(default_factory=dict)
     keys: tuple[str, ...] = field(default=(), compare=False)  # the keys as read, in order; (): built (dump_item)
 
-    @cached_property
+    @property
     def difficulty(self) -> str | None:
         """In the paper's vocabulary (`query_difficulty`); ValueError for a tag it does not know."""
         return query_difficulty(self.tag, relevant=self.relevant, categories=self.categories)
 
-    @cached_property
+    @property
     def answer_text(self) -> str:
         """The answer without its `<answer>` wrapper."""
         return strip_answer_wrapper(self.answer)
 
-    @cached_property
+    @property
     def correction(self) -> str:
         """The contents of a `<correct>` block of the answer, "" if none."""
         return parse_response(self.answer).correction or ""
