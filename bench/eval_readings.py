@@ -105,6 +105,7 @@ def write_predictions(data: Path, out: Path, seed: int = 0) -> int:
 
 def score(tree: Path, predictions: Path, data: Path, run: Path, options: list[str]) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree), "TQDM_DISABLE": "1"}
+    # `score`: the name every version knows (`evaluate` since its rename; `score` still runs it)
     subprocess.run([sys.executable, "-m", "eval.cli", "score", str(predictions), "--out", str(run), "--data", str(data),
                     *options], cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL)
     return json.loads((run / "metrics.json").read_text())

@@ -26,7 +26,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars would interleave wit
 
 from eval.metrics import rule_judgement  # noqa: E402
 from eval.predictions import prediction_from_example  # noqa: E402
-from eval.score import evaluate  # noqa: E402
+from eval.evaluate import evaluate  # noqa: E402
 from rarft_plugin.dataset import load_examples  # noqa: E402
 
 DATA = REPO / "eval" / "benchmarks" / "hi_vtg_charades.json"
@@ -105,7 +105,8 @@ def bench_inference(queries: int, batch: int, new_tokens: int, device: str) -> N
 
     from eval.infer import HFBackend, run_inference
     from rarft_plugin.dataset import load_examples as load
-    from rarft_plugin.testing import build_tiny_qwen2_5_vl, write_test_video
+    from rarft_plugin.models import default_family
+    from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -116,7 +117,8 @@ def bench_inference(queries: int, batch: int, new_tokens: int, device: str) -> N
         videos = {item["video"]: write_test_video(tmp / item["video"], seconds=item["duration"], size=(112, 84))
                   for item in items}
         dtype = "bf16" if device.startswith("cuda") else "fp32"
-        backend = HFBackend(str(build_tiny_qwen2_5_vl(tmp / "tiny")), device=device, dtype=dtype)
+        backend = HFBackend(str(build_tiny_qwen2_5_vl(tmp / "tiny")), family=default_family(), device=device,
+                            dtype=dtype)
         # a fixed number of new tokens, so both runs do the same work
         generate = backend.model.generate
         backend.model.generate = lambda **kw: generate(**kw, min_new_tokens=new_tokens)

@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rarft_plugin.prompts import build_messages  # noqa: E402
-from rarft_plugin.testing import build_tiny_qwen2_5_vl, write_test_video  # noqa: E402
+from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video  # noqa: E402
 from rarft_plugin.video import sample_frames  # noqa: E402
 
 

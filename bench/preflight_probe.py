@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]
 
 from rarft_plugin.prompts import build_messages  # noqa: E402
-from rarft_plugin.testing import write_test_video  # noqa: E402
+from rarft_plugin.stand_ins import write_test_video  # noqa: E402
 from rarft_plugin.train import validate_dataset  # noqa: E402
 from rarft_plugin.video import VideoSpec  # noqa: E402
 

@@ -23,8 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rarft_plugin.openrlhf_agent import _PREPARED, clear_prepared_cache, prepare_video_prompt  # noqa: E402
-from rarft_plugin.testing import build_tiny_qwen2_5_vl, write_test_video  # noqa: E402
+from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video  # noqa: E402
 from rarft_plugin import video  # noqa: E402
+from rarft_plugin.models import default_family  # noqa: E402
 from rarft_plugin.video import cache_stats, clear_cache, sample_frames  # noqa: E402
 
 
@@ -48,7 +49,8 @@ def decode_rate(clips, backend) -> float:
     for clip in clips:
         reader = video._open(str(clip), backend)
         first, last, _ = video._window(reader, video.VideoSpec(str(clip)))
-        frames += len(reader.get(video.frame_indices(reader.frame_count, reader.fps, first, last)))
+        family = default_family()
+        frames += len(reader.get(family.frame_indices(reader.frame_count, reader.fps, first, last, family.FPS)))
     return frames / (time.perf_counter() - started)
 
 

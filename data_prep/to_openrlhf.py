@@ -9,7 +9,7 @@ One line per query (`rarft_plugin.dataset.load_examples`):
 
 Train with `--data.input_key input --data.label_key label --data.image_key video
 --data.apply_chat_template` (the launcher passes these; docs/video.md). Video paths are resolved
-once, up front (`rarft_plugin.dataset.video_candidates`), to the first existing non-empty file of:
+once, up front (`rarft_plugin.video.video_candidates`), to the first existing non-empty file of:
 the path as written (absolute, or relative to the input file), DIR/path (relative paths),
 DIR/<file name>, each also with a video extension added when the name has none (`--video-ext`,
 default .mp4 .mkv .webm .avi .mov); so the released files' absolute
@@ -40,20 +40,20 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from rarft_plugin.dataset import (
-    VIDEO_EXTENSIONS,
-    Example,
-    check_clips,
-    load_examples,
-    resolve_videos,
-    video_extension,
-    video_spec,
-)
+from rarft_plugin.dataset import Example, load_examples
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_jsonl_atomic
 from rarft_plugin.prompts import TEMPLATES, build_messages
 from rarft_plugin.schema import clip_length
-from rarft_plugin.video import VideoError, probe
+from rarft_plugin.video import (
+    VIDEO_EXTENSIONS,
+    VideoError,
+    check_clips,
+    probe,
+    resolve_videos,
+    video_extension,
+    video_spec,
+)
 
 
 def apply_ratio(examples: list[Example], ratio: tuple[int, int] | None, seed: int) -> list[Example]:

@@ -49,7 +49,7 @@ from rarft_plugin.rewards import CORRECTIONS, REWARD_NAMES, VARIANTS, parse_weig
 from rarft_plugin.schema import DIFFICULTIES, Label, parse_label
 
 from eval.exploits import CORRECTION_TAG, POLICIES, Policy, neighbours
-from eval.provenance import SCORING_PACKAGES, file_sha256, now, package_versions
+from eval.provenance import EVALUATION_PACKAGES, file_sha256, now, package_versions
 
 COMPONENTS = (*REWARD_NAMES, "total")
 ORACLE = "oracle"
@@ -423,7 +423,7 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict[str, Any]:
     report = audit(args.data, settings, weights=weights, ratio=args.ratio, similarity=similarity)
     report["produced_by"] = {
         "command": ["rarft-audit", *argv],
-        "packages": package_versions(SCORING_PACKAGES),
+        "packages": package_versions(EVALUATION_PACKAGES),
         "model": similarity.model_path,
         "device": similarity.device,
         "encoded_texts": similarity.encoded_texts,

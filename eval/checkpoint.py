@@ -36,6 +36,12 @@ from pathlib import Path
 
 from rarft_plugin.errors import DataError
 
+__all__ = [
+    "CHAT_TEMPLATE_FILES", "PROCESSOR_FILES", "TOKENIZER_FILES", "WEIGHT_FILES", "WEIGHT_INDEXES", "Checkpoint",
+    "fingerprint", "has_chat_template", "has_processor", "local_directory", "model_problems", "overlay",
+    "resolve_checkpoint",
+]
+
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
@@ -132,7 +138,8 @@ def model_problems(directory: Path) -> list[str]:
         if problem or not shards:
             problems.append(problem or f"{index.name} lists no weight file")
         elif missing:
-            problems.append(f"{len(missing)} of the {len(shards)} weight files {index.name} lists (first: {missing[0]})")
+            problems.append(f"{len(missing)} of the {len(shards)} weight files {index.name} lists "
+                            f"(first: {missing[0]})")
     elif not any((directory / name).is_file() for name in WEIGHT_FILES):
         problems.append(f"no weights ({' or '.join(WEIGHT_FILES + WEIGHT_INDEXES[:1])})")
     if not any((directory / name).is_file() for name in TOKENIZER_FILES):

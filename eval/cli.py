@@ -1,10 +1,13 @@
-"""`rarft-eval`: inference on a checkpoint, scoring, comparing runs.
+"""`rarft-eval`: inference on a checkpoint, evaluating its predictions, comparing runs.
 
     rarft-eval infer --model CKPT --data hi_vtg_charades.json --video-root VIDEOS --out preds.jsonl
-    rarft-eval score preds.jsonl [more shards ...] --out run/ [--judge llm] [--llm-explanations]
-                     [--base-url URL --model NAME] [--answer-reading released|last_block]
-                     [--sbert-text released|answer]
+    rarft-eval evaluate preds.jsonl [more shards ...] --out run/ [--judge llm] [--llm-explanations]
+                        [--base-url URL --model NAME] [--answer-reading released|last_block]
+                        [--sbert-text released|answer]
     rarft-eval compare runA/ runB/ [more runs ...] [--paper [DATASET|TABLE]]
+
+`score` is the former name of `evaluate` and still runs it, after one deprecation line: in rarft a score is what
+a reward gives (`rarft-score`); `evaluate` computes every metric of the paper.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from rarft_plugin.cli import entry_point
@@ -20,12 +24,20 @@ from rarft_plugin.errors import DataError
 from rarft_plugin.parsing import ANSWER_READINGS
 from rarft_plugin.prompts import TEMPLATES
 
+from eval.evaluate import SBERT_TEXTS
+from eval.judge import LlmJudge
 from eval.paper import DATASETS
-from eval.score import SBERT_TEXTS
+from eval.predictions import Prediction
+from eval.record import DataCheck, DatasetRecord, InferenceRecord
+
+__all__ = ["add_data_arguments", "data_options", "main"]
+
+# Former names of commands, still accepted: `evaluate` was `score` until "score" came to mean a reward's value only.
+DEPRECATED_COMMANDS = {"score": "evaluate"}
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """How the evaluation file's relevant queries without their own span are handled (infer and score)."""
+    """How the evaluation file's relevant queries without their own span are handled (infer and evaluate)."""
     parser.add_argument("--spans-from", type=Path, action="append", default=[], metavar="FILE",
                         help="another released file whose items give the span of a relevant query the evaluation "
                              "file lacks (same video and query; repeatable), e.g. hi_vtg_charades.json for "
@@ -36,7 +48,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
                              "(item, for exact reproduction; no recovery then)")
 
 
-def data_options(args: argparse.Namespace) -> dict:
+def data_options(args: argparse.Namespace) -> dict[str, str | list[Path]]:
     """`load_examples` keyword arguments from the data arguments."""
     if args.unknown_spans == "item" and args.spans_from:
         raise DataError("--spans-from and --unknown-spans item exclude each other: the released inference gives every "
@@ -44,9 +56,10 @@ def data_options(args: argparse.Namespace) -> dict:
     return {"unknown_span": args.unknown_spans, "spans_from": list(args.spans_from)}
 
 
-def add_score_arguments(parser: argparse.ArgumentParser) -> None:
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("predictions", type=Path, nargs="+",
-                        help="prediction JSONL file(s), or the released inference's JSON array; several = shards of a run")
+                        help="prediction JSONL file(s), or the released inference's JSON array; several = shards "
+                             "of a run")
     parser.add_argument("--out", type=Path, required=True, help="report directory")
     parser.add_argument("--data", type=Path, default=None,
                         help="the evaluation file the predictions answer: reports its data defects, its queries "
@@ -90,7 +103,8 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
                              "(recognised by content), e.g. HI-TVGBench")
 
 
-def data_check(data: Path, predictions, **options) -> tuple[list, dict]:
+def data_check(data: Path, predictions: list[Prediction],
+               **options: str | list[Path]) -> tuple[list[Prediction], DataCheck]:
     """The predictions joined with their data file (`eval.predictions.join_data`), the file's defects
     (LoadReport) and the queries of it that have no prediction."""
     from eval.predictions import join_data
@@ -114,7 +128,7 @@ def data_check(data: Path, predictions, **options) -> tuple[list, dict]:
     }
 
 
-def recorded_runs(paths: list[Path]) -> list[dict]:
+def recorded_runs(paths: list[Path]) -> list[InferenceRecord]:
     """What `infer` recorded beside each prediction file (model, data, template, shard), where it did."""
     from eval.infer import meta_path
 
@@ -129,7 +143,7 @@ def recorded_runs(paths: list[Path]) -> list[dict]:
     return runs
 
 
-def run_template(args: argparse.Namespace, runs: list[dict]) -> tuple[str, str]:
+def run_template(args: argparse.Namespace, runs: list[InferenceRecord]) -> tuple[str, str]:
     """(template, source) whose output format compliance is checked: --template, else the one `infer`
     recorded, else ra_rft (assumed)."""
     if args.template:
@@ -140,7 +154,7 @@ def run_template(args: argparse.Namespace, runs: list[dict]) -> tuple[str, str]:
     return "ra_rft", "assumed"
 
 
-def dataset_record(data: Path | None, predictions, paper_dataset: str | None) -> dict:
+def dataset_record(data: Path | None, predictions: list[Prediction], paper_dataset: str | None) -> DatasetRecord:
     """Which evaluation set a run answers: its file and SHA-256, the paper's name for it (a shipped
     file, recognised by content, or --paper-dataset) and its kind (from the levels)."""
     from eval.metrics import dataset_kind
@@ -152,11 +166,10 @@ def dataset_record(data: Path | None, predictions, paper_dataset: str | None) ->
             "paper": paper_dataset or SHIPPED_DATASETS.get(sha), "kind": dataset_kind(predictions)}
 
 
-def make_judge(args: argparse.Namespace):
+def make_judge(args: argparse.Namespace) -> LlmJudge:
     """The LLM judge of --judge llm / --llm-explanations, its endpoint checked (fails at once when down)."""
     import asyncio
 
-    from eval.judge import LlmJudge
     from rarft_plugin.llm_client import ChatClient
 
     if not (args.base_url and args.judge_model):
@@ -172,20 +185,21 @@ def make_judge(args: argparse.Namespace):
     return LlmJudge(client)
 
 
-def score_command(args: argparse.Namespace) -> int:
+def evaluate_command(args: argparse.Namespace) -> int:
+    from eval.evaluate import evaluate
     from eval.judge import JudgeUnavailable, unusable_judges
     from eval.predictions import load_predictions
-    from eval.provenance import SCORING_PACKAGES, file_sha256, now, package_versions
+    from eval.provenance import EVALUATION_PACKAGES, file_sha256, now, package_versions
     from eval.report import run_warnings, write_run
-    from eval.score import evaluate
 
     predictions = load_predictions(args.predictions)
     runs = recorded_runs(args.predictions)
     data, options = args.data, data_options(args)
-    if data is None and runs and len({run["data"] for run in runs}) == 1 and Path(runs[0]["data"]).is_file():
-        data = Path(runs[0]["data"])  # with the span options inference used, unless given here
+    if data is None and runs and len({run["data"] for run in runs}) == 1 and Path(str(runs[0]["data"])).is_file():
+        data = Path(str(runs[0]["data"]))  # with the span options inference used, unless given here
         if args.unknown_spans == "skip" and not args.spans_from:
-            options = {"unknown_span": runs[0].get("unknown_spans", "skip"), "spans_from": runs[0].get("spans_from", [])}
+            options = {"unknown_span": runs[0].get("unknown_spans", "skip"),
+                       "spans_from": runs[0].get("spans_from", [])}
     checked = None
     if data is not None:
         predictions, checked = data_check(data, predictions, **options)
@@ -198,50 +212,31 @@ def score_command(args: argparse.Namespace) -> int:
         similarity = get_similarity(args.sbert_model)
     template, template_source = run_template(args, runs)
     try:
-        metrics, items = evaluate(predictions, judge=judge, relevance_by_llm=args.judge == "llm",
-                                  llm_explanations=args.llm_explanations, similarity=similarity,
-                                  strict=args.strict_recall, reading=args.answer_reading, sbert_text=args.sbert_text,
-                                  template=template, template_source=template_source)
+        record, items = evaluate(predictions, judge=judge, relevance_by_llm=args.judge == "llm",
+                                 llm_explanations=args.llm_explanations, similarity=similarity,
+                                 strict=args.strict_recall, reading=args.answer_reading, sbert_text=args.sbert_text,
+                                 template=template, template_source=template_source)
     finally:
         if judge is not None:
             judge.client.close()
-    unusable = unusable_judges(metrics["judge"].get("calls", {}))
+    unusable = unusable_judges(record.judge.get("calls", {}))
     if unusable:
         raise JudgeUnavailable(f"the LLM judge gave no usable verdict ({'; '.join(unusable)}); nothing written to "
                                f"{args.out}/ (the replies that did arrive are cached: rerun once the endpoint answers)")
     name = args.name or args.predictions[0].stem
-    metrics["name"] = name
-    metrics["dataset"] = dataset_record(data, predictions, args.paper_dataset)
-    metrics["predictions"] = [str(p) for p in args.predictions]
-    if checked is not None:
-        metrics["data"] = checked
-    if runs:
-        metrics["inference"] = runs
-    metrics["produced_by"] = {
-        "scored_at": now(), "packages": package_versions(SCORING_PACKAGES),
-        "predictions": [{"file": str(p), "sha256": file_sha256(p)} for p in args.predictions],
-    }
-    metrics["warnings"] = run_warnings(metrics)
-    report = write_run(metrics, items, args.out, title=args.title or f"rarft evaluation of {name}", name=name)
+    record = replace(
+        record, name=name, dataset=dataset_record(data, predictions, args.paper_dataset),
+        predictions=tuple(str(p) for p in args.predictions), data=checked, inference=tuple(runs) or None,
+        produced_by={"evaluated_at": now(), "packages": package_versions(EVALUATION_PACKAGES),
+                     "predictions": [{"file": str(p), "sha256": file_sha256(p)} for p in args.predictions]},
+    )
+    record = replace(record, warnings=tuple(run_warnings(record)))
+    report = write_run(record, items, args.out, title=args.title or f"rarft evaluation of {name}", name=name)
     print(report.read_text())
-    for warning in metrics["warnings"]:
-        print(f"rarft-eval score: warning: {warning}", file=sys.stderr)
+    for warning in record.warnings or ():
+        print(f"rarft-eval evaluate: warning: {warning}", file=sys.stderr)
     print(f"report written to {args.out}/")
     return 0
-
-
-def read_run(path: Path) -> dict:
-    """A scored run's metrics.json (a run directory or the file itself)."""
-    path = path / "metrics.json" if path.is_dir() else path
-    try:
-        run = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError("file not found (give a run directory or its metrics.json)", source=str(path)) from None
-    except ValueError as error:
-        raise DataError(f"not valid JSON ({error})", source=str(path)) from None
-    if not isinstance(run, dict) or "ra_iou" not in run:
-        raise DataError("not a rarft-eval metrics.json", source=str(path))
-    return run
 
 
 def paper_selection(text: str) -> str:
@@ -256,14 +251,15 @@ def paper_selection(text: str) -> str:
 
 def compare_command(args: argparse.Namespace) -> int:
     from eval.compare import ComparedRun, compare_markdown
+    from eval.record import read_run
 
     if args.name and len(args.name) != len(args.runs):
         raise DataError(f"--name given {len(args.name)} time(s) for {len(args.runs)} run(s): name every run or none")
     runs = []
     for index, path in enumerate(args.runs):
-        metrics = read_run(path)
-        name = args.name[index] if args.name else metrics.get("name") or str(path)
-        runs.append(ComparedRun(name, str(path), metrics))
+        record = read_run(path)
+        name = args.name[index] if args.name else record.name or str(path)
+        runs.append(ComparedRun(name, str(path), record))
     names = [run.name for run in runs]
     if len(set(names)) < len(names):
         raise DataError(f"two runs are named alike ({', '.join(names)}): tell them apart with --name (in run order)")
@@ -279,7 +275,7 @@ def compare_command(args: argparse.Namespace) -> int:
 def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", type=Path, nargs="+", help="run directories (or their metrics.json)")
     parser.add_argument("--name", action="append", default=None,
-                        help="a run's name, once per run in their order (default: the name `score --name` stored)")
+                        help="a run's name, once per run in their order (default: the name `evaluate --name` stored)")
     parser.add_argument("--paper", type=paper_selection, nargs="?", const="auto", default=None,
                         metavar="DATASET|TABLE",
                         help="put the paper's published rows beside the runs: those of each run's own dataset "
@@ -298,12 +294,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rarft-eval", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     infer.add_arguments(sub.add_parser("infer", help="predict with a checkpoint"))
-    score = sub.add_parser("score", help="every metric of the paper, and a report")
-    add_score_arguments(score)
-    add_data_arguments(score)
+    evaluate = sub.add_parser("evaluate", aliases=list(DEPRECATED_COMMANDS),
+                              help="every metric of the paper, and a report")
+    add_evaluate_arguments(evaluate)
+    add_data_arguments(evaluate)
     add_compare_arguments(sub.add_parser("compare", help="runs side by side per dataset, with the paper's rows"))
     args = parser.parse_args(argv)
-    handlers = {"infer": infer.run, "score": score_command, "compare": compare_command}
+    if args.command in DEPRECATED_COMMANDS:
+        print(f"rarft-eval: `{args.command}` is deprecated: use `rarft-eval {DEPRECATED_COMMANDS[args.command]}` "
+              "(same arguments)", file=sys.stderr)
+        args.command = DEPRECATED_COMMANDS[args.command]
+    handlers = {"infer": infer.run, "evaluate": evaluate_command, "compare": compare_command}
     try:
         return handlers[args.command](args)
     except DataError as error:

@@ -1,4 +1,4 @@
-"""`rarft-eval compare`: any number of scored runs side by side, per dataset, with the paper's rows.
+"""`rarft-eval compare`: any number of evaluated runs side by side, per dataset, with the paper's rows.
 
 Runs are grouped by the evaluation set they answer (`dataset_key`: the data file's SHA-256, else
 the kind of set their levels show), and each group gets its own tables: a hard-irrelevant, a
@@ -22,27 +22,29 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from rarft_plugin.schema import HARD_LEVELS, IRRELEVANCE_LEVELS
+from rarft_plugin.schema import HARD_LEVELS, IRRELEVANCE_LEVELS, JsonValue
 
-from eval.metrics import THRESHOLDS
+from eval.metrics import Grounding
 from eval.paper import PaperRow, find_method, paper_rows
-from eval.report import explanation_cells, flatten, lookup, markdown_table, num, pct, ra_iou_cells
+from eval.record import RunRecord, record_json
+from eval.report import explanation_cells, explanation_values, flatten, markdown_table, num, pct, ra_iou_cells
+
+__all__ = ["ComparedRun", "compare_markdown", "dataset_key", "headline", "run_settings"]
 
 @dataclass(frozen=True)
 class ComparedRun:
     name: str
     source: str  # where it was read from
-    metrics: dict
+    record: RunRecord
 
 
-def run_settings(metrics: dict) -> dict[str, Any]:
+def run_settings(record: RunRecord) -> dict[str, JsonValue]:
     """The settings of a run that change its numbers, by label (a value per run, "mixed" across shards)."""
-    judge, count = metrics.get("judge", {}), metrics.get("count", {})
-    shards = metrics.get("inference", [])
+    judge, count = record.judge, record.metrics.count
+    shards = record.inference or ()
 
-    def inference(key: str) -> Any:
+    def inference(key: str) -> JsonValue:
         values = {json.dumps(run.get(key), sort_keys=True) for run in shards}
         return json.loads(values.pop()) if len(values) == 1 else ("mixed" if values else None)
 
@@ -50,9 +52,9 @@ def run_settings(metrics: dict) -> dict[str, Any]:
         "relevance judge": judge.get("relevance"), "explanation judge": judge.get("explanations"),
         "LLM judge model": judge.get("model"), "answer reading": judge.get("answer_reading"),
         "SBERT texts": judge.get("sbert_text"), "SBERT model": judge.get("sbert_model"),
-        "R@m counts IoU": ">" if metrics.get("strict_recall") else ">=",
-        "template": (metrics.get("format") or {}).get("template"),
-        "queries": count.get("queries"), "relevant": count.get("relevant"), "irrelevant": count.get("irrelevant"),
+        "R@m counts IoU": ">" if record.metrics.strict_recall else ">=",
+        "template": record.format.template if record.format is not None else None,
+        "queries": count.queries, "relevant": count.relevant, "irrelevant": count.irrelevant,
         "max new tokens": inference("max_new_tokens"), "fps": inference("fps"),
         "total pixels": inference("total_pixels"), "decoding": inference("decoding"),
         "backend": inference("backend"), "dtype": inference("dtype"), "unknown spans": inference("unknown_spans"),
@@ -60,32 +62,34 @@ def run_settings(metrics: dict) -> dict[str, Any]:
     }
 
 
-def dataset_key(metrics: dict) -> str:
+def dataset_key(record: RunRecord) -> str:
     """What groups runs: the data file's content, else the kind of set the levels show."""
-    dataset = metrics.get("dataset") or {}
-    return dataset.get("sha256") or f"kind:{dataset.get('kind', 'unknown')}"
+    dataset = record.dataset
+    if dataset is None:
+        return "kind:unknown"
+    return dataset["sha256"] or f"kind:{dataset['kind']}"
 
 
-def dataset_title(metrics: dict) -> str:
-    dataset = metrics.get("dataset") or {}
-    file = dataset.get("file")
-    where = f"{file.rsplit('/', 1)[-1]}, SHA-256 {dataset['sha256'][:12]}" if file else "data file not recorded"
-    name = dataset.get("paper") or (f"{dataset.get('kind', 'unknown')} queries" if not file else "data file")
+def dataset_title(record: RunRecord) -> str:
+    dataset = record.dataset
+    file = dataset["file"] if dataset else None
+    kind = dataset["kind"] if dataset else "unknown"
+    where = f"{file.rsplit('/', 1)[-1]}, SHA-256 {str(dataset['sha256'])[:12]}" if file else "data file not recorded"
+    name = (dataset["paper"] if dataset else None) or (f"{kind} queries" if not file else "data file")
     return f"{name} ({where})"
 
 
 def provenance_line(run: ComparedRun) -> str:
-    metrics, settings = run.metrics, run_settings(run.metrics)
-    shards = metrics.get("inference", [])
-    parts = [f"{metrics['count']['queries']} queries"]
+    record, settings = run.record, run_settings(run.record)
+    shards = record.inference or ()
+    parts = [f"{record.metrics.count.queries} queries"]
     checkpoints = sorted({f"{s.get('model')} (fingerprint {s.get('model_fingerprint') or 'not recorded'})"
                           for s in shards})
     parts.append("checkpoint " + ", ".join(checkpoints) if checkpoints else "inference not recorded")
-    compliance = metrics.get("format")
-    if compliance:
-        parts.append(f"template {compliance['template']} ({compliance['template_source']}), "
-                     f"{pct(compliance['compliant'] / compliance['queries'] if compliance['queries'] else None)} % "
-                     "format-compliant")
+    compliance = record.format
+    if compliance is not None:
+        parts.append(f"template {compliance.template} ({compliance.template_source}), "
+                     f"{pct(compliance.compliant_share)} % format-compliant")
     if settings["backend"]:
         parts.append(f"{settings['backend']} {settings['dtype']}, {settings['decoding']}, "
                      f"{settings['max new tokens']} new tokens")
@@ -94,8 +98,8 @@ def provenance_line(run: ComparedRun) -> str:
 
 
 def differing_settings(runs: list[ComparedRun]) -> list[str]:
-    settings = [run_settings(run.metrics) for run in runs]
-    return [f"{label}: " + ", ".join(f"{run.name}={each[label]}" for run, each in zip(runs, settings))
+    settings = [run_settings(run.record) for run in runs]
+    return [f"{label}: " + ", ".join(f"{run.name}={each[label]}" for run, each in zip(runs, settings, strict=True))
             for label in settings[0] if len({json.dumps(each[label], sort_keys=True) for each in settings}) > 1]
 
 
@@ -127,65 +131,77 @@ def _minus(ours: float | None, published: float | None, scale: float, digits: in
 def ra_table(runs: list[ComparedRun], paper: list[PaperRow]) -> list[str]:
     """Table 1/2/3-style rows: runs, then the paper's rows, then each run minus its paper row."""
     published = [row for row in paper if row.ra is not None and any(value is not None for value in row.ra)]
-    explanations = any(run.metrics.get("explained") for run in runs) or any(r.explanation for r in published)
+    explanations = any(run.record.metrics.explained for run in runs) or any(r.explanation for r in published)
     header = ["Method", "n", "format %", "R@0.3", "R@0.5", "R@0.7", "mIoU", "re.", "irre.", "avg."]
     header += ["RT-IoU", "SBert score", "LLM score"] if explanations else []
     rows = []
     for run in runs:
-        compliance = run.metrics.get("format")
-        compliant = compliance["compliant"] / compliance["queries"] if compliance and compliance["queries"] else None
-        rows.append([run.name, str(run.metrics["count"]["queries"]), pct(compliant), *ra_iou_cells(run.metrics),
-                     *(explanation_cells(run.metrics) if explanations else [])])
+        metrics, compliance = run.record.metrics, run.record.format
+        rows.append([run.name, str(metrics.count.queries), pct(compliance.compliant_share if compliance else None),
+                     *ra_iou_cells(metrics), *(explanation_cells(metrics.explanation) if explanations else [])])
     for row in published:
-        rows.append([row.label, "-", "-", *paper_ra_cells(row), *(paper_explanation_cells(row) if explanations else [])])
+        rows.append([row.label, "-", "-", *paper_ra_cells(row),
+                     *(paper_explanation_cells(row) if explanations else [])])
     for run in runs:
         match = find_method(published, run.name)
         if match is None:
             continue
-        ra, rel = run.metrics["ra_iou"], run.metrics["relevance"]
-        ours = [ra["R@0.3"], ra["R@0.5"], ra["R@0.7"], ra["mIoU"], rel["f1_rel"], rel["f1_irrel"], rel["f1_avg"]]
-        cells = [_minus(o, p, 100, 1) for o, p in zip(ours, match.ra)]
+        ra, rel = run.record.metrics.ra_iou, run.record.metrics.relevance
+        ours = [ra.r_at_0_3, ra.r_at_0_5, ra.r_at_0_7, ra.miou, rel.f1_rel, rel.f1_irrel, rel.f1_avg]
+        cells = [_minus(o, p, 100, 1) for o, p in zip(ours, match.ra, strict=True)]
         if explanations:
             exp = match.explanation or (None, None, None)
-            mine = [lookup(run.metrics, f"explanation.{key}.all") for key in ("rt_iou", "sbert", "llm_score")]
+            mine = explanation_values(run.record.metrics.explanation)
             cells += [_minus(mine[0], exp[0], 100, 1), _minus(mine[1], exp[1], 1, 2), _minus(mine[2], exp[2], 1, 2)]
         rows.append([f"{run.name} - {match.label}", "", "", *cells])
     return markdown_table(header, rows)
 
 
 def level_table(runs: list[ComparedRun], paper: list[PaperRow]) -> list[str]:
-    """Tables 6/10/11-style rows: F1 (released definition) and LLM score per hard-irrelevant level."""
+    """Tables 6/10/11-style rows: F1 (released definition) and LLM score per hardness level."""
     published = [row for row in paper if row.levels is not None]
-    if not published and not any(level in run.metrics.get("by_difficulty", {}) for run in runs for level in HARD_LEVELS):
+    if not published and not any(level in run.record.metrics.by_difficulty for run in runs for level in HARD_LEVELS):
         return []
     header = ["Method"] + [f"{level.capitalize()} {column}" for level in HARD_LEVELS for column in ("F1", "LLM sc.")]
-    rows = [[run.name, *(cell for level in HARD_LEVELS for cell in (
-        pct(lookup(run.metrics, f"by_difficulty.{level}.f1")),
-        num(lookup(run.metrics, f"by_difficulty.{level}.explanation.llm_score.all"))))] for run in runs]
+    rows = []
+    for run in runs:
+        by_level = run.record.metrics.by_difficulty
+        rows.append([run.name, *(cell for level in HARD_LEVELS for cell in (
+            (pct(by_level[level].f1), num(explanation_values(by_level[level].explanation)[2])) if level in by_level
+            else ("-", "-")))])
     rows += [[row.label, *(paper_pct(v) if i % 2 == 0 else paper_num(v) for i, v in enumerate(row.levels))]
              for row in published]
     return markdown_table(header, rows)
 
 
-# (label, dotted key, formatter) of the numbers the paper's tables show
-def headline(metrics: dict) -> list[tuple[str, str, Callable[[float | None], str]]]:
-    rows = [(f"RA-IoU R@{t}", f"ra_iou.R@{t}", pct) for t in THRESHOLDS]
-    rows += [("RA-IoU mIoU", "ra_iou.mIoU", pct), ("F1 re.", "relevance.f1_rel", pct),
-             ("F1 irre.", "relevance.f1_irrel", pct), ("F1 avg.", "relevance.f1_avg", pct),
-             ("accuracy", "relevance.accuracy", pct),
-             ("RT-IoU", "explanation.rt_iou.all", pct), ("SBert score", "explanation.sbert.all", num),
-             ("LLM score", "explanation.llm_score.all", num)]
+Formatter = Callable[[float | None], str]
+
+
+def _grounding_headline(label: str, grounding: Grounding) -> list[tuple[str, float | None, Formatter]]:
+    return [(f"{label} R@0.3", grounding.r_at_0_3, pct), (f"{label} R@0.5", grounding.r_at_0_5, pct),
+            (f"{label} R@0.7", grounding.r_at_0_7, pct), (f"{label} mIoU", grounding.miou, pct)]
+
+
+def headline(record: RunRecord) -> list[tuple[str, float | None, Formatter]]:
+    """(label, value, formatter) of the numbers the paper's tables show, for a run."""
+    metrics = record.metrics
+    rel = metrics.relevance
+    rt_iou, sbert, llm_score = explanation_values(metrics.explanation)
+    rows = _grounding_headline("RA-IoU", metrics.ra_iou)
+    rows += [("F1 re.", rel.f1_rel, pct), ("F1 irre.", rel.f1_irrel, pct), ("F1 avg.", rel.f1_avg, pct),
+             ("accuracy", rel.accuracy, pct), ("RT-IoU", rt_iou, pct), ("SBert score", sbert, num),
+             ("LLM score", llm_score, num)]
     for level in IRRELEVANCE_LEVELS:
-        if level in metrics.get("by_difficulty", {}):
-            rows += [(f"{level} F1", f"by_difficulty.{level}.f1", pct),
-                     (f"{level} LLM score", f"by_difficulty.{level}.explanation.llm_score.all", num),
-                     (f"{level} F1 avg. 1:1", f"by_difficulty.{level}.paired.relevance.f1_avg", pct)]
-    rows += [(f"VTG R@{t}", f"vtg_iou.R@{t}", pct) for t in THRESHOLDS] + [("VTG mIoU", "vtg_iou.mIoU", pct)]
-    rows += [(f"refusal acc. {c}", f"by_category.{c}.refusal_accuracy", pct) for c in metrics.get("by_category", {})]
+        row = metrics.by_difficulty.get(level)
+        if row is not None:
+            rows += [(f"{level} F1", row.f1, pct), (f"{level} LLM score", explanation_values(row.explanation)[2], num),
+                     (f"{level} F1 avg. 1:1", row.paired.relevance.f1_avg, pct)]
+    rows += _grounding_headline("VTG", metrics.vtg_iou)
+    rows += [(f"refusal acc. {c}", row.refusal_accuracy, pct) for c, row in metrics.by_category.items()]
     return rows
 
 
-def _delta(a: float | None, b: float | None, fmt: Callable[[float | None], str]) -> str:
+def _delta(a: float | None, b: float | None, fmt: Formatter) -> str:
     if a is None or b is None:
         return "-"
     scale = 100 if fmt is pct else 1
@@ -196,29 +212,29 @@ def _delta(a: float | None, b: float | None, fmt: Callable[[float | None], str])
 def headline_table(runs: list[ComparedRun]) -> list[str]:
     """Every headline number of each run, and each later run minus the first (points for percentages)."""
     first = runs[0]
-    rows, seen = [], set()
-    for label, key, fmt in [entry for run in runs for entry in headline(run.metrics)]:
-        if key in seen:
+    values = [{label: value for label, value, _ in headline(run.record)} for run in runs]
+    formats = {label: fmt for run in runs for label, _, fmt in headline(run.record)}  # every run's labels, in order
+    rows = []
+    for label, fmt in formats.items():
+        row = [each.get(label) for each in values]
+        if all(value is None for value in row):
             continue
-        seen.add(key)
-        values = [lookup(run.metrics, key) for run in runs]
-        if all(value is None for value in values):
-            continue
-        rows.append([label, *(fmt(value) for value in values), *(_delta(values[0], value, fmt) for value in values[1:])])
+        rows.append([label, *(fmt(value) for value in row), *(_delta(row[0], value, fmt) for value in row[1:])])
     header = ["metric", *(run.name for run in runs), *(f"{run.name} - {first.name}" for run in runs[1:])]
     return markdown_table(header, rows)
 
 
 def raw_table(runs: list[ComparedRun]) -> list[str]:
-    flat = [flatten(run.metrics) for run in runs]
-    keys = [key for key in dict.fromkeys(k for each in flat for k in each) if any(_number(each.get(key)) for each in flat)]
+    flat = [flatten(record_json(run.record)) for run in runs]
+    keys = [key for key in dict.fromkeys(k for each in flat for k in each)
+            if any(_number(each.get(key)) for each in flat)]
     return markdown_table(["metric (raw)", *(run.name for run in runs)],
                           [[key, *(_raw(each.get(key)) for each in flat)] for key in keys])
 
 
 PAPER_NOTE = ("Published rows: the authors' numbers (percentages as printed; SBERT as a fraction, LLM score 0-5), "
               "measured with the released evaluation (an LLM judge decides relevance; SBERT all-mpnet-base-v2): a run "
-              "scored with other settings is not measured identically.")
+              "evaluated with other settings is not measured identically.")
 
 
 def compare_markdown(runs: list[ComparedRun], *, paper: str | None = None, everything: bool = False) -> str:
@@ -228,24 +244,24 @@ def compare_markdown(runs: list[ComparedRun], *, paper: str | None = None, every
         raise ValueError("nothing to compare")
     groups: dict[str, list[ComparedRun]] = {}
     for run in runs:
-        groups.setdefault(dataset_key(run.metrics), []).append(run)
+        groups.setdefault(dataset_key(run.record), []).append(run)
     lines = [f"# Comparison of {len(runs)} run(s)", "", *(provenance_line(run) for run in runs), ""]
-    warnings = [f"- {run.name}: {warning}." for run in runs for warning in run.metrics.get("warnings", [])]
+    warnings = [f"- {run.name}: {warning}." for run in runs for warning in run.record.warnings or ()]
     if warnings:
         lines += ["**Warnings (read these before the numbers):**", "", *warnings, ""]
     if len(groups) > 1:
         lines += [f"{len(groups)} evaluation sets: each has its own tables (their numbers are never merged).", ""]
     for members in groups.values():
-        dataset = (members[0].metrics.get("dataset") or {}).get("paper")
+        dataset = members[0].record.dataset["paper"] if members[0].record.dataset else None
         selection = dataset if paper == "auto" else paper
         published = paper_rows(selection) if selection else []
-        lines += [f"## {dataset_title(members[0].metrics)}", ""]
+        lines += [f"## {dataset_title(members[0].record)}", ""]
         differing = differing_settings(members)
         if differing:
             lines += ["**Settings differ (not measured alike):** " + "; ".join(differing) + ".", ""]
         if paper == "auto" and not dataset:
             lines += [("No paper dataset is known for this data file: name one with `--paper DATASET` "
-                       "(or score with `--paper-dataset`)."), ""]
+                       "(or evaluate with `--paper-dataset`)."), ""]
         lines += ["### RA-IoU and F1" + (f" (paper: {selection})" if published else ""), "",
                   *ra_table(members, published), ""]
         levels = level_table(members, published)
@@ -260,9 +276,9 @@ def compare_markdown(runs: list[ComparedRun], *, paper: str | None = None, every
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _raw(value: Any) -> str:
+def _raw(value: JsonValue) -> str:
     return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _number(value: Any) -> bool:
+def _number(value: JsonValue) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)

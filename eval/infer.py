@@ -2,12 +2,12 @@
 
 Backends: vLLM when installed (`--backend vllm`, batched, video input through
 `multi_modal_data` as frames with their metadata), else transformers `generate`, batched with
-left padding. Both get the same frames (`rarft_plugin.video.sample_frames`: 2 FPS, total-pixel
-budget) and the same prompt (`rarft_plugin.prompts`, evaluation order: system message, video,
-text). Decoding is greedy.
+left padding. Both get the same frames (`rarft_plugin.video.sample_frames` as the checkpoint's model
+family samples them, `rarft_plugin.models`; Qwen2.5-VL: 2 FPS, total-pixel budget) and the same
+prompt (`rarft_plugin.prompts`, evaluation order: system message, video, text). Decoding is greedy.
 
 `--shard i/n` takes every n-th query starting at i (one process per GPU, each with its own
-`CUDA_VISIBLE_DEVICES` and output file; `rarft-eval score` takes all shard files at once);
+`CUDA_VISIBLE_DEVICES` and output file; `rarft-eval evaluate` takes all shard files at once);
 `--limit N` the first N queries of the shard (a later run without it extends the same file).
 The checkpoint is checked first (`eval.checkpoint`: one line naming what is missing, e.g. the
 processor configuration OpenRLHF's `--ckpt.save_hf` does not write; `--processor BASE`).
@@ -40,12 +40,13 @@ from typing import Any, Sequence
 
 from tqdm import tqdm
 
-from rarft_plugin.dataset import (VIDEO_EXTENSIONS, Example, MissingVideos, check_clips, load_examples,
-                                  resolve_videos, video_extension, video_spec)
+from rarft_plugin.dataset import Example, load_examples
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_atomic, write_jsonl_atomic
+from rarft_plugin.models import ModelFamily, family_of_model
 from rarft_plugin.prompts import TEMPLATES, build_messages
-from rarft_plugin.video import FPS, TOTAL_PIXELS, SampledVideo, processor_video_inputs, sample_frames
+from rarft_plugin.video import (VIDEO_EXTENSIONS, MissingVideos, SampledVideo, check_clips, resolve_videos,
+                                sample_frames, video_extension, video_spec)
 
 from eval.checkpoint import overlay, resolve_checkpoint
 from eval.predictions import parse_prediction, prediction_from_example
@@ -88,13 +89,12 @@ class HFBackend:
 
     name = "hf"
 
-    def __init__(self, model_path: str, *, device: str, dtype: str):
+    def __init__(self, model_path: str, *, family: ModelFamily, device: str, dtype: str):
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        from rarft_plugin.qwen2_5_vl import use_reference_video_positions
-
-        use_reference_video_positions()  # the video positions vLLM and the model's reference use
+        family.use_reference_video_positions()  # the video positions vLLM and the model's reference use
+        self.family = family
         self.processor = _chat_template(AutoProcessor.from_pretrained(model_path))
         torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
         self.model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=torch_dtype).to(device).eval()
@@ -108,7 +108,7 @@ class HFBackend:
     def generate(self, prompts: Sequence[str], videos: Sequence[SampledVideo], max_new_tokens: int) -> list[Generation]:
         import torch
 
-        inputs = self.processor(text=list(prompts), **processor_video_inputs(videos), padding=True,
+        inputs = self.processor(text=list(prompts), **self.family.processor_video_inputs(list(videos)), padding=True,
                                 padding_side="left", return_tensors="pt").to(self.device)
         with torch.no_grad():
             out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
@@ -127,10 +127,12 @@ class VLLMBackend:
     dtype = "bf16"
     device = "cuda"
 
-    def __init__(self, model_path: str, *, tensor_parallel_size: int = 1, max_model_len: int = 8192):
+    def __init__(self, model_path: str, *, family: ModelFamily, tensor_parallel_size: int = 1,
+                 max_model_len: int = 8192):
         from transformers import AutoProcessor
         from vllm import LLM
 
+        self.family = family
         self.processor = _chat_template(AutoProcessor.from_pretrained(model_path))
         self.llm = LLM(model=model_path, limit_mm_per_prompt={"video": 1}, dtype="bfloat16",
                        tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len)
@@ -142,20 +144,16 @@ class VLLMBackend:
         import vllm
         from vllm import SamplingParams
 
-        from rarft_plugin.video import vllm_video_request
-
-        requests = []
-        for prompt, video in zip(prompts, videos):  # frames with their metadata, as this vLLM takes them
-            request = vllm_video_request(video, vllm.__version__)
-            requests.append({"prompt": prompt, "multi_modal_data": request.multi_modal_data,
-                             **({"mm_processor_kwargs": request.mm_processor_kwargs}
-                                if request.mm_processor_kwargs else {})})
+        # frames with their metadata, as this vLLM takes them
+        requests = [{"prompt": prompt, **self.family.vllm_video_request(video, vllm.__version__).prompt_fields()}
+                    for prompt, video in zip(prompts, videos, strict=True)]
         outputs = self.llm.generate(requests, SamplingParams(temperature=0.0, max_tokens=max_new_tokens),
                                     use_tqdm=False)
         return [Generation(o.outputs[0].text, truncated=o.outputs[0].finish_reason == "length") for o in outputs]
 
 
-def make_backend(name: str, model_path: str, *, device: str, dtype: str, max_model_len: int = 8192):
+def make_backend(name: str, model_path: str, *, family: ModelFamily, device: str, dtype: str,
+                 max_model_len: int = 8192):
     """`vllm`, `hf`, or `auto` (vLLM when it imports, else transformers)."""
     if name in ("auto", "vllm"):
         try:
@@ -164,8 +162,8 @@ def make_backend(name: str, model_path: str, *, device: str, dtype: str, max_mod
             if name == "vllm":
                 raise DataError("--backend vllm: the vllm package is not installed") from None
         else:
-            return VLLMBackend(model_path, max_model_len=max_model_len)
-    return HFBackend(model_path, device=device, dtype=dtype)
+            return VLLMBackend(model_path, family=family, max_model_len=max_model_len)
+    return HFBackend(model_path, family=family, device=device, dtype=dtype)
 
 
 def meta_path(out: Path) -> Path:
@@ -232,12 +230,13 @@ def clip_seconds(example: Example, video_duration: float | None = None) -> float
 
 def run_inference(
     examples: Sequence[Example], videos: dict[str, Path], backend, out: Path, *, template: str, batch_size: int,
-    max_new_tokens: int, fps: float = FPS, total_pixels: int = TOTAL_PIXELS, decode_workers: int = 4,
+    max_new_tokens: int, fps: float | None = None, total_pixels: int | None = None, decode_workers: int = 4,
     durations: dict | None = None, limit: int | None = None,
 ) -> int:
     """Predict every example (of the first `limit`) not yet in `out`; returns how many were predicted now.
 
-    Queries are batched by clip length (`durations`: video durations `check_clips` measured, for
+    Frames are sampled as the backend's model family samples them (`fps`, `total_pixels`: None takes the
+    family's defaults). Queries are batched by clip length (`durations`: video durations `check_clips` measured, for
     records without one). The clips of the next batch are decoded in threads while the model
     generates the current one. `out` is created with the first batch's predictions.
     """
@@ -251,8 +250,8 @@ def run_inference(
           tqdm(total=len(wanted), initial=len(wanted) - len(todo), desc="infer", unit="query") as progress):
 
         def decode(batch: list[Example]) -> list[Future]:
-            return [pool.submit(sample_frames, video_spec(e, videos[e.item.video]), fps=fps, total_pixels=total_pixels)
-                    for e in batch]
+            return [pool.submit(sample_frames, video_spec(e, videos[e.item.video]), family=backend.family, fps=fps,
+                                total_pixels=total_pixels) for e in batch]
 
         handle = None
         upcoming = decode(batches[0]) if batches else []
@@ -302,9 +301,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decode-workers", type=int, default=4, help="threads decoding the next batch's clips")
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--shard", type=parse_shard, default=(0, 1), help="i/n: this process's share")
-    parser.add_argument("--fps", type=float, default=FPS, help="frame sampling rate (paper: 2)")
-    parser.add_argument("--total-pixels", type=int, default=TOTAL_PIXELS,
-                        help="pixel budget of a clip (paper and released code: 3584*28*28)")
+    parser.add_argument("--fps", type=float, default=None,
+                        help="frame sampling rate (default: the model family's; Qwen2.5-VL: 2, as the paper)")
+    parser.add_argument("--total-pixels", type=int, default=None,
+                        help="pixel budget of a clip (default: the model family's; Qwen2.5-VL: 3584*28*28, as the "
+                             "paper and the released code)")
     parser.add_argument("--device", default=None, help="transformers backend device (default: cuda if available)")
     parser.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default=None)
     parser.add_argument("--max-model-len", type=int, default=8192, help="vLLM context length")
@@ -340,6 +341,9 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise DataError(f"--limit must be >= 1, got {args.limit}")
     checkpoint = resolve_checkpoint(args.model, args.processor)  # a bad --model fails before anything else
+    family = family_of_model(checkpoint.model)  # a model rarft cannot feed video fails here too
+    fps = family.FPS if args.fps is None else args.fps
+    total_pixels = family.TOTAL_PIXELS if args.total_pixels is None else args.total_pixels
     from eval.cli import data_options
 
     examples, report = load_examples(args.data, **data_options(args))
@@ -354,7 +358,7 @@ def run(args: argparse.Namespace) -> int:
     settings = {"model": str(checkpoint.model), "model_fingerprint": checkpoint.fingerprint,
                 "processor": str(checkpoint.processor) if checkpoint.processor else None,
                 "data": str(args.data.resolve()), "data_sha256": file_sha256(args.data), "template": args.template,
-                "shard": f"{index}/{count}", "fps": args.fps, "total_pixels": args.total_pixels,
+                "shard": f"{index}/{count}", "fps": fps, "total_pixels": total_pixels,
                 "max_new_tokens": args.max_new_tokens, "decoding": "greedy", "queries": len(examples),
                 "limit": args.limit, "unknown_spans": args.unknown_spans,
                 "spans_from": [str(p.resolve()) for p in args.spans_from]}
@@ -365,7 +369,7 @@ def run(args: argparse.Namespace) -> int:
     fresh = not args.out.exists()
     with overlay(checkpoint) as model_dir:
         try:
-            backend = make_backend(args.backend, str(model_dir), device=device, dtype=dtype,
+            backend = make_backend(args.backend, str(model_dir), family=family, device=device, dtype=dtype,
                                    max_model_len=args.max_model_len)
         except DataError:
             raise
@@ -379,8 +383,8 @@ def run(args: argparse.Namespace) -> int:
         batch_size = args.batch_size or (64 if isinstance(backend, VLLMBackend) else 8)
         try:
             predicted = run_inference(examples, videos, backend, args.out, template=args.template,
-                                      batch_size=batch_size, max_new_tokens=args.max_new_tokens, fps=args.fps,
-                                      total_pixels=args.total_pixels, decode_workers=args.decode_workers,
+                                      batch_size=batch_size, max_new_tokens=args.max_new_tokens, fps=fps,
+                                      total_pixels=total_pixels, decode_workers=args.decode_workers,
                                       durations=durations, limit=args.limit)
         except BaseException:
             if fresh and not args.out.exists():  # nothing predicted: leave no record of a run that never was

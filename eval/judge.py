@@ -18,7 +18,7 @@ good (after retries) in `JudgeReport.failed`. Relevance then falls back to the r
 reading; categories and scores stay unmeasured (left out of the means, see eval.metrics).
 `JudgeReport.calls()` gives, per judge, the queries asked about, those judged (a usable
 verdict), failed and unreadable; `unusable_judges` names the judges that were asked and
-judged nothing, which `rarft-eval score` treats as a failed run.
+judged nothing, which `rarft-eval evaluate` treats as a failed run.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence, TypedDict
+from collections.abc import Callable, Sequence
+from typing import Any, TypedDict
 
 from rarft_plugin import llm_prompts
 from rarft_plugin.llm_client import ChatClient, LLMError
@@ -37,6 +38,11 @@ from rarft_plugin.parsing import evaluation_answer
 
 from eval.metrics import Judgement, rule_judgement
 from eval.predictions import Prediction
+
+__all__ = [
+    "JUDGES", "MAX_JUDGED_CHARS", "JudgeCalls", "JudgeReport", "JudgeUnavailable", "LlmJudge", "Verdict", "judged_text",
+    "parse_categories", "parse_relevance", "parse_score", "unusable_judges",
+]
 
 # A response longer than this is cut before it is shown to a judge (a runaway generation would
 # otherwise overflow the judge's context and cost for nothing).
@@ -56,6 +62,8 @@ _CATEGORY_BY_KEY = {_category_key(key): path for path in CATEGORIES for key in (
 
 
 JUDGES = ("relevance", "rt-iou", "llm-score")
+# A judge's reply as its parser reads it: a relevance judgement, (categories, unknown names dropped), or a score.
+Verdict = Judgement | tuple[tuple[str, ...], int] | float
 
 
 class JudgeCalls(TypedDict):
@@ -175,17 +183,17 @@ class LlmJudge:
         self.client = client
         self.report = JudgeReport()
 
-    def _ask(self, requests: list[tuple[str, list[dict], Callable[[str], Any]]]) -> list[Any]:
+    def _ask(self, requests: list[tuple[str, list[dict], Callable[[str], Verdict | None]]]) -> list[Verdict | None]:
         """Parsed replies, all requests sent concurrently; None where a request failed or stayed unreadable.
 
         An unreadable reply is asked once more (under its own cache key, so it reaches the endpoint).
         """
-        parsed: list[Any] = [None] * len(requests)
+        parsed: list[Verdict | None] = [None] * len(requests)
         pending = list(range(len(requests)))
         for attempt in (0, 1):
             replies = asyncio.run(self._gather([requests[i][1] for i in pending], attempt)) if pending else []
             retry = []
-            for i, reply in zip(pending, replies):
+            for i, reply in zip(pending, replies, strict=True):
                 kind, _, parse = requests[i]
                 if not attempt:
                     self.report.count(self.report.asked, kind)
@@ -224,12 +232,13 @@ class LlmJudge:
         """
         judged = self._ask([("relevance", llm_prompts.relevance_messages(
             p.query, judged_text(evaluation_answer(p.model_output, reading))), parse_relevance) for p in predictions])
-        return [j if j is not None else rule_judgement(p.model_output, reading) for p, j in zip(predictions, judged)]
+        return [j if isinstance(j, Judgement) else rule_judgement(p.model_output, reading)
+                for p, j in zip(predictions, judged, strict=True)]
 
     def explanations(self, predictions: Sequence[Prediction], judgements: Sequence[Judgement], *,
                      reading: str = "released") -> list[Judgement]:
         """Adds RT-IoU categories and the LLM score to refused irrelevant queries with a reference."""
-        targets = [i for i, (p, j) in enumerate(zip(predictions, judgements))
+        targets = [i for i, (p, j) in enumerate(zip(predictions, judgements, strict=True))
                    if not p.gt_relevant and j.refused and p.gt_output.strip()]
         answers = {i: judged_text(evaluation_answer(predictions[i].model_output, reading)) for i in targets}
         requests = [("rt-iou", llm_prompts.rt_iou_messages(answers[i]), parse_categories) for i in targets]
@@ -237,7 +246,7 @@ class LlmJudge:
                      for i in targets]
         parsed = self._ask(requests)
         out = list(judgements)
-        for i, categories, score in zip(targets, parsed[:len(targets)], parsed[len(targets):]):
+        for i, categories, score in zip(targets, parsed[:len(targets)], parsed[len(targets):], strict=True):
             if categories is not None:
                 self.report.unknown_categories += categories[1]
             out[i] = replace(out[i], categories=categories[0] if categories is not None else None, llm_score=score)

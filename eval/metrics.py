@@ -11,7 +11,7 @@
 - Explanation quality (Tables 3, 9): on irrelevant queries that have a reference refusal answer
   (`gt_output`; simply-shuffled sets have none). RT-IoU = Jaccard of the categories an LLM
   classifier finds in the response with the ground-truth categories (two empty sets score 1);
-  SBERT score = cosine of the texts `eval.score.sbert_pair` picks, clipped to [0, 1]; LLM score
+  SBERT score = cosine of the texts `eval.evaluate.sbert_pair` picks, clipped to [0, 1]; LLM score
   0-5. `all` averages over every such query with the wrongly answered ones counting 0 (released
   convention); `refused` averages over the correctly refused ones. A refused query whose score
   could not be obtained (judge failure) is left out of both and counted in `unmeasured`.
@@ -26,9 +26,9 @@ How a response is read (`rule_judgement`, and what the LLM judges are shown) fol
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
 from statistics import fmean
-from typing import Collection, Iterable, Sequence, TypedDict
 
 from rarft_plugin.parsing import evaluation_answer, extract_segment, follows_blocks, unclosed_block
 from rarft_plugin.prompts import OUTPUT_BLOCKS
@@ -37,8 +37,21 @@ from rarft_plugin.schema import CATEGORIES, HARD_LEVELS, IRRELEVANCE_LEVELS
 
 from eval.predictions import Prediction, defect_counts
 
-THRESHOLDS = (0.3, 0.5, 0.7)
+__all__ = [
+    "EXPLANATION_METRICS", "MAX_EMPTY", "MAX_TRUNCATED", "MIN_COMPLIANT",
+    "CategoryMetrics", "Counts", "Explanation", "ExplanationMean", "FormatCompliance", "Grounding", "ItemRow",
+    "Judgement", "LevelMetrics", "Metrics", "OriginalMetrics", "PairedMetrics", "Relevance",
+    "by_category", "by_difficulty", "compute_metrics", "dataset_kind", "explanation", "explanation_mean",
+    "format_compliance", "format_warnings", "grounding", "item_row", "jaccard", "level_subsets", "original_metrics",
+    "precision_recall_f1", "ra_iou", "recall_at", "relevance", "row_relevance", "rule_judgement",
+]
+
 EXPLANATION_METRICS = ("rt_iou", "sbert", "llm_score")
+
+
+# The typed rows below are what metrics.json holds (`eval.record` writes and reads them) and what the
+# report and `compare` read by attribute: after a field is renamed here, a reader still using the old
+# name fails (under a type checker, else with an AttributeError when it runs), never prints a silent "-".
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,135 @@ class Judgement:
     segment: tuple[float, float] | None
     categories: tuple[str, ...] | None = None  # from the RT-IoU classifier, when it ran
     llm_score: float | None = None  # Table 16 score, when it ran
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    """One query's result (a line of items.jsonl). Explanation scores only where they count (refused, eligible)."""
+
+    id: str
+    video: str
+    query: str
+    gt_relevant: bool
+    hardness_level: str | None
+    gt_categories: tuple[str, ...]
+    refused: bool
+    segment: tuple[float, float] | None
+    ra_iou: float
+    vtg_iou: float | None  # relevant queries with a span only
+    explanation_eligible: bool  # irrelevant, with a reference refusal answer
+    judge_categories: tuple[str, ...] | None
+    rt_iou: float | None
+    sbert: float | None
+    llm_score: float | None
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """Recall at IoU 0.3 / 0.5 / 0.7 and mean IoU of per-query values (None when there are none).
+
+    metrics.json names them as the paper's tables do (`field` metadata "json").
+    """
+
+    r_at_0_3: float | None = field(metadata={"json": "R@0.3"})
+    r_at_0_5: float | None = field(metadata={"json": "R@0.5"})
+    r_at_0_7: float | None = field(metadata={"json": "R@0.7"})
+    miou: float | None = field(metadata={"json": "mIoU"})
+
+
+@dataclass(frozen=True)
+class Relevance:
+    """Precision / recall / F1 of the relevant ("answered") and irrelevant ("refused") classes (`relevance`)."""
+
+    precision_rel: float
+    recall_rel: float | None
+    f1_rel: float | None
+    precision_irrel: float
+    recall_irrel: float | None
+    f1_irrel: float | None
+    f1_avg: float | None
+    accuracy: float | None
+
+
+@dataclass(frozen=True)
+class ExplanationMean:
+    """One explanation metric's means (`explanation_mean`)."""
+
+    all: float | None  # every eligible query, wrongly answered ones 0 (released convention)
+    refused: float | None  # the correctly refused ones only
+    n: int  # queries in `all`
+    unmeasured: int  # refused queries whose score could not be obtained
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The explanation metrics of a set of queries; None for a metric that did not run."""
+
+    rt_iou: ExplanationMean | None
+    sbert: ExplanationMean | None
+    llm_score: ExplanationMean | None
+
+
+@dataclass(frozen=True)
+class PairedMetrics:
+    """A level's 1:1 subset (`level_subsets`): extra columns, not the paper's."""
+
+    queries: int
+    relevance: Relevance
+    ra_iou: Grounding
+
+
+@dataclass(frozen=True)
+class LevelMetrics:
+    """One hardness level (`by_difficulty`)."""
+
+    irrelevant: int
+    f1: float | None  # the released definition: refusal-class F1 on the level's own irrelevant queries
+    refusal_accuracy: float
+    explanation: Explanation
+    paired: PairedMetrics
+
+
+@dataclass(frozen=True)
+class OriginalMetrics:
+    """The relevant queries (metrics.json: `by_difficulty.original`)."""
+
+    queries: int
+    answer_rate: float
+    vtg_iou: Grounding
+
+
+@dataclass(frozen=True)
+class CategoryMetrics:
+    """Refusal accuracy of the irrelevant queries edited along one category (Fig. 6)."""
+
+    n: int
+    refusal_accuracy: float
+
+
+@dataclass(frozen=True)
+class Counts:
+    queries: int
+    relevant: int
+    irrelevant: int
+    explanation_eligible: int
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Every metric of a prediction set (`compute_metrics`)."""
+
+    count: Counts
+    ra_iou: Grounding
+    relevance: Relevance
+    vtg_iou: Grounding
+    explanation: Explanation
+    by_difficulty: dict[str, LevelMetrics]  # IRRELEVANCE_LEVELS order, the levels the set has
+    original: OriginalMetrics | None  # None without relevant queries
+    by_category: dict[str, CategoryMetrics]  # taxonomy order, the categories the set has
+    explained: tuple[str, ...]  # the explanation metrics that ran (EXPLANATION_METRICS names)
+    strict_recall: bool
+    prediction_defects: dict[str, int]
 
 
 def rule_judgement(model_output: str, reading: str = "released") -> Judgement:
@@ -84,11 +226,10 @@ def recall_at(values: Sequence[float], threshold: float, *, strict: bool = False
     return sum((v > threshold) if strict else (v >= threshold) for v in values) / len(values)
 
 
-def grounding(values: Sequence[float], *, strict: bool = False) -> dict[str, float | None]:
+def grounding(values: Sequence[float], *, strict: bool = False) -> Grounding:
     """R@0.3 / R@0.5 / R@0.7 and mIoU of per-query IoU values (None when there are none)."""
-    out = {f"R@{t}": recall_at(values, t, strict=strict) for t in THRESHOLDS}
-    out["mIoU"] = fmean(values) if values else None
-    return out
+    return Grounding(r_at_0_3=recall_at(values, 0.3, strict=strict), r_at_0_5=recall_at(values, 0.5, strict=strict),
+                     r_at_0_7=recall_at(values, 0.7, strict=strict), miou=fmean(values) if values else None)
 
 
 def precision_recall_f1(
@@ -104,25 +245,29 @@ def precision_recall_f1(
     return precision, recall, f1
 
 
-def relevance(gt_relevant: Sequence[bool], answered: Sequence[bool]) -> dict[str, float | None]:
+def relevance(gt_relevant: Sequence[bool], answered: Sequence[bool]) -> Relevance:
     """Precision / recall / F1 of the relevant and irrelevant classes, their average F1, accuracy.
 
-    >>> relevance([True, True, False, False], [True, False, False, True])["accuracy"]
+    >>> relevance([True, True, False, False], [True, False, False, True]).accuracy
     0.5
     """
-    pairs = list(zip(gt_relevant, answered))
+    pairs = list(zip(gt_relevant, answered, strict=True))
     tp = sum(g and a for g, a in pairs)  # relevant, answered
     fp = sum((not g) and a for g, a in pairs)  # irrelevant, answered
     fn = sum(g and not a for g, a in pairs)  # relevant, refused
     tn = sum((not g) and not a for g, a in pairs)  # irrelevant, refused
     p_rel, r_rel, f_rel = precision_recall_f1(tp, fp, fn)
     p_irr, r_irr, f_irr = precision_recall_f1(tn, fn, fp)
-    return {
-        "precision_rel": p_rel, "recall_rel": r_rel, "f1_rel": f_rel,
-        "precision_irrel": p_irr, "recall_irrel": r_irr, "f1_irrel": f_irr,
-        "f1_avg": (f_rel + f_irr) / 2 if f_rel is not None and f_irr is not None else None,
-        "accuracy": (tp + tn) / len(pairs) if pairs else None,
-    }
+    return Relevance(
+        precision_rel=p_rel, recall_rel=r_rel, f1_rel=f_rel, precision_irrel=p_irr, recall_irrel=r_irr, f1_irrel=f_irr,
+        f1_avg=(f_rel + f_irr) / 2 if f_rel is not None and f_irr is not None else None,
+        accuracy=(tp + tn) / len(pairs) if pairs else None,
+    )
+
+
+def row_relevance(rows: Sequence[ItemRow]) -> Relevance:
+    """`relevance` of per-query rows: answered = not refused."""
+    return relevance([row.gt_relevant for row in rows], [not row.refused for row in rows])
 
 
 def jaccard(predicted: Iterable[str], truth: Iterable[str]) -> float:
@@ -135,26 +280,37 @@ def jaccard(predicted: Iterable[str], truth: Iterable[str]) -> float:
     return 1.0 if not a and not b else len(a & b) / len(a | b)
 
 
-def explanation_mean(rows: Sequence[dict], name: str) -> dict[str, float | int | None]:
-    """`all` / `refused` means of one explanation metric over eligible irrelevant rows (module docstring).
+def explanation_mean(rows: Sequence[ItemRow], score: Callable[[ItemRow], float | None]) -> ExplanationMean:
+    """`all` / `refused` means of one explanation metric (`score` of a row) over eligible irrelevant rows
+    (module docstring).
 
     When refused queries were to be scored and none was (every judge call failed), both means are
     None: the wrongly answered queries alone would make `all` a 0 that measured nothing.
     """
-    eligible = [row for row in rows if row["explanation_eligible"]]
-    answered = sum(not row["refused"] for row in eligible)
-    refused = sum(row["refused"] for row in eligible)
-    measured = [row[name] for row in eligible if row["refused"] and row[name] is not None]
+    eligible = [row for row in rows if row.explanation_eligible]
+    answered = sum(not row.refused for row in eligible)
+    refused = sum(row.refused for row in eligible)
+    measured = [value for row in eligible if row.refused and (value := score(row)) is not None]
     counted = answered + len(measured)
-    return {
-        "all": sum(measured) / counted if counted and (measured or not refused) else None,
-        "refused": fmean(measured) if measured else None,
-        "n": counted,
-        "unmeasured": len(eligible) - counted,
-    }
+    return ExplanationMean(
+        all=sum(measured) / counted if counted and (measured or not refused) else None,
+        refused=fmean(measured) if measured else None,
+        n=counted,
+        unmeasured=len(eligible) - counted,
+    )
 
 
-class FormatCompliance(TypedDict):
+def explanation(rows: Sequence[ItemRow], explained: Collection[str]) -> Explanation:
+    """The explanation metrics that ran (`explained`, EXPLANATION_METRICS names) over a set of rows."""
+    return Explanation(
+        rt_iou=explanation_mean(rows, lambda row: row.rt_iou) if "rt_iou" in explained else None,
+        sbert=explanation_mean(rows, lambda row: row.sbert) if "sbert" in explained else None,
+        llm_score=explanation_mean(rows, lambda row: row.llm_score) if "llm_score" in explained else None,
+    )
+
+
+@dataclass(frozen=True)
+class FormatCompliance:
     """How many responses have the shape their prompt asked for (`format_compliance`)."""
 
     template: str  # the prompt template whose output blocks were checked
@@ -164,6 +320,10 @@ class FormatCompliance(TypedDict):
     empty: int  # nothing but whitespace
     truncated: int  # stopped by the generation limit
     truncated_source: str  # "recorded" (by infer), "text" (a block opened and never closed) or "mixed"
+
+    @property
+    def compliant_share(self) -> float | None:
+        return self.compliant / self.queries if self.queries else None
 
 
 # Below these shares of compliant responses, or above these of empty / truncated ones, a report warns:
@@ -181,45 +341,45 @@ def format_compliance(predictions: Sequence[Prediction], template: str, template
     """
     blocks = OUTPUT_BLOCKS[template]
     recorded = sum(p.truncated is not None for p in predictions)
-    return {
-        "template": template,
-        "template_source": template_source,
-        "queries": len(predictions),
-        "compliant": sum(follows_blocks(p.model_output, blocks) for p in predictions),
-        "empty": sum(not p.model_output.strip() for p in predictions),
-        "truncated": sum(p.truncated if p.truncated is not None else unclosed_block(p.model_output) is not None
-                         for p in predictions),
-        "truncated_source": "recorded" if recorded == len(predictions) else "text" if not recorded else "mixed",
-    }
+    return FormatCompliance(
+        template=template,
+        template_source=template_source,
+        queries=len(predictions),
+        compliant=sum(follows_blocks(p.model_output, blocks) for p in predictions),
+        empty=sum(not p.model_output.strip() for p in predictions),
+        truncated=sum(p.truncated if p.truncated is not None else unclosed_block(p.model_output) is not None
+                      for p in predictions),
+        truncated_source="recorded" if recorded == len(predictions) else "text" if not recorded else "mixed",
+    )
 
 
 def format_warnings(compliance: FormatCompliance) -> list[str]:
     """One sentence per problem of the responses' shape (thresholds MIN_COMPLIANT, MAX_EMPTY, MAX_TRUNCATED).
 
-    >>> format_warnings({"template": "ra_rft", "template_source": "recorded", "queries": 4, "compliant": 0,
-    ...                  "empty": 4, "truncated": 0, "truncated_source": "recorded"})[1]
+    >>> format_warnings(FormatCompliance(template="ra_rft", template_source="recorded", queries=4, compliant=0,
+    ...                                  empty=4, truncated=0, truncated_source="recorded"))[1]
     '4 of 4 responses (100.0 %) are empty; an empty response counts as a refusal (RA-IoU 1 on an irrelevant query)'
     """
-    total = compliance["queries"]
+    total = compliance.queries
     if not total:
         return []
 
     def part(count: int) -> str:
         return f"{count} of {total} responses ({100 * count / total:.1f} %)"
 
-    template = compliance["template"]
+    template = compliance.template
     out = []
-    if compliance["compliant"] / total < MIN_COMPLIANT:
-        assumed = "; template not recorded, assumed: pass --template" if compliance["template_source"] == "assumed" else ""
-        out.append(f"only {part(compliance['compliant'])} follow the {template} output format "
+    if compliance.compliant / total < MIN_COMPLIANT:
+        assumed = "; template not recorded, assumed: pass --template" if compliance.template_source == "assumed" else ""
+        out.append(f"only {part(compliance.compliant)} follow the {template} output format "
                    f"({', '.join(OUTPUT_BLOCKS[template])} blocks{assumed})")
-    if compliance["empty"] / total > MAX_EMPTY:
-        out.append(f"{part(compliance['empty'])} are empty; an empty response counts as a refusal (RA-IoU 1 on an "
+    if compliance.empty / total > MAX_EMPTY:
+        out.append(f"{part(compliance.empty)} are empty; an empty response counts as a refusal (RA-IoU 1 on an "
                    "irrelevant query)")
-    if compliance["truncated"] / total > MAX_TRUNCATED:
-        how = ("were cut off by the generation limit" if compliance["truncated_source"] == "recorded"
+    if compliance.truncated / total > MAX_TRUNCATED:
+        how = ("were cut off by the generation limit" if compliance.truncated_source == "recorded"
                else "end inside a block never closed (cut off)")
-        out.append(f"{part(compliance['truncated'])} {how}")
+        out.append(f"{part(compliance.truncated)} {how}")
     return out
 
 
@@ -239,32 +399,31 @@ def dataset_kind(predictions: Sequence[Prediction]) -> str:
     return "no levels" if levels == {None} else "mixed levels"
 
 
-def item_row(prediction: Prediction, judgement: Judgement, sbert: float | None = None) -> dict:
-    """The per-query result row (items.jsonl). Explanation scores only where they count (refused, eligible)."""
+def item_row(prediction: Prediction, judgement: Judgement, sbert: float | None = None) -> ItemRow:
+    """The per-query result row. Explanation scores only where they count (refused, eligible)."""
     eligible = not prediction.gt_relevant and bool(prediction.gt_output.strip())
     scored = eligible and judgement.refused
-    row = {
-        "id": prediction.id,
-        "video": prediction.video,
-        "query": prediction.query,
-        "gt_relevant": prediction.gt_relevant,
-        "hardness_level": prediction.hardness_level,
-        "gt_categories": list(prediction.gt_categories),
-        "refused": judgement.refused,
-        "segment": list(judgement.segment) if judgement.segment else None,
-        "ra_iou": ra_iou(prediction, judgement),
-        "vtg_iou": None,
-        "explanation_eligible": eligible,
-        "judge_categories": list(judgement.categories) if scored and judgement.categories is not None else None,
-        "rt_iou": None,
-        "sbert": min(1.0, max(0.0, sbert)) if scored and sbert is not None else None,
-        "llm_score": judgement.llm_score if scored else None,
-    }
+    vtg_iou = None
     if prediction.gt_relevant and prediction.gt_timestamp is not None:
-        row["vtg_iou"] = temporal_iou(judgement.segment, prediction.gt_timestamp) if judgement.segment else 0.0
-    if scored and judgement.categories is not None:
-        row["rt_iou"] = jaccard(judgement.categories, prediction.gt_categories)
-    return row
+        vtg_iou = temporal_iou(judgement.segment, prediction.gt_timestamp) if judgement.segment else 0.0
+    categories = judgement.categories if scored else None
+    return ItemRow(
+        id=prediction.id,
+        video=prediction.video,
+        query=prediction.query,
+        gt_relevant=prediction.gt_relevant,
+        hardness_level=prediction.hardness_level,
+        gt_categories=prediction.gt_categories,
+        refused=judgement.refused,
+        segment=judgement.segment or None,
+        ra_iou=ra_iou(prediction, judgement),
+        vtg_iou=vtg_iou,
+        explanation_eligible=eligible,
+        judge_categories=categories,
+        rt_iou=jaccard(categories, prediction.gt_categories) if categories is not None else None,
+        sbert=min(1.0, max(0.0, sbert)) if scored and sbert is not None else None,
+        llm_score=judgement.llm_score if scored else None,
+    )
 
 
 def compute_metrics(
@@ -274,11 +433,11 @@ def compute_metrics(
     sbert_scores: Sequence[float | None] | None = None,
     explained: Collection[str] | None = None,
     strict: bool = False,
-) -> tuple[dict, list[dict]]:
+) -> tuple[Metrics, list[ItemRow]]:
     """All metrics and the per-query rows.
 
-    `sbert_scores[i]` is the SBERT cosine of query i (`eval.score.sbert_scores`) or None. `explained` names the explanation
-    metrics that ran (a metric that ran scores wrongly answered queries 0, one that did not is
+    `sbert_scores[i]` is the SBERT cosine of query i (`eval.evaluate.sbert_scores`) or None. `explained` names the
+    explanation metrics that ran (a metric that ran scores wrongly answered queries 0, one that did not is
     None); by default: SBERT when scores are given, RT-IoU / LLM score when a judgement has them.
     """
     if len(predictions) != len(judgements):
@@ -286,35 +445,27 @@ def compute_metrics(
     scores = list(sbert_scores) if sbert_scores is not None else [None] * len(predictions)
     if len(scores) != len(predictions):
         raise ValueError(f"{len(predictions)} predictions but {len(scores)} SBERT scores")
-    rows = [item_row(p, j, s) for p, j, s in zip(predictions, judgements, scores)]
+    rows = [item_row(p, j, s) for p, j, s in zip(predictions, judgements, scores, strict=True)]
     if explained is None:
         explained = {"sbert"} if sbert_scores is not None else set()
         explained |= {"rt_iou"} if any(j.categories is not None for j in judgements) else set()
         explained |= {"llm_score"} if any(j.llm_score is not None for j in judgements) else set()
-    metrics = {
-        "count": {"queries": len(rows), "relevant": sum(p.gt_relevant for p in predictions),
-                  "irrelevant": sum(not p.gt_relevant for p in predictions),
-                  "explanation_eligible": sum(row["explanation_eligible"] for row in rows)},
-        **summary(rows, explained=explained, strict=strict),
-        "by_difficulty": by_difficulty(predictions, rows, explained=explained, strict=strict),
-        "by_category": by_category(predictions, rows),
-        "explained": sorted(explained),
-        "strict_recall": strict,
-        "prediction_defects": defect_counts(predictions),
-    }
+    relevant = [row for row in rows if row.gt_relevant]
+    metrics = Metrics(
+        count=Counts(queries=len(rows), relevant=len(relevant), irrelevant=len(rows) - len(relevant),
+                     explanation_eligible=sum(row.explanation_eligible for row in rows)),
+        ra_iou=grounding([row.ra_iou for row in rows], strict=strict),
+        relevance=row_relevance(rows),
+        vtg_iou=grounding([row.vtg_iou for row in rows if row.vtg_iou is not None], strict=strict),
+        explanation=explanation([row for row in rows if not row.gt_relevant], explained),
+        by_difficulty=by_difficulty(predictions, rows, explained=explained, strict=strict),
+        original=original_metrics(relevant, strict=strict),
+        by_category=by_category(predictions, rows),
+        explained=tuple(sorted(explained)),
+        strict_recall=strict,
+        prediction_defects=defect_counts(predictions),
+    )
     return metrics, rows
-
-
-def summary(rows: Sequence[dict], *, explained: Collection[str] = (), strict: bool = False) -> dict:
-    """RA-IoU, relevance, VTG IoU and the explanation metrics that ran (`explained`) of a set of rows."""
-    irrelevant = [row for row in rows if not row["gt_relevant"]]
-    return {
-        "ra_iou": grounding([row["ra_iou"] for row in rows], strict=strict),
-        "relevance": relevance([row["gt_relevant"] for row in rows], [not row["refused"] for row in rows]),
-        "vtg_iou": grounding([row["vtg_iou"] for row in rows if row["vtg_iou"] is not None], strict=strict),
-        "explanation": {name: explanation_mean(irrelevant, name) if name in explained else None
-                        for name in EXPLANATION_METRICS},
-    }
 
 
 def level_subsets(predictions: Sequence[Prediction]) -> dict[str, list[int]]:
@@ -342,9 +493,10 @@ def level_subsets(predictions: Sequence[Prediction]) -> dict[str, list[int]]:
 
 
 def by_difficulty(
-    predictions: Sequence[Prediction], rows: Sequence[dict], *, explained: Collection[str] = (), strict: bool = False
-) -> dict:
-    """Per hardness level (Tables 5, 6, 10, 11) and `original` (the relevant queries).
+    predictions: Sequence[Prediction], rows: Sequence[ItemRow], *, explained: Collection[str] = (),
+    strict: bool = False,
+) -> dict[str, LevelMetrics]:
+    """Per hardness level (Tables 5, 6, 10, 11).
 
     `f1` is the released definition (processor.py:417-421): F1 of the refusal class on the level's
     own irrelevant queries only, which is 2·acc / (1 + acc) for refusal accuracy acc. The
@@ -353,34 +505,40 @@ def by_difficulty(
     """
     out = {}
     for level, indices in level_subsets(predictions).items():
-        own = [row for p, row in zip(predictions, rows) if not p.gt_relevant and p.hardness_level == level]
-        paired = summary([rows[i] for i in indices], strict=strict)
-        out[level] = {
-            "irrelevant": len(own),
-            "f1": relevance([False] * len(own), [not row["refused"] for row in own])["f1_irrel"],
-            "refusal_accuracy": fmean(row["refused"] for row in own),
-            "explanation": summary(own, explained=explained)["explanation"],
-            "paired": {"queries": len(indices), "relevance": paired["relevance"], "ra_iou": paired["ra_iou"]},
-        }
-    relevant = [row for row in rows if row["gt_relevant"]]
-    if relevant:
-        out["original"] = {
-            "queries": len(relevant),
-            "answer_rate": fmean(not row["refused"] for row in relevant),
-            "vtg_iou": grounding([row["vtg_iou"] for row in relevant if row["vtg_iou"] is not None], strict=strict),
-        }
+        own = [row for p, row in zip(predictions, rows, strict=True) if not p.gt_relevant and p.hardness_level == level]
+        paired = [rows[i] for i in indices]
+        out[level] = LevelMetrics(
+            irrelevant=len(own),
+            f1=relevance([False] * len(own), [not row.refused for row in own]).f1_irrel,
+            refusal_accuracy=fmean(row.refused for row in own),
+            explanation=explanation(own, explained),
+            paired=PairedMetrics(queries=len(indices), relevance=row_relevance(paired),
+                                 ra_iou=grounding([row.ra_iou for row in paired], strict=strict)),
+        )
     return out
 
 
-def by_category(predictions: Sequence[Prediction], rows: Sequence[dict]) -> dict:
+def original_metrics(relevant: Sequence[ItemRow], *, strict: bool = False) -> OriginalMetrics | None:
+    """The relevant queries' answer rate and VTG IoU (the `original` row beside the levels); None without any."""
+    if not relevant:
+        return None
+    return OriginalMetrics(
+        queries=len(relevant),
+        answer_rate=fmean(not row.refused for row in relevant),
+        vtg_iou=grounding([row.vtg_iou for row in relevant if row.vtg_iou is not None], strict=strict),
+    )
+
+
+def by_category(predictions: Sequence[Prediction], rows: Sequence[ItemRow]) -> dict[str, CategoryMetrics]:
     """Refusal accuracy of the irrelevant queries edited along each category (Fig. 6), taxonomy order."""
     refused_by_category: dict[str, list[bool]] = defaultdict(list)
-    for prediction, row in zip(predictions, rows):
+    for prediction, row in zip(predictions, rows, strict=True):
         if not prediction.gt_relevant:
             for category in prediction.gt_categories:
-                refused_by_category[category].append(row["refused"])
+                refused_by_category[category].append(row.refused)
     return {
-        category: {"n": len(refused_by_category[category]), "refusal_accuracy": fmean(refused_by_category[category])}
+        category: CategoryMetrics(n=len(refused_by_category[category]),
+                                  refusal_accuracy=fmean(refused_by_category[category]))
         for category in CATEGORIES
         if refused_by_category.get(category)
     }

@@ -24,7 +24,7 @@ SS-ActivityNet is 50.0 with R@0.3 11.5. The paper states HI-Charades' size as 3.
 video-query pairs; the released `hi_vtg_charades.json` holds 2,194 queries.
 
 The released evaluation files shipped in `eval/benchmarks/` are recognised by content
-(`SHIPPED_DATASETS`: SHA-256 of each file), so a run scored on one of them finds its paper rows
+(`SHIPPED_DATASETS`: SHA-256 of each file), so a run evaluated on one of them finds its paper rows
 without being told.
 """
 
@@ -32,6 +32,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import NamedTuple
+
+__all__ = [
+    "DATASETS", "ROWS", "SHIPPED_DATASETS", "TABLES", "Explanation", "LevelScores", "PaperRow", "RaIouF1",
+    "find_method", "paper_rows",
+]
 
 TABLES = ("Table 1", "Table 2", "Table 3", "Table 6", "Table 8", "Table 10", "Table 11", "Table 12")
 DATASETS = ("HI-ActivityNet", "HI-TVGBench", "HI-Charades", "SS-ActivityNet", "SS-Charades", "SS-QVHighlights",

@@ -7,9 +7,11 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-# Packages whose version can change a prediction or a score.
+__all__ = ["EVALUATION_PACKAGES", "INFERENCE_PACKAGES", "file_sha256", "now", "package_versions"]
+
+# Packages whose version can change a prediction or a metric.
 INFERENCE_PACKAGES = ("rarft", "torch", "transformers", "vllm", "decord", "av", "numpy")
-SCORING_PACKAGES = ("rarft", "sentence-transformers", "transformers", "torch", "openai")
+EVALUATION_PACKAGES = ("rarft", "sentence-transformers", "transformers", "torch", "openai")
 
 
 def file_sha256(path: str | Path) -> str:

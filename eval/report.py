@@ -1,12 +1,13 @@
 """Writing an evaluation run (comparing runs: `eval.compare`).
 
-Files of a run (`write_run`): `metrics.json` (raw fractions), `items.jsonl` (one row per query),
+Files of a run (`write_run`): `metrics.json` (raw fractions, `eval.record`), `items.jsonl` (one row per query),
 `report.md` (rows laid out like the paper's tables, percentages x100 with one decimal, SBERT
 and LLM scores with two), `metrics.csv` (metric, value) and PNG plots (`by_category.png`:
 refusal accuracy per semantic category, Fig. 6; `by_difficulty.png`: F1 and refusal accuracy
 per hardness level).
 
-`write_report(predictions, out_dir)` is the one-call version: rule-based judge, SBERT score on.
+Every table reads the typed rows of `eval.metrics` by attribute: a metric renamed there is an error here, never a
+"-" in a table. `write_report(predictions, out_dir)` is the one-call version: rule-based judge, SBERT score on.
 """
 
 from __future__ import annotations
@@ -14,18 +15,29 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING
 
 from rarft_plugin.io_utils import write_atomic, write_jsonl_atomic
-
 from rarft_plugin.prompts import OUTPUT_BLOCKS
-from rarft_plugin.schema import IRRELEVANCE_LEVELS
+from rarft_plugin.schema import IRRELEVANCE_LEVELS, JsonValue
 
 from eval.judge import JudgeCalls
-from eval.metrics import THRESHOLDS, FormatCompliance, format_warnings
+from eval.metrics import Explanation, ExplanationMean, FormatCompliance, Grounding, ItemRow, Metrics, format_warnings
 from eval.paper import PaperRow, find_method, paper_rows
 from eval.predictions import Prediction, coerce_predictions
+from eval.record import RunRecord, record_json, row_json
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "EXPLANATION_HEADER", "RA_IOU_HEADER", "category_figure", "csv_text", "explanation_cells", "explanation_values",
+    "flatten", "grounding_cells", "judge_line", "level_figure", "markdown", "markdown_table", "num", "pct", "plots",
+    "ra_iou_cells", "run_warnings", "write_report", "write_run",
+]
 
 
 def pct(value: float | None) -> str:
@@ -38,20 +50,10 @@ def num(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def lookup(metrics: dict, path: str) -> Any:
-    """metrics["a"]["b"] for "a.b" (None where a key is missing)."""
-    value: Any = metrics
-    for key in path.split("."):
-        if not isinstance(value, dict) or key not in value:
-            return None
-        value = value[key]
-    return value
-
-
-def flatten(metrics: dict, prefix: str = "") -> dict[str, Any]:
-    """Nested metrics as dotted keys (for CSV and compare)."""
-    out = {}
-    for key, value in metrics.items():
+def flatten(data: dict[str, JsonValue], prefix: str = "") -> dict[str, JsonValue]:
+    """A JSON object (metrics.json) as dotted keys, for the CSV and compare's raw numbers."""
+    out: dict[str, JsonValue] = {}
+    for key, value in data.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             out.update(flatten(value, name + "."))
@@ -73,20 +75,35 @@ SBERT_TEXT_TEXT = {
     "answer": "the answer text vs the reference's answer block",
 }
 
-RA_IOU_HEADER = ["R@0.3", "R@0.5", "R@0.7", "mIoU", "re.", "irre.", "avg."]
+GROUNDING_HEADER = ["R@0.3", "R@0.5", "R@0.7", "mIoU"]
+RA_IOU_HEADER = [*GROUNDING_HEADER, "re.", "irre.", "avg."]
 EXPLANATION_HEADER = ["RT-IoU", "SBert score", "LLM score"]
 
 
-def ra_iou_cells(metrics: dict) -> list[str]:
-    ra, rel = metrics["ra_iou"], metrics["relevance"]
-    return [*(pct(ra[f"R@{t}"]) for t in THRESHOLDS), pct(ra["mIoU"]),
-            pct(rel["f1_rel"]), pct(rel["f1_irrel"]), pct(rel["f1_avg"])]
+def grounding_cells(grounding: Grounding) -> list[str]:
+    """GROUNDING_HEADER's cells."""
+    return [pct(grounding.r_at_0_3), pct(grounding.r_at_0_5), pct(grounding.r_at_0_7), pct(grounding.miou)]
 
 
-def explanation_cells(metrics: dict, subset: str = "all") -> list[str]:
-    exp = metrics["explanation"]
-    return [pct(lookup(exp, f"rt_iou.{subset}")), num(lookup(exp, f"sbert.{subset}")),
-            num(lookup(exp, f"llm_score.{subset}"))]
+def ra_iou_cells(metrics: Metrics) -> list[str]:
+    """RA_IOU_HEADER's cells (Tables 1, 2, 8, 12)."""
+    relevance = metrics.relevance
+    return [*grounding_cells(metrics.ra_iou), pct(relevance.f1_rel), pct(relevance.f1_irrel), pct(relevance.f1_avg)]
+
+
+def explanation_values(explanation: Explanation, *, refused: bool = False) -> list[float | None]:
+    """RT-IoU, SBERT and LLM score means: over every eligible query (`all`), or the refused ones only."""
+
+    def mean(of: ExplanationMean | None) -> float | None:
+        return None if of is None else of.refused if refused else of.all
+
+    return [mean(explanation.rt_iou), mean(explanation.sbert), mean(explanation.llm_score)]
+
+
+def explanation_cells(explanation: Explanation, *, refused: bool = False) -> list[str]:
+    """EXPLANATION_HEADER's cells (Tables 3, 9)."""
+    rt_iou, sbert, llm_score = explanation_values(explanation, refused=refused)
+    return [pct(rt_iou), num(sbert), num(llm_score)]
 
 
 JUDGE_NAMES = {"relevance": "relevance", "rt-iou": "RT-IoU", "llm-score": "LLM score"}
@@ -106,56 +123,59 @@ def judge_line(kind: str, calls: JudgeCalls) -> str:
     return text
 
 
-def run_warnings(metrics: dict) -> list[str]:
+def run_warnings(record: RunRecord) -> list[str]:
     """What a reader must know before trusting the numbers: the responses' shape (`format_warnings`),
     judge calls that gave no verdict, predictions made from another version of the data file."""
-    out = format_warnings(metrics["format"]) if metrics.get("format") else []
-    calls = metrics.get("judge", {}).get("calls", {})
+    out = format_warnings(record.format) if record.format is not None else []
+    calls = record.judge.get("calls", {})
     out += [judge_line(kind, c) for kind, c in calls.items() if c["judged"] < c["asked"]]
-    data_sha = (metrics.get("dataset") or {}).get("sha256")
-    made_from = {run.get("data_sha256") for run in metrics.get("inference", [])} - {None}
+    data_sha = record.dataset["sha256"] if record.dataset else None
+    made_from = {run.get("data_sha256") for run in record.inference or ()} - {None}
     if data_sha and made_from and made_from != {data_sha}:
-        out.append(f"the predictions were made from a data file with other content (SHA-256 "
-                   f"{', '.join(sorted(h[:12] for h in made_from))}) than the one scored against ({data_sha[:12]})")
+        made = ", ".join(sorted(str(sha)[:12] for sha in made_from))
+        out.append(f"the predictions were made from a data file with other content (SHA-256 {made}) than the one "
+                   f"scored against ({data_sha[:12]})")
     return out
 
 
 def format_line(compliance: FormatCompliance) -> str:
-    total = compliance["queries"]
+    total = compliance.queries
     source = {"recorded": "recorded by infer", "given": "--template", "assumed": "not recorded: assumed"}
     truncated = {"recorded": "as recorded by infer", "text": "ending inside an unclosed block",
                  "mixed": "recorded, else an unclosed block"}
-    return (f"Format: {pct(share(compliance['compliant'], total))} % of {total} responses follow the "
-            f"{compliance['template']} output format ({', '.join(OUTPUT_BLOCKS[compliance['template']])} blocks; template "
-            f"{source[compliance['template_source']]}); {pct(share(compliance['empty'], total))} % empty, "
-            f"{pct(share(compliance['truncated'], total))} % cut off by the generation limit "
-            f"({truncated[compliance['truncated_source']]}).")
+    return (f"Format: {pct(compliance.compliant_share)} % of {total} responses follow the "
+            f"{compliance.template} output format ({', '.join(OUTPUT_BLOCKS[compliance.template])} blocks; template "
+            f"{source[compliance.template_source]}); {pct(share(compliance.empty, total))} % empty, "
+            f"{pct(share(compliance.truncated, total))} % cut off by the generation limit "
+            f"({truncated[compliance.truncated_source]}).")
 
 
 def share(count: int, total: int) -> float | None:
     return count / total if total else None
 
 
-def markdown(metrics: dict, *, title: str, name: str) -> str:
+def markdown(record: RunRecord, *, title: str, name: str) -> str:
     """The report: warnings, how it was measured, one row per paper table that applies, then the details."""
-    count, judge = metrics["count"], metrics["judge"]
+    metrics, judge = record.metrics, record.judge
+    count = metrics.count
     calls = judge.get("calls", {})
-    levels = [level for level in IRRELEVANCE_LEVELS if level in metrics["by_difficulty"]]
-    has_explanations = bool(metrics["explained"]) and count["explanation_eligible"] > 0
-    warnings = metrics.get("warnings", run_warnings(metrics))
+    levels = [level for level in IRRELEVANCE_LEVELS if level in metrics.by_difficulty]
+    has_explanations = bool(metrics.explained) and count.explanation_eligible > 0
+    warnings = record.warnings if record.warnings is not None else run_warnings(record)
     lines = [f"# {title}", ""]
     if warnings:
         lines += ["**Warnings (read these before the numbers):**", "", *(f"- {warning}." for warning in warnings), ""]
-    if metrics.get("format"):
-        lines += [format_line(metrics["format"]), ""]
+    if record.format is not None:
+        lines += [format_line(record.format), ""]
     if calls:
         lines += [f"LLM judge {judge.get('model')} at {judge.get('base_url')}: "
                   + "; ".join(judge_line(kind, c) for kind, c in calls.items()) + ".", ""]
+    reading = judge.get("answer_reading")
     lines += [
-        f"{count['queries']} queries ({count['relevant']} relevant, {count['irrelevant']} irrelevant). "
+        f"{count.queries} queries ({count.relevant} relevant, {count.irrelevant} irrelevant). "
         f"Relevance judged by {'an LLM' if judge['relevance'] == 'llm' else 'the core parser'}; answers read "
-        f"{ANSWER_READING_TEXT.get(judge.get('answer_reading'), str(judge.get('answer_reading')))}; R@m counts "
-        f"IoU {'>' if metrics['strict_recall'] else '>='} m. Percentages x100 as in the paper; SBERT and LLM "
+        f"{ANSWER_READING_TEXT.get(str(reading), str(reading))}; R@m counts "
+        f"IoU {'>' if metrics.strict_recall else '>='} m. Percentages x100 as in the paper; SBERT and LLM "
         "scores as fractions and 0-5.", "",
     ]
     if judge.get("sbert_model"):
@@ -163,123 +183,121 @@ def markdown(metrics: dict, *, title: str, name: str) -> str:
         caveat = "" if "all-mpnet-base-v2" in model else (
             " (the released evaluation used all-mpnet-base-v2, which is not available offline here: these SBERT "
             "scores are not directly comparable with its numbers)")
-        lines += [f"SBERT score: {SBERT_TEXT_TEXT.get(judge.get('sbert_text'), str(judge.get('sbert_text')))}; "
-                  f"model {model}{caveat}.", ""]
+        text = judge.get("sbert_text")
+        lines += [f"SBERT score: {SBERT_TEXT_TEXT.get(str(text), str(text))}; model {model}{caveat}.", ""]
     relevance_note = [judge_line("relevance", calls["relevance"]) + ".", ""] if "relevance" in calls else []
     explanation_note = ["; ".join(judge_line(kind, calls[kind]) for kind in ("rt-iou", "llm-score") if kind in calls)
                         + ".", ""] if {"rt-iou", "llm-score"} & set(calls) else []
-    if count["relevant"] and count["irrelevant"]:
-        lines += ["## RA-IoU and F1 (Tables 1, 2, 8, 12)", "", *markdown_table(["Method", *RA_IOU_HEADER],
-                                                                      [[name, *ra_iou_cells(metrics)]]), "",
-                  *relevance_note]
+    if count.relevant and count.irrelevant:
+        lines += ["## RA-IoU and F1 (Tables 1, 2, 8, 12)", "",
+                  *markdown_table(["Method", *RA_IOU_HEADER], [[name, *ra_iou_cells(metrics)]]), "", *relevance_note]
     if has_explanations:
+        explanation = explanation_cells(metrics.explanation)
         lines += ["## With explanation quality (Table 3)", "",
                   *markdown_table(["Method", *RA_IOU_HEADER, *EXPLANATION_HEADER],
-                          [[name, *ra_iou_cells(metrics), *explanation_cells(metrics)]]), "",
+                                  [[name, *ra_iou_cells(metrics), *explanation]]), "",
                   *relevance_note, *explanation_note,
                   "## Ablation layout (Table 4)", "",
                   *markdown_table(["Method", "F1", "R@.5", "mIoU", "RT-IoU", "SBert.", "LLM."],
-                          [[name, pct(metrics["relevance"]["f1_avg"]), pct(metrics["ra_iou"]["R@0.5"]),
-                            pct(metrics["ra_iou"]["mIoU"]), *explanation_cells(metrics)]]), "",
+                                  [[name, pct(metrics.relevance.f1_avg), pct(metrics.ra_iou.r_at_0_5),
+                                    pct(metrics.ra_iou.miou), *explanation]]), "",
                   "## Refusal explanation quality (Table 9)", "",
                   "`all`: every irrelevant query with a reference answer, wrongly answered ones count 0 (released "
                   "convention); `refused`: the correctly refused ones only.", "",
                   *markdown_table(["Method", *EXPLANATION_HEADER],
-                          [[f"{name} (all)", *explanation_cells(metrics)],
-                           [f"{name} (refused)", *explanation_cells(metrics, "refused")]]),
+                                  [[f"{name} (all)", *explanation],
+                                   [f"{name} (refused)", *explanation_cells(metrics.explanation, refused=True)]]),
                   "", *explanation_note]
     if levels:
+        by_level = metrics.by_difficulty
         header = (["Method"] + [f"{level.capitalize()} {column}" for level in levels for column in ("F1", "LLM sc.")]
                   + [f"{level.capitalize()} F1 avg. 1:1" for level in levels])
         cells = [cell for level in levels for cell in (
-            pct(lookup(metrics, f"by_difficulty.{level}.f1")),
-            num(lookup(metrics, f"by_difficulty.{level}.explanation.llm_score.all")))]
-        cells += [pct(lookup(metrics, f"by_difficulty.{level}.paired.relevance.f1_avg")) for level in levels]
+            pct(by_level[level].f1), num(explanation_values(by_level[level].explanation)[2]))]
+        cells += [pct(by_level[level].paired.relevance.f1_avg) for level in levels]
         lines += ["## By hardness level (Tables 5, 6, 10, 11)", "",
                   "F1 = the released definition: F1 of the refusal class on the level's own irrelevant queries "
                   "(2·acc/(1+acc)). Extra columns, not the paper's: F1 avg. 1:1 = average F1 of the level's "
                   "irrelevant queries with the relevant queries of the same items.", "",
                   *markdown_table(header, [[name, *cells]]), "", *relevance_note,
                   *([judge_line("llm-score", calls["llm-score"]) + ".", ""] if "llm-score" in calls else [])]
-    if count["relevant"]:
-        vtg = metrics["vtg_iou"]
+    if count.relevant:
         lines += ["## Grounding on relevant queries (Table 7)", "",
-                  *markdown_table(["Method", "R@0.3", "R@0.5", "R@0.7", "mIoU"],
-                          [[name, *(pct(vtg[f"R@{t}"]) for t in THRESHOLDS), pct(vtg["mIoU"])]]), ""]
-    if metrics["by_category"]:
+                  *markdown_table(["Method", *GROUNDING_HEADER], [[name, *grounding_cells(metrics.vtg_iou)]]), ""]
+    if metrics.by_category:
         lines += ["## Refusal accuracy by semantic category (Fig. 6)", "",
                   *markdown_table(["Category", "irrelevant queries", "refusal acc."],
-                          [[category, str(row["n"]), pct(row["refusal_accuracy"])]
-                           for category, row in metrics["by_category"].items()]), ""]
-    lines += details(metrics, levels)
+                                  [[category, str(row.n), pct(row.refusal_accuracy)]
+                                   for category, row in metrics.by_category.items()]), ""]
+    lines += details(record, levels)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def details(metrics: dict, levels: list[str]) -> list[str]:
+def details(record: RunRecord, levels: list[str]) -> list[str]:
     """Everything else: per-class precision / recall, per-level detail, explanation counts, data, judge."""
-    rel, judge = metrics["relevance"], metrics["judge"]
+    metrics, judge = record.metrics, record.judge
+    rel = metrics.relevance
     lines = ["## Details", "",
              *markdown_table(["class", "precision", "recall", "F1"],
-                     [["relevant (answered)", pct(rel["precision_rel"]), pct(rel["recall_rel"]), pct(rel["f1_rel"])],
-                      ["irrelevant (refused)", pct(rel["precision_irrel"]), pct(rel["recall_irrel"]),
-                       pct(rel["f1_irrel"])]]),
-             "", f"Accuracy {pct(rel['accuracy'])}.", ""]
+                             [["relevant (answered)", pct(rel.precision_rel), pct(rel.recall_rel), pct(rel.f1_rel)],
+                              ["irrelevant (refused)", pct(rel.precision_irrel), pct(rel.recall_irrel),
+                               pct(rel.f1_irrel)]]),
+             "", f"Accuracy {pct(rel.accuracy)}.", ""]
     if levels:
         rows = []
         for level in levels:
-            row = metrics["by_difficulty"][level]
-            paired = row["paired"]
-            rows.append([level, str(row["irrelevant"]), pct(row["refusal_accuracy"]), pct(row["f1"]),
-                         *explanation_cells(row), str(paired["queries"]), pct(paired["relevance"]["f1_rel"]),
-                         pct(paired["relevance"]["f1_irrel"]), pct(paired["relevance"]["f1_avg"]),
-                         pct(paired["ra_iou"]["mIoU"])])
+            row = metrics.by_difficulty[level]
+            paired = row.paired
+            rows.append([level, str(row.irrelevant), pct(row.refusal_accuracy), pct(row.f1),
+                         *explanation_cells(row.explanation), str(paired.queries), pct(paired.relevance.f1_rel),
+                         pct(paired.relevance.f1_irrel), pct(paired.relevance.f1_avg), pct(paired.ra_iou.miou)])
         lines += markdown_table(["level", "irrelevant", "refusal acc.", "F1", *EXPLANATION_HEADER, "1:1 queries",
-                         "1:1 F1 re.", "1:1 F1 irre.", "1:1 F1 avg.", "1:1 RA mIoU"], rows) + [""]
-    original = metrics["by_difficulty"].get("original")
-    if original:
-        lines += [f"Relevant queries (original): {original['queries']}, answered with a segment "
-                  f"{pct(original['answer_rate'])} %.", ""]
-    exp = metrics["explanation"]
-    measured = [f"{key} n={exp[key]['n']}"
-                + (f" ({exp[key]['unmeasured']} unmeasured)" if exp[key]["unmeasured"] else "")
-                for key in ("rt_iou", "sbert", "llm_score") if exp[key] is not None]
+                                 "1:1 F1 re.", "1:1 F1 irre.", "1:1 F1 avg.", "1:1 RA mIoU"], rows) + [""]
+    if metrics.original is not None:
+        lines += [f"Relevant queries (original): {metrics.original.queries}, answered with a segment "
+                  f"{pct(metrics.original.answer_rate)} %.", ""]
+    explanation = metrics.explanation
+    measured = [f"{key} n={mean.n}" + (f" ({mean.unmeasured} unmeasured)" if mean.unmeasured else "")
+                for key, mean in (("rt_iou", explanation.rt_iou), ("sbert", explanation.sbert),
+                                  ("llm_score", explanation.llm_score)) if mean is not None]
     lines += [f"Explanation metrics: {', '.join(measured) if measured else 'none computed'}"
               f"{'; SBERT model ' + str(judge['sbert_model']) if judge.get('sbert_model') else ''}"
               f"{'; LLM judge ' + str(judge['model']) if judge.get('model') else ''}.", ""]
     if judge.get("unreadable") or judge.get("failed"):
-        lines += [f"Judge replies unreadable: {judge['unreadable']}; requests failed: {judge['failed']}.", ""]
-    defects = metrics.get("prediction_defects")
-    if defects:
-        lines += ["Prediction file defects (rows kept): " + "; ".join(f"{what}: {n}" for what, n in defects.items())
-                  + ".", ""]
-    data = metrics.get("data")
+        lines += [f"Judge replies unreadable: {judge.get('unreadable')}; requests failed: {judge.get('failed')}.", ""]
+    if metrics.prediction_defects:
+        lines += ["Prediction file defects (rows kept): "
+                  + "; ".join(f"{what}: {n}" for what, n in metrics.prediction_defects.items()) + ".", ""]
+    data = record.data
     if data:
-        lines += [f"Data: {data['summary']}", ""]
-        if data.get("missing_predictions"):
-            lines += [f"**{len(data['missing_predictions'])} quer(ies) of the data file have no prediction** "
-                      f"(first: {', '.join(data['missing_predictions'][:5])}).", ""]
-        if data.get("unmatched_rows"):
-            lines += [f"**{len(data['unmatched_rows'])} prediction(s) match no query of the data file as loaded** "
-                      f"(scored as given; first: {', '.join(data['unmatched_rows'][:5])}).", ""]
+        lines += [f"Data: {data.get('summary')}", ""]
+        missing, unmatched = data.get("missing_predictions"), data.get("unmatched_rows")
+        if missing:
+            lines += [f"**{len(missing)} quer(ies) of the data file have no prediction** "
+                      f"(first: {', '.join(missing[:5])}).", ""]
+        if unmatched:
+            lines += [f"**{len(unmatched)} prediction(s) match no query of the data file as loaded** "
+                      f"(scored as given; first: {', '.join(unmatched[:5])}).", ""]
         if data.get("gt_timestamp_differs"):
             lines += [f"{len(data['gt_timestamp_differs'])} prediction(s) carry a gt_timestamp other than the data "
                       "file's span of their query (scored with the prediction's).", ""]
     return lines
 
 
-def csv_text(metrics: dict) -> str:
+def csv_text(record: RunRecord) -> str:
+    """metrics.csv: every number of metrics.json, by dotted key."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["metric", "value"])
-    for key, value in flatten(metrics).items():
+    for key, value in flatten(record_json(record)).items():
         if not isinstance(value, list):
             writer.writerow([key, "" if value is None else value])
     return buffer.getvalue()
 
 
-def paper_level_row(metrics: dict, name: str) -> PaperRow | None:
+def paper_level_row(record: RunRecord, name: str) -> PaperRow | None:
     """The paper's per-level row (Tables 6, 10, 11) of this run's dataset and method (its name), if any."""
-    dataset = (metrics.get("dataset") or {}).get("paper")
+    dataset = record.dataset["paper"] if record.dataset else None
     if not dataset:
         return None
     return find_method([row for row in paper_rows(dataset) if row.levels is not None], name)
@@ -294,17 +312,17 @@ def _pyplot():
     return plt
 
 
-def category_figure(metrics: dict, name: str):
+def category_figure(record: RunRecord, name: str) -> Figure | None:
     """Refusal accuracy per semantic category (Fig. 6): titled with the run's name, a full category path
     and the number of queries on each bar. None when the run has no categories."""
-    categories = metrics["by_category"]
+    categories = record.metrics.by_category
     if not categories:
         return None
     fig, ax = _pyplot().subplots(figsize=(9, 4.5))
     names = list(categories)[::-1]
-    ax.barh(names, [100 * categories[n]["refusal_accuracy"] for n in names])
+    ax.barh(names, [100 * categories[n].refusal_accuracy for n in names])
     for y, n in enumerate(names):
-        ax.text(1, y, f"n={categories[n]['n']}", va="center", fontsize=8, color="white")
+        ax.text(1, y, f"n={categories[n].n}", va="center", fontsize=8, color="white")
     ax.set_xlabel("refusal accuracy (%)")
     ax.set_xlim(0, 100)
     ax.set_title(f"{name}: refusal accuracy by semantic category")
@@ -312,27 +330,27 @@ def category_figure(metrics: dict, name: str):
     return fig
 
 
-def level_figure(metrics: dict, name: str):
+def level_figure(record: RunRecord, name: str) -> Figure | None:
     """F1 (released) and refusal accuracy per hardness level: titled with the run's name, each level
     with its number of irrelevant queries, no bar for what was not measured, and the paper's F1
     where the run's dataset and name match a row of Tables 6, 10, 11. None without levels."""
-    levels = [level for level in IRRELEVANCE_LEVELS if level in metrics["by_difficulty"]]
+    by_level = record.metrics.by_difficulty
+    levels = [level for level in IRRELEVANCE_LEVELS if level in by_level]
     if not levels:
         return None
-    by_level = metrics["by_difficulty"]
     fig, ax = _pyplot().subplots(figsize=(6.5, 4))
-    for offset, label, values in ((-0.2, "F1", [by_level[level]["f1"] for level in levels]),
-                                  (0.2, "refusal acc.", [by_level[level]["refusal_accuracy"] for level in levels])):
+    for offset, label, values in ((-0.2, "F1", [by_level[level].f1 for level in levels]),
+                                  (0.2, "refusal acc.", [by_level[level].refusal_accuracy for level in levels])):
         xs = [x + offset for x, value in enumerate(values) if value is not None]
         ax.bar(xs, [100 * value for value in values if value is not None], width=0.4, label=label)
-    paper = paper_level_row(metrics, name)
+    paper = paper_level_row(record, name)
     if paper is not None:
         published = {"strong": paper.levels.strong_f1, "moderate": paper.levels.moderate_f1,
                      "weak": paper.levels.weak_f1}
         points = [(x - 0.2, published[level]) for x, level in enumerate(levels) if published.get(level) is not None]
         ax.scatter([x for x, _ in points], [y for _, y in points], marker="D", color="black", zorder=3,
                    label=f"F1, paper {paper.table}: {paper.method}")
-    ax.set_xticks(range(len(levels)), [f"{level}\nn={by_level[level]['irrelevant']}" for level in levels])
+    ax.set_xticks(range(len(levels)), [f"{level}\nn={by_level[level].irrelevant}" for level in levels])
     ax.set_ylabel("%")
     ax.set_ylim(0, 105)
     ax.legend(fontsize=8, loc="lower right")
@@ -341,40 +359,40 @@ def level_figure(metrics: dict, name: str):
     return fig
 
 
-def plots(metrics: dict, out_dir: Path, name: str = "model") -> list[Path]:
+def plots(record: RunRecord, out_dir: Path, name: str = "model") -> list[Path]:
     """by_category.png and by_difficulty.png, where the run has what they show."""
     written = []
     for file, figure in (("by_category.png", category_figure), ("by_difficulty.png", level_figure)):
-        fig = figure(metrics, name)
+        fig = figure(record, name)
         if fig is not None:
             written.append(_save(fig, out_dir / file))
             _pyplot().close(fig)
     return written
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     write_atomic(path, buffer.getvalue())
     return path
 
 
-def write_run(metrics: dict, items: list[dict], out_dir: str | Path, *, title: str = "rarft evaluation",
+def write_run(record: RunRecord, items: list[ItemRow], out_dir: str | Path, *, title: str = "rarft evaluation",
               name: str = "model") -> Path:
-    """Write every file of a scored run into `out_dir`; returns the Markdown report's path."""
+    """Write every file of an evaluated run into `out_dir`; returns the Markdown report's path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    write_jsonl_atomic(out_dir / "items.jsonl", items)
-    write_atomic(out_dir / "metrics.csv", csv_text(metrics))
-    plots(metrics, out_dir, name)
+    write_atomic(out_dir / "metrics.json", json.dumps(record_json(record), indent=2) + "\n")
+    write_jsonl_atomic(out_dir / "items.jsonl", [row_json(item) for item in items])
+    write_atomic(out_dir / "metrics.csv", csv_text(record))
+    plots(record, out_dir, name)
     report = out_dir / "report.md"
-    write_atomic(report, markdown(metrics, title=title, name=name))
+    write_atomic(report, markdown(record, title=title, name=name))
     return report
 
 
 def write_report(
-    predictions: str | Path | Iterable[Prediction | dict],
+    predictions: str | Path | Iterable[Prediction | dict[str, JsonValue]],
     out_dir: str | Path,
     *,
     title: str = "rarft evaluation",
@@ -382,23 +400,23 @@ def write_report(
     sbert: bool = True,
     sbert_model: str | None = None,
     strict: bool = False,
-) -> dict:
-    """Score predictions (a file, `Prediction`s or prediction dicts) with the rule-based judge and the
-    SBERT score, write the full report into `out_dir` and return the metrics.
+) -> RunRecord:
+    """Evaluate predictions (a file, `Prediction`s or prediction dicts) with the rule-based judge and the
+    SBERT score, write the full report into `out_dir` and return the run's record.
 
-    >>> metrics = write_report("preds.jsonl", "runs/eval")  # doctest: +SKIP
-    >>> metrics["relevance"]["f1_avg"]  # doctest: +SKIP
+    >>> record = write_report("preds.jsonl", "runs/eval")  # doctest: +SKIP
+    >>> record.metrics.relevance.f1_avg  # doctest: +SKIP
     0.712
     """
-    from eval.score import evaluate
+    from eval.evaluate import evaluate
 
     similarity = None
     if sbert:
         from rarft_plugin.similarity import get_similarity
 
         similarity = get_similarity(sbert_model)
-    metrics, items = evaluate(coerce_predictions(predictions), similarity=similarity, strict=strict)
-    metrics["name"] = name
-    metrics["warnings"] = run_warnings(metrics)
-    write_run(metrics, items, out_dir, title=title, name=name)
-    return metrics
+    record, items = evaluate(coerce_predictions(predictions), similarity=similarity, strict=strict)
+    record = replace(record, name=name)
+    record = replace(record, warnings=tuple(run_warnings(record)))
+    write_run(record, items, out_dir, title=title, name=name)
+    return record

@@ -39,7 +39,6 @@ handled as follows (one odd record never refuses a whole file):
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -59,26 +58,16 @@ from rarft_plugin.schema import (
     parse_item,
     parse_label,
 )
-from rarft_plugin.video import VideoSpec, probe_durations
 
 __all__ = [
-    "MAX_LISTED",
     "UNKNOWN_SPAN_CHOICES",
-    "VIDEO_EXTENSIONS",
     "Example",
     "LoadReport",
-    "MissingVideos",
     "UnknownSpan",
-    "check_clips",
     "dump_items",
     "examples_from_items",
     "load_examples",
     "load_items",
-    "resolve_video",
-    "resolve_videos",
-    "video_candidates",
-    "video_extension",
-    "video_spec",
 ]
 
 
@@ -224,124 +213,6 @@ def load_examples(
     recover relevant-query spans from (see the module docstring)."""
     other_items = [item for other in spans_from for item in load_items(other)]
     return examples_from_items(load_items(path), source=str(path), unknown_span=unknown_span, spans_from=other_items)
-
-
-MAX_LISTED = 20
-
-
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
-
-
-def video_extension(text: str) -> str:
-    """A `--video-ext` value: '.mp4' or 'mp4' -> '.mp4'."""
-    text = text.strip()
-    if not text.strip("."):
-        raise argparse.ArgumentTypeError(f"expected a file extension such as .mp4, got {text!r}")
-    return text if text.startswith(".") else f".{text}"
-
-
-def video_candidates(path: str, *, video_root: Path | None, base: Path,
-                     extensions: Sequence[str] = VIDEO_EXTENSIONS) -> list[Path]:
-    """The files a record's `video` may name, in the order they are tried.
-
-    The path as written (absolute, or relative to the data file's folder `base`); under
-    `video_root`: the relative path, then the file name alone (the released files' absolute author
-    paths, e.g. `/data/.../Charades_v1/E6DLK.mp4`, resolve by name). A name without a video
-    extension (a bare id such as `AO8RW` from Charades-STA) is also tried with each of
-    `extensions`.
-
-    >>> [str(p) for p in video_candidates("AO8RW", video_root=Path("videos"), base=Path("data"), extensions=[".mp4"])]
-    ['data/AO8RW', 'data/AO8RW.mp4', 'videos/AO8RW', 'videos/AO8RW.mp4']
-    """
-    written = Path(path)
-    places = [written if written.is_absolute() else base / written]
-    if video_root is not None:
-        if not written.is_absolute():
-            places.append(video_root / written)
-        places.append(video_root / written.name)
-    with_extension = written.suffix.lower() in {e.lower() for e in extensions}
-    candidates = []
-    for place in places:
-        for candidate in [place] if with_extension else [place, *(place.with_name(place.name + e) for e in extensions)]:
-            if candidate not in candidates:
-                candidates.append(candidate)
-    return candidates
-
-
-def resolve_video(path: str, *, video_root: Path | None, base: Path,
-                  extensions: Sequence[str] = VIDEO_EXTENSIONS) -> Path:
-    """The first non-empty existing candidate (`video_candidates`); a DataError saying what was tried.
-
-    An existing but empty file is reported as empty, not as missing.
-    """
-    candidates = video_candidates(path, video_root=video_root, base=base, extensions=extensions)
-    empty = []
-    for candidate in candidates:
-        if candidate.is_file():
-            if candidate.stat().st_size > 0:
-                return candidate.resolve()
-            empty.append(candidate)
-    if empty:
-        raise DataError(f"{path}: video file is empty (0 bytes): {', '.join(map(str, empty))}")
-    where = f"under --video-root {video_root}" if video_root is not None else "(no --video-root given)"
-    raise DataError(f"{path}: video not found {where}; tried {', '.join(map(str, candidates))}")
-
-
-class MissingVideos(DataError):
-    """Videos that were not found or are empty: the message lists the first MAX_LISTED, `failures`
-    all of them as (video as written, record index, reason)."""
-
-    def __init__(self, message: str, failures: list[tuple[str, int, str]], **where):
-        super().__init__(message, **where)
-        self.failures = failures
-
-    def located(self, *, source: str | None = None, record: object = None) -> MissingVideos:
-        return MissingVideos(self.message, self.failures,
-                             source=self.source if self.source is not None else source,
-                             record=self.record if self.record is not None else record, field=self.field)
-
-
-def resolve_videos(examples: list[Example], *, video_root: Path | None, source: Path,
-                   extensions: Sequence[str] = VIDEO_EXTENSIONS) -> dict[str, Path]:
-    """Every distinct video path -> its file; raises one MissingVideos listing all the unusable ones."""
-    resolved: dict[str, Path] = {}
-    failed: dict[str, tuple[int, DataError]] = {}
-    for example in examples:
-        path = example.item.video
-        if path in resolved or path in failed:
-            continue
-        try:
-            resolved[path] = resolve_video(path, video_root=video_root, base=source.parent, extensions=extensions)
-        except DataError as error:
-            failed[path] = (example.item.index, error)
-    if failed:
-        listed = "; ".join(f"record {index}: {error}" for index, error in list(failed.values())[:MAX_LISTED])
-        more = f" (and {len(failed) - MAX_LISTED} more)" if len(failed) > MAX_LISTED else ""
-        raise MissingVideos(f"{len(failed)} video(s) not found or empty: {listed}{more}",
-                            [(path, index, error.message) for path, (index, error) in failed.items()],
-                            source=str(source))
-    return resolved
-
-
-def video_spec(example: Example, video: Path) -> VideoSpec:
-    """The clip an example asks about: its resolved file and its item's window."""
-    return VideoSpec(str(video), example.item.video_start, example.item.video_end)
-
-
-def check_clips(examples: list[Example], videos: dict[str, Path], *, source: Path) -> dict[VideoSpec, float]:
-    """Probe every clip the examples use; one DataError listing every clip that fails, with a record of each.
-
-    Returns each clip's measured video duration (s): the duration of records whose file has none.
-    """
-    records = {}
-    for example in examples:
-        records.setdefault(video_spec(example, videos[example.item.video]), example.item.index)
-    durations, failed = probe_durations(records)
-    if failed:
-        listed = "; ".join(f"record {records[spec]}: {error}" for spec, error in list(failed.items())[:MAX_LISTED])
-        more = f" (and {len(failed) - MAX_LISTED} more)" if len(failed) > MAX_LISTED else ""
-        raise DataError(f"{len(failed)} video clip(s) cannot be used: {listed}{more}", source=str(source))
-    return durations
 
 
 def _relevant_answer(item: VtgItem, relevant: VtgQuery | None) -> str:

@@ -3,152 +3,82 @@
     rarft-demo [--out runs/demo]
     rarft-demo make-assets --out DIR [--data FILE ...] [--no-model]
 
-`rarft-demo` (no command):
+`rarft-demo` (no command) runs the three command lines on the sample files shipped in
+`rarft_plugin/samples/` (a small sample of the released HI-VTG / human-annotated / SS-VTG files),
+each as `python -m ...` in a process of its own:
 
-1. scores the sample rollouts (`rarft_plugin/samples/rollouts.jsonl`, written against a small
-   sample of the released HI-VTG / human-annotated / SS-VTG files) with the paper's rewards,
-   prints the breakdown table and writes it as JSONL;
-2. converts the HI-VTG sample to OpenRLHF prompt JSONL (with short generated stand-in videos,
-   since the real ones are not distributed);
-3. evaluates the sample rollouts as model predictions: every metric of the paper, with the
-   rule-based judge and the SBERT score, written as a report.
+1. `rarft-score`: scores the sample rollouts (`rollouts.jsonl`) with the paper's rewards, prints
+   the breakdown table and writes it as JSONL;
+2. `rarft-prep to-openrlhf`: converts the HI-VTG sample to OpenRLHF prompt JSONL (with short
+   generated stand-in videos, since the real ones are not distributed);
+3. `rarft-eval score`: evaluates the first sample rollout of each query as a model prediction
+   (`predictions.jsonl`): every metric of the paper, with the rule-based judge and the SBERT score,
+   written as a report.
 
 `make-assets` makes what trying the pipeline needs when the real videos and checkpoints are not at
-hand: under DIR, `videos/` holds one generated clip per video a data file's records name (by file
-name, `.mp4` added to a bare id; as long as the record's duration / clip window needs), `model/` a
-tiny randomly initialised Qwen2.5-VL with its processor (`rarft_plugin.testing`: right
-architecture, chat template and special tokens, toy size, nonsense output), and, without `--data`,
-`samples/` a copy of the bundled sample files the videos are made for. Rerunning skips what exists;
-each clip is written under a temporary name first, so an interrupted run leaves no broken clip.
+hand (`rarft_plugin.stand_ins.make_assets`): under DIR, `videos/` holds one generated clip per video
+a data file's records name (by file name, `.mp4` added to a bare id; as long as the record's
+duration / clip window needs), `model/` a tiny randomly initialised Qwen2.5-VL with its processor
+(right architecture, chat template and special tokens, toy size, nonsense output), and, without
+`--data`, `samples/` a copy of the bundled sample files the videos are made for. Rerunning skips
+what exists; each clip is written under a temporary name first, so an interrupted run leaves no
+broken clip.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Iterable
 
-from rarft_plugin import score_rollouts
 from rarft_plugin.cli import entry_point
+from rarft_plugin.stand_ins import SAMPLES, make_assets, stand_in_videos
 
-SAMPLES = Path(__file__).resolve().parent / "samples"
+__all__ = ["SAMPLES", "main", "run_cli"]
 
-
-SAMPLE_FILES = ("hi_vtg_charades_sample.json", "human_anno_sample.json", "ss_vtg_charades_sample.json")
-STAND_IN_FPS = 4
-STAND_IN_SIZE = (112, 84)
-
-
-def video_records(path: Path) -> list[dict[str, Any]]:
-    """The records of a released-schema JSON list, or of a JSONL file, that name a video."""
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text)
-        rows = data if isinstance(data, list) else [data]
-    except ValueError:
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    return [row for row in rows if isinstance(row, dict) and isinstance(row.get("video"), str)]
+# The directory holding rarft_plugin, data_prep and eval (a checkout or site-packages): put first on the
+# children's path so that they run the same code as this process, installed or not.
+_PACKAGES = Path(__file__).resolve().parents[1]
 
 
-def stand_in_name(video: str) -> str:
-    """The file a record's video resolves to under a flat video root (`rarft_plugin.dataset.video_candidates`).
-
-    >>> stand_in_name("/data/x/Charades_v1/E6DLK.mp4"), stand_in_name("AO8RW")
-    ('E6DLK.mp4', 'AO8RW.mp4')
-    """
-    from rarft_plugin.dataset import VIDEO_EXTENSIONS
-
-    name = Path(video).name
-    return name if Path(name).suffix.lower() in VIDEO_EXTENSIONS else f"{name}.mp4"
+def run_cli(module: str, args: list[str]) -> int:
+    """`python -m module args` in a process of its own, sharing this one's terminal; its exit status."""
+    path = os.pathsep.join(filter(None, [str(_PACKAGES), os.environ.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", module, *args], env={**os.environ, "PYTHONPATH": path}).returncode
 
 
-def stand_in_seconds(records: Iterable[dict[str, Any]]) -> float:
-    """Long enough for every record of one video: its duration, clip end and span end, whole seconds."""
-    needed = [2.0]
-    for record in records:
-        for value in (record.get("duration"), record.get("video_end"), *(record.get("timestamp") or [])[1:]):
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                needed.append(float(value))
-    return float(math.ceil(max(needed)))
+def run_demo(out: Path) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    print("== 1. RA-RFT reward breakdown of the sample rollouts (paper rewards) ==", flush=True)
+    status = run_cli("rarft_plugin.score_rollouts", [str(SAMPLES / "rollouts.jsonl"), "--out",
+                                                     str(out / "rollout_rewards.jsonl")])
+    if status:
+        return status
 
+    print("\n== 2. HI-VTG sample -> OpenRLHF prompt JSONL with videos (train with --ratio 1:3 as the paper) ==",
+          flush=True)
+    data = SAMPLES / "hi_vtg_charades_sample.json"
+    videos, _ = stand_in_videos([data], out / "videos")
+    status = run_cli("data_prep.cli", ["to-openrlhf", str(data), str(out / "train_prompts.jsonl"), "--video-root",
+                                       str(videos), "--template", "ra_rft"])
+    if status:
+        return status
 
-def stand_in_videos(data_files: Iterable[Path], root: Path) -> tuple[Path, int]:
-    """A generated clip under each video name the files' records use; returns (root, clips made now)."""
-    from rarft_plugin.testing import write_test_video
-
-    by_name: dict[str, list[dict]] = {}
-    for path in data_files:
-        for record in video_records(path):
-            by_name.setdefault(stand_in_name(record["video"]), []).append(record)
-    root.mkdir(parents=True, exist_ok=True)
-    made = 0
-    for name, records in sorted(by_name.items()):
-        target = root / name
-        if target.exists():
-            continue
-        partial = target.with_name(f".{target.stem}.partial{target.suffix}")  # the suffix picks the container
-        write_test_video(partial, seconds=stand_in_seconds(records), fps=STAND_IN_FPS, size=STAND_IN_SIZE)
-        os.replace(partial, target)
-        made += 1
-    return root, made
-
-
-def make_assets(out: Path, data_files: list[Path] | None, *, model: bool = True) -> dict[str, Path]:
-    """Stand-in videos (and the tiny model, and the samples when no data is given) under `out`."""
-    made: dict[str, Path] = {}
-    if not data_files:
-        samples = out / "samples"
-        samples.mkdir(parents=True, exist_ok=True)
-        for name in SAMPLE_FILES:
-            shutil.copyfile(SAMPLES / name, samples / name)
-        data_files = [samples / name for name in SAMPLE_FILES]
-        made["samples"] = samples
-    made["videos"], count = stand_in_videos(data_files, out / "videos")
-    print(f"videos: {count} made, {len(list(made['videos'].iterdir())) - count} already there -> {made['videos']}/")
-    if model:
-        from rarft_plugin.testing import build_tiny_qwen2_5_vl
-
-        directory = out / "model"
-        if not (directory / "config.json").is_file():
-            build_tiny_qwen2_5_vl(directory)
-        made["model"] = directory
-        print(f"model: a tiny random Qwen2.5-VL (for trying the pipeline, not for results) -> {directory}/")
-    if "samples" in made:
-        print(f"samples: {', '.join(SAMPLE_FILES)} -> {made['samples']}/")
-    return made
-
-
-def sample_predictions(out: Path) -> Path:
-    """The first sample rollout of each query, as a prediction file."""
-    from eval.predictions import prediction_from_example
-    from rarft_plugin.dataset import load_examples
-
-    rows, seen = [], set()
-    examples = {}
-    for line in (SAMPLES / "rollouts.jsonl").read_text().splitlines():
-        rollout = json.loads(line)
-        key = (rollout["data"], rollout["example"])
-        if key in seen:
-            continue
-        seen.add(key)
-        if rollout["data"] not in examples:
-            examples[rollout["data"]] = {e.key: e for e in load_examples(SAMPLES / rollout["data"])[0]}
-        prediction = prediction_from_example(examples[rollout["data"]][rollout["example"]], rollout["response"])
-        rows.append({**prediction.to_json(), "id": f"{rollout['data']}:{prediction.id}"})
-    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    return out
+    print("\n== 3. Evaluation of the sample rollouts as predictions (rule-based judge, SBERT score) ==", flush=True)
+    predictions = shutil.copyfile(SAMPLES / "predictions.jsonl", out / "predictions.jsonl")
+    status = run_cli("eval.cli", ["score", str(predictions), "--out", str(out / "eval"), "--title",
+                                  "rarft demo: sample rollouts"])
+    if status:
+        return status
+    print(f"\nDone. Outputs in {out}/")
+    return 0
 
 
 @entry_point("rarft-demo")
 def main(argv: list[str] | None = None) -> int:
-    from data_prep.cli import main as prep
-    from eval.cli import main as rarft_eval
-
     parser = argparse.ArgumentParser(prog="rarft-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -168,23 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         make_assets(args.out, args.data, model=args.model)
         return 0
-    args.out.mkdir(parents=True, exist_ok=True)
-
-    print("== 1. RA-RFT reward breakdown of the sample rollouts (paper rewards) ==")
-    status = score_rollouts.main([str(SAMPLES / "rollouts.jsonl"), "--out", str(args.out / "rollout_rewards.jsonl")])
-
-    print("\n== 2. HI-VTG sample -> OpenRLHF prompt JSONL with videos (train with --ratio 1:3 as the paper) ==")
-    data = SAMPLES / "hi_vtg_charades_sample.json"
-    videos, _ = stand_in_videos([data], args.out / "videos")
-    status = status or prep(["to-openrlhf", str(data), str(args.out / "train_prompts.jsonl"), "--video-root",
-                             str(videos), "--template", "ra_rft"])
-
-    print("\n== 3. Evaluation of the sample rollouts as predictions (rule-based judge, SBERT score) ==")
-    predictions = sample_predictions(args.out / "predictions.jsonl")
-    status = status or rarft_eval(["score", str(predictions), "--out", str(args.out / "eval"),
-                                   "--title", "rarft demo: sample rollouts"])
-    print(f"\nDone. Outputs in {args.out}/")
-    return status
+    return run_demo(args.out)
 
 
 if __name__ == "__main__":

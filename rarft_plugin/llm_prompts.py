@@ -111,7 +111,7 @@ LLM_SCORE_SYSTEM = (
     "Examples:\n'score': 4.0\n'score': 1.5\n'score': 3.7"
 )
 
-# Ours: the relevance classifier of `rarft-eval score --judge llm`.
+# Ours: the relevance classifier of `rarft-eval evaluate --judge llm`.
 RELEVANCE_SYSTEM = (
     "You read the response of a video temporal grounding model to a query.\n"
     "Decide whether the response localises the queried event in the video (it gives a time segment as its "

@@ -4,35 +4,35 @@ OpenRLHF loads this file inside each vLLM engine actor and calls
 `AgentExecutor().execute(prompt, label, sampling_params, max_length, hf_tokenizer, llm_engine, images)`
 once per rollout; `hf_tokenizer` is the model's processor. Here `images` is the dataset's video
 field (`--data.image_key video`): a JSON string `{"path", "video_start", "video_end"}` written by
-`rarft-prep to-openrlhf`. The executor
+`rarft-prep to-openrlhf`. Everything model-specific comes from the processor's model family
+(`rarft_plugin.models.family_of_processor`; Qwen2.5-VL: `rarft_plugin.models.qwen2_5_vl`). The executor
 
 1. samples the clip's frames (`rarft_plugin.video`) and runs the model's processor on prompt +
    frames, called as vLLM calls it (same frames, same metadata, the processor's own settings), so
-   the expanded prompt tokens and `pixel_values_videos` / `video_grid_thw` / `second_per_grid_ts`
-   it trains on are the ones the rollout saw. Both steps are cached per process and single-flight:
-   the G rollouts of a prompt, which OpenRLHF starts together, decode and preprocess the clip once;
+   the expanded prompt tokens and training tensors (`mm_train_inputs`) it trains on are the ones
+   the rollout saw (`process_video_prompt` of the family). Both steps are cached per process and
+   single-flight: the G rollouts of a prompt, which OpenRLHF starts together, decode and preprocess
+   the clip once;
 2. sends vLLM the prompt with the video placeholder collapsed to one token and the frames with
-   their metadata, the way the installed vLLM takes them (`rarft_plugin.video.vllm_video_request`:
-   in the video item from 0.31 on, as per-request processor options on 0.26-0.30), and keeps
-   special tokens out of the response (`forbidden_response_ids`, a logit bias at sampling);
+   their metadata, the way the installed vLLM takes them (`vllm_video_request` of the family), and
+   keeps special tokens out of the response (`forbidden_response_ids`, a logit bias at sampling);
 3. scores the response with `rarft_plugin.rewards.score` (options from RARFT_* variables, see
    `rarft_plugin.openrlhf_reward`) and returns everything the trainer needs, with the time each
    rollout spent in rarft's code (`rarft/video_prep_s`, `rarft/reward_s`) beside vLLM's
    (`rarft/generate_s`) in the step logs.
 
 Upstream gaps handled here:
-- `Actor.forward` picks the token-type key `mm_token_type_ids` (the one Qwen2.5-VL's M-RoPE reads)
-  only when `image_grid_thw` is among the multimodal inputs; with video alone it would pass
-  `token_type_ids`, which Qwen2.5-VL ignores. The executor adds an empty `image_grid_thw` (shape
-  (0, 3)); it merges and concatenates like any other tensor and describes zero images.
-- OpenRLHF's `RolloutRayActor.generate` forwards only `multi_modal_data`; on vLLM 0.26-0.30 the
-  executor builds the same `TokensPrompt` with `mm_processor_kwargs` and hands it to that actor's
-  vLLM engine (`llm_engine.llm.generate`) itself.
-- A sampled `<|video_pad|>` / `<|image_pad|>` in a response makes the actor's forward fail ("Video
-  features and video tokens do not match") and ends the run. Sampling gives every special token but
-  the end-of-turn ones a logit bias of -100 (vLLM's floor, probability ~e^-100); should one come
-  through anyway, the response ends there (the token becomes the end-of-turn token) and the
-  rollout is scored as malformed: every reward 0 (`rarft/malformed` counts them).
+- OpenRLHF's `RolloutRayActor.generate` forwards only `multi_modal_data`; where the family's request
+  also needs `mm_processor_kwargs` (Qwen2.5-VL on vLLM 0.26-0.30), the executor builds the same
+  `TokensPrompt` with them and hands it to that actor's vLLM engine (`llm_engine.llm.generate`) itself.
+- A sampled media placeholder (`<|video_pad|>` / `<|image_pad|>`) in a response makes the actor's
+  forward fail ("Video features and video tokens do not match") and ends the run. Sampling gives
+  every special token but the end-of-turn ones a logit bias of -100 (vLLM's floor, probability
+  ~e^-100); should one come through anyway, the response ends there (the token becomes the
+  end-of-turn token) and the rollout is scored as malformed: every reward 0 (`rarft/malformed`
+  counts them).
+- The trainer's token types for M-RoPE: the family's training tensors carry what OpenRLHF's
+  `Actor.forward` needs (Qwen2.5-VL: an empty `image_grid_thw`, see its module).
 See docs/video.md for the flag choices.
 """
 
@@ -41,33 +41,29 @@ from __future__ import annotations
 import asyncio
 import time
 from copy import deepcopy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from openrlhf.utils.agent import AgentExecutorBase
 from openrlhf.utils.vlm_utils import dedup_media_tokens
 
+from rarft_plugin.cache import LruCache
+from rarft_plugin.models import VllmVideoRequest, family_of_processor
 from rarft_plugin.openrlhf_reward import reward_options_from_env
-from rarft_plugin.parsing import TURN_END_MARKERS, extract_response
+from rarft_plugin.parsing import extract_response
 from rarft_plugin.rewards import REWARD_NAMES, score
-from rarft_plugin.video import (
-    LruCache,
-    SampledVideo,
-    VideoError,
-    VideoSpec,
-    VllmVideoRequest,
-    cache_key,
-    check_vllm_version,
-    processor_video_inputs,
-    sample_frames,
-    vllm_video_request,
-)
+from rarft_plugin.video import SampledVideo, Sampling, SpecLike, VideoError, VideoSpec, cache_key, sample_frames
 
-MM_TRAIN_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
-# (processor, prompt, clip) -> (frames, prompt ids, training tensors). Single-flight, so the G
-# concurrent rollouts of a prompt share one entry whatever the size; an entry holds up to ~90 MB
-# (frames + float32 pixels at the default budget), hence a small LRU. The tensors are only read downstream.
-_PREPARED = LruCache(8)
+if TYPE_CHECKING:
+    from transformers import ProcessorMixin
+
+__all__ = ["AgentExecutor", "clear_prepared_cache", "prepare_video_prompt"]
+
+Prepared = tuple[SampledVideo, list[int], dict[str, torch.Tensor]]  # frames, expanded prompt ids, training tensors
+# (processor, prompt, clip) -> Prepared. Single-flight, so the G concurrent rollouts of a prompt share one
+# entry whatever the size; an entry holds up to ~90 MB (frames + float32 pixels at the default budget),
+# hence a small LRU. The tensors are only read downstream.
+_PREPARED: LruCache[Prepared] = LruCache(8)
 # A rollout whose video is not ready by then fails, naming the file, rather than hanging the engine actor
 # (a 60-s clip takes about a second; decoders have been seen to stall on damaged files).
 PREPARE_TIMEOUT_S = 300.0
@@ -76,37 +72,23 @@ BANNED_TOKEN_BIAS = -100.0
 TIMING_LOGS = ("rarft/video_prep_s", "rarft/generate_s", "rarft/reward_s")
 
 
-def process_video_prompt(processor: Any, prompt: str, video: SampledVideo) -> tuple[list[int], dict[str, torch.Tensor]]:
-    """Expanded prompt token ids and the training tensors for one video prompt.
-
-    The processor runs with its own settings on the frames and metadata vLLM receives, so both
-    sides compute the same grid (a no-op resize when the frames already fit the processor's bounds).
-    """
-    out = processor(text=[prompt], **processor_video_inputs([video]), add_special_tokens=False, return_tensors="pt")
-    tensors = {key: out[key] for key in MM_TRAIN_KEYS}
-    tensors["second_per_grid_ts"] = torch.as_tensor(tensors["second_per_grid_ts"], dtype=torch.float32).reshape(-1)
-    tensors["image_grid_thw"] = torch.zeros((0, 3), dtype=torch.long)  # see the module docstring
-    return out["input_ids"][0].tolist(), tensors
-
-
-def processor_key(processor: Any) -> str:
+def processor_key(processor: ProcessorMixin) -> str:
     """What makes two processors tokenise and preprocess alike (Ray hands every call a fresh copy)."""
     tokenizer = getattr(processor, "tokenizer", processor)
     return f"{tokenizer.name_or_path}|{len(tokenizer)}|{processor.video_processor.to_json_string()}"
 
 
-def prepare_video_prompt(
-    processor: Any, prompt: str, spec: Any, *, cache: bool = True
-) -> tuple[SampledVideo, list[int], dict[str, torch.Tensor]]:
+def prepare_video_prompt(processor: ProcessorMixin, prompt: str, spec: SpecLike, *, cache: bool = True) -> Prepared:
     """Frames, expanded prompt ids and training tensors for one rollout (cached per process)."""
     spec = VideoSpec.parse(spec)
+    family = family_of_processor(processor)
 
-    def prepare():
-        video = sample_frames(spec, cache=cache)
-        return (video, *process_video_prompt(processor, prompt, video))
+    def prepare() -> Prepared:
+        video = sample_frames(spec, family=family, cache=cache)
+        return (video, *family.process_video_prompt(processor, prompt, video))
 
     if cache:
-        key = (processor_key(processor), prompt, cache_key(spec))
+        key = (processor_key(processor), prompt, cache_key(spec, Sampling.of(family)))
         video, prompt_ids, tensors = _PREPARED.get_or_create(key, prepare)
     else:
         video, prompt_ids, tensors = prepare()
@@ -117,31 +99,14 @@ def clear_prepared_cache() -> None:
     _PREPARED.clear()
 
 
-def end_of_turn_ids(processor: Any) -> tuple[int, ...]:
-    """Ids of the tokens that end a response (`TURN_END_MARKERS` the tokenizer knows), eos first."""
-    tokenizer = getattr(processor, "tokenizer", processor)
-    known = [tokenizer.convert_tokens_to_ids(marker) for marker in TURN_END_MARKERS if marker in tokenizer.get_vocab()]
-    return tuple(dict.fromkeys([tokenizer.eos_token_id, *known]))
-
-
-def forbidden_response_ids(processor: Any) -> frozenset[int]:
-    """Special tokens a response must not contain: media placeholders and chat markers, all but end-of-turn ones.
-
-    A `<|video_pad|>` or `<|image_pad|>` in a response breaks the actor's forward (its count must match
-    the media features); the others are chat scaffolding no answer holds.
-    """
-    tokenizer = getattr(processor, "tokenizer", processor)
-    special = set(tokenizer.all_special_ids)
-    special |= {getattr(processor, name) for name in ("image_token_id", "video_token_id") if hasattr(processor, name)}
-    return frozenset(special - set(end_of_turn_ids(processor)) - {None})
-
-
-def rollout_sampling_params(sampling_params: Any, forbidden: frozenset[int], prompt_length: int, max_length: int) -> Any:
-    """A copy of OpenRLHF's sampling parameters with `max_tokens` set and the forbidden tokens biased away."""
+def rollout_sampling_params(sampling_params, forbidden: frozenset[int], prompt_length: int, max_length: int):
+    """A copy of OpenRLHF's sampling parameters (vLLM's `SamplingParams`) with `max_tokens` set and the forbidden
+    tokens biased away."""
     params = deepcopy(sampling_params)
     if params.max_tokens is None:
         params.max_tokens = max(1, max_length - prompt_length)
-    params.logit_bias = {**(getattr(params, "logit_bias", None) or {}), **dict.fromkeys(sorted(forbidden), BANNED_TOKEN_BIAS)}
+    banned = dict.fromkeys(sorted(forbidden), BANNED_TOKEN_BIAS)
+    params.logit_bias = {**(getattr(params, "logit_bias", None) or {}), **banned}
     return params
 
 
@@ -150,16 +115,16 @@ def first_forbidden(token_ids: list[int], forbidden: frozenset[int]) -> int | No
     return next((i for i, token in enumerate(token_ids) if token in forbidden), None)
 
 
-async def generate(llm_engine: Any, prompt_ids: list[int], params: Any, request: VllmVideoRequest) -> Any:
-    """One vLLM request through OpenRLHF's engine actor, with per-request processor options where needed."""
+async def generate(llm_engine, prompt_ids: list[int], params, request: VllmVideoRequest):
+    """One vLLM request through OpenRLHF's engine actor (its `RolloutRayActor`), with per-request processor options
+    where needed; returns vLLM's `RequestOutput`."""
     if request.mm_processor_kwargs is None:
         return await llm_engine.generate(prompt_ids, params, multi_modal_data=request.multi_modal_data)
     # The prompt RolloutRayActor.generate builds, plus the processor options it does not forward.
     from vllm.inputs import TokensPrompt
     from vllm.utils import random_uuid
 
-    prompt = TokensPrompt(prompt_token_ids=prompt_ids, multi_modal_data=request.multi_modal_data,
-                          mm_processor_kwargs=request.mm_processor_kwargs)
+    prompt = TokensPrompt(prompt_token_ids=prompt_ids, **request.prompt_fields())
     final = None
     async for output in llm_engine.llm.generate(prompt, params, request_id=random_uuid()):
         final = output
@@ -172,7 +137,7 @@ class AgentExecutor(AgentExecutorBase):
     def __init__(self, reward_options: dict[str, Any] | None = None):
         import vllm  # OpenRLHF constructs the executor inside its vLLM engine actor
 
-        check_vllm_version(vllm.__version__)
+        # checked against the model family at the first rollout, where the processor tells which family it is
         self.vllm_version = vllm.__version__
         self._reward_options = reward_options
 
@@ -185,6 +150,8 @@ class AgentExecutor(AgentExecutorBase):
         if images is None:
             raise ValueError("rarft AgentExecutor: the sample has no video; run with --data.image_key video")
         spec = VideoSpec.parse(images)
+        family = family_of_processor(hf_tokenizer)
+        family.check_vllm_version(self.vllm_version)
         started = time.perf_counter()
         try:
             video, prompt_ids, mm_train_inputs = await asyncio.wait_for(
@@ -195,7 +162,7 @@ class AgentExecutor(AgentExecutorBase):
             raise VideoError(message, source=spec.path) from None
         prepared = time.perf_counter()
 
-        forbidden = forbidden_response_ids(hf_tokenizer)
+        forbidden = family.forbidden_response_ids(hf_tokenizer)
         params = rollout_sampling_params(sampling_params, forbidden, len(prompt_ids), max_length)
         if len(prompt_ids) + params.max_tokens > max_length:
             raise ValueError(
@@ -205,9 +172,9 @@ class AgentExecutor(AgentExecutorBase):
             )
         request = await generate(
             llm_engine,
-            dedup_media_tokens(prompt_ids, {hf_tokenizer.video_token_id}),  # one placeholder: vLLM expands it
+            dedup_media_tokens(prompt_ids, {family.video_token_id(hf_tokenizer)}),  # one placeholder: vLLM expands it
             params,
-            vllm_video_request(video, self.vllm_version),
+            family.vllm_video_request(video, self.vllm_version),
         )
         generated = time.perf_counter()
         generation = request.outputs[0]
@@ -220,15 +187,16 @@ class AgentExecutor(AgentExecutorBase):
             # token, so the reward reads it as malformed
             tokenizer = getattr(hf_tokenizer, "tokenizer", hf_tokenizer)
             response = tokenizer.decode(action_ids[: cut + 1], skip_special_tokens=False)
-            action_ids = action_ids[:cut] + [end_of_turn_ids(hf_tokenizer)[0]]
+            action_ids = action_ids[:cut] + [family.end_of_turn_ids(hf_tokenizer)[0]]
             log_probs = log_probs[: cut + 1] if log_probs is not None else None
         observation = prompt_ids + action_ids
 
-        rewards = await asyncio.to_thread(score, extract_response(response), label, **self.reward_options())
+        response = extract_response(response, chat=family.CHAT)
+        rewards = await asyncio.to_thread(score, response, label, **self.reward_options())
         scored = time.perf_counter()
         total = torch.tensor([rewards["total"]], dtype=torch.float32)
         logs = {name: rewards[name] for name in REWARD_NAMES}
-        logs.update(zip(TIMING_LOGS, (prepared - started, generated - prepared, scored - generated)))
+        logs.update(zip(TIMING_LOGS, (prepared - started, generated - prepared, scored - generated), strict=True))
         logs["rarft/malformed"] = float(cut is not None)
         return {
             "prompt": prompt,
@@ -249,5 +217,5 @@ def _sampled_log_probs(action_ids: list[int], logprobs: Any) -> list[float] | No
     """vLLM's log-prob of each sampled token (0.0 where vLLM gave none), or None without log-probs."""
     if logprobs is None:
         return None
-    entries = [step.get(token) for token, step in zip(action_ids, logprobs)]
+    entries = [step.get(token) for token, step in zip(action_ids, logprobs, strict=True)]  # one step per token
     return [entry.logprob if entry is not None else 0.0 for entry in entries]

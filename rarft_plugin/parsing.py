@@ -50,6 +50,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from rarft_plugin.models import ChatMarkers, default_family
+
 CORRECTION_TAGS = ("correct", "correction")
 _TAG = re.compile(r"<(/?)(think|answer|correct|correction)>")
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf(?:inity)?)"
@@ -77,9 +79,6 @@ _RELEASED_SEGMENT = re.compile(r"(?<!\d)(\d++\.?+\d*+)\s+to\s+(\d+\.?\d*)")
 
 # A chat-template or media special token as text: <|im_start|>, <|video_pad|>, <|vision_start|>...
 _SPECIAL_TOKEN = re.compile(r"<\|[^\s<>|]+\|>")
-# Chat-template markers around the assistant turn (Qwen2 / Qwen2.5-VL and most ChatML models).
-_ASSISTANT_START = "<|im_start|>assistant"
-TURN_END_MARKERS = ("<|im_end|>", "<|endoftext|>")
 
 
 @dataclass(frozen=True)
@@ -267,24 +266,27 @@ def _seconds(token: str) -> float:
         return math.inf
 
 
-def extract_response(decoded: str, prompt: str | None = None) -> str:
+def extract_response(decoded: str, prompt: str | None = None, chat: ChatMarkers | None = None) -> str:
     """The model's response inside a decoded prompt+response string (special tokens kept).
 
-    Uses the last assistant-turn marker of the chat template; without one, strips the prompt
-    when the decoded text starts with it, else returns the text as is.
+    Uses the last assistant-turn marker of the chat template (`chat`: the model family's markers;
+    default: the default family's, `rarft_plugin.models`); without one, strips the prompt when the
+    decoded text starts with it, else returns the text as is. The response ends at the first
+    end-of-turn marker.
 
     >>> extract_response("<|im_start|>user\\nq<|im_end|>\\n<|im_start|>assistant\\nhi<|im_end|><|endoftext|>")
     'hi'
     """
-    cut = decoded.rfind(_ASSISTANT_START)
+    chat = chat or default_family().CHAT
+    cut = decoded.rfind(chat.assistant_start)
     if cut >= 0:
-        response = decoded[cut + len(_ASSISTANT_START) :]
+        response = decoded[cut + len(chat.assistant_start) :]
         response = response[1:] if response.startswith("\n") else response
     elif prompt and decoded.startswith(prompt):
         response = decoded[len(prompt) :]
     else:
         response = decoded
-    for marker in TURN_END_MARKERS:
+    for marker in chat.turn_ends:
         end = response.find(marker)
         if end >= 0:
             response = response[:end]

@@ -54,7 +54,6 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TypeAlias
 
 from rarft_plugin.errors import DataError
 from rarft_plugin.parsing import parse_response
@@ -92,7 +91,8 @@ __all__ = [
     "wrap_answer",
 ]
 
-JsonValue: TypeAlias = "None | bool | int | float | str | list[JsonValue] | dict[str, JsonValue]"
+# A value of a JSON document (a runtime union, so that eval.record can read typed rows through it).
+JsonValue = dict[str, "JsonValue"] | list["JsonValue"] | str | int | float | bool | None
 
 # ---- taxonomy ---------------------------------------------------------------------------------
 

@@ -625,8 +625,8 @@ def _calls(node: ast.stmt, function: str) -> bool:
 
 # Every Ray worker of a run (policy, reference, vLLM engines) runs this first: transformers 5.x computes
 # Qwen2.5-VL video positions unlike vLLM, so training would score other positions than the rollouts
-# sampled (rarft_plugin.qwen2_5_vl).
-WORKER_SETUP_HOOK = "rarft_plugin.qwen2_5_vl.use_reference_video_positions"
+# sampled (rarft_plugin.models: each model family installs what its models need).
+WORKER_SETUP_HOOK = "rarft_plugin.models.use_reference_video_positions"
 
 
 def with_worker_env(runtime_env: dict | None, env: dict[str, str]) -> dict:

@@ -1,51 +1,69 @@
-"""Frame sampling for Qwen2.5-VL video input, the way the released code feeds it.
+"""Video files: which clip a record names, decoding it, sampling its frames, probing it.
 
-`sample_frames(spec)` decodes a clip (decord by default, PyAV as fallback), takes frames at
-2 FPS between `video_start` and `video_end`, and resizes them by Qwen2.5-VL's rules:
-height and width multiples of 28, an even number of frames, per-frame pixels bounded by a
-total-pixel budget (default 3584·28·28 ≈ 2.8M, as the paper and released code) and a minimum
-(16·28·28). The result holds what both the HF processor and vLLM's
-`multi_modal_data={"video": frames}` take, with the sampling fps that sets
-`second_per_grid_ts` (temporal patch size / fps) for the model's temporal position ids.
-
-Decoded clips are kept in a per-process LRU cache keyed by (path, file size, mtime, sampling
-options), so the G rollouts of one prompt decode the video once. OpenRLHF starts the G rollouts of
-a prompt together, so the cache is single-flight: concurrent callers of one key wait for the first
-decode instead of each missing the cache.
-
-`probe(spec)` opens a clip and decodes the first and last frame of its window, so bad files are
-found when a dataset is converted rather than inside a rollout.
+- `VideoSpec`: a file and a window of it (`video_start`/`video_end`), parsed from what the OpenRLHF
+  dataset carries (a path, a dict or its JSON string).
+- `sample_frames(spec)`: decodes a clip (decord by default, PyAV as fallback) and takes its frames
+  the way a model family samples them (`rarft_plugin.models`; the default family is Qwen2.5-VL:
+  2 FPS, a total-pixel budget of 3584·28·28, frame sides multiples of 28). The result holds the
+  frames and their real sampling rate, which the family hands the model's processor and vLLM.
+  Decoded clips are kept in a per-process single-flight LRU cache keyed by (path, file size, mtime,
+  window, family and sampling options), so the G rollouts of one prompt, which OpenRLHF starts
+  together, decode the video once.
+- `probe(spec)`, `probe_all` / `probe_durations`: open a clip and decode the first and last frame of
+  its window, so bad files are found when a dataset is converted rather than inside a rollout.
+- Resolution of the `video` a released record names to a file (`video_candidates`, `resolve_video`,
+  `resolve_videos`), and the clips of a set of examples (`video_spec`, `check_clips`).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from tqdm import tqdm
 
+from rarft_plugin.cache import LruCache
 from rarft_plugin.errors import DataError
+from rarft_plugin.models import ModelFamily, default_family
 
-IMAGE_FACTOR = 28
-FRAME_FACTOR = 2
-FPS = 2.0
-MIN_FRAMES = 4
-MAX_FRAMES = 768
-MIN_PIXELS = 16 * 28 * 28
-TOTAL_PIXELS = 3584 * 28 * 28
-MAX_PIXELS_PER_FRAME = 768 * 28 * 28
-TEMPORAL_PATCH_SIZE = 2
+if TYPE_CHECKING:
+    from rarft_plugin.dataset import Example
+
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "Backend",
+    "MissingVideos",
+    "SampledVideo",
+    "Sampling",
+    "VideoError",
+    "VideoSpec",
+    "cache_key",
+    "cache_stats",
+    "check_clips",
+    "clear_cache",
+    "probe",
+    "probe_all",
+    "probe_durations",
+    "resolve_video",
+    "resolve_videos",
+    "sample_frames",
+    "video_candidates",
+    "video_extension",
+    "video_spec",
+]
+
 CACHE_SIZE = 32
+MAX_LISTED = 20  # failures named in one error message; the rest are counted
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 Backend = Literal["auto", "decord", "pyav"]
 
 
@@ -65,7 +83,7 @@ class VideoSpec:
         return json.dumps({"path": self.path, "video_start": self.start, "video_end": self.end})
 
     @classmethod
-    def parse(cls, value: Any) -> VideoSpec:
+    def parse(cls, value: SpecLike) -> VideoSpec:
         """From a VideoSpec, a path, a dict or its JSON string (as the OpenRLHF dataset carries it)."""
         if isinstance(value, VideoSpec):
             return value
@@ -83,6 +101,11 @@ class VideoSpec:
         raise VideoError(f"expected a path or {{'path', 'video_start', 'video_end'}}, got {value!r}", field="video")
 
 
+# What the OpenRLHF dataset (or a caller) gives as a clip: a spec, a path, {"path", "video_start",
+# "video_end"} or its JSON string, possibly wrapped in a one-element list.
+SpecLike = VideoSpec | str | os.PathLike | dict | list
+
+
 @dataclass(frozen=True)
 class SampledVideo:
     """Frames (T, H, W, 3) uint8, already resized; fps of the sampling; source timestamps (s)."""
@@ -91,164 +114,56 @@ class SampledVideo:
     fps: float
     timestamps: tuple[float, ...]
 
-    @property
-    def second_per_grid(self) -> float:
-        return TEMPORAL_PATCH_SIZE / self.fps
-
-    def metadata(self) -> dict[str, Any]:
-        """The frames described as transformers' `VideoMetadata`: these frames are the video, at `fps`.
-
-        Qwen2.5-VL's processor derives `second_per_grid_ts` from it (temporal patch size / fps),
-        and vLLM requires it beside the frames of a Qwen2.5-VL video.
-        """
-        count, height, width = self.frames.shape[:3]
-        return {
-            "total_num_frames": count,
-            "fps": self.fps,
-            "width": width,
-            "height": height,
-            "duration": count / self.fps,
-            "frames_indices": list(range(count)),
-        }
-
-
-# How vLLM takes a Qwen2.5-VL video whose frames are already sampled, by release. Both ways hand the HF
-# processor the frames' metadata, so it derives second_per_grid_ts = temporal patch size / fps (the
-# temporal M-RoPE positions) exactly as training does:
-# - >= 0.31: `multi_modal_data={"video": (frames, metadata)}`; the metadata reaches the processor.
-# - 0.26-0.30: Qwen2-VL's data parser drops item metadata (`video_needs_metadata` is False there) and the
-#   processor then assumes 24 fps (positions 12x too dense for 2-FPS frames). Per-request
-#   `mm_processor_kwargs` do reach the processor call, so the frames go alone and the metadata rides there.
-# - older: not supported; the per-request metadata path was verified from 0.26 on only.
-VLLM_METADATA_IN_ITEM = "0.31.0"
-VLLM_OLDEST_SUPPORTED = "0.26.0"
-
-
-@dataclass(frozen=True)
-class VllmVideoRequest:
-    """What a vLLM prompt carries for one video: `multi_modal_data`, and `mm_processor_kwargs` where needed."""
-
-    multi_modal_data: dict[str, Any]
-    mm_processor_kwargs: dict[str, Any] | None = None
-
-
-def check_vllm_version(version: str) -> None:
-    """Refuse a vLLM that rarft cannot hand a Qwen2.5-VL video's frame rate (see `vllm_video_request`)."""
-    from packaging.version import Version
-
-    if Version(version) < Version(VLLM_OLDEST_SUPPORTED):
-        raise RuntimeError(
-            f"vLLM {version} is not supported for video rollouts: rarft hands Qwen2.5-VL the frames' metadata "
-            f"(fps, hence the temporal positions) through per-request processor options verified from vLLM "
-            f"{VLLM_OLDEST_SUPPORTED} on; install vllm>={VLLM_OLDEST_SUPPORTED} (docs/gpu.md lists tested pairs)"
-        )
-
-
-def vllm_video_request(video: SampledVideo, vllm_version: str) -> VllmVideoRequest:
-    """The video part of a vLLM prompt for `vllm_version` (see the table above `VllmVideoRequest`).
-
-    >>> clip = SampledVideo(np.zeros((2, 28, 28, 3), np.uint8), 2.0, (0.0, 0.5))
-    >>> vllm_video_request(clip, "0.31.0").mm_processor_kwargs is None
-    True
-    >>> vllm_video_request(clip, "0.26.0").mm_processor_kwargs["video_metadata"]["fps"]
-    2.0
-    """
-    from packaging.version import Version
-
-    check_vllm_version(vllm_version)
-    metadata = video.metadata()
-    if Version(vllm_version) >= Version(VLLM_METADATA_IN_ITEM):
-        return VllmVideoRequest({"video": (video.frames, {**metadata, "do_sample_frames": False})})
-    return VllmVideoRequest({"video": video.frames}, {"video_metadata": metadata, "do_sample_frames": False})
-
-
-def processor_video_inputs(videos: Sequence[SampledVideo]) -> dict[str, Any]:
-    """`videos=` and `video_metadata=` for a Qwen2.5-VL processor call, built as vLLM builds them.
-
-    >>> inputs = processor(text=prompts, **processor_video_inputs(clips), return_tensors="pt")  # doctest: +SKIP
-    """
-    from transformers.video_utils import VideoMetadata
-
-    return {"videos": [v.frames for v in videos], "video_metadata": [VideoMetadata(**v.metadata()) for v in videos]}
-
-
-def smart_resize(
-    height: int, width: int, *, factor: int = IMAGE_FACTOR, min_pixels: int, max_pixels: int
-) -> tuple[int, int]:
-    """Qwen2.5-VL's resize: multiples of `factor`, aspect ratio kept, pixels within [min, max].
-
-    >>> smart_resize(240, 320, min_pixels=16 * 28 * 28, max_pixels=100 * 28 * 28)
-    (252, 308)
-    """
-    if max(height, width) / max(1, min(height, width)) > 200:
-        raise VideoError(f"aspect ratio of {width}x{height} is beyond 200")
-    h = max(factor, round(height / factor) * factor)
-    w = max(factor, round(width / factor) * factor)
-    if h * w > max_pixels:
-        beta = math.sqrt(height * width / max_pixels)
-        h = max(factor, math.floor(height / beta / factor) * factor)
-        w = max(factor, math.floor(width / beta / factor) * factor)
-    elif h * w < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h = math.ceil(height * beta / factor) * factor
-        w = math.ceil(width * beta / factor) * factor
-    return h, w
-
-
-def frame_indices(total_frames: int, video_fps: float, first: int, last: int, fps: float = FPS) -> np.ndarray:
-    """Evenly spaced frame indices in [first, last] at about `fps`, an even count (Qwen's rule)."""
-    available = last - first + 1
-    wanted = available / video_fps * fps
-    count = min(max(wanted, MIN_FRAMES), MAX_FRAMES, available)
-    count = max(FRAME_FACTOR, int(count // FRAME_FACTOR) * FRAME_FACTOR)
-    if count > available:
-        raise VideoError(f"the clip has {available} frame(s); at least {FRAME_FACTOR} are needed")
-    return np.linspace(first, last, count).round().astype(np.int64)
-
 
 def sample_frames(
-    spec: Any,
+    spec: SpecLike,
     *,
-    fps: float = FPS,
-    total_pixels: int = TOTAL_PIXELS,
-    min_pixels: int = MIN_PIXELS,
+    family: ModelFamily | None = None,
+    fps: float | None = None,
+    total_pixels: int | None = None,
+    min_pixels: int | None = None,
     backend: Backend = "auto",
     cache: bool = True,
 ) -> SampledVideo:
-    """Decode and resize a clip for Qwen2.5-VL (see the module docstring). Errors name the file."""
+    """Decode a clip and sample its frames as `family` (default: `default_family()`) does; errors name the file.
+
+    `fps`, `total_pixels`, `min_pixels`: None takes the family's defaults.
+    """
     spec = VideoSpec.parse(spec)
+    how = Sampling.of(family, fps=fps, total_pixels=total_pixels, min_pixels=min_pixels)
 
     def decode() -> SampledVideo:
         with _named(spec):
-            return _decode(spec, fps=fps, total_pixels=total_pixels, min_pixels=min_pixels, backend=backend)
+            return _decode(spec, how, backend=backend)
 
     if not cache:
         return decode()
-    return _CACHE.get_or_create(cache_key(spec, fps=fps, total_pixels=total_pixels, min_pixels=min_pixels), decode)
+    return _CACHE.get_or_create(cache_key(spec, how), decode)
 
 
-def probe(spec: Any, *, backend: Backend = "auto") -> float:
+def probe(spec: SpecLike, *, family: ModelFamily | None = None, backend: Backend = "auto") -> float:
     """Open a clip, check its window and decode the first and last frame `sample_frames` would take.
 
     Returns the video's duration (s). Catches missing, empty, truncated and non-video files, clips
     too short to sample and windows outside the video, naming the file.
     """
     spec = VideoSpec.parse(spec)
+    family = family or default_family()
     with _named(spec):
         reader = _open(spec.path, backend)
         first, last, duration = _window(reader, spec)
-        indices = frame_indices(reader.frame_count, reader.fps, first, last)
+        indices = family.frame_indices(reader.frame_count, reader.fps, first, last, family.FPS)
         reader.get(indices[[0, -1]])
         return duration
 
 
-def probe_all(specs: Iterable[Any], *, workers: int = 8) -> dict[VideoSpec, VideoError]:
+def probe_all(specs: Iterable[SpecLike], *, workers: int = 8) -> dict[VideoSpec, VideoError]:
     """`probe` every distinct clip (in threads, with a progress bar); the clips that fail, with their errors."""
     return probe_durations(specs, workers=workers)[1]
 
 
 def probe_durations(
-    specs: Iterable[Any], *, workers: int = 8
+    specs: Iterable[SpecLike], *, workers: int = 8
 ) -> tuple[dict[VideoSpec, float], dict[VideoSpec, VideoError]]:
     """`probe_all`, also returning the video duration of every clip that opens (for records without one)."""
     distinct = list(dict.fromkeys(VideoSpec.parse(spec) for spec in specs))
@@ -262,8 +177,56 @@ def probe_durations(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(tqdm(pool.map(check, distinct), total=len(distinct), desc="probing videos", unit="clip",
                             disable=len(distinct) < 200))
-    durations = {spec: r for spec, r in zip(distinct, results) if not isinstance(r, VideoError)}
-    return durations, {spec: r for spec, r in zip(distinct, results) if isinstance(r, VideoError)}
+    durations = {spec: r for spec, r in zip(distinct, results, strict=True) if not isinstance(r, VideoError)}
+    return durations, {spec: r for spec, r in zip(distinct, results, strict=True) if isinstance(r, VideoError)}
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How a clip is sampled: a model family's rules with its options."""
+
+    family: ModelFamily
+    fps: float
+    total_pixels: int
+    min_pixels: int
+
+    @classmethod
+    def of(
+        cls,
+        family: ModelFamily | None = None,
+        *,
+        fps: float | None = None,
+        total_pixels: int | None = None,
+        min_pixels: int | None = None,
+    ) -> Sampling:
+        """`family` (default: `default_family()`) with its defaults for the options not given."""
+        family = family or default_family()
+        return cls(family, family.FPS if fps is None else fps,
+                   family.TOTAL_PIXELS if total_pixels is None else total_pixels,
+                   family.MIN_PIXELS if min_pixels is None else min_pixels)
+
+
+def cache_key(spec: SpecLike, how: Sampling | None = None) -> tuple[object, ...]:
+    """What identifies a sampled clip: the file (path, size, mtime), its window, and how it is sampled
+    (default: the default family's defaults)."""
+    spec = VideoSpec.parse(spec)
+    how = how or Sampling.of()
+    path = Path(spec.path)
+    try:
+        stat = path.stat()
+    except OSError:
+        raise VideoError("video file not found", source=spec.path) from None
+    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns, spec.start, spec.end, how.family.NAME, how.fps,
+            how.total_pixels, how.min_pixels)
+
+
+def clear_cache() -> None:
+    _CACHE.clear()
+
+
+def cache_stats() -> tuple[int, int]:
+    """(hits, misses) of the per-process frame cache."""
+    return _CACHE.hits, _CACHE.misses
 
 
 @contextmanager
@@ -279,18 +242,7 @@ def _named(spec: VideoSpec) -> Iterator[None]:
         raise VideoError(f"cannot decode video ({type(error).__name__}: {error})", source=spec.path) from None
 
 
-def cache_key(spec: Any, *, fps: float = FPS, total_pixels: int = TOTAL_PIXELS, min_pixels: int = MIN_PIXELS) -> tuple:
-    """What identifies a sampled clip: the file (path, size, mtime), its window and the sampling options."""
-    spec = VideoSpec.parse(spec)
-    path = Path(spec.path)
-    try:
-        stat = path.stat()
-    except OSError:
-        raise VideoError("video file not found", source=spec.path) from None
-    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns, spec.start, spec.end, fps, total_pixels, min_pixels)
-
-
-def _window(reader, spec: VideoSpec) -> tuple[int, int, float]:
+def _window(reader: _Reader, spec: VideoSpec) -> tuple[int, int, float]:
     """First and last frame index of the spec's window, and the video's duration (s)."""
     total_frames, video_fps = reader.frame_count, reader.fps
     if total_frames <= 0 or not video_fps or video_fps <= 0:
@@ -307,20 +259,18 @@ def _window(reader, spec: VideoSpec) -> tuple[int, int, float]:
     return first, last, duration
 
 
-def _decode(spec: VideoSpec, *, fps: float, total_pixels: int, min_pixels: int, backend: Backend) -> SampledVideo:
+def _decode(spec: VideoSpec, how: Sampling, *, backend: Backend) -> SampledVideo:
     reader = _open(spec.path, backend)
     first, last, _ = _window(reader, spec)
-    total_frames, video_fps = reader.frame_count, reader.fps
-    indices = frame_indices(total_frames, video_fps, first, last, fps)
+    indices = how.family.frame_indices(reader.frame_count, reader.fps, first, last, how.fps)
     frames = reader.get(indices)
-    count = len(indices)
-    max_pixels = max(min(MAX_PIXELS_PER_FRAME, total_pixels / count * FRAME_FACTOR), int(min_pixels * 1.05))
-    height, width = smart_resize(frames.shape[1], frames.shape[2], min_pixels=min_pixels, max_pixels=int(max_pixels))
-    sample_fps = count / max(last - first + 1, 1) * video_fps
+    height, width = how.family.frame_size(frames.shape[1], frames.shape[2], len(indices),
+                                          total_pixels=how.total_pixels, min_pixels=how.min_pixels)
+    sample_fps = len(indices) / max(last - first + 1, 1) * reader.fps
     return SampledVideo(
         frames=_resize(frames, height, width),
         fps=float(sample_fps),
-        timestamps=tuple(float(i) / video_fps for i in indices),
+        timestamps=tuple(float(i) / reader.fps for i in indices),
     )
 
 
@@ -376,7 +326,10 @@ class _PyAVReader:
         return np.stack([found[int(i)] for i in indices])
 
 
-def _open(path: str, backend: Backend):
+_Reader = _DecordReader | _PyAVReader
+
+
+def _open(path: str, backend: Backend) -> _Reader:
     if backend == "pyav":
         return _PyAVReader(path)
     if backend == "decord":
@@ -389,66 +342,7 @@ def _open(path: str, backend: Backend):
         return _PyAVReader(path)
 
 
-class LruCache:
-    """A small thread-safe, single-flight LRU map with hit / miss counters.
-
-    `get_or_create(key, create)` runs `create()` once per key: callers that arrive while it runs
-    wait for its value (or its error) and count as hits.
-    """
-
-    def __init__(self, size: int):
-        self._size = size
-        self._items: OrderedDict = OrderedDict()
-        self._pending: dict[Any, Future] = {}
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def get_or_create(self, key, create: Callable[[], Any]):
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                self.hits += 1
-                return self._items[key]
-            waiting_for = self._pending.get(key)
-            if waiting_for is None:
-                pending = self._pending[key] = Future()
-                self.misses += 1
-            else:
-                self.hits += 1
-        if waiting_for is not None:
-            return waiting_for.result()
-        try:
-            value = create()
-        except BaseException as error:
-            with self._lock:
-                del self._pending[key]
-            pending.set_exception(error)
-            raise
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-            del self._pending[key]
-        pending.set_result(value)
-        return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self.hits = self.misses = 0
-
-
-_CACHE = LruCache(CACHE_SIZE)
-
-
-def clear_cache() -> None:
-    _CACHE.clear()
-
-
-def cache_stats() -> tuple[int, int]:
-    """(hits, misses) of the per-process frame cache."""
-    return _CACHE.hits, _CACHE.misses
+_CACHE: LruCache[SampledVideo] = LruCache(CACHE_SIZE)
 
 
 def _optional_seconds(value: dict, name: str) -> float | None:
@@ -458,3 +352,118 @@ def _optional_seconds(value: dict, name: str) -> float | None:
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
         raise VideoError(f"must be a finite number of seconds, got {seconds!r}", field=name)
     return float(seconds)
+
+
+# ---------------------------------------------------------------- which file a record's `video` names
+
+
+def video_extension(text: str) -> str:
+    """A `--video-ext` value: '.mp4' or 'mp4' -> '.mp4'."""
+    text = text.strip()
+    if not text.strip("."):
+        raise argparse.ArgumentTypeError(f"expected a file extension such as .mp4, got {text!r}")
+    return text if text.startswith(".") else f".{text}"
+
+
+def video_candidates(path: str, *, video_root: Path | None, base: Path,
+                     extensions: Sequence[str] = VIDEO_EXTENSIONS) -> list[Path]:
+    """The files a record's `video` may name, in the order they are tried.
+
+    The path as written (absolute, or relative to the data file's folder `base`); under
+    `video_root`: the relative path, then the file name alone (the released files' absolute author
+    paths, e.g. `/data/.../Charades_v1/E6DLK.mp4`, resolve by name). A name without a video
+    extension (a bare id such as `AO8RW` from Charades-STA) is also tried with each of
+    `extensions`.
+
+    >>> [str(p) for p in video_candidates("AO8RW", video_root=Path("videos"), base=Path("data"), extensions=[".mp4"])]
+    ['data/AO8RW', 'data/AO8RW.mp4', 'videos/AO8RW', 'videos/AO8RW.mp4']
+    """
+    written = Path(path)
+    places = [written if written.is_absolute() else base / written]
+    if video_root is not None:
+        if not written.is_absolute():
+            places.append(video_root / written)
+        places.append(video_root / written.name)
+    with_extension = written.suffix.lower() in {e.lower() for e in extensions}
+    candidates = []
+    for place in places:
+        for candidate in [place] if with_extension else [place, *(place.with_name(place.name + e) for e in extensions)]:
+            if candidate not in candidates:
+                candidates.append(candidate)
+    return candidates
+
+
+def resolve_video(path: str, *, video_root: Path | None, base: Path,
+                  extensions: Sequence[str] = VIDEO_EXTENSIONS) -> Path:
+    """The first non-empty existing candidate (`video_candidates`); a DataError saying what was tried.
+
+    An existing but empty file is reported as empty, not as missing.
+    """
+    candidates = video_candidates(path, video_root=video_root, base=base, extensions=extensions)
+    empty = []
+    for candidate in candidates:
+        if candidate.is_file():
+            if candidate.stat().st_size > 0:
+                return candidate.resolve()
+            empty.append(candidate)
+    if empty:
+        raise DataError(f"{path}: video file is empty (0 bytes): {', '.join(map(str, empty))}")
+    where = f"under --video-root {video_root}" if video_root is not None else "(no --video-root given)"
+    raise DataError(f"{path}: video not found {where}; tried {', '.join(map(str, candidates))}")
+
+
+class MissingVideos(DataError):
+    """Videos that were not found or are empty: the message lists the first MAX_LISTED, `failures`
+    all of them as (video as written, record index, reason)."""
+
+    def __init__(self, message: str, failures: list[tuple[str, int, str]], **where):
+        super().__init__(message, **where)
+        self.failures = failures
+
+    def located(self, *, source: str | None = None, record: object = None) -> MissingVideos:
+        return MissingVideos(self.message, self.failures,
+                             source=self.source if self.source is not None else source,
+                             record=self.record if self.record is not None else record, field=self.field)
+
+
+def resolve_videos(examples: list[Example], *, video_root: Path | None, source: Path,
+                   extensions: Sequence[str] = VIDEO_EXTENSIONS) -> dict[str, Path]:
+    """Every distinct video path -> its file; raises one MissingVideos listing all the unusable ones."""
+    resolved: dict[str, Path] = {}
+    failed: dict[str, tuple[int, DataError]] = {}
+    for example in examples:
+        path = example.item.video
+        if path in resolved or path in failed:
+            continue
+        try:
+            resolved[path] = resolve_video(path, video_root=video_root, base=source.parent, extensions=extensions)
+        except DataError as error:
+            failed[path] = (example.item.index, error)
+    if failed:
+        listed = "; ".join(f"record {index}: {error}" for index, error in list(failed.values())[:MAX_LISTED])
+        more = f" (and {len(failed) - MAX_LISTED} more)" if len(failed) > MAX_LISTED else ""
+        raise MissingVideos(f"{len(failed)} video(s) not found or empty: {listed}{more}",
+                            [(path, index, error.message) for path, (index, error) in failed.items()],
+                            source=str(source))
+    return resolved
+
+
+def video_spec(example: Example, video: Path) -> VideoSpec:
+    """The clip an example asks about: its resolved file and its item's window."""
+    return VideoSpec(str(video), example.item.video_start, example.item.video_end)
+
+
+def check_clips(examples: list[Example], videos: dict[str, Path], *, source: Path) -> dict[VideoSpec, float]:
+    """Probe every clip the examples use; one DataError listing every clip that fails, with a record of each.
+
+    Returns each clip's measured video duration (s): the duration of records whose file has none.
+    """
+    records = {}
+    for example in examples:
+        records.setdefault(video_spec(example, videos[example.item.video]), example.item.index)
+    durations, failed = probe_durations(records)
+    if failed:
+        listed = "; ".join(f"record {records[spec]}: {error}" for spec, error in list(failed.items())[:MAX_LISTED])
+        more = f" (and {len(failed) - MAX_LISTED} more)" if len(failed) > MAX_LISTED else ""
+        raise DataError(f"{len(failed)} video clip(s) cannot be used: {listed}{more}", source=str(source))
+    return durations

@@ -129,8 +129,8 @@ rarft_paper_args() {
         # blocks frozen as released and leaves the merger frozen too (docs/train.md).
         --actor.freeze_visual_encoder
 
-        # 2 FPS and the 3584·28·28 (~2.8M) pixel budget (paper §4.3) are rarft_plugin.video's defaults,
-        # which the video executor uses; they are not OpenRLHF flags.
+        # 2 FPS and the 3584·28·28 (~2.8M) pixel budget (paper §4.3) are the Qwen2.5-VL family's defaults
+        # (rarft_plugin.models.qwen2_5_vl), which the video executor uses; they are not OpenRLHF flags.
 
         # Output: final Hugging Face weights in RARFT_OUTPUT (the paper evaluates the final checkpoint);
         # DeepSpeed checkpoints every 50 steps so that a rerun resumes.

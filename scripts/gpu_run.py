@@ -5,7 +5,7 @@
     python scripts/gpu_run.py curve --log train.log --out DIR [--warmstart MODEL/warmstart.json]
 
 `assets` takes the first items of the shipped HI-Charades file, writes a generated clip as long as
-each record's video, the tiny random Qwen2.5-VL (`rarft_plugin.testing`) and the OpenRLHF prompt
+each record's video, the tiny random Qwen2.5-VL (`rarft_plugin.stand_ins`) and the OpenRLHF prompt
 JSONL (`rarft-prep to-openrlhf`, template ra_rft). `warmstart` teaches that random model the answer
 format by teacher forcing until a set share of its samples (temperature 1) is in format, so GRPO
 groups differ (a random model's rewards are constant within a group: nothing to learn from).
@@ -33,7 +33,7 @@ HI_CHARADES = REPO / "eval" / "benchmarks" / "hi_vtg_charades.json"
 
 def assets(args: argparse.Namespace) -> int:
     from data_prep.cli import main as prep
-    from rarft_plugin.testing import build_tiny_qwen2_5_vl, write_test_video
+    from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video
 
     out = args.out
     items = json.loads(args.data.read_text())[: args.items]
@@ -59,11 +59,11 @@ def warmstart(args: argparse.Namespace) -> int:
     import torch
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
-    from rarft_plugin.openrlhf_agent import prepare_video_prompt
+    from rarft_plugin.models import qwen2_5_vl as family
     from rarft_plugin.parsing import parse_response
-    from rarft_plugin.qwen2_5_vl import use_reference_video_positions
+    from rarft_plugin.video import sample_frames
 
-    use_reference_video_positions()  # train on the positions vLLM rollouts will use
+    family.use_reference_video_positions()  # train on the positions vLLM rollouts will use
     torch.manual_seed(args.seed)
     processor = AutoProcessor.from_pretrained(args.assets / "model")
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(args.assets / "model").to(args.device)
@@ -72,14 +72,15 @@ def warmstart(args: argparse.Namespace) -> int:
     for line in (args.assets / "train.jsonl").read_text().splitlines():
         row = json.loads(line)
         prompt = processor.apply_chat_template(row["input"], tokenize=False, add_generation_prompt=True)
-        _, prompt_ids, tensors = prepare_video_prompt(processor, prompt, row["video"])
-        target = tokenizer(target_response(parse_label(row["label"])) + "<|im_end|>", add_special_tokens=False)
+        prompt_ids, tensors = family.process_video_prompt(processor, prompt, sample_frames(row["video"], family=family))
+        end_of_turn = family.CHAT.turn_ends[0]
+        target = tokenizer(target_response(parse_label(row["label"])) + end_of_turn, add_special_tokens=False)
         examples.append((prompt_ids, {k: v.to(args.device) for k, v in tensors.items() if k != "image_grid_thw"},
                          target["input_ids"]))
 
     def inputs(prompt_ids, tensors, response_ids):
         ids = torch.tensor([prompt_ids + response_ids], device=args.device)
-        types = (ids == processor.video_token_id).long() * 2
+        types = (ids == processor.video_token_id).long() * family.VIDEO  # token types, as the processor marks them
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "mm_token_type_ids": types, **tensors}
 
     @torch.no_grad()

@@ -34,12 +34,12 @@ def _cases(tmp_path):
     return {
         "rarft-prep": (prep, ["split", hi, "--train", str(tmp_path / "t.json"), "--eval", str(tmp_path / "e.json")],
                        ("data_prep.splits", "split_items")),
-        "rarft-eval": (rarft_eval, ["score", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "run")],
-                       ("eval.cli", "score_command")),
+        "rarft-eval": (rarft_eval, ["evaluate", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "run")],
+                       ("eval.cli", "evaluate_command")),
         "rarft-score": (score, [str(SAMPLES / "rollouts.jsonl"), "--out", str(tmp_path / "r.jsonl")],
                         ("rarft_plugin.score_rollouts", "run")),
         "rarft-train": (train, ["--rarft.dry_run"], ("rarft_plugin.train", "prepare")),
-        "rarft-demo": (demo, ["--out", str(tmp_path / "demo")], ("rarft_plugin.score_rollouts", "main")),
+        "rarft-demo": (demo, ["--out", str(tmp_path / "demo")], ("rarft_plugin.demo", "run_cli")),
     }
 
 

@@ -1,13 +1,14 @@
-"""`rarft-demo make-assets`: stand-in videos named as the records need, and the tiny model."""
+"""`rarft-demo`: a driver of the command lines on shipped samples; `make-assets`: stand-in videos and the tiny model."""
 
 import json
 import os
 
 import pytest
 
-from rarft_plugin.dataset import load_examples, resolve_videos
+from rarft_plugin.dataset import load_examples
+from rarft_plugin.demo import SAMPLES
 from rarft_plugin.demo import main as demo
-from rarft_plugin.video import probe
+from rarft_plugin.video import probe, resolve_videos
 
 
 def test_stand_in_videos_resolve_for_every_record_and_cover_its_clip(tmp_path, capsys):
@@ -47,3 +48,45 @@ def test_missing_data_file_is_a_one_line_error(tmp_path, capsys):
     assert demo(["make-assets", "--out", str(tmp_path / "a"), "--data", str(tmp_path / "none.json")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "none.json" in err and not (tmp_path / "a").exists()
+
+
+def sample_predictions() -> str:
+    """The first sample rollout of each query as a prediction line (`eval.predictions`), the id prefixed with
+    its data file: what `rarft_plugin/samples/predictions.jsonl` holds."""
+    from eval.predictions import prediction_from_example
+
+    rows, examples = {}, {}
+    for line in (SAMPLES / "rollouts.jsonl").read_text().splitlines():
+        rollout = json.loads(line)
+        if (rollout["data"], rollout["example"]) in rows:
+            continue
+        if rollout["data"] not in examples:
+            examples[rollout["data"]] = {e.key: e for e in load_examples(SAMPLES / rollout["data"])[0]}
+        prediction = prediction_from_example(examples[rollout["data"]][rollout["example"]], rollout["response"])
+        rows[rollout["data"], rollout["example"]] = {**prediction.to_json(), "id": f"{rollout['data']}:{prediction.id}"}
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows.values())
+
+
+def test_the_shipped_sample_predictions_are_the_first_rollout_of_each_query():
+    shipped = (SAMPLES / "predictions.jsonl").read_text(encoding="utf-8")
+    assert shipped == sample_predictions(), ("rarft_plugin/samples/predictions.jsonl is stale: write "
+                                             "sample_predictions() of tests/test_demo.py to it")
+    assert len(shipped.splitlines()) == 15
+
+
+def test_the_demo_runs_the_three_command_lines_in_order(tmp_path, monkeypatch):
+    import rarft_plugin.demo as module
+
+    calls = []
+    monkeypatch.setattr(module, "run_cli", lambda name, args: calls.append((name, args[0])) or 0)
+    assert demo(["--out", str(tmp_path)]) == 0
+    assert [name for name, _ in calls] == ["rarft_plugin.score_rollouts", "data_prep.cli", "eval.cli"]
+    assert [first for _, first in calls][1:] == ["to-openrlhf", "score"]
+
+
+def test_the_demo_stops_at_the_first_failing_step(tmp_path, monkeypatch):
+    import rarft_plugin.demo as module
+
+    calls = []
+    monkeypatch.setattr(module, "run_cli", lambda name, args: calls.append(name) or (2 if len(calls) == 2 else 0))
+    assert demo(["--out", str(tmp_path)]) == 2 and len(calls) == 2

@@ -1,7 +1,8 @@
-"""`rarft-eval score` / `compare` end to end: every official file, reports, shards, data checks, bad input."""
+"""`rarft-eval evaluate` / `compare` end to end: every official file, reports, shards, data checks, bad input."""
 
 import json
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -9,6 +10,7 @@ from eval.cli import main as rarft_eval
 from eval.metrics import Judgement, compute_metrics
 from eval.predictions import Prediction, prediction_from_example
 from eval.compare import ComparedRun, compare_markdown
+from eval.record import RunRecord
 from eval.report import markdown, write_report
 from rarft_plugin.dataset import load_examples
 from support.openai_server import ChatServer, system_text
@@ -50,7 +52,8 @@ def test_every_official_file_scores_end_to_end(official_data, tmp_path, name, le
     rows = synthetic_predictions(official_data / name, preds)
     run = tmp_path / "run"
     sbert_option = [] if name == "human_anno.json" else ["--no-sbert"]  # the SBERT path once, on the small file
-    assert rarft_eval(["score", str(preds), "--out", str(run), "--data", str(official_data / name), *sbert_option]) == 0
+    assert rarft_eval(["evaluate", str(preds), "--out", str(run), "--data", str(official_data / name),
+                       *sbert_option]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["count"]["queries"] == len(rows)
     assert set(metrics["by_difficulty"]) == levels
@@ -81,13 +84,26 @@ def test_the_references_themselves_score_perfectly(official_data, tmp_path, name
     examples, _ = load_examples(official_data / name)
     references = [e.label.answer_time if e.label.relevant else e.label.answer_refusal for e in examples]
     rows = [prediction_from_example(e, f"<think>t</think> <answer>{text}</answer> <correct>q</correct>").to_json()
-            for e, text in zip(examples, references)]
+            for e, text in zip(examples, references, strict=True)]
     (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert rarft_eval(["score", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "run"), "--no-sbert"]) == 0
+    assert rarft_eval(["evaluate", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "run"), "--no-sbert"]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["ra_iou"] == {"R@0.3": 1.0, "R@0.5": 1.0, "R@0.7": 1.0, "mIoU": 1.0}
     assert metrics["relevance"]["f1_avg"] == 1.0 and metrics["vtg_iou"]["mIoU"] == 1.0
     assert all(row["refusal_accuracy"] == 1.0 for row in metrics["by_category"].values())
+
+
+def test_score_is_the_former_name_of_evaluate(official_data, tmp_path, capsys):
+    """`rarft-eval score` (scripts written before the rename, the demo) still evaluates, after one line."""
+    synthetic_predictions(official_data / "human_anno.json", tmp_path / "p.jsonl")
+    capsys.readouterr()
+    for command in ("score", "evaluate"):
+        assert rarft_eval([command, str(tmp_path / "p.jsonl"), "--out", str(tmp_path / command), "--no-sbert"]) == 0
+        err = capsys.readouterr().err
+        notice = "rarft-eval: `score` is deprecated: use `rarft-eval evaluate` (same arguments)\n"
+        assert err.count("deprecated") == (command == "score") and (command == "evaluate" or err.startswith(notice))
+    old, new = (json.loads((tmp_path / command / "metrics.json").read_text()) for command in ("score", "evaluate"))
+    assert {**old, "produced_by": None} == {**new, "produced_by": None}
 
 
 def hand_table():
@@ -104,8 +120,8 @@ def hand_table():
 
 def test_markdown_rows_are_laid_out_like_the_paper():
     metrics, _ = hand_table()
-    metrics["judge"] = {"relevance": "rule", "answer_reading": "released"}
-    report = markdown(metrics, title="t", name="Ours")
+    report = markdown(RunRecord(metrics, judge={"relevance": "rule", "answer_reading": "released"}), title="t",
+                      name="Ours")
     assert "answers read as the released evaluation does" in report
     # RA-IoU [0.5, 1, 0, 1]: R@.3 .75, R@.5 .75, R@.7 .5, mIoU .625
     # relevant: tp 1, fn 1 -> F1 2/3; irrelevant: tn 2, fn 1 -> F1 .8
@@ -124,7 +140,7 @@ def test_markdown_rows_are_laid_out_like_the_paper():
 def test_compare_prints_deltas(official_data, tmp_path, capsys):
     for seed in (0, 1):
         synthetic_predictions(official_data / "human_anno.json", tmp_path / f"p{seed}.jsonl", seed)
-        rarft_eval(["score", str(tmp_path / f"p{seed}.jsonl"), "--out", str(tmp_path / f"run{seed}"), "--no-sbert"])
+        rarft_eval(["evaluate", str(tmp_path / f"p{seed}.jsonl"), "--out", str(tmp_path / f"run{seed}"), "--no-sbert"])
     capsys.readouterr()
     assert rarft_eval(["compare", str(tmp_path / "run0"), str(tmp_path / "run1" / "metrics.json"), "--name", "base",
                        "--name", "ours", "--out", str(tmp_path / "cmp.md"), "--all"]) == 0
@@ -138,10 +154,9 @@ def test_compare_prints_deltas(official_data, tmp_path, capsys):
 
 def test_compare_flags_runs_that_are_not_comparable():
     metrics, _ = hand_table()
-    other = json.loads(json.dumps(metrics))
-    metrics["judge"], other["judge"] = {"relevance": "rule"}, {"relevance": "llm"}
-    other["strict_recall"] = True
-    text = compare_markdown([ComparedRun("a", "runs/a", metrics), ComparedRun("b", "runs/b", other)])
+    one = RunRecord(metrics, judge={"relevance": "rule"})
+    other = RunRecord(replace(metrics, strict_recall=True), judge={"relevance": "llm"})
+    text = compare_markdown([ComparedRun("a", "runs/a", one), ComparedRun("b", "runs/b", other)])
     assert ("**Settings differ (not measured alike):** relevance judge: a=rule, b=llm; R@m counts IoU: a=>=, b=>."
             in text)
 
@@ -175,7 +190,7 @@ GOOD = {"id": "0:0", "video": "v", "query": "q", "model_output": "", "gt_relevan
 def test_bad_prediction_files_are_named(tmp_path, capsys, bad, message):
     path = tmp_path / "preds.jsonl"
     path.write_text(json.dumps(GOOD) + "\n" + json.dumps({**GOOD, "id": "0:1", **bad}) + "\n")
-    assert rarft_eval(["score", str(path), "--out", str(tmp_path / "run"), "--no-sbert"]) == 2
+    assert rarft_eval(["evaluate", str(path), "--out", str(tmp_path / "run"), "--no-sbert"]) == 2
     error = capsys.readouterr().err
     assert f"{path}: record line 2: " in error and message in error
 
@@ -192,7 +207,7 @@ def test_bad_prediction_files_are_named(tmp_path, capsys, bad, message):
 def test_broken_prediction_files(tmp_path, capsys, text, message):
     path = tmp_path / "preds.jsonl"
     path.write_text(text)
-    assert rarft_eval(["score", str(path), "--out", str(tmp_path / "run"), "--no-sbert"]) == 2
+    assert rarft_eval(["evaluate", str(path), "--out", str(tmp_path / "run"), "--no-sbert"]) == 2
     assert message in capsys.readouterr().err
 
 
@@ -204,16 +219,16 @@ def test_rows_without_id_and_extra_fields_are_accepted(tmp_path):
     del rows[1]["id"]
     path = tmp_path / "released.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert rarft_eval(["score", str(path), "--out", str(tmp_path / "run"), "--no-sbert"]) == 0
+    assert rarft_eval(["evaluate", str(path), "--out", str(tmp_path / "run"), "--no-sbert"]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["ra_iou"]["mIoU"] == 1.0 and metrics["by_difficulty"]["strong"]["paired"]["queries"] == 2
 
 
-def test_shards_score_together_and_data_coverage_is_checked(official_data, tmp_path):
+def test_shards_are_evaluated_together_and_data_coverage_is_checked(official_data, tmp_path):
     rows = synthetic_predictions(official_data / "human_anno.json", tmp_path / "all.jsonl")
     for index in range(2):
         (tmp_path / f"s{index}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[index::2][:-1]))
-    args = ["score", str(tmp_path / "s0.jsonl"), str(tmp_path / "s1.jsonl"), "--out", str(tmp_path / "run"),
+    args = ["evaluate", str(tmp_path / "s0.jsonl"), str(tmp_path / "s1.jsonl"), "--out", str(tmp_path / "run"),
             "--no-sbert", "--data", str(official_data / "human_anno.json")]
     assert rarft_eval(args) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -225,7 +240,7 @@ def test_shards_score_together_and_data_coverage_is_checked(official_data, tmp_p
 def test_shards_with_the_same_query_are_refused(tmp_path, capsys):
     for name in ("a", "b"):
         (tmp_path / f"{name}.jsonl").write_text(json.dumps(GOOD) + "\n")
-    assert rarft_eval(["score", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"), "--out", str(tmp_path / "r"),
+    assert rarft_eval(["evaluate", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"), "--out", str(tmp_path / "r"),
                        "--no-sbert"]) == 2
     assert f"duplicate id '0:0' (first at {tmp_path / 'a.jsonl'}: line 1)" in capsys.readouterr().err
 
@@ -233,7 +248,7 @@ def test_shards_with_the_same_query_are_refused(tmp_path, capsys):
 def test_predictions_of_another_file_are_refused(official_data, tmp_path, capsys):
     rows = synthetic_predictions(official_data / "human_anno.json", tmp_path / "p.jsonl")
     (tmp_path / "p.jsonl").write_text("".join(json.dumps({**r, "id": "x" + r["id"]}) + "\n" for r in rows))
-    assert rarft_eval(["score", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "run"), "--no-sbert",
+    assert rarft_eval(["evaluate", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "run"), "--no-sbert",
                        "--data", str(official_data / "human_anno.json")]) == 2
     assert "no prediction matches a query of the data file" in capsys.readouterr().err
 
@@ -241,16 +256,16 @@ def test_predictions_of_another_file_are_refused(official_data, tmp_path, capsys
 def test_write_report_for_the_demo(official_data, tmp_path, sbert):
     synthetic_predictions(official_data / "human_anno.json", tmp_path / "p.jsonl")
     rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
-    metrics = write_report(rows, tmp_path / "run", title="demo", name="demo")
-    assert metrics["judge"] == {"relevance": "rule", "explanations": None, "answer_reading": "released",
-                                "sbert_text": "released", "sbert_model": sbert.model_path}
+    record = write_report(rows, tmp_path / "run", title="demo", name="demo")
+    assert record.judge == {"relevance": "rule", "explanations": None, "answer_reading": "released",
+                            "sbert_text": "released", "sbert_model": sbert.model_path}
     report = (tmp_path / "run" / "report.md").read_text()
     assert "SBERT score: the response minus its correction, think included" in report
     assert "the released evaluation used all-mpnet-base-v2, which is not available offline here" in report
-    assert metrics["explanation"]["sbert"]["all"] is not None
+    assert record.metrics.explanation.sbert.all is not None
     assert {p.name for p in (tmp_path / "run").iterdir()} >= {"metrics.json", "items.jsonl", "report.md", "metrics.csv",
                                                               "by_category.png"}
-    assert write_report(tmp_path / "p.jsonl", tmp_path / "run2", sbert=False)["ra_iou"] == metrics["ra_iou"]
+    assert write_report(tmp_path / "p.jsonl", tmp_path / "run2", sbert=False).metrics.ra_iou == record.metrics.ra_iou
 
 
 def judge_responder(request):
@@ -268,7 +283,7 @@ def judge_responder(request):
 def test_llm_judge_from_the_command_line(official_data, tmp_path):
     preds = tmp_path / "preds.jsonl"
     synthetic_predictions(official_data / "human_anno.json", preds)
-    args = ["score", str(preds), "--out", str(tmp_path / "run"), "--judge", "llm", "--llm-explanations",
+    args = ["evaluate", str(preds), "--out", str(tmp_path / "run"), "--judge", "llm", "--llm-explanations",
             "--base-url", server_url := "", "--model", "judge", "--no-sbert"]
     with ChatServer(judge_responder) as server:
         args[args.index(server_url)] = server.url
@@ -285,7 +300,7 @@ def test_llm_judge_from_the_command_line(official_data, tmp_path):
 def test_llm_judging_without_an_endpoint_is_a_clear_error(tmp_path, capsys):
     path = tmp_path / "p.jsonl"
     path.write_text(json.dumps(GOOD) + "\n")
-    assert rarft_eval(["score", str(path), "--out", str(tmp_path / "run"), "--judge", "llm", "--no-sbert"]) == 2
+    assert rarft_eval(["evaluate", str(path), "--out", str(tmp_path / "run"), "--judge", "llm", "--no-sbert"]) == 2
     assert "need --base-url and --model" in capsys.readouterr().err
 
 
@@ -316,14 +331,14 @@ def test_the_released_inference_output_scores_as_it_is(official_data, tmp_path):
     rows[1]["gt_categories"] = rows[1]["gt_categories"] + ["Action/SceneTransition"]  # the mislabelled category
     released = tmp_path / "released.json"
     released.write_text(json.dumps(rows, indent=1))
-    assert rarft_eval(["score", str(released), "--out", str(tmp_path / "plain"), "--no-sbert"]) == 0
-    assert rarft_eval(["score", str(released), "--out", str(tmp_path / "joined"), "--no-sbert",
+    assert rarft_eval(["evaluate", str(released), "--out", str(tmp_path / "plain"), "--no-sbert"]) == 0
+    assert rarft_eval(["evaluate", str(released), "--out", str(tmp_path / "joined"), "--no-sbert",
                        "--data", str(official_data / "hi_vtg_charades.json")]) == 0
     examples, _ = load_examples(official_data / "hi_vtg_charades.json")
     ours = tmp_path / "ours.jsonl"
     ours.write_text("".join(json.dumps(prediction_from_example(e, row["model_output"]).to_json()) + "\n"
-                            for e, row in zip(examples, rows)))
-    assert rarft_eval(["score", str(ours), "--out", str(tmp_path / "ours"), "--no-sbert"]) == 0
+                            for e, row in zip(examples, rows, strict=True)))
+    assert rarft_eval(["evaluate", str(ours), "--out", str(tmp_path / "ours"), "--no-sbert"]) == 0
     plain, joined, reference = (json.loads((tmp_path / run / "metrics.json").read_text())
                                 for run in ("plain", "joined", "ours"))
     for metrics in (plain, joined):
@@ -348,9 +363,9 @@ def test_items_without_ids_are_grouped_by_video_and_relevant_query(official_data
     examples, _ = load_examples(official_data / "hi_vtg_charades.json")
     ours = tmp_path / "ours.jsonl"
     ours.write_text("".join(json.dumps(prediction_from_example(e, row["model_output"]).to_json()) + "\n"
-                            for e, row in zip(examples, rows)))
+                            for e, row in zip(examples, rows, strict=True)))
     for path, run in ((released, "released"), (ours, "ours")):
-        assert rarft_eval(["score", str(path), "--out", str(tmp_path / run), "--no-sbert"]) == 0
+        assert rarft_eval(["evaluate", str(path), "--out", str(tmp_path / run), "--no-sbert"]) == 0
     released_metrics, ours_metrics = (json.loads((tmp_path / run / "metrics.json").read_text())
                                       for run in ("released", "ours"))
     assert released_metrics["by_difficulty"] == ours_metrics["by_difficulty"]
@@ -373,7 +388,7 @@ def test_answer_reading_option(tmp_path, reading, refused):
     path = tmp_path / "p.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     option = [] if reading == "released" else ["--answer-reading", reading]
-    assert rarft_eval(["score", str(path), "--out", str(tmp_path / "run"), "--no-sbert", *option]) == 0
+    assert rarft_eval(["evaluate", str(path), "--out", str(tmp_path / "run"), "--no-sbert", *option]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     items = [json.loads(line) for line in (tmp_path / "run" / "items.jsonl").read_text().splitlines()]
     assert [item["refused"] for item in items] == refused and metrics["judge"]["answer_reading"] == reading
@@ -391,11 +406,11 @@ def test_answer_reading_option(tmp_path, reading, refused):
         (["--unknown-spans", "item"], "0 relevant query span(s) recovered from other items, 582 assumed", 582),
     ],
 )
-def test_score_reports_ss_charades_second_query_spans(official_data, tmp_path, options, summary, missing):
+def test_evaluate_reports_ss_charades_second_query_spans(official_data, tmp_path, options, summary, missing):
     preds = tmp_path / "p.jsonl"
     synthetic_predictions(official_data / "ss_vtg_charades.json", preds)
     options = [str(official_data / o) if o.endswith(".json") else o for o in options]
-    assert rarft_eval(["score", str(preds), "--out", str(tmp_path / "run"), "--no-sbert",
+    assert rarft_eval(["evaluate", str(preds), "--out", str(tmp_path / "run"), "--no-sbert",
                        "--data", str(official_data / "ss_vtg_charades.json"), *options]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert summary in metrics["data"]["summary"] and summary in (tmp_path / "run" / "report.md").read_text()
@@ -406,7 +421,7 @@ def test_score_reports_ss_charades_second_query_spans(official_data, tmp_path, o
 def test_spans_from_and_the_released_spans_exclude_each_other(official_data, tmp_path, capsys):
     preds = tmp_path / "p.jsonl"
     preds.write_text(json.dumps(GOOD) + "\n")
-    assert rarft_eval(["score", str(preds), "--out", str(tmp_path / "run"), "--no-sbert", "--data",
+    assert rarft_eval(["evaluate", str(preds), "--out", str(tmp_path / "run"), "--no-sbert", "--data",
                        str(official_data / "ss_vtg_charades.json"), "--unknown-spans", "item",
                        "--spans-from", str(official_data / "hi_vtg_charades.json")]) == 2
     assert "exclude each other" in capsys.readouterr().err
@@ -428,7 +443,7 @@ def test_the_smallest_examples_on_every_shipped_file(official_data, tmp_path, na
         rows.append(prediction_from_example(e, text).to_json())
     (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     for reading in ("released", "last_block"):
-        assert rarft_eval(["score", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / reading), "--no-sbert",
+        assert rarft_eval(["evaluate", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / reading), "--no-sbert",
                            "--answer-reading", reading]) == 0
     released, last_block = (json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("released", "last_block"))
     irrelevant = sum(not r["gt_relevant"] for r in rows)

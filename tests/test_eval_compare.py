@@ -8,7 +8,9 @@ import pytest
 from eval.cli import main as rarft_eval
 from eval.compare import ComparedRun, compare_markdown, run_settings
 from eval.infer import meta_path
-from eval.predictions import prediction_from_example
+from eval.metrics import Judgement, compute_metrics
+from eval.predictions import Prediction, prediction_from_example
+from eval.record import RunRecord
 from rarft_plugin.dataset import load_examples
 
 REFUSAL = "<think>t</think> <answer>No segment shows it.</answer> <correct>a man sits</correct>"
@@ -24,8 +26,8 @@ def answer_relevant(every):
     return output
 
 
-def scored(official_data, tmp_path, file, name, output, *extra, template="ra_rft"):
-    """A run of `file` scored under `name` (its predictions as `infer` would write them, with a record)."""
+def evaluated(official_data, tmp_path, file, name, output, *extra, template="ra_rft"):
+    """A run of `file` evaluated under `name` (its predictions as `infer` would write them, with a record)."""
     preds = tmp_path / f"{name}.jsonl"
     examples, _ = load_examples(official_data / file)
     preds.write_text("".join(json.dumps(prediction_from_example(e, output(e), False).to_json()) + "\n"
@@ -34,7 +36,7 @@ def scored(official_data, tmp_path, file, name, output, *extra, template="ra_rft
                                             "max_new_tokens": 256, "decoding": "greedy", "backend": "hf",
                                             "dtype": "bf16", "model": "/models/x", "model_fingerprint": "ab12"}))
     run = tmp_path / name
-    assert rarft_eval(["score", str(preds), "--out", str(run), "--no-sbert", "--name", name, *extra]) == 0
+    assert rarft_eval(["evaluate", str(preds), "--out", str(run), "--no-sbert", "--name", name, *extra]) == 0
     return run
 
 
@@ -54,21 +56,21 @@ def sections(text):
 
 
 def test_runs_of_different_sets_are_never_merged(official_data, tmp_path, capsys):
-    runs = [scored(official_data, tmp_path, file, name, answer_relevant(2))
+    runs = [evaluated(official_data, tmp_path, file, name, answer_relevant(2))
             for file, name in (("hi_vtg_charades.json", "hi"), ("human_anno.json", "human"),
                                ("ss_vtg_charades.json", "ss"))]
     code, out = compare(capsys, *runs)
     assert code == 0
     found = sections(out.out)
     assert [title.split(" (")[0] for title in found] == ["HI-Charades", "Human-Annotated", "SS-Charades"]
-    for (title, text), name in zip(found.items(), ("hi", "human", "ss")):
+    for text, name in zip(found.values(), ("hi", "human", "ss"), strict=True):
         rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| Method")]
         assert {row.split(" | ")[0] for row in rows} == {f"| {name}"}  # one run per set, its own tables
     assert "3 evaluation sets: each has its own tables" in out.out
 
 
 def test_any_number_of_runs_with_stored_names_and_differences(official_data, tmp_path, capsys):
-    runs = [scored(official_data, tmp_path, "human_anno.json", name, answer_relevant(every))
+    runs = [evaluated(official_data, tmp_path, "human_anno.json", name, answer_relevant(every))
             for name, every in (("base", 4), ("mid", 2), ("ours", 1))]
     code, out = compare(capsys, *runs)
     assert code == 0
@@ -84,8 +86,8 @@ def test_any_number_of_runs_with_stored_names_and_differences(official_data, tmp
 
 
 def test_settings_that_differ_are_flagged(official_data, tmp_path, capsys):
-    base = scored(official_data, tmp_path, "human_anno.json", "base", answer_relevant(2), template="time_r1")
-    ours = scored(official_data, tmp_path, "human_anno.json", "ours", answer_relevant(2), "--strict-recall")
+    base = evaluated(official_data, tmp_path, "human_anno.json", "base", answer_relevant(2), template="time_r1")
+    ours = evaluated(official_data, tmp_path, "human_anno.json", "ours", answer_relevant(2), "--strict-recall")
     code, out = compare(capsys, base, ours)
     assert code == 0
     assert ("**Settings differ (not measured alike):** R@m counts IoU: base=>=, ours=>; template: base=time_r1, "
@@ -95,7 +97,7 @@ def test_settings_that_differ_are_flagged(official_data, tmp_path, capsys):
 
 
 def test_paper_rows_beside_the_runs(official_data, tmp_path, capsys):
-    run = scored(official_data, tmp_path, "hi_vtg_charades.json", "Time-R1 + RA-RFT", answer_relevant(2))
+    run = evaluated(official_data, tmp_path, "hi_vtg_charades.json", "Time-R1 + RA-RFT", answer_relevant(2))
     code, out = compare(capsys, run, "--paper")
     assert code == 0
     text = out.out
@@ -117,7 +119,7 @@ def test_paper_rows_beside_the_runs(official_data, tmp_path, capsys):
     ],
 )
 def test_paper_rows_of_a_named_table_or_dataset(official_data, tmp_path, capsys, selection, present, absent):
-    run = scored(official_data, tmp_path, "hi_vtg_charades.json", "mine", answer_relevant(2))
+    run = evaluated(official_data, tmp_path, "hi_vtg_charades.json", "mine", answer_relevant(2))
     code, out = compare(capsys, run, "--paper", selection)
     assert code == 0 and present in out.out and absent not in out.out
 
@@ -125,7 +127,7 @@ def test_paper_rows_of_a_named_table_or_dataset(official_data, tmp_path, capsys,
 def test_an_unknown_data_file_names_no_paper_rows(official_data, tmp_path, capsys):
     data = tmp_path / "eval.json"
     data.write_text(json.dumps(json.loads((official_data / "human_anno.json").read_text())[:10]))
-    run = scored(tmp_path, tmp_path, "eval.json", "mine", answer_relevant(2))
+    run = evaluated(tmp_path, tmp_path, "eval.json", "mine", answer_relevant(2))
     code, out = compare(capsys, run, "--paper")
     assert code == 0 and "No paper dataset is known for this data file: name one with `--paper DATASET`" in out.out
     assert "paper Table" not in out.out
@@ -140,15 +142,17 @@ def test_an_unknown_data_file_names_no_paper_rows(official_data, tmp_path, capsy
     ],
 )
 def test_compare_refuses(official_data, tmp_path, capsys, args, message):
-    run = scored(official_data, tmp_path, "human_anno.json", "same", answer_relevant(2))
+    run = evaluated(official_data, tmp_path, "human_anno.json", "same", answer_relevant(2))
     code, out = compare(capsys, run, run / "metrics.json", *args)
     assert code == 2 and message in out.err
 
 
 def test_run_settings_of_shards():
-    metrics = {"judge": {"relevance": "rule"}, "count": {"queries": 4},
-               "inference": [{"max_new_tokens": 256, "backend": "hf"}, {"max_new_tokens": 128, "backend": "hf"}]}
-    settings = run_settings(metrics)
+    metrics, _ = compute_metrics([Prediction("0:0", "v", "q", "", True, (0.0, 1.0), "", (), None)],
+                                 [Judgement(False, (0.0, 1.0))])
+    record = RunRecord(metrics, judge={"relevance": "rule"},
+                       inference=({"max_new_tokens": 256, "backend": "hf"}, {"max_new_tokens": 128, "backend": "hf"}))
+    settings = run_settings(record)
     assert (settings["max new tokens"], settings["backend"], settings["template"]) == ("mixed", "hf", None)
 
 

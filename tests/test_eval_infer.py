@@ -9,7 +9,7 @@ from eval.cli import main as rarft_eval
 from eval.infer import clip_seconds, meta_path, parse_shard
 from rarft_plugin.dataset import examples_from_items
 from rarft_plugin.schema import parse_item
-from rarft_plugin.testing import build_tiny_qwen2_5_vl, write_test_video
+from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video
 
 IDS = ["0:0", "0:1", "1:0", "1:1", "2:0", "2:1"]
 
@@ -51,7 +51,7 @@ def test_infer_writes_one_prediction_per_query_in_order(complete, tmp_path, setu
     meta = json.loads(meta_path(complete).read_text())
     assert meta["data"] == str(setup[1].resolve()) and meta["template"] == "ra_rft" and meta["queries"] == 6
     # score finds the data file through the recorded settings and checks coverage
-    assert rarft_eval(["score", str(complete), "--out", str(tmp_path / "run"), "--no-sbert"]) == 0
+    assert rarft_eval(["evaluate", str(complete), "--out", str(tmp_path / "run"), "--no-sbert"]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["data"]["missing_predictions"] == [] and metrics["inference"][0]["shard"] == "0/1"
 
@@ -106,7 +106,7 @@ def test_shards_partition_the_queries_and_score_together(setup, tmp_path):
         assert infer(setup, out, "--shard", f"{index}/2") == 0
     ids = [json.loads(line)["id"] for out in outs for line in lines(out)]
     assert sorted(ids) == IDS and len(lines(outs[0])) == 3
-    assert rarft_eval(["score", *map(str, outs), "--out", str(tmp_path / "run"), "--no-sbert"]) == 0
+    assert rarft_eval(["evaluate", *map(str, outs), "--out", str(tmp_path / "run"), "--no-sbert"]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["count"]["queries"] == 6 and metrics["data"]["missing_predictions"] == []
 

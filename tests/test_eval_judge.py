@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eval.judge import MAX_JUDGED_CHARS, LlmJudge, parse_categories, parse_relevance, parse_score
-from eval.metrics import Judgement
+from eval.metrics import ExplanationMean, Judgement
 from eval.predictions import Prediction
-from eval.score import evaluate
+from eval.evaluate import evaluate
 from rarft_plugin.llm_client import ChatClient
 from support.openai_server import ChatServer, Fault, system_text, user_text
 
@@ -125,18 +125,18 @@ def judge(server, tmp_path, **options):
 
 def test_llm_judge_scores_and_caches(tmp_path):
     with ChatServer(responder) as server:
-        metrics, items = evaluate(PREDICTIONS, judge=judge(server, tmp_path), relevance_by_llm=True,
-                                  llm_explanations=True)
+        record, items = evaluate(PREDICTIONS, judge=judge(server, tmp_path), relevance_by_llm=True,
+                                 llm_explanations=True)
         # relevance for all 5, explanations (RT-IoU + LLM score) only for the one refused query with a reference
         assert len(server.requests) == 5 + 2
         again, _ = evaluate(PREDICTIONS, judge=judge(server, tmp_path), relevance_by_llm=True, llm_explanations=True)
         assert len(server.requests) == 7  # everything came from the disk cache
-    assert again["ra_iou"] == metrics["ra_iou"] and again["judge"]["usage"]["cached"] == 7
-    assert [row["refused"] for row in items] == [False, True, False, False, True]
-    assert items[0]["segment"] == [1.0, 4.0]  # the LLM's span, not the parser's
-    assert metrics["explanation"]["rt_iou"] == {"all": 0.5, "refused": 1.0, "n": 2, "unmeasured": 0}
-    assert metrics["explanation"]["llm_score"]["all"] == pytest.approx(3.5 / 2)
-    assert metrics["judge"]["unknown_categories"] == 1 and metrics["judge"]["model"] == "judge"
+    assert again.metrics.ra_iou == record.metrics.ra_iou and again.judge["usage"]["cached"] == 7
+    assert [row.refused for row in items] == [False, True, False, False, True]
+    assert items[0].segment == (1.0, 4.0)  # the LLM's span, not the parser's
+    assert record.metrics.explanation.rt_iou == ExplanationMean(all=0.5, refused=1.0, n=2, unmeasured=0)
+    assert record.metrics.explanation.llm_score.all == pytest.approx(3.5 / 2)
+    assert record.judge["unknown_categories"] == 1 and record.judge["model"] == "judge"
 
 
 def test_long_responses_are_cut_before_judging(tmp_path):
@@ -157,9 +157,9 @@ def test_retries_faults_then_succeeds(tmp_path):
         return faults.get(attempts[key]) or responder(request)
 
     with ChatServer(flaky) as server:
-        metrics, _ = evaluate(PREDICTIONS, judge=judge(server, tmp_path), relevance_by_llm=True, llm_explanations=True)
-    assert metrics["judge"]["usage"]["retries"] >= 3 * 7 and metrics["judge"]["failed"] == {}
-    assert metrics["explanation"]["llm_score"]["refused"] == 3.5
+        record, _ = evaluate(PREDICTIONS, judge=judge(server, tmp_path), relevance_by_llm=True, llm_explanations=True)
+    assert record.judge["usage"]["retries"] >= 3 * 7 and record.judge["failed"] == {}
+    assert record.metrics.explanation.llm_score.refused == 3.5
 
 
 def test_unreadable_reply_is_asked_again_once(tmp_path):
@@ -173,9 +173,9 @@ def test_unreadable_reply_is_asked_again_once(tmp_path):
         return responder(request)
 
     with ChatServer(forgetful) as server:
-        metrics, _ = evaluate(PREDICTIONS, judge=judge(server, tmp_path), llm_explanations=True)
-    assert asked["score"] == 2 and metrics["judge"]["unreadable"] == {}
-    assert metrics["explanation"]["llm_score"]["refused"] == 2.0
+        record, _ = evaluate(PREDICTIONS, judge=judge(server, tmp_path), llm_explanations=True)
+    assert asked["score"] == 2 and record.judge["unreadable"] == {}
+    assert record.metrics.explanation.llm_score.refused == 2.0
 
 
 def test_failed_and_unreadable_judgements_are_unmeasured_not_zero(tmp_path):
@@ -188,14 +188,14 @@ def test_failed_and_unreadable_judgements_are_unmeasured_not_zero(tmp_path):
         return "gibberish"
 
     with ChatServer(broken) as server:
-        metrics, items = evaluate(PREDICTIONS, judge=judge(server, tmp_path), relevance_by_llm=True,
-                                  llm_explanations=True)
-    report = metrics["judge"]
+        record, items = evaluate(PREDICTIONS, judge=judge(server, tmp_path), relevance_by_llm=True,
+                                 llm_explanations=True)
+    report = record.judge
     assert report["failed"] == {"llm-score": 1} and report["unreadable"] == {"relevance": 5, "rt-iou": 1}
     # relevance fell back to the core parser's reading
-    assert [row["refused"] for row in items] == [False, True, False, False, True]
+    assert [row.refused for row in items] == [False, True, False, False, True]
     # the one refused query's score failed: no mean at all, not the wrongly answered query's 0
-    assert metrics["explanation"]["llm_score"] == {"all": None, "refused": None, "n": 1, "unmeasured": 1}
+    assert record.metrics.explanation.llm_score == ExplanationMean(all=None, refused=None, n=1, unmeasured=1)
     calls = report["calls"]
     assert {name: (c["asked"], c["judged"], c["failed"], c["unreadable"]) for name, c in calls.items()} == {
         "relevance": (5, 0, 0, 5), "rt-iou": (1, 0, 0, 1), "llm-score": (1, 0, 1, 0)}
@@ -212,9 +212,9 @@ def test_resumes_only_what_failed(tmp_path):
     with ChatServer(half_down) as server:
         evaluate(PREDICTIONS, judge=judge(server, tmp_path), relevance_by_llm=True, llm_explanations=True)
     with ChatServer(responder) as server:
-        metrics, _ = evaluate(PREDICTIONS, judge=judge(server, tmp_path), relevance_by_llm=True, llm_explanations=True)
+        record, _ = evaluate(PREDICTIONS, judge=judge(server, tmp_path), relevance_by_llm=True, llm_explanations=True)
     assert [system_text(r)[:15] for r in server.requests] == ["You are an eval"]
-    assert metrics["explanation"]["llm_score"]["refused"] == 3.5
+    assert record.metrics.explanation.llm_score.refused == 3.5
 
 
 @pytest.mark.parametrize(

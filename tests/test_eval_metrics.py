@@ -1,12 +1,16 @@
 """Metric values on small hand-computed tables, edge cases, and adversarial model output."""
 
 import math
+from dataclasses import asdict
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eval.metrics import (
+    Counts,
+    FormatCompliance,
+    Grounding,
     Judgement,
     compute_metrics,
     dataset_kind,
@@ -91,7 +95,7 @@ def test_recall_at(values, threshold, strict, expected):
 def test_relevance(gt, answered, expected):
     scores = relevance([bool(g) for g in gt], [bool(a) for a in answered])
     for key, value in expected.items():
-        assert scores[key] == (pytest.approx(value) if value is not None else None), key
+        assert getattr(scores, key) == (pytest.approx(value) if value is not None else None), key
 
 
 @pytest.mark.parametrize("a, b, expected", [((), (), 1.0), (("x",), (), 0.0), (("x", "y"), ("y", "z"), 1 / 3),
@@ -120,27 +124,27 @@ TABLE = [
 
 @pytest.fixture(scope="module")
 def table():
-    predictions, judgements, sbert = zip(*TABLE)
+    predictions, judgements, sbert = zip(*TABLE, strict=True)
     return compute_metrics(predictions, judgements, sbert_scores=sbert)
 
 
 @pytest.mark.parametrize(
     "key, expected",
     [
-        ("ra_iou", {"R@0.3": 6 / 8, "R@0.5": 6 / 8, "R@0.7": 4 / 8, "mIoU": 5 / 8}),
-        ("vtg_iou", {"R@0.3": 3 / 4, "R@0.5": 3 / 4, "R@0.7": 1 / 4, "mIoU": 2 / 4}),
-        ("count", {"queries": 8, "relevant": 4, "irrelevant": 4, "explanation_eligible": 4}),
+        ("ra_iou", Grounding(r_at_0_3=6 / 8, r_at_0_5=6 / 8, r_at_0_7=4 / 8, miou=5 / 8)),
+        ("vtg_iou", Grounding(r_at_0_3=3 / 4, r_at_0_5=3 / 4, r_at_0_7=1 / 4, miou=2 / 4)),
+        ("count", Counts(queries=8, relevant=4, irrelevant=4, explanation_eligible=4)),
     ],
 )
 def test_hand_computed_table(table, key, expected):
     metrics, _ = table
-    assert metrics[key] == pytest.approx(expected)
+    assert asdict(getattr(metrics, key)) == pytest.approx(asdict(expected))
 
 
 def test_hand_computed_relevance(table):
     metrics, _ = table
     # relevant: tp 3 (items 0, 2, 3), fn 1 (item 1); irrelevant: tn 3, fp 1
-    assert metrics["relevance"] == pytest.approx({
+    assert asdict(metrics.relevance) == pytest.approx({
         "precision_rel": 3 / 4, "recall_rel": 3 / 4, "f1_rel": 3 / 4, "precision_irrel": 3 / 4, "recall_irrel": 3 / 4,
         "f1_irrel": 3 / 4, "f1_avg": 3 / 4, "accuracy": 6 / 8})
 
@@ -157,7 +161,7 @@ def test_hand_computed_relevance(table):
 )
 def test_hand_computed_explanation(table, name, expected):
     metrics, _ = table
-    assert metrics["explanation"][name] == pytest.approx(expected)
+    assert asdict(getattr(metrics.explanation, name)) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(
@@ -170,12 +174,12 @@ def test_hand_computed_explanation(table, name, expected):
 )
 def test_hand_computed_difficulty(table, level, irrelevant, f1, refusal_accuracy, paired_queries, paired_f1_avg,
                                   paired_ra_miou, llm_all):
-    row = table[0]["by_difficulty"][level]
-    assert (row["irrelevant"], row["refusal_accuracy"], row["f1"]) == (irrelevant, refusal_accuracy, f1)
-    assert row["paired"]["queries"] == paired_queries
-    assert row["paired"]["relevance"]["f1_avg"] == pytest.approx(paired_f1_avg)
-    assert row["paired"]["ra_iou"]["mIoU"] == pytest.approx(paired_ra_miou)
-    assert row["explanation"]["llm_score"]["all"] == (pytest.approx(llm_all) if llm_all is not None else None)
+    row = table[0].by_difficulty[level]
+    assert (row.irrelevant, row.refusal_accuracy, row.f1) == (irrelevant, refusal_accuracy, f1)
+    assert row.paired.queries == paired_queries
+    assert row.paired.relevance.f1_avg == pytest.approx(paired_f1_avg)
+    assert row.paired.ra_iou.miou == pytest.approx(paired_ra_miou)
+    assert row.explanation.llm_score.all == (pytest.approx(llm_all) if llm_all is not None else None)
 
 
 def test_level_f1_is_the_released_one_not_the_paired_one():
@@ -187,9 +191,9 @@ def test_level_f1_is_the_released_one_not_the_paired_one():
     predictions = [pred(i, q, q == 0, (0, 10) if q == 0 else None, "strong", ["Attribute/Counting"])
                    for i in range(3) for q in range(2)]
     judgements = [answer(0, 10), refuse(), answer(0, 10), refuse(), answer(0, 10), answer(0, 10)]
-    row = compute_metrics(predictions, judgements)[0]["by_difficulty"]["strong"]
-    assert row["f1"] == pytest.approx(0.8) and row["refusal_accuracy"] == pytest.approx(2 / 3)
-    assert row["paired"]["relevance"]["f1_avg"] == pytest.approx((6 / 7 + 0.8) / 2)
+    row = compute_metrics(predictions, judgements)[0].by_difficulty["strong"]
+    assert row.f1 == pytest.approx(0.8) and row.refusal_accuracy == pytest.approx(2 / 3)
+    assert row.paired.relevance.f1_avg == pytest.approx((6 / 7 + 0.8) / 2)
 
 
 @settings(max_examples=100, deadline=None)
@@ -200,19 +204,17 @@ def test_level_f1_is_two_acc_over_one_plus_acc(rows):
     for i, (refused, relevant_answered, level) in enumerate(rows):
         predictions += [pred(i, 0, True, (0, 10)), pred(i, 1, False, level=level, categories=["Attribute/Counting"])]
         judgements += [answer(0, 10) if relevant_answered else refuse(), refuse() if refused else answer(0, 1)]
-    by_level = compute_metrics(predictions, judgements)[0]["by_difficulty"]
-    for level, row in by_level.items():
-        if level == "original":
-            continue
-        accuracy = row["refusal_accuracy"]
-        assert row["f1"] == pytest.approx(2 * accuracy / (1 + accuracy))
+    by_level = compute_metrics(predictions, judgements)[0].by_difficulty
+    for row in by_level.values():
+        accuracy = row.refusal_accuracy
+        assert row.f1 == pytest.approx(2 * accuracy / (1 + accuracy))
 
 
 def test_hand_computed_original_and_categories(table):
     metrics, items = table
-    assert metrics["by_difficulty"]["original"]["answer_rate"] == 3 / 4
-    assert metrics["by_difficulty"]["original"]["vtg_iou"]["mIoU"] == pytest.approx(0.5)
-    assert metrics["by_category"] == {
+    assert metrics.original.answer_rate == 3 / 4
+    assert metrics.original.vtg_iou.miou == pytest.approx(0.5)
+    assert {category: asdict(row) for category, row in metrics.by_category.items()} == {
         "Action/ActionSequence": {"n": 1, "refusal_accuracy": 1.0},
         "Action/FineGrainedAction": {"n": 1, "refusal_accuracy": 1.0},
         "Object/ObjectExistence": {"n": 2, "refusal_accuracy": 0.5},
@@ -220,43 +222,43 @@ def test_hand_computed_original_and_categories(table):
         "Attribute/AttributeValue": {"n": 1, "refusal_accuracy": 0.0},
         "Attribute/Counting": {"n": 1, "refusal_accuracy": 1.0},
     }
-    assert list(metrics["by_category"])[0] == "Action/ActionSequence"  # taxonomy order
+    assert list(metrics.by_category)[0] == "Action/ActionSequence"  # taxonomy order
     # per-item rows: explanation scores only where they count
-    assert [row["ra_iou"] for row in items] == pytest.approx([0.5, 1, 0, 0, 0.5, 1, 1, 1])
-    assert items[3]["rt_iou"] is None and items[3]["llm_score"] is None and items[3]["sbert"] is None
-    assert items[5]["sbert"] == 0.0 and items[5]["rt_iou"] == pytest.approx(1 / 3)
+    assert [row.ra_iou for row in items] == pytest.approx([0.5, 1, 0, 0, 0.5, 1, 1, 1])
+    assert items[3].rt_iou is None and items[3].llm_score is None and items[3].sbert is None
+    assert items[5].sbert == 0.0 and items[5].rt_iou == pytest.approx(1 / 3)
 
 
 def test_strict_recall(table):
-    predictions, judgements, _ = zip(*TABLE)
+    predictions, judgements, _ = zip(*TABLE, strict=True)
     metrics, _ = compute_metrics(predictions, judgements, strict=True)
-    assert metrics["ra_iou"]["R@0.5"] == 4 / 8 and metrics["strict_recall"] is True
+    assert metrics.ra_iou.r_at_0_5 == 4 / 8 and metrics.strict_recall is True
 
 
 def test_no_irrelevant_items():
     metrics, _ = compute_metrics([pred(0, 0, True, (0, 10)), pred(1, 0, True, (0, 10))], [answer(0, 10), refuse()],
                                  sbert_scores=[None, None])
-    assert metrics["relevance"]["f1_irrel"] is None and metrics["relevance"]["f1_avg"] is None
-    assert metrics["explanation"]["sbert"] == {"all": None, "refused": None, "n": 0, "unmeasured": 0}
-    assert metrics["by_category"] == {} and set(metrics["by_difficulty"]) == {"original"}
-    assert metrics["vtg_iou"]["mIoU"] == 0.5
+    assert metrics.relevance.f1_irrel is None and metrics.relevance.f1_avg is None
+    assert asdict(metrics.explanation.sbert) == {"all": None, "refused": None, "n": 0, "unmeasured": 0}
+    assert metrics.by_category == {} and metrics.by_difficulty == {} and metrics.original is not None
+    assert metrics.vtg_iou.miou == 0.5
 
 
 def test_all_refusals_with_explanation_metrics_that_ran():
     predictions = [pred(0, 0, True, (0, 10)), pred(0, 1, False, level="strong", categories=["Attribute/Counting"])]
     metrics, _ = compute_metrics(predictions, [refuse(), refuse()], sbert_scores=[None, 0.5])
-    assert metrics["ra_iou"]["mIoU"] == 0.5 and metrics["relevance"]["f1_rel"] == 0.0
-    assert metrics["vtg_iou"] == {"R@0.3": 0.0, "R@0.5": 0.0, "R@0.7": 0.0, "mIoU": 0.0}
-    assert metrics["explanation"]["sbert"]["all"] == 0.5
-    assert metrics["explanation"]["llm_score"] is None  # never ran
+    assert metrics.ra_iou.miou == 0.5 and metrics.relevance.f1_rel == 0.0
+    assert metrics.vtg_iou == Grounding(r_at_0_3=0.0, r_at_0_5=0.0, r_at_0_7=0.0, miou=0.0)
+    assert metrics.explanation.sbert.all == 0.5
+    assert metrics.explanation.llm_score is None  # never ran
 
 
 def test_never_refusing_scores_zero_explanation_when_the_metric_ran():
     predictions = [pred(0, 0, True, (0, 10)), pred(0, 1, False, level="strong", categories=["Attribute/Counting"])]
     metrics, _ = compute_metrics(predictions, [answer(0, 10), answer(0, 10)], sbert_scores=[None, None],
                                  explained={"sbert", "llm_score"})
-    assert metrics["explanation"]["sbert"]["all"] == 0.0 and metrics["explanation"]["llm_score"]["all"] == 0.0
-    assert metrics["explanation"]["sbert"]["refused"] is None
+    assert metrics.explanation.sbert.all == 0.0 and metrics.explanation.llm_score.all == 0.0
+    assert metrics.explanation.sbert.refused is None
 
 
 def test_no_reference_answer_means_no_explanation_metric():
@@ -264,8 +266,8 @@ def test_no_reference_answer_means_no_explanation_metric():
     predictions = [pred(0, 0, True, (0, 10)), pred(1, 0, False, level="shuffled", gt_output="")]
     metrics, items = compute_metrics(predictions, [answer(0, 10), refuse(categories=(), llm_score=3.0)],
                                      sbert_scores=[None, 0.9])
-    assert metrics["count"]["explanation_eligible"] == 0
-    assert metrics["explanation"]["rt_iou"]["all"] is None and items[1]["rt_iou"] is None
+    assert metrics.count.explanation_eligible == 0
+    assert metrics.explanation.rt_iou.all is None and items[1].rt_iou is None
 
 
 @pytest.mark.parametrize(
@@ -346,11 +348,11 @@ def test_every_metric_is_a_fraction(rows):
         judgements.append(refuse() if refused else answer(min(a, b), max(a, b)))
         sbert.append(cosine if not relevant else None)
     metrics, items = compute_metrics(predictions, judgements, sbert_scores=sbert)
-    for group in ("ra_iou", "vtg_iou", "relevance"):
-        for value in metrics[group].values():
+    for group in (metrics.ra_iou, metrics.vtg_iou, metrics.relevance):
+        for value in asdict(group).values():
             assert value is None or 0 <= value <= 1
     for row in items:
-        assert 0 <= row["ra_iou"] <= 1 and (row["sbert"] is None or 0 <= row["sbert"] <= 1)
+        assert 0 <= row.ra_iou <= 1 and (row.sbert is None or 0 <= row.sbert <= 1)
 
 
 def responses(*outputs, truncated=None):
@@ -375,14 +377,14 @@ STRICT = "<think>t</think> <answer>No.</answer> <correct>q</correct>"
     ],
 )
 def test_format_compliance(outputs, truncated, template, expected):
-    result = format_compliance(responses(*outputs, truncated=truncated), template, "given")
+    result = asdict(format_compliance(responses(*outputs, truncated=truncated), template, "given"))
     assert result["queries"] == len(outputs) and result["template"] == template
     assert {key: result[key] for key in expected} == expected
 
 
 def test_format_compliance_of_mixed_records():
     predictions = responses("<think>cut", "<think>cut") + responses("x", truncated=True)
-    assert format_compliance(predictions, "ra_rft", "given")["truncated_source"] == "mixed"
+    assert format_compliance(predictions, "ra_rft", "given").truncated_source == "mixed"
 
 
 @pytest.mark.parametrize(
@@ -397,9 +399,9 @@ def test_format_compliance_of_mixed_records():
     ],
 )
 def test_format_warnings(counts, warned):
-    warnings = format_warnings({"template": "ra_rft", "template_source": "recorded", "queries": 100,
-                                "truncated_source": "recorded", **counts})
-    assert len(warnings) == len(warned) and all(w.startswith(start) for w, start in zip(warnings, warned))
+    warnings = format_warnings(FormatCompliance(template="ra_rft", template_source="recorded", queries=100,
+                                                truncated_source="recorded", **counts))
+    assert len(warnings) == len(warned) and all(w.startswith(start) for w, start in zip(warnings, warned, strict=True))
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from eval.cli import main as rarft_eval
 from eval.infer import meta_path
 from eval.predictions import prediction_from_example
 from eval.provenance import file_sha256
+from eval.record import RunRecord, read_run
 from eval.report import category_figure, level_figure, markdown
 from rarft_plugin.dataset import load_examples
 
@@ -25,15 +26,15 @@ def write_predictions(path, data, output, truncated=None):
     return examples
 
 
-def score(*args):
-    return rarft_eval(["score", *map(str, args), "--no-sbert"])
+def evaluate(*args):
+    return rarft_eval(["evaluate", *map(str, args), "--no-sbert"])
 
 
 def test_a_model_emitting_only_newlines_is_loudly_flagged(official_data, tmp_path, capsys):
     """It scores mIoU 50 and 100 % refusal accuracy: the report must say why before the numbers."""
     preds = tmp_path / "p.jsonl"
     write_predictions(preds, official_data / "hi_vtg_charades.json", lambda e: "\n\n\n")
-    assert score(preds, "--out", tmp_path / "run") == 0
+    assert evaluate(preds, "--out", tmp_path / "run") == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["ra_iou"]["mIoU"] == 0.5 and metrics["by_difficulty"]["strong"]["refusal_accuracy"] == 1.0
     assert metrics["format"] == {"template": "ra_rft", "template_source": "assumed", "queries": 2194, "compliant": 0,
@@ -45,8 +46,8 @@ def test_a_model_emitting_only_newlines_is_loudly_flagged(official_data, tmp_pat
     assert "- 2194 of 2194 responses (100.0 %) are empty; an empty response counts as a refusal" in head
     assert "Format: 0.0 % of 2194 responses follow the ra_rft output format" in head
     err = capsys.readouterr().err
-    assert err.count("rarft-eval score: warning: ") == 2 and metrics["warnings"] == [
-        line.removeprefix("rarft-eval score: warning: ") for line in err.splitlines()]
+    assert err.count("rarft-eval evaluate: warning: ") == 2 and metrics["warnings"] == [
+        line.removeprefix("rarft-eval evaluate: warning: ") for line in err.splitlines()]
 
 
 def test_format_of_the_template_infer_recorded(official_data, tmp_path):
@@ -57,12 +58,12 @@ def test_format_of_the_template_infer_recorded(official_data, tmp_path):
                       truncated=False)
     meta_path(preds).write_text(json.dumps({"data": str(official_data / "human_anno.json"), "template": "qwen2_5_vl",
                                             "shard": "0/1"}))
-    assert score(preds, "--out", tmp_path / "run") == 0
+    assert evaluate(preds, "--out", tmp_path / "run") == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert (metrics["format"]["template"], metrics["format"]["template_source"]) == ("qwen2_5_vl", "recorded")
     assert metrics["format"]["compliant"] == 200 and metrics["format"]["truncated_source"] == "recorded"
     assert metrics["warnings"] == []
-    assert score(preds, "--out", tmp_path / "given", "--template", "ra_rft") == 0  # --template overrides
+    assert evaluate(preds, "--out", tmp_path / "given", "--template", "ra_rft") == 0  # --template overrides
     given = json.loads((tmp_path / "given" / "metrics.json").read_text())["format"]
     assert (given["template"], given["template_source"], given["compliant"]) == ("ra_rft", "given", 0)
 
@@ -70,7 +71,7 @@ def test_format_of_the_template_infer_recorded(official_data, tmp_path):
 def test_the_run_records_what_produced_it(official_data, tmp_path):
     preds = tmp_path / "p.jsonl"
     write_predictions(preds, official_data / "human_anno.json", lambda e: STRICT_REFUSAL)
-    assert score(preds, "--out", tmp_path / "run", "--data", official_data / "human_anno.json",
+    assert evaluate(preds, "--out", tmp_path / "run", "--data", official_data / "human_anno.json",
                  "--name", "Time-R1") == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["name"] == "Time-R1" and "| Time-R1 |" in (tmp_path / "run" / "report.md").read_text()
@@ -79,9 +80,9 @@ def test_the_run_records_what_produced_it(official_data, tmp_path):
                                   "paper": "Human-Annotated", "kind": "no levels"}
     produced = metrics["produced_by"]
     assert produced["predictions"] == [{"file": str(preds), "sha256": file_sha256(preds)}]
-    assert produced["packages"]["rarft"] and produced["scored_at"].endswith("+00:00")
+    assert produced["packages"]["rarft"] and produced["evaluated_at"].endswith("+00:00")
     # a data file the paper's datasets do not include can be named
-    assert score(preds, "--out", tmp_path / "named", "--paper-dataset", "HI-TVGBench") == 0
+    assert evaluate(preds, "--out", tmp_path / "named", "--paper-dataset", "HI-TVGBench") == 0
     named = json.loads((tmp_path / "named" / "metrics.json").read_text())["dataset"]
     assert (named["file"], named["paper"]) == (None, "HI-TVGBench")
 
@@ -91,14 +92,14 @@ def test_predictions_made_from_another_version_of_the_data_file_are_flagged(offi
     write_predictions(preds, official_data / "human_anno.json", lambda e: STRICT_REFUSAL)
     meta_path(preds).write_text(json.dumps({"data": str(official_data / "human_anno.json"), "template": "ra_rft",
                                             "data_sha256": "0" * 64}))
-    assert score(preds, "--out", tmp_path / "run") == 0
+    assert evaluate(preds, "--out", tmp_path / "run") == 0
     warnings = json.loads((tmp_path / "run" / "metrics.json").read_text())["warnings"]
     assert warnings == [(f"the predictions were made from a data file with other content (SHA-256 000000000000) than "
                          f"the one scored against ({file_sha256(official_data / 'human_anno.json')[:12]})")]
 
 
 def judge_args(server, out, preds, *extra):
-    return ["score", str(preds), "--out", str(out), "--no-sbert", "--judge", "llm", "--base-url", server.url,
+    return ["evaluate", str(preds), "--out", str(out), "--no-sbert", "--judge", "llm", "--base-url", server.url,
             "--model", "judge", "--retry-backoff", "0.001", *extra]
 
 
@@ -157,25 +158,25 @@ def test_a_level_whose_scores_all_failed_shows_no_number(official_data, tmp_path
 
 
 @pytest.mark.parametrize("judges", [["--judge", "llm"], ["--llm-explanations"]])
-def test_score_fails_when_the_judge_never_answers(official_data, tmp_path, capsys, judges):
+def test_evaluate_fails_when_the_judge_never_answers(official_data, tmp_path, capsys, judges):
     preds = tmp_path / "p.jsonl"
     write_predictions(preds, official_data / "human_anno.json", lambda e: STRICT_REFUSAL)
     out = tmp_path / "run"
     with ChatServer(lambda request: Fault(status=503)) as server:
-        args = ["score", str(preds), "--out", str(out), "--no-sbert", *judges, "--base-url", server.url, "--model",
+        args = ["evaluate", str(preds), "--out", str(out), "--no-sbert", *judges, "--base-url", server.url, "--model",
                 "judge", "--retry-backoff", "0.001"]
         assert rarft_eval(args) == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]  # after the judge's progress bar
     kind = "relevance: 0 of 200 judged (200 failed" if judges == ["--judge", "llm"] else "rt-iou: 0 of 100 judged"
-    assert error.startswith("rarft-eval score: error: the LLM judge gave no usable verdict (") and kind in error
+    assert error.startswith("rarft-eval evaluate: error: the LLM judge gave no usable verdict (") and kind in error
     assert "HTTP 503" in error
     assert not (out / "metrics.json").exists() and not (out / "report.md").exists()
 
 
-def test_score_fails_at_once_when_the_judge_endpoint_is_down(official_data, tmp_path, capsys):
+def test_evaluate_fails_at_once_when_the_judge_endpoint_is_down(official_data, tmp_path, capsys):
     preds = tmp_path / "p.jsonl"
     write_predictions(preds, official_data / "human_anno.json", lambda e: STRICT_REFUSAL)
-    assert rarft_eval(["score", str(preds), "--out", str(tmp_path / "run"), "--no-sbert", "--judge", "llm",
+    assert rarft_eval(["evaluate", str(preds), "--out", str(tmp_path / "run"), "--no-sbert", "--judge", "llm",
                        "--base-url", f"http://127.0.0.1:{free_port()}/v1", "--model", "judge"]) == 1
     assert "no answer (APIConnectionError" in capsys.readouterr().err
     assert not (tmp_path / "run" / "metrics.json").exists()
@@ -185,14 +186,15 @@ def levels_metrics(official_data, tmp_path, name):
     preds = tmp_path / "p.jsonl"
     write_predictions(preds, official_data / "hi_vtg_charades.json",
                       lambda e: STRICT_REFUSAL if int(e.key.split(":")[0]) % 4 else "<answer>0.00 to 3.00</answer>")
-    assert score(preds, "--out", tmp_path / "run", "--data", official_data / "hi_vtg_charades.json",
+    assert evaluate(preds, "--out", tmp_path / "run", "--data", official_data / "hi_vtg_charades.json",
                  "--name", name) == 0
     return json.loads((tmp_path / "run" / "metrics.json").read_text())
 
 
 def test_plots_carry_the_run_name_the_counts_and_the_paper(official_data, tmp_path):
     metrics = levels_metrics(official_data, tmp_path, "Time-R1 + RA-RFT")
-    figure = level_figure(metrics, "Time-R1 + RA-RFT")
+    record = read_run(tmp_path / "run")
+    figure = level_figure(record, "Time-R1 + RA-RFT")
     axes = figure.axes[0]
     assert axes.get_title() == "Time-R1 + RA-RFT: by hardness level"
     ticks = [label.get_text() for label in axes.get_xticklabels()]
@@ -203,10 +205,10 @@ def test_plots_carry_the_run_name_the_counts_and_the_paper(official_data, tmp_pa
     (paper_points,) = axes.collections
     assert [y for _, y in paper_points.get_offsets()] == [71.5, 82.1, 90.0]
     # a name the paper does not have: no published marker
-    other = level_figure(metrics, "my model").axes[0]
+    other = level_figure(record, "my model").axes[0]
     assert len(other.collections) == 0 and other.get_title() == "my model: by hardness level"
 
-    categories = category_figure(metrics, "Time-R1 + RA-RFT").axes[0]
+    categories = category_figure(record, "Time-R1 + RA-RFT").axes[0]
     labels = [label.get_text() for label in categories.get_yticklabels()]
     assert "Object/ObjectExistence" in labels and all("/" in label for label in labels)
     counts = {text.get_text() for text in categories.texts}
@@ -219,6 +221,6 @@ def test_the_hand_table_report_has_no_format_line_without_a_format_record():
     from test_eval_cli import hand_table
 
     metrics, _ = hand_table()
-    metrics["judge"] = {"relevance": "rule", "answer_reading": "released"}
-    report = markdown(metrics, title="t", name="Ours")
+    report = markdown(RunRecord(metrics, judge={"relevance": "rule", "answer_reading": "released"}), title="t",
+                      name="Ours")
     assert "Format:" not in report and "Warnings" not in report

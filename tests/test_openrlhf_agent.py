@@ -19,7 +19,8 @@ import torch
 from rarft_plugin.paths import plugin_path
 from rarft_plugin.prompts import build_messages
 from rarft_plugin.rewards import REWARD_NAMES, score
-from rarft_plugin.testing import build_tiny_qwen2_5_vl, install_import_stand_ins, write_test_video
+from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video
+from support.import_stand_ins import install_import_stand_ins
 from rarft_plugin.video import VideoError, VideoSpec, cache_stats, clear_cache
 
 install_import_stand_ins()
@@ -285,7 +286,7 @@ def test_a_stuck_decoder_fails_the_rollout_naming_the_file_instead_of_hanging(ti
     executor = load_executor_like_openrlhf(sbert)
     module = type(executor).execute.__globals__  # the file as OpenRLHF loaded it
     module["PREPARE_TIMEOUT_S"] = 0.2
-    module["sample_frames"] = lambda spec, cache: time.sleep(1.0)  # a decoder that stalls
+    module["sample_frames"] = lambda spec, **options: time.sleep(1.0)  # a decoder that stalls
     engine = VllmLikeEngine(directory)
     with pytest.raises(VideoError, match=f"{clip}: decoding and preprocessing took over 0.2 s"):
         asyncio.run(executor.execute(chat_prompt(processor), json.dumps(LABEL),
@@ -312,8 +313,8 @@ def test_prompt_too_long_is_refused_before_generation(tiny, clip, sbert):
      ("0.31.0rc1", "processor options"), ("0.31.0", "video item"), ("0.33.0", "video item")],
 )
 def test_each_vllm_version_gets_the_frame_rate_its_own_way_or_is_refused(version, path):
-    from rarft_plugin.openrlhf_agent import check_vllm_version
-    from rarft_plugin.video import SampledVideo, vllm_video_request
+    from rarft_plugin.models.qwen2_5_vl import check_vllm_version, video_metadata, vllm_video_request
+    from rarft_plugin.video import SampledVideo
 
     clip = SampledVideo(np.zeros((4, 28, 28, 3), np.uint8), 2.0, (0.0, 0.5, 1.0, 1.5))
     if path is None:
@@ -327,7 +328,7 @@ def test_each_vllm_version_gets_the_frame_rate_its_own_way_or_is_refused(version
         assert request.mm_processor_kwargs is None and metadata["fps"] == 2.0 and metadata["do_sample_frames"] is False
     else:
         assert request.multi_modal_data["video"] is clip.frames  # frames alone: 0.26-0.30 drop item metadata
-        assert request.mm_processor_kwargs == {"video_metadata": clip.metadata(), "do_sample_frames": False}
+        assert request.mm_processor_kwargs == {"video_metadata": video_metadata(clip), "do_sample_frames": False}
 
 
 def test_vllm_0_26_path_gives_the_engine_the_training_frame_rate_through_processor_options(tiny, clip, sbert):

@@ -1,4 +1,6 @@
-"""Qwen2.5-VL video positions: rarft's reference equals vLLM's algorithm; transformers 5.x as installed does not.
+"""The Qwen2.5-VL family: frame sampling rules, the processor call, and the video positions.
+
+Positions: rarft's reference equals vLLM's algorithm; transformers 5.x as installed does not.
 
 `vllm_positions` is vLLM 0.26's `Qwen2_5_VLForConditionalGeneration.get_mrope_input_positions` (with
 `iter_mm_grid_thw`), re-typed with numpy so that it runs where vLLM does not install; the GPU test
@@ -10,16 +12,20 @@ import pytest
 import torch
 from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLModel
 
-from rarft_plugin.openrlhf_agent import prepare_video_prompt
-from rarft_plugin.prompts import build_messages
-from rarft_plugin.qwen2_5_vl import (
+from rarft_plugin.models.qwen2_5_vl import (
+    MIN_PIXELS,
+    frame_indices,
+    process_video_prompt,
+    processor_video_inputs,
     reference_rope_index,
     restore_installed_video_positions,
     rope_index_matches_reference,
+    smart_resize,
     use_reference_video_positions,
 )
-from rarft_plugin.testing import build_tiny_qwen2_5_vl, write_test_video
-from rarft_plugin.video import VideoSpec
+from rarft_plugin.prompts import build_messages
+from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video
+from rarft_plugin.video import VideoError, VideoSpec, sample_frames
 
 
 @pytest.fixture(autouse=True)
@@ -58,8 +64,7 @@ def vllm_positions(ids, grid, second_per_grid, config, video_token_id):
 def prompt_and_inputs(processor, clip, purpose):
     prompt = processor.apply_chat_template(build_messages("ra_rft", "the bar moves", purpose=purpose), tokenize=False,
                                            add_generation_prompt=True)
-    _, ids, tensors = prepare_video_prompt(processor, prompt, VideoSpec(str(clip)), cache=False)
-    return ids, tensors
+    return process_video_prompt(processor, prompt, sample_frames(VideoSpec(str(clip)), cache=False))
 
 
 def positions(model, processor, ids, tensors, attention=None):
@@ -129,3 +134,52 @@ def test_training_log_probs_change_with_the_positions_and_generation_still_runs(
         generated = model.generate(**inputs, max_new_tokens=4, do_sample=False)
     assert not torch.allclose(installed[0, -1], reference[0, -1])  # the response's positions moved
     assert generated.shape[1] == len(ids) + 4
+
+
+# ---------------------------------------------------------------- sampling rules and the processor call
+
+
+@pytest.mark.parametrize(
+    "height, width, max_pixels, expected",
+    [
+        (240, 320, 100 * 28 * 28, (252, 308)),  # already within budget: nearest multiples of 28
+        (1080, 1920, 100 * 28 * 28, (196, 364)),  # shrunk under the budget, aspect kept
+        (20, 20, 100 * 28 * 28, (112, 112)),  # grown to the minimum
+    ],
+)
+def test_smart_resize(height, width, max_pixels, expected):
+    h, w = smart_resize(height, width, min_pixels=MIN_PIXELS, max_pixels=max_pixels)
+    assert (h, w) == expected and h % 28 == 0 and w % 28 == 0
+    assert MIN_PIXELS <= h * w <= max_pixels
+
+
+def test_extreme_aspect_ratio_is_refused():
+    with pytest.raises(VideoError, match="aspect ratio"):
+        smart_resize(10, 4000, min_pixels=MIN_PIXELS, max_pixels=10**6)
+
+
+@pytest.mark.parametrize(
+    "total, fps, first, last, count",
+    [
+        (200, 10, 0, 199, 40),
+        (200, 10, 50, 99, 10),
+        (5, 10, 0, 4, 4),
+        (3000, 25, 0, 2999, 240),
+        (10**5, 30, 0, 10**5 - 1, 768),  # capped at 768 frames
+    ],
+)
+def test_frame_indices_are_even_at_2_fps(total, fps, first, last, count):
+    indices = frame_indices(total, fps, first, last)
+    assert len(indices) == count and len(indices) % 2 == 0
+    assert indices[0] == first and indices[-1] == last and np.all(np.diff(indices) > 0)
+
+
+def test_metadata_gives_the_processor_the_sampling_fps(tiny, tmp_path):
+    processor, _ = tiny
+    clip = write_test_video(tmp_path / "clip.mp4", seconds=20, fps=10, size=(320, 240))
+    video = sample_frames(VideoSpec(str(clip), 0.0, 7.5), cache=False)  # 75 frames -> 14: fps 1.87, not 2
+    assert video.fps == pytest.approx(14 / 75 * 10)
+    out = processor(text=["<|vision_start|><|video_pad|><|vision_end|>"], **processor_video_inputs([video]),
+                    return_tensors="pt")
+    assert out["second_per_grid_ts"].tolist() == pytest.approx([2 / video.fps])  # temporal patch of 2 frames
+    assert tuple(out["video_grid_thw"][0].tolist()) == (7, video.frames.shape[1] // 14, video.frames.shape[2] // 14)

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from rarft_plugin.prompts import TEMPLATE_FOR_MODEL, build_messages
-from rarft_plugin.testing import install_import_stand_ins, write_test_video
+from rarft_plugin.stand_ins import write_test_video
+from support.import_stand_ins import install_import_stand_ins
 from rarft_plugin.train import openrlhf_arguments
 from rarft_plugin.video import VideoSpec
 

@@ -53,9 +53,9 @@ def test_bad_rollout_files_are_named(tmp_path, capsys, line, message):
     assert not (tmp_path / "o.jsonl").exists()  # nothing half-written
 
 
-def test_demo_runs_every_step(tmp_path, capsys):
+def test_demo_runs_every_step(tmp_path, capfd):
     assert demo.main(["--out", str(tmp_path)]) == 0
-    printed = capsys.readouterr().out
+    printed = capfd.readouterr().out  # the steps run as processes of their own
     assert "refuse_iou" in printed and "strong hard-irrelevant, refused" in printed
     assert len((tmp_path / "rollout_rewards.jsonl").read_text().splitlines()) == 23
     assert len((tmp_path / "train_prompts.jsonl").read_text().splitlines()) == 8

@@ -9,7 +9,7 @@ from data_prep.cli import main as prep
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.schema import parse_label
 from rarft_plugin.prompts import build_messages
-from rarft_plugin.testing import write_test_video
+from rarft_plugin.stand_ins import write_test_video
 from rarft_plugin.video import VideoSpec
 
 OFFICIAL = ("hi_vtg_charades.json", "human_anno.json", "ss_vtg_charades.json")
@@ -121,7 +121,7 @@ def test_prompt_rows_feed_openrlhf_prompt_dataset(official_data, tmp_path):
     from openrlhf.datasets.prompts_dataset import preprocess_data
     from transformers import AutoProcessor
 
-    from rarft_plugin.testing import build_tiny_qwen2_5_vl
+    from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl
 
     processor = AutoProcessor.from_pretrained(build_tiny_qwen2_5_vl(tmp_path / "tiny"))
     source = official_data / "human_anno.json"

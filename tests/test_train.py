@@ -9,7 +9,8 @@ import pytest
 
 from rarft_plugin.paths import plugin_path
 from rarft_plugin.prompts import build_messages
-from rarft_plugin.testing import install_import_stand_ins, write_test_video
+from rarft_plugin.stand_ins import write_test_video
+from support.import_stand_ins import install_import_stand_ins
 from rarft_plugin.train import (
     LEGACY_FLAGS,
     VIDEO_CONTRACT,
@@ -341,7 +342,7 @@ def test_ray_workers_see_the_variables_and_the_reference_video_positions(monkeyp
 
     @ray.remote
     def worker_state():
-        from rarft_plugin.qwen2_5_vl import rope_index_matches_reference
+        from rarft_plugin.models.qwen2_5_vl import rope_index_matches_reference
 
         return os.environ.get("RARFT_VARIANT"), rope_index_matches_reference()
 
@@ -542,7 +543,7 @@ def test_saved_checkpoints_get_the_base_models_processor(tmp_path):
 
     from transformers import AutoProcessor
 
-    from rarft_plugin.testing import build_tiny_qwen2_5_vl
+    from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl
     from rarft_plugin.train import complete_saved_processors, saved_model_dirs
 
     base = build_tiny_qwen2_5_vl(tmp_path / "base")

@@ -1,66 +1,29 @@
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from rarft_plugin.testing import write_test_video
+from rarft_plugin.errors import DataError
+from rarft_plugin.models.qwen2_5_vl import MIN_PIXELS
+from rarft_plugin.stand_ins import write_test_video
 from rarft_plugin.video import (
-    MIN_PIXELS,
-    LruCache,
     VideoError,
     VideoSpec,
     cache_stats,
     clear_cache,
-    frame_indices,
     probe,
     probe_all,
     probe_durations,
-    processor_video_inputs,
+    resolve_video,
     sample_frames,
-    smart_resize,
+    video_candidates,
 )
 
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     return write_test_video(tmp_path_factory.mktemp("v") / "clip.mp4", seconds=20, fps=10, size=(320, 240))
-
-
-@pytest.mark.parametrize(
-    "height, width, max_pixels, expected",
-    [
-        (240, 320, 100 * 28 * 28, (252, 308)),  # already within budget: nearest multiples of 28
-        (1080, 1920, 100 * 28 * 28, (196, 364)),  # shrunk under the budget, aspect kept
-        (20, 20, 100 * 28 * 28, (112, 112)),  # grown to the minimum
-    ],
-)
-def test_smart_resize(height, width, max_pixels, expected):
-    h, w = smart_resize(height, width, min_pixels=MIN_PIXELS, max_pixels=max_pixels)
-    assert (h, w) == expected and h % 28 == 0 and w % 28 == 0
-    assert MIN_PIXELS <= h * w <= max_pixels
-
-
-def test_extreme_aspect_ratio_is_refused():
-    with pytest.raises(VideoError, match="aspect ratio"):
-        smart_resize(10, 4000, min_pixels=MIN_PIXELS, max_pixels=10**6)
-
-
-@pytest.mark.parametrize(
-    "total, fps, first, last, count",
-    [
-        (200, 10, 0, 199, 40),
-        (200, 10, 50, 99, 10),
-        (5, 10, 0, 4, 4),
-        (3000, 25, 0, 2999, 240),
-        (10**5, 30, 0, 10**5 - 1, 768),  # capped at 768 frames
-    ],
-)
-def test_frame_indices_are_even_at_2_fps(total, fps, first, last, count):
-    indices = frame_indices(total, fps, first, last)
-    assert len(indices) == count and len(indices) % 2 == 0
-    assert indices[0] == first and indices[-1] == last and np.all(np.diff(indices) > 0)
 
 
 @pytest.mark.parametrize("backend", ["decord", "pyav"])
@@ -74,7 +37,7 @@ def test_sampling_windows(clip, backend, start, end, frames, first_second):
     video = sample_frames(VideoSpec(str(clip), start, end), backend=backend, cache=False)
     assert video.frames.shape[0] == frames and video.frames.dtype == np.uint8
     assert video.frames.shape[1] % 28 == 0 and video.frames.shape[2] % 28 == 0
-    assert video.fps == pytest.approx(2.0, rel=0.1) and video.second_per_grid == pytest.approx(2 / video.fps)
+    assert video.fps == pytest.approx(2.0, rel=0.1)
     assert int(video.timestamps[0]) == first_second
     red = video.frames[0, ..., 0].mean()  # the clip's red level is 20 x the second
     assert abs(red - (20 * first_second) % 256) < 12
@@ -163,62 +126,50 @@ def test_probe_durations_measures_what_opens_and_lists_what_fails(clip, tmp_path
     assert list(failed) == [VideoSpec(str(broken))] and list(probe_all([str(broken), window])) == list(failed)
 
 
-def test_single_flight_cache_runs_create_once_for_concurrent_callers():
-    cache, calls, started = LruCache(4), [], threading.Event()
+def stand_in_family(**changes):
+    """The Qwen2.5-VL family with some of its names replaced (a family is any object with the names)."""
+    from rarft_plugin.models import qwen2_5_vl
 
-    def create():
-        calls.append(1)
-        started.set()
-        time.sleep(0.2)  # the other callers arrive while this runs
-        return object()
-
-    def caller():
-        return cache.get_or_create("clip", create)
-
-    with ThreadPoolExecutor(8) as pool:
-        first = pool.submit(caller)
-        started.wait()
-        values = [first.result()] + [f.result() for f in [pool.submit(caller) for _ in range(7)]]
-    assert len(calls) == 1 and all(v is values[0] for v in values)
-    assert (cache.hits, cache.misses) == (7, 1)
+    return SimpleNamespace(**{**{name: getattr(qwen2_5_vl, name) for name in dir(qwen2_5_vl)}, **changes})
 
 
-def test_single_flight_cache_hands_an_error_to_the_waiters_and_keeps_nothing():
-    cache, started = LruCache(4), threading.Event()
-
-    def create():
-        started.set()
-        time.sleep(0.2)
-        raise VideoError("cannot decode video", source="x.mp4")
-
-    with ThreadPoolExecutor(4) as pool:
-        first = pool.submit(cache.get_or_create, "clip", create)
-        started.wait()
-        others = [pool.submit(cache.get_or_create, "clip", create) for _ in range(3)]
-        for future in [first, *others]:
-            with pytest.raises(VideoError, match="x.mp4"):
-                future.result()
-    assert cache.get_or_create("clip", lambda: "decoded now") == "decoded now"  # the failure was not cached
+def test_the_model_family_decides_which_frames_and_their_size(clip):
+    family = stand_in_family(NAME="every_second", FPS=1.0, frame_size=lambda h, w, frames, **_: (56, 84))
+    video = sample_frames(str(clip), family=family, cache=False)
+    assert video.frames.shape[:3] == (20, 56, 84) and video.fps == pytest.approx(1.0)  # 20 s at the family's 1 FPS
+    assert sample_frames(str(clip), family=family, fps=0.5, cache=False).frames.shape[0] == 10  # an explicit fps wins
 
 
-def test_lru_cache_evicts_the_least_recently_used():
-    cache = LruCache(2)
-    for key in "ab":
-        cache.get_or_create(key, lambda key=key: key.upper())
-    cache.get_or_create("a", lambda: "fresh a")  # touch a
-    cache.get_or_create("c", lambda: "C")  # evicts b
-    assert cache.get_or_create("a", lambda: "fresh a") == "A" and cache.get_or_create("b", lambda: "new b") == "new b"
+def test_the_frame_cache_keeps_families_apart(clip):
+    clear_cache()
+    qwen = sample_frames(str(clip))
+    tiny_frames = stand_in_family(NAME="other", frame_size=lambda h, w, frames, **_: (28, 28))
+    other = sample_frames(str(clip), family=tiny_frames)
+    assert cache_stats() == (0, 2) and other.frames.shape[1:3] == (28, 28) != qwen.frames.shape[1:3]
 
 
-def test_metadata_gives_the_processor_the_sampling_fps(clip, tmp_path):
-    from transformers import AutoProcessor
+@pytest.mark.parametrize(
+    "written, root, expected",
+    [
+        ("AO8RW", "videos", ["data/AO8RW", "data/AO8RW.mp4", "videos/AO8RW", "videos/AO8RW.mp4"]),  # a bare id
+        ("/authors/Charades_v1/E6DLK.mp4", "videos", ["/authors/Charades_v1/E6DLK.mp4", "videos/E6DLK.mp4"]),
+        ("../clips/72LJ3.mp4", "videos", ["data/../clips/72LJ3.mp4", "videos/../clips/72LJ3.mp4", "videos/72LJ3.mp4"]),
+        ("x.mp4", None, ["data/x.mp4"]),
+    ],
+)
+def test_video_candidates_in_the_order_tried(written, root, expected):
+    candidates = video_candidates(written, video_root=Path(root) if root else None, base=Path("data"),
+                                  extensions=[".mp4"])
+    assert [str(c) for c in candidates] == expected
 
-    from rarft_plugin.testing import build_tiny_qwen2_5_vl
 
-    processor = AutoProcessor.from_pretrained(build_tiny_qwen2_5_vl(tmp_path / "tiny"))
-    video = sample_frames(VideoSpec(str(clip), 0.0, 7.5), cache=False)  # 75 frames -> 14: fps 1.87, not 2
-    assert video.fps == pytest.approx(14 / 75 * 10)
-    out = processor(text=["<|vision_start|><|video_pad|><|vision_end|>"], **processor_video_inputs([video]),
-                    return_tensors="pt")
-    assert out["second_per_grid_ts"].tolist() == pytest.approx([video.second_per_grid])
-    assert tuple(out["video_grid_thw"][0].tolist()) == (7, video.frames.shape[1] // 14, video.frames.shape[2] // 14)
+def test_resolve_video_names_what_it_tried_and_tells_empty_from_missing(tmp_path):
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "empty.mp4").write_bytes(b"")
+    (tmp_path / "videos" / "ok.mp4").write_bytes(b"x")
+    assert resolve_video("/elsewhere/ok.mp4", video_root=tmp_path / "videos", base=tmp_path) == (
+        tmp_path / "videos" / "ok.mp4").resolve()
+    with pytest.raises(DataError, match="empty.mp4: video file is empty"):
+        resolve_video("empty.mp4", video_root=tmp_path / "videos", base=tmp_path)
+    with pytest.raises(DataError, match=r"none.mp4: video not found under --video-root .*; tried "):
+        resolve_video("none.mp4", video_root=tmp_path / "videos", base=tmp_path)

@@ -7,7 +7,7 @@ import pytest
 
 from eval.cli import main as rarft_eval
 from rarft_plugin.demo import SAMPLES
-from rarft_plugin.testing import build_tiny_qwen2_5_vl, write_test_video
+from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video
 
 pytestmark = pytest.mark.gpu
 
@@ -28,5 +28,5 @@ def test_batched_inference_on_gpu(tmp_path, capsys):
         timings[batch] = time.perf_counter() - started
         rows = [json.loads(line) for line in out.read_text().splitlines()]
         assert [r["id"] for r in rows] == ["0:0", "0:1", "1:0", "1:1", "2:0", "2:1", "3:0", "3:1"]
-    assert rarft_eval(["score", str(tmp_path / "preds8.jsonl"), "--out", str(tmp_path / "run"), "--no-sbert"]) == 0
+    assert rarft_eval(["evaluate", str(tmp_path / "preds8.jsonl"), "--out", str(tmp_path / "run"), "--no-sbert"]) == 0
     print(f"GPU infer, 8 queries: batch 1 {timings['1']:.2f} s, batch 8 {timings['8']:.2f} s (model load included)")

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from rarft_plugin.paths import plugin_path
-from rarft_plugin.testing import build_tiny_qwen2_5_vl, install_import_stand_ins, write_test_video
+from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video
+from support.import_stand_ins import install_import_stand_ins
 from rarft_plugin.video import VideoSpec
 
 pytestmark = pytest.mark.gpu

@@ -6,7 +6,7 @@ vLLM's input processor turns the executor's request into what its engine runs (e
 processor outputs, `second_per_grid_ts`), and vLLM's Qwen2.5-VL model class computes the M-RoPE
 positions from that as its GPU runner does; the model computes training's from the executor's
 tensors, with the reference positions rarft installs in every training worker
-(`rarft_plugin.qwen2_5_vl`; transformers 5.x as installed computes others). Needs the training stack
+(`rarft_plugin.models.qwen2_5_vl`; transformers 5.x as installed computes others). Needs the training stack
 (vLLM) and a GPU. vLLM hands the processor outputs to the model in its dtype, so `second_per_grid_ts`
 arrives as bf16 there.
 """
@@ -19,9 +19,14 @@ import torch
 
 from rarft_plugin.openrlhf_agent import prepare_video_prompt
 from rarft_plugin.prompts import build_messages
-from rarft_plugin.qwen2_5_vl import restore_installed_video_positions, use_reference_video_positions
-from rarft_plugin.testing import build_tiny_qwen2_5_vl, write_test_video
-from rarft_plugin.video import VideoSpec, VllmVideoRequest, vllm_video_request
+from rarft_plugin.models import VllmVideoRequest
+from rarft_plugin.models.qwen2_5_vl import (
+    restore_installed_video_positions,
+    use_reference_video_positions,
+    vllm_video_request,
+)
+from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video
+from rarft_plugin.video import VideoSpec
 
 pytestmark = pytest.mark.gpu
 vllm = pytest.importorskip("vllm")
@@ -50,9 +55,7 @@ def vllm_positions(directory, prompt_ids, request: VllmVideoRequest):
     from vllm.v1.engine.input_processor import InputProcessor
 
     config = EngineArgs(model=str(directory), max_model_len=4096, enforce_eager=True).create_engine_config()
-    prompt = TokensPrompt(prompt_token_ids=prompt_ids, multi_modal_data=request.multi_modal_data)
-    if request.mm_processor_kwargs is not None:
-        prompt["mm_processor_kwargs"] = request.mm_processor_kwargs
+    prompt = TokensPrompt(prompt_token_ids=prompt_ids, **request.prompt_fields())
     engine_request = InputProcessor(config).process_inputs(
         "positions", prompt, SamplingParams(max_tokens=1), supported_tasks=("generate",))
     # the two methods the GPU runner calls, on the model's config alone (no weights needed)

@@ -1,18 +1,48 @@
-"""Test fixtures that need no hub: a tiny random Qwen2.5-VL with its processor, and synthetic videos.
+"""Stand-ins for trying the pipeline without the real videos and checkpoints; none of it gives results.
 
-Used by the CPU test suite, the GPU tests, the benchmarks and the demo. Nothing here is a
-model anyone should train; it has Qwen2.5-VL's architecture, chat template and special tokens
-at toy size so that every code path (processor, video tokens, mRoPE, generate) runs for real.
+- `build_tiny_qwen2_5_vl(dir)`: a randomly initialised Qwen2.5-VL at toy size, with its processor,
+  Qwen's chat template and special tokens, so that every code path (processor, video tokens,
+  M-RoPE, generate) runs for real; from_pretrained-loadable, no hub needed.
+- `write_test_video(path, seconds=6)`: a clip whose content changes every second, so sampling is checkable.
+- `make_assets(out, data_files)` (`rarft-demo make-assets`): a stand-in clip under each video name
+  the records of released-schema / JSONL files use (by file name, `.mp4` added to a bare id; as long
+  as the record's duration / clip window needs), the tiny model, and without data files a copy of the
+  bundled samples the clips are made for. Reruns skip what exists; each clip is written under a
+  temporary name first, so an interrupted run leaves no broken clip.
 
-    path = build_tiny_qwen2_5_vl("/tmp/tiny")       # from_pretrained-loadable directory
-    write_test_video("/tmp/clip.mp4", seconds=6)    # H.264/MPEG-4 clip with per-second content
+Used by the demo, the test suite, the GPU scripts and the benchmarks.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+
+from rarft_plugin.video import VIDEO_EXTENSIONS
+
+__all__ = [
+    "SAMPLES",
+    "SAMPLE_FILES",
+    "build_tiny_qwen2_5_vl",
+    "build_tiny_tokenizer",
+    "make_assets",
+    "stand_in_name",
+    "stand_in_seconds",
+    "stand_in_videos",
+    "video_records",
+    "write_test_video",
+]
+
+SAMPLES = Path(__file__).resolve().parent / "samples"  # the bundled sample files (rarft_plugin/samples)
+SAMPLE_FILES = ("hi_vtg_charades_sample.json", "human_anno_sample.json", "ss_vtg_charades_sample.json")
+STAND_IN_FPS = 4
+STAND_IN_SIZE = (112, 84)
 
 SPECIAL_TOKENS = [
     "<|endoftext|>",
@@ -195,61 +225,79 @@ def _write_with_opencv(path: Path, frames: list[np.ndarray], fps: int, size: tup
     return path
 
 
-def install_import_stand_ins() -> list[str]:
-    """Register stand-in `vllm` and `flash_attn` modules where the real ones are not installed.
+# A record of a released-schema or JSONL file, as far as its video goes (the files are not validated here).
+Record = dict[str, object]
 
-    OpenRLHF imports both at module load (the vLLM engine module, the ring-attention utilities
-    behind `openrlhf.models`), and neither installs on a CPU machine. The stand-ins carry only
-    what those imports name; `flash_attn.bert_padding` gets working pure-torch versions (used only
-    when samples are packed). Returns the names registered. Tests only: never in production code.
+
+def video_records(path: Path) -> list[Record]:
+    """The records of a released-schema JSON list, or of a JSONL file, that name a video."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+        rows = data if isinstance(data, list) else [data]
+    except ValueError:
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [row for row in rows if isinstance(row, dict) and isinstance(row.get("video"), str)]
+
+
+def stand_in_name(video: str) -> str:
+    """The file a record's video resolves to under a flat video root (`rarft_plugin.video.video_candidates`).
+
+    >>> stand_in_name("/data/x/Charades_v1/E6DLK.mp4"), stand_in_name("AO8RW")
+    ('E6DLK.mp4', 'AO8RW.mp4')
     """
-    import importlib.machinery
-    import importlib.util
-    import sys
-    import types
+    name = Path(video).name
+    return name if Path(name).suffix.lower() in VIDEO_EXTENSIONS else f"{name}.mp4"
 
-    registered = []
 
-    def module(name: str, **attributes) -> None:
-        stand_in = types.ModuleType(name)
-        stand_in.__spec__ = importlib.machinery.ModuleSpec(name, loader=None)
-        stand_in.__dict__.update(attributes)
-        stand_in.__rarft_stand_in__ = True
-        sys.modules[name] = stand_in
-        registered.append(name)
+def stand_in_seconds(records: Iterable[Record]) -> float:
+    """Long enough for every record of one video: its duration, clip end and span end, whole seconds."""
+    needed = [2.0]
+    for record in records:
+        timestamp = record.get("timestamp")
+        for value in (record.get("duration"), record.get("video_end"), *(timestamp or [])[1:]):
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                needed.append(float(value))
+    return float(math.ceil(max(needed)))
 
-    if importlib.util.find_spec("vllm") is None and "vllm" not in sys.modules:
-        import uuid
 
-        module("vllm", __version__="0.31.0", AsyncEngineArgs=dict, AsyncLLMEngine=object, SamplingParams=dict)
-        module("vllm.inputs", TokensPrompt=dict)
-        module("vllm.utils", random_uuid=lambda: uuid.uuid4().hex)
-    if importlib.util.find_spec("flash_attn") is None and "flash_attn" not in sys.modules:
-        import torch
-        from einops import rearrange
+def stand_in_videos(data_files: Iterable[Path], root: Path) -> tuple[Path, int]:
+    """A generated clip under each video name the files' records use; returns (root, clips made now)."""
+    by_name: dict[str, list[Record]] = {}
+    for path in data_files:
+        for record in video_records(path):
+            by_name.setdefault(stand_in_name(record["video"]), []).append(record)
+    root.mkdir(parents=True, exist_ok=True)
+    made = 0
+    for name, records in sorted(by_name.items()):
+        target = root / name
+        if target.exists():
+            continue
+        partial = target.with_name(f".{target.stem}.partial{target.suffix}")  # the suffix picks the container
+        write_test_video(partial, seconds=stand_in_seconds(records), fps=STAND_IN_FPS, size=STAND_IN_SIZE)
+        os.replace(partial, target)
+        made += 1
+    return root, made
 
-        def index_first_axis(tensor, indices):
-            return tensor.reshape(-1, *tensor.shape[2:])[indices] if tensor.dim() > 2 else tensor.reshape(-1)[indices]
 
-        def unpad_input(hidden_states, attention_mask, *args):
-            seqlens = attention_mask.sum(dim=-1, dtype=torch.int32)
-            indices = torch.nonzero(attention_mask.flatten(), as_tuple=False).flatten()
-            cu = torch.nn.functional.pad(torch.cumsum(seqlens, dim=0, dtype=torch.int32), (1, 0))
-            flat = hidden_states.reshape(-1, *hidden_states.shape[2:])
-            return flat[indices], indices, cu, int(seqlens.max()), seqlens
-
-        def pad_input(hidden_states, indices, batch, seqlen):
-            out = torch.zeros(batch * seqlen, *hidden_states.shape[1:], dtype=hidden_states.dtype,
-                              device=hidden_states.device)
-            out[indices] = hidden_states
-            return out.reshape(batch, seqlen, *hidden_states.shape[1:])
-
-        def all_gather(tensor, group=None):
-            return tensor
-
-        module("flash_attn")
-        module("flash_attn.bert_padding", index_first_axis=index_first_axis, pad_input=pad_input,
-               unpad_input=unpad_input, rearrange=rearrange)
-        module("flash_attn.utils")
-        module("flash_attn.utils.distributed", all_gather=all_gather)
-    return registered
+def make_assets(out: Path, data_files: list[Path] | None, *, model: bool = True) -> dict[str, Path]:
+    """Stand-in videos (and the tiny model, and the samples when no data is given) under `out`."""
+    made: dict[str, Path] = {}
+    if not data_files:
+        samples = out / "samples"
+        samples.mkdir(parents=True, exist_ok=True)
+        for name in SAMPLE_FILES:
+            shutil.copyfile(SAMPLES / name, samples / name)
+        data_files = [samples / name for name in SAMPLE_FILES]
+        made["samples"] = samples
+    made["videos"], count = stand_in_videos(data_files, out / "videos")
+    print(f"videos: {count} made, {len(list(made['videos'].iterdir())) - count} already there -> {made['videos']}/")
+    if model:
+        directory = out / "model"
+        if not (directory / "config.json").is_file():
+            build_tiny_qwen2_5_vl(directory)
+        made["model"] = directory
+        print(f"model: a tiny random Qwen2.5-VL (for trying the pipeline, not for results) -> {directory}/")
+    if "samples" in made:
+        print(f"samples: {', '.join(SAMPLE_FILES)} -> {made['samples']}/")
+    return made

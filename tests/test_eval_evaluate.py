@@ -3,7 +3,7 @@
 import pytest
 
 from eval.predictions import Prediction
-from eval.score import evaluate, sbert_pair, sbert_scores
+from eval.evaluate import evaluate, sbert_pair, sbert_scores
 from eval.metrics import Judgement
 
 RESPONSE = ("<think><timestep>0.00 to 3.00</timestep> a man sits.</think> <answer>He sits, he does not run."
@@ -12,8 +12,8 @@ REFERENCE = "<answer>The man sits; nobody runs.</answer><correct>a man sits</cor
 
 
 def irrelevant(output, reference=REFERENCE, index=0):
-    return Prediction(f"{index}:1", "v.mp4", "a man runs", output, False, None, reference, ("Action/FineGrainedAction",),
-                      "strong")
+    return Prediction(f"{index}:1", "v.mp4", "a man runs", output, False, None, reference,
+                      ("Action/FineGrainedAction",), "strong")
 
 
 class RecordingSimilarity:
@@ -68,10 +68,10 @@ def test_sbert_scores_only_refused_irrelevant_queries_with_a_reference():
 @pytest.mark.parametrize("sbert_text", ["released", "answer"])
 def test_evaluate_records_the_options(sbert_text):
     similarity = RecordingSimilarity(-0.2)
-    metrics, items = evaluate([irrelevant(RESPONSE)], similarity=similarity, sbert_text=sbert_text,
-                              reading="last_block")
-    assert metrics["judge"]["sbert_text"] == sbert_text and metrics["judge"]["answer_reading"] == "last_block"
-    assert items[0]["sbert"] == 0.0  # cosine clipped to [0, 1]
+    record, items = evaluate([irrelevant(RESPONSE)], similarity=similarity, sbert_text=sbert_text,
+                             reading="last_block")
+    assert record.judge["sbert_text"] == sbert_text and record.judge["answer_reading"] == "last_block"
+    assert items[0].sbert == 0.0  # cosine clipped to [0, 1]
     assert similarity.pairs == [sbert_pair(irrelevant(RESPONSE), sbert_text, "last_block")]
 
 

@@ -1,17 +1,30 @@
-"""Scoring a prediction set: judgements (rule-based or LLM), SentenceBERT scores, metrics."""
+"""Evaluating a prediction set (`rarft-eval evaluate`): judgements (rule-based or LLM), SentenceBERT scores,
+metrics, as a `RunRecord` and its per-query rows."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from rarft_plugin.schema import strip_answer_wrapper, strip_tags
 from rarft_plugin.parsing import evaluation_answer, without_correction
 
 from eval.judge import LlmJudge
-from eval.metrics import Judgement, compute_metrics, format_compliance, rule_judgement
+from eval.metrics import ItemRow, Judgement, compute_metrics, format_compliance, rule_judgement
 from eval.predictions import Prediction
+from eval.record import JudgeSettings, RunRecord
+
+__all__ = ["SBERT_TEXTS", "Similarity", "evaluate", "sbert_pair", "sbert_scores"]
 
 SBERT_TEXTS = ("released", "answer")
+
+
+class Similarity(Protocol):
+    """What the SBERT score needs of an encoder (`rarft_plugin.similarity.SentenceSimilarity` is one)."""
+
+    model_path: str  # recorded in metrics.json
+
+    def cosine_pairs(self, pairs: Iterable[tuple[str, str]]) -> list[float]: ...
 
 
 def sbert_pair(prediction: Prediction, text: str = "released", reading: str = "released") -> tuple[str, str]:
@@ -33,14 +46,14 @@ def sbert_pair(prediction: Prediction, text: str = "released", reading: str = "r
 
 
 def sbert_scores(
-    predictions: Sequence[Prediction], judgements: Sequence[Judgement], similarity: Any, *,
+    predictions: Sequence[Prediction], judgements: Sequence[Judgement], similarity: Similarity, *,
     text: str = "released", reading: str = "released",
 ) -> list[float | None]:
     """SBERT cosine (`sbert_pair`) for refused irrelevant queries with a reference; None elsewhere.
 
     An empty response text scores 0 (there is nothing to compare).
     """
-    targets = [i for i, (p, j) in enumerate(zip(predictions, judgements))
+    targets = [i for i, (p, j) in enumerate(zip(predictions, judgements, strict=True))
                if not p.gt_relevant and j.refused and p.gt_output.strip()]
     pairs = {i: sbert_pair(predictions[i], text, reading) for i in targets}
     compared = [i for i in targets if pairs[i][0].strip() and pairs[i][1].strip()]
@@ -48,7 +61,7 @@ def sbert_scores(
     out: list[float | None] = [None] * len(predictions)
     for i in targets:
         out[i] = 0.0
-    for i, value in zip(compared, values):
+    for i, value in zip(compared, values, strict=True):
         out[i] = value
     return out
 
@@ -59,14 +72,14 @@ def evaluate(
     judge: LlmJudge | None = None,
     relevance_by_llm: bool = False,
     llm_explanations: bool = False,
-    similarity: Any = None,
+    similarity: Similarity | None = None,
     strict: bool = False,
     reading: str = "released",
     sbert_text: str = "released",
     template: str = "ra_rft",
     template_source: str = "assumed",
-) -> tuple[dict, list[dict]]:
-    """Metrics and per-query rows.
+) -> tuple[RunRecord, list[ItemRow]]:
+    """The run's record (metrics, format compliance, how it was judged) and its per-query rows.
 
     Relevance: the core parser (default) or `judge` (`relevance_by_llm`). RT-IoU and the LLM
     score need `judge` and `llm_explanations`; the SBERT score needs `similarity`. `reading`
@@ -91,21 +104,21 @@ def evaluate(
         scores = sbert_scores(predictions, judgements, similarity, text=sbert_text, reading=reading)
         explained.add("sbert")
     metrics, items = compute_metrics(predictions, judgements, sbert_scores=scores, explained=explained, strict=strict)
-    metrics["format"] = format_compliance(predictions, template, template_source)
-    metrics["judge"] = {
+    settings: JudgeSettings = {
         "relevance": "llm" if relevance_by_llm else "rule",
         "explanations": "llm" if llm_explanations else None,
         "answer_reading": reading,
         "sbert_text": sbert_text if similarity is not None else None,
-        "sbert_model": getattr(similarity, "model_path", None) if similarity is not None else None,
+        "sbert_model": similarity.model_path if similarity is not None else None,
     }
     if judge is not None:
         usage = judge.client.usage
-        metrics["judge"].update(
-            model=judge.client.model, base_url=judge.client.base_url,
-            unreadable=judge.report.unreadable, failed=judge.report.failed, calls=judge.report.calls(),
-            unknown_categories=judge.report.unknown_categories,
-            usage={"requests": usage.requests, "cached": usage.cached, "retries": usage.retries,
-                   "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
-        )
-    return metrics, items
+        settings.update({
+            "model": judge.client.model, "base_url": judge.client.base_url,
+            "unreadable": judge.report.unreadable, "failed": judge.report.failed, "calls": judge.report.calls(),
+            "unknown_categories": judge.report.unknown_categories,
+            "usage": {"requests": usage.requests, "cached": usage.cached, "retries": usage.retries,
+                      "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
+        })
+    compliance = format_compliance(predictions, template, template_source)
+    return RunRecord(metrics=metrics, judge=settings, format=compliance), items

@@ -1,0 +1,78 @@
+"""The package layout: imports go one way, and what a user installs holds no test scaffolding."""
+
+import ast
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PIPELINES = ("eval", "data_prep")
+
+
+def imported_modules(source: str) -> list[str]:
+    """Every module a source file imports: import statements, and `importlib.import_module` / `__import__` of a
+    literal name."""
+    names = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module)
+        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None))
+              in ("import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant)):
+            names.append(str(node.args[0].value))
+    return names
+
+
+def pipeline_imports(source: str) -> list[str]:
+    return [name for name in imported_modules(source) if name.split(".")[0] in PIPELINES]
+
+
+@pytest.mark.parametrize(
+    "source, found",
+    [
+        ("import eval.cli", ["eval.cli"]),
+        ("from data_prep.cli import main", ["data_prep.cli"]),
+        ("def f():\n    from eval import predictions", ["eval"]),
+        ("import importlib\nimportlib.import_module('data_prep.splits')", ["data_prep.splits"]),
+        ("from rarft_plugin.video import probe\nimport evaluate\nfrom . import eval", []),
+        ("run(['python', '-m', 'eval.cli'])", []),  # a process of its own is not an import
+    ],
+)
+def test_pipeline_imports_are_found(source, found):
+    assert pipeline_imports(source) == found
+
+
+def test_the_library_never_imports_the_pipelines():
+    offenders = {str(path.relative_to(REPO)): pipeline_imports(path.read_text(encoding="utf-8"))
+                 for path in sorted((REPO / "rarft_plugin").rglob("*.py"))}
+    assert {path: names for path, names in offenders.items() if names} == {}
+
+
+def test_the_wheel_holds_the_three_packages_and_no_test_stand_ins(tmp_path):
+    """Built from a copy of the sources (a build writes into its source tree), offline, without isolation."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    for package in ("rarft_plugin", "data_prep", "eval"):
+        shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+                           "--quiet", "--wheel-dir", str(tmp_path / "dist"), str(source)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("rarft-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        sources = {name: archive.read(name).decode() for name in names if name.endswith(".py")}
+    top = {name.split("/")[0] for name in names if not name.startswith("rarft-")}
+    assert top == {"rarft_plugin", "data_prep", "eval"}
+    assert "rarft_plugin/stand_ins.py" in names and "rarft_plugin/samples/predictions.jsonl" in names
+    assert not [name for name in names if "testing" in name or "/support/" in name or name.startswith("tests/")]
+    # the import stand-ins (fake vllm / flash_attn registered in sys.modules) live in tests/support only
+    assert [name for name, text in sources.items() if "install_import_stand_ins" in text or "__rarft_stand_in__" in text
+            ] == []
