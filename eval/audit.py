@@ -51,6 +51,32 @@ from rarft_plugin.schema import DIFFICULTIES, Label, parse_label
 from eval.exploits import CORRECTION_TAG, POLICIES, Policy, neighbours
 from eval.provenance import EVALUATION_PACKAGES, file_sha256, now, package_versions
 
+__all__ = [
+    "COMPONENTS",
+    "ORACLE",
+    "CHUNK",
+    "TOLERANCE",
+    "DEFAULT_RATIO",
+    "Setting",
+    "load_labels",
+    "score_policies",
+    "groups",
+    "component_ranges",
+    "at_ratio",
+    "margin_entry",
+    "summarise",
+    "find_flags",
+    "overview_table",
+    "component_table",
+    "render_markdown",
+    "plot_margins",
+    "settings_from",
+    "audit",
+    "add_arguments",
+    "run",
+    "main",
+]
+
 COMPONENTS = (*REWARD_NAMES, "total")
 ORACLE = "oracle"
 # Queries per chunk: each chunk's texts are encoded once and stay cached while every policy and

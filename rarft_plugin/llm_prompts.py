@@ -11,6 +11,20 @@ import json
 
 from rarft_plugin.schema import taxonomy_text
 
+__all__ = [
+    "CATEGORY_EXTRACTION_SYSTEM",
+    "GENERATION_SYSTEM",
+    "RT_IOU_SYSTEM",
+    "LLM_SCORE_SYSTEM",
+    "RELEVANCE_SYSTEM",
+    "messages",
+    "rt_iou_messages",
+    "llm_score_messages",
+    "relevance_messages",
+    "category_extraction_messages",
+    "generation_messages",
+]
+
 # Table 13: semantic relevance category extraction.
 CATEGORY_EXTRACTION_SYSTEM = (
     "You are a multi-label classifier for building Video Temporal Grounding (VTG) datasets.\n\n"
