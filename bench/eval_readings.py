@@ -47,6 +47,7 @@ sys.path[:0] = [str(REPO)]
 
 from eval.predictions import prediction_from_example  # noqa: E402
 from rarft_plugin.dataset import Example, load_examples  # noqa: E402
+from rarft_plugin.schema import IRRELEVANCE_LEVELS  # noqa: E402
 
 FILES = ("hi_vtg_charades.json", "human_anno.json", "ss_vtg_charades.json")
 STOCK_REFUSAL = "This query is unrelated to the video."
@@ -164,7 +165,7 @@ def main() -> int:
         count = write_predictions(data, predictions)
         results = [(label, score(tree, predictions, data, args.out / f"{Path(name).stem}-{index}", options))
                    for index, (label, tree, options) in enumerate(runs)]
-        levels = [level for level in ("strong", "moderate", "weak", "shuffled") if level in results[-1][1]["by_difficulty"]]
+        levels = [level for level in IRRELEVANCE_LEVELS if level in results[-1][1]["by_difficulty"]]
         header = ["run", *(c for c, _ in COLUMNS), *(f"{level} {kind}" for level in levels for kind in ("F1", "F1 1:1")),
                   "SBERT"]
         print(f"\n### {name} ({count} predictions)\n")

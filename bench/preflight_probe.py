@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]
 
-from rarft_plugin.labels import parse_label  # noqa: E402
+from rarft_plugin.schema import parse_label  # noqa: E402
 from rarft_plugin.launch.checks import validate_dataset  # noqa: E402
 from rarft_plugin.prompt_row import make_row  # noqa: E402
 from rarft_plugin.stand_ins import write_test_video  # noqa: E402

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from rarft_plugin.dataset import load_examples  # noqa: E402
-from rarft_plugin.labels import Label  # noqa: E402
+from rarft_plugin.schema import Label  # noqa: E402
 from rarft_plugin.rewards import score_many  # noqa: E402
 from rarft_plugin.similarity import SentenceSimilarity, normalize_text, resolve_model  # noqa: E402
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+__all__ = [
+    "positive_int",
+    "open_fraction",
+]
+
 
 def positive_int(text: str) -> int:
     """A whole number >= 1."""

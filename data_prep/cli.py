@@ -13,6 +13,11 @@ import sys
 
 from rarft_plugin.cli import entry_point
 
+__all__ = [
+    "COMMANDS",
+    "main",
+]
+
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "to-openrlhf": ("data_prep.to_openrlhf", "convert a released-schema file to OpenRLHF prompt JSONL with videos"),

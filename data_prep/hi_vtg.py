@@ -11,11 +11,12 @@ For each relevant query (paper §3.3, Fig. 3):
    `<irrelevant_answer>` block and one block per category. An invalid answer is asked again
    (`--max-attempts`), then the query goes to the rejects file with the reason.
 
-Output: the released schema (`rarft_plugin.dataset`), one item per relevant query with its
-relevant entry and one entry per difficulty. An irrelevant entry stores the refusal explanation as
-`a` = `<answer>…</answer>` (what the explain reward and the SBERT score compare), its categories
-as `c`, the full reasoning with its per-category blocks as `reasoning`, and `q_origin` = the
-relevant query it was edited from.
+Output: the released schema (`rarft_plugin.schema`), written by `rarft_plugin.dataset.dump_items`:
+one item per relevant query with its relevant entry (its span as `format_span` writes it) and one
+entry per difficulty. An irrelevant entry stores the refusal explanation as `a` =
+`<answer>…</answer>` (what the explain reward and the SBERT score compare), its categories as `c`,
+the full reasoning with its per-category blocks as `reasoning`, and `q_origin` = the relevant
+query it was edited from.
 
 Reliability: requests run concurrently (`--concurrency`), retried with backoff on 429 / 5xx /
 timeouts / resets; every finished query (item or reject) is appended to a journal in the work
@@ -44,45 +45,68 @@ import re
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 from tqdm import tqdm
 
 from rarft_plugin import llm_prompts
+from rarft_plugin.dataset import dump_items
 from rarft_plugin.errors import DataError
-from rarft_plugin.io_utils import write_atomic, write_jsonl_atomic
+from rarft_plugin.io_utils import write_jsonl_atomic
 from rarft_plugin.journal import Journal
 from rarft_plugin.llm_client import ChatClient, EndpointError, RequestError
-from rarft_plugin.taxonomy import CATEGORIES, category_tag
+from rarft_plugin.llm_json import UnreadableReply, json_object
+from rarft_plugin.schema import (
+    CATEGORIES,
+    DIFFICULTY,
+    HARD_LEVELS,
+    JsonValue,
+    VtgItem,
+    VtgQuery,
+    category_tag,
+    dump_item,
+    format_span,
+    parse_item,
+    wrap_answer,
+)
 
 from data_prep.arguments import positive_int
 from data_prep.importers import DURATIONS_HELP, IMPORTERS, QueryRecord, import_records
 
-# difficulty tag (released files) -> number of edited categories (paper: strong / moderate / weak)
-PLANS: tuple[tuple[str, int], ...] = (("hard", 1), ("medium", 2), ("easy", 3))
-_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+__all__ = [
+    "PLANS",
+    "Invalid",
+    "add_arguments",
+    "build",
+    "build_one",
+    "hi_vtg_item",
+    "journal_key",
+    "plans_for",
+    "reject_reason_kind",
+    "run",
+    "settings_key",
+    "validate_categories",
+    "validate_negatives",
+]
+
+# The generation plans (§3.3): a hard-irrelevant level's released tag and its number of edited categories.
+PLANS: tuple[tuple[str, int], ...] = tuple((DIFFICULTY[name].tag, DIFFICULTY[name].edited) for name in HARD_LEVELS)
 
 
 class Invalid(ValueError):
     """An LLM answer that fails validation; the message is the reject reason."""
 
 
-def _json_object(reply: str) -> dict:
-    match = _OBJECT.search(reply)
-    if match is None:
-        raise Invalid("no JSON object in the reply")
+def _json_object(reply: str, key: str) -> dict[str, JsonValue]:
+    """The reply's JSON object holding `key` (an answer without one is invalid, its reason kept)."""
     try:
-        data = json.loads(match.group(0))
-    except ValueError as error:
-        raise Invalid(f"invalid JSON ({error.msg})") from None
-    if not isinstance(data, dict):
-        raise Invalid("the JSON is not an object")
-    return data
+        return json_object(reply, (key,))
+    except UnreadableReply as error:
+        raise Invalid(str(error)) from None
 
 
 def validate_categories(reply: str) -> list[str]:
     """Top three distinct taxonomy categories of a Table 13 answer."""
-    entries = _json_object(reply).get("eligible_categories")
+    entries = _json_object(reply, "eligible_categories").get("eligible_categories")
     if not isinstance(entries, list) or not entries:
         raise Invalid("no eligible_categories list")
     paths = [e.get("path") if isinstance(e, dict) else e for e in entries]
@@ -99,7 +123,7 @@ def plans_for(categories: list[str]) -> list[dict]:
 
 def validate_negatives(reply: str, plans: list[dict], original_query: str) -> dict[str, dict]:
     """{difficulty: {query, categories, answer, reasoning}} from a Table 14 answer, all plans present."""
-    negs = _json_object(reply).get("negs")
+    negs = _json_object(reply, "negs").get("negs")
     if not isinstance(negs, dict):
         raise Invalid("no 'negs' object")
     out = {}
@@ -141,19 +165,19 @@ def _normal(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-def hi_vtg_item(record: QueryRecord, negatives: dict[str, dict]) -> dict:
-    """One item of the released schema."""
-    grpo = [{"q": record.query, "a": f"<answer>{record.timestamp[0]} to {record.timestamp[1]}</answer>", "r": True,
-             "q_origin": record.query, "difficulty": "original"}]
+def hi_vtg_item(record: QueryRecord, negatives: dict[str, dict]) -> VtgItem:
+    """One item of the released schema: the relevant query, then one irrelevant query per plan."""
+    queries = [VtgQuery(query=record.query, relevant=True, answer=wrap_answer(format_span(record.timestamp)),
+                        tag=DIFFICULTY["original"].tag, query_origin=record.query)]
     for tag, _ in PLANS:
         if tag in negatives:
             neg = negatives[tag]
-            grpo.append({"q": neg["query"], "a": f"<answer>{neg['answer']}</answer>", "r": False,
-                         "c": neg["categories"], "difficulty": tag, "q_origin": record.query,
-                         "reasoning": neg["reasoning"]})
-    return {"video": record.video, "query_text": record.query, "timestamp": list(record.timestamp),
-            "duration": record.duration, "video_start": record.video_start, "video_end": record.video_end,
-            "difficulty": None, "think": "", "GRPO": grpo}
+            queries.append(VtgQuery(query=neg["query"], relevant=False, answer=wrap_answer(neg["answer"]),
+                                    categories=tuple(neg["categories"]), tag=tag, query_origin=record.query,
+                                    extra={"reasoning": neg["reasoning"]}))
+    return VtgItem(video=record.video, query_text=record.query, timestamp=record.timestamp, queries=tuple(queries),
+                   duration=record.duration, video_start=record.video_start, video_end=record.video_end,
+                   extra={"difficulty": None})  # as the released HI-VTG files carry it
 
 
 async def build_one(ask, record: QueryRecord, max_attempts: int) -> dict:
@@ -187,7 +211,7 @@ async def build_one(ask, record: QueryRecord, max_attempts: int) -> dict:
         lambda reply: validate_negatives(reply, plans, record.query), "generation")
     if negatives is None:
         return reject(reason, reply)
-    return {"item": hi_vtg_item(record, negatives)}
+    return {"item": dump_item(hi_vtg_item(record, negatives))}  # journalled as JSON
 
 
 def settings_key(chat: ChatClient, max_attempts: int) -> str:
@@ -302,12 +326,17 @@ def run(args: argparse.Namespace) -> int:
         chat.close()
         journal.close()
     results = [journal.get(journal_key(settings, r)) for r in records]
-    items = [r["item"] for r in results if "item" in r]
+    try:
+        items = [parse_item(r["item"], index) for index, r in enumerate(r for r in results if "item" in r)]
+    except DataError as error:  # a journal of another version, or edited by hand
+        print(f"rarft-prep hi-vtg: error: a journalled item in {work}/ is invalid ({error}); remove that folder "
+              "to build afresh", file=sys.stderr)
+        return 1
     rejects = import_rejects + [{"stage": "llm", **r["reject"]} for r in results if "reject" in r]
     rejects_path = args.rejects or args.out.with_suffix(".rejects.jsonl")
     write_jsonl_atomic(rejects_path, rejects)
     if items:
-        write_atomic(args.out, json.dumps(items, ensure_ascii=False, indent=1) + "\n")
+        dump_items(args.out, items)
     usage = chat.usage
     by_reason = Counter(f"{r['stage']}: {reject_reason_kind(r['reason'])}" for r in rejects)
     print(f"items: {len(items)} of {len(records)} queries written to {args.out if items else '(nothing)'}; "

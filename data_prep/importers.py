@@ -10,10 +10,10 @@
 | `jsonl`       | generic JSONL `{"video", "query", "timestamp": [s, e], "duration", "video_start"?, "video_end"?, "context"?}` |
 
 Dense captions of the same video (other queries with their spans) become each record's
-`video_context`. A record that cannot be used — a missing or malformed field, a span that does not
-fit its video (negative, reversed, or beyond the duration / clip window by more than half a second)
-— is not imported: it goes to the returned rejects with its reason, naming file and record; one odd
-record never refuses a file. Only file-level problems (not found, not JSON, the wrong top-level
+`video_context`. A record that cannot be used — a missing or malformed field (numbers and spans
+are checked by `rarft_plugin.schema`: finite, a span 0 <= start <= end, a duration > 0), a span
+that ends after its video (clip) window by more than half a second — is not imported: it goes to
+the returned rejects with its reason, naming file and record; one odd record never refuses a file. Only file-level problems (not found, not JSON, the wrong top-level
 shape, Charades without `--durations`) are errors. `duration` may be missing (`null`) where the
 annotations lack it (TVGBench clips carry `video_start`/`video_end`): the span is then checked
 against the clip window only, and the length is taken from the video when it is converted.
@@ -23,15 +23,32 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import read_jsonl
+from rarft_plugin.schema import JsonValue, clip_length, parse_number, parse_span
+
+__all__ = [
+    "DURATIONS_HELP",
+    "IMPORTERS",
+    "TOLERANCE_S",
+    "Imported",
+    "QueryRecord",
+    "import_activitynet",
+    "import_charades",
+    "import_jsonl",
+    "import_qvhighlights",
+    "import_records",
+    "import_released",
+    "import_tvgbench",
+    "span_problem",
+    "with_context",
+]
 
 TOLERANCE_S = 0.5
 DURATIONS_HELP = ("video lengths, for formats whose annotations lack them (charades): a JSON object "
@@ -57,20 +74,11 @@ class QueryRecord:
         return f"{self.video}|{self.timestamp[0]:.3f}|{self.timestamp[1]:.3f}|{self.query}"
 
 
-def span_problem(timestamp: tuple[float, float], duration: float | None, start: float | None,
-                 end: float | None) -> str | None:
-    """Why a span cannot be used, or None (a span without a known length is only checked for order)."""
-    s, e = timestamp
-    if not (math.isfinite(s) and math.isfinite(e)) or s < 0 or e < s:
-        return f"span {list(timestamp)} is negative, reversed or not finite"
-    if duration is not None and duration <= 0:
-        return f"duration {duration} is not positive"
-    length = end if end is not None else duration
-    if length is None:
-        return None
-    window = length - (start or 0.0)
-    if e > window + TOLERANCE_S:
-        return f"span {list(timestamp)} ends after the video (clip) length {window:.2f} s"
+def span_problem(record: QueryRecord) -> str | None:
+    """Why a record's span does not fit its video (clip), or None; a span of unknown length fits."""
+    window = clip_length(record.duration, record.video_start, record.video_end)
+    if window is not None and record.timestamp[1] > window + TOLERANCE_S:
+        return f"span {list(record.timestamp)} ends after the video (clip) length {window:.2f} s"
     return None
 
 
@@ -87,29 +95,24 @@ def with_context(records: list[QueryRecord]) -> list[QueryRecord]:
     return out
 
 
-def _record(source: str, where: str, video: Any, query: Any, timestamp: Any, duration: Any,
-            start: Any = None, end: Any = None) -> QueryRecord:
-    def number(value, name):
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise DataError(f"must be a number, got {value!r}", source=source, record=where, field=name)
-        try:
-            return float(value)
-        except ValueError:
-            raise DataError(f"must be a number, got {value!r}", source=source, record=where, field=name) from None
-
-    if not isinstance(video, str) or not video.strip():
-        raise DataError("must be a non-empty string", source=source, record=where, field="video")
-    if not isinstance(query, str) or not query.strip():
-        raise DataError("must be a non-empty string", source=source, record=where, field="query")
-    if not isinstance(timestamp, (list, tuple)) or len(timestamp) != 2:
-        raise DataError(f"must be [start, end], got {timestamp!r}", source=source, record=where, field="timestamp")
-    return QueryRecord(
-        video=video.strip(), query=" ".join(query.split()),
-        timestamp=(number(timestamp[0], "timestamp"), number(timestamp[1], "timestamp")),
-        duration=None if duration is None else number(duration, "duration"),
-        video_start=None if start is None else number(start, "video_start"),
-        video_end=None if end is None else number(end, "video_end"), source=source,
-    )
+def _record(source: str, where: str, video: JsonValue, query: JsonValue, timestamp: JsonValue, duration: JsonValue,
+            start: JsonValue = None, end: JsonValue = None) -> QueryRecord:
+    """A record from an annotation's fields (numbers may be written as text); a DataError naming the field."""
+    try:
+        for name, value in (("video", video), ("query", query)):
+            if not isinstance(value, str) or not value.strip():
+                raise DataError("must be a non-empty string", field=name)
+        span = parse_span(timestamp, text=True)
+        if span is None:
+            raise DataError(f"must be [start, end], got {timestamp!r}", field="timestamp")
+        return QueryRecord(
+            video=video.strip(), query=" ".join(query.split()), timestamp=span,
+            duration=None if duration is None else parse_number(duration, "duration", positive=True, text=True),
+            video_start=None if start is None else parse_number(start, "video_start", minimum=0, text=True),
+            video_end=None if end is None else parse_number(end, "video_end", minimum=0, text=True), source=source,
+        )
+    except DataError as error:
+        raise error.located(source=source, record=where) from None
 
 
 def _durations(path: Path | None) -> dict[str, float]:
@@ -183,7 +186,7 @@ def import_activitynet(path: Path, durations: Path | None = None) -> Imported:
             records.append(DataError("needs equally long 'timestamps' and 'sentences'", source=str(path),
                                      record=video))
             continue
-        for index, (stamp, sentence) in enumerate(zip(stamps, sentences)):
+        for index, (stamp, sentence) in enumerate(zip(stamps, sentences, strict=True)):
             records.append(_guarded(lambda: _record(str(path), f"{video}[{index}]", video, sentence, stamp,
                                                     entry.get("duration"))))
     return records
@@ -202,7 +205,7 @@ def import_qvhighlights(path: Path, durations: Path | None = None) -> Imported:
     return records
 
 
-def _first(row: dict, names: tuple[str, ...]) -> Any:
+def _first(row: dict[str, JsonValue], names: tuple[str, ...]) -> JsonValue:
     return next((row[name] for name in names if name in row), None)
 
 
@@ -261,7 +264,7 @@ def import_records(path: Path, fmt: str, durations: Path | None = None) -> tuple
         if isinstance(record, DataError):
             rejects.append({"stage": "import", "reason": str(record)})
             continue
-        problem = span_problem(record.timestamp, record.duration, record.video_start, record.video_end)
+        problem = span_problem(record)
         if problem:
             rejects.append({"stage": "import", "reason": problem, "video": record.video, "query": record.query})
         else:
@@ -269,7 +272,7 @@ def import_records(path: Path, fmt: str, durations: Path | None = None) -> tuple
     return with_context(usable), rejects
 
 
-def _json(path: Path) -> Any:
+def _json(path: Path) -> JsonValue:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except ValueError as error:

@@ -22,20 +22,27 @@ output is written atomically; a file of which no item joins the annotation is an
 from __future__ import annotations
 
 import argparse
-import copy
-import json
+import dataclasses
 import re
 import sys
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_prep.importers import QueryRecord, import_tvgbench
-from rarft_plugin.dataset import format_span, load_items
+from rarft_plugin.dataset import dump_items, load_items
 from rarft_plugin.errors import DataError
-from rarft_plugin.io_utils import write_atomic
-from rarft_plugin.labels import strip_answer_wrapper
 from rarft_plugin.parsing import extract_segment
+from rarft_plugin.schema import VtgItem, VtgQuery, format_span, wrap_answer
+
+__all__ = [
+    "TOLERANCE_S",
+    "RepairReport",
+    "add_arguments",
+    "repair_spans",
+    "run",
+]
 
 TOLERANCE_S = 0.05  # the files round to 2 decimals or fewer
 _ANSWER_BLOCK = re.compile(r"<answer>.*?</answer>", re.DOTALL)
@@ -75,17 +82,17 @@ def _key(video: str, query: str) -> tuple[str, str]:
 
 
 def _close(a, b) -> bool:
-    return all(abs(x - y) <= TOLERANCE_S for x, y in zip(a, b))
+    return all(abs(x - y) <= TOLERANCE_S for x, y in zip(a, b, strict=True))
 
 
-def repair_spans(raw: list[dict], annotation: list[QueryRecord]) -> tuple[list[dict], RepairReport]:
-    """The items with their clip spans repaired (a copy; see the module docstring), and what was done."""
+def repair_spans(items: Sequence[VtgItem], annotation: list[QueryRecord]) -> tuple[list[VtgItem], RepairReport]:
+    """The items with their clip spans repaired (see the module docstring), and what was done."""
     records: dict[tuple[str, str], list[QueryRecord]] = defaultdict(list)
     for record in annotation:
         records[_key(record.video, record.query)].append(record)
-    items, report = copy.deepcopy(raw), RepairReport()
+    repaired, report = list(items), RepairReport()
     for index, item in enumerate(items):
-        found = {(r.timestamp, r.video_start, r.video_end) for r in records.get(_key(item["video"], item["query_text"]), [])}
+        found = {(r.timestamp, r.video_start, r.video_end) for r in records.get(_key(item.video, item.query_text), [])}
         if not found:
             report.unmatched.append(index)
             continue
@@ -97,40 +104,39 @@ def repair_spans(raw: list[dict], annotation: list[QueryRecord]) -> tuple[list[d
             report.not_clips.append(index)
             continue
         start, end = start or 0.0, end
-        stored = item.get("timestamp") or []
-        if item.get("video_start") is not None or item.get("video_end") is not None:
+        stored = item.timestamp
+        if item.video_start is not None or item.video_end is not None:
             report.consistent.append(index)
-        elif len(stored) == 2 and end is not None and _close(stored, (start + s, end + e)):
-            item.update(timestamp=[s, e], video_start=start, video_end=end)
-            report.answers_rewritten += _rewrite_answers(item, stored, (s, e))
+        elif stored is not None and end is not None and _close(stored, (start + s, end + e)):
+            queries, rewritten = _rewrite_answers(item.queries, stored, (s, e))
+            repaired[index] = dataclasses.replace(item, timestamp=(s, e), video_start=start, video_end=end,
+                                                  queries=queries)
+            report.answers_rewritten += rewritten
             report.repaired.append(index)
-        elif len(stored) == 2 and _close(stored, (s, e)):
-            item.update(video_start=start, video_end=end)
+        elif stored is not None and _close(stored, (s, e)):
+            repaired[index] = dataclasses.replace(item, video_start=start, video_end=end)
             report.window_restored.append(index)
-        elif len(stored) == 2 and _close(stored, (start + s, start + e)):
+        elif stored is not None and _close(stored, (start + s, start + e)):
             report.consistent.append(index)
         else:
             report.mismatched.append(index)
-    return items, report
+    return repaired, report
 
 
-def _rewrite_answers(item: dict, old: list[float], new: tuple[float, float]) -> int:
-    """Relevant answers that state the old span get the new one; returns how many."""
-    rewritten = 0
-    for entry in item.get("GRPO") or []:
-        answer = entry.get("a")
-        if not entry.get("r") or not isinstance(answer, str):
-            continue
-        segment = extract_segment(strip_answer_wrapper(answer))
-        if segment is None or not _close(segment, old):
-            continue
-        text = format_span(new)
-        if _ANSWER_BLOCK.search(answer):
-            entry["a"] = _ANSWER_BLOCK.sub(f"<answer>{text}</answer>", answer, count=1)
-        else:
-            entry["a"] = text
-        rewritten += 1
-    return rewritten
+def _rewrite_answers(queries: tuple[VtgQuery, ...], old: tuple[float, float],
+                     new: tuple[float, float]) -> tuple[tuple[VtgQuery, ...], int]:
+    """The queries, each relevant answer that states the old span stating the new one; and how many."""
+    out, rewritten = [], 0
+    for query in queries:
+        segment = extract_segment(query.answer_text) if query.relevant else None
+        if segment is not None and _close(segment, old):
+            text = format_span(new)
+            answer = (_ANSWER_BLOCK.sub(wrap_answer(text), query.answer, count=1)
+                      if _ANSWER_BLOCK.search(query.answer) else text)
+            query = dataclasses.replace(query, answer=answer)
+            rewritten += 1
+        out.append(query)
+    return tuple(out), rewritten
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -143,15 +149,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        load_items(args.input)  # the file must load as it is, naming a bad record
-        raw = json.loads(args.input.read_text(encoding="utf-8"))
+        items = load_items(args.input)  # the file must load as it is, naming a bad record
         if not args.tvgbench.is_file():
             raise DataError("file not found", source=str(args.tvgbench))
         annotation = import_tvgbench(args.tvgbench)
         # an importer may hand back an unusable record as its error rather than raise
         usable = [record for record in annotation if isinstance(record, QueryRecord)]
         unusable = [str(record) for record in annotation if not isinstance(record, QueryRecord)]
-        items, report = repair_spans(raw, usable)
+        repaired, report = repair_spans(items, usable)
         if len(report.unmatched) == len(items):
             reasons = f" ({len(unusable)} annotation record(s) unusable, first: {unusable[0]})" if unusable else ""
             raise DataError(f"no item joins the TVGBench annotation {args.tvgbench} (by video file name and query)"
@@ -159,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     except DataError as error:
         print(f"rarft-prep repair-tvgbench: error: {error}", file=sys.stderr)
         return 2
-    write_atomic(args.out, json.dumps(items, ensure_ascii=False, indent=2) + "\n")
+    dump_items(args.out, repaired)
     print(f"{args.input}: {report.summary()} -> {args.out}")
     if unusable:
         print(f"{len(unusable)} annotation record(s) unusable, left out (first: {unusable[0]})")

@@ -26,21 +26,30 @@ query of one class.
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import math
 import random
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rarft_plugin.dataset import examples_from_items, load_items
+from rarft_plugin.dataset import dump_items, examples_from_items, load_items
 from rarft_plugin.errors import DataError
-from rarft_plugin.io_utils import write_atomic
+from rarft_plugin.schema import IRRELEVANCE_LEVELS, VtgItem
 
 from data_prep.arguments import open_fraction
 
-LEVEL_ORDER = ("strong", "moderate", "weak", "shuffled", None)
+__all__ = [
+    "ItemQueries",
+    "add_arguments",
+    "eval_videos",
+    "item_queries",
+    "run",
+    "side_summary",
+    "split_items",
+]
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,7 @@ class ItemQueries:
         return bool(self.relevant or self.irrelevant)
 
 
-def item_queries(items) -> list[ItemQueries]:
+def item_queries(items: Sequence[VtgItem]) -> list[ItemQueries]:
     """Per item, its usable queries (positions in its GRPO list)."""
     examples, _ = examples_from_items(items)  # relevant queries without a known span are left out here
     relevant, irrelevant = defaultdict(list), defaultdict(list)
@@ -90,11 +99,12 @@ def _classes(strata: dict[str, set[str]], videos: set[str]) -> int:
     return len(offered)
 
 
-def split_items(raw: list[dict], items, *, eval_fraction: float, seed: int) -> tuple[list[dict], list[dict], dict]:
-    """(training items, evaluation items, summary counts) for a file's raw records and their parsed items."""
+def split_items(items: Sequence[VtgItem], *, eval_fraction: float,
+                seed: int) -> tuple[list[VtgItem], list[VtgItem], dict]:
+    """(training items, evaluation items, summary counts) of a file's items."""
     queries = item_queries(items)
     offered: dict[str, set[str]] = defaultdict(set)
-    for item, found in zip(items, queries):
+    for item, found in zip(items, queries, strict=True):
         if found.relevant:
             offered[item.video].add("relevant")
         if found.irrelevant:
@@ -110,28 +120,31 @@ def split_items(raw: list[dict], items, *, eval_fraction: float, seed: int) -> t
     train, evaluation = [], []
     counts = {"train": Counter(), "eval": Counter(), "unusable": 0}
     level_use: Counter = Counter()
-    for record, item, found in zip(raw, items, queries):
+    for item, found in zip(items, queries, strict=True):
         if not found.usable:
             counts["unusable"] += 1
             continue
         if item.video not in evaluation_side:
-            train.append(record)
+            train.append(item)
             _count(counts["train"], found.relevant, found.irrelevant)
             continue
         picked_relevant = found.relevant[:1]
         picked_irrelevant = ()
         if found.irrelevant:
             # the level used least so far among the item's, so the evaluation side stays balanced
-            picked_irrelevant = (min(found.irrelevant,
-                                     key=lambda q: (level_use[q[1]], LEVEL_ORDER.index(q[1])
-                                                    if q[1] in LEVEL_ORDER else len(LEVEL_ORDER))),)
+            picked_irrelevant = (min(found.irrelevant, key=lambda q: (level_use[q[1]], _level_rank(q[1]))),)
             level_use[picked_irrelevant[0][1]] += 1
         positions = [*picked_relevant, *(position for position, _ in picked_irrelevant)]
-        evaluation.append({**record, "GRPO": [record["GRPO"][position] for position in sorted(positions)]})
+        evaluation.append(dataclasses.replace(item, queries=tuple(item.queries[p] for p in sorted(positions))))
         _count(counts["eval"], picked_relevant, picked_irrelevant)
-    counts["train"]["videos"] = len({i.video for i, q in zip(items, queries) if q.usable} - evaluation_side)
+    counts["train"]["videos"] = len(set(usable_videos) - evaluation_side)
     counts["eval"]["videos"] = len(evaluation_side)
     return train, evaluation, counts
+
+
+def _level_rank(level: str | None) -> int:
+    """Ties between levels go to the harder one; an unlabelled query comes last."""
+    return IRRELEVANCE_LEVELS.index(level) if level in IRRELEVANCE_LEVELS else len(IRRELEVANCE_LEVELS)
 
 
 def _count(counter: Counter, relevant, irrelevant) -> None:
@@ -171,8 +184,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
     try:
         items = load_items(args.input)  # validates the file, naming the bad record
-        raw = json.loads(args.input.read_text(encoding="utf-8"))
-        train, evaluation, counts = split_items(raw, items, eval_fraction=args.eval_fraction, seed=args.seed)
+        train, evaluation, counts = split_items(items, eval_fraction=args.eval_fraction, seed=args.seed)
         for name, side in (("training", train), ("evaluation", evaluation)):
             if not side:
                 raise DataError(f"the {name} side would be empty: no usable item of its videos")
@@ -180,8 +192,8 @@ def run(args: argparse.Namespace) -> int:
         error = error.located(source=str(args.input))
         print(f"rarft-prep split: error: {error}", file=sys.stderr)
         return 2
-    write_atomic(args.train, json.dumps(train, ensure_ascii=False, indent=1) + "\n")
-    write_atomic(args.eval, json.dumps(evaluation, ensure_ascii=False, indent=1) + "\n")
+    dump_items(args.train, train)
+    dump_items(args.eval, evaluation)
     for line in [*side_summary("train", args.train, counts["train"]), *side_summary("eval", args.eval, counts["eval"])]:
         print(line)
     if counts["unusable"]:

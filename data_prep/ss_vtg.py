@@ -9,19 +9,26 @@ entry is tagged `easy` with no categories and no refusal text (the loader reads 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 from pathlib import Path
 
+from rarft_plugin.dataset import dump_items
 from rarft_plugin.errors import DataError
-from rarft_plugin.io_utils import write_atomic, write_jsonl_atomic
+from rarft_plugin.io_utils import write_jsonl_atomic
+from rarft_plugin.schema import DIFFICULTY, VtgItem, VtgQuery
 
 from data_prep.arguments import positive_int
 from data_prep.importers import DURATIONS_HELP, IMPORTERS, QueryRecord, import_records
 
+__all__ = [
+    "add_arguments",
+    "run",
+    "shuffled_items",
+]
 
-def shuffled_items(records: list[QueryRecord], seed: int) -> list[dict]:
+
+def shuffled_items(records: list[QueryRecord], seed: int) -> list[VtgItem]:
     """One item per record: its query (relevant) and a query of another video (irrelevant)."""
     videos = len({r.video for r in records})
     if videos < 2:
@@ -33,15 +40,11 @@ def shuffled_items(records: list[QueryRecord], seed: int) -> list[dict]:
         other = rng.choice(records)
         while other.video == record.video:
             other = rng.choice(records)
-        items.append({
-            "video": record.video, "query_text": record.query, "timestamp": list(record.timestamp),
-            "duration": record.duration, "video_start": record.video_start, "video_end": record.video_end,
-            "think": "",
-            "GRPO": [
-                {"q": record.query, "a": "", "r": True, "difficulty": "original"},
-                {"q": other.query, "a": "", "r": False, "difficulty": "easy", "q_origin": other.video},
-            ],
-        })
+        queries = (VtgQuery(query=record.query, relevant=True, tag=DIFFICULTY["original"].tag),
+                   VtgQuery(query=other.query, relevant=False, tag=DIFFICULTY["shuffled"].tag,
+                            query_origin=other.video))
+        items.append(VtgItem(video=record.video, query_text=record.query, timestamp=record.timestamp, queries=queries,
+                             duration=record.duration, video_start=record.video_start, video_end=record.video_end))
     return items
 
 
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         error = error.located(source=str(args.input))
         print(f"rarft-prep ss-vtg: error: {error}", file=sys.stderr)
         return 2
-    write_atomic(args.out, json.dumps(items, ensure_ascii=False, indent=1) + "\n")
+    dump_items(args.out, items)
     write_jsonl_atomic(args.out.with_suffix(".rejects.jsonl"), rejects)
     print(f"items: {len(items)} (1 relevant : 1 shuffled each) -> {args.out}; import rejects: {len(rejects)}")
     return 0

@@ -39,6 +39,7 @@ from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_jsonl_atomic
 from rarft_plugin.prompt_row import make_row
 from rarft_plugin.prompts import TEMPLATES
+from rarft_plugin.schema import clip_length
 from rarft_plugin.video import (
     VIDEO_EXTENSIONS,
     VideoError,
@@ -65,21 +66,9 @@ def apply_ratio(examples: list[Example], ratio: tuple[int, int] | None, seed: in
     return [e for e in examples if id(e) in kept]
 
 
-def clip_length(video_start: float | None, video_end: float | None, video_seconds: float | None) -> float:
-    """The length of the clip a record asks about: its window, or the video from `video_start` on.
-
-    >>> clip_length(210.0, 360.0, None), clip_length(None, None, 31.5), clip_length(5.0, None, 31.5)
-    (150.0, 31.5, 26.5)
-    """
-    if video_end is not None:
-        return video_end - (video_start or 0.0)
-    if video_seconds is None:
-        raise ValueError("the clip has no end and the video's length is unknown")
-    return video_seconds - (video_start or 0.0)
-
-
 def with_video_durations(examples: list[Example], videos: dict[str, Path], *, workers: int = 8) -> list[Example]:
-    """Examples whose label lacks a duration get it from the video (`clip_length`); the others unchanged.
+    """Examples whose label lacks a duration get it from the video (`rarft_plugin.schema.clip_length`: the
+    clip window, or the probed video from `video_start` on); the others unchanged.
 
     Each distinct video that is needed is probed once, in threads; a video that cannot be probed is
     a DataError listing every such video with a record.
@@ -103,7 +92,7 @@ def with_video_durations(examples: list[Example], videos: dict[str, Path], *, wo
     out = []
     for example in examples:
         if example.label.duration is None:
-            length = clip_length(example.item.video_start, example.item.video_end, probed.get(example.item.video))
+            length = clip_length(probed.get(example.item.video), example.item.video_start, example.item.video_end)
             example = dataclasses.replace(example, label=dataclasses.replace(example.label, duration=length))
         out.append(example)
     return out

@@ -45,12 +45,37 @@ from rarft_plugin.cli import entry_point
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import read_jsonl, write_atomic
-from rarft_plugin.labels import Label, parse_label
 from rarft_plugin.rewards import CORRECTIONS, REWARD_NAMES, VARIANTS, parse_weights, reward_bounds, score_many
-from rarft_plugin.taxonomy import DIFFICULTIES
+from rarft_plugin.schema import DIFFICULTIES, Label, parse_label
 
 from eval.exploits import CORRECTION_TAG, POLICIES, Policy, neighbours
 from eval.provenance import EVALUATION_PACKAGES, file_sha256, now, package_versions
+
+__all__ = [
+    "COMPONENTS",
+    "ORACLE",
+    "CHUNK",
+    "TOLERANCE",
+    "DEFAULT_RATIO",
+    "Setting",
+    "load_labels",
+    "score_policies",
+    "groups",
+    "component_ranges",
+    "at_ratio",
+    "margin_entry",
+    "summarise",
+    "find_flags",
+    "overview_table",
+    "component_table",
+    "render_markdown",
+    "plot_margins",
+    "settings_from",
+    "audit",
+    "add_arguments",
+    "run",
+    "main",
+]
 
 COMPONENTS = (*REWARD_NAMES, "total")
 ORACLE = "oracle"

@@ -23,15 +23,14 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from eval.metrics import LEVELS, Grounding
+from rarft_plugin.schema import HARD_LEVELS, IRRELEVANCE_LEVELS, JsonValue
+
+from eval.metrics import Grounding
 from eval.paper import PaperRow, find_method, paper_rows
-from eval.record import JSONValue, RunRecord, record_json
+from eval.record import RunRecord, record_json
 from eval.report import explanation_cells, explanation_values, flatten, markdown_table, num, pct, ra_iou_cells
 
 __all__ = ["ComparedRun", "compare_markdown", "dataset_key", "headline", "run_settings"]
-
-SCORE_LEVELS = ("strong", "moderate", "weak")  # the paper's per-level tables
-
 
 @dataclass(frozen=True)
 class ComparedRun:
@@ -40,12 +39,12 @@ class ComparedRun:
     record: RunRecord
 
 
-def run_settings(record: RunRecord) -> dict[str, JSONValue]:
+def run_settings(record: RunRecord) -> dict[str, JsonValue]:
     """The settings of a run that change its numbers, by label (a value per run, "mixed" across shards)."""
     judge, count = record.judge, record.metrics.count
     shards = record.inference or ()
 
-    def inference(key: str) -> JSONValue:
+    def inference(key: str) -> JsonValue:
         values = {json.dumps(run.get(key), sort_keys=True) for run in shards}
         return json.loads(values.pop()) if len(values) == 1 else ("mixed" if values else None)
 
@@ -161,13 +160,13 @@ def ra_table(runs: list[ComparedRun], paper: list[PaperRow]) -> list[str]:
 def level_table(runs: list[ComparedRun], paper: list[PaperRow]) -> list[str]:
     """Tables 6/10/11-style rows: F1 (released definition) and LLM score per hardness level."""
     published = [row for row in paper if row.levels is not None]
-    if not published and not any(level in run.record.metrics.by_difficulty for run in runs for level in SCORE_LEVELS):
+    if not published and not any(level in run.record.metrics.by_difficulty for run in runs for level in HARD_LEVELS):
         return []
-    header = ["Method"] + [f"{level.capitalize()} {column}" for level in SCORE_LEVELS for column in ("F1", "LLM sc.")]
+    header = ["Method"] + [f"{level.capitalize()} {column}" for level in HARD_LEVELS for column in ("F1", "LLM sc.")]
     rows = []
     for run in runs:
         by_level = run.record.metrics.by_difficulty
-        rows.append([run.name, *(cell for level in SCORE_LEVELS for cell in (
+        rows.append([run.name, *(cell for level in HARD_LEVELS for cell in (
             (pct(by_level[level].f1), num(explanation_values(by_level[level].explanation)[2])) if level in by_level
             else ("-", "-")))])
     rows += [[row.label, *(paper_pct(v) if i % 2 == 0 else paper_num(v) for i, v in enumerate(row.levels))]
@@ -192,7 +191,7 @@ def headline(record: RunRecord) -> list[tuple[str, float | None, Formatter]]:
     rows += [("F1 re.", rel.f1_rel, pct), ("F1 irre.", rel.f1_irrel, pct), ("F1 avg.", rel.f1_avg, pct),
              ("accuracy", rel.accuracy, pct), ("RT-IoU", rt_iou, pct), ("SBert score", sbert, num),
              ("LLM score", llm_score, num)]
-    for level in LEVELS:
+    for level in IRRELEVANCE_LEVELS:
         row = metrics.by_difficulty.get(level)
         if row is not None:
             rows += [(f"{level} F1", row.f1, pct), (f"{level} LLM score", explanation_values(row.explanation)[2], num),
@@ -277,9 +276,9 @@ def compare_markdown(runs: list[ComparedRun], *, paper: str | None = None, every
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _raw(value: JSONValue) -> str:
+def _raw(value: JsonValue) -> str:
     return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _number(value: JSONValue) -> bool:
+def _number(value: JsonValue) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)

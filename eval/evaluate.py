@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from rarft_plugin.labels import strip_answer_wrapper, strip_tags
+from rarft_plugin.schema import strip_answer_wrapper, strip_tags
 from rarft_plugin.parsing import evaluation_answer, without_correction
 
 from eval.judge import LlmJudge

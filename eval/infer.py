@@ -52,6 +52,26 @@ from eval.checkpoint import overlay, resolve_checkpoint
 from eval.predictions import parse_prediction, prediction_from_example
 from eval.provenance import INFERENCE_PACKAGES, file_sha256, now, package_versions
 
+__all__ = [
+    "RESUME_SETTINGS",
+    "RESUME_DEFAULTS",
+    "RESUME_IF_RECORDED",
+    "Generation",
+    "parse_shard",
+    "HFBackend",
+    "VLLMBackend",
+    "make_backend",
+    "meta_path",
+    "finished_rows",
+    "check_resumable",
+    "clip_seconds",
+    "run_inference",
+    "add_arguments",
+    "write_missing_videos",
+    "resolve",
+    "run",
+]
+
 # Settings that must match for a partial output to be resumed.
 RESUME_SETTINGS = ("model", "data", "template", "shard", "fps", "total_pixels", "max_new_tokens", "unknown_spans",
                    "spans_from")

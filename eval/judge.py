@@ -23,9 +23,7 @@ judged nothing, which `rarft-eval evaluate` treats as a failed run.
 
 from __future__ import annotations
 
-import ast
 import asyncio
-import json
 import re
 from dataclasses import dataclass, field, replace
 from collections.abc import Callable, Sequence
@@ -33,7 +31,8 @@ from typing import Any, TypedDict
 
 from rarft_plugin import llm_prompts
 from rarft_plugin.llm_client import ChatClient, LLMError
-from rarft_plugin.taxonomy import CATEGORIES
+from rarft_plugin.llm_json import UnreadableReply, json_array, json_object
+from rarft_plugin.schema import CATEGORIES
 
 from rarft_plugin.parsing import evaluation_answer
 
@@ -49,8 +48,6 @@ __all__ = [
 # otherwise overflow the judge's context and cost for nothing).
 MAX_JUDGED_CHARS = 6000
 
-_ARRAY = re.compile(r"\[[^\[\]]*\]", re.DOTALL)
-_OBJECT = re.compile(r"\{[^{}]*\}", re.DOTALL)
 _SCORE = re.compile(r"""score\W{0,6}?([-+]?\d+(?:\.\d+)?)""", re.IGNORECASE)
 _NUMBER_ONLY = re.compile(r"""^\W*([-+]?\d+(?:\.\d+)?)\W*$""")
 _BOOLEAN = {"true": True, "yes": True, "relevant": True, "false": False, "no": False, "irrelevant": False}
@@ -115,16 +112,6 @@ def unusable_judges(calls: dict[str, JudgeCalls]) -> list[str]:
             for name, c in calls.items() if c["asked"] and not c["judged"]]
 
 
-def _literal(text: str) -> Any:
-    """A JSON value, or a Python literal (judges often answer with single quotes); None if neither."""
-    for parse in (json.loads, ast.literal_eval):
-        try:
-            return parse(text)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            continue
-    return None
-
-
 def parse_categories(reply: str) -> tuple[tuple[str, ...], int] | None:
     """(taxonomy categories, number of unknown names dropped) from a Table 15 reply, or None if unreadable.
 
@@ -136,14 +123,14 @@ def parse_categories(reply: str) -> tuple[tuple[str, ...], int] | None:
     >>> parse_categories("[]")
     ((), 0)
     """
-    for candidate in reversed(_ARRAY.findall(reply)):
-        names = _literal(candidate)
-        if isinstance(names, list) and all(isinstance(n, str) for n in names):
-            keys = [_category_key(name) for name in names]
-            known = tuple(dict.fromkeys(_CATEGORY_BY_KEY[k] for k in keys if k in _CATEGORY_BY_KEY))
-            unknown = sum(k not in _CATEGORY_BY_KEY for k in keys)
-            return known, unknown
-    return None
+    try:
+        names = json_array(reply, str)
+    except UnreadableReply:
+        return None
+    keys = [_category_key(name) for name in names]
+    known = tuple(dict.fromkeys(_CATEGORY_BY_KEY[k] for k in keys if k in _CATEGORY_BY_KEY))
+    unknown = sum(k not in _CATEGORY_BY_KEY for k in keys)
+    return known, unknown
 
 
 def parse_score(reply: str) -> float | None:
@@ -167,11 +154,9 @@ def parse_relevance(reply: str) -> Judgement | None:
     >>> parse_relevance("{'relevant': False, 'start': None, 'end': None}").refused
     True
     """
-    for candidate in reversed(_OBJECT.findall(reply)):
-        data = _literal(candidate)
-        if isinstance(data, dict) and "relevant" in data:
-            break
-    else:
+    try:
+        data = json_object(reply, ("relevant",))
+    except UnreadableReply:
         return None
     relevant = data["relevant"]
     if isinstance(relevant, str):

@@ -33,12 +33,12 @@ from statistics import fmean
 from rarft_plugin.parsing import evaluation_answer, extract_segment, follows_blocks, unclosed_block
 from rarft_plugin.prompts import OUTPUT_BLOCKS
 from rarft_plugin.rewards import temporal_iou
-from rarft_plugin.taxonomy import CATEGORIES
+from rarft_plugin.schema import CATEGORIES, HARD_LEVELS, IRRELEVANCE_LEVELS
 
 from eval.predictions import Prediction, defect_counts
 
 __all__ = [
-    "EXPLANATION_METRICS", "LEVELS", "MAX_EMPTY", "MAX_TRUNCATED", "MIN_COMPLIANT",
+    "EXPLANATION_METRICS", "MAX_EMPTY", "MAX_TRUNCATED", "MIN_COMPLIANT",
     "CategoryMetrics", "Counts", "Explanation", "ExplanationMean", "FormatCompliance", "Grounding", "ItemRow",
     "Judgement", "LevelMetrics", "Metrics", "OriginalMetrics", "PairedMetrics", "Relevance",
     "by_category", "by_difficulty", "compute_metrics", "dataset_kind", "explanation", "explanation_mean",
@@ -46,7 +46,6 @@ __all__ = [
     "precision_recall_f1", "ra_iou", "recall_at", "relevance", "row_relevance", "rule_judgement",
 ]
 
-LEVELS = ("strong", "moderate", "weak", "shuffled")
 EXPLANATION_METRICS = ("rt_iou", "sbert", "llm_score")
 
 
@@ -186,7 +185,7 @@ class Metrics:
     relevance: Relevance
     vtg_iou: Grounding
     explanation: Explanation
-    by_difficulty: dict[str, LevelMetrics]  # LEVELS order, the levels the set has
+    by_difficulty: dict[str, LevelMetrics]  # IRRELEVANCE_LEVELS order, the levels the set has
     original: OriginalMetrics | None  # None without relevant queries
     by_category: dict[str, CategoryMetrics]  # taxonomy order, the categories the set has
     explained: tuple[str, ...]  # the explanation metrics that ran (EXPLANATION_METRICS names)
@@ -393,7 +392,7 @@ def dataset_kind(predictions: Sequence[Prediction]) -> str:
     levels = {p.hardness_level for p in predictions if not p.gt_relevant}
     if not levels:
         return "relevant only"
-    if levels <= {"strong", "moderate", "weak"}:
+    if levels <= set(HARD_LEVELS):
         return "hard-irrelevant"
     if levels == {"shuffled"}:
         return "simply-shuffled"
@@ -482,7 +481,7 @@ def level_subsets(predictions: Sequence[Prediction]) -> dict[str, list[int]]:
         if not p.gt_relevant:
             levels_of_item[p.item].add(p.hardness_level or "")
     subsets: dict[str, list[int]] = {}
-    for level in LEVELS:
+    for level in IRRELEVANCE_LEVELS:
         if not any(level in levels for levels in levels_of_item.values()):
             continue
         subsets[level] = [

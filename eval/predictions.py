@@ -7,7 +7,7 @@
 | `gt_timestamp`   | [s, e] or null    | yes      | ground-truth segment (relevant queries; ignored otherwise) |
 | `gt_output`      | str               | yes      | reference answer: a_time (relevant) or a_refusal ("" ok) |
 | `gt_categories`  | list[str] or null | yes      | edited semantic categories (irrelevant queries)          |
-| `hardness_level` | str or null       | one of   | original / strong / moderate / weak / shuffled (aliases) |
+| `hardness_level` | str or null       | one of   | a difficulty of `rarft_plugin.schema` (its aliases too)  |
 | `irrelevance_level` | str or ""      | the two  | the same, as the released inference writes it            |
 | `video`, `query` | str               | yes      | what was asked                                           |
 | `id`             | str               | no       | "ITEM:QUERY" (`rarft-eval infer` writes it)              |
@@ -33,15 +33,26 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
 
 from rarft_plugin.dataset import Example
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import read_jsonl
-from rarft_plugin.labels import parse_label, query_difficulty
-from rarft_plugin.taxonomy import CATEGORIES
+from rarft_plugin.schema import CATEGORIES, JsonValue, parse_categories, parse_span, query_difficulty
+
+__all__ = [
+    "LEVEL_FIELDS",
+    "REQUIRED",
+    "Prediction",
+    "coerce_predictions",
+    "defect_counts",
+    "join_data",
+    "load_predictions",
+    "parse_prediction",
+    "prediction_from_example",
+]
 
 REQUIRED = ("video", "query", "model_output", "gt_relevant", "gt_timestamp", "gt_output", "gt_categories")
 LEVEL_FIELDS = ("hardness_level", "irrelevance_level")  # rarft's name, the released inference's name
@@ -67,7 +78,7 @@ class Prediction:
         if not self.item:
             object.__setattr__(self, "item", self.id.rsplit(":", 1)[0])
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, JsonValue]:
         return {
             "id": self.id, "video": self.video, "query": self.query, "model_output": self.model_output,
             "gt_relevant": self.gt_relevant, "gt_timestamp": list(self.gt_timestamp) if self.gt_timestamp else None,
@@ -94,7 +105,7 @@ def prediction_from_example(example: Example, model_output: str, truncated: bool
     )
 
 
-def parse_prediction(row: dict[str, Any], *, default_id: str = "", item: str = "") -> Prediction:
+def parse_prediction(row: dict[str, JsonValue], *, default_id: str = "", item: str = "") -> Prediction:
     """Validate one row (raises DataError naming the field). `default_id` names a row without `id`;
     `item` is its item (see the module docstring)."""
     missing = [name for name in REQUIRED if name not in row]
@@ -114,39 +125,35 @@ def parse_prediction(row: dict[str, Any], *, default_id: str = "", item: str = "
     truncated = row.get("truncated")
     if truncated is not None and not isinstance(truncated, bool):
         raise DataError(f"must be true, false or null, got {truncated!r}", field="truncated")
+    categories = parse_categories(row["gt_categories"], "gt_categories")
     relevant = row["gt_relevant"]
-    categories = row["gt_categories"] or []
-    if not isinstance(categories, list):
-        raise DataError(f"must be a list of category paths, got {categories!r}", field="gt_categories")
+    if not isinstance(relevant, bool):
+        raise DataError(f"must be true or false, got {relevant!r}", field="gt_relevant")
+    if not row["query"].strip():
+        raise DataError("must not be empty", field="query")
     defects = [f"category {c!r} outside the taxonomy (left out)" for c in categories if c not in CATEGORIES]
-    timestamp = row["gt_timestamp"]
-    if relevant is False and timestamp not in (None, []):
+    timestamp = None
+    if relevant:
+        timestamp = parse_span(row["gt_timestamp"], "gt_timestamp")
+        if timestamp is None:
+            raise DataError("a relevant query needs [start, end]", field="gt_timestamp")
+    elif row["gt_timestamp"] not in (None, []):
         defects.append("gt_timestamp on an irrelevant query (ignored)")
-        timestamp = None
-    # the label schema validates relevance / timestamp / query in one place
-    try:
-        label = parse_label({"relevant": relevant, "timestamp": timestamp, "query": row["query"],
-                             "categories": [c for c in categories if c in CATEGORIES]})
-    except DataError as error:
-        raise DataError(error.message, field=_PREDICTION_FIELD.get(error.field, error.field)) from None
     level_field = next(name for name in LEVEL_FIELDS if name in row)
     try:
-        level = query_difficulty(row[level_field], relevant=label.relevant, categories=categories)
+        level = query_difficulty(row[level_field], relevant=relevant, categories=categories)
     except ValueError as error:
         raise DataError(str(error), field=level_field) from None
     return Prediction(
         id=str(row["id"]) if has_id else default_id, video=row["video"], query=row["query"],
-        model_output=row["model_output"], gt_relevant=label.relevant, gt_timestamp=label.timestamp,
-        gt_output=row["gt_output"], gt_categories=label.categories, hardness_level=level,
-        item="" if has_id else item, defects=tuple(defects), has_id=has_id, truncated=truncated,
+        model_output=row["model_output"], gt_relevant=relevant, gt_timestamp=timestamp,
+        gt_output=row["gt_output"], gt_categories=tuple(c for c in categories if c in CATEGORIES),
+        hardness_level=level, item="" if has_id else item, defects=tuple(defects), has_id=has_id,
+        truncated=truncated,
     )
 
 
-# label field -> prediction field, so errors name the field of the prediction file
-_PREDICTION_FIELD = {"relevant": "gt_relevant", "timestamp": "gt_timestamp", "categories": "gt_categories"}
-
-
-def _rows(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+def _rows(path: str | Path) -> Iterator[tuple[str, dict[str, JsonValue]]]:
     """(location, row) of a JSONL file or of a JSON array file (the released inference's output)."""
     try:
         with open(path, encoding="utf-8") as handle:
@@ -168,7 +175,7 @@ def _rows(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
         yield f"element {index}", row
 
 
-def _item_of(row: dict[str, Any], last_relevant: dict[str, str]) -> str:
+def _item_of(row: dict[str, JsonValue], last_relevant: dict[str, str]) -> str:
     """The item of a row without id: (video, relevant query); `last_relevant` tracks the file so far."""
     video, query = row.get("video"), row.get("query")
     if not isinstance(video, str):
@@ -201,7 +208,7 @@ def load_predictions(paths: str | Path | Sequence[str | Path]) -> list[Predictio
     return predictions
 
 
-def coerce_predictions(predictions: str | Path | Iterable[Prediction | dict[str, Any]]) -> list[Prediction]:
+def coerce_predictions(predictions: str | Path | Iterable[Prediction | dict[str, JsonValue]]) -> list[Prediction]:
     """A path (or paths), `Prediction`s or prediction dicts, as validated `Prediction`s."""
     if isinstance(predictions, (str, Path)):
         return load_predictions(predictions)

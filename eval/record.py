@@ -26,17 +26,17 @@ from pathlib import Path
 from typing import TypedDict
 
 from rarft_plugin.errors import DataError
+from rarft_plugin.schema import JsonValue
 
 from eval.judge import JudgeCalls
 from eval.metrics import FormatCompliance, Metrics
 
 __all__ = [
-    "DataCheck", "DatasetRecord", "InferenceRecord", "JSONValue", "JudgeSettings", "PredictionFile", "Provenance",
+    "DataCheck", "DatasetRecord", "InferenceRecord", "JudgeSettings", "PredictionFile", "Provenance",
     "RunRecord", "from_json", "read_run", "record_from_json", "record_json", "row_json", "to_json",
 ]
 
-JSONValue = dict[str, "JSONValue"] | list["JSONValue"] | str | int | float | bool | None
-InferenceRecord = dict[str, JSONValue]  # what `infer` recorded beside a prediction file (`eval.infer.meta_path`)
+InferenceRecord = dict[str, JsonValue]  # what `infer` recorded beside a prediction file (`eval.infer.meta_path`)
 Row = typing.TypeVar("Row")
 
 
@@ -112,12 +112,12 @@ class RunRecord:
     warnings: tuple[str, ...] | None = None  # None: not worked out yet (`eval.report.run_warnings`)
 
 
-def row_json(row: object) -> dict[str, JSONValue]:
+def row_json(row: object) -> dict[str, JsonValue]:
     """A typed row (a dataclass instance) as a JSON object of its fields (module docstring)."""
     return {item.metadata.get("json", item.name): to_json(getattr(row, item.name)) for item in fields(row)}
 
 
-def to_json(value: object) -> JSONValue:
+def to_json(value: object) -> JsonValue:
     """A value of a typed row as JSON: rows as objects, dicts as objects, tuples and lists as arrays."""
     if is_dataclass(value) and not isinstance(value, type):
         return row_json(value)
@@ -130,12 +130,12 @@ def to_json(value: object) -> JSONValue:
     raise TypeError(f"no JSON form for {type(value).__name__}")
 
 
-def from_json(kind: type[Row], value: JSONValue) -> Row:
+def from_json(kind: type[Row], value: JsonValue) -> Row:
     """`value` read back as the typed row `kind` (`row_json`'s inverse); a missing field is a DataError naming it."""
     return _read(kind, value, "")
 
 
-def _read(kind: object, value: JSONValue, path: str) -> object:
+def _read(kind: object, value: JsonValue, path: str) -> object:
     """`value` as `kind`: a typed row (its fields by type hint; one already read is kept), `X | None`,
     `dict[str, X]`, `tuple[X, ...]`; anything else (numbers, strings, TypedDict records) as it is."""
     if isinstance(kind, type) and is_dataclass(kind):
@@ -157,7 +157,7 @@ def _read(kind: object, value: JSONValue, path: str) -> object:
     origin, arguments = typing.get_origin(kind), typing.get_args(kind)
     if origin in (typing.Union, types.UnionType):
         members = [member for member in arguments if member is not type(None)]
-        # `X | None` reads X; a union of several (JSONValue) is JSON already
+        # `X | None` reads X; a union of several (JsonValue) is JSON already
         return value if value is None or len(members) > 1 else _read(members[0], value, path)
     if origin is dict and isinstance(value, dict):
         return {key: _read(arguments[1], item, f"{path}.{key}") for key, item in value.items()}
@@ -166,7 +166,7 @@ def _read(kind: object, value: JSONValue, path: str) -> object:
     return value
 
 
-def record_json(record: RunRecord) -> dict[str, JSONValue]:
+def record_json(record: RunRecord) -> dict[str, JsonValue]:
     """The metrics.json object of a run (module docstring: the layout)."""
     out = row_json(record.metrics)
     levels = {level: row_json(row) for level, row in record.metrics.by_difficulty.items()}
@@ -179,7 +179,7 @@ def record_json(record: RunRecord) -> dict[str, JSONValue]:
     return out
 
 
-def record_from_json(data: JSONValue, source: str) -> RunRecord:
+def record_from_json(data: JsonValue, source: str) -> RunRecord:
     """A metrics.json object read back (`record_json`'s inverse); DataError naming `source` and the field."""
     if not isinstance(data, dict) or "ra_iou" not in data:
         raise DataError("not a rarft-eval metrics.json", source=source)

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING
 
 from rarft_plugin.io_utils import write_atomic, write_jsonl_atomic
 from rarft_plugin.prompts import OUTPUT_BLOCKS
+from rarft_plugin.schema import IRRELEVANCE_LEVELS, JsonValue
 
 from eval.judge import JudgeCalls
-from eval.metrics import (LEVELS, Explanation, ExplanationMean, FormatCompliance, Grounding, ItemRow, Metrics,
-                          format_warnings)
+from eval.metrics import Explanation, ExplanationMean, FormatCompliance, Grounding, ItemRow, Metrics, format_warnings
 from eval.paper import PaperRow, find_method, paper_rows
 from eval.predictions import Prediction, coerce_predictions
-from eval.record import JSONValue, RunRecord, record_json, row_json
+from eval.record import RunRecord, record_json, row_json
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -50,9 +50,9 @@ def num(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def flatten(data: dict[str, JSONValue], prefix: str = "") -> dict[str, JSONValue]:
+def flatten(data: dict[str, JsonValue], prefix: str = "") -> dict[str, JsonValue]:
     """A JSON object (metrics.json) as dotted keys, for the CSV and compare's raw numbers."""
-    out: dict[str, JSONValue] = {}
+    out: dict[str, JsonValue] = {}
     for key, value in data.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
@@ -159,7 +159,7 @@ def markdown(record: RunRecord, *, title: str, name: str) -> str:
     metrics, judge = record.metrics, record.judge
     count = metrics.count
     calls = judge.get("calls", {})
-    levels = [level for level in LEVELS if level in metrics.by_difficulty]
+    levels = [level for level in IRRELEVANCE_LEVELS if level in metrics.by_difficulty]
     has_explanations = bool(metrics.explained) and count.explanation_eligible > 0
     warnings = record.warnings if record.warnings is not None else run_warnings(record)
     lines = [f"# {title}", ""]
@@ -335,7 +335,7 @@ def level_figure(record: RunRecord, name: str) -> Figure | None:
     with its number of irrelevant queries, no bar for what was not measured, and the paper's F1
     where the run's dataset and name match a row of Tables 6, 10, 11. None without levels."""
     by_level = record.metrics.by_difficulty
-    levels = [level for level in LEVELS if level in by_level]
+    levels = [level for level in IRRELEVANCE_LEVELS if level in by_level]
     if not levels:
         return None
     fig, ax = _pyplot().subplots(figsize=(6.5, 4))
@@ -392,7 +392,7 @@ def write_run(record: RunRecord, items: list[ItemRow], out_dir: str | Path, *, t
 
 
 def write_report(
-    predictions: str | Path | Iterable[Prediction | dict[str, JSONValue]],
+    predictions: str | Path | Iterable[Prediction | dict[str, JsonValue]],
     out_dir: str | Path,
     *,
     title: str = "rarft evaluation",

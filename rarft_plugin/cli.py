@@ -10,6 +10,11 @@ import functools
 import sys
 from typing import Callable
 
+__all__ = [
+    "INTERRUPTED",
+    "entry_point",
+]
+
 INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
 
 

@@ -1,16 +1,12 @@
-"""Records in the released HI-VTG schema, and the labelled examples they hold.
+"""Released-schema files (`rarft_plugin.schema`: `VtgItem`) and the labelled examples they hold.
 
 A file is a JSON list of items (as `hi_vtg_charades.json`, `ss_vtg_charades.json`,
-`human_anno.json`)::
-
-    {"video": str, "query_text": str, "timestamp": [s, e] | [], "duration": float|null,
-     "video_start": float|null, "video_end": float|null, "think": str, "difficulty": ...,
-     "GRPO": [{"q": str, "a": str, "r": bool, "c": [category, ...], "difficulty": str,
-               "q_origin": str}, ...]}
+`human_anno.json`); `load_items` reads one, `dump_items` writes one (every builder writes
+through it, so every file has one format).
 
 Each entry of `GRPO` is one query about the item's video: `r` says whether it is relevant.
 `examples_from_items` turns every entry into one `Example` whose label follows
-`rarft_plugin.labels`:
+`rarft_plugin.schema.Label`:
 
 - relevant entry: timestamp = the item's `timestamp`; a_time = its answer (or "S to E");
   a_refusal = the answer of an irrelevant entry of the same item, if any (the explain
@@ -21,15 +17,16 @@ Every released file loads as it is; its defects are kept, counted in the `LoadRe
 handled as follows (one odd record never refuses a whole file):
 
 - Charades-STA spans that end after the video's `duration` (166 items of `hi_vtg_charades.json`)
-  are kept as annotated, as every published evaluation does (`spans_beyond_duration`).
+  are kept as annotated, as every published evaluation does (`spans_beyond_duration`; a clip's
+  span is checked against its window, `rarft_plugin.schema.clip_length`).
 - `duration: null` (every record of HI-TVGBench and SS-QVHighlights): the label's duration is
   None; the evaluation does not need it, and `rarft-eval infer` measures the video it decodes.
 - A category outside the taxonomy (`Action/SceneTransition`, a mislabelled
   `Scene/SceneTransition`, on one record): the query is kept, the string is left out of its
   categories (so of per-category accuracy and of RT-IoU's ground truth) and counted in
   `unknown_categories`.
-- Extra keys (`class`) are ignored; irrelevant answers without an `<answer>` wrapper are read as
-  they are; category lists may be empty.
+- Extra keys (`class`) are not read, and kept: `dump_items` writes them back; irrelevant answers
+  without an `<answer>` wrapper are read as they are; category lists may be empty.
 - `ss_vtg_charades.json`: items with two relevant queries carry one item-level timestamp, which
   belongs to `query_text` (582 second queries have no span of their own). With
   `unknown_span="skip"` (default) the other query's span is recovered from an item, of this file
@@ -43,43 +40,35 @@ handled as follows (one odd record never refuses a whole file):
 from __future__ import annotations
 
 import json
-import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Literal
 
 from rarft_plugin.errors import DataError
-from rarft_plugin.labels import Label, parse_label, query_difficulty, strip_answer_wrapper
-from rarft_plugin.taxonomy import CATEGORIES
+from rarft_plugin.io_utils import write_atomic
+from rarft_plugin.schema import (
+    JsonValue,
+    Label,
+    VtgItem,
+    VtgQuery,
+    clip_length,
+    dump_item,
+    format_span,
+    parse_item,
+    parse_label,
+)
 
-
-@dataclass(frozen=True)
-class VtgQuery:
-    """One entry of an item's `GRPO` list."""
-
-    query: str
-    relevant: bool
-    answer: str  # inner text of the answer, wrapper removed
-    correction: str  # inner text of a `<correct>` block in the answer, "" if none
-    categories: tuple[str, ...]  # taxonomy paths only
-    difficulty: str | None  # normalised (rarft_plugin.taxonomy.DIFFICULTIES) or None
-    query_origin: str | None
-    unknown_categories: tuple[str, ...] = ()  # category entries outside the taxonomy (a data defect)
-
-
-@dataclass(frozen=True)
-class VtgItem:
-    """One record of a released-schema file."""
-
-    index: int
-    video: str
-    query_text: str
-    timestamp: tuple[float, float] | None
-    duration: float | None
-    video_start: float | None
-    video_end: float | None
-    think: str
-    queries: tuple[VtgQuery, ...]
+__all__ = [
+    "UNKNOWN_SPAN_CHOICES",
+    "Example",
+    "LoadReport",
+    "UnknownSpan",
+    "dump_items",
+    "examples_from_items",
+    "load_examples",
+    "load_items",
+]
 
 
 @dataclass(frozen=True)
@@ -143,80 +132,6 @@ def load_items(path: str | Path) -> list[VtgItem]:
     return items
 
 
-def parse_item(record: Any, index: int) -> VtgItem:
-    """Validate one released-schema record."""
-    if not isinstance(record, dict):
-        raise DataError(f"expected an object, got {type(record).__name__}")
-    video = _string(record, "video")
-    duration = None if record.get("duration") is None else _number(record, "duration")
-    if duration is not None and duration <= 0:
-        raise DataError(f"must be > 0, got {duration}", field="duration")
-    video_start = _optional_number(record, "video_start")
-    video_end = _optional_number(record, "video_end")
-    if video_start is not None and video_end is not None and video_end <= video_start:
-        raise DataError(f"video_end ({video_end}) must be after video_start ({video_start})", field="video_end")
-    timestamp = _item_timestamp(record.get("timestamp"))
-    grpo = record.get("GRPO")
-    if not isinstance(grpo, list) or not grpo:
-        raise DataError("must be a non-empty list of queries", field="GRPO")
-    queries = tuple(_parse_query(entry, position) for position, entry in enumerate(grpo))
-    if any(q.relevant for q in queries) and timestamp is None:
-        raise DataError("an item with a relevant query needs [start, end]", field="timestamp")
-    think = record.get("think") or ""
-    if not isinstance(think, str):
-        raise DataError("must be a string", field="think")
-    return VtgItem(
-        index=index,
-        video=video,
-        query_text=_string(record, "query_text"),
-        timestamp=timestamp,
-        duration=duration,
-        video_start=video_start,
-        video_end=video_end,
-        think=think,
-        queries=queries,
-    )
-
-
-def _parse_query(entry: Any, position: int) -> VtgQuery:
-    where = f"GRPO[{position}]"
-    if not isinstance(entry, dict):
-        raise DataError(f"expected an object, got {type(entry).__name__}", field=where)
-    query = entry.get("q")
-    if not isinstance(query, str) or not query.strip():
-        raise DataError("must be a non-empty string", field=f"{where}.q")
-    relevant = entry.get("r")
-    if not isinstance(relevant, bool):
-        raise DataError(f"must be true or false, got {relevant!r}", field=f"{where}.r")
-    answer = entry.get("a") or ""
-    if not isinstance(answer, str):
-        raise DataError("must be a string", field=f"{where}.a")
-    categories = entry.get("c") or []
-    if not isinstance(categories, list):
-        raise DataError(f"must be a list of category paths, got {categories!r}", field=f"{where}.c")
-    try:
-        difficulty = query_difficulty(entry.get("difficulty"), relevant=relevant, categories=categories)
-    except ValueError as error:
-        raise DataError(str(error), field=f"{where}.difficulty") from None
-    origin = entry.get("q_origin")
-    return VtgQuery(
-        query=query.strip(),
-        relevant=relevant,
-        answer=strip_answer_wrapper(answer),
-        correction=_correction_of(answer),
-        categories=tuple(c for c in categories if c in CATEGORIES),
-        difficulty=difficulty,
-        query_origin=origin if isinstance(origin, str) else None,
-        unknown_categories=tuple(str(c) for c in categories if c not in CATEGORIES),
-    )
-
-
-def _correction_of(answer: str) -> str:
-    from rarft_plugin.parsing import parse_response
-
-    return parse_response(answer).correction or ""
-
-
 def examples_from_items(
     items: Iterable[VtgItem],
     *,
@@ -238,7 +153,7 @@ def examples_from_items(
     for item in items:
         relevant_entries = [q for q in item.queries if q.relevant]
         irrelevant_entries = [q for q in item.queries if not q.relevant]
-        a_refusal = irrelevant_entries[0].answer if irrelevant_entries else ""
+        a_refusal = irrelevant_entries[0].answer_text if irrelevant_entries else ""
         first_relevant = relevant_entries[0] if relevant_entries else None
         for position, entry in enumerate(item.queries):
             key = f"{item.index}:{position}"
@@ -259,27 +174,36 @@ def examples_from_items(
                     report.recovered_spans.append(key)
                 elif not _owns_timestamp(item, entry):
                     report.assumed_spans.append(key)
-                if item.duration is not None and span[1] > item.duration:
+                length = clip_length(item.duration, item.video_start, item.video_end)
+                if length is not None and span[1] > length:
                     report.spans_beyond_duration.append(key)
                 label = {
                     "relevant": True,
                     "timestamp": list(span),
-                    "answer_time": entry.answer or format_span(span),
+                    "answer_time": entry.answer_text or format_span(span),
                     "answer_refusal": a_refusal,
-                    "query_relevant": entry.query,
+                    "query_relevant": entry.query.strip(),
                 }
             else:
                 label = {
                     "relevant": False,
                     "timestamp": None,
                     "answer_time": _relevant_answer(item, first_relevant),
-                    "answer_refusal": entry.answer,
-                    "query_relevant": entry.correction or (first_relevant.query if first_relevant else ""),
-                    "categories": list(entry.categories),
+                    "answer_refusal": entry.answer_text,
+                    "query_relevant": entry.correction or (first_relevant.query.strip() if first_relevant else ""),
+                    "categories": list(entry.taxonomy_categories),
                 }
-            label.update(duration=item.duration, query=entry.query, difficulty=entry.difficulty, id=key)
-            examples.append(Example(item=item, query_index=position, label=parse_label(label, source=source, record=item.index)))
+            label.update(duration=item.duration, query=entry.query.strip(), difficulty=entry.difficulty, id=key)
+            label = parse_label(label, source=source, record=item.index)
+            examples.append(Example(item=item, query_index=position, label=label))
     return examples, report
+
+
+def dump_items(path: str | Path, items: Iterable[VtgItem]) -> None:
+    """Write items as a released-schema file (`rarft_plugin.schema.dump_item`), atomically: the one
+    writer of every builder, so every file we write has the same layout."""
+    records: list[JsonValue] = [dump_item(item) for item in items]
+    write_atomic(path, json.dumps(records, ensure_ascii=False, indent=1) + "\n")
 
 
 def load_examples(
@@ -291,14 +215,9 @@ def load_examples(
     return examples_from_items(load_items(path), source=str(path), unknown_span=unknown_span, spans_from=other_items)
 
 
-def format_span(span: tuple[float, float]) -> str:
-    """a_time text for a span, as the prompts ask for it: two decimals, "S to E"."""
-    return f"{span[0]:.2f} to {span[1]:.2f}"
-
-
 def _relevant_answer(item: VtgItem, relevant: VtgQuery | None) -> str:
-    if relevant is not None and relevant.answer:
-        return relevant.answer
+    if relevant is not None and relevant.answer_text:
+        return relevant.answer_text
     return format_span(item.timestamp) if item.timestamp is not None else ""
 
 
@@ -326,40 +245,3 @@ def _span_of(item: VtgItem, entry: VtgQuery, spans: dict) -> tuple[float, float]
 
 def _normal(text: str) -> str:
     return " ".join(text.lower().split())
-
-
-def _string(record: dict, name: str) -> str:
-    value = record.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise DataError("must be a non-empty string", field=name)
-    return value
-
-
-def _number(record: dict, name: str) -> float:
-    value = record.get(name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise DataError(f"must be a finite number, got {value!r}", field=name)
-    return float(value)
-
-
-def _optional_number(record: dict, name: str) -> float | None:
-    if record.get(name) is None:
-        return None
-    value = _number(record, name)
-    if value < 0:
-        raise DataError(f"must be >= 0, got {value}", field=name)
-    return value
-
-
-def _item_timestamp(value: Any) -> tuple[float, float] | None:
-    if value is None or value == []:
-        return None
-    if not isinstance(value, list) or len(value) != 2:
-        raise DataError(f"must be [start, end] or [], got {value!r}", field="timestamp")
-    start, end = value
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise DataError(f"must hold finite numbers, got {value!r}", field="timestamp")
-    if start < 0 or end < start:
-        raise DataError(f"must satisfy 0 <= start <= end, got {value!r}", field="timestamp")
-    return (float(start), float(end))

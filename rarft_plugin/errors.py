@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "DataError",
+]
+
 
 class DataError(ValueError):
     """Bad input data: says which file, which record and which field.

@@ -10,6 +10,13 @@ from typing import Any, Iterable, Iterator
 
 from rarft_plugin.errors import DataError
 
+__all__ = [
+    "current_umask",
+    "write_atomic",
+    "write_jsonl_atomic",
+    "read_jsonl",
+]
+
 
 def current_umask() -> int:
     """The process's umask, read without changing it where the OS allows (Linux), else set and restored."""

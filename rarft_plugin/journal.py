@@ -15,6 +15,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+__all__ = [
+    "Journal",
+]
+
 
 class Journal:
     def __init__(self, path: str | Path, *, durable: bool = True):

@@ -31,6 +31,18 @@ from typing import Any, Sequence
 
 from rarft_plugin.journal import Journal
 
+__all__ = [
+    "RETRYABLE_STATUS",
+    "LLMError",
+    "RequestError",
+    "EndpointError",
+    "REQUEST_STATUS",
+    "JSON_OBJECT",
+    "Usage",
+    "request_key",
+    "ChatClient",
+]
+
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 

@@ -1,6 +1,6 @@
 """The LLM prompts of the paper (Tables 13-16), the one home for every LLM instruction.
 
-The category taxonomy block of each prompt is generated from `rarft_plugin.taxonomy`. The
+The category taxonomy block of each prompt is generated from `rarft_plugin.schema`. The
 relevance classifier (`RELEVANCE_SYSTEM`) is ours: the paper's evaluation decides relevance
 with an LLM reading the response but does not print that prompt.
 """
@@ -9,7 +9,21 @@ from __future__ import annotations
 
 import json
 
-from rarft_plugin.taxonomy import taxonomy_text
+from rarft_plugin.schema import taxonomy_text
+
+__all__ = [
+    "CATEGORY_EXTRACTION_SYSTEM",
+    "GENERATION_SYSTEM",
+    "RT_IOU_SYSTEM",
+    "LLM_SCORE_SYSTEM",
+    "RELEVANCE_SYSTEM",
+    "messages",
+    "rt_iou_messages",
+    "llm_score_messages",
+    "relevance_messages",
+    "category_extraction_messages",
+    "generation_messages",
+]
 
 # Table 13: semantic relevance category extraction.
 CATEGORY_EXTRACTION_SYSTEM = (

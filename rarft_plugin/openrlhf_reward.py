@@ -5,7 +5,7 @@
 OpenRLHF loads this file by path and calls `reward_func(queries, prompts, labels)` once per
 rollout (one sample per call) from worker threads of each vLLM engine actor. `queries` are the
 decoded prompt+response strings with special tokens; `labels` are the dataset's label strings
-(JSON, see `rarft_plugin.labels`). The reward options come from the worker's `RARFT_*` variables
+(JSON, see `rarft_plugin.schema`). The reward options come from the worker's `RARFT_*` variables
 (`rarft_plugin.reward_options.RewardOptions.from_env`), read once per process;
 `python -m rarft_plugin.reward_options` lists the variables and the reward table. Returns the total
 as `rewards` and `scores`, and each reward of the table in `extra_logs`.

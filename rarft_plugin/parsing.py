@@ -52,6 +52,23 @@ from dataclasses import dataclass
 
 from rarft_plugin.models import ChatMarkers, default_family
 
+__all__ = [
+    "CORRECTION_TAGS",
+    "RELEASED_FORMAT_PATTERN",
+    "RELEASED_SEGMENT_PATTERN",
+    "ParsedResponse",
+    "parse_response",
+    "follows_blocks",
+    "unclosed_block",
+    "find_special_token",
+    "extract_segment",
+    "extract_segment_released",
+    "extract_response",
+    "ANSWER_READINGS",
+    "evaluation_answer",
+    "without_correction",
+]
+
 CORRECTION_TAGS = ("correct", "correction")
 _TAG = re.compile(r"<(/?)(think|answer|correct|correction)>")
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf(?:inity)?)"

@@ -9,6 +9,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+__all__ = [
+    "PLUGIN_FILES",
+    "plugin_path",
+    "main",
+]
+
 _HERE = Path(__file__).resolve().parent
 PLUGIN_FILES = {
     "reward": _HERE / "openrlhf_reward.py",

@@ -2,7 +2,7 @@
 
     {"input": [chat messages with one video item],
      "video": "{\\"path\\": ..., \\"video_start\\": ..., \\"video_end\\": ...}",
-     "label": "<label JSON, rarft_plugin.labels>", "datasource": "<input file stem>", "id": "ITEM:QUERY"}
+     "label": "<label JSON, rarft_plugin.schema>", "datasource": "<input file stem>", "id": "ITEM:QUERY"}
 
 OpenRLHF 0.11 reads it through the dataset flags in `DATASET_FLAGS` (rarft-train passes them): it
 applies the chat template to `input`, and hands the rollout executor `label` as the label and the
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 from rarft_plugin.errors import DataError
-from rarft_plugin.labels import Label, parse_label
 from rarft_plugin.prompts import TEMPLATES, Purpose, build_messages, instruction
 from rarft_plugin.rewards import variant_label_problems
+from rarft_plugin.schema import Label, parse_label
 from rarft_plugin.video import VideoError, VideoSpec
 
 __all__ = [
@@ -81,7 +81,7 @@ def make_row(label: Label, video: VideoSpec, *, template: str, purpose: Purpose 
              row_id: str) -> PromptRowJson:
     """The row of one query: the prompt `template` builds from its query, its clip and its label.
 
-    >>> from rarft_plugin.labels import parse_label
+    >>> from rarft_plugin.schema import parse_label
     >>> row = make_row(parse_label({"relevant": False, "duration": 9, "query": "a dog barks"}), VideoSpec("/v/a.mp4"),
     ...                template="ra_rft", datasource="demo", row_id="0:1")
     >>> row["video"], parse_row(row).label.query, row_problems(row)

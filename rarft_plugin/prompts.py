@@ -19,6 +19,15 @@ from __future__ import annotations
 
 from typing import Literal
 
+__all__ = [
+    "EVAL_SYSTEM_MESSAGE",
+    "TEMPLATES",
+    "OUTPUT_BLOCKS",
+    "TEMPLATE_FOR_MODEL",
+    "instruction",
+    "build_messages",
+]
+
 Purpose = Literal["train", "eval"]
 EVAL_SYSTEM_MESSAGE = "You are a video analysis expert."
 

@@ -95,7 +95,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Protocol, Sequence
 
-from rarft_plugin.labels import Label, parse_label
+from rarft_plugin.schema import Label, parse_label
 from rarft_plugin.parsing import ParsedResponse, extract_segment, extract_segment_released, parse_response
 
 __all__ = [
@@ -460,7 +460,7 @@ def score(
 ) -> dict[str, float]:
     """All four rewards and their weighted total for one rollout.
 
-    `label` follows `rarft_plugin.labels` (dict, JSON string or `Label`); `similarity` is any
+    `label` follows `rarft_plugin.schema` (dict, JSON string or `Label`); `similarity` is any
     object with `cosine_pairs` (default: the shared SentenceBERT model); `correction` picks eq. 7
     ("similarity") or the contrastive correction (module docstring). Returns floats
     `format`, `refuse_iou`, `explain`, `correction`, `total`.

@@ -1,7 +1,7 @@
 """`rarft-score`: the RA-RFT reward breakdown of saved rollouts, as a table and as JSONL.
 
 Each input line is a rollout: `{"response": str, "label": {...}}` with a label in the schema of
-`rarft_plugin.labels`, or `{"response": str, "data": FILE, "example": "ITEM:QUERY"}` pointing at
+`rarft_plugin.schema`, or `{"response": str, "data": FILE, "example": "ITEM:QUERY"}` pointing at
 one query of a released-schema file (relative paths are resolved next to the rollouts file).
 Extra fields (e.g. `note`) are carried through. Output: one line per rollout with its input
 fields plus `rewards` = {format, refuse_iou, explain, correction, total}.
@@ -26,10 +26,12 @@ from rarft_plugin.cli import entry_point
 from rarft_plugin.dataset import Example, load_examples
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import read_jsonl, write_jsonl_atomic
-from rarft_plugin.labels import Label, parse_label
 from rarft_plugin.reward_options import RewardOptions, ScoreOptions, reward_table
 from rarft_plugin.reward_options import add_arguments as add_reward_arguments
 from rarft_plugin.rewards import REWARD_NAMES, score_many
+from rarft_plugin.schema import Label, parse_label
+
+__all__ = ["add_arguments", "format_table", "load_rollouts", "main", "run", "score_rollouts"]
 
 CHUNK = 256
 

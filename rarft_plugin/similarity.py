@@ -30,6 +30,21 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+__all__ = [
+    "MODEL_ENV",
+    "DEVICE_ENV",
+    "MAX_TEXT_CHARS",
+    "DEFAULT_CACHE_SIZE",
+    "DEFAULT_LINGER_S",
+    "default_model_path",
+    "resolve_model",
+    "resolve_device",
+    "normalize_text",
+    "SentenceSimilarity",
+    "length_buckets",
+    "get_similarity",
+]
+
 MODEL_ENV = "RARFT_SBERT_MODEL"
 DEVICE_ENV = "RARFT_SBERT_DEVICE"
 MAX_TEXT_CHARS = 8192

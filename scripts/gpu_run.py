@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from rarft_plugin.io_utils import write_atomic  # noqa: E402
-from rarft_plugin.labels import Label, parse_label  # noqa: E402
+from rarft_plugin.schema import Label, parse_label  # noqa: E402
 
 HI_CHARADES = REPO / "eval" / "benchmarks" / "hi_vtg_charades.json"
 

@@ -25,7 +25,7 @@ from eval.audit import (
 )
 from eval.exploits import CORRECTION_TAG, POLICIES, neighbours
 from rarft_plugin.errors import DataError
-from rarft_plugin.labels import Label
+from rarft_plugin.schema import Label
 from rarft_plugin.rewards import parse_weights, reward_bounds, score_many
 
 REPO = Path(__file__).resolve().parents[1]

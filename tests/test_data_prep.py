@@ -528,3 +528,25 @@ def test_every_flag_has_help(command):
     if command in ("ss-vtg", "hi-vtg"):
         durations = next(a.help for a in parser._actions if a.dest == "durations")
         assert "JSON" in durations and "CSV" in durations and "'id'" in durations and "seconds" in durations
+
+
+# ---- one writer, one format ----------------------------------------------------------------------
+def is_dump_items_output(path: Path) -> bool:
+    """The file is exactly what `dump_items` writes for the items it holds."""
+    from rarft_plugin.schema import dump_item
+
+    expected = json.dumps([dump_item(item) for item in load_items(path)], ensure_ascii=False, indent=1) + "\n"
+    return path.read_text(encoding="utf-8") == expected
+
+
+@pytest.mark.parametrize("kind", ["hi-vtg", "ss-vtg"])
+def test_builders_and_splits_write_through_the_schema(kind, tmp_path, official_data):
+    source = built_file(kind, tmp_path, official_data)
+    assert prep(["split", str(source), "--train", str(tmp_path / "t.json"), "--eval", str(tmp_path / "e.json")]) == 0
+    assert all(is_dump_items_output(path) for path in (source, tmp_path / "t.json", tmp_path / "e.json"))
+
+
+def test_built_relevant_answers_state_the_span_in_the_prompts_number_format(tmp_path, official_data):
+    source = built_file("hi-vtg", tmp_path, official_data)
+    answers = {item.queries[0].answer for item in load_items(source)}
+    assert "<answer>3.00 to 5.00</answer>" in answers and all(a.count(".") == 2 for a in answers)

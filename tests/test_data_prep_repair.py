@@ -8,6 +8,7 @@ from data_prep.cli import main as rarft_prep
 from data_prep.importers import import_tvgbench
 from data_prep.repair import repair_spans
 from rarft_plugin.dataset import load_examples
+from rarft_plugin.schema import dump_item, parse_item
 
 
 def hi_item(video, query, timestamp, answer=None):
@@ -49,8 +50,16 @@ def files(tmp_path):
     return tmp_path
 
 
+def repaired(records, annotation):
+    """repair_spans on released records, its items written back as records."""
+    items = [parse_item(record, index) for index, record in enumerate(records)]
+    out, report = repair_spans(items, annotation)
+    assert [item.timestamp for item in items] == [tuple(record["timestamp"]) for record in records]  # not touched
+    return [dump_item(item) for item in out], report
+
+
 def test_repair_spans_table(files):
-    items, report = repair_spans(HI, import_tvgbench(files / "tvgbench.json"))
+    items, report = repaired(HI, import_tvgbench(files / "tvgbench.json"))
     assert (report.repaired, report.window_restored, report.consistent, report.mismatched, report.not_clips,
             report.unmatched) == ([0], [2], [3], [4], [1], [5])
     assert (items[0]["timestamp"], items[0]["video_start"], items[0]["video_end"]) == ([2.0, 5.0], 100.0, 160.0)
@@ -76,7 +85,7 @@ def test_ambiguous_annotation_is_left_alone(files):
     """The same video and query with two clip windows: which one the item was is unknown."""
     (files / "twice.json").write_text(json.dumps(TVGBENCH + [{**TVGBENCH[0], "video_start": 200.0,
                                                                 "video_end": 260.0}]))
-    items, report = repair_spans(HI, import_tvgbench(files / "twice.json"))
+    items, report = repaired(HI, import_tvgbench(files / "twice.json"))
     assert report.ambiguous == [0] and items[0] == HI[0]
 
 
@@ -97,3 +106,13 @@ def test_repair_errors_write_nothing(tmp_path, capsys, hi, tvgbench, message):
     assert rarft_prep(["repair-tvgbench", str(tmp_path / "hi.json"), "--tvgbench", str(tmp_path / "tvgbench.json"),
                        "--out", str(out)]) == 2
     assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_the_repaired_file_is_written_like_every_other(files):
+    from test_data_prep import is_dump_items_output
+
+    out = files / "fixed.json"
+    assert rarft_prep(["repair-tvgbench", str(files / "hi.json"), "--tvgbench", str(files / "tvgbench.json"),
+                       "--out", str(out)]) == 0
+    assert is_dump_items_output(out)
+    assert json.loads(out.read_text())[5] == HI[5]  # an item left alone keeps every field as written

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from rarft_plugin.dataset import examples_from_items, load_examples, load_items, parse_item
+from rarft_plugin.dataset import examples_from_items, load_examples, load_items
 from rarft_plugin.errors import DataError
+from rarft_plugin.schema import DIFFICULTY, parse_item
 
 ITEM = {
     "video": "v1.mp4", "query_text": "a man runs", "timestamp": [1.0, 3.0], "duration": 10.0,
@@ -187,9 +188,7 @@ def test_strict_mode_refuses_unknown_spans(official_data):
 
 
 def test_hi_vtg_difficulty_matches_category_count(official_data):
-    from rarft_plugin.taxonomy import CATEGORY_COUNT_BY_DIFFICULTY
-
     examples, _ = load_examples(official_data / "hi_vtg_charades.json")
     for example in examples:
         if not example.label.relevant:
-            assert len(example.label.categories) == CATEGORY_COUNT_BY_DIFFICULTY[example.label.difficulty]
+            assert len(example.label.categories) == DIFFICULTY[example.label.difficulty].edited

@@ -7,7 +7,8 @@ import pytest
 
 from eval.cli import main as rarft_eval
 from eval.infer import clip_seconds, meta_path, parse_shard
-from rarft_plugin.dataset import examples_from_items, parse_item
+from rarft_plugin.dataset import examples_from_items
+from rarft_plugin.schema import parse_item
 from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video
 
 IDS = ["0:0", "0:1", "1:0", "1:1", "2:0", "2:1"]

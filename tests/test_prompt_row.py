@@ -5,7 +5,6 @@ import json
 import pytest
 
 from rarft_plugin.errors import DataError
-from rarft_plugin.labels import parse_label
 from rarft_plugin.prompt_row import (
     DATASET_FLAGS,
     LABEL_KEY,
@@ -18,6 +17,7 @@ from rarft_plugin.prompt_row import (
     video_of,
 )
 from rarft_plugin.prompts import build_messages
+from rarft_plugin.schema import parse_label
 from rarft_plugin.video import VideoError, VideoSpec
 
 CLIP = VideoSpec("/videos/clip.mp4", 0.0, 6.0)  # row_problems checks the path's form; the launcher probes the file

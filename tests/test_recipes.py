@@ -9,14 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.import_stand_ins import install_import_stand_ins
 
-from rarft_plugin.labels import parse_label
 from rarft_plugin.launch.upstream import openrlhf_arguments
 from rarft_plugin.prompt_row import make_row
 from rarft_plugin.prompts import TEMPLATE_FOR_MODEL
 from rarft_plugin.reward_options import reward_table, variables_help
+from rarft_plugin.schema import parse_label
 from rarft_plugin.stand_ins import write_test_video
-from support.import_stand_ins import install_import_stand_ins
 from rarft_plugin.video import VideoSpec
 
 install_import_stand_ins()  # OpenRLHF's train_ppo_ray imports vllm and flash_attn at module load

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rarft_plugin.errors import DataError
-from rarft_plugin.labels import Label
+from rarft_plugin.schema import Label
 from rarft_plugin.rewards import (
     CONTRASTIVE_MIN_GAP,
     REWARD_BOUNDS,

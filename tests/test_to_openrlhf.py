@@ -7,9 +7,9 @@ import pytest
 
 from data_prep.cli import main as prep
 from rarft_plugin.dataset import load_examples
-from rarft_plugin.labels import parse_label
 from rarft_plugin.prompt_row import parse_row, row_problems
 from rarft_plugin.prompts import build_messages
+from rarft_plugin.schema import parse_label
 from rarft_plugin.stand_ins import write_test_video
 from rarft_plugin.video import VideoSpec
 
@@ -199,7 +199,8 @@ def test_a_record_without_a_duration_takes_it_from_its_video(tmp_path, window, e
     import dataclasses
 
     from data_prep.to_openrlhf import with_video_durations
-    from rarft_plugin.dataset import examples_from_items, parse_item
+    from rarft_plugin.dataset import examples_from_items
+    from rarft_plugin.schema import parse_item
 
     clip = write_test_video(tmp_path / "clip.mp4", seconds=8, fps=10)
     start, end = window
@@ -218,8 +219,9 @@ def test_a_video_that_cannot_be_measured_is_named(tmp_path):
     import dataclasses
 
     from data_prep.to_openrlhf import with_video_durations
-    from rarft_plugin.dataset import examples_from_items, parse_item
+    from rarft_plugin.dataset import examples_from_items
     from rarft_plugin.errors import DataError
+    from rarft_plugin.schema import parse_item
 
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")
@@ -232,9 +234,9 @@ def test_a_video_that_cannot_be_measured_is_named(tmp_path):
 
 
 def test_a_released_file_with_null_durations_converts(tmp_path):
-    """End to end, once the loader accepts `duration: null` (rarft_plugin.dataset / labels)."""
-    from rarft_plugin.dataset import parse_item
+    """End to end, once the loader accepts `duration: null` (rarft_plugin.schema)."""
     from rarft_plugin.errors import DataError
+    from rarft_plugin.schema import parse_item
 
     record = {"video": "clip.mp4", "query_text": "q", "timestamp": [0.5, 1.0], "duration": None,
               "video_start": 1.0, "video_end": 5.0, "GRPO": [{"q": "q", "a": "", "r": True}]}

@@ -6,17 +6,17 @@ import shlex
 import sys
 
 import pytest
+from support.import_stand_ins import install_import_stand_ins
 
-from rarft_plugin.paths import plugin_path
-from rarft_plugin.labels import parse_label
 from rarft_plugin.launch.checks import validate_dataset, validate_model, validate_sbert
 from rarft_plugin.launch.upstream import WORKER_SETUP_HOOK as HOOK
 from rarft_plugin.launch.upstream import openrlhf_arguments, with_worker_env
 from rarft_plugin.launch.wiring import VIDEO_CONTRACT, drop_plugin_flag, wire_plugin
+from rarft_plugin.paths import plugin_path
 from rarft_plugin.prompt_row import make_row
+from rarft_plugin.schema import parse_label
 from rarft_plugin.stand_ins import write_test_video
 from rarft_plugin.train import main
-from support.import_stand_ins import install_import_stand_ins
 from rarft_plugin.video import VideoSpec
 
 install_import_stand_ins()  # OpenRLHF's train_ppo_ray imports vllm and flash_attn at module load

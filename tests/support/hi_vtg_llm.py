@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 
+from data_prep.hi_vtg import PLANS
 from rarft_plugin.llm_prompts import CATEGORY_EXTRACTION_SYSTEM
-from rarft_plugin.taxonomy import category_tag
+from rarft_plugin.schema import category_tag
 
 from support.openai_server import system_text, user_text
 
 CATS = ["Object/ObjectExistence", "Action/FineGrainedAction", "Scene/SceneExistence"]
-PLANS = (("hard", 1), ("medium", 2), ("easy", 3))
 
 
 def generation_reply(**overrides: dict) -> str:
