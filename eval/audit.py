@@ -47,6 +47,7 @@ from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import read_jsonl, write_atomic
 from rarft_plugin.rewards import CORRECTIONS, REWARD_NAMES, VARIANTS, parse_weights, reward_bounds, score_many
 from rarft_plugin.schema import DIFFICULTIES, Label, parse_label
+from rarft_plugin.similarity import Similarity
 
 from eval.exploits import CORRECTION_TAG, POLICIES, Policy, neighbours
 from eval.provenance import EVALUATION_PACKAGES, file_sha256, now, package_versions
@@ -132,7 +133,7 @@ def score_policies(
     settings: Sequence[Setting],
     policies: Sequence[Policy] = POLICIES,
     *,
-    similarity: Any,
+    similarity: Similarity,
     weights: Mapping[str, float] | None = None,
     chunk: int = CHUNK,
 ) -> dict[str, dict[str, list[dict[str, float]]]]:
@@ -400,7 +401,7 @@ def _choices(text: str, allowed: Sequence[str], flag: str) -> list[str]:
 
 
 def audit(path: Path, settings: Sequence[Setting], *, weights: Mapping[str, float], ratio: tuple[int, int],
-          similarity: Any) -> dict[str, Any]:
+          similarity: Similarity) -> dict[str, Any]:
     """The whole audit of one file, as the JSON report (without `produced_by`)."""
     loaded, note = load_labels(path)
     labels = [label for _, label in loaded]
