@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from tqdm import tqdm
 
@@ -46,7 +46,8 @@ from rarft_plugin.dataset import load_examples
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import read_jsonl, write_atomic
 from rarft_plugin.rewards import CORRECTIONS, REWARD_NAMES, VARIANTS, parse_weights, reward_bounds, score_many
-from rarft_plugin.schema import DIFFICULTIES, Label, parse_label
+from rarft_plugin.schema import DIFFICULTIES, JsonValue, Label, parse_label
+from rarft_plugin.similarity import Similarity
 
 from eval.exploits import CORRECTION_TAG, POLICIES, Policy, neighbours
 from eval.provenance import EVALUATION_PACKAGES, file_sha256, now, package_versions
@@ -132,7 +133,7 @@ def score_policies(
     settings: Sequence[Setting],
     policies: Sequence[Policy] = POLICIES,
     *,
-    similarity: Any,
+    similarity: Similarity,
     weights: Mapping[str, float] | None = None,
     chunk: int = CHUNK,
 ) -> dict[str, dict[str, list[dict[str, float]]]]:
@@ -208,7 +209,7 @@ def summarise(
     *,
     weights: Mapping[str, float],
     ratio: tuple[int, int],
-) -> dict[str, Any]:
+) -> dict[str, JsonValue]:
     """Per setting: ranges, and per policy the means and margins by group, and the total at the ratio."""
     members = groups(labels)
     out = {}
@@ -239,7 +240,7 @@ def summarise(
     return out
 
 
-def find_flags(summary: Mapping[str, Any], ratio: tuple[int, int]) -> list[str]:
+def find_flags(summary: Mapping[str, JsonValue], ratio: tuple[int, int]) -> list[str]:
     """Every place an exploit beats the oracle on a component, or earns at least its total at the ratio.
 
     >>> entry = lambda mean, margin: {"mean": mean, "margin": margin, "margin_fraction": None}
@@ -283,7 +284,7 @@ def _cell(entry: Mapping[str, float | None], policy: str) -> str:
     return f"{entry['mean']:.3f} (Δ{entry['margin']:+.3f}{fraction})"
 
 
-def overview_table(settings: Mapping[str, Any], pick: Callable[[Mapping[str, Any]], Mapping[str, Any]],
+def overview_table(settings: Mapping[str, JsonValue], pick: Callable[[Mapping[str, JsonValue]], Mapping[str, JsonValue]],
                    policies: Sequence[Policy] = POLICIES) -> str:
     """policy | decides relevance | one column per setting, each cell `pick(the policy's entries)`."""
     lines = ["| policy | decides relevance | " + " | ".join(settings) + " |", "|---" * (len(settings) + 2) + "|"]
@@ -294,7 +295,7 @@ def overview_table(settings: Mapping[str, Any], pick: Callable[[Mapping[str, Any
     return "\n".join(lines)
 
 
-def component_table(result: Mapping[str, Any], group: str, policies: Sequence[Policy] = POLICIES) -> str:
+def component_table(result: Mapping[str, JsonValue], group: str, policies: Sequence[Policy] = POLICIES) -> str:
     """policy | format | refuse_iou | explain | correction | total, for one group of queries."""
     lines = ["| policy | " + " | ".join(COMPONENTS) + " |", "|---" * (len(COMPONENTS) + 1) + "|"]
     for policy in policies:
@@ -305,7 +306,7 @@ def component_table(result: Mapping[str, Any], group: str, policies: Sequence[Po
     return "\n".join(lines)
 
 
-def render_markdown(report: Mapping[str, Any]) -> str:
+def render_markdown(report: Mapping[str, JsonValue]) -> str:
     ratio = tuple(report["ratio"])
     data = report["data"]
     out = [f"# Reward-hacking audit: {data['path']}", "",
@@ -340,7 +341,7 @@ def _weights_text(weights: Mapping[str, float]) -> str:
     return ",".join(f"{name}={value:g}" for name, value in weights.items())
 
 
-def plot_margins(report: Mapping[str, Any], path: Path) -> None:
+def plot_margins(report: Mapping[str, JsonValue], path: Path) -> None:
     """One panel per component (margins on all queries) plus the total at the ratio; one bar per setting."""
     import matplotlib
 
@@ -400,7 +401,7 @@ def _choices(text: str, allowed: Sequence[str], flag: str) -> list[str]:
 
 
 def audit(path: Path, settings: Sequence[Setting], *, weights: Mapping[str, float], ratio: tuple[int, int],
-          similarity: Any) -> dict[str, Any]:
+          similarity: Similarity) -> dict[str, JsonValue]:
     """The whole audit of one file, as the JSON report (without `produced_by`)."""
     loaded, note = load_labels(path)
     labels = [label for _, label in loaded]
@@ -437,7 +438,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="SentenceBERT device (default: $RARFT_SBERT_DEVICE or cpu)")
 
 
-def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict[str, Any]:
+def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict[str, JsonValue]:
     from rarft_plugin.similarity import get_similarity
 
     started = time.perf_counter()

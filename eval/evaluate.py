@@ -4,27 +4,19 @@ metrics, as a `RunRecord` and its per-query rows."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Protocol
 
 from rarft_plugin.schema import strip_answer_wrapper, strip_tags
 from rarft_plugin.parsing import evaluation_answer, without_correction
+from rarft_plugin.similarity import Similarity
 
 from eval.judge import LlmJudge
 from eval.metrics import ItemRow, Judgement, compute_metrics, format_compliance, rule_judgement
 from eval.predictions import Prediction
 from eval.record import JudgeSettings, RunRecord
 
-__all__ = ["SBERT_TEXTS", "Similarity", "evaluate", "sbert_pair", "sbert_scores"]
+__all__ = ["SBERT_TEXTS", "evaluate", "sbert_pair", "sbert_scores"]
 
 SBERT_TEXTS = ("released", "answer")
-
-
-class Similarity(Protocol):
-    """What the SBERT score needs of an encoder (`rarft_plugin.similarity.SentenceSimilarity` is one)."""
-
-    model_path: str  # recorded in metrics.json
-
-    def cosine_pairs(self, pairs: Iterable[tuple[str, str]]) -> list[float]: ...
 
 
 def sbert_pair(prediction: Prediction, text: str = "released", reading: str = "released") -> tuple[str, str]:

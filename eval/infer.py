@@ -36,7 +36,7 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from tqdm import tqdm
 
@@ -45,6 +45,7 @@ from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_atomic, write_jsonl_atomic
 from rarft_plugin.models import ModelFamily, family_of_model
 from rarft_plugin.prompts import TEMPLATES, build_messages
+from rarft_plugin.schema import JsonValue
 from rarft_plugin.video import (VIDEO_EXTENSIONS, MissingVideos, SampledVideo, check_clips, resolve_videos,
                                 sample_frames, video_extension, video_spec)
 
@@ -223,7 +224,7 @@ def finished_rows(out: Path, examples: Sequence[Example]) -> dict[str, dict]:
     return rows
 
 
-def check_resumable(out: Path, settings: dict[str, Any]) -> None:
+def check_resumable(out: Path, settings: dict[str, JsonValue]) -> None:
     """Refuse to append to an output written with other settings (`run` records the new ones once the
     model has loaded)."""
     meta = meta_path(out)

@@ -6,9 +6,10 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Iterable, Iterator
 
 from rarft_plugin.errors import DataError
+from rarft_plugin.schema import JsonValue
 
 __all__ = [
     "current_umask",
@@ -54,11 +55,11 @@ def write_atomic(path: str | Path, content: str | bytes) -> None:
         raise
 
 
-def write_jsonl_atomic(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
+def write_jsonl_atomic(path: str | Path, rows: Iterable[dict[str, JsonValue]]) -> None:
     write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
-def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, JsonValue]]]:
     """(line number, object) for each non-blank line; a bad line is a DataError naming file and line."""
     try:
         handle = open(path, encoding="utf-8")

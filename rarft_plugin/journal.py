@@ -13,7 +13,8 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any
+
+from rarft_plugin.schema import JsonValue
 
 __all__ = [
     "Journal",
@@ -26,7 +27,7 @@ class Journal:
         self.durable = durable
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._values: dict[str, Any] = {}
+        self._values: dict[str, JsonValue] = {}
         self.torn_lines = 0
         if self.path.exists():
             with open(self.path, encoding="utf-8") as handle:
@@ -57,10 +58,10 @@ class Journal:
     def __len__(self) -> int:
         return len(self._values)
 
-    def get(self, key: str, default: Any = None) -> Any:
+    def get(self, key: str, default: JsonValue = None) -> JsonValue:
         return self._values.get(key, default)
 
-    def put(self, key: str, value: Any) -> None:
+    def put(self, key: str, value: JsonValue) -> None:
         line = json.dumps({"key": key, "value": value}, ensure_ascii=False) + "\n"
         with self._lock:
             self._handle.write(line)

@@ -26,7 +26,7 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Protocol, Sequence
 
 import numpy as np
 
@@ -40,6 +40,7 @@ __all__ = [
     "resolve_model",
     "resolve_device",
     "normalize_text",
+    "Similarity",
     "SentenceSimilarity",
     "length_buckets",
     "get_similarity",
@@ -76,6 +77,14 @@ def resolve_device(device: str | None = None) -> str:
 
 def normalize_text(text: str) -> str:
     return " ".join(text.split())[:MAX_TEXT_CHARS]
+
+
+class Similarity(Protocol):
+    """What rewards and metrics need of a sentence encoder (`SentenceSimilarity` is one; tests pass stubs)."""
+
+    model_path: str  # recorded with evaluation results
+
+    def cosine_pairs(self, pairs: Iterable[tuple[str, str]]) -> list[float]: ...
 
 
 class SentenceSimilarity:
