@@ -32,12 +32,11 @@ from rarft_plugin.rewards import (
     VARIANTS,
     Correction,
     Reward,
-    Similarity,
     Variant,
     parse_weights,
     reward_bounds,
 )
-from rarft_plugin.similarity import DEVICE_ENV, MODEL_ENV
+from rarft_plugin.similarity import DEVICE_ENV, MODEL_ENV, Similarity
 
 __all__ = [
     "CORRECTION_ENV",

@@ -93,10 +93,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
 
 from rarft_plugin.schema import Label, parse_label
 from rarft_plugin.parsing import ParsedResponse, extract_segment, extract_segment_released, parse_response
+
+if TYPE_CHECKING:  # the encoder module loads lazily, in score_many
+    from rarft_plugin.similarity import Similarity
 
 __all__ = [
     "CONTRASTIVE_MIN_GAP",
@@ -109,7 +112,6 @@ __all__ = [
     "VARIANTS",
     "Correction",
     "Reward",
-    "Similarity",
     "Variant",
     "contrastive_correction",
     "correction_pairs",
@@ -192,12 +194,6 @@ def _check_options(variant: str, correction: str) -> None:
         raise ValueError(f"unknown correction {correction!r}; expected one of {list(CORRECTIONS)}")
 
 Segment = tuple[float, float]
-
-
-class Similarity(Protocol):
-    """What the explain / correction rewards need of a sentence encoder (`rarft_plugin.similarity`)."""
-
-    def cosine_pairs(self, pairs: list[tuple[str, str]]) -> list[float]: ...
 
 
 def temporal_iou(a: Segment, b: Segment) -> float:
