@@ -52,30 +52,53 @@ def main() -> int:
     weights = parse_weights(None)
     model = resolve_model(args.model)
     rollouts = len(labels) * len(POLICIES) * len(settings)
-    print(f"{len(labels)} queries x {len(POLICIES)} policies x {len(settings)} settings = {rollouts} rollouts, "
-          f"device {args.device}, model {model}")
+    print(
+        f"{len(labels)} queries x {len(POLICIES)} policies x {len(settings)} settings = {rollouts} rollouts, "
+        f"device {args.device}, model {model}"
+    )
 
     similarity = cold_similarity(model, args.device)
     started = time.perf_counter()
     batched = score_policies(labels, settings, similarity=similarity, weights=weights)
     audit_s = time.perf_counter() - started
-    print(f"  audit:      {rollouts / audit_s:8.1f} rollouts/s ({audit_s:.1f} s; {similarity.encoded_texts} texts "
-          f"in {similarity.encode_calls} encodes)")
+    print(
+        f"  audit:      {rollouts / audit_s:8.1f} rollouts/s ({audit_s:.1f} s; {similarity.encoded_texts} texts "
+        f"in {similarity.encode_calls} encodes)"
+    )
 
     similarity = cold_similarity(model, args.device)
     others = neighbours(labels)
     started = time.perf_counter()
-    single = {s.name: {p.name: [score(p.write(label, CORRECTION_TAG[s.variant], other), label, variant=s.variant,
-                                      correction=s.correction, weights=weights, similarity=similarity)
-                                for label, other in zip(labels, others)]
-                       for p in POLICIES}
-              for s in settings}
+    single = {
+        s.name: {
+            p.name: [
+                score(
+                    p.write(label, CORRECTION_TAG[s.variant], other),
+                    label,
+                    variant=s.variant,
+                    correction=s.correction,
+                    weights=weights,
+                    similarity=similarity,
+                )
+                for label, other in zip(labels, others, strict=True)
+            ]
+            for p in POLICIES
+        }
+        for s in settings
+    }
     single_s = time.perf_counter() - started
-    print(f"  one by one: {rollouts / single_s:8.1f} rollouts/s ({single_s:.1f} s; {similarity.encoded_texts} texts "
-          f"in {similarity.encode_calls} encodes)")
+    print(
+        f"  one by one: {rollouts / single_s:8.1f} rollouts/s ({single_s:.1f} s; {similarity.encoded_texts} texts "
+        f"in {similarity.encode_calls} encodes)"
+    )
 
-    worst = max(abs(batched[s][p][i][name] - single[s][p][i][name])
-                for s in single for p in single[s] for i in range(len(labels)) for name in (*REWARD_NAMES, "total"))
+    worst = max(
+        abs(batched[s][p][i][name] - single[s][p][i][name])
+        for s in single
+        for p in single[s]
+        for i in range(len(labels))
+        for name in (*REWARD_NAMES, "total")
+    )
     print(f"  same rewards: largest difference {worst:.2e}")
     print(f"  audit vs one by one: {single_s / audit_s:.1f}x rollouts/s")
     return 0 if worst < 1e-4 else 1

@@ -12,7 +12,7 @@ changed (seeded; shares of the queries):
 |----------------------------------------------------------------------|-------|-------------------|------------------|
 | think, `<answer>s to e</answer>`, correction (the template)          | 35 %  | s-e               | s-e              |
 | the template with a span shifted by 30 % of its length               | 10 %  | shifted           | shifted          |
-| think with `<timestep>` ranges, then "from s to e" without tags      | 15 %  | s-e               | the first timestep |
+| think with `<timestep>` ranges, then "from s to e" without tags | 15 % | s-e | the first timestep |
 | `<answer>s to e</answer><answer>s+5 to e+5</answer>` (a revision)     | 15 %  | s-e               | s+5-e+5          |
 | `<answer>No match.</answer><answer>s to e</answer>`                  | 10 %  | refusal           | s-e              |
 | think, `<answer>The video does not show this.</answer>`              | 15 %  | refusal           | refusal          |
@@ -52,10 +52,15 @@ from rarft_plugin.schema import IRRELEVANCE_LEVELS  # noqa: E402
 FILES = ("hi_vtg_charades.json", "human_anno.json", "ss_vtg_charades.json")
 STOCK_REFUSAL = "This query is unrelated to the video."
 STAND_IN_THINK = "<timestep>0.00 to 3.00</timestep> a person is in the room."
-RELEVANT_SHAPES = (("template", 35), ("shifted", 10), ("untagged", 15), ("revised", 15), ("refused_first", 10),
-                   ("wrong_refusal", 15))
-IRRELEVANT_SHAPES = (("template", 35), ("untagged", 20), ("guess_after", 15), ("guess_first", 10),
-                     ("wrong_answer", 20))
+RELEVANT_SHAPES = (
+    ("template", 35),
+    ("shifted", 10),
+    ("untagged", 15),
+    ("revised", 15),
+    ("refused_first", 10),
+    ("wrong_refusal", 15),
+)
+IRRELEVANT_SHAPES = (("template", 35), ("untagged", 20), ("guess_after", 15), ("guess_first", 10), ("wrong_answer", 20))
 
 
 def _pick(rng: random.Random, shapes) -> str:
@@ -106,8 +111,13 @@ def write_predictions(data: Path, out: Path, seed: int = 0) -> int:
 def score(tree: Path, predictions: Path, data: Path, run: Path, options: list[str]) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree), "TQDM_DISABLE": "1"}
     # `score`: the name every version knows (`evaluate` since its rename; `score` still runs it)
-    subprocess.run([sys.executable, "-m", "eval.cli", "score", str(predictions), "--out", str(run), "--data", str(data),
-                    *options], cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "eval.cli", "score", str(predictions), "--out", str(run), "--data", str(data), *options],
+        cwd=tree,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return json.loads((run / "metrics.json").read_text())
 
 
@@ -122,9 +132,15 @@ def level_f1(metrics: dict, level: str) -> tuple[float | None, float | None]:
     return row["relevance"]["f1_avg"], row["relevance"]["f1_avg"]
 
 
-COLUMNS = [("R@0.3", ("ra_iou", "R@0.3")), ("R@0.5", ("ra_iou", "R@0.5")), ("R@0.7", ("ra_iou", "R@0.7")),
-           ("mIoU", ("ra_iou", "mIoU")), ("F1 re.", ("relevance", "f1_rel")), ("F1 irre.", ("relevance", "f1_irrel")),
-           ("F1 avg.", ("relevance", "f1_avg"))]
+COLUMNS = [
+    ("R@0.3", ("ra_iou", "R@0.3")),
+    ("R@0.5", ("ra_iou", "R@0.5")),
+    ("R@0.7", ("ra_iou", "R@0.7")),
+    ("mIoU", ("ra_iou", "mIoU")),
+    ("F1 re.", ("relevance", "f1_rel")),
+    ("F1 irre.", ("relevance", "f1_irrel")),
+    ("F1 avg.", ("relevance", "f1_avg")),
+]
 
 
 def _get(metrics: dict, path: tuple[str, ...]):
@@ -155,19 +171,30 @@ def main() -> int:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     sbert = ["--no-sbert"] if args.no_sbert else []
-    runs = [("before", args.before, sbert),
-            ("after, earlier conventions as options", REPO, [*sbert, "--answer-reading", "last_block",
-                                                              "--sbert-text", "answer"]),
-            ("after (defaults)", REPO, sbert)]
+    runs = [
+        ("before", args.before, sbert),
+        (
+            "after, earlier conventions as options",
+            REPO,
+            [*sbert, "--answer-reading", "last_block", "--sbert-text", "answer"],
+        ),
+        ("after (defaults)", REPO, sbert),
+    ]
     for name in FILES:
         data = REPO / "eval" / "benchmarks" / name
         predictions = args.out / f"{Path(name).stem}.jsonl"
         count = write_predictions(data, predictions)
-        results = [(label, score(tree, predictions, data, args.out / f"{Path(name).stem}-{index}", options))
-                   for index, (label, tree, options) in enumerate(runs)]
+        results = [
+            (label, score(tree, predictions, data, args.out / f"{Path(name).stem}-{index}", options))
+            for index, (label, tree, options) in enumerate(runs)
+        ]
         levels = [level for level in IRRELEVANCE_LEVELS if level in results[-1][1]["by_difficulty"]]
-        header = ["run", *(c for c, _ in COLUMNS), *(f"{level} {kind}" for level in levels for kind in ("F1", "F1 1:1")),
-                  "SBERT"]
+        header = [
+            "run",
+            *(c for c, _ in COLUMNS),
+            *(f"{level} {kind}" for level in levels for kind in ("F1", "F1 1:1")),
+            "SBERT",
+        ]
         print(f"\n### {name} ({count} predictions)\n")
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))

@@ -24,9 +24,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars would interleave with the figures
 
+from eval.evaluate import evaluate  # noqa: E402
 from eval.metrics import rule_judgement  # noqa: E402
 from eval.predictions import prediction_from_example  # noqa: E402
-from eval.evaluate import evaluate  # noqa: E402
 from rarft_plugin.dataset import load_examples  # noqa: E402
 
 DATA = REPO / "eval" / "benchmarks" / "hi_vtg_charades.json"
@@ -68,14 +68,17 @@ def bench_scoring(count: int, sbert_count: int, device: str) -> None:
         similarity = SentenceSimilarity(device=device)
         subset = rows[:sbert_count]
         sbert_s, _ = timed(lambda: evaluate(subset, similarity=similarity))
-        print(f"  all metrics + SBERT ({sbert_count}) {sbert_count / sbert_s:10.0f} items/s on {device} "
-              f"({similarity.encoded_texts} texts encoded)")
+        print(
+            f"  all metrics + SBERT ({sbert_count}) {sbert_count / sbert_s:10.0f} items/s on {device} "
+            f"({similarity.encoded_texts} texts encoded)"
+        )
 
 
 def bench_judge(count: int) -> None:
+    from support.openai_server import ChatServer, system_text
+
     from eval.judge import LlmJudge
     from rarft_plugin.llm_client import ChatClient
-    from support.openai_server import ChatServer, system_text
 
     def responder(request):
         system = system_text(request)
@@ -85,9 +88,11 @@ def bench_judge(count: int) -> None:
 
     rows = synthetic_predictions(count, seed=1)
     with tempfile.TemporaryDirectory() as tmp, ChatServer(responder) as server:
+
         def run():
-            judge = LlmJudge(ChatClient(base_url=server.url, model="judge", concurrency=16,
-                                        cache_path=Path(tmp) / "cache.jsonl"))
+            judge = LlmJudge(
+                ChatClient(base_url=server.url, model="judge", concurrency=16, cache_path=Path(tmp) / "cache.jsonl")
+            )
             evaluate(rows, judge=judge, relevance_by_llm=True, llm_explanations=True)
             judge.client.close()
             return judge.client.usage
@@ -96,8 +101,10 @@ def bench_judge(count: int) -> None:
         warm_s, warm = timed(run)
     print(f"LLM judges over {count} predictions, local server (client cost only):")
     print(f"  cold ({cold.requests} requests)          {count / cold_s:10.0f} items/s")
-    print(f"  rerun from the disk cache ({warm.cached} hits) {count / warm_s:10.0f} items/s "
-          f"({cold_s / warm_s:.1f}x faster)")
+    print(
+        f"  rerun from the disk cache ({warm.cached} hits) {count / warm_s:10.0f} items/s "
+        f"({cold_s / warm_s:.1f}x faster)"
+    )
 
 
 def bench_inference(queries: int, batch: int, new_tokens: int, device: str) -> None:
@@ -110,24 +117,54 @@ def bench_inference(queries: int, batch: int, new_tokens: int, device: str) -> N
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        items = [{"video": f"v{i}.mp4", "query_text": f"event {i}", "timestamp": [0.0, 1.0], "duration": 4.0 + i % 4,
-                  "GRPO": [{"q": f"event {i}", "a": "", "r": True}]} for i in range(queries)]
+        items = [
+            {
+                "video": f"v{i}.mp4",
+                "query_text": f"event {i}",
+                "timestamp": [0.0, 1.0],
+                "duration": 4.0 + i % 4,
+                "GRPO": [{"q": f"event {i}", "a": "", "r": True}],
+            }
+            for i in range(queries)
+        ]
         (tmp / "eval.json").write_text(json.dumps(items))
         examples, _ = load(tmp / "eval.json")
-        videos = {item["video"]: write_test_video(tmp / item["video"], seconds=item["duration"], size=(112, 84))
-                  for item in items}
+        videos = {
+            item["video"]: write_test_video(tmp / item["video"], seconds=item["duration"], size=(112, 84))
+            for item in items
+        }
         dtype = "bf16" if device.startswith("cuda") else "fp32"
-        backend = HFBackend(str(build_tiny_qwen2_5_vl(tmp / "tiny")), family=default_family(), device=device,
-                            dtype=dtype)
+        backend = HFBackend(
+            str(build_tiny_qwen2_5_vl(tmp / "tiny")), family=default_family(), device=device, dtype=dtype
+        )
         # a fixed number of new tokens, so both runs do the same work
         generate = backend.model.generate
         backend.model.generate = lambda **kw: generate(**kw, min_new_tokens=new_tokens)
-        run_inference(examples[:2], videos, backend, tmp / "warm.jsonl", template="ra_rft", batch_size=2,
-                      max_new_tokens=new_tokens)  # warm-up
-        single_s, _ = timed(lambda: run_inference(examples, videos, backend, tmp / "one.jsonl", template="ra_rft",
-                                                  batch_size=1, max_new_tokens=new_tokens))
-        batched_s, _ = timed(lambda: run_inference(examples, videos, backend, tmp / "batched.jsonl",
-                                                   template="ra_rft", batch_size=batch, max_new_tokens=new_tokens))
+        run_inference(
+            examples[:2],
+            videos,
+            backend,
+            tmp / "warm.jsonl",
+            template="ra_rft",
+            batch_size=2,
+            max_new_tokens=new_tokens,
+        )  # warm-up
+        single_s, _ = timed(
+            lambda: run_inference(
+                examples, videos, backend, tmp / "one.jsonl", template="ra_rft", batch_size=1, max_new_tokens=new_tokens
+            )
+        )
+        batched_s, _ = timed(
+            lambda: run_inference(
+                examples,
+                videos,
+                backend,
+                tmp / "batched.jsonl",
+                template="ra_rft",
+                batch_size=batch,
+                max_new_tokens=new_tokens,
+            )
+        )
     print(f"rarft-eval infer, tiny Qwen2.5-VL, {queries} video queries, {new_tokens} new tokens, device={device}:")
     print(f"  one by one (baseline)        {queries / single_s:10.2f} queries/s")
     print(f"  batch of {batch:<3}                 {queries / batched_s:10.2f} queries/s ({single_s / batched_s:.2f}x)")

@@ -25,8 +25,15 @@ from rarft_plugin.video import sample_frames  # noqa: E402
 def generate(model, processor, prompts, videos, device, new_tokens):
     import torch
 
-    inputs = processor(text=prompts, videos=[v.frames for v in videos], do_resize=False, do_sample_frames=False,
-                       padding=True, padding_side="left", return_tensors="pt").to(device)
+    inputs = processor(
+        text=prompts,
+        videos=[v.frames for v in videos],
+        do_resize=False,
+        do_sample_frames=False,
+        padding=True,
+        padding_side="left",
+        return_tensors="pt",
+    ).to(device)
     with torch.no_grad():
         return model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
 
@@ -50,9 +57,12 @@ def main() -> int:
         model = AutoModelForImageTextToText.from_pretrained(directory, dtype=dtype).to(args.device).eval()
         clips = [write_test_video(tmp / f"c{i}.mp4", seconds=4 + i % 4, size=(112, 84)) for i in range(args.prompts)]
         videos = [sample_frames(str(c)) for c in clips]
-        prompts = [processor.apply_chat_template(build_messages("ra_rft", f"event {i}", purpose="eval"),
-                                                 tokenize=False, add_generation_prompt=True)
-                   for i in range(args.prompts)]
+        prompts = [
+            processor.apply_chat_template(
+                build_messages("ra_rft", f"event {i}", purpose="eval"), tokenize=False, add_generation_prompt=True
+            )
+            for i in range(args.prompts)
+        ]
         generate(model, processor, prompts[:2], videos[:2], args.device, 4)  # warm-up
 
         def timed(batch):
@@ -60,7 +70,7 @@ def main() -> int:
                 torch.cuda.synchronize()
             started = time.perf_counter()
             for i in range(0, args.prompts, batch):
-                generate(model, processor, prompts[i:i + batch], videos[i:i + batch], args.device, args.new_tokens)
+                generate(model, processor, prompts[i : i + batch], videos[i : i + batch], args.device, args.new_tokens)
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
             return time.perf_counter() - started

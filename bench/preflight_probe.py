@@ -23,9 +23,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]
 
-from rarft_plugin.schema import parse_label  # noqa: E402
 from rarft_plugin.launch.checks import validate_dataset  # noqa: E402
 from rarft_plugin.prompt_row import make_row  # noqa: E402
+from rarft_plugin.schema import parse_label  # noqa: E402
 from rarft_plugin.stand_ins import write_test_video  # noqa: E402
 from rarft_plugin.video import VideoSpec  # noqa: E402
 
@@ -33,17 +33,28 @@ SOURCES = 8
 
 
 def training_file(directory: Path, rows: int) -> Path:
-    sources = [write_test_video(directory / f"source{i}.mp4", seconds=30, fps=30, size=(320, 240), codec="h264")
-               for i in range(SOURCES)]
+    sources = [
+        write_test_video(directory / f"source{i}.mp4", seconds=30, fps=30, size=(320, 240), codec="h264")
+        for i in range(SOURCES)
+    ]
     lines = []
     for index in range(rows // 2):
         clip = directory / f"clip{index:04d}.mp4"
         os.link(sources[index % SOURCES], clip)
         for relevant in (True, False):
-            label = {"relevant": relevant, "timestamp": [3.0, 9.0] if relevant else None, "duration": 30.0,
-                     "query": f"query {index} {'relevant' if relevant else 'irrelevant'}"}
-            row = make_row(parse_label(label), VideoSpec(str(clip), 0.0, 30.0), template="ra_rft",
-                           datasource="bench", row_id=f"{index}:{int(not relevant)}")
+            label = {
+                "relevant": relevant,
+                "timestamp": [3.0, 9.0] if relevant else None,
+                "duration": 30.0,
+                "query": f"query {index} {'relevant' if relevant else 'irrelevant'}",
+            }
+            row = make_row(
+                parse_label(label),
+                VideoSpec(str(clip), 0.0, 30.0),
+                template="ra_rft",
+                datasource="bench",
+                row_id=f"{index}:{int(not relevant)}",
+            )
             lines.append(json.dumps(row))
     path = directory / "train.jsonl"
     path.write_text("\n".join(lines) + "\n")
@@ -57,7 +68,9 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = training_file(Path(tmp), args.rows)
-        print(f"{args.rows} rows, {args.rows // 2} distinct clips (30 s, 320x240, 30 fps, H.264), {os.cpu_count()} CPUs")
+        print(
+            f"{args.rows} rows, {args.rows // 2} distinct clips (30 s, 320x240, 30 fps, H.264), {os.cpu_count()} CPUs"
+        )
         seconds = {}
         for workers in (1, args.workers, 1, args.workers):  # twice each, interleaved: the best of two
             before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()

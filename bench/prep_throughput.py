@@ -19,9 +19,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from data_prep.cli import main as prep  # noqa: E402
 from support.hi_vtg_llm import hi_vtg_reply as responder  # noqa: E402
 from support.openai_server import ChatServer  # noqa: E402
+
+from data_prep.cli import main as prep  # noqa: E402
 
 
 def serve(latency: float, port_queue, stop) -> None:
@@ -46,19 +47,37 @@ def main() -> int:
     url = urls.get(timeout=30)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        rows = [{"video": f"v{i % 200}.mp4", "query": f"a person does thing {i}", "timestamp": [1, 2], "duration": 9}
-                for i in range(args.queries)]
+        rows = [
+            {"video": f"v{i % 200}.mp4", "query": f"a person does thing {i}", "timestamp": [1, 2], "duration": 9}
+            for i in range(args.queries)
+        ]
         source = tmp / "in.jsonl"
         source.write_text("".join(json.dumps(r) + "\n" for r in rows))
         print(f"{args.queries} queries, 2 requests each, server latency {args.latency * 1000:.0f} ms")
         for concurrency in args.concurrency:
             started = time.perf_counter()
-            status = prep(["hi-vtg", str(source), "--format", "jsonl", "--out", str(tmp / f"out{concurrency}.json"),
-                           "--base-url", url, "--model", "m", "--concurrency", str(concurrency)])
+            status = prep(
+                [
+                    "hi-vtg",
+                    str(source),
+                    "--format",
+                    "jsonl",
+                    "--out",
+                    str(tmp / f"out{concurrency}.json"),
+                    "--base-url",
+                    url,
+                    "--model",
+                    "m",
+                    "--concurrency",
+                    str(concurrency),
+                ]
+            )
             seconds = time.perf_counter() - started
             rate, ceiling = args.queries / seconds, concurrency / (2 * args.latency)
-            print(f"  concurrency {concurrency:3d}: {rate:7.2f} items/s, ceiling {ceiling:7.2f}, "
-                  f"{rate / ceiling:.0%} of it (status {status})")
+            print(
+                f"  concurrency {concurrency:3d}: {rate:7.2f} items/s, ceiling {ceiling:7.2f}, "
+                f"{rate / ceiling:.0%} of it (status {status})"
+            )
     stop.set()
     process.join(timeout=10)
     return 0

@@ -28,12 +28,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from rarft_plugin.dataset import load_examples  # noqa: E402
-from rarft_plugin.schema import Label  # noqa: E402
 from rarft_plugin.rewards import score_many  # noqa: E402
+from rarft_plugin.schema import Label  # noqa: E402
 from rarft_plugin.similarity import SentenceSimilarity, normalize_text, resolve_model  # noqa: E402
 
 DEFAULT_DATA = REPO / "eval" / "benchmarks" / "hi_vtg_charades.json"
-PROMPT = "<|im_start|>system\nYou are a video analysis expert.<|im_end|>\n<|im_start|>user\n<|vision_start|><|video_pad|><|vision_end|>{query}<|im_end|>\n<|im_start|>assistant\n"
+PROMPT = (
+    "<|im_start|>system\nYou are a video analysis expert.<|im_end|>\n<|im_start|>user\n"
+    "<|vision_start|><|video_pad|><|vision_end|>{query}<|im_end|>\n<|im_start|>assistant\n"
+)
 
 
 def build_rollouts(data: Path, prompts: int, group: int, seed: int = 0) -> list[tuple[str, str, str]]:
@@ -120,11 +123,14 @@ def measure(device: str, model_path: str, rollouts, threads: int) -> dict[str, t
 
     texts = new_texts(rollouts)
     started = time.perf_counter()
-    baseline_model.encode(texts, batch_size=64, convert_to_numpy=True, normalize_embeddings=True,
-                          show_progress_bar=False)
+    baseline_model.encode(
+        texts, batch_size=64, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+    )
     results["ceiling"] = (time.perf_counter() - started, None)
-    print(f"[{device}] rarft encoded {ours.encoded_texts} texts in {ours.encode_calls} batches; "
-          f"baseline {5 * len(rollouts)} texts in {len(rollouts)} calls; ceiling {len(texts)} new texts in one encode")
+    print(
+        f"[{device}] rarft encoded {ours.encoded_texts} texts in {ours.encode_calls} batches; "
+        f"baseline {5 * len(rollouts)} texts in {len(rollouts)} calls; ceiling {len(texts)} new texts in one encode"
+    )
     return results
 
 
@@ -134,7 +140,8 @@ def report(device: str, results, count: int) -> None:
         line = f"  {name:<9} {count / seconds:9.1f} rollouts/s"
         if latencies:
             ordered = sorted(latencies)
-            line += f"  p50 {statistics.median(ordered) * 1e3:7.1f} ms  p99 {ordered[int(0.99 * len(ordered)) - 1] * 1e3:7.1f} ms"
+            p99 = ordered[int(0.99 * len(ordered)) - 1]
+            line += f"  p50 {statistics.median(ordered) * 1e3:7.1f} ms  p99 {p99 * 1e3:7.1f} ms"
         print(line)
     base, ours, ceiling = (results[k][0] for k in ("baseline", "rarft", "ceiling"))
     print(f"  speed-up vs baseline: {base / ours:.2f}x (goal >= 3x)")
@@ -154,8 +161,10 @@ def main() -> int:
     rollouts = build_rollouts(args.data, args.prompts, args.group)
     model_path = resolve_model(args.model)
     devices = [d.strip() for d in args.device.split(",") if d.strip()]
-    print(f"{len(rollouts)} rollouts ({args.prompts} prompts x G={args.group}), {args.threads} threads, "
-          f"devices={devices}, model={model_path}")
+    print(
+        f"{len(rollouts)} rollouts ({args.prompts} prompts x G={args.group}), {args.threads} threads, "
+        f"devices={devices}, model={model_path}"
+    )
     by_device = {device: measure(device, model_path, rollouts, args.threads) for device in devices}
     for device, results in by_device.items():
         report(device, results, len(rollouts))

@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rarft_plugin.openrlhf_agent import _PREPARED, clear_prepared_cache, prepare_video_prompt  # noqa: E402
-from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video  # noqa: E402
 from rarft_plugin import video  # noqa: E402
 from rarft_plugin.models import default_family  # noqa: E402
+from rarft_plugin.openrlhf_agent import _PREPARED, clear_prepared_cache, prepare_video_prompt  # noqa: E402
+from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video  # noqa: E402
 from rarft_plugin.video import cache_stats, clear_cache, sample_frames  # noqa: E402
 
 
@@ -33,8 +33,13 @@ def rollouts(processor, prompt, clips, group, cache) -> tuple[float, float]:
     """(wall s, CPU s) to prepare every rollout of every prompt, all dispatched together."""
 
     async def dispatch():
-        await asyncio.gather(*[asyncio.to_thread(prepare_video_prompt, processor, prompt, str(clip), cache=cache)
-                               for clip in clips for _ in range(group)])
+        await asyncio.gather(
+            *[
+                asyncio.to_thread(prepare_video_prompt, processor, prompt, str(clip), cache=cache)
+                for clip in clips
+                for _ in range(group)
+            ]
+        )
 
     clear_cache()
     clear_prepared_cache()
@@ -73,22 +78,29 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         print(f"writing {args.prompts} synthetic {args.seconds:.0f}-s clips ...")
-        clips = [write_test_video(tmp / f"clip{i}.mp4", seconds=args.seconds, fps=30, size=(320, 240),
-                                  codec="libx264") for i in range(args.prompts)]
+        clips = [
+            write_test_video(tmp / f"clip{i}.mp4", seconds=args.seconds, fps=30, size=(320, 240), codec="libx264")
+            for i in range(args.prompts)
+        ]
         processor = AutoProcessor.from_pretrained(build_tiny_qwen2_5_vl(tmp / "tiny"))
         prompt = processor.apply_chat_template(
             [{"role": "user", "content": [{"type": "text", "text": "find it"}, {"type": "video", "text": ""}]}],
-            tokenize=False, add_generation_prompt=True)
+            tokenize=False,
+            add_generation_prompt=True,
+        )
 
         total = args.prompts * args.group
         prepare_video_prompt(processor, prompt, str(clips[0]), cache=False)  # warm-up: first-call costs out of both
         uncached = rollouts(processor, prompt, clips, args.group, cache=False)
         cached = rollouts(processor, prompt, clips, args.group, cache=True)
-        print(f"{total} rollouts ({args.prompts} prompts x G={args.group}, all in flight), "
-              "decode + resize + processor:")
+        print(
+            f"{total} rollouts ({args.prompts} prompts x G={args.group}, all in flight), decode + resize + processor:"
+        )
         print(f"  without cache {total / uncached[0]:8.2f} rollouts/s  {uncached[1]:7.1f} CPU s")
-        print(f"  with cache    {total / cached[0]:8.2f} rollouts/s  {cached[1]:7.1f} CPU s   "
-              f"(decodes {cache_stats()[1]}, processor runs {_PREPARED.misses} for {total} rollouts)")
+        print(
+            f"  with cache    {total / cached[0]:8.2f} rollouts/s  {cached[1]:7.1f} CPU s   "
+            f"(decodes {cache_stats()[1]}, processor runs {_PREPARED.misses} for {total} rollouts)"
+        )
         print(f"  speed-up: {uncached[0] / cached[0]:.1f}x wall, {uncached[1] / cached[1]:.1f}x CPU time (goal >= 6x)")
 
         print("decoders on the same clips, the 2-FPS frames of each (frames/s):")

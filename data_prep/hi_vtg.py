@@ -48,6 +48,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from data_prep.arguments import positive_int
+from data_prep.importers import DURATIONS_HELP, IMPORTERS, QueryRecord, import_records
 from rarft_plugin import llm_prompts
 from rarft_plugin.dataset import dump_items
 from rarft_plugin.errors import DataError
@@ -68,9 +70,6 @@ from rarft_plugin.schema import (
     parse_item,
     wrap_answer,
 )
-
-from data_prep.arguments import positive_int
-from data_prep.importers import DURATIONS_HELP, IMPORTERS, QueryRecord, import_records
 
 __all__ = [
     "PLANS",
@@ -117,8 +116,11 @@ def validate_categories(reply: str) -> list[str]:
 
 
 def plans_for(categories: list[str]) -> list[dict]:
-    return [{"difficulty": tag, "applied_categories": categories[:count]}
-            for tag, count in PLANS if len(categories) >= count]
+    return [
+        {"difficulty": tag, "applied_categories": categories[:count]}
+        for tag, count in PLANS
+        if len(categories) >= count
+    ]
 
 
 def validate_negatives(reply: str, plans: list[dict], original_query: str) -> dict[str, dict]:
@@ -151,8 +153,12 @@ def validate_negatives(reply: str, plans: list[dict], original_query: str) -> di
         for category in categories:
             if not _block(reasoning, category_tag(category)):
                 raise Invalid(f"{tag}: no <{category_tag(category)}> block")
-        out[tag] = {"query": " ".join(query.split()), "categories": categories, "answer": answer,
-                    "reasoning": reasoning.strip()}
+        out[tag] = {
+            "query": " ".join(query.split()),
+            "categories": categories,
+            "answer": answer,
+            "reasoning": reasoning.strip(),
+        }
     return out
 
 
@@ -167,17 +173,39 @@ def _normal(text: str) -> str:
 
 def hi_vtg_item(record: QueryRecord, negatives: dict[str, dict]) -> VtgItem:
     """One item of the released schema: the relevant query, then one irrelevant query per plan."""
-    queries = [VtgQuery(query=record.query, relevant=True, answer=wrap_answer(format_span(record.timestamp)),
-                        tag=DIFFICULTY["original"].tag, query_origin=record.query)]
+    queries = [
+        VtgQuery(
+            query=record.query,
+            relevant=True,
+            answer=wrap_answer(format_span(record.timestamp)),
+            tag=DIFFICULTY["original"].tag,
+            query_origin=record.query,
+        )
+    ]
     for tag, _ in PLANS:
         if tag in negatives:
             neg = negatives[tag]
-            queries.append(VtgQuery(query=neg["query"], relevant=False, answer=wrap_answer(neg["answer"]),
-                                    categories=tuple(neg["categories"]), tag=tag, query_origin=record.query,
-                                    extra={"reasoning": neg["reasoning"]}))
-    return VtgItem(video=record.video, query_text=record.query, timestamp=record.timestamp, queries=tuple(queries),
-                   duration=record.duration, video_start=record.video_start, video_end=record.video_end,
-                   extra={"difficulty": None})  # as the released HI-VTG files carry it
+            queries.append(
+                VtgQuery(
+                    query=neg["query"],
+                    relevant=False,
+                    answer=wrap_answer(neg["answer"]),
+                    categories=tuple(neg["categories"]),
+                    tag=tag,
+                    query_origin=record.query,
+                    extra={"reasoning": neg["reasoning"]},
+                )
+            )
+    return VtgItem(
+        video=record.video,
+        query_text=record.query,
+        timestamp=record.timestamp,
+        queries=tuple(queries),
+        duration=record.duration,
+        video_start=record.video_start,
+        video_end=record.video_end,
+        extra={"difficulty": None},
+    )  # as the released HI-VTG files carry it
 
 
 async def build_one(ask, record: QueryRecord, max_attempts: int) -> dict:
@@ -185,6 +213,7 @@ async def build_one(ask, record: QueryRecord, max_attempts: int) -> dict:
 
     An EndpointError propagates: it says nothing about this query, so it is no result.
     """
+
     async def validated(messages, check, stage):
         reason, reply = "", None
         for attempt in range(max_attempts):
@@ -201,14 +230,17 @@ async def build_one(ask, record: QueryRecord, max_attempts: int) -> dict:
     def reject(reason: str, reply: str | None) -> dict:
         return {"reject": {"reason": reason, "reply": reply, "video": record.video, "query": record.query}}
 
-    categories, reason, reply = await validated(llm_prompts.category_extraction_messages(record.query),
-                                                validate_categories, "categories")
+    categories, reason, reply = await validated(
+        llm_prompts.category_extraction_messages(record.query), validate_categories, "categories"
+    )
     if categories is None:
         return reject(reason, reply)
     plans = plans_for(categories)
     negatives, reason, reply = await validated(
         llm_prompts.generation_messages(record.query, record.timestamp, plans, list(record.video_context)),
-        lambda reply: validate_negatives(reply, plans, record.query), "generation")
+        lambda reply: validate_negatives(reply, plans, record.query),
+        "generation",
+    )
     if negatives is None:
         return reject(reason, reply)
     return {"item": dump_item(hi_vtg_item(record, negatives))}  # journalled as JSON
@@ -216,10 +248,16 @@ async def build_one(ask, record: QueryRecord, max_attempts: int) -> dict:
 
 def settings_key(chat: ChatClient, max_attempts: int) -> str:
     """What a finished result depends on besides its query: model, sampling, prompts, attempts."""
-    blob = json.dumps({"model": chat.model, "params": chat.params, "json_mode": chat.json_mode,
-                       "max_attempts": max_attempts,
-                       "prompts": [llm_prompts.CATEGORY_EXTRACTION_SYSTEM, llm_prompts.GENERATION_SYSTEM]},
-                      sort_keys=True)
+    blob = json.dumps(
+        {
+            "model": chat.model,
+            "params": chat.params,
+            "json_mode": chat.json_mode,
+            "max_attempts": max_attempts,
+            "prompts": [llm_prompts.CATEGORY_EXTRACTION_SYSTEM, llm_prompts.GENERATION_SYSTEM],
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
@@ -227,8 +265,9 @@ def journal_key(settings: str, record: QueryRecord) -> str:
     return f"{settings}|{record.key}"
 
 
-async def build(records: list[QueryRecord], chat: ChatClient, journal: Journal, max_attempts: int,
-                settings: str) -> None:
+async def build(
+    records: list[QueryRecord], chat: ChatClient, journal: Journal, max_attempts: int, settings: str
+) -> None:
     """Finish every record not in the journal; the first EndpointError stops the run (and propagates)."""
     todo = [r for r in records if journal_key(settings, r) not in journal]
     if not todo:  # everything finished: the endpoint is not needed, up or down
@@ -272,15 +311,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key", default=None, help="default: $OPENAI_API_KEY")
     parser.add_argument("--concurrency", type=positive_int, default=16, help="requests in flight at once")
     parser.add_argument("--max-items", type=positive_int, default=None, help="only the first N relevant queries")
-    parser.add_argument("--max-attempts", type=positive_int, default=3,
-                        help="asks per stage before a query is rejected for invalid answers")
+    parser.add_argument(
+        "--max-attempts",
+        type=positive_int,
+        default=3,
+        help="asks per stage before a query is rejected for invalid answers",
+    )
     parser.add_argument("--temperature", type=float, default=0.7, help="sampling temperature")
-    parser.add_argument("--max-tokens", type=positive_int, default=None,
-                        help="reply length limit (default: the server's); a local server may need it")
+    parser.add_argument(
+        "--max-tokens",
+        type=positive_int,
+        default=None,
+        help="reply length limit (default: the server's); a local server may need it",
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for one reply")
-    parser.add_argument("--no-json-mode", dest="json_mode", action="store_false",
-                        help="do not ask for response_format json_object (asked by default; a server that "
-                             "answers HTTP 400 to it is asked without it)")
+    parser.add_argument(
+        "--no-json-mode",
+        dest="json_mode",
+        action="store_false",
+        help="do not ask for response_format json_object (asked by default; a server that "
+        "answers HTTP 400 to it is asked without it)",
+    )
     parser.add_argument("--retry-backoff", type=float, default=1.0, help="first retry wait, seconds (doubles)")
     parser.add_argument("--dry-run", action="store_true", help="print the prompts of the first query and stop")
 
@@ -307,9 +358,18 @@ def run(args: argparse.Namespace) -> int:
         print("rarft-prep hi-vtg: error: --base-url and --model are required (or --dry-run)", file=sys.stderr)
         return 2
     work = args.work_dir or args.out.with_name(args.out.name + ".work")
-    chat = ChatClient(base_url=args.base_url, model=args.model, api_key=args.api_key, concurrency=args.concurrency,
-                      temperature=args.temperature, max_tokens=args.max_tokens, timeout_s=args.timeout,
-                      json_mode=args.json_mode, backoff_s=args.retry_backoff, cache_path=work / "llm_cache.jsonl")
+    chat = ChatClient(
+        base_url=args.base_url,
+        model=args.model,
+        api_key=args.api_key,
+        concurrency=args.concurrency,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        timeout_s=args.timeout,
+        json_mode=args.json_mode,
+        backoff_s=args.retry_backoff,
+        cache_path=work / "llm_cache.jsonl",
+    )
     journal = Journal(work / "journal.jsonl")
     settings = settings_key(chat, args.max_attempts)
     done = sum(journal_key(settings, r) in journal for r in records)
@@ -318,9 +378,12 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(build(records, chat, journal, args.max_attempts, settings))
     except EndpointError as error:
         finished = sum(journal_key(settings, r) in journal for r in records)
-        print(f"rarft-prep hi-vtg: error: the LLM endpoint failed: {error}\n"
-              f"  {finished} of {len(records)} queries finished (kept in {work}/); nothing written; "
-              "rerun the same command to go on", file=sys.stderr)
+        print(
+            f"rarft-prep hi-vtg: error: the LLM endpoint failed: {error}\n"
+            f"  {finished} of {len(records)} queries finished (kept in {work}/); nothing written; "
+            "rerun the same command to go on",
+            file=sys.stderr,
+        )
         return 1
     finally:
         chat.close()
@@ -329,8 +392,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         items = [parse_item(r["item"], index) for index, r in enumerate(r for r in results if "item" in r)]
     except DataError as error:  # a journal of another version, or edited by hand
-        print(f"rarft-prep hi-vtg: error: a journalled item in {work}/ is invalid ({error}); remove that folder "
-              "to build afresh", file=sys.stderr)
+        print(
+            f"rarft-prep hi-vtg: error: a journalled item in {work}/ is invalid ({error}); remove that folder "
+            "to build afresh",
+            file=sys.stderr,
+        )
         return 1
     rejects = import_rejects + [{"stage": "llm", **r["reject"]} for r in results if "reject" in r]
     rejects_path = args.rejects or args.out.with_suffix(".rejects.jsonl")
@@ -339,15 +405,22 @@ def run(args: argparse.Namespace) -> int:
         dump_items(args.out, items)
     usage = chat.usage
     by_reason = Counter(f"{r['stage']}: {reject_reason_kind(r['reason'])}" for r in rejects)
-    print(f"items: {len(items)} of {len(records)} queries written to {args.out if items else '(nothing)'}; "
-          f"rejects: {len(rejects)} -> {rejects_path}")
+    print(
+        f"items: {len(items)} of {len(records)} queries written to {args.out if items else '(nothing)'}; "
+        f"rejects: {len(rejects)} -> {rejects_path}"
+    )
     for reason, count in by_reason.most_common():
         print(f"  {count:6d}  {reason}")
-    print(f"requests: {usage.requests} (cached {usage.cached}, retries {usage.retries}); "
-          f"tokens: {usage.prompt_tokens} prompt + {usage.completion_tokens} completion"
-          + ("; the server refused JSON mode: asked without it" if usage.json_mode_refused else ""))
+    print(
+        f"requests: {usage.requests} (cached {usage.cached}, retries {usage.retries}); "
+        f"tokens: {usage.prompt_tokens} prompt + {usage.completion_tokens} completion"
+        + ("; the server refused JSON mode: asked without it" if usage.json_mode_refused else "")
+    )
     if not items:
-        print(f"rarft-prep hi-vtg: error: no item built from {len(records)} queries; the reasons and the "
-              f"model's replies are in {rejects_path}", file=sys.stderr)
+        print(
+            f"rarft-prep hi-vtg: error: no item built from {len(records)} queries; the reasons and the "
+            f"model's replies are in {rejects_path}",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -1,23 +1,27 @@
 """Importers: common VTG annotation formats -> one list of relevant-query records.
 
-| format        | input                                                                                 |
-|---------------|---------------------------------------------------------------------------------------|
-| `charades`    | Charades-STA lines `VID START END##sentence`; durations from `--durations` (JSON {vid: s} or CSV `id,...,length`) |
-| `activitynet` | ActivityNet Captions JSON `{vid: {"duration", "timestamps": [[s, e], ...], "sentences": [...]}}` |
-| `qvhighlights`| QVHighlights JSONL `{"qid", "query", "vid", "duration", "relevant_windows": [[s, e], ...]}` (first window) |
-| `tvgbench`    | Time-R1 / TVGBench JSON list `{"video", "query"|"question"|"sentence", "timestamp"|"solution"|"span", "duration", "video_start"?, "video_end"?}` |
-| `released`    | the released HI-VTG schema: its relevant queries                                       |
-| `jsonl`       | generic JSONL `{"video", "query", "timestamp": [s, e], "duration", "video_start"?, "video_end"?, "context"?}` |
+Formats (`--format`):
+
+- `charades`: Charades-STA lines `VID START END##sentence`; durations from `--durations` (JSON
+  `{vid: s}` or CSV `id,...,length`)
+- `activitynet`: ActivityNet Captions JSON `{vid: {"duration", "timestamps": [[s, e], ...], "sentences": [...]}}`
+- `qvhighlights`: QVHighlights JSONL `{"qid", "query", "vid", "duration", "relevant_windows": [[s, e], ...]}`
+  (the first window)
+- `tvgbench`: Time-R1 / TVGBench JSON list `{"video", "query"|"question"|"sentence",
+  "timestamp"|"solution"|"span", "duration", "video_start"?, "video_end"?}`
+- `released`: the released HI-VTG schema: its relevant queries
+- `jsonl`: generic JSONL `{"video", "query", "timestamp": [s, e], "duration", "video_start"?, "video_end"?,
+  "context"?}`
 
 Dense captions of the same video (other queries with their spans) become each record's
-`video_context`. A record that cannot be used — a missing or malformed field (numbers and spans
-are checked by `rarft_plugin.schema`: finite, a span 0 <= start <= end, a duration > 0), a span
-that ends after its video (clip) window by more than half a second — is not imported: it goes to
-the returned rejects with its reason, naming file and record; one odd record never refuses a file. Only file-level problems (not found, not JSON, the wrong top-level
-shape, Charades without `--durations`) are errors. `duration` may be missing (`null`) where the
-annotations lack it (TVGBench clips carry `video_start`/`video_end`): the span is then checked
-against the clip window only, and the length is taken from the video when it is converted.
-"""
+`video_context`. A record that cannot be used — a missing or malformed field (numbers and spans are
+checked by `rarft_plugin.schema`: finite, a span 0 <= start <= end, a duration > 0), a span that
+ends after its video (clip) window by more than half a second — is not imported: it goes to the
+returned rejects with its reason, naming file and record; one odd record never refuses a file. Only
+file-level problems (not found, not JSON, the wrong top-level shape, Charades without `--durations`)
+are errors. `duration` may be missing (`null`) where the annotations lack it (TVGBench clips carry
+`video_start`/`video_end`): the span is then checked against the clip window only, and the length is
+taken from the video when it is converted."""
 
 from __future__ import annotations
 
@@ -51,9 +55,11 @@ __all__ = [
 ]
 
 TOLERANCE_S = 0.5
-DURATIONS_HELP = ("video lengths, for formats whose annotations lack them (charades): a JSON object "
-                  "{\"VIDEO_ID\": seconds, ...} or a CSV with an 'id' column and a 'length' or 'duration' "
-                  "column in seconds (Charades' Charades_v1_test.csv)")
+DURATIONS_HELP = (
+    "video lengths, for formats whose annotations lack them (charades): a JSON object "
+    "{\"VIDEO_ID\": seconds, ...} or a CSV with an 'id' column and a 'length' or 'duration' "
+    "column in seconds (Charades' Charades_v1_test.csv)"
+)
 
 
 @dataclass(frozen=True)
@@ -95,8 +101,16 @@ def with_context(records: list[QueryRecord]) -> list[QueryRecord]:
     return out
 
 
-def _record(source: str, where: str, video: JsonValue, query: JsonValue, timestamp: JsonValue, duration: JsonValue,
-            start: JsonValue = None, end: JsonValue = None) -> QueryRecord:
+def _record(
+    source: str,
+    where: str,
+    video: JsonValue,
+    query: JsonValue,
+    timestamp: JsonValue,
+    duration: JsonValue,
+    start: JsonValue = None,
+    end: JsonValue = None,
+) -> QueryRecord:
     """A record from an annotation's fields (numbers may be written as text); a DataError naming the field."""
     try:
         for name, value in (("video", video), ("query", query)):
@@ -106,10 +120,13 @@ def _record(source: str, where: str, video: JsonValue, query: JsonValue, timesta
         if span is None:
             raise DataError(f"must be [start, end], got {timestamp!r}", field="timestamp")
         return QueryRecord(
-            video=video.strip(), query=" ".join(query.split()), timestamp=span,
+            video=video.strip(),
+            query=" ".join(query.split()),
+            timestamp=span,
             duration=None if duration is None else parse_number(duration, "duration", positive=True, text=True),
             video_start=None if start is None else parse_number(start, "video_start", minimum=0, text=True),
-            video_end=None if end is None else parse_number(end, "video_end", minimum=0, text=True), source=source,
+            video_end=None if end is None else parse_number(end, "video_end", minimum=0, text=True),
+            source=source,
         )
     except DataError as error:
         raise error.located(source=source, record=where) from None
@@ -145,9 +162,10 @@ def _durations(path: Path | None) -> dict[str, float]:
 Imported = list["QueryRecord | DataError"]  # usable records and per-record problems, in file order
 
 
-def _guarded(make: Callable[[], QueryRecord]) -> QueryRecord | DataError:
+def _guarded(make: Callable[..., QueryRecord], *args: JsonValue) -> QueryRecord | DataError:
+    """`make(*args)`, or the DataError it raised: one bad record is a reject, not the end of the file."""
     try:
-        return make()
+        return make(*args)
     except DataError as error:
         return error
 
@@ -166,11 +184,11 @@ def import_charades(path: Path, durations: Path | None = None) -> Imported:
         if not sep or len(parts) != 3:
             records.append(DataError("expected 'VID START END##sentence'", source=str(path), record=where))
         elif parts[0] not in lengths:
-            records.append(DataError(f"no duration for video {parts[0]!r} in {durations}", source=str(path),
-                                     record=where))
+            records.append(
+                DataError(f"no duration for video {parts[0]!r} in {durations}", source=str(path), record=where)
+            )
         else:
-            records.append(_guarded(lambda: _record(str(path), where, parts[0], sentence, parts[1:],
-                                                    lengths[parts[0]])))
+            records.append(_guarded(_record, str(path), where, parts[0], sentence, parts[1:], lengths[parts[0]]))
     return records
 
 
@@ -183,12 +201,12 @@ def import_activitynet(path: Path, durations: Path | None = None) -> Imported:
         entry = entry if isinstance(entry, dict) else {}
         stamps, sentences = entry.get("timestamps"), entry.get("sentences")
         if not isinstance(stamps, list) or not isinstance(sentences, list) or len(stamps) != len(sentences):
-            records.append(DataError("needs equally long 'timestamps' and 'sentences'", source=str(path),
-                                     record=video))
+            records.append(DataError("needs equally long 'timestamps' and 'sentences'", source=str(path), record=video))
             continue
         for index, (stamp, sentence) in enumerate(zip(stamps, sentences, strict=True)):
-            records.append(_guarded(lambda: _record(str(path), f"{video}[{index}]", video, sentence, stamp,
-                                                    entry.get("duration"))))
+            records.append(
+                _guarded(_record, str(path), f"{video}[{index}]", video, sentence, stamp, entry.get("duration"))
+            )
     return records
 
 
@@ -197,11 +215,15 @@ def import_qvhighlights(path: Path, durations: Path | None = None) -> Imported:
     for number, row in read_jsonl(path):
         windows = row.get("relevant_windows")
         if not isinstance(windows, list) or not windows:
-            records.append(DataError("needs relevant_windows", source=str(path), record=f"line {number}",
-                                     field="relevant_windows"))
+            records.append(
+                DataError("needs relevant_windows", source=str(path), record=f"line {number}", field="relevant_windows")
+            )
             continue
-        records.append(_guarded(lambda: _record(str(path), f"line {number}", row.get("vid"), row.get("query"),
-                                                windows[0], row.get("duration"))))
+        records.append(
+            _guarded(
+                _record, str(path), f"line {number}", row.get("vid"), row.get("query"), windows[0], row.get("duration")
+            )
+        )
     return records
 
 
@@ -215,11 +237,19 @@ def import_tvgbench(path: Path, durations: Path | None = None) -> Imported:
     if rows is None:
         raise DataError("expected a JSON list of records", source=str(path))
     return [
-        _guarded(lambda: _record(str(path), str(index), _first(row, ("video", "video_path", "vid")),
-                                 _first(row, ("query", "question", "sentence", "caption")),
-                                 _first(row, ("timestamp", "solution", "span", "timestamps")), row.get("duration"),
-                                 row.get("video_start"), row.get("video_end")))
-        if isinstance(row, dict) else DataError("expected an object", source=str(path), record=index)
+        _guarded(
+            _record,
+            str(path),
+            str(index),
+            _first(row, ("video", "video_path", "vid")),
+            _first(row, ("query", "question", "sentence", "caption")),
+            _first(row, ("timestamp", "solution", "span", "timestamps")),
+            row.get("duration"),
+            row.get("video_start"),
+            row.get("video_end"),
+        )
+        if isinstance(row, dict)
+        else DataError("expected an object", source=str(path), record=index)
         for index, row in enumerate(rows)
     ]
 
@@ -227,8 +257,15 @@ def import_tvgbench(path: Path, durations: Path | None = None) -> Imported:
 def import_released(path: Path, durations: Path | None = None) -> Imported:
     examples, _ = load_examples(path)  # spans of relevant queries resolved as the loader does
     return [
-        QueryRecord(video=e.item.video, query=e.label.query, timestamp=e.label.timestamp, duration=e.item.duration,
-                    video_start=e.item.video_start, video_end=e.item.video_end, source=str(path))
+        QueryRecord(
+            video=e.item.video,
+            query=e.label.query,
+            timestamp=e.label.timestamp,
+            duration=e.item.duration,
+            video_start=e.item.video_start,
+            video_end=e.item.video_end,
+            source=str(path),
+        )
         for e in examples
         if e.label.relevant
     ]
@@ -236,9 +273,17 @@ def import_released(path: Path, durations: Path | None = None) -> Imported:
 
 def import_jsonl(path: Path, durations: Path | None = None) -> Imported:
     return [
-        _guarded(lambda: _record(str(path), f"line {number}", row.get("video"), row.get("query"),
-                                 row.get("timestamp"), row.get("duration"), row.get("video_start"),
-                                 row.get("video_end")))
+        _guarded(
+            _record,
+            str(path),
+            f"line {number}",
+            row.get("video"),
+            row.get("query"),
+            row.get("timestamp"),
+            row.get("duration"),
+            row.get("video_start"),
+            row.get("video_end"),
+        )
         for number, row in read_jsonl(path)
     ]
 

@@ -66,15 +66,19 @@ class RepairReport:
         return len(self.repaired) + len(self.window_restored)
 
     def summary(self) -> str:
-        joined = sum(len(group) for group in (self.repaired, self.window_restored, self.consistent, self.mismatched,
-                                               self.not_clips))
+        joined = sum(
+            len(group)
+            for group in (self.repaired, self.window_restored, self.consistent, self.mismatched, self.not_clips)
+        )
         listed = f" (first: {self.mismatched[:10]})" if self.mismatched else ""
-        return (f"{self.changed} item(s) changed: {len(self.repaired)} span(s) repaired to [s, e] with their clip "
-                f"window ({self.answers_rewritten} relevant answer text(s) rewritten), {len(self.window_restored)} "
-                f"clip window(s) restored; {len(self.consistent)} clip(s) already consistent; "
-                f"{len(self.mismatched)} clip(s) whose stored span fits neither reading, left as is{listed}; "
-                f"{len(self.not_clips)} whole-video item(s); {joined} joined with the annotation, "
-                f"{len(self.unmatched)} not in it, {len(self.ambiguous)} ambiguous there")
+        return (
+            f"{self.changed} item(s) changed: {len(self.repaired)} span(s) repaired to [s, e] with their clip "
+            f"window ({self.answers_rewritten} relevant answer text(s) rewritten), {len(self.window_restored)} "
+            f"clip window(s) restored; {len(self.consistent)} clip(s) already consistent; "
+            f"{len(self.mismatched)} clip(s) whose stored span fits neither reading, left as is{listed}; "
+            f"{len(self.not_clips)} whole-video item(s); {joined} joined with the annotation, "
+            f"{len(self.unmatched)} not in it, {len(self.ambiguous)} ambiguous there"
+        )
 
 
 def _key(video: str, query: str) -> tuple[str, str]:
@@ -109,8 +113,9 @@ def repair_spans(items: Sequence[VtgItem], annotation: list[QueryRecord]) -> tup
             report.consistent.append(index)
         elif stored is not None and end is not None and _close(stored, (start + s, end + e)):
             queries, rewritten = _rewrite_answers(item.queries, stored, (s, e))
-            repaired[index] = dataclasses.replace(item, timestamp=(s, e), video_start=start, video_end=end,
-                                                  queries=queries)
+            repaired[index] = dataclasses.replace(
+                item, timestamp=(s, e), video_start=start, video_end=end, queries=queries
+            )
             report.answers_rewritten += rewritten
             report.repaired.append(index)
         elif stored is not None and _close(stored, (s, e)):
@@ -123,16 +128,20 @@ def repair_spans(items: Sequence[VtgItem], annotation: list[QueryRecord]) -> tup
     return repaired, report
 
 
-def _rewrite_answers(queries: tuple[VtgQuery, ...], old: tuple[float, float],
-                     new: tuple[float, float]) -> tuple[tuple[VtgQuery, ...], int]:
+def _rewrite_answers(
+    queries: tuple[VtgQuery, ...], old: tuple[float, float], new: tuple[float, float]
+) -> tuple[tuple[VtgQuery, ...], int]:
     """The queries, each relevant answer that states the old span stating the new one; and how many."""
     out, rewritten = [], 0
     for query in queries:
         segment = extract_segment(query.answer_text) if query.relevant else None
         if segment is not None and _close(segment, old):
             text = format_span(new)
-            answer = (_ANSWER_BLOCK.sub(wrap_answer(text), query.answer, count=1)
-                      if _ANSWER_BLOCK.search(query.answer) else text)
+            answer = (
+                _ANSWER_BLOCK.sub(wrap_answer(text), query.answer, count=1)
+                if _ANSWER_BLOCK.search(query.answer)
+                else text
+            )
             query = dataclasses.replace(query, answer=answer)
             rewritten += 1
         out.append(query)
@@ -141,9 +150,13 @@ def _rewrite_answers(queries: tuple[VtgQuery, ...], old: tuple[float, float],
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="the released HI-TVGBench file (released schema)")
-    parser.add_argument("--tvgbench", type=Path, required=True,
-                        help="Time-R1's TVGBench annotation (JSON list of {video, query, timestamp, duration, "
-                             "video_start, video_end}, as the `tvgbench` importer reads it)")
+    parser.add_argument(
+        "--tvgbench",
+        type=Path,
+        required=True,
+        help="Time-R1's TVGBench annotation (JSON list of {video, query, timestamp, duration, "
+        "video_start, video_end}, as the `tvgbench` importer reads it)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="the repaired file")
 
 
@@ -159,8 +172,10 @@ def run(args: argparse.Namespace) -> int:
         repaired, report = repair_spans(items, usable)
         if len(report.unmatched) == len(items):
             reasons = f" ({len(unusable)} annotation record(s) unusable, first: {unusable[0]})" if unusable else ""
-            raise DataError(f"no item joins the TVGBench annotation {args.tvgbench} (by video file name and query)"
-                            f"{reasons}", source=str(args.input))
+            raise DataError(
+                f"no item joins the TVGBench annotation {args.tvgbench} (by video file name and query){reasons}",
+                source=str(args.input),
+            )
     except DataError as error:
         print(f"rarft-prep repair-tvgbench: error: {error}", file=sys.stderr)
         return 2

@@ -35,11 +35,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from data_prep.arguments import open_fraction
 from rarft_plugin.dataset import dump_items, examples_from_items, load_items
 from rarft_plugin.errors import DataError
 from rarft_plugin.schema import IRRELEVANCE_LEVELS, VtgItem
-
-from data_prep.arguments import open_fraction
 
 __all__ = [
     "ItemQueries",
@@ -99,8 +98,9 @@ def _classes(strata: dict[str, set[str]], videos: set[str]) -> int:
     return len(offered)
 
 
-def split_items(items: Sequence[VtgItem], *, eval_fraction: float,
-                seed: int) -> tuple[list[VtgItem], list[VtgItem], dict]:
+def split_items(
+    items: Sequence[VtgItem], *, eval_fraction: float, seed: int
+) -> tuple[list[VtgItem], list[VtgItem], dict]:
     """(training items, evaluation items, summary counts) of a file's items."""
     queries = item_queries(items)
     offered: dict[str, set[str]] = defaultdict(set)
@@ -155,14 +155,19 @@ def _count(counter: Counter, relevant, irrelevant) -> None:
 
 
 def side_summary(name: str, path: Path, counter: Counter) -> list[str]:
-    irrelevant = {key.removeprefix("irrelevant "): count for key, count in counter.items()
-                  if key.startswith("irrelevant ")}
+    irrelevant = {
+        key.removeprefix("irrelevant "): count for key, count in counter.items() if key.startswith("irrelevant ")
+    }
     levels = ", ".join(f"{level} {count}" for level, count in sorted(irrelevant.items()))
-    lines = [f"{name}: {counter['items']} items of {counter['videos']} videos -> {path}: {counter['relevant']} "
-             f"relevant, {sum(irrelevant.values())} irrelevant queries ({levels or 'none'})"]
+    lines = [
+        f"{name}: {counter['items']} items of {counter['videos']} videos -> {path}: {counter['relevant']} "
+        f"relevant, {sum(irrelevant.values())} irrelevant queries ({levels or 'none'})"
+    ]
     if not counter["relevant"] or not irrelevant:
-        lines.append(f"  warning: the {name} side has no {'relevant' if not counter['relevant'] else 'irrelevant'} "
-                     "query (the file offers too few to give each side both)")
+        lines.append(
+            f"  warning: the {name} side has no {'relevant' if not counter['relevant'] else 'irrelevant'} "
+            "query (the file offers too few to give each side both)"
+        )
     return lines
 
 
@@ -170,8 +175,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="released-schema file (hi-vtg / ss-vtg output, or a released file)")
     parser.add_argument("--train", type=Path, required=True, help="training items to write (released schema)")
     parser.add_argument("--eval", type=Path, required=True, help="evaluation items to write (released schema, 1:1)")
-    parser.add_argument("--eval-fraction", type=open_fraction, default=0.2,
-                        help="share of the videos for evaluation, between 0 and 1 (default 0.2)")
+    parser.add_argument(
+        "--eval-fraction",
+        type=open_fraction,
+        default=0.2,
+        help="share of the videos for evaluation, between 0 and 1 (default 0.2)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the video assignment (same seed, same split)")
 
 
@@ -179,8 +188,11 @@ def run(args: argparse.Namespace) -> int:
     paths = {"the input": args.input, "--train": args.train, "--eval": args.eval}
     for first, second in (("--train", "--eval"), ("the input", "--train"), ("the input", "--eval")):
         if paths[first].resolve() == paths[second].resolve():
-            print(f"rarft-prep split: error: {first} and {second} are the same file ({paths[second]}): each side "
-                  "needs its own file, and the input is never overwritten", file=sys.stderr)
+            print(
+                f"rarft-prep split: error: {first} and {second} are the same file ({paths[second]}): each side "
+                "needs its own file, and the input is never overwritten",
+                file=sys.stderr,
+            )
             return 2
     try:
         items = load_items(args.input)  # validates the file, naming the bad record

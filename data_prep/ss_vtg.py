@@ -13,13 +13,12 @@ import random
 import sys
 from pathlib import Path
 
+from data_prep.arguments import positive_int
+from data_prep.importers import DURATIONS_HELP, IMPORTERS, QueryRecord, import_records
 from rarft_plugin.dataset import dump_items
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_jsonl_atomic
 from rarft_plugin.schema import DIFFICULTY, VtgItem, VtgQuery
-
-from data_prep.arguments import positive_int
-from data_prep.importers import DURATIONS_HELP, IMPORTERS, QueryRecord, import_records
 
 __all__ = [
     "add_arguments",
@@ -32,19 +31,31 @@ def shuffled_items(records: list[QueryRecord], seed: int) -> list[VtgItem]:
     """One item per record: its query (relevant) and a query of another video (irrelevant)."""
     videos = len({r.video for r in records})
     if videos < 2:
-        raise DataError(f"shuffling needs usable queries from at least two videos, found {len(records)} "
-                        f"quer{'y' if len(records) == 1 else 'ies'} of {videos}")
+        raise DataError(
+            f"shuffling needs usable queries from at least two videos, found {len(records)} "
+            f"quer{'y' if len(records) == 1 else 'ies'} of {videos}"
+        )
     rng = random.Random(seed)
     items = []
     for record in records:
         other = rng.choice(records)
         while other.video == record.video:
             other = rng.choice(records)
-        queries = (VtgQuery(query=record.query, relevant=True, tag=DIFFICULTY["original"].tag),
-                   VtgQuery(query=other.query, relevant=False, tag=DIFFICULTY["shuffled"].tag,
-                            query_origin=other.video))
-        items.append(VtgItem(video=record.video, query_text=record.query, timestamp=record.timestamp, queries=queries,
-                             duration=record.duration, video_start=record.video_start, video_end=record.video_end))
+        queries = (
+            VtgQuery(query=record.query, relevant=True, tag=DIFFICULTY["original"].tag),
+            VtgQuery(query=other.query, relevant=False, tag=DIFFICULTY["shuffled"].tag, query_origin=other.video),
+        )
+        items.append(
+            VtgItem(
+                video=record.video,
+                query_text=record.query,
+                timestamp=record.timestamp,
+                queries=queries,
+                duration=record.duration,
+                video_start=record.video_start,
+                video_end=record.video_end,
+            )
+        )
     return items
 
 
@@ -52,8 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="VTG annotations (relevant queries with their spans)")
     parser.add_argument("--format", choices=sorted(IMPORTERS), required=True, help="annotation format (importers)")
     parser.add_argument("--durations", type=Path, default=None, help=DURATIONS_HELP)
-    parser.add_argument("--out", type=Path, required=True,
-                        help="SS-VTG JSON (released schema) to write; import rejects go to OUT.rejects.jsonl")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="SS-VTG JSON (released schema) to write; import rejects go to OUT.rejects.jsonl",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffle (same seed, same file)")
     parser.add_argument("--max-items", type=positive_int, default=None, help="only the first N relevant queries")
 

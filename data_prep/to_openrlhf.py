@@ -58,8 +58,9 @@ def apply_ratio(examples: list[Example], ratio: tuple[int, int] | None, seed: in
     relevant = [e for e in examples if e.label.relevant]
     irrelevant = [e for e in examples if not e.label.relevant]
     want_r, want_i = ratio
-    scale = min(len(relevant) / want_r if want_r else float("inf"),
-                len(irrelevant) / want_i if want_i else float("inf"))
+    scale = min(
+        len(relevant) / want_r if want_r else float("inf"), len(irrelevant) / want_i if want_i else float("inf")
+    )
     keep_r, keep_i = int(scale * want_r) if want_r else 0, int(scale * want_i) if want_i else 0
     rng = random.Random(seed)
     kept = set(map(id, rng.sample(relevant, keep_r))) | set(map(id, rng.sample(irrelevant, keep_i)))
@@ -83,7 +84,7 @@ def with_video_durations(examples: list[Example], videos: dict[str, Path], *, wo
             return error
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        probed = dict(zip(paths, pool.map(seconds, paths)))
+        probed = dict(zip(paths, pool.map(seconds, paths), strict=True))
     failed = {path: value for path, value in probed.items() if isinstance(value, VideoError)}
     if failed:
         records = {e.item.video: e.item.index for e in examples}
@@ -111,21 +112,42 @@ def parse_ratio(text: str) -> tuple[int, int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="released-schema JSON (HI-VTG / SS-VTG / human-annotated)")
     parser.add_argument("output", type=Path, help="OpenRLHF prompt JSONL to write")
-    parser.add_argument("--video-root", type=Path, default=None,
-                        help="directory holding the videos (looked up by the records' paths, then by file name)")
-    parser.add_argument("--video-ext", dest="video_extensions", type=video_extension, action="append", default=None,
-                        help="extension tried for a video named without one, e.g. a bare Charades id; repeat for "
-                             f"several (default: {' '.join(VIDEO_EXTENSIONS)})")
+    parser.add_argument(
+        "--video-root",
+        type=Path,
+        default=None,
+        help="directory holding the videos (looked up by the records' paths, then by file name)",
+    )
+    parser.add_argument(
+        "--video-ext",
+        dest="video_extensions",
+        type=video_extension,
+        action="append",
+        default=None,
+        help="extension tried for a video named without one, e.g. a bare Charades id; repeat for "
+        f"several (default: {' '.join(VIDEO_EXTENSIONS)})",
+    )
     parser.add_argument("--template", choices=sorted(TEMPLATES), default="ra_rft", help="prompt template")
-    parser.add_argument("--purpose", choices=("train", "eval"), default="train",
-                        help="message layout of the released code: train = text first; "
-                             "eval = system message, video first")
+    parser.add_argument(
+        "--purpose",
+        choices=("train", "eval"),
+        default="train",
+        help="message layout of the released code: train = text first; eval = system message, video first",
+    )
     parser.add_argument("--ratio", type=parse_ratio, default=None, help="relevant:irrelevant, e.g. 1:3 (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of --ratio's sampling (same seed, same file)")
-    parser.add_argument("--unknown-span", choices=("skip", "error"), default="skip",
-                        help="relevant queries whose span is not in the file (SS-VTG defect): leave out, or fail")
-    parser.add_argument("--no-probe", dest="probe", action="store_false",
-                        help="only check that the videos exist; skip opening and decoding each clip")
+    parser.add_argument(
+        "--unknown-span",
+        choices=("skip", "error"),
+        default="skip",
+        help="relevant queries whose span is not in the file (SS-VTG defect): leave out, or fail",
+    )
+    parser.add_argument(
+        "--no-probe",
+        dest="probe",
+        action="store_false",
+        help="only check that the videos exist; skip opening and decoding each clip",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -133,28 +155,43 @@ def run(args: argparse.Namespace) -> int:
         examples, report = load_examples(args.input, unknown_span=args.unknown_span)
         if not examples:
             raise DataError("no query to convert", source=str(args.input))
-        videos = resolve_videos(examples, video_root=args.video_root, source=args.input,
-                                extensions=tuple(args.video_extensions or VIDEO_EXTENSIONS))
+        videos = resolve_videos(
+            examples,
+            video_root=args.video_root,
+            source=args.input,
+            extensions=tuple(args.video_extensions or VIDEO_EXTENSIONS),
+        )
         kept = apply_ratio(examples, args.ratio, args.seed)
         if args.probe:
             check_clips(kept, videos, source=args.input)
         kept = with_video_durations(kept, videos)
         if not kept:
-            raise DataError(f"--ratio {args.ratio[0]}:{args.ratio[1]} keeps no query of this file "
-                            f"({sum(e.label.relevant for e in examples)} relevant, "
-                            f"{sum(not e.label.relevant for e in examples)} irrelevant)", source=str(args.input))
+            raise DataError(
+                f"--ratio {args.ratio[0]}:{args.ratio[1]} keeps no query of this file "
+                f"({sum(e.label.relevant for e in examples)} relevant, "
+                f"{sum(not e.label.relevant for e in examples)} irrelevant)",
+                source=str(args.input),
+            )
     except DataError as error:
         error = error.located(source=str(args.input))
         print(f"rarft-prep to-openrlhf: error: {error}", file=sys.stderr)
         return 2
     rows = [
-        make_row(e.label, video_spec(e, videos[e.item.video]), template=args.template, purpose=args.purpose,
-                 datasource=args.input.stem, row_id=e.key)
+        make_row(
+            e.label,
+            video_spec(e, videos[e.item.video]),
+            template=args.template,
+            purpose=args.purpose,
+            datasource=args.input.stem,
+            row_id=e.key,
+        )
         for e in kept
     ]
     write_jsonl_atomic(args.output, rows)
     relevant = sum(e.label.relevant for e in kept)
     print(report.summary())
-    print(f"wrote {len(rows)} prompts ({relevant} relevant, {len(rows) - relevant} irrelevant, "
-          f"{len(videos)} videos, template {args.template}) -> {args.output}")
+    print(
+        f"wrote {len(rows)} prompts ({relevant} relevant, {len(rows) - relevant} irrelevant, "
+        f"{len(videos)} videos, template {args.template}) -> {args.output}"
+    )
     return 0

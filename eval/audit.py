@@ -33,14 +33,16 @@ import io
 import json
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
-from typing import Callable, Mapping, Sequence
 
 from tqdm import tqdm
 
 from data_prep.to_openrlhf import parse_ratio
+from eval.exploits import CORRECTION_TAG, POLICIES, Policy, neighbours
+from eval.provenance import EVALUATION_PACKAGES, file_sha256, now, package_versions
 from rarft_plugin.cli import entry_point
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.errors import DataError
@@ -48,9 +50,6 @@ from rarft_plugin.io_utils import read_jsonl, write_atomic
 from rarft_plugin.rewards import CORRECTIONS, REWARD_NAMES, VARIANTS, parse_weights, reward_bounds, score_many
 from rarft_plugin.schema import DIFFICULTIES, JsonValue, Label, parse_label
 from rarft_plugin.similarity import Similarity
-
-from eval.exploits import CORRECTION_TAG, POLICIES, Policy, neighbours
-from eval.provenance import EVALUATION_PACKAGES, file_sha256, now, package_versions
 
 __all__ = [
     "COMPONENTS",
@@ -119,8 +118,12 @@ def load_labels(path: Path) -> tuple[list[tuple[str, Label]], str]:
         labels, note = [], f"{path}: OpenRLHF prompt rows"
         for number, row in read_jsonl(path):
             if "label" not in row:
-                raise DataError("is missing (a prompt row from rarft-prep to-openrlhf holds one)", source=str(path),
-                                record=f"line {number}", field="label")
+                raise DataError(
+                    "is missing (a prompt row from rarft-prep to-openrlhf holds one)",
+                    source=str(path),
+                    record=f"line {number}",
+                    field="label",
+                )
             label = parse_label(row["label"], source=str(path), record=f"line {number}")
             labels.append((str(row.get("id", f"line {number}")), label))
     if not labels:
@@ -141,17 +144,25 @@ def score_policies(
     scores: dict[str, dict[str, list[dict[str, float]]]] = {s.name: {p.name: [] for p in policies} for s in settings}
     others = neighbours(labels)
     starts = range(0, len(labels), chunk)
-    with tqdm(total=len(starts) * len(policies) * len(settings), desc="auditing", unit="batch",
-              file=sys.stderr, disable=None) as bar:
+    with tqdm(
+        total=len(starts) * len(policies) * len(settings), desc="auditing", unit="batch", file=sys.stderr, disable=None
+    ) as bar:
         for start in starts:
             part, part_others = labels[start : start + chunk], others[start : start + chunk]
             for policy in policies:
                 for setting in settings:
                     tag = CORRECTION_TAG[setting.variant]
-                    responses = [policy.write(label, tag, other) for label, other in zip(part, part_others)]
+                    responses = [
+                        policy.write(label, tag, other) for label, other in zip(part, part_others, strict=True)
+                    ]
                     scores[setting.name][policy.name] += score_many(
-                        responses, part, variant=setting.variant, correction=setting.correction, weights=weights,
-                        similarity=similarity)
+                        responses,
+                        part,
+                        variant=setting.variant,
+                        correction=setting.correction,
+                        weights=weights,
+                        similarity=similarity,
+                    )
                     bar.update()
     return scores
 
@@ -164,9 +175,11 @@ def groups(labels: Sequence[Label]) -> dict[str, list[int]]:
     >>> groups([a, b])
     {'all': [0, 1], 'relevant': [0], 'irrelevant': [1], 'original': [0], 'untagged': [1]}
     """
-    out = {"all": list(range(len(labels))),
-           "relevant": [i for i, label in enumerate(labels) if label.relevant],
-           "irrelevant": [i for i, label in enumerate(labels) if not label.relevant]}
+    out = {
+        "all": list(range(len(labels))),
+        "relevant": [i for i, label in enumerate(labels) if label.relevant],
+        "irrelevant": [i for i, label in enumerate(labels) if not label.relevant],
+    }
     for level in (*DIFFICULTIES, None):
         members = [i for i, label in enumerate(labels) if label.difficulty == level]
         if members:
@@ -217,12 +230,15 @@ def summarise(
         ranges = component_ranges(setting, weights)
         by_policy = scores[setting.name]
         means = {
-            policy: {group: {c: fmean(rows[i][c] for i in indices) for c in COMPONENTS}
-                     for group, indices in members.items()}
+            policy: {
+                group: {c: fmean(rows[i][c] for i in indices) for c in COMPONENTS} for group, indices in members.items()
+            }
             for policy, rows in by_policy.items()
         }
-        totals = {policy: at_ratio(m.get("relevant", {}).get("total"), m.get("irrelevant", {}).get("total"), ratio)
-                  for policy, m in means.items()}
+        totals = {
+            policy: at_ratio(m.get("relevant", {}).get("total"), m.get("irrelevant", {}).get("total"), ratio)
+            for policy, m in means.items()
+        }
         oracle = means[ORACLE]
         out[setting.name] = {
             "variant": setting.variant,
@@ -230,8 +246,10 @@ def summarise(
             "ranges": ranges,
             "policies": {
                 policy: {
-                    "groups": {group: {c: margin_entry(values[c], oracle[group][c], ranges[c]) for c in COMPONENTS}
-                               for group, values in means[policy].items()},
+                    "groups": {
+                        group: {c: margin_entry(values[c], oracle[group][c], ranges[c]) for c in COMPONENTS}
+                        for group, values in means[policy].items()
+                    },
                     "total_at_ratio": margin_entry(totals[policy], totals[ORACLE], ranges["total"]),
                 }
                 for policy in by_policy
@@ -259,12 +277,16 @@ def find_flags(summary: Mapping[str, JsonValue], ratio: tuple[int, int]) -> list
             for group, components in entries["groups"].items():
                 for component, entry in components.items():
                     if entry["margin"] is not None and entry["margin"] < -TOLERANCE:
-                        flags.append(f"{setting}: {policy} beats the oracle on {component} ({_group_title(group)}): "
-                                     f"{entry['mean']:.3f} > {entry['mean'] + entry['margin']:.3f}")
+                        flags.append(
+                            f"{setting}: {policy} beats the oracle on {component} ({_group_title(group)}): "
+                            f"{entry['mean']:.3f} > {entry['mean'] + entry['margin']:.3f}"
+                        )
             total = entries["total_at_ratio"]
             if total["margin"] is not None and total["margin"] <= TOLERANCE:
-                flags.append(f"{setting}: {policy} earns at least the oracle's total at {ratio[0]}:{ratio[1]}: "
-                             f"{total['mean']:.3f} >= {total['mean'] + total['margin']:.3f}")
+                flags.append(
+                    f"{setting}: {policy} earns at least the oracle's total at {ratio[0]}:{ratio[1]}: "
+                    f"{total['mean']:.3f} >= {total['mean'] + total['margin']:.3f}"
+                )
     return flags
 
 
@@ -284,14 +306,18 @@ def _cell(entry: Mapping[str, float | None], policy: str) -> str:
     return f"{entry['mean']:.3f} (Δ{entry['margin']:+.3f}{fraction})"
 
 
-def overview_table(settings: Mapping[str, JsonValue], pick: Callable[[Mapping[str, JsonValue]], Mapping[str, JsonValue]],
-                   policies: Sequence[Policy] = POLICIES) -> str:
+def overview_table(
+    settings: Mapping[str, JsonValue],
+    pick: Callable[[Mapping[str, JsonValue]], Mapping[str, JsonValue]],
+    policies: Sequence[Policy] = POLICIES,
+) -> str:
     """policy | decides relevance | one column per setting, each cell `pick(the policy's entries)`."""
     lines = ["| policy | decides relevance | " + " | ".join(settings) + " |", "|---" * (len(settings) + 2) + "|"]
     for policy in policies:
         cells = [_cell(pick(result["policies"][policy.name]), policy.name) for result in settings.values()]
-        lines.append(f"| `{policy.name}` | {'reference' if policy.sees_relevance else 'blind'} | "
-                     + " | ".join(cells) + " |")
+        lines.append(
+            f"| `{policy.name}` | {'reference' if policy.sees_relevance else 'blind'} | " + " | ".join(cells) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -309,26 +335,40 @@ def component_table(result: Mapping[str, JsonValue], group: str, policies: Seque
 def render_markdown(report: Mapping[str, JsonValue]) -> str:
     ratio = tuple(report["ratio"])
     data = report["data"]
-    out = [f"# Reward-hacking audit: {data['path']}", "",
-           f"{data['queries']} queries ({data['relevant']} relevant, {data['irrelevant']} irrelevant); "
-           f"weights {_weights_text(report['weights'])}; SentenceBERT {report['produced_by']['model']}.",
-           "Cells: the policy's mean reward (Δ = the oracle's mean minus it, then Δ as a share of the "
-           "component's range). Δ ≤ 0 means the exploit earns as much as the reference answers.", ""]
+    out = [
+        f"# Reward-hacking audit: {data['path']}",
+        "",
+        f"{data['queries']} queries ({data['relevant']} relevant, {data['irrelevant']} irrelevant); "
+        f"weights {_weights_text(report['weights'])}; SentenceBERT {report['produced_by']['model']}.",
+        "Cells: the policy's mean reward (Δ = the oracle's mean minus it, then Δ as a share of the "
+        "component's range). Δ ≤ 0 means the exploit earns as much as the reference answers.",
+        "",
+    ]
     if report["flags"]:
         out += ["## ⚠ Flags: exploits that match or beat the oracle", ""] + [f"- {flag}" for flag in report["flags"]]
         out.append("")
     settings = report["settings"]
-    out += [f"## Total reward at relevant:irrelevant = {ratio[0]}:{ratio[1]}", "",
-            overview_table(settings, lambda entries: entries["total_at_ratio"]), "",
-            f"## Total reward, the file's mix ({data['relevant']}:{data['irrelevant']})", "",
-            overview_table(settings, lambda entries: entries["groups"]["all"]["total"]), ""]
+    out += [
+        f"## Total reward at relevant:irrelevant = {ratio[0]}:{ratio[1]}",
+        "",
+        overview_table(settings, lambda entries: entries["total_at_ratio"]),
+        "",
+        f"## Total reward, the file's mix ({data['relevant']}:{data['irrelevant']})",
+        "",
+        overview_table(settings, lambda entries: entries["groups"]["all"]["total"]),
+        "",
+    ]
     for group in ("irrelevant", "relevant"):
         if group not in data["groups"]:
             continue
         out += [f"## {group.capitalize()} queries ({data['groups'][group]}), per component", ""]
         for component in REWARD_NAMES:
-            out += [f"### {component}", "",
-                    overview_table(settings, lambda entries, c=component, g=group: entries["groups"][g][c]), ""]
+            out += [
+                f"### {component}",
+                "",
+                overview_table(settings, lambda entries, c=component, g=group: entries["groups"][g][c]),
+                "",
+            ]
     for name, result in settings.items():
         out += [f"## Every group: {name}", ""]
         for group in result["policies"][ORACLE]["groups"]:
@@ -353,15 +393,20 @@ def plot_margins(report: Mapping[str, JsonValue], path: Path) -> None:
     panels = [(c, lambda entries, c=c: entries["groups"]["all"][c]) for c in REWARD_NAMES]
     ratio = report["ratio"]
     panels.append((f"total at {ratio[0]}:{ratio[1]}", lambda entries: entries["total_at_ratio"]))
-    figure, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 0.2 * len(exploits) * len(settings) + 1.8),
-                                sharey=True)
+    figure, axes = plt.subplots(
+        1, len(panels), figsize=(3.6 * len(panels), 0.2 * len(exploits) * len(settings) + 1.8), sharey=True
+    )
     height = 0.8 / len(settings)
-    for axis, (title, pick) in zip(axes, panels):
+    for axis, (title, pick) in zip(axes, panels, strict=True):
         for k, setting in enumerate(settings):
             policies = report["settings"][setting]["policies"]
             values = [pick(policies[name])["margin_fraction"] for name in exploits]
-            axis.barh([i + k * height for i in range(len(exploits))], [v if v is not None else 0.0 for v in values],
-                      height=height, label=setting)
+            axis.barh(
+                [i + k * height for i in range(len(exploits))],
+                [v if v is not None else 0.0 for v in values],
+                height=height,
+                label=setting,
+            )
         axis.axvline(0.0, color="black", linewidth=0.8)
         axis.set_title(title)
         axis.set_xlabel("margin to the oracle / range")
@@ -369,8 +414,10 @@ def plot_margins(report: Mapping[str, JsonValue], path: Path) -> None:
     axes[0].invert_yaxis()
     handles, names = axes[0].get_legend_handles_labels()
     figure.legend(handles, names, loc="lower center", ncol=len(settings))
-    figure.suptitle(f"{report['data']['path']}: margin of the oracle over each exploit, on all queries "
-                    f"(< 0: the exploit beats the oracle)")
+    figure.suptitle(
+        f"{report['data']['path']}: margin of the oracle over each exploit, on all queries "
+        f"(< 0: the exploit beats the oracle)"
+    )
     figure.tight_layout(rect=(0, 0.05, 1, 0.95))
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
@@ -400,22 +447,34 @@ def _choices(text: str, allowed: Sequence[str], flag: str) -> list[str]:
     return chosen
 
 
-def audit(path: Path, settings: Sequence[Setting], *, weights: Mapping[str, float], ratio: tuple[int, int],
-          similarity: Similarity) -> dict[str, JsonValue]:
+def audit(
+    path: Path,
+    settings: Sequence[Setting],
+    *,
+    weights: Mapping[str, float],
+    ratio: tuple[int, int],
+    similarity: Similarity,
+) -> dict[str, JsonValue]:
     """The whole audit of one file, as the JSON report (without `produced_by`)."""
     loaded, note = load_labels(path)
     labels = [label for _, label in loaded]
     scores = score_policies(labels, settings, similarity=similarity, weights=weights)
     summary = summarise(labels, scores, settings, weights=weights, ratio=ratio)
     return {
-        "data": {"path": str(path), "sha256": file_sha256(path), "load": note, "queries": len(labels),
-                 "relevant": sum(label.relevant for label in labels),
-                 "irrelevant": sum(not label.relevant for label in labels),
-                 "groups": {group: len(members) for group, members in groups(labels).items()}},
+        "data": {
+            "path": str(path),
+            "sha256": file_sha256(path),
+            "load": note,
+            "queries": len(labels),
+            "relevant": sum(label.relevant for label in labels),
+            "irrelevant": sum(not label.relevant for label in labels),
+            "groups": {group: len(members) for group, members in groups(labels).items()},
+        },
         "ratio": list(ratio),
         "weights": dict(weights),
-        "policies": [{"name": p.name, "description": p.description, "decides_relevance": p.sees_relevance}
-                     for p in POLICIES],
+        "policies": [
+            {"name": p.name, "description": p.description, "decides_relevance": p.sees_relevance} for p in POLICIES
+        ],
         "settings": summary,
         "flags": find_flags(summary, ratio),
     }
@@ -424,17 +483,29 @@ def audit(path: Path, settings: Sequence[Setting], *, weights: Mapping[str, floa
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", type=Path, help="released-schema JSON or OpenRLHF prompt JSONL (rows with a label)")
     parser.add_argument("--out", type=Path, required=True, help="folder for audit.json, audit.md, audit_margins.png")
-    parser.add_argument("--variant", default=",".join(VARIANTS),
-                        help=f"reward variants, comma-separated (default: {','.join(VARIANTS)})")
-    parser.add_argument("--correction", default=",".join(CORRECTIONS),
-                        help=f"correction rewards, comma-separated, each audited with every variant "
-                             f"(default: {','.join(CORRECTIONS)})")
+    parser.add_argument(
+        "--variant",
+        default=",".join(VARIANTS),
+        help=f"reward variants, comma-separated (default: {','.join(VARIANTS)})",
+    )
+    parser.add_argument(
+        "--correction",
+        default=",".join(CORRECTIONS),
+        help=f"correction rewards, comma-separated, each audited with every variant (default: {','.join(CORRECTIONS)})",
+    )
     parser.add_argument("--weights", default=None, help="e.g. format=1,refuse_iou=1,explain=0.5 (default: all 1)")
-    parser.add_argument("--ratio", type=parse_ratio, default=DEFAULT_RATIO,
-                        help="relevant:irrelevant mix of the extra total column, as in rarft-prep to-openrlhf "
-                             "(default 1:3, the paper's training mix)")
-    parser.add_argument("--model", default=None, help="SentenceBERT name or directory (default: $RARFT_SBERT_MODEL "
-                                                      "or the packaged all-MiniLM-L6-v2)")
+    parser.add_argument(
+        "--ratio",
+        type=parse_ratio,
+        default=DEFAULT_RATIO,
+        help="relevant:irrelevant mix of the extra total column, as in rarft-prep to-openrlhf "
+        "(default 1:3, the paper's training mix)",
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="SentenceBERT name or directory (default: $RARFT_SBERT_MODEL or the packaged all-MiniLM-L6-v2)",
+    )
     parser.add_argument("--device", default=None, help="SentenceBERT device (default: $RARFT_SBERT_DEVICE or cpu)")
 
 
@@ -478,8 +549,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rarft-audit: error: {error}", file=sys.stderr)
         return 2
     data = report["data"]
-    print(f"rarft-audit: {data['queries']} queries x {len(POLICIES)} policies x {len(report['settings'])} settings "
-          f"in {report['produced_by']['seconds']} s -> {args.out}/audit.md, audit.json, audit_margins.png")
+    print(
+        f"rarft-audit: {data['queries']} queries x {len(POLICIES)} policies x {len(report['settings'])} settings "
+        f"in {report['produced_by']['seconds']} s -> {args.out}/audit.md, audit.json, audit_margins.png"
+    )
     for flag in report["flags"]:
         print(f"rarft-audit: WARNING: {flag}", file=sys.stderr)
     return 0

@@ -37,8 +37,18 @@ from pathlib import Path
 from rarft_plugin.errors import DataError
 
 __all__ = [
-    "CHAT_TEMPLATE_FILES", "PROCESSOR_FILES", "TOKENIZER_FILES", "WEIGHT_FILES", "WEIGHT_INDEXES", "Checkpoint",
-    "fingerprint", "has_chat_template", "has_processor", "local_directory", "model_problems", "overlay",
+    "CHAT_TEMPLATE_FILES",
+    "PROCESSOR_FILES",
+    "TOKENIZER_FILES",
+    "WEIGHT_FILES",
+    "WEIGHT_INDEXES",
+    "Checkpoint",
+    "fingerprint",
+    "has_chat_template",
+    "has_processor",
+    "local_directory",
+    "model_problems",
+    "overlay",
     "resolve_checkpoint",
 ]
 
@@ -74,13 +84,17 @@ def local_directory(name: str, flag: str) -> Path:
         return Path(snapshot_download(name, local_files_only=True))
     except Exception:  # noqa: BLE001 - any miss means: not in the cache
         if offline:
-            raise DataError(f"{flag} {name}: no such directory, and not in the local hub cache (HF_HUB_OFFLINE is "
-                            "set, so the hub is not asked); give a checkpoint directory") from None
+            raise DataError(
+                f"{flag} {name}: no such directory, and not in the local hub cache (HF_HUB_OFFLINE is "
+                "set, so the hub is not asked); give a checkpoint directory"
+            ) from None
     try:
         return Path(snapshot_download(name))
     except Exception as error:  # noqa: BLE001 - network, authentication, unknown repository
-        raise DataError(f"{flag} {name}: no such directory, and the hub could not provide it "
-                        f"({type(error).__name__}); give a checkpoint directory") from None
+        raise DataError(
+            f"{flag} {name}: no such directory, and the hub could not provide it "
+            f"({type(error).__name__}); give a checkpoint directory"
+        ) from None
 
 
 def _json_file(path: Path) -> tuple[dict | None, str | None]:
@@ -138,8 +152,9 @@ def model_problems(directory: Path) -> list[str]:
         if problem or not shards:
             problems.append(problem or f"{index.name} lists no weight file")
         elif missing:
-            problems.append(f"{len(missing)} of the {len(shards)} weight files {index.name} lists "
-                            f"(first: {missing[0]})")
+            problems.append(
+                f"{len(missing)} of the {len(shards)} weight files {index.name} lists (first: {missing[0]})"
+            )
     elif not any((directory / name).is_file() for name in WEIGHT_FILES):
         problems.append(f"no weights ({' or '.join(WEIGHT_FILES + WEIGHT_INDEXES[:1])})")
     if not any((directory / name).is_file() for name in TOKENIZER_FILES):
@@ -153,19 +168,27 @@ def resolve_checkpoint(model: str, processor: str | None = None) -> Checkpoint:
     problems = model_problems(directory)
     base = local_directory(processor, "--processor") if processor else None
     if base is not None and not has_processor(base):
-        raise DataError(f"--processor {base}: no preprocessor_config.json (nor a processor_config.json with an "
-                        "image_processor); give the base model's directory")
+        raise DataError(
+            f"--processor {base}: no preprocessor_config.json (nor a processor_config.json with an "
+            "image_processor); give the base model's directory"
+        )
     if not has_chat_template(directory) and not (base is not None and has_chat_template(base)):
-        problems.append(f"no chat template ({' or '.join(CHAT_TEMPLATE_FILES)}, or chat_template in "
-                        "tokenizer_config.json)")
+        problems.append(
+            f"no chat template ({' or '.join(CHAT_TEMPLATE_FILES)}, or chat_template in tokenizer_config.json)"
+        )
     if problems:
         raise DataError(f"--model {directory}: not a complete checkpoint: {'; '.join(problems)}")
     if base is None and not has_processor(directory):
-        raise DataError(f"--model {directory}: no preprocessor_config.json (a checkpoint saved by OpenRLHF's "
-                        "--ckpt.save_hf has none): add --processor BASE_MODEL_DIR to take the processor from the "
-                        "base model")
-    return Checkpoint(model=directory, processor=base if base is not None and base != directory else None,
-                      fingerprint=fingerprint(directory))
+        raise DataError(
+            f"--model {directory}: no preprocessor_config.json (a checkpoint saved by OpenRLHF's "
+            "--ckpt.save_hf has none): add --processor BASE_MODEL_DIR to take the processor from the "
+            "base model"
+        )
+    return Checkpoint(
+        model=directory,
+        processor=base if base is not None and base != directory else None,
+        fingerprint=fingerprint(directory),
+    )
 
 
 def fingerprint(directory: Path) -> str:

@@ -18,17 +18,16 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from rarft_plugin.cli import entry_point
-from rarft_plugin.dataset import UNKNOWN_SPAN_CHOICES
-from rarft_plugin.errors import DataError
-from rarft_plugin.parsing import ANSWER_READINGS
-from rarft_plugin.prompts import TEMPLATES
-
 from eval.evaluate import SBERT_TEXTS
 from eval.judge import LlmJudge
 from eval.paper import DATASETS
 from eval.predictions import Prediction
 from eval.record import DataCheck, DatasetRecord, InferenceRecord
+from rarft_plugin.cli import entry_point
+from rarft_plugin.dataset import UNKNOWN_SPAN_CHOICES
+from rarft_plugin.errors import DataError
+from rarft_plugin.parsing import ANSWER_READINGS
+from rarft_plugin.prompts import TEMPLATES
 
 __all__ = ["add_data_arguments", "data_options", "main"]
 
@@ -38,73 +37,122 @@ DEPRECATED_COMMANDS = {"score": "evaluate"}
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """How the evaluation file's relevant queries without their own span are handled (infer and evaluate)."""
-    parser.add_argument("--spans-from", type=Path, action="append", default=[], metavar="FILE",
-                        help="another released file whose items give the span of a relevant query the evaluation "
-                             "file lacks (same video and query; repeatable), e.g. hi_vtg_charades.json for "
-                             "ss_vtg_charades.json")
-    parser.add_argument("--unknown-spans", choices=UNKNOWN_SPAN_CHOICES, default="skip",
-                        help="a relevant query whose span is in no file: leave it out (skip, default), stop (error), "
-                             "or give every relevant query its item's timestamp as the released inference does "
-                             "(item, for exact reproduction; no recovery then)")
+    parser.add_argument(
+        "--spans-from",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="another released file whose items give the span of a relevant query the evaluation "
+        "file lacks (same video and query; repeatable), e.g. hi_vtg_charades.json for "
+        "ss_vtg_charades.json",
+    )
+    parser.add_argument(
+        "--unknown-spans",
+        choices=UNKNOWN_SPAN_CHOICES,
+        default="skip",
+        help="a relevant query whose span is in no file: leave it out (skip, default), stop (error), "
+        "or give every relevant query its item's timestamp as the released inference does "
+        "(item, for exact reproduction; no recovery then)",
+    )
 
 
 def data_options(args: argparse.Namespace) -> dict[str, str | list[Path]]:
     """`load_examples` keyword arguments from the data arguments."""
     if args.unknown_spans == "item" and args.spans_from:
-        raise DataError("--spans-from and --unknown-spans item exclude each other: the released inference gives every "
-                        "relevant query its item's timestamp, recovering nothing")
+        raise DataError(
+            "--spans-from and --unknown-spans item exclude each other: the released inference gives every "
+            "relevant query its item's timestamp, recovering nothing"
+        )
     return {"unknown_span": args.unknown_spans, "spans_from": list(args.spans_from)}
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("predictions", type=Path, nargs="+",
-                        help="prediction JSONL file(s), or the released inference's JSON array; several = shards "
-                             "of a run")
+    parser.add_argument(
+        "predictions",
+        type=Path,
+        nargs="+",
+        help="prediction JSONL file(s), or the released inference's JSON array; several = shards of a run",
+    )
     parser.add_argument("--out", type=Path, required=True, help="report directory")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="the evaluation file the predictions answer: reports its data defects, its queries "
-                             "without a prediction and predictions of no query, and gives rows without ids (the "
-                             "released inference's output) their items and missing levels (default: the file "
-                             "`infer` recorded beside the predictions)")
-    parser.add_argument("--judge", choices=("rule", "llm"), default="rule",
-                        help="who decides whether a response refused: the core parser (default) or an LLM")
-    parser.add_argument("--llm-explanations", action="store_true",
-                        help="RT-IoU (Table 15) and LLM score (Table 16) through the LLM endpoint")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="the evaluation file the predictions answer: reports its data defects, its queries "
+        "without a prediction and predictions of no query, and gives rows without ids (the "
+        "released inference's output) their items and missing levels (default: the file "
+        "`infer` recorded beside the predictions)",
+    )
+    parser.add_argument(
+        "--judge",
+        choices=("rule", "llm"),
+        default="rule",
+        help="who decides whether a response refused: the core parser (default) or an LLM",
+    )
+    parser.add_argument(
+        "--llm-explanations",
+        action="store_true",
+        help="RT-IoU (Table 15) and LLM score (Table 16) through the LLM endpoint",
+    )
     parser.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint for the LLM judges")
-    parser.add_argument("--model", "--judge-model", dest="judge_model", default=None,
-                        help="judge model name at that endpoint")
+    parser.add_argument(
+        "--model", "--judge-model", dest="judge_model", default=None, help="judge model name at that endpoint"
+    )
     parser.add_argument("--api-key", default=None, help="default: $OPENAI_API_KEY")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--retry-backoff", type=float, default=1.0, help="first retry wait, seconds (doubles)")
     parser.add_argument("--cache", type=Path, default=None, help="judge cache (default: OUT/judge_cache.jsonl)")
-    parser.add_argument("--sbert-model", default=None,
-                        help="SBERT score model (default: packaged all-MiniLM-L6-v2; the released evaluation used "
-                             "all-mpnet-base-v2)")
+    parser.add_argument(
+        "--sbert-model",
+        default=None,
+        help="SBERT score model (default: packaged all-MiniLM-L6-v2; the released evaluation used all-mpnet-base-v2)",
+    )
     parser.add_argument("--no-sbert", action="store_true", help="skip the SBERT score")
-    parser.add_argument("--answer-reading", choices=ANSWER_READINGS, default="released",
-                        help="how a response's answer is read by every judge: released (default: think blocks "
-                             "removed, first <answer> block, else the rest of the text) or last_block (last "
-                             "<answer> block, else the whole response)")
-    parser.add_argument("--sbert-text", choices=SBERT_TEXTS, default="released",
-                        help="SBERT score texts: released (default: the response minus its correction, think "
-                             "included, vs the reference without tags) or answer (the answer text vs the "
-                             "reference's answer block)")
+    parser.add_argument(
+        "--answer-reading",
+        choices=ANSWER_READINGS,
+        default="released",
+        help="how a response's answer is read by every judge: released (default: think blocks "
+        "removed, first <answer> block, else the rest of the text) or last_block (last "
+        "<answer> block, else the whole response)",
+    )
+    parser.add_argument(
+        "--sbert-text",
+        choices=SBERT_TEXTS,
+        default="released",
+        help="SBERT score texts: released (default: the response minus its correction, think "
+        "included, vs the reference without tags) or answer (the answer text vs the "
+        "reference's answer block)",
+    )
     parser.add_argument("--strict-recall", action="store_true", help="R@m counts IoU > m (Time-R1) instead of >=")
-    parser.add_argument("--template", choices=sorted(TEMPLATES), default=None,
-                        help="the prompt template the predictions answered, whose output format the report checks "
-                             "(default: the one infer recorded, else ra_rft)")
+    parser.add_argument(
+        "--template",
+        choices=sorted(TEMPLATES),
+        default=None,
+        help="the prompt template the predictions answered, whose output format the report checks "
+        "(default: the one infer recorded, else ra_rft)",
+    )
     parser.add_argument("--title", default=None, help="report title")
-    parser.add_argument("--name", default=None,
-                        help="the run's name: the report's table rows, compare's columns, the plots' titles (default: "
-                             "the prediction file's name); a paper method's name (\"Time-R1 + RA-RFT\") puts the "
-                             "paper's values on the plots")
-    parser.add_argument("--paper-dataset", choices=DATASETS, default=None,
-                        help="the paper's dataset these predictions are on, when the data file is not a shipped one "
-                             "(recognised by content), e.g. HI-TVGBench")
+    parser.add_argument(
+        "--name",
+        default=None,
+        help="the run's name: the report's table rows, compare's columns, the plots' titles (default: "
+        "the prediction file's name); a paper method's name (\"Time-R1 + RA-RFT\") puts the "
+        "paper's values on the plots",
+    )
+    parser.add_argument(
+        "--paper-dataset",
+        choices=DATASETS,
+        default=None,
+        help="the paper's dataset these predictions are on, when the data file is not a shipped one "
+        "(recognised by content), e.g. HI-TVGBench",
+    )
 
 
-def data_check(data: Path, predictions: list[Prediction],
-               **options: str | list[Path]) -> tuple[list[Prediction], DataCheck]:
+def data_check(
+    data: Path, predictions: list[Prediction], **options: str | list[Path]
+) -> tuple[list[Prediction], DataCheck]:
     """The predictions joined with their data file (`eval.predictions.join_data`), the file's defects
     (LoadReport) and the queries of it that have no prediction."""
     from eval.predictions import join_data
@@ -162,8 +210,12 @@ def dataset_record(data: Path | None, predictions: list[Prediction], paper_datas
     from eval.provenance import file_sha256
 
     sha = file_sha256(data) if data is not None else None
-    return {"file": str(data) if data is not None else None, "sha256": sha,
-            "paper": paper_dataset or SHIPPED_DATASETS.get(sha), "kind": dataset_kind(predictions)}
+    return {
+        "file": str(data) if data is not None else None,
+        "sha256": sha,
+        "paper": paper_dataset or SHIPPED_DATASETS.get(sha),
+        "kind": dataset_kind(predictions),
+    }
 
 
 def make_judge(args: argparse.Namespace) -> LlmJudge:
@@ -174,9 +226,14 @@ def make_judge(args: argparse.Namespace) -> LlmJudge:
 
     if not (args.base_url and args.judge_model):
         raise DataError("--judge llm / --llm-explanations need --base-url and --model (the judge model)")
-    client = ChatClient(base_url=args.base_url, model=args.judge_model, api_key=args.api_key,
-                        concurrency=args.concurrency, backoff_s=args.retry_backoff,
-                        cache_path=args.cache or args.out / "judge_cache.jsonl")
+    client = ChatClient(
+        base_url=args.base_url,
+        model=args.judge_model,
+        api_key=args.api_key,
+        concurrency=args.concurrency,
+        backoff_s=args.retry_backoff,
+        cache_path=args.cache or args.out / "judge_cache.jsonl",
+    )
     try:
         asyncio.run(client.check_endpoint())
     except BaseException:
@@ -198,8 +255,10 @@ def evaluate_command(args: argparse.Namespace) -> int:
     if data is None and runs and len({run["data"] for run in runs}) == 1 and Path(str(runs[0]["data"])).is_file():
         data = Path(str(runs[0]["data"]))  # with the span options inference used, unless given here
         if args.unknown_spans == "skip" and not args.spans_from:
-            options = {"unknown_span": runs[0].get("unknown_spans", "skip"),
-                       "spans_from": runs[0].get("spans_from", [])}
+            options = {
+                "unknown_span": runs[0].get("unknown_spans", "skip"),
+                "spans_from": runs[0].get("spans_from", []),
+            }
     checked = None
     if data is not None:
         predictions, checked = data_check(data, predictions, **options)
@@ -212,23 +271,40 @@ def evaluate_command(args: argparse.Namespace) -> int:
         similarity = get_similarity(args.sbert_model)
     template, template_source = run_template(args, runs)
     try:
-        record, items = evaluate(predictions, judge=judge, relevance_by_llm=args.judge == "llm",
-                                 llm_explanations=args.llm_explanations, similarity=similarity,
-                                 strict=args.strict_recall, reading=args.answer_reading, sbert_text=args.sbert_text,
-                                 template=template, template_source=template_source)
+        record, items = evaluate(
+            predictions,
+            judge=judge,
+            relevance_by_llm=args.judge == "llm",
+            llm_explanations=args.llm_explanations,
+            similarity=similarity,
+            strict=args.strict_recall,
+            reading=args.answer_reading,
+            sbert_text=args.sbert_text,
+            template=template,
+            template_source=template_source,
+        )
     finally:
         if judge is not None:
             judge.client.close()
     unusable = unusable_judges(record.judge.get("calls", {}))
     if unusable:
-        raise JudgeUnavailable(f"the LLM judge gave no usable verdict ({'; '.join(unusable)}); nothing written to "
-                               f"{args.out}/ (the replies that did arrive are cached: rerun once the endpoint answers)")
+        raise JudgeUnavailable(
+            f"the LLM judge gave no usable verdict ({'; '.join(unusable)}); nothing written to "
+            f"{args.out}/ (the replies that did arrive are cached: rerun once the endpoint answers)"
+        )
     name = args.name or args.predictions[0].stem
     record = replace(
-        record, name=name, dataset=dataset_record(data, predictions, args.paper_dataset),
-        predictions=tuple(str(p) for p in args.predictions), data=checked, inference=tuple(runs) or None,
-        produced_by={"evaluated_at": now(), "packages": package_versions(EVALUATION_PACKAGES),
-                     "predictions": [{"file": str(p), "sha256": file_sha256(p)} for p in args.predictions]},
+        record,
+        name=name,
+        dataset=dataset_record(data, predictions, args.paper_dataset),
+        predictions=tuple(str(p) for p in args.predictions),
+        data=checked,
+        inference=tuple(runs) or None,
+        produced_by={
+            "evaluated_at": now(),
+            "packages": package_versions(EVALUATION_PACKAGES),
+            "predictions": [{"file": str(p), "sha256": file_sha256(p)} for p in args.predictions],
+        },
     )
     record = replace(record, warnings=tuple(run_warnings(record)))
     report = write_run(record, items, args.out, title=args.title or f"rarft evaluation of {name}", name=name)
@@ -245,8 +321,9 @@ def paper_selection(text: str) -> str:
 
     if text in ("auto", *DATASETS, *TABLES):
         return text
-    raise argparse.ArgumentTypeError(f"expected auto, a dataset ({', '.join(DATASETS)}) or a table "
-                                     f"({', '.join(TABLES)}), got {text!r}")
+    raise argparse.ArgumentTypeError(
+        f"expected auto, a dataset ({', '.join(DATASETS)}) or a table ({', '.join(TABLES)}), got {text!r}"
+    )
 
 
 def compare_command(args: argparse.Namespace) -> int:
@@ -274,13 +351,23 @@ def compare_command(args: argparse.Namespace) -> int:
 
 def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", type=Path, nargs="+", help="run directories (or their metrics.json)")
-    parser.add_argument("--name", action="append", default=None,
-                        help="a run's name, once per run in their order (default: the name `evaluate --name` stored)")
-    parser.add_argument("--paper", type=paper_selection, nargs="?", const="auto", default=None,
-                        metavar="DATASET|TABLE",
-                        help="put the paper's published rows beside the runs: those of each run's own dataset "
-                             "(no value: a shipped file is recognised by content), of a dataset (HI-Charades, "
-                             "HI-TVGBench, ...) or of a table (\"Table 12\")")
+    parser.add_argument(
+        "--name",
+        action="append",
+        default=None,
+        help="a run's name, once per run in their order (default: the name `evaluate --name` stored)",
+    )
+    parser.add_argument(
+        "--paper",
+        type=paper_selection,
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="DATASET|TABLE",
+        help="put the paper's published rows beside the runs: those of each run's own dataset "
+        "(no value: a shipped file is recognised by content), of a dataset (HI-Charades, "
+        'HI-TVGBench, ...) or of a table ("Table 12")',
+    )
     parser.add_argument("--all", action="store_true", help="also every raw number of metrics.json")
     parser.add_argument("--out", type=Path, default=None, help="also write the comparison to this Markdown file")
 
@@ -294,15 +381,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rarft-eval", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     infer.add_arguments(sub.add_parser("infer", help="predict with a checkpoint"))
-    evaluate = sub.add_parser("evaluate", aliases=list(DEPRECATED_COMMANDS),
-                              help="every metric of the paper, and a report")
+    evaluate = sub.add_parser(
+        "evaluate", aliases=list(DEPRECATED_COMMANDS), help="every metric of the paper, and a report"
+    )
     add_evaluate_arguments(evaluate)
     add_data_arguments(evaluate)
     add_compare_arguments(sub.add_parser("compare", help="runs side by side per dataset, with the paper's rows"))
     args = parser.parse_args(argv)
     if args.command in DEPRECATED_COMMANDS:
-        print(f"rarft-eval: `{args.command}` is deprecated: use `rarft-eval {DEPRECATED_COMMANDS[args.command]}` "
-              "(same arguments)", file=sys.stderr)
+        print(
+            f"rarft-eval: `{args.command}` is deprecated: use `rarft-eval {DEPRECATED_COMMANDS[args.command]}` "
+            "(same arguments)",
+            file=sys.stderr,
+        )
         args.command = DEPRECATED_COMMANDS[args.command]
     handlers = {"infer": infer.run, "evaluate": evaluate_command, "compare": compare_command}
     try:

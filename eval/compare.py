@@ -23,14 +23,14 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rarft_plugin.schema import HARD_LEVELS, IRRELEVANCE_LEVELS, JsonValue
-
 from eval.metrics import Grounding
 from eval.paper import PaperRow, find_method, paper_rows
 from eval.record import RunRecord, record_json
 from eval.report import explanation_cells, explanation_values, flatten, markdown_table, num, pct, ra_iou_cells
+from rarft_plugin.schema import HARD_LEVELS, IRRELEVANCE_LEVELS, JsonValue
 
 __all__ = ["ComparedRun", "compare_markdown", "dataset_key", "headline", "run_settings"]
+
 
 @dataclass(frozen=True)
 class ComparedRun:
@@ -49,15 +49,24 @@ def run_settings(record: RunRecord) -> dict[str, JsonValue]:
         return json.loads(values.pop()) if len(values) == 1 else ("mixed" if values else None)
 
     return {
-        "relevance judge": judge.get("relevance"), "explanation judge": judge.get("explanations"),
-        "LLM judge model": judge.get("model"), "answer reading": judge.get("answer_reading"),
-        "SBERT texts": judge.get("sbert_text"), "SBERT model": judge.get("sbert_model"),
+        "relevance judge": judge.get("relevance"),
+        "explanation judge": judge.get("explanations"),
+        "LLM judge model": judge.get("model"),
+        "answer reading": judge.get("answer_reading"),
+        "SBERT texts": judge.get("sbert_text"),
+        "SBERT model": judge.get("sbert_model"),
         "R@m counts IoU": ">" if record.metrics.strict_recall else ">=",
         "template": record.format.template if record.format is not None else None,
-        "queries": count.queries, "relevant": count.relevant, "irrelevant": count.irrelevant,
-        "max new tokens": inference("max_new_tokens"), "fps": inference("fps"),
-        "total pixels": inference("total_pixels"), "decoding": inference("decoding"),
-        "backend": inference("backend"), "dtype": inference("dtype"), "unknown spans": inference("unknown_spans"),
+        "queries": count.queries,
+        "relevant": count.relevant,
+        "irrelevant": count.irrelevant,
+        "max new tokens": inference("max_new_tokens"),
+        "fps": inference("fps"),
+        "total pixels": inference("total_pixels"),
+        "decoding": inference("decoding"),
+        "backend": inference("backend"),
+        "dtype": inference("dtype"),
+        "unknown spans": inference("unknown_spans"),
         "spans from": inference("spans_from"),
     }
 
@@ -83,24 +92,32 @@ def provenance_line(run: ComparedRun) -> str:
     record, settings = run.record, run_settings(run.record)
     shards = record.inference or ()
     parts = [f"{record.metrics.count.queries} queries"]
-    checkpoints = sorted({f"{s.get('model')} (fingerprint {s.get('model_fingerprint') or 'not recorded'})"
-                          for s in shards})
+    checkpoints = sorted(
+        {f"{s.get('model')} (fingerprint {s.get('model_fingerprint') or 'not recorded'})" for s in shards}
+    )
     parts.append("checkpoint " + ", ".join(checkpoints) if checkpoints else "inference not recorded")
     compliance = record.format
     if compliance is not None:
-        parts.append(f"template {compliance.template} ({compliance.template_source}), "
-                     f"{pct(compliance.compliant_share)} % format-compliant")
+        parts.append(
+            f"template {compliance.template} ({compliance.template_source}), "
+            f"{pct(compliance.compliant_share)} % format-compliant"
+        )
     if settings["backend"]:
-        parts.append(f"{settings['backend']} {settings['dtype']}, {settings['decoding']}, "
-                     f"{settings['max new tokens']} new tokens")
+        parts.append(
+            f"{settings['backend']} {settings['dtype']}, {settings['decoding']}, "
+            f"{settings['max new tokens']} new tokens"
+        )
     parts.append(f"relevance by {settings['relevance judge']}")
     return f"- **{run.name}** (`{run.source}`): " + "; ".join(parts) + "."
 
 
 def differing_settings(runs: list[ComparedRun]) -> list[str]:
     settings = [run_settings(run.record) for run in runs]
-    return [f"{label}: " + ", ".join(f"{run.name}={each[label]}" for run, each in zip(runs, settings, strict=True))
-            for label in settings[0] if len({json.dumps(each[label], sort_keys=True) for each in settings}) > 1]
+    return [
+        f"{label}: " + ", ".join(f"{run.name}={each[label]}" for run, each in zip(runs, settings, strict=True))
+        for label in settings[0]
+        if len({json.dumps(each[label], sort_keys=True) for each in settings}) > 1
+    ]
 
 
 def paper_pct(value: float | None) -> str:
@@ -137,11 +154,19 @@ def ra_table(runs: list[ComparedRun], paper: list[PaperRow]) -> list[str]:
     rows = []
     for run in runs:
         metrics, compliance = run.record.metrics, run.record.format
-        rows.append([run.name, str(metrics.count.queries), pct(compliance.compliant_share if compliance else None),
-                     *ra_iou_cells(metrics), *(explanation_cells(metrics.explanation) if explanations else [])])
+        rows.append(
+            [
+                run.name,
+                str(metrics.count.queries),
+                pct(compliance.compliant_share if compliance else None),
+                *ra_iou_cells(metrics),
+                *(explanation_cells(metrics.explanation) if explanations else []),
+            ]
+        )
     for row in published:
-        rows.append([row.label, "-", "-", *paper_ra_cells(row),
-                     *(paper_explanation_cells(row) if explanations else [])])
+        rows.append(
+            [row.label, "-", "-", *paper_ra_cells(row), *(paper_explanation_cells(row) if explanations else [])]
+        )
     for run in runs:
         match = find_method(published, run.name)
         if match is None:
@@ -166,11 +191,24 @@ def level_table(runs: list[ComparedRun], paper: list[PaperRow]) -> list[str]:
     rows = []
     for run in runs:
         by_level = run.record.metrics.by_difficulty
-        rows.append([run.name, *(cell for level in HARD_LEVELS for cell in (
-            (pct(by_level[level].f1), num(explanation_values(by_level[level].explanation)[2])) if level in by_level
-            else ("-", "-")))])
-    rows += [[row.label, *(paper_pct(v) if i % 2 == 0 else paper_num(v) for i, v in enumerate(row.levels))]
-             for row in published]
+        rows.append(
+            [
+                run.name,
+                *(
+                    cell
+                    for level in HARD_LEVELS
+                    for cell in (
+                        (pct(by_level[level].f1), num(explanation_values(by_level[level].explanation)[2]))
+                        if level in by_level
+                        else ("-", "-")
+                    )
+                ),
+            ]
+        )
+    rows += [
+        [row.label, *(paper_pct(v) if i % 2 == 0 else paper_num(v) for i, v in enumerate(row.levels))]
+        for row in published
+    ]
     return markdown_table(header, rows)
 
 
@@ -178,8 +216,12 @@ Formatter = Callable[[float | None], str]
 
 
 def _grounding_headline(label: str, grounding: Grounding) -> list[tuple[str, float | None, Formatter]]:
-    return [(f"{label} R@0.3", grounding.r_at_0_3, pct), (f"{label} R@0.5", grounding.r_at_0_5, pct),
-            (f"{label} R@0.7", grounding.r_at_0_7, pct), (f"{label} mIoU", grounding.miou, pct)]
+    return [
+        (f"{label} R@0.3", grounding.r_at_0_3, pct),
+        (f"{label} R@0.5", grounding.r_at_0_5, pct),
+        (f"{label} R@0.7", grounding.r_at_0_7, pct),
+        (f"{label} mIoU", grounding.miou, pct),
+    ]
 
 
 def headline(record: RunRecord) -> list[tuple[str, float | None, Formatter]]:
@@ -188,14 +230,23 @@ def headline(record: RunRecord) -> list[tuple[str, float | None, Formatter]]:
     rel = metrics.relevance
     rt_iou, sbert, llm_score = explanation_values(metrics.explanation)
     rows = _grounding_headline("RA-IoU", metrics.ra_iou)
-    rows += [("F1 re.", rel.f1_rel, pct), ("F1 irre.", rel.f1_irrel, pct), ("F1 avg.", rel.f1_avg, pct),
-             ("accuracy", rel.accuracy, pct), ("RT-IoU", rt_iou, pct), ("SBert score", sbert, num),
-             ("LLM score", llm_score, num)]
+    rows += [
+        ("F1 re.", rel.f1_rel, pct),
+        ("F1 irre.", rel.f1_irrel, pct),
+        ("F1 avg.", rel.f1_avg, pct),
+        ("accuracy", rel.accuracy, pct),
+        ("RT-IoU", rt_iou, pct),
+        ("SBert score", sbert, num),
+        ("LLM score", llm_score, num),
+    ]
     for level in IRRELEVANCE_LEVELS:
         row = metrics.by_difficulty.get(level)
         if row is not None:
-            rows += [(f"{level} F1", row.f1, pct), (f"{level} LLM score", explanation_values(row.explanation)[2], num),
-                     (f"{level} F1 avg. 1:1", row.paired.relevance.f1_avg, pct)]
+            rows += [
+                (f"{level} F1", row.f1, pct),
+                (f"{level} LLM score", explanation_values(row.explanation)[2], num),
+                (f"{level} F1 avg. 1:1", row.paired.relevance.f1_avg, pct),
+            ]
     rows += _grounding_headline("VTG", metrics.vtg_iou)
     rows += [(f"refusal acc. {c}", row.refusal_accuracy, pct) for c, row in metrics.by_category.items()]
     return rows
@@ -226,15 +277,19 @@ def headline_table(runs: list[ComparedRun]) -> list[str]:
 
 def raw_table(runs: list[ComparedRun]) -> list[str]:
     flat = [flatten(record_json(run.record)) for run in runs]
-    keys = [key for key in dict.fromkeys(k for each in flat for k in each)
-            if any(_number(each.get(key)) for each in flat)]
-    return markdown_table(["metric (raw)", *(run.name for run in runs)],
-                          [[key, *(_raw(each.get(key)) for each in flat)] for key in keys])
+    keys = [
+        key for key in dict.fromkeys(k for each in flat for k in each) if any(_number(each.get(key)) for each in flat)
+    ]
+    return markdown_table(
+        ["metric (raw)", *(run.name for run in runs)], [[key, *(_raw(each.get(key)) for each in flat)] for key in keys]
+    )
 
 
-PAPER_NOTE = ("Published rows: the authors' numbers (percentages as printed; SBERT as a fraction, LLM score 0-5), "
-              "measured with the released evaluation (an LLM judge decides relevance; SBERT all-mpnet-base-v2): a run "
-              "evaluated with other settings is not measured identically.")
+PAPER_NOTE = (
+    "Published rows: the authors' numbers (percentages as printed; SBERT as a fraction, LLM score 0-5), "
+    "measured with the released evaluation (an LLM judge decides relevance; SBERT all-mpnet-base-v2): a run "
+    "evaluated with other settings is not measured identically."
+)
 
 
 def compare_markdown(runs: list[ComparedRun], *, paper: str | None = None, everything: bool = False) -> str:
@@ -260,10 +315,19 @@ def compare_markdown(runs: list[ComparedRun], *, paper: str | None = None, every
         if differing:
             lines += ["**Settings differ (not measured alike):** " + "; ".join(differing) + ".", ""]
         if paper == "auto" and not dataset:
-            lines += [("No paper dataset is known for this data file: name one with `--paper DATASET` "
-                       "(or evaluate with `--paper-dataset`)."), ""]
-        lines += ["### RA-IoU and F1" + (f" (paper: {selection})" if published else ""), "",
-                  *ra_table(members, published), ""]
+            lines += [
+                (
+                    "No paper dataset is known for this data file: name one with `--paper DATASET` "
+                    "(or evaluate with `--paper-dataset`)."
+                ),
+                "",
+            ]
+        lines += [
+            "### RA-IoU and F1" + (f" (paper: {selection})" if published else ""),
+            "",
+            *ra_table(members, published),
+            "",
+        ]
         levels = level_table(members, published)
         if levels:
             lines += ["### By hardness level (F1, LLM score)", "", *levels, ""]

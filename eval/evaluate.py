@@ -3,16 +3,15 @@ metrics, as a `RunRecord` and its per-query rows."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-
-from rarft_plugin.schema import strip_answer_wrapper, strip_tags
-from rarft_plugin.parsing import evaluation_answer, without_correction
-from rarft_plugin.similarity import Similarity
+from collections.abc import Sequence
 
 from eval.judge import LlmJudge
 from eval.metrics import ItemRow, Judgement, compute_metrics, format_compliance, rule_judgement
 from eval.predictions import Prediction
 from eval.record import JudgeSettings, RunRecord
+from rarft_plugin.parsing import evaluation_answer, without_correction
+from rarft_plugin.schema import strip_answer_wrapper, strip_tags
+from rarft_plugin.similarity import Similarity
 
 __all__ = ["SBERT_TEXTS", "evaluate", "sbert_pair", "sbert_scores"]
 
@@ -38,15 +37,22 @@ def sbert_pair(prediction: Prediction, text: str = "released", reading: str = "r
 
 
 def sbert_scores(
-    predictions: Sequence[Prediction], judgements: Sequence[Judgement], similarity: Similarity, *,
-    text: str = "released", reading: str = "released",
+    predictions: Sequence[Prediction],
+    judgements: Sequence[Judgement],
+    similarity: Similarity,
+    *,
+    text: str = "released",
+    reading: str = "released",
 ) -> list[float | None]:
     """SBERT cosine (`sbert_pair`) for refused irrelevant queries with a reference; None elsewhere.
 
     An empty response text scores 0 (there is nothing to compare).
     """
-    targets = [i for i, (p, j) in enumerate(zip(predictions, judgements, strict=True))
-               if not p.gt_relevant and j.refused and p.gt_output.strip()]
+    targets = [
+        i
+        for i, (p, j) in enumerate(zip(predictions, judgements, strict=True))
+        if not p.gt_relevant and j.refused and p.gt_output.strip()
+    ]
     pairs = {i: sbert_pair(predictions[i], text, reading) for i in targets}
     compared = [i for i in targets if pairs[i][0].strip() and pairs[i][1].strip()]
     values = similarity.cosine_pairs([pairs[i] for i in compared]) if compared else []
@@ -105,12 +111,22 @@ def evaluate(
     }
     if judge is not None:
         usage = judge.client.usage
-        settings.update({
-            "model": judge.client.model, "base_url": judge.client.base_url,
-            "unreadable": judge.report.unreadable, "failed": judge.report.failed, "calls": judge.report.calls(),
-            "unknown_categories": judge.report.unknown_categories,
-            "usage": {"requests": usage.requests, "cached": usage.cached, "retries": usage.retries,
-                      "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
-        })
+        settings.update(
+            {
+                "model": judge.client.model,
+                "base_url": judge.client.base_url,
+                "unreadable": judge.report.unreadable,
+                "failed": judge.report.failed,
+                "calls": judge.report.calls(),
+                "unknown_categories": judge.report.unknown_categories,
+                "usage": {
+                    "requests": usage.requests,
+                    "cached": usage.cached,
+                    "retries": usage.retries,
+                    "prompt_tokens": usage.prompt_tokens,
+                    "completion_tokens": usage.completion_tokens,
+                },
+            }
+        )
     compliance = format_compliance(predictions, template, template_source)
     return RunRecord(metrics=metrics, judge=settings, format=compliance), items

@@ -8,23 +8,21 @@ prompt (`rarft_plugin.prompts`, evaluation order: system message, video, text). 
 
 `--shard i/n` takes every n-th query starting at i (one process per GPU, each with its own
 `CUDA_VISIBLE_DEVICES` and output file; `rarft-eval evaluate` takes all shard files at once);
-`--limit N` the first N queries of the shard (a later run without it extends the same file).
-The checkpoint is checked first (`eval.checkpoint`: one line naming what is missing, e.g. the
-processor configuration OpenRLHF's `--ckpt.save_hf` does not write; `--processor BASE`).
-Every clip is opened and decoded at its window's ends before the model loads (`--no-probe`
-skips it), so broken videos are reported together up front (`--missing-videos FILE` writes the
-full list of the ones not found). Queries are batched by clip length
-(less padding), and the next batch's clips are decoded in threads while the model generates.
-Each finished batch is appended to the output and fsynced, so a killed run resumes where it
-stopped: a rerun with the same settings skips every query already in the file (a line cut short
-by the kill is dropped). Once complete, the file is rewritten atomically in query order. The settings of a run (model, data, template,
-sampling, shard) are recorded beside it in `OUT.meta.json`; resuming with other settings is an
-error rather than a silently mixed file. The record also says what produced the file: the
-checkpoint's directory and fingerprint, the processor's directory, the data file's SHA-256, the
-backend and dtype actually used, the decoding settings and the package versions. A run that fails
-before its first prediction leaves no file behind. Each row says whether its generation stopped
-at the token limit (`truncated`).
-"""
+`--limit N` the first N queries of the shard (a later run without it extends the same file). The
+checkpoint is checked first (`eval.checkpoint`: one line naming what is missing, e.g. the processor
+configuration OpenRLHF's `--ckpt.save_hf` does not write; `--processor BASE`). Every clip is opened
+and decoded at its window's ends before the model loads (`--no-probe` skips it), so broken videos
+are reported together up front (`--missing-videos FILE` writes the full list of the ones not found).
+Queries are batched by clip length (less padding), and the next batch's clips are decoded in threads
+while the model generates. Each finished batch is appended to the output and fsynced, so a killed
+run resumes where it stopped: a rerun with the same settings skips every query already in the file
+(a line cut short by the kill is dropped). Once complete, the file is rewritten atomically in query
+order. The settings of a run (model, data, template, sampling, shard) are recorded beside it in
+`OUT.meta.json`; resuming with other settings is an error rather than a silently mixed file. The
+record also says what produced the file: the checkpoint's directory and fingerprint, the processor's
+directory, the data file's SHA-256, the backend and dtype actually used, the decoding settings and
+the package versions. A run that fails before its first prediction leaves no file behind. Each row
+says whether its generation stopped at the token limit (`truncated`)."""
 
 from __future__ import annotations
 
@@ -33,25 +31,32 @@ import contextlib
 import json
 import math
 import os
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from tqdm import tqdm
 
+from eval.checkpoint import overlay, resolve_checkpoint
+from eval.predictions import parse_prediction, prediction_from_example
+from eval.provenance import INFERENCE_PACKAGES, file_sha256, now, package_versions
 from rarft_plugin.dataset import Example, load_examples
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_atomic, write_jsonl_atomic
 from rarft_plugin.models import ModelFamily, family_of_model
 from rarft_plugin.prompts import TEMPLATES, build_messages
 from rarft_plugin.schema import JsonValue
-from rarft_plugin.video import (VIDEO_EXTENSIONS, MissingVideos, SampledVideo, check_clips, resolve_videos,
-                                sample_frames, video_extension, video_spec)
-
-from eval.checkpoint import overlay, resolve_checkpoint
-from eval.predictions import parse_prediction, prediction_from_example
-from eval.provenance import INFERENCE_PACKAGES, file_sha256, now, package_versions
+from rarft_plugin.video import (
+    VIDEO_EXTENSIONS,
+    MissingVideos,
+    SampledVideo,
+    check_clips,
+    resolve_videos,
+    sample_frames,
+    video_extension,
+    video_spec,
+)
 
 __all__ = [
     "RESUME_SETTINGS",
@@ -74,8 +79,17 @@ __all__ = [
 ]
 
 # Settings that must match for a partial output to be resumed.
-RESUME_SETTINGS = ("model", "data", "template", "shard", "fps", "total_pixels", "max_new_tokens", "unknown_spans",
-                   "spans_from")
+RESUME_SETTINGS = (
+    "model",
+    "data",
+    "template",
+    "shard",
+    "fps",
+    "total_pixels",
+    "max_new_tokens",
+    "unknown_spans",
+    "spans_from",
+)
 # what a run recorded before a setting existed means
 RESUME_DEFAULTS = {"unknown_spans": "skip", "spans_from": []}
 # compared only when the partial output's record has them (runs recorded before they existed do not)
@@ -129,16 +143,23 @@ class HFBackend:
     def generate(self, prompts: Sequence[str], videos: Sequence[SampledVideo], max_new_tokens: int) -> list[Generation]:
         import torch
 
-        inputs = self.processor(text=list(prompts), **self.family.processor_video_inputs(list(videos)), padding=True,
-                                padding_side="left", return_tensors="pt").to(self.device)
+        inputs = self.processor(
+            text=list(prompts),
+            **self.family.processor_video_inputs(list(videos)),
+            padding=True,
+            padding_side="left",
+            return_tensors="pt",
+        ).to(self.device)
         with torch.no_grad():
             out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-        new = out[:, inputs["input_ids"].shape[1]:]
+        new = out[:, inputs["input_ids"].shape[1] :]
         texts = self.processor.batch_decode(new, skip_special_tokens=True)
         # a row that ended early is padded after its end-of-sequence token; one that never emitted it was cut
         full = new.shape[1] >= max_new_tokens
-        return [Generation(text, truncated=full and not self.eos_ids.intersection(row.tolist()))
-                for text, row in zip(texts, new)]
+        return [
+            Generation(text, truncated=full and not self.eos_ids.intersection(row.tolist()))
+            for text, row in zip(texts, new, strict=True)
+        ]
 
 
 class VLLMBackend:
@@ -148,15 +169,21 @@ class VLLMBackend:
     dtype = "bf16"
     device = "cuda"
 
-    def __init__(self, model_path: str, *, family: ModelFamily, tensor_parallel_size: int = 1,
-                 max_model_len: int = 8192):
+    def __init__(
+        self, model_path: str, *, family: ModelFamily, tensor_parallel_size: int = 1, max_model_len: int = 8192
+    ):
         from transformers import AutoProcessor
         from vllm import LLM
 
         self.family = family
         self.processor = _chat_template(AutoProcessor.from_pretrained(model_path))
-        self.llm = LLM(model=model_path, limit_mm_per_prompt={"video": 1}, dtype="bfloat16",
-                       tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len)
+        self.llm = LLM(
+            model=model_path,
+            limit_mm_per_prompt={"video": 1},
+            dtype="bfloat16",
+            tensor_parallel_size=tensor_parallel_size,
+            max_model_len=max_model_len,
+        )
 
     def prompt(self, messages: list[dict]) -> str:
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -166,15 +193,19 @@ class VLLMBackend:
         from vllm import SamplingParams
 
         # frames with their metadata, as this vLLM takes them
-        requests = [{"prompt": prompt, **self.family.vllm_video_request(video, vllm.__version__).prompt_fields()}
-                    for prompt, video in zip(prompts, videos, strict=True)]
-        outputs = self.llm.generate(requests, SamplingParams(temperature=0.0, max_tokens=max_new_tokens),
-                                    use_tqdm=False)
+        requests = [
+            {"prompt": prompt, **self.family.vllm_video_request(video, vllm.__version__).prompt_fields()}
+            for prompt, video in zip(prompts, videos, strict=True)
+        ]
+        outputs = self.llm.generate(
+            requests, SamplingParams(temperature=0.0, max_tokens=max_new_tokens), use_tqdm=False
+        )
         return [Generation(o.outputs[0].text, truncated=o.outputs[0].finish_reason == "length") for o in outputs]
 
 
-def make_backend(name: str, model_path: str, *, family: ModelFamily, device: str, dtype: str,
-                 max_model_len: int = 8192):
+def make_backend(
+    name: str, model_path: str, *, family: ModelFamily, device: str, dtype: str, max_model_len: int = 8192
+):
     """`vllm`, `hf`, or `auto` (vLLM when it imports, else transformers)."""
     if name in ("auto", "vllm"):
         try:
@@ -214,12 +245,16 @@ def finished_rows(out: Path, examples: Sequence[Example]) -> dict[str, dict]:
             row = json.loads(line)
             prediction = parse_prediction(row)
         except ValueError as error:  # DataError is a ValueError
-            raise DataError(f"cannot resume from this line ({error})", source=str(out),
-                            record=f"line {number}") from None
+            raise DataError(
+                f"cannot resume from this line ({error})", source=str(out), record=f"line {number}"
+            ) from None
         example = by_key.get(prediction.id)
         if example is None or example.label.query != prediction.query or example.item.video != prediction.video:
-            raise DataError(f"prediction {prediction.id!r} is not a query of this data file and shard; "
-                            "write to a new --out", source=str(out), record=f"line {number}")
+            raise DataError(
+                f"prediction {prediction.id!r} is not a query of this data file and shard; write to a new --out",
+                source=str(out),
+                record=f"line {number}",
+            )
         rows[prediction.id] = row
     return rows
 
@@ -234,11 +269,15 @@ def check_resumable(out: Path, settings: dict[str, JsonValue]) -> None:
         except ValueError as error:
             raise DataError(f"not valid JSON ({error})", source=str(meta)) from None
         keys = [*RESUME_SETTINGS, *(key for key in RESUME_IF_RECORDED if key in recorded)]
-        changed = [f"{key}: {recorded.get(key, RESUME_DEFAULTS.get(key))!r} -> {settings.get(key)!r}"
-                   for key in keys if recorded.get(key, RESUME_DEFAULTS.get(key)) != settings.get(key)]
+        changed = [
+            f"{key}: {recorded.get(key, RESUME_DEFAULTS.get(key))!r} -> {settings.get(key)!r}"
+            for key in keys
+            if recorded.get(key, RESUME_DEFAULTS.get(key)) != settings.get(key)
+        ]
         if changed:
-            raise DataError(f"{out} was written with other settings ({'; '.join(changed)}); write to a new --out",
-                            source=str(meta))
+            raise DataError(
+                f"{out} was written with other settings ({'; '.join(changed)}); write to a new --out", source=str(meta)
+            )
 
 
 def clip_seconds(example: Example, video_duration: float | None = None) -> float:
@@ -250,9 +289,19 @@ def clip_seconds(example: Example, video_duration: float | None = None) -> float
 
 
 def run_inference(
-    examples: Sequence[Example], videos: dict[str, Path], backend, out: Path, *, template: str, batch_size: int,
-    max_new_tokens: int, fps: float | None = None, total_pixels: int | None = None, decode_workers: int = 4,
-    durations: dict | None = None, limit: int | None = None,
+    examples: Sequence[Example],
+    videos: dict[str, Path],
+    backend,
+    out: Path,
+    *,
+    template: str,
+    batch_size: int,
+    max_new_tokens: int,
+    fps: float | None = None,
+    total_pixels: int | None = None,
+    decode_workers: int = 4,
+    durations: dict | None = None,
+    limit: int | None = None,
 ) -> int:
     """Predict every example (of the first `limit`) not yet in `out`; returns how many were predicted now.
 
@@ -264,15 +313,28 @@ def run_inference(
     finished = finished_rows(out, examples)
     durations = durations or {}
     wanted = examples[:limit] if limit is not None else examples
-    todo = sorted((e for e in wanted if e.key not in finished),
-                  key=lambda e: clip_seconds(e, durations.get(video_spec(e, videos[e.item.video]))))
-    batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
-    with (ThreadPoolExecutor(max_workers=decode_workers) as pool, contextlib.ExitStack() as files,
-          tqdm(total=len(wanted), initial=len(wanted) - len(todo), desc="infer", unit="query") as progress):
+    todo = sorted(
+        (e for e in wanted if e.key not in finished),
+        key=lambda e: clip_seconds(e, durations.get(video_spec(e, videos[e.item.video]))),
+    )
+    batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
+    with (
+        ThreadPoolExecutor(max_workers=decode_workers) as pool,
+        contextlib.ExitStack() as files,
+        tqdm(total=len(wanted), initial=len(wanted) - len(todo), desc="infer", unit="query") as progress,
+    ):
 
         def decode(batch: list[Example]) -> list[Future]:
-            return [pool.submit(sample_frames, video_spec(e, videos[e.item.video]), family=backend.family, fps=fps,
-                                total_pixels=total_pixels) for e in batch]
+            return [
+                pool.submit(
+                    sample_frames,
+                    video_spec(e, videos[e.item.video]),
+                    family=backend.family,
+                    fps=fps,
+                    total_pixels=total_pixels,
+                )
+                for e in batch
+            ]
 
         handle = None
         upcoming = decode(batches[0]) if batches else []
@@ -282,7 +344,7 @@ def run_inference(
             prompts = [backend.prompt(build_messages(template, e.label.query, purpose="eval")) for e in batch]
             generations = backend.generate(prompts, clips, max_new_tokens)
             handle = handle or files.enter_context(open(out, "a", encoding="utf-8"))
-            for example, generation in zip(batch, generations):
+            for example, generation in zip(batch, generations, strict=True):
                 row = prediction_from_example(example, generation.text, generation.truncated).to_json()
                 finished[example.key] = row
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -295,38 +357,81 @@ def run_inference(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True,
-                        help="checkpoint directory (HF format, as OpenRLHF saves it), or a hub name in the local cache")
-    parser.add_argument("--processor", default=None, metavar="DIR",
-                        help="take the processor files (and a chat template, where the checkpoint has none) from this "
-                             "directory, e.g. the base model: OpenRLHF's --ckpt.save_hf writes no "
-                             "preprocessor_config.json")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="checkpoint directory (HF format, as OpenRLHF saves it), or a hub name in the local cache",
+    )
+    parser.add_argument(
+        "--processor",
+        default=None,
+        metavar="DIR",
+        help="take the processor files (and a chat template, where the checkpoint has none) from this "
+        "directory, e.g. the base model: OpenRLHF's --ckpt.save_hf writes no "
+        "preprocessor_config.json",
+    )
     parser.add_argument("--data", type=Path, required=True, help="evaluation file in the released schema")
     parser.add_argument("--out", type=Path, required=True, help="predictions JSONL (resumed if present)")
     parser.add_argument("--video-root", type=Path, default=None, help="directory holding the videos")
-    parser.add_argument("--video-ext", dest="video_extensions", type=video_extension, action="append", default=None,
-                        help="extension tried for a video named without one, e.g. a bare Charades id; repeat for "
-                             f"several (default: {' '.join(VIDEO_EXTENSIONS)})")
-    parser.add_argument("--missing-videos", type=Path, default=None, metavar="FILE",
-                        help="write every video that is not found or empty to FILE (video<TAB>record<TAB>reason, one "
-                             "per line; empty when none is missing)")
-    parser.add_argument("--no-probe", dest="probe", action="store_false",
-                        help="skip opening every clip before the model loads (existence is still checked)")
-    parser.add_argument("--limit", type=int, default=None, metavar="N",
-                        help="predict only the first N queries (of this shard); a rerun without it extends the file")
-    parser.add_argument("--template", choices=sorted(TEMPLATES), default="ra_rft",
-                        help="prompt template (rarft_plugin.prompts); baselines: time_r1, videochat_r1, ...")
+    parser.add_argument(
+        "--video-ext",
+        dest="video_extensions",
+        type=video_extension,
+        action="append",
+        default=None,
+        help="extension tried for a video named without one, e.g. a bare Charades id; repeat for "
+        f"several (default: {' '.join(VIDEO_EXTENSIONS)})",
+    )
+    parser.add_argument(
+        "--missing-videos",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write every video that is not found or empty to FILE (video<TAB>record<TAB>reason, one "
+        "per line; empty when none is missing)",
+    )
+    parser.add_argument(
+        "--no-probe",
+        dest="probe",
+        action="store_false",
+        help="skip opening every clip before the model loads (existence is still checked)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="predict only the first N queries (of this shard); a rerun without it extends the file",
+    )
+    parser.add_argument(
+        "--template",
+        choices=sorted(TEMPLATES),
+        default="ra_rft",
+        help="prompt template (rarft_plugin.prompts); baselines: time_r1, videochat_r1, ...",
+    )
     parser.add_argument("--backend", choices=("auto", "vllm", "hf"), default="auto")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="queries per generate call (default: 8 with transformers, 64 with vLLM)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="queries per generate call (default: 8 with transformers, 64 with vLLM)",
+    )
     parser.add_argument("--decode-workers", type=int, default=4, help="threads decoding the next batch's clips")
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--shard", type=parse_shard, default=(0, 1), help="i/n: this process's share")
-    parser.add_argument("--fps", type=float, default=None,
-                        help="frame sampling rate (default: the model family's; Qwen2.5-VL: 2, as the paper)")
-    parser.add_argument("--total-pixels", type=int, default=None,
-                        help="pixel budget of a clip (default: the model family's; Qwen2.5-VL: 3584*28*28, as the "
-                             "paper and the released code)")
+    parser.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="frame sampling rate (default: the model family's; Qwen2.5-VL: 2, as the paper)",
+    )
+    parser.add_argument(
+        "--total-pixels",
+        type=int,
+        default=None,
+        help="pixel budget of a clip (default: the model family's; Qwen2.5-VL: 3584*28*28, as the "
+        "paper and the released code)",
+    )
     parser.add_argument("--device", default=None, help="transformers backend device (default: cuda if available)")
     parser.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default=None)
     parser.add_argument("--max-model-len", type=int, default=8192, help="vLLM context length")
@@ -371,18 +476,28 @@ def run(args: argparse.Namespace) -> int:
     print(report.summary())
     index, count = args.shard
     examples = examples[index::count]
-    wanted = examples[:args.limit] if args.limit is not None else examples
+    wanted = examples[: args.limit] if args.limit is not None else examples
     videos = resolve(wanted, args)
     durations = {}
     if args.probe:  # a broken clip fails now, with all the others, rather than hours into the run
         durations = check_clips(wanted, videos, source=args.data)
-    settings = {"model": str(checkpoint.model), "model_fingerprint": checkpoint.fingerprint,
-                "processor": str(checkpoint.processor) if checkpoint.processor else None,
-                "data": str(args.data.resolve()), "data_sha256": file_sha256(args.data), "template": args.template,
-                "shard": f"{index}/{count}", "fps": fps, "total_pixels": total_pixels,
-                "max_new_tokens": args.max_new_tokens, "decoding": "greedy", "queries": len(examples),
-                "limit": args.limit, "unknown_spans": args.unknown_spans,
-                "spans_from": [str(p.resolve()) for p in args.spans_from]}
+    settings = {
+        "model": str(checkpoint.model),
+        "model_fingerprint": checkpoint.fingerprint,
+        "processor": str(checkpoint.processor) if checkpoint.processor else None,
+        "data": str(args.data.resolve()),
+        "data_sha256": file_sha256(args.data),
+        "template": args.template,
+        "shard": f"{index}/{count}",
+        "fps": fps,
+        "total_pixels": total_pixels,
+        "max_new_tokens": args.max_new_tokens,
+        "decoding": "greedy",
+        "queries": len(examples),
+        "limit": args.limit,
+        "unknown_spans": args.unknown_spans,
+        "spans_from": [str(p.resolve()) for p in args.spans_from],
+    }
     check_resumable(args.out, settings)
     finished_rows(args.out, examples)  # a bad partial output fails before the model loads
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -390,28 +505,53 @@ def run(args: argparse.Namespace) -> int:
     fresh = not args.out.exists()
     with overlay(checkpoint) as model_dir:
         try:
-            backend = make_backend(args.backend, str(model_dir), family=family, device=device, dtype=dtype,
-                                   max_model_len=args.max_model_len)
+            backend = make_backend(
+                args.backend,
+                str(model_dir),
+                family=family,
+                device=device,
+                dtype=dtype,
+                max_model_len=args.max_model_len,
+            )
         except DataError:
             raise
         except Exception as error:  # noqa: BLE001 - the files are there but cannot be used (corrupt, unknown
             # architecture, out of memory): one line naming the checkpoint, not a loader traceback
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise DataError(f"--model {checkpoint.model}: cannot be loaded ({type(error).__name__}: {first_line})") from None
-        settings |= {"backend": backend.name, "dtype": backend.dtype, "device": backend.device,
-                     "packages": package_versions(INFERENCE_PACKAGES), "started_at": now()}
+            raise DataError(
+                f"--model {checkpoint.model}: cannot be loaded ({type(error).__name__}: {first_line})"
+            ) from None
+        settings |= {
+            "backend": backend.name,
+            "dtype": backend.dtype,
+            "device": backend.device,
+            "packages": package_versions(INFERENCE_PACKAGES),
+            "started_at": now(),
+        }
         write_atomic(meta_path(args.out), json.dumps(settings, indent=2) + "\n")
         batch_size = args.batch_size or (64 if isinstance(backend, VLLMBackend) else 8)
         try:
-            predicted = run_inference(examples, videos, backend, args.out, template=args.template,
-                                      batch_size=batch_size, max_new_tokens=args.max_new_tokens, fps=fps,
-                                      total_pixels=total_pixels, decode_workers=args.decode_workers,
-                                      durations=durations, limit=args.limit)
+            predicted = run_inference(
+                examples,
+                videos,
+                backend,
+                args.out,
+                template=args.template,
+                batch_size=batch_size,
+                max_new_tokens=args.max_new_tokens,
+                fps=fps,
+                total_pixels=total_pixels,
+                decode_workers=args.decode_workers,
+                durations=durations,
+                limit=args.limit,
+            )
         except BaseException:
             if fresh and not args.out.exists():  # nothing predicted: leave no record of a run that never was
                 meta_path(args.out).unlink(missing_ok=True)
             raise
     done = len(finished_rows(args.out, examples))
-    print(f"{predicted} predicted now, {done} of {len(examples)} queries of shard {index}/{count} in {args.out}"
-          f"{' (--limit ' + str(args.limit) + ')' if args.limit is not None else ''}")
+    print(
+        f"{predicted} predicted now, {done} of {len(examples)} queries of shard {index}/{count} in {args.out}"
+        f"{' (--limit ' + str(args.limit) + ')' if args.limit is not None else ''}"
+    )
     return 0

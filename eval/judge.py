@@ -25,23 +25,31 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass, field, replace
 from collections.abc import Callable, Sequence
-from typing import Any, TypedDict
-
-from rarft_plugin import llm_prompts
-from rarft_plugin.llm_client import ChatClient, LLMError
-from rarft_plugin.llm_json import UnreadableReply, json_array, json_object
-from rarft_plugin.schema import CATEGORIES
-
-from rarft_plugin.parsing import evaluation_answer
+from dataclasses import dataclass, field, replace
+from typing import TypedDict
 
 from eval.metrics import Judgement, rule_judgement
 from eval.predictions import Prediction
+from rarft_plugin import llm_prompts
+from rarft_plugin.llm_client import ChatClient, LLMError
+from rarft_plugin.llm_json import UnreadableReply, json_array, json_object
+from rarft_plugin.parsing import evaluation_answer
+from rarft_plugin.schema import CATEGORIES
 
 __all__ = [
-    "JUDGES", "MAX_JUDGED_CHARS", "JudgeCalls", "JudgeReport", "JudgeUnavailable", "LlmJudge", "Verdict", "judged_text",
-    "parse_categories", "parse_relevance", "parse_score", "unusable_judges",
+    "JUDGES",
+    "MAX_JUDGED_CHARS",
+    "JudgeCalls",
+    "JudgeReport",
+    "JudgeUnavailable",
+    "LlmJudge",
+    "Verdict",
+    "judged_text",
+    "parse_categories",
+    "parse_relevance",
+    "parse_score",
+    "unusable_judges",
 ]
 
 # A response longer than this is cut before it is shown to a judge (a runaway generation would
@@ -90,10 +98,17 @@ class JudgeReport:
 
     def calls(self) -> dict[str, JudgeCalls]:
         """Per judge that was asked about anything (JUDGES order)."""
-        return {name: {"asked": self.asked[name], "judged": self.judged.get(name, 0),
-                       "failed": self.failed.get(name, 0), "unreadable": self.unreadable.get(name, 0),
-                       "last_error": self.last_error.get(name)}
-                for name in JUDGES if self.asked.get(name)}
+        return {
+            name: {
+                "asked": self.asked[name],
+                "judged": self.judged.get(name, 0),
+                "failed": self.failed.get(name, 0),
+                "unreadable": self.unreadable.get(name, 0),
+                "last_error": self.last_error.get(name),
+            }
+            for name in JUDGES
+            if self.asked.get(name)
+        }
 
 
 class JudgeUnavailable(RuntimeError):
@@ -107,9 +122,12 @@ def unusable_judges(calls: dict[str, JudgeCalls]) -> list[str]:
     ...                                "last_error": "http://x/v1: HTTP 500"}})
     ['relevance: 0 of 3 judged (3 failed, 0 unreadable; last error: http://x/v1: HTTP 500)']
     """
-    return [f"{name}: 0 of {c['asked']} judged ({c['failed']} failed, {c['unreadable']} unreadable"
-            + (f"; last error: {c['last_error']})" if c["last_error"] else ")")
-            for name, c in calls.items() if c["asked"] and not c["judged"]]
+    return [
+        f"{name}: 0 of {c['asked']} judged ({c['failed']} failed, {c['unreadable']} unreadable"
+        + (f"; last error: {c['last_error']})" if c["last_error"] else ")")
+        for name, c in calls.items()
+        if c["asked"] and not c["judged"]
+    ]
 
 
 def parse_categories(reply: str) -> tuple[tuple[str, ...], int] | None:
@@ -230,25 +248,40 @@ class LlmJudge:
 
         Where no readable verdict comes back, the core parser's reading stands.
         """
-        judged = self._ask([("relevance", llm_prompts.relevance_messages(
-            p.query, judged_text(evaluation_answer(p.model_output, reading))), parse_relevance) for p in predictions])
-        return [j if isinstance(j, Judgement) else rule_judgement(p.model_output, reading)
-                for p, j in zip(predictions, judged, strict=True)]
+        judged = self._ask(
+            [
+                (
+                    "relevance",
+                    llm_prompts.relevance_messages(p.query, judged_text(evaluation_answer(p.model_output, reading))),
+                    parse_relevance,
+                )
+                for p in predictions
+            ]
+        )
+        return [
+            j if isinstance(j, Judgement) else rule_judgement(p.model_output, reading)
+            for p, j in zip(predictions, judged, strict=True)
+        ]
 
-    def explanations(self, predictions: Sequence[Prediction], judgements: Sequence[Judgement], *,
-                     reading: str = "released") -> list[Judgement]:
+    def explanations(
+        self, predictions: Sequence[Prediction], judgements: Sequence[Judgement], *, reading: str = "released"
+    ) -> list[Judgement]:
         """Adds RT-IoU categories and the LLM score to refused irrelevant queries with a reference."""
-        targets = [i for i, (p, j) in enumerate(zip(predictions, judgements, strict=True))
-                   if not p.gt_relevant and j.refused and p.gt_output.strip()]
+        targets = [
+            i
+            for i, (p, j) in enumerate(zip(predictions, judgements, strict=True))
+            if not p.gt_relevant and j.refused and p.gt_output.strip()
+        ]
         answers = {i: judged_text(evaluation_answer(predictions[i].model_output, reading)) for i in targets}
         requests = [("rt-iou", llm_prompts.rt_iou_messages(answers[i]), parse_categories) for i in targets]
-        requests += [("llm-score", llm_prompts.llm_score_messages(answers[i], predictions[i].gt_output), parse_score)
-                     for i in targets]
+        requests += [
+            ("llm-score", llm_prompts.llm_score_messages(answers[i], predictions[i].gt_output), parse_score)
+            for i in targets
+        ]
         parsed = self._ask(requests)
         out = list(judgements)
-        for i, categories, score in zip(targets, parsed[:len(targets)], parsed[len(targets):], strict=True):
+        for i, categories, score in zip(targets, parsed[: len(targets)], parsed[len(targets) :], strict=True):
             if categories is not None:
                 self.report.unknown_categories += categories[1]
             out[i] = replace(out[i], categories=categories[0] if categories is not None else None, llm_score=score)
         return out
-

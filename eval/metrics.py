@@ -30,20 +30,49 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from statistics import fmean
 
+from eval.predictions import Prediction, defect_counts
 from rarft_plugin.parsing import evaluation_answer, extract_segment, follows_blocks, unclosed_block
 from rarft_plugin.prompts import OUTPUT_BLOCKS
 from rarft_plugin.rewards import temporal_iou
 from rarft_plugin.schema import CATEGORIES, HARD_LEVELS, IRRELEVANCE_LEVELS
 
-from eval.predictions import Prediction, defect_counts
-
 __all__ = [
-    "EXPLANATION_METRICS", "MAX_EMPTY", "MAX_TRUNCATED", "MIN_COMPLIANT",
-    "CategoryMetrics", "Counts", "Explanation", "ExplanationMean", "FormatCompliance", "Grounding", "ItemRow",
-    "Judgement", "LevelMetrics", "Metrics", "OriginalMetrics", "PairedMetrics", "Relevance",
-    "by_category", "by_difficulty", "compute_metrics", "dataset_kind", "explanation", "explanation_mean",
-    "format_compliance", "format_warnings", "grounding", "item_row", "jaccard", "level_subsets", "original_metrics",
-    "precision_recall_f1", "ra_iou", "recall_at", "relevance", "row_relevance", "rule_judgement",
+    "EXPLANATION_METRICS",
+    "MAX_EMPTY",
+    "MAX_TRUNCATED",
+    "MIN_COMPLIANT",
+    "CategoryMetrics",
+    "Counts",
+    "Explanation",
+    "ExplanationMean",
+    "FormatCompliance",
+    "Grounding",
+    "ItemRow",
+    "Judgement",
+    "LevelMetrics",
+    "Metrics",
+    "OriginalMetrics",
+    "PairedMetrics",
+    "Relevance",
+    "by_category",
+    "by_difficulty",
+    "compute_metrics",
+    "dataset_kind",
+    "explanation",
+    "explanation_mean",
+    "format_compliance",
+    "format_warnings",
+    "grounding",
+    "item_row",
+    "jaccard",
+    "level_subsets",
+    "original_metrics",
+    "precision_recall_f1",
+    "ra_iou",
+    "recall_at",
+    "relevance",
+    "row_relevance",
+    "rule_judgement",
 ]
 
 EXPLANATION_METRICS = ("rt_iou", "sbert", "llm_score")
@@ -228,8 +257,12 @@ def recall_at(values: Sequence[float], threshold: float, *, strict: bool = False
 
 def grounding(values: Sequence[float], *, strict: bool = False) -> Grounding:
     """R@0.3 / R@0.5 / R@0.7 and mIoU of per-query IoU values (None when there are none)."""
-    return Grounding(r_at_0_3=recall_at(values, 0.3, strict=strict), r_at_0_5=recall_at(values, 0.5, strict=strict),
-                     r_at_0_7=recall_at(values, 0.7, strict=strict), miou=fmean(values) if values else None)
+    return Grounding(
+        r_at_0_3=recall_at(values, 0.3, strict=strict),
+        r_at_0_5=recall_at(values, 0.5, strict=strict),
+        r_at_0_7=recall_at(values, 0.7, strict=strict),
+        miou=fmean(values) if values else None,
+    )
 
 
 def precision_recall_f1(
@@ -259,7 +292,12 @@ def relevance(gt_relevant: Sequence[bool], answered: Sequence[bool]) -> Relevanc
     p_rel, r_rel, f_rel = precision_recall_f1(tp, fp, fn)
     p_irr, r_irr, f_irr = precision_recall_f1(tn, fn, fp)
     return Relevance(
-        precision_rel=p_rel, recall_rel=r_rel, f1_rel=f_rel, precision_irrel=p_irr, recall_irrel=r_irr, f1_irrel=f_irr,
+        precision_rel=p_rel,
+        recall_rel=r_rel,
+        f1_rel=f_rel,
+        precision_irrel=p_irr,
+        recall_irrel=r_irr,
+        f1_irrel=f_irr,
         f1_avg=(f_rel + f_irr) / 2 if f_rel is not None and f_irr is not None else None,
         accuracy=(tp + tn) / len(pairs) if pairs else None,
     )
@@ -347,8 +385,9 @@ def format_compliance(predictions: Sequence[Prediction], template: str, template
         queries=len(predictions),
         compliant=sum(follows_blocks(p.model_output, blocks) for p in predictions),
         empty=sum(not p.model_output.strip() for p in predictions),
-        truncated=sum(p.truncated if p.truncated is not None else unclosed_block(p.model_output) is not None
-                      for p in predictions),
+        truncated=sum(
+            p.truncated if p.truncated is not None else unclosed_block(p.model_output) is not None for p in predictions
+        ),
         truncated_source="recorded" if recorded == len(predictions) else "text" if not recorded else "mixed",
     )
 
@@ -371,14 +410,21 @@ def format_warnings(compliance: FormatCompliance) -> list[str]:
     out = []
     if compliance.compliant / total < MIN_COMPLIANT:
         assumed = "; template not recorded, assumed: pass --template" if compliance.template_source == "assumed" else ""
-        out.append(f"only {part(compliance.compliant)} follow the {template} output format "
-                   f"({', '.join(OUTPUT_BLOCKS[template])} blocks{assumed})")
+        out.append(
+            f"only {part(compliance.compliant)} follow the {template} output format "
+            f"({', '.join(OUTPUT_BLOCKS[template])} blocks{assumed})"
+        )
     if compliance.empty / total > MAX_EMPTY:
-        out.append(f"{part(compliance.empty)} are empty; an empty response counts as a refusal (RA-IoU 1 on an "
-                   "irrelevant query)")
+        out.append(
+            f"{part(compliance.empty)} are empty; an empty response counts as a refusal (RA-IoU 1 on an "
+            "irrelevant query)"
+        )
     if compliance.truncated / total > MAX_TRUNCATED:
-        how = ("were cut off by the generation limit" if compliance.truncated_source == "recorded"
-               else "end inside a block never closed (cut off)")
+        how = (
+            "were cut off by the generation limit"
+            if compliance.truncated_source == "recorded"
+            else "end inside a block never closed (cut off)"
+        )
         out.append(f"{part(compliance.truncated)} {how}")
     return out
 
@@ -452,8 +498,12 @@ def compute_metrics(
         explained |= {"llm_score"} if any(j.llm_score is not None for j in judgements) else set()
     relevant = [row for row in rows if row.gt_relevant]
     metrics = Metrics(
-        count=Counts(queries=len(rows), relevant=len(relevant), irrelevant=len(rows) - len(relevant),
-                     explanation_eligible=sum(row.explanation_eligible for row in rows)),
+        count=Counts(
+            queries=len(rows),
+            relevant=len(relevant),
+            irrelevant=len(rows) - len(relevant),
+            explanation_eligible=sum(row.explanation_eligible for row in rows),
+        ),
         ra_iou=grounding([row.ra_iou for row in rows], strict=strict),
         relevance=row_relevance(rows),
         vtg_iou=grounding([row.vtg_iou for row in rows if row.vtg_iou is not None], strict=strict),
@@ -485,7 +535,8 @@ def level_subsets(predictions: Sequence[Prediction]) -> dict[str, list[int]]:
         if not any(level in levels for levels in levels_of_item.values()):
             continue
         subsets[level] = [
-            i for i, p in enumerate(predictions)
+            i
+            for i, p in enumerate(predictions)
             if (p.hardness_level == level and not p.gt_relevant)
             or (p.gt_relevant and (level in levels_of_item.get(p.item, ()) or not levels_of_item.get(p.item)))
         ]
@@ -493,7 +544,10 @@ def level_subsets(predictions: Sequence[Prediction]) -> dict[str, list[int]]:
 
 
 def by_difficulty(
-    predictions: Sequence[Prediction], rows: Sequence[ItemRow], *, explained: Collection[str] = (),
+    predictions: Sequence[Prediction],
+    rows: Sequence[ItemRow],
+    *,
+    explained: Collection[str] = (),
     strict: bool = False,
 ) -> dict[str, LevelMetrics]:
     """Per hardness level (Tables 5, 6, 10, 11).
@@ -512,8 +566,11 @@ def by_difficulty(
             f1=relevance([False] * len(own), [not row.refused for row in own]).f1_irrel,
             refusal_accuracy=fmean(row.refused for row in own),
             explanation=explanation(own, explained),
-            paired=PairedMetrics(queries=len(indices), relevance=row_relevance(paired),
-                                 ra_iou=grounding([row.ra_iou for row in paired], strict=strict)),
+            paired=PairedMetrics(
+                queries=len(indices),
+                relevance=row_relevance(paired),
+                ra_iou=grounding([row.ra_iou for row in paired], strict=strict),
+            ),
         )
     return out
 
@@ -537,8 +594,9 @@ def by_category(predictions: Sequence[Prediction], rows: Sequence[ItemRow]) -> d
             for category in prediction.gt_categories:
                 refused_by_category[category].append(row.refused)
     return {
-        category: CategoryMetrics(n=len(refused_by_category[category]),
-                                  refusal_accuracy=fmean(refused_by_category[category]))
+        category: CategoryMetrics(
+            n=len(refused_by_category[category]), refusal_accuracy=fmean(refused_by_category[category])
+        )
         for category in CATEGORIES
         if refused_by_category.get(category)
     }

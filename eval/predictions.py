@@ -80,9 +80,14 @@ class Prediction:
 
     def to_json(self) -> dict[str, JsonValue]:
         return {
-            "id": self.id, "video": self.video, "query": self.query, "model_output": self.model_output,
-            "gt_relevant": self.gt_relevant, "gt_timestamp": list(self.gt_timestamp) if self.gt_timestamp else None,
-            "gt_output": self.gt_output, "gt_categories": list(self.gt_categories),
+            "id": self.id,
+            "video": self.video,
+            "query": self.query,
+            "model_output": self.model_output,
+            "gt_relevant": self.gt_relevant,
+            "gt_timestamp": list(self.gt_timestamp) if self.gt_timestamp else None,
+            "gt_output": self.gt_output,
+            "gt_categories": list(self.gt_categories),
             "hardness_level": self.hardness_level,
             **({"truncated": self.truncated} if self.truncated is not None else {}),
         }
@@ -112,8 +117,7 @@ def parse_prediction(row: dict[str, JsonValue], *, default_id: str = "", item: s
     if not any(name in row for name in LEVEL_FIELDS):
         missing.append(" or ".join(LEVEL_FIELDS))
     if missing:
-        raise DataError(f"missing field(s) {missing}; a prediction needs {[*REQUIRED, LEVEL_FIELDS]}",
-                        field=missing[0])
+        raise DataError(f"missing field(s) {missing}; a prediction needs {[*REQUIRED, LEVEL_FIELDS]}", field=missing[0])
     for name in ("video", "query", "model_output", "gt_output"):
         if not isinstance(row[name], str):
             raise DataError(f"must be a string, got {type(row[name]).__name__}", field=name)
@@ -145,10 +149,18 @@ def parse_prediction(row: dict[str, JsonValue], *, default_id: str = "", item: s
     except ValueError as error:
         raise DataError(str(error), field=level_field) from None
     return Prediction(
-        id=str(row["id"]) if has_id else default_id, video=row["video"], query=row["query"],
-        model_output=row["model_output"], gt_relevant=relevant, gt_timestamp=timestamp,
-        gt_output=row["gt_output"], gt_categories=tuple(c for c in categories if c in CATEGORIES),
-        hardness_level=level, item="" if has_id else item, defects=tuple(defects), has_id=has_id,
+        id=str(row["id"]) if has_id else default_id,
+        video=row["video"],
+        query=row["query"],
+        model_output=row["model_output"],
+        gt_relevant=relevant,
+        gt_timestamp=timestamp,
+        gt_output=row["gt_output"],
+        gt_categories=tuple(c for c in categories if c in CATEGORIES),
+        hardness_level=level,
+        item="" if has_id else item,
+        defects=tuple(defects),
+        has_id=has_id,
         truncated=truncated,
     )
 
@@ -194,13 +206,18 @@ def load_predictions(paths: str | Path | Sequence[str | Path]) -> list[Predictio
         last_relevant: dict[str, str] = {}
         for location, row in _rows(path):
             try:
-                prediction = parse_prediction(row, default_id=f"{Path(path).name}#{location.split()[-1]}",
-                                              item=_item_of(row, last_relevant))
+                prediction = parse_prediction(
+                    row, default_id=f"{Path(path).name}#{location.split()[-1]}", item=_item_of(row, last_relevant)
+                )
             except DataError as error:
                 raise error.located(source=str(path), record=location) from None
             if prediction.id in where:
-                raise DataError(f"duplicate id {prediction.id!r} (first at {where[prediction.id]})", source=str(path),
-                                record=location, field="id")
+                raise DataError(
+                    f"duplicate id {prediction.id!r} (first at {where[prediction.id]})",
+                    source=str(path),
+                    record=location,
+                    field="id",
+                )
             where[prediction.id] = f"{path}: {location}"
             predictions.append(prediction)
     if not predictions:
@@ -219,8 +236,11 @@ def coerce_predictions(predictions: str | Path | Iterable[Prediction | dict[str,
     last_relevant: dict[str, str] = {}
     for index, row in enumerate(rows):
         try:
-            out.append(row if isinstance(row, Prediction)
-                       else parse_prediction(row, default_id=f"#{index}", item=_item_of(row, last_relevant)))
+            out.append(
+                row
+                if isinstance(row, Prediction)
+                else parse_prediction(row, default_id=f"#{index}", item=_item_of(row, last_relevant))
+            )
         except DataError as error:
             raise error.located(source="<predictions>", record=index) from None
     if not out:
@@ -255,8 +275,11 @@ def join_data(predictions: Sequence[Prediction], examples: Sequence[Example]) ->
             candidates = free.get(_match_key(prediction.video, prediction.query, prediction.gt_relevant))
             example = candidates.pop(0) if candidates else None
             if example is not None:
-                prediction = replace(prediction, item=str(example.item.index),
-                                     hardness_level=prediction.hardness_level or example.label.difficulty)
+                prediction = replace(
+                    prediction,
+                    item=str(example.item.index),
+                    hardness_level=prediction.hardness_level or example.label.difficulty,
+                )
         if example is None or example.key in used:
             unmatched.append(prediction.id)
         else:
@@ -266,10 +289,15 @@ def join_data(predictions: Sequence[Prediction], examples: Sequence[Example]) ->
         joined.append(prediction)
     if not used:
         sample = next(iter(by_key), None)
-        raise DataError(f"no prediction matches a query of the data file (rows look like {predictions[0].id!r}, "
-                        f"queries like {sample!r}); pass the evaluation file the predictions were made from")
-    return joined, {"missing_predictions": [e.key for e in examples if e.key not in used],
-                    "unmatched_rows": unmatched, "gt_timestamp_differs": differs}
+        raise DataError(
+            f"no prediction matches a query of the data file (rows look like {predictions[0].id!r}, "
+            f"queries like {sample!r}); pass the evaluation file the predictions were made from"
+        )
+    return joined, {
+        "missing_predictions": [e.key for e in examples if e.key not in used],
+        "unmatched_rows": unmatched,
+        "gt_timestamp_differs": differs,
+    }
 
 
 def _match_key(video: str, query: str, relevant: bool) -> tuple[str, str, bool]:

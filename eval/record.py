@@ -25,15 +25,25 @@ from dataclasses import KW_ONLY, MISSING, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import TypedDict
 
+from eval.judge import JudgeCalls
+from eval.metrics import FormatCompliance, Metrics
 from rarft_plugin.errors import DataError
 from rarft_plugin.schema import JsonValue
 
-from eval.judge import JudgeCalls
-from eval.metrics import FormatCompliance, Metrics
-
 __all__ = [
-    "DataCheck", "DatasetRecord", "InferenceRecord", "JudgeSettings", "PredictionFile", "Provenance",
-    "RunRecord", "from_json", "read_run", "record_from_json", "record_json", "row_json", "to_json",
+    "DataCheck",
+    "DatasetRecord",
+    "InferenceRecord",
+    "JudgeSettings",
+    "PredictionFile",
+    "Provenance",
+    "RunRecord",
+    "from_json",
+    "read_run",
+    "record_from_json",
+    "record_json",
+    "row_json",
+    "to_json",
 ]
 
 InferenceRecord = dict[str, JsonValue]  # what `infer` recorded beside a prediction file (`eval.infer.meta_path`)
@@ -151,8 +161,9 @@ def _read(kind: object, value: JsonValue, path: str) -> object:
             if key in value:
                 known[item.name] = _read(hints[item.name], value[key], where)
             elif item.default is MISSING and item.default_factory is MISSING:
-                raise DataError("missing (written by another version of rarft-eval? evaluate the predictions again)",
-                                field=where)
+                raise DataError(
+                    "missing (written by another version of rarft-eval? evaluate the predictions again)", field=where
+                )
         return kind(**known)
     origin, arguments = typing.get_origin(kind), typing.get_args(kind)
     if origin in (typing.Union, types.UnionType):
@@ -187,9 +198,14 @@ def record_from_json(data: JsonValue, source: str) -> RunRecord:
     if not isinstance(levels, dict):
         raise DataError("missing, or not an object", source=source, field="by_difficulty")
     try:
-        metrics = from_json(Metrics, {**data, "by_difficulty": {key: row for key, row in levels.items()
-                                                                if key != "original"},
-                                      "original": levels.get("original")})
+        metrics = from_json(
+            Metrics,
+            {
+                **data,
+                "by_difficulty": {key: row for key, row in levels.items() if key != "original"},
+                "original": levels.get("original"),
+            },
+        )
         return from_json(RunRecord, {**data, "metrics": metrics})
     except DataError as error:
         raise error.located(source=source) from None
@@ -205,5 +221,3 @@ def read_run(path: Path) -> RunRecord:
     except ValueError as error:
         raise DataError(f"not valid JSON ({error})", source=str(path)) from None
     return record_from_json(data, str(path))
-
-

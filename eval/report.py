@@ -20,23 +20,38 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rarft_plugin.io_utils import write_atomic, write_jsonl_atomic
-from rarft_plugin.prompts import OUTPUT_BLOCKS
-from rarft_plugin.schema import IRRELEVANCE_LEVELS, JsonValue
-
 from eval.judge import JudgeCalls
 from eval.metrics import Explanation, ExplanationMean, FormatCompliance, Grounding, ItemRow, Metrics, format_warnings
 from eval.paper import PaperRow, find_method, paper_rows
 from eval.predictions import Prediction, coerce_predictions
 from eval.record import RunRecord, record_json, row_json
+from rarft_plugin.io_utils import write_atomic, write_jsonl_atomic
+from rarft_plugin.prompts import OUTPUT_BLOCKS
+from rarft_plugin.schema import IRRELEVANCE_LEVELS, JsonValue
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
-    "EXPLANATION_HEADER", "RA_IOU_HEADER", "category_figure", "csv_text", "explanation_cells", "explanation_values",
-    "flatten", "grounding_cells", "judge_line", "level_figure", "markdown", "markdown_table", "num", "pct", "plots",
-    "ra_iou_cells", "run_warnings", "write_report", "write_run",
+    "EXPLANATION_HEADER",
+    "RA_IOU_HEADER",
+    "category_figure",
+    "csv_text",
+    "explanation_cells",
+    "explanation_values",
+    "flatten",
+    "grounding_cells",
+    "judge_line",
+    "level_figure",
+    "markdown",
+    "markdown_table",
+    "num",
+    "pct",
+    "plots",
+    "ra_iou_cells",
+    "run_warnings",
+    "write_report",
+    "write_run",
 ]
 
 
@@ -133,21 +148,28 @@ def run_warnings(record: RunRecord) -> list[str]:
     made_from = {run.get("data_sha256") for run in record.inference or ()} - {None}
     if data_sha and made_from and made_from != {data_sha}:
         made = ", ".join(sorted(str(sha)[:12] for sha in made_from))
-        out.append(f"the predictions were made from a data file with other content (SHA-256 {made}) than the one "
-                   f"scored against ({data_sha[:12]})")
+        out.append(
+            f"the predictions were made from a data file with other content (SHA-256 {made}) than the one "
+            f"scored against ({data_sha[:12]})"
+        )
     return out
 
 
 def format_line(compliance: FormatCompliance) -> str:
     total = compliance.queries
     source = {"recorded": "recorded by infer", "given": "--template", "assumed": "not recorded: assumed"}
-    truncated = {"recorded": "as recorded by infer", "text": "ending inside an unclosed block",
-                 "mixed": "recorded, else an unclosed block"}
-    return (f"Format: {pct(compliance.compliant_share)} % of {total} responses follow the "
-            f"{compliance.template} output format ({', '.join(OUTPUT_BLOCKS[compliance.template])} blocks; template "
-            f"{source[compliance.template_source]}); {pct(share(compliance.empty, total))} % empty, "
-            f"{pct(share(compliance.truncated, total))} % cut off by the generation limit "
-            f"({truncated[compliance.truncated_source]}).")
+    truncated = {
+        "recorded": "as recorded by infer",
+        "text": "ending inside an unclosed block",
+        "mixed": "recorded, else an unclosed block",
+    }
+    return (
+        f"Format: {pct(compliance.compliant_share)} % of {total} responses follow the "
+        f"{compliance.template} output format ({', '.join(OUTPUT_BLOCKS[compliance.template])} blocks; template "
+        f"{source[compliance.template_source]}); {pct(share(compliance.empty, total))} % empty, "
+        f"{pct(share(compliance.truncated, total))} % cut off by the generation limit "
+        f"({truncated[compliance.truncated_source]})."
+    )
 
 
 def share(count: int, total: int) -> float | None:
@@ -168,67 +190,130 @@ def markdown(record: RunRecord, *, title: str, name: str) -> str:
     if record.format is not None:
         lines += [format_line(record.format), ""]
     if calls:
-        lines += [f"LLM judge {judge.get('model')} at {judge.get('base_url')}: "
-                  + "; ".join(judge_line(kind, c) for kind, c in calls.items()) + ".", ""]
+        lines += [
+            f"LLM judge {judge.get('model')} at {judge.get('base_url')}: "
+            + "; ".join(judge_line(kind, c) for kind, c in calls.items())
+            + ".",
+            "",
+        ]
     reading = judge.get("answer_reading")
     lines += [
         f"{count.queries} queries ({count.relevant} relevant, {count.irrelevant} irrelevant). "
         f"Relevance judged by {'an LLM' if judge['relevance'] == 'llm' else 'the core parser'}; answers read "
         f"{ANSWER_READING_TEXT.get(str(reading), str(reading))}; R@m counts "
         f"IoU {'>' if metrics.strict_recall else '>='} m. Percentages x100 as in the paper; SBERT and LLM "
-        "scores as fractions and 0-5.", "",
+        "scores as fractions and 0-5.",
+        "",
     ]
     if judge.get("sbert_model"):
         model = str(judge["sbert_model"])
-        caveat = "" if "all-mpnet-base-v2" in model else (
-            " (the released evaluation used all-mpnet-base-v2, which is not available offline here: these SBERT "
-            "scores are not directly comparable with its numbers)")
+        caveat = (
+            ""
+            if "all-mpnet-base-v2" in model
+            else (
+                " (the released evaluation used all-mpnet-base-v2, which is not available offline here: these SBERT "
+                "scores are not directly comparable with its numbers)"
+            )
+        )
         text = judge.get("sbert_text")
         lines += [f"SBERT score: {SBERT_TEXT_TEXT.get(str(text), str(text))}; model {model}{caveat}.", ""]
     relevance_note = [judge_line("relevance", calls["relevance"]) + ".", ""] if "relevance" in calls else []
-    explanation_note = ["; ".join(judge_line(kind, calls[kind]) for kind in ("rt-iou", "llm-score") if kind in calls)
-                        + ".", ""] if {"rt-iou", "llm-score"} & set(calls) else []
+    explanation_note = (
+        ["; ".join(judge_line(kind, calls[kind]) for kind in ("rt-iou", "llm-score") if kind in calls) + ".", ""]
+        if {"rt-iou", "llm-score"} & set(calls)
+        else []
+    )
     if count.relevant and count.irrelevant:
-        lines += ["## RA-IoU and F1 (Tables 1, 2, 8, 12)", "",
-                  *markdown_table(["Method", *RA_IOU_HEADER], [[name, *ra_iou_cells(metrics)]]), "", *relevance_note]
+        lines += [
+            "## RA-IoU and F1 (Tables 1, 2, 8, 12)",
+            "",
+            *markdown_table(["Method", *RA_IOU_HEADER], [[name, *ra_iou_cells(metrics)]]),
+            "",
+            *relevance_note,
+        ]
     if has_explanations:
         explanation = explanation_cells(metrics.explanation)
-        lines += ["## With explanation quality (Table 3)", "",
-                  *markdown_table(["Method", *RA_IOU_HEADER, *EXPLANATION_HEADER],
-                                  [[name, *ra_iou_cells(metrics), *explanation]]), "",
-                  *relevance_note, *explanation_note,
-                  "## Ablation layout (Table 4)", "",
-                  *markdown_table(["Method", "F1", "R@.5", "mIoU", "RT-IoU", "SBert.", "LLM."],
-                                  [[name, pct(metrics.relevance.f1_avg), pct(metrics.ra_iou.r_at_0_5),
-                                    pct(metrics.ra_iou.miou), *explanation]]), "",
-                  "## Refusal explanation quality (Table 9)", "",
-                  "`all`: every irrelevant query with a reference answer, wrongly answered ones count 0 (released "
-                  "convention); `refused`: the correctly refused ones only.", "",
-                  *markdown_table(["Method", *EXPLANATION_HEADER],
-                                  [[f"{name} (all)", *explanation],
-                                   [f"{name} (refused)", *explanation_cells(metrics.explanation, refused=True)]]),
-                  "", *explanation_note]
+        lines += [
+            "## With explanation quality (Table 3)",
+            "",
+            *markdown_table(
+                ["Method", *RA_IOU_HEADER, *EXPLANATION_HEADER], [[name, *ra_iou_cells(metrics), *explanation]]
+            ),
+            "",
+            *relevance_note,
+            *explanation_note,
+            "## Ablation layout (Table 4)",
+            "",
+            *markdown_table(
+                ["Method", "F1", "R@.5", "mIoU", "RT-IoU", "SBert.", "LLM."],
+                [
+                    [
+                        name,
+                        pct(metrics.relevance.f1_avg),
+                        pct(metrics.ra_iou.r_at_0_5),
+                        pct(metrics.ra_iou.miou),
+                        *explanation,
+                    ]
+                ],
+            ),
+            "",
+            "## Refusal explanation quality (Table 9)",
+            "",
+            "`all`: every irrelevant query with a reference answer, wrongly answered ones count 0 (released "
+            "convention); `refused`: the correctly refused ones only.",
+            "",
+            *markdown_table(
+                ["Method", *EXPLANATION_HEADER],
+                [
+                    [f"{name} (all)", *explanation],
+                    [f"{name} (refused)", *explanation_cells(metrics.explanation, refused=True)],
+                ],
+            ),
+            "",
+            *explanation_note,
+        ]
     if levels:
         by_level = metrics.by_difficulty
-        header = (["Method"] + [f"{level.capitalize()} {column}" for level in levels for column in ("F1", "LLM sc.")]
-                  + [f"{level.capitalize()} F1 avg. 1:1" for level in levels])
-        cells = [cell for level in levels for cell in (
-            pct(by_level[level].f1), num(explanation_values(by_level[level].explanation)[2]))]
+        header = (
+            ["Method"]
+            + [f"{level.capitalize()} {column}" for level in levels for column in ("F1", "LLM sc.")]
+            + [f"{level.capitalize()} F1 avg. 1:1" for level in levels]
+        )
+        cells = [
+            cell
+            for level in levels
+            for cell in (pct(by_level[level].f1), num(explanation_values(by_level[level].explanation)[2]))
+        ]
         cells += [pct(by_level[level].paired.relevance.f1_avg) for level in levels]
-        lines += ["## By hardness level (Tables 5, 6, 10, 11)", "",
-                  "F1 = the released definition: F1 of the refusal class on the level's own irrelevant queries "
-                  "(2·acc/(1+acc)). Extra columns, not the paper's: F1 avg. 1:1 = average F1 of the level's "
-                  "irrelevant queries with the relevant queries of the same items.", "",
-                  *markdown_table(header, [[name, *cells]]), "", *relevance_note,
-                  *([judge_line("llm-score", calls["llm-score"]) + ".", ""] if "llm-score" in calls else [])]
+        lines += [
+            "## By hardness level (Tables 5, 6, 10, 11)",
+            "",
+            "F1 = the released definition: F1 of the refusal class on the level's own irrelevant queries "
+            "(2·acc/(1+acc)). Extra columns, not the paper's: F1 avg. 1:1 = average F1 of the level's "
+            "irrelevant queries with the relevant queries of the same items.",
+            "",
+            *markdown_table(header, [[name, *cells]]),
+            "",
+            *relevance_note,
+            *([judge_line("llm-score", calls["llm-score"]) + ".", ""] if "llm-score" in calls else []),
+        ]
     if count.relevant:
-        lines += ["## Grounding on relevant queries (Table 7)", "",
-                  *markdown_table(["Method", *GROUNDING_HEADER], [[name, *grounding_cells(metrics.vtg_iou)]]), ""]
+        lines += [
+            "## Grounding on relevant queries (Table 7)",
+            "",
+            *markdown_table(["Method", *GROUNDING_HEADER], [[name, *grounding_cells(metrics.vtg_iou)]]),
+            "",
+        ]
     if metrics.by_category:
-        lines += ["## Refusal accuracy by semantic category (Fig. 6)", "",
-                  *markdown_table(["Category", "irrelevant queries", "refusal acc."],
-                                  [[category, str(row.n), pct(row.refusal_accuracy)]
-                                   for category, row in metrics.by_category.items()]), ""]
+        lines += [
+            "## Refusal accuracy by semantic category (Fig. 6)",
+            "",
+            *markdown_table(
+                ["Category", "irrelevant queries", "refusal acc."],
+                [[category, str(row.n), pct(row.refusal_accuracy)] for category, row in metrics.by_category.items()],
+            ),
+            "",
+        ]
     lines += details(record, levels)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -237,50 +322,106 @@ def details(record: RunRecord, levels: list[str]) -> list[str]:
     """Everything else: per-class precision / recall, per-level detail, explanation counts, data, judge."""
     metrics, judge = record.metrics, record.judge
     rel = metrics.relevance
-    lines = ["## Details", "",
-             *markdown_table(["class", "precision", "recall", "F1"],
-                             [["relevant (answered)", pct(rel.precision_rel), pct(rel.recall_rel), pct(rel.f1_rel)],
-                              ["irrelevant (refused)", pct(rel.precision_irrel), pct(rel.recall_irrel),
-                               pct(rel.f1_irrel)]]),
-             "", f"Accuracy {pct(rel.accuracy)}.", ""]
+    lines = [
+        "## Details",
+        "",
+        *markdown_table(
+            ["class", "precision", "recall", "F1"],
+            [
+                ["relevant (answered)", pct(rel.precision_rel), pct(rel.recall_rel), pct(rel.f1_rel)],
+                ["irrelevant (refused)", pct(rel.precision_irrel), pct(rel.recall_irrel), pct(rel.f1_irrel)],
+            ],
+        ),
+        "",
+        f"Accuracy {pct(rel.accuracy)}.",
+        "",
+    ]
     if levels:
         rows = []
         for level in levels:
             row = metrics.by_difficulty[level]
             paired = row.paired
-            rows.append([level, str(row.irrelevant), pct(row.refusal_accuracy), pct(row.f1),
-                         *explanation_cells(row.explanation), str(paired.queries), pct(paired.relevance.f1_rel),
-                         pct(paired.relevance.f1_irrel), pct(paired.relevance.f1_avg), pct(paired.ra_iou.miou)])
-        lines += markdown_table(["level", "irrelevant", "refusal acc.", "F1", *EXPLANATION_HEADER, "1:1 queries",
-                                 "1:1 F1 re.", "1:1 F1 irre.", "1:1 F1 avg.", "1:1 RA mIoU"], rows) + [""]
+            rows.append(
+                [
+                    level,
+                    str(row.irrelevant),
+                    pct(row.refusal_accuracy),
+                    pct(row.f1),
+                    *explanation_cells(row.explanation),
+                    str(paired.queries),
+                    pct(paired.relevance.f1_rel),
+                    pct(paired.relevance.f1_irrel),
+                    pct(paired.relevance.f1_avg),
+                    pct(paired.ra_iou.miou),
+                ]
+            )
+        lines += markdown_table(
+            [
+                "level",
+                "irrelevant",
+                "refusal acc.",
+                "F1",
+                *EXPLANATION_HEADER,
+                "1:1 queries",
+                "1:1 F1 re.",
+                "1:1 F1 irre.",
+                "1:1 F1 avg.",
+                "1:1 RA mIoU",
+            ],
+            rows,
+        ) + [""]
     if metrics.original is not None:
-        lines += [f"Relevant queries (original): {metrics.original.queries}, answered with a segment "
-                  f"{pct(metrics.original.answer_rate)} %.", ""]
+        lines += [
+            f"Relevant queries (original): {metrics.original.queries}, answered with a segment "
+            f"{pct(metrics.original.answer_rate)} %.",
+            "",
+        ]
     explanation = metrics.explanation
-    measured = [f"{key} n={mean.n}" + (f" ({mean.unmeasured} unmeasured)" if mean.unmeasured else "")
-                for key, mean in (("rt_iou", explanation.rt_iou), ("sbert", explanation.sbert),
-                                  ("llm_score", explanation.llm_score)) if mean is not None]
-    lines += [f"Explanation metrics: {', '.join(measured) if measured else 'none computed'}"
-              f"{'; SBERT model ' + str(judge['sbert_model']) if judge.get('sbert_model') else ''}"
-              f"{'; LLM judge ' + str(judge['model']) if judge.get('model') else ''}.", ""]
+    measured = [
+        f"{key} n={mean.n}" + (f" ({mean.unmeasured} unmeasured)" if mean.unmeasured else "")
+        for key, mean in (
+            ("rt_iou", explanation.rt_iou),
+            ("sbert", explanation.sbert),
+            ("llm_score", explanation.llm_score),
+        )
+        if mean is not None
+    ]
+    lines += [
+        f"Explanation metrics: {', '.join(measured) if measured else 'none computed'}"
+        f"{'; SBERT model ' + str(judge['sbert_model']) if judge.get('sbert_model') else ''}"
+        f"{'; LLM judge ' + str(judge['model']) if judge.get('model') else ''}.",
+        "",
+    ]
     if judge.get("unreadable") or judge.get("failed"):
         lines += [f"Judge replies unreadable: {judge.get('unreadable')}; requests failed: {judge.get('failed')}.", ""]
     if metrics.prediction_defects:
-        lines += ["Prediction file defects (rows kept): "
-                  + "; ".join(f"{what}: {n}" for what, n in metrics.prediction_defects.items()) + ".", ""]
+        lines += [
+            "Prediction file defects (rows kept): "
+            + "; ".join(f"{what}: {n}" for what, n in metrics.prediction_defects.items())
+            + ".",
+            "",
+        ]
     data = record.data
     if data:
         lines += [f"Data: {data.get('summary')}", ""]
         missing, unmatched = data.get("missing_predictions"), data.get("unmatched_rows")
         if missing:
-            lines += [f"**{len(missing)} quer(ies) of the data file have no prediction** "
-                      f"(first: {', '.join(missing[:5])}).", ""]
+            lines += [
+                f"**{len(missing)} quer(ies) of the data file have no prediction** (first: {', '.join(missing[:5])}).",
+                "",
+            ]
         if unmatched:
-            lines += [f"**{len(unmatched)} prediction(s) match no query of the data file as loaded** "
-                      f"(scored as given; first: {', '.join(unmatched[:5])}).", ""]
+            lines += [
+                f"**{len(unmatched)} prediction(s) match no query of the data file as loaded** "
+                f"(scored as given; first: {', '.join(unmatched[:5])}).",
+                "",
+            ]
         if data.get("gt_timestamp_differs"):
-            lines += [f"{len(data['gt_timestamp_differs'])} prediction(s) carry a gt_timestamp other than the data "
-                      "file's span of their query (scored with the prediction's).", ""]
+            lines += [
+                f"{len(data['gt_timestamp_differs'])} prediction(s) carry a gt_timestamp other than the data "
+                "file's span of their query (scored with the prediction's).",
+                "",
+            ]
     return lines
 
 
@@ -339,17 +480,28 @@ def level_figure(record: RunRecord, name: str) -> Figure | None:
     if not levels:
         return None
     fig, ax = _pyplot().subplots(figsize=(6.5, 4))
-    for offset, label, values in ((-0.2, "F1", [by_level[level].f1 for level in levels]),
-                                  (0.2, "refusal acc.", [by_level[level].refusal_accuracy for level in levels])):
+    for offset, label, values in (
+        (-0.2, "F1", [by_level[level].f1 for level in levels]),
+        (0.2, "refusal acc.", [by_level[level].refusal_accuracy for level in levels]),
+    ):
         xs = [x + offset for x, value in enumerate(values) if value is not None]
         ax.bar(xs, [100 * value for value in values if value is not None], width=0.4, label=label)
     paper = paper_level_row(record, name)
     if paper is not None:
-        published = {"strong": paper.levels.strong_f1, "moderate": paper.levels.moderate_f1,
-                     "weak": paper.levels.weak_f1}
+        published = {
+            "strong": paper.levels.strong_f1,
+            "moderate": paper.levels.moderate_f1,
+            "weak": paper.levels.weak_f1,
+        }
         points = [(x - 0.2, published[level]) for x, level in enumerate(levels) if published.get(level) is not None]
-        ax.scatter([x for x, _ in points], [y for _, y in points], marker="D", color="black", zorder=3,
-                   label=f"F1, paper {paper.table}: {paper.method}")
+        ax.scatter(
+            [x for x, _ in points],
+            [y for _, y in points],
+            marker="D",
+            color="black",
+            zorder=3,
+            label=f"F1, paper {paper.table}: {paper.method}",
+        )
     ax.set_xticks(range(len(levels)), [f"{level}\nn={by_level[level].irrelevant}" for level in levels])
     ax.set_ylabel("%")
     ax.set_ylim(0, 105)
@@ -377,8 +529,14 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def write_run(record: RunRecord, items: list[ItemRow], out_dir: str | Path, *, title: str = "rarft evaluation",
-              name: str = "model") -> Path:
+def write_run(
+    record: RunRecord,
+    items: list[ItemRow],
+    out_dir: str | Path,
+    *,
+    title: str = "rarft evaluation",
+    name: str = "model",
+) -> Path:
     """Write every file of an evaluated run into `out_dir`; returns the Markdown report's path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,14 +1,14 @@
 """What every rarft command line shares: Ctrl-C ends it with one line and exit status 130.
 
-    @entry_point("rarft-prep")
-    def main(argv=None) -> int: ...
+@entry_point("rarft-prep")
+def main(argv=None) -> int: ...
 """
 
 from __future__ import annotations
 
 import functools
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = [
     "INTERRUPTED",

@@ -53,24 +53,38 @@ def run_cli(module: str, args: list[str]) -> int:
 def run_demo(out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     print("== 1. RA-RFT reward breakdown of the sample rollouts (paper rewards) ==", flush=True)
-    status = run_cli("rarft_plugin.score_rollouts", [str(SAMPLES / "rollouts.jsonl"), "--out",
-                                                     str(out / "rollout_rewards.jsonl")])
+    status = run_cli(
+        "rarft_plugin.score_rollouts", [str(SAMPLES / "rollouts.jsonl"), "--out", str(out / "rollout_rewards.jsonl")]
+    )
     if status:
         return status
 
-    print("\n== 2. HI-VTG sample -> OpenRLHF prompt JSONL with videos (train with --ratio 1:3 as the paper) ==",
-          flush=True)
+    print(
+        "\n== 2. HI-VTG sample -> OpenRLHF prompt JSONL with videos (train with --ratio 1:3 as the paper) ==",
+        flush=True,
+    )
     data = SAMPLES / "hi_vtg_charades_sample.json"
     videos, _ = stand_in_videos([data], out / "videos")
-    status = run_cli("data_prep.cli", ["to-openrlhf", str(data), str(out / "train_prompts.jsonl"), "--video-root",
-                                       str(videos), "--template", "ra_rft"])
+    status = run_cli(
+        "data_prep.cli",
+        [
+            "to-openrlhf",
+            str(data),
+            str(out / "train_prompts.jsonl"),
+            "--video-root",
+            str(videos),
+            "--template",
+            "ra_rft",
+        ],
+    )
     if status:
         return status
 
     print("\n== 3. Evaluation of the sample rollouts as predictions (rule-based judge, SBERT score) ==", flush=True)
     predictions = shutil.copyfile(SAMPLES / "predictions.jsonl", out / "predictions.jsonl")
-    status = run_cli("eval.cli", ["score", str(predictions), "--out", str(out / "eval"), "--title",
-                                  "rarft demo: sample rollouts"])
+    status = run_cli(
+        "eval.cli", ["score", str(predictions), "--out", str(out / "eval"), "--title", "rarft demo: sample rollouts"]
+    )
     if status:
         return status
     print(f"\nDone. Outputs in {out}/")
@@ -82,13 +96,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rarft-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    assets = sub.add_parser("make-assets", help="stand-in videos and a tiny model for trying the pipeline",
-                            description="Stand-in videos named as a data file's records need, a tiny random "
-                                        "Qwen2.5-VL, and (without --data) a copy of the bundled samples.")
+    assets = sub.add_parser(
+        "make-assets",
+        help="stand-in videos and a tiny model for trying the pipeline",
+        description="Stand-in videos named as a data file's records need, a tiny random "
+        "Qwen2.5-VL, and (without --data) a copy of the bundled samples.",
+    )
     assets.add_argument("--out", type=Path, required=True, help="directory for videos/, model/ (and samples/)")
-    assets.add_argument("--data", type=Path, nargs="+", default=None,
-                        help="released-schema JSON or JSONL file(s) whose videos to make (default: the bundled "
-                             "samples, copied to OUT/samples/)")
+    assets.add_argument(
+        "--data",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="released-schema JSON or JSONL file(s) whose videos to make (default: the bundled "
+        "samples, copied to OUT/samples/)",
+    )
     assets.add_argument("--no-model", dest="model", action="store_false", help="only the videos")
     args = parser.parse_args(argv)
     if args.command == "make-assets":

@@ -32,7 +32,7 @@ class DataError(ValueError):
         parts.append(self.message)
         return ": ".join(parts)
 
-    def located(self, *, source: str | None = None, record: object = None) -> "DataError":
+    def located(self, *, source: str | None = None, record: object = None) -> DataError:
         """A copy (same class) with the file / record filled in where they were not known yet."""
         return type(self)(
             self.message,

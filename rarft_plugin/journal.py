@@ -1,11 +1,10 @@
 """An append-only JSONL journal: a key -> value store that survives `kill -9`.
 
-Each finished unit of work is one line `{"key": ..., "value": ...}`, written and fsynced before
-the work counts as done (`durable=False` only flushes: for caches, where losing the last few
-entries in a crash costs a few repeated requests, not lost work). Reopening reads every complete line; a line cut short by a crash is
-ignored (and counted), so a rerun redoes only that unit. Used for LLM response caches and
-resumable pipelines.
-"""
+Each finished unit of work is one line `{"key": ..., "value": ...}`, written and fsynced before the
+work counts as done (`durable=False` only flushes: for caches, where losing the last few entries in
+a crash costs a few repeated requests, not lost work). Reopening reads every complete line; a line
+cut short by a crash is ignored (and counted), so a rerun redoes only that unit. Used for LLM
+response caches and resumable pipelines."""
 
 from __future__ import annotations
 
@@ -74,7 +73,7 @@ class Journal:
         with self._lock:
             self._handle.close()
 
-    def __enter__(self) -> "Journal":
+    def __enter__(self) -> Journal:
         return self
 
     def __exit__(self, *exc) -> None:

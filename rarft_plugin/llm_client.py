@@ -25,9 +25,9 @@ import hashlib
 import json
 import os
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
 
 from rarft_plugin.journal import Journal
 
@@ -138,8 +138,15 @@ class ChatClient:
 
     async def complete(self, client, messages: Sequence[dict], semaphore: asyncio.Semaphore, attempt: int = 0) -> str:
         """The reply text of one chat request (cached, retried)."""
-        key = request_key(self.model, messages, {**self.params, **({"attempt": attempt} if attempt else {}),
-                                                  **({"response_format": JSON_OBJECT} if self.json_mode else {})})
+        key = request_key(
+            self.model,
+            messages,
+            {
+                **self.params,
+                **({"attempt": attempt} if attempt else {}),
+                **({"response_format": JSON_OBJECT} if self.json_mode else {}),
+            },
+        )
         if self.cache is not None and key in self.cache:
             self.usage.cached += 1
             return self.cache.get(key)
@@ -159,8 +166,12 @@ class ChatClient:
             try:
                 # The plain JSON route of the same client: the typed `chat.completions.create` spends
                 # milliseconds of CPU per request validating and converting, a bottleneck at scale.
-                body = {"model": self.model, "messages": messages, **self.params,
-                        **({"response_format": JSON_OBJECT} if json_mode else {})}
+                body = {
+                    "model": self.model,
+                    "messages": messages,
+                    **self.params,
+                    **({"response_format": JSON_OBJECT} if json_mode else {}),
+                }
                 response = await client.post("/chat/completions", cast_to=object, body=body)
                 self.usage.requests += 1
                 usage = response.get("usage") or {}
@@ -200,8 +211,7 @@ class ChatClient:
         import openai
         from openai import AsyncOpenAI
 
-        async with AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, max_retries=0,
-                               timeout=timeout_s) as http:
+        async with AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, max_retries=0, timeout=timeout_s) as http:
             try:
                 await http.get("/models", cast_to=object)
             except (openai.APITimeoutError, openai.APIConnectionError) as error:

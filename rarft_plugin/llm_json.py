@@ -85,8 +85,9 @@ def json_array(reply: str, items: type) -> list[JsonValue]:
     >>> json_array('["a", "b"] and [1]', str)
     ['a', 'b']
     """
-    return _last(reply, "[", list, lambda value: all(isinstance(item, items) for item in value),
-                 f"array of {items.__name__}")
+    return _last(
+        reply, "[", list, lambda value: all(isinstance(item, items) for item in value), f"array of {items.__name__}"
+    )
 
 
 def _last(reply: str, opening: str, wanted: type, accept: Callable[[JsonValue], bool], what: str) -> JsonValue:
@@ -99,7 +100,7 @@ def _last(reply: str, opening: str, wanted: type, accept: Callable[[JsonValue], 
             return value
     if all(value is None for value in values):
         try:
-            json.loads(reply[runs[0][0]:runs[0][1]])
+            json.loads(reply[runs[0][0] : runs[0][1]])
         except json.JSONDecodeError as error:
             raise UnreadableReply(f"invalid JSON ({error.msg})") from None
     raise UnreadableReply(f"no JSON {what} in the reply")

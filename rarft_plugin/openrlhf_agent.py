@@ -178,7 +178,9 @@ class AgentExecutor(AgentExecutorBase):
         generated = time.perf_counter()
         generation = request.outputs[0]
         action_ids = list(generation.token_ids)
-        log_probs = _sampled_log_probs(action_ids, generation.logprobs) if sampling_params.logprobs is not None else None
+        log_probs = (
+            _sampled_log_probs(action_ids, generation.logprobs) if sampling_params.logprobs is not None else None
+        )
         response = generation.text
         cut = first_forbidden(action_ids, forbidden)
         if cut is not None:

@@ -1,7 +1,7 @@
 """Absolute paths of the plugin files OpenRLHF loads, for recipes and launch scripts.
 
-    python -m rarft_plugin.paths reward   # for --reward.remote_url
-    python -m rarft_plugin.paths agent    # for --train.agent_func_path
+python -m rarft_plugin.paths reward   # for --reward.remote_url
+python -m rarft_plugin.paths agent    # for --train.agent_func_path
 """
 
 from __future__ import annotations

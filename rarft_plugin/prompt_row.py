@@ -77,8 +77,9 @@ class PromptRow:
     id: str | None = None
 
 
-def make_row(label: Label, video: VideoSpec, *, template: str, purpose: Purpose = "train", datasource: str,
-             row_id: str) -> PromptRowJson:
+def make_row(
+    label: Label, video: VideoSpec, *, template: str, purpose: Purpose = "train", datasource: str, row_id: str
+) -> PromptRowJson:
     """The row of one query: the prompt `template` builds from its query, its clip and its label.
 
     >>> from rarft_plugin.schema import parse_label
@@ -127,8 +128,10 @@ def row_problems(row: object, template: str | None = None, variant: str | None =
         except DataError as error:
             problems.append(error)
         else:
-            problems += [DataError(f"the {variant} reward variant cannot use this label: {problem}", field=LABEL_KEY)
-                         for problem in (variant_label_problems(label, variant) if variant else [])]
+            problems += [
+                DataError(f"the {variant} reward variant cannot use this label: {problem}", field=LABEL_KEY)
+                for problem in (variant_label_problems(label, variant) if variant else [])
+            ]
     if INPUT_KEY in row:
         problems += _input_problems(row[INPUT_KEY], label, template)
     if VIDEO_KEY in row:
@@ -138,17 +141,22 @@ def row_problems(row: object, template: str | None = None, variant: str | None =
             problems.append(DataError(error.message, field=VIDEO_KEY))
         else:
             if not os.path.isabs(spec.path):
-                problems.append(DataError(f"relative path {spec.path!r}: Ray workers do not share the launcher's "
-                                          "working directory (rarft-prep to-openrlhf writes absolute paths)",
-                                          field=VIDEO_KEY))
+                problems.append(
+                    DataError(
+                        f"relative path {spec.path!r}: Ray workers do not share the launcher's "
+                        "working directory (rarft-prep to-openrlhf writes absolute paths)",
+                        field=VIDEO_KEY,
+                    )
+                )
     return problems
 
 
 def _input_problems(messages: object, label: Label | None, template: str | None) -> list[DataError]:
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
         return [DataError("expected a list of chat messages", field=INPUT_KEY)]
-    items = [item for m in messages if isinstance(m.get("content"), list) for item in m["content"]
-             if isinstance(item, dict)]
+    items = [
+        item for m in messages if isinstance(m.get("content"), list) for item in m["content"] if isinstance(item, dict)
+    ]
     problems = []
     videos = sum(item.get("type") == "video" for item in items)
     if videos != 1:
@@ -158,8 +166,12 @@ def _input_problems(messages: object, label: Label | None, template: str | None)
         if instruction(template, label.query) not in texts:
             built = [name for name in TEMPLATES if instruction(name, label.query) in texts]
             how = f"built with template {built[0]!r}" if built else "not built from any rarft template"
-            problems.append(DataError(f"prompt {how}, expected {template!r} "
-                                      f"(rarft-prep to-openrlhf --template {template})", field=INPUT_KEY))
+            problems.append(
+                DataError(
+                    f"prompt {how}, expected {template!r} (rarft-prep to-openrlhf --template {template})",
+                    field=INPUT_KEY,
+                )
+            )
     return problems
 
 
@@ -169,5 +181,10 @@ def parse_row(row: object) -> PromptRow:
     if problems:
         raise problems[0]
     assert isinstance(row, dict)  # row_problems refuses anything else
-    return PromptRow(messages=row[INPUT_KEY], video=video_of(row[VIDEO_KEY]), label=label_of(row[LABEL_KEY]),
-                     datasource=row.get("datasource"), id=row.get("id"))
+    return PromptRow(
+        messages=row[INPUT_KEY],
+        video=video_of(row[VIDEO_KEY]),
+        label=label_of(row[LABEL_KEY]),
+        datasource=row.get("datasource"),
+        id=row.get("id"),
+    )

@@ -31,9 +31,7 @@ __all__ = [
 Purpose = Literal["train", "eval"]
 EVAL_SYSTEM_MESSAGE = "You are a video analysis expert."
 
-_GROUNDING = (
-    'To accurately pinpoint the event "{query}" in the video, determine the precise time period of the event. '
-)
+_GROUNDING = 'To accurately pinpoint the event "{query}" in the video, determine the precise time period of the event. '
 _TIMESTEP_THINKING = (
     "Output your thought process within the <think> </think> tags, including analysis with either specific "
     "time ranges (xx.xx to xx.xx) in <timestep> </timestep> tags. "

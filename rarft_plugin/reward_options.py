@@ -81,20 +81,52 @@ class Option:
 
 # Order: --help and `to_env` (the correction comes last there, as the recipes print it).
 OPTIONS: tuple[Option, ...] = (
-    Option("variant", VARIANT_ENV, "--rarft.variant", "--variant",
-           "reward equations: paper (the paper's) | released (the authors' released reward code)", "paper"),
-    Option("weights", WEIGHTS_ENV, "--rarft.reward_weights", "--weights",
-           f"weights of the total ({TOTAL_EQUATION}), NAME=W for any of " + ", ".join(REWARD_NAMES),
-           _weights_text(REWARD_WEIGHTS), metavar="NAME=W,..."),
-    Option("sbert_model", MODEL_ENV, "--rarft.sbert_model", "--sbert-model",
-           "SentenceBERT directory or name for the explain and correction rewards",
-           "the packaged all-MiniLM-L6-v2, the authors' model", metavar="MODEL", env_everywhere=True),
-    Option("sbert_device", DEVICE_ENV, "--rarft.sbert_device", "--device",
-           "SentenceBERT device (rarft-train: in each rollout worker): cpu, cuda, cuda:1, ...", "cpu", metavar="DEVICE",
-           env_everywhere=True),
-    Option("correction", CORRECTION_ENV, "--rarft.correction", "--correction",
-           "correction reward: similarity (eq. 7) | contrastive (copying the query into the correction "
-           "scores -1; README 'What the rewards can be gamed by')", "similarity"),
+    Option(
+        "variant",
+        VARIANT_ENV,
+        "--rarft.variant",
+        "--variant",
+        "reward equations: paper (the paper's) | released (the authors' released reward code)",
+        "paper",
+    ),
+    Option(
+        "weights",
+        WEIGHTS_ENV,
+        "--rarft.reward_weights",
+        "--weights",
+        f"weights of the total ({TOTAL_EQUATION}), NAME=W for any of " + ", ".join(REWARD_NAMES),
+        _weights_text(REWARD_WEIGHTS),
+        metavar="NAME=W,...",
+    ),
+    Option(
+        "sbert_model",
+        MODEL_ENV,
+        "--rarft.sbert_model",
+        "--sbert-model",
+        "SentenceBERT directory or name for the explain and correction rewards",
+        "the packaged all-MiniLM-L6-v2, the authors' model",
+        metavar="MODEL",
+        env_everywhere=True,
+    ),
+    Option(
+        "sbert_device",
+        DEVICE_ENV,
+        "--rarft.sbert_device",
+        "--device",
+        "SentenceBERT device (rarft-train: in each rollout worker): cpu, cuda, cuda:1, ...",
+        "cpu",
+        metavar="DEVICE",
+        env_everywhere=True,
+    ),
+    Option(
+        "correction",
+        CORRECTION_ENV,
+        "--rarft.correction",
+        "--correction",
+        "correction reward: similarity (eq. 7) | contrastive (copying the query into the correction "
+        "scores -1; README 'What the rewards can be gamed by')",
+        "similarity",
+    ),
 )
 _CHOICES: dict[str, Sequence[str]] = {"variant": VARIANTS, "correction": CORRECTIONS}
 
@@ -163,8 +195,9 @@ class RewardOptions:
             from rarft_plugin.similarity import get_similarity
 
             similarity = get_similarity(self.sbert_model, self.sbert_device)
-        return ScoreOptions(variant=self.variant, correction=self.correction, weights=parse_weights(self.weights),
-                            similarity=similarity)
+        return ScoreOptions(
+            variant=self.variant, correction=self.correction, weights=parse_weights(self.weights), similarity=similarity
+        )
 
 
 def _weights_argument(text: str) -> dict[str, float]:
@@ -187,9 +220,15 @@ def add_arguments(parser: argparse.ArgumentParser, style: Style, *, environment:
     group = parser.add_argument_group("reward options", "the rewards themselves: see the reward table below")
     for option in OPTIONS:
         flag = option.launcher_flag if style == "launcher" else option.plain_flag
-        group.add_argument(flag, dest=option.field, default=None, choices=_CHOICES.get(option.field),
-                           type=_weights_argument if option.field == "weights" else None, metavar=option.metavar,
-                           help=_option_help(option, environment))
+        group.add_argument(
+            flag,
+            dest=option.field,
+            default=None,
+            choices=_CHOICES.get(option.field),
+            type=_weights_argument if option.field == "weights" else None,
+            metavar=option.metavar,
+            help=_option_help(option, environment),
+        )
 
 
 def _bounds_text(bounds: tuple[float, float]) -> str:
@@ -215,8 +254,11 @@ def reward_table(rewards: Sequence[Reward] = REWARDS) -> str:
         changed = []
         for variant in VARIANTS:
             default, other = reward_bounds(variant), reward_bounds(variant, correction)
-            changed += [f"{name} {_bounds_text(bounds)} ({variant})" for name, bounds in other.items()
-                        if bounds != default[name]]
+            changed += [
+                f"{name} {_bounds_text(bounds)} ({variant})"
+                for name, bounds in other.items()
+                if bounds != default[name]
+            ]
         if changed:
             lines.append(f"  with correction {correction}: " + ", ".join(changed))
     return "\n".join(lines)
@@ -228,16 +270,21 @@ def variables_help(indent: int = 2, width: int = 100) -> str:
     entries = []
     for option in OPTIONS:
         text = f"{option.help} (default: {option.default})"
-        entries.append(textwrap.fill(text, width=width, initial_indent=" " * indent + f"{option.env:<22}",
-                                     subsequent_indent=" " * column))
+        entries.append(
+            textwrap.fill(
+                text, width=width, initial_indent=" " * indent + f"{option.env:<22}", subsequent_indent=" " * column
+            )
+        )
     return "\n".join(entries)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv:
-        print("usage: python -m rarft_plugin.reward_options (prints the reward variables and the reward table)",
-              file=sys.stderr)
+        print(
+            "usage: python -m rarft_plugin.reward_options (prints the reward variables and the reward table)",
+            file=sys.stderr,
+        )
         return 2
     print(variables_help())
     print()

@@ -6,13 +6,13 @@ rule, to reproduce their training. Both read the FIRST complete `<answer>` block
 (`rarft_plugin.parsing`), as the paper's "the answer between <answer> and </answer>" and the
 released `re.search` agree.
 
-| reward       | paper (default)                                     | released variant                                |
-|--------------|-----------------------------------------------------|-------------------------------------------------|
-| `format`     | 1 iff exactly `<think>…</think> <answer>…</answer> <correct>…</correct>` | 1 iff the lenient released regex matches |
-| `refuse_iou` | rel. + valid segment: IoU; irrel. + â without one: 1 | rel.: IoU·(1−|Δs|/dur)·(1−|Δe|/dur)             |
-| `explain`    | sim(a_pos, â) − sim(a_neg, â)                       | similarities rescaled to (cos+1)/2 first        |
-| `correction` | rel.: 0; irrel.: sim(q_r, ĉ)                        | rel.: 1 iff ĉ holds NIL; irrel.: (cos+1)/2, NIL→0 |
-| `total`      | Σ weight·reward (weights in `REWARD_WEIGHTS`)       | same                                            |
+| reward | paper (default) | released variant |
+|---|---|---|
+| `format` | 1 iff exactly `<think>` `<answer>` `<correct>` blocks (eq. 4) | 1 iff the lenient released regex matches |
+| `refuse_iou` | rel. + valid segment: IoU; irrel. + â without one: 1 | rel.: IoU·(1−abs(Δs)/dur)·(1−abs(Δe)/dur) |
+| `explain` | sim(a_pos, â) − sim(a_neg, â) | similarities rescaled to (cos+1)/2 first |
+| `correction` | rel.: 0; irrel.: sim(q_r, ĉ) | rel.: 1 iff ĉ holds NIL; irrel.: (cos+1)/2, NIL→0 |
+| `total` | Σ weight·reward (weights in `REWARD_WEIGHTS`) | same |
 
 a_pos / a_neg are a_time / a_refusal for a relevant query and swapped for an irrelevant one.
 Paper variant: ĉ is the first `<correct>` (or `<correction>`) block; an irrelevant query whose
@@ -92,11 +92,12 @@ into one encode, and never raises on model output.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
-from rarft_plugin.schema import Label, parse_label
 from rarft_plugin.parsing import ParsedResponse, extract_segment, extract_segment_released, parse_response
+from rarft_plugin.schema import Label, parse_label
 
 if TYPE_CHECKING:  # the encoder module loads lazily, in score_many
     from rarft_plugin.similarity import Similarity
@@ -155,15 +156,35 @@ class Reward:
 # in `score_many`'s components (with its similarity pairs if it needs any); the launcher, rarft-score,
 # the OpenRLHF entries, the recipes' --help and the step logs follow from this table.
 REWARDS: tuple[Reward, ...] = (
-    Reward("format", "eq. 4", 1.0, {"paper": (0.0, 1.0), "released": (0.0, 1.0)},
-           "1 iff the response has the template's blocks (<think> <answer> <correct>) in order"),
+    Reward(
+        "format",
+        "eq. 4",
+        1.0,
+        {"paper": (0.0, 1.0), "released": (0.0, 1.0)},
+        "1 iff the response has the template's blocks (<think> <answer> <correct>) in order",
+    ),
     # released: for labels whose span starts at or before the duration and is no longer than it.
-    Reward("refuse_iou", "eq. 5", 1.0, {"paper": (0.0, 1.0), "released": (-1.0, 1.0)},
-           "relevant query: IoU of the answered span with the label's; irrelevant: 1 for an answer without one"),
-    Reward("explain", "eq. 6", 1.0, {"paper": (-2.0, 2.0), "released": (-1.0, 1.0)},
-           "the answer's SentenceBERT similarity to the right reference answer minus that to the wrong one"),
-    Reward("correction", "eq. 7", 1.0, {"paper": (-1.0, 1.0), "released": (0.0, 1.0)},
-           "irrelevant query: similarity of the correction to the relevant query it was edited from"),
+    Reward(
+        "refuse_iou",
+        "eq. 5",
+        1.0,
+        {"paper": (0.0, 1.0), "released": (-1.0, 1.0)},
+        "relevant query: IoU of the answered span with the label's; irrelevant: 1 for an answer without one",
+    ),
+    Reward(
+        "explain",
+        "eq. 6",
+        1.0,
+        {"paper": (-2.0, 2.0), "released": (-1.0, 1.0)},
+        "the answer's SentenceBERT similarity to the right reference answer minus that to the wrong one",
+    ),
+    Reward(
+        "correction",
+        "eq. 7",
+        1.0,
+        {"paper": (-1.0, 1.0), "released": (0.0, 1.0)},
+        "irrelevant query: similarity of the correction to the relevant query it was edited from",
+    ),
 )
 TOTAL_EQUATION = "eq. 3"  # the total: the weighted sum of the rewards
 REWARD_NAMES: tuple[str, ...] = tuple(reward.name for reward in REWARDS)
@@ -192,6 +213,7 @@ def _check_options(variant: str, correction: str) -> None:
         raise ValueError(f"unknown variant {variant!r}; expected one of {list(VARIANTS)}")
     if correction not in CORRECTIONS:
         raise ValueError(f"unknown correction {correction!r}; expected one of {list(CORRECTIONS)}")
+
 
 Segment = tuple[float, float]
 
@@ -340,7 +362,8 @@ def contrastive_correction(to_reference: float, to_query: float, reference_to_qu
     """(sim(q_r, ĉ) − sim(q, ĉ)) / (1 − sim(q_r, q)) clipped to [−1, 1]; 0 when the gap is below
     `CONTRASTIVE_MIN_GAP` (module docstring).
 
-    >>> contrastive_correction(1.0, 0.6, 0.6), contrastive_correction(0.6, 1.0, 0.6), contrastive_correction(0.2, 0.2, 0.6)
+    >>> (contrastive_correction(1.0, 0.6, 0.6), contrastive_correction(0.6, 1.0, 0.6),
+    ...  contrastive_correction(0.2, 0.2, 0.6))
     (1.0, -1.0, 0.0)
     """
     gap = 1.0 - reference_to_query
@@ -377,7 +400,9 @@ def parse_weights(text: str | Mapping[str, float] | None) -> dict[str, float]:
     weights = dict(REWARD_WEIGHTS)
     if not text:
         return weights
-    items = text.items() if isinstance(text, Mapping) else (_weight_item(part) for part in text.split(",") if part.strip())
+    items = (
+        text.items() if isinstance(text, Mapping) else (_weight_item(part) for part in text.split(",") if part.strip())
+    )
     for name, value in items:
         if name not in REWARD_WEIGHTS:
             raise ValueError(f"unknown reward {name!r} in weights; expected one of {list(REWARD_NAMES)}")
@@ -414,11 +439,12 @@ def score_many(
     corrections = [p.correction if variant == "paper" else p.correction_released for p in parsed]
     # A malformed response (special token) scores 0 everywhere: it asks for no similarity.
     explain_requests = [
-        [] if p.special_token else explain_pairs(p.answer, label, variant) for p, label in zip(parsed, parsed_labels)
+        [] if p.special_token else explain_pairs(p.answer, label, variant)
+        for p, label in zip(parsed, parsed_labels, strict=True)
     ]
     correction_requests = [
         [] if p.special_token else correction_pairs(c, label, variant, correction)
-        for p, c, label in zip(parsed, corrections, parsed_labels)
+        for p, c, label in zip(parsed, corrections, parsed_labels, strict=True)
     ]
     all_pairs = [pair for group in explain_requests + correction_requests for pair in group]
     if all_pairs and similarity is None:
@@ -430,7 +456,9 @@ def score_many(
     correction_sims = [[next(flat) for _ in group] for group in correction_requests]
 
     results = []
-    for p, block, label, e_sims, c_sims in zip(parsed, corrections, parsed_labels, explain_sims, correction_sims):
+    for p, block, label, e_sims, c_sims in zip(
+        parsed, corrections, parsed_labels, explain_sims, correction_sims, strict=True
+    ):
         if p.special_token:
             components = dict.fromkeys(REWARD_NAMES, 0.0)
         else:
@@ -465,8 +493,9 @@ def score(
     >>> score("<think>t</think> <answer>2 to 6</answer> <correct></correct>", label)["total"]
     2.0
     """
-    return score_many([response], [label], variant=variant, weights=weights, similarity=similarity,
-                      correction=correction)[0]
+    return score_many(
+        [response], [label], variant=variant, weights=weights, similarity=similarity, correction=correction
+    )[0]
 
 
 def _as_text(value: Any) -> str:

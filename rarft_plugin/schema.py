@@ -165,7 +165,6 @@ IRRELEVANCE_LEVELS: tuple[str, ...] = tuple(row.name for row in DIFFICULTY_TABLE
 HARD_LEVELS: tuple[str, ...] = tuple(row.name for row in DIFFICULTY_TABLE if row.edited)
 
 
-
 def _names_by_spelling() -> dict[str, str]:
     """Every spelling read -> its name; the first row of a tag wins ("easy" reads as weak, see query_difficulty)."""
     names: dict[str, str] = {}
@@ -220,8 +219,9 @@ def query_difficulty(tag: object, *, relevant: bool, categories: Sequence[str]) 
 # ---- numbers and spans ------------------------------------------------------------------------
 
 
-def parse_number(value: object, field: str, *, positive: bool = False, minimum: float | None = None,
-                 text: bool = False) -> float:
+def parse_number(
+    value: object, field: str, *, positive: bool = False, minimum: float | None = None, text: bool = False
+) -> float:
     """A finite number read from a file (a bool is not one), as a float; a DataError naming `field` else.
 
     `text`: a numeric string counts too (annotation formats that write numbers as text).
@@ -354,8 +354,7 @@ def strip_tags(text: str) -> str:
     return " ".join(_TAG_MARKUP.sub(" ", text).split())
 
 
-def parse_label(raw: Mapping[str, object] | str | Label, *, source: str | None = None,
-                record: object = None) -> Label:
+def parse_label(raw: Mapping[str, object] | str | Label, *, source: str | None = None, record: object = None) -> Label:
     """Validate a label (dict or JSON string) and return it as a `Label`.
 
     Raises `DataError` naming the field for anything missing or invalid.
@@ -523,8 +522,10 @@ def parse_item(record: object, index: int = 0) -> VtgItem:
     video = _nonempty(record.get("video"), "video")
     duration = record.get("duration")
     duration = None if duration is None else parse_number(duration, "duration", positive=True)
-    video_start, video_end = (None if record.get(name) is None else parse_number(record[name], name, minimum=0)
-                              for name in ("video_start", "video_end"))
+    video_start, video_end = (
+        None if record.get(name) is None else parse_number(record[name], name, minimum=0)
+        for name in ("video_start", "video_end")
+    )
     if video_start is not None and video_end is not None and video_end <= video_start:
         raise DataError(f"video_end ({video_end}) must be after video_start ({video_start})", field="video_end")
     timestamp = parse_span(record.get("timestamp"))
@@ -595,10 +596,15 @@ def dump_item(item: VtgItem) -> dict[str, JsonValue]:
     keeps them exactly); a missing span as `[]`.
     """
     values: dict[str, JsonValue] = {
-        "video": item.video, "query_text": item.query_text,
+        "video": item.video,
+        "query_text": item.query_text,
         "timestamp": list(item.timestamp) if item.timestamp is not None else [],
-        "duration": item.duration, "video_start": item.video_start, "video_end": item.video_end,
-        "think": item.think, **item.extra, "GRPO": [_dump_query(query) for query in item.queries],
+        "duration": item.duration,
+        "video_start": item.video_start,
+        "video_end": item.video_end,
+        "think": item.think,
+        **item.extra,
+        "GRPO": [_dump_query(query) for query in item.queries],
     }
     unset = {"timestamp": [], "duration": None, "video_start": None, "video_end": None, "think": ""}
     return _layout(values, item.keys or ITEM_KEYS, unset, last="GRPO")
@@ -606,15 +612,21 @@ def dump_item(item: VtgItem) -> dict[str, JsonValue]:
 
 def _dump_query(query: VtgQuery) -> dict[str, JsonValue]:
     values: dict[str, JsonValue] = {
-        "q": query.query, "a": query.answer, "r": query.relevant, "c": list(query.categories),
-        "difficulty": query.tag, "q_origin": query.query_origin, **query.extra,
+        "q": query.query,
+        "a": query.answer,
+        "r": query.relevant,
+        "c": list(query.categories),
+        "difficulty": query.tag,
+        "q_origin": query.query_origin,
+        **query.extra,
     }
     unset = {"a": "", "c": [], "difficulty": None, "q_origin": None}
     return _layout(values, query.keys or ("q", "a", "r"), unset)  # a built entry: c, difficulty, q_origin when set
 
 
-def _layout(values: dict[str, JsonValue], keys: Sequence[str], unset: dict[str, JsonValue],
-            last: str | None = None) -> dict[str, JsonValue]:
+def _layout(
+    values: dict[str, JsonValue], keys: Sequence[str], unset: dict[str, JsonValue], last: str | None = None
+) -> dict[str, JsonValue]:
     """`values` in the order of `keys`, then those set that `keys` lacks (a field given after reading),
     which go before `last` (the GRPO list stays at the end of an item)."""
     order = [key for key in keys if key in values]

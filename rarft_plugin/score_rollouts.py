@@ -75,9 +75,11 @@ def score_rollouts(rollouts: list[tuple[dict[str, Any], Label]], options: ScoreO
 
 def format_table(results: list[dict[str, Any]]) -> str:
     """A fixed-width table: one row per rollout."""
-    header = f"{'#':>3}  {'query':<34} {'rel':<5} {'difficulty':<10} " + " ".join(
-        f"{name:>10}" for name in (*REWARD_NAMES, "total")
-    ) + "  note"
+    header = (
+        f"{'#':>3}  {'query':<34} {'rel':<5} {'difficulty':<10} "
+        + " ".join(f"{name:>10}" for name in (*REWARD_NAMES, "total"))
+        + "  note"
+    )
     lines = [header, "-" * len(header)]
     for index, row in enumerate(results, start=1):
         label, rewards = row["label"], row["rewards"]
@@ -110,9 +112,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 @entry_point("rarft-score")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rarft-score", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="The rewards (rarft_plugin.rewards):\n" + reward_table())
+    parser = argparse.ArgumentParser(
+        prog="rarft-score",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="The rewards (rarft_plugin.rewards):\n" + reward_table(),
+    )
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

@@ -24,9 +24,10 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Iterable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -129,7 +130,7 @@ class SentenceSimilarity:
         found = self._cached(keys)
         missing = list(dict.fromkeys(k for k in keys if k not in found))
         if missing:
-            found.update(zip(missing, self._encode_coalesced(missing)))
+            found.update(zip(missing, self._encode_coalesced(missing), strict=True))
         if not keys:
             return np.zeros((0, self._dimension()), dtype=np.float32)
         return np.stack([found[k] for k in keys])
@@ -161,7 +162,7 @@ class SentenceSimilarity:
 
     def _store(self, keys: list[str], vectors: np.ndarray) -> None:
         with self._cache_lock:
-            for key, vector in zip(keys, vectors):
+            for key, vector in zip(keys, vectors, strict=True):
                 self._cache[key] = vector
                 self._cache.move_to_end(key)
             while len(self._cache) > self._cache_size:
@@ -206,7 +207,7 @@ class SentenceSimilarity:
                     normalize_embeddings=True,
                     show_progress_bar=False,
                 )
-                by_text.update(zip(bucket, vectors.astype(np.float32, copy=False)))
+                by_text.update(zip(bucket, vectors.astype(np.float32, copy=False), strict=True))
         except BaseException as error:
             for _, future in batch:
                 future.set_exception(error)

@@ -40,8 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not wiring.wants_dry_run(argv):
         missing = checks.missing_training_stack()
         if missing:  # before any check: they take a while, and the launch would fail after them anyway
-            print(f"rarft-train: error: the training stack is not installed here (missing: {', '.join(missing)}): "
-                  f"{checks.INSTALL_HINT}; --rarft.dry_run checks a command without it", file=sys.stderr)
+            print(
+                f"rarft-train: error: the training stack is not installed here (missing: {', '.join(missing)}): "
+                f"{checks.INSTALL_HINT}; --rarft.dry_run checks a command without it",
+                file=sys.stderr,
+            )
             return 2
     try:
         launch = prepare(argv)
@@ -62,8 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(wiring.command_line(launch.argv, launch.env))
         return 0
     for directory in run.train(launch.argv, launch.env):
-        print(f"rarft-train: {directory}: processor files added from the base model (OpenRLHF saves only the "
-              "tokenizer)", file=sys.stderr)
+        print(
+            f"rarft-train: {directory}: processor files added from the base model (OpenRLHF saves only the tokenizer)",
+            file=sys.stderr,
+        )
     return 0
 
 

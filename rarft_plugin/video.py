@@ -175,8 +175,15 @@ def probe_durations(
             return error
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(tqdm(pool.map(check, distinct), total=len(distinct), desc="probing videos", unit="clip",
-                            disable=len(distinct) < 200))
+        results = list(
+            tqdm(
+                pool.map(check, distinct),
+                total=len(distinct),
+                desc="probing videos",
+                unit="clip",
+                disable=len(distinct) < 200,
+            )
+        )
     durations = {spec: r for spec, r in zip(distinct, results, strict=True) if not isinstance(r, VideoError)}
     return durations, {spec: r for spec, r in zip(distinct, results, strict=True) if isinstance(r, VideoError)}
 
@@ -201,9 +208,12 @@ class Sampling:
     ) -> Sampling:
         """`family` (default: `default_family()`) with its defaults for the options not given."""
         family = family or default_family()
-        return cls(family, family.FPS if fps is None else fps,
-                   family.TOTAL_PIXELS if total_pixels is None else total_pixels,
-                   family.MIN_PIXELS if min_pixels is None else min_pixels)
+        return cls(
+            family,
+            family.FPS if fps is None else fps,
+            family.TOTAL_PIXELS if total_pixels is None else total_pixels,
+            family.MIN_PIXELS if min_pixels is None else min_pixels,
+        )
 
 
 def cache_key(spec: SpecLike, how: Sampling | None = None) -> tuple[object, ...]:
@@ -216,8 +226,17 @@ def cache_key(spec: SpecLike, how: Sampling | None = None) -> tuple[object, ...]
         stat = path.stat()
     except OSError:
         raise VideoError("video file not found", source=spec.path) from None
-    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns, spec.start, spec.end, how.family.NAME, how.fps,
-            how.total_pixels, how.min_pixels)
+    return (
+        str(path.resolve()),
+        stat.st_size,
+        stat.st_mtime_ns,
+        spec.start,
+        spec.end,
+        how.family.NAME,
+        how.fps,
+        how.total_pixels,
+        how.min_pixels,
+    )
 
 
 def clear_cache() -> None:
@@ -264,8 +283,9 @@ def _decode(spec: VideoSpec, how: Sampling, *, backend: Backend) -> SampledVideo
     first, last, _ = _window(reader, spec)
     indices = how.family.frame_indices(reader.frame_count, reader.fps, first, last, how.fps)
     frames = reader.get(indices)
-    height, width = how.family.frame_size(frames.shape[1], frames.shape[2], len(indices),
-                                          total_pixels=how.total_pixels, min_pixels=how.min_pixels)
+    height, width = how.family.frame_size(
+        frames.shape[1], frames.shape[2], len(indices), total_pixels=how.total_pixels, min_pixels=how.min_pixels
+    )
     sample_fps = len(indices) / max(last - first + 1, 1) * reader.fps
     return SampledVideo(
         frames=_resize(frames, height, width),
@@ -365,8 +385,9 @@ def video_extension(text: str) -> str:
     return text if text.startswith(".") else f".{text}"
 
 
-def video_candidates(path: str, *, video_root: Path | None, base: Path,
-                     extensions: Sequence[str] = VIDEO_EXTENSIONS) -> list[Path]:
+def video_candidates(
+    path: str, *, video_root: Path | None, base: Path, extensions: Sequence[str] = VIDEO_EXTENSIONS
+) -> list[Path]:
     """The files a record's `video` may name, in the order they are tried.
 
     The path as written (absolute, or relative to the data file's folder `base`); under
@@ -393,8 +414,9 @@ def video_candidates(path: str, *, video_root: Path | None, base: Path,
     return candidates
 
 
-def resolve_video(path: str, *, video_root: Path | None, base: Path,
-                  extensions: Sequence[str] = VIDEO_EXTENSIONS) -> Path:
+def resolve_video(
+    path: str, *, video_root: Path | None, base: Path, extensions: Sequence[str] = VIDEO_EXTENSIONS
+) -> Path:
     """The first non-empty existing candidate (`video_candidates`); a DataError saying what was tried.
 
     An existing but empty file is reported as empty, not as missing.
@@ -421,13 +443,18 @@ class MissingVideos(DataError):
         self.failures = failures
 
     def located(self, *, source: str | None = None, record: object = None) -> MissingVideos:
-        return MissingVideos(self.message, self.failures,
-                             source=self.source if self.source is not None else source,
-                             record=self.record if self.record is not None else record, field=self.field)
+        return MissingVideos(
+            self.message,
+            self.failures,
+            source=self.source if self.source is not None else source,
+            record=self.record if self.record is not None else record,
+            field=self.field,
+        )
 
 
-def resolve_videos(examples: list[Example], *, video_root: Path | None, source: Path,
-                   extensions: Sequence[str] = VIDEO_EXTENSIONS) -> dict[str, Path]:
+def resolve_videos(
+    examples: list[Example], *, video_root: Path | None, source: Path, extensions: Sequence[str] = VIDEO_EXTENSIONS
+) -> dict[str, Path]:
     """Every distinct video path -> its file; raises one MissingVideos listing all the unusable ones."""
     resolved: dict[str, Path] = {}
     failed: dict[str, tuple[int, DataError]] = {}
@@ -442,9 +469,11 @@ def resolve_videos(examples: list[Example], *, video_root: Path | None, source: 
     if failed:
         listed = "; ".join(f"record {index}: {error}" for index, error in list(failed.values())[:MAX_LISTED])
         more = f" (and {len(failed) - MAX_LISTED} more)" if len(failed) > MAX_LISTED else ""
-        raise MissingVideos(f"{len(failed)} video(s) not found or empty: {listed}{more}",
-                            [(path, index, error.message) for path, (index, error) in failed.items()],
-                            source=str(source))
+        raise MissingVideos(
+            f"{len(failed)} video(s) not found or empty: {listed}{more}",
+            [(path, index, error.message) for path, (index, error) in failed.items()],
+            source=str(source),
+        )
     return resolved
 
 

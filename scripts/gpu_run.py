@@ -43,16 +43,27 @@ def assets(args: argparse.Namespace) -> int:
         if not clip.exists():
             write_test_video(clip, seconds=item["duration"], fps=4, size=(112, 84))
     build_tiny_qwen2_5_vl(out / "model")
-    return prep(["to-openrlhf", str(out / "data.json"), str(out / "train.jsonl"), "--video-root",
-                 str(out / "videos"), "--template", "ra_rft"])
+    return prep(
+        [
+            "to-openrlhf",
+            str(out / "data.json"),
+            str(out / "train.jsonl"),
+            "--video-root",
+            str(out / "videos"),
+            "--template",
+            "ra_rft",
+        ]
+    )
 
 
 def target_response(label: Label) -> str:
     """A short response in the RA-RFT format (eq. 4) that earns every reward for `label`."""
     if label.relevant:
         return f"<think>The event is in the video.</think> <answer>{label.answer_time}</answer> <correct></correct>"
-    return ("<think>The query does not match the video.</think> <answer>No part of the video matches the query."
-            f"</answer> <correct>{label.query_relevant}</correct>")
+    return (
+        "<think>The query does not match the video.</think> <answer>No part of the video matches the query."
+        f"</answer> <correct>{label.query_relevant}</correct>"
+    )
 
 
 def warmstart(args: argparse.Namespace) -> int:
@@ -75,8 +86,13 @@ def warmstart(args: argparse.Namespace) -> int:
         prompt_ids, tensors = family.process_video_prompt(processor, prompt, sample_frames(row["video"], family=family))
         end_of_turn = family.CHAT.turn_ends[0]
         target = tokenizer(target_response(parse_label(row["label"])) + end_of_turn, add_special_tokens=False)
-        examples.append((prompt_ids, {k: v.to(args.device) for k, v in tensors.items() if k != "image_grid_thw"},
-                         target["input_ids"]))
+        examples.append(
+            (
+                prompt_ids,
+                {k: v.to(args.device) for k, v in tensors.items() if k != "image_grid_thw"},
+                target["input_ids"],
+            )
+        )
 
     def inputs(prompt_ids, tensors, response_ids):
         ids = torch.tensor([prompt_ids + response_ids], device=args.device)
@@ -89,10 +105,16 @@ def warmstart(args: argparse.Namespace) -> int:
         model.eval()
         hits = total = 0
         for prompt_ids, tensors, _ in examples[: args.probe]:
-            out = model.generate(**inputs(prompt_ids, tensors, []), max_new_tokens=args.max_new_tokens,
-                                 do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                                 num_return_sequences=args.probe_samples)
-            for row in out[:, len(prompt_ids):]:
+            out = model.generate(
+                **inputs(prompt_ids, tensors, []),
+                max_new_tokens=args.max_new_tokens,
+                do_sample=True,
+                temperature=1.0,
+                top_k=0,
+                top_p=1.0,
+                num_return_sequences=args.probe_samples,
+            )
+            for row in out[:, len(prompt_ids) :]:
                 hits += parse_response(tokenizer.decode(row, skip_special_tokens=True).strip()).strict_format
                 total += 1
         model.train()
@@ -112,8 +134,14 @@ def warmstart(args: argparse.Namespace) -> int:
         optimizer.step()
         optimizer.zero_grad()
         if step % args.probe_every == 0:
-            trace.append({"step": step, "loss": sum(losses) / len(losses), "format_rate": format_rate(),
-                          "seconds": time.perf_counter() - started})
+            trace.append(
+                {
+                    "step": step,
+                    "loss": sum(losses) / len(losses),
+                    "format_rate": format_rate(),
+                    "seconds": time.perf_counter() - started,
+                }
+            )
             print(json.dumps(trace[-1]), flush=True)
             if trace[-1]["format_rate"] >= args.target_format_rate or trace[-1]["seconds"] > args.max_seconds:
                 break
@@ -121,14 +149,25 @@ def warmstart(args: argparse.Namespace) -> int:
     model.save_pretrained(args.out)
     processor.save_pretrained(args.out)
     write_atomic(args.out / "warmstart.json", json.dumps({"target": args.target_format_rate, "trace": trace}, indent=1))
-    print(f"warm start: format rate {trace[0]['format_rate']:.2f} -> {trace[-1]['format_rate']:.2f} "
-          f"in {trace[-1]['step']} steps ({trace[-1]['seconds']:.1f} s) -> {args.out}")
+    print(
+        f"warm start: format rate {trace[0]['format_rate']:.2f} -> {trace[-1]['format_rate']:.2f} "
+        f"in {trace[-1]['step']} steps ({trace[-1]['seconds']:.1f} s) -> {args.out}"
+    )
     return 0
 
 
 _STEP_LINE = re.compile(r"Global step (\d+): (\{.*\})\s*$")
-CURVE_KEYS = ("rollout/reward_mean", "reward", "format", "refuse_iou", "explain", "correction", "rarft/malformed",
-              "policy_loss", "actor_grad_norm")
+CURVE_KEYS = (
+    "rollout/reward_mean",
+    "reward",
+    "format",
+    "refuse_iou",
+    "explain",
+    "correction",
+    "rarft/malformed",
+    "policy_loss",
+    "actor_grad_norm",
+)
 
 
 def step_logs(text: str) -> list[dict]:
@@ -161,15 +200,26 @@ def curve(args: argparse.Namespace) -> int:
     if not logs:
         print(f"{args.log}: no 'Global step' lines", file=sys.stderr)
         return 2
-    rows = [{"step": s["step"], **{k: s.get(k) for k in CURVE_KEYS}, "shares": step_shares(s),
-             "step_s": s["timing/step_total"]} for s in logs]
+    rows = [
+        {
+            "step": s["step"],
+            **{k: s.get(k) for k in CURVE_KEYS},
+            "shares": step_shares(s),
+            "step_s": s["timing/step_total"],
+        }
+        for s in logs
+    ]
     warm = json.loads(args.warmstart.read_text()) if args.warmstart else None
     write_atomic(args.out / "curve.json", json.dumps({"steps": rows, "warmstart": warm}, indent=1))
-    lines = ["| step | reward mean | format | refuse-IoU | explain | correction | step s | rarft share |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| step | reward mean | format | refuse-IoU | explain | correction | step s | rarft share |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['step']} | {r['rollout/reward_mean']:.3f} | {r['format']:.3f} | {r['refuse_iou']:.3f} | "
-                     f"{r['explain']:.3f} | {r['correction']:.3f} | {r['step_s']:.1f} | {r['shares']['rarft']:.1%} |")
+        lines.append(
+            f"| {r['step']} | {r['rollout/reward_mean']:.3f} | {r['format']:.3f} | {r['refuse_iou']:.3f} | "
+            f"{r['explain']:.3f} | {r['correction']:.3f} | {r['step_s']:.1f} | {r['shares']['rarft']:.1%} |"
+        )
     write_atomic(args.out / "curve.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     _plot(rows, warm, args.out / "curve.png", args.title)
@@ -191,8 +241,12 @@ def _plot(rows: list[dict], warm: dict | None, path: Path, title: str) -> None:
     ax.plot(steps, [r["refuse_iou"] for r in rows], marker="^", label="refuse-IoU (eq. 5)")
     ax.axhline(rows[0]["rollout/reward_mean"], color="grey", linestyle=":", label="start: step 1 rollouts")
     if warm:
-        ax.axhline(warm["trace"][0]["format_rate"], color="black", linestyle="--",
-                   label="format rate of the untrained (random) model")
+        ax.axhline(
+            warm["trace"][0]["format_rate"],
+            color="black",
+            linestyle="--",
+            label="format rate of the untrained (random) model",
+        )
     ax.set_xlabel("GRPO step (train_ppo_ray)")
     ax.set_ylabel("mean over the step's rollouts")
     ax.set_title(title)

@@ -1,8 +1,8 @@
 """rarft-audit (eval/audit.py) and its exploit policies (eval/exploits.py)."""
 
 import json
-import re
 import math
+import re
 import zlib
 from pathlib import Path
 
@@ -25,8 +25,8 @@ from eval.audit import (
 )
 from eval.exploits import CORRECTION_TAG, POLICIES, neighbours
 from rarft_plugin.errors import DataError
-from rarft_plugin.schema import Label
 from rarft_plugin.rewards import parse_weights, reward_bounds, score_many
+from rarft_plugin.schema import Label
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "rarft_plugin" / "samples" / "hi_vtg_charades_sample.json"
@@ -37,9 +37,15 @@ BLIND = [p for p in POLICIES if not p.sees_relevance]
 
 
 def label(relevant, **fields):
-    base = dict(relevant=relevant, duration=30.0, query="a man cuts a steak", answer_time="2.00 to 6.00",
-                timestamp=(2.0, 6.0) if relevant else None, answer_refusal="He cooks pasta; nobody cuts a steak.",
-                query_relevant="a man cooks pasta")
+    base = dict(
+        relevant=relevant,
+        duration=30.0,
+        query="a man cuts a steak",
+        answer_time="2.00 to 6.00",
+        timestamp=(2.0, 6.0) if relevant else None,
+        answer_refusal="He cooks pasta; nobody cuts a steak.",
+        query_relevant="a man cooks pasta",
+    )
     return Label(**{**base, **fields})
 
 
@@ -62,8 +68,12 @@ def test_reference_policies_change_only_irrelevant_queries(policy):
 
 @pytest.mark.parametrize("variant, tag", [("paper", "<correct>"), ("released", "<correction>")])
 def test_oracle_writes_the_template_each_variant_checks(variant, tag):
-    rows = score_many([POLICIES[0].write(label(r), CORRECTION_TAG[variant], label(r)) for r in (True, False)],
-                      [label(True), label(False)], variant=variant, similarity=FakeSimilarity())
+    rows = score_many(
+        [POLICIES[0].write(label(r), CORRECTION_TAG[variant], label(r)) for r in (True, False)],
+        [label(True), label(False)],
+        variant=variant,
+        similarity=FakeSimilarity(),
+    )
     assert [row["format"] for row in rows] == [1.0, 1.0]
     assert tag in POLICIES[0].write(label(False), CORRECTION_TAG[variant], label(False))
 
@@ -97,10 +107,27 @@ class FakeSimilarity:
         return [1.0 if a == b else zlib.crc32(f"{a}\x00{b}".encode()) / 2**31 - 1.0 for a, b in pairs]
 
 
-TAGS = ["<think>", "</think>", "<answer>", "</answer>", "<correct>", "</correct>", "<correction>", "</correction>",
-        "NIL", "2 to 6", "<|video_pad|>", "nan", "\n", "😀", "{query}", "%s"]
-QUERIES = st.one_of(st.text(min_size=1, max_size=80), st.lists(st.sampled_from(TAGS), min_size=1, max_size=8).map(" ".join)
-                    ).filter(str.strip)
+TAGS = [
+    "<think>",
+    "</think>",
+    "<answer>",
+    "</answer>",
+    "<correct>",
+    "</correct>",
+    "<correction>",
+    "</correction>",
+    "NIL",
+    "2 to 6",
+    "<|video_pad|>",
+    "nan",
+    "\n",
+    "😀",
+    "{query}",
+    "%s",
+]
+QUERIES = st.one_of(
+    st.text(min_size=1, max_size=80), st.lists(st.sampled_from(TAGS), min_size=1, max_size=8).map(" ".join)
+).filter(str.strip)
 
 
 @settings(max_examples=150, deadline=None)
@@ -109,8 +136,13 @@ def test_every_policy_is_scored_in_bounds_whatever_the_query_says(query, relevan
     """A query is model-visible text that policies paste into their responses: adversarial output."""
     target = label(relevant, query=query, duration=duration, timestamp=(0.0, 0.5) if relevant else None)
     responses = [p.write(target, CORRECTION_TAG[setting.variant], target) for p in POLICIES]
-    rows = score_many(responses, [target] * len(POLICIES), variant=setting.variant, correction=setting.correction,
-                      similarity=FakeSimilarity())
+    rows = score_many(
+        responses,
+        [target] * len(POLICIES),
+        variant=setting.variant,
+        correction=setting.correction,
+        similarity=FakeSimilarity(),
+    )
     bounds = reward_bounds(setting.variant, setting.correction)
     for row in rows:
         for name, (low, high) in bounds.items():
@@ -121,8 +153,14 @@ def test_every_policy_is_scored_in_bounds_whatever_the_query_says(query, relevan
 # ---- accounting ------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "relevant, irrelevant, ratio, expected",
-    [(2.0, 4.0, (1, 3), 3.5), (2.0, 4.0, (1, 1), 3.0), (2.0, None, (1, 0), 2.0), (None, 4.0, (1, 3), None),
-     (2.0, None, (1, 3), None), (None, 4.0, (0, 1), 4.0)],
+    [
+        (2.0, 4.0, (1, 3), 3.5),
+        (2.0, 4.0, (1, 1), 3.0),
+        (2.0, None, (1, 0), 2.0),
+        (None, 4.0, (1, 3), None),
+        (2.0, None, (1, 3), None),
+        (None, 4.0, (0, 1), 4.0),
+    ],
 )
 def test_total_at_a_ratio(relevant, irrelevant, ratio, expected):
     assert at_ratio(relevant, irrelevant, ratio) == expected
@@ -130,8 +168,10 @@ def test_total_at_a_ratio(relevant, irrelevant, ratio, expected):
 
 def test_summary_margins_are_oracle_minus_policy_over_the_range():
     labels = [label(True, difficulty="original"), label(False, difficulty="strong"), label(False, difficulty="weak")]
-    row = lambda value: {"format": value, "refuse_iou": value, "explain": value, "correction": value,
-                         "total": 4 * value}
+
+    def row(value):
+        return {"format": value, "refuse_iou": value, "explain": value, "correction": value, "total": 4 * value}
+
     scores = {"paper": {ORACLE: [row(1.0), row(1.0), row(0.5)], "cheat": [row(1.0), row(0.0), row(0.5)]}}
     result = summarise(labels, scores, [Setting("paper")], weights=WEIGHTS, ratio=(1, 3))["paper"]
     cheat = result["policies"]["cheat"]
@@ -164,7 +204,7 @@ def test_flags(component_margin, total_margin, expected):
 
     summary = {"paper": {"policies": {ORACLE: policy(0.0, 0.0), "cheat": policy(component_margin, total_margin)}}}
     flags = find_flags(summary, (1, 3))
-    assert len(flags) == len(expected) and all(text in flag for text, flag in zip(expected, flags))
+    assert len(flags) == len(expected) and all(text in flag for text, flag in zip(expected, flags, strict=True))
 
 
 def test_groups_follow_the_taxonomy_order():
@@ -172,8 +212,9 @@ def test_groups_follow_the_taxonomy_order():
     assert list(groups(labels)) == ["all", "relevant", "irrelevant", "original", "strong", "weak"]
 
 
-@pytest.mark.parametrize("variants, corrections", [("paper,trl", "similarity"), ("", "similarity"),
-                                                   ("paper", "copyproof")])
+@pytest.mark.parametrize(
+    "variants, corrections", [("paper,trl", "similarity"), ("", "similarity"), ("paper", "copyproof")]
+)
 def test_unknown_settings_are_refused(variants, corrections):
     with pytest.raises(Exception, match="expected a comma-separated list"):
         settings_from(variants, corrections)
@@ -246,8 +287,10 @@ def test_the_contrastive_correction_opens_the_copy_margin_and_the_oracle_still_s
     plain = correction_of(summary, setting.split("+")[0], "copy_correction")
     assert copy["margin_fraction"] > 3 * plain["margin_fraction"]
     generic = correction_of(summary, setting, "generic_correction")
-    assert generic["margin_fraction"] > correction_of(summary, setting.split("+")[0], "generic_correction")[
-        "margin_fraction"]
+    assert (
+        generic["margin_fraction"]
+        > correction_of(summary, setting.split("+")[0], "generic_correction")["margin_fraction"]
+    )
 
 
 def test_ss_vtg_has_no_refusal_answers_so_the_paper_explain_reward_is_zero_for_every_policy(official_data, sbert):
@@ -256,8 +299,9 @@ def test_ss_vtg_has_no_refusal_answers_so_the_paper_explain_reward_is_zero_for_e
     loaded, _ = load_labels(official_data / "ss_vtg_charades.json")
     labels = [lab for _, lab in loaded[:60]]
     chosen = [Setting("paper"), Setting("paper", "contrastive")]
-    summary = summarise(labels, score_policies(labels, chosen, similarity=sbert, weights=WEIGHTS), chosen,
-                        weights=WEIGHTS, ratio=(1, 3))
+    summary = summarise(
+        labels, score_policies(labels, chosen, similarity=sbert, weights=WEIGHTS), chosen, weights=WEIGHTS, ratio=(1, 3)
+    )
     with_reference = sum(bool(lab.query_relevant) for lab in labels if not lab.relevant)
     irrelevant = sum(not lab.relevant for lab in labels)
     assert 0 < with_reference < irrelevant
@@ -285,7 +329,10 @@ def test_cli_writes_json_markdown_and_plot(sample_report):
     assert report["produced_by"]["model"] and len(report["data"]["sha256"]) == 64
     assert report["produced_by"]["command"][:2] == ["rarft-audit", str(SAMPLE)]
     markdown = (out / "audit.md").read_text()
-    assert "## Total reward at relevant:irrelevant = 1:3" in markdown and "## Every group: released+contrastive" in markdown
+    assert (
+        "## Total reward at relevant:irrelevant = 1:3" in markdown
+        and "## Every group: released+contrastive" in markdown
+    )
     assert "| policy | decides relevance | paper | paper+contrastive | released | released+contrastive |" in markdown
     assert "| `copy_correction` | reference |" in markdown and "⚠" not in markdown
     assert (out / "audit_margins.png").read_bytes().startswith(b"\x89PNG")
@@ -294,8 +341,9 @@ def test_cli_writes_json_markdown_and_plot(sample_report):
 def test_cli_reads_openrlhf_prompt_rows_as_the_released_file(sample_report, tmp_path, sbert):
     loaded, _ = load_labels(SAMPLE)
     rows = tmp_path / "train.jsonl"
-    rows.write_text("".join(json.dumps({"input": [], "label": json.dumps(lab.to_json()), "id": key}) + "\n"
-                            for key, lab in loaded))
+    rows.write_text(
+        "".join(json.dumps({"input": [], "label": json.dumps(lab.to_json()), "id": key}) + "\n" for key, lab in loaded)
+    )
     assert main([str(rows), "--out", str(tmp_path / "out")]) == 0
     report = json.loads((tmp_path / "out" / "audit.json").read_text())
     assert report["settings"] == sample_report[1]["settings"]
@@ -315,8 +363,24 @@ def test_cli_warns_on_stderr_for_each_flag(tmp_path, sbert, monkeypatch, capsys)
 
 
 def test_cli_ratio_and_weights_reach_the_totals(tmp_path, sbert):
-    assert main([str(SAMPLE), "--out", str(tmp_path), "--ratio", "1:0", "--variant", "paper",
-                 "--correction", "similarity", "--weights", "explain=0"]) == 0
+    assert (
+        main(
+            [
+                str(SAMPLE),
+                "--out",
+                str(tmp_path),
+                "--ratio",
+                "1:0",
+                "--variant",
+                "paper",
+                "--correction",
+                "similarity",
+                "--weights",
+                "explain=0",
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "audit.json").read_text())
     oracle = report["settings"]["paper"]["policies"][ORACLE]
     assert oracle["total_at_ratio"]["mean"] == oracle["groups"]["relevant"]["total"]["mean"] == pytest.approx(2.0)
@@ -326,9 +390,14 @@ def test_cli_ratio_and_weights_reach_the_totals(tmp_path, sbert):
 @pytest.mark.parametrize(
     "content, message",
     [
-        ('{"id": 1, "label": {"relevant": true, "timestamp": [1, 2], "duration": 5, "query": "q"}}\n{"id": 2}\n',
-         "line 2: field label: is missing"),
-        ('{"label": {"relevant": "yes", "duration": 5, "query": "q"}}\n', "line 1: field relevant: must be true or false"),
+        (
+            '{"id": 1, "label": {"relevant": true, "timestamp": [1, 2], "duration": 5, "query": "q"}}\n{"id": 2}\n',
+            "line 2: field label: is missing",
+        ),
+        (
+            '{"label": {"relevant": "yes", "duration": 5, "query": "q"}}\n',
+            "line 1: field relevant: must be true or false",
+        ),
         ("\n\n", "no query to audit"),
         ('[{"video": "v.mp4"}]', "record 0: field GRPO: must be a non-empty list"),
         ("{oops\n", "line 1: not valid JSON"),
@@ -370,7 +439,7 @@ def test_the_audit_module_is_a_pipeline_over_the_library():
 def test_the_readme_table_is_the_audit_of_the_bundled_sample(sample_report):
     """README "What the rewards can be gamed by": its sample table must be what rarft-audit computes."""
     readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("## What the rewards can be gamed by"):]
+    section = readme[readme.index("## What the rewards can be gamed by") :]
     settings = sample_report[1]["settings"]
     columns = ["paper", "released", "paper+contrastive"]
     rows = {}
@@ -383,6 +452,7 @@ def test_the_readme_table_is_the_audit_of_the_bundled_sample(sample_report):
         expected = []
         for column in columns:
             entry = settings[column]["policies"][name]["total_at_ratio"]
-            expected.append(f"{entry['mean']:.2f}" if name == ORACLE else
-                            f"{entry['mean']:.2f} ({entry['margin_fraction']:.0%})")
+            expected.append(
+                f"{entry['mean']:.2f}" if name == ORACLE else f"{entry['mean']:.2f} ({entry['margin_fraction']:.0%})"
+            )
         assert cells == expected, name

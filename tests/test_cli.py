@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from support.openai_server import ChatServer
 
 from rarft_plugin.io_utils import write_atomic, write_jsonl_atomic
-from support.openai_server import ChatServer
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "rarft_plugin" / "samples"
@@ -32,12 +32,21 @@ def _cases(tmp_path):
 
     hi = str(SAMPLES / "hi_vtg_charades_sample.json")
     return {
-        "rarft-prep": (prep, ["split", hi, "--train", str(tmp_path / "t.json"), "--eval", str(tmp_path / "e.json")],
-                       ("data_prep.splits", "split_items")),
-        "rarft-eval": (rarft_eval, ["evaluate", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "run")],
-                       ("eval.cli", "evaluate_command")),
-        "rarft-score": (score, [str(SAMPLES / "rollouts.jsonl"), "--out", str(tmp_path / "r.jsonl")],
-                        ("rarft_plugin.score_rollouts", "run")),
+        "rarft-prep": (
+            prep,
+            ["split", hi, "--train", str(tmp_path / "t.json"), "--eval", str(tmp_path / "e.json")],
+            ("data_prep.splits", "split_items"),
+        ),
+        "rarft-eval": (
+            rarft_eval,
+            ["evaluate", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "run")],
+            ("eval.cli", "evaluate_command"),
+        ),
+        "rarft-score": (
+            score,
+            [str(SAMPLES / "rollouts.jsonl"), "--out", str(tmp_path / "r.jsonl")],
+            ("rarft_plugin.score_rollouts", "run"),
+        ),
         "rarft-train": (train, ["--rarft.dry_run"], ("rarft_plugin.train", "prepare")),
         "rarft-demo": (demo, ["--out", str(tmp_path / "demo")], ("rarft_plugin.demo", "run_cli")),
     }
@@ -62,8 +71,23 @@ def test_ctrl_c_in_a_real_run_leaves_resumable_work(tmp_path):
     out = tmp_path / "hi.json"
     env = {**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'tests'}"}
     with ChatServer(scripted, latency_s=0.3) as server:
-        command = [sys.executable, "-m", "data_prep.cli", "hi-vtg", str(source), "--format", "jsonl", "--out",
-                   str(out), "--base-url", server.url, "--model", "m", "--concurrency", "1"]
+        command = [
+            sys.executable,
+            "-m",
+            "data_prep.cli",
+            "hi-vtg",
+            str(source),
+            "--format",
+            "jsonl",
+            "--out",
+            str(out),
+            "--base-url",
+            server.url,
+            "--model",
+            "m",
+            "--concurrency",
+            "1",
+        ]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         deadline = time.monotonic() + 60
         while len(server.requests) < 3 and time.monotonic() < deadline:

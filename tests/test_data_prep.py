@@ -1,24 +1,23 @@
 """Importers, HI-VTG / SS-VTG builders and splits, against a local chat-completions server."""
 
 import json
-from collections import Counter
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from support.hi_vtg_llm import CATS, generation_reply, hi_vtg_reply, is_category_request, related_query
+from support.openai_server import ChatServer, Fault, free_port, user_text
 
 from data_prep.cli import main as prep
 from data_prep.hi_vtg import Invalid, plans_for, reject_reason_kind, validate_categories, validate_negatives
 from data_prep.importers import import_records
 from rarft_plugin.dataset import load_examples, load_items
 from rarft_plugin.errors import DataError
-from support.hi_vtg_llm import CATS, generation_reply, hi_vtg_reply, is_category_request, related_query
-from support.openai_server import ChatServer, Fault, free_port, user_text
-
 
 
 # ---- importers ---------------------------------------------------------------------------
@@ -28,21 +27,53 @@ def write(path: Path, text: str) -> Path:
 
 
 FORMATS = {
-    "charades": ("a.txt", "V1 1.0 4.5##a person opens a door.\nV1 5 9##a person sits down.\nV2 0 3##someone laughs.\n",
-                 {"V1": 20.0, "V2": 10.0}),
-    "activitynet": ("a.json", json.dumps({"v_1": {"duration": 30.0, "timestamps": [[0, 5], [6, 12]],
-                                                  "sentences": ["A man runs.", "He jumps."]}}), None),
-    "qvhighlights": ("a.jsonl", json.dumps({"qid": 1, "query": "a dog barks", "vid": "q1", "duration": 150,
-                                            "relevant_windows": [[10, 20], [40, 50]]}) + "\n", None),
-    "tvgbench": ("a.json", json.dumps([{"video": "t.mp4", "question": "a cat jumps", "timestamp": [1, 2],
-                                        "duration": 10, "video_start": 5, "video_end": 12}]), None),
-    "jsonl": ("a.jsonl", json.dumps({"video": "g.mp4", "query": "a car turns", "timestamp": [2, 3],
-                                     "duration": 8}) + "\n", None),
+    "charades": (
+        "a.txt",
+        "V1 1.0 4.5##a person opens a door.\nV1 5 9##a person sits down.\nV2 0 3##someone laughs.\n",
+        {"V1": 20.0, "V2": 10.0},
+    ),
+    "activitynet": (
+        "a.json",
+        json.dumps(
+            {"v_1": {"duration": 30.0, "timestamps": [[0, 5], [6, 12]], "sentences": ["A man runs.", "He jumps."]}}
+        ),
+        None,
+    ),
+    "qvhighlights": (
+        "a.jsonl",
+        json.dumps(
+            {"qid": 1, "query": "a dog barks", "vid": "q1", "duration": 150, "relevant_windows": [[10, 20], [40, 50]]}
+        )
+        + "\n",
+        None,
+    ),
+    "tvgbench": (
+        "a.json",
+        json.dumps(
+            [
+                {
+                    "video": "t.mp4",
+                    "question": "a cat jumps",
+                    "timestamp": [1, 2],
+                    "duration": 10,
+                    "video_start": 5,
+                    "video_end": 12,
+                }
+            ]
+        ),
+        None,
+    ),
+    "jsonl": (
+        "a.jsonl",
+        json.dumps({"video": "g.mp4", "query": "a car turns", "timestamp": [2, 3], "duration": 8}) + "\n",
+        None,
+    ),
 }
 
 
-@pytest.mark.parametrize("fmt, expected", [("charades", 3), ("activitynet", 2), ("qvhighlights", 1),
-                                             ("tvgbench", 1), ("jsonl", 1)])
+@pytest.mark.parametrize(
+    "fmt, expected", [("charades", 3), ("activitynet", 2), ("qvhighlights", 1), ("tvgbench", 1), ("jsonl", 1)]
+)
 def test_importers(tmp_path, fmt, expected):
     name, content, durations = FORMATS[fmt]
     source = write(tmp_path / name, content)
@@ -65,29 +96,43 @@ def test_released_file_imports_and_reports_spans_beyond_the_video(official_data)
     [
         ("charades", "V9 1 2##x\n", "record line 2: no duration for video 'V9'"),
         ("charades", "garbage line\n", "record line 2: expected 'VID START END##sentence'"),
-        ("jsonl", json.dumps({"video": "g", "query": "", "timestamp": [1, 2], "duration": 3}) + "\n",
-         "record line 2: field query"),
-        ("jsonl", json.dumps({"video": "g", "query": "q", "timestamp": "1-2", "duration": 3}) + "\n",
-         "record line 2: field timestamp"),
-        ("tvgbench", json.dumps([{"video": "t", "query": "ok", "timestamp": [1, 2], "duration": 9}, 7]),
-         "record 1: expected an object"),
+        (
+            "jsonl",
+            json.dumps({"video": "g", "query": "", "timestamp": [1, 2], "duration": 3}) + "\n",
+            "record line 2: field query",
+        ),
+        (
+            "jsonl",
+            json.dumps({"video": "g", "query": "q", "timestamp": "1-2", "duration": 3}) + "\n",
+            "record line 2: field timestamp",
+        ),
+        (
+            "tvgbench",
+            json.dumps([{"video": "t", "query": "ok", "timestamp": [1, 2], "duration": 9}, 7]),
+            "record 1: expected an object",
+        ),
     ],
 )
 def test_an_odd_record_is_a_reject_naming_file_and_record_not_a_refused_file(tmp_path, fmt, content, message):
-    good = {"charades": "V1 1 2##a person sits.\n", "jsonl": json.dumps({"video": "g", "query": "q",
-                                                                        "timestamp": [1, 2], "duration": 3}) + "\n"}
+    good = {
+        "charades": "V1 1 2##a person sits.\n",
+        "jsonl": json.dumps({"video": "g", "query": "q", "timestamp": [1, 2], "duration": 3}) + "\n",
+    }
     source = write(tmp_path / "bad.txt", good.get(fmt, "") + content)
     records, rejects = import_records(source, fmt, write(tmp_path / "d.json", json.dumps({"V1": 9})))
     assert len(records) == 1 and len(rejects) == 1
     assert rejects[0]["reason"].startswith(f"{source}: {message}")
 
 
-@pytest.mark.parametrize("fmt, content, durations, message", [
-    ("activitynet", "[1]", None, "JSON object"),
-    ("charades", "V1 1 2##x\n", None, "give --durations"),
-    ("charades", "V1 1 2##x\n", "{not json", "not valid JSON"),
-    ("charades", "V1 1 2##x\n", '{"V1": "long"}', "record V1: must be a number of seconds"),
-])
+@pytest.mark.parametrize(
+    "fmt, content, durations, message",
+    [
+        ("activitynet", "[1]", None, "JSON object"),
+        ("charades", "V1 1 2##x\n", None, "give --durations"),
+        ("charades", "V1 1 2##x\n", "{not json", "not valid JSON"),
+        ("charades", "V1 1 2##x\n", '{"V1": "long"}', "record V1: must be a number of seconds"),
+    ],
+)
 def test_file_level_problems_are_errors_naming_the_file(tmp_path, fmt, content, durations, message):
     source = write(tmp_path / "bad.txt", content)
     duration_file = write(tmp_path / "d.json", durations) if durations else None
@@ -97,19 +142,28 @@ def test_file_level_problems_are_errors_naming_the_file(tmp_path, fmt, content, 
 
 
 def test_clips_without_a_duration_are_checked_against_their_window(tmp_path):
-    rows = [{"video": "a", "query": "fits", "timestamp": [1, 2], "duration": None, "video_start": 10, "video_end": 20},
-            {"video": "a", "query": "beyond", "timestamp": [1, 15], "duration": None, "video_start": 10,
-             "video_end": 20},
-            {"video": "b", "query": "unknown length", "timestamp": [1, 2], "duration": None}]
+    rows = [
+        {"video": "a", "query": "fits", "timestamp": [1, 2], "duration": None, "video_start": 10, "video_end": 20},
+        {"video": "a", "query": "beyond", "timestamp": [1, 15], "duration": None, "video_start": 10, "video_end": 20},
+        {"video": "b", "query": "unknown length", "timestamp": [1, 2], "duration": None},
+    ]
     records, rejects = import_records(write(tmp_path / "t.json", json.dumps(rows)), "tvgbench")
     assert [(r.query, r.duration) for r in records] == [("fits", None), ("unknown length", None)]
     assert "ends after the video (clip) length 10.00 s" in rejects[0]["reason"]
 
 
 def test_tvgbench_clip_offsets_that_do_not_fit_are_rejected(tmp_path):
-    rows = [{"video": "t.mp4", "query": "ok", "timestamp": [1, 2], "duration": 60, "video_start": 10, "video_end": 20},
-            {"video": "t.mp4", "query": "offset", "timestamp": [31, 35], "duration": 60, "video_start": 30,
-             "video_end": 33}]
+    rows = [
+        {"video": "t.mp4", "query": "ok", "timestamp": [1, 2], "duration": 60, "video_start": 10, "video_end": 20},
+        {
+            "video": "t.mp4",
+            "query": "offset",
+            "timestamp": [31, 35],
+            "duration": 60,
+            "video_start": 30,
+            "video_end": 33,
+        },
+    ]
     records, rejects = import_records(write(tmp_path / "t.json", json.dumps(rows)), "tvgbench")
     assert [r.query for r in records] == ["ok"] and "clip" in rejects[0]["reason"]
 
@@ -139,7 +193,10 @@ def test_category_answer_keeps_top_three():
         (generation_reply(hard={"irrel_query": "A person opens a door!"}), "equals the original"),
         (generation_reply(medium={"applied_categories": [{"path": "Attribute/Counting"}]}), "differ from the plan"),
         (generation_reply(easy={"reasoning": "no blocks here"}), "no <irrelevant_answer> block"),
-        (generation_reply(easy={"reasoning": "<irrelevant_answer>x</irrelevant_answer>"}), "no <object_objectexistence> block"),
+        (
+            generation_reply(easy={"reasoning": "<irrelevant_answer>x</irrelevant_answer>"}),
+            "no <object_objectexistence> block",
+        ),
         (json.dumps({"negs": {"hard": {}}}), "empty irrel_query"),
         (json.dumps({"negs": {}}), "missing from negs"),
         ('{"negs": ', "no JSON object"),
@@ -164,14 +221,31 @@ def unchanged_query(request):
 
 
 def source_file(tmp_path, count=6):
-    rows = [{"video": f"v{i % 3}.mp4", "query": f"a person does thing number {i}", "timestamp": [i, i + 2],
-             "duration": 40} for i in range(count)]
+    rows = [
+        {"video": f"v{i % 3}.mp4", "query": f"a person does thing number {i}", "timestamp": [i, i + 2], "duration": 40}
+        for i in range(count)
+    ]
     return write(tmp_path / "in.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def hi_vtg(tmp_path, server, *extra):
-    return prep(["hi-vtg", str(source_file(tmp_path)), "--format", "jsonl", "--out", str(tmp_path / "hi.json"),
-                 "--base-url", server.url, "--model", "m", "--retry-backoff", "0.01", *extra])
+    return prep(
+        [
+            "hi-vtg",
+            str(source_file(tmp_path)),
+            "--format",
+            "jsonl",
+            "--out",
+            str(tmp_path / "hi.json"),
+            "--base-url",
+            server.url,
+            "--model",
+            "m",
+            "--retry-backoff",
+            "0.01",
+            *extra,
+        ]
+    )
 
 
 def test_build_writes_the_released_schema(tmp_path, capsys):
@@ -191,12 +265,21 @@ def test_build_writes_the_released_schema(tmp_path, capsys):
     "responder, reason",
     [
         (lambda r: scripted(r, categories="I think Object/ObjectExistence"), "categories: no JSON object"),
-        (lambda r: scripted(r, categories=json.dumps({"eligible_categories": [{"path": "Object/Car"}]})),
-         "categories: category not in the taxonomy"),
+        (
+            lambda r: scripted(r, categories=json.dumps({"eligible_categories": [{"path": "Object/Car"}]})),
+            "categories: category not in the taxonomy",
+        ),
         (lambda r: scripted(r, generation="{not json}"), "generation: invalid JSON"),
-        (lambda r: scripted(r, generation=unchanged_query(r)), "generation: hard: irrelevant query equals the original"),
-        (lambda r: scripted(r, generation=generation_reply(easy={"applied_categories": [{"path": "Attribute/Counting"}]})),
-         "generation: easy: applied_categories"),
+        (
+            lambda r: scripted(r, generation=unchanged_query(r)),
+            "generation: hard: irrelevant query equals the original",
+        ),
+        (
+            lambda r: scripted(
+                r, generation=generation_reply(easy={"applied_categories": [{"path": "Attribute/Counting"}]})
+            ),
+            "generation: easy: applied_categories",
+        ),
     ],
 )
 def test_invalid_answers_are_retried_then_rejected_with_the_reason_and_the_reply(tmp_path, responder, reason, capsys):
@@ -233,8 +316,20 @@ def journalled(tmp_path) -> list[dict]:
 def test_a_down_endpoint_fails_fast_journals_nothing_and_a_later_run_does_the_work(tmp_path, capsys):
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
-    command = ["hi-vtg", str(source_file(tmp_path)), "--format", "jsonl", "--out", str(tmp_path / "hi.json"),
-               "--base-url", url, "--model", "m", "--retry-backoff", "0.01"]
+    command = [
+        "hi-vtg",
+        str(source_file(tmp_path)),
+        "--format",
+        "jsonl",
+        "--out",
+        str(tmp_path / "hi.json"),
+        "--base-url",
+        url,
+        "--model",
+        "m",
+        "--retry-backoff",
+        "0.01",
+    ]
     started = time.monotonic()
     assert prep(command) == 1
     assert time.monotonic() - started < 10  # connection refused: no retry ladder
@@ -264,8 +359,10 @@ def test_an_endpoint_failing_mid_run_stops_it_and_the_rerun_asks_only_what_is_mi
         asked_before = len(server.requests)
         server.responder = scripted
         assert hi_vtg(tmp_path, server) == 0
-        assert f"{len(finished)} queries already finished in {tmp_path / 'hi.json.work'}/, {6 - len(finished)} to do" \
+        assert (
+            f"{len(finished)} queries already finished in {tmp_path / 'hi.json.work'}/, {6 - len(finished)} to do"
             in capsys.readouterr().out
+        )
         asked_again = server.requests[asked_before:]
     assert len(load_items(tmp_path / "hi.json")) == 6
     assert len(asked_again) <= 2 * (6 - len(finished))  # only unfinished queries (their cached stage is free)
@@ -275,8 +372,25 @@ def test_another_model_does_not_reuse_the_results_of_the_first(tmp_path, capsys)
     with ChatServer(scripted) as server:
         assert hi_vtg(tmp_path, server) == 0
         assert len(server.requests) == 12
-        assert prep(["hi-vtg", str(source_file(tmp_path)), "--format", "jsonl", "--out", str(tmp_path / "hi.json"),
-                     "--base-url", server.url, "--model", "other", "--retry-backoff", "0.01"]) == 0
+        assert (
+            prep(
+                [
+                    "hi-vtg",
+                    str(source_file(tmp_path)),
+                    "--format",
+                    "jsonl",
+                    "--out",
+                    str(tmp_path / "hi.json"),
+                    "--base-url",
+                    server.url,
+                    "--model",
+                    "other",
+                    "--retry-backoff",
+                    "0.01",
+                ]
+            )
+            == 0
+        )
         assert len(server.requests) == 24 and {r["model"] for r in server.requests[12:]} == {"other"}
         capsys.readouterr()
         assert hi_vtg(tmp_path, server) == 0  # the first model's results are still there
@@ -284,11 +398,14 @@ def test_another_model_does_not_reuse_the_results_of_the_first(tmp_path, capsys)
     assert f"6 queries already finished in {tmp_path / 'hi.json.work'}/, 0 to do" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("server_json_mode, flags, sent", [
-    (True, [], {"json_object"}),
-    (False, [], {"json_object", None}),  # asked, refused with HTTP 400, asked again without it
-    (True, ["--no-json-mode"], {None}),
-])
+@pytest.mark.parametrize(
+    "server_json_mode, flags, sent",
+    [
+        (True, [], {"json_object"}),
+        (False, [], {"json_object", None}),  # asked, refused with HTTP 400, asked again without it
+        (True, ["--no-json-mode"], {None}),
+    ],
+)
 def test_json_mode_when_the_server_supports_it(tmp_path, capsys, server_json_mode, flags, sent):
     def responder(request):
         if "response_format" in request and not server_json_mode:
@@ -308,8 +425,27 @@ def test_max_tokens_and_timeout_reach_the_endpoint(tmp_path, capsys):
     assert {r.get("max_tokens") for r in server.requests} == {333}
     with ChatServer(lambda r: Fault(status=200, delay_s=1.0, body="{}")) as slow:
         started = time.monotonic()
-        assert prep(["hi-vtg", str(source_file(tmp_path)), "--format", "jsonl", "--out", str(tmp_path / "slow.json"),
-                     "--base-url", slow.url, "--model", "m", "--retry-backoff", "0.01", "--timeout", "0.2"]) == 1
+        assert (
+            prep(
+                [
+                    "hi-vtg",
+                    str(source_file(tmp_path)),
+                    "--format",
+                    "jsonl",
+                    "--out",
+                    str(tmp_path / "slow.json"),
+                    "--base-url",
+                    slow.url,
+                    "--model",
+                    "m",
+                    "--retry-backoff",
+                    "0.01",
+                    "--timeout",
+                    "0.2",
+                ]
+            )
+            == 1
+        )
     assert "APITimeoutError" in capsys.readouterr().err and time.monotonic() - started < 30
 
 
@@ -326,14 +462,23 @@ def test_a_request_the_endpoint_refuses_is_a_reject_with_its_message(tmp_path):
     assert len(load_items(tmp_path / "hi.json")) == 5
 
 
-@pytest.mark.parametrize("reason, kind", [
-    ("generation: medium: applied_categories ['X/Y'] differ from the plan ['A/B']",
-     "generation: medium: applied_categories [...] differ from the plan [...]"),
-    ("categories: endpoint refused the request (http://h/v1: HTTP 400: too long)",
-     "categories: endpoint refused the request (http://h/v1: HTTP 400: too long)"),
-    ("span [3.0, 41.5] ends after the video (clip) length 40.00 s",
-     "span [...] ends after the video (clip) length 40.00 s"),
-])
+@pytest.mark.parametrize(
+    "reason, kind",
+    [
+        (
+            "generation: medium: applied_categories ['X/Y'] differ from the plan ['A/B']",
+            "generation: medium: applied_categories [...] differ from the plan [...]",
+        ),
+        (
+            "categories: endpoint refused the request (http://h/v1: HTTP 400: too long)",
+            "categories: endpoint refused the request (http://h/v1: HTTP 400: too long)",
+        ),
+        (
+            "span [3.0, 41.5] ends after the video (clip) length 40.00 s",
+            "span [...] ends after the video (clip) length 40.00 s",
+        ),
+    ],
+)
 def test_summaries_keep_real_digits(reason, kind):
     assert reject_reason_kind(reason) == kind
 
@@ -341,8 +486,10 @@ def test_summaries_keep_real_digits(reason, kind):
 @pytest.mark.parametrize("content", ["", "\n\n"])
 def test_an_empty_input_is_a_one_line_error_naming_the_file(tmp_path, capsys, content):
     source = write(tmp_path / "empty.jsonl", content)
-    for command in (["hi-vtg", str(source), "--format", "jsonl", "--out", str(tmp_path / "o.json"), "--dry-run"],
-                    ["ss-vtg", str(source), "--format", "jsonl", "--out", str(tmp_path / "o.json")]):
+    for command in (
+        ["hi-vtg", str(source), "--format", "jsonl", "--out", str(tmp_path / "o.json"), "--dry-run"],
+        ["ss-vtg", str(source), "--format", "jsonl", "--out", str(tmp_path / "o.json")],
+    ):
         assert prep(command) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and str(source) in err and "Traceback" not in err
@@ -350,8 +497,12 @@ def test_an_empty_input_is_a_one_line_error_naming_the_file(tmp_path, capsys, co
 
 
 def test_dry_run_prints_prompts_and_sends_nothing(tmp_path, capsys):
-    assert prep(["hi-vtg", str(source_file(tmp_path)), "--format", "jsonl", "--out", str(tmp_path / "o.json"),
-                 "--dry-run"]) == 0
+    assert (
+        prep(
+            ["hi-vtg", str(source_file(tmp_path)), "--format", "jsonl", "--out", str(tmp_path / "o.json"), "--dry-run"]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "multi-label classifier" in printed and "hard negative" in printed and not (tmp_path / "o.json").exists()
 
@@ -361,10 +512,29 @@ def test_kill_9_and_resume(tmp_path):
     source = write(tmp_path / "in.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "hi.json"
     with ChatServer(scripted, latency_s=0.05) as server:
-        command = [sys.executable, "-m", "data_prep.cli", "hi-vtg", str(source), "--format", "jsonl", "--out",
-                   str(out), "--base-url", server.url, "--model", "m", "--concurrency", "2"]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        command = [
+            sys.executable,
+            "-m",
+            "data_prep.cli",
+            "hi-vtg",
+            str(source),
+            "--format",
+            "jsonl",
+            "--out",
+            str(out),
+            "--base-url",
+            server.url,
+            "--model",
+            "m",
+            "--concurrency",
+            "2",
+        ]
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        )
         deadline = time.monotonic() + 60
         while len(server.requests) < 20 and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -372,9 +542,17 @@ def test_kill_9_and_resume(tmp_path):
         process.wait()
         asked_first = [json.dumps(r["messages"]) for r in server.requests]
         assert not out.exists()
-        assert subprocess.run(command, capture_output=True, text=True, timeout=120,
-                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}).returncode == 0
-        asked_again = [json.dumps(r["messages"]) for r in server.requests[len(asked_first):]]
+        assert (
+            subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+            ).returncode
+            == 0
+        )
+        asked_again = [json.dumps(r["messages"]) for r in server.requests[len(asked_first) :]]
     items = json.loads(out.read_text())
     assert sorted(item["query_text"] for item in items) == sorted(f"query {i}" for i in range(30))  # none lost, no dups
     answered_first = set(asked_first[:-2])  # requests in flight at the kill may be asked again, nothing else
@@ -399,10 +577,32 @@ def test_splits(tmp_path):
     with ChatServer(scripted) as server:
         rows = [{"video": f"v{i}.mp4", "query": f"query {i}", "timestamp": [1, 2], "duration": 9} for i in range(20)]
         source = write(tmp_path / "in.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-        prep(["hi-vtg", str(source), "--format", "jsonl", "--out", str(tmp_path / "hi.json"), "--base-url",
-              server.url, "--model", "m"])
-    args = ["split", str(tmp_path / "hi.json"), "--train", str(tmp_path / "train.json"), "--eval",
-            str(tmp_path / "eval.json"), "--eval-fraction", "0.25", "--seed", "1"]
+        prep(
+            [
+                "hi-vtg",
+                str(source),
+                "--format",
+                "jsonl",
+                "--out",
+                str(tmp_path / "hi.json"),
+                "--base-url",
+                server.url,
+                "--model",
+                "m",
+            ]
+        )
+    args = [
+        "split",
+        str(tmp_path / "hi.json"),
+        "--train",
+        str(tmp_path / "train.json"),
+        "--eval",
+        str(tmp_path / "eval.json"),
+        "--eval-fraction",
+        "0.25",
+        "--seed",
+        "1",
+    ]
     assert prep(args) == 0
     train, evaluation = load_items(tmp_path / "train.json"), load_items(tmp_path / "eval.json")
     assert (len(train), len(evaluation)) == (15, 5)
@@ -431,13 +631,34 @@ def built_file(kind: str, tmp_path: Path, official_data: Path) -> Path:
         assert prep(["ss-vtg", str(source), "--format", "jsonl", "--out", str(out)]) == 0
     else:
         with ChatServer(scripted) as server:
-            assert prep(["hi-vtg", str(source), "--format", "jsonl", "--out", str(out), "--base-url", server.url,
-                         "--model", "m"]) == 0
+            assert (
+                prep(
+                    [
+                        "hi-vtg",
+                        str(source),
+                        "--format",
+                        "jsonl",
+                        "--out",
+                        str(out),
+                        "--base-url",
+                        server.url,
+                        "--model",
+                        "m",
+                    ]
+                )
+                == 0
+            )
     return out
 
 
-SPLITTABLE = ["benchmarks/hi_vtg_charades.json", "benchmarks/human_anno.json", "benchmarks/ss_vtg_charades.json",
-              *(f"samples/{p.name}" for p in sorted(SAMPLES.glob("*.json"))), "ss-vtg", "hi-vtg"]
+SPLITTABLE = [
+    "benchmarks/hi_vtg_charades.json",
+    "benchmarks/human_anno.json",
+    "benchmarks/ss_vtg_charades.json",
+    *(f"samples/{p.name}" for p in sorted(SAMPLES.glob("*.json"))),
+    "ss-vtg",
+    "hi-vtg",
+]
 
 
 @pytest.mark.parametrize("kind", SPLITTABLE)
@@ -472,12 +693,34 @@ def test_evaluation_levels_stay_balanced(official_data, tmp_path):
     item = json.loads((official_data / "hi_vtg_charades.json").read_text())[0]
     levels = {"hard": ["Object/ObjectExistence"], "medium": CATS[:2], "easy": CATS}
     relevant = next(q for q in item["GRPO"] if q["r"])
-    items = [{**item, "video": f"v{i}.mp4", "GRPO": [relevant] + [
-        {"q": f"not {level}", "a": "<answer>no</answer>", "r": False, "c": cats, "difficulty": level}
-        for level, cats in levels.items()]} for i in range(30)]
+    items = [
+        {
+            **item,
+            "video": f"v{i}.mp4",
+            "GRPO": [relevant]
+            + [
+                {"q": f"not {level}", "a": "<answer>no</answer>", "r": False, "c": cats, "difficulty": level}
+                for level, cats in levels.items()
+            ],
+        }
+        for i in range(30)
+    ]
     source.write_text(json.dumps(items))
-    assert prep(["split", str(source), "--train", str(tmp_path / "t.json"), "--eval", str(tmp_path / "e.json"),
-                 "--eval-fraction", "0.4"]) == 0
+    assert (
+        prep(
+            [
+                "split",
+                str(source),
+                "--train",
+                str(tmp_path / "t.json"),
+                "--eval",
+                str(tmp_path / "e.json"),
+                "--eval-fraction",
+                "0.4",
+            ]
+        )
+        == 0
+    )
     examples, _ = load_examples(tmp_path / "e.json")
     counts = Counter(e.label.difficulty for e in examples if not e.label.relevant)
     assert sorted(counts.values()) == [4, 4, 4]
@@ -486,16 +729,28 @@ def test_evaluation_levels_stay_balanced(official_data, tmp_path):
 @pytest.mark.parametrize("fraction", ["0", "1", "1.5", "-1", "half"])
 def test_eval_fraction_must_lie_between_0_and_1(tmp_path, official_data, capsys, fraction):
     with pytest.raises(SystemExit) as exit:
-        prep(["split", str(official_data / "human_anno.json"), "--train", str(tmp_path / "t.json"),
-              "--eval", str(tmp_path / "e.json"), "--eval-fraction", fraction])
+        prep(
+            [
+                "split",
+                str(official_data / "human_anno.json"),
+                "--train",
+                str(tmp_path / "t.json"),
+                "--eval",
+                str(tmp_path / "e.json"),
+                "--eval-fraction",
+                fraction,
+            ]
+        )
     assert exit.value.code == 2 and "--eval-fraction" in capsys.readouterr().err
     assert not (tmp_path / "t.json").exists()
 
 
-@pytest.mark.parametrize("train, evaluation", [("same.json", "same.json"), ("in.json", "e.json"),
-                                               ("t.json", "./in.json")])
-def test_outputs_never_overwrite_each_other_or_the_input(tmp_path, official_data, capsys, train, evaluation,
-                                                         monkeypatch):
+@pytest.mark.parametrize(
+    "train, evaluation", [("same.json", "same.json"), ("in.json", "e.json"), ("t.json", "./in.json")]
+)
+def test_outputs_never_overwrite_each_other_or_the_input(
+    tmp_path, official_data, capsys, train, evaluation, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     original = (official_data / "human_anno.json").read_text()
     Path("in.json").write_text(original)
@@ -522,8 +777,11 @@ def test_every_flag_has_help(command):
 
     parser = argparse.ArgumentParser()
     importlib.import_module(COMMANDS[command][0]).add_arguments(parser)
-    undocumented = [action.dest for action in parser._actions
-                    if not isinstance(action, argparse._HelpAction) and not (action.help or "").strip()]
+    undocumented = [
+        action.dest
+        for action in parser._actions
+        if not isinstance(action, argparse._HelpAction) and not (action.help or "").strip()
+    ]
     assert undocumented == []
     if command in ("ss-vtg", "hi-vtg"):
         durations = next(a.help for a in parser._actions if a.dest == "durations")

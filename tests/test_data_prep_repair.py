@@ -13,25 +13,70 @@ from rarft_plugin.schema import dump_item, parse_item
 
 def hi_item(video, query, timestamp, answer=None):
     """An HI-TVGBench item as released: author paths, duration and window null."""
-    return {"video": f"/data/author/tvgbench/videos/{video}", "query_text": query, "timestamp": timestamp,
-            "duration": None, "video_start": None, "video_end": None, "think": "", "difficulty": None,
-            "GRPO": [{"q": query, "a": answer or f"<answer>{timestamp[0]} to {timestamp[1]}</answer>", "r": True,
-                      "c": [], "difficulty": "original", "class": "x"},
-                     {"q": f"not {query}", "a": "This query is unrelated to the video.", "r": False, "c": [],
-                      "difficulty": "hard"}]}
+    return {
+        "video": f"/data/author/tvgbench/videos/{video}",
+        "query_text": query,
+        "timestamp": timestamp,
+        "duration": None,
+        "video_start": None,
+        "video_end": None,
+        "think": "",
+        "difficulty": None,
+        "GRPO": [
+            {
+                "q": query,
+                "a": answer or f"<answer>{timestamp[0]} to {timestamp[1]}</answer>",
+                "r": True,
+                "c": [],
+                "difficulty": "original",
+                "class": "x",
+            },
+            {
+                "q": f"not {query}",
+                "a": "This query is unrelated to the video.",
+                "r": False,
+                "c": [],
+                "difficulty": "hard",
+            },
+        ],
+    }
 
 
 # Time-R1's TVGBench: clip windows per video + query, spans relative to the clip
 TVGBENCH = [
-    {"video": "videos/a.mp4", "query": "a man opens the door", "timestamp": [2.0, 5.0], "duration": 300.0,
-     "video_start": 100.0, "video_end": 160.0},
+    {
+        "video": "videos/a.mp4",
+        "query": "a man opens the door",
+        "timestamp": [2.0, 5.0],
+        "duration": 300.0,
+        "video_start": 100.0,
+        "video_end": 160.0,
+    },
     {"video": "videos/b.mp4", "query": "a dog runs", "timestamp": [3.0, 8.0], "duration": 40.0},
-    {"video": "videos/c.mp4", "query": "she sings", "timestamp": [1.5, 4.0], "duration": 90.0,
-     "video_start": 30.0, "video_end": 60.0},
-    {"video": "videos/d.mp4", "query": "he cooks", "timestamp": [1.0, 2.0], "duration": 90.0,
-     "video_start": 10.0, "video_end": 40.0},
-    {"video": "videos/e.mp4", "query": "they dance", "timestamp": [1.0, 2.0], "duration": 90.0,
-     "video_start": 10.0, "video_end": 40.0},
+    {
+        "video": "videos/c.mp4",
+        "query": "she sings",
+        "timestamp": [1.5, 4.0],
+        "duration": 90.0,
+        "video_start": 30.0,
+        "video_end": 60.0,
+    },
+    {
+        "video": "videos/d.mp4",
+        "query": "he cooks",
+        "timestamp": [1.0, 2.0],
+        "duration": 90.0,
+        "video_start": 10.0,
+        "video_end": 40.0,
+    },
+    {
+        "video": "videos/e.mp4",
+        "query": "they dance",
+        "timestamp": [1.0, 2.0],
+        "duration": 90.0,
+        "video_start": 10.0,
+        "video_end": 40.0,
+    },
 ]
 HI = [
     hi_item("a.mp4", "A man opens the door", [102.0, 165.0]),  # the defect: [vs + s, ve + e]
@@ -60,8 +105,14 @@ def repaired(records, annotation):
 
 def test_repair_spans_table(files):
     items, report = repaired(HI, import_tvgbench(files / "tvgbench.json"))
-    assert (report.repaired, report.window_restored, report.consistent, report.mismatched, report.not_clips,
-            report.unmatched) == ([0], [2], [3], [4], [1], [5])
+    assert (
+        report.repaired,
+        report.window_restored,
+        report.consistent,
+        report.mismatched,
+        report.not_clips,
+        report.unmatched,
+    ) == ([0], [2], [3], [4], [1], [5])
     assert (items[0]["timestamp"], items[0]["video_start"], items[0]["video_end"]) == ([2.0, 5.0], 100.0, 160.0)
     assert items[0]["GRPO"][0]["a"] == "<answer>2.00 to 5.00</answer>" and report.answers_rewritten == 1
     assert (items[2]["timestamp"], items[2]["video_start"], items[2]["video_end"]) == ([1.5, 4.0], 30.0, 60.0)
@@ -72,8 +123,12 @@ def test_repair_spans_table(files):
 
 def test_repair_from_the_command_line(files, capsys):
     out = files / "fixed.json"
-    assert rarft_prep(["repair-tvgbench", str(files / "hi.json"), "--tvgbench", str(files / "tvgbench.json"),
-                       "--out", str(out)]) == 0
+    assert (
+        rarft_prep(
+            ["repair-tvgbench", str(files / "hi.json"), "--tvgbench", str(files / "tvgbench.json"), "--out", str(out)]
+        )
+        == 0
+    )
     assert "2 item(s) changed" in capsys.readouterr().out
     examples, _ = load_examples(out)
     first = examples[0]
@@ -83,8 +138,9 @@ def test_repair_from_the_command_line(files, capsys):
 
 def test_ambiguous_annotation_is_left_alone(files):
     """The same video and query with two clip windows: which one the item was is unknown."""
-    (files / "twice.json").write_text(json.dumps(TVGBENCH + [{**TVGBENCH[0], "video_start": 200.0,
-                                                                "video_end": 260.0}]))
+    (files / "twice.json").write_text(
+        json.dumps(TVGBENCH + [{**TVGBENCH[0], "video_start": 200.0, "video_end": 260.0}])
+    )
     items, report = repaired(HI, import_tvgbench(files / "twice.json"))
     assert report.ambiguous == [0] and items[0] == HI[0]
 
@@ -103,8 +159,19 @@ def test_repair_errors_write_nothing(tmp_path, capsys, hi, tvgbench, message):
     if tvgbench is not None:
         (tmp_path / "tvgbench.json").write_text(json.dumps(tvgbench))
     out = tmp_path / "fixed.json"
-    assert rarft_prep(["repair-tvgbench", str(tmp_path / "hi.json"), "--tvgbench", str(tmp_path / "tvgbench.json"),
-                       "--out", str(out)]) == 2
+    assert (
+        rarft_prep(
+            [
+                "repair-tvgbench",
+                str(tmp_path / "hi.json"),
+                "--tvgbench",
+                str(tmp_path / "tvgbench.json"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert message in capsys.readouterr().err and not out.exists()
 
 
@@ -112,7 +179,11 @@ def test_the_repaired_file_is_written_like_every_other(files):
     from test_data_prep import is_dump_items_output
 
     out = files / "fixed.json"
-    assert rarft_prep(["repair-tvgbench", str(files / "hi.json"), "--tvgbench", str(files / "tvgbench.json"),
-                       "--out", str(out)]) == 0
+    assert (
+        rarft_prep(
+            ["repair-tvgbench", str(files / "hi.json"), "--tvgbench", str(files / "tvgbench.json"), "--out", str(out)]
+        )
+        == 0
+    )
     assert is_dump_items_output(out)
     assert json.loads(out.read_text())[5] == HI[5]  # an item left alone keeps every field as written

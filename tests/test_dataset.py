@@ -9,11 +9,19 @@ from rarft_plugin.errors import DataError
 from rarft_plugin.schema import DIFFICULTY, parse_item
 
 ITEM = {
-    "video": "v1.mp4", "query_text": "a man runs", "timestamp": [1.0, 3.0], "duration": 10.0,
+    "video": "v1.mp4",
+    "query_text": "a man runs",
+    "timestamp": [1.0, 3.0],
+    "duration": 10.0,
     "GRPO": [
         {"q": "a man runs", "a": "<answer>1.0 to 3.0</answer>", "r": True, "difficulty": "original"},
-        {"q": "a man walks", "a": "<answer>He runs, not walks.</answer><correct>a man runs</correct>", "r": False,
-         "c": ["Action/FineGrainedAction"], "difficulty": "hard"},
+        {
+            "q": "a man walks",
+            "a": "<answer>He runs, not walks.</answer><correct>a man runs</correct>",
+            "r": False,
+            "c": ["Action/FineGrainedAction"],
+            "difficulty": "hard",
+        },
     ],
 }
 
@@ -86,24 +94,74 @@ def test_labels_of_an_hi_vtg_item():
 # null, absolute author paths, an extra `class` key, a category outside the taxonomy on one query)
 # and SS-QVHighlights (irrelevant answers without an <answer> wrapper, empty category lists).
 HI_TVGBENCH_LIKE = [
-    {"video": "/data/author/tvgbench/videos/v_abc.mp4", "query_text": "a man opens the door", "timestamp": [12.0, 20.0],
-     "duration": None, "video_start": None, "video_end": None, "think": "", "difficulty": None,
-     "GRPO": [{"q": "a man opens the door", "a": "<answer>12.0 to 20.0</answer>", "r": True, "c": [],
-               "difficulty": "original", "class": "relevant"},
-              {"q": "a man closes the door in the dark", "a": "<answer>He opens it, in daylight.</answer>", "r": False,
-               "c": ["Action/FineGrainedAction", "Action/SceneTransition"], "difficulty": "medium", "class": "hard"}]},
-    {"video": "/data/author/tvgbench/videos/v_def.mp4", "query_text": "a dog runs", "timestamp": [1.0, 4.0],
-     "duration": None, "video_start": None, "video_end": None, "think": "", "difficulty": None,
-     "GRPO": [{"q": "a dog runs", "a": "<answer>1.0 to 4.0</answer>", "r": True, "c": [], "difficulty": "original"},
-              {"q": "a cat runs", "a": "<answer>It is a dog.</answer>", "r": False, "c": ["Object/ObjectExistence"],
-               "difficulty": "hard", "class": "hard"}]},
+    {
+        "video": "/data/author/tvgbench/videos/v_abc.mp4",
+        "query_text": "a man opens the door",
+        "timestamp": [12.0, 20.0],
+        "duration": None,
+        "video_start": None,
+        "video_end": None,
+        "think": "",
+        "difficulty": None,
+        "GRPO": [
+            {
+                "q": "a man opens the door",
+                "a": "<answer>12.0 to 20.0</answer>",
+                "r": True,
+                "c": [],
+                "difficulty": "original",
+                "class": "relevant",
+            },
+            {
+                "q": "a man closes the door in the dark",
+                "a": "<answer>He opens it, in daylight.</answer>",
+                "r": False,
+                "c": ["Action/FineGrainedAction", "Action/SceneTransition"],
+                "difficulty": "medium",
+                "class": "hard",
+            },
+        ],
+    },
+    {
+        "video": "/data/author/tvgbench/videos/v_def.mp4",
+        "query_text": "a dog runs",
+        "timestamp": [1.0, 4.0],
+        "duration": None,
+        "video_start": None,
+        "video_end": None,
+        "think": "",
+        "difficulty": None,
+        "GRPO": [
+            {"q": "a dog runs", "a": "<answer>1.0 to 4.0</answer>", "r": True, "c": [], "difficulty": "original"},
+            {
+                "q": "a cat runs",
+                "a": "<answer>It is a dog.</answer>",
+                "r": False,
+                "c": ["Object/ObjectExistence"],
+                "difficulty": "hard",
+                "class": "hard",
+            },
+        ],
+    },
 ]
 SS_QVHIGHLIGHTS_LIKE = [
-    {"video": "/data/author/qvhighlights/videos/ID_210.0_360.0.mp4", "query_text": "a chef cuts onions",
-     "timestamp": [10.0, 24.0], "duration": None, "think": "",
-     "GRPO": [{"q": "a chef cuts onions", "a": "", "r": True, "c": [], "difficulty": "original"},
-              {"q": "kids play football", "a": "This query is unrelated to the video.", "r": False, "c": [],
-               "difficulty": "easy"}]},
+    {
+        "video": "/data/author/qvhighlights/videos/ID_210.0_360.0.mp4",
+        "query_text": "a chef cuts onions",
+        "timestamp": [10.0, 24.0],
+        "duration": None,
+        "think": "",
+        "GRPO": [
+            {"q": "a chef cuts onions", "a": "", "r": True, "c": [], "difficulty": "original"},
+            {
+                "q": "kids play football",
+                "a": "This query is unrelated to the video.",
+                "r": False,
+                "c": [],
+                "difficulty": "easy",
+            },
+        ],
+    },
 ]
 
 
@@ -127,7 +185,9 @@ def test_the_files_we_do_not_ship_load_as_they_are(tmp_path, records, levels, un
         assert irrelevant[0].categories == ("Action/FineGrainedAction",)
         assert irrelevant[0].answer_refusal == "He opens it, in daylight."
     else:  # an answer without wrapper is read as it is
-        assert irrelevant[0].answer_refusal == "This query is unrelated to the video." and irrelevant[0].categories == ()
+        assert (
+            irrelevant[0].answer_refusal == "This query is unrelated to the video." and irrelevant[0].categories == ()
+        )
 
 
 # SS-Charades: 582 second relevant queries have no span of their own in the file.
@@ -144,7 +204,10 @@ def test_ss_charades_second_query_spans(official_data, options, recovered, assum
     options = {**options, "spans_from": [official_data / name for name in options.get("spans_from", [])]}
     examples, report = load_examples(official_data / "ss_vtg_charades.json", **options)
     assert (len(report.recovered_spans), len(report.assumed_spans), len(report.unknown_spans)) == (
-        recovered, assumed, unknown)
+        recovered,
+        assumed,
+        unknown,
+    )
     assert sum(e.label.relevant for e in examples) == relevant
     assert f"{recovered} relevant query span(s) recovered" in report.summary()
     assert f"{assumed} assumed to be the item's timestamp" in report.summary()
@@ -152,10 +215,14 @@ def test_ss_charades_second_query_spans(official_data, options, recovered, assum
 
 def test_recovered_spans_are_the_other_files_spans(official_data):
     """A recovered span is the span the other file gives that query on the same video, not the item's."""
-    hi = {(e.item.video.rsplit("/", 1)[-1], e.label.query.lower()): e.label.timestamp
-          for e in load_examples(official_data / "hi_vtg_charades.json")[0] if e.label.relevant}
-    examples, report = load_examples(official_data / "ss_vtg_charades.json",
-                                     spans_from=[official_data / "hi_vtg_charades.json"])
+    hi = {
+        (e.item.video.rsplit("/", 1)[-1], e.label.query.lower()): e.label.timestamp
+        for e in load_examples(official_data / "hi_vtg_charades.json")[0]
+        if e.label.relevant
+    }
+    examples, report = load_examples(
+        official_data / "ss_vtg_charades.json", spans_from=[official_data / "hi_vtg_charades.json"]
+    )
     recovered = [e for e in examples if e.key in set(report.recovered_spans)]
     for example in recovered:
         assert example.label.timestamp == hi[(example.item.video.rsplit("/", 1)[-1], example.label.query.lower())]

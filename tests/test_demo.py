@@ -69,8 +69,9 @@ def sample_predictions() -> str:
 
 def test_the_shipped_sample_predictions_are_the_first_rollout_of_each_query():
     shipped = (SAMPLES / "predictions.jsonl").read_text(encoding="utf-8")
-    assert shipped == sample_predictions(), ("rarft_plugin/samples/predictions.jsonl is stale: write "
-                                             "sample_predictions() of tests/test_demo.py to it")
+    assert shipped == sample_predictions(), (
+        "rarft_plugin/samples/predictions.jsonl is stale: write sample_predictions() of tests/test_demo.py to it"
+    )
     assert len(shipped.splitlines()) == 15
 
 

@@ -5,18 +5,27 @@ import random
 from dataclasses import replace
 
 import pytest
+from support.openai_server import ChatServer, system_text
 
 from eval.cli import main as rarft_eval
+from eval.compare import ComparedRun, compare_markdown
 from eval.metrics import Judgement, compute_metrics
 from eval.predictions import Prediction, prediction_from_example
-from eval.compare import ComparedRun, compare_markdown
 from eval.record import RunRecord
 from eval.report import markdown, write_report
 from rarft_plugin.dataset import load_examples
-from support.openai_server import ChatServer, system_text
 
-HOSTILE = ["<answer>nan to 1e309</answer>", "", "<answer><answer>", "\u202e" * 50, "x" * 20_000,
-           "<answer>9 to 3</answer>", "\x00<think>" * 100, '{"relevant": true}', "<answer>" + "1 to 2 " * 2000]
+HOSTILE = [
+    "<answer>nan to 1e309</answer>",
+    "",
+    "<answer><answer>",
+    "\u202e" * 50,
+    "x" * 20_000,
+    "<answer>9 to 3</answer>",
+    "\x00<think>" * 100,
+    '{"relevant": true}',
+    "<answer>" + "1 to 2 " * 2000,
+]
 
 
 def synthetic_predictions(path, out, seed=0):
@@ -52,8 +61,9 @@ def test_every_official_file_scores_end_to_end(official_data, tmp_path, name, le
     rows = synthetic_predictions(official_data / name, preds)
     run = tmp_path / "run"
     sbert_option = [] if name == "human_anno.json" else ["--no-sbert"]  # the SBERT path once, on the small file
-    assert rarft_eval(["evaluate", str(preds), "--out", str(run), "--data", str(official_data / name),
-                       *sbert_option]) == 0
+    assert (
+        rarft_eval(["evaluate", str(preds), "--out", str(run), "--data", str(official_data / name), *sbert_option]) == 0
+    )
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["count"]["queries"] == len(rows)
     assert set(metrics["by_difficulty"]) == levels
@@ -83,8 +93,10 @@ def test_the_references_themselves_score_perfectly(official_data, tmp_path, name
     """An oracle answering with each query's reference (a_time or a_refusal) is read right by the parser."""
     examples, _ = load_examples(official_data / name)
     references = [e.label.answer_time if e.label.relevant else e.label.answer_refusal for e in examples]
-    rows = [prediction_from_example(e, f"<think>t</think> <answer>{text}</answer> <correct>q</correct>").to_json()
-            for e, text in zip(examples, references, strict=True)]
+    rows = [
+        prediction_from_example(e, f"<think>t</think> <answer>{text}</answer> <correct>q</correct>").to_json()
+        for e, text in zip(examples, references, strict=True)
+    ]
     (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert rarft_eval(["evaluate", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "run"), "--no-sbert"]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -113,15 +125,20 @@ def hand_table():
         Prediction("1:0", "w", "q", "", True, (0.0, 10.0), "0 to 10", (), "original"),
         Prediction("1:1", "w", "q2", "", False, None, "ref", ("Attribute/Counting",), "weak"),
     ]
-    judgements = [Judgement(False, (0.0, 5.0)), Judgement(True, None, ("Attribute/Counting",), 4.0),
-                  Judgement(True, None), Judgement(True, None, (), 1.0)]
+    judgements = [
+        Judgement(False, (0.0, 5.0)),
+        Judgement(True, None, ("Attribute/Counting",), 4.0),
+        Judgement(True, None),
+        Judgement(True, None, (), 1.0),
+    ]
     return compute_metrics(predictions, judgements, sbert_scores=[None, 0.5, None, 0.25])
 
 
 def test_markdown_rows_are_laid_out_like_the_paper():
     metrics, _ = hand_table()
-    report = markdown(RunRecord(metrics, judge={"relevance": "rule", "answer_reading": "released"}), title="t",
-                      name="Ours")
+    report = markdown(
+        RunRecord(metrics, judge={"relevance": "rule", "answer_reading": "released"}), title="t", name="Ours"
+    )
     assert "answers read as the released evaluation does" in report
     # RA-IoU [0.5, 1, 0, 1]: R@.3 .75, R@.5 .75, R@.7 .5, mIoU .625
     # relevant: tp 1, fn 1 -> F1 2/3; irrelevant: tn 2, fn 1 -> F1 .8
@@ -131,8 +148,10 @@ def test_markdown_rows_are_laid_out_like_the_paper():
     assert "| Ours | 73.3 | 75.0 | 62.5 | 50.0 | 0.38 | 2.50 |" in report  # Table 4: F1, R@.5, mIoU, explanation
     # Table 6: released F1 on each level's own irrelevant queries (both refused: 100), then the extra 1:1
     # columns: strong = item 0 (F1 1.0 both); weak = item 1 (relevant refused: (0 + 2/3) / 2)
-    assert ("| Method | Strong F1 | Strong LLM sc. | Weak F1 | Weak LLM sc. | Strong F1 avg. 1:1 | Weak F1 avg. 1:1 |"
-            in report)
+    assert (
+        "| Method | Strong F1 | Strong LLM sc. | Weak F1 | Weak LLM sc. | Strong F1 avg. 1:1 | Weak F1 avg. 1:1 |"
+        in report
+    )
     assert "| Ours | 100.0 | 4.00 | 100.0 | 1.00 | 100.0 | 33.3 |" in report
     assert "| Ours | 50.0 | 50.0 | 0.0 | 25.0 |" in report  # Table 7: VTG IoU [0.5, 0]
 
@@ -142,8 +161,23 @@ def test_compare_prints_deltas(official_data, tmp_path, capsys):
         synthetic_predictions(official_data / "human_anno.json", tmp_path / f"p{seed}.jsonl", seed)
         rarft_eval(["evaluate", str(tmp_path / f"p{seed}.jsonl"), "--out", str(tmp_path / f"run{seed}"), "--no-sbert"])
     capsys.readouterr()
-    assert rarft_eval(["compare", str(tmp_path / "run0"), str(tmp_path / "run1" / "metrics.json"), "--name", "base",
-                       "--name", "ours", "--out", str(tmp_path / "cmp.md"), "--all"]) == 0
+    assert (
+        rarft_eval(
+            [
+                "compare",
+                str(tmp_path / "run0"),
+                str(tmp_path / "run1" / "metrics.json"),
+                "--name",
+                "base",
+                "--name",
+                "ours",
+                "--out",
+                str(tmp_path / "cmp.md"),
+                "--all",
+            ]
+        )
+        == 0
+    )
     table = capsys.readouterr().out
     a, b = (json.loads((tmp_path / f"run{s}" / "metrics.json").read_text()) for s in (0, 1))
     f1_a, f1_b = 100 * a["relevance"]["f1_avg"], 100 * b["relevance"]["f1_avg"]
@@ -157,8 +191,9 @@ def test_compare_flags_runs_that_are_not_comparable():
     one = RunRecord(metrics, judge={"relevance": "rule"})
     other = RunRecord(replace(metrics, strict_recall=True), judge={"relevance": "llm"})
     text = compare_markdown([ComparedRun("a", "runs/a", one), ComparedRun("b", "runs/b", other)])
-    assert ("**Settings differ (not measured alike):** relevance judge: a=rule, b=llm; R@m counts IoU: a=>=, b=>."
-            in text)
+    assert (
+        "**Settings differ (not measured alike):** relevance judge: a=rule, b=llm; R@m counts IoU: a=>=, b=>." in text
+    )
 
 
 @pytest.mark.parametrize("args, message", [(["nowhere"], "file not found"), (["{bad"], "not valid JSON")])
@@ -170,8 +205,17 @@ def test_compare_bad_inputs(tmp_path, capsys, args, message):
     assert message in capsys.readouterr().err
 
 
-GOOD = {"id": "0:0", "video": "v", "query": "q", "model_output": "", "gt_relevant": True, "gt_timestamp": [0, 1],
-        "gt_output": "", "gt_categories": [], "hardness_level": None}
+GOOD = {
+    "id": "0:0",
+    "video": "v",
+    "query": "q",
+    "model_output": "",
+    "gt_relevant": True,
+    "gt_timestamp": [0, 1],
+    "gt_output": "",
+    "gt_categories": [],
+    "hardness_level": None,
+}
 
 
 @pytest.mark.parametrize(
@@ -213,9 +257,18 @@ def test_broken_prediction_files(tmp_path, capsys, text, message):
 
 def test_rows_without_id_and_extra_fields_are_accepted(tmp_path):
     """Files from the released evaluation code carry no `id`; their item is the video."""
-    rows = [{k: v for k, v in GOOD.items() if k != "id"} | {"model_output": "<answer>0 to 1</answer>", "extra": 1},
-            {**GOOD, "gt_relevant": False, "gt_timestamp": [], "gt_output": "no", "hardness_level": "hard",
-             "gt_categories": None, "model_output": "<answer>no</answer>"}]
+    rows = [
+        {k: v for k, v in GOOD.items() if k != "id"} | {"model_output": "<answer>0 to 1</answer>", "extra": 1},
+        {
+            **GOOD,
+            "gt_relevant": False,
+            "gt_timestamp": [],
+            "gt_output": "no",
+            "hardness_level": "hard",
+            "gt_categories": None,
+            "model_output": "<answer>no</answer>",
+        },
+    ]
     del rows[1]["id"]
     path = tmp_path / "released.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -228,8 +281,16 @@ def test_shards_are_evaluated_together_and_data_coverage_is_checked(official_dat
     rows = synthetic_predictions(official_data / "human_anno.json", tmp_path / "all.jsonl")
     for index in range(2):
         (tmp_path / f"s{index}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[index::2][:-1]))
-    args = ["evaluate", str(tmp_path / "s0.jsonl"), str(tmp_path / "s1.jsonl"), "--out", str(tmp_path / "run"),
-            "--no-sbert", "--data", str(official_data / "human_anno.json")]
+    args = [
+        "evaluate",
+        str(tmp_path / "s0.jsonl"),
+        str(tmp_path / "s1.jsonl"),
+        "--out",
+        str(tmp_path / "run"),
+        "--no-sbert",
+        "--data",
+        str(official_data / "human_anno.json"),
+    ]
     assert rarft_eval(args) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["count"]["queries"] == len(rows) - 2
@@ -240,16 +301,39 @@ def test_shards_are_evaluated_together_and_data_coverage_is_checked(official_dat
 def test_shards_with_the_same_query_are_refused(tmp_path, capsys):
     for name in ("a", "b"):
         (tmp_path / f"{name}.jsonl").write_text(json.dumps(GOOD) + "\n")
-    assert rarft_eval(["evaluate", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"), "--out", str(tmp_path / "r"),
-                       "--no-sbert"]) == 2
+    assert (
+        rarft_eval(
+            [
+                "evaluate",
+                str(tmp_path / "a.jsonl"),
+                str(tmp_path / "b.jsonl"),
+                "--out",
+                str(tmp_path / "r"),
+                "--no-sbert",
+            ]
+        )
+        == 2
+    )
     assert f"duplicate id '0:0' (first at {tmp_path / 'a.jsonl'}: line 1)" in capsys.readouterr().err
 
 
 def test_predictions_of_another_file_are_refused(official_data, tmp_path, capsys):
     rows = synthetic_predictions(official_data / "human_anno.json", tmp_path / "p.jsonl")
     (tmp_path / "p.jsonl").write_text("".join(json.dumps({**r, "id": "x" + r["id"]}) + "\n" for r in rows))
-    assert rarft_eval(["evaluate", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "run"), "--no-sbert",
-                       "--data", str(official_data / "human_anno.json")]) == 2
+    assert (
+        rarft_eval(
+            [
+                "evaluate",
+                str(tmp_path / "p.jsonl"),
+                "--out",
+                str(tmp_path / "run"),
+                "--no-sbert",
+                "--data",
+                str(official_data / "human_anno.json"),
+            ]
+        )
+        == 2
+    )
     assert "no prediction matches a query of the data file" in capsys.readouterr().err
 
 
@@ -257,14 +341,24 @@ def test_write_report_for_the_demo(official_data, tmp_path, sbert):
     synthetic_predictions(official_data / "human_anno.json", tmp_path / "p.jsonl")
     rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
     record = write_report(rows, tmp_path / "run", title="demo", name="demo")
-    assert record.judge == {"relevance": "rule", "explanations": None, "answer_reading": "released",
-                            "sbert_text": "released", "sbert_model": sbert.model_path}
+    assert record.judge == {
+        "relevance": "rule",
+        "explanations": None,
+        "answer_reading": "released",
+        "sbert_text": "released",
+        "sbert_model": sbert.model_path,
+    }
     report = (tmp_path / "run" / "report.md").read_text()
     assert "SBERT score: the response minus its correction, think included" in report
     assert "the released evaluation used all-mpnet-base-v2, which is not available offline here" in report
     assert record.metrics.explanation.sbert.all is not None
-    assert {p.name for p in (tmp_path / "run").iterdir()} >= {"metrics.json", "items.jsonl", "report.md", "metrics.csv",
-                                                              "by_category.png"}
+    assert {p.name for p in (tmp_path / "run").iterdir()} >= {
+        "metrics.json",
+        "items.jsonl",
+        "report.md",
+        "metrics.csv",
+        "by_category.png",
+    }
     assert write_report(tmp_path / "p.jsonl", tmp_path / "run2", sbert=False).metrics.ra_iou == record.metrics.ra_iou
 
 
@@ -283,8 +377,20 @@ def judge_responder(request):
 def test_llm_judge_from_the_command_line(official_data, tmp_path):
     preds = tmp_path / "preds.jsonl"
     synthetic_predictions(official_data / "human_anno.json", preds)
-    args = ["evaluate", str(preds), "--out", str(tmp_path / "run"), "--judge", "llm", "--llm-explanations",
-            "--base-url", server_url := "", "--model", "judge", "--no-sbert"]
+    args = [
+        "evaluate",
+        str(preds),
+        "--out",
+        str(tmp_path / "run"),
+        "--judge",
+        "llm",
+        "--llm-explanations",
+        "--base-url",
+        server_url := "",
+        "--model",
+        "judge",
+        "--no-sbert",
+    ]
     with ChatServer(judge_responder) as server:
         args[args.index(server_url)] = server.url
         assert rarft_eval(args) == 0
@@ -310,10 +416,18 @@ def released_inference_output(path, outputs, *, levels=False):
     rows = []
     for item in json.loads(path.read_text()):
         for entry in item["GRPO"]:
-            rows.append({"video": item["video"], "query": entry["q"], "model_output": outputs(len(rows), entry),
-                         "gt_relevant": entry["r"], "gt_timestamp": item["timestamp"], "gt_output": entry["a"],
-                         "gt_categories": entry.get("c", []),
-                         "irrelevance_level": entry.get("difficulty", "") if levels and not entry["r"] else ""})
+            rows.append(
+                {
+                    "video": item["video"],
+                    "query": entry["q"],
+                    "model_output": outputs(len(rows), entry),
+                    "gt_relevant": entry["r"],
+                    "gt_timestamp": item["timestamp"],
+                    "gt_output": entry["a"],
+                    "gt_categories": entry.get("c", []),
+                    "irrelevance_level": entry.get("difficulty", "") if levels and not entry["r"] else "",
+                }
+            )
     return rows
 
 
@@ -332,21 +446,40 @@ def test_the_released_inference_output_scores_as_it_is(official_data, tmp_path):
     released = tmp_path / "released.json"
     released.write_text(json.dumps(rows, indent=1))
     assert rarft_eval(["evaluate", str(released), "--out", str(tmp_path / "plain"), "--no-sbert"]) == 0
-    assert rarft_eval(["evaluate", str(released), "--out", str(tmp_path / "joined"), "--no-sbert",
-                       "--data", str(official_data / "hi_vtg_charades.json")]) == 0
+    assert (
+        rarft_eval(
+            [
+                "evaluate",
+                str(released),
+                "--out",
+                str(tmp_path / "joined"),
+                "--no-sbert",
+                "--data",
+                str(official_data / "hi_vtg_charades.json"),
+            ]
+        )
+        == 0
+    )
     examples, _ = load_examples(official_data / "hi_vtg_charades.json")
     ours = tmp_path / "ours.jsonl"
-    ours.write_text("".join(json.dumps(prediction_from_example(e, row["model_output"]).to_json()) + "\n"
-                            for e, row in zip(examples, rows, strict=True)))
+    ours.write_text(
+        "".join(
+            json.dumps(prediction_from_example(e, row["model_output"]).to_json()) + "\n"
+            for e, row in zip(examples, rows, strict=True)
+        )
+    )
     assert rarft_eval(["evaluate", str(ours), "--out", str(tmp_path / "ours"), "--no-sbert"]) == 0
-    plain, joined, reference = (json.loads((tmp_path / run / "metrics.json").read_text())
-                                for run in ("plain", "joined", "ours"))
+    plain, joined, reference = (
+        json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("plain", "joined", "ours")
+    )
     for metrics in (plain, joined):
         assert metrics["ra_iou"] == reference["ra_iou"] and metrics["relevance"] == reference["relevance"]
     assert set(plain["by_difficulty"]) == {"original"}  # no level in the rows
     assert joined["by_difficulty"] == reference["by_difficulty"]  # levels and items from the data file
-    assert plain["prediction_defects"] == {"category 'Action/SceneTransition' outside the taxonomy (left out)": 1,
-                                           "gt_timestamp on an irrelevant query (ignored)": 1097}
+    assert plain["prediction_defects"] == {
+        "category 'Action/SceneTransition' outside the taxonomy (left out)": 1,
+        "gt_timestamp on an irrelevant query (ignored)": 1097,
+    }
     assert joined["data"]["missing_predictions"] == [] and joined["data"]["unmatched_rows"] == []
     report = (tmp_path / "plain" / "report.md").read_text()
     assert "Prediction file defects (rows kept): category 'Action/SceneTransition'" in report
@@ -362,15 +495,21 @@ def test_items_without_ids_are_grouped_by_video_and_relevant_query(official_data
     released.write_text(json.dumps(rows))
     examples, _ = load_examples(official_data / "hi_vtg_charades.json")
     ours = tmp_path / "ours.jsonl"
-    ours.write_text("".join(json.dumps(prediction_from_example(e, row["model_output"]).to_json()) + "\n"
-                            for e, row in zip(examples, rows, strict=True)))
+    ours.write_text(
+        "".join(
+            json.dumps(prediction_from_example(e, row["model_output"]).to_json()) + "\n"
+            for e, row in zip(examples, rows, strict=True)
+        )
+    )
     for path, run in ((released, "released"), (ours, "ours")):
         assert rarft_eval(["evaluate", str(path), "--out", str(tmp_path / run), "--no-sbert"]) == 0
-    released_metrics, ours_metrics = (json.loads((tmp_path / run / "metrics.json").read_text())
-                                      for run in ("released", "ours"))
+    released_metrics, ours_metrics = (
+        json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("released", "ours")
+    )
     assert released_metrics["by_difficulty"] == ours_metrics["by_difficulty"]
-    assert {level: row["paired"]["queries"] for level, row in ours_metrics["by_difficulty"].items()
-            if level != "original"} == {"strong": 2 * 530, "moderate": 2 * 363, "weak": 2 * 204}
+    assert {
+        level: row["paired"]["queries"] for level, row in ours_metrics["by_difficulty"].items() if level != "original"
+    } == {"strong": 2 * 530, "moderate": 2 * 363, "weak": 2 * 204}
 
 
 @pytest.mark.parametrize(
@@ -381,10 +520,23 @@ def test_items_without_ids_are_grouped_by_video_and_relevant_query(official_data
     ],
 )
 def test_answer_reading_option(tmp_path, reading, refused):
-    outputs = ["<think><timestep>0.00 to 3.00</timestep> a man sits.</think> The video does not contain this.",
-               "<answer>No match.</answer><answer>2 to 6</answer>"]
-    rows = [{**GOOD, "id": f"{i}:1", "gt_relevant": False, "gt_timestamp": None, "gt_output": "no", "model_output": o,
-             "hardness_level": "hard", "gt_categories": ["Attribute/Counting"]} for i, o in enumerate(outputs)]
+    outputs = [
+        "<think><timestep>0.00 to 3.00</timestep> a man sits.</think> The video does not contain this.",
+        "<answer>No match.</answer><answer>2 to 6</answer>",
+    ]
+    rows = [
+        {
+            **GOOD,
+            "id": f"{i}:1",
+            "gt_relevant": False,
+            "gt_timestamp": None,
+            "gt_output": "no",
+            "model_output": o,
+            "hardness_level": "hard",
+            "gt_categories": ["Attribute/Counting"],
+        }
+        for i, o in enumerate(outputs)
+    ]
     path = tmp_path / "p.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     option = [] if reading == "released" else ["--answer-reading", reading]
@@ -393,16 +545,24 @@ def test_answer_reading_option(tmp_path, reading, refused):
     items = [json.loads(line) for line in (tmp_path / "run" / "items.jsonl").read_text().splitlines()]
     assert [item["refused"] for item in items] == refused and metrics["judge"]["answer_reading"] == reading
     assert ("answers read as the released evaluation does" in (tmp_path / "run" / "report.md").read_text()) == (
-        reading == "released")
+        reading == "released"
+    )
 
 
 @pytest.mark.parametrize(
     "options, summary, missing",
     [
-        ([], "0 relevant query span(s) recovered from other items, 0 assumed to be the item's timestamp "
-             "(released inference), 582 unknown (left out)", 0),
-        (["--spans-from", "hi_vtg_charades.json"], "189 relevant query span(s) recovered from other items, 0 assumed",
-         189),
+        (
+            [],
+            "0 relevant query span(s) recovered from other items, 0 assumed to be the item's timestamp "
+            "(released inference), 582 unknown (left out)",
+            0,
+        ),
+        (
+            ["--spans-from", "hi_vtg_charades.json"],
+            "189 relevant query span(s) recovered from other items, 0 assumed",
+            189,
+        ),
         (["--unknown-spans", "item"], "0 relevant query span(s) recovered from other items, 582 assumed", 582),
     ],
 )
@@ -410,8 +570,21 @@ def test_evaluate_reports_ss_charades_second_query_spans(official_data, tmp_path
     preds = tmp_path / "p.jsonl"
     synthetic_predictions(official_data / "ss_vtg_charades.json", preds)
     options = [str(official_data / o) if o.endswith(".json") else o for o in options]
-    assert rarft_eval(["evaluate", str(preds), "--out", str(tmp_path / "run"), "--no-sbert",
-                       "--data", str(official_data / "ss_vtg_charades.json"), *options]) == 0
+    assert (
+        rarft_eval(
+            [
+                "evaluate",
+                str(preds),
+                "--out",
+                str(tmp_path / "run"),
+                "--no-sbert",
+                "--data",
+                str(official_data / "ss_vtg_charades.json"),
+                *options,
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert summary in metrics["data"]["summary"] and summary in (tmp_path / "run" / "report.md").read_text()
     # the predictions were made from the default load: the queries the file now also holds have none
@@ -421,9 +594,24 @@ def test_evaluate_reports_ss_charades_second_query_spans(official_data, tmp_path
 def test_spans_from_and_the_released_spans_exclude_each_other(official_data, tmp_path, capsys):
     preds = tmp_path / "p.jsonl"
     preds.write_text(json.dumps(GOOD) + "\n")
-    assert rarft_eval(["evaluate", str(preds), "--out", str(tmp_path / "run"), "--no-sbert", "--data",
-                       str(official_data / "ss_vtg_charades.json"), "--unknown-spans", "item",
-                       "--spans-from", str(official_data / "hi_vtg_charades.json")]) == 2
+    assert (
+        rarft_eval(
+            [
+                "evaluate",
+                str(preds),
+                "--out",
+                str(tmp_path / "run"),
+                "--no-sbert",
+                "--data",
+                str(official_data / "ss_vtg_charades.json"),
+                "--unknown-spans",
+                "item",
+                "--spans-from",
+                str(official_data / "hi_vtg_charades.json"),
+            ]
+        )
+        == 2
+    )
     assert "exclude each other" in capsys.readouterr().err
 
 
@@ -438,13 +626,27 @@ def test_the_smallest_examples_on_every_shipped_file(official_data, tmp_path, na
         if e.label.relevant:
             text = f"<answer>No match.</answer><answer>{e.label.timestamp[0]} to {e.label.timestamp[1]}</answer>"
         else:
-            text = ("<think><timestep>0.00 to 3.00</timestep> a person is in the room.</think> The video does not "
-                    "contain this.")
+            text = (
+                "<think><timestep>0.00 to 3.00</timestep> a person is in the room.</think> The video does not "
+                "contain this."
+            )
         rows.append(prediction_from_example(e, text).to_json())
     (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     for reading in ("released", "last_block"):
-        assert rarft_eval(["evaluate", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / reading), "--no-sbert",
-                           "--answer-reading", reading]) == 0
+        assert (
+            rarft_eval(
+                [
+                    "evaluate",
+                    str(tmp_path / "p.jsonl"),
+                    "--out",
+                    str(tmp_path / reading),
+                    "--no-sbert",
+                    "--answer-reading",
+                    reading,
+                ]
+            )
+            == 0
+        )
     released, last_block = (json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("released", "last_block"))
     irrelevant = sum(not r["gt_relevant"] for r in rows)
     assert released["relevance"]["accuracy"] == pytest.approx(irrelevant / len(rows))

@@ -18,11 +18,13 @@ REFUSAL = "<think>t</think> <answer>No segment shows it.</answer> <correct>a man
 
 def answer_relevant(every):
     """Answers relevant queries with their span, and refuses 1 in `every` irrelevant query only."""
+
     def output(example):
         if example.label.relevant:
             start, end = example.label.timestamp
             return f"<think>t</think> <answer>{start:.2f} to {end:.2f}</answer> <correct>nothing</correct>"
         return REFUSAL if int(example.key.split(":")[0]) % every == 0 else "<answer>0.00 to 1.00</answer>"
+
     return output
 
 
@@ -30,11 +32,24 @@ def evaluated(official_data, tmp_path, file, name, output, *extra, template="ra_
     """A run of `file` evaluated under `name` (its predictions as `infer` would write them, with a record)."""
     preds = tmp_path / f"{name}.jsonl"
     examples, _ = load_examples(official_data / file)
-    preds.write_text("".join(json.dumps(prediction_from_example(e, output(e), False).to_json()) + "\n"
-                             for e in examples))
-    meta_path(preds).write_text(json.dumps({"data": str(official_data / file), "template": template, "shard": "0/1",
-                                            "max_new_tokens": 256, "decoding": "greedy", "backend": "hf",
-                                            "dtype": "bf16", "model": "/models/x", "model_fingerprint": "ab12"}))
+    preds.write_text(
+        "".join(json.dumps(prediction_from_example(e, output(e), False).to_json()) + "\n" for e in examples)
+    )
+    meta_path(preds).write_text(
+        json.dumps(
+            {
+                "data": str(official_data / file),
+                "template": template,
+                "shard": "0/1",
+                "max_new_tokens": 256,
+                "decoding": "greedy",
+                "backend": "hf",
+                "dtype": "bf16",
+                "model": "/models/x",
+                "model_fingerprint": "ab12",
+            }
+        )
+    )
     run = tmp_path / name
     assert rarft_eval(["evaluate", str(preds), "--out", str(run), "--no-sbert", "--name", name, *extra]) == 0
     return run
@@ -56,9 +71,10 @@ def sections(text):
 
 
 def test_runs_of_different_sets_are_never_merged(official_data, tmp_path, capsys):
-    runs = [evaluated(official_data, tmp_path, file, name, answer_relevant(2))
-            for file, name in (("hi_vtg_charades.json", "hi"), ("human_anno.json", "human"),
-                               ("ss_vtg_charades.json", "ss"))]
+    runs = [
+        evaluated(official_data, tmp_path, file, name, answer_relevant(2))
+        for file, name in (("hi_vtg_charades.json", "hi"), ("human_anno.json", "human"), ("ss_vtg_charades.json", "ss"))
+    ]
     code, out = compare(capsys, *runs)
     assert code == 0
     found = sections(out.out)
@@ -70,15 +86,19 @@ def test_runs_of_different_sets_are_never_merged(official_data, tmp_path, capsys
 
 
 def test_any_number_of_runs_with_stored_names_and_differences(official_data, tmp_path, capsys):
-    runs = [evaluated(official_data, tmp_path, "human_anno.json", name, answer_relevant(every))
-            for name, every in (("base", 4), ("mid", 2), ("ours", 1))]
+    runs = [
+        evaluated(official_data, tmp_path, "human_anno.json", name, answer_relevant(every))
+        for name, every in (("base", 4), ("mid", 2), ("ours", 1))
+    ]
     code, out = compare(capsys, *runs)
     assert code == 0
     metrics = [json.loads((run / "metrics.json").read_text()) for run in runs]
     f1 = [100 * m["relevance"]["f1_avg"] for m in metrics]
     assert "| metric | base | mid | ours | mid - base | ours - base |" in out.out
-    assert (f"| F1 avg. | {f1[0]:.1f} | {f1[1]:.1f} | {f1[2]:.1f} | {f1[1] - f1[0]:+.1f} | {f1[2] - f1[0]:+.1f} |"
-            in out.out)
+    assert (
+        f"| F1 avg. | {f1[0]:.1f} | {f1[1]:.1f} | {f1[2]:.1f} | {f1[1] - f1[0]:+.1f} | {f1[2] - f1[0]:+.1f} |"
+        in out.out
+    )
     assert "- **ours** (`" in out.out and "checkpoint /models/x (fingerprint ab12)" in out.out
     assert "Settings differ" not in out.out
     code, out = compare(capsys, *runs, "--name", "A", "--name", "B", "--name", "C")
@@ -90,8 +110,10 @@ def test_settings_that_differ_are_flagged(official_data, tmp_path, capsys):
     ours = evaluated(official_data, tmp_path, "human_anno.json", "ours", answer_relevant(2), "--strict-recall")
     code, out = compare(capsys, base, ours)
     assert code == 0
-    assert ("**Settings differ (not measured alike):** R@m counts IoU: base=>=, ours=>; template: base=time_r1, "
-            "ours=ra_rft." in out.out)
+    assert (
+        "**Settings differ (not measured alike):** R@m counts IoU: base=>=, ours=>; template: base=time_r1, "
+        "ours=ra_rft." in out.out
+    )
     # the time_r1 run's responses do not follow its own format: its warning is shown before the tables
     assert "- base: only 0 of 200 responses (0.0 %) follow the time_r1 output format" in out.out
 
@@ -113,8 +135,11 @@ def test_paper_rows_beside_the_runs(official_data, tmp_path, capsys):
 @pytest.mark.parametrize(
     "selection, present, absent",
     [
-        ("Table 12", "| paper Table 12: Qwen2.5-VL-7B | - | - | 32.9 | 26.2 | 21.2 | 27.8 | 69.8 | 41.2 | 55.5 |",
-         "paper Table 1:"),
+        (
+            "Table 12",
+            "| paper Table 12: Qwen2.5-VL-7B | - | - | 32.9 | 26.2 | 21.2 | 27.8 | 69.8 | 41.2 | 55.5 |",
+            "paper Table 1:",
+        ),
         ("HI-TVGBench", "| paper Table 11: Time-R1 | 52.5 | 0.95 | 66.2 | 1.49 | 78.8 | 2.08 |", "paper Table 10"),
     ],
 )
@@ -148,10 +173,14 @@ def test_compare_refuses(official_data, tmp_path, capsys, args, message):
 
 
 def test_run_settings_of_shards():
-    metrics, _ = compute_metrics([Prediction("0:0", "v", "q", "", True, (0.0, 1.0), "", (), None)],
-                                 [Judgement(False, (0.0, 1.0))])
-    record = RunRecord(metrics, judge={"relevance": "rule"},
-                       inference=({"max_new_tokens": 256, "backend": "hf"}, {"max_new_tokens": 128, "backend": "hf"}))
+    metrics, _ = compute_metrics(
+        [Prediction("0:0", "v", "q", "", True, (0.0, 1.0), "", (), None)], [Judgement(False, (0.0, 1.0))]
+    )
+    record = RunRecord(
+        metrics,
+        judge={"relevance": "rule"},
+        inference=({"max_new_tokens": 256, "backend": "hf"}, {"max_new_tokens": 128, "backend": "hf"}),
+    )
     settings = run_settings(record)
     assert (settings["max new tokens"], settings["backend"], settings["template"]) == ("mixed", "hf", None)
 

@@ -2,18 +2,21 @@
 
 import pytest
 
-from eval.predictions import Prediction
 from eval.evaluate import evaluate, sbert_pair, sbert_scores
 from eval.metrics import Judgement
+from eval.predictions import Prediction
 
-RESPONSE = ("<think><timestep>0.00 to 3.00</timestep> a man sits.</think> <answer>He sits, he does not run."
-            "</answer> <correction>a man sits</correction>")
+RESPONSE = (
+    "<think><timestep>0.00 to 3.00</timestep> a man sits.</think> <answer>He sits, he does not run."
+    "</answer> <correction>a man sits</correction>"
+)
 REFERENCE = "<answer>The man sits; nobody runs.</answer><correct>a man sits</correct>"
 
 
 def irrelevant(output, reference=REFERENCE, index=0):
-    return Prediction(f"{index}:1", "v.mp4", "a man runs", output, False, None, reference,
-                      ("Action/FineGrainedAction",), "strong")
+    return Prediction(
+        f"{index}:1", "v.mp4", "a man runs", output, False, None, reference, ("Action/FineGrainedAction",), "strong"
+    )
 
 
 class RecordingSimilarity:
@@ -33,8 +36,15 @@ class RecordingSimilarity:
     "text, reading, expected",
     [
         # released: the whole response minus the correction (think included) vs the reference without tags
-        ("released", "released", ("<think><timestep>0.00 to 3.00</timestep> a man sits.</think> <answer>He sits, he "
-                                  "does not run.</answer>", "The man sits; nobody runs. a man sits")),
+        (
+            "released",
+            "released",
+            (
+                "<think><timestep>0.00 to 3.00</timestep> a man sits.</think> <answer>He sits, he "
+                "does not run.</answer>",
+                "The man sits; nobody runs. a man sits",
+            ),
+        ),
         # answer: the answer text vs the reference's answer block
         ("answer", "released", ("He sits, he does not run.", "The man sits; nobody runs.")),
         ("answer", "last_block", ("He sits, he does not run.", "The man sits; nobody runs.")),
@@ -56,8 +66,12 @@ def test_unknown_sbert_text_is_refused():
 
 
 def test_sbert_scores_only_refused_irrelevant_queries_with_a_reference():
-    predictions = [irrelevant(RESPONSE, index=0), irrelevant("<answer>1 to 2</answer>", index=1),
-                   irrelevant(RESPONSE, reference="", index=2), irrelevant("<correction>only</correction>", index=3)]
+    predictions = [
+        irrelevant(RESPONSE, index=0),
+        irrelevant("<answer>1 to 2</answer>", index=1),
+        irrelevant(RESPONSE, reference="", index=2),
+        irrelevant("<correction>only</correction>", index=3),
+    ]
     judgements = [Judgement(True, None), Judgement(False, (1.0, 2.0)), Judgement(True, None), Judgement(True, None)]
     similarity = RecordingSimilarity(0.7)
     # 0: compared; 1: answered (no score); 2: no reference (not eligible); 3: nothing left to compare: 0
@@ -68,8 +82,7 @@ def test_sbert_scores_only_refused_irrelevant_queries_with_a_reference():
 @pytest.mark.parametrize("sbert_text", ["released", "answer"])
 def test_evaluate_records_the_options(sbert_text):
     similarity = RecordingSimilarity(-0.2)
-    record, items = evaluate([irrelevant(RESPONSE)], similarity=similarity, sbert_text=sbert_text,
-                             reading="last_block")
+    record, items = evaluate([irrelevant(RESPONSE)], similarity=similarity, sbert_text=sbert_text, reading="last_block")
     assert record.judge["sbert_text"] == sbert_text and record.judge["answer_reading"] == "last_block"
     assert items[0].sbert == 0.0  # cosine clipped to [0, 1]
     assert similarity.pairs == [sbert_pair(irrelevant(RESPONSE), sbert_text, "last_block")]

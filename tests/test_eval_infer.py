@@ -28,8 +28,26 @@ def setup(tmp_path_factory, official_data):
 
 def infer(setup, out, *extra):
     model, data, videos = setup
-    return rarft_eval(["infer", "--model", str(model), "--data", str(data), "--video-root", str(videos),
-                       "--out", str(out), "--backend", "hf", "--batch-size", "4", "--max-new-tokens", "6", *extra])
+    return rarft_eval(
+        [
+            "infer",
+            "--model",
+            str(model),
+            "--data",
+            str(data),
+            "--video-root",
+            str(videos),
+            "--out",
+            str(out),
+            "--backend",
+            "hf",
+            "--batch-size",
+            "4",
+            "--max-new-tokens",
+            "6",
+            *extra,
+        ]
+    )
 
 
 def lines(path):
@@ -124,8 +142,22 @@ def test_parse_shard_rejects(text):
 
 def test_missing_videos_fail_before_loading_the_model(setup, tmp_path, capsys):
     model, data, _ = setup
-    assert rarft_eval(["infer", "--model", str(model), "--data", str(data), "--video-root", str(tmp_path),
-                       "--out", str(tmp_path / "p.jsonl")]) == 2
+    assert (
+        rarft_eval(
+            [
+                "infer",
+                "--model",
+                str(model),
+                "--data",
+                str(data),
+                "--video-root",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "p.jsonl"),
+            ]
+        )
+        == 2
+    )
     assert "3 video(s) not found" in capsys.readouterr().err
 
 
@@ -136,8 +168,25 @@ def test_unreadable_videos_are_named(setup, tmp_path, capsys, probe):
     broken.mkdir()
     for video in videos.iterdir():
         (broken / video.name).write_bytes(b"not a video" * 100)
-    assert rarft_eval(["infer", "--model", str(model), "--data", str(data), "--video-root", str(broken),
-                       "--out", str(tmp_path / "p.jsonl"), "--backend", "hf", *([] if probe else ["--no-probe"])]) == 2
+    assert (
+        rarft_eval(
+            [
+                "infer",
+                "--model",
+                str(model),
+                "--data",
+                str(data),
+                "--video-root",
+                str(broken),
+                "--out",
+                str(tmp_path / "p.jsonl"),
+                "--backend",
+                "hf",
+                *([] if probe else ["--no-probe"]),
+            ]
+        )
+        == 2
+    )
     error = capsys.readouterr().err
     if probe:  # all of them, before the model loads
         assert "3 video clip(s) cannot be used: record 0: " in error and "record 2: " in error
@@ -150,16 +199,47 @@ def test_records_without_duration_are_predicted(setup, tmp_path):
     model, data, videos = setup
     items = json.loads(data.read_text())
     nulls = tmp_path / "null_durations.json"
-    nulls.write_text(json.dumps([{**item, "duration": None, "video": f"/data/author/videos/{item['video'].split('/')[-1]}"}
-                                 for item in items]))
+    nulls.write_text(
+        json.dumps(
+            [
+                {**item, "duration": None, "video": f"/data/author/videos/{item['video'].split('/')[-1]}"}
+                for item in items
+            ]
+        )
+    )
     out = tmp_path / "preds.jsonl"
-    assert rarft_eval(["infer", "--model", str(model), "--data", str(nulls), "--video-root", str(videos),
-                       "--out", str(out), "--backend", "hf", "--batch-size", "4", "--max-new-tokens", "2"]) == 0
+    assert (
+        rarft_eval(
+            [
+                "infer",
+                "--model",
+                str(model),
+                "--data",
+                str(nulls),
+                "--video-root",
+                str(videos),
+                "--out",
+                str(out),
+                "--backend",
+                "hf",
+                "--batch-size",
+                "4",
+                "--max-new-tokens",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert [json.loads(line)["id"] for line in lines(out)] == IDS
 
 
-ITEM = {"video": "v.mp4", "query_text": "q", "timestamp": [0, 1], "duration": None,
-        "GRPO": [{"q": "q", "a": "", "r": True}]}
+ITEM = {
+    "video": "v.mp4",
+    "query_text": "q",
+    "timestamp": [0, 1],
+    "duration": None,
+    "GRPO": [{"q": "q", "a": "", "r": True}],
+}
 
 
 @pytest.mark.parametrize(
@@ -232,15 +312,22 @@ def broken_copy(model, directory, change):
     "change, message",
     [
         (None, "{model}: no such directory"),
-        (lambda d: (d / "config.json").write_text(""), "--model {model}: not a complete checkpoint: config.json is empty"),
+        (
+            lambda d: (d / "config.json").write_text(""),
+            "--model {model}: not a complete checkpoint: config.json is empty",
+        ),
         (lambda d: (d / "config.json").write_text("{}"), "config.json has no model_type"),
         (lambda d: (d / "model.safetensors").unlink(), "no weights (model.safetensors or pytorch_model.bin"),
         (lambda d: (d / "tokenizer.json").unlink(), "no tokenizer (tokenizer.json"),
         (lambda d: (d / "chat_template.jinja").unlink(), "no chat template"),
         # what OpenRLHF's --ckpt.save_hf writes for Qwen2.5-VL: everything but the processor's configuration
-        (lambda d: (d / "processor_config.json").unlink(),
-         ("--model {model}: no preprocessor_config.json (a checkpoint saved by OpenRLHF's --ckpt.save_hf has none): "
-          "add --processor BASE_MODEL_DIR")),
+        (
+            lambda d: (d / "processor_config.json").unlink(),
+            (
+                "--model {model}: no preprocessor_config.json "
+                "(a checkpoint saved by OpenRLHF's --ckpt.save_hf has none): add --processor BASE_MODEL_DIR"
+            ),
+        ),
         (lambda d: (d / "model.safetensors").write_bytes(b"not safetensors" * 10), "--model {model}: cannot be loaded"),
     ],
 )
@@ -261,8 +348,10 @@ def test_a_hub_name_offline_is_one_line(setup, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     assert infer(setup, tmp_path / "p.jsonl", "--model", "Qwen/Qwen2.5-VL-7B-Instruct") == 2
     error = capsys.readouterr().err.strip()
-    assert error.endswith("--model Qwen/Qwen2.5-VL-7B-Instruct: no such directory, and not in the local hub cache "
-                          "(HF_HUB_OFFLINE is set, so the hub is not asked); give a checkpoint directory")
+    assert error.endswith(
+        "--model Qwen/Qwen2.5-VL-7B-Instruct: no such directory, and not in the local hub cache "
+        "(HF_HUB_OFFLINE is set, so the hub is not asked); give a checkpoint directory"
+    )
     assert not (tmp_path / "p.jsonl").exists()
 
 
@@ -272,7 +361,8 @@ def test_processor_from_the_base_model(setup, complete, tmp_path):
     out = tmp_path / "preds.jsonl"
     assert infer(setup, out, "--model", str(model), "--processor", str(setup[0])) == 0
     assert [json.loads(line)["model_output"] for line in lines(out)] == [
-        json.loads(line)["model_output"] for line in lines(complete)]
+        json.loads(line)["model_output"] for line in lines(complete)
+    ]
     meta = json.loads(meta_path(out).read_text())
     assert meta["model"] == str(model) and meta["processor"] == str(setup[0].resolve())
     assert not (model / "processor_config.json").exists()  # the checkpoint is left as it was
@@ -289,9 +379,24 @@ def test_limit_then_the_rest(setup, complete, tmp_path, capsys):
 
 def test_missing_videos_are_all_written(setup, official_data, tmp_path, capsys):
     listing = tmp_path / "missing.txt"
-    assert rarft_eval(["infer", "--model", str(setup[0]), "--data", str(official_data / "human_anno.json"),
-                       "--video-root", str(tmp_path), "--out", str(tmp_path / "p.jsonl"),
-                       "--missing-videos", str(listing)]) == 2
+    assert (
+        rarft_eval(
+            [
+                "infer",
+                "--model",
+                str(setup[0]),
+                "--data",
+                str(official_data / "human_anno.json"),
+                "--video-root",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "p.jsonl"),
+                "--missing-videos",
+                str(listing),
+            ]
+        )
+        == 2
+    )
     error = capsys.readouterr().err
     assert "100 video(s) not found or empty" in error and "(and 80 more)" in error
     assert f"(all 100 listed in {listing})" in error
@@ -311,8 +416,23 @@ def test_bare_video_ids_with_an_extension(setup, tmp_path):
     renamed.mkdir()
     for i, item in enumerate(items):
         (renamed / f"clip{i}.MP4").write_bytes((videos / item["video"].split("/")[-1]).read_bytes())
-    args = ["infer", "--model", str(model), "--data", str(bare), "--video-root", str(renamed), "--out",
-            str(tmp_path / "p.jsonl"), "--backend", "hf", "--max-new-tokens", "2", "--limit", "2"]
+    args = [
+        "infer",
+        "--model",
+        str(model),
+        "--data",
+        str(bare),
+        "--video-root",
+        str(renamed),
+        "--out",
+        str(tmp_path / "p.jsonl"),
+        "--backend",
+        "hf",
+        "--max-new-tokens",
+        "2",
+        "--limit",
+        "2",
+    ]
     listing = tmp_path / "missing.txt"
     assert rarft_eval([*args, "--missing-videos", str(listing)]) == 2
     assert len(listing.read_text().splitlines()) == 1  # the first two queries are about one video

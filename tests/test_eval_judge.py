@@ -6,13 +6,13 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.openai_server import ChatServer, Fault, system_text, user_text
 
+from eval.evaluate import evaluate
 from eval.judge import MAX_JUDGED_CHARS, LlmJudge, parse_categories, parse_relevance, parse_score
 from eval.metrics import ExplanationMean, Judgement
 from eval.predictions import Prediction
-from eval.evaluate import evaluate
 from rarft_plugin.llm_client import ChatClient
-from support.openai_server import ChatServer, Fault, system_text, user_text
 
 
 @pytest.mark.parametrize(
@@ -21,14 +21,16 @@ from support.openai_server import ChatServer, Fault, system_text, user_text
         ('["Object/ObjectExistence", "Attribute/Counting"]', (("Object/ObjectExistence", "Attribute/Counting"), 0)),
         ("[]", ((), 0)),
         ("['Scene/SceneExistence']", (("Scene/SceneExistence",), 0)),  # Python literal
-        ('```json\n[ "object / object existence", "ObjectMoving" ]\n```', (("Object/ObjectExistence",
-                                                                             "Object/ObjectMoving"), 0)),
+        (
+            '```json\n[ "object / object existence", "ObjectMoving" ]\n```',
+            (("Object/ObjectExistence", "Object/ObjectMoving"), 0),
+        ),
         ('["Object/ObjectExistence", "Object/ObjectExistence"]', (("Object/ObjectExistence",), 0)),
         ('["Made/Up", "Action/ActionSequence"]', (("Action/ActionSequence",), 1)),
         ('Reasoning [see rules]. Final: ["Attribute/Comparison"]', (("Attribute/Comparison",), 0)),  # last list
         ("None apply.", None),
         ("[1, 2]", None),
-        ("[\"unterminated", None),
+        ('["unterminated', None),
     ],
 )
 def test_parse_categories(reply, expected):
@@ -78,8 +80,9 @@ def test_parse_relevance(reply, refused, segment):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("[]{}'\",:.-+0123456789 scoreelvantrufObject/ExistencNn\\")),
-               max_size=120))
+@given(
+    st.text(alphabet=st.sampled_from(list("[]{}'\",:.-+0123456789 scoreelvantrufObject/ExistencNn\\")), max_size=120)
+)
 def test_reply_parsers_never_raise(reply):
     categories = parse_categories(reply)
     assert categories is None or all(isinstance(c, str) for c in categories[0])
@@ -89,12 +92,20 @@ def test_reply_parsers_never_raise(reply):
     assert judged is None or isinstance(judged, Judgement)
 
 
-def prediction(i, relevant, output, gt_output="The man sits on a bed, not a chair.",
-               categories=("Scene/SceneExistence",)):
-    return Prediction(id=f"{i}:{int(not relevant)}", video=f"v{i}.mp4", query=f"query {i}", model_output=output,
-                      gt_relevant=relevant, gt_timestamp=(0.0, 5.0) if relevant else None,
-                      gt_output=gt_output if not relevant else "0.00 to 5.00",
-                      gt_categories=tuple(categories) if not relevant else (), hardness_level=None)
+def prediction(
+    i, relevant, output, gt_output="The man sits on a bed, not a chair.", categories=("Scene/SceneExistence",)
+):
+    return Prediction(
+        id=f"{i}:{int(not relevant)}",
+        video=f"v{i}.mp4",
+        query=f"query {i}",
+        model_output=output,
+        gt_relevant=relevant,
+        gt_timestamp=(0.0, 5.0) if relevant else None,
+        gt_output=gt_output if not relevant else "0.00 to 5.00",
+        gt_categories=tuple(categories) if not relevant else (),
+        hardness_level=None,
+    )
 
 
 REFUSAL = "<think>t</think> <answer>No segment: the man sits on a bed.</answer> <correct>q</correct>"
@@ -119,14 +130,16 @@ def responder(request):
 
 
 def judge(server, tmp_path, **options):
-    return LlmJudge(ChatClient(base_url=server.url, model="judge", cache_path=tmp_path / "cache.jsonl",
-                               backoff_s=0.01, **options))
+    return LlmJudge(
+        ChatClient(base_url=server.url, model="judge", cache_path=tmp_path / "cache.jsonl", backoff_s=0.01, **options)
+    )
 
 
 def test_llm_judge_scores_and_caches(tmp_path):
     with ChatServer(responder) as server:
-        record, items = evaluate(PREDICTIONS, judge=judge(server, tmp_path), relevance_by_llm=True,
-                                 llm_explanations=True)
+        record, items = evaluate(
+            PREDICTIONS, judge=judge(server, tmp_path), relevance_by_llm=True, llm_explanations=True
+        )
         # relevance for all 5, explanations (RT-IoU + LLM score) only for the one refused query with a reference
         assert len(server.requests) == 5 + 2
         again, _ = evaluate(PREDICTIONS, judge=judge(server, tmp_path), relevance_by_llm=True, llm_explanations=True)
@@ -188,8 +201,9 @@ def test_failed_and_unreadable_judgements_are_unmeasured_not_zero(tmp_path):
         return "gibberish"
 
     with ChatServer(broken) as server:
-        record, items = evaluate(PREDICTIONS, judge=judge(server, tmp_path), relevance_by_llm=True,
-                                 llm_explanations=True)
+        record, items = evaluate(
+            PREDICTIONS, judge=judge(server, tmp_path), relevance_by_llm=True, llm_explanations=True
+        )
     report = record.judge
     assert report["failed"] == {"llm-score": 1} and report["unreadable"] == {"relevance": 5, "rt-iou": 1}
     # relevance fell back to the core parser's reading
@@ -198,12 +212,16 @@ def test_failed_and_unreadable_judgements_are_unmeasured_not_zero(tmp_path):
     assert record.metrics.explanation.llm_score == ExplanationMean(all=None, refused=None, n=1, unmeasured=1)
     calls = report["calls"]
     assert {name: (c["asked"], c["judged"], c["failed"], c["unreadable"]) for name, c in calls.items()} == {
-        "relevance": (5, 0, 0, 5), "rt-iou": (1, 0, 0, 1), "llm-score": (1, 0, 1, 0)}
+        "relevance": (5, 0, 0, 5),
+        "rt-iou": (1, 0, 0, 1),
+        "llm-score": (1, 0, 1, 0),
+    }
     assert "HTTP 400" in calls["llm-score"]["last_error"] and calls["relevance"]["last_error"] is None
 
 
 def test_resumes_only_what_failed(tmp_path):
     """A run whose endpoint failed for some requests, rerun against a healthy one, asks only those."""
+
     def half_down(request):
         if system_text(request).startswith("You are an evaluator"):
             return Fault(status=400)
@@ -225,11 +243,23 @@ def test_resumes_only_what_failed(tmp_path):
     ],
 )
 def test_every_judge_is_shown_the_answer_text_of_the_reading(tmp_path, reading, shown):
-    output = ("<think><timestep>9.00 to 12.00</timestep> a man sits.</think> <answer>He sits, he does not run."
-              "</answer><answer>0.00 to 3.00</answer> <correct>a man sits</correct>")
-    with ChatServer(lambda request: '{"relevant": false, "start": null, "end": null}'
-                    if system_text(request).startswith("You read the response") else responder(request)) as server:
-        evaluate([prediction(0, False, output)], judge=judge(server, tmp_path), relevance_by_llm=True,
-                 llm_explanations=True, reading=reading)
+    output = (
+        "<think><timestep>9.00 to 12.00</timestep> a man sits.</think> <answer>He sits, he does not run."
+        "</answer><answer>0.00 to 3.00</answer> <correct>a man sits</correct>"
+    )
+    with ChatServer(
+        lambda request: (
+            '{"relevant": false, "start": null, "end": null}'
+            if system_text(request).startswith("You read the response")
+            else responder(request)
+        )
+    ) as server:
+        evaluate(
+            [prediction(0, False, output)],
+            judge=judge(server, tmp_path),
+            relevance_by_llm=True,
+            llm_explanations=True,
+            reading=reading,
+        )
     texts = [user_text(request) for request in server.requests]
     assert len(texts) == 3 and all(shown in text and "9.00 to 12.00" not in text for text in texts)

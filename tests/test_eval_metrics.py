@@ -27,9 +27,17 @@ from eval.predictions import Prediction
 
 
 def pred(item, query, relevant, timestamp=None, level=None, categories=(), gt_output="reference"):
-    return Prediction(id=f"{item}:{query}", video=f"v{item}.mp4", query="q", model_output="", gt_relevant=relevant,
-                      gt_timestamp=timestamp, gt_output=gt_output if not relevant else "0.00 to 1.00",
-                      gt_categories=tuple(categories), hardness_level=level if not relevant else "original")
+    return Prediction(
+        id=f"{item}:{query}",
+        video=f"v{item}.mp4",
+        query="q",
+        model_output="",
+        gt_relevant=relevant,
+        gt_timestamp=timestamp,
+        gt_output=gt_output if not relevant else "0.00 to 1.00",
+        gt_categories=tuple(categories),
+        hardness_level=level if not relevant else "original",
+    )
 
 
 def answer(start, end, **judges):
@@ -75,16 +83,41 @@ def test_recall_at(values, threshold, strict, expected):
     "gt, answered, expected",
     [
         # R R R I I I / y y n y n n: each class tp=2 fp=1 fn=1
-        ([1, 1, 1, 0, 0, 0], [1, 1, 0, 1, 0, 0],
-         dict(precision_rel=2 / 3, recall_rel=2 / 3, f1_rel=2 / 3, f1_irrel=2 / 3, f1_avg=2 / 3, accuracy=4 / 6)),
+        (
+            [1, 1, 1, 0, 0, 0],
+            [1, 1, 0, 1, 0, 0],
+            dict(precision_rel=2 / 3, recall_rel=2 / 3, f1_rel=2 / 3, f1_irrel=2 / 3, f1_avg=2 / 3, accuracy=4 / 6),
+        ),
         # never refuses (TimeChat in Table 1: 66.7 / 0.0 / 33.3)
-        ([1, 1, 0, 0], [1, 1, 1, 1],
-         dict(precision_rel=0.5, recall_rel=1.0, f1_rel=2 / 3, precision_irrel=0.0, recall_irrel=0.0, f1_irrel=0.0,
-              f1_avg=1 / 3, accuracy=0.5)),
+        (
+            [1, 1, 0, 0],
+            [1, 1, 1, 1],
+            dict(
+                precision_rel=0.5,
+                recall_rel=1.0,
+                f1_rel=2 / 3,
+                precision_irrel=0.0,
+                recall_irrel=0.0,
+                f1_irrel=0.0,
+                f1_avg=1 / 3,
+                accuracy=0.5,
+            ),
+        ),
         # all refusals
-        ([1, 1, 0, 0], [0, 0, 0, 0],
-         dict(precision_rel=0.0, recall_rel=0.0, f1_rel=0.0, precision_irrel=0.5, recall_irrel=1.0, f1_irrel=2 / 3,
-              f1_avg=1 / 3, accuracy=0.5)),
+        (
+            [1, 1, 0, 0],
+            [0, 0, 0, 0],
+            dict(
+                precision_rel=0.0,
+                recall_rel=0.0,
+                f1_rel=0.0,
+                precision_irrel=0.5,
+                recall_irrel=1.0,
+                f1_irrel=2 / 3,
+                f1_avg=1 / 3,
+                accuracy=0.5,
+            ),
+        ),
         # no irrelevant queries: that class has no recall / F1, so no average
         ([1, 1], [1, 0], dict(f1_rel=2 / 3, recall_irrel=None, f1_irrel=None, f1_avg=None, accuracy=0.5)),
         # no relevant queries
@@ -98,8 +131,9 @@ def test_relevance(gt, answered, expected):
         assert getattr(scores, key) == (pytest.approx(value) if value is not None else None), key
 
 
-@pytest.mark.parametrize("a, b, expected", [((), (), 1.0), (("x",), (), 0.0), (("x", "y"), ("y", "z"), 1 / 3),
-                                            (("x", "x"), ("x",), 1.0)])
+@pytest.mark.parametrize(
+    "a, b, expected", [((), (), 1.0), (("x",), (), 0.0), (("x", "y"), ("y", "z"), 1 / 3), (("x", "x"), ("x",), 1.0)]
+)
 def test_jaccard(a, b, expected):
     assert jaccard(a, b) == pytest.approx(expected)
 
@@ -107,18 +141,35 @@ def test_jaccard(a, b, expected):
 # Four HI-VTG items (one relevant + one hard-irrelevant query each), judged by hand.
 TABLE = [
     (pred(0, 0, True, (0, 10)), answer(0, 5), None),  # IoU 0.5
-    (pred(0, 1, False, level="strong", categories=["Object/ObjectExistence"]),
-     refuse(categories=("Object/ObjectExistence",), llm_score=4.0), 0.8),  # RT-IoU 1
+    (
+        pred(0, 1, False, level="strong", categories=["Object/ObjectExistence"]),
+        refuse(categories=("Object/ObjectExistence",), llm_score=4.0),
+        0.8,
+    ),  # RT-IoU 1
     (pred(1, 0, True, (10, 20)), refuse(), None),  # wrongly refused
-    (pred(1, 1, False, level="moderate", categories=["Object/ObjectExistence", "Attribute/AttributeValue"]),
-     answer(1, 2, categories=("Object/ObjectExistence",), llm_score=5.0), 0.9),  # wrongly answered: explanation 0
+    (
+        pred(1, 1, False, level="moderate", categories=["Object/ObjectExistence", "Attribute/AttributeValue"]),
+        answer(1, 2, categories=("Object/ObjectExistence",), llm_score=5.0),
+        0.9,
+    ),  # wrongly answered: explanation 0
     (pred(2, 0, True, (0, 4)), answer(1, 3), None),  # IoU 0.5
-    (pred(2, 1, False, level="weak",
-          categories=["Action/ActionSequence", "Scene/SceneExistence", "Attribute/Counting"]),
-     refuse(categories=("Action/ActionSequence",), llm_score=None), -0.2),  # RT-IoU 1/3, SBERT clipped to 0, LLM failed
+    (
+        pred(
+            2,
+            1,
+            False,
+            level="weak",
+            categories=["Action/ActionSequence", "Scene/SceneExistence", "Attribute/Counting"],
+        ),
+        refuse(categories=("Action/ActionSequence",), llm_score=None),
+        -0.2,
+    ),  # RT-IoU 1/3, SBERT clipped to 0, LLM failed
     (pred(3, 0, True, (5, 5)), answer(5, 5), None),  # zero-length, exact: 1
-    (pred(3, 1, False, level="strong", categories=["Action/FineGrainedAction"]),
-     refuse(categories=(), llm_score=2.0), 0.6),  # RT-IoU 0
+    (
+        pred(3, 1, False, level="strong", categories=["Action/FineGrainedAction"]),
+        refuse(categories=(), llm_score=2.0),
+        0.6,
+    ),  # RT-IoU 0
 ]
 
 
@@ -144,9 +195,18 @@ def test_hand_computed_table(table, key, expected):
 def test_hand_computed_relevance(table):
     metrics, _ = table
     # relevant: tp 3 (items 0, 2, 3), fn 1 (item 1); irrelevant: tn 3, fp 1
-    assert asdict(metrics.relevance) == pytest.approx({
-        "precision_rel": 3 / 4, "recall_rel": 3 / 4, "f1_rel": 3 / 4, "precision_irrel": 3 / 4, "recall_irrel": 3 / 4,
-        "f1_irrel": 3 / 4, "f1_avg": 3 / 4, "accuracy": 6 / 8})
+    assert asdict(metrics.relevance) == pytest.approx(
+        {
+            "precision_rel": 3 / 4,
+            "recall_rel": 3 / 4,
+            "f1_rel": 3 / 4,
+            "precision_irrel": 3 / 4,
+            "recall_irrel": 3 / 4,
+            "f1_irrel": 3 / 4,
+            "f1_avg": 3 / 4,
+            "accuracy": 6 / 8,
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -172,8 +232,9 @@ def test_hand_computed_explanation(table, name, expected):
         ("weak", 1, 1.0, 1.0, 2, 1.0, (0.5 + 1) / 2, None),  # its one LLM score is unmeasured
     ],
 )
-def test_hand_computed_difficulty(table, level, irrelevant, f1, refusal_accuracy, paired_queries, paired_f1_avg,
-                                  paired_ra_miou, llm_all):
+def test_hand_computed_difficulty(
+    table, level, irrelevant, f1, refusal_accuracy, paired_queries, paired_f1_avg, paired_ra_miou, llm_all
+):
     row = table[0].by_difficulty[level]
     assert (row.irrelevant, row.refusal_accuracy, row.f1) == (irrelevant, refusal_accuracy, f1)
     assert row.paired.queries == paired_queries
@@ -188,8 +249,11 @@ def test_level_f1_is_the_released_one_not_the_paired_one():
     Three strong items: relevant queries all answered, two of three irrelevant ones refused.
     Released F1 = 2·(2/3)/(1+2/3) = 0.8; the 1:1 subset's average F1 is (0.857 + 0.8) / 2.
     """
-    predictions = [pred(i, q, q == 0, (0, 10) if q == 0 else None, "strong", ["Attribute/Counting"])
-                   for i in range(3) for q in range(2)]
+    predictions = [
+        pred(i, q, q == 0, (0, 10) if q == 0 else None, "strong", ["Attribute/Counting"])
+        for i in range(3)
+        for q in range(2)
+    ]
     judgements = [answer(0, 10), refuse(), answer(0, 10), refuse(), answer(0, 10), answer(0, 10)]
     row = compute_metrics(predictions, judgements)[0].by_difficulty["strong"]
     assert row.f1 == pytest.approx(0.8) and row.refusal_accuracy == pytest.approx(2 / 3)
@@ -197,8 +261,13 @@ def test_level_f1_is_the_released_one_not_the_paired_one():
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(st.booleans(), st.booleans(), st.sampled_from(["strong", "moderate", "weak"])),
-                min_size=1, max_size=20))
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.booleans(), st.sampled_from(["strong", "moderate", "weak"])),
+        min_size=1,
+        max_size=20,
+    )
+)
 def test_level_f1_is_two_acc_over_one_plus_acc(rows):
     predictions, judgements = [], []
     for i, (refused, relevant_answered, level) in enumerate(rows):
@@ -236,8 +305,9 @@ def test_strict_recall(table):
 
 
 def test_no_irrelevant_items():
-    metrics, _ = compute_metrics([pred(0, 0, True, (0, 10)), pred(1, 0, True, (0, 10))], [answer(0, 10), refuse()],
-                                 sbert_scores=[None, None])
+    metrics, _ = compute_metrics(
+        [pred(0, 0, True, (0, 10)), pred(1, 0, True, (0, 10))], [answer(0, 10), refuse()], sbert_scores=[None, None]
+    )
     assert metrics.relevance.f1_irrel is None and metrics.relevance.f1_avg is None
     assert asdict(metrics.explanation.sbert) == {"all": None, "refused": None, "n": 0, "unmeasured": 0}
     assert metrics.by_category == {} and metrics.by_difficulty == {} and metrics.original is not None
@@ -255,8 +325,9 @@ def test_all_refusals_with_explanation_metrics_that_ran():
 
 def test_never_refusing_scores_zero_explanation_when_the_metric_ran():
     predictions = [pred(0, 0, True, (0, 10)), pred(0, 1, False, level="strong", categories=["Attribute/Counting"])]
-    metrics, _ = compute_metrics(predictions, [answer(0, 10), answer(0, 10)], sbert_scores=[None, None],
-                                 explained={"sbert", "llm_score"})
+    metrics, _ = compute_metrics(
+        predictions, [answer(0, 10), answer(0, 10)], sbert_scores=[None, None], explained={"sbert", "llm_score"}
+    )
     assert metrics.explanation.sbert.all == 0.0 and metrics.explanation.llm_score.all == 0.0
     assert metrics.explanation.sbert.refused is None
 
@@ -264,8 +335,9 @@ def test_never_refusing_scores_zero_explanation_when_the_metric_ran():
 def test_no_reference_answer_means_no_explanation_metric():
     """Simply-shuffled sets have no refusal answers: nothing to compare an explanation with."""
     predictions = [pred(0, 0, True, (0, 10)), pred(1, 0, False, level="shuffled", gt_output="")]
-    metrics, items = compute_metrics(predictions, [answer(0, 10), refuse(categories=(), llm_score=3.0)],
-                                     sbert_scores=[None, 0.9])
+    metrics, items = compute_metrics(
+        predictions, [answer(0, 10), refuse(categories=(), llm_score=3.0)], sbert_scores=[None, 0.9]
+    )
     assert metrics.count.explanation_eligible == 0
     assert metrics.explanation.rt_iou.all is None and items[1].rt_iou is None
 
@@ -274,21 +346,36 @@ def test_no_reference_answer_means_no_explanation_metric():
     "queries, expected",
     [
         # HI-VTG: one relevant + one irrelevant per item -> each level gets its items' pairs
-        ([(0, True, None), (0, False, "strong"), (1, True, None), (1, False, "weak")],
-         {"strong": [0, 1], "weak": [2, 3]}),
+        (
+            [(0, True, None), (0, False, "strong"), (1, True, None), (1, False, "weak")],
+            {"strong": [0, 1], "weak": [2, 3]},
+        ),
         # training-style item with three irrelevant levels: its relevant query is in all three
-        ([(0, True, None), (0, False, "strong"), (0, False, "moderate"), (0, False, "weak")],
-         {"strong": [0, 1], "moderate": [0, 2], "weak": [0, 3]}),
+        (
+            [(0, True, None), (0, False, "strong"), (0, False, "moderate"), (0, False, "weak")],
+            {"strong": [0, 1], "moderate": [0, 2], "weak": [0, 3]},
+        ),
         # SS-VTG: relevant-only and irrelevant-only items mixed in -> `shuffled` is the whole set
-        ([(0, True, None), (0, True, None), (1, False, "shuffled"), (1, False, "shuffled"), (2, True, None),
-          (2, False, "shuffled")], {"shuffled": [0, 1, 2, 3, 4, 5]}),
+        (
+            [
+                (0, True, None),
+                (0, True, None),
+                (1, False, "shuffled"),
+                (1, False, "shuffled"),
+                (2, True, None),
+                (2, False, "shuffled"),
+            ],
+            {"shuffled": [0, 1, 2, 3, 4, 5]},
+        ),
         # human-annotated: no levels
         ([(0, True, None), (0, False, None)], {}),
     ],
 )
 def test_level_subsets(queries, expected):
-    predictions = [pred(item, i, relevant, (0, 1) if relevant else None, level) for i, (item, relevant, level)
-                   in enumerate(queries)]
+    predictions = [
+        pred(item, i, relevant, (0, 1) if relevant else None, level)
+        for i, (item, relevant, level) in enumerate(queries)
+    ]
     assert level_subsets(predictions) == expected
 
 
@@ -325,8 +412,9 @@ def test_rule_judgement(output, released, last_block):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("0123456789.:- toand<>/answerthinkcorrect[]()naif\n\u202e")),
-               max_size=200))
+@given(
+    st.text(alphabet=st.sampled_from(list("0123456789.:- toand<>/answerthinkcorrect[]()naif\n\u202e")), max_size=200)
+)
 def test_rule_judgement_never_raises_and_segments_are_valid(text):
     for reading in ("released", "last_block"):
         judged = rule_judgement(text, reading)
@@ -337,14 +425,33 @@ def test_rule_judgement_never_raises_and_segments_are_valid(text):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(st.booleans(), st.booleans(), st.floats(0, 50), st.floats(0, 50),
-                          st.floats(-1, 1), st.sampled_from(["strong", "moderate", "weak", "shuffled", None])),
-                min_size=1, max_size=12))
+@given(
+    st.lists(
+        st.tuples(
+            st.booleans(),
+            st.booleans(),
+            st.floats(0, 50),
+            st.floats(0, 50),
+            st.floats(-1, 1),
+            st.sampled_from(["strong", "moderate", "weak", "shuffled", None]),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
 def test_every_metric_is_a_fraction(rows):
     predictions, judgements, sbert = [], [], []
     for i, (relevant, refused, a, b, cosine, level) in enumerate(rows):
-        predictions.append(pred(i // 2, i, relevant, (min(a, b), max(a, b)) if relevant else None, level,
-                                ["Object/ObjectExistence"] if not relevant else ()))
+        predictions.append(
+            pred(
+                i // 2,
+                i,
+                relevant,
+                (min(a, b), max(a, b)) if relevant else None,
+                level,
+                ["Object/ObjectExistence"] if not relevant else (),
+            )
+        )
         judgements.append(refuse() if refused else answer(min(a, b), max(a, b)))
         sbert.append(cosine if not relevant else None)
     metrics, items = compute_metrics(predictions, judgements, sbert_scores=sbert)
@@ -356,8 +463,10 @@ def test_every_metric_is_a_fraction(rows):
 
 
 def responses(*outputs, truncated=None):
-    return [Prediction(f"{i}:0", "v", "q", text, False, None, "", (), "strong", truncated=truncated)
-            for i, text in enumerate(outputs)]
+    return [
+        Prediction(f"{i}:0", "v", "q", text, False, None, "", (), "strong", truncated=truncated)
+        for i, text in enumerate(outputs)
+    ]
 
 
 STRICT = "<think>t</think> <answer>No.</answer> <correct>q</correct>"
@@ -368,8 +477,12 @@ STRICT = "<think>t</think> <answer>No.</answer> <correct>q</correct>"
     [
         # a model emitting only newlines: nothing follows the format, everything is empty
         (["\n\n"] * 4, None, "ra_rft", {"compliant": 0, "empty": 4, "truncated": 0, "truncated_source": "text"}),
-        ([STRICT, STRICT, "<think>cut", ""], None, "ra_rft",
-         {"compliant": 2, "empty": 1, "truncated": 1, "truncated_source": "text"}),
+        (
+            [STRICT, STRICT, "<think>cut", ""],
+            None,
+            "ra_rft",
+            {"compliant": 2, "empty": 1, "truncated": 1, "truncated_source": "text"},
+        ),
         ([STRICT, "<answer>1 to 2</answer>"], None, "qwen2_5_vl", {"compliant": 1, "empty": 0, "truncated": 0}),
         # what inference recorded wins over the text: a finished response that still has an open tag is not cut
         (["<think>cut", STRICT], False, "ra_rft", {"truncated": 0, "truncated_source": "recorded"}),
@@ -399,15 +512,23 @@ def test_format_compliance_of_mixed_records():
     ],
 )
 def test_format_warnings(counts, warned):
-    warnings = format_warnings(FormatCompliance(template="ra_rft", template_source="recorded", queries=100,
-                                                truncated_source="recorded", **counts))
+    warnings = format_warnings(
+        FormatCompliance(
+            template="ra_rft", template_source="recorded", queries=100, truncated_source="recorded", **counts
+        )
+    )
     assert len(warnings) == len(warned) and all(w.startswith(start) for w, start in zip(warnings, warned, strict=True))
 
 
 @pytest.mark.parametrize(
     "levels, expected",
-    [(["strong", "weak"], "hard-irrelevant"), (["shuffled"], "simply-shuffled"), ([None], "no levels"),
-     ([], "relevant only"), (["strong", "shuffled"], "mixed levels")],
+    [
+        (["strong", "weak"], "hard-irrelevant"),
+        (["shuffled"], "simply-shuffled"),
+        ([None], "no levels"),
+        ([], "relevant only"),
+        (["strong", "shuffled"], "mixed levels"),
+    ],
 )
 def test_dataset_kind(levels, expected):
     predictions = [pred(0, 0, True, (0, 1))] + [pred(i + 1, 1, False, level=level) for i, level in enumerate(levels)]

@@ -60,8 +60,19 @@ def test_level_numbers(table, dataset, method, column, value):
 
 @pytest.mark.parametrize(
     "selection, rows",
-    [("Table 1", 33), ("Table 2", 30), ("Table 3", 10), ("Table 6", 7), ("Table 8", 3), ("Table 10", 7),
-     ("Table 11", 6), ("Table 12", 2), ("HI-Charades", 11 + 7), ("Human-Annotated", 10), ("SS-Charades", 10)],
+    [
+        ("Table 1", 33),
+        ("Table 2", 30),
+        ("Table 3", 10),
+        ("Table 6", 7),
+        ("Table 8", 3),
+        ("Table 10", 7),
+        ("Table 11", 6),
+        ("Table 12", 2),
+        ("HI-Charades", 11 + 7),
+        ("Human-Annotated", 10),
+        ("SS-Charades", 10),
+    ],
 )
 def test_every_table_is_complete(selection, rows):
     assert len(paper_rows(selection)) == rows
@@ -72,24 +83,36 @@ def test_rows_are_unique_and_in_range():
     assert len(keys) == len(set(keys)) and {r.table for r in ROWS} == set(TABLES)
     assert {r.dataset for r in ROWS} - {None} == set(DATASETS)
     for r in ROWS:
-        for value in [*(r.ra or ()), *(r.explanation[:1] if r.explanation else ()),
-                      *(r.levels[::2] if r.levels else ())]:
+        for value in [
+            *(r.ra or ()),
+            *(r.explanation[:1] if r.explanation else ()),
+            *(r.levels[::2] if r.levels else ()),
+        ]:
             assert value is None or 0 <= value <= 100
         for value in [*(r.explanation[1:] if r.explanation else ()), *(r.levels[1::2] if r.levels else ())]:
             assert value is None or 0 <= value <= 5
 
 
 def test_the_shipped_files_are_recognised_by_content(official_data):
-    names = {"hi_vtg_charades.json": "HI-Charades", "human_anno.json": "Human-Annotated",
-             "ss_vtg_charades.json": "SS-Charades"}
+    names = {
+        "hi_vtg_charades.json": "HI-Charades",
+        "human_anno.json": "Human-Annotated",
+        "ss_vtg_charades.json": "SS-Charades",
+    }
     assert {SHIPPED_DATASETS[file_sha256(official_data / file)]: file for file in names} == {
-        name: file for file, name in names.items()}
+        name: file for file, name in names.items()
+    }
 
 
 @pytest.mark.parametrize(
     "name, expected",
-    [("Time-R1 + RA-RFT", "Time-R1 + RA-RFT (ours)"), ("time-r1", "Time-R1"), ("RaTSG", "RaTSG*"),
-     ("VideoChat-R1-think+RA-RFT (ours)", "VideoChat-R1-think + RA-RFT (ours)"), ("my model", None)],
+    [
+        ("Time-R1 + RA-RFT", "Time-R1 + RA-RFT (ours)"),
+        ("time-r1", "Time-R1"),
+        ("RaTSG", "RaTSG*"),
+        ("VideoChat-R1-think+RA-RFT (ours)", "VideoChat-R1-think + RA-RFT (ours)"),
+        ("my model", None),
+    ],
 )
 def test_find_method(name, expected):
     found = find_method(paper_rows("HI-Charades"), name)

@@ -13,23 +13,40 @@ from eval.record import RunRecord, read_run, record_from_json, record_json, row_
 from eval.report import markdown
 from rarft_plugin.errors import DataError
 
-JUDGE = {"relevance": "rule", "explanations": None, "answer_reading": "released", "sbert_text": "released",
-         "sbert_model": "minilm"}
+JUDGE = {
+    "relevance": "rule",
+    "explanations": None,
+    "answer_reading": "released",
+    "sbert_text": "released",
+    "sbert_model": "minilm",
+}
 
 
 def full_record():
     """The hand table (every level kind, categories, explanations) with every setting a CLI run records."""
     metrics, _ = hand_table()
     return RunRecord(
-        metrics, judge=JUDGE,
-        format=FormatCompliance(template="ra_rft", template_source="recorded", queries=4, compliant=3, empty=1,
-                                truncated=0, truncated_source="recorded"),
+        metrics,
+        judge=JUDGE,
+        format=FormatCompliance(
+            template="ra_rft",
+            template_source="recorded",
+            queries=4,
+            compliant=3,
+            empty=1,
+            truncated=0,
+            truncated_source="recorded",
+        ),
         name="Ours",
         dataset={"file": "hi.json", "sha256": "ab" * 32, "paper": "HI-Charades", "kind": "hard-irrelevant"},
-        predictions=("p.jsonl",), data={"file": "hi.json", "summary": "fine", "missing_predictions": []},
+        predictions=("p.jsonl",),
+        data={"file": "hi.json", "summary": "fine", "missing_predictions": []},
         inference=({"model": "/m", "shard": "0/1", "max_new_tokens": 256},),
-        produced_by={"evaluated_at": "2026-01-01T00:00:00+00:00", "packages": {"rarft": "0.1.0"},
-                     "predictions": [{"file": "p.jsonl", "sha256": "cd" * 32}]},
+        produced_by={
+            "evaluated_at": "2026-01-01T00:00:00+00:00",
+            "packages": {"rarft": "0.1.0"},
+            "predictions": [{"file": "p.jsonl", "sha256": "cd" * 32}],
+        },
         warnings=("only 3 of 4 responses (75.0 %) follow the ra_rft output format",),
     )
 
@@ -46,12 +63,44 @@ def test_a_record_reads_back_as_written(tmp_path):
     "path, expected",
     [
         # the metric groups first, the settings after them (earlier versions' order)
-        ("", ["count", "ra_iou", "relevance", "vtg_iou", "explanation", "by_difficulty", "by_category", "explained",
-              "strict_recall", "prediction_defects", "format", "judge", "name", "dataset", "predictions", "data",
-              "inference", "produced_by", "warnings"]),
+        (
+            "",
+            [
+                "count",
+                "ra_iou",
+                "relevance",
+                "vtg_iou",
+                "explanation",
+                "by_difficulty",
+                "by_category",
+                "explained",
+                "strict_recall",
+                "prediction_defects",
+                "format",
+                "judge",
+                "name",
+                "dataset",
+                "predictions",
+                "data",
+                "inference",
+                "produced_by",
+                "warnings",
+            ],
+        ),
         ("ra_iou", ["R@0.3", "R@0.5", "R@0.7", "mIoU"]),  # the paper's names
-        ("relevance", ["precision_rel", "recall_rel", "f1_rel", "precision_irrel", "recall_irrel", "f1_irrel",
-                       "f1_avg", "accuracy"]),
+        (
+            "relevance",
+            [
+                "precision_rel",
+                "recall_rel",
+                "f1_rel",
+                "precision_irrel",
+                "recall_irrel",
+                "f1_irrel",
+                "f1_avg",
+                "accuracy",
+            ],
+        ),
         ("explanation", ["rt_iou", "sbert", "llm_score"]),
         ("explanation.sbert", ["all", "refused", "n", "unmeasured"]),
         ("by_difficulty", ["strong", "weak", "original"]),  # the relevant queries' row beside the levels
@@ -76,17 +125,33 @@ def test_metrics_json_values():
     assert data["ra_iou"] == {"R@0.3": 0.75, "R@0.5": 0.75, "R@0.7": 0.5, "mIoU": 0.625}
     assert data["explained"] == ["llm_score", "rt_iou", "sbert"] and data["inference"][0]["shard"] == "0/1"
     assert data["warnings"] == ["only 3 of 4 responses (75.0 %) follow the ra_rft output format"]
-    assert "original" not in record_json(replace(full_record(), metrics=replace(full_record().metrics,
-                                                                                original=None)))["by_difficulty"]
+    assert (
+        "original"
+        not in record_json(replace(full_record(), metrics=replace(full_record().metrics, original=None)))[
+            "by_difficulty"
+        ]
+    )
 
 
 def test_items_jsonl_rows():
     _, items = hand_table()
     assert row_json(items[1]) == {
-        "id": "0:1", "video": "v", "query": "q2", "gt_relevant": False, "hardness_level": "strong",
-        "gt_categories": ["Attribute/Counting"], "refused": True, "segment": None, "ra_iou": 1.0, "vtg_iou": None,
-        "explanation_eligible": True, "judge_categories": ["Attribute/Counting"], "rt_iou": 1.0, "sbert": 0.5,
-        "llm_score": 4.0}
+        "id": "0:1",
+        "video": "v",
+        "query": "q2",
+        "gt_relevant": False,
+        "hardness_level": "strong",
+        "gt_categories": ["Attribute/Counting"],
+        "refused": True,
+        "segment": None,
+        "ra_iou": 1.0,
+        "vtg_iou": None,
+        "explanation_eligible": True,
+        "judge_categories": ["Attribute/Counting"],
+        "rt_iou": 1.0,
+        "sbert": 0.5,
+        "llm_score": 4.0,
+    }
     assert row_json(items[0])["segment"] == [0.0, 5.0] and row_json(items[0])["vtg_iou"] == 0.5
 
 
@@ -110,8 +175,10 @@ def test_a_metrics_json_without_a_metric_is_refused_naming_it(remove, field):
         record_from_json(data, "runs/a/metrics.json")
 
 
-@pytest.mark.parametrize("data, message", [([], "not a rarft-eval metrics.json"),
-                                           ({"ra_iou": {}}, "field by_difficulty: missing, or not an object")])
+@pytest.mark.parametrize(
+    "data, message",
+    [([], "not a rarft-eval metrics.json"), ({"ra_iou": {}}, "field by_difficulty: missing, or not an object")],
+)
 def test_what_is_no_metrics_json_is_refused(data, message):
     with pytest.raises(DataError, match=message):
         record_from_json(data, "m.json")
@@ -121,8 +188,9 @@ def renamed(row, old):
     """`row` as an instance of a copy of its class whose field `old` is called `old_renamed`: what the readers
     see after that field is renamed in eval.metrics."""
     kind = type(row)
-    copy = make_dataclass(kind.__name__, [(f"{f.name}_renamed" if f.name == old else f.name, f.type)
-                                          for f in fields(kind)], frozen=True)
+    copy = make_dataclass(
+        kind.__name__, [(f"{f.name}_renamed" if f.name == old else f.name, f.type) for f in fields(kind)], frozen=True
+    )
     return copy(*(getattr(row, f.name) for f in fields(kind)))
 
 
@@ -135,13 +203,18 @@ RENAMES = {
     "ra_iou.miou": lambda m: replace(m, ra_iou=renamed(m.ra_iou, "miou")),
     "vtg_iou.r_at_0_7": lambda m: replace(m, vtg_iou=renamed(m.vtg_iou, "r_at_0_7")),
     "count.queries": lambda m: replace(m, count=renamed(m.count, "queries")),
-    "explanation.llm_score.all": lambda m: replace(m, explanation=replace(
-        m.explanation, llm_score=renamed(m.explanation.llm_score, "all"))),
+    "explanation.llm_score.all": lambda m: replace(
+        m, explanation=replace(m.explanation, llm_score=renamed(m.explanation.llm_score, "all"))
+    ),
     "by_difficulty.weak.f1": lambda m: _level(m, "weak", lambda row: renamed(row, "f1")),
-    "by_difficulty.strong.paired.relevance.f1_avg": lambda m: _level(m, "strong", lambda row: replace(
-        row, paired=replace(row.paired, relevance=renamed(row.paired.relevance, "f1_avg")))),
-    "by_category.refusal_accuracy": lambda m: replace(m, by_category={
-        category: renamed(row, "refusal_accuracy") for category, row in m.by_category.items()}),
+    "by_difficulty.strong.paired.relevance.f1_avg": lambda m: _level(
+        m,
+        "strong",
+        lambda row: replace(row, paired=replace(row.paired, relevance=renamed(row.paired.relevance, "f1_avg"))),
+    ),
+    "by_category.refusal_accuracy": lambda m: replace(
+        m, by_category={category: renamed(row, "refusal_accuracy") for category, row in m.by_category.items()}
+    ),
 }
 
 

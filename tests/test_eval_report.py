@@ -21,8 +21,9 @@ STRICT_REFUSAL = "<think>t</think> <answer>No segment: the man sits.</answer> <c
 def write_predictions(path, data, output, truncated=None):
     """One prediction per query of `data`, its text `output(example)`."""
     examples, _ = load_examples(data)
-    path.write_text("".join(json.dumps(prediction_from_example(e, output(e), truncated).to_json()) + "\n"
-                            for e in examples))
+    path.write_text(
+        "".join(json.dumps(prediction_from_example(e, output(e), truncated).to_json()) + "\n" for e in examples)
+    )
     return examples
 
 
@@ -37,27 +38,37 @@ def test_a_model_emitting_only_newlines_is_loudly_flagged(official_data, tmp_pat
     assert evaluate(preds, "--out", tmp_path / "run") == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["ra_iou"]["mIoU"] == 0.5 and metrics["by_difficulty"]["strong"]["refusal_accuracy"] == 1.0
-    assert metrics["format"] == {"template": "ra_rft", "template_source": "assumed", "queries": 2194, "compliant": 0,
-                                 "empty": 2194, "truncated": 0, "truncated_source": "text"}
+    assert metrics["format"] == {
+        "template": "ra_rft",
+        "template_source": "assumed",
+        "queries": 2194,
+        "compliant": 0,
+        "empty": 2194,
+        "truncated": 0,
+        "truncated_source": "text",
+    }
     report = (tmp_path / "run" / "report.md").read_text()
-    head = report[:report.index("## RA-IoU and F1")]
+    head = report[: report.index("## RA-IoU and F1")]
     assert "**Warnings (read these before the numbers):**" in head
     assert "- only 0 of 2194 responses (0.0 %) follow the ra_rft output format" in head
     assert "- 2194 of 2194 responses (100.0 %) are empty; an empty response counts as a refusal" in head
     assert "Format: 0.0 % of 2194 responses follow the ra_rft output format" in head
     err = capsys.readouterr().err
     assert err.count("rarft-eval evaluate: warning: ") == 2 and metrics["warnings"] == [
-        line.removeprefix("rarft-eval evaluate: warning: ") for line in err.splitlines()]
+        line.removeprefix("rarft-eval evaluate: warning: ") for line in err.splitlines()
+    ]
 
 
 def test_format_of_the_template_infer_recorded(official_data, tmp_path):
     """A baseline asked for `<answer>` only is checked against that, not against the RA-RFT blocks; the
     share of generations cut by the token limit is what inference recorded."""
     preds = tmp_path / "p.jsonl"
-    write_predictions(preds, official_data / "human_anno.json", lambda e: "<answer>1.00 to 2.00</answer>",
-                      truncated=False)
-    meta_path(preds).write_text(json.dumps({"data": str(official_data / "human_anno.json"), "template": "qwen2_5_vl",
-                                            "shard": "0/1"}))
+    write_predictions(
+        preds, official_data / "human_anno.json", lambda e: "<answer>1.00 to 2.00</answer>", truncated=False
+    )
+    meta_path(preds).write_text(
+        json.dumps({"data": str(official_data / "human_anno.json"), "template": "qwen2_5_vl", "shard": "0/1"})
+    )
     assert evaluate(preds, "--out", tmp_path / "run") == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert (metrics["format"]["template"], metrics["format"]["template_source"]) == ("qwen2_5_vl", "recorded")
@@ -71,13 +82,18 @@ def test_format_of_the_template_infer_recorded(official_data, tmp_path):
 def test_the_run_records_what_produced_it(official_data, tmp_path):
     preds = tmp_path / "p.jsonl"
     write_predictions(preds, official_data / "human_anno.json", lambda e: STRICT_REFUSAL)
-    assert evaluate(preds, "--out", tmp_path / "run", "--data", official_data / "human_anno.json",
-                 "--name", "Time-R1") == 0
+    assert (
+        evaluate(preds, "--out", tmp_path / "run", "--data", official_data / "human_anno.json", "--name", "Time-R1")
+        == 0
+    )
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["name"] == "Time-R1" and "| Time-R1 |" in (tmp_path / "run" / "report.md").read_text()
-    assert metrics["dataset"] == {"file": str(official_data / "human_anno.json"),
-                                  "sha256": file_sha256(official_data / "human_anno.json"),
-                                  "paper": "Human-Annotated", "kind": "no levels"}
+    assert metrics["dataset"] == {
+        "file": str(official_data / "human_anno.json"),
+        "sha256": file_sha256(official_data / "human_anno.json"),
+        "paper": "Human-Annotated",
+        "kind": "no levels",
+    }
     produced = metrics["produced_by"]
     assert produced["predictions"] == [{"file": str(preds), "sha256": file_sha256(preds)}]
     assert produced["packages"]["rarft"] and produced["evaluated_at"].endswith("+00:00")
@@ -90,17 +106,36 @@ def test_the_run_records_what_produced_it(official_data, tmp_path):
 def test_predictions_made_from_another_version_of_the_data_file_are_flagged(official_data, tmp_path):
     preds = tmp_path / "p.jsonl"
     write_predictions(preds, official_data / "human_anno.json", lambda e: STRICT_REFUSAL)
-    meta_path(preds).write_text(json.dumps({"data": str(official_data / "human_anno.json"), "template": "ra_rft",
-                                            "data_sha256": "0" * 64}))
+    meta_path(preds).write_text(
+        json.dumps({"data": str(official_data / "human_anno.json"), "template": "ra_rft", "data_sha256": "0" * 64})
+    )
     assert evaluate(preds, "--out", tmp_path / "run") == 0
     warnings = json.loads((tmp_path / "run" / "metrics.json").read_text())["warnings"]
-    assert warnings == [(f"the predictions were made from a data file with other content (SHA-256 000000000000) than "
-                         f"the one scored against ({file_sha256(official_data / 'human_anno.json')[:12]})")]
+    assert warnings == [
+        (
+            f"the predictions were made from a data file with other content (SHA-256 000000000000) than "
+            f"the one scored against ({file_sha256(official_data / 'human_anno.json')[:12]})"
+        )
+    ]
 
 
 def judge_args(server, out, preds, *extra):
-    return ["evaluate", str(preds), "--out", str(out), "--no-sbert", "--judge", "llm", "--base-url", server.url,
-            "--model", "judge", "--retry-backoff", "0.001", *extra]
+    return [
+        "evaluate",
+        str(preds),
+        "--out",
+        str(out),
+        "--no-sbert",
+        "--judge",
+        "llm",
+        "--base-url",
+        server.url,
+        "--model",
+        "judge",
+        "--retry-backoff",
+        "0.001",
+        *extra,
+    ]
 
 
 def alternate(example):
@@ -121,11 +156,14 @@ def test_judge_failures_are_counted_in_the_header_and_per_table(official_data, t
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["judge"]["calls"]["relevance"]["asked"] == 200
     assert (metrics["judge"]["calls"]["relevance"]["judged"], metrics["judge"]["calls"]["relevance"]["failed"]) == (
-        100, 100)
-    line = ("relevance: 100 of 200 queries judged by the LLM, 100 fell back to the core parser (100 failed, "
-            "0 unreadable)")
+        100,
+        100,
+    )
+    line = (
+        "relevance: 100 of 200 queries judged by the LLM, 100 fell back to the core parser (100 failed, 0 unreadable)"
+    )
     report = (tmp_path / "run" / "report.md").read_text()
-    head, tables = report[:report.index("## RA-IoU and F1")], report[report.index("## RA-IoU and F1"):]
+    head, tables = report[: report.index("## RA-IoU and F1")], report[report.index("## RA-IoU and F1") :]
     assert f"- {line}." in head and f"LLM judge judge at {server.url}: {line}." in head
     assert tables.count(f"{line}.") >= 1  # under the RA-IoU table too
     assert line in metrics["warnings"]
@@ -134,14 +172,17 @@ def test_judge_failures_are_counted_in_the_header_and_per_table(official_data, t
 def test_a_level_whose_scores_all_failed_shows_no_number(official_data, tmp_path):
     """One level's LLM scores all fail while the others are measured: that level shows '-', not 0.00."""
     preds = tmp_path / "p.jsonl"
-    examples = write_predictions(preds, official_data / "hi_vtg_charades.json",
-                                 lambda e: STRICT_REFUSAL if e.key.endswith(":1") and int(e.key[:-2]) % 3 else
-                                 "<answer>0.00 to 3.00</answer>")
+    examples = write_predictions(
+        preds,
+        official_data / "hi_vtg_charades.json",
+        lambda e: STRICT_REFUSAL if e.key.endswith(":1") and int(e.key[:-2]) % 3 else "<answer>0.00 to 3.00</answer>",
+    )
     weak = {e.label.answer_refusal for e in examples if e.label.difficulty == "weak"}
 
     def no_score_for_weak(request):
-        if system_text(request).startswith("You are an evaluator") and any(ref and ref in user_text(request)
-                                                                           for ref in weak):
+        if system_text(request).startswith("You are an evaluator") and any(
+            ref and ref in user_text(request) for ref in weak
+        ):
             return Fault(status=400)
         return judge_responder(request)
 
@@ -151,8 +192,11 @@ def test_a_level_whose_scores_all_failed_shows_no_number(official_data, tmp_path
     weak_scores = metrics["by_difficulty"]["weak"]["explanation"]["llm_score"]
     assert weak_scores["all"] is None and weak_scores["unmeasured"] > 0
     assert metrics["by_difficulty"]["strong"]["explanation"]["llm_score"]["all"] > 0
-    row = next(line for line in (tmp_path / "run" / "report.md").read_text().splitlines()
-               if line.startswith("| p | ") and line.count("|") == 11)  # the per-level table
+    row = next(
+        line
+        for line in (tmp_path / "run" / "report.md").read_text().splitlines()
+        if line.startswith("| p | ") and line.count("|") == 11
+    )  # the per-level table
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[6] == "-" and cells[2] != "-"  # Weak LLM sc. unmeasured; Strong LLM sc. a number
 
@@ -163,8 +207,20 @@ def test_evaluate_fails_when_the_judge_never_answers(official_data, tmp_path, ca
     write_predictions(preds, official_data / "human_anno.json", lambda e: STRICT_REFUSAL)
     out = tmp_path / "run"
     with ChatServer(lambda request: Fault(status=503)) as server:
-        args = ["evaluate", str(preds), "--out", str(out), "--no-sbert", *judges, "--base-url", server.url, "--model",
-                "judge", "--retry-backoff", "0.001"]
+        args = [
+            "evaluate",
+            str(preds),
+            "--out",
+            str(out),
+            "--no-sbert",
+            *judges,
+            "--base-url",
+            server.url,
+            "--model",
+            "judge",
+            "--retry-backoff",
+            "0.001",
+        ]
         assert rarft_eval(args) == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]  # after the judge's progress bar
     kind = "relevance: 0 of 200 judged (200 failed" if judges == ["--judge", "llm"] else "rt-iou: 0 of 100 judged"
@@ -176,18 +232,39 @@ def test_evaluate_fails_when_the_judge_never_answers(official_data, tmp_path, ca
 def test_evaluate_fails_at_once_when_the_judge_endpoint_is_down(official_data, tmp_path, capsys):
     preds = tmp_path / "p.jsonl"
     write_predictions(preds, official_data / "human_anno.json", lambda e: STRICT_REFUSAL)
-    assert rarft_eval(["evaluate", str(preds), "--out", str(tmp_path / "run"), "--no-sbert", "--judge", "llm",
-                       "--base-url", f"http://127.0.0.1:{free_port()}/v1", "--model", "judge"]) == 1
+    assert (
+        rarft_eval(
+            [
+                "evaluate",
+                str(preds),
+                "--out",
+                str(tmp_path / "run"),
+                "--no-sbert",
+                "--judge",
+                "llm",
+                "--base-url",
+                f"http://127.0.0.1:{free_port()}/v1",
+                "--model",
+                "judge",
+            ]
+        )
+        == 1
+    )
     assert "no answer (APIConnectionError" in capsys.readouterr().err
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
 def levels_metrics(official_data, tmp_path, name):
     preds = tmp_path / "p.jsonl"
-    write_predictions(preds, official_data / "hi_vtg_charades.json",
-                      lambda e: STRICT_REFUSAL if int(e.key.split(":")[0]) % 4 else "<answer>0.00 to 3.00</answer>")
-    assert evaluate(preds, "--out", tmp_path / "run", "--data", official_data / "hi_vtg_charades.json",
-                 "--name", name) == 0
+    write_predictions(
+        preds,
+        official_data / "hi_vtg_charades.json",
+        lambda e: STRICT_REFUSAL if int(e.key.split(":")[0]) % 4 else "<answer>0.00 to 3.00</answer>",
+    )
+    assert (
+        evaluate(preds, "--out", tmp_path / "run", "--data", official_data / "hi_vtg_charades.json", "--name", name)
+        == 0
+    )
     return json.loads((tmp_path / "run" / "metrics.json").read_text())
 
 
@@ -198,8 +275,9 @@ def test_plots_carry_the_run_name_the_counts_and_the_paper(official_data, tmp_pa
     axes = figure.axes[0]
     assert axes.get_title() == "Time-R1 + RA-RFT: by hardness level"
     ticks = [label.get_text() for label in axes.get_xticklabels()]
-    assert ticks == [f"{level}\nn={metrics['by_difficulty'][level]['irrelevant']}"
-                     for level in ("strong", "moderate", "weak")]
+    assert ticks == [
+        f"{level}\nn={metrics['by_difficulty'][level]['irrelevant']}" for level in ("strong", "moderate", "weak")
+    ]
     legend = [text.get_text() for text in axes.get_legend().get_texts()]
     assert "F1, paper Table 10: Time-R1 + RA-RFT (ours)" in legend
     (paper_points,) = axes.collections
@@ -221,6 +299,7 @@ def test_the_hand_table_report_has_no_format_line_without_a_format_record():
     from test_eval_cli import hand_table
 
     metrics, _ = hand_table()
-    report = markdown(RunRecord(metrics, judge={"relevance": "rule", "answer_reading": "released"}), title="t",
-                      name="Ours")
+    report = markdown(
+        RunRecord(metrics, judge={"relevance": "rule", "answer_reading": "released"}), title="t", name="Ours"
+    )
     assert "Format:" not in report and "Warnings" not in report

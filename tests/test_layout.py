@@ -22,8 +22,12 @@ def imported_modules(source: str) -> list[str]:
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.append(node.module)
-        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None))
-              in ("import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant)):
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", None)) in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
             names.append(str(node.args[0].value))
     return names
 
@@ -48,8 +52,10 @@ def test_pipeline_imports_are_found(source, found):
 
 
 def test_the_library_never_imports_the_pipelines():
-    offenders = {str(path.relative_to(REPO)): pipeline_imports(path.read_text(encoding="utf-8"))
-                 for path in sorted((REPO / "rarft_plugin").rglob("*.py"))}
+    offenders = {
+        str(path.relative_to(REPO)): pipeline_imports(path.read_text(encoding="utf-8"))
+        for path in sorted((REPO / "rarft_plugin").rglob("*.py"))
+    }
     assert {path: names for path, names in offenders.items() if names} == {}
 
 
@@ -61,9 +67,24 @@ def test_the_wheel_holds_the_three_packages_and_no_test_stand_ins(tmp_path):
         shutil.copy2(REPO / name, source / name)
     for package in ("rarft_plugin", "data_prep", "eval"):
         shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                           "--quiet", "--wheel-dir", str(tmp_path / "dist"), str(source)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--quiet",
+            "--wheel-dir",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     (wheel,) = (tmp_path / "dist").glob("rarft-*.whl")
     with zipfile.ZipFile(wheel) as archive:
@@ -74,5 +95,6 @@ def test_the_wheel_holds_the_three_packages_and_no_test_stand_ins(tmp_path):
     assert "rarft_plugin/stand_ins.py" in names and "rarft_plugin/samples/predictions.jsonl" in names
     assert not [name for name in names if "testing" in name or "/support/" in name or name.startswith("tests/")]
     # the import stand-ins (fake vllm / flash_attn registered in sys.modules) live in tests/support only
-    assert [name for name, text in sources.items() if "install_import_stand_ins" in text or "__rarft_stand_in__" in text
-            ] == []
+    assert [
+        name for name, text in sources.items() if "install_import_stand_ins" in text or "__rarft_stand_in__" in text
+    ] == []

@@ -1,4 +1,3 @@
-import json
 import os
 import signal
 import subprocess
@@ -7,17 +6,23 @@ import textwrap
 import time
 
 import pytest
+from support.openai_server import ChatServer, Fault, user_text
 
 from rarft_plugin.journal import Journal
 from rarft_plugin.llm_client import ChatClient, LLMError
-from support.openai_server import ChatServer, Fault, user_text
 
 REQUESTS = [[{"role": "user", "content": f"question {i}"}] for i in range(6)]
 
 
 def client(server, tmp_path=None, **options):
-    return ChatClient(base_url=server.url, model="m", backoff_s=0.01, timeout_s=2.0,
-                      cache_path=tmp_path / "cache.jsonl" if tmp_path else None, **options)
+    return ChatClient(
+        base_url=server.url,
+        model="m",
+        backoff_s=0.01,
+        timeout_s=2.0,
+        cache_path=tmp_path / "cache.jsonl" if tmp_path else None,
+        **options,
+    )
 
 
 def test_replies_come_back_in_order():
@@ -28,8 +33,14 @@ def test_replies_come_back_in_order():
 
 @pytest.mark.parametrize(
     "fault",
-    [Fault(status=429), Fault(status=500), Fault(status=502), Fault(status=503), Fault(drop=True),
-     Fault(status=200, delay_s=3.0)],  # a response slower than the client's timeout
+    [
+        Fault(status=429),
+        Fault(status=500),
+        Fault(status=502),
+        Fault(status=503),
+        Fault(drop=True),
+        Fault(status=200, delay_s=3.0),
+    ],  # a response slower than the client's timeout
     ids=["429", "500", "502", "503", "connection-reset", "timeout"],
 )
 def test_transient_faults_are_retried(fault):
@@ -90,14 +101,16 @@ def test_journal_survives_a_torn_last_line(tmp_path):
 def test_kill_9_mid_run_loses_nothing_and_pays_nothing_twice(tmp_path):
     """A real process killed with SIGKILL while requests are in flight; the rerun asks only what is missing."""
     script = tmp_path / "run.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import sys
         sys.path[:0] = {[str(p) for p in sys.path if p]!r}
         from rarft_plugin.llm_client import ChatClient
-        chat = ChatClient(base_url=sys.argv[1], model="m", concurrency=2, cache_path={str(tmp_path / 'cache.jsonl')!r})
+        chat = ChatClient(base_url=sys.argv[1], model="m", concurrency=2, cache_path={str(tmp_path / "cache.jsonl")!r})
         replies = chat.run_many([[{{"role": "user", "content": f"q{{i}}"}}] for i in range(40)])
         print(len(replies))
-    """))
+    """)
+    )
     with ChatServer(lambda r: "a " + user_text(r), latency_s=0.05) as server:
         process = subprocess.Popen([sys.executable, str(script), server.url], stdout=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60

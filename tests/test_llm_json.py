@@ -18,12 +18,15 @@ def test_the_docstring_examples_hold():
     "reply, required, expected",
     [
         ('{"relevant": true, "start": 1, "end": 2}', ("relevant",), {"relevant": True, "start": 1, "end": 2}),
-        ("```json\n{\"negs\": {\"hard\": {\"q\": 1}}}\n```", ("negs",), {"negs": {"hard": {"q": 1}}}),
+        ('```json\n{"negs": {"hard": {"q": 1}}}\n```', ("negs",), {"negs": {"hard": {"q": 1}}}),
         ("{'relevant': False, 'start': None}", ("relevant",), {"relevant": False, "start": None}),  # Python literal
         ('{"result": {"relevant": true}}', ("relevant",), {"relevant": True}),  # nested: the object asked for
         ('{"a": 1} and later {"a": 2}', ("a",), {"a": 2}),  # the last one
-        ('{"reason": "a } in a string", "relevant": false}', ("relevant",),
-         {"reason": "a } in a string", "relevant": False}),
+        (
+            '{"reason": "a } in a string", "relevant": false}',
+            ("relevant",),
+            {"reason": "a } in a string", "relevant": False},
+        ),
         ('{"x": 1}', (), {"x": 1}),
     ],
 )
@@ -49,8 +52,11 @@ def test_json_object_says_why_it_finds_nothing(reply, required, message):
 @pytest.mark.parametrize(
     "reply, items, expected",
     [
-        ('Categories: ["Object/ObjectExistence", "Attribute/Counting"]', str, ["Object/ObjectExistence",
-                                                                            "Attribute/Counting"]),
+        (
+            'Categories: ["Object/ObjectExistence", "Attribute/Counting"]',
+            str,
+            ["Object/ObjectExistence", "Attribute/Counting"],
+        ),
         ("[['a', 'b']]", str, ["a", "b"]),
         ('["a"] then [1, 2]', str, ["a"]),
         ("[]", str, []),
@@ -62,7 +68,7 @@ def test_json_array(reply, items, expected):
 
 
 @settings(max_examples=1500, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list('{}[]"\\\':,tT1 a-eNn')), max_size=40))
+@given(st.text(alphabet=st.sampled_from(list("{}[]\"\\':,tT1 a-eNn")), max_size=40))
 def test_any_reply_gives_a_value_or_the_reason(reply):
     for read in (lambda r: json_object(r, ("a",)), lambda r: json_array(r, str)):
         try:

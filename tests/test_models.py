@@ -48,8 +48,11 @@ def test_family_for_model_type(model_type, found):
     if found is not None:
         assert family_for_model_type(model_type) is found
         return
-    with pytest.raises(UnknownModelFamily, match=f"model_type '{model_type}' has no rarft model family "
-                                                 r"\(known: qwen2_5_vl\)"):
+    with pytest.raises(
+        UnknownModelFamily,
+        match=f"model_type '{model_type}' has no rarft model family "
+        r"\(known: qwen2_5_vl\)",
+    ):
         family_for_model_type(model_type)
 
 
@@ -93,8 +96,10 @@ def test_family_of_processor_by_class_or_base_class():
     "request_, fields",
     [
         (VllmVideoRequest({"video": "frames"}), {"multi_modal_data": {"video": "frames"}}),
-        (VllmVideoRequest({"video": "frames"}, {"fps": 2}),
-         {"multi_modal_data": {"video": "frames"}, "mm_processor_kwargs": {"fps": 2}}),
+        (
+            VllmVideoRequest({"video": "frames"}, {"fps": 2}),
+            {"multi_modal_data": {"video": "frames"}, "mm_processor_kwargs": {"fps": 2}},
+        ),
     ],
 )
 def test_vllm_request_prompt_fields(request_, fields):

@@ -15,19 +15,23 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from support.import_stand_ins import install_import_stand_ins
 
 from rarft_plugin.paths import plugin_path
 from rarft_plugin.prompts import build_messages
 from rarft_plugin.rewards import REWARD_NAMES, score
 from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video
-from support.import_stand_ins import install_import_stand_ins
 from rarft_plugin.video import VideoError, VideoSpec, cache_stats, clear_cache
 
 install_import_stand_ins()
 
 LABEL = {
-    "relevant": True, "timestamp": [2.0, 4.0], "duration": 6.0, "query": "the bar moves right",
-    "answer_time": "2.00 to 4.00", "answer_refusal": "The video shows no such thing.",
+    "relevant": True,
+    "timestamp": [2.0, 4.0],
+    "duration": 6.0,
+    "query": "the bar moves right",
+    "answer_time": "2.00 to 4.00",
+    "answer_refusal": "The video shows no such thing.",
     "query_relevant": "the bar moves right",
 }
 RESPONSE = "<think>The bar moves.</think> <answer>2.00 to 4.50</answer> <correct></correct>"
@@ -63,8 +67,10 @@ class VllmLikeEngine:
         kwargs = dict(mm_processor_kwargs or {})
         if isinstance(video, tuple):  # vLLM >= 0.31 refuses a Qwen2.5-VL video without metadata
             video, metadata = video
-            kwargs = {"video_metadata": {k: v for k, v in metadata.items() if k != "do_sample_frames"},
-                      "do_sample_frames": metadata["do_sample_frames"]}
+            kwargs = {
+                "video_metadata": {k: v for k, v in metadata.items() if k != "do_sample_frames"},
+                "do_sample_frames": metadata["do_sample_frames"],
+            }
         video_id = self.processor.video_token_id
         assert prompt_token_ids.count(video_id) == 1
         placeholder = "<|vision_start|><|video_pad|><|vision_end|>"
@@ -79,8 +85,12 @@ class VllmLikeEngine:
         return self._answer(list(prompt_token_ids), multi_modal_data, None, sampling_params)
 
     async def _engine_generate(self, prompt, sampling_params, request_id):
-        yield self._answer(list(prompt["prompt_token_ids"]), prompt["multi_modal_data"],
-                           prompt.get("mm_processor_kwargs"), sampling_params)
+        yield self._answer(
+            list(prompt["prompt_token_ids"]),
+            prompt["multi_modal_data"],
+            prompt.get("mm_processor_kwargs"),
+            sampling_params,
+        )
 
     def _answer(self, prompt_token_ids, multi_modal_data, mm_processor_kwargs, sampling_params):
         self.calls.append((prompt_token_ids, multi_modal_data, sampling_params, mm_processor_kwargs))
@@ -92,8 +102,9 @@ class VllmLikeEngine:
         else:
             ids, logprobs = self.sample(expanded, inputs, sampling_params.max_tokens)
             text = self.processor.tokenizer.decode(ids, skip_special_tokens=True)
-        return SimpleNamespace(outputs=[SimpleNamespace(token_ids=ids, text=text, logprobs=logprobs,
-                                                        finish_reason="stop")])
+        return SimpleNamespace(
+            outputs=[SimpleNamespace(token_ids=ids, text=text, logprobs=logprobs, finish_reason="stop")]
+        )
 
     @torch.no_grad()
     def sample(self, expanded, inputs, max_tokens):
@@ -102,13 +113,24 @@ class VllmLikeEngine:
         input_ids = torch.tensor([expanded])
         types = (input_ids == self.processor.video_token_id).long() * 2  # as the processor marks them (M-RoPE)
         out = self.model.generate(
-            input_ids=input_ids, attention_mask=torch.ones_like(input_ids), mm_token_type_ids=types,
-            **inputs, max_new_tokens=max_tokens, do_sample=True, top_k=None, top_p=None, temperature=1.0,
-            use_cache=True, output_logits=True, return_dict_in_generate=True,
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            mm_token_type_ids=types,
+            **inputs,
+            max_new_tokens=max_tokens,
+            do_sample=True,
+            top_k=None,
+            top_p=None,
+            temperature=1.0,
+            use_cache=True,
+            output_logits=True,
+            return_dict_in_generate=True,
         )
-        ids = out.sequences[0, len(expanded):].tolist()
-        logprobs = [{t: SimpleNamespace(logprob=torch.log_softmax(step[0].float(), -1)[t].item())}
-                    for step, t in zip(out.logits, ids)]
+        ids = out.sequences[0, len(expanded) :].tolist()
+        logprobs = [
+            {t: SimpleNamespace(logprob=torch.log_softmax(step[0].float(), -1)[t].item())}
+            for step, t in zip(out.logits, ids, strict=True)
+        ]
         return ids, logprobs
 
 
@@ -128,12 +150,22 @@ def rollout(processor, engine, clip, sbert, *, label=LABEL, start=None, end=None
     executor = load_executor_like_openrlhf(sbert)
     executor.vllm_version = vllm_version or executor.vllm_version
     params = SimpleNamespace(max_tokens=max_tokens, logprobs=1)
-    return asyncio.run(executor.execute(chat_prompt(processor, label["query"]), json.dumps(label), params, 4096,
-                                        processor, engine, images=VideoSpec(str(clip), start, end).to_json()))
+    return asyncio.run(
+        executor.execute(
+            chat_prompt(processor, label["query"]),
+            json.dumps(label),
+            params,
+            4096,
+            processor,
+            engine,
+            images=VideoSpec(str(clip), start, end).to_json(),
+        )
+    )
 
 
-@pytest.mark.parametrize("pixels", [None, TRANSFORMERS_DEFAULT_PIXELS],
-                         ids=["qwen2.5-vl-7b-bounds", "hf-default-bounds"])
+@pytest.mark.parametrize(
+    "pixels", [None, TRANSFORMERS_DEFAULT_PIXELS], ids=["qwen2.5-vl-7b-bounds", "hf-default-bounds"]
+)
 def test_engine_gets_one_placeholder_and_frames_and_expands_to_the_trained_prompt(tmp_path, clip, sbert, pixels):
     from transformers import AutoProcessor
 
@@ -141,7 +173,7 @@ def test_engine_gets_one_placeholder_and_frames_and_expands_to_the_trained_promp
     processor = AutoProcessor.from_pretrained(directory)
     engine = VllmLikeEngine(directory)
     output = rollout(processor, engine, clip, sbert)
-    (sent_ids, mm_data, _, _), = engine.calls
+    ((sent_ids, mm_data, _, _),) = engine.calls
     frames, metadata = mm_data["video"]
     assert frames.ndim == 4 and frames.shape[0] == 12 and frames.shape[-1] == 3  # 6 s at 2 FPS
     assert frames.shape[1] % 28 == 0 and frames.shape[2] % 28 == 0
@@ -166,8 +198,11 @@ def test_reward_equals_rewards_score(tiny, clip, sbert):
     assert output["reward"].item() == pytest.approx(expected["total"], abs=1e-5)
     assert output["scores"].item() == pytest.approx(expected["total"], abs=1e-5)
     assert {k: output["extra_logs"][k].item() for k in REWARD_NAMES} == pytest.approx(
-        {k: expected[k] for k in REWARD_NAMES}, abs=1e-5)
-    timings = [output["extra_logs"][name].item() for name in ("rarft/video_prep_s", "rarft/generate_s", "rarft/reward_s")]
+        {k: expected[k] for k in REWARD_NAMES}, abs=1e-5
+    )
+    timings = [
+        output["extra_logs"][name].item() for name in ("rarft/video_prep_s", "rarft/generate_s", "rarft/reward_s")
+    ]
     assert all(t >= 0 for t in timings) and output["extra_logs"]["rarft/malformed"].item() == 0.0
     start, end = output["action_ranges"][0]
     assert end == len(output["observation_tokens"])
@@ -193,10 +228,20 @@ def test_the_g_concurrent_rollouts_of_a_prompt_decode_and_preprocess_once(tiny, 
     params = SimpleNamespace(max_tokens=16, logprobs=None)
 
     async def group():  # as RolloutRayActor.generate_responses starts them: all at once
-        return await asyncio.gather(*[
-            executor.execute(chat_prompt(processor), json.dumps(LABEL), params, 4096, processor, engine,
-                             images=VideoSpec(str(fresh)).to_json())
-            for _ in range(8)])
+        return await asyncio.gather(
+            *[
+                executor.execute(
+                    chat_prompt(processor),
+                    json.dumps(LABEL),
+                    params,
+                    4096,
+                    processor,
+                    engine,
+                    images=VideoSpec(str(fresh)).to_json(),
+                )
+                for _ in range(8)
+            ]
+        )
 
     outputs = asyncio.run(group())
     assert (prepared.hits, prepared.misses) == (7, 1)
@@ -216,8 +261,10 @@ def test_rollout_log_probs_equal_the_trainers_through_openrlhf_batching(tiny, cl
     assert actor.is_vlm
     actor.model.float()  # fp32 on CPU so that rollout and training log-probs agree to rounding
     engine = VllmLikeEngine(directory, model=actor.model)
-    outputs = [rollout(processor, engine, clip, sbert, max_tokens=12),
-               rollout(processor, engine, clip, sbert, start=1.0, end=5.0, max_tokens=12)]
+    outputs = [
+        rollout(processor, engine, clip, sbert, max_tokens=12),
+        rollout(processor, engine, clip, sbert, start=1.0, end=5.0, max_tokens=12),
+    ]
     samples = [SamplesGenerator._process_response_into_experience(None, o, max_len=4096) for o in outputs]
     batch = Experience.concat_experiences(samples, processor.tokenizer.pad_token_id)  # right padding, as OpenRLHF
     merged = merge_mm_train_inputs(batch.mm_train_inputs, "cpu")
@@ -257,7 +304,9 @@ def test_actor_log_probs_need_the_token_type_gap_fix(tiny, clip, sbert):
         types = (sequences == processor.video_token_id).long() * 2
         video_only = {k: v for k, v in merged.items() if k != "image_grid_thw"}
         logits = actor.model(sequences, attention_mask=attention, mm_token_type_ids=types, **video_only).logits.float()
-        reference = torch.log_softmax(logits[:, :-1], -1).gather(-1, sequences[:, 1:, None])[..., 0][:, -(end - start):]
+        reference = torch.log_softmax(logits[:, :-1], -1).gather(-1, sequences[:, 1:, None])[..., 0][
+            :, -(end - start) :
+        ]
         without_fix = actor(sequences, action_mask=action_mask, attention_mask=attention, **video_only)
     assert torch.allclose(ours, reference, atol=1e-4)
     assert not torch.allclose(without_fix, reference, atol=1e-4)  # upstream alone gets M-RoPE positions wrong
@@ -275,9 +324,17 @@ def test_bad_video_inputs_fail_clearly_before_generation(tiny, sbert, images, me
     processor, directory = tiny
     engine = VllmLikeEngine(directory)
     with pytest.raises(ValueError, match=message):
-        asyncio.run(load_executor_like_openrlhf(sbert).execute(
-            "prompt", json.dumps(LABEL), SimpleNamespace(max_tokens=8, logprobs=None), 512, processor, engine,
-            images=images))
+        asyncio.run(
+            load_executor_like_openrlhf(sbert).execute(
+                "prompt",
+                json.dumps(LABEL),
+                SimpleNamespace(max_tokens=8, logprobs=None),
+                512,
+                processor,
+                engine,
+                images=images,
+            )
+        )
     assert engine.calls == []
 
 
@@ -289,28 +346,51 @@ def test_a_stuck_decoder_fails_the_rollout_naming_the_file_instead_of_hanging(ti
     module["sample_frames"] = lambda spec, **options: time.sleep(1.0)  # a decoder that stalls
     engine = VllmLikeEngine(directory)
     with pytest.raises(VideoError, match=f"{clip}: decoding and preprocessing took over 0.2 s"):
-        asyncio.run(executor.execute(chat_prompt(processor), json.dumps(LABEL),
-                                     SimpleNamespace(max_tokens=8, logprobs=None), 4096, processor, engine,
-                                     images=VideoSpec(str(clip)).to_json()))
+        asyncio.run(
+            executor.execute(
+                chat_prompt(processor),
+                json.dumps(LABEL),
+                SimpleNamespace(max_tokens=8, logprobs=None),
+                4096,
+                processor,
+                engine,
+                images=VideoSpec(str(clip)).to_json(),
+            )
+        )
     assert engine.calls == []
 
 
 def test_prompt_too_long_is_refused_before_generation(tiny, clip, sbert):
     processor, directory = tiny
     engine = VllmLikeEngine(directory)
-    prompt = processor.apply_chat_template([{"role": "user", "content": [{"type": "video", "text": ""}]}],
-                                           tokenize=False, add_generation_prompt=True)
+    prompt = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "video", "text": ""}]}], tokenize=False, add_generation_prompt=True
+    )
     with pytest.raises(ValueError, match="exceeds --data.max_len 100"):
-        asyncio.run(load_executor_like_openrlhf(sbert).execute(
-            prompt, json.dumps(LABEL), SimpleNamespace(max_tokens=64, logprobs=None), 100, processor, engine,
-            images=VideoSpec(str(clip)).to_json()))
+        asyncio.run(
+            load_executor_like_openrlhf(sbert).execute(
+                prompt,
+                json.dumps(LABEL),
+                SimpleNamespace(max_tokens=64, logprobs=None),
+                100,
+                processor,
+                engine,
+                images=VideoSpec(str(clip)).to_json(),
+            )
+        )
     assert engine.calls == []
 
 
 @pytest.mark.parametrize(
     "version, path",
-    [("0.25.1", None), ("0.26.0", "processor options"), ("0.30.2", "processor options"),
-     ("0.31.0rc1", "processor options"), ("0.31.0", "video item"), ("0.33.0", "video item")],
+    [
+        ("0.25.1", None),
+        ("0.26.0", "processor options"),
+        ("0.30.2", "processor options"),
+        ("0.31.0rc1", "processor options"),
+        ("0.31.0", "video item"),
+        ("0.33.0", "video item"),
+    ],
 )
 def test_each_vllm_version_gets_the_frame_rate_its_own_way_or_is_refused(version, path):
     from rarft_plugin.models.qwen2_5_vl import check_vllm_version, video_metadata, vllm_video_request
@@ -335,7 +415,7 @@ def test_vllm_0_26_path_gives_the_engine_the_training_frame_rate_through_process
     processor, directory = tiny
     engine = VllmLikeEngine(directory)
     output = rollout(processor, engine, clip, sbert, vllm_version="0.26.0")
-    (sent_ids, mm_data, _, kwargs), = engine.calls  # through the actor's engine, not RolloutRayActor.generate
+    ((sent_ids, mm_data, _, kwargs),) = engine.calls  # through the actor's engine, not RolloutRayActor.generate
     assert kwargs is not None and kwargs["video_metadata"]["fps"] == pytest.approx(2.0)
     expanded, inputs = engine.expand(sent_ids, mm_data, kwargs)
     assert output["observation_tokens"][: output["action_ranges"][0][0]] == expanded
@@ -383,8 +463,10 @@ def test_openrlhf_actor_trains_on_a_rollout_that_sampled_a_media_token(tiny, cli
     from openrlhf.utils.vlm_utils import merge_mm_train_inputs
 
     processor, directory = tiny
-    outputs = [rollout(processor, VllmLikeEngine(directory, text=text), clip, sbert)
-               for text in (MEDIA_TOKEN_RESPONSE, RESPONSE)]
+    outputs = [
+        rollout(processor, VllmLikeEngine(directory, text=text), clip, sbert)
+        for text in (MEDIA_TOKEN_RESPONSE, RESPONSE)
+    ]
     samples = [SamplesGenerator._process_response_into_experience(None, o, max_len=4096) for o in outputs]
     batch = Experience.concat_experiences(samples, processor.tokenizer.pad_token_id)
     merged = merge_mm_train_inputs(batch.mm_train_inputs, "cpu")

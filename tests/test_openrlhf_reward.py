@@ -14,8 +14,12 @@ from rarft_plugin.rewards import REWARD_NAMES, score
 
 SPECIALS = ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]
 LABEL = {
-    "relevant": False, "timestamp": None, "duration": 20.0, "query": "a man cuts a steak",
-    "answer_time": "2.00 to 6.00", "answer_refusal": "The man is cooking pasta; nobody cuts a steak.",
+    "relevant": False,
+    "timestamp": None,
+    "duration": 20.0,
+    "query": "a man cuts a steak",
+    "answer_time": "2.00 to 6.00",
+    "answer_refusal": "The man is cooking pasta; nobody cuts a steak.",
     "query_relevant": "a man cooks pasta",
 }
 RESPONSES = [
@@ -36,11 +40,13 @@ def tokenizer():
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIALS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     core.train_from_iterator(RESPONSES + ["user assistant system video query answer think correct"], trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   additional_special_tokens=SPECIALS)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|endoftext|>", additional_special_tokens=SPECIALS
+    )
 
 
 class ScriptedEngine:
@@ -61,9 +67,7 @@ def run_executor(tokenizer, response, label):
     executor = SingleTurnAgentExecutor(remote_rm_url=str(plugin_path("reward")))  # OpenRLHF loads the file
     prompt = "<|im_start|>user\nFind the moment: a man cuts a steak.<|im_end|>\n<|im_start|>assistant\n"
     params = SimpleNamespace(max_tokens=256, logprobs=None)
-    return asyncio.run(
-        executor.execute(prompt, label, params, 4096, tokenizer, ScriptedEngine(tokenizer, response))
-    )
+    return asyncio.run(executor.execute(prompt, label, params, 4096, tokenizer, ScriptedEngine(tokenizer, response)))
 
 
 @pytest.mark.parametrize("response", RESPONSES)
@@ -89,8 +93,11 @@ def test_reward_func_shapes_for_a_batch(sbert):
 
 @pytest.mark.parametrize(
     "env, message",
-    [({"RARFT_VARIANT": "trl"}, "RARFT_VARIANT"), ({"RARFT_REWARD_WEIGHTS": "explain=abc"}, "RARFT_REWARD_WEIGHTS"),
-     ({"RARFT_CORRECTION": "copyproof"}, "RARFT_CORRECTION")],
+    [
+        ({"RARFT_VARIANT": "trl"}, "RARFT_VARIANT"),
+        ({"RARFT_REWARD_WEIGHTS": "explain=abc"}, "RARFT_REWARD_WEIGHTS"),
+        ({"RARFT_CORRECTION": "copyproof"}, "RARFT_CORRECTION"),
+    ],
 )
 def test_bad_environment_options_are_named(env, message):
     from rarft_plugin.reward_options import RewardOptions
@@ -112,9 +119,16 @@ def test_contrastive_correction_from_environment_reaches_the_reward(sbert, monke
     import rarft_plugin.openrlhf_reward as entry
     from rarft_plugin.reward_options import RewardOptions
 
-    label = {"relevant": False, "timestamp": None, "duration": 20.0, "query": "a man cuts a steak",
-             "query_relevant": "a man cooks pasta in the kitchen"}
-    copy = "<|im_start|>assistant\n<think>t</think> <answer>No.</answer> <correct>a man cuts a steak</correct><|im_end|>"
+    label = {
+        "relevant": False,
+        "timestamp": None,
+        "duration": 20.0,
+        "query": "a man cuts a steak",
+        "query_relevant": "a man cooks pasta in the kitchen",
+    }
+    copy = (
+        "<|im_start|>assistant\n<think>t</think> <answer>No.</answer> <correct>a man cuts a steak</correct><|im_end|>"
+    )
     rewards = {}
     for value in ("similarity", "contrastive"):
         monkeypatch.setattr(entry, "_OPTIONS", RewardOptions.from_env({"RARFT_CORRECTION": value}).score_options())
@@ -124,8 +138,9 @@ def test_contrastive_correction_from_environment_reaches_the_reward(sbert, monke
 
 @pytest.mark.parametrize("name", ["reward", "agent"])
 def test_paths_command_prints_absolute_plugin_paths(name):
-    printed = subprocess.run([sys.executable, "-m", "rarft_plugin.paths", name], capture_output=True, text=True,
-                             check=True).stdout.strip()
+    printed = subprocess.run(
+        [sys.executable, "-m", "rarft_plugin.paths", name], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert printed == str(plugin_path(name)) and printed.startswith("/") and printed.endswith(".py")
 
 

@@ -95,8 +95,20 @@ def test_released_segment_grammar_accepts(text, expected):
 
 @pytest.mark.parametrize(
     "text",
-    [None, "", "2 - 6", "2-6", "[2, 6]", "2s to 6s", "2 seconds to 6", "between 2 and 6", "2 TO 6", "2to 6",
-     "nan to 3", "No such moment."],
+    [
+        None,
+        "",
+        "2 - 6",
+        "2-6",
+        "[2, 6]",
+        "2s to 6s",
+        "2 seconds to 6",
+        "between 2 and 6",
+        "2 TO 6",
+        "2to 6",
+        "nan to 3",
+        "No such moment.",
+    ],
 )
 def test_released_segment_grammar_rejects(text):
     assert extract_segment_released(text) is None
@@ -134,12 +146,32 @@ def test_released_segment_is_the_released_regex(text):
 def test_blocks(text, think, answer, correction, correction_released):
     parsed = parse_response(text)
     assert (parsed.think, parsed.answer, parsed.correction, parsed.correction_released) == (
-        think, answer, correction, correction_released)
+        think,
+        answer,
+        correction,
+        correction_released,
+    )
 
 
 BLOCK_PIECES = st.lists(
-    st.sampled_from(["<answer>", "</answer>", "<correction>", "</correction>", "<correct>", "</correct>",
-                     "<think>", "</think>", " ", "\n", "x", "2 to 6", "<answer", "/answer>"]),
+    st.sampled_from(
+        [
+            "<answer>",
+            "</answer>",
+            "<correction>",
+            "</correction>",
+            "<correct>",
+            "</correct>",
+            "<think>",
+            "</think>",
+            " ",
+            "\n",
+            "x",
+            "2 to 6",
+            "<answer",
+            "/answer>",
+        ]
+    ),
     max_size=14,
 ).map("".join)
 
@@ -153,7 +185,10 @@ def test_first_block_is_what_the_released_re_search_finds(text):
 
     parsed = parse_response(text)
     assert (parsed.answer, parsed.correction_released, parsed.think) == (
-        released("answer"), released("correction"), released("think"))
+        released("answer"),
+        released("correction"),
+        released("think"),
+    )
 
 
 # ---- formats --------------------------------------------------------------------------------
@@ -191,8 +226,22 @@ def test_formats(text, paper, released):
 
 
 FORMAT_PIECES = st.lists(
-    st.sampled_from(["<think>", "</think>", "<answer>", "</answer>", "<correction>", "</correction>",
-                     "<correct>", " ", "\n", "\u2003", "x", "<"]),
+    st.sampled_from(
+        [
+            "<think>",
+            "</think>",
+            "<answer>",
+            "</answer>",
+            "<correction>",
+            "</correction>",
+            "<correct>",
+            " ",
+            "\n",
+            "\u2003",
+            "x",
+            "<",
+        ]
+    ),
     max_size=16,
 ).map("".join)
 
@@ -252,9 +301,32 @@ ADVERSARIAL = st.one_of(
     st.text(alphabet=st.sampled_from(list("<>/|thinkaswercoi 0123456789.-e,toand[]nalf")), max_size=400),
     st.lists(
         st.sampled_from(
-            ["<think>", "</think>", "<answer>", "</answer>", "<correct>", "</correct>", "<correction>",
-             "</correction>", "nan", "1e309", "-1", "3.5", " to ", " - ", "inf", "NIL", "\u202e", "😀", "\x00",
-             "<|video_pad|>", "<|", "|>", "9" * 400, "٣"]
+            [
+                "<think>",
+                "</think>",
+                "<answer>",
+                "</answer>",
+                "<correct>",
+                "</correct>",
+                "<correction>",
+                "</correction>",
+                "nan",
+                "1e309",
+                "-1",
+                "3.5",
+                " to ",
+                " - ",
+                "inf",
+                "NIL",
+                "\u202e",
+                "😀",
+                "\x00",
+                "<|video_pad|>",
+                "<|",
+                "|>",
+                "9" * 400,
+                "٣",
+            ]
         ),
         max_size=60,
     ).map("".join),
@@ -279,10 +351,17 @@ def test_parser_handles_megabyte_outputs_quickly():
     import time
 
     hostile = [
-        "<answer>" * 200_000, "1" * 1_000_000, "1 " * 500_000, "<think>" + "x" * 2_000_000, "1." * 500_000,
+        "<answer>" * 200_000,
+        "1" * 1_000_000,
+        "1 " * 500_000,
+        "<think>" + "x" * 2_000_000,
+        "1." * 500_000,
         "<think>" + "</think><answer></answer>" * 60_000 + "<correction>",  # cubic for the released regex
-        "<think>" + "</think> <answer>" * 100_000 + "</correction>", "<|" + "a" * 1_000_000, "<|" * 500_000,
-        "1" + " " * 1_000_000 + "t", "1" * 500_000 + " to " + "2" * 500_000,
+        "<think>" + "</think> <answer>" * 100_000 + "</correction>",
+        "<|" + "a" * 1_000_000,
+        "<|" * 500_000,
+        "1" + " " * 1_000_000 + "t",
+        "1" * 500_000 + " to " + "2" * 500_000,
     ]
     started = time.perf_counter()
     for text in hostile:

@@ -13,9 +13,11 @@ from rarft_plugin.parsing import ANSWER_READINGS, evaluation_answer, without_cor
     "output, released, last_block",
     [
         # the smallest examples where the readings disagree
-        ("<think><timestep>0.00 to 3.00</timestep> a man sits.</think> The video does not contain this.",
-         "The video does not contain this.",
-         "<think><timestep>0.00 to 3.00</timestep> a man sits.</think> The video does not contain this."),
+        (
+            "<think><timestep>0.00 to 3.00</timestep> a man sits.</think> The video does not contain this.",
+            "The video does not contain this.",
+            "<think><timestep>0.00 to 3.00</timestep> a man sits.</think> The video does not contain this.",
+        ),
         ("<answer>No match.</answer><answer>2 to 6</answer>", "No match.", "2 to 6"),
         # the template
         ("<think>t</think> <answer> 1 to 2 </answer> <correct>NIL</correct>", "1 to 2", "1 to 2"),
@@ -61,8 +63,26 @@ def test_without_correction(output, expected):
 
 
 # responses made of whole tags and text pieces
-TAGGY = st.lists(st.sampled_from(["a", "b ", "0", "3.5", " to ", "\n", "<think>", "</think>", "<answer>", "</answer>",
-                                  "<correct>", "</correction>", "<correction>"]), max_size=40).map("".join)
+TAGGY = st.lists(
+    st.sampled_from(
+        [
+            "a",
+            "b ",
+            "0",
+            "3.5",
+            " to ",
+            "\n",
+            "<think>",
+            "</think>",
+            "<answer>",
+            "</answer>",
+            "<correct>",
+            "</correction>",
+            "<correction>",
+        ]
+    ),
+    max_size=40,
+).map("".join)
 
 
 @settings(max_examples=300, deadline=None)

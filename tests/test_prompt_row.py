@@ -21,27 +21,49 @@ from rarft_plugin.schema import parse_label
 from rarft_plugin.video import VideoError, VideoSpec
 
 CLIP = VideoSpec("/videos/clip.mp4", 0.0, 6.0)  # row_problems checks the path's form; the launcher probes the file
-RELEVANT = {"relevant": True, "timestamp": [1.0, 3.0], "duration": 6.0, "query": "the bar moves right",
-            "answer_time": "1.00 to 3.00", "answer_refusal": "", "query_relevant": "the bar moves right"}
-IRRELEVANT = {"relevant": False, "timestamp": None, "duration": 6.0, "query": "a dog barks",
-              "answer_refusal": "There is no dog.", "query_relevant": "the bar moves right", "difficulty": "strong",
-              "categories": ["Object/ObjectExistence"]}
+RELEVANT = {
+    "relevant": True,
+    "timestamp": [1.0, 3.0],
+    "duration": 6.0,
+    "query": "the bar moves right",
+    "answer_time": "1.00 to 3.00",
+    "answer_refusal": "",
+    "query_relevant": "the bar moves right",
+}
+IRRELEVANT = {
+    "relevant": False,
+    "timestamp": None,
+    "duration": 6.0,
+    "query": "a dog barks",
+    "answer_refusal": "There is no dog.",
+    "query_relevant": "the bar moves right",
+    "difficulty": "strong",
+    "categories": ["Object/ObjectExistence"],
+}
 
 
 def prompt_row(label, template="ra_rft", video=CLIP):
     return make_row(parse_label(label), video, template=template, datasource="test", row_id=label["query"])
 
 
-@pytest.mark.parametrize("label, template, purpose, video", [
-    (RELEVANT, "ra_rft", "train", CLIP),
-    (IRRELEVANT, "ra_rft_released", "eval", VideoSpec("/v/ID_210.0_360.0.mp4", 210.0, 360.0)),
-    ({**IRRELEVANT, "query": "un chien aboie à l'écran"}, "time_r1", "train", VideoSpec("/v/a.mp4")),
-])
+@pytest.mark.parametrize(
+    "label, template, purpose, video",
+    [
+        (RELEVANT, "ra_rft", "train", CLIP),
+        (IRRELEVANT, "ra_rft_released", "eval", VideoSpec("/v/ID_210.0_360.0.mp4", 210.0, 360.0)),
+        ({**IRRELEVANT, "query": "un chien aboie à l'écran"}, "time_r1", "train", VideoSpec("/v/a.mp4")),
+    ],
+)
 def test_a_written_row_reads_back_as_written(label, template, purpose, video):
     row = make_row(parse_label(label), video, template=template, purpose=purpose, datasource="src", row_id="3:1")
     again = json.loads(json.dumps(row, ensure_ascii=False))  # as a JSONL line
-    assert parse_row(again) == PromptRow(messages=build_messages(template, label["query"], purpose=purpose),
-                                         video=video, label=parse_label(label), datasource="src", id="3:1")
+    assert parse_row(again) == PromptRow(
+        messages=build_messages(template, label["query"], purpose=purpose),
+        video=video,
+        label=parse_label(label),
+        datasource="src",
+        id="3:1",
+    )
     assert row_problems(again, template, "paper") == [] and row_problems(again, template, "released") == []
 
 
@@ -52,24 +74,29 @@ def test_the_dataset_flags_name_the_keys_of_the_row():
     assert "--data.apply_chat_template" in DATASET_FLAGS and DATASET_FLAGS["--data.apply_chat_template"] is None
 
 
-@pytest.mark.parametrize("row, fields", [
-    ("good", []),
-    ({"video": "{}", "label": "{}"}, ["input", "label.relevant", "video"]),
-    ("bad label", ["label.duration"]),
-    ("relative video", ["video"]),
-    ("two videos", ["input"]),
-    ("no video item", ["input"]),
-    ("messages not a list", ["input"]),
-    ([1, 2], [None]),
-])
+@pytest.mark.parametrize(
+    "row, fields",
+    [
+        ("good", []),
+        ({"video": "{}", "label": "{}"}, ["input", "label.relevant", "video"]),
+        ("bad label", ["label.duration"]),
+        ("relative video", ["video"]),
+        ("two videos", ["input"]),
+        ("no video item", ["input"]),
+        ("messages not a list", ["input"]),
+        ([1, 2], [None]),
+    ],
+)
 def test_row_problems_name_the_field(row, fields):
     good = prompt_row(RELEVANT)
     rows = {
         "good": good,
         "bad label": {**good, "label": json.dumps({**RELEVANT, "duration": -1})},
         "relative video": {**good, "video": VideoSpec("videos/clip.mp4").to_json()},
-        "two videos": {**good, "input": [{"role": "user", "content": [*good["input"][0]["content"],
-                                                                      {"type": "video", "text": ""}]}]},
+        "two videos": {
+            **good,
+            "input": [{"role": "user", "content": [*good["input"][0]["content"], {"type": "video", "text": ""}]}],
+        },
         "no video item": {**good, "input": [{"role": "user", "content": good["input"][0]["content"][:1]}]},
         "messages not a list": {**good, "input": "hello"},
     }
@@ -77,14 +104,26 @@ def test_row_problems_name_the_field(row, fields):
     assert sorted(str(e.field) for e in found) == sorted(str(f) for f in fields)
 
 
-@pytest.mark.parametrize("built_with, expected, messages", [
-    ("ra_rft", "ra_rft", []),
-    ("time_r1", "ra_rft", ["prompt built with template 'time_r1', expected 'ra_rft' "
-                           "(rarft-prep to-openrlhf --template ra_rft)"]),
-    ("ra_rft", "ra_rft_released", ["prompt built with template 'ra_rft', expected 'ra_rft_released' "
-                                   "(rarft-prep to-openrlhf --template ra_rft_released)"]),
-    ("time_r1", None, []),
-])
+@pytest.mark.parametrize(
+    "built_with, expected, messages",
+    [
+        ("ra_rft", "ra_rft", []),
+        (
+            "time_r1",
+            "ra_rft",
+            ["prompt built with template 'time_r1', expected 'ra_rft' (rarft-prep to-openrlhf --template ra_rft)"],
+        ),
+        (
+            "ra_rft",
+            "ra_rft_released",
+            [
+                "prompt built with template 'ra_rft', expected 'ra_rft_released' "
+                "(rarft-prep to-openrlhf --template ra_rft_released)"
+            ],
+        ),
+        ("time_r1", None, []),
+    ],
+)
 def test_the_prompt_template_is_checked(built_with, expected, messages):
     found = row_problems(prompt_row(IRRELEVANT, template=built_with), expected)
     assert [(e.field, e.message) for e in found] == [("input", m) for m in messages]
@@ -99,41 +138,53 @@ def test_the_reward_variant_check_is_applied_to_every_label():
     assert row_problems(prompt_row(RELEVANT), "ra_rft", "released") == []
 
 
-@pytest.mark.parametrize("row, message", [
-    ("not a row", "expected a JSON object"),
-    ({"input": [], "video": CLIP.to_json()}, "field label: missing"),
-    ({**prompt_row(RELEVANT), "label": "{"}, "field label: label is not valid JSON"),
-    ({**prompt_row(RELEVANT), "video": '{"path": 3}'}, "field video: expected a path"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ("not a row", "expected a JSON object"),
+        ({"input": [], "video": CLIP.to_json()}, "field label: missing"),
+        ({**prompt_row(RELEVANT), "label": "{"}, "field label: label is not valid JSON"),
+        ({**prompt_row(RELEVANT), "video": '{"path": 3}'}, "field video: expected a path"),
+    ],
+)
 def test_parse_row_raises_the_first_problem(row, message):
     with pytest.raises(DataError, match=message):
         parse_row(row)
 
 
-@pytest.mark.parametrize("images, expected", [
-    (CLIP.to_json(), CLIP),
-    ([CLIP.to_json()], CLIP),  # OpenRLHF may wrap media in a list
-    ("/videos/clip.mp4", VideoSpec("/videos/clip.mp4")),
-])
+@pytest.mark.parametrize(
+    "images, expected",
+    [
+        (CLIP.to_json(), CLIP),
+        ([CLIP.to_json()], CLIP),  # OpenRLHF may wrap media in a list
+        ("/videos/clip.mp4", VideoSpec("/videos/clip.mp4")),
+    ],
+)
 def test_the_executor_reads_the_video_field_as_openrlhf_hands_it_over(images, expected):
     assert video_of(images) == expected
 
 
-@pytest.mark.parametrize("images, message", [
-    (None, f"the sample has no video; run with --data.image_key {VIDEO_KEY}"),
-    ('{"path": 3}', "expected a path"),
-    ("{broken", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "images, message",
+    [
+        (None, f"the sample has no video; run with --data.image_key {VIDEO_KEY}"),
+        ('{"path": 3}', "expected a path"),
+        ("{broken", "not valid JSON"),
+    ],
+)
 def test_a_bad_video_field_is_a_video_error(images, message):
     with pytest.raises(VideoError, match=message) as raised:
         video_of(images)
     assert raised.value.field == VIDEO_KEY
 
 
-@pytest.mark.parametrize("value, field", [
-    (json.dumps({**RELEVANT, "timestamp": [5, 2]}), f"{LABEL_KEY}.timestamp"),
-    ("[]", LABEL_KEY),
-])
+@pytest.mark.parametrize(
+    "value, field",
+    [
+        (json.dumps({**RELEVANT, "timestamp": [5, 2]}), f"{LABEL_KEY}.timestamp"),
+        ("[]", LABEL_KEY),
+    ],
+)
 def test_a_bad_label_field_names_the_label(value, field):
     with pytest.raises(DataError) as raised:
         label_of(value)

@@ -62,32 +62,41 @@ def vllm_positions(ids, grid, second_per_grid, config, video_token_id):
 
 
 def prompt_and_inputs(processor, clip, purpose):
-    prompt = processor.apply_chat_template(build_messages("ra_rft", "the bar moves", purpose=purpose), tokenize=False,
-                                           add_generation_prompt=True)
+    prompt = processor.apply_chat_template(
+        build_messages("ra_rft", "the bar moves", purpose=purpose), tokenize=False, add_generation_prompt=True
+    )
     return process_video_prompt(processor, prompt, sample_frames(VideoSpec(str(clip)), cache=False))
 
 
 def positions(model, processor, ids, tensors, attention=None):
     x = torch.tensor([ids]) if not isinstance(ids, torch.Tensor) else ids
     types = (x == processor.video_token_id).long() * 2
-    out, _ = model.model.get_rope_index(x, types, video_grid_thw=tensors["video_grid_thw"],
-                                        second_per_grid_ts=tensors["second_per_grid_ts"],
-                                        attention_mask=torch.ones_like(x) if attention is None else attention)
+    out, _ = model.model.get_rope_index(
+        x,
+        types,
+        video_grid_thw=tensors["video_grid_thw"],
+        second_per_grid_ts=tensors["second_per_grid_ts"],
+        attention_mask=torch.ones_like(x) if attention is None else attention,
+    )
     return out
 
 
-@pytest.mark.parametrize("seconds, fps, purpose", [
-    (12, 10, "train"),  # 24 frames at 2 FPS: 12 temporal grids, text (the response) after the video
-    (12, 10, "eval"),   # video first: the whole question follows it
-    (1.5, 10, "train"),  # 4 frames from 15: sampled at 2.67 FPS, second_per_grid 0.75
-    (9.7, 30, "train"),  # 18 frames from 291: 1.86 FPS
-])
+@pytest.mark.parametrize(
+    "seconds, fps, purpose",
+    [
+        (12, 10, "train"),  # 24 frames at 2 FPS: 12 temporal grids, text (the response) after the video
+        (12, 10, "eval"),  # video first: the whole question follows it
+        (1.5, 10, "train"),  # 4 frames from 15: sampled at 2.67 FPS, second_per_grid 0.75
+        (9.7, 30, "train"),  # 18 frames from 291: 1.86 FPS
+    ],
+)
 def test_reference_equals_vllm_and_installed_transformers_does_not(tmp_path, tiny, seconds, fps, purpose):
     processor, model = tiny
     clip = write_test_video(tmp_path / "clip.mp4", seconds=seconds, fps=fps, size=(112, 84))
     ids, tensors = prompt_and_inputs(processor, clip, purpose)
-    expected = vllm_positions(ids, tensors["video_grid_thw"][0], tensors["second_per_grid_ts"].item(), model.config,
-                              processor.video_token_id)
+    expected = vllm_positions(
+        ids, tensors["video_grid_thw"][0], tensors["second_per_grid_ts"].item(), model.config, processor.video_token_id
+    )
     installed = positions(model, processor, ids, tensors)[:, 0].numpy()
     assert use_reference_video_positions()
     reference = positions(model, processor, ids, tensors)[:, 0].numpy()
@@ -112,12 +121,12 @@ def test_padding_and_batching_keep_each_rows_positions(tmp_path, tiny):
     batch = torch.full((2, length), processor.tokenizer.pad_token_id)
     attention = torch.zeros_like(batch)
     for row, (ids, _) in enumerate(rows):  # left padding, as generation batches
-        batch[row, length - len(ids):] = torch.tensor(ids)
-        attention[row, length - len(ids):] = 1
+        batch[row, length - len(ids) :] = torch.tensor(ids)
+        attention[row, length - len(ids) :] = 1
     merged = {key: torch.cat([t[key] for _, t in rows]) for key in ("video_grid_thw", "second_per_grid_ts")}
     both = positions(model, processor, batch, merged, attention)
     for row, (ids, _) in enumerate(rows):
-        assert torch.equal(both[:, row, length - len(ids):], single[row])
+        assert torch.equal(both[:, row, length - len(ids) :], single[row])
 
 
 def test_training_log_probs_change_with_the_positions_and_generation_still_runs(tmp_path, tiny):
@@ -125,8 +134,12 @@ def test_training_log_probs_change_with_the_positions_and_generation_still_runs(
     clip = write_test_video(tmp_path / "clip.mp4", seconds=12, size=(112, 84))
     ids, tensors = prompt_and_inputs(processor, clip, "train")
     x = torch.tensor([ids])
-    inputs = {"input_ids": x, "attention_mask": torch.ones_like(x), "mm_token_type_ids": (x == processor.video_token_id)
-              .long() * 2, **{k: v for k, v in tensors.items() if k != "image_grid_thw"}}
+    inputs = {
+        "input_ids": x,
+        "attention_mask": torch.ones_like(x),
+        "mm_token_type_ids": (x == processor.video_token_id).long() * 2,
+        **{k: v for k, v in tensors.items() if k != "image_grid_thw"},
+    }
     with torch.no_grad():
         installed = model(**inputs).logits
         use_reference_video_positions()
@@ -179,7 +192,8 @@ def test_metadata_gives_the_processor_the_sampling_fps(tiny, tmp_path):
     clip = write_test_video(tmp_path / "clip.mp4", seconds=20, fps=10, size=(320, 240))
     video = sample_frames(VideoSpec(str(clip), 0.0, 7.5), cache=False)  # 75 frames -> 14: fps 1.87, not 2
     assert video.fps == pytest.approx(14 / 75 * 10)
-    out = processor(text=["<|vision_start|><|video_pad|><|vision_end|>"], **processor_video_inputs([video]),
-                    return_tensors="pt")
+    out = processor(
+        text=["<|vision_start|><|video_pad|><|vision_end|>"], **processor_video_inputs([video]), return_tensors="pt"
+    )
     assert out["second_per_grid_ts"].tolist() == pytest.approx([2 / video.fps])  # temporal patch of 2 frames
     assert tuple(out["video_grid_thw"][0].tolist()) == (7, video.frames.shape[1] // 14, video.frames.shape[2] // 14)

@@ -25,8 +25,19 @@ REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
 BASE_MODEL_RECIPES = ["time_r1.sh", "videochat_r1.sh", "videochat_r1_think.sh", "qwen2_5_vl_7b.sh"]
 ALL_RECIPES = [*BASE_MODEL_RECIPES, "single_gpu_smoke.sh"]
-VARIABLES = ["RARFT_MODEL", "RARFT_DATA", "RARFT_OUTPUT", "RARFT_NUM_GPUS", "RARFT_VARIANT", "RARFT_CORRECTION",
-             "RARFT_REWARD_WEIGHTS", "RARFT_SBERT_MODEL", "RARFT_SBERT_DEVICE", "RARFT_DRY_RUN", "PYTHON"]
+VARIABLES = [
+    "RARFT_MODEL",
+    "RARFT_DATA",
+    "RARFT_OUTPUT",
+    "RARFT_NUM_GPUS",
+    "RARFT_VARIANT",
+    "RARFT_CORRECTION",
+    "RARFT_REWARD_WEIGHTS",
+    "RARFT_SBERT_MODEL",
+    "RARFT_SBERT_DEVICE",
+    "RARFT_DRY_RUN",
+    "PYTHON",
+]
 
 # The paper's setup (recipes/common.sh) as OpenRLHF's parsed arguments: (section, name) -> value.
 PAPER_SETUP = {
@@ -74,8 +85,14 @@ def inputs(tmp_path_factory):
     model.mkdir()
     (model / "config.json").write_text(json.dumps({"model_type": "qwen2_5_vl", "vision_config": {}}))
     clip = write_test_video(root / "clip.mp4", seconds=6)
-    label = {"relevant": False, "timestamp": None, "duration": 6.0, "query": "a dog barks",
-             "answer_refusal": "There is no dog.", "query_relevant": "the bar moves"}
+    label = {
+        "relevant": False,
+        "timestamp": None,
+        "duration": 6.0,
+        "query": "a dog barks",
+        "answer_refusal": "There is no dog.",
+        "query_relevant": "the bar moves",
+    }
     data = {}
     for template in ("ra_rft", "ra_rft_released"):
         row = make_row(parse_label(label), VideoSpec(str(clip)), template=template, datasource="test", row_id="0:0")
@@ -84,11 +101,17 @@ def inputs(tmp_path_factory):
     return {"model": model, "data": data, "root": root}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _run(recipe, args, env):
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RARFT_")}
-    return subprocess.run(["bash", str(RECIPES / recipe), *args], capture_output=True, text=True, cwd=REPO,
-                          env={**clean, "PYTHON": sys.executable, **dict(env)}, timeout=300)
+    return subprocess.run(
+        ["bash", str(RECIPES / recipe), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**clean, "PYTHON": sys.executable, **dict(env)},
+        timeout=300,
+    )
 
 
 def run_recipe(recipe, *args, **env):
@@ -97,8 +120,15 @@ def run_recipe(recipe, *args, **env):
 
 
 def dry_run_arguments(recipe, inputs, *args, template="ra_rft", **env):
-    done = run_recipe(recipe, *args, RARFT_DRY_RUN="1", RARFT_MODEL=str(inputs["model"]),
-                      RARFT_DATA=str(inputs["data"][template]), RARFT_OUTPUT=str(inputs["root"] / "out"), **env)
+    done = run_recipe(
+        recipe,
+        *args,
+        RARFT_DRY_RUN="1",
+        RARFT_MODEL=str(inputs["model"]),
+        RARFT_DATA=str(inputs["data"][template]),
+        RARFT_OUTPUT=str(inputs["root"] / "out"),
+        **env,
+    )
     assert done.returncode == 0, done.stderr
     tokens = shlex.split(done.stdout.strip().splitlines()[-1])
     start = tokens.index("openrlhf.cli.train_ppo_ray") + 1
@@ -148,13 +178,16 @@ def test_an_unset_path_variable_is_a_clear_error(recipe, missing, inputs):
     assert done.stderr.startswith(f"{recipe}: {missing} is not set: ") and "--help" in done.stderr
 
 
-@pytest.mark.parametrize("recipe, expected", [(r, PAPER_SETUP) for r in BASE_MODEL_RECIPES]
-                         + [("single_gpu_smoke.sh", SMOKE_SETUP)])
+@pytest.mark.parametrize(
+    "recipe, expected", [(r, PAPER_SETUP) for r in BASE_MODEL_RECIPES] + [("single_gpu_smoke.sh", SMOKE_SETUP)]
+)
 def test_final_command_is_accepted_by_openrlhf_with_the_papers_setup(recipe, expected, inputs):
     prefix, args = dry_run_arguments(recipe, inputs)
     assert {key: setting(args, *key) for key in expected} == expected
-    assert (args.actor.model_name_or_path, args.data.prompt_dataset) == (str(inputs["model"]),
-                                                                         str(inputs["data"]["ra_rft"]))
+    assert (args.actor.model_name_or_path, args.data.prompt_dataset) == (
+        str(inputs["model"]),
+        str(inputs["data"]["ra_rft"]),
+    )
     assert args.critic.model_name_or_path is None  # GRPO: no critic
     assert "RARFT_VARIANT=paper" in prefix
 
@@ -171,24 +204,54 @@ def test_plugin_paths_resolve_and_load_the_way_openrlhf_loads_them(recipe, input
 
 
 def test_user_flags_and_variables_override_the_recipe(inputs):
-    _, parsed = dry_run_arguments("time_r1.sh", inputs, "--train.seed", "7", "--rollout.n_samples_per_prompt", "4",
-                                  "--train.micro_batch_size", "2", RARFT_NUM_GPUS="4")
-    expected = {("train", "seed"): 7, ("rollout", "n_samples_per_prompt"): 4, ("train", "micro_batch_size"): 2,
-                ("actor", "num_gpus_per_node"): 4, ("ref", "num_gpus_per_node"): 4, ("vllm", "num_engines"): 4}
+    _, parsed = dry_run_arguments(
+        "time_r1.sh",
+        inputs,
+        "--train.seed",
+        "7",
+        "--rollout.n_samples_per_prompt",
+        "4",
+        "--train.micro_batch_size",
+        "2",
+        RARFT_NUM_GPUS="4",
+    )
+    expected = {
+        ("train", "seed"): 7,
+        ("rollout", "n_samples_per_prompt"): 4,
+        ("train", "micro_batch_size"): 2,
+        ("actor", "num_gpus_per_node"): 4,
+        ("ref", "num_gpus_per_node"): 4,
+        ("vllm", "num_engines"): 4,
+    }
     assert {key: setting(parsed, *key) for key in expected} == expected
 
 
 def test_reward_options_reach_the_worker_environment(inputs):
-    prefix, _ = dry_run_arguments("videochat_r1.sh", inputs, template="ra_rft_released", RARFT_VARIANT="released",
-                                  RARFT_REWARD_WEIGHTS="explain=0.5", RARFT_SBERT_DEVICE="cuda",
-                                  RARFT_CORRECTION="contrastive")
-    assert prefix[:4] == ["RARFT_VARIANT=released", "RARFT_REWARD_WEIGHTS=format=1,refuse_iou=1,explain=0.5,correction=1",
-                          "RARFT_SBERT_DEVICE=cuda", "RARFT_CORRECTION=contrastive"]
+    prefix, _ = dry_run_arguments(
+        "videochat_r1.sh",
+        inputs,
+        template="ra_rft_released",
+        RARFT_VARIANT="released",
+        RARFT_REWARD_WEIGHTS="explain=0.5",
+        RARFT_SBERT_DEVICE="cuda",
+        RARFT_CORRECTION="contrastive",
+    )
+    assert prefix[:4] == [
+        "RARFT_VARIANT=released",
+        "RARFT_REWARD_WEIGHTS=format=1,refuse_iou=1,explain=0.5,correction=1",
+        "RARFT_SBERT_DEVICE=cuda",
+        "RARFT_CORRECTION=contrastive",
+    ]
 
 
 def test_data_built_for_the_other_reward_variant_is_refused(inputs):
-    done = run_recipe("time_r1.sh", RARFT_DRY_RUN="1", RARFT_MODEL=str(inputs["model"]),
-                      RARFT_DATA=str(inputs["data"]["ra_rft"]), RARFT_VARIANT="released")
+    done = run_recipe(
+        "time_r1.sh",
+        RARFT_DRY_RUN="1",
+        RARFT_MODEL=str(inputs["model"]),
+        RARFT_DATA=str(inputs["data"]["ra_rft"]),
+        RARFT_VARIANT="released",
+    )
     assert done.returncode == 2
     assert "built with template 'ra_rft', expected 'ra_rft_released'" in done.stderr
 
@@ -222,10 +285,20 @@ def test_recipes_find_the_checkouts_python_without_activation(tmp_path, inputs, 
     other = tmp_path / "other-python"
     other.write_text(f'#!/bin/sh\necho "other $@" >> {calls}\n')
     other.chmod(0o755)
-    env = {**clean, "RARFT_MODEL": str(inputs["model"]), "RARFT_DATA": str(inputs["data"]["ra_rft"]),
-           **({"PYTHON": str(other)} if python_set else {})}
-    done = subprocess.run(["bash", str(checkout / "recipes" / "time_r1.sh")], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=60)
+    env = {
+        **clean,
+        "RARFT_MODEL": str(inputs["model"]),
+        "RARFT_DATA": str(inputs["data"]["ra_rft"]),
+        **({"PYTHON": str(other)} if python_set else {}),
+    }
+    done = subprocess.run(
+        ["bash", str(checkout / "recipes" / "time_r1.sh")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     (call,) = calls.read_text().splitlines()
     assert call.startswith("other -m rarft_plugin.train" if python_set else "-m rarft_plugin.train --actor.")
@@ -233,8 +306,13 @@ def test_recipes_find_the_checkouts_python_without_activation(tmp_path, inputs, 
 
 def test_makefile_honours_venv():
     def planned(*args, **env):
-        done = subprocess.run(["make", "-n", "-C", str(REPO), *args], capture_output=True, text=True,
-                              env={**os.environ, **env}, timeout=60)
+        done = subprocess.run(
+            ["make", "-n", "-C", str(REPO), *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            timeout=60,
+        )
         assert done.returncode == 0, done.stderr
         return done.stdout
 

@@ -19,48 +19,75 @@ from rarft_plugin.rewards import REWARD_NAMES, REWARDS, Reward
 EXPLAIN_HALF = {"format": 1.0, "refuse_iou": 1.0, "explain": 0.5, "correction": 1.0}
 
 
-@pytest.mark.parametrize("environ, expected", [
-    ({}, RewardOptions()),
-    ({"RARFT_VARIANT": "released", "RARFT_CORRECTION": "contrastive"},
-     RewardOptions(variant="released", correction="contrastive")),
-    ({"RARFT_REWARD_WEIGHTS": "explain=0.5"}, RewardOptions(weights=EXPLAIN_HALF)),
-    ({"RARFT_SBERT_MODEL": "/m", "RARFT_SBERT_DEVICE": "cuda:1"},
-     RewardOptions(sbert_model="/m", sbert_device="cuda:1")),
-    ({"RARFT_VARIANT": "  released ", "RARFT_SBERT_DEVICE": "", "RARFT_CORRECTION": " "},
-     RewardOptions(variant="released")),  # blank is unset, spaces are trimmed
-    ({"RARFT_OTHER": "x", "VARIANT": "released"}, RewardOptions()),
-])
+@pytest.mark.parametrize(
+    "environ, expected",
+    [
+        ({}, RewardOptions()),
+        (
+            {"RARFT_VARIANT": "released", "RARFT_CORRECTION": "contrastive"},
+            RewardOptions(variant="released", correction="contrastive"),
+        ),
+        ({"RARFT_REWARD_WEIGHTS": "explain=0.5"}, RewardOptions(weights=EXPLAIN_HALF)),
+        (
+            {"RARFT_SBERT_MODEL": "/m", "RARFT_SBERT_DEVICE": "cuda:1"},
+            RewardOptions(sbert_model="/m", sbert_device="cuda:1"),
+        ),
+        (
+            {"RARFT_VARIANT": "  released ", "RARFT_SBERT_DEVICE": "", "RARFT_CORRECTION": " "},
+            RewardOptions(variant="released"),
+        ),  # blank is unset, spaces are trimmed
+        ({"RARFT_OTHER": "x", "VARIANT": "released"}, RewardOptions()),
+    ],
+)
 def test_options_from_the_environment(environ, expected):
     assert RewardOptions.from_env(environ) == expected
 
 
-@pytest.mark.parametrize("environ, message", [
-    ({"RARFT_VARIANT": "trl"}, "RARFT_VARIANT='trl': expected one of ['paper', 'released']"),
-    ({"RARFT_CORRECTION": "copyproof"}, "RARFT_CORRECTION='copyproof': expected one of ['similarity', 'contrastive']"),
-    ({"RARFT_REWARD_WEIGHTS": "brevity=1"}, "RARFT_REWARD_WEIGHTS: unknown reward 'brevity'"),
-    ({"RARFT_REWARD_WEIGHTS": "explain=nan"}, "RARFT_REWARD_WEIGHTS: weight of 'explain' must be finite"),
-    ({"RARFT_REWARD_WEIGHTS": "explain"}, "RARFT_REWARD_WEIGHTS: weight 'explain' must look like name=value"),
-])
+@pytest.mark.parametrize(
+    "environ, message",
+    [
+        ({"RARFT_VARIANT": "trl"}, "RARFT_VARIANT='trl': expected one of ['paper', 'released']"),
+        (
+            {"RARFT_CORRECTION": "copyproof"},
+            "RARFT_CORRECTION='copyproof': expected one of ['similarity', 'contrastive']",
+        ),
+        ({"RARFT_REWARD_WEIGHTS": "brevity=1"}, "RARFT_REWARD_WEIGHTS: unknown reward 'brevity'"),
+        ({"RARFT_REWARD_WEIGHTS": "explain=nan"}, "RARFT_REWARD_WEIGHTS: weight of 'explain' must be finite"),
+        ({"RARFT_REWARD_WEIGHTS": "explain"}, "RARFT_REWARD_WEIGHTS: weight 'explain' must look like name=value"),
+    ],
+)
 def test_a_bad_variable_is_named(environ, message):
     with pytest.raises(ValueError) as raised:
         RewardOptions.from_env(environ)
     assert str(raised.value).startswith(message)
 
 
-@pytest.mark.parametrize("options, env", [
-    (RewardOptions(), {"RARFT_VARIANT": "paper", "RARFT_CORRECTION": "similarity"}),
-    (RewardOptions(variant="released", weights={"explain": 0.5}, sbert_device="cuda", correction="contrastive"),
-     {"RARFT_VARIANT": "released", "RARFT_REWARD_WEIGHTS": "format=1,refuse_iou=1,explain=0.5,correction=1",
-      "RARFT_SBERT_DEVICE": "cuda", "RARFT_CORRECTION": "contrastive"}),
-    (RewardOptions(sbert_model="/models/mpnet"),
-     {"RARFT_VARIANT": "paper", "RARFT_SBERT_MODEL": "/models/mpnet", "RARFT_CORRECTION": "similarity"}),
-])
+@pytest.mark.parametrize(
+    "options, env",
+    [
+        (RewardOptions(), {"RARFT_VARIANT": "paper", "RARFT_CORRECTION": "similarity"}),
+        (
+            RewardOptions(variant="released", weights={"explain": 0.5}, sbert_device="cuda", correction="contrastive"),
+            {
+                "RARFT_VARIANT": "released",
+                "RARFT_REWARD_WEIGHTS": "format=1,refuse_iou=1,explain=0.5,correction=1",
+                "RARFT_SBERT_DEVICE": "cuda",
+                "RARFT_CORRECTION": "contrastive",
+            },
+        ),
+        (
+            RewardOptions(sbert_model="/models/mpnet"),
+            {"RARFT_VARIANT": "paper", "RARFT_SBERT_MODEL": "/models/mpnet", "RARFT_CORRECTION": "similarity"},
+        ),
+    ],
+)
 def test_worker_variables_reproduce_the_options(options, env):
     assert options.to_env() == env
     assert list(options.to_env()) == list(env)  # the order the launcher prints them in
     again = RewardOptions.from_env(options.to_env())
     assert again.to_env() == env and again.score_options(similarity=object())["weights"] == pytest.approx(
-        options.score_options(similarity=object())["weights"])
+        options.score_options(similarity=object())["weights"]
+    )
 
 
 def test_score_options_are_the_keywords_of_score(sbert):
@@ -79,27 +106,55 @@ def parse(style, argv, environ, environment=True):
     return RewardOptions.from_args(parser.parse_args(argv), environ)
 
 
-@pytest.mark.parametrize("style, argv, environ, expected", [
-    ("launcher", [], {}, RewardOptions()),
-    ("launcher", [], {"RARFT_VARIANT": "released"}, RewardOptions(variant="released")),
-    ("launcher", ["--rarft.variant", "paper"], {"RARFT_VARIANT": "released"}, RewardOptions()),  # the flag wins
-    ("launcher", ["--rarft.reward_weights", "explain=0.5", "--rarft.correction", "contrastive"],
-     {"RARFT_REWARD_WEIGHTS": "format=2"}, RewardOptions(weights=EXPLAIN_HALF, correction="contrastive")),
-    ("launcher", ["--rarft.sbert_model", "/m", "--rarft.sbert_device", "cpu"], {"RARFT_SBERT_DEVICE": "cuda"},
-     RewardOptions(sbert_model="/m", sbert_device="cpu")),
-    ("plain", ["--variant", "released", "--weights", "explain=0.5", "--sbert-model", "/m", "--device", "cuda",
-               "--correction", "contrastive"], {},
-     RewardOptions("released", EXPLAIN_HALF, "/m", "cuda", "contrastive")),
-])
+@pytest.mark.parametrize(
+    "style, argv, environ, expected",
+    [
+        ("launcher", [], {}, RewardOptions()),
+        ("launcher", [], {"RARFT_VARIANT": "released"}, RewardOptions(variant="released")),
+        ("launcher", ["--rarft.variant", "paper"], {"RARFT_VARIANT": "released"}, RewardOptions()),  # the flag wins
+        (
+            "launcher",
+            ["--rarft.reward_weights", "explain=0.5", "--rarft.correction", "contrastive"],
+            {"RARFT_REWARD_WEIGHTS": "format=2"},
+            RewardOptions(weights=EXPLAIN_HALF, correction="contrastive"),
+        ),
+        (
+            "launcher",
+            ["--rarft.sbert_model", "/m", "--rarft.sbert_device", "cpu"],
+            {"RARFT_SBERT_DEVICE": "cuda"},
+            RewardOptions(sbert_model="/m", sbert_device="cpu"),
+        ),
+        (
+            "plain",
+            [
+                "--variant",
+                "released",
+                "--weights",
+                "explain=0.5",
+                "--sbert-model",
+                "/m",
+                "--device",
+                "cuda",
+                "--correction",
+                "contrastive",
+            ],
+            {},
+            RewardOptions("released", EXPLAIN_HALF, "/m", "cuda", "contrastive"),
+        ),
+    ],
+)
 def test_a_flag_wins_over_its_variable_which_wins_over_the_default(style, argv, environ, expected):
     assert parse(style, argv, environ) == expected
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--variant", "trl"], "invalid choice: 'trl'"),
-    (["--correction", "copyproof"], "invalid choice: 'copyproof'"),
-    (["--weights", "brevity=1"], "unknown reward 'brevity'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--variant", "trl"], "invalid choice: 'trl'"),
+        (["--correction", "copyproof"], "invalid choice: 'copyproof'"),
+        (["--weights", "brevity=1"], "unknown reward 'brevity'"),
+    ],
+)
 def test_a_bad_flag_is_refused_by_the_parser(argv, message, capsys):
     with pytest.raises(SystemExit):
         parse("plain", argv, {})
@@ -132,8 +187,9 @@ def test_the_reward_table_shows_every_row_it_is_given():
     assert "brevity     eq. 9     0.25    [0, 1]    [-3, 0.5]" in table.splitlines()
     assert "  brevity: short answers score more" in table.splitlines()
     for reward in REWARDS:
-        assert any(line.startswith(f"{reward.name:<12}{reward.equation:<10}{reward.weight:<8g}") for line in
-                   table.splitlines())
+        assert any(
+            line.startswith(f"{reward.name:<12}{reward.equation:<10}{reward.weight:<8g}") for line in table.splitlines()
+        )
     assert "with correction contrastive: correction [-1, 1] (released)" in table
 
 
@@ -144,17 +200,21 @@ def test_the_variables_help_names_every_variable_and_weight():
     assert all(len(line) <= 100 for line in text.splitlines())
 
 
-@pytest.mark.parametrize("command", [
-    ["-m", "rarft_plugin.train", "--help"],
-    ["-m", "rarft_plugin.score_rollouts", "--help"],
-    ["-m", "rarft_plugin.reward_options"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["-m", "rarft_plugin.train", "--help"],
+        ["-m", "rarft_plugin.score_rollouts", "--help"],
+        ["-m", "rarft_plugin.reward_options"],
+    ],
+)
 def test_every_command_prints_the_same_reward_table(command):
     done = subprocess.run([sys.executable, *command], capture_output=True, text=True, check=True, timeout=120)
     assert all(line.strip() in done.stdout for line in reward_table().splitlines())
 
 
 def test_the_module_refuses_arguments():
-    done = subprocess.run([sys.executable, "-m", "rarft_plugin.reward_options", "--x"], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "rarft_plugin.reward_options", "--x"], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2 and done.stdout == "" and "usage" in done.stderr

@@ -152,8 +152,9 @@ def test_query_difficulty(tag, relevant, categories, expected):
     assert query_difficulty(tag, relevant=relevant, categories=categories) == expected
 
 
-@pytest.mark.parametrize("tag, message", [("extreme", "unknown difficulty"), (3, "must be a string"),
-                                          ("original", "cannot be 'original'")])
+@pytest.mark.parametrize(
+    "tag, message", [("extreme", "unknown difficulty"), (3, "must be a string"), ("original", "cannot be 'original'")]
+)
 def test_query_difficulty_refuses(tag, message):
     with pytest.raises(ValueError, match=message):
         query_difficulty(tag, relevant=False, categories=["Attribute/Counting"])
@@ -173,7 +174,10 @@ def test_every_spelling_of_a_level_reads_as_its_name(row):
 
 def test_the_level_lists_come_from_the_table():
     assert [(DIFFICULTY[name].tag, DIFFICULTY[name].edited) for name in HARD_LEVELS] == [
-        ("hard", 1), ("medium", 2), ("easy", 3)]  # §3.3: 1 / 2 / 3 edited categories; Table 14's tags
+        ("hard", 1),
+        ("medium", 2),
+        ("easy", 3),
+    ]  # §3.3: 1 / 2 / 3 edited categories; Table 14's tags
     assert IRRELEVANCE_LEVELS == (*HARD_LEVELS, "shuffled") and DIFFICULTY["original"].edited == 0
 
 
@@ -227,8 +231,15 @@ def test_parse_span(value, expected):
 
 @pytest.mark.parametrize(
     "value, message",
-    [([1], "[start, end]"), ("1 to 2", "[start, end]"), ([1, 2, 3], "[start, end]"), ([2, 1], "start <= end"),
-     ([-1, 1], "start <= end"), ([1, None], "finite number"), ([1, False], "finite number")],
+    [
+        ([1], "[start, end]"),
+        ("1 to 2", "[start, end]"),
+        ([1, 2, 3], "[start, end]"),
+        ([2, 1], "start <= end"),
+        ([-1, 1], "start <= end"),
+        ([1, None], "finite number"),
+        ([1, False], "finite number"),
+    ],
 )
 def test_parse_span_refuses(value, message):
     with pytest.raises(DataError, match=message) as caught:
@@ -244,24 +255,37 @@ def test_parse_span_reads_text_numbers_only_when_asked():
 
 @pytest.mark.parametrize(
     "duration, video_start, video_end, expected",
-    [(30.0, None, None, 30.0), (None, 10.0, 25.0, 15.0), (300.0, 10.0, 25.0, 15.0), (30.0, 5.0, None, 25.0),
-     (None, None, None, None), (None, 5.0, None, None), (None, None, 12.0, 12.0)],
+    [
+        (30.0, None, None, 30.0),
+        (None, 10.0, 25.0, 15.0),
+        (300.0, 10.0, 25.0, 15.0),
+        (30.0, 5.0, None, 25.0),
+        (None, None, None, None),
+        (None, 5.0, None, None),
+        (None, None, 12.0, 12.0),
+    ],
 )
 def test_clip_length(duration, video_start, video_end, expected):
     assert clip_length(duration, video_start, video_end) == expected
 
 
-@pytest.mark.parametrize("span, text", [((9.3, 14.4), "9.30 to 14.40"), ((0, 1), "0.00 to 1.00"),
-                                        ((1.005, 2.999), "1.00 to 3.00")])
+@pytest.mark.parametrize(
+    "span, text", [((9.3, 14.4), "9.30 to 14.40"), ((0, 1), "0.00 to 1.00"), ((1.005, 2.999), "1.00 to 3.00")]
+)
 def test_format_span(span, text):
     assert format_span(span) == text
     assert parse_span([float(part) for part in text.split(" to ")]) is not None
 
 
 # ---- the released item: parse and dump -----------------------------------------------------------
-RELEASED_FILES = ["benchmarks/hi_vtg_charades.json", "benchmarks/human_anno.json", "benchmarks/ss_vtg_charades.json",
-                  "samples/hi_vtg_charades_sample.json", "samples/human_anno_sample.json",
-                  "samples/ss_vtg_charades_sample.json"]
+RELEASED_FILES = [
+    "benchmarks/hi_vtg_charades.json",
+    "benchmarks/human_anno.json",
+    "benchmarks/ss_vtg_charades.json",
+    "samples/hi_vtg_charades_sample.json",
+    "samples/human_anno_sample.json",
+    "samples/ss_vtg_charades_sample.json",
+]
 
 
 @pytest.mark.parametrize("name", RELEASED_FILES)
@@ -277,12 +301,34 @@ def test_every_released_record_round_trips_exactly(official_data, name):
 
 
 TVGBENCH_LIKE = {  # written from the description of HI-TVGBench: extra `class` keys, `c: []`, a category outside
-    "video": "/data/author/v.mp4", "query_text": "a man opens the door", "timestamp": [12.0, 20.0],
-    "duration": None, "video_start": None, "video_end": None, "think": "", "difficulty": None,
-    "GRPO": [{"q": "a man opens the door", "a": "<answer>12.0 to 20.0</answer>", "r": True, "c": [],
-              "difficulty": "original", "class": "relevant"},
-             {"q": "a man closes the door", "a": "He opens it.", "r": False, "q_origin": 7,
-              "c": ["Action/FineGrainedAction", "Action/SceneTransition"], "difficulty": "", "class": "hard"}]}
+    "video": "/data/author/v.mp4",
+    "query_text": "a man opens the door",
+    "timestamp": [12.0, 20.0],
+    "duration": None,
+    "video_start": None,
+    "video_end": None,
+    "think": "",
+    "difficulty": None,
+    "GRPO": [
+        {
+            "q": "a man opens the door",
+            "a": "<answer>12.0 to 20.0</answer>",
+            "r": True,
+            "c": [],
+            "difficulty": "original",
+            "class": "relevant",
+        },
+        {
+            "q": "a man closes the door",
+            "a": "He opens it.",
+            "r": False,
+            "q_origin": 7,
+            "c": ["Action/FineGrainedAction", "Action/SceneTransition"],
+            "difficulty": "",
+            "class": "hard",
+        },
+    ],
+}
 
 
 def test_odd_released_fields_are_kept_as_written():
@@ -297,14 +343,30 @@ def test_odd_released_fields_are_kept_as_written():
 
 
 def test_a_built_item_gets_the_builders_layout():
-    item = VtgItem(video="v.mp4", query_text="a dog runs", timestamp=(1.0, 2.0), duration=9.0, queries=(
-        VtgQuery(query="a dog runs", relevant=True, answer="<answer>1.00 to 2.00</answer>", tag="original"),
-        VtgQuery(query="a cat runs", relevant=False, categories=("Object/ObjectExistence",), tag="hard",
-                 query_origin="a dog runs", extra={"reasoning": "r"})), extra={"difficulty": None})
+    item = VtgItem(
+        video="v.mp4",
+        query_text="a dog runs",
+        timestamp=(1.0, 2.0),
+        duration=9.0,
+        queries=(
+            VtgQuery(query="a dog runs", relevant=True, answer="<answer>1.00 to 2.00</answer>", tag="original"),
+            VtgQuery(
+                query="a cat runs",
+                relevant=False,
+                categories=("Object/ObjectExistence",),
+                tag="hard",
+                query_origin="a dog runs",
+                extra={"reasoning": "r"},
+            ),
+        ),
+        extra={"difficulty": None},
+    )
     record = dump_item(item)
     assert list(record) == [*ITEM_KEYS[:-1], "difficulty", "GRPO"]
-    assert [list(entry) for entry in record["GRPO"]] == [["q", "a", "r", "difficulty"],
-                                                       ["q", "a", "r", "c", "difficulty", "q_origin", "reasoning"]]
+    assert [list(entry) for entry in record["GRPO"]] == [
+        ["q", "a", "r", "difficulty"],
+        ["q", "a", "r", "c", "difficulty", "q_origin", "reasoning"],
+    ]
     assert parse_item(json.loads(json.dumps(record))) == item
 
 
@@ -320,19 +382,25 @@ def test_a_field_given_after_reading_is_written_before_the_queries():
 SPELLINGS = sorted({s for row in DIFFICULTY_TABLE for s in (row.name, row.tag, *row.aliases)})
 SECONDS = st.floats(min_value=0, max_value=1e5, allow_nan=False, allow_infinity=False)
 TEXT = st.text(min_size=1, max_size=12).filter(str.strip)
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | SECONDS | st.text(max_size=6),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
-                    max_leaves=6)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | SECONDS | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
 
 
 @st.composite
 def vtg_queries(draw, relevant: bool) -> VtgQuery:
     tags = [s for s in SPELLINGS if relevant or normalize_difficulty(s) != "original"]
     return VtgQuery(
-        query=draw(TEXT), relevant=relevant, answer=draw(st.text(max_size=20)),
+        query=draw(TEXT),
+        relevant=relevant,
+        answer=draw(st.text(max_size=20)),
         categories=tuple(draw(st.lists(st.sampled_from(list(schema.CATEGORIES)) | st.text(max_size=8), max_size=3))),
-        tag=draw(st.none() | st.sampled_from(tags)), query_origin=draw(st.none() | st.text(max_size=8)),
-        extra=draw(st.dictionaries(st.text(max_size=6).filter(lambda k: k not in QUERY_KEYS), JSON, max_size=2)))
+        tag=draw(st.none() | st.sampled_from(tags)),
+        query_origin=draw(st.none() | st.text(max_size=8)),
+        extra=draw(st.dictionaries(st.text(max_size=6).filter(lambda k: k not in QUERY_KEYS), JSON, max_size=2)),
+    )
 
 
 @st.composite
@@ -341,14 +409,17 @@ def vtg_items(draw) -> VtgItem:
     span = sorted(draw(st.tuples(SECONDS, SECONDS)))
     window = draw(st.none() | st.tuples(SECONDS, SECONDS).filter(lambda w: w[0] < w[1]))
     return VtgItem(
-        video=draw(TEXT), query_text=draw(TEXT),
+        video=draw(TEXT),
+        query_text=draw(TEXT),
         timestamp=tuple(span) if any(relevance) or draw(st.booleans()) else None,
         queries=tuple(draw(vtg_queries(relevant)) for relevant in relevance),
         duration=draw(st.none() | SECONDS.filter(lambda d: d > 0)),
         video_start=window[0] if window else draw(st.none() | SECONDS),
         video_end=window[1] if window else None,
-        think=draw(st.text(max_size=10)), index=draw(st.integers(0, 10**6)),
-        extra=draw(st.dictionaries(st.text(max_size=6).filter(lambda k: k not in ITEM_KEYS), JSON, max_size=2)))
+        think=draw(st.text(max_size=10)),
+        index=draw(st.integers(0, 10**6)),
+        extra=draw(st.dictionaries(st.text(max_size=6).filter(lambda k: k not in ITEM_KEYS), JSON, max_size=2)),
+    )
 
 
 @settings(max_examples=500, deadline=None)
@@ -360,8 +431,15 @@ def test_any_item_round_trips_through_its_file_format(item):
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.dictionaries(st.sampled_from([*ITEM_KEYS, "class"]), JSON | st.lists(
-    st.dictionaries(st.sampled_from([*QUERY_KEYS, "class"]), JSON | st.sampled_from(SPELLINGS)), max_size=3)))
+@given(
+    st.dictionaries(
+        st.sampled_from([*ITEM_KEYS, "class"]),
+        JSON
+        | st.lists(
+            st.dictionaries(st.sampled_from([*QUERY_KEYS, "class"]), JSON | st.sampled_from(SPELLINGS)), max_size=3
+        ),
+    )
+)
 def test_any_record_parses_or_is_a_data_error(record):
     try:
         item = parse_item(record)

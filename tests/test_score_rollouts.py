@@ -18,17 +18,20 @@ def test_sample_rollouts_score_like_the_library(tmp_path, sbert):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     inputs = [json.loads(line) for line in (SAMPLES / "rollouts.jsonl").read_text().splitlines()]
     assert len(rows) == len(inputs)
-    for row, given in zip(rows, inputs):
+    for row, given in zip(rows, inputs, strict=True):
         assert row["note"] == given["note"]
         assert row["rewards"] == pytest.approx(score(given["response"], row["label"], similarity=sbert), abs=1e-5)
 
 
 def test_released_variant_flag(tmp_path):
     out = tmp_path / "scored.jsonl"
-    rollout = {"response": "<think>x</think> <answer>1 to 3</answer> <correction>NIL</correction>",
-               "label": {"relevant": True, "timestamp": [1, 2], "duration": 10, "query": "q"}}
-    score_rollouts.main([str(write_lines(tmp_path / "r.jsonl", [rollout])), "--out", str(out), "--variant",
-                         "released", "--quiet"])
+    rollout = {
+        "response": "<think>x</think> <answer>1 to 3</answer> <correction>NIL</correction>",
+        "label": {"relevant": True, "timestamp": [1, 2], "duration": 10, "query": "q"},
+    }
+    score_rollouts.main(
+        [str(write_lines(tmp_path / "r.jsonl", [rollout])), "--out", str(out), "--variant", "released", "--quiet"]
+    )
     rewards = json.loads(out.read_text())["rewards"]
     # released: <correction> tag, IoU 0.5 x end-distance factor 0.9, NIL rewarded for a relevant query
     assert (rewards["format"], rewards["refuse_iou"], rewards["correction"]) == (1.0, pytest.approx(0.45), 1.0)
@@ -36,10 +39,17 @@ def test_released_variant_flag(tmp_path):
 
 def test_correction_flag(tmp_path, sbert):
     """Copying the query into the correction: eq. 7 pays for it, the contrastive correction scores -1."""
-    label = {"relevant": False, "timestamp": None, "duration": 20.0, "query": "a man cuts a steak",
-             "query_relevant": "a man cooks pasta in the kitchen"}
-    rollout = {"response": "<think>t</think> <answer>No.</answer> <correct>a man cuts a steak</correct>",
-               "label": label}
+    label = {
+        "relevant": False,
+        "timestamp": None,
+        "duration": 20.0,
+        "query": "a man cuts a steak",
+        "query_relevant": "a man cooks pasta in the kitchen",
+    }
+    rollout = {
+        "response": "<think>t</think> <answer>No.</answer> <correct>a man cuts a steak</correct>",
+        "label": label,
+    }
     source = write_lines(tmp_path / "r.jsonl", [rollout])
     corrections = {}
     for mode in ("similarity", "contrastive"):

@@ -1,6 +1,6 @@
 import threading
-from pathlib import Path
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -56,8 +56,11 @@ def test_embeddings_are_unit_norm_and_cached(fresh):
 
 def test_cosines(fresh):
     same, related, unrelated = fresh.cosine_pairs(
-        [("a man runs", "a man runs"), ("a man cooks pasta", "a chef prepares noodles"),
-         ("a man cooks pasta", "the stock market fell")]
+        [
+            ("a man runs", "a man runs"),
+            ("a man cooks pasta", "a chef prepares noodles"),
+            ("a man cooks pasta", "the stock market fell"),
+        ]
     )
     assert same == pytest.approx(1.0, abs=1e-5)
     assert related > unrelated

@@ -61,7 +61,7 @@ def test_ratio(official_data, tmp_path, ratio, relevant, irrelevant):
     args = ["--video-root", str(root), "--ratio", ratio, "--seed", "3", "--no-probe"]
     prep(["to-openrlhf", str(source), str(out), *args])
     labels = [json.loads(json.loads(line)["label"]) for line in out.read_text().splitlines()]
-    assert (sum(l["relevant"] for l in labels), sum(not l["relevant"] for l in labels)) == (relevant, irrelevant)
+    assert (sum(x["relevant"] for x in labels), sum(not x["relevant"] for x in labels)) == (relevant, irrelevant)
     again = tmp_path / "again.jsonl"
     prep(["to-openrlhf", str(source), str(again), *args])
     assert again.read_text() == out.read_text()  # seeded
@@ -92,8 +92,9 @@ def _truncated(clip: Path, path: Path) -> None:
         (lambda clip, path: write_test_video(path, seconds=0.1, fps=10), "at least 2 are needed"),  # one frame
     ],
 )
-def test_unusable_videos_are_all_reported_with_their_records_and_nothing_written(official_data, tmp_path, capsys,
-                                                                                 damage, message):
+def test_unusable_videos_are_all_reported_with_their_records_and_nothing_written(
+    official_data, tmp_path, capsys, damage, message
+):
     source = official_data / "human_anno.json"
     root = linked_videos(source, tmp_path / "videos")
     clip = write_test_video(tmp_path / "faststart.mp4", seconds=20, fps=10, faststart=True)
@@ -110,8 +111,15 @@ def test_unusable_videos_are_all_reported_with_their_records_and_nothing_written
 def test_windows_beyond_the_video_are_reported(tmp_path, capsys):
     root = tmp_path / "videos"
     write_test_video(root / "a.mp4", seconds=10)
-    item = {"video": "a.mp4", "query_text": "q", "timestamp": [1.0, 2.0], "duration": 30.0, "video_start": 0.0,
-            "video_end": 30.0, "GRPO": [{"q": "q", "a": "1.00 to 2.00", "r": True}]}
+    item = {
+        "video": "a.mp4",
+        "query_text": "q",
+        "timestamp": [1.0, 2.0],
+        "duration": 30.0,
+        "video_start": 0.0,
+        "video_end": 30.0,
+        "GRPO": [{"q": "q", "a": "1.00 to 2.00", "r": True}],
+    }
     source = tmp_path / "in.json"
     source.write_text(json.dumps([item]))
     assert prep(["to-openrlhf", str(source), str(tmp_path / "out.jsonl"), "--video-root", str(root)]) == 2
@@ -133,8 +141,9 @@ def test_prompt_rows_feed_openrlhf_prompt_dataset(official_data, tmp_path):
     import datasets
 
     rows = datasets.load_dataset("json", data_files=str(out), split="train")
-    prompt, label = preprocess_data(rows[0], input_key="input", label_key="label",
-                                    apply_chat_template=processor.apply_chat_template)
+    prompt, label = preprocess_data(
+        rows[0], input_key="input", label_key="label", apply_chat_template=processor.apply_chat_template
+    )
     assert prompt.count("<|video_pad|>") == 1 and "You are a video analysis expert." in prompt
     assert prompt.index("<|video_pad|>") < prompt.index("To accurately pinpoint")  # eval: video first
     assert parse_label(label).relevant is True and rows[0]["id"] == "0:0"
@@ -143,21 +152,30 @@ def test_prompt_rows_feed_openrlhf_prompt_dataset(official_data, tmp_path):
 
 # ---- video names: bare ids, author paths, what was tried ----------------------------------------
 def one_item_file(tmp_path: Path, video: str, **fields) -> Path:
-    item = {"video": video, "query_text": "q", "timestamp": [1.0, 2.0], "duration": 6.0,
-            "GRPO": [{"q": "q", "a": "1.00 to 2.00", "r": True}], **fields}
+    item = {
+        "video": video,
+        "query_text": "q",
+        "timestamp": [1.0, 2.0],
+        "duration": 6.0,
+        "GRPO": [{"q": "q", "a": "1.00 to 2.00", "r": True}],
+        **fields,
+    }
     source = tmp_path / "data" / "in.json"
     source.parent.mkdir(parents=True, exist_ok=True)
     source.write_text(json.dumps([item]))
     return source
 
 
-@pytest.mark.parametrize("video, on_disk, flags", [
-    ("AO8RW", "AO8RW.mp4", []),  # a bare Charades-STA id
-    ("AO8RW", "AO8RW.mkv", []),
-    ("AO8RW", "AO8RW.MP4", ["--video-ext", ".MP4"]),
-    ("/data/someone/videos/ID_210.0_360.0.mp4", "ID_210.0_360.0.mp4", []),  # an author's absolute path
-    ("../dataset/selected_videos/72LJ3.mp4", "72LJ3.mp4", []),
-])
+@pytest.mark.parametrize(
+    "video, on_disk, flags",
+    [
+        ("AO8RW", "AO8RW.mp4", []),  # a bare Charades-STA id
+        ("AO8RW", "AO8RW.mkv", []),
+        ("AO8RW", "AO8RW.MP4", ["--video-ext", ".MP4"]),
+        ("/data/someone/videos/ID_210.0_360.0.mp4", "ID_210.0_360.0.mp4", []),  # an author's absolute path
+        ("../dataset/selected_videos/72LJ3.mp4", "72LJ3.mp4", []),
+    ],
+)
 def test_video_names_resolve_under_the_video_root(tmp_path, video, on_disk, flags):
     root = tmp_path / "videos"
     write_test_video(root / on_disk, seconds=6)
@@ -172,8 +190,17 @@ def test_a_missing_video_says_which_names_were_tried(tmp_path, capsys, root_give
     source = one_item_file(tmp_path, "AO8RW")
     root = tmp_path / "videos"
     root.mkdir()
-    assert prep(["to-openrlhf", str(source), str(tmp_path / "o.jsonl"),
-                 *(["--video-root", str(root)] if root_given else [])]) == 2
+    assert (
+        prep(
+            [
+                "to-openrlhf",
+                str(source),
+                str(tmp_path / "o.jsonl"),
+                *(["--video-root", str(root)] if root_given else []),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "record 0: AO8RW: video not found" in err and "None" not in err
     tried = [str(source.parent / "AO8RW"), str(source.parent / "AO8RW.mp4"), str(source.parent / "AO8RW.mov")]
@@ -186,8 +213,12 @@ def test_an_empty_video_is_reported_as_empty(tmp_path, capsys):
     root = tmp_path / "videos"
     root.mkdir()
     (root / "a.mp4").write_bytes(b"")
-    assert prep(["to-openrlhf", str(one_item_file(tmp_path, "a.mp4")), str(tmp_path / "o.jsonl"),
-                 "--video-root", str(root)]) == 2
+    assert (
+        prep(
+            ["to-openrlhf", str(one_item_file(tmp_path, "a.mp4")), str(tmp_path / "o.jsonl"), "--video-root", str(root)]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "video file is empty (0 bytes)" in err and str(root / "a.mp4") in err and "not found:" not in err
 
@@ -204,12 +235,23 @@ def test_a_record_without_a_duration_takes_it_from_its_video(tmp_path, window, e
 
     clip = write_test_video(tmp_path / "clip.mp4", seconds=8, fps=10)
     start, end = window
-    item = parse_item({"video": "clip.mp4", "query_text": "q", "timestamp": [0.5, 1.0], "duration": 99.0,
-                       "video_start": start, "video_end": end, "GRPO": [{"q": "q", "a": "", "r": True}]}, 0)
+    item = parse_item(
+        {
+            "video": "clip.mp4",
+            "query_text": "q",
+            "timestamp": [0.5, 1.0],
+            "duration": 99.0,
+            "video_start": start,
+            "video_end": end,
+            "GRPO": [{"q": "q", "a": "", "r": True}],
+        },
+        0,
+    )
     (example,), _ = examples_from_items([item])
     known = dataclasses.replace(example, label=dataclasses.replace(example.label, duration=42.0))
-    unknown = dataclasses.replace(example, label=dataclasses.replace(example.label, duration=None),
-                                  item=dataclasses.replace(item, duration=None))
+    unknown = dataclasses.replace(
+        example, label=dataclasses.replace(example.label, duration=None), item=dataclasses.replace(item, duration=None)
+    )
     filled = with_video_durations([known, unknown], {"clip.mp4": clip})
     assert filled[0] is known and filled[1].label.duration == pytest.approx(expected, abs=0.15)
     assert parse_label(filled[1].label.to_json()).duration == filled[1].label.duration
@@ -225,8 +267,16 @@ def test_a_video_that_cannot_be_measured_is_named(tmp_path):
 
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")
-    item = parse_item({"video": "bad.mp4", "query_text": "q", "timestamp": [0.5, 1.0], "duration": 9.0,
-                       "GRPO": [{"q": "q", "a": "", "r": True}]}, 3)
+    item = parse_item(
+        {
+            "video": "bad.mp4",
+            "query_text": "q",
+            "timestamp": [0.5, 1.0],
+            "duration": 9.0,
+            "GRPO": [{"q": "q", "a": "", "r": True}],
+        },
+        3,
+    )
     (example,), _ = examples_from_items([item])
     unknown = dataclasses.replace(example, label=dataclasses.replace(example.label, duration=None))
     with pytest.raises(DataError, match="record 3: .*bad.mp4"):
@@ -238,8 +288,15 @@ def test_a_released_file_with_null_durations_converts(tmp_path):
     from rarft_plugin.errors import DataError
     from rarft_plugin.schema import parse_item
 
-    record = {"video": "clip.mp4", "query_text": "q", "timestamp": [0.5, 1.0], "duration": None,
-              "video_start": 1.0, "video_end": 5.0, "GRPO": [{"q": "q", "a": "", "r": True}]}
+    record = {
+        "video": "clip.mp4",
+        "query_text": "q",
+        "timestamp": [0.5, 1.0],
+        "duration": None,
+        "video_start": 1.0,
+        "video_end": 5.0,
+        "GRPO": [{"q": "q", "a": "", "r": True}],
+    }
     try:
         parse_item(record, 0)
     except DataError:

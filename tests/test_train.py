@@ -22,12 +22,37 @@ from rarft_plugin.video import VideoSpec
 install_import_stand_ins()  # OpenRLHF's train_ppo_ray imports vllm and flash_attn at module load
 
 AGENT = str(plugin_path("agent"))
-CONTRACT = ["--train.agent_func_path", AGENT, "--data.input_key", "input", "--data.label_key", "label",
-            "--data.image_key", "video", "--data.apply_chat_template", "--data.max_images_per_prompt", "0"]
-RELEVANT = {"relevant": True, "timestamp": [1.0, 3.0], "duration": 6.0, "query": "the bar moves right",
-            "answer_time": "1.00 to 3.00", "answer_refusal": "", "query_relevant": "the bar moves right"}
-IRRELEVANT = {"relevant": False, "timestamp": None, "duration": 6.0, "query": "a dog barks",
-              "answer_refusal": "There is no dog.", "query_relevant": "the bar moves right"}
+CONTRACT = [
+    "--train.agent_func_path",
+    AGENT,
+    "--data.input_key",
+    "input",
+    "--data.label_key",
+    "label",
+    "--data.image_key",
+    "video",
+    "--data.apply_chat_template",
+    "--data.max_images_per_prompt",
+    "0",
+]
+RELEVANT = {
+    "relevant": True,
+    "timestamp": [1.0, 3.0],
+    "duration": 6.0,
+    "query": "the bar moves right",
+    "answer_time": "1.00 to 3.00",
+    "answer_refusal": "",
+    "query_relevant": "the bar moves right",
+}
+IRRELEVANT = {
+    "relevant": False,
+    "timestamp": None,
+    "duration": 6.0,
+    "query": "a dog barks",
+    "answer_refusal": "There is no dog.",
+    "query_relevant": "the bar moves right",
+}
+
 
 @pytest.fixture(scope="module")
 def openrlhf_parser():
@@ -48,8 +73,9 @@ def model_dir(tmp_path_factory):
 
 
 def prompt_row(label, video, template="ra_rft"):
-    return make_row(parse_label(label), VideoSpec(str(video), 0.0, 6.0), template=template, datasource="test",
-                    row_id=label["query"])
+    return make_row(
+        parse_label(label), VideoSpec(str(video), 0.0, 6.0), template=template, datasource="test", row_id=label["query"]
+    )
 
 
 def write_rows(path, rows):
@@ -60,22 +86,30 @@ def write_rows(path, rows):
 # ---------------------------------------------------------------- the plugin's legacy spelling
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--reward_pretrain", "rarft_plugin", "--train.seed", "1"], ["--train.seed", "1"]),
-    (["--reward_pretrain=rarft_plugin"], []),
-    (["--reward.model_name_or_path", "rarft_plugin"], []),
-    (["--reward_pretrain", "/rm"], ["--reward_pretrain", "/rm"]),  # not the plugin: refused by wire_plugin
-    (["--actor.model_name_or_path", "/m", "--reward.clip_range", "-5", "5"],
-     ["--actor.model_name_or_path", "/m", "--reward.clip_range", "-5", "5"]),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--reward_pretrain", "rarft_plugin", "--train.seed", "1"], ["--train.seed", "1"]),
+        (["--reward_pretrain=rarft_plugin"], []),
+        (["--reward.model_name_or_path", "rarft_plugin"], []),
+        (["--reward_pretrain", "/rm"], ["--reward_pretrain", "/rm"]),  # not the plugin: refused by wire_plugin
+        (
+            ["--actor.model_name_or_path", "/m", "--reward.clip_range", "-5", "5"],
+            ["--actor.model_name_or_path", "/m", "--reward.clip_range", "-5", "5"],
+        ),
+    ],
+)
 def test_the_plugin_spelling_is_dropped_and_everything_else_kept(argv, expected):
     assert drop_plugin_flag(argv)[0] == expected
 
 
-@pytest.mark.parametrize("argv, notices", [
-    (["--reward_pretrain", "rarft_plugin", "--reward_pretrain", "rarft_plugin"], 1),
-    (["--actor.model_name_or_path", "/m"], 0),
-])
+@pytest.mark.parametrize(
+    "argv, notices",
+    [
+        (["--reward_pretrain", "rarft_plugin", "--reward_pretrain", "rarft_plugin"], 1),
+        (["--actor.model_name_or_path", "/m"], 0),
+    ],
+)
 def test_one_notice_per_plugin_flag(argv, notices):
     assert len(drop_plugin_flag(argv)[1]) == notices
 
@@ -95,26 +129,37 @@ def test_other_openrlhf_0_9_spellings_are_openrlhfs_to_refuse(legacy, openrlhf_p
 # ---------------------------------------------------------------- plugin wiring
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--algo.advantage.estimator", "group_norm"], ["--algo.advantage.estimator", "group_norm", *CONTRACT]),
-    (["--algo.advantage.estimator", "group_norm", "--data.label_key", "label", "--data.apply_chat_template"],
-     ["--algo.advantage.estimator", "group_norm", *CONTRACT]),
-    (["--data.image_key=video", "--algo.advantage.estimator=rloo"], ["--algo.advantage.estimator=rloo", *CONTRACT]),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--algo.advantage.estimator", "group_norm"], ["--algo.advantage.estimator", "group_norm", *CONTRACT]),
+        (
+            ["--algo.advantage.estimator", "group_norm", "--data.label_key", "label", "--data.apply_chat_template"],
+            ["--algo.advantage.estimator", "group_norm", *CONTRACT],
+        ),
+        (["--data.image_key=video", "--algo.advantage.estimator=rloo"], ["--algo.advantage.estimator=rloo", *CONTRACT]),
+    ],
+)
 def test_the_video_contract_is_appended_once(argv, expected):
     wired, problems = wire_plugin(argv)
     assert (wired, problems) == (expected, [])
 
 
-@pytest.mark.parametrize("argv, problem", [
-    (["--data.label_key", "answer"], "--data.label_key answer: rarft-train sets --data.label_key label"),
-    (["--data.max_images_per_prompt", "1"], "--data.max_images_per_prompt 1: rarft-train sets --data.max_images_per_prompt 0"),
-    (["--train.agent_func_path", "/other/agent.py"], "--train.agent_func_path /other/agent.py"),
-    (["--reward.remote_url", "http://rm"], "--reward.remote_url: not with rarft-train"),
-    (["--reward.model_name_or_path", "/rm"], "--reward.model_name_or_path: not with rarft-train"),
-    (["--ds.packing_samples"], "--ds.packing_samples: not with rarft-train"),
-    (["--reward_pretrain", "/rm"], "--reward_pretrain: not with rarft-train"),
-])
+@pytest.mark.parametrize(
+    "argv, problem",
+    [
+        (["--data.label_key", "answer"], "--data.label_key answer: rarft-train sets --data.label_key label"),
+        (
+            ["--data.max_images_per_prompt", "1"],
+            "--data.max_images_per_prompt 1: rarft-train sets --data.max_images_per_prompt 0",
+        ),
+        (["--train.agent_func_path", "/other/agent.py"], "--train.agent_func_path /other/agent.py"),
+        (["--reward.remote_url", "http://rm"], "--reward.remote_url: not with rarft-train"),
+        (["--reward.model_name_or_path", "/rm"], "--reward.model_name_or_path: not with rarft-train"),
+        (["--ds.packing_samples"], "--ds.packing_samples: not with rarft-train"),
+        (["--reward_pretrain", "/rm"], "--reward_pretrain: not with rarft-train"),
+    ],
+)
 def test_conflicts_with_the_plugin_are_problems(argv, problem):
     problems = wire_plugin([*argv, "--algo.advantage.estimator", "group_norm"])[1]
     assert len(problems) == 1 and problems[0].startswith(problem)
@@ -130,19 +175,21 @@ def test_a_critic_estimator_is_a_problem(argv):
 
 def test_every_dataset_problem_is_reported_at_once(tmp_path, clip):
     good = prompt_row(RELEVANT, clip)
-    path = write_rows(tmp_path / "train.jsonl", [
-        good,
-        "{not json",
-        {**good, "video": VideoSpec(str(tmp_path / "missing.mp4")).to_json()},
-        {**good, "label": json.dumps({**RELEVANT, "timestamp": [5, 2]})},
-        "",
-        prompt_row(IRRELEVANT, clip, template="videochat_r1"),
-        {**good, "video": VideoSpec(str(tmp_path / "missing.mp4")).to_json()},
-    ])
+    path = write_rows(
+        tmp_path / "train.jsonl",
+        [
+            good,
+            "{not json",
+            {**good, "video": VideoSpec(str(tmp_path / "missing.mp4")).to_json()},
+            {**good, "label": json.dumps({**RELEVANT, "timestamp": [5, 2]})},
+            "",
+            prompt_row(IRRELEVANT, clip, template="videochat_r1"),
+            {**good, "video": VideoSpec(str(tmp_path / "missing.mp4")).to_json()},
+        ],
+    )
     problems = validate_dataset(str(path), "ra_rft")
     # row problems in file order, then each unusable video once, at the first line that uses it
-    assert [p.split(": ")[1] for p in problems] == ["record line 2", "record line 4", "record line 6",
-                                                    "record line 3"]
+    assert [p.split(": ")[1] for p in problems] == ["record line 2", "record line 4", "record line 6", "record line 3"]
     assert all(p.startswith(str(path)) for p in problems)
     assert "template 'videochat_r1'" in problems[2]
     assert "video file not found" in problems[3] and "missing.mp4" in problems[3] and "field video" in problems[3]
@@ -153,28 +200,35 @@ def _truncated_copy(clip, path):
     path.write_bytes(data[: len(data) // 2])
 
 
-@pytest.mark.parametrize("damage, message", [
-    (_truncated_copy, "cannot decode video|truncated"),
-    (lambda clip, path: path.write_bytes(b""), "video file is empty"),
-    (lambda clip, path: path.write_bytes(b"not a video"), "cannot decode video"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (_truncated_copy, "cannot decode video|truncated"),
+        (lambda clip, path: path.write_bytes(b""), "video file is empty"),
+        (lambda clip, path: path.write_bytes(b"not a video"), "cannot decode video"),
+    ],
+)
 def test_videos_are_decoded_not_just_found(tmp_path, clip, damage, message):
     """A truncated, empty or non-video file fails the pre-flight, named, with a line that uses it."""
     import re
 
     bad = tmp_path / "bad.mp4"
     damage(write_test_video(tmp_path / "long.mp4", seconds=6), bad)
-    path = write_rows(tmp_path / "train.jsonl", [prompt_row(RELEVANT, clip), prompt_row(RELEVANT, bad),
-                                                 prompt_row(IRRELEVANT, bad)])
+    path = write_rows(
+        tmp_path / "train.jsonl", [prompt_row(RELEVANT, clip), prompt_row(RELEVANT, bad), prompt_row(IRRELEVANT, bad)]
+    )
     (problem,) = validate_dataset(str(path), "ra_rft")
     assert re.search(message, problem) and "bad.mp4" in problem and "record line 2" in problem
 
 
-@pytest.mark.parametrize("name, content, problem", [
-    ("train.json", None, "a .jsonl file"),
-    ("absent.jsonl", None, "file not found"),
-    ("empty.jsonl", "\n\n", "no prompts"),
-])
+@pytest.mark.parametrize(
+    "name, content, problem",
+    [
+        ("train.json", None, "a .jsonl file"),
+        ("absent.jsonl", None, "file not found"),
+        ("empty.jsonl", "\n\n", "no prompts"),
+    ],
+)
 def test_dataset_files_that_cannot_be_used(tmp_path, name, content, problem):
     if content is not None:
         (tmp_path / name).write_text(content)
@@ -185,16 +239,19 @@ def test_dataset_files_that_cannot_be_used(tmp_path, name, content, problem):
 # ---------------------------------------------------------------- model and SentenceBERT checks
 
 
-@pytest.mark.parametrize("case, allow_hub, problem", [
-    ("good", False, None),
-    (None, False, "no model"),
-    ("Qwen/Qwen2.5-VL-7B-Instruct", False, "--rarft.allow_hub_models"),
-    ("Qwen/Qwen2.5-VL-7B-Instruct", True, None),
-    ("/nowhere/model", True, "not a local directory"),
-    ("no config", False, "no config.json"),
-    ("bad config", False, "not valid JSON"),
-    ("text model", False, "model_type 'qwen2' has no vision_config"),
-])
+@pytest.mark.parametrize(
+    "case, allow_hub, problem",
+    [
+        ("good", False, None),
+        (None, False, "no model"),
+        ("Qwen/Qwen2.5-VL-7B-Instruct", False, "--rarft.allow_hub_models"),
+        ("Qwen/Qwen2.5-VL-7B-Instruct", True, None),
+        ("/nowhere/model", True, "not a local directory"),
+        ("no config", False, "no config.json"),
+        ("bad config", False, "not valid JSON"),
+        ("text model", False, "model_type 'qwen2' has no vision_config"),
+    ],
+)
 def test_model_checks(case, allow_hub, problem, tmp_path, model_dir):
     directories = {"good": model_dir, "no config": tmp_path}
     if case == "bad config":
@@ -208,15 +265,18 @@ def test_model_checks(case, allow_hub, problem, tmp_path, model_dir):
     assert found == [] if problem is None else (len(found) == 1 and problem in found[0])
 
 
-@pytest.mark.parametrize("model, device, allow_hub, problem", [
-    (None, None, False, None),
-    (None, "cuda:1", False, None),
-    (None, "gpu0", False, "--rarft.sbert_device gpu0"),
-    ("/nowhere/sbert", None, False, "not found"),
-    ("sentence-transformers/all-mpnet-base-v2", None, False, "--rarft.allow_hub_models"),
-    ("sentence-transformers/all-mpnet-base-v2", None, True, None),
-    ("empty dir", None, False, "cannot load it"),
-])
+@pytest.mark.parametrize(
+    "model, device, allow_hub, problem",
+    [
+        (None, None, False, None),
+        (None, "cuda:1", False, None),
+        (None, "gpu0", False, "--rarft.sbert_device gpu0"),
+        ("/nowhere/sbert", None, False, "not found"),
+        ("sentence-transformers/all-mpnet-base-v2", None, False, "--rarft.allow_hub_models"),
+        ("sentence-transformers/all-mpnet-base-v2", None, True, None),
+        ("empty dir", None, False, "cannot load it"),
+    ],
+)
 def test_sbert_checks(model, device, allow_hub, problem, tmp_path, monkeypatch):
     monkeypatch.delenv("RARFT_SBERT_MODEL", raising=False)
     if model == "empty dir":
@@ -228,14 +288,23 @@ def test_sbert_checks(model, device, allow_hub, problem, tmp_path, monkeypatch):
 # ---------------------------------------------------------------- worker environment
 
 
-@pytest.mark.parametrize("runtime_env, env, expected", [
-    (None, {"RARFT_VARIANT": "paper"}, {"env_vars": {"RARFT_VARIANT": "paper"}, "worker_process_setup_hook": HOOK}),
-    ({"env_vars": {"NCCL_DEBUG": "WARN"}}, {"RARFT_VARIANT": "released"},
-     {"env_vars": {"NCCL_DEBUG": "WARN", "RARFT_VARIANT": "released"}, "worker_process_setup_hook": HOOK}),
-    ({"env_vars": {"RARFT_VARIANT": "paper"}, "pip": ["x"]}, {"RARFT_VARIANT": "released"},
-     {"env_vars": {"RARFT_VARIANT": "released"}, "pip": ["x"], "worker_process_setup_hook": HOOK}),
-    ({"worker_process_setup_hook": "mine.setup"}, {}, {"env_vars": {}, "worker_process_setup_hook": "mine.setup"}),
-])
+@pytest.mark.parametrize(
+    "runtime_env, env, expected",
+    [
+        (None, {"RARFT_VARIANT": "paper"}, {"env_vars": {"RARFT_VARIANT": "paper"}, "worker_process_setup_hook": HOOK}),
+        (
+            {"env_vars": {"NCCL_DEBUG": "WARN"}},
+            {"RARFT_VARIANT": "released"},
+            {"env_vars": {"NCCL_DEBUG": "WARN", "RARFT_VARIANT": "released"}, "worker_process_setup_hook": HOOK},
+        ),
+        (
+            {"env_vars": {"RARFT_VARIANT": "paper"}, "pip": ["x"]},
+            {"RARFT_VARIANT": "released"},
+            {"env_vars": {"RARFT_VARIANT": "released"}, "pip": ["x"], "worker_process_setup_hook": HOOK},
+        ),
+        ({"worker_process_setup_hook": "mine.setup"}, {}, {"env_vars": {}, "worker_process_setup_hook": "mine.setup"}),
+    ],
+)
 def test_worker_variables_join_the_runtime_env(runtime_env, env, expected):
     before = json.dumps(runtime_env)
     assert with_worker_env(runtime_env, env) == expected
@@ -277,15 +346,38 @@ def restored_environ():
 
 @pytest.fixture
 def command(tmp_path, clip, model_dir, monkeypatch, restored_environ):
-    for name in ("RARFT_VARIANT", "RARFT_CORRECTION", "RARFT_REWARD_WEIGHTS", "RARFT_SBERT_MODEL", "RARFT_SBERT_DEVICE",
-                 "RARFT_DRY_RUN"):
+    for name in (
+        "RARFT_VARIANT",
+        "RARFT_CORRECTION",
+        "RARFT_REWARD_WEIGHTS",
+        "RARFT_SBERT_MODEL",
+        "RARFT_SBERT_DEVICE",
+        "RARFT_DRY_RUN",
+    ):
         monkeypatch.delenv(name, raising=False)
     data = write_rows(tmp_path / "train.jsonl", [prompt_row(RELEVANT, clip), prompt_row(IRRELEVANT, clip)])
-    return ["--actor.model_name_or_path", str(model_dir), "--data.prompt_dataset", str(data),
-            "--reward_pretrain", "rarft_plugin",
-            "--algo.advantage.estimator", "group_norm", "--rollout.n_samples_per_prompt", "8",
-            "--rollout.batch_size", "2", "--train.batch_size", "16", "--vllm.num_engines", "1",
-            "--actor.num_gpus_per_node", "1", "--ref.num_gpus_per_node", "1"]
+    return [
+        "--actor.model_name_or_path",
+        str(model_dir),
+        "--data.prompt_dataset",
+        str(data),
+        "--reward_pretrain",
+        "rarft_plugin",
+        "--algo.advantage.estimator",
+        "group_norm",
+        "--rollout.n_samples_per_prompt",
+        "8",
+        "--rollout.batch_size",
+        "2",
+        "--train.batch_size",
+        "16",
+        "--vllm.num_engines",
+        "1",
+        "--actor.num_gpus_per_node",
+        "1",
+        "--ref.num_gpus_per_node",
+        "1",
+    ]
 
 
 class RayStarted(Exception):
@@ -305,9 +397,18 @@ def test_launch_runs_openrlhf_with_the_plugin_and_forwards_the_reward_options(co
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", ray_init)
     with pytest.raises(RayStarted):
-        main([*command, "--rarft.variant", "released", "--rarft.reward_weights", "explain=0.5",
-              "--rarft.template", "ra_rft"])
-    assert seen["argv"][-len(CONTRACT):] == CONTRACT
+        main(
+            [
+                *command,
+                "--rarft.variant",
+                "released",
+                "--rarft.reward_weights",
+                "explain=0.5",
+                "--rarft.template",
+                "ra_rft",
+            ]
+        )
+    assert seen["argv"][-len(CONTRACT) :] == CONTRACT
     assert seen["argv"][:2] == ["--actor.model_name_or_path", command[1]]
     env_vars = seen["runtime_env"]["env_vars"]
     assert env_vars["RARFT_VARIANT"] == "released"
@@ -322,36 +423,45 @@ def test_dry_run_checks_with_openrlhf_and_prints_the_command(command, capsys):
     tokens = shlex.split(printed)
     assert tokens[:3] == ["RARFT_VARIANT=paper", "RARFT_SBERT_DEVICE=cuda", "RARFT_CORRECTION=similarity"]
     module = tokens.index("openrlhf.cli.train_ppo_ray")
-    _, args = openrlhf_arguments(tokens[module + 1:])
+    _, args = openrlhf_arguments(tokens[module + 1 :])
     assert (args.train.agent_func_path, args.data.image_key, args.data.max_images_per_prompt) == (AGENT, "video", 0)
     assert args.reward.remote_url == ["agent"]  # OpenRLHF's own consequence of the executor
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--rollout.n_samples_per_prompt", "1"], "OpenRLHF refused the arguments: group_norm requires n_samples_per_prompt > 1"),
-    (["--rollout.batch_size", "many"], "OpenRLHF's parser rejected the command"),
-    (["--rarft.varient", "paper"], "unknown option --rarft.varient"),
-    (["--data.label_key", "answer"], "--data.label_key answer"),
-    (["--rarft.sbert_model", "/nowhere"], "SentenceBERT model directory not found"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            ["--rollout.n_samples_per_prompt", "1"],
+            "OpenRLHF refused the arguments: group_norm requires n_samples_per_prompt > 1",
+        ),
+        (["--rollout.batch_size", "many"], "OpenRLHF's parser rejected the command"),
+        (["--rarft.varient", "paper"], "unknown option --rarft.varient"),
+        (["--data.label_key", "answer"], "--data.label_key answer"),
+        (["--rarft.sbert_model", "/nowhere"], "SentenceBERT model directory not found"),
+    ],
+)
 def test_a_bad_command_starts_nothing_and_says_why(command, extra, message, capsys):
     assert main([*command, *extra, "--rarft.dry_run"]) == 2
     captured = capsys.readouterr()
     assert message in captured.err and captured.out == ""
 
 
-@pytest.mark.parametrize("flag, env, expected", [
-    ([], {}, "similarity"),  # the paper's eq. 7, said explicitly so a stale worker variable cannot win
-    (["--rarft.correction", "contrastive"], {}, "contrastive"),
-    ([], {"RARFT_CORRECTION": "contrastive"}, "contrastive"),
-    (["--rarft.correction", "similarity"], {"RARFT_CORRECTION": "contrastive"}, "similarity"),
-])
+@pytest.mark.parametrize(
+    "flag, env, expected",
+    [
+        ([], {}, "similarity"),  # the paper's eq. 7, said explicitly so a stale worker variable cannot win
+        (["--rarft.correction", "contrastive"], {}, "contrastive"),
+        ([], {"RARFT_CORRECTION": "contrastive"}, "contrastive"),
+        (["--rarft.correction", "similarity"], {"RARFT_CORRECTION": "contrastive"}, "similarity"),
+    ],
+)
 def test_the_correction_option_reaches_the_workers(command, monkeypatch, capsys, flag, env, expected):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert main([*command, *flag, "--rarft.dry_run"]) == 0
     tokens = shlex.split(capsys.readouterr().out.strip().splitlines()[-1])
-    assert f"RARFT_CORRECTION={expected}" in tokens[:tokens.index("python")]
+    assert f"RARFT_CORRECTION={expected}" in tokens[: tokens.index("python")]
 
 
 @pytest.mark.parametrize("name, value", [("RARFT_CORRECTION", "copyproof"), ("RARFT_VARIANT", "trl")])
@@ -378,8 +488,14 @@ def _fresh_python(code, *args, timeout=300):
     """`code` in a new interpreter: no stand-ins registered by this test session."""
     import subprocess
 
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=REPO, env={**os.environ, "PYTHONPATH": REPO})
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": REPO},
+    )
 
 
 def test_openrlhf_parses_flags_on_a_cpu_machine_and_the_stand_ins_leave_no_trace():
@@ -414,8 +530,13 @@ except SystemExit as exit:
 
 
 def test_dry_run_refuses_an_unknown_flag_on_a_cpu_machine(command, tmp_path):
-    done = _fresh_python("import sys; from rarft_plugin.train import main; sys.exit(main(sys.argv[1:]))",
-                         *command, "--rarft.dry_run", "--no-such-flag", "3")
+    done = _fresh_python(
+        "import sys; from rarft_plugin.train import main; sys.exit(main(sys.argv[1:]))",
+        *command,
+        "--rarft.dry_run",
+        "--no-such-flag",
+        "3",
+    )
     assert done.returncode == 2, done.stderr
     assert "unrecognized arguments: --no-such-flag 3" in done.stderr and done.stdout == ""
 
@@ -425,8 +546,9 @@ def test_a_launch_without_the_training_stack_says_what_to_install_in_one_line(co
 
     if all(PathFinder.find_spec(name) for name in ("vllm", "flash_attn", "ray", "deepspeed", "openrlhf")):
         pytest.skip("the training stack is installed here")
-    done = _fresh_python("import sys; from rarft_plugin.train import main; sys.exit(main(sys.argv[1:]))", *command,
-                         timeout=60)
+    done = _fresh_python(
+        "import sys; from rarft_plugin.train import main; sys.exit(main(sys.argv[1:]))", *command, timeout=60
+    )
     assert done.returncode == 2 and done.stdout == ""
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("rarft-train: error: the training stack is not installed here (missing: ")

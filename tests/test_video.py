@@ -101,8 +101,11 @@ def test_bad_videos_name_the_file(tmp_path, clip, make, message, read):
 
 
 @pytest.mark.parametrize("backend", ["decord", "pyav"])
-@pytest.mark.parametrize("read", [lambda spec, backend: sample_frames(spec, backend=backend, cache=False), probe],
-                         ids=["sample_frames", "probe"])
+@pytest.mark.parametrize(
+    "read",
+    [lambda spec, backend: sample_frames(spec, backend=backend, cache=False), probe],
+    ids=["sample_frames", "probe"],
+)
 @pytest.mark.parametrize("faststart", [False, True], ids=["index-last", "index-first"])
 def test_truncated_videos_are_errors_naming_the_file(tmp_path, read, backend, faststart):
     clip = write_test_video(tmp_path / "whole.mp4", seconds=20, faststart=faststart)
@@ -158,8 +161,9 @@ def test_the_frame_cache_keeps_families_apart(clip):
     ],
 )
 def test_video_candidates_in_the_order_tried(written, root, expected):
-    candidates = video_candidates(written, video_root=Path(root) if root else None, base=Path("data"),
-                                  extensions=[".mp4"])
+    candidates = video_candidates(
+        written, video_root=Path(root) if root else None, base=Path("data"), extensions=[".mp4"]
+    )
     assert [str(c) for c in candidates] == expected
 
 
@@ -167,8 +171,10 @@ def test_resolve_video_names_what_it_tried_and_tells_empty_from_missing(tmp_path
     (tmp_path / "videos").mkdir()
     (tmp_path / "videos" / "empty.mp4").write_bytes(b"")
     (tmp_path / "videos" / "ok.mp4").write_bytes(b"x")
-    assert resolve_video("/elsewhere/ok.mp4", video_root=tmp_path / "videos", base=tmp_path) == (
-        tmp_path / "videos" / "ok.mp4").resolve()
+    assert (
+        resolve_video("/elsewhere/ok.mp4", video_root=tmp_path / "videos", base=tmp_path)
+        == (tmp_path / "videos" / "ok.mp4").resolve()
+    )
     with pytest.raises(DataError, match="empty.mp4: video file is empty"):
         resolve_video("empty.mp4", video_root=tmp_path / "videos", base=tmp_path)
     with pytest.raises(DataError, match=r"none.mp4: video not found under --video-root .*; tried "):

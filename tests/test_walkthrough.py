@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from support.hi_vtg_llm import hi_vtg_reply
 from support.openai_server import ChatServer
 
@@ -16,8 +15,13 @@ REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 SHIPPED = ("hi_vtg_charades.json", "human_anno.json", "ss_vtg_charades.json")
 # The commands the README uses, and the module each console script runs (pyproject.toml [project.scripts]).
-COMMANDS = {"rarft-prep": "data_prep.cli", "rarft-eval": "eval.cli", "rarft-train": "rarft_plugin.train",
-            "rarft-demo": "rarft_plugin.demo", "rarft-score": "rarft_plugin.score_rollouts"}
+COMMANDS = {
+    "rarft-prep": "data_prep.cli",
+    "rarft-eval": "eval.cli",
+    "rarft-train": "rarft_plugin.train",
+    "rarft-demo": "rarft_plugin.demo",
+    "rarft-score": "rarft_plugin.score_rollouts",
+}
 
 
 def walkthrough_block(markdown: str) -> str:
@@ -42,8 +46,9 @@ def command_shims(directory: Path) -> Path:
 def test_the_walkthrough_uses_only_known_commands():
     used = set(re.findall(r"^\s*(rarft-[a-z]+)", walkthrough_block(README.read_text()), re.MULTILINE))
     assert used and used <= set(COMMANDS)
-    declared = set(re.findall(r"^(rarft-[a-z]+) = \"([\w.]+):main\"", (REPO / "pyproject.toml").read_text(),
-                              re.MULTILINE))
+    declared = set(
+        re.findall(r"^(rarft-[a-z]+) = \"([\w.]+):main\"", (REPO / "pyproject.toml").read_text(), re.MULTILINE)
+    )
     assert {(name, COMMANDS[name]) for name in used} <= declared
 
 
@@ -54,12 +59,17 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
     work.mkdir()
     shims = command_shims(tmp_path / "bin")
     fresh_shell = {k: v for k, v in os.environ.items() if not k.startswith("RARFT_")}  # as a new user has it
-    env = {**fresh_shell, "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}",
-           "PYTHONPATH": str(REPO), "LLM_MODEL": "scripted"}
+    env = {
+        **fresh_shell,
+        "PATH": f"{shims}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(REPO),
+        "LLM_MODEL": "scripted",
+    }
     with ChatServer(hi_vtg_reply) as server:
         env["LLM_URL"] = server.url
-        done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=work, env=env, capture_output=True,
-                              text=True, timeout=900)
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block], cwd=work, env=env, capture_output=True, text=True, timeout=900
+        )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert {r["model"] for r in server.requests} == {"scripted"}
     assert len(json.loads((work / "hi_vtg.json").read_text())) == 4  # one item per relevant query of the sample
@@ -72,14 +82,19 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
     assert metrics["format"]["template"] == "ra_rft" and metrics["format"]["template_source"] == "recorded"
     comparison = (work / "compare.md").read_text()
     assert "- **tiny (random)** (`run`)" in comparison
-    assert "| paper Table 1: Time-R1 + RA-RFT (ours) | - | - | 62.4 | 55.5 | 45.8 | 53.1 | 72.5 | 69.2 | 70.8 |" in comparison
+    assert (
+        "| paper Table 1: Time-R1 + RA-RFT (ours) | - | - | 62.4 | 55.5 | 45.8 | 53.1 | 72.5 | 69.2 | 70.8 |"
+        in comparison
+    )
 
 
 def test_no_documented_command_trains_on_a_released_evaluation_file():
-    texts = {path: path.read_text() for path in [README, *(REPO / "docs").glob("*.md"), *(REPO / "recipes").glob("*.sh")]}
+    texts = {
+        path: path.read_text() for path in [README, *(REPO / "docs").glob("*.md"), *(REPO / "recipes").glob("*.sh")]
+    }
     for path, text in texts.items():
         for name in SHIPPED:
             assert not re.search(rf"to-openrlhf\s+\S*{re.escape(name)}", text), f"{path} trains on {name}"
     readme = texts[README]
-    evaluation_sets = readme[readme.index("**evaluation sets**") - 300: readme.index("**evaluation sets**") + 400]
+    evaluation_sets = readme[readme.index("**evaluation sets**") - 300 : readme.index("**evaluation sets**") + 400]
     assert all(name in evaluation_sets for name in SHIPPED)

@@ -84,8 +84,7 @@ def dataset_files(spec: str) -> list[str]:
     return [part.split("@")[0].strip() for part in spec.split(",") if part.strip()]
 
 
-def validate_dataset(path: str, template: str | None, variant: str | None = None, *,
-                     workers: int = 8) -> list[str]:
+def validate_dataset(path: str, template: str | None, variant: str | None = None, *, workers: int = 8) -> list[str]:
     """Every problem of one dataset file, as 'file: record: field: message' lines.
 
     Rows are checked one by one (`row_problems`); then every distinct clip the rows use is probed
@@ -135,11 +134,15 @@ def clip_problems(clips: dict[VideoSpec, int], source: str, *, workers: int = 8)
         if present[spec.path] is None:
             probed[spec] = number
         elif present[spec.path] not in problems:
-            problems.append(str(DataError(present[spec.path], source=source, record=f"line {number}",
-                                          field=VIDEO_KEY)))
+            problems.append(str(DataError(present[spec.path], source=source, record=f"line {number}", field=VIDEO_KEY)))
     for spec, error in probe_all(probed, workers=workers).items():
-        problems.append(str(DataError(error.message, source=source, record=f"line {probed[spec]}",
-                                      field=f"{VIDEO_KEY} ({spec.path})")))
+        problems.append(
+            str(
+                DataError(
+                    error.message, source=source, record=f"line {probed[spec]}", field=f"{VIDEO_KEY} ({spec.path})"
+                )
+            )
+        )
     return problems
 
 
@@ -167,8 +170,10 @@ def validate_model(name: str | None, allow_hub: bool) -> list[str]:
         return [f"{config}: not valid JSON ({error})"]
     if not isinstance(fields, dict) or "vision_config" not in fields:
         kind = fields.get("model_type", "?") if isinstance(fields, dict) else "?"
-        return [f"{config}: model_type {kind!r} has no vision_config; the video executor needs a "
-                "vision-language model of the Qwen2.5-VL family"]
+        return [
+            f"{config}: model_type {kind!r} has no vision_config; the video executor needs a "
+            "vision-language model of the Qwen2.5-VL family"
+        ]
     return []
 
 
@@ -188,8 +193,10 @@ def validate_sbert(model: str | None, device: str | None, allow_hub: bool) -> li
         return problems + [f"--rarft.sbert_model: {error}"]
     if not Path(resolved).is_dir():
         if not allow_hub:
-            problems.append(f"--rarft.sbert_model {resolved}: not a local directory (a hub name downloads on every "
-                            "node: add --rarft.allow_hub_models)")
+            problems.append(
+                f"--rarft.sbert_model {resolved}: not a local directory (a hub name downloads on every "
+                "node: add --rarft.allow_hub_models)"
+            )
         return problems
     try:
         from sentence_transformers import SentenceTransformer
@@ -208,8 +215,10 @@ def openrlhf_check(argv: Sequence[str]) -> list[str]:
         with contextlib.redirect_stdout(sys.stderr):
             openrlhf_arguments(argv)
     except ImportError as error:
-        return [f"OpenRLHF's argument parser cannot be loaded here ({error}): {INSTALL_HINT}, or on a CPU "
-                "machine bash scripts/setup_env.sh (OpenRLHF without its GPU-only modules)"]
+        return [
+            f"OpenRLHF's argument parser cannot be loaded here ({error}): {INSTALL_HINT}, or on a CPU "
+            "machine bash scripts/setup_env.sh (OpenRLHF without its GPU-only modules)"
+        ]
     except SystemExit:
         return ["OpenRLHF's parser rejected the command (message above)"]
     except AssertionError as error:

@@ -105,8 +105,10 @@ def openrlhf_arguments(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, Si
     tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"), spec.origin)
     block = tree.body[-1]
     if not (_is_main_guard(block) and _calls(block.body[-1], "train")):
-        raise RuntimeError(f"{spec.origin}: no `if __name__ == '__main__': ... train(args)` block; "
-                           "rarft-train supports the layout of openrlhf 0.11")
+        raise RuntimeError(
+            f"{spec.origin}: no `if __name__ == '__main__': ... train(args)` block; "
+            "rarft-train supports the layout of openrlhf 0.11"
+        )
     block.body.pop()
     namespace: dict[str, object] = {"__name__": "__main__", "__file__": spec.origin}
     saved = sys.argv
@@ -124,8 +126,12 @@ def _is_main_guard(node: ast.stmt) -> bool:
 
 
 def _calls(node: ast.stmt, function: str) -> bool:
-    return (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
-            and isinstance(node.value.func, ast.Name) and node.value.func.id == function)
+    return (
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Name)
+        and node.value.func.id == function
+    )
 
 
 # ---------------------------------------------------------------- 3. GPU-only imports on a CPU machine
@@ -141,8 +147,9 @@ class _Unavailable:
     """What a stand-in module hands out for any name: usable in imports and class bodies, never called."""
 
     def __init__(self, *args: object, **kwargs: object):
-        raise RuntimeError(f"{type(self).__qualname__} is a stand-in for argument checking; the real package "
-                           "is not installed here")
+        raise RuntimeError(
+            f"{type(self).__qualname__} is a stand-in for argument checking; the real package is not installed here"
+        )
 
 
 class _StandInLoader(importlib.abc.Loader):
@@ -165,8 +172,9 @@ class _StandInFinder(importlib.abc.MetaPathFinder):
     def __init__(self, roots: Sequence[str]):
         self.roots = set(roots)
 
-    def find_spec(self, name: str, path: Sequence[str] | None = None,
-                  target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(
+        self, name: str, path: Sequence[str] | None = None, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
         if name.split(".")[0] not in self.roots:
             return None
         return importlib.machinery.ModuleSpec(name, _StandInLoader(), is_package=True)

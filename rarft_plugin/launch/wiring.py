@@ -185,8 +185,10 @@ def wire_plugin(argv: Sequence[str]) -> tuple[list[str], list[str]]:
             wanted = VIDEO_CONTRACT[flag]
             if values != ([] if wanted is None else [wanted]):
                 shown = flag if wanted is None else f"{flag} {wanted}"
-                problems.append(f"{flag} {' '.join(values)}: rarft-train sets {shown} (the rarft-prep "
-                                f"to-openrlhf layout and the video executor); leave it out")
+                problems.append(
+                    f"{flag} {' '.join(values)}: rarft-train sets {shown} (the rarft-prep "
+                    f"to-openrlhf layout and the video executor); leave it out"
+                )
             keep[start:end] = [False] * (end - start)
     estimator = last_value(argv, "--algo.advantage.estimator")
     if estimator not in CRITIC_FREE_ESTIMATORS:
@@ -217,14 +219,27 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     add_arguments(parser, "launcher")
-    parser.add_argument("--rarft.template", dest="template", choices=[*TEMPLATES, ANY_TEMPLATE], default=None,
-                        help="prompt template the dataset must be built with (default: ra_rft for --rarft.variant "
-                             f"paper, ra_rft_released for released; {ANY_TEMPLATE!r} skips the check)")
-    parser.add_argument("--rarft.allow_hub_models", dest="allow_hub", action="store_true",
-                        help="accept hub names for the policy / SentenceBERT model (each node downloads them)")
-    parser.add_argument("--rarft.dry_run", dest="dry_run", action="store_true",
-                        default=os.environ.get(DRY_RUN_ENV, "") not in ("", "0"),
-                        help=f"check everything and print the command instead of training (${DRY_RUN_ENV}=1)")
+    parser.add_argument(
+        "--rarft.template",
+        dest="template",
+        choices=[*TEMPLATES, ANY_TEMPLATE],
+        default=None,
+        help="prompt template the dataset must be built with (default: ra_rft for --rarft.variant "
+        f"paper, ra_rft_released for released; {ANY_TEMPLATE!r} skips the check)",
+    )
+    parser.add_argument(
+        "--rarft.allow_hub_models",
+        dest="allow_hub",
+        action="store_true",
+        help="accept hub names for the policy / SentenceBERT model (each node downloads them)",
+    )
+    parser.add_argument(
+        "--rarft.dry_run",
+        dest="dry_run",
+        action="store_true",
+        default=os.environ.get(DRY_RUN_ENV, "") not in ("", "0"),
+        help=f"check everything and print the command instead of training (${DRY_RUN_ENV}=1)",
+    )
     return parser
 
 
@@ -247,8 +262,12 @@ def wire(argv: Sequence[str]) -> Launch:
     except ValueError as error:
         raise LaunchError(str(error)) from None
     template = parsed.template or VARIANT_TEMPLATE[rewards.variant]
-    options = LaunchOptions(rewards=rewards, template=None if template == ANY_TEMPLATE else template,
-                            allow_hub=parsed.allow_hub, dry_run=parsed.dry_run)
+    options = LaunchOptions(
+        rewards=rewards,
+        template=None if template == ANY_TEMPLATE else template,
+        allow_hub=parsed.allow_hub,
+        dry_run=parsed.dry_run,
+    )
     rest, notices = drop_plugin_flag(rest)
     final, problems = wire_plugin(rest)
     return Launch(options=options, argv=final, env=rewards.to_env(), notices=notices, problems=problems)

@@ -164,8 +164,10 @@ def family_for_model_type(model_type: str) -> ModelFamily:
     for family in families():
         if model_type in family.MODEL_TYPES:
             return family
-    raise UnknownModelFamily(f"model_type {model_type!r} has no rarft model family (known: {_known('MODEL_TYPES')}); "
-                             "a new family is a module of rarft_plugin.models (docs/video.md)")
+    raise UnknownModelFamily(
+        f"model_type {model_type!r} has no rarft model family (known: {_known('MODEL_TYPES')}); "
+        "a new family is a module of rarft_plugin.models (docs/video.md)"
+    )
 
 
 def default_family() -> ModelFamily:
@@ -191,8 +193,10 @@ def family_of_processor(processor: ProcessorMixin) -> ModelFamily:
     for family in families():
         if names.intersection(family.PROCESSOR_CLASSES):
             return family
-    raise UnknownModelFamily(f"processor {type(processor).__name__} has no rarft model family (known: "
-                             f"{_known('PROCESSOR_CLASSES')}); a new family is a module of rarft_plugin.models")
+    raise UnknownModelFamily(
+        f"processor {type(processor).__name__} has no rarft model family (known: "
+        f"{_known('PROCESSOR_CLASSES')}); a new family is a module of rarft_plugin.models"
+    )
 
 
 def use_reference_video_positions() -> bool:
@@ -211,4 +215,3 @@ def _protocol_names() -> list[str]:
 
 def _known(attribute: str) -> str:
     return ", ".join(value for family in families() for value in getattr(family, attribute))
-

@@ -192,8 +192,10 @@ def processor_video_inputs(videos: list[SampledVideo]) -> dict[str, object]:
     """
     from transformers.video_utils import VideoMetadata
 
-    return {"videos": [v.frames for v in videos],
-            "video_metadata": [VideoMetadata(**video_metadata(v)) for v in videos]}
+    return {
+        "videos": [v.frames for v in videos],
+        "video_metadata": [VideoMetadata(**video_metadata(v)) for v in videos],
+    }
 
 
 def process_video_prompt(
@@ -290,9 +292,12 @@ def reference_rope_index(
     merge, tokens_per_second = vision.spatial_merge_size, vision.tokens_per_second
     if mm_token_type_ids is None:  # callers of transformers 4.x's signature: types from the token ids
         mm_token_type_ids = (input_ids == self.config.image_token_id) * IMAGE + (
-            input_ids == self.config.video_token_id) * VIDEO
-    grids = {IMAGE: iter(image_grid_thw.tolist() if image_grid_thw is not None else []),
-             VIDEO: iter(video_grid_thw.tolist() if video_grid_thw is not None else [])}
+            input_ids == self.config.video_token_id
+        ) * VIDEO
+    grids = {
+        IMAGE: iter(image_grid_thw.tolist() if image_grid_thw is not None else []),
+        VIDEO: iter(video_grid_thw.tolist() if video_grid_thw is not None else []),
+    }
     seconds = iter(second_per_grid_ts.tolist() if second_per_grid_ts is not None else [])
     positions = torch.zeros(3, *input_ids.shape, dtype=input_ids.dtype, device=input_ids.device)
     deltas = []
@@ -307,12 +312,19 @@ def reference_rope_index(
             else:
                 frames, height, width = next(grids[kind])
                 scale = next(seconds, 1.0) * tokens_per_second if kind == VIDEO else 1.0
-                grid = torch.stack(torch.meshgrid(
-                    (torch.arange(frames, dtype=torch.float64) * scale).long(),
-                    torch.arange(height // merge), torch.arange(width // merge), indexing="ij"))
+                grid = torch.stack(
+                    torch.meshgrid(
+                        (torch.arange(frames, dtype=torch.float64) * scale).long(),
+                        torch.arange(height // merge),
+                        torch.arange(width // merge),
+                        indexing="ij",
+                    )
+                )
                 if grid[0].numel() != length:
-                    raise ValueError(f"{length} media tokens but a grid of {frames}x{height}x{width} patches "
-                                     f"merged {merge}x{merge}: the prompt and the media inputs disagree")
+                    raise ValueError(
+                        f"{length} media tokens but a grid of {frames}x{height}x{width} patches "
+                        f"merged {merge}x{merge}: the prompt and the media inputs disagree"
+                    )
                 parts.append(grid.reshape(3, -1) + start)
             start = int(parts[-1].max()) + 1
         joined = torch.cat(parts, dim=1) if parts else torch.zeros(3, 0, dtype=torch.long)
@@ -323,8 +335,12 @@ def reference_rope_index(
 
 def _probe(model_class: type) -> tuple[torch.Tensor, torch.Tensor]:
     """Installed and reference positions of a small prompt: text, a 2-grid video sampled at 1.9 FPS, text."""
-    config = SimpleNamespace(vision_config=SimpleNamespace(spatial_merge_size=2, tokens_per_second=2),
-                             image_token_id=1, video_token_id=2, vision_start_token_id=3)
+    config = SimpleNamespace(
+        vision_config=SimpleNamespace(spatial_merge_size=2, tokens_per_second=2),
+        image_token_id=1,
+        video_token_id=2,
+        vision_start_token_id=3,
+    )
     ids = torch.tensor([[0, 3, 2, 2, 4, 0, 0]])  # text, <vision_start>, 2 video tokens, <vision_end>, text
     types = (ids == 2).long() * VIDEO
     video = {"video_grid_thw": torch.tensor([[2, 2, 2]]), "second_per_grid_ts": torch.tensor([2 / 1.9])}
@@ -369,8 +385,11 @@ def use_reference_video_positions() -> bool:
 
     _REPLACED.setdefault(Qwen2_5_VLModel, Qwen2_5_VLModel.get_rope_index)
     Qwen2_5_VLModel.get_rope_index = reference_rope_index
-    _log.warning("rarft: transformers %s computes Qwen2.5-VL video positions unlike vLLM and the reference; "
-                 "using the reference (rarft_plugin.models.qwen2_5_vl)", transformers.__version__)
+    _log.warning(
+        "rarft: transformers %s computes Qwen2.5-VL video positions unlike vLLM and the reference; "
+        "using the reference (rarft_plugin.models.qwen2_5_vl)",
+        transformers.__version__,
+    )
     return True
 
 

@@ -22,9 +22,32 @@ def test_batched_inference_on_gpu(tmp_path, capsys):
     for batch in ("1", "8"):
         out = tmp_path / f"preds{batch}.jsonl"
         started = time.perf_counter()
-        assert rarft_eval(["infer", "--model", str(model), "--data", str(data), "--video-root", str(videos),
-                           "--out", str(out), "--backend", "hf", "--device", "cuda", "--dtype", "bf16",
-                           "--batch-size", batch, "--max-new-tokens", "32"]) == 0
+        assert (
+            rarft_eval(
+                [
+                    "infer",
+                    "--model",
+                    str(model),
+                    "--data",
+                    str(data),
+                    "--video-root",
+                    str(videos),
+                    "--out",
+                    str(out),
+                    "--backend",
+                    "hf",
+                    "--device",
+                    "cuda",
+                    "--dtype",
+                    "bf16",
+                    "--batch-size",
+                    batch,
+                    "--max-new-tokens",
+                    "32",
+                ]
+            )
+            == 0
+        )
         timings[batch] = time.perf_counter() - started
         rows = [json.loads(line) for line in out.read_text().splitlines()]
         assert [r["id"] for r in rows] == ["0:0", "0:1", "1:0", "1:1", "2:0", "2:1", "3:0", "3:1"]

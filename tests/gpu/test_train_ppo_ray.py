@@ -26,8 +26,13 @@ step_logs = runpy.run_path(str(REPO / "scripts" / "gpu_run.py"))["step_logs"]
 
 def test_train_ppo_ray_runs_every_step_and_writes_a_checkpoint_that_infers(tmp_path):
     out = Path(os.environ.get("RARFT_SMOKE_OUT") or tmp_path / "smoke")
-    done = subprocess.run(["bash", str(REPO / "scripts" / "gpu_smoke.sh"), str(out)], capture_output=True, text=True,
-                          env={**os.environ, "PYTHON": sys.executable, "PYTHONUNBUFFERED": "1"}, timeout=1500)
+    done = subprocess.run(
+        ["bash", str(REPO / "scripts" / "gpu_smoke.sh"), str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable, "PYTHONUNBUFFERED": "1"},
+        timeout=1500,
+    )
     assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-4000:])
 
     steps = step_logs((out / "train.log").read_text(errors="replace"))

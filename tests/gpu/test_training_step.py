@@ -12,10 +12,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from support.import_stand_ins import install_import_stand_ins
 
 from rarft_plugin.paths import plugin_path
 from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video
-from support.import_stand_ins import install_import_stand_ins
 from rarft_plugin.video import VideoSpec
 
 pytestmark = pytest.mark.gpu
@@ -50,8 +50,12 @@ class GenerateEngine:
 
     async def _engine_generate(self, prompt, sampling_params, request_id):
         kwargs = prompt["mm_processor_kwargs"]
-        yield self._sample(prompt["prompt_token_ids"], sampling_params, prompt["multi_modal_data"]["video"],
-                           {**kwargs["video_metadata"], "do_sample_frames": kwargs["do_sample_frames"]})
+        yield self._sample(
+            prompt["prompt_token_ids"],
+            sampling_params,
+            prompt["multi_modal_data"]["video"],
+            {**kwargs["video_metadata"], "do_sample_frames": kwargs["do_sample_frames"]},
+        )
 
     def _sample(self, prompt_token_ids, sampling_params, frames, metadata):
         from transformers.video_utils import VideoMetadata
@@ -59,13 +63,22 @@ class GenerateEngine:
         self.received.append((list(prompt_token_ids), frames))
         prompt = self.processor.tokenizer.decode(prompt_token_ids)
         metadata = VideoMetadata(**{k: v for k, v in metadata.items() if k != "do_sample_frames"})
-        inputs = self.processor(text=[prompt], videos=[frames], video_metadata=[metadata], do_sample_frames=False,
-                                add_special_tokens=False, return_tensors="pt").to(DEVICE)
-        out = self.model.generate(**inputs, max_new_tokens=sampling_params.max_tokens, do_sample=True,
-                                  temperature=1.0, top_k=0)
-        ids = out[0, inputs["input_ids"].shape[1]:].tolist()
+        inputs = self.processor(
+            text=[prompt],
+            videos=[frames],
+            video_metadata=[metadata],
+            do_sample_frames=False,
+            add_special_tokens=False,
+            return_tensors="pt",
+        ).to(DEVICE)
+        out = self.model.generate(
+            **inputs, max_new_tokens=sampling_params.max_tokens, do_sample=True, temperature=1.0, top_k=0
+        )
+        ids = out[0, inputs["input_ids"].shape[1] :].tolist()
         text = self.processor.tokenizer.decode(ids, skip_special_tokens=True)
-        return SimpleNamespace(outputs=[SimpleNamespace(token_ids=ids, text=text, logprobs=None, finish_reason="length")])
+        return SimpleNamespace(
+            outputs=[SimpleNamespace(token_ids=ids, text=text, logprobs=None, finish_reason="length")]
+        )
 
 
 def load_executor():
@@ -93,14 +106,21 @@ def rollouts(processor, actor, clip, count=4):
     from rarft_plugin.prompts import build_messages
 
     executor = load_executor()
-    prompt = processor.apply_chat_template(build_messages("ra_rft", LABEL["query"]), tokenize=False,
-                                           add_generation_prompt=True)
+    prompt = processor.apply_chat_template(
+        build_messages("ra_rft", LABEL["query"]), tokenize=False, add_generation_prompt=True
+    )
     engine = GenerateEngine(actor.model, processor, clip)
     params = SimpleNamespace(max_tokens=16, logprobs=None)
     actor.model.eval()
     with torch.no_grad():
-        outputs = [asyncio.run(executor.execute(prompt, json.dumps(LABEL), params, 4096, processor, engine,
-                                                images=VideoSpec(str(clip)).to_json())) for _ in range(count)]
+        outputs = [
+            asyncio.run(
+                executor.execute(
+                    prompt, json.dumps(LABEL), params, 4096, processor, engine, images=VideoSpec(str(clip)).to_json()
+                )
+            )
+            for _ in range(count)
+        ]
     return outputs, engine
 
 
@@ -115,9 +135,9 @@ def batch(outputs, pad_id):
     for row, o in enumerate(outputs):
         tokens = o["observation_tokens"]
         start, end = o["action_ranges"][0]
-        sequences[row, length - len(tokens):] = torch.tensor(tokens)
-        attention[row, length - len(tokens):] = 1
-        action_mask[row, response - (end - start):] = True
+        sequences[row, length - len(tokens) :] = torch.tensor(tokens)
+        attention[row, length - len(tokens) :] = 1
+        action_mask[row, response - (end - start) :] = True
     mm = merge_mm_train_inputs([[o["mm_train_inputs"] for o in outputs]], DEVICE)
     return sequences.to(DEVICE), attention.to(DEVICE), action_mask.to(DEVICE), mm
 
@@ -130,7 +150,9 @@ def test_executor_output_trains_on_gpu(setup):
     video_id = processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
     assert all(ids.count(video_id) == 1 for ids, _ in engine.received)  # one collapsed placeholder each
     sequences, attention, action_mask, mm = batch(outputs, processor.tokenizer.pad_token_id)
-    assert mm["pixel_values_videos"].device.type == torch.device(DEVICE).type and mm["video_grid_thw"].shape[0] == len(outputs)
+    assert mm["pixel_values_videos"].device.type == torch.device(DEVICE).type and mm["video_grid_thw"].shape[0] == len(
+        outputs
+    )
 
     # log-probs through OpenRLHF's Actor equal a plain transformers forward with the processor's token types
     actor.model.eval()
@@ -140,7 +162,7 @@ def test_executor_output_trains_on_gpu(setup):
         plain = {k: v for k, v in mm.items() if k != "image_grid_thw"}
         logits = actor.model(sequences, attention_mask=attention, mm_token_type_ids=types, **plain).logits.float()
         reference = torch.log_softmax(logits[:, :-1], -1).gather(-1, sequences[:, 1:, None])[..., 0]
-        reference = reference[:, -action_mask.shape[1]:] * action_mask
+        reference = reference[:, -action_mask.shape[1] :] * action_mask
     assert torch.allclose(ours, reference, atol=2e-2), (ours - reference).abs().max()
 
     # a fixed reward: rollouts 0 and 1 good, 2 and 3 bad; group-normalised advantages (GRPO)
@@ -161,8 +183,10 @@ def test_executor_output_trains_on_gpu(setup):
     actor.model.eval()
     with torch.no_grad():
         after = actor(sequences, action_mask=action_mask, attention_mask=attention, **mm)
+
     def mean_logp(x):
         return (x * action_mask).sum(-1) / action_mask.sum(-1)
+
     delta = mean_logp(after) - mean_logp(old)
     assert delta[:2].mean() > 0 > delta[2:].mean(), delta  # rewarded responses became more likely
 

@@ -17,14 +17,14 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from rarft_plugin.openrlhf_agent import prepare_video_prompt
-from rarft_plugin.prompts import build_messages
 from rarft_plugin.models import VllmVideoRequest
 from rarft_plugin.models.qwen2_5_vl import (
     restore_installed_video_positions,
     use_reference_video_positions,
     vllm_video_request,
 )
+from rarft_plugin.openrlhf_agent import prepare_video_prompt
+from rarft_plugin.prompts import build_messages
 from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video
 from rarft_plugin.video import VideoSpec
 
@@ -40,8 +40,9 @@ def setup(tmp_path_factory):
     clip = write_test_video(tmp_path_factory.mktemp("videos") / "clip.mp4", seconds=12, size=(112, 84))
     processor = AutoProcessor.from_pretrained(directory)
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(directory)
-    prompt = processor.apply_chat_template(build_messages("ra_rft", "the bar moves"), tokenize=False,
-                                           add_generation_prompt=True)
+    prompt = processor.apply_chat_template(
+        build_messages("ra_rft", "the bar moves"), tokenize=False, add_generation_prompt=True
+    )
     video, prompt_ids, tensors = prepare_video_prompt(processor, prompt, VideoSpec(str(clip)), cache=False)
     return directory, processor, model, video, prompt_ids, tensors
 
@@ -57,7 +58,8 @@ def vllm_positions(directory, prompt_ids, request: VllmVideoRequest):
     config = EngineArgs(model=str(directory), max_model_len=4096, enforce_eager=True).create_engine_config()
     prompt = TokensPrompt(prompt_token_ids=prompt_ids, **request.prompt_fields())
     engine_request = InputProcessor(config).process_inputs(
-        "positions", prompt, SamplingParams(max_tokens=1), supported_tasks=("generate",))
+        "positions", prompt, SamplingParams(max_tokens=1), supported_tasks=("generate",)
+    )
     # the two methods the GPU runner calls, on the model's config alone (no weights needed)
     model = SimpleNamespace(config=config.model_config.hf_config)
     model.iter_mm_grid_thw = functools.partial(VllmModel.iter_mm_grid_thw, model)
@@ -71,8 +73,12 @@ def training_positions(model, processor, prompt_ids, tensors):
     ids = torch.tensor([prompt_ids])
     types = (ids == processor.video_token_id).long() * 2  # as the processor marks video tokens
     positions, _ = model.model.get_rope_index(
-        ids, types, video_grid_thw=tensors["video_grid_thw"], second_per_grid_ts=tensors["second_per_grid_ts"],
-        attention_mask=torch.ones_like(ids))
+        ids,
+        types,
+        video_grid_thw=tensors["video_grid_thw"],
+        second_per_grid_ts=tensors["second_per_grid_ts"],
+        attention_mask=torch.ones_like(ids),
+    )
     return positions[:, 0, :]
 
 

@@ -14,7 +14,6 @@ import json
 from data_prep.hi_vtg import PLANS
 from rarft_plugin.llm_prompts import CATEGORY_EXTRACTION_SYSTEM
 from rarft_plugin.schema import category_tag
-
 from support.openai_server import system_text, user_text
 
 CATS = ["Object/ObjectExistence", "Action/FineGrainedAction", "Scene/SceneExistence"]
@@ -26,9 +25,12 @@ def generation_reply(**overrides: dict) -> str:
     for tag, count in PLANS:
         categories = CATS[:count]
         blocks = "".join(f"<{category_tag(c)}>not {c}</{category_tag(c)}>" for c in categories)
-        out[tag] = {"irrel_query": f"a dog opens a window ({tag})", "applied_categories": [{"path": c} for c in categories],
-                    "reasoning": f"<irrelevant_answer>The video shows a person.</irrelevant_answer>{blocks}",
-                    "difficulty_tag": tag}
+        out[tag] = {
+            "irrel_query": f"a dog opens a window ({tag})",
+            "applied_categories": [{"path": c} for c in categories],
+            "reasoning": f"<irrelevant_answer>The video shows a person.</irrelevant_answer>{blocks}",
+            "difficulty_tag": tag,
+        }
     for tag, changes in overrides.items():
         out[tag].update(changes)
     return json.dumps({"negs": out})

@@ -47,8 +47,9 @@ def install_import_stand_ins() -> list[str]:
             return flat[indices], indices, cu, int(seqlens.max()), seqlens
 
         def pad_input(hidden_states, indices, batch, seqlen):
-            out = torch.zeros(batch * seqlen, *hidden_states.shape[1:], dtype=hidden_states.dtype,
-                              device=hidden_states.device)
+            out = torch.zeros(
+                batch * seqlen, *hidden_states.shape[1:], dtype=hidden_states.dtype, device=hidden_states.device
+            )
             out[indices] = hidden_states
             return out.reshape(batch, seqlen, *hidden_states.shape[1:])
 
@@ -56,8 +57,13 @@ def install_import_stand_ins() -> list[str]:
             return tensor
 
         module("flash_attn")
-        module("flash_attn.bert_padding", index_first_axis=index_first_axis, pad_input=pad_input,
-               unpad_input=unpad_input, rearrange=rearrange)
+        module(
+            "flash_attn.bert_padding",
+            index_first_axis=index_first_axis,
+            pad_input=pad_input,
+            unpad_input=unpad_input,
+            rearrange=rearrange,
+        )
         module("flash_attn.utils")
         module("flash_attn.utils.distributed", all_gather=all_gather)
     return registered

@@ -16,9 +16,9 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 
 @dataclass
@@ -30,7 +30,7 @@ class Fault:
 
 
 class ChatServer:
-    def __init__(self, responder: Callable[[dict], "str | Fault"], latency_s: float = 0.0, port: int = 0):
+    def __init__(self, responder: Callable[[dict], str | Fault], latency_s: float = 0.0, port: int = 0):
         self.responder = responder
         self.latency_s = latency_s
         self.requests: list[dict] = []
@@ -64,9 +64,13 @@ class ChatServer:
                     self._send(answer.status, answer.body.encode())
                     return
                 body = {
-                    "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": request.get("model"),
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": answer}}],
+                    "id": "chatcmpl-test",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": request.get("model"),
+                    "choices": [
+                        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}
+                    ],
                     "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
                 }
                 self._send(200, json.dumps(body).encode())
@@ -86,7 +90,7 @@ class ChatServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
-    def __enter__(self) -> "ChatServer":
+    def __enter__(self) -> ChatServer:
         self._thread.start()
         return self
 
