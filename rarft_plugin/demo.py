@@ -11,7 +11,7 @@ each as `python -m ...` in a process of its own:
    the breakdown table and writes it as JSONL;
 2. `rarft-prep to-openrlhf`: converts the HI-VTG sample to OpenRLHF prompt JSONL (with short
    generated stand-in videos, since the real ones are not distributed);
-3. `rarft-eval score`: evaluates the first sample rollout of each query as a model prediction
+3. `rarft-eval evaluate`: evaluates the first sample rollout of each query as a model prediction
    (`predictions.jsonl`): every metric of the paper, with the rule-based judge and the SBERT score,
    written as a report.
 
@@ -83,7 +83,7 @@ def run_demo(out: Path) -> int:
     print("\n== 3. Evaluation of the sample rollouts as predictions (rule-based judge, SBERT score) ==", flush=True)
     predictions = shutil.copyfile(SAMPLES / "predictions.jsonl", out / "predictions.jsonl")
     status = run_cli(
-        "eval.cli", ["score", str(predictions), "--out", str(out / "eval"), "--title", "rarft demo: sample rollouts"]
+        "eval.cli", ["evaluate", str(predictions), "--out", str(out / "eval"), "--title", "rarft demo: sample rollouts"]
     )
     if status:
         return status

@@ -82,7 +82,7 @@ def test_the_demo_runs_the_three_command_lines_in_order(tmp_path, monkeypatch):
     monkeypatch.setattr(module, "run_cli", lambda name, args: calls.append((name, args[0])) or 0)
     assert demo(["--out", str(tmp_path)]) == 0
     assert [name for name, _ in calls] == ["rarft_plugin.score_rollouts", "data_prep.cli", "eval.cli"]
-    assert [first for _, first in calls][1:] == ["to-openrlhf", "score"]
+    assert [first for _, first in calls][1:] == ["to-openrlhf", "evaluate"]
 
 
 def test_the_demo_stops_at_the_first_failing_step(tmp_path, monkeypatch):
