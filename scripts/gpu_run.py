@@ -66,68 +66,144 @@ def target_response(label: Label) -> str:
     )
 
 
-def warmstart(args: argparse.Namespace) -> int:
-    import torch
-    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+class Policy:
+    """The tiny model on one device with the assets' prompts, sampled the way rollouts sample it: the reference
+    video positions (those vLLM uses), temperature 1, no top-k / top-p, special tokens kept out, a response
+    ending at the end-of-turn token."""
 
-    from rarft_plugin.models import qwen2_5_vl as family
-    from rarft_plugin.parsing import parse_response
-    from rarft_plugin.video import sample_frames
+    def __init__(self, model_dir: Path, assets: Path, device: str):
+        import torch
+        from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
-    family.use_reference_video_positions()  # train on the positions vLLM rollouts will use
-    torch.manual_seed(args.seed)
-    processor = AutoProcessor.from_pretrained(args.assets / "model")
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(args.assets / "model").to(args.device)
-    tokenizer = processor.tokenizer
-    examples = []
-    for line in (args.assets / "train.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        prompt = processor.apply_chat_template(row["input"], tokenize=False, add_generation_prompt=True)
-        prompt_ids, tensors = family.process_video_prompt(processor, prompt, sample_frames(row["video"], family=family))
-        end_of_turn = family.CHAT.turn_ends[0]
-        target = tokenizer(target_response(parse_label(row["label"])) + end_of_turn, add_special_tokens=False)
-        examples.append(
-            (
-                prompt_ids,
-                {k: v.to(args.device) for k, v in tensors.items() if k != "image_grid_thw"},
-                target["input_ids"],
+        from rarft_plugin.models import qwen2_5_vl as family
+        from rarft_plugin.video import sample_frames
+
+        family.use_reference_video_positions()  # train and sample on the positions vLLM rollouts use
+        self.torch, self.family, self.device = torch, family, device
+        self.processor = AutoProcessor.from_pretrained(assets / "model")
+        self.tokenizer = self.processor.tokenizer
+        self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir).to(device)
+        self.end_ids = list(family.end_of_turn_ids(self.processor))
+        self.forbidden = sorted(family.forbidden_response_ids(self.processor))
+        self.examples = []  # (prompt ids, processor tensors on the device, label)
+        for line in (assets / "train.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            prompt = self.processor.apply_chat_template(row["input"], tokenize=False, add_generation_prompt=True)
+            ids, tensors = family.process_video_prompt(
+                self.processor, prompt, sample_frames(row["video"], family=family)
             )
-        )
+            tensors = {k: v.to(device) for k, v in tensors.items() if k != "image_grid_thw"}
+            self.examples.append((ids, tensors, parse_label(row["label"])))
 
-    def inputs(prompt_ids, tensors, response_ids):
-        ids = torch.tensor([prompt_ids + response_ids], device=args.device)
-        types = (ids == processor.video_token_id).long() * family.VIDEO  # token types, as the processor marks them
-        return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "mm_token_type_ids": types, **tensors}
+    def inputs(self, prompt_ids: list[int], tensors: dict, response_ids: list[int]) -> dict:
+        ids = self.torch.tensor([prompt_ids + response_ids], device=self.device)
+        types = (ids == self.processor.video_token_id).long() * self.family.VIDEO  # as the processor marks them
+        return {"input_ids": ids, "attention_mask": self.torch.ones_like(ids), "mm_token_type_ids": types, **tensors}
 
-    @torch.no_grad()
-    def format_rate() -> float:
-        """Share of samples (temperature 1, `--probe-samples` per prompt) that keep the strict format."""
-        model.eval()
-        hits = total = 0
-        for prompt_ids, tensors, _ in examples[: args.probe]:
-            out = model.generate(
-                **inputs(prompt_ids, tensors, []),
-                max_new_tokens=args.max_new_tokens,
+    def sample(self, index: int, samples: int, max_new_tokens: int) -> list[str]:
+        """`samples` responses to prompt `index`, as the reward reads them (`extract_response`)."""
+        from rarft_plugin.parsing import extract_response
+
+        prompt_ids, tensors, _ = self.examples[index]
+        with self.torch.no_grad():
+            out = self.model.generate(
+                **self.inputs(prompt_ids, tensors, []),
+                max_new_tokens=max_new_tokens,
                 do_sample=True,
                 temperature=1.0,
                 top_k=0,
                 top_p=1.0,
-                num_return_sequences=args.probe_samples,
+                num_return_sequences=samples,
+                suppress_tokens=self.forbidden,
+                eos_token_id=self.end_ids,
+                pad_token_id=self.tokenizer.pad_token_id,
             )
-            for row in out[:, len(prompt_ids) :]:
-                hits += parse_response(tokenizer.decode(row, skip_special_tokens=True).strip()).strict_format
-                total += 1
-        model.train()
-        return hits / total
+        texts = []
+        for row in out[:, len(prompt_ids) :].tolist():
+            end = next((i + 1 for i, token in enumerate(row) if token in self.end_ids), len(row))
+            texts.append(extract_response(self.tokenizer.decode(row[:end]), chat=self.family.CHAT))
+        return texts
+
+
+def probe_policy(policy: Policy, samples: int, max_new_tokens: int, prompts: int | None = None) -> dict:
+    """Mean RA-RFT rewards (paper variant, eq. 3-7) of `samples` sampled responses per prompt, per prompt and
+    overall, with the standard error across prompts."""
+    from rarft_plugin.rewards import REWARD_NAMES, score_many
+
+    was_training = policy.model.training
+    policy.model.eval()
+    per_prompt = []
+    for index in range(min(prompts or len(policy.examples), len(policy.examples))):
+        label = policy.examples[index][2]
+        rewards = score_many(policy.sample(index, samples, max_new_tokens), [label] * samples)
+        per_prompt.append({name: sum(r[name] for r in rewards) / samples for name in (*REWARD_NAMES, "total")})
+    policy.model.train(was_training)
+    return {
+        "samples_per_prompt": samples,
+        "prompts": len(per_prompt),
+        **summarise(per_prompt),
+        "per_prompt": per_prompt,
+    }
+
+
+def summarise(per_prompt: list[dict]) -> dict[str, dict[str, float]]:
+    """{reward: {"mean", "se"}} over prompts (the standard error of the mean of per-prompt means)."""
+    out = {}
+    for name in per_prompt[0]:
+        values = [p[name] for p in per_prompt]
+        mean = sum(values) / len(values)
+        var = sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)
+        out[name] = {"mean": mean, "se": (var / len(values)) ** 0.5}
+    return out
+
+
+def paired_change(before: dict, after: dict) -> dict[str, dict[str, float]]:
+    """After minus before on the same prompts: {reward: {"mean", "se"}} of the per-prompt differences."""
+    pairs = zip(before["per_prompt"], after["per_prompt"], strict=True)
+    return summarise([{name: a[name] - b[name] for name in b} for b, a in pairs])
+
+
+def probe(args: argparse.Namespace) -> int:
+    import torch
+
+    torch.manual_seed(args.seed)
+    result = probe_policy(Policy(args.model, args.assets, args.device), args.samples, args.max_new_tokens)
+    result["model"] = str(args.model)
+    write_atomic(args.out, json.dumps(result, indent=1))
+    print(
+        f"{args.model}: reward {result['total']['mean']:.3f} ± {result['total']['se']:.3f}, "
+        f"format {result['format']['mean']:.3f} ± {result['format']['se']:.3f} "
+        f"({result['prompts']} prompts × {args.samples} samples) -> {args.out}"
+    )
+    return 0
+
+
+def warmstart(args: argparse.Namespace) -> int:
+    import torch
+
+    torch.manual_seed(args.seed)
+    policy = Policy(args.init or args.assets / "model", args.assets, args.device)
+    model, tokenizer = policy.model, policy.tokenizer
+    end_of_turn = policy.family.CHAT.turn_ends[0]
+    targets = [
+        tokenizer(target_response(label) + end_of_turn, add_special_tokens=False)["input_ids"]
+        for _, _, label in policy.examples
+    ]
+
+    def format_rate() -> float:
+        """Share of samples (`--probe-samples` per prompt for the first `--probe` prompts) in the strict format."""
+        return probe_policy(policy, args.probe_samples, args.max_new_tokens, args.probe)["format"]["mean"]
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
+    model.train()
     trace = [{"step": 0, "loss": None, "format_rate": format_rate(), "seconds": 0.0}]
     started = time.perf_counter()
     for step in range(1, args.max_steps + 1):
         losses = []
-        for index in torch.randperm(len(examples))[: args.batch].tolist():
-            prompt_ids, tensors, response_ids = examples[index]
-            logits = model(**inputs(prompt_ids, tensors, response_ids)).logits[0, len(prompt_ids) - 1 : -1]
+        for index in torch.randperm(len(policy.examples))[: args.batch].tolist():
+            prompt_ids, tensors, _ = policy.examples[index]
+            response_ids = targets[index]
+            logits = model(**policy.inputs(prompt_ids, tensors, response_ids)).logits[0, len(prompt_ids) - 1 : -1]
             loss = torch.nn.functional.cross_entropy(logits.float(), torch.tensor(response_ids, device=args.device))
             (loss / args.batch).backward()
             losses.append(loss.item())
@@ -147,7 +223,7 @@ def warmstart(args: argparse.Namespace) -> int:
                 break
     args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.out)
-    processor.save_pretrained(args.out)
+    policy.processor.save_pretrained(args.out)
     write_atomic(args.out / "warmstart.json", json.dumps({"target": args.target_format_rate, "trace": trace}, indent=1))
     print(
         f"warm start: format rate {trace[0]['format_rate']:.2f} -> {trace[-1]['format_rate']:.2f} "
@@ -167,7 +243,11 @@ CURVE_KEYS = (
     "rarft/malformed",
     "policy_loss",
     "actor_grad_norm",
+    "kl",
+    # rollout (vLLM) minus training log-probs of the sampled tokens; logged with --algo.advantage.is_correction_level
+    "vllm_kl",
 )
+PROBED = ("total", "format", "refuse_iou", "explain", "correction")
 
 
 def step_logs(text: str) -> list[dict]:
@@ -210,23 +290,53 @@ def curve(args: argparse.Namespace) -> int:
         for s in logs
     ]
     warm = json.loads(args.warmstart.read_text()) if args.warmstart else None
-    write_atomic(args.out / "curve.json", json.dumps({"steps": rows, "warmstart": warm}, indent=1))
-    lines = [
-        "| step | reward mean | format | refuse-IoU | explain | correction | step s | rarft share |",
-        "|---|---|---|---|---|---|---|---|",
+    before, after = (json.loads(p.read_text()) if p else None for p in (args.before, args.after))
+    change = paired_change(before, after) if before and after else None
+    write_atomic(
+        args.out / "curve.json",
+        json.dumps({"steps": rows, "warmstart": warm, "before": before, "after": after, "change": change}, indent=1),
+    )
+    lines = []
+    if change:
+        lines += [
+            f"Sampled after vs before GRPO ({before['prompts']} prompts × {before['samples_per_prompt']} samples, "
+            "same prompts; change = mean of per-prompt differences ± its standard error):",
+            "",
+            "| reward | before | after | change |",
+            "|---|---|---|---|",
+            *(
+                f"| {name} | {before[name]['mean']:.3f} ± {before[name]['se']:.3f} | "
+                f"{after[name]['mean']:.3f} ± {after[name]['se']:.3f} | "
+                f"{change[name]['mean']:+.3f} ± {change[name]['se']:.3f} |"
+                for name in PROBED
+            ),
+            "",
+        ]
+    lines += [
+        "| step | reward mean | format | refuse-IoU | explain | correction | vllm_kl | step s | rarft share |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        vllm_kl = "" if r["vllm_kl"] is None else f"{r['vllm_kl']:.4f}"
         lines.append(
             f"| {r['step']} | {r['rollout/reward_mean']:.3f} | {r['format']:.3f} | {r['refuse_iou']:.3f} | "
-            f"{r['explain']:.3f} | {r['correction']:.3f} | {r['step_s']:.1f} | {r['shares']['rarft']:.1%} |"
+            f"{r['explain']:.3f} | {r['correction']:.3f} | {vllm_kl} | {r['step_s']:.1f} | {r['shares']['rarft']:.1%} |"
         )
     write_atomic(args.out / "curve.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
-    _plot(rows, warm, args.out / "curve.png", args.title)
+    _plot(rows, warm, before, after, args.out / "curve.png", args.title)
     return 0
 
 
-def _plot(rows: list[dict], warm: dict | None, path: Path, title: str) -> None:
+def moving_mean(values: list[float], window: int) -> list[float]:
+    """Trailing mean over up to `window` values (per-step rollout means are noisy: 4 prompts a step)."""
+    return [
+        sum(values[max(0, i - window + 1) : i + 1]) / len(values[max(0, i - window + 1) : i + 1])
+        for i in range(len(values))
+    ]
+
+
+def _plot(rows: list[dict], warm: dict | None, before: dict | None, after: dict | None, path: Path, title: str) -> None:
     import io
 
     import matplotlib
@@ -235,22 +345,39 @@ def _plot(rows: list[dict], warm: dict | None, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     steps = [r["step"] for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(steps, [r["rollout/reward_mean"] for r in rows], marker="o", label="mean total reward (eq. 3)")
-    ax.plot(steps, [r["format"] for r in rows], marker="s", label="format reward (eq. 4)")
-    ax.plot(steps, [r["refuse_iou"] for r in rows], marker="^", label="refuse-IoU (eq. 5)")
-    ax.axhline(rows[0]["rollout/reward_mean"], color="grey", linestyle=":", label="start: step 1 rollouts")
+    panels = 2 if before and after else 1
+    fig, axes = plt.subplots(1, panels, figsize=(7 + 4 * (panels - 1), 4), squeeze=False, width_ratios=[7, 4][:panels])
+    ax = axes[0][0]
+    for key, label, marker in (
+        ("rollout/reward_mean", "total reward (eq. 3)", "o"),
+        ("format", "format reward (eq. 4)", "s"),
+        ("refuse_iou", "refuse-IoU (eq. 5)", "^"),
+    ):
+        values = [r[key] for r in rows]
+        (line,) = ax.plot(steps, values, marker=marker, linestyle="none", alpha=0.35)
+        ax.plot(steps, moving_mean(values, 6), color=line.get_color(), label=f"{label}, mean of last 6 steps")
     if warm:
-        ax.axhline(
-            warm["trace"][0]["format_rate"],
-            color="black",
-            linestyle="--",
-            label="format rate of the untrained (random) model",
-        )
-    ax.set_xlabel("GRPO step (train_ppo_ray)")
-    ax.set_ylabel("mean over the step's rollouts")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
+        ax.axhline(warm["trace"][0]["format_rate"], color="black", linestyle="--", label="format, random model")
+    ax.set_xlabel("GRPO step (train_ppo_ray); dots: the step's 32 rollouts")
+    ax.set_ylabel("mean over rollouts")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    if panels == 2:
+        ax = axes[0][1]
+        names = ("total", "format", "refuse_iou")
+        x = range(len(names))
+        for offset, (probe, label) in zip((-0.2, 0.2), ((before, "before GRPO"), (after, "after GRPO")), strict=True):
+            ax.bar(
+                [i + offset for i in x],
+                [probe[n]["mean"] for n in names],
+                0.4,
+                yerr=[probe[n]["se"] for n in names],
+                capsize=3,
+                label=label,
+            )
+        ax.set_xticks(list(x), names)
+        ax.set_title(f"sampled, {before['prompts']} prompts × {before['samples_per_prompt']}", fontsize=10)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
@@ -267,24 +394,35 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("warmstart", help="short supervised pass on the answer format")
     p.add_argument("--assets", type=Path, required=True, help="folder written by `assets`")
     p.add_argument("--out", type=Path, required=True, help="warm-started model directory")
+    p.add_argument("--init", type=Path, default=None, help="model to start from (default: the assets' random one)")
     p.add_argument("--device", default="cuda")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--max-steps", type=int, default=300)
-    p.add_argument("--max-seconds", type=float, default=150.0, help="stop probing for the target after this")
+    p.add_argument("--max-steps", type=int, default=1200)
+    p.add_argument("--max-seconds", type=float, default=220.0, help="stop probing for the target after this")
     p.add_argument("--probe", type=int, default=8, help="prompts sampled to measure the format rate")
     p.add_argument("--probe-samples", type=int, default=4, help="samples per probed prompt")
-    p.add_argument("--probe-every", type=int, default=20)
+    p.add_argument("--probe-every", type=int, default=40)
     p.add_argument("--target-format-rate", type=float, default=0.3)
     p.add_argument("--max-new-tokens", type=int, default=96)
+    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("probe", help="mean rewards of sampled responses per prompt (before / after training)")
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--assets", type=Path, required=True, help="folder written by `assets`")
+    p.add_argument("--out", type=Path, required=True, help="JSON file")
+    p.add_argument("--samples", type=int, default=16, help="samples per prompt")
+    p.add_argument("--max-new-tokens", type=int, default=96)
+    p.add_argument("--device", default="cuda")
     p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("curve", help="learning curve and step-time shares from a train_ppo_ray log")
     p.add_argument("--log", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--warmstart", type=Path, default=None, help="warmstart.json of the starting model")
-    p.add_argument("--title", default="RA-RFT GRPO, tiny Qwen2.5-VL, one H100")
+    p.add_argument("--before", type=Path, default=None, help="`probe` JSON of the starting model")
+    p.add_argument("--after", type=Path, default=None, help="`probe` JSON of the trained model")
+    p.add_argument("--title", default="RA-RFT GRPO through train_ppo_ray, tiny Qwen2.5-VL")
     args = parser.parse_args(argv)
-    return {"assets": assets, "warmstart": warmstart, "curve": curve}[args.command](args)
+    return {"assets": assets, "warmstart": warmstart, "probe": probe, "curve": curve}[args.command](args)
 
 
 if __name__ == "__main__":
