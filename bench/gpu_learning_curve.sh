@@ -23,12 +23,15 @@ run() { "$python" "$repo/scripts/gpu_run.py" "$@"; }
 [[ -f $out/warm/warmstart.json ]] || run warmstart --assets "$out/assets" --out "$out/warm" --target-format-rate 0.3
 [[ -f $out/probe_before.json ]] || run probe --model "$out/warm" --assets "$out/assets" --samples 32 \
     --out "$out/probe_before.json"
+# token-mean: with seq-mean-token-mean (the recipes' TRL-era averaging) a failed response's per-token penalty
+# shrinks as it grows, so long garbage is penalised least; on this tiny model at lr 3e-4 responses grew from 45
+# to 55 tokens and the format rate fell from 0.46 to 0.20 (docs/gpu.md). CURVE_AGG=seq-mean-token-mean repeats it.
 # is_correction_level token: vLLM returns each sampled token's log-prob and OpenRLHF logs `vllm_kl`, the mean
 # rollout-minus-training log-prob: the end-to-end check that training scores what the rollout sampled.
 RARFT_MODEL=$out/warm SMOKE_INFER=0 "$repo/scripts/gpu_smoke.sh" "$out" \
     --rollout.batch_size 4 --rollout.n_samples_per_prompt 8 --train.batch_size 32 \
-    --train.num_episodes "${CURVE_EPISODES:-15}" --rollout.max_new_tokens 96 --actor.adam.lr "${CURVE_LR:-2e-4}" \
-    --algo.kl.init_coef 0.01 --algo.advantage.is_correction_level token --ckpt.save_steps 1000 "$@"
+    --train.num_episodes "${CURVE_EPISODES:-15}" --rollout.max_new_tokens 96 --actor.adam.lr "${CURVE_LR:-3e-4}" \
+    --actor.loss_agg_mode "${CURVE_AGG:-token-mean}" --algo.kl.init_coef 0.01 --algo.advantage.is_correction_level token --ckpt.save_steps 1000 "$@"
 run probe --model "$out/run" --assets "$out/assets" --samples 32 --out "$out/probe_after.json"
 run curve --log "$out/train.log" --warmstart "$out/warm/warmstart.json" --before "$out/probe_before.json" \
     --after "$out/probe_after.json" --out "$out"
