@@ -2,14 +2,20 @@
 
     python scripts/gpu_run.py assets --out DIR [--items 16]        # tiny model, stand-in videos, prompts
     python scripts/gpu_run.py warmstart --assets DIR --out MODEL   # short supervised pass on the format
-    python scripts/gpu_run.py curve --log train.log --out DIR [--warmstart MODEL/warmstart.json]
+    python scripts/gpu_run.py probe --model MODEL --assets DIR --out JSON  # sampled rewards per prompt
+    python scripts/gpu_run.py reference-grpo --model MODEL --assets DIR --out JSON [--device cpu]
+    python scripts/gpu_run.py curve --log train.log --out DIR [--warmstart W.json --before B.json --after A.json]
 
 `assets` takes the first items of the shipped HI-Charades file, writes a generated clip as long as
 each record's video, the tiny random Qwen2.5-VL (`rarft_plugin.stand_ins`) and the OpenRLHF prompt
 JSONL (`rarft-prep to-openrlhf`, template ra_rft). `warmstart` teaches that random model the answer
 format by teacher forcing until a set share of its samples (temperature 1) is in format, so GRPO
 groups differ (a random model's rewards are constant within a group: nothing to learn from).
-`curve` reads OpenRLHF's per-step log lines and writes the learning curve and the step-time shares.
+`probe` samples a model the way rollouts do (reference video positions, temperature 1, special tokens
+kept out) and scores every sample with the RA-RFT rewards: before and after training on the same prompts.
+`reference-grpo` is GRPO in plain PyTorch with the learning-curve settings, to try a setting on a CPU.
+`curve` reads OpenRLHF's per-step log lines and writes the learning curve, the before/after comparison and
+the step-time shares.
 """
 
 from __future__ import annotations
@@ -100,8 +106,9 @@ class Policy:
         types = (ids == self.processor.video_token_id).long() * self.family.VIDEO  # as the processor marks them
         return {"input_ids": ids, "attention_mask": self.torch.ones_like(ids), "mm_token_type_ids": types, **tensors}
 
-    def sample(self, index: int, samples: int, max_new_tokens: int) -> list[str]:
-        """`samples` responses to prompt `index`, as the reward reads them (`extract_response`)."""
+    def sample(self, index: int, samples: int, max_new_tokens: int) -> list[tuple[list[int], str]]:
+        """`samples` responses to prompt `index`: (token ids up to the end-of-turn token included, the text as the
+        reward reads it, `extract_response`)."""
         from rarft_plugin.parsing import extract_response
 
         prompt_ids, tensors, _ = self.examples[index]
@@ -118,11 +125,18 @@ class Policy:
                 eos_token_id=self.end_ids,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
-        texts = []
+        responses = []
         for row in out[:, len(prompt_ids) :].tolist():
-            end = next((i + 1 for i, token in enumerate(row) if token in self.end_ids), len(row))
-            texts.append(extract_response(self.tokenizer.decode(row[:end]), chat=self.family.CHAT))
-        return texts
+            ids = row[: next((i + 1 for i, token in enumerate(row) if token in self.end_ids), len(row))]
+            responses.append((ids, extract_response(self.tokenizer.decode(ids), chat=self.family.CHAT)))
+        return responses
+
+    def response_log_probs(self, model, index: int, response_ids: list[int]):
+        """Log-probs of `response_ids` after prompt `index` under `model` (teacher forcing), one per token."""
+        prompt_ids, tensors, _ = self.examples[index]
+        logits = model(**self.inputs(prompt_ids, tensors, response_ids)).logits[0, len(prompt_ids) - 1 : -1].float()
+        targets = self.torch.tensor(response_ids, device=self.device)[:, None]
+        return self.torch.log_softmax(logits, -1).gather(1, targets)[:, 0]
 
 
 def probe_policy(policy: Policy, samples: int, max_new_tokens: int, prompts: int | None = None) -> dict:
@@ -135,7 +149,8 @@ def probe_policy(policy: Policy, samples: int, max_new_tokens: int, prompts: int
     per_prompt = []
     for index in range(min(prompts or len(policy.examples), len(policy.examples))):
         label = policy.examples[index][2]
-        rewards = score_many(policy.sample(index, samples, max_new_tokens), [label] * samples)
+        texts = [text for _, text in policy.sample(index, samples, max_new_tokens)]
+        rewards = score_many(texts, [label] * samples)
         per_prompt.append({name: sum(r[name] for r in rewards) / samples for name in (*REWARD_NAMES, "total")})
     policy.model.train(was_training)
     return {
@@ -201,10 +216,7 @@ def warmstart(args: argparse.Namespace) -> int:
     for step in range(1, args.max_steps + 1):
         losses = []
         for index in torch.randperm(len(policy.examples))[: args.batch].tolist():
-            prompt_ids, tensors, _ = policy.examples[index]
-            response_ids = targets[index]
-            logits = model(**policy.inputs(prompt_ids, tensors, response_ids)).logits[0, len(prompt_ids) - 1 : -1]
-            loss = torch.nn.functional.cross_entropy(logits.float(), torch.tensor(response_ids, device=args.device))
+            loss = -policy.response_log_probs(model, index, targets[index]).mean()  # cross-entropy, teacher forcing
             (loss / args.batch).backward()
             losses.append(loss.item())
         optimizer.step()
@@ -232,6 +244,60 @@ def warmstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def reference_grpo(args: argparse.Namespace) -> int:
+    """GRPO in plain PyTorch on one device, as train_ppo_ray computes it with the learning-curve flags (group-
+    normalised advantages, one on-policy PPO pass, k3 KL to the start model as a loss term, `--loss-agg-mode`,
+    Adam with linear decay to 0.1x, gradient clip 1), without Ray, vLLM or DeepSpeed: whether a setting can
+    learn at all is found here, on a CPU, before device time is spent on it."""
+    import random
+
+    import torch
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    from rarft_plugin.rewards import score_many
+
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    policy = Policy(args.model, args.assets, args.device)
+    reference = Qwen2_5_VLForConditionalGeneration.from_pretrained(args.model).to(args.device).eval()
+    optimizer = torch.optim.Adam(policy.model.parameters(), lr=args.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 1 - 0.9 * k / args.steps)
+    queue: list[int] = []
+    trace = []
+    for step in range(1, args.steps + 1):
+        if len(queue) < args.prompts:  # episodes: every prompt once, in a fresh order
+            queue += rng.sample(range(len(policy.examples)), len(policy.examples))
+        batch, queue = queue[: args.prompts], queue[args.prompts :]
+        policy.model.eval()
+        rollouts = []
+        for index in batch:
+            responses = policy.sample(index, args.n, args.max_new_tokens)
+            rewards = score_many([text for _, text in responses], [policy.examples[index][2]] * args.n)
+            totals = torch.tensor([r["total"] for r in rewards])
+            advantages = ((totals - totals.mean()) / (totals.std() + 1e-9)).tolist()
+            rollouts += [(index, ids, a, r) for (ids, _), a, r in zip(responses, advantages, rewards, strict=True)]
+        policy.model.train()
+        tokens = sum(len(ids) for _, ids, _, _ in rollouts)
+        for index, ids, advantage, _ in rollouts:
+            log_probs = policy.response_log_probs(policy.model, index, ids)
+            with torch.no_grad():
+                log_ratio_ref = policy.response_log_probs(reference, index, ids) - log_probs
+            ratio = torch.exp(log_probs - log_probs.detach())  # 1, with PPO's gradient (one pass: never clipped)
+            per_token = -ratio * advantage + args.kl * (torch.exp(log_ratio_ref) - log_ratio_ref - 1)  # k3
+            loss = per_token.sum() / tokens if args.loss_agg_mode == "token-mean" else per_token.mean() / len(rollouts)
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad()
+        schedule.step()
+        row = {name: sum(r[name] for *_, r in rollouts) / len(rollouts) for name in ("total", "format", "refuse_iou")}
+        trace.append({"step": step, **row, "response_length": tokens / len(rollouts)})
+        print(json.dumps(trace[-1]), flush=True)
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    write_atomic(args.out, json.dumps({"settings": settings, "trace": trace}, indent=1))
+    return 0
+
+
 _STEP_LINE = re.compile(r"Global step (\d+): (\{.*\})\s*$")
 CURVE_KEYS = (
     "rollout/reward_mean",
@@ -256,7 +322,10 @@ def step_logs(text: str) -> list[dict]:
     for line in text.splitlines():
         match = _STEP_LINE.search(line)
         if match:
-            steps[int(match.group(1))] = ast.literal_eval(match.group(2))
+            try:
+                steps[int(match.group(1))] = ast.literal_eval(match.group(2))
+            except (ValueError, SyntaxError):  # a line cut off when the run was killed, or not a dict literal
+                continue
     return [{"step": step, **steps[step]} for step in sorted(steps)]
 
 
@@ -414,6 +483,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--device", default="cuda")
     p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("reference-grpo", help="GRPO in plain PyTorch (no Ray / vLLM / DeepSpeed), cpu or cuda")
+    p.add_argument("--model", type=Path, required=True, help="start model (a warm start)")
+    p.add_argument("--assets", type=Path, required=True, help="folder written by `assets`")
+    p.add_argument("--out", type=Path, required=True, help="JSON file: settings and per-step means")
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--prompts", type=int, default=4, help="prompts per step (--rollout.batch_size)")
+    p.add_argument("--n", type=int, default=8, help="samples per prompt (--rollout.n_samples_per_prompt)")
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--kl", type=float, default=0.01, help="--algo.kl.init_coef")
+    p.add_argument("--loss-agg-mode", choices=("token-mean", "seq-mean-token-mean"), default="token-mean")
+    p.add_argument("--max-new-tokens", type=int, default=96)
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("curve", help="learning curve and step-time shares from a train_ppo_ray log")
     p.add_argument("--log", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
@@ -422,7 +504,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--after", type=Path, default=None, help="`probe` JSON of the trained model")
     p.add_argument("--title", default="RA-RFT GRPO through train_ppo_ray, tiny Qwen2.5-VL")
     args = parser.parse_args(argv)
-    return {"assets": assets, "warmstart": warmstart, "probe": probe, "curve": curve}[args.command](args)
+    return {
+        "assets": assets,
+        "warmstart": warmstart,
+        "probe": probe,
+        "reference-grpo": reference_grpo,
+        "curve": curve,
+    }[args.command](args)
 
 
 if __name__ == "__main__":

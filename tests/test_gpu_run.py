@@ -1,0 +1,119 @@
+"""scripts/gpu_run.py on CPU: the pieces of the GPU learning run that need no GPU, against a real excerpt of
+OpenRLHF 0.11.2's train_ppo_ray log (three steps of the 2026-11-26 learning run, Ray prefixes, progress bars
+and all) and the per-step data shipped in docs/gpu/."""
+
+import json
+import runpy
+from pathlib import Path
+
+import pytest
+
+from rarft_plugin.dataset import load_examples
+from rarft_plugin.rewards import REWARD_NAMES, score
+
+REPO = Path(__file__).resolve().parents[1]
+GPU_RUN = runpy.run_path(str(REPO / "scripts" / "gpu_run.py"))
+EXCERPT = Path(__file__).parent / "support" / "openrlhf_0_11_2_steps.log"
+RUN_B = REPO / "docs" / "gpu" / "curve_token_mean_lr3e-4.json"
+HI_CHARADES = REPO / "eval" / "benchmarks" / "hi_vtg_charades.json"
+
+
+def test_step_logs_reads_every_step_of_the_real_log():
+    steps = GPU_RUN["step_logs"](EXCERPT.read_text())
+    assert [s["step"] for s in steps] == [1, 2, 3]
+    for status in steps:
+        assert {*REWARD_NAMES, "rarft/video_prep_s", "rarft/generate_s", "rarft/reward_s", "vllm_kl"} <= set(status)
+        assert status["rollout/num_samples"] == 32.0
+
+
+@pytest.mark.parametrize(
+    ("text", "steps"),
+    [
+        ("", []),
+        ("Global step 1: {'a': 1}\n", [1]),
+        ("Global step 2: {'a': 1}\nGlobal step 1: {'a': 2}\n", [1, 2]),  # sorted by step
+        ("Global step 1: {'a': 1}\nGlobal step 2: {'a': 1, 'b", [1]),  # cut off when the run was killed
+        ("Global step 1: {'a': nan}\n", []),  # not a literal: skipped, not raised
+        ("global step 1: {'a': 1}\n", []),
+    ],
+)
+def test_step_logs_cases(text, steps):
+    assert [s["step"] for s in GPU_RUN["step_logs"](text)] == steps
+
+
+def test_step_shares_are_parts_of_the_step():
+    for status in GPU_RUN["step_logs"](EXCERPT.read_text()):
+        shares = GPU_RUN["step_shares"](status)
+        assert shares["rarft"] == pytest.approx(shares["rarft_video_prep"] + shares["rarft_reward"])
+        assert 0 < shares["rarft"] < shares["generation"] < 1
+        phases = ("generation", "make_experience", "ppo_train", "broadcast")
+        assert 0.9 < sum(shares[name] for name in phases) <= 1.0 + 1e-9  # the rest: logging, scheduling
+
+
+@pytest.mark.parametrize(
+    ("values", "mean", "se"),
+    [
+        ([1.0], 1.0, 0.0),
+        ([0.0, 1.0], 0.5, 0.5),
+        ([2.0, 2.0, 2.0, 2.0], 2.0, 0.0),
+        ([0.0, 0.0, 1.0, 1.0], 0.5, (1 / 3 / 4) ** 0.5),
+    ],
+)
+def test_summarise(values, mean, se):
+    out = GPU_RUN["summarise"]([{"total": v} for v in values])["total"]
+    assert out["mean"] == pytest.approx(mean) and out["se"] == pytest.approx(se)
+
+
+def test_paired_change_reproduces_the_shipped_run():
+    run = json.loads(RUN_B.read_text())
+    change = GPU_RUN["paired_change"](run["before"], run["after"])
+    for name, stored in run["change"].items():
+        assert change[name] == pytest.approx(stored), name
+    assert change["format"]["mean"] == pytest.approx(-0.258, abs=5e-4)  # docs/gpu.md, run B
+    with pytest.raises(ValueError):  # different prompts cannot be paired
+        GPU_RUN["paired_change"](run["before"], {**run["after"], "per_prompt": run["after"]["per_prompt"][:-1]})
+
+
+@pytest.mark.parametrize(
+    ("values", "window", "expected"),
+    [([1, 2, 3, 4], 2, [1, 1.5, 2.5, 3.5]), ([4], 6, [4]), ([1, 3], 1, [1, 3]), ([], 3, [])],
+)
+def test_moving_mean(values, window, expected):
+    assert GPU_RUN["moving_mean"](values, window) == pytest.approx(expected)
+
+
+def test_curve_writes_table_json_and_plot(tmp_path):
+    run = json.loads(RUN_B.read_text())
+    before, after = tmp_path / "before.json", tmp_path / "after.json"
+    before.write_text(json.dumps(run["before"]))
+    after.write_text(json.dumps(run["after"]))
+    argv = ["curve", "--log", str(EXCERPT), "--before", str(before), "--after", str(after), "--out", str(tmp_path)]
+    assert GPU_RUN["main"](argv) == 0
+    table = (tmp_path / "curve.md").read_text()
+    assert "| format | 0.461 ± 0.033 | 0.203 ± 0.055 | -0.258 ± 0.079 |" in table
+    assert table.count("\n| 1 |") + table.count("\n| 2 |") + table.count("\n| 3 |") == 3
+    assert [r["step"] for r in json.loads((tmp_path / "curve.json").read_text())["steps"]] == [1, 2, 3]
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_curve_without_step_lines_fails(tmp_path, capsys):
+    log = tmp_path / "train.log"
+    log.write_text("Ray started\n")
+    assert GPU_RUN["main"](["curve", "--log", str(log), "--out", str(tmp_path)]) == 2
+    assert "no 'Global step' lines" in capsys.readouterr().err
+    assert not (tmp_path / "curve.json").exists()
+
+
+class Constant:
+    """Every pair of texts equally similar: explain 0, correction 0.5 (paper variant)."""
+
+    def cosine_pairs(self, pairs):
+        return [0.5] * len(pairs)
+
+
+def test_warm_start_targets_earn_format_and_refuse_iou_on_every_shipped_query():
+    examples, _ = load_examples(HI_CHARADES)
+    assert len(examples) > 2000
+    for example in examples:
+        rewards = score(GPU_RUN["target_response"](example.label), example.label, similarity=Constant())
+        assert rewards["format"] == 1.0 and rewards["refuse_iou"] == 1.0, example.key
