@@ -260,8 +260,14 @@ def reference_grpo(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
     policy = Policy(args.model, args.assets, args.device)
     reference = Qwen2_5_VLForConditionalGeneration.from_pretrained(args.model).to(args.device).eval()
-    optimizer = torch.optim.Adam(policy.model.parameters(), lr=args.lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 1 - 0.9 * k / args.steps)
+    optimizer = torch.optim.Adam(policy.model.parameters(), lr=args.lr, eps=args.adam_eps)
+
+    def lr_factor(k: int) -> float:  # OpenRLHF's linear schedule: warm-up, then decay to 0.1x (min_lr_ratio)
+        if k < args.warmup_steps:
+            return (k + 1) / args.warmup_steps
+        return 1 - 0.9 * (k - args.warmup_steps) / max(1, args.steps - args.warmup_steps)
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     queue: list[int] = []
     trace = []
     for step in range(1, args.steps + 1):
@@ -492,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=8, help="samples per prompt (--rollout.n_samples_per_prompt)")
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--kl", type=float, default=0.01, help="--algo.kl.init_coef")
+    p.add_argument("--warmup-steps", type=int, default=0, help="--actor.lr_warmup_ratio × steps")
+    p.add_argument("--adam-eps", type=float, default=1e-8, help="--actor.adam.eps")
     p.add_argument("--loss-agg-mode", choices=("token-mean", "seq-mean-token-mean"), default="token-mean")
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--device", default="cuda")
