@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from rarft_plugin.io_utils import write_atomic  # noqa: E402
+from rarft_plugin.rewards import REWARD_NAMES  # noqa: E402
 from rarft_plugin.schema import Label, parse_label  # noqa: E402
 
 HI_CHARADES = REPO / "eval" / "benchmarks" / "hi_vtg_charades.json"
@@ -142,7 +143,7 @@ class Policy:
 def probe_policy(policy: Policy, samples: int, max_new_tokens: int, prompts: int | None = None) -> dict:
     """Mean RA-RFT rewards (paper variant, eq. 3-7) of `samples` sampled responses per prompt, per prompt and
     overall, with the standard error across prompts."""
-    from rarft_plugin.rewards import REWARD_NAMES, score_many
+    from rarft_plugin.rewards import score_many
 
     was_training = policy.model.training
     policy.model.eval()
@@ -319,7 +320,7 @@ CURVE_KEYS = (
     # rollout (vLLM) minus training log-probs of the sampled tokens; logged with --algo.advantage.is_correction_level
     "vllm_kl",
 )
-PROBED = ("total", "format", "refuse_iou", "explain", "correction")
+PROBED = ("total", *REWARD_NAMES)
 
 
 def step_logs(text: str) -> list[dict]:
@@ -405,10 +406,8 @@ def curve(args: argparse.Namespace) -> int:
 
 def moving_mean(values: list[float], window: int) -> list[float]:
     """Trailing mean over up to `window` values (per-step rollout means are noisy: 4 prompts a step)."""
-    return [
-        sum(values[max(0, i - window + 1) : i + 1]) / len(values[max(0, i - window + 1) : i + 1])
-        for i in range(len(values))
-    ]
+    windows = (values[max(0, i - window + 1) : i + 1] for i in range(len(values)))
+    return [sum(w) / len(w) for w in windows]
 
 
 def _plot(rows: list[dict], warm: dict | None, before: dict | None, after: dict | None, path: Path, title: str) -> None:

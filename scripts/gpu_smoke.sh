@@ -6,9 +6,10 @@
 #   scripts/gpu_smoke.sh OUT [more rarft-train flags]
 #
 # OUT gets assets/ (model, videos, prompts; reused when present), run/ (checkpoints, final weights),
-# train.log and infer.jsonl. Environment: PYTHON (default python3), RARFT_MODEL (default: the tiny model;
-# the learning-curve benchmark passes a warm-started one), SMOKE_ITEMS (items of HI-Charades, default 8),
-# SMOKE_INFER (0: no `rarft-eval infer` at the end),
+# train.log (appended: a run that OpenRLHF resumes from its checkpoint in the same OUT keeps the steps of
+# the first part; `curve` reads the last line of each step) and infer.jsonl. Environment: PYTHON (default
+# python3), RARFT_MODEL (default: the tiny model; the learning-curve benchmark passes a warm-started one),
+# SMOKE_ITEMS (items of HI-Charades, default 8), SMOKE_INFER (0: no `rarft-eval infer` at the end),
 # RARFT_SBERT_MODEL / RARFT_SBERT_DEVICE as for rarft-train. Needs a CUDA GPU and the training stack
 # (docs/gpu.md). tests/gpu/test_train_ppo_ray.py runs it and checks every step and the checkpoint.
 set -euo pipefail
@@ -29,7 +30,7 @@ export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 RARFT_MODEL=${RARFT_MODEL:-$out/assets/model} RARFT_DATA=$out/assets/train.jsonl RARFT_OUTPUT=$out/run \
 PYTHON=$python "$repo/recipes/single_gpu_smoke.sh" \
     --ds.attn_implementation sdpa --vllm.enforce_eager --data.max_len 2048 --rollout.max_new_tokens 64 \
-    --vllm.gpu_memory_utilization 0.3 "$@" 2>&1 | tee "$out/train.log"
+    --vllm.gpu_memory_utilization 0.3 "$@" 2>&1 | tee -a "$out/train.log"
 [[ ${SMOKE_INFER:-1} == 0 ]] && exit 0
 "$python" -m eval.cli infer --model "$out/run" --data "$out/assets/data.json" --video-root "$out/assets/videos" \
     --out "$out/infer.jsonl" --backend hf --device cuda --dtype bf16 --batch-size 8 --max-new-tokens 32

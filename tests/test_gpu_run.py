@@ -41,6 +41,12 @@ def test_step_logs_cases(text, steps):
     assert [s["step"] for s in GPU_RUN["step_logs"](text)] == steps
 
 
+def test_step_logs_keeps_the_last_line_of_a_step():
+    # scripts/gpu_smoke.sh appends to train.log: a resumed or repeated run logs a step again
+    text = "Global step 1: {'a': 1}\nGlobal step 2: {'a': 2}\nGlobal step 1: {'a': 3}\n"
+    assert [(s["step"], s["a"]) for s in GPU_RUN["step_logs"](text)] == [(1, 3), (2, 2)]
+
+
 def test_step_shares_are_parts_of_the_step():
     for status in GPU_RUN["step_logs"](EXCERPT.read_text()):
         shares = GPU_RUN["step_shares"](status)
