@@ -21,6 +21,7 @@ import argparse
 import json
 import math
 import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -305,16 +306,25 @@ def _resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     return tensor.clamp_(0, 255).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
+# decord is not safe to call from several threads at once: in a GPU run (2026-11-26) two rollouts opening
+# different videos in the executor's thread pool aborted the whole vLLM actor inside VideoReader() ("Assertion
+# ret >= 0 failed at libavcodec/bitstream.c"), before the first step. Frames are cached per video, so
+# serialising decord costs a rollout little; PyAV keeps its state per container and needs no lock.
+_DECORD_LOCK = threading.Lock()
+
+
 class _DecordReader:
     def __init__(self, path: str):
         import decord
 
-        self._video = decord.VideoReader(path, num_threads=1)
-        self.frame_count = len(self._video)
-        self.fps = float(self._video.get_avg_fps())
+        with _DECORD_LOCK:
+            self._video = decord.VideoReader(path, num_threads=1)
+            self.frame_count = len(self._video)
+            self.fps = float(self._video.get_avg_fps())
 
     def get(self, indices: np.ndarray) -> np.ndarray:
-        return self._video.get_batch(list(indices)).asnumpy()
+        with _DECORD_LOCK:
+            return self._video.get_batch(list(indices)).asnumpy()
 
 
 class _PyAVReader:

@@ -179,3 +179,54 @@ def test_resolve_video_names_what_it_tried_and_tells_empty_from_missing(tmp_path
         resolve_video("empty.mp4", video_root=tmp_path / "videos", base=tmp_path)
     with pytest.raises(DataError, match=r"none.mp4: video not found under --video-root .*; tried "):
         resolve_video("none.mp4", video_root=tmp_path / "videos", base=tmp_path)
+
+
+class _OverlapCounter:
+    """A stand-in decord module that records how many of its calls run at the same time."""
+
+    def __init__(self):
+        import threading
+
+        self.lock, self.active, self.most = threading.Lock(), 0, 0
+
+    def call(self, result):
+        import time
+
+        with self.lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+        time.sleep(0.01)  # long enough for the other threads to arrive
+        with self.lock:
+            self.active -= 1
+        return result
+
+    def VideoReader(self, path, num_threads):  # noqa: N802 -- decord's name
+        counter = self
+
+        class Reader:
+            def __init__(self):
+                counter.call(None)
+
+            def __len__(self):
+                return 8
+
+            def get_avg_fps(self):
+                return 4.0
+
+            def get_batch(self, indices):
+                return SimpleNamespace(asnumpy=lambda: counter.call(np.zeros((len(indices), 2, 2, 3), np.uint8)))
+
+        return Reader()
+
+
+def test_decord_is_never_called_from_two_threads_at_once(monkeypatch):
+    """decord aborted a vLLM actor when two rollouts opened videos in parallel threads (docs/gpu.md)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rarft_plugin import video
+
+    fake = _OverlapCounter()
+    monkeypatch.setitem(__import__("sys").modules, "decord", fake)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: video._DecordReader(f"clip{i}.mp4").get(np.arange(4)), range(16)))
+    assert fake.most == 1
