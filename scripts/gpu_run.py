@@ -8,9 +8,10 @@
 
 `assets` takes the first items of the shipped HI-Charades file, writes a generated clip as long as
 each record's video, the tiny random Qwen2.5-VL (`rarft_plugin.stand_ins`) and the OpenRLHF prompt
-JSONL (`rarft-prep to-openrlhf`, template ra_rft). `warmstart` teaches that random model the answer
-format by teacher forcing until a set share of its samples (temperature 1) is in format, so GRPO
-groups differ (a random model's rewards are constant within a group: nothing to learn from).
+JSONL (`rarft-prep to-openrlhf`, template ra_rft). `warmstart` teaches that random model three behaviours
+for every query by teacher forcing (`target_responses`: ground, refuse, a bare segment), so GRPO groups
+differ (a random model's rewards are constant within a group: nothing to learn from) and GRPO has the
+RA-RFT decision to learn: ground a relevant query, refuse an irrelevant one, keep the format.
 `probe` samples a model the way rollouts do (reference video positions, temperature 1, special tokens
 kept out) and scores every sample with the RA-RFT rewards: before and after training on the same prompts.
 `reference-grpo` is GRPO in plain PyTorch with the learning-curve settings, to try a setting on a CPU.
@@ -63,14 +64,22 @@ def assets(args: argparse.Namespace) -> int:
     )
 
 
-def target_response(label: Label) -> str:
-    """A short response in the RA-RFT format (eq. 4) that earns every reward for `label`."""
-    if label.relevant:
-        return f"<think>The event is in the video.</think> <answer>{label.answer_time}</answer> <correct></correct>"
-    return (
-        "<think>The query does not match the video.</think> <answer>No part of the video matches the query."
-        f"</answer> <correct>{label.query_relevant}</correct>"
-    )
+def target_responses(label: Label) -> dict[str, str]:
+    """The three behaviours the warm start teaches for every query, in equal measure, so that GRPO has choices
+    to weigh: `ground` (a segment in the RA-RFT format, eq. 4), `refuse` (an explanation and a rewritten query)
+    and `plain` (the segment without the template: malformed, earns nothing). Which one pays depends on the
+    query (ground a relevant one, refuse an irrelevant one) — the decision RA-RFT trains — and on the format.
+
+    Why choices rather than one response taught halfway: a model taught one response until some of its samples
+    are in format spreads its uncertainty over every token, and GRPO's updates on a 2-layer model then mostly
+    carry sampling noise (30 steps lowered the format rate, docs/gpu.md). These responses are short and mostly
+    shared across queries, so more of a group's differences sit where the reward does (the first tokens)."""
+    segment = label.answer_time or f"0.0 to {label.duration or 1.0:.1f}"  # irrelevant queries may lack one
+    return {
+        "ground": f"<think>Seen.</think> <answer>{segment}</answer> <correct></correct>",
+        "refuse": "<think>Unseen.</think> <answer>No match.</answer> <correct></correct>",
+        "plain": segment,
+    }
 
 
 class Policy:
@@ -140,25 +149,43 @@ class Policy:
         return self.torch.log_softmax(logits, -1).gather(1, targets)[:, 0]
 
 
+SHOWN = 6  # sampled texts kept per prompt in a probe's JSON: what the numbers count
+
+
+def right_behaviour(label: Label) -> str:
+    """The taught behaviour that earns the most for `label` (`target_responses`)."""
+    return "ground" if label.relevant else "refuse"
+
+
 def probe_policy(policy: Policy, samples: int, max_new_tokens: int, prompts: int | None = None) -> dict:
     """Mean RA-RFT rewards (paper variant, eq. 3-7) of `samples` sampled responses per prompt, per prompt and
-    overall, with the standard error across prompts."""
+    overall, with the standard error across prompts; plus the shares of samples that are one of the taught
+    responses word for word (`taught`) and the one that earns most (`right`)."""
     from rarft_plugin.rewards import score_many
 
     was_training = policy.model.training
     policy.model.eval()
-    per_prompt = []
+    per_prompt, shown = [], []
     for index in range(min(prompts or len(policy.examples), len(policy.examples))):
         label = policy.examples[index][2]
-        texts = [text for _, text in policy.sample(index, samples, max_new_tokens)]
+        texts = [text.strip() for _, text in policy.sample(index, samples, max_new_tokens)]
+        shown.append(texts[:SHOWN])
         rewards = score_many(texts, [label] * samples)
-        per_prompt.append({name: sum(r[name] for r in rewards) / samples for name in (*REWARD_NAMES, "total")})
+        taught = target_responses(label)
+        per_prompt.append(
+            {
+                **{name: sum(r[name] for r in rewards) / samples for name in (*REWARD_NAMES, "total")},
+                "taught": sum(text in taught.values() for text in texts) / samples,
+                "right": sum(text == taught[right_behaviour(label)] for text in texts) / samples,
+            }
+        )
     policy.model.train(was_training)
     return {
         "samples_per_prompt": samples,
         "prompts": len(per_prompt),
         **summarise(per_prompt),
         "per_prompt": per_prompt,
+        "texts": shown,
     }
 
 
@@ -195,52 +222,61 @@ def probe(args: argparse.Namespace) -> int:
 
 
 def warmstart(args: argparse.Namespace) -> int:
+    import random
+
     import torch
 
     torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
     policy = Policy(args.init or args.assets / "model", args.assets, args.device)
     model, tokenizer = policy.model, policy.tokenizer
     end_of_turn = policy.family.CHAT.turn_ends[0]
     targets = [
-        tokenizer(target_response(label) + end_of_turn, add_special_tokens=False)["input_ids"]
+        [
+            tokenizer(text + end_of_turn, add_special_tokens=False)["input_ids"]
+            for text in target_responses(label).values()
+        ]
         for _, _, label in policy.examples
     ]
+    pairs = [(index, choice) for index, choices in enumerate(targets) for choice in choices]
 
-    def format_rate() -> float:
-        """Share of samples (`--probe-samples` per prompt for the first `--probe` prompts) in the strict format."""
-        return probe_policy(policy, args.probe_samples, args.max_new_tokens, args.probe)["format"]["mean"]
+    def measure() -> dict:
+        """Format rate and share of word-for-word taught samples (`--probe-samples` per prompt, `--probe` prompts)."""
+        result = probe_policy(policy, args.probe_samples, args.max_new_tokens, args.probe)
+        return {name: result[name]["mean"] for name in ("format", "taught", "right", "total")}
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
+    # linear decay to 0.1x over --max-steps: at a constant 1e-3 the taught share swung between 0.2 and 0.7
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 1 - 0.9 * min(1.0, k / args.max_steps))
     model.train()
-    trace = [{"step": 0, "loss": None, "format_rate": format_rate(), "seconds": 0.0}]
+    trace = [{"step": 0, "loss": None, **measure(), "seconds": 0.0}]
     started = time.perf_counter()
     for step in range(1, args.max_steps + 1):
         losses = []
-        for index in torch.randperm(len(policy.examples))[: args.batch].tolist():
-            loss = -policy.response_log_probs(model, index, targets[index]).mean()  # cross-entropy, teacher forcing
+        for index, choice in rng.sample(pairs, min(args.batch, len(pairs))):
+            loss = -policy.response_log_probs(model, index, choice).mean()  # cross-entropy, teacher forcing
             (loss / args.batch).backward()
             losses.append(loss.item())
         optimizer.step()
         optimizer.zero_grad()
+        schedule.step()
         if step % args.probe_every == 0:
             trace.append(
-                {
-                    "step": step,
-                    "loss": sum(losses) / len(losses),
-                    "format_rate": format_rate(),
-                    "seconds": time.perf_counter() - started,
-                }
+                {"step": step, "loss": sum(losses) / len(losses), **measure(), "seconds": time.perf_counter() - started}
             )
             print(json.dumps(trace[-1]), flush=True)
-            if trace[-1]["format_rate"] >= args.target_format_rate or trace[-1]["seconds"] > args.max_seconds:
+            if trace[-1]["taught"] >= args.target_taught or trace[-1]["seconds"] > args.max_seconds:
                 break
     args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.out)
     policy.processor.save_pretrained(args.out)
-    write_atomic(args.out / "warmstart.json", json.dumps({"target": args.target_format_rate, "trace": trace}, indent=1))
+    write_atomic(
+        args.out / "warmstart.json", json.dumps({"target_taught": args.target_taught, "trace": trace}, indent=1)
+    )
     print(
-        f"warm start: format rate {trace[0]['format_rate']:.2f} -> {trace[-1]['format_rate']:.2f} "
-        f"in {trace[-1]['step']} steps ({trace[-1]['seconds']:.1f} s) -> {args.out}"
+        f"warm start: taught share {trace[0]['taught']:.2f} -> {trace[-1]['taught']:.2f}, format rate "
+        f"{trace[0]['format']:.2f} -> {trace[-1]['format']:.2f} in {trace[-1]['step']} steps "
+        f"({trace[-1]['seconds']:.1f} s) -> {args.out}"
     )
     return 0
 
@@ -269,6 +305,7 @@ def reference_grpo(args: argparse.Namespace) -> int:
         return 1 - 0.9 * (k - args.warmup_steps) / max(1, args.steps - args.warmup_steps)
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    before = probe_policy(policy, args.probe_samples, args.max_new_tokens) if args.probe_samples else None
     queue: list[int] = []
     trace = []
     for step in range(1, args.steps + 1):
@@ -301,7 +338,12 @@ def reference_grpo(args: argparse.Namespace) -> int:
         trace.append({"step": step, **row, "response_length": tokens / len(rollouts)})
         print(json.dumps(trace[-1]), flush=True)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    write_atomic(args.out, json.dumps({"settings": settings, "trace": trace}, indent=1))
+    result = {"settings": settings, "trace": trace}
+    if before:  # sampled before and after on every prompt, as the GPU benchmark does
+        after = probe_policy(policy, args.probe_samples, args.max_new_tokens)
+        result.update(before=before, after=after, change=paired_change(before, after))
+        print(json.dumps({name: round(c["mean"], 3) for name, c in result["change"].items()}), flush=True)
+    write_atomic(args.out, json.dumps(result, indent=1))
     return 0
 
 
@@ -320,7 +362,7 @@ CURVE_KEYS = (
     # rollout (vLLM) minus training log-probs of the sampled tokens; logged with --algo.advantage.is_correction_level
     "vllm_kl",
 )
-PROBED = ("total", *REWARD_NAMES)
+PROBED = ("total", *REWARD_NAMES, "taught", "right")
 
 
 def step_logs(text: str) -> list[dict]:
@@ -385,6 +427,7 @@ def curve(args: argparse.Namespace) -> int:
                 f"{after[name]['mean']:.3f} ± {after[name]['se']:.3f} | "
                 f"{change[name]['mean']:+.3f} ± {change[name]['se']:.3f} |"
                 for name in PROBED
+                if name in before
             ),
             "",
         ]
@@ -400,7 +443,7 @@ def curve(args: argparse.Namespace) -> int:
         )
     write_atomic(args.out / "curve.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
-    _plot(rows, warm, before, after, args.out / "curve.png", args.title)
+    _plot(rows, before, after, args.out / "curve.png", args.title)
     return 0
 
 
@@ -410,7 +453,7 @@ def moving_mean(values: list[float], window: int) -> list[float]:
     return [sum(w) / len(w) for w in windows]
 
 
-def _plot(rows: list[dict], warm: dict | None, before: dict | None, after: dict | None, path: Path, title: str) -> None:
+def _plot(rows: list[dict], before: dict | None, after: dict | None, path: Path, title: str) -> None:
     import io
 
     import matplotlib
@@ -430,15 +473,15 @@ def _plot(rows: list[dict], warm: dict | None, before: dict | None, after: dict 
         values = [r[key] for r in rows]
         (line,) = ax.plot(steps, values, marker=marker, linestyle="none", alpha=0.35)
         ax.plot(steps, moving_mean(values, 6), color=line.get_color(), label=f"{label}, mean of last 6 steps")
-    if warm:
-        ax.axhline(warm["trace"][0]["format_rate"], color="black", linestyle="--", label="format, random model")
-    ax.set_xlabel("GRPO step (train_ppo_ray); dots: the step's 32 rollouts")
+    ax.set_xlabel("GRPO step (train_ppo_ray); dots: the mean of each step's rollouts")
     ax.set_ylabel("mean over rollouts")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
     if panels == 2:
         ax = axes[0][1]
-        names = ("total", "format", "refuse_iou")
+        names = [
+            n for n in ("total", "format", "refuse_iou", "right") if n in before
+        ]  # `right`: since the choice warm start
         x = range(len(names))
         for offset, (probe, label) in zip((-0.2, 0.2), ((before, "before GRPO"), (after, "after GRPO")), strict=True):
             ax.bar(
@@ -449,7 +492,7 @@ def _plot(rows: list[dict], warm: dict | None, before: dict | None, after: dict 
                 capsize=3,
                 label=label,
             )
-        ax.set_xticks(list(x), names)
+        ax.set_xticks(list(x), [{"right": "right behaviour"}.get(n, n) for n in names])
         ax.set_title(f"sampled, {before['prompts']} prompts × {before['samples_per_prompt']}", fontsize=10)
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -465,19 +508,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--data", type=Path, default=HI_CHARADES, help="released-schema file (default: HI-Charades)")
     p.add_argument("--items", type=int, default=16, help="first N items of --data")
-    p = sub.add_parser("warmstart", help="short supervised pass on the answer format")
+    p = sub.add_parser("warmstart", help="short supervised pass on three behaviours (`target_responses`)")
     p.add_argument("--assets", type=Path, required=True, help="folder written by `assets`")
     p.add_argument("--out", type=Path, required=True, help="warm-started model directory")
     p.add_argument("--init", type=Path, default=None, help="model to start from (default: the assets' random one)")
     p.add_argument("--device", default="cuda")
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--max-steps", type=int, default=1200)
-    p.add_argument("--max-seconds", type=float, default=220.0, help="stop probing for the target after this")
+    p.add_argument("--batch", type=int, default=24, help="(query, behaviour) pairs a step: 24 = all of 8 queries")
+    p.add_argument("--max-steps", type=int, default=600, help="also the length of the linear lr decay")
+    p.add_argument("--max-seconds", type=float, default=900.0, help="stop probing for the target after this")
     p.add_argument("--probe", type=int, default=8, help="prompts sampled to measure the format rate")
     p.add_argument("--probe-samples", type=int, default=4, help="samples per probed prompt")
     p.add_argument("--probe-every", type=int, default=40)
-    p.add_argument("--target-format-rate", type=float, default=0.3)
+    p.add_argument(
+        "--target-taught", type=float, default=0.9, help="stop once this share of samples is taught verbatim"
+    )
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("probe", help="mean rewards of sampled responses per prompt (before / after training)")
@@ -500,6 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup-steps", type=int, default=0, help="--actor.lr_warmup_ratio × steps")
     p.add_argument("--adam-eps", type=float, default=1e-8, help="--actor.adam.eps")
     p.add_argument("--loss-agg-mode", choices=("token-mean", "seq-mean-token-mean"), default="token-mean")
+    p.add_argument("--probe-samples", type=int, default=0, help="sample every prompt this often before and after")
     p.add_argument("--max-new-tokens", type=int, default=96)
     p.add_argument("--device", default="cuda")
     p.add_argument("--seed", type=int, default=0)

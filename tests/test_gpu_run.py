@@ -70,12 +70,29 @@ def test_summarise(values, mean, se):
     assert out["mean"] == pytest.approx(mean) and out["se"] == pytest.approx(se)
 
 
-def test_paired_change_reproduces_the_shipped_run():
-    run = json.loads(RUN_B.read_text())
+# shipped run -> (reward, documented change) in docs/gpu.md
+DOCUMENTED_CHANGES = [
+    ("curve_token_mean_lr3e-4.json", "format", -0.258),  # run B
+    ("curve_choice_lr1e-4_b.json", "total", 0.157),  # run E, the choice warm start
+    ("curve_choice_lr1e-4_b.json", "refuse_iou", 0.158),
+    ("curve_choice_lr1e-4_b.json", "taught", -0.422),
+    ("curve_choice_n16_lr1e-4_g.json", "format", 0.254),  # run G: learning shown
+    ("curve_choice_n16_lr1e-4_g.json", "total", 0.424),
+    ("curve_choice_n16_lr1e-4_g.json", "right", 0.113),
+]
+
+
+@pytest.mark.parametrize(("file", "name", "documented"), DOCUMENTED_CHANGES)
+def test_paired_change_reproduces_the_shipped_runs(file, name, documented):
+    run = json.loads((RUN_B.parent / file).read_text())
     change = GPU_RUN["paired_change"](run["before"], run["after"])
-    for name, stored in run["change"].items():
-        assert change[name] == pytest.approx(stored), name
-    assert change["format"]["mean"] == pytest.approx(-0.258, abs=5e-4)  # docs/gpu.md, run B
+    for reward, stored in run["change"].items():
+        assert change[reward] == pytest.approx(stored), reward
+    assert change[name]["mean"] == pytest.approx(documented, abs=5e-4)
+
+
+def test_paired_change_refuses_unpaired_prompts():
+    run = json.loads(RUN_B.read_text())
     with pytest.raises(ValueError):  # different prompts cannot be paired
         GPU_RUN["paired_change"](run["before"], {**run["after"], "per_prompt": run["after"]["per_prompt"][:-1]})
 
@@ -117,9 +134,29 @@ class Constant:
         return [0.5] * len(pairs)
 
 
-def test_warm_start_targets_earn_format_and_refuse_iou_on_every_shipped_query():
+# (behaviour, relevant query?) -> (format, refuse-IoU) it earns; with Constant similarity the correction adds 0.5
+# for an irrelevant query answered in format, nothing else.
+TAUGHT = {
+    ("ground", True): (1.0, 1.0),
+    ("ground", False): (1.0, 0.0),
+    ("refuse", True): (1.0, 0.0),
+    ("refuse", False): (1.0, 1.0),
+    ("plain", True): (0.0, 0.0),
+    ("plain", False): (0.0, 0.0),
+}
+
+
+def test_warm_start_behaviours_earn_what_they_should_on_every_shipped_query():
     examples, _ = load_examples(HI_CHARADES)
     assert len(examples) > 2000
     for example in examples:
-        rewards = score(GPU_RUN["target_response"](example.label), example.label, similarity=Constant())
-        assert rewards["format"] == 1.0 and rewards["refuse_iou"] == 1.0, example.key
+        label = example.label
+        taught = GPU_RUN["target_responses"](label)
+        totals = {}
+        for name, text in taught.items():
+            rewards = score(text, label, similarity=Constant())
+            assert (rewards["format"], rewards["refuse_iou"]) == TAUGHT[name, label.relevant], (example.key, name)
+            totals[name] = rewards["total"]
+        right = GPU_RUN["right_behaviour"](label)
+        assert totals[right] == max(totals.values()) and list(totals.values()).count(totals[right]) == 1, example.key
+        assert totals["plain"] == 0.0, example.key
