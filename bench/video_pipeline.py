@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import tempfile
 import time
@@ -48,21 +49,12 @@ def rollouts(processor, prompt, clips, group, cache) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-class _NoLock:
-    """What the executor did before decord calls were serialised: unsafe (a GPU run aborted), compared only."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def serialising_cost(processor, prompt, clips) -> tuple[float, float]:
     """Wall s to prepare each clip once, all in flight (every one a cache miss, as in a batch of distinct videos
     at scale): decord serialised (shipped) vs not."""
     serial = rollouts(processor, prompt, clips, 1, cache=True)[0]
-    held, video._DECORD_LOCK = video._DECORD_LOCK, _NoLock()
+    # no lock: what the executor did before decord calls were serialised; unsafe (a GPU run aborted), compared only
+    held, video._DECORD_LOCK = video._DECORD_LOCK, contextlib.nullcontext()
     try:
         parallel = rollouts(processor, prompt, clips, 1, cache=True)[0]
     finally:

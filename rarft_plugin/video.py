@@ -306,8 +306,8 @@ def _resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     return tensor.clamp_(0, 255).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
-# decord is not safe to call from several threads at once: in a GPU run (2026-11-26) two rollouts opening
-# different videos in the executor's thread pool aborted the whole vLLM actor inside VideoReader() ("Assertion
+# decord is not safe to call from several threads at once: in a GPU run (2026-11-26) the executor's worker
+# threads opening a batch's clips together aborted the whole vLLM actor inside VideoReader() ("Assertion
 # ret >= 0 failed at libavcodec/bitstream.c"), before the first step. Frames are cached per video, so
 # serialising decord costs a rollout little; PyAV keeps its state per container and needs no lock.
 _DECORD_LOCK = threading.Lock()

@@ -66,8 +66,8 @@ def assets(args: argparse.Namespace) -> int:
 
 def target_responses(label: Label) -> dict[str, str]:
     """The three behaviours the warm start teaches for every query, in equal measure, so that GRPO has choices
-    to weigh: `ground` (a segment in the RA-RFT format, eq. 4), `refuse` (an explanation and a rewritten query)
-    and `plain` (the segment without the template: malformed, earns nothing). Which one pays depends on the
+    to weigh: `ground` (a segment in the RA-RFT format, eq. 4), `refuse` (a short explanation and no segment, in
+    format) and `plain` (the segment without the template: malformed, earns nothing). Which one pays depends on the
     query (ground a relevant one, refuse an irrelevant one) — the decision RA-RFT trains — and on the format.
 
     Why choices rather than one response taught halfway: a model taught one response until some of its samples
@@ -221,6 +221,14 @@ def probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def lr_factor(step: int, steps: int, warmup_steps: int = 0) -> float:
+    """OpenRLHF's linear schedule as a multiple of the lr at `step` (0-based): warm-up, then decay to 0.1x
+    (min_lr_ratio) at `steps`, held there after."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    return 1 - 0.9 * min(1.0, (step - warmup_steps) / max(1, steps - warmup_steps))
+
+
 def warmstart(args: argparse.Namespace) -> int:
     import random
 
@@ -246,8 +254,8 @@ def warmstart(args: argparse.Namespace) -> int:
         return {name: result[name]["mean"] for name in ("format", "taught", "right", "total")}
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
-    # linear decay to 0.1x over --max-steps: at a constant 1e-3 the taught share swung between 0.2 and 0.7
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 1 - 0.9 * min(1.0, k / args.max_steps))
+    # decay over --max-steps: at a constant 1e-3 the taught share swung between 0.2 and 0.7
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: lr_factor(k, args.max_steps))
     model.train()
     trace = [{"step": 0, "loss": None, **measure(), "seconds": 0.0}]
     started = time.perf_counter()
@@ -299,12 +307,7 @@ def reference_grpo(args: argparse.Namespace) -> int:
     reference = Qwen2_5_VLForConditionalGeneration.from_pretrained(args.model).to(args.device).eval()
     optimizer = torch.optim.Adam(policy.model.parameters(), lr=args.lr, eps=args.adam_eps)
 
-    def lr_factor(k: int) -> float:  # OpenRLHF's linear schedule: warm-up, then decay to 0.1x (min_lr_ratio)
-        if k < args.warmup_steps:
-            return (k + 1) / args.warmup_steps
-        return 1 - 0.9 * (k - args.warmup_steps) / max(1, args.steps - args.warmup_steps)
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: lr_factor(k, args.steps, args.warmup_steps))
     before = probe_policy(policy, args.probe_samples, args.max_new_tokens) if args.probe_samples else None
     queue: list[int] = []
     trace = []

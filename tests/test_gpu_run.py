@@ -160,3 +160,20 @@ def test_warm_start_behaviours_earn_what_they_should_on_every_shipped_query():
         right = GPU_RUN["right_behaviour"](label)
         assert totals[right] == max(totals.values()) and list(totals.values()).count(totals[right]) == 1, example.key
         assert totals["plain"] == 0.0, example.key
+
+
+@pytest.mark.parametrize(
+    ("step", "steps", "warmup", "factor"),
+    [
+        (0, 10, 0, 1.0),
+        (5, 10, 0, 0.55),
+        (10, 10, 0, 0.1),
+        (20, 10, 0, 0.1),  # held at OpenRLHF's min_lr_ratio past the end
+        (0, 10, 4, 0.25),  # warm-up from the first step
+        (3, 10, 4, 1.0),
+        (4, 10, 4, 1.0),
+        (7, 10, 4, 0.55),
+    ],
+)
+def test_lr_factor(step, steps, warmup, factor):
+    assert GPU_RUN["lr_factor"](step, steps, warmup) == pytest.approx(factor)
