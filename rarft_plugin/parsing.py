@@ -4,15 +4,17 @@ Output template (paper eq. 4)::
 
     <think>...</think> <answer>...</answer> <correct>...</correct>
 
-Blocks. Tags are matched case-sensitively, as the prompts spell them. The FIRST complete block of
-a tag is the one read: its first opening tag up to the first closing tag after it, exactly what
-`re.search(r"<answer>(.*?)</answer>", text, re.DOTALL)` finds in the authors' released code (and
-what the released evaluation reads). A block that is opened but never closed does not count, so
-a response cut off by the length limit before `</answer>` has no answer. Contents are stripped of
+Blocks. Tags are matched case-sensitively, as the prompts spell them. `answer`, `think` and
+`correction` are the FIRST complete block of a tag: its first opening tag up to the first closing
+tag after it, what `re.search(r"<answer>(.*?)</answer>", text, re.DOTALL)` finds (the paper's "the
+answer"; the released evaluation reads the same block). `answer_released` and `correction_released`
+are the LAST block as the released reward code reads it, `re.findall(r"<answer>(.*?)</answer>",
+text, re.DOTALL)[-1]` (main_rarft.py:140-155): the last of the non-overlapping first-open,
+first-close blocks, left to right. A block that is opened but never closed does not count, so a
+response cut off by the length limit before `</answer>` has no answer. Contents are stripped of
 surrounding whitespace (SentenceBERT's tokenizer ignores it, so similarities do not change).
 `correction` is the first complete `<correct>` or `<correction>` block (the paper's tag and the
-released code's); `correction_released` is the first `<correction>` block only, as the released
-code reads it.
+released code's); `correction_released` reads `<correction>` only, as the released code does.
 
 Formats. `strict_format` (paper, eq. 4): exactly one think, answer and correct block in that
 order with nothing but whitespace around them. `released_format`: the released code's lenient
@@ -39,9 +41,9 @@ Examples: `12.54 to 17.83`, `12.54 - 17.83 seconds`, `from 12.5s to 17.8s`, `[12
 start <= end; `nan`, `inf`, `1e309`, negative or reversed segments are not valid (no segment).
 
 Timestamp grammar of the released variant (`extract_segment_released`): the first match of
-`RELEASED_SEGMENT_PATTERN`, `(\\d+\\.?\\d*)\\s+to\\s+(\\d+\\.?\\d*)`, taken as written: no units,
-clocks or brackets, a minus sign is not part of a number (`-3 to 5` reads as 3 to 5), and a
-reversed span stays reversed.
+`RELEASED_SEGMENT_PATTERN`, `(\\d+\\.?\\d*)\\s+to\\s+(\\d+\\.?\\d*)` with re.IGNORECASE
+(main_rarft.py:241, so `2 TO 6` reads), taken as written: no units, clocks or brackets, a minus
+sign is not part of a number (`-3 to 5` reads as 3 to 5), and a reversed span stays reversed.
 """
 
 from __future__ import annotations
@@ -83,16 +85,17 @@ _SEGMENT = re.compile(
     re.IGNORECASE,
 )
 
-# The released code's patterns as written (main_rarft.py). The tests check the linear-time
-# readings below against them; they are not run on model output because they backtrack badly:
-# the segment pattern is cubic on a run of digits, the format pattern quadratic on repeated
-# closing tags.
+# The released code's patterns as written (main_rarft.py; the segment pattern is compiled with
+# re.IGNORECASE there, :241). The tests check the linear-time readings below against them; they are
+# not run on model output because they backtrack badly: the segment pattern is cubic on a run of
+# digits, the format pattern quadratic on repeated closing tags, the block pattern's findall quadratic
+# on repeated opening tags.
 RELEASED_FORMAT_PATTERN = r"<think>.*?</think>\s*<answer>.*?</answer>\s*<correction>.*?</correction>"
 RELEASED_SEGMENT_PATTERN = r"(\d+\.?\d*)\s+to\s+(\d+\.?\d*)"
 # Same first match as RELEASED_SEGMENT_PATTERN: the first number must run up to the whitespace, so
 # it never needs to give back a digit (possessive), and the leftmost match never starts right
 # after a digit (that digit would start an earlier match).
-_RELEASED_SEGMENT = re.compile(r"(?<!\d)(\d++\.?+\d*+)\s+to\s+(\d+\.?\d*)")
+_RELEASED_SEGMENT = re.compile(r"(?<!\d)(\d++\.?+\d*+)\s+to\s+(\d+\.?\d*)", re.IGNORECASE)
 
 # A chat-template or media special token as text: <|im_start|>, <|video_pad|>, <|vision_start|>...
 _SPECIAL_TOKEN = re.compile(r"<\|[^\s<>|]+\|>")
@@ -100,16 +103,17 @@ _SPECIAL_TOKEN = re.compile(r"<\|[^\s<>|]+\|>")
 
 @dataclass(frozen=True)
 class ParsedResponse:
-    """The first complete block of each tag (None where absent), both format checks, and the
-    first special-token marker (None for a well-formed response)."""
+    """The first complete block of each tag and the released reward's last blocks (None where
+    absent), both format checks, and the first special-token marker (None for a well-formed response)."""
 
     think: str | None
     answer: str | None
     correction: str | None
-    correction_released: str | None
+    correction_released: str | None  # the last <correction> block (released reward)
     strict_format: bool
     released_format: bool
     special_token: str | None
+    answer_released: str | None = None  # the last <answer> block (released reward)
 
 
 def parse_response(text: str) -> ParsedResponse:
@@ -118,19 +122,20 @@ def parse_response(text: str) -> ParsedResponse:
     >>> p = parse_response("<think>t</think> <answer>1 to 2</answer> <correct>NIL</correct>")
     >>> p.answer, p.correction, p.strict_format, p.released_format
     ('1 to 2', 'NIL', True, False)
-    >>> parse_response("<answer>No match.</answer> <answer>2 to 6</answer>").answer
-    'No match.'
+    >>> p = parse_response("<answer>No match.</answer> <answer>2 to 6</answer>")
+    >>> p.answer, p.answer_released
+    ('No match.', '2 to 6')
     """
     corrections = [block for block in (_first_block(text, tag) for tag in CORRECTION_TAGS) if block]
-    released_correction = _first_block(text, "correction")
     return ParsedResponse(
         think=_content(_first_block(text, "think")),
         answer=_content(_first_block(text, "answer")),
         correction=_content(min(corrections, default=None)),
-        correction_released=_content(released_correction),
+        correction_released=_last_block(text, "correction"),
         strict_format=_is_strict(text),
         released_format=_is_released_format(text),
         special_token=find_special_token(text),
+        answer_released=_last_block(text, "answer"),
     )
 
 
@@ -145,6 +150,22 @@ def _first_block(text: str, tag: str) -> tuple[int, str] | None:
     if end < 0:
         return None
     return start, text[content_start:end].strip()
+
+
+def _last_block(text: str, tag: str) -> str | None:
+    """`re.findall(rf"<{tag}>(.*?)</{tag}>", text, re.DOTALL)[-1]`, stripped, in linear time; None if none.
+
+    findall's matches do not overlap: each runs from the first opening tag at or after the end of
+    the previous match to the first closing tag after it.
+    """
+    opening, closing = f"<{tag}>", f"</{tag}>"
+    last, position = None, 0
+    while (start := text.find(opening, position)) >= 0:
+        end = text.find(closing, start + len(opening))
+        if end < 0:
+            break  # no later opening tag has a closing tag after it either
+        last, position = text[start + len(opening) : end], end + len(closing)
+    return last.strip() if last is not None else None
 
 
 def _content(block: tuple[int, str] | None) -> str | None:
