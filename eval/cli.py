@@ -191,15 +191,18 @@ def recorded_runs(paths: list[Path]) -> list[InferenceRecord]:
     return runs
 
 
-def run_template(args: argparse.Namespace, runs: list[InferenceRecord]) -> tuple[str, str]:
+def run_template(
+    args: argparse.Namespace, runs: list[InferenceRecord], predictions: list[Prediction]
+) -> tuple[str, str]:
     """(template, source) whose output format compliance is checked: --template, else the one `infer`
-    recorded, else ra_rft (assumed)."""
+    recorded, else assumed: ra_rft_released for rows without ids (the released inference's output, whose
+    model writes <correction>), ra_rft otherwise."""
     if args.template:
         return args.template, "given"
     recorded = {run.get("template") for run in runs}
     if len(recorded) == 1 and recorded <= set(TEMPLATES):
         return recorded.pop(), "recorded"
-    return "ra_rft", "assumed"
+    return ("ra_rft" if any(p.has_id for p in predictions) else "ra_rft_released"), "assumed"
 
 
 def dataset_record(data: Path | None, predictions: list[Prediction], paper_dataset: str | None) -> DatasetRecord:
@@ -269,7 +272,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
         from rarft_plugin.similarity import get_similarity
 
         similarity = get_similarity(args.sbert_model)
-    template, template_source = run_template(args, runs)
+    template, template_source = run_template(args, runs, predictions)
     try:
         record, items = evaluate(
             predictions,

@@ -31,8 +31,14 @@ from dataclasses import dataclass, field
 from statistics import fmean
 
 from eval.predictions import Prediction, defect_counts
-from rarft_plugin.parsing import evaluation_answer, extract_segment, follows_blocks, unclosed_block
-from rarft_plugin.prompts import OUTPUT_BLOCKS
+from rarft_plugin.parsing import (
+    evaluation_answer,
+    extract_segment,
+    follows_blocks,
+    unclosed_block,
+    without_end_of_turn,
+)
+from rarft_plugin.prompts import COMPLIANT_BLOCKS, OUTPUT_BLOCKS
 from rarft_plugin.rewards import temporal_iou
 from rarft_plugin.schema import CATEGORIES, HARD_LEVELS, IRRELEVANCE_LEVELS
 
@@ -358,6 +364,9 @@ class FormatCompliance:
     empty: int  # nothing but whitespace
     truncated: int  # stopped by the generation limit
     truncated_source: str  # "recorded" (by infer), "text" (a block opened and never closed) or "mixed"
+    # responses ending with an end-of-turn marker (`<|im_end|>`: inference that decodes special tokens),
+    # checked without it
+    end_of_turn: int = 0
 
     @property
     def compliant_share(self) -> float | None:
@@ -372,23 +381,27 @@ MAX_TRUNCATED = 0.05
 
 
 def format_compliance(predictions: Sequence[Prediction], template: str, template_source: str) -> FormatCompliance:
-    """Format compliance of the responses against `template`'s output blocks (`OUTPUT_BLOCKS`).
+    """Format compliance of the responses against `template`'s output blocks (`COMPLIANT_BLOCKS`), each read
+    without the end-of-turn markers it ends with (counted).
 
     A response is truncated when inference recorded that it hit the generation limit, or, for rows
     without that record (other inference code), when it ends inside an opened block.
     """
-    blocks = OUTPUT_BLOCKS[template]
+    accepted = COMPLIANT_BLOCKS[template]
+    outputs = [without_end_of_turn(p.model_output) for p in predictions]
     recorded = sum(p.truncated is not None for p in predictions)
     return FormatCompliance(
         template=template,
         template_source=template_source,
         queries=len(predictions),
-        compliant=sum(follows_blocks(p.model_output, blocks) for p in predictions),
-        empty=sum(not p.model_output.strip() for p in predictions),
+        compliant=sum(any(follows_blocks(text, blocks) for blocks in accepted) for text in outputs),
+        empty=sum(not text.strip() for text in outputs),
         truncated=sum(
-            p.truncated if p.truncated is not None else unclosed_block(p.model_output) is not None for p in predictions
+            p.truncated if p.truncated is not None else unclosed_block(text) is not None
+            for p, text in zip(predictions, outputs, strict=True)
         ),
         truncated_source="recorded" if recorded == len(predictions) else "text" if not recorded else "mixed",
+        end_of_turn=sum(len(text) < len(p.model_output.rstrip()) for p, text in zip(predictions, outputs, strict=True)),
     )
 
 

@@ -5,7 +5,7 @@
 | `model_output`   | str               | yes      | the model's full response                                |
 | `gt_relevant`    | bool              | yes      | ground-truth relevance                                   |
 | `gt_timestamp`   | [s, e] or null    | yes      | ground-truth segment (relevant queries; ignored otherwise) |
-| `gt_output`      | str               | yes      | reference answer: a_time (relevant) or a_refusal ("" ok) |
+| `gt_output`      | str               | yes      | reference answer as the data file writes it (its `a`, tags and all: what the released inference writes; "" ok) |
 | `gt_categories`  | list[str] or null | yes      | edited semantic categories (irrelevant queries)          |
 | `hardness_level` | str or null       | one of   | a difficulty of `rarft_plugin.schema` (its aliases too)  |
 | `irrelevance_level` | str or ""      | the two  | the same, as the released inference writes it            |
@@ -103,7 +103,7 @@ def prediction_from_example(example: Example, model_output: str, truncated: bool
         model_output=model_output,
         gt_relevant=label.relevant,
         gt_timestamp=label.timestamp,
-        gt_output=label.answer_time if label.relevant else label.answer_refusal,
+        gt_output=example.item.queries[example.query_index].answer,  # as written, as the released inference does
         gt_categories=label.categories,
         hardness_level=label.difficulty,
         truncated=truncated,

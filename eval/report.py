@@ -168,7 +168,12 @@ def format_line(compliance: FormatCompliance) -> str:
         f"{compliance.template} output format ({', '.join(OUTPUT_BLOCKS[compliance.template])} blocks; template "
         f"{source[compliance.template_source]}); {pct(share(compliance.empty, total))} % empty, "
         f"{pct(share(compliance.truncated, total))} % cut off by the generation limit "
-        f"({truncated[compliance.truncated_source]})."
+        f"({truncated[compliance.truncated_source]})"
+        + (
+            f"; {compliance.end_of_turn} response(s) end with an end-of-turn marker (<|im_end|>), checked without it."
+            if compliance.end_of_turn
+            else "."
+        )
     )
 
 

@@ -66,9 +66,12 @@ __all__ = [
     "extract_segment",
     "extract_segment_released",
     "extract_response",
+    "without_end_of_turn",
     "ANSWER_READINGS",
     "evaluation_answer",
     "without_correction",
+    "sbert_response",
+    "without_markup",
 ]
 
 CORRECTION_TAGS = ("correct", "correction")
@@ -331,6 +334,26 @@ def extract_response(decoded: str, prompt: str | None = None, chat: ChatMarkers 
     return response
 
 
+def without_end_of_turn(response: str, chat: ChatMarkers | None = None) -> str:
+    """The response without the end-of-turn markers it ends with (and the whitespace around them).
+
+    Inference that decodes special tokens (the released inference) leaves `<|im_end|>` at the end of
+    every finished output; the evaluation's format check reads the response without it.
+
+    >>> without_end_of_turn("<answer>No.</answer><|im_end|>\n"), without_end_of_turn("a <|im_end|> b")
+    ('<answer>No.</answer>', 'a <|im_end|> b')
+    """
+    markers = (chat or default_family().CHAT).turn_ends
+    end = len(response)
+    while True:
+        while end and response[end - 1].isspace():
+            end -= 1
+        marker = next((m for m in markers if end >= len(m) and response.startswith(m, end - len(m))), None)
+        if marker is None:
+            return response[:end]
+        end -= len(marker)
+
+
 # Reading a response as the evaluation does. Two named readings (docs/eval.md):
 # - "released" (default): the released evaluation (src/llm_eval/utils.py:14-37): every complete
 #   <think>...</think> block removed, then the FIRST complete <answer> block; with none, what is
@@ -379,3 +402,38 @@ def without_correction(model_output: str) -> str:
     '<think>t</think> <answer>no</answer>'
     """
     return _CORRECTION_BLOCK.sub("", model_output).strip()
+
+
+def without_markup(text: str) -> str:
+    """`re.sub(r"<[^>]+>", "", text)` in linear time: every tag markup removed, contents kept.
+
+    A `<` starts a tag when a character other than `>` follows it and a `>` comes later; the tag
+    ends at the first `>`. (The regex itself is quadratic on a run of `<` without a `>`.)
+
+    >>> without_markup("<think>a <timestep>1 to 2</timestep></think> <answer>b</answer>")
+    'a 1 to 2 b'
+    """
+    pieces, position = [], 0
+    while (start := text.find("<", position)) >= 0:
+        end = text.find(">", start + 2) if start + 1 < len(text) and text[start + 1] != ">" else -2
+        if end == -1:
+            break  # no later "<" has a ">" after it either
+        if end == -2:  # "<>": not a tag; "<" at the very end: not one either
+            pieces.append(text[position : start + 1])
+            position = start + 1
+            continue
+        pieces.append(text[position:start])
+        position = end + 1
+    pieces.append(text[position:])
+    return "".join(pieces)
+
+
+def sbert_response(model_output: str) -> str:
+    """The response text the released evaluation's SBERT score encodes: the response minus its
+    `<correct>` / `<correction>` blocks (llm_evaluator.py:492-499), then every tag stripped, contents
+    kept, think included (utils.py:40-65).
+
+    >>> sbert_response("<think>t</think> <answer>No.</answer> <correction>q</correction><|im_end|>")
+    't No.'
+    """
+    return without_markup(without_correction(model_output)).strip()

@@ -23,6 +23,7 @@ __all__ = [
     "EVAL_SYSTEM_MESSAGE",
     "TEMPLATES",
     "OUTPUT_BLOCKS",
+    "COMPLIANT_BLOCKS",
     "TEMPLATE_FOR_MODEL",
     "instruction",
     "build_messages",
@@ -83,6 +84,14 @@ OUTPUT_BLOCKS: dict[str, tuple[str, ...]] = {
     "videochat_r1": ("answer",),
     "videochat_r1_think": ("think", "answer"),
     "qwen2_5_vl": ("answer",),
+}
+
+# The outputs the evaluation's format check accepts for each template: its own blocks, and for the
+# released template the paper's `<correct>` tag too (the released code writes `<correction>`, the
+# paper `<correct>`: either names the same block).
+COMPLIANT_BLOCKS: dict[str, tuple[tuple[str, ...], ...]] = {
+    **{name: (blocks,) for name, blocks in OUTPUT_BLOCKS.items()},
+    "ra_rft_released": (OUTPUT_BLOCKS["ra_rft_released"], OUTPUT_BLOCKS["ra_rft"]),
 }
 
 # Each base model's native template: for evaluating the untrained baseline (the paper's baseline

@@ -8,7 +8,7 @@
 - **Numbers and spans**: `parse_number`, `parse_span`, `clip_length` (the one validator of every
   number and [start, end] span read from a file) and `format_span` (the one text format of a span).
 - **Label** (`Label`, `parse_label`): the ground truth of one query, as rewards, converters and
-  metrics read it; `strip_answer_wrapper`, `wrap_answer`, `strip_tags` for the reference texts.
+  metrics read it; `strip_answer_wrapper`, `wrap_answer`, `sbert_reference` for the reference texts.
 - **Released item** (`VtgItem`, `VtgQuery`, `parse_item`, `dump_item`): one record of the
   released HI-VTG / SS-VTG files, read and written losslessly: `dump_item(parse_item(raw)) == raw`
   for every released record (extra keys such as `class` or `reasoning` included) and
@@ -86,7 +86,7 @@ __all__ = [
     "parse_span",
     "query_difficulty",
     "strip_answer_wrapper",
-    "strip_tags",
+    "sbert_reference",
     "taxonomy_text",
     "wrap_answer",
 ]
@@ -286,7 +286,7 @@ def format_span(span: tuple[float, float]) -> str:
 # ---- label ------------------------------------------------------------------------------------
 
 _WRAPPER = re.compile(r"^\s*<(answer|correct|correction)>(.*?)</\1>", re.DOTALL)
-_TAG_MARKUP = re.compile(r"</?(?:think|answer|correct|correction)>")
+_ANSWER_TAG = re.compile(r"</?answer>")
 
 LABEL_FIELDS = (
     "relevant",
@@ -344,14 +344,15 @@ def wrap_answer(text: str) -> str:
     return f"<answer>{text}</answer>"
 
 
-def strip_tags(text: str) -> str:
-    """A reference answer with its tag markup removed and whitespace collapsed, contents kept: how the
-    released evaluation's SBERT score reads `gt_output` (llm_evaluator.py:492-499).
+def sbert_reference(text: str) -> str:
+    """A reference answer as the released evaluation's SBERT score reads `gt_output` (utils.py:72-90): its
+    `<answer>` tags removed, the rest as written, so a `<correct>` block (the human-annotated file's)
+    stays, markup and all.
 
-    >>> strip_tags("<answer>He sits.</answer><correct>a man runs</correct>")
-    'He sits. a man runs'
+    >>> sbert_reference("<answer>He sits.</answer><correct>a man runs</correct>")
+    'He sits.<correct>a man runs</correct>'
     """
-    return " ".join(_TAG_MARKUP.sub(" ", text).split())
+    return _ANSWER_TAG.sub("", text).strip()
 
 
 def parse_label(raw: Mapping[str, object] | str | Label, *, source: str | None = None, record: object = None) -> Label:

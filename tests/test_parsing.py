@@ -15,6 +15,7 @@ from rarft_plugin.parsing import (
     follows_blocks,
     parse_response,
     unclosed_block,
+    without_end_of_turn,
 )
 from rarft_plugin.prompts import OUTPUT_BLOCKS
 
@@ -462,3 +463,24 @@ def test_unclosed_block(text, expected):
 @given(ADVERSARIAL)
 def test_strict_format_is_follows_blocks_of_the_ra_rft_template(text):
     assert parse_response(text).strict_format is follows_blocks(text, OUTPUT_BLOCKS["ra_rft"])
+
+
+@pytest.mark.parametrize(
+    "response, expected",
+    [
+        ("<answer>No.</answer><|im_end|>", "<answer>No.</answer>"),
+        ("<answer>No.</answer> <|im_end|>\n", "<answer>No.</answer>"),
+        ("<answer>No.</answer><|im_end|><|endoftext|>", "<answer>No.</answer>"),  # every trailing marker
+        ("<|im_end|>", ""),
+        ("a <|im_end|> b", "a <|im_end|> b"),  # only at the end
+        ("<answer>No.</answer>", "<answer>No.</answer>"),
+        ("im_end|>", "im_end|>"),
+        ("", ""),
+    ],
+)
+def test_without_end_of_turn(response, expected):
+    assert without_end_of_turn(response) == expected
+
+
+def test_without_end_of_turn_is_linear():
+    assert without_end_of_turn("x" + "<|im_end|> " * 200_000) == "x"

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rarft_plugin.parsing import ANSWER_READINGS, evaluation_answer, without_correction
+from rarft_plugin.parsing import ANSWER_READINGS, evaluation_answer, sbert_response, without_correction, without_markup
 
 
 @pytest.mark.parametrize(
@@ -60,6 +60,38 @@ def test_unknown_reading_is_refused():
 )
 def test_without_correction(output, expected):
     assert without_correction(output) == expected
+
+
+@pytest.mark.parametrize(
+    "output, expected",
+    [
+        ("<think>t</think> <answer>no</answer> <correction>q</correction>", "t no"),  # think text kept
+        ("<answer>no</answer><correct>q</correct>", "no"),  # the paper's tag too
+        ("<think><timestep>0.00 to 3.00</timestep> a man sits</think>", "0.00 to 3.00 a man sits"),
+        ("<answer>No match.</answer><|im_end|>", "No match."),  # every tag, chat markers too
+        ("a < b > c", "a  c"),  # whatever `<[^>]+>` matches
+        ("a <> b", "a <> b"),
+        ("<correction>unclosed", "unclosed"),
+        ("plain text", "plain text"),
+    ],
+)
+def test_sbert_response_is_the_released_sbert_text(output, expected):
+    assert sbert_response(output) == expected
+
+
+MARKUP = st.lists(st.sampled_from(["<", ">", "<>", "a", " ", "<answer>", "</think>", "<|im_end|>", "\n"]), max_size=30)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(MARKUP.map("".join))
+def test_without_markup_is_the_released_regex(text):
+    assert without_markup(text) == re.sub(r"<[^>]+>", "", text)
+
+
+def test_without_markup_is_linear_where_the_regex_is_quadratic():
+    hostile = "<" * 400_000  # re.sub(r"<[^>]+>", ...) scans to the end from every "<"
+    assert without_markup(hostile) == hostile
+    assert without_markup("<a" * 200_000 + ">") == ""
 
 
 # responses made of whole tags and text pieces
