@@ -5,7 +5,7 @@
 | `model_output`   | str               | yes      | the model's full response                                |
 | `gt_relevant`    | bool              | yes      | ground-truth relevance                                   |
 | `gt_timestamp`   | [s, e] or null    | yes      | ground-truth segment (relevant queries; ignored otherwise) |
-| `gt_output`      | str               | yes      | reference answer as the data file writes it (its `a`, tags and all: what the released inference writes; "" ok) |
+| `gt_output`      | str               | yes      | reference answer as the data file writes it (`a`, tags and all) |
 | `gt_categories`  | list[str] or null | yes      | edited semantic categories (irrelevant queries)          |
 | `hardness_level` | str or null       | one of   | a difficulty of `rarft_plugin.schema` (its aliases too)  |
 | `irrelevance_level` | str or ""      | the two  | the same, as the released inference writes it            |
@@ -14,7 +14,9 @@
 | `truncated`      | bool              | no       | the generation stopped at its token limit (`infer` writes it) |
 
 A file is JSONL (`rarft-eval infer`) or one JSON array of such objects (the released
-inference's output, which scores as it is). Other fields are carried through untouched.
+inference's output, which scores as it is). `gt_output` is the query's `a` as the data file writes
+it, as the released inference writes it: a_time or a_refusal in an `<answer>` block, with a
+`<correct>` block in the human-annotated file ("" ok). Other fields are carried through untouched.
 
 The item of a row (the video record its query belongs to, which the 1:1 hardness subsets
 group by) is its id up to the last ':'. A row without `id` is named after its file and line;
