@@ -7,8 +7,9 @@ Formats (`--format`):
 - `activitynet`: ActivityNet Captions JSON `{vid: {"duration", "timestamps": [[s, e], ...], "sentences": [...]}}`
 - `qvhighlights`: QVHighlights JSONL `{"qid", "query", "vid", "duration", "relevant_windows": [[s, e], ...]}`
   (the first window)
-- `tvgbench`: Time-R1 / TVGBench JSON list `{"video", "query"|"question"|"sentence",
-  "timestamp"|"solution"|"span", "duration", "video_start"?, "video_end"?}`
+- `tvgbench`: Time-R1 / TVGBench JSON list, fields named as `TVGBENCH_FIELDS` lists them: Time-R1's
+  own `tvgbench.json` writes `path`, `question`, `answer` (the span [s, e] relative to the clip),
+  other exports `video`, `query`, `timestamp`; `duration`, `video_start`?, `video_end`?
 - `released`: the released HI-VTG schema: its relevant queries
 - `jsonl`: generic JSONL `{"video", "query", "timestamp": [s, e], "duration", "video_start"?, "video_end"?,
   "context"?}`
@@ -41,6 +42,7 @@ __all__ = [
     "DURATIONS_HELP",
     "IMPORTERS",
     "TOLERANCE_S",
+    "TVGBENCH_FIELDS",
     "Imported",
     "QueryRecord",
     "import_activitynet",
@@ -231,27 +233,40 @@ def _first(row: dict[str, JsonValue], names: tuple[str, ...]) -> JsonValue:
     return next((row[name] for name in names if name in row), None)
 
 
+# A TVGBench record's fields, in `_record`'s argument order: each of rarft's names and the names it is read
+# from, the first present wins.
+# Time-R1's tvgbench.json writes path / question / answer; `answer` holds the span [s, e] relative to the
+# clip window (read like `timestamp`: two numbers, or numbers written as text).
+TVGBENCH_FIELDS: dict[str, tuple[str, ...]] = {
+    "video": ("video", "path", "video_path", "vid"),
+    "query": ("query", "question", "sentence", "caption"),
+    "timestamp": ("timestamp", "answer", "solution", "span", "timestamps"),
+    "duration": ("duration",),
+    "video_start": ("video_start",),
+    "video_end": ("video_end",),
+}
+_TVGBENCH_REQUIRED = ("video", "query", "timestamp")
+
+
 def import_tvgbench(path: Path, durations: Path | None = None) -> Imported:
     data = _json(path)
     rows = data if isinstance(data, list) else list(data.values()) if isinstance(data, dict) else None
     if rows is None:
         raise DataError("expected a JSON list of records", source=str(path))
-    return [
-        _guarded(
-            _record,
-            str(path),
-            str(index),
-            _first(row, ("video", "video_path", "vid")),
-            _first(row, ("query", "question", "sentence", "caption")),
-            _first(row, ("timestamp", "solution", "span", "timestamps")),
-            row.get("duration"),
-            row.get("video_start"),
-            row.get("video_end"),
+    return [_tvgbench_record(row, str(path), index) for index, row in enumerate(rows)]
+
+
+def _tvgbench_record(row: JsonValue, source: str, index: int) -> QueryRecord | DataError:
+    if not isinstance(row, dict):
+        return DataError("expected an object", source=source, record=index)
+    absent = [name for name in _TVGBENCH_REQUIRED if not any(key in row for key in TVGBENCH_FIELDS[name])]
+    if absent:
+        names = TVGBENCH_FIELDS[absent[0]]
+        return DataError(
+            f"missing: a TVGBench record names it {' or '.join(names)}", source=source, record=index, field=absent[0]
         )
-        if isinstance(row, dict)
-        else DataError("expected an object", source=str(path), record=index)
-        for index, row in enumerate(rows)
-    ]
+    values = {name: _first(row, names) for name, names in TVGBENCH_FIELDS.items()}
+    return _guarded(_record, source, str(index), *values.values())
 
 
 def import_released(path: Path, durations: Path | None = None) -> Imported:

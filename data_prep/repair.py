@@ -4,8 +4,9 @@ TVGBench (Time-R1) asks about clips: a record holds a window `video_start`/`vide
 video and a span [s, e] relative to that window. The released HI-TVGBench file lost the windows
 (`video_start`/`video_end` are null) and stores [video_start + s, video_end + e] as the span, which
 fits neither the clip nor the whole video (a third of the file). This command joins each item
-with Time-R1's TVGBench annotation (the format `rarft-prep`'s `tvgbench` importer reads) on the
-video's file name and the relevant query, and for each item of a clip:
+with Time-R1's TVGBench annotation (its `tvgbench.json`, fields `path` / `question` / `answer`, read
+by `rarft-prep`'s `tvgbench` importer: `data_prep.importers.TVGBENCH_FIELDS`) on the video's file
+name and the relevant query, and for each item of a clip:
 
 | stored span                        | what it does                                     | counted as        |
 |------------------------------------|--------------------------------------------------|-------------------|
@@ -154,8 +155,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tvgbench",
         type=Path,
         required=True,
-        help="Time-R1's TVGBench annotation (JSON list of {video, query, timestamp, duration, "
-        "video_start, video_end}, as the `tvgbench` importer reads it)",
+        help="Time-R1's TVGBench annotation, its tvgbench.json (JSON list of {path, question, answer, duration, "
+        "video_start, video_end}; video / query / timestamp accepted too: data_prep.importers.TVGBENCH_FIELDS)",
     )
     parser.add_argument("--out", type=Path, required=True, help="the repaired file")
 
