@@ -48,23 +48,34 @@ _REFUSAL = (
 )
 
 
-def _ra_rft(tag: str, answerable_correction: str) -> str:
+def _ra_rft(tag: str, answerable_correction: str, refusal: str) -> str:
     return (
         _GROUNDING
         + _TIMESTEP_THINKING
         + "If the event occurs in the video, provide the start and end times (in seconds, precise to two decimal "
         'places) in the format "start time to end time" within the <answer> </answer> tags, for example '
         f'"12.54 to 17.83", and then write {answerable_correction} within the <{tag}> </{tag}> tags. '
-        "If the event does not occur in the video, do not give a time period: explain within the <answer> "
-        "</answer> tags why the query does not match the video, and then rewrite the query so that it matches "
-        f"the video within the <{tag}> </{tag}> tags. The output format is: "
-        f"<think>...</think> <answer>...</answer> <{tag}>...</{tag}>"
+        f"If the event does not occur in the video, do not give a time period: {refusal} within the <{tag}> "
+        f"</{tag}> tags. The output format is: <think>...</think> <answer>...</answer> <{tag}>...</{tag}>"
     )
 
 
 TEMPLATES: dict[str, str] = {
-    "ra_rft": _ra_rft("correct", "nothing"),
-    "ra_rft_released": _ra_rft("correction", "NIL"),
+    "ra_rft": _ra_rft(
+        "correct",
+        "nothing",
+        "explain within the <answer> </answer> tags why the query does not match the video, and then rewrite "
+        "the query so that it matches the video",
+    ),
+    # The released instruction (trainer:61-70, inference.py:19-28) as the released code's behaviour describes
+    # it: a NIL correction for an answerable query; for one to refuse, the answer says that no relevant
+    # segment exists and why, and the correction is an answerable query. Its verbatim text is not shipped.
+    "ra_rft_released": _ra_rft(
+        "correction",
+        "NIL",
+        "state within the <answer> </answer> tags that no relevant segment exists and explain why, and then "
+        "write a corrected query that the video answers",
+    ),
     "time_r1": _GROUNDING + _TIMESTEP_THINKING + _TIME_ANSWER + _REFUSAL,
     "videochat_r1": _GROUNDING + _TIME_ANSWER.replace("Then, provide", "Provide") + _REFUSAL,
     "videochat_r1_think": _GROUNDING + _PLAIN_THINKING + _TIME_ANSWER + _REFUSAL,

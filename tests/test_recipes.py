@@ -36,6 +36,7 @@ VARIABLES = [
     "RARFT_SBERT_MODEL",
     "RARFT_SBERT_DEVICE",
     "RARFT_DRY_RUN",
+    "RARFT_PRESET",
     "PYTHON",
 ]
 
@@ -64,6 +65,15 @@ PAPER_SETUP = {
     ("vllm", "num_engines"): 8,
     ("train", "colocate_all"): True,
     ("data", "max_len"): 4608,
+    ("actor", "loss_agg_mode"): "seq-mean-token-mean",
+}
+# RARFT_PRESET=released: the released training script where it differs (docs/train.md, "The two presets").
+RELEASED_SETUP = {
+    **PAPER_SETUP,
+    ("rollout", "batch_size"): 8,  # train_rarft.sh: 8 GPUs x 1 prompt
+    ("train", "batch_size"): 64,
+    ("train", "num_episodes"): 1,  # the data file holds the 3 epochs (--pairing released)
+    ("actor", "loss_agg_mode"): "token-mean",  # trainer:742
 }
 SMOKE_SETUP = {
     **PAPER_SETUP,
@@ -94,10 +104,14 @@ def inputs(tmp_path_factory):
         "query_relevant": "the bar moves",
     }
     data = {}
-    for template in ("ra_rft", "ra_rft_released"):
-        row = make_row(parse_label(label), VideoSpec(str(clip)), template=template, datasource="test", row_id="0:0")
-        data[template] = root / f"{template}.jsonl"
-        data[template].write_text(json.dumps(row) + "\n")
+    for name, template, row_id in (
+        ("ra_rft", "ra_rft", "0:0"),
+        ("ra_rft_released", "ra_rft_released", "0:0"),
+        ("released_pairing", "ra_rft_released", "0:0@e1"),  # rarft-prep to-openrlhf --pairing released
+    ):
+        row = make_row(parse_label(label), VideoSpec(str(clip)), template=template, datasource="test", row_id=row_id)
+        data[name] = root / f"{name}.jsonl"
+        data[name].write_text(json.dumps(row) + "\n")
     return {"model": model, "data": data, "root": root}
 
 
@@ -190,6 +204,30 @@ def test_final_command_is_accepted_by_openrlhf_with_the_papers_setup(recipe, exp
     )
     assert args.critic.model_name_or_path is None  # GRPO: no critic
     assert "RARFT_VARIANT=paper" in prefix
+
+
+def test_the_released_preset_is_the_released_training_script(inputs):
+    prefix, args = dry_run_arguments("time_r1.sh", inputs, template="released_pairing", RARFT_PRESET="released")
+    assert {key: setting(args, *key) for key in RELEASED_SETUP} == RELEASED_SETUP
+    assert "RARFT_VARIANT=released" in prefix  # the released reward code, whatever RARFT_VARIANT says
+
+
+@pytest.mark.parametrize(
+    "data, preset, message",
+    [
+        ("ra_rft_released", "released", "RARFT_PRESET=released trains on one relevant and one drawn irrelevant"),
+        ("ra_rft", "reproduce", "RARFT_PRESET must be paper or released, got 'reproduce'"),
+    ],
+)
+def test_the_released_preset_needs_released_pairing(inputs, data, preset, message):
+    done = run_recipe(
+        "time_r1.sh",
+        RARFT_DRY_RUN="1",
+        RARFT_MODEL=str(inputs["model"]),
+        RARFT_DATA=str(inputs["data"][data]),
+        RARFT_PRESET=preset,
+    )
+    assert done.returncode == 2 and message in done.stderr
 
 
 @pytest.mark.parametrize("recipe", ALL_RECIPES)

@@ -307,3 +307,67 @@ def test_a_released_file_with_null_durations_converts(tmp_path):
     out = tmp_path / "out.jsonl"
     assert prep(["to-openrlhf", str(source), str(out), "--video-root", str(tmp_path / "videos")]) == 0
     assert json.loads(json.loads(out.read_text())["label"])["duration"] == 4.0
+
+
+# ---- released pairing: one relevant and one drawn irrelevant query per item and epoch ------------
+def pooled_items(tmp_path: Path, items: int = 6) -> tuple[Path, Path]:
+    """Items as a training file holds them: one relevant query and a pool of three irrelevant ones
+    (hard / medium / easy); the last item has no irrelevant query."""
+    records = []
+    for i in range(items):
+        pool = [
+            {"q": f"item {i} {tag}", "a": f"<answer>not {tag}</answer>", "r": False, "difficulty": tag}
+            for tag in ("hard", "medium", "easy")
+        ]
+        records.append(
+            {
+                "video": f"v{i}.mp4",
+                "query_text": f"item {i}",
+                "timestamp": [1.0, 2.0],
+                "duration": 6.0,
+                "GRPO": [{"q": f"item {i}", "a": "<answer>1.00 to 2.00</answer>", "r": True}]
+                + (pool if i < items - 1 else []),
+            }
+        )
+    source = tmp_path / "data" / "train.json"
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_text(json.dumps(records))
+    return source, placeholder_videos(source, tmp_path / "videos")
+
+
+def paired_rows(tmp_path: Path, name: str, *flags: str) -> list[dict]:
+    source, root = pooled_items(tmp_path)
+    out = tmp_path / name
+    assert prep(["to-openrlhf", str(source), str(out), "--video-root", str(root), "--no-probe", *flags]) == 0
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def test_released_pairing_draws_one_irrelevant_query_per_item_and_epoch(tmp_path):
+    rows = paired_rows(tmp_path, "paired.jsonl", "--pairing", "released", "--epochs", "3", "--seed", "1")
+    labels = [json.loads(row["label"]) for row in rows]
+    assert len(rows) == 3 * (5 * 2 + 1)  # 3 epochs; 5 items with a pool, 1 without
+    by_epoch: dict[str, list[dict]] = {}
+    for row, label in zip(rows, labels, strict=True):
+        item, epoch = re.fullmatch(r"(\d+):\d+@e(\d)", row["id"]).groups()
+        by_epoch.setdefault(epoch, []).append((item, label))
+    assert sorted(by_epoch) == ["1", "2", "3"]
+    for pairs in by_epoch.values():  # each epoch: every item once relevant, once irrelevant (when it has a pool)
+        relevant = [item for item, label in pairs if label["relevant"]]
+        irrelevant = [item for item, label in pairs if not label["relevant"]]
+        assert relevant == [str(i) for i in range(6)] and irrelevant == [str(i) for i in range(5)]
+        for item, label in pairs:
+            if not label["relevant"]:
+                assert label["query"] in {f"item {item} {tag}" for tag in ("hard", "medium", "easy")}
+                assert label["query_relevant"] == f"item {item}"
+    drawn = [label["query"] for label in labels if not label["relevant"]]
+    assert len(set(drawn)) > 5  # draws differ between epochs and items
+    assert rows == paired_rows(tmp_path, "again.jsonl", "--pairing", "released", "--epochs", "3", "--seed", "1")
+    assert rows != paired_rows(tmp_path, "other.jsonl", "--pairing", "released", "--epochs", "3", "--seed", "2")
+
+
+def test_released_pairing_takes_no_ratio(tmp_path, capsys):
+    source, root = pooled_items(tmp_path)
+    out = tmp_path / "out.jsonl"
+    args = ["to-openrlhf", str(source), str(out), "--video-root", str(root), "--pairing", "released", "--ratio", "1:3"]
+    assert prep(args) == 2
+    assert "takes no --ratio" in capsys.readouterr().err and not out.exists()
