@@ -62,7 +62,10 @@ __all__ = [
     "RESUME_SETTINGS",
     "RESUME_DEFAULTS",
     "RESUME_IF_RECORDED",
+    "RELEASED_DTYPE",
+    "RELEASED_MAX_NEW_TOKENS",
     "Generation",
+    "default_dtype",
     "parse_shard",
     "HFBackend",
     "VLLMBackend",
@@ -77,6 +80,10 @@ __all__ = [
     "resolve",
     "run",
 ]
+
+# The released inference's decoding (inference.py): 512 new tokens, fp16 weights.
+RELEASED_MAX_NEW_TOKENS = 512
+RELEASED_DTYPE = "fp16"
 
 # Settings that must match for a partial output to be resumed.
 RESUME_SETTINGS = (
@@ -166,21 +173,26 @@ class VLLMBackend:
     """vLLM offline inference with video input (needs a GPU and the `vllm` package)."""
 
     name = "vllm"
-    dtype = "bf16"
     device = "cuda"
 
     def __init__(
-        self, model_path: str, *, family: ModelFamily, tensor_parallel_size: int = 1, max_model_len: int = 8192
+        self,
+        model_path: str,
+        *,
+        family: ModelFamily,
+        dtype: str = RELEASED_DTYPE,
+        tensor_parallel_size: int = 1,
+        max_model_len: int = 8192,
     ):
         from transformers import AutoProcessor
         from vllm import LLM
 
-        self.family = family
+        self.family, self.dtype = family, dtype
         self.processor = _chat_template(AutoProcessor.from_pretrained(model_path))
         self.llm = LLM(
             model=model_path,
             limit_mm_per_prompt={"video": 1},
-            dtype="bfloat16",
+            dtype={"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[dtype],
             tensor_parallel_size=tensor_parallel_size,
             max_model_len=max_model_len,
         )
@@ -203,6 +215,12 @@ class VLLMBackend:
         return [Generation(o.outputs[0].text, truncated=o.outputs[0].finish_reason == "length") for o in outputs]
 
 
+def default_dtype(device: str) -> str:
+    """The released inference's fp16 on a GPU; fp32 on a CPU (fp16 runs there, several times slower, and CPU
+    half-precision kernels do not reproduce a GPU's fp16 results, so it buys nothing)."""
+    return RELEASED_DTYPE if device.startswith("cuda") else "fp32"
+
+
 def make_backend(
     name: str, model_path: str, *, family: ModelFamily, device: str, dtype: str, max_model_len: int = 8192
 ):
@@ -214,7 +232,7 @@ def make_backend(
             if name == "vllm":
                 raise DataError("--backend vllm: the vllm package is not installed") from None
         else:
-            return VLLMBackend(model_path, family=family, max_model_len=max_model_len)
+            return VLLMBackend(model_path, family=family, dtype=dtype, max_model_len=max_model_len)
     return HFBackend(model_path, family=family, device=device, dtype=dtype)
 
 
@@ -417,7 +435,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="queries per generate call (default: 8 with transformers, 64 with vLLM)",
     )
     parser.add_argument("--decode-workers", type=int, default=4, help="threads decoding the next batch's clips")
-    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=RELEASED_MAX_NEW_TOKENS,
+        help=f"generation limit per response (default: {RELEASED_MAX_NEW_TOKENS}, the released inference's)",
+    )
     parser.add_argument("--shard", type=parse_shard, default=(0, 1), help="i/n: this process's share")
     parser.add_argument(
         "--fps",
@@ -433,7 +456,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "paper and the released code)",
     )
     parser.add_argument("--device", default=None, help="transformers backend device (default: cuda if available)")
-    parser.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default=None)
+    parser.add_argument(
+        "--dtype",
+        choices=("bf16", "fp16", "fp32"),
+        default=None,
+        help=f"default: {RELEASED_DTYPE} on a GPU (the released inference's); fp32 on a CPU, where fp16 runs "
+        "several times slower and does not reproduce a GPU's fp16 arithmetic anyway",
+    )
     parser.add_argument("--max-model-len", type=int, default=8192, help="vLLM context length")
     from eval.cli import add_data_arguments
 
@@ -501,7 +530,7 @@ def run(args: argparse.Namespace) -> int:
     check_resumable(args.out, settings)
     finished_rows(args.out, examples)  # a bad partial output fails before the model loads
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = args.dtype or ("bf16" if device.startswith("cuda") else "fp32")
+    dtype = args.dtype or default_dtype(device)
     fresh = not args.out.exists()
     with overlay(checkpoint) as model_dir:
         try:

@@ -438,3 +438,29 @@ def test_bare_video_ids_with_an_extension(setup, tmp_path):
     assert len(listing.read_text().splitlines()) == 1  # the first two queries are about one video
     assert rarft_eval([*args, "--video-ext", "MP4", "--missing-videos", str(listing)]) == 0
     assert listing.read_text() == "" and len(lines(tmp_path / "p.jsonl")) == 2
+
+
+@pytest.mark.parametrize("device, dtype", [("cuda", "fp16"), ("cuda:1", "fp16"), ("cpu", "fp32")])
+def test_default_dtype_is_the_released_fp16_on_a_gpu(device, dtype):
+    from eval.infer import default_dtype
+
+    assert default_dtype(device) == dtype
+
+
+def test_default_generation_limit_is_the_released_512_tokens():
+    import argparse
+
+    from eval.infer import RELEASED_MAX_NEW_TOKENS, add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    parsed = parser.parse_args(["--model", "m", "--data", "d.json", "--out", "o.jsonl"])
+    assert parsed.max_new_tokens == RELEASED_MAX_NEW_TOKENS == 512
+
+
+def test_fp16_runs_on_a_cpu_when_asked(setup, complete, tmp_path):
+    """The released dtype is not the CPU default (slow there), but it works: same rows, recorded as fp16."""
+    out = tmp_path / "fp16.jsonl"
+    assert infer(setup, out, "--dtype", "fp16", "--device", "cpu") == 0
+    assert [json.loads(row)["id"] for row in lines(out)] == [json.loads(row)["id"] for row in lines(complete)]
+    assert json.loads(meta_path(out).read_text())["dtype"] == "fp16"
