@@ -216,7 +216,7 @@ class VLLMBackend:
 
 
 def default_dtype(device: str) -> str:
-    """The released inference's fp16 on a GPU; fp32 on a CPU (fp16 runs there, several times slower, and CPU
+    """The released inference's fp16 on a GPU; fp32 on a CPU (fp16 runs there but slower, and CPU
     half-precision kernels do not reproduce a GPU's fp16 results, so it buys nothing)."""
     return RELEASED_DTYPE if device.startswith("cuda") else "fp32"
 
@@ -461,7 +461,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("bf16", "fp16", "fp32"),
         default=None,
         help=f"default: {RELEASED_DTYPE} on a GPU (the released inference's); fp32 on a CPU, where fp16 runs "
-        "several times slower and does not reproduce a GPU's fp16 arithmetic anyway",
+        "slower and does not reproduce a GPU's fp16 arithmetic anyway",
     )
     parser.add_argument("--max-model-len", type=int, default=8192, help="vLLM context length")
     from eval.cli import add_data_arguments
