@@ -42,6 +42,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from data_prep.arguments import positive_int
 from rarft_plugin.dataset import Example, load_examples
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_jsonl_atomic
@@ -121,16 +122,6 @@ def with_video_durations(examples: list[Example], videos: dict[str, Path], *, wo
             example = dataclasses.replace(example, label=dataclasses.replace(example.label, duration=length))
         out.append(example)
     return out
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def parse_ratio(text: str) -> tuple[int, int]:
