@@ -46,6 +46,7 @@ def test_a_model_emitting_only_newlines_is_loudly_flagged(official_data, tmp_pat
         "empty": 2194,
         "truncated": 0,
         "truncated_source": "text",
+        "end_of_turn": 0,
     }
     report = (tmp_path / "run" / "report.md").read_text()
     head = report[: report.index("## RA-IoU and F1")]
