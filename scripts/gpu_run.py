@@ -91,11 +91,13 @@ class Policy:
         import torch
         from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
-        from rarft_plugin.models import qwen2_5_vl as family
+        from rarft_plugin.models import family_of_model
+        from rarft_plugin.models.qwen_vl import VIDEO
         from rarft_plugin.video import sample_frames
 
+        family = family_of_model(assets / "model")
         family.use_reference_video_positions()  # train and sample on the positions vLLM rollouts use
-        self.torch, self.family, self.device = torch, family, device
+        self.torch, self.family, self.device, self.video_type = torch, family, device, VIDEO
         self.processor = AutoProcessor.from_pretrained(assets / "model")
         self.tokenizer = self.processor.tokenizer
         self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir).to(device)
@@ -113,7 +115,7 @@ class Policy:
 
     def inputs(self, prompt_ids: list[int], tensors: dict, response_ids: list[int]) -> dict:
         ids = self.torch.tensor([prompt_ids + response_ids], device=self.device)
-        types = (ids == self.processor.video_token_id).long() * self.family.VIDEO  # as the processor marks them
+        types = (ids == self.processor.video_token_id).long() * self.video_type  # as the processor marks them
         return {"input_ids": ids, "attention_mask": self.torch.ones_like(ids), "mm_token_type_ids": types, **tensors}
 
     def sample(self, index: int, samples: int, max_new_tokens: int) -> list[tuple[list[int], str]]:

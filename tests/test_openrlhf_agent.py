@@ -393,22 +393,24 @@ def test_prompt_too_long_is_refused_before_generation(tiny, clip, sbert):
     ],
 )
 def test_each_vllm_version_gets_the_frame_rate_its_own_way_or_is_refused(version, path):
-    from rarft_plugin.models.qwen2_5_vl import check_vllm_version, video_metadata, vllm_video_request
+    from rarft_plugin.models import family_named
     from rarft_plugin.video import SampledVideo
+
+    family = family_named("qwen2_5_vl")
 
     clip = SampledVideo(np.zeros((4, 28, 28, 3), np.uint8), 2.0, (0.0, 0.5, 1.0, 1.5))
     if path is None:
         with pytest.raises(RuntimeError, match="not supported for video rollouts"):
-            check_vllm_version(version)
+            family.check_vllm_version(version)
         return
-    check_vllm_version(version)
-    request = vllm_video_request(clip, version)
+    family.check_vllm_version(version)
+    request = family.vllm_video_request(clip, version)
     if path == "video item":
         frames, metadata = request.multi_modal_data["video"]
         assert request.mm_processor_kwargs is None and metadata["fps"] == 2.0 and metadata["do_sample_frames"] is False
     else:
         assert request.multi_modal_data["video"] is clip.frames  # frames alone: 0.26-0.30 drop item metadata
-        assert request.mm_processor_kwargs == {"video_metadata": video_metadata(clip), "do_sample_frames": False}
+        assert request.mm_processor_kwargs == {"video_metadata": family.video_metadata(clip), "do_sample_frames": False}
 
 
 def test_vllm_0_26_path_gives_the_engine_the_training_frame_rate_through_processor_options(tiny, clip, sbert):

@@ -12,20 +12,16 @@ import pytest
 import torch
 from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLModel
 
-from rarft_plugin.models.qwen2_5_vl import (
-    MIN_PIXELS,
-    frame_indices,
-    process_video_prompt,
-    processor_video_inputs,
-    reference_rope_index,
-    restore_installed_video_positions,
-    rope_index_matches_reference,
-    smart_resize,
-    use_reference_video_positions,
-)
+from rarft_plugin.models import family_named
+from rarft_plugin.models.qwen2_5_vl import reference_rope_index
+from rarft_plugin.models.qwen_vl import restore_installed_video_positions, smart_resize
 from rarft_plugin.prompts import build_messages
 from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video
 from rarft_plugin.video import VideoError, VideoSpec, sample_frames
+
+FAMILY = family_named("qwen2_5_vl")
+MIN_PIXELS = FAMILY.MIN_PIXELS
+use_reference_video_positions = FAMILY.use_reference_video_positions
 
 
 @pytest.fixture(autouse=True)
@@ -65,7 +61,7 @@ def prompt_and_inputs(processor, clip, purpose):
     prompt = processor.apply_chat_template(
         build_messages("ra_rft", "the bar moves", purpose=purpose), tokenize=False, add_generation_prompt=True
     )
-    return process_video_prompt(processor, prompt, sample_frames(VideoSpec(str(clip)), cache=False))
+    return FAMILY.process_video_prompt(processor, prompt, sample_frames(VideoSpec(str(clip)), cache=False))
 
 
 def positions(model, processor, ids, tensors, attention=None):
@@ -105,9 +101,9 @@ def test_reference_equals_vllm_and_installed_transformers_does_not(tmp_path, tin
 
 
 def test_the_installed_transformers_is_probed_and_replaced_once():
-    assert not rope_index_matches_reference(Qwen2_5_VLModel)  # transformers 5.15, as OpenRLHF 0.11.2 pins it
+    assert not FAMILY.rope_index_matches_reference(Qwen2_5_VLModel)  # transformers 5.15, as OpenRLHF 0.11.2 pins it
     assert use_reference_video_positions() is True
-    assert Qwen2_5_VLModel.get_rope_index is reference_rope_index and rope_index_matches_reference()
+    assert Qwen2_5_VLModel.get_rope_index is reference_rope_index and FAMILY.rope_index_matches_reference()
     assert use_reference_video_positions() is False  # idempotent
 
 
@@ -161,14 +157,14 @@ def test_training_log_probs_change_with_the_positions_and_generation_still_runs(
     ],
 )
 def test_smart_resize(height, width, max_pixels, expected):
-    h, w = smart_resize(height, width, min_pixels=MIN_PIXELS, max_pixels=max_pixels)
+    h, w = smart_resize(height, width, factor=28, min_pixels=MIN_PIXELS, max_pixels=max_pixels)
     assert (h, w) == expected and h % 28 == 0 and w % 28 == 0
     assert MIN_PIXELS <= h * w <= max_pixels
 
 
 def test_extreme_aspect_ratio_is_refused():
     with pytest.raises(VideoError, match="aspect ratio"):
-        smart_resize(10, 4000, min_pixels=MIN_PIXELS, max_pixels=10**6)
+        smart_resize(10, 4000, factor=28, min_pixels=MIN_PIXELS, max_pixels=10**6)
 
 
 @pytest.mark.parametrize(
@@ -182,7 +178,7 @@ def test_extreme_aspect_ratio_is_refused():
     ],
 )
 def test_frame_indices_are_even_at_2_fps(total, fps, first, last, count):
-    indices = frame_indices(total, fps, first, last)
+    indices = FAMILY.frame_indices(total, fps, first, last)
     assert len(indices) == count and len(indices) % 2 == 0
     assert indices[0] == first and indices[-1] == last and np.all(np.diff(indices) > 0)
 
@@ -193,7 +189,9 @@ def test_metadata_gives_the_processor_the_sampling_fps(tiny, tmp_path):
     video = sample_frames(VideoSpec(str(clip), 0.0, 7.5), cache=False)  # 75 frames -> 14: fps 1.87, not 2
     assert video.fps == pytest.approx(14 / 75 * 10)
     out = processor(
-        text=["<|vision_start|><|video_pad|><|vision_end|>"], **processor_video_inputs([video]), return_tensors="pt"
+        text=["<|vision_start|><|video_pad|><|vision_end|>"],
+        **FAMILY.processor_video_inputs([video]),
+        return_tensors="pt",
     )
     assert out["second_per_grid_ts"].tolist() == pytest.approx([2 / video.fps])  # temporal patch of 2 frames
     assert tuple(out["video_grid_thw"][0].tolist()) == (7, video.frames.shape[1] // 14, video.frames.shape[2] // 14)

@@ -17,12 +17,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from rarft_plugin.models import VllmVideoRequest
-from rarft_plugin.models.qwen2_5_vl import (
-    restore_installed_video_positions,
-    use_reference_video_positions,
-    vllm_video_request,
-)
+from rarft_plugin.models import VllmVideoRequest, family_named
+from rarft_plugin.models.qwen_vl import restore_installed_video_positions
 from rarft_plugin.openrlhf_agent import prepare_video_prompt
 from rarft_plugin.prompts import build_messages
 from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video
@@ -30,6 +26,8 @@ from rarft_plugin.video import VideoSpec
 
 pytestmark = pytest.mark.gpu
 vllm = pytest.importorskip("vllm")
+FAMILY = family_named("qwen2_5_vl")
+use_reference_video_positions = FAMILY.use_reference_video_positions
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +84,7 @@ def test_vllm_positions_equal_training_positions(setup):
     from openrlhf.utils.vlm_utils import dedup_media_tokens
 
     directory, processor, model, video, prompt_ids, tensors = setup
-    request = vllm_video_request(video, vllm.__version__)
+    request = FAMILY.vllm_video_request(video, vllm.__version__)
     collapsed = dedup_media_tokens(prompt_ids, {processor.video_token_id})
     ids, positions, second_per_grid = vllm_positions(directory, collapsed, request)
     assert ids == prompt_ids  # vLLM expands the one placeholder to exactly the prompt training sees
@@ -111,7 +109,7 @@ def test_without_the_metadata_vllm_0_26_to_0_30_would_assume_24_fps(setup):
     from openrlhf.utils.vlm_utils import dedup_media_tokens
 
     directory, processor, model, video, prompt_ids, tensors = setup
-    request = vllm_video_request(video, vllm.__version__)
+    request = FAMILY.vllm_video_request(video, vllm.__version__)
     if request.mm_processor_kwargs is None:
         pytest.skip(f"vLLM {vllm.__version__} takes the metadata in the video item")
     collapsed = dedup_media_tokens(prompt_ids, {processor.video_token_id})
