@@ -5,6 +5,7 @@ import pkgutil
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from rarft_plugin import models
 from rarft_plugin.errors import DataError
@@ -79,7 +80,7 @@ def test_a_class_lacking_a_name_or_method_is_refused_naming_what_it_lacks():
     class Incomplete(QwenVL):  # no NAME, model types, metadata, vLLM request, positions
         pass
 
-    with pytest.raises(TypeError, match="lacks MIN_PIXELS, MODEL_TYPES, NAME, PROCESSOR_CLASSES, TOTAL_PIXELS, "):
+    with pytest.raises(TypeError, match="lacks IMAGE_FACTOR, .*NAME, .*VLLM_PATH, probe_positions, .*video_metadata"):
         FamilyRegistry().register(Incomplete)
     with pytest.raises(TypeError, match="a subclass of rarft_plugin.models.ModelFamily"):
         FamilyRegistry().register(SimpleNamespace)
@@ -176,3 +177,39 @@ def test_the_worker_hook_runs_every_familys_position_fix(monkeypatch):
     assert models.use_reference_video_positions() is True and ran == ["a", "b"]  # the first that changes stops none
     monkeypatch.setattr(models, "families", lambda: (family("c", False),))
     assert models.use_reference_video_positions() is False
+
+
+def test_padding_and_batching_keep_each_rows_positions(family, loaded_tiny, installed_positions, tmp_path):
+    """Left-padded rows of two clips get the positions each gets alone (the positions rarft trains on)."""
+    from rarft_plugin.prompts import build_messages
+    from rarft_plugin.stand_ins import write_test_video
+    from rarft_plugin.video import sample_frames
+
+    processor, model = loaded_tiny(family.NAME)
+    family.use_reference_video_positions()
+    prompt = processor.apply_chat_template(
+        build_messages("ra_rft", "the bar moves"), tokenize=False, add_generation_prompt=True
+    )
+    rows = []
+    for index, seconds in enumerate((6, 10)):
+        clip = write_test_video(tmp_path / f"{index}.mp4", seconds=seconds, size=(112, 84))
+        rows.append(family.process_video_prompt(processor, prompt, sample_frames(str(clip), family=family)))
+
+    def positions(ids, tensors, attention):
+        types = (ids == processor.video_token_id).long() * 2  # as the processor marks video tokens
+        video = {k: v for k, v in tensors.items() if k in ("video_grid_thw", "second_per_grid_ts")}
+        return model.model.get_rope_index(ids, types, attention_mask=attention, **video)[0]
+
+    single = [positions(torch.tensor([ids]), t, torch.ones(1, len(ids), dtype=torch.long))[:, 0] for ids, t in rows]
+    length = max(len(ids) for ids, _ in rows)
+    batch = torch.full((2, length), processor.tokenizer.pad_token_id)
+    attention = torch.zeros_like(batch)
+    for row, (ids, _) in enumerate(rows):  # left padding, as generation batches
+        batch[row, length - len(ids) :] = torch.tensor(ids)
+        attention[row, length - len(ids) :] = 1
+    merged = {
+        key: torch.cat([t[key] for _, t in rows]) for key in family.TRAIN_INPUT_KEYS if key != "pixel_values_videos"
+    }
+    both = positions(batch, merged, attention)
+    for row, (ids, _) in enumerate(rows):
+        assert torch.equal(both[:, row, length - len(ids) :], single[row])

@@ -574,7 +574,7 @@ def test_the_stack_check_comes_before_any_slow_check(command, monkeypatch, capsy
     assert err.count("\n") == 1 and f"missing: {', '.join(missing)}" in err
 
 
-def test_saved_checkpoints_get_the_base_models_processor(tmp_path):
+def test_saved_checkpoints_get_the_base_models_processor(tmp_path, tiny_model):
     """OpenRLHF saves a VLM with its tokenizer only; rarft-train completes the folders so they load again."""
     import shutil
 
@@ -582,9 +582,8 @@ def test_saved_checkpoints_get_the_base_models_processor(tmp_path):
 
     from rarft_plugin.launch.run import saved_model_dirs
     from rarft_plugin.launch.upstream import complete_saved_processors
-    from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl
 
-    base = build_tiny_qwen2_5_vl(tmp_path / "base")
+    base = tiny_model
     run = tmp_path / "run"
     final, step = run, run / "checkpoints" / "global_step2_hf"
     for directory in (final, step):  # what --ckpt.save_hf writes: config, weights, tokenizer, chat template

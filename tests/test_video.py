@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from rarft_plugin.errors import DataError
-from rarft_plugin.models import default_family
 from rarft_plugin.models.qwen2_5_vl import Qwen2_5_VL
 from rarft_plugin.stand_ins import write_test_video
 from rarft_plugin.video import (
@@ -32,12 +31,13 @@ def clip(tmp_path_factory):
     "start, end, frames, first_second",
     [(None, None, 40, 0), (5.0, 10.0, 10, 5), (0.0, 3.0, 6, 0), (18.0, 25.0, 4, 18)],  # end past 20 s: within 1 s
 )
-def test_sampling_windows(clip, backend, start, end, frames, first_second):
+def test_sampling_windows(family, clip, backend, start, end, frames, first_second):
     if end == 25.0:
         end = 20.5
-    video = sample_frames(VideoSpec(str(clip), start, end), backend=backend, cache=False)
+    video = sample_frames(VideoSpec(str(clip), start, end), family=family, backend=backend, cache=False)
     assert video.frames.shape[0] == frames and video.frames.dtype == np.uint8
-    assert video.frames.shape[1] % 28 == 0 and video.frames.shape[2] % 28 == 0
+    assert video.frames.shape[1] % family.IMAGE_FACTOR == 0 and video.frames.shape[2] % family.IMAGE_FACTOR == 0
+    assert video.source_fps == 10.0
     assert video.fps == pytest.approx(2.0, rel=0.1)
     assert int(video.timestamps[0]) == first_second
     red = video.frames[0, ..., 0].mean()  # the clip's red level is 20 x the second
@@ -51,11 +51,12 @@ def test_decord_and_pyav_agree(clip):
     assert np.abs(a.frames.astype(int) - b.frames.astype(int)).mean() < 3
 
 
-def test_total_pixel_budget(clip):
-    video = sample_frames(str(clip), total_pixels=40 * 28 * 28, cache=False)
+def test_total_pixel_budget(family, clip):
+    budget = 40 * family.IMAGE_FACTOR**2
+    video = sample_frames(str(clip), family=family, total_pixels=budget, cache=False)
     per_frame = video.frames.shape[1] * video.frames.shape[2]
-    minimum = default_family().MIN_PIXELS * 1.05 * video.frames.shape[0] / 2
-    assert per_frame * video.frames.shape[0] / 2 <= max(40 * 28 * 28, minimum)
+    minimum = family.MIN_PIXELS * 1.05 * video.frames.shape[0] / 2
+    assert per_frame * video.frames.shape[0] / 2 <= max(budget, minimum)
 
 
 def test_cache_decodes_each_clip_once(clip):

@@ -5,7 +5,8 @@ model (frame count, frame size, sampling defaults), how the model's processor an
 frames (metadata, processor call, vLLM request per vLLM version, training tensors), its chat-template
 markers and special tokens, and whatever the installed transformers needs to compute the positions
 vLLM computes. Families are classes, so one family can extend another and override only what
-differs. rarft ships `qwen2_5_vl` (Qwen2.5-VL: the paper's base model Time-R1-7B and every baseline).
+differs. rarft ships `qwen2_5_vl` (Qwen2.5-VL: the paper's base model Time-R1-7B and every baseline),
+`qwen3_vl` (Qwen3-VL) and `qwen3_5` (Qwen3.5, Qwen3-VL's video path with another language model).
 
 The registry is explicit: `FAMILY_MODULES` names the modules of this package that define families
 (each registers its classes when imported); any other module here is a helper and is never taken
@@ -72,7 +73,7 @@ __all__ = [
 # reward file without RARFT_MODEL_FAMILY): the paper's base model and all its baselines are Qwen2.5-VL.
 DEFAULT_MODEL_TYPE = "qwen2_5_vl"
 # The modules of this package that define families; the others are helpers.
-FAMILY_MODULES = ("qwen2_5_vl",)
+FAMILY_MODULES = ("qwen2_5_vl", "qwen3_vl")
 # The family's NAME in a Ray worker's environment (the OpenRLHF reward file reads it; rarft-train sets it).
 FAMILY_ENV = "RARFT_MODEL_FAMILY"
 
@@ -111,7 +112,7 @@ class ModelFamily(abc.ABC):
     MIN_PIXELS: ClassVar[int]  # default lower bound of a frame's pixels
     CHAT: ClassVar[ChatMarkers]
 
-    ATTRIBUTES: ClassVar[tuple[str, ...]] = (
+    ATTRIBUTES: ClassVar[tuple[str, ...]] = (  # the class attributes `register` requires (a base may add its own)
         "NAME",
         "MODEL_TYPES",
         "PROCESSOR_CLASSES",
@@ -149,8 +150,9 @@ class ModelFamily(abc.ABC):
         """Expanded prompt token ids, and the tensors OpenRLHF's trainer needs (`mm_train_inputs`)."""
 
     @abc.abstractmethod
-    def video_token_id(self, processor: ProcessorMixin) -> int:
-        """The video placeholder token (collapsed to one before vLLM, which expands it itself)."""
+    def vllm_prompt_ids(self, processor: ProcessorMixin, prompt_ids: list[int]) -> list[int]:
+        """The prompt vLLM gets: `process_video_prompt`'s expanded ids with each video collapsed to the
+        placeholder vLLM expands itself (to exactly these ids again)."""
 
     @abc.abstractmethod
     def end_of_turn_ids(self, processor: ProcessorMixin) -> tuple[int, ...]:
@@ -196,7 +198,7 @@ class FamilyRegistry:
         type or processor class another family has (TypeError naming both)."""
         if not (isinstance(cls, type) and issubclass(cls, ModelFamily)):
             raise TypeError(f"a model family is a subclass of rarft_plugin.models.ModelFamily, not {cls!r}")
-        missing = sorted({name for name in ModelFamily.ATTRIBUTES if not hasattr(cls, name)} | cls.__abstractmethods__)
+        missing = sorted({name for name in cls.ATTRIBUTES if not hasattr(cls, name)} | cls.__abstractmethods__)
         if missing:
             raise TypeError(f"model family {cls.__module__}.{cls.__qualname__} lacks {', '.join(missing)}")
         family = cls()
@@ -237,7 +239,7 @@ def supported_text() -> str:
     """The supported families and the model types each serves, for error messages.
 
     >>> supported_text()
-    'qwen2_5_vl (model_type qwen2_5_vl)'
+    'qwen2_5_vl (model_type qwen2_5_vl); qwen3_vl (model_type qwen3_vl); qwen3_5 (model_type qwen3_5)'
     """
     return "; ".join(f"{family.NAME} (model_type {', '.join(family.MODEL_TYPES)})" for family in families())
 

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 
 from rarft_plugin.models import VllmVideoRequest, register
-from rarft_plugin.models.qwen_vl import IMAGE, TEXT, VIDEO, QwenVL, bare_model
+from rarft_plugin.models.qwen_vl import IMAGE, VIDEO, QwenVL, bare_model, media_types, mrope_positions
 from rarft_plugin.video import SampledVideo
 
 if TYPE_CHECKING:
@@ -90,48 +90,19 @@ def reference_rope_index(
     Same signature as transformers 5.x's `Qwen2_5_VLModel.get_rope_index` (bound as its replacement).
     """
     vision = self.config.vision_config
-    merge, tokens_per_second = vision.spatial_merge_size, vision.tokens_per_second
-    if mm_token_type_ids is None:  # callers of transformers 4.x's signature: types from the token ids
-        mm_token_type_ids = (input_ids == self.config.image_token_id) * IMAGE + (
-            input_ids == self.config.video_token_id
-        ) * VIDEO
-    grids = {
-        IMAGE: iter(image_grid_thw.tolist() if image_grid_thw is not None else []),
-        VIDEO: iter(video_grid_thw.tolist() if video_grid_thw is not None else []),
-    }
-    seconds = iter(second_per_grid_ts.tolist() if second_per_grid_ts is not None else [])
-    positions = torch.zeros(3, *input_ids.shape, dtype=input_ids.dtype, device=input_ids.device)
-    deltas = []
-    for row in range(input_ids.shape[0]):
-        keep = attention_mask[row].bool() if attention_mask is not None else torch.ones_like(input_ids[row]).bool()
-        types = mm_token_type_ids[row][keep].tolist()
-        parts, start = [], 0
-        for kind, group in itertools.groupby(types):
-            length = len(list(group))
-            if kind == TEXT:
-                parts.append(torch.arange(length).expand(3, -1) + start)
-            else:
-                frames, height, width = next(grids[kind])
-                scale = next(seconds, 1.0) * tokens_per_second if kind == VIDEO else 1.0
-                grid = torch.stack(
-                    torch.meshgrid(
-                        (torch.arange(frames, dtype=torch.float64) * scale).long(),
-                        torch.arange(height // merge),
-                        torch.arange(width // merge),
-                        indexing="ij",
-                    )
-                )
-                if grid[0].numel() != length:
-                    raise ValueError(
-                        f"{length} media tokens but a grid of {frames}x{height}x{width} patches "
-                        f"merged {merge}x{merge}: the prompt and the media inputs disagree"
-                    )
-                parts.append(grid.reshape(3, -1) + start)
-            start = int(parts[-1].max()) + 1
-        joined = torch.cat(parts, dim=1) if parts else torch.zeros(3, 0, dtype=torch.long)
-        positions[:, row, keep] = joined.to(positions)
-        deltas.append(start - len(types))
-    return positions, torch.tensor(deltas, device=input_ids.device).unsqueeze(1)
+    tokens_per_second = vision.tokens_per_second
+    seconds = second_per_grid_ts.tolist() if second_per_grid_ts is not None else []
+    return mrope_positions(
+        input_ids,
+        media_types(input_ids, self.config) if mm_token_type_ids is None else mm_token_type_ids,
+        {
+            IMAGE: image_grid_thw.tolist() if image_grid_thw is not None else [],
+            VIDEO: video_grid_thw.tolist() if video_grid_thw is not None else [],
+        },
+        vision.spatial_merge_size,
+        itertools.chain((s * tokens_per_second for s in seconds), itertools.repeat(tokens_per_second)),
+        attention_mask,
+    )
 
 
 @register
@@ -147,6 +118,12 @@ class Qwen2_5_VL(QwenVL):
     IMAGE_FACTOR = 28  # 14-pixel patches, merged 2 x 2
     MAX_PIXELS_PER_FRAME = 768 * 28 * 28
     TRAIN_INPUT_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
+    VLLM_OLDEST_SUPPORTED = VLLM_OLDEST_SUPPORTED
+    VLLM_PATH = (
+        "rarft hands Qwen2.5-VL the frames' metadata (fps, hence the temporal positions) through per-request "
+        f"processor options verified from vLLM {VLLM_OLDEST_SUPPORTED} on"
+    )
+    POSITION_MODEL = ("transformers.models.qwen2_5_vl.modeling_qwen2_5_vl", "Qwen2_5_VLModel")
     reference_rope_index = staticmethod(reference_rope_index)
 
     def video_metadata(self, video: SampledVideo) -> dict[str, object]:
@@ -170,17 +147,6 @@ class Qwen2_5_VL(QwenVL):
         seconds = torch.as_tensor(tensors["second_per_grid_ts"], dtype=torch.float32).reshape(-1)
         return {**tensors, "second_per_grid_ts": seconds}
 
-    def check_vllm_version(self, version: str) -> None:
-        """Refuse a vLLM that rarft cannot hand a Qwen2.5-VL video's frame rate (see `vllm_video_request`)."""
-        from packaging.version import Version
-
-        if Version(version) < Version(VLLM_OLDEST_SUPPORTED):
-            raise RuntimeError(
-                f"vLLM {version} is not supported for video rollouts: rarft hands Qwen2.5-VL the frames' metadata "
-                f"(fps, hence the temporal positions) through per-request processor options verified from vLLM "
-                f"{VLLM_OLDEST_SUPPORTED} on; install vllm>={VLLM_OLDEST_SUPPORTED} (docs/gpu.md lists tested pairs)"
-            )
-
     def vllm_video_request(self, video: SampledVideo, vllm_version: str) -> VllmVideoRequest:
         """The video part of a vLLM prompt for `vllm_version` (see the table above `VLLM_METADATA_IN_ITEM`).
 
@@ -198,13 +164,6 @@ class Qwen2_5_VL(QwenVL):
         if Version(vllm_version) >= Version(VLLM_METADATA_IN_ITEM):
             return VllmVideoRequest({"video": (video.frames, {**metadata, "do_sample_frames": False})})
         return VllmVideoRequest({"video": video.frames}, {"video_metadata": metadata, "do_sample_frames": False})
-
-    def position_model_class(self) -> type | None:
-        try:
-            from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLModel
-        except ImportError:
-            return None
-        return Qwen2_5_VLModel
 
     def probe_positions(self, model_class: type) -> tuple[torch.Tensor, torch.Tensor]:
         """Installed and reference positions of a small prompt: text, a 2-grid video sampled at 1.9 FPS, text."""

@@ -17,9 +17,11 @@ with video alone would pass `token_type_ids`, which the Qwen models ignore. The 
 from __future__ import annotations
 
 import abc
+import importlib
+import itertools
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -38,6 +40,9 @@ __all__ = [
     "VIDEO",
     "QwenVL",
     "bare_model",
+    "collapse_runs",
+    "media_types",
+    "mrope_positions",
     "restore_installed_video_positions",
     "smart_resize",
 ]
@@ -70,6 +75,70 @@ def smart_resize(height: int, width: int, *, factor: int, min_pixels: int, max_p
     return h, w
 
 
+def mrope_positions(
+    input_ids: torch.Tensor,
+    mm_token_type_ids: torch.Tensor,
+    grids: dict[int, Iterable[tuple[int, int, int]]],
+    merge: int,
+    video_scales: Iterator[float],
+    attention_mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """M-RoPE positions (3, batch, length) and rope deltas (batch, 1) as vLLM computes them for the Qwen models.
+
+    Each run of media tokens is the next (t, h, w) patch grid of its kind (`grids`, in prompt order), its
+    positions the grid's indices (spatial sides merged `merge` x `merge`; for a video the temporal index times
+    the next of `video_scales`, the product taken in floating point, then truncated) plus where it starts; text
+    continues at the largest position so far + 1. Padding (attention 0) gets position 0.
+    """
+    grids = {kind: iter(values) for kind, values in grids.items()}
+    positions = torch.zeros(3, *input_ids.shape, dtype=input_ids.dtype, device=input_ids.device)
+    deltas = []
+    for row in range(input_ids.shape[0]):
+        keep = attention_mask[row].bool() if attention_mask is not None else torch.ones_like(input_ids[row]).bool()
+        types = mm_token_type_ids[row][keep].tolist()
+        parts, start = [], 0
+        for kind, group in itertools.groupby(types):
+            length = len(list(group))
+            if kind == TEXT:
+                parts.append(torch.arange(length).expand(3, -1) + start)
+            else:
+                frames, height, width = next(grids[kind])
+                scale = next(video_scales) if kind == VIDEO else 1.0
+                grid = torch.stack(
+                    torch.meshgrid(
+                        (torch.arange(frames, dtype=torch.float64) * scale).long(),
+                        torch.arange(height // merge),
+                        torch.arange(width // merge),
+                        indexing="ij",
+                    )
+                )
+                if grid[0].numel() != length:
+                    raise ValueError(
+                        f"{length} media tokens but a grid of {frames}x{height}x{width} patches "
+                        f"merged {merge}x{merge}: the prompt and the media inputs disagree"
+                    )
+                parts.append(grid.reshape(3, -1) + start)
+            start = int(parts[-1].max()) + 1
+        joined = torch.cat(parts, dim=1) if parts else torch.zeros(3, 0, dtype=torch.long)
+        positions[:, row, keep] = joined.to(positions)
+        deltas.append(start - len(types))
+    return positions, torch.tensor(deltas, device=input_ids.device).unsqueeze(1)
+
+
+def media_types(input_ids: torch.Tensor, config: object) -> torch.Tensor:
+    """Token types from the token ids (callers of transformers 4.x's signature pass none)."""
+    return (input_ids == config.image_token_id) * IMAGE + (input_ids == config.video_token_id) * VIDEO
+
+
+def collapse_runs(ids: list[int], token: int) -> list[int]:
+    """`ids` with every run of `token` collapsed to one (what OpenRLHF's `dedup_media_tokens` does).
+
+    >>> collapse_runs([1, 7, 7, 7, 2, 7, 3], 7)
+    [1, 7, 2, 7, 3]
+    """
+    return [t for i, t in enumerate(ids) if not (t == token and i and ids[i - 1] == token)]
+
+
 class QwenVL(ModelFamily):
     """The Qwen vision-language conventions; subclasses are the registered families."""
 
@@ -81,6 +150,27 @@ class QwenVL(ModelFamily):
     IMAGE_FACTOR: ClassVar[int]  # spatial patch x merge: frame sides are multiples of it
     MAX_PIXELS_PER_FRAME: ClassVar[int]
     TRAIN_INPUT_KEYS: ClassVar[tuple[str, ...]]  # the processor's outputs the trainer needs (`mm_train_inputs`)
+    VLLM_OLDEST_SUPPORTED: ClassVar[str] = "0.26.0"
+    VLLM_PATH: ClassVar[str]  # how the family's video requests reach vLLM's processor, and from which release
+    ATTRIBUTES: ClassVar[tuple[str, ...]] = (
+        *ModelFamily.ATTRIBUTES,
+        "IMAGE_FACTOR",
+        "MAX_PIXELS_PER_FRAME",
+        "TRAIN_INPUT_KEYS",
+        "VLLM_PATH",
+        "POSITION_MODEL",
+        "reference_rope_index",
+    )
+
+    def check_vllm_version(self, version: str) -> None:
+        """Refuse a vLLM older than the release whose video path the family's requests follow (`VLLM_PATH`)."""
+        from packaging.version import Version
+
+        if Version(version) < Version(self.VLLM_OLDEST_SUPPORTED):
+            raise RuntimeError(
+                f"vLLM {version} is not supported for {self.NAME} video rollouts: {self.VLLM_PATH}; install "
+                f"vllm>={self.VLLM_OLDEST_SUPPORTED} (docs/gpu.md lists tested pairs)"
+            )
 
     def frame_indices(self, total_frames: int, video_fps: float, first: int, last: int, fps: float = 2.0) -> np.ndarray:
         """Evenly spaced frame indices in [first, last] at about `fps`, an even count (Qwen's rule).
@@ -113,7 +203,10 @@ class QwenVL(ModelFamily):
         return smart_resize(height, width, factor=self.IMAGE_FACTOR, min_pixels=min_pixels, max_pixels=int(max_pixels))
 
     def processor_video_inputs(self, videos: list[SampledVideo]) -> dict[str, object]:
-        """`videos=` and `video_metadata=` for a processor call, built as vLLM builds them.
+        """`videos=`, `video_metadata=` and `do_sample_frames=False` for a processor call, built as vLLM builds them.
+
+        The frames are already sampled: Qwen3-VL's video processor would otherwise sample again from the metadata
+        (its default), as vLLM's `do_sample_frames` False (from the item's metadata) keeps it from doing.
 
         >>> processor(text=prompts, **family.processor_video_inputs(clips), return_tensors="pt")  # doctest: +SKIP
         """
@@ -122,6 +215,7 @@ class QwenVL(ModelFamily):
         return {
             "videos": [v.frames for v in videos],
             "video_metadata": [VideoMetadata(**self.video_metadata(v)) for v in videos],
+            "do_sample_frames": False,
         }
 
     def process_video_prompt(
@@ -144,8 +238,9 @@ class QwenVL(ModelFamily):
         """The processor's training tensors as OpenRLHF merges them (a subclass converts what needs it)."""
         return tensors
 
-    def video_token_id(self, processor: ProcessorMixin) -> int:
-        return processor.video_token_id
+    def vllm_prompt_ids(self, processor: ProcessorMixin, prompt_ids: list[int]) -> list[int]:
+        """The expanded prompt with each video's tokens collapsed to the one placeholder vLLM expands itself."""
+        return collapse_runs(prompt_ids, processor.video_token_id)
 
     def end_of_turn_ids(self, processor: ProcessorMixin) -> tuple[int, ...]:
         """Ids of the tokens that end a response (`CHAT.turn_ends` the tokenizer knows), eos first."""
@@ -169,10 +264,15 @@ class QwenVL(ModelFamily):
 
     # a staticmethod with the signature of transformers' get_rope_index, bound to the model class in its place
     reference_rope_index: ClassVar[Callable[..., tuple[torch.Tensor, torch.Tensor]]]
+    POSITION_MODEL: ClassVar[tuple[str, str]]  # (module, class) of the transformers model computing the positions
 
-    @abc.abstractmethod
     def position_model_class(self) -> type | None:
         """The installed transformers' model class whose `get_rope_index` computes the positions (None: absent)."""
+        module, name = self.POSITION_MODEL
+        try:
+            return getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            return None
 
     @abc.abstractmethod
     def probe_positions(self, model_class: type) -> tuple[torch.Tensor, torch.Tensor]:
