@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Does RA-RFT training learn? One GPU, minutes. A tiny random Qwen2.5-VL is warm-started on three behaviours
+# Does RA-RFT training learn? One GPU, minutes. A tiny random model (CURVE_FAMILY: qwen2_5_vl, the default, or
+# qwen3_vl) is warm-started on three behaviours
 # for every query (scripts/gpu_run.py warmstart: ground in format, refuse in format, a bare segment; GRPO must
 # find which pays for which query), then trained with GRPO through OpenRLHF's train_ppo_ray
 # (scripts/gpu_smoke.sh) on the 8 queries of 4 HI-Charades items (4 prompts x 16 samples a step, 8 episodes:
@@ -21,7 +22,8 @@ mkdir -p "$out"
 python=${PYTHON:-python3}
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 run() { "$python" "$repo/scripts/gpu_run.py" "$@"; }
-[[ -f $out/assets/train.jsonl ]] || run assets --out "$out/assets" --items "${CURVE_ITEMS:-4}"
+family=${CURVE_FAMILY:-qwen2_5_vl}
+[[ -f $out/assets/train.jsonl ]] || run assets --out "$out/assets" --items "${CURVE_ITEMS:-4}" --family "$family"
 [[ -f $out/warm/warmstart.json ]] || run warmstart --assets "$out/assets" --out "$out/warm"
 [[ -f $out/probe_before.json ]] || run probe --model "$out/warm" --assets "$out/assets" --samples 32 \
     --out "$out/probe_before.json"
@@ -42,4 +44,4 @@ RARFT_MODEL=$out/warm SMOKE_INFER=0 "$repo/scripts/gpu_smoke.sh" "$out" \
     --ckpt.save_steps 1000 "$@"
 run probe --model "$out/run" --assets "$out/assets" --samples 32 --out "$out/probe_after.json"
 run curve --log "$out/train.log" --warmstart "$out/warm/warmstart.json" --before "$out/probe_before.json" \
-    --after "$out/probe_after.json" --out "$out"
+    --after "$out/probe_after.json" --out "$out" --title "RA-RFT GRPO through train_ppo_ray, tiny $family"

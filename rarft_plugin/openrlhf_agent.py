@@ -5,7 +5,8 @@ OpenRLHF loads this file inside each vLLM engine actor and calls
 once per rollout; `hf_tokenizer` is the model's processor. Here `images` is the dataset's video
 field (`--data.image_key video`): a JSON string `{"path", "video_start", "video_end"}` written by
 `rarft-prep to-openrlhf`. Everything model-specific comes from the processor's model family
-(`rarft_plugin.models.family_of_processor`; Qwen2.5-VL: `rarft_plugin.models.qwen2_5_vl`). The executor
+(`rarft_plugin.models.family_of_processor`; Qwen2.5-VL: `rarft_plugin.models.qwen2_5_vl`, Qwen3-VL:
+`rarft_plugin.models.qwen3_vl`). The executor
 
 1. samples the clip's frames (`rarft_plugin.video`) and runs the model's processor on prompt +
    frames, called as vLLM calls it (same frames, same metadata, the processor's own settings), so
@@ -13,8 +14,9 @@ field (`--data.image_key video`): a JSON string `{"path", "video_start", "video_
    the rollout saw (`process_video_prompt` of the family). Both steps are cached per process and
    single-flight: the G rollouts of a prompt, which OpenRLHF starts together, decode and preprocess
    the clip once;
-2. sends vLLM the prompt with the video placeholder collapsed to one token and the frames with
-   their metadata, the way the installed vLLM takes them (`vllm_video_request` of the family), and
+2. sends vLLM the prompt with the video collapsed to its one placeholder (`vllm_prompt_ids` of the
+   family) and the frames with their metadata, the way the installed vLLM takes them
+   (`vllm_video_request` of the family), and
    keeps special tokens out of the response (`forbidden_response_ids`, a logit bias at sampling);
 3. scores the response with `rarft_plugin.rewards.score` (options from the RARFT_* variables:
    `rarft_plugin.reward_options`) and returns everything the trainer needs, with the time each
@@ -45,7 +47,6 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from openrlhf.utils.agent import AgentExecutorBase
-from openrlhf.utils.vlm_utils import dedup_media_tokens
 
 from rarft_plugin.cache import LruCache
 from rarft_plugin.models import VllmVideoRequest, family_of_processor
@@ -171,7 +172,7 @@ class AgentExecutor(AgentExecutorBase):
             )
         request = await generate(
             llm_engine,
-            dedup_media_tokens(prompt_ids, {family.video_token_id(hf_tokenizer)}),  # one placeholder: vLLM expands it
+            family.vllm_prompt_ids(hf_tokenizer, prompt_ids),  # one placeholder per video: vLLM expands it
             params,
             family.vllm_video_request(video, self.vllm_version),
         )

@@ -7,22 +7,27 @@ rollout (one sample per call) from worker threads of each vLLM engine actor. `qu
 decoded prompt+response strings with special tokens; `labels` are the dataset's label strings
 (JSON, see `rarft_plugin.schema`). The reward options come from the worker's `RARFT_*` variables
 (`rarft_plugin.reward_options.RewardOptions.from_env`), read once per process;
-`python -m rarft_plugin.reward_options` lists the variables and the reward table. Returns the total
-as `rewards` and `scores`, and each reward of the table in `extra_logs`.
+`python -m rarft_plugin.reward_options` lists the variables and the reward table. The response is
+read out of each query with the chat markers of the model family named by `RARFT_MODEL_FAMILY`
+(`rarft_plugin.models.family_from_env`; unset: the default family, Qwen2.5-VL), which `rarft-train`
+sets from the policy's config.json and a hand-written command sets itself. Returns the total as
+`rewards` and `scores`, and each reward of the table in `extra_logs`.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 
 import torch
 
+from rarft_plugin.models import ChatMarkers, family_from_env
 from rarft_plugin.parsing import extract_response
 from rarft_plugin.reward_options import RewardOptions, ScoreOptions
 from rarft_plugin.rewards import REWARD_NAMES, score_many
 
-__all__ = ["reward_func"]
+__all__ = ["chat_markers", "reward_func"]
 
 _OPTIONS: ScoreOptions | None = None
 _OPTIONS_LOCK = threading.Lock()
@@ -36,9 +41,16 @@ def _options() -> ScoreOptions:
         return _OPTIONS
 
 
+@functools.cache
+def chat_markers() -> ChatMarkers:
+    """The chat markers of the family RARFT_MODEL_FAMILY names (read once per process)."""
+    return family_from_env().CHAT
+
+
 def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[str], **kwargs: object) -> dict:
     """Rewards for decoded prompt+response `queries`: total as `rewards` and `scores`, components in `extra_logs`."""
-    responses = [extract_response(query, prompt) for query, prompt in zip(queries, prompts, strict=True)]
+    chat = chat_markers()
+    responses = [extract_response(query, prompt, chat=chat) for query, prompt in zip(queries, prompts, strict=True)]
     results = score_many(responses, list(labels), **_options())
     rewards = torch.tensor([r["total"] for r in results], dtype=torch.float32)
     return {

@@ -7,7 +7,7 @@
 | `time_r1`            | Time-R1 baseline               | `<think>` with `<timestep>`, `<answer>S to E</answer>` |
 | `videochat_r1`       | VideoChat-R1 baseline          | `<answer>S to E</answer>`                              |
 | `videochat_r1_think` | VideoChat-R1-think baseline    | `<think>` then `<answer>S to E</answer>`               |
-| `qwen2_5_vl`         | plain Qwen2.5-VL-7B baseline   | `<answer>S to E</answer>`                              |
+| `qwen2_5_vl`         | plain Qwen instruct baseline   | `<answer>S to E</answer>`                              |
 
 Every baseline template carries the refusal instruction the paper adds for LVLM baselines
 (§4.3): refuse an irrelevant query and say why. `build_messages(..., purpose=)` follows the
@@ -113,6 +113,7 @@ TEMPLATE_FOR_MODEL: dict[str, str] = {
     "videochat_r1": "videochat_r1",
     "videochat_r1_think": "videochat_r1_think",
     "qwen2_5_vl_7b": "qwen2_5_vl",
+    "qwen3_vl_8b": "qwen2_5_vl",  # no paper row: the plain Qwen instruct prompt of the paper's Qwen baseline
 }
 
 

@@ -4,8 +4,9 @@
 #   RECIPE_TITLE  one line for --help
 #   RECIPE_MODEL  what RARFT_MODEL must hold
 #   RECIPE_HARDWARE  what it needs
-# and optionally RECIPE_DEFAULT_GPUS and RECIPE_EXTRA_ARGS (flags after the paper's; the later value wins),
-# then calls `rarft_recipe_main "$@"`.
+# and optionally RECIPE_DEFAULT_GPUS, RECIPE_MAX_LEN (--data.max_len for the model family's prompts; default
+# 4608, Qwen2.5-VL's) and RECIPE_EXTRA_ARGS (flags after the paper's; the later value wins), then calls
+# `rarft_recipe_main "$@"`.
 #
 # The project's Python: $PYTHON when set, else the checkout's .venv (what `make setup` creates), so a
 # recipe runs without activating anything; else `python` on PATH.
@@ -103,7 +104,7 @@ rarft_paper_args() {
         --rollout.temperature 1.0           # released script
         --rollout.top_p 1.0
         --rollout.max_new_tokens 200        # released script: max 200 new tokens
-        --data.max_len 4608                 # docs/video.md: ≤ 3584 video tokens + ~300 text + 200 new
+        --data.max_len "${RECIPE_MAX_LEN:-4608}"   # docs/video.md: ≤ 3584 video tokens + ~300 text + 200 new
 
         # Batch: one update per rollout batch (TRL's GRPO default of one iteration per generation); the
         # prompts per step and the epochs depend on the preset (rarft_preset_args).
@@ -128,7 +129,8 @@ rarft_paper_args() {
         --actor.freeze_visual_encoder
 
         # 2 FPS and the 3584·28·28 (~2.8M) pixel budget (paper §4.3) are the Qwen2.5-VL family's defaults
-        # (rarft_plugin.models.qwen2_5_vl), which the video executor uses; they are not OpenRLHF flags.
+        # (rarft_plugin.models.qwen2_5_vl), which the video executor uses; they are not OpenRLHF flags. Other
+        # families keep 2 FPS and the budget of 3584 video tokens (rarft_plugin.models).
 
         # Output: final Hugging Face weights in RARFT_OUTPUT (the paper evaluates the final checkpoint);
         # DeepSpeed checkpoints every 50 steps so that a rerun resumes.

@@ -1,16 +1,16 @@
 """Pieces of the one-GPU training run (`scripts/gpu_smoke.sh`, `bench/gpu_learning_curve.sh`).
 
-    python scripts/gpu_run.py assets --out DIR [--items 16]        # tiny model, stand-in videos, prompts
+    python scripts/gpu_run.py assets --out DIR [--items 16] [--family qwen3_vl]  # tiny model, videos, prompts
     python scripts/gpu_run.py warmstart --assets DIR --out MODEL   # short supervised pass on the format
     python scripts/gpu_run.py probe --model MODEL --assets DIR --out JSON  # sampled rewards per prompt
     python scripts/gpu_run.py reference-grpo --model MODEL --assets DIR --out JSON [--device cpu]
     python scripts/gpu_run.py curve --log train.log --out DIR [--warmstart W.json --before B.json --after A.json]
 
-`assets` takes the first items of the shipped HI-Charades file, writes a generated clip as long as
-each record's video, the tiny random Qwen2.5-VL (`rarft_plugin.stand_ins`) and the OpenRLHF prompt
-JSONL (`rarft-prep to-openrlhf`, template ra_rft). `warmstart` teaches that random model three behaviours
-for every query by teacher forcing (`target_responses`: ground, refuse, a bare segment), so GRPO groups
-differ (a random model's rewards are constant within a group: nothing to learn from) and GRPO has the
+`assets` takes the first items of the shipped HI-Charades file, writes a generated clip as long as each
+record's video, the tiny random model of `--family` (`rarft_plugin.stand_ins`; default Qwen2.5-VL) and the
+OpenRLHF prompt JSONL (`rarft-prep to-openrlhf`, template ra_rft). `warmstart` teaches that random model three
+behaviours for every query by teacher forcing (`target_responses`: ground, refuse, a bare segment), so GRPO
+groups differ (a random model's rewards are constant within a group: nothing to learn from) and GRPO has the
 RA-RFT decision to learn: ground a relevant query, refuse an irrelevant one, keep the format.
 `probe` samples a model the way rollouts do (reference video positions, temperature 1, special tokens
 kept out) and scores every sample with the RA-RFT rewards: before and after training on the same prompts.
@@ -41,7 +41,7 @@ HI_CHARADES = REPO / "eval" / "benchmarks" / "hi_vtg_charades.json"
 
 def assets(args: argparse.Namespace) -> int:
     from data_prep.cli import main as prep
-    from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video
+    from rarft_plugin.stand_ins import build_tiny_model, write_test_video
 
     out = args.out
     items = json.loads(args.data.read_text())[: args.items]
@@ -50,7 +50,7 @@ def assets(args: argparse.Namespace) -> int:
         clip = out / "videos" / Path(item["video"]).name
         if not clip.exists():
             write_test_video(clip, seconds=item["duration"], fps=4, size=(112, 84))
-    build_tiny_qwen2_5_vl(out / "model")
+    build_tiny_model(out / "model", args.family)
     return prep(
         [
             "to-openrlhf",
@@ -89,16 +89,18 @@ class Policy:
 
     def __init__(self, model_dir: Path, assets: Path, device: str):
         import torch
-        from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+        from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        from rarft_plugin.models import qwen2_5_vl as family
+        from rarft_plugin.models import family_of_model
+        from rarft_plugin.models.qwen_vl import VIDEO
         from rarft_plugin.video import sample_frames
 
+        family = family_of_model(assets / "model")
         family.use_reference_video_positions()  # train and sample on the positions vLLM rollouts use
-        self.torch, self.family, self.device = torch, family, device
+        self.torch, self.family, self.device, self.video_type = torch, family, device, VIDEO
         self.processor = AutoProcessor.from_pretrained(assets / "model")
         self.tokenizer = self.processor.tokenizer
-        self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir).to(device)
+        self.model = AutoModelForImageTextToText.from_pretrained(model_dir).to(device)
         self.end_ids = list(family.end_of_turn_ids(self.processor))
         self.forbidden = sorted(family.forbidden_response_ids(self.processor))
         self.examples = []  # (prompt ids, processor tensors on the device, label)
@@ -113,7 +115,7 @@ class Policy:
 
     def inputs(self, prompt_ids: list[int], tensors: dict, response_ids: list[int]) -> dict:
         ids = self.torch.tensor([prompt_ids + response_ids], device=self.device)
-        types = (ids == self.processor.video_token_id).long() * self.family.VIDEO  # as the processor marks them
+        types = (ids == self.processor.video_token_id).long() * self.video_type  # as the processor marks them
         return {"input_ids": ids, "attention_mask": self.torch.ones_like(ids), "mm_token_type_ids": types, **tensors}
 
     def sample(self, index: int, samples: int, max_new_tokens: int) -> list[tuple[list[int], str]]:
@@ -297,14 +299,14 @@ def reference_grpo(args: argparse.Namespace) -> int:
     import random
 
     import torch
-    from transformers import Qwen2_5_VLForConditionalGeneration
+    from transformers import AutoModelForImageTextToText
 
     from rarft_plugin.rewards import score_many
 
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     policy = Policy(args.model, args.assets, args.device)
-    reference = Qwen2_5_VLForConditionalGeneration.from_pretrained(args.model).to(args.device).eval()
+    reference = AutoModelForImageTextToText.from_pretrained(args.model).to(args.device).eval()
     optimizer = torch.optim.Adam(policy.model.parameters(), lr=args.lr, eps=args.adam_eps)
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: lr_factor(k, args.steps, args.warmup_steps))
@@ -511,6 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--data", type=Path, default=HI_CHARADES, help="released-schema file (default: HI-Charades)")
     p.add_argument("--items", type=int, default=16, help="first N items of --data")
+    p.add_argument("--family", default="qwen2_5_vl", help="model family of the tiny model (stand_ins.TINY_MODELS)")
     p = sub.add_parser("warmstart", help="short supervised pass on three behaviours (`target_responses`)")
     p.add_argument("--assets", type=Path, required=True, help="folder written by `assets`")
     p.add_argument("--out", type=Path, required=True, help="warm-started model directory")
@@ -558,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmstart", type=Path, default=None, help="warmstart.json of the starting model")
     p.add_argument("--before", type=Path, default=None, help="`probe` JSON of the starting model")
     p.add_argument("--after", type=Path, default=None, help="`probe` JSON of the trained model")
-    p.add_argument("--title", default="RA-RFT GRPO through train_ppo_ray, tiny Qwen2.5-VL")
+    p.add_argument("--title", default="RA-RFT GRPO through train_ppo_ray, tiny model")
     args = parser.parse_args(argv)
     return {
         "assets": assets,

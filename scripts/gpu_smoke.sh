@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job for real on one GPU, in minutes: OpenRLHF's train_ppo_ray through rarft-train and the one-GPU
-# recipe (Ray, vLLM video rollouts through the rarft executor, DeepSpeed ZeRO-3), on a tiny random Qwen2.5-VL
-# with generated videos for the first HI-Charades items, then `rarft-eval infer` on the checkpoint it wrote.
+# recipe (Ray, vLLM video rollouts through the rarft executor, DeepSpeed ZeRO-3), on a tiny random model of a
+# model family (SMOKE_FAMILY: qwen2_5_vl, the default, or qwen3_vl) with generated videos for the first
+# HI-Charades items, then `rarft-eval infer` on the checkpoint it wrote.
 #
 #   scripts/gpu_smoke.sh OUT [more rarft-train flags]
 #
@@ -26,7 +27,7 @@ export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 
 [[ -f $out/assets/train.jsonl ]] || "$python" "$repo/scripts/gpu_run.py" assets --out "$out/assets" \
-    --items "${SMOKE_ITEMS:-8}"
+    --items "${SMOKE_ITEMS:-8}" --family "${SMOKE_FAMILY:-qwen2_5_vl}"
 RARFT_MODEL=${RARFT_MODEL:-$out/assets/model} RARFT_DATA=$out/assets/train.jsonl RARFT_OUTPUT=$out/run \
 PYTHON=$python "$repo/recipes/single_gpu_smoke.sh" \
     --ds.attn_implementation sdpa --vllm.enforce_eager --data.max_len 2048 --rollout.max_new_tokens 64 \

@@ -1,4 +1,4 @@
-"""`rarft-eval infer` with a tiny random Qwen2.5-VL on CPU over generated videos."""
+"""`rarft-eval infer` with each model family's tiny random stand-in on CPU over generated videos."""
 
 import json
 import math
@@ -9,13 +9,13 @@ from eval.cli import main as rarft_eval
 from eval.infer import clip_seconds, meta_path, parse_shard
 from rarft_plugin.dataset import examples_from_items
 from rarft_plugin.schema import parse_item
-from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video
+from rarft_plugin.stand_ins import write_test_video
 
 IDS = ["0:0", "0:1", "1:0", "1:1", "2:0", "2:1"]
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, official_data):
+def setup(tmp_path_factory, official_data, tiny_model):
     root = tmp_path_factory.mktemp("infer")
     items = json.loads((official_data / "human_anno.json").read_text())[:3]
     data = root / "eval.json"
@@ -23,7 +23,7 @@ def setup(tmp_path_factory, official_data):
     videos = root / "videos"
     for index, item in enumerate(items):
         write_test_video(videos / item["video"].split("/")[-1], seconds=4 + index, size=(112, 84))
-    return build_tiny_qwen2_5_vl(root / "tiny"), data, videos
+    return tiny_model, data, videos
 
 
 def infer(setup, out, *extra):

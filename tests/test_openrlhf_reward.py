@@ -136,6 +136,43 @@ def test_contrastive_correction_from_environment_reaches_the_reward(sbert, monke
     assert rewards["similarity"] > 0.3 and rewards["contrastive"] == pytest.approx(-1.0, abs=1e-5)
 
 
+def _other_markers_family():
+    from rarft_plugin.models import ChatMarkers
+    from rarft_plugin.models.qwen2_5_vl import Qwen2_5_VL
+
+    class OtherMarkers(Qwen2_5_VL):  # a family whose chat template is not ChatML
+        NAME, MODEL_TYPES, PROCESSOR_CLASSES = "other_markers", ("other_markers",), ("OtherMarkersProcessor",)
+        CHAT = ChatMarkers("<|start_header_id|>assistant<|end_header_id|>", ("<|eot_id|>",))
+
+    return OtherMarkers()
+
+
+@pytest.mark.parametrize("family, read", [(None, False), ("qwen2_5_vl", False), ("other_markers", True)])
+def test_the_reward_file_reads_responses_with_the_markers_of_the_family_the_environment_names(
+    monkeypatch, sbert, family, read
+):
+    import rarft_plugin.openrlhf_reward as entry
+    from rarft_plugin import models
+
+    other = _other_markers_family()
+    monkeypatch.setattr(models, "families", lambda: (models.REGISTRY.families()[0], other))
+    if family is None:
+        monkeypatch.delenv("RARFT_MODEL_FAMILY", raising=False)
+    else:
+        monkeypatch.setenv("RARFT_MODEL_FAMILY", family)
+    entry.chat_markers.cache_clear()
+    query = (
+        "<|start_header_id|>user<|end_header_id|>\nFind the moment: a man cuts a steak.<|eot_id|>"
+        f"<|start_header_id|>assistant<|end_header_id|>\n{RESPONSES[0]}<|eot_id|>"
+    )
+    try:
+        out = entry.reward_func([query], [""], [json.dumps(LABEL)])
+    finally:
+        entry.chat_markers.cache_clear()
+    expected = score(RESPONSES[0], LABEL, similarity=sbert)
+    assert (out["extra_logs"]["format"].item() == expected["format"] == 1.0) is read  # ChatML markers miss the turn
+
+
 @pytest.mark.parametrize("name", ["reward", "agent"])
 def test_paths_command_prints_absolute_plugin_paths(name):
     printed = subprocess.run(

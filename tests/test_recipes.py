@@ -23,7 +23,7 @@ install_import_stand_ins()  # OpenRLHF's train_ppo_ray imports vllm and flash_at
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
-BASE_MODEL_RECIPES = ["time_r1.sh", "videochat_r1.sh", "videochat_r1_think.sh", "qwen2_5_vl_7b.sh"]
+BASE_MODEL_RECIPES = ["time_r1.sh", "videochat_r1.sh", "videochat_r1_think.sh", "qwen2_5_vl_7b.sh", "qwen3_vl_8b.sh"]
 ALL_RECIPES = [*BASE_MODEL_RECIPES, "single_gpu_smoke.sh"]
 VARIABLES = [
     "RARFT_MODEL",
@@ -94,6 +94,9 @@ def inputs(tmp_path_factory):
     model = root / "model"
     model.mkdir()
     (model / "config.json").write_text(json.dumps({"model_type": "qwen2_5_vl", "vision_config": {}}))
+    qwen3_vl = root / "qwen3_vl"
+    qwen3_vl.mkdir()
+    (qwen3_vl / "config.json").write_text(json.dumps({"model_type": "qwen3_vl", "vision_config": {}}))
     clip = write_test_video(root / "clip.mp4", seconds=6)
     label = {
         "relevant": False,
@@ -112,7 +115,7 @@ def inputs(tmp_path_factory):
         row = make_row(parse_label(label), VideoSpec(str(clip)), template=template, datasource="test", row_id=row_id)
         data[name] = root / f"{name}.jsonl"
         data[name].write_text(json.dumps(row) + "\n")
-    return {"model": model, "data": data, "root": root}
+    return {"model": model, "qwen3_vl": qwen3_vl, "data": data, "root": root}
 
 
 @functools.cache
@@ -192,9 +195,12 @@ def test_an_unset_path_variable_is_a_clear_error(recipe, missing, inputs):
     assert done.stderr.startswith(f"{recipe}: {missing} is not set: ") and "--help" in done.stderr
 
 
-@pytest.mark.parametrize(
-    "recipe, expected", [(r, PAPER_SETUP) for r in BASE_MODEL_RECIPES] + [("single_gpu_smoke.sh", SMOKE_SETUP)]
-)
+# Qwen3-VL's prompts carry a timestamp per frame group (recipes/qwen3_vl_8b.sh says why 5120).
+RECIPE_SETUPS = {**dict.fromkeys(BASE_MODEL_RECIPES, PAPER_SETUP), "single_gpu_smoke.sh": SMOKE_SETUP}
+RECIPE_SETUPS["qwen3_vl_8b.sh"] = {**PAPER_SETUP, ("data", "max_len"): 5120}
+
+
+@pytest.mark.parametrize("recipe, expected", RECIPE_SETUPS.items())
 def test_final_command_is_accepted_by_openrlhf_with_the_papers_setup(recipe, expected, inputs):
     prefix, args = dry_run_arguments(recipe, inputs)
     assert {key: setting(args, *key) for key in expected} == expected
@@ -280,6 +286,19 @@ def test_reward_options_reach_the_worker_environment(inputs):
         "RARFT_SBERT_DEVICE=cuda",
         "RARFT_CORRECTION=contrastive",
     ]
+
+
+@pytest.mark.parametrize("model, family", [("model", "qwen2_5_vl"), ("qwen3_vl", "qwen3_vl")])
+def test_the_models_family_reaches_the_worker_environment(inputs, model, family):
+    done = run_recipe(
+        "qwen3_vl_8b.sh",
+        RARFT_DRY_RUN="1",
+        RARFT_MODEL=str(inputs[model]),
+        RARFT_DATA=str(inputs["data"]["ra_rft"]),
+        RARFT_OUTPUT=str(inputs["root"] / "out"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"RARFT_MODEL_FAMILY={family}" in shlex.split(done.stdout.strip().splitlines()[-1])
 
 
 def test_data_built_for_the_other_reward_variant_is_refused(inputs):

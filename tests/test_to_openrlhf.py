@@ -126,14 +126,12 @@ def test_windows_beyond_the_video_are_reported(tmp_path, capsys):
     assert "record 0" in (error := capsys.readouterr().err) and "beyond the video's 10.00 s" in error
 
 
-def test_prompt_rows_feed_openrlhf_prompt_dataset(official_data, tmp_path):
+def test_prompt_rows_feed_openrlhf_prompt_dataset(official_data, tmp_path, tiny_model):
     """OpenRLHF's own preprocessing (apply_chat_template) yields one video placeholder per prompt."""
     from openrlhf.datasets.prompts_dataset import preprocess_data
     from transformers import AutoProcessor
 
-    from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl
-
-    processor = AutoProcessor.from_pretrained(build_tiny_qwen2_5_vl(tmp_path / "tiny"))
+    processor = AutoProcessor.from_pretrained(tiny_model)
     source = official_data / "human_anno.json"
     root = linked_videos(source, tmp_path / "videos")
     out = tmp_path / "out.jsonl"

@@ -250,6 +250,7 @@ def test_dataset_files_that_cannot_be_used(tmp_path, name, content, problem):
         ("no config", False, "no config.json"),
         ("bad config", False, "not valid JSON"),
         ("text model", False, "model_type 'qwen2' has no vision_config"),
+        ("llava", False, "model_type 'llava' has no rarft model family (supported: qwen2_5_vl (model_type qwen2_5_vl)"),
     ],
 )
 def test_model_checks(case, allow_hub, problem, tmp_path, model_dir):
@@ -259,6 +260,9 @@ def test_model_checks(case, allow_hub, problem, tmp_path, model_dir):
         directories[case] = tmp_path
     if case == "text model":
         (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+        directories[case] = tmp_path
+    if case == "llava":  # a vision-language model rarft cannot feed video: refused before Ray starts
+        (tmp_path / "config.json").write_text(json.dumps({"model_type": "llava", "vision_config": {}}))
         directories[case] = tmp_path
     name = str(directories[case]) if case in directories else case
     found = validate_model(name, allow_hub)
@@ -320,9 +324,9 @@ def test_ray_workers_see_the_variables_and_the_reference_video_positions(monkeyp
 
     @ray.remote
     def worker_state():
-        from rarft_plugin.models.qwen2_5_vl import rope_index_matches_reference
+        from rarft_plugin.models import family_named
 
-        return os.environ.get("RARFT_VARIANT"), rope_index_matches_reference()
+        return os.environ.get("RARFT_VARIANT"), family_named("qwen2_5_vl").rope_index_matches_reference()
 
     with forwarding_worker_env({"RARFT_VARIANT": "released"}):
         ray.init(num_cpus=1, include_dashboard=False, runtime_env={"env_vars": {"NCCL_DEBUG": "WARN"}})
@@ -413,6 +417,7 @@ def test_launch_runs_openrlhf_with_the_plugin_and_forwards_the_reward_options(co
     env_vars = seen["runtime_env"]["env_vars"]
     assert env_vars["RARFT_VARIANT"] == "released"
     assert env_vars["RARFT_REWARD_WEIGHTS"] == "format=1,refuse_iou=1,explain=0.5,correction=1"
+    assert env_vars["RARFT_MODEL_FAMILY"] == "qwen2_5_vl"  # the reward file reads responses with its markers
     assert {"NCCL_DEBUG", "TOKENIZERS_PARALLELISM"} <= set(env_vars)  # OpenRLHF's own are kept
     assert "--reward_pretrain rarft_plugin: the plugin is wired in as" in capsys.readouterr().err
 
@@ -569,7 +574,7 @@ def test_the_stack_check_comes_before_any_slow_check(command, monkeypatch, capsy
     assert err.count("\n") == 1 and f"missing: {', '.join(missing)}" in err
 
 
-def test_saved_checkpoints_get_the_base_models_processor(tmp_path):
+def test_saved_checkpoints_get_the_base_models_processor(tmp_path, tiny_model):
     """OpenRLHF saves a VLM with its tokenizer only; rarft-train completes the folders so they load again."""
     import shutil
 
@@ -577,9 +582,8 @@ def test_saved_checkpoints_get_the_base_models_processor(tmp_path):
 
     from rarft_plugin.launch.run import saved_model_dirs
     from rarft_plugin.launch.upstream import complete_saved_processors
-    from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl
 
-    base = build_tiny_qwen2_5_vl(tmp_path / "base")
+    base = tiny_model
     run = tmp_path / "run"
     final, step = run, run / "checkpoints" / "global_step2_hf"
     for directory in (final, step):  # what --ckpt.save_hf writes: config, weights, tokenizer, chat template

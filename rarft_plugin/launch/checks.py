@@ -5,7 +5,8 @@
   a label the reward variant can score, one video item in the chat, an absolute video, a prompt built
   with the expected template), and every distinct clip decoded at its window's ends, in threads;
 - the policy model (`validate_model`): a local directory whose config.json describes a
-  vision-language model (a hub name only with --rarft.allow_hub_models);
+  vision-language model of a registered family (`rarft_plugin.models`; a hub name only with
+  --rarft.allow_hub_models);
 - the SentenceBERT model (`validate_sbert`): resolved as the workers resolve it, and loaded once;
 - with --rarft.dry_run, OpenRLHF's own argument handling on the final command (`openrlhf_check`).
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 from rarft_plugin.errors import DataError
 from rarft_plugin.launch.upstream import openrlhf_arguments
 from rarft_plugin.launch.wiring import Launch, last_value
+from rarft_plugin.models import family_of_model, supported_text
 from rarft_plugin.prompt_row import VIDEO_KEY, row_problems, video_of
 from rarft_plugin.similarity import resolve_model
 from rarft_plugin.video import VideoSpec, probe_all
@@ -152,9 +154,10 @@ def _looks_like_path(name: str) -> bool:
 
 
 def validate_model(name: str | None, allow_hub: bool) -> list[str]:
-    """The policy model must be a local directory whose config.json describes a vision-language model."""
+    """The policy model must be a local directory whose config.json describes a vision-language model of a
+    registered family (an unsupported one is refused naming the supported families)."""
     if not name:
-        return ["no model: pass --actor.model_name_or_path DIR (a local Qwen2.5-VL-family checkpoint)"]
+        return [f"no model: pass --actor.model_name_or_path DIR (a local checkpoint of {supported_text()})"]
     directory = Path(os.path.expanduser(name))
     if not directory.exists():
         if allow_hub and not _looks_like_path(name):
@@ -172,8 +175,12 @@ def validate_model(name: str | None, allow_hub: bool) -> list[str]:
         kind = fields.get("model_type", "?") if isinstance(fields, dict) else "?"
         return [
             f"{config}: model_type {kind!r} has no vision_config; the video executor needs a "
-            "vision-language model of the Qwen2.5-VL family"
+            f"vision-language model of a supported family ({supported_text()})"
         ]
+    try:
+        family_of_model(directory)
+    except DataError as error:  # a model family rarft cannot feed video: refused here, not inside a Ray actor
+        return [str(error)]
     return []
 
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rarft_plugin.launch.upstream import OPENRLHF_MODULE
+from rarft_plugin.models import family_env
 from rarft_plugin.paths import plugin_path
 from rarft_plugin.prompt_row import DATASET_FLAGS
 from rarft_plugin.prompts import TEMPLATES
@@ -101,7 +102,7 @@ class Launch:
 
     options: LaunchOptions
     argv: list[str]  # the final train_ppo_ray argv
-    env: dict[str, str]  # the variables of every Ray worker (the reward options)
+    env: dict[str, str]  # the variables of every Ray worker (the reward options, the model family)
     notices: list[str]
     problems: list[str]
 
@@ -270,7 +271,9 @@ def wire(argv: Sequence[str]) -> Launch:
     )
     rest, notices = drop_plugin_flag(rest)
     final, problems = wire_plugin(rest)
-    return Launch(options=options, argv=final, env=rewards.to_env(), notices=notices, problems=problems)
+    # the reward file reads responses with the policy's chat markers (an unknown model: the pre-flight says why)
+    env = {**rewards.to_env(), **family_env(last_value(final, "--actor.model_name_or_path"))}
+    return Launch(options=options, argv=final, env=env, notices=notices, problems=problems)
 
 
 def command_line(argv: Sequence[str], env: dict[str, str]) -> str:

@@ -1,4 +1,4 @@
-"""`rarft-eval infer` on a GPU (bf16, batched) with a tiny random Qwen2.5-VL over generated videos."""
+"""`rarft-eval infer` on a GPU (bf16, batched) with each model family's tiny random stand-in over generated videos."""
 
 import json
 import time
@@ -7,17 +7,17 @@ import pytest
 
 from eval.cli import main as rarft_eval
 from rarft_plugin.demo import SAMPLES
-from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video
+from rarft_plugin.stand_ins import write_test_video
 
 pytestmark = pytest.mark.gpu
 
 
-def test_batched_inference_on_gpu(tmp_path, capsys):
+def test_batched_inference_on_gpu(tmp_path, capsys, tiny_model):
     data = SAMPLES / "hi_vtg_charades_sample.json"
     videos = tmp_path / "videos"
     for item in json.loads(data.read_text()):
         write_test_video(videos / item["video"].split("/")[-1], seconds=item["duration"], fps=4, size=(224, 168))
-    model = build_tiny_qwen2_5_vl(tmp_path / "tiny")
+    model = tiny_model
     timings = {}
     for batch in ("1", "8"):
         out = tmp_path / f"preds{batch}.jsonl"

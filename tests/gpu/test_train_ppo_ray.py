@@ -1,8 +1,11 @@
 """The real main job on one GPU: `scripts/gpu_smoke.sh` -> rarft-train -> OpenRLHF's train_ppo_ray (Ray, vLLM video
-rollouts through the rarft executor, DeepSpeed ZeRO-3) on a tiny Qwen2.5-VL and generated videos, then
-`rarft-eval infer` on the checkpoint it wrote. Needs the training stack (vllm, ray, deepspeed) and a GPU.
+rollouts through the rarft executor, DeepSpeed ZeRO-3) on each model family's tiny stand-in (the `family` fixture)
+and generated videos, then `rarft-eval infer` on the checkpoint it wrote. Needs the training stack (vllm, ray,
+deepspeed) and a GPU. With `--algo.advantage.is_correction_level token` OpenRLHF logs `vllm_kl`, the mean
+rollout-minus-training log-prob of the sampled tokens: near 0 (the Qwen2.5-VL runs logged 1e-3 to 2e-3) only if
+training scores the prompt, pixels and positions the rollout sampled from.
 
-Set RARFT_SMOKE_OUT to keep the run's folder (train.log, run/, infer.jsonl) for inspection.
+Set RARFT_SMOKE_OUT to keep the run's folder (train.log, run/, infer.jsonl) for inspection (one family per run).
 """
 
 import json
@@ -24,13 +27,13 @@ REPO = Path(__file__).resolve().parents[2]
 step_logs = runpy.run_path(str(REPO / "scripts" / "gpu_run.py"))["step_logs"]
 
 
-def test_train_ppo_ray_runs_every_step_and_writes_a_checkpoint_that_infers(tmp_path):
+def test_train_ppo_ray_runs_every_step_and_writes_a_checkpoint_that_infers(tmp_path, family):
     out = Path(os.environ.get("RARFT_SMOKE_OUT") or tmp_path / "smoke")
     done = subprocess.run(
-        ["bash", str(REPO / "scripts" / "gpu_smoke.sh"), str(out)],
+        ["bash", str(REPO / "scripts" / "gpu_smoke.sh"), str(out), "--algo.advantage.is_correction_level", "token"],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHON": sys.executable, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHON": sys.executable, "PYTHONUNBUFFERED": "1", "SMOKE_FAMILY": family.NAME},
         timeout=1500,
     )
     assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-4000:])
@@ -44,8 +47,9 @@ def test_train_ppo_ray_runs_every_step_and_writes_a_checkpoint_that_infers(tmp_p
         assert status["rarft/malformed"] == 0.0  # special tokens are biased away at sampling
         assert all(status[f"rarft/{part}_s"] >= 0 for part in ("video_prep", "generate", "reward"))
         assert status["timing/generation"] > 0 and status["timing/ppo_train"] > 0
+        assert abs(status["vllm_kl"]) < 0.01, status["vllm_kl"]  # training scores what the rollout sampled
 
-    assert (out / "run" / "config.json").is_file()  # the final Hugging Face weights
+    assert json.loads((out / "run" / "config.json").read_text())["model_type"] in family.MODEL_TYPES  # final weights
     assert any((out / "run" / "checkpoints").glob("*_hf")) or any((out / "run" / "checkpoints").iterdir())
     rows = [json.loads(line) for line in (out / "infer.jsonl").read_text().splitlines()]
     queries = sum(len(item["GRPO"]) for item in json.loads((out / "assets" / "data.json").read_text()))
