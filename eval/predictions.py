@@ -39,7 +39,7 @@ from pathlib import Path
 
 from rarft_plugin.dataset import Example
 from rarft_plugin.errors import DataError
-from rarft_plugin.io_utils import read_jsonl
+from rarft_plugin.io_utils import read_json, read_jsonl, read_text
 from rarft_plugin.schema import CATEGORIES, JsonValue, parse_categories, parse_span, query_difficulty
 
 __all__ = [
@@ -167,18 +167,10 @@ def parse_prediction(row: dict[str, JsonValue], *, default_id: str = "", item: s
 
 def _rows(path: str | Path) -> Iterator[tuple[str, dict[str, JsonValue]]]:
     """(location, row) of a JSONL file or of a JSON array file (the released inference's output)."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            head = handle.read(4096).lstrip()
-    except FileNotFoundError:
-        raise DataError("file not found", source=str(path)) from None
-    if not head.startswith("["):
+    if not read_text(path).lstrip().startswith("["):
         yield from ((f"line {number}", row) for number, row in read_jsonl(path))
         return
-    try:
-        rows = json.loads(Path(path).read_text(encoding="utf-8"))
-    except ValueError as error:
-        raise DataError(f"not valid JSON ({error})", source=str(path)) from None
+    rows = read_json(path)
     if not isinstance(rows, list):  # pragma: no cover - a text starting with "[" that parses is a list
         raise DataError("expected a JSON array of objects", source=str(path))
     for index, row in enumerate(rows):

@@ -12,10 +12,16 @@ from collections.abc import Callable
 
 __all__ = [
     "INTERRUPTED",
+    "command_line",
     "entry_point",
 ]
 
 INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
+
+
+def command_line(prog: str, argv: list[str] | None) -> str:
+    """The command as typed (`argv` None: this process's own), to name a process to another one."""
+    return " ".join([prog, *(sys.argv[1:] if argv is None else argv)])
 
 
 def entry_point(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:

@@ -16,7 +16,8 @@ call, many calls at once from worker threads):
 
 Texts are whitespace-normalised and capped at `MAX_TEXT_CHARS` characters before encoding
 (the encoder truncates at its own token limit anyway; the cap bounds the cost of megabyte
-model outputs).
+model outputs), and a lone surrogate is replaced (`normalize_text`), so no text makes the
+tokenizer raise.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from rarft_plugin.schema import is_text
 
 __all__ = [
     "MODEL_ENV",
@@ -77,7 +80,16 @@ def resolve_device(device: str | None = None) -> str:
 
 
 def normalize_text(text: str) -> str:
-    return " ".join(text.split())[:MAX_TEXT_CHARS]
+    """The text as it is encoded (and cached): whitespace collapsed, capped at `MAX_TEXT_CHARS`, and a lone
+    surrogate (valid in JSON, no character) replaced by U+FFFD, which the tokenizer would refuse with a
+    TypeError: model output and labels never make a reward raise. Control characters stay (the
+    tokenizer drops them).
+
+    >>> normalize_text("  a\\n b\\ud800 ")
+    'a b\\ufffd'
+    """
+    text = " ".join(text.split())[:MAX_TEXT_CHARS]
+    return text if is_text(text) else "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
 
 
 class Similarity(Protocol):

@@ -236,6 +236,31 @@ def test_dataset_files_that_cannot_be_used(tmp_path, name, content, problem):
     assert problem in found
 
 
+@pytest.mark.parametrize(
+    "label, training, problem",
+    [
+        ({**RELEVANT, "timestamp": [500, 900], "duration": 27}, True, "field label.timestamp: span [500, 900] ends"),
+        ({**RELEVANT, "timestamp": [1, 6.4]}, True, None),  # within the half second of rounding
+        ({**RELEVANT, "timestamp": [1e300, 1e301]}, True, "field label.timestamp: must end by 604800 seconds"),
+        ({**RELEVANT, "timestamp": [5, 9]}, False, None),  # an evaluation set keeps the released files' defects
+        ({**IRRELEVANT, "query": "a dog \ud800 barks"}, False, "field label.query: holds a lone surrogate"),
+        ({**IRRELEVANT, "query_relevant": "\udfff"}, True, "field label.query_relevant: holds a lone surrogate"),
+    ],
+)
+def test_labels_no_rollout_could_use_are_refused_up_front(tmp_path, clip, label, training, problem):
+    """One span rule everywhere (`rarft_plugin.schema.span_problem`), and text a tokenizer takes: refused by
+    the pre-flight rather than failing or misleading every rollout later."""
+    row = prompt_row(RELEVANT, clip)
+    row["label"] = json.dumps(label)  # as a hand-made or older file holds it (json escapes the surrogate)
+    path = write_rows(tmp_path / "train.jsonl", [prompt_row(RELEVANT, clip), row])
+    problems = validate_dataset(str(path), "ra_rft", training=training)
+    if problem is None:
+        assert problems == []
+    else:  # (a changed query also leaves the prompt built from another query: a problem of its own)
+        assert all(p.startswith(f"{path}: record line 2: ") for p in problems)
+        assert any(problem in p for p in problems), problems
+
+
 # ---------------------------------------------------------------- model and SentenceBERT checks
 
 
