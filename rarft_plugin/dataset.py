@@ -18,7 +18,7 @@ handled as follows (one odd record never refuses a whole file):
 
 - Charades-STA spans that end after the video's `duration` (by more than the half second of
   rounding `rarft_plugin.schema.span_problem` allows: 149 items of `hi_vtg_charades.json`, 178 of
-  `ss_vtg_charades.json`; 14 of the former start after it) are kept as annotated, as every
+  `ss_vtg_charades.json`; 14 of the former start at or after its end) are kept as annotated, as every
   published evaluation does, counted (`spans_beyond_duration`) and named in the summary as the
   released file's known defect. Only the released files keep them (`RELEASED_FILES`, recognised
   by content): in any other file such a span is an error naming the record, as it is for the
@@ -139,14 +139,14 @@ class LoadReport:
         >>> LoadReport("a.json", missing_durations=2).summary(), LoadReport("b.json").summary()
         ('a.json: 2 item(s) without a duration', '')
         """
-        known = f"a known defect of the released {self.released} file" if self.released else "kept"
+        known = f"a known defect of the released {self.released} file, " if self.released else ""
         counts = (
             (len(self.recovered_spans), "relevant query span(s) recovered from other items"),
             (len(self.assumed_spans), "assumed to be the item's timestamp (released inference)"),
             (len(self.unknown_spans), "relevant query span(s) unknown (left out)"),
             (
                 len(self.spans_beyond_duration),
-                f"span(s) ending after the video's duration ({known}, kept as annotated: evaluate with "
+                f"span(s) ending after the video's duration ({known}kept as annotated: evaluate with "
                 "them, never train on them)",
             ),
             (len(self.unknown_categories), "category entr(ies) outside the taxonomy (left out of the categories)"),

@@ -31,6 +31,7 @@ __all__ = [
     "jsonl_text",
     "read_json",
     "read_jsonl",
+    "read_records",
     "read_text",
     "write_atomic",
     "write_files_atomic",
@@ -172,6 +173,20 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, JsonValue]]]:
         if isinstance(row, DataError):
             raise row
         yield number, row
+
+
+def read_records(path: str | Path) -> list[tuple[str, dict[str, JsonValue]]]:
+    """(location, object) of each record of a JSON array file ("element N") or of a JSONL file ("line N"),
+    told apart by the first character; a record that is not an object is a DataError naming it."""
+    if not read_text(path).lstrip().startswith("["):
+        return [(f"line {number}", row) for number, row in read_jsonl(path)]
+    rows = read_json(path)
+    if not isinstance(rows, list):  # pragma: no cover - a text starting with "[" that parses is a list
+        raise DataError("expected a JSON array of objects", source=str(path))
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise DataError("expected a JSON object", source=str(path), record=f"element {index}")
+    return [(f"element {index}", row) for index, row in enumerate(rows)]
 
 
 def _json_value(text: str, *, source: str, record: object = None) -> JsonValue:

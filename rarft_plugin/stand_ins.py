@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rarft_plugin.io_utils import read_json, read_jsonl, read_text
+from rarft_plugin.io_utils import read_records
 from rarft_plugin.video import VIDEO_EXTENSIONS
 
 __all__ = [
@@ -231,11 +231,7 @@ Record = dict[str, object]
 
 def video_records(path: Path) -> list[Record]:
     """The records of a released-schema JSON list, or of a JSONL file, that name a video."""
-    if read_text(path).lstrip().startswith("["):
-        rows = read_json(path)
-    else:
-        rows = [row for _, row in read_jsonl(path)]
-    return [row for row in rows if isinstance(row, dict) and isinstance(row.get("video"), str)]
+    return [row for _, row in read_records(path) if isinstance(row.get("video"), str)]
 
 
 def stand_in_name(video: str) -> str:
