@@ -83,7 +83,8 @@ class CommandFiles:
 
 
 def lock_path(output: Path) -> Path:
-    """The sidecar lock file of an output (file or folder): `.NAME.lock` beside it."""
+    """The sidecar lock file of an output (file or folder): `.NAME.lock` beside it (the same file however
+    the folder is spelt, so every spelling of one output shares one lock)."""
     return output.parent / f".{output.name}.lock"
 
 
@@ -101,7 +102,7 @@ def claim(files: CommandFiles, holder: str) -> Iterator[None]:
         for output in sorted(files.outputs, key=lambda o: str(o.path)):
             created += _make_folders(output.path.parent)
             lock = lock_path(output.path)
-            held.append((lock, _lock(lock, f"pid {os.getpid()}: {holder}"[:HOLDER_CHARS])))
+            held.append((lock, _lock(lock, f"pid {os.getpid()}: {holder}"[:HOLDER_CHARS], output.path)))
         for output in files.outputs:  # checked under the lock, so that no other run changes it meanwhile
             if output.resumes is not None and output.path.exists():
                 reason = output.resumes(output.path)
@@ -186,7 +187,7 @@ def _make_folders(folder: Path) -> list[Path]:
     return list(reversed(missing))
 
 
-def _lock(path: Path, holder: str) -> int:
+def _lock(path: Path, holder: str, output: Path) -> int:
     """Hold an exclusive lock on the lock file `path` (created if needed); a DataError naming the holder
     when another process holds it. Retries when the file it locked was removed by the previous holder."""
     while True:
@@ -196,7 +197,6 @@ def _lock(path: Path, holder: str) -> int:
         except BlockingIOError:
             other = os.read(handle, HOLDER_CHARS * 4).decode("utf-8", errors="replace").strip()
             os.close(handle)
-            output = path.parent / path.name[1 : -len(".lock")]
             raise DataError(
                 f"is being written by another process ({other or 'starting up'}); wait for it to end, "
                 "or write elsewhere",

@@ -61,25 +61,14 @@ def first_line_with(path: Path, field: str, text: str) -> str:
     return with_text(row, text) + "\n"
 
 
+SAMPLE_RUN: dict[str, Path] = {}  # the sample run's metrics.json (fixture `sample_run`)
+
+
 def run_record(text: str) -> str:
     """A run's metrics.json, its name set to `text`."""
-    run = json.loads(_sample_run().read_text())
+    run = json.loads(SAMPLE_RUN["metrics"].read_text())
     run["name"] = "PLACEHOLDER"
     return with_text(run, text)
-
-
-_RUN: list[Path] = []
-
-
-def _sample_run() -> Path:
-    """A run of `rarft-eval evaluate` on the sample predictions (made once)."""
-    if not _RUN:
-        from eval.cli import main as rarft_eval
-
-        folder = Path(os.environ["RARFT_TEST_RUNS"]) / "sample-run"
-        assert rarft_eval(["evaluate", str(SAMPLES / "predictions.jsonl"), "--out", str(folder), "--no-sbert"]) == 0
-        _RUN.append(folder / "metrics.json")
-    return _RUN[0]
 
 
 def prep(argv):
@@ -293,10 +282,11 @@ def cases():
 
 
 @pytest.fixture(autouse=True, scope="module")
-def runs_folder(tmp_path_factory):
-    os.environ["RARFT_TEST_RUNS"] = str(tmp_path_factory.mktemp("runs"))
-    yield
-    del os.environ["RARFT_TEST_RUNS"]
+def sample_run(tmp_path_factory):
+    """A run of `rarft-eval evaluate` on the sample predictions: compare's input."""
+    folder = tmp_path_factory.mktemp("runs") / "sample-run"
+    assert rarft_eval(["evaluate", str(SAMPLES / "predictions.jsonl"), "--out", str(folder), "--no-sbert"]) == 0
+    SAMPLE_RUN["metrics"] = folder / "metrics.json"
 
 
 @pytest.mark.parametrize("command, bad", cases())

@@ -227,10 +227,18 @@ def test_videos_are_decoded_not_just_found(tmp_path, clip, damage, message):
         ("train.json", None, "a .jsonl file"),
         ("absent.jsonl", None, "file not found"),
         ("empty.jsonl", "\n\n", "no prompts"),
+        ("folder.jsonl", "DIRECTORY", "is a directory"),
+        ("binary.jsonl", bytes(range(256)), "not UTF-8"),
+        ("nested.jsonl", "[" * 100_000 + "]" * 100_000, "record line 1: JSON nested too deeply"),
+        ("surrogate.jsonl", '{"input": "\\ud800"}', "record line 1: field input: holds a lone surrogate"),
     ],
 )
 def test_dataset_files_that_cannot_be_used(tmp_path, name, content, problem):
-    if content is not None:
+    if content == "DIRECTORY":
+        (tmp_path / name).mkdir()
+    elif isinstance(content, bytes):
+        (tmp_path / name).write_bytes(content)
+    elif content is not None:
         (tmp_path / name).write_text(content)
     (found,) = validate_dataset(str(tmp_path / name), "ra_rft")
     assert problem in found
