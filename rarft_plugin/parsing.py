@@ -322,8 +322,8 @@ def extract_response(decoded: str, prompt: str | None = None, chat: ChatMarkers 
 ANSWER_READINGS = ("released", "last_block")
 # The released evaluation's patterns as written (used with `re.sub` / `re.search`, DOTALL). The tests
 # check the linear-time readings below against them; they are not run on model output: on an opened
-# tag that is never closed each lazy `.*?` scans to the end of the text, once per opening (300k
-# characters of "<think>" take 45 s, bench/parsing_scaling.py).
+# tag that is never closed each lazy `.*?` scans to the end of the text, once per opening (100k
+# characters of "<think>" take 21 s on a 2-core CPU, rarft's reading 11 ms: bench/parsing_scaling.py).
 RELEASED_THINK_PATTERN = r"<think>.*?</think>"
 RELEASED_ANSWER_PATTERN = r"<answer>(.*?)</answer>"
 RELEASED_CORRECTION_PATTERN = r"<(correct|correction)>.*?</\1>"
