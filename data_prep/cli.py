@@ -8,11 +8,10 @@ dependencies never slow or break another).
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 
-from rarft_plugin.cli import command_line, entry_point
+from rarft_plugin.cli import ArgumentParser, command_line, entry_point
 from rarft_plugin.command_files import claim
 from rarft_plugin.errors import DataError
 
@@ -34,7 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 @entry_point("rarft-prep")
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="rarft-prep", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="rarft-prep", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
@@ -42,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(argv)  # prints help / the usage error and exits
     name = argv[0]
     module = importlib.import_module(COMMANDS[name][0])
-    command_parser = argparse.ArgumentParser(prog=f"rarft-prep {name}", description=COMMANDS[name][1])
+    command_parser = ArgumentParser(prog=f"rarft-prep {name}", description=COMMANDS[name][1])
     module.add_arguments(command_parser)
     args = command_parser.parse_args(argv[1:])
     try:

@@ -43,7 +43,7 @@ from tqdm import tqdm
 from data_prep.to_openrlhf import parse_ratio
 from eval.exploits import CORRECTION_TAG, POLICIES, Policy, neighbours
 from eval.provenance import EVALUATION_PACKAGES, now, package_versions
-from rarft_plugin.cli import command_line, entry_point
+from rarft_plugin.cli import ArgumentParser, command_line, entry_point
 from rarft_plugin.command_files import CommandFiles, Output, claim, staged_folder
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.errors import DataError
@@ -549,7 +549,7 @@ def not_an_audit_folder(out: Path) -> str | None:
 
 @entry_point("rarft-audit")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rarft-audit", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="rarft-audit", description=__doc__.splitlines()[0])
     add_arguments(parser)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)

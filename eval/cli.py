@@ -22,7 +22,7 @@ from eval.judge import LlmJudge
 from eval.paper import DATASETS
 from eval.predictions import Prediction
 from eval.record import DataCheck, DatasetRecord, InferenceRecord
-from rarft_plugin.cli import command_line, entry_point
+from rarft_plugin.cli import ArgumentParser, command_line, entry_point
 from rarft_plugin.command_files import CommandFiles, Output, claim
 from rarft_plugin.dataset import UNKNOWN_SPAN_CHOICES
 from rarft_plugin.errors import DataError
@@ -399,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     from eval.judge import JudgeUnavailable
     from rarft_plugin.llm_client import LLMError
 
-    parser = argparse.ArgumentParser(prog="rarft-eval", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="rarft-eval", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     infer.add_arguments(sub.add_parser("infer", help="predict with a checkpoint"))
     evaluate = sub.add_parser(

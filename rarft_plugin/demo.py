@@ -27,14 +27,13 @@ broken clip.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from rarft_plugin.cli import command_line, entry_point
+from rarft_plugin.cli import ArgumentParser, command_line, entry_point
 from rarft_plugin.command_files import CommandFiles, Output, claim
 from rarft_plugin.errors import DataError
 from rarft_plugin.stand_ins import SAMPLES, make_assets, stand_in_videos
@@ -104,7 +103,7 @@ def run_demo(out: Path) -> int:
 
 @entry_point("rarft-demo")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rarft-demo", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="rarft-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     assets = sub.add_parser(

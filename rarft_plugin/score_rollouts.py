@@ -22,7 +22,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from rarft_plugin.cli import command_line, entry_point
+from rarft_plugin.cli import ArgumentParser, command_line, entry_point
 from rarft_plugin.command_files import CommandFiles, claim
 from rarft_plugin.dataset import Example, load_examples
 from rarft_plugin.errors import DataError
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 @entry_point("rarft-score")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="rarft-score",
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,

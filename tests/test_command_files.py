@@ -484,5 +484,6 @@ def test_infer_refuses_a_zero_token_limit_before_anything_loads(tmp_path, capsys
     with pytest.raises(SystemExit) as exit:
         rarft_eval(["infer", "--model", "/nonexistent", "--data", str(data), "--out", str(tmp_path / "p.jsonl"),
                     "--max-new-tokens", "0"])  # fmt: skip
-    assert exit.value.code == 2 and "--max-new-tokens: must be at least 1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and err.count("\n") == 1 and "--max-new-tokens: must be at least 1" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.json"]
