@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_prep.importers import QueryRecord, import_tvgbench
+from rarft_plugin.command_files import CommandFiles
 from rarft_plugin.dataset import dump_items, load_items
 from rarft_plugin.errors import DataError
 from rarft_plugin.parsing import extract_segment
@@ -41,6 +42,7 @@ __all__ = [
     "TOLERANCE_S",
     "RepairReport",
     "add_arguments",
+    "command_files",
     "repair_spans",
     "run",
 ]
@@ -161,11 +163,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="the repaired file")
 
 
+def command_files(args: argparse.Namespace) -> CommandFiles:
+    return CommandFiles.of(inputs=[args.input, args.tvgbench], outputs=[args.out])
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         items = load_items(args.input)  # the file must load as it is, naming a bad record
-        if not args.tvgbench.is_file():
-            raise DataError("file not found", source=str(args.tvgbench))
         annotation = import_tvgbench(args.tvgbench)
         # an importer may hand back an unusable record as its error rather than raise
         usable = [record for record in annotation if isinstance(record, QueryRecord)]

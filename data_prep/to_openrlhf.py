@@ -19,7 +19,8 @@ records, before anything is written (`--no-probe` checks existence only).
 A record without a `duration` (the released HI-TVGBench / SS-QVHighlights files have `null`) gets
 its label's duration from the video: the clip window's length `video_end - video_start` when the
 record has both, else the probed length of the video less `video_start`. Such videos are probed
-even with `--no-probe`.
+even with `--no-probe`, and a span the measured length cannot hold is refused as one the file's
+duration cannot hold is on load (`rarft_plugin.schema.span_problem`, one rule everywhere).
 
 `--ratio R:I` keeps relevant and irrelevant queries in that proportion by dropping (seeded) part of
 the larger class; the paper trains at 1:3 and evaluates at 1:1. Without it every query is kept.
@@ -43,12 +44,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from data_prep.arguments import positive_int
+from rarft_plugin.command_files import CommandFiles
 from rarft_plugin.dataset import Example, load_examples
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_jsonl_atomic
 from rarft_plugin.prompt_row import make_row
 from rarft_plugin.prompts import TEMPLATES
-from rarft_plugin.schema import clip_length
+from rarft_plugin.schema import clip_length, span_problem
 from rarft_plugin.video import (
     VIDEO_EXTENSIONS,
     VideoError,
@@ -187,6 +189,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def command_files(args: argparse.Namespace) -> CommandFiles:
+    return CommandFiles.of(inputs=[args.input], outputs=[args.output])
+
+
 def run(args: argparse.Namespace) -> int:
     if args.pairing == "released" and args.ratio is not None:
         print(
@@ -209,6 +215,15 @@ def run(args: argparse.Namespace) -> int:
         if args.probe:
             check_clips(kept, videos, source=args.input)
         kept = with_video_durations(kept, videos)
+        impossible = [e for e in kept if e.item.duration is None and span_problem(e.label.timestamp, e.label.duration)]
+        if impossible:  # the file had no duration to check the span against: the video's says it cannot hold it
+            first = impossible[0]
+            raise DataError(
+                f"{span_problem(first.label.timestamp, first.label.duration)} (measured): a span the video cannot "
+                f"hold ({len(impossible)} such queries)",
+                record=first.item.index,
+                field="timestamp",
+            )
         if not kept:
             raise DataError(
                 f"--ratio {args.ratio[0]}:{args.ratio[1]} keeps no query of this file "

@@ -28,14 +28,15 @@ broken clip.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from rarft_plugin.cli import entry_point
+from rarft_plugin.cli import ArgumentParser, command_line, entry_point
+from rarft_plugin.command_files import CommandFiles, Output, claim
+from rarft_plugin.errors import DataError
 from rarft_plugin.stand_ins import SAMPLES, TINY_MODELS, make_assets, stand_in_videos
 
 __all__ = ["SAMPLES", "main", "run_cli"]
@@ -49,6 +50,15 @@ def run_cli(module: str, args: list[str]) -> int:
     """`python -m module args` in a process of its own, sharing this one's terminal; its exit status."""
     path = os.pathsep.join(filter(None, [str(_PACKAGES), os.environ.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "-m", module, *args], env={**os.environ, "PYTHONPATH": path}).returncode
+
+
+def not_a_demo_folder(out: Path) -> str | None:
+    """Why an existing --out may not receive the demo, or None: the one file the demo copies rather than
+    writes through a command (whose own checks guard the rest) must be the sample it copies."""
+    copied = out / "predictions.jsonl"
+    if copied.exists() and copied.read_bytes() != (SAMPLES / "predictions.jsonl").read_bytes():
+        return "holds a predictions.jsonl that is not the demo's: not overwritten; choose another --out"
+    return None
 
 
 def run_demo(out: Path) -> int:
@@ -94,7 +104,7 @@ def run_demo(out: Path) -> int:
 
 @entry_point("rarft-demo")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rarft-demo", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="rarft-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     assets = sub.add_parser(
@@ -120,14 +130,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     assets.add_argument("--no-model", dest="model", action="store_false", help="only the videos")
     args = parser.parse_args(argv)
-    if args.command == "make-assets":
-        missing = [str(path) for path in args.data or [] if not path.is_file()]
-        if missing:
-            print(f"rarft-demo make-assets: error: file not found: {', '.join(missing)}", file=sys.stderr)
-            return 2
-        make_assets(args.out, args.data, model=args.model, family=args.family)
-        return 0
-    return run_demo(args.out)
+    prog = "rarft-demo make-assets" if args.command == "make-assets" else "rarft-demo"
+    folder = Output(args.out, folder=True, resumes=None if args.command else not_a_demo_folder)
+    try:
+        with claim(
+            CommandFiles.of(inputs=getattr(args, "data", None) or [], outputs=[folder]),
+            holder=command_line("rarft-demo", argv),
+        ):
+            if args.command == "make-assets":
+                make_assets(args.out, args.data, model=args.model, family=args.family)
+                return 0
+            return run_demo(args.out)
+    except DataError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -68,6 +68,9 @@ __all__ = [
     "extract_response",
     "without_end_of_turn",
     "ANSWER_READINGS",
+    "RELEASED_ANSWER_PATTERN",
+    "RELEASED_CORRECTION_PATTERN",
+    "RELEASED_THINK_PATTERN",
     "evaluation_answer",
     "without_correction",
     "sbert_response",
@@ -361,9 +364,16 @@ def without_end_of_turn(response: str, chat: ChatMarkers | None = None) -> str:
 # - "last_block": rarft's earlier reading: the LAST complete <answer> block (innermost when nested),
 #   else the whole response, think block included.
 ANSWER_READINGS = ("released", "last_block")
-_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)
-_FIRST_ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+# The released evaluation's patterns as written (used with `re.sub` / `re.search`, DOTALL). The tests
+# check the linear-time readings below against them; they are not run on model output: on an opened
+# tag that is never closed each lazy `.*?` scans to the end of the text, once per opening (100k
+# characters of "<think>" take 21 s on a 2-core CPU, rarft's reading 11 ms: bench/parsing_scaling.py).
+RELEASED_THINK_PATTERN = r"<think>.*?</think>"
+RELEASED_ANSWER_PATTERN = r"<answer>(.*?)</answer>"
+RELEASED_CORRECTION_PATTERN = r"<(correct|correction)>.*?</\1>"
 _ANSWER_TAG = re.compile(r"<(/?)answer>")
+_THINK_OPENING = re.compile(r"<(think)>")
+_CORRECTION_OPENING = re.compile(r"<(correct|correction)>")
 
 
 def evaluation_answer(model_output: str, reading: str = "released") -> str:
@@ -377,9 +387,9 @@ def evaluation_answer(model_output: str, reading: str = "released") -> str:
     '2 to 6'
     """
     if reading == "released":
-        text = _THINK_BLOCK.sub("", model_output)
-        match = _FIRST_ANSWER_BLOCK.search(text)
-        return (match.group(1) if match else text).strip()
+        text = _without_blocks(model_output, _THINK_OPENING)
+        block = _first_block(text, "answer")
+        return block[1] if block else text.strip()
     if reading == "last_block":
         last, opened = None, None
         for tag in _ANSWER_TAG.finditer(model_output):
@@ -391,7 +401,22 @@ def evaluation_answer(model_output: str, reading: str = "released") -> str:
     raise ValueError(f"unknown answer reading {reading!r}; expected one of {list(ANSWER_READINGS)}")
 
 
-_CORRECTION_BLOCK = re.compile(r"<(correct|correction)>.*?</\1>", re.DOTALL)
+def _without_blocks(text: str, opening: re.Pattern[str]) -> str:
+    """`re.sub(r"<(T)>.*?</\\1>", "", text, flags=re.DOTALL)` for the tags T that `opening` matches, in
+    linear time: each opening is read once, and a tag whose closing is missing after some opening
+    lacks it after every later one too, so its closing is searched for at most once in vain."""
+    kept, at, unclosed = [], 0, set()
+    for match in opening.finditer(text):
+        if match.start() < at or match.group(1) in unclosed:
+            continue  # inside a removed block, or a tag never closed from here on
+        end = text.find(f"</{match.group(1)}>", match.end())
+        if end < 0:
+            unclosed.add(match.group(1))
+            continue
+        kept.append(text[at : match.start()])
+        at = end + len(match.group(1)) + 3
+    kept.append(text[at:])
+    return "".join(kept)
 
 
 def without_correction(model_output: str) -> str:
@@ -401,7 +426,7 @@ def without_correction(model_output: str) -> str:
     >>> without_correction("<think>t</think> <answer>no</answer> <correction>q</correction>")
     '<think>t</think> <answer>no</answer>'
     """
-    return _CORRECTION_BLOCK.sub("", model_output).strip()
+    return _without_blocks(model_output, _CORRECTION_OPENING).strip()
 
 
 def without_markup(text: str) -> str:

@@ -20,6 +20,8 @@ model output takes seconds, so a text longer than `MAX_TEXT_CHARS` is cut to a p
 before a space, tab or newline and already holds `max_seq_length` tokens (`capped_text`): the
 tokens of such a prefix are the first tokens of the whole text, so the encoder sees the same
 input and the embedding cannot change; a text with no such prefix is encoded whole.
+A lone surrogate (valid in JSON, no character) is replaced by U+FFFD first (`without_surrogates`):
+model output and labels never make the tokenizer, and so a reward, raise.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from typing import Protocol
 
 import numpy as np
 
+from rarft_plugin.schema import is_text
+
 __all__ = [
     "MODEL_ENV",
     "DEVICE_ENV",
@@ -45,6 +49,7 @@ __all__ = [
     "resolve_model",
     "resolve_device",
     "capped_text",
+    "without_surrogates",
     "Similarity",
     "SentenceSimilarity",
     "length_buckets",
@@ -109,6 +114,15 @@ def capped_text(text: str, count_tokens: Callable[[str], int], max_tokens: int, 
     return text
 
 
+def without_surrogates(text: str) -> str:
+    """`text` with each lone surrogate replaced by U+FFFD (the tokenizer refuses them with a TypeError).
+
+    >>> without_surrogates("a\\ud800b")
+    'a\\ufffdb'
+    """
+    return text if is_text(text) else "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+
+
 class Similarity(Protocol):
     """What rewards and metrics need of a sentence encoder (`SentenceSimilarity` is one; tests pass stubs)."""
 
@@ -165,7 +179,8 @@ class SentenceSimilarity:
         return np.stack([found[k] for k in keys])
 
     def encoder_text(self, text: str) -> str:
-        """The text as it is encoded: `capped_text` with this model's tokenizer and token limit."""
+        """The text as it is encoded: surrogates replaced, then `capped_text` with this model's tokenizer and limit."""
+        text = without_surrogates(text)
         if len(text) <= MAX_TEXT_CHARS:
             return text
         return capped_text(text, self._count_tokens, int(self._model.max_seq_length))

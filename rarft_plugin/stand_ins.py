@@ -17,7 +17,6 @@ Used by the demo, the test suite, the GPU scripts and the benchmarks.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rarft_plugin.io_utils import read_records
 from rarft_plugin.video import VIDEO_EXTENSIONS
 
 __all__ = [
@@ -324,13 +324,7 @@ Record = dict[str, object]
 
 def video_records(path: Path) -> list[Record]:
     """The records of a released-schema JSON list, or of a JSONL file, that name a video."""
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text)
-        rows = data if isinstance(data, list) else [data]
-    except ValueError:
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    return [row for row in rows if isinstance(row, dict) and isinstance(row.get("video"), str)]
+    return [row for _, row in read_records(path) if isinstance(row.get("video"), str)]
 
 
 def stand_in_name(video: str) -> str:

@@ -10,10 +10,10 @@ from test_eval_cli import judge_responder
 from eval.cli import main as rarft_eval
 from eval.infer import meta_path
 from eval.predictions import prediction_from_example
-from eval.provenance import file_sha256
 from eval.record import RunRecord, read_run
 from eval.report import category_figure, level_figure, markdown
 from rarft_plugin.dataset import load_examples
+from rarft_plugin.io_utils import file_sha256
 
 STRICT_REFUSAL = "<think>t</think> <answer>No segment: the man sits.</answer> <correct>a man sits</correct>"
 

@@ -92,6 +92,22 @@ def test_reward_func_shapes_for_a_batch(sbert):
 
 
 @pytest.mark.parametrize(
+    "response, label",
+    [
+        ("<answer>no steak \ud800</answer> <correct>a man \udfff cooks</correct>", LABEL),
+        ("<answer>no\x00 steak\x1b[1m</answer> <correct>\x85a man cooks</correct>", LABEL),
+        (RESPONSES[0], dict(LABEL, query="a man \ud800 cuts", answer_refusal="\udc00", query_relevant="\x00\ud83d")),
+    ],
+    ids=["surrogates-in-the-response", "control-characters", "surrogates-in-the-label"],
+)
+def test_reward_func_never_raises_on_text_no_tokenizer_takes(sbert, response, label):
+    from rarft_plugin.openrlhf_reward import reward_func
+
+    out = reward_func([f"<|im_start|>assistant\n{response}<|im_end|>"], [""], [json.dumps(label)])
+    assert torch.isfinite(out["rewards"]).all()
+
+
+@pytest.mark.parametrize(
     "env, message",
     [
         ({"RARFT_VARIANT": "trl"}, "RARFT_VARIANT"),

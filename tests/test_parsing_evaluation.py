@@ -6,7 +6,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rarft_plugin.parsing import ANSWER_READINGS, evaluation_answer, sbert_response, without_correction, without_markup
+from rarft_plugin.parsing import (
+    ANSWER_READINGS,
+    RELEASED_ANSWER_PATTERN,
+    RELEASED_CORRECTION_PATTERN,
+    RELEASED_THINK_PATTERN,
+    evaluation_answer,
+    sbert_response,
+    without_correction,
+    without_markup,
+)
 
 
 @pytest.mark.parametrize(
@@ -109,12 +118,57 @@ TAGGY = st.lists(
             "<answer>",
             "</answer>",
             "<correct>",
+            "</correct>",
             "</correction>",
             "<correction>",
+            "<",
+            "/",
+            ">",
+            "think",
+            "correct",
+            "ion>",
         ]
     ),
     max_size=40,
 ).map("".join)
+
+
+def released_readings(output: str) -> tuple[str, str]:
+    """The released evaluation's readings, with its own (quadratic) regexes: what rarft's must equal."""
+    without_think = re.sub(RELEASED_THINK_PATTERN, "", output, flags=re.DOTALL)
+    match = re.search(RELEASED_ANSWER_PATTERN, without_think, re.DOTALL)
+    answer = (match.group(1) if match else without_think).strip()
+    return answer, re.sub(RELEASED_CORRECTION_PATTERN, "", output, flags=re.DOTALL).strip()
+
+
+@settings(max_examples=3000, deadline=None)
+@given(TAGGY)
+def test_the_linear_readings_equal_the_released_regexes(output):
+    assert (evaluation_answer(output), without_correction(output)) == released_readings(output)
+
+
+def shipped_texts(official_data):
+    """Every text of the three shipped files (queries, answers, think blocks with timesteps), and the
+    texts of each item joined as one response."""
+    import json
+
+    texts = []
+    for name in ("hi_vtg_charades.json", "human_anno.json", "ss_vtg_charades.json"):
+        for item in json.loads((official_data / name).read_text()):
+            parts = [
+                item.get("think") or "",
+                *(q.get("a") or "" for q in item["GRPO"]),
+                *(q["q"] for q in item["GRPO"]),
+            ]
+            texts += [*parts, " ".join(parts)]
+    return texts
+
+
+def test_the_linear_readings_equal_the_released_regexes_on_the_shipped_files(official_data):
+    texts = shipped_texts(official_data)
+    assert len(texts) > 15_000
+    for text in texts:
+        assert (evaluation_answer(text), without_correction(text)) == released_readings(text), text
 
 
 @settings(max_examples=300, deadline=None)

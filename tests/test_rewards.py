@@ -740,8 +740,21 @@ HOSTILE_PIECES = [
     "\n",
     "9" * 400,
     "٣",
+    "\ud800",  # lone surrogates: valid in JSON, no character; the tokenizer refuses them
+    "\udfff",
+    "\ud83d",
+    "\x1b[31m",  # control characters
+    "\x7f",
+    "\x85",
+    "\u2028",
 ]
-HOSTILE = st.one_of(st.text(max_size=300), st.lists(st.sampled_from(HOSTILE_PIECES), max_size=40).map("".join))
+# st.text() alone never draws a surrogate: add them, and control characters, explicitly
+NOT_TEXT = st.characters(categories=["Cs", "Cc"])
+HOSTILE = st.one_of(
+    st.text(max_size=300),
+    st.text(st.one_of(st.characters(), NOT_TEXT), max_size=300),
+    st.lists(st.sampled_from(HOSTILE_PIECES), max_size=40).map("".join),
+)
 LABELS = st.sampled_from(
     [
         RELEVANT,
@@ -750,6 +763,10 @@ LABELS = st.sampled_from(
         json.dumps(RELEVANT),
         dict(RELEVANT, duration=1.0, timestamp=[0.0, 1.0]),
         NO_DURATION,
+        # labels holding what no tokenizer takes (launchers refuse them, the reward still must not raise)
+        dict(IRRELEVANT, query="a dog \ud800 barks", answer_refusal="no dog\x00 \udfff", query_relevant="q\x1b[0m"),
+        dict(RELEVANT, answer_time="2 to 6 \ud83d", answer_refusal="\x85\ud800"),
+        json.dumps(dict(IRRELEVANT, query_relevant="\udc00 a man runs")),
     ]
 )
 

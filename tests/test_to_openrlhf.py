@@ -126,6 +126,38 @@ def test_windows_beyond_the_video_are_reported(tmp_path, capsys):
     assert "record 0" in (error := capsys.readouterr().err) and "beyond the video's 10.00 s" in error
 
 
+@pytest.mark.parametrize(
+    "timestamp, duration, message",
+    [
+        ([500, 900], 27.0, "record 0: field timestamp: span [500, 900] ends after the video (clip) length 27.00 s"),
+        ([1e300, 1e301], 27.0, "record 0: field timestamp: must end by 604800 seconds"),
+        ([float("nan"), 3], 27.0, "record 0: field timestamp: must be a finite number"),
+        ([500, 900], None, "record 0: field timestamp: span [500, 900] ends after the video (clip) length 10.00 s"),
+        ([9, 10.4], None, None),  # within half a second of the measured end: rounding
+    ],
+)
+def test_impossible_spans_are_refused_as_everywhere(tmp_path, capsys, timestamp, duration, message):
+    """The one span rule (`rarft_plugin.schema.span_problem`), against the file's duration or, where it has
+    none, the video's measured one: nothing is written (the importers reject such records too)."""
+    root = tmp_path / "videos"
+    write_test_video(root / "a.mp4", seconds=10)
+    item = {
+        "video": "a.mp4",
+        "query_text": "q",
+        "timestamp": timestamp,
+        "duration": duration,
+        "GRPO": [{"q": "q", "a": "", "r": True}, {"q": "no such thing", "a": "<answer>No.</answer>", "r": False}],
+    }
+    source, out = tmp_path / "in.json", tmp_path / "out.jsonl"
+    source.write_text(json.dumps([item]))
+    status = prep(["to-openrlhf", str(source), str(out), "--video-root", str(root)])
+    if message is None:
+        assert status == 0 and out.exists()
+    else:
+        err = capsys.readouterr().err
+        assert status == 2 and f"{source}: {message}" in err and err.count("\n") == 1 and not out.exists()
+
+
 def test_prompt_rows_feed_openrlhf_prompt_dataset(official_data, tmp_path, tiny_model):
     """OpenRLHF's own preprocessing (apply_chat_template) yields one video placeholder per prompt."""
     from openrlhf.datasets.prompts_dataset import preprocess_data

@@ -227,13 +227,46 @@ def test_videos_are_decoded_not_just_found(tmp_path, clip, damage, message):
         ("train.json", None, "a .jsonl file"),
         ("absent.jsonl", None, "file not found"),
         ("empty.jsonl", "\n\n", "no prompts"),
+        ("folder.jsonl", "DIRECTORY", "is a directory"),
+        ("binary.jsonl", bytes(range(256)), "not UTF-8"),
+        ("nested.jsonl", "[" * 100_000 + "]" * 100_000, "record line 1: JSON nested too deeply"),
+        ("surrogate.jsonl", '{"input": "\\ud800"}', "record line 1: field input: holds a lone surrogate"),
     ],
 )
 def test_dataset_files_that_cannot_be_used(tmp_path, name, content, problem):
-    if content is not None:
+    if content == "DIRECTORY":
+        (tmp_path / name).mkdir()
+    elif isinstance(content, bytes):
+        (tmp_path / name).write_bytes(content)
+    elif content is not None:
         (tmp_path / name).write_text(content)
     (found,) = validate_dataset(str(tmp_path / name), "ra_rft")
     assert problem in found
+
+
+@pytest.mark.parametrize(
+    "label, training, problem",
+    [
+        ({**RELEVANT, "timestamp": [500, 900], "duration": 27}, True, "field label.timestamp: span [500, 900] ends"),
+        ({**RELEVANT, "timestamp": [1, 6.4]}, True, None),  # within the half second of rounding
+        ({**RELEVANT, "timestamp": [1e300, 1e301]}, True, "field label.timestamp: must end by 604800 seconds"),
+        ({**RELEVANT, "timestamp": [5, 9]}, False, None),  # an evaluation set keeps the released files' defects
+        ({**IRRELEVANT, "query": "a dog \ud800 barks"}, False, "field label.query: holds a lone surrogate"),
+        ({**IRRELEVANT, "query_relevant": "\udfff"}, True, "field label.query_relevant: holds a lone surrogate"),
+    ],
+)
+def test_labels_no_rollout_could_use_are_refused_up_front(tmp_path, clip, label, training, problem):
+    """One span rule everywhere (`rarft_plugin.schema.span_problem`), and text a tokenizer takes: refused by
+    the pre-flight rather than failing or misleading every rollout later."""
+    row = prompt_row(RELEVANT, clip)
+    row["label"] = json.dumps(label)  # as a hand-made or older file holds it (json escapes the surrogate)
+    path = write_rows(tmp_path / "train.jsonl", [prompt_row(RELEVANT, clip), row])
+    problems = validate_dataset(str(path), "ra_rft", training=training)
+    if problem is None:
+        assert problems == []
+    else:  # (a changed query also leaves the prompt built from another query: a problem of its own)
+        assert all(p.startswith(f"{path}: record line 2: ") for p in problems)
+        assert any(problem in p for p in problems), problems
 
 
 # ---------------------------------------------------------------- model and SentenceBERT checks

@@ -3,7 +3,9 @@
 - the training stack is installed (`missing_training_stack`: before anything else, as it is cheap);
 - each dataset file (`validate_dataset`): every line a sound prompt row (`rarft_plugin.prompt_row.row_problems`:
   a label the reward variant can score, one video item in the chat, an absolute video, a prompt built
-  with the expected template), and every distinct clip decoded at its window's ends, in threads;
+  with the expected template) whose label holds text only and, in the training set, a span its video
+  can hold (`rarft_plugin.schema.label_problems`: the rule every reader applies), and every distinct
+  clip decoded at its window's ends, in threads;
 - the policy model (`validate_model`): a local directory whose config.json describes a
   vision-language model of a registered family (`rarft_plugin.models`; a hub name only with
   --rarft.allow_hub_models);
@@ -22,10 +24,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rarft_plugin.errors import DataError
+from rarft_plugin.io_utils import iter_jsonl
 from rarft_plugin.launch.upstream import openrlhf_arguments
 from rarft_plugin.launch.wiring import Launch, last_value
 from rarft_plugin.models import family_of_model, supported_text
-from rarft_plugin.prompt_row import VIDEO_KEY, row_problems, video_of
+from rarft_plugin.prompt_row import LABEL_KEY, VIDEO_KEY, label_of, row_problems, video_of
+from rarft_plugin.schema import label_problems
 from rarft_plugin.similarity import resolve_model
 from rarft_plugin.video import VideoSpec, probe_all
 
@@ -71,8 +75,9 @@ def preflight(launch: Launch) -> list[str]:
             problems.append("no dataset: pass --data.prompt_dataset FILE.jsonl (from rarft-prep to-openrlhf)")
         for path in dataset_files(spec or ""):
             # Evaluation prompts may come from another template (e.g. a baseline's); their rows must still be sound.
-            template = options.template if flag == "--data.prompt_dataset" else None
-            found = validate_dataset(path, template, options.rewards.variant)
+            training = flag == "--data.prompt_dataset"
+            template = options.template if training else None
+            found = validate_dataset(path, template, options.rewards.variant, training=training)
             problems += found[:MAX_LISTED]
             if len(found) > MAX_LISTED:
                 problems.append(f"{path}: ... and {len(found) - MAX_LISTED} more problems")
@@ -86,37 +91,40 @@ def dataset_files(spec: str) -> list[str]:
     return [part.split("@")[0].strip() for part in spec.split(",") if part.strip()]
 
 
-def validate_dataset(path: str, template: str | None, variant: str | None = None, *, workers: int = 8) -> list[str]:
+def validate_dataset(
+    path: str, template: str | None, variant: str | None = None, *, training: bool = True, workers: int = 8
+) -> list[str]:
     """Every problem of one dataset file, as 'file: record: field: message' lines.
 
-    Rows are checked one by one (`row_problems`); then every distinct clip the rows use is probed
-    once (`rarft_plugin.video.probe_all`, in `workers` threads), each failure reported with the
-    first line that uses the clip.
+    Rows are checked one by one (`row_problems`, and `label_problems`: the span rule only where
+    `training`, since the paper's evaluation files keep their known defects); then every distinct
+    clip the rows use is probed once (`rarft_plugin.video.probe_all`, in `workers` threads), each
+    failure reported with the first line that uses the clip.
     """
     file = Path(path)
     if file.suffix != ".jsonl":
         return [f"{path}: expected the JSONL written by rarft-prep to-openrlhf (a .jsonl file)"]
-    if not file.is_file():
-        return [f"{path}: file not found"]
+    try:
+        rows = list(iter_jsonl(file))
+    except DataError as error:  # not found, a directory, not text
+        return [str(error)]
     problems: list[str] = []
     clips: dict[VideoSpec, int] = {}  # clip -> first line using it
-    rows = 0
-    with open(file, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            rows += 1
-            where = {"source": path, "record": f"line {number}"}
-            try:
-                row = json.loads(line)
-            except ValueError as error:
-                problems.append(str(DataError(f"not valid JSON ({error})", **where)))
-                continue
-            found = row_problems(row, template, variant)
-            problems += [str(error.located(**where)) for error in found]
-            if isinstance(row, dict) and VIDEO_KEY in row and not any(error.field == VIDEO_KEY for error in found):
-                clips.setdefault(video_of(row[VIDEO_KEY]), number)
-    if rows == 0:
+    for number, row in rows:
+        where = {"source": path, "record": f"line {number}"}
+        if isinstance(row, DataError):
+            problems.append(str(row))
+            continue
+        found = row_problems(row, template, variant)
+        if LABEL_KEY in row and not any(str(error.field).startswith(LABEL_KEY) for error in found):
+            found += [
+                DataError(error.message, field=f"{LABEL_KEY}.{error.field}")
+                for error in label_problems(label_of(row[LABEL_KEY]), spans=training)
+            ]
+        problems += [str(error.located(**where)) for error in found]
+        if VIDEO_KEY in row and not any(error.field == VIDEO_KEY for error in found):
+            clips.setdefault(video_of(row[VIDEO_KEY]), number)
+    if not rows:
         problems.append(f"{path}: no prompts")
     return problems + clip_problems(clips, path, workers=workers)
 

@@ -7,7 +7,7 @@ import pytest
 
 from eval.cli import main as rarft_eval
 from rarft_plugin.demo import SAMPLES
-from rarft_plugin.stand_ins import write_test_video
+from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video
 
 pytestmark = pytest.mark.gpu
 
