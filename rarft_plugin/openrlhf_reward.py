@@ -8,7 +8,8 @@ decoded prompt+response strings with special tokens; `labels` are the dataset's 
 (JSON, see `rarft_plugin.schema`). The reward options come from the worker's `RARFT_*` variables
 (`rarft_plugin.reward_options.RewardOptions.from_env`), read once per process;
 `python -m rarft_plugin.reward_options` lists the variables and the reward table. Returns the total
-as `rewards` and `scores`, and each reward of the table in `extra_logs`.
+as `rewards`, the task score in {0, 1} as `scores` (what `--algo.dynamic_filtering_enable` reads), and
+each reward of the table and each rollout log of `rarft_plugin.rollout_logs` in `extra_logs`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import torch
 
 from rarft_plugin.parsing import extract_response
 from rarft_plugin.reward_options import RewardOptions, ScoreOptions
-from rarft_plugin.rewards import REWARD_NAMES, score_many
+from rarft_plugin.rewards import REWARD_NAMES
+from rarft_plugin.rollout_logs import ROLLOUT_LOG_NAMES, score_rollouts
+from rarft_plugin.schema import parse_label
 
 __all__ = ["reward_func"]
 
@@ -37,12 +40,19 @@ def _options() -> ScoreOptions:
 
 
 def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[str], **kwargs: object) -> dict:
-    """Rewards for decoded prompt+response `queries`: total as `rewards` and `scores`, components in `extra_logs`."""
+    """Rewards for decoded prompt+response `queries`: total as `rewards`, task score as `scores`, components and
+    rollout logs in `extra_logs`."""
     responses = [extract_response(query, prompt) for query, prompt in zip(queries, prompts, strict=True)]
-    results = score_many(responses, list(labels), **_options())
-    rewards = torch.tensor([r["total"] for r in results], dtype=torch.float32)
+    results = score_rollouts(responses, [parse_label(label) for label in labels], list(prompts), **_options())
+
+    def column(values: list[float]) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.float32)
+
     return {
-        "rewards": rewards,
-        "scores": rewards.clone(),
-        "extra_logs": {name: torch.tensor([r[name] for r in results], dtype=torch.float32) for name in REWARD_NAMES},
+        "rewards": column([r.rewards["total"] for r in results]),
+        "scores": column([r.score for r in results]),
+        "extra_logs": {
+            **{name: column([r.rewards[name] for r in results]) for name in REWARD_NAMES},
+            **{name: column([r.logs[name] for r in results]) for name in ROLLOUT_LOG_NAMES},
+        },
     }

@@ -65,6 +65,7 @@ __all__ = [
     "extract_segment_released",
     "extract_response",
     "ANSWER_READINGS",
+    "answer_blocks",
     "evaluation_answer",
     "without_correction",
 ]
@@ -337,14 +338,31 @@ def evaluation_answer(model_output: str, reading: str = "released") -> str:
         match = _FIRST_ANSWER_BLOCK.search(text)
         return (match.group(1) if match else text).strip()
     if reading == "last_block":
-        last, opened = None, None
-        for tag in _ANSWER_TAG.finditer(model_output):
-            if not tag.group(1):
-                opened = tag.end()
-            elif opened is not None:
-                last, opened = model_output[opened : tag.start()].strip(), None
-        return last if last is not None else model_output
+        spans = _answer_spans(model_output)
+        return model_output[slice(*spans[-1])].strip() if spans else model_output
     raise ValueError(f"unknown answer reading {reading!r}; expected one of {list(ANSWER_READINGS)}")
+
+
+def _answer_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of the content of each complete `<answer>` block: an opening tag up to the next closing tag
+    (a later opening tag before it starts the block again)."""
+    spans, opened = [], None
+    for tag in _ANSWER_TAG.finditer(text):
+        if not tag.group(1):
+            opened = tag.end()
+        elif opened is not None:
+            spans.append((opened, tag.start()))
+            opened = None
+    return spans
+
+
+def answer_blocks(text: str) -> int:
+    """How many complete `<answer>` blocks a response holds (the exploit monitors count responses with two).
+
+    >>> answer_blocks("<answer>No match.</answer> <answer>2 to 6</answer>"), answer_blocks("<answer>2 to")
+    (2, 0)
+    """
+    return len(_answer_spans(text))
 
 
 _CORRECTION_BLOCK = re.compile(r"<(correct|correction)>.*?</\1>", re.DOTALL)

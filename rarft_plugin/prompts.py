@@ -24,6 +24,7 @@ __all__ = [
     "TEMPLATES",
     "OUTPUT_BLOCKS",
     "TEMPLATE_FOR_MODEL",
+    "TEMPLATE_FOR_VARIANT",
     "instruction",
     "build_messages",
 ]
@@ -94,6 +95,11 @@ TEMPLATE_FOR_MODEL: dict[str, str] = {
     "videochat_r1_think": "videochat_r1_think",
     "qwen2_5_vl_7b": "qwen2_5_vl",
 }
+
+
+# Each reward variant's template: the one whose output blocks that variant's format reward checks
+# (`rarft_plugin.rewards`), and so the one its training prompts are built with.
+TEMPLATE_FOR_VARIANT: dict[str, str] = {"paper": "ra_rft", "released": "ra_rft_released"}
 
 
 def instruction(template: str, query: str) -> str:
