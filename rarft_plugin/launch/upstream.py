@@ -355,13 +355,19 @@ def rollouts_of(samples: Sequence[object]) -> list:
     return out
 
 
+def _defined(logs: dict[str, float | None]) -> dict[str, float]:
+    """The logs that have a value: a metric without one (F1 of a class with no query) is left out rather than
+    logged as None, which `--ckpt.best_metric_key` would compare with a number."""
+    return {key: value for key, value in logs.items() if value is not None}
+
+
 def _with_task_metrics(compute_eval_metrics: Callable) -> Callable:
     @functools.wraps(compute_eval_metrics)
     def wrapped(eval_dataloader, samples_list, n_samples_per_prompt):
         from rarft_plugin.trainer_logs import eval_logs
 
         logs = compute_eval_metrics(eval_dataloader, samples_list, n_samples_per_prompt)
-        logs.update(eval_logs(rollouts_of(samples_list)))
+        logs.update(_defined(eval_logs(rollouts_of(samples_list))))
         return logs
 
     return wrapped
@@ -378,7 +384,7 @@ def _with_step_monitors(train_step: Callable) -> Callable:
             logs = step_logs(rollouts, self.args.rollout.n_samples_per_prompt)
             for name in MONITOR_INPUTS:  # shown as the monitors' rates instead
                 status.pop(name, None)
-            status.update(logs)
+            status.update(_defined(logs))
             watch = self.__dict__.setdefault("_rarft_watch", ExploitWatch())
             for line in watch.update(step, logs):
                 _LOGGER.warning(line)
