@@ -19,7 +19,7 @@ the loop, so the numbers equal `rarft-eval`'s with its rule judge. Keys (TensorB
 | `rarft/format_compliance` | share of responses with exactly the output blocks of the prompt's template |
 | `rarft/LEVEL/refusal_f1`, `refusal_accuracy` | per hardness level (strong / moderate / weak / shuffled): the |
 | | released per-level F1 on the level's irrelevant queries, and their refusal rate |
-| `rarft/LEVEL/f1/...`, `rarft/LEVEL/ra_iou/...` | the F1 and RA-IoU keys on the level's 1:1 subset (`level_subsets`) |
+| `rarft/LEVEL/f1/...`, `.../ra_iou/...`, `.../accuracy` | the same keys on the level's 1:1 subset (`level_subsets`) |
 
 A response's item (for the 1:1 subsets) is its label's `id` up to the last ':' (rarft-prep writes
 "ITEM:QUERY"); a label without `id` is its own item.
@@ -115,6 +115,7 @@ def _task_logs(prefix: str, rollouts: Sequence[Rollout]) -> dict[str, float | No
         f"{prefix}/f1/relevant": classes.f1_rel,
         f"{prefix}/f1/irrelevant": classes.f1_irrel,
         f"{prefix}/f1/average": classes.f1_avg,
+        f"{prefix}/accuracy": classes.accuracy,
     }
 
 
@@ -123,7 +124,6 @@ def eval_logs(rollouts: Sequence[Rollout]) -> dict[str, float | None]:
     if not rollouts:
         return {}
     out = _task_logs("rarft", rollouts)
-    out["rarft/accuracy"] = relevance([r.gt_relevant for r in rollouts], [r.answered for r in rollouts]).accuracy
     out["rarft/format_compliance"] = fmean(r.logs["rarft/compliant"] for r in rollouts)
     out["rarft/queries"] = float(len(rollouts))
     for level, indices in level_subsets(rollouts).items():

@@ -104,6 +104,7 @@ def test_in_loop_metrics_equal_rarft_eval_with_the_rule_judge(examples, sbert, p
             f"rarft/{level}/f1/relevant": paired.relevance.f1_rel,
             f"rarft/{level}/f1/irrelevant": paired.relevance.f1_irrel,
             f"rarft/{level}/f1/average": paired.relevance.f1_avg,
+            f"rarft/{level}/accuracy": paired.relevance.accuracy,
             f"rarft/{level}/ra_iou/R0.3": paired.ra_iou.r_at_0_3,
             f"rarft/{level}/ra_iou/R0.5": paired.ra_iou.r_at_0_5,
             f"rarft/{level}/ra_iou/R0.7": paired.ra_iou.r_at_0_7,
