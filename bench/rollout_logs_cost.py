@@ -6,7 +6,7 @@ sample per call from 8 threads as OpenRLHF's workers call the reward file. In th
 device, each on its own encoder with a cold cache, then again on that encoder (warm: a later epoch):
 
 - baseline: the reward file before the rollout logs: `score_many` per call, the total as the score;
-- rollout logs: `rarft_plugin.openrlhf_reward.reward_func` (`score_rollouts`: the same rewards plus the
+- rollout logs: `rarft_plugin.openrlhf_reward.reward_func` (`score_with_logs`: the same rewards plus the
   score and the extra logs; the signals' pairs join the reward's one encoder call).
 
 The two alternate `--repeats` times (baseline first, then the other way round); the best of each is kept.

@@ -16,7 +16,7 @@ field (`--data.image_key video`): a JSON string `{"path", "video_start", "video_
 2. sends vLLM the prompt with the video placeholder collapsed to one token and the frames with
    their metadata, the way the installed vLLM takes them (`vllm_video_request` of the family), and
    keeps special tokens out of the response (`forbidden_response_ids`, a logit bias at sampling);
-3. scores the response with `rarft_plugin.rollout_logs.score_rollouts` (the rewards of
+3. scores the response with `rarft_plugin.rollout_logs.score_with_logs` (the rewards of
    `rarft_plugin.rewards`, options from the RARFT_* variables: `rarft_plugin.reward_options`; the task
    score in {0, 1} as `scores`; the rollout logs that rarft-train's evaluation and exploit monitors
    read) and returns everything the trainer needs, with the time each rollout spent in rarft's code
@@ -54,7 +54,7 @@ from rarft_plugin.parsing import extract_response
 from rarft_plugin.prompt_row import label_of, video_of
 from rarft_plugin.reward_options import RewardOptions, ScoreOptions
 from rarft_plugin.rewards import REWARD_NAMES
-from rarft_plugin.rollout_logs import score_rollouts
+from rarft_plugin.rollout_logs import score_with_logs
 from rarft_plugin.video import SampledVideo, Sampling, SpecLike, VideoError, VideoSpec, cache_key, sample_frames
 
 if TYPE_CHECKING:
@@ -195,7 +195,7 @@ class AgentExecutor(AgentExecutorBase):
         observation = prompt_ids + action_ids
 
         response = extract_response(response, chat=family.CHAT)
-        (result,) = await asyncio.to_thread(score_rollouts, [response], [truth], [prompt], **self.reward_options())
+        (result,) = await asyncio.to_thread(score_with_logs, [response], [truth], [prompt], **self.reward_options())
         scored = time.perf_counter()
         total = torch.tensor([result.rewards["total"]], dtype=torch.float32)
         logs = {**{name: result.rewards[name] for name in REWARD_NAMES}, **result.logs}

@@ -22,7 +22,7 @@ import torch
 from rarft_plugin.parsing import extract_response
 from rarft_plugin.reward_options import RewardOptions, ScoreOptions
 from rarft_plugin.rewards import REWARD_NAMES
-from rarft_plugin.rollout_logs import ROLLOUT_LOG_NAMES, score_rollouts
+from rarft_plugin.rollout_logs import ROLLOUT_LOG_NAMES, score_with_logs
 from rarft_plugin.schema import parse_label
 
 __all__ = ["reward_func"]
@@ -43,7 +43,7 @@ def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence
     """Rewards for decoded prompt+response `queries`: total as `rewards`, task score as `scores`, components and
     rollout logs in `extra_logs`."""
     responses = [extract_response(query, prompt) for query, prompt in zip(queries, prompts, strict=True)]
-    results = score_rollouts(responses, [parse_label(label) for label in labels], list(prompts), **_options())
+    results = score_with_logs(responses, [parse_label(label) for label in labels], list(prompts), **_options())
 
     def column(values: list[float]) -> torch.Tensor:
         return torch.tensor(values, dtype=torch.float32)

@@ -1,7 +1,7 @@
 """What each rollout reports to OpenRLHF besides its rewards: the task score, task quantities and exploit signals.
 
 Both OpenRLHF entries, the video executor (`rarft_plugin.openrlhf_agent`) and the text reward file
-(`rarft_plugin.openrlhf_reward`), score rollouts with `score_rollouts`: the rewards are
+(`rarft_plugin.openrlhf_reward`), score rollouts with `score_with_logs`: the rewards are
 `rarft_plugin.rewards.score_many`'s, unchanged; besides them each rollout gets
 
 - **its score** (OpenRLHF's `scores`, read by `--algo.dynamic_filtering_enable`), in {0, 1}:
@@ -46,7 +46,7 @@ __all__ = [
     "RolloutLog",
     "Scored",
     "compliance_template",
-    "score_rollouts",
+    "score_with_logs",
     "task_score",
     "templated_refusal",
 ]
@@ -194,7 +194,7 @@ def _whole_video(segment: tuple[float, float] | None, label: Label) -> bool:
     return segment is not None and bool(duration) and segment[1] - segment[0] >= WHOLE_VIDEO_SHARE * duration
 
 
-def score_rollouts(
+def score_with_logs(
     responses: Sequence[str],
     labels: Sequence[Label],
     prompts: Sequence[str],

@@ -10,7 +10,7 @@ from eval.exploits import CORRECTION_TAG, POLICIES, neighbours
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.prompts import TEMPLATES, build_messages, instruction
 from rarft_plugin.rewards import score_many
-from rarft_plugin.rollout_logs import ROLLOUT_LOG_NAMES, compliance_template, score_rollouts
+from rarft_plugin.rollout_logs import ROLLOUT_LOG_NAMES, compliance_template, score_with_logs
 from rarft_plugin.schema import Label
 
 QUERIES = 40  # the first HI-Charades items: 20 relevant, 20 hard-irrelevant queries
@@ -31,7 +31,7 @@ def policy_logs(labels, sbert, policy_name, variant="paper"):
     ]
     template = "ra_rft" if variant == "paper" else "ra_rft_released"
     prompts = [instruction(template, label.query) for label in labels]
-    scored = score_rollouts(responses, labels, prompts, variant=variant, similarity=sbert)
+    scored = score_with_logs(responses, labels, prompts, variant=variant, similarity=sbert)
     irrelevant = [s for s, label in zip(scored, labels, strict=True) if not label.relevant]
     means = {name.split("/")[1]: sum(s.logs[name] for s in scored) / len(scored) for name in ROLLOUT_LOG_NAMES}
     for name in ("copied_correction", "templated_explain"):
@@ -86,7 +86,7 @@ def test_the_score_is_one_iff_the_stated_answer_does_the_task(response, relevant
     label = Label(
         relevant=relevant, duration=10.0, query="a man opens a door", timestamp=(2.0, 6.0) if relevant else None
     )
-    (scored,) = score_rollouts([response], [label], [""], similarity=sbert)
+    (scored,) = score_with_logs([response], [label], [""], similarity=sbert)
     assert scored.score == score
 
 
@@ -117,7 +117,7 @@ def test_one_encoder_call_per_rollout_and_rewards_unchanged(labels, sbert, polic
     for label, neighbour in zip(labels[:8], neighbours(labels)[:8], strict=True):
         response = write(label, "correct", neighbour)
         counting = CountingSimilarity(sbert)
-        (scored,) = score_rollouts([response], [label], [""], similarity=counting)
+        (scored,) = score_with_logs([response], [label], [""], similarity=counting)
         assert counting.calls <= 1
         assert scored.rewards == pytest.approx(score_many([response], [label], similarity=sbert)[0], abs=1e-6)
 
@@ -136,7 +136,7 @@ def test_adversarial_output_never_raises_and_stays_in_bounds(response, relevant,
         answer_refusal="" if relevant else "Nobody opens a door.",
         query_relevant="a man closes a door",
     )
-    (scored,) = score_rollouts([response], [label], [instruction("ra_rft", label.query)], similarity=sbert)
+    (scored,) = score_with_logs([response], [label], [instruction("ra_rft", label.query)], similarity=sbert)
     assert scored.score in (0.0, 1.0)
     assert all(0.0 <= scored.logs[name] <= 1.0 for name in ROLLOUT_LOG_NAMES)
 
@@ -150,7 +150,7 @@ def test_megabyte_outputs_are_read_quickly(sbert):
         "<answer></answer>" * 60_000,
     ]
     started = time.perf_counter()
-    scored = score_rollouts(hostile, [label] * len(hostile), ["p" * 100_000] * len(hostile), similarity=sbert)
+    scored = score_with_logs(hostile, [label] * len(hostile), ["p" * 100_000] * len(hostile), similarity=sbert)
     assert [s.logs["rarft/multi_answer"] for s in scored] == [0.0, 0.0, 0.0, 1.0]
     # A generous bound: quadratic behaviour on any of these would take minutes.
     assert time.perf_counter() - started < 20

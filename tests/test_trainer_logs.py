@@ -25,7 +25,7 @@ from rarft_plugin import task_metrics
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.launch.upstream import TRAINER_MODULE, report_task_in_trainer_logs, rollouts_of
 from rarft_plugin.prompts import instruction
-from rarft_plugin.rollout_logs import score_rollouts
+from rarft_plugin.rollout_logs import score_with_logs
 from rarft_plugin.schema import Label
 from rarft_plugin.trainer_logs import (
     MONITORS,
@@ -74,7 +74,7 @@ def test_the_shared_metrics_are_one_implementation():
 def test_in_loop_metrics_equal_rarft_eval_with_the_rule_judge(examples, sbert, policies):
     labels = [example.label for example in examples]
     responses = policy_responses(labels, policies)
-    scored = score_rollouts(responses, labels, [prompt_of(label) for label in labels], similarity=sbert)
+    scored = score_with_logs(responses, labels, [prompt_of(label) for label in labels], similarity=sbert)
     logs = eval_logs(
         [Rollout(label, s.rewards["total"], False, s.logs) for label, s in zip(labels, scored, strict=True)]
     )
