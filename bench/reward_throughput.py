@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from rarft_plugin.dataset import load_examples  # noqa: E402
+from rarft_plugin.prompts import instruction  # noqa: E402
 from rarft_plugin.rewards import score_many  # noqa: E402
 from rarft_plugin.schema import Label  # noqa: E402
 from rarft_plugin.similarity import SentenceSimilarity, resolve_model  # noqa: E402
@@ -43,8 +44,11 @@ PROMPT = (
 )
 
 
-def build_rollouts(data: Path, prompts: int, group: int, seed: int = 0) -> list[tuple[str, str, str]]:
-    """(query = prompt + response, prompt, label JSON) per rollout."""
+def build_rollouts(
+    data: Path, prompts: int, group: int, seed: int = 0, template: str | None = None
+) -> list[tuple[str, str, str]]:
+    """(query = prompt + response, prompt, label JSON) per rollout; the prompt asks the query itself, or with
+    `template` its instruction (`rarft_plugin.prompts`)."""
     examples, _ = load_examples(data)
     examples = examples[:prompts]
     refusals = [e.label.answer_refusal for e in examples if not e.label.relevant]
@@ -52,7 +56,7 @@ def build_rollouts(data: Path, prompts: int, group: int, seed: int = 0) -> list[
     rollouts = []
     for example in examples:
         label: Label = example.label
-        prompt = PROMPT.format(query=label.query)
+        prompt = PROMPT.format(query=instruction(template, label.query) if template else label.query)
         for g in range(group):
             think = example.item.think.replace("<think>", "").replace("</think>", "")[:600] or "Looking at the frames."
             if rng.random() < 0.5:  # a refusal, as a trained policy produces for half the queries

@@ -18,10 +18,11 @@ field (`--data.image_key video`): a JSON string `{"path", "video_start", "video_
    family) and the frames with their metadata, the way the installed vLLM takes them
    (`vllm_video_request` of the family), and
    keeps special tokens out of the response (`forbidden_response_ids`, a logit bias at sampling);
-3. scores the response with `rarft_plugin.rewards.score` (options from the RARFT_* variables:
-   `rarft_plugin.reward_options`) and returns everything the trainer needs, with the time each
-   rollout spent in rarft's code (`rarft/video_prep_s`, `rarft/reward_s`) beside vLLM's
-   (`rarft/generate_s`) in the step logs.
+3. scores the response with `rarft_plugin.rollout_logs.score_with_logs` (the rewards of
+   `rarft_plugin.rewards`, options from the RARFT_* variables: `rarft_plugin.reward_options`; the task
+   score in {0, 1} as `scores`; the rollout logs that rarft-train's evaluation and exploit monitors
+   read) and returns everything the trainer needs, with the time each rollout spent in rarft's code
+   (`rarft/video_prep_s`, `rarft/reward_s`) beside vLLM's (`rarft/generate_s`) in the step logs.
 
 Upstream gaps handled here:
 - OpenRLHF's `RolloutRayActor.generate` forwards only `multi_modal_data`; where the family's request
@@ -53,7 +54,8 @@ from rarft_plugin.models import VllmVideoRequest, family_of_processor
 from rarft_plugin.parsing import extract_response
 from rarft_plugin.prompt_row import label_of, video_of
 from rarft_plugin.reward_options import RewardOptions, ScoreOptions
-from rarft_plugin.rewards import REWARD_NAMES, score
+from rarft_plugin.rewards import REWARD_NAMES
+from rarft_plugin.rollout_logs import score_with_logs
 from rarft_plugin.video import SampledVideo, Sampling, SpecLike, VideoError, VideoSpec, cache_key, sample_frames
 
 if TYPE_CHECKING:
@@ -194,10 +196,10 @@ class AgentExecutor(AgentExecutorBase):
         observation = prompt_ids + action_ids
 
         response = extract_response(response, chat=family.CHAT)
-        rewards = await asyncio.to_thread(score, response, truth, **self.reward_options())
+        (result,) = await asyncio.to_thread(score_with_logs, [response], [truth], [prompt], **self.reward_options())
         scored = time.perf_counter()
-        total = torch.tensor([rewards["total"]], dtype=torch.float32)
-        logs = {name: rewards[name] for name in REWARD_NAMES}
+        total = torch.tensor([result.rewards["total"]], dtype=torch.float32)
+        logs = {**{name: result.rewards[name] for name in REWARD_NAMES}, **result.logs}
         logs.update(zip(TIMING_LOGS, (prepared - started, generated - prepared, scored - generated), strict=True))
         logs["rarft/malformed"] = float(cut is not None)
         return {
@@ -210,7 +212,7 @@ class AgentExecutor(AgentExecutorBase):
             "rollout_log_probs": [0.0] * len(prompt_ids) + log_probs if log_probs is not None else None,
             "truncated": generation.finish_reason == "length" and cut is None,
             "reward": total,
-            "scores": total.clone(),
+            "scores": torch.tensor([result.score], dtype=torch.float32),
             "extra_logs": {name: torch.tensor([value], dtype=torch.float32) for name, value in logs.items()},
         }
 

@@ -71,6 +71,7 @@ __all__ = [
     "RELEASED_ANSWER_PATTERN",
     "RELEASED_CORRECTION_PATTERN",
     "RELEASED_THINK_PATTERN",
+    "answer_blocks",
     "evaluation_answer",
     "without_correction",
     "sbert_response",
@@ -391,13 +392,8 @@ def evaluation_answer(model_output: str, reading: str = "released") -> str:
         block = _first_block(text, "answer")
         return block[1] if block else text.strip()
     if reading == "last_block":
-        last, opened = None, None
-        for tag in _ANSWER_TAG.finditer(model_output):
-            if not tag.group(1):
-                opened = tag.end()
-            elif opened is not None:
-                last, opened = model_output[opened : tag.start()].strip(), None
-        return last if last is not None else model_output
+        spans = _answer_spans(model_output)
+        return model_output[slice(*spans[-1])].strip() if spans else model_output
     raise ValueError(f"unknown answer reading {reading!r}; expected one of {list(ANSWER_READINGS)}")
 
 
@@ -417,6 +413,28 @@ def _without_blocks(text: str, opening: re.Pattern[str]) -> str:
         at = end + len(match.group(1)) + 3
     kept.append(text[at:])
     return "".join(kept)
+
+
+def _answer_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of the content of each complete `<answer>` block: an opening tag up to the next closing tag
+    (a later opening tag before it starts the block again)."""
+    spans, opened = [], None
+    for tag in _ANSWER_TAG.finditer(text):
+        if not tag.group(1):
+            opened = tag.end()
+        elif opened is not None:
+            spans.append((opened, tag.start()))
+            opened = None
+    return spans
+
+
+def answer_blocks(text: str) -> int:
+    """How many complete `<answer>` blocks a response holds (the exploit monitors count responses with two).
+
+    >>> answer_blocks("<answer>No match.</answer> <answer>2 to 6</answer>"), answer_blocks("<answer>2 to")
+    (2, 0)
+    """
+    return len(_answer_spans(text))
 
 
 def without_correction(model_output: str) -> str:

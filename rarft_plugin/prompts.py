@@ -25,6 +25,7 @@ __all__ = [
     "OUTPUT_BLOCKS",
     "COMPLIANT_BLOCKS",
     "TEMPLATE_FOR_MODEL",
+    "TEMPLATE_FOR_VARIANT",
     "instruction",
     "build_messages",
 ]
@@ -115,6 +116,11 @@ TEMPLATE_FOR_MODEL: dict[str, str] = {
     "qwen2_5_vl_7b": "qwen2_5_vl",
     "qwen3_vl_8b": "qwen2_5_vl",  # no paper row: the plain Qwen instruct prompt of the paper's Qwen baseline
 }
+
+
+# Each reward variant's template: the one whose output blocks that variant's format reward checks
+# (`rarft_plugin.rewards`), and so the one its training prompts are built with.
+TEMPLATE_FOR_VARIANT: dict[str, str] = {"paper": "ra_rft", "released": "ra_rft_released"}
 
 
 def instruction(template: str, query: str) -> str:

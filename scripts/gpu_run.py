@@ -1,6 +1,6 @@
 """Pieces of the one-GPU training run (`scripts/gpu_smoke.sh`, `bench/gpu_learning_curve.sh`).
 
-    python scripts/gpu_run.py assets --out DIR [--items 16] [--family qwen3_vl]  # tiny model, videos, prompts
+    python scripts/gpu_run.py assets --out DIR [--items 16] [--family qwen3_vl]  # model, videos, prompts, eval file
     python scripts/gpu_run.py warmstart --assets DIR --out MODEL   # short supervised pass on the format
     python scripts/gpu_run.py probe --model MODEL --assets DIR --out JSON  # sampled rewards per prompt
     python scripts/gpu_run.py reference-grpo --model MODEL --assets DIR --out JSON [--device cpu]
@@ -8,15 +8,18 @@
 
 `assets` takes the first items of the shipped HI-Charades file, writes a generated clip as long as each
 record's video, the tiny random model of `--family` (`rarft_plugin.stand_ins`; default Qwen2.5-VL) and the
-OpenRLHF prompt JSONL (`rarft-prep to-openrlhf`, template ra_rft). `warmstart` teaches that random model three
-behaviours for every query by teacher forcing (`target_responses`: ground, refuse, a bare segment), so GRPO
-groups differ (a random model's rewards are constant within a group: nothing to learn from) and GRPO has the
+OpenRLHF prompt JSONL (`rarft-prep to-openrlhf`, template ra_rft), twice: `train.jsonl` and `eval.jsonl` (the
+same queries: a tiny model does not generalise, so the in-loop evaluation shows the training queries sampled
+at the evaluation temperature). `warmstart` teaches that random model three behaviours for every query by
+teacher forcing (`target_responses`: ground, refuse, a bare segment), so GRPO groups
+differ (a random model's rewards are constant within a group: nothing to learn from) and GRPO has the
 RA-RFT decision to learn: ground a relevant query, refuse an irrelevant one, keep the format.
 `probe` samples a model the way rollouts do (reference video positions, temperature 1, special tokens
 kept out) and scores every sample with the RA-RFT rewards: before and after training on the same prompts.
 `reference-grpo` is GRPO in plain PyTorch with the learning-curve settings, to try a setting on a CPU.
-`curve` reads OpenRLHF's per-step log lines and writes the learning curve, the before/after comparison and
-the step-time shares.
+`curve` reads OpenRLHF's per-step log lines (and, for a run with `--eval.dataset`, its evaluation lines with
+rarft's in-loop RA-IoU / F1: `rarft_plugin.trainer_logs`) and writes the learning curve, the before/after
+comparison and the step-time shares.
 """
 
 from __future__ import annotations
@@ -51,17 +54,14 @@ def assets(args: argparse.Namespace) -> int:
         if not clip.exists():
             write_test_video(clip, seconds=item["duration"], fps=4, size=(112, 84))
     build_tiny_model(out / "model", args.family)
-    return prep(
-        [
-            "to-openrlhf",
-            str(out / "data.json"),
-            str(out / "train.jsonl"),
-            "--video-root",
-            str(out / "videos"),
-            "--template",
-            "ra_rft",
-        ]
-    )
+    for name in ("train.jsonl", "eval.jsonl"):
+        done = prep(
+            ["to-openrlhf", str(out / "data.json"), str(out / name), "--video-root", str(out / "videos")]
+            + ["--template", "ra_rft"]
+        )
+        if done:
+            return done
+    return 0
 
 
 def target_responses(label: Label) -> dict[str, str]:
@@ -353,6 +353,8 @@ def reference_grpo(args: argparse.Namespace) -> int:
 
 
 _STEP_LINE = re.compile(r"Global step (\d+): (\{.*\})\s*$")
+# OpenRLHF's PPOTrainer.evaluate: "✨ Evaluation completed in 0:00:05, global_step 4, eval_metrics: {...}"
+_EVAL_LINE = re.compile(r"Evaluation completed in \S+, global_step (\d+), eval_metrics: (\{.*\})\s*$")
 CURVE_KEYS = (
     "rollout/reward_mean",
     "reward",
@@ -366,21 +368,32 @@ CURVE_KEYS = (
     "kl",
     # rollout (vLLM) minus training log-probs of the sampled tokens; logged with --algo.advantage.is_correction_level
     "vllm_kl",
+    # rarft-train's step logs (rarft_plugin.trainer_logs): groups that teach nothing, the task score's mean
+    "rarft/zero_variance_groups",
+    "score",
 )
+# rarft-train's in-loop evaluation (rarft_plugin.trainer_logs.eval_logs), plotted beside the rewards
+EVAL_KEYS = ("rarft/ra_iou/mIoU", "rarft/ra_iou/R0.5", "rarft/f1/average", "rarft/format_compliance")
 PROBED = ("total", *REWARD_NAMES, "taught", "right")
 
 
-def step_logs(text: str) -> list[dict]:
-    """OpenRLHF's per-step status dicts ("✨ Global step N: {...}" lines), in step order."""
+def step_logs(text: str, pattern: re.Pattern = _STEP_LINE) -> list[dict]:
+    """OpenRLHF's per-step status dicts ("✨ Global step N: {...}" lines; `pattern` _EVAL_LINE: its evaluation
+    lines), in step order, the last line of each step."""
     steps = {}
     for line in text.splitlines():
-        match = _STEP_LINE.search(line)
+        match = pattern.search(line)
         if match:
             try:
                 steps[int(match.group(1))] = ast.literal_eval(match.group(2))
             except (ValueError, SyntaxError):  # a line cut off when the run was killed, or not a dict literal
                 continue
     return [{"step": step, **steps[step]} for step in sorted(steps)]
+
+
+def eval_logs(text: str) -> list[dict]:
+    """The evaluation dicts of a run with --eval.dataset ("✨ Evaluation completed ..." lines), in step order."""
+    return step_logs(text, _EVAL_LINE)
 
 
 def step_shares(status: dict) -> dict[str, float]:
@@ -399,7 +412,8 @@ def step_shares(status: dict) -> dict[str, float]:
 
 
 def curve(args: argparse.Namespace) -> int:
-    logs = step_logs(args.log.read_text(errors="replace"))
+    text = args.log.read_text(errors="replace")
+    logs = step_logs(text)
     if not logs:
         print(f"{args.log}: no 'Global step' lines", file=sys.stderr)
         return 2
@@ -407,17 +421,22 @@ def curve(args: argparse.Namespace) -> int:
         {
             "step": s["step"],
             **{k: s.get(k) for k in CURVE_KEYS},
+            "monitors": {k: v for k, v in s.items() if k.startswith("rarft/monitor/")},
             "shares": step_shares(s),
             "step_s": s["timing/step_total"],
         }
         for s in logs
     ]
+    evals = [{"step": e["step"], **{k: e.get(k) for k in EVAL_KEYS}} for e in eval_logs(text)]
     warm = json.loads(args.warmstart.read_text()) if args.warmstart else None
     before, after = (json.loads(p.read_text()) if p else None for p in (args.before, args.after))
     change = paired_change(before, after) if before and after else None
     write_atomic(
         args.out / "curve.json",
-        json.dumps({"steps": rows, "warmstart": warm, "before": before, "after": after, "change": change}, indent=1),
+        json.dumps(
+            {"steps": rows, "evals": evals, "warmstart": warm, "before": before, "after": after, "change": change},
+            indent=1,
+        ),
     )
     lines = []
     if change:
@@ -446,9 +465,21 @@ def curve(args: argparse.Namespace) -> int:
             f"| {r['step']} | {r['rollout/reward_mean']:.3f} | {r['format']:.3f} | {r['refuse_iou']:.3f} | "
             f"{r['explain']:.3f} | {r['correction']:.3f} | {vllm_kl} | {r['step_s']:.1f} | {r['shares']['rarft']:.1%} |"
         )
+    if evals:
+        lines += [
+            "",
+            "In-loop evaluation (rarft-train with --eval.dataset; rule reading, rarft_plugin.trainer_logs):",
+            "",
+            "| step | RA-IoU mIoU | RA-IoU R@0.5 | F1 average | format compliance |",
+            "|---|---|---|---|---|",
+            *(
+                "| " + " | ".join([str(e["step"]), *("" if e[k] is None else f"{e[k]:.3f}" for k in EVAL_KEYS)]) + " |"
+                for e in evals
+            ),
+        ]
     write_atomic(args.out / "curve.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
-    _plot(rows, before, after, args.out / "curve.png", args.title)
+    _plot(rows, evals, before, after, args.out / "curve.png", args.title)
     return 0
 
 
@@ -458,7 +489,7 @@ def moving_mean(values: list[float], window: int) -> list[float]:
     return [sum(w) / len(w) for w in windows]
 
 
-def _plot(rows: list[dict], before: dict | None, after: dict | None, path: Path, title: str) -> None:
+def _plot(rows: list[dict], evals: list[dict], before: dict | None, after: dict | None, path: Path, title: str) -> None:
     import io
 
     import matplotlib
@@ -478,6 +509,13 @@ def _plot(rows: list[dict], before: dict | None, after: dict | None, path: Path,
         values = [r[key] for r in rows]
         (line,) = ax.plot(steps, values, marker=marker, linestyle="none", alpha=0.35)
         ax.plot(steps, moving_mean(values, 6), color=line.get_color(), label=f"{label}, mean of last 6 steps")
+    for key, label, marker in (
+        ("rarft/ra_iou/mIoU", "in-loop eval: RA-IoU mIoU", "D"),
+        ("rarft/f1/average", "in-loop eval: refusal F1 (average)", "v"),
+    ):
+        points = [(e["step"], e[key]) for e in evals if e.get(key) is not None]
+        if points:
+            ax.plot(*zip(*points, strict=True), marker=marker, linestyle="--", label=label)
     ax.set_xlabel("GRPO step (train_ppo_ray); dots: the mean of each step's rollouts")
     ax.set_ylabel("mean over rollouts")
     ax.set_title(title, fontsize=10)

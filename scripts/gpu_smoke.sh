@@ -6,7 +6,7 @@
 #
 #   scripts/gpu_smoke.sh OUT [more rarft-train flags]
 #
-# OUT gets assets/ (model, videos, prompts; reused when present), run/ (checkpoints, final weights),
+# OUT gets assets/ (model, videos, training and evaluation prompts; reused when present), run/ (checkpoints, final weights),
 # train.log (appended: a run that OpenRLHF resumes from its checkpoint in the same OUT keeps the steps of
 # the first part; `curve` reads the last line of each step) and infer.jsonl. Environment: PYTHON (default
 # python3), RARFT_MODEL (default: the tiny model; the learning-curve benchmark passes a warm-started one),
@@ -28,6 +28,8 @@ export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 
 [[ -f $out/assets/train.jsonl ]] || "$python" "$repo/scripts/gpu_run.py" assets --out "$out/assets" \
     --items "${SMOKE_ITEMS:-8}" --family "${SMOKE_FAMILY:-qwen2_5_vl}"
+# assets written before `assets` wrote the evaluation file (--eval.dataset): it holds the same rows
+[[ -f $out/assets/eval.jsonl ]] || cp "$out/assets/train.jsonl" "$out/assets/eval.jsonl"
 RARFT_MODEL=${RARFT_MODEL:-$out/assets/model} RARFT_DATA=$out/assets/train.jsonl RARFT_OUTPUT=$out/run \
 PYTHON=$python "$repo/recipes/single_gpu_smoke.sh" \
     --ds.attn_implementation sdpa --vllm.enforce_eager --data.max_len 2048 --rollout.max_new_tokens 64 \

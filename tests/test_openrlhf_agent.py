@@ -22,6 +22,7 @@ from rarft_plugin.models import family_named
 from rarft_plugin.paths import plugin_path
 from rarft_plugin.prompts import build_messages
 from rarft_plugin.rewards import REWARD_NAMES, score
+from rarft_plugin.rollout_logs import ROLLOUT_LOG_NAMES
 from rarft_plugin.stand_ins import write_test_video
 from rarft_plugin.video import SampledVideo, VideoError, VideoSpec, cache_stats, clear_cache
 
@@ -242,10 +243,12 @@ def test_reward_equals_rewards_score(tiny, clip, sbert):
     output = rollout(processor, VllmLikeEngine(directory), clip, sbert)
     expected = score(RESPONSE, LABEL, similarity=sbert)
     assert output["reward"].item() == pytest.approx(expected["total"], abs=1e-5)
-    assert output["scores"].item() == pytest.approx(expected["total"], abs=1e-5)
     assert {k: output["extra_logs"][k].item() for k in REWARD_NAMES} == pytest.approx(
         {k: expected[k] for k in REWARD_NAMES}, abs=1e-5
     )
+    # the task score (IoU 2/2.5 >= 0.5) and the rollout logs the trainer hook reads (rarft_plugin.rollout_logs)
+    assert output["scores"].item() == 1.0 and output["extra_logs"]["rarft/ra_iou"].item() == pytest.approx(0.8)
+    assert set(ROLLOUT_LOG_NAMES) <= set(output["extra_logs"]) and output["extra_logs"]["rarft/compliant"] == 1.0
     timings = [
         output["extra_logs"][name].item() for name in ("rarft/video_prep_s", "rarft/generate_s", "rarft/reward_s")
     ]
@@ -538,6 +541,7 @@ def test_a_sampled_media_token_ends_the_response_and_pays_nothing(tiny, clip, sb
     assert len(output["rollout_log_probs"]) == end
     assert {name: output["extra_logs"][name].item() for name in REWARD_NAMES} == dict.fromkeys(REWARD_NAMES, 0.0)
     assert output["reward"].item() == 0.0 and output["extra_logs"]["rarft/malformed"].item() == 1.0
+    assert output["scores"].item() == 0.0 and output["extra_logs"]["rarft/special_token"].item() == 1.0
 
 
 def test_openrlhf_actor_trains_on_a_rollout_that_sampled_a_media_token(tiny, clip, sbert):

@@ -1,18 +1,17 @@
 """The reward file through OpenRLHF's own loader and executor (openrlhf.utils.agent.SingleTurnAgentExecutor)."""
 
-import asyncio
 import json
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import pytest
 import torch
+from support.chatml import chat_prompt, chatml_tokenizer, run_text_executor
 
 from rarft_plugin.paths import plugin_path
 from rarft_plugin.rewards import REWARD_NAMES, score
+from rarft_plugin.rollout_logs import ROLLOUT_LOG_NAMES
 
-SPECIALS = ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]
 LABEL = {
     "relevant": False,
     "timestamp": None,
@@ -33,41 +32,11 @@ RESPONSES = [
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    """A byte-level BPE ChatML tokenizer built locally (no hub)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    core.train_from_iterator(RESPONSES + ["user assistant system video query answer think correct"], trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|endoftext|>", additional_special_tokens=SPECIALS
-    )
-
-
-class ScriptedEngine:
-    """Stands in for a vLLM engine actor: returns a scripted response as token ids."""
-
-    def __init__(self, tokenizer, text):
-        self.tokenizer, self.text = tokenizer, text
-
-    async def generate(self, prompt_token_ids, sampling_params, multi_modal_data=None):
-        ids = self.tokenizer(self.text + "<|im_end|>", add_special_tokens=False)["input_ids"]
-        output = SimpleNamespace(token_ids=ids, text=self.text, logprobs=None, finish_reason="stop")
-        return SimpleNamespace(outputs=[output])
+    return chatml_tokenizer(RESPONSES)
 
 
 def run_executor(tokenizer, response, label):
-    from openrlhf.utils.agent import SingleTurnAgentExecutor
-
-    executor = SingleTurnAgentExecutor(remote_rm_url=str(plugin_path("reward")))  # OpenRLHF loads the file
-    prompt = "<|im_start|>user\nFind the moment: a man cuts a steak.<|im_end|>\n<|im_start|>assistant\n"
-    params = SimpleNamespace(max_tokens=256, logprobs=None)
-    return asyncio.run(executor.execute(prompt, label, params, 4096, tokenizer, ScriptedEngine(tokenizer, response)))
+    return run_text_executor(tokenizer, response, label, chat_prompt("a man cuts a steak"))
 
 
 @pytest.mark.parametrize("response", RESPONSES)
@@ -77,7 +46,8 @@ def test_reward_through_openrlhf_single_turn_executor(tokenizer, sbert, response
     assert output["reward"] is not None, "OpenRLHF swallowed an exception from reward_func"
     assert output["reward"].shape == (1,) and output["scores"].shape == (1,)
     assert output["reward"].item() == pytest.approx(expected["total"], abs=1e-5)
-    assert set(output["extra_logs"]) == set(REWARD_NAMES)
+    assert output["scores"].item() in (0.0, 1.0)  # the task score, not the total (rarft_plugin.rollout_logs)
+    assert set(output["extra_logs"]) == {*REWARD_NAMES, *ROLLOUT_LOG_NAMES}
     for name in REWARD_NAMES:
         assert output["extra_logs"][name].item() == pytest.approx(expected[name], abs=1e-5)
 
@@ -88,7 +58,8 @@ def test_reward_func_shapes_for_a_batch(sbert):
     queries = [f"<|im_start|>assistant\n{r}<|im_end|>" for r in RESPONSES]
     out = reward_func(queries, [""] * len(queries), [json.dumps(LABEL)] * len(queries))
     assert out["rewards"].dtype == torch.float32 and out["rewards"].shape == (len(RESPONSES),)
-    assert all(out["extra_logs"][name].shape == (len(RESPONSES),) for name in REWARD_NAMES)
+    assert all(out["extra_logs"][name].shape == (len(RESPONSES),) for name in (*REWARD_NAMES, *ROLLOUT_LOG_NAMES))
+    assert out["scores"].tolist() == [1.0, 0.0, 0.0, 0.0]  # only the first refuses the irrelevant query in a block
 
 
 @pytest.mark.parametrize(

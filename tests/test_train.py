@@ -11,7 +11,7 @@ from support.import_stand_ins import install_import_stand_ins
 from rarft_plugin.launch.checks import validate_dataset, validate_model, validate_sbert
 from rarft_plugin.launch.upstream import WORKER_SETUP_HOOK as HOOK
 from rarft_plugin.launch.upstream import openrlhf_arguments, with_worker_env
-from rarft_plugin.launch.wiring import VIDEO_CONTRACT, drop_plugin_flag, wire_plugin
+from rarft_plugin.launch.wiring import VIDEO_CONTRACT, drop_plugin_flag, dynamic_filtering, wire_plugin
 from rarft_plugin.paths import plugin_path
 from rarft_plugin.prompt_row import make_row
 from rarft_plugin.schema import parse_label
@@ -168,6 +168,38 @@ def test_conflicts_with_the_plugin_are_problems(argv, problem):
 @pytest.mark.parametrize("argv", [[], ["--algo.advantage.estimator", "gae"], ["--advantage_estimator", "group_norm"]])
 def test_a_critic_estimator_is_a_problem(argv):
     assert any("trains without a critic" in p for p in wire_plugin(argv)[1])
+
+
+FILTER = ["--algo.dynamic_filtering_enable", "--rollout.n_samples_per_prompt", "8"]
+
+
+@pytest.mark.parametrize(
+    "argv, problem, kept",
+    [
+        ([], None, None),  # filtering off: nothing to say
+        (FILTER, None, "a group of 8 is kept when 1 to 7 of its rollouts score 1"),  # the default range 0 1
+        ([*FILTER, "--algo.dynamic_filtering_range", "0.2", "0.9"], None, "when 2 to 7 of its rollouts"),
+        ([*FILTER, "--algo.dynamic_filtering_range", "0", "5"], None, "groups where all of the rollouts score 1 pass"),
+        ([*FILTER, "--algo.dynamic_filtering_range", "-0.5", "0.5"], None, "groups where none of the rollouts"),
+        ([*FILTER, "--algo.dynamic_filtering_range", "0.3", "0.37"], "keeps no group", None),  # no k/8 inside
+        ([*FILTER, "--algo.dynamic_filtering_range", "1", "5"], "keeps no group", None),  # the total reward's scale
+        ([*FILTER, "--algo.dynamic_filtering_range", "-1", "5"], "keeps every group, so it filters nothing", None),
+        ([*FILTER, "--algo.dynamic_filtering_range", "low", "high"], None, None),  # OpenRLHF's parser refuses it
+    ],
+)
+def test_dynamic_filtering_is_read_against_the_binary_score(argv, problem, kept):
+    problems, notices = dynamic_filtering(argv)
+    assert [problem in p for p in problems] == ([True] if problem else [])
+    assert [kept in n for n in notices] == ([True] if kept else [])
+    if problems or notices:
+        assert "RA-IoU >= 0.5" in (problems + notices)[0]
+
+
+def test_the_launcher_refuses_a_filtering_range_that_keeps_nothing_and_explains_one_that_does(command, capsys):
+    assert main([*command, "--algo.dynamic_filtering_enable", "--algo.dynamic_filtering_range", "1", "5"]) == 2
+    assert "--algo.dynamic_filtering_range 1 5 keeps no group" in capsys.readouterr().err
+    assert main([*command, "--algo.dynamic_filtering_enable", "--rarft.dry_run"]) == 0
+    assert "dynamic filtering (--algo.dynamic_filtering_range 0 1): a group of 8" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- dataset checks (rows: test_prompt_row.py)
@@ -348,7 +380,7 @@ def test_worker_variables_join_the_runtime_env(runtime_env, env, expected):
     assert json.dumps(runtime_env) == before
 
 
-def test_ray_workers_see_the_variables_and_the_reference_video_positions(monkeypatch):
+def test_ray_workers_see_the_variables_the_reference_video_positions_and_the_trainer_hook(monkeypatch):
     import ray
 
     from rarft_plugin.launch.upstream import forwarding_worker_env
@@ -357,14 +389,20 @@ def test_ray_workers_see_the_variables_and_the_reference_video_positions(monkeyp
 
     @ray.remote
     def worker_state():
+        from rarft_plugin.launch.upstream import trainer_patch_pending
         from rarft_plugin.models import family_named
 
-        return os.environ.get("RARFT_VARIANT"), family_named("qwen2_5_vl").rope_index_matches_reference()
+        return (
+            os.environ.get("RARFT_VARIANT"),
+            family_named("qwen2_5_vl").rope_index_matches_reference(),
+            trainer_patch_pending(),
+        )
 
     with forwarding_worker_env({"RARFT_VARIANT": "released"}):
         ray.init(num_cpus=1, include_dashboard=False, runtime_env={"env_vars": {"NCCL_DEBUG": "WARN"}})
     try:
-        assert ray.get(worker_state.remote()) == ("released", True)  # the setup hook ran in the worker
+        # the setup hook ran in the worker: positions, and the trainer's logs patched once the trainer is imported
+        assert ray.get(worker_state.remote()) == ("released", True, True)
     finally:
         ray.shutdown()
 
