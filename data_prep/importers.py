@@ -15,7 +15,9 @@ Formats (`--format`):
 
 Dense captions of the same video (other queries with their spans) become each record's
 `video_context`. A record that cannot be used — a missing or malformed field (numbers and spans are
-checked by `rarft_plugin.schema`: finite, a span 0 <= start <= end, a duration > 0), a span that
+checked by `rarft_plugin.schema`: finite, a span 0 <= start <= end, a duration > 0; a query as
+`schema.text_problem` says: no special-token marker, answer tag or control character, at most 500
+characters), a span that
 ends after its video (clip) window by more than half a second — is not imported: it goes to the
 returned rejects with its reason, naming file and record; one odd record never refuses a file. Only
 file-level problems (not found, not JSON, the wrong top-level shape, Charades without `--durations`)
@@ -35,7 +37,7 @@ from pathlib import Path
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import read_jsonl
-from rarft_plugin.schema import JsonValue, clip_length, parse_number, parse_span
+from rarft_plugin.schema import JsonValue, clip_length, parse_number, parse_span, text_problem
 
 __all__ = [
     "DURATIONS_HELP",
@@ -116,12 +118,16 @@ def _record(
         for name, value in (("video", video), ("query", query)):
             if not isinstance(value, str) or not value.strip():
                 raise DataError("must be a non-empty string", field=name)
+        query = " ".join(query.split())
+        problem = text_problem(query, "query")  # it goes into the prompts and the built items
+        if problem:
+            raise DataError(problem, field="query")
         span = parse_span(timestamp, text=True)
         if span is None:
             raise DataError(f"must be [start, end], got {timestamp!r}", field="timestamp")
         return QueryRecord(
             video=video.strip(),
-            query=" ".join(query.split()),
+            query=query,
             timestamp=span,
             duration=None if duration is None else parse_number(duration, "duration", positive=True, text=True),
             video_start=None if start is None else parse_number(start, "video_start", minimum=0, text=True),

@@ -144,8 +144,9 @@ def score_policies(
     scores: dict[str, dict[str, list[dict[str, float]]]] = {s.name: {p.name: [] for p in policies} for s in settings}
     others = neighbours(labels)
     starts = range(0, len(labels), chunk)
+    # on stderr even when it is not a terminal: a long audit otherwise says nothing for minutes
     with tqdm(
-        total=len(starts) * len(policies) * len(settings), desc="auditing", unit="batch", file=sys.stderr, disable=None
+        total=len(labels) * len(policies) * len(settings), desc="auditing", unit="response", file=sys.stderr
     ) as bar:
         for start in starts:
             part, part_others = labels[start : start + chunk], others[start : start + chunk]
@@ -163,7 +164,7 @@ def score_policies(
                         weights=weights,
                         similarity=similarity,
                     )
-                    bar.update()
+                    bar.update(len(part))
     return scores
 
 
@@ -449,15 +450,15 @@ def _choices(text: str, allowed: Sequence[str], flag: str) -> list[str]:
 
 def audit(
     path: Path,
+    loaded: tuple[list[tuple[str, Label]], str],
     settings: Sequence[Setting],
     *,
     weights: Mapping[str, float],
     ratio: tuple[int, int],
     similarity: Similarity,
 ) -> dict[str, JsonValue]:
-    """The whole audit of one file, as the JSON report (without `produced_by`)."""
-    loaded, note = load_labels(path)
-    labels = [label for _, label in loaded]
+    """The whole audit of one file (`loaded`: its `load_labels`), as the JSON report (without `produced_by`)."""
+    labels, note = [label for _, label in loaded[0]], loaded[1]
     scores = score_policies(labels, settings, similarity=similarity, weights=weights)
     summary = summarise(labels, scores, settings, weights=weights, ratio=ratio)
     return {
@@ -517,8 +518,15 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict[str, JsonVal
     weights = parse_weights(args.weights)
     if not args.data.is_file():
         raise DataError("file not found", source=str(args.data))
+    loaded = load_labels(args.data)  # the input read and checked before the model loads
+    print(
+        f"rarft-audit: {len(loaded[0])} queries from {args.data}; {len(POLICIES)} policies x {len(settings)} "
+        "settings; loading SentenceBERT",
+        file=sys.stderr,
+        flush=True,
+    )
     similarity = get_similarity(args.model, args.device)
-    report = audit(args.data, settings, weights=weights, ratio=args.ratio, similarity=similarity)
+    report = audit(args.data, loaded, settings, weights=weights, ratio=args.ratio, similarity=similarity)
     report["produced_by"] = {
         "command": ["rarft-audit", *argv],
         "packages": package_versions(EVALUATION_PACKAGES),

@@ -101,14 +101,17 @@ class LoadReport:
     missing_durations: int = 0
 
     def summary(self) -> str:
-        return (
-            f"{self.source}: {len(self.recovered_spans)} relevant query span(s) recovered from other items, "
-            f"{len(self.assumed_spans)} assumed to be the item's timestamp (released inference), "
-            f"{len(self.unknown_spans)} unknown (left out), "
-            f"{len(self.spans_beyond_duration)} span(s) ending after the video's duration (kept as annotated), "
-            f"{len(self.unknown_categories)} category entr(ies) outside the taxonomy (left out of the categories), "
-            f"{self.missing_durations} item(s) without a duration"
+        """One line: the defects found, those with a count of zero left out."""
+        counts = (
+            (len(self.recovered_spans), "relevant query span(s) recovered from other items"),
+            (len(self.assumed_spans), "assumed to be the item's timestamp (released inference)"),
+            (len(self.unknown_spans), "relevant query span(s) unknown (left out)"),
+            (len(self.spans_beyond_duration), "span(s) ending after the video's duration (kept as annotated)"),
+            (len(self.unknown_categories), "category entr(ies) outside the taxonomy (left out of the categories)"),
+            (self.missing_durations, "item(s) without a duration"),
         )
+        found = [f"{count} {what}" for count, what in counts if count]
+        return f"{self.source}: {', '.join(found) if found else 'no data defect found'}"
 
 
 def load_items(path: str | Path) -> list[VtgItem]:

@@ -552,18 +552,14 @@ def test_answer_reading_option(tmp_path, reading, refused):
 @pytest.mark.parametrize(
     "options, summary, missing",
     [
-        (
-            [],
-            "0 relevant query span(s) recovered from other items, 0 assumed to be the item's timestamp "
-            "(released inference), 582 unknown (left out)",
-            0,
-        ),
+        ([], "ss_vtg_charades.json: 582 relevant query span(s) unknown (left out)", 0),
         (
             ["--spans-from", "hi_vtg_charades.json"],
-            "189 relevant query span(s) recovered from other items, 0 assumed",
+            "ss_vtg_charades.json: 189 relevant query span(s) recovered from other items, 393 relevant query "
+            "span(s) unknown",
             189,
         ),
-        (["--unknown-spans", "item"], "0 relevant query span(s) recovered from other items, 582 assumed", 582),
+        (["--unknown-spans", "item"], "ss_vtg_charades.json: 582 assumed to be the item's timestamp", 582),
     ],
 )
 def test_evaluate_reports_ss_charades_second_query_spans(official_data, tmp_path, options, summary, missing):

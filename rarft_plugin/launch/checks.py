@@ -8,6 +8,9 @@
   vision-language model (a hub name only with --rarft.allow_hub_models);
 - the SentenceBERT model (`validate_sbert`): resolved as the workers resolve it, and loaded once;
 - with --rarft.dry_run, OpenRLHF's own argument handling on the final command (`openrlhf_check`).
+
+The checks take a while (clips decoded, SentenceBERT loaded, OpenRLHF imported): each says what it
+checks as it starts, through `say` (rarft-train prints it on stderr and lists it again at the end).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rarft_plugin.errors import DataError
@@ -29,12 +32,14 @@ from rarft_plugin.video import VideoSpec, probe_all
 
 __all__ = [
     "INSTALL_HINT",
+    "Say",
     "TRAINING_STACK",
     "clip_problems",
     "dataset_files",
     "missing_training_stack",
     "openrlhf_check",
     "preflight",
+    "silent",
     "validate_dataset",
     "validate_model",
     "validate_sbert",
@@ -44,6 +49,11 @@ __all__ = [
 TRAINING_STACK = ("openrlhf", "ray", "deepspeed", "vllm", "flash_attn")
 INSTALL_HINT = 'pip install -e ".[train]" on the GPU machine (docs/train.md)'
 MAX_LISTED = 20  # problems listed per dataset file; the rest are counted
+Say = Callable[[str], None]  # told what is checked, as each check starts
+
+
+def silent(_: str) -> None:
+    """A `Say` that says nothing (the default: library callers and tests)."""
 
 
 def missing_training_stack() -> list[str]:
@@ -59,7 +69,7 @@ def missing_training_stack() -> list[str]:
     return missing
 
 
-def preflight(launch: Launch) -> list[str]:
+def preflight(launch: Launch, say: Say = silent) -> list[str]:
     """Every problem of the launch's datasets, policy model and SentenceBERT model."""
     options, argv = launch.options, launch.argv
     problems = []
@@ -70,11 +80,14 @@ def preflight(launch: Launch) -> list[str]:
         for path in dataset_files(spec or ""):
             # Evaluation prompts may come from another template (e.g. a baseline's); their rows must still be sound.
             template = options.template if flag == "--data.prompt_dataset" else None
-            found = validate_dataset(path, template, options.rewards.variant)
+            found = validate_dataset(path, template, options.rewards.variant, say=say)
             problems += found[:MAX_LISTED]
             if len(found) > MAX_LISTED:
                 problems.append(f"{path}: ... and {len(found) - MAX_LISTED} more problems")
-    problems += validate_model(last_value(argv, "--actor.model_name_or_path"), options.allow_hub)
+    model = last_value(argv, "--actor.model_name_or_path")
+    say(f"the policy model {model}: a local vision-language model directory")
+    problems += validate_model(model, options.allow_hub)
+    say(f"the SentenceBERT model of the rewards ({options.rewards.sbert_model or 'the packaged default'}): loaded once")
     problems += validate_sbert(options.rewards.sbert_model, options.rewards.sbert_device, options.allow_hub)
     return problems
 
@@ -84,7 +97,9 @@ def dataset_files(spec: str) -> list[str]:
     return [part.split("@")[0].strip() for part in spec.split(",") if part.strip()]
 
 
-def validate_dataset(path: str, template: str | None, variant: str | None = None, *, workers: int = 8) -> list[str]:
+def validate_dataset(
+    path: str, template: str | None, variant: str | None = None, *, workers: int = 8, say: Say = silent
+) -> list[str]:
     """Every problem of one dataset file, as 'file: record: field: message' lines.
 
     Rows are checked one by one (`row_problems`); then every distinct clip the rows use is probed
@@ -96,6 +111,7 @@ def validate_dataset(path: str, template: str | None, variant: str | None = None
         return [f"{path}: expected the JSONL written by rarft-prep to-openrlhf (a .jsonl file)"]
     if not file.is_file():
         return [f"{path}: file not found"]
+    say(f"the dataset {path}: every row (JSON, label, one video item, the {template or 'any'} template)")
     problems: list[str] = []
     clips: dict[VideoSpec, int] = {}  # clip -> first line using it
     rows = 0
@@ -116,6 +132,7 @@ def validate_dataset(path: str, template: str | None, variant: str | None = None
                 clips.setdefault(video_of(row[VIDEO_KEY]), number)
     if rows == 0:
         problems.append(f"{path}: no prompts")
+    say(f"the {len(clips)} distinct clip(s) of its {rows} row(s): each decoded at its window's ends")
     return problems + clip_problems(clips, path, workers=workers)
 
 
