@@ -221,10 +221,11 @@ class ChatClient:
             try:
                 # The plain JSON route of the same client: the typed `chat.completions.create` spends
                 # milliseconds of CPU per request validating and converting, a bottleneck at scale.
+                limit_name = self._max_tokens_name  # as sent in this request (others may switch it meanwhile)
                 body = {
                     "model": self.model,
                     "messages": messages,
-                    **self._sampling(),
+                    **self._sampling(limit_name),
                     **({"response_format": JSON_OBJECT} if json_mode else {}),
                 }
                 response = await client.post("/chat/completions", cast_to=object, body=body)
@@ -241,11 +242,7 @@ class ChatClient:
             except (openai.APITimeoutError, openai.APIConnectionError) as error:
                 reason = type(error).__name__
             except openai.APIStatusError as error:
-                if (
-                    error.status_code == 400
-                    and self._max_tokens_name == "max_tokens"
-                    and _wants_completion_tokens(error)
-                ):
+                if error.status_code == 400 and limit_name == "max_tokens" and _wants_completion_tokens(error):
                     # OpenAI's reasoning models refuse max_tokens by name: ask again (costing no attempt)
                     self._max_tokens_name = "max_completion_tokens"
                     attempt -= 1
@@ -268,11 +265,11 @@ class ChatClient:
             await asyncio.sleep(self._backoff_s * 2 ** (attempt - 1) * (0.5 + random.random()))
         raise AssertionError("unreachable")
 
-    def _sampling(self) -> dict:
-        """The sampling parameters as this server takes them (`max_tokens` under the name it accepts)."""
+    def _sampling(self, limit_name: str) -> dict:
+        """The sampling parameters, the reply length limit under `limit_name`."""
         params = dict(self.params)
-        if "max_tokens" in params and self._max_tokens_name != "max_tokens":
-            params[self._max_tokens_name] = params.pop("max_tokens")
+        if "max_tokens" in params:
+            params[limit_name] = params.pop("max_tokens")
         return params
 
     async def check_endpoint(

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rarft_plugin.cli import cpu_deepspeed
 from rarft_plugin.video import VIDEO_EXTENSIONS
 
 __all__ = [
@@ -89,7 +90,10 @@ def build_tiny_tokenizer():
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=512, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=512,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,  # its progress bars print blank lines where stdout is not a terminal
     )
     core.train_from_iterator(_CORPUS * 4, trainer)
     tokenizer = PreTrainedTokenizerFast(
@@ -114,6 +118,8 @@ def build_tiny_qwen2_5_vl(directory: str | Path, *, seed: int = 0, video_pixels:
     """
     video_pixels = QWEN2_5_VL_PIXELS if video_pixels is None else video_pixels
     import torch
+
+    cpu_deepspeed()  # before transformers imports it: no notice on stdout
     from transformers import (
         Qwen2_5_VLConfig,
         Qwen2_5_VLForConditionalGeneration,
@@ -167,8 +173,16 @@ def build_tiny_qwen2_5_vl(directory: str | Path, *, seed: int = 0, video_pixels:
         chat_template=CHAT_TEMPLATE,
     )
     directory.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(directory)
-    processor.save_pretrained(directory)
+    from transformers.utils import logging as transformers_logging
+
+    bars = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()  # a bar for the one shard of a tiny model
+    try:
+        model.save_pretrained(directory)
+        processor.save_pretrained(directory)
+    finally:
+        if bars:
+            transformers_logging.enable_progress_bar()
     return directory
 
 

@@ -419,7 +419,13 @@ def test_launch_runs_openrlhf_with_the_plugin_and_forwards_the_reward_options(co
 
 def test_dry_run_checks_with_openrlhf_and_prints_the_command(command, capsys):
     assert main([*command, "--rarft.dry_run", "--rarft.sbert_device", "cuda"]) == 0
-    printed = capsys.readouterr().out.strip().splitlines()[-1]
+    out, err = capsys.readouterr()
+    # each check said as it starts, then the list of what was checked, then the command
+    started = [line.removeprefix("rarft-train: checking ") for line in err.splitlines() if "checking" in line]
+    assert [what.split(" ")[1] for what in started] == ["dataset", "1", "policy", "SentenceBERT", "flag"]
+    assert f"rarft-train: dry run: no problem in {len(started)} checks, nothing started:" in err
+    assert err.rstrip().splitlines()[-len(started) :] == [f"  - {what}" for what in started]
+    printed = out.strip().splitlines()[-1]
     tokens = shlex.split(printed)
     assert tokens[:3] == ["RARFT_VARIANT=paper", "RARFT_SBERT_DEVICE=cuda", "RARFT_CORRECTION=similarity"]
     module = tokens.index("openrlhf.cli.train_ppo_ray")

@@ -23,6 +23,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from rarft_plugin.cli import cpu_deepspeed
 from rarft_plugin.errors import DataError
 from rarft_plugin.launch.upstream import openrlhf_arguments
 from rarft_plugin.launch.wiring import Launch, last_value
@@ -228,6 +229,7 @@ def validate_sbert(model: str | None, device: str | None, allow_hub: bool) -> li
 
 def openrlhf_check(argv: Sequence[str]) -> list[str]:
     """Problems OpenRLHF's own argument handling finds in the final command (it must import)."""
+    cpu_deepspeed()  # the parser's imports load deepspeed
     try:
         with contextlib.redirect_stdout(sys.stderr):
             openrlhf_arguments(argv)
