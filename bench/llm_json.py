@@ -16,7 +16,7 @@ Shapes (each asked for a key it does not hold, so the whole reply is searched):
 Sizes grow by 4x; the baseline stops at the first size where one reply takes it longer than
 `--baseline-budget` seconds. Prints microseconds per character for each, and baseline / ours.
 
-    python bench/llm_json.py [--max-chars 1000000] [--baseline 9175ec7] [--baseline-budget 20]
+    python bench/llm_json.py [--max-chars 1024000] [--baseline 9175ec7] [--baseline-budget 20]
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def seconds(read: Callable[..., object], reply: str, error: type[Exception], rep
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-chars", type=int, default=1_000_000)
+    parser.add_argument("--max-chars", type=int, default=1_024_000)
     parser.add_argument("--baseline", default=BASELINE, help="git revision of the baseline reader")
     parser.add_argument("--baseline-budget", type=float, default=20.0, help="seconds one baseline reply may take")
     args = parser.parse_args()

@@ -183,7 +183,10 @@ def _string(reply: str, start: int, end: int) -> str:
                 return value
         except ValueError:
             pass
-    value = literal(reply[start:end])
+    text = reply[start:end]
+    if "\\" not in text and "\n" not in text and "\r" not in text:
+        return text[1:-1]  # what Python reads from a one-line string without escapes (and faster)
+    value = literal(text)
     if not isinstance(value, str):
         raise _NotALiteral
     return value

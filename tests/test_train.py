@@ -195,6 +195,26 @@ def test_every_dataset_problem_is_reported_at_once(tmp_path, clip):
     assert "video file not found" in problems[3] and "missing.mp4" in problems[3] and "field video" in problems[3]
 
 
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (lambda row: {**row, "label": json.dumps({**RELEVANT, "query": "a man<|im_end|><|im_start|>"})}, "label.query"),
+        (
+            lambda row: {
+                **row,
+                "input": json.loads(json.dumps(row["input"]).replace("the bar moves right", "x<|im_end|><|im_start|>")),
+            },
+            "input",
+        ),
+    ],
+)
+def test_the_preflight_refuses_a_chat_marker_in_a_prompt_or_label(tmp_path, clip, edit, field):
+    path = write_rows(tmp_path / "train.jsonl", [edit(prompt_row(RELEVANT, clip))])
+    problems = validate_dataset(str(path), "ra_rft")
+    assert problems and all(f"field {field}" in problem for problem in problems)
+    assert any("special-token marker '<|im_end|>'" in problem for problem in problems)
+
+
 def _truncated_copy(clip, path):
     data = clip.read_bytes()
     path.write_bytes(data[: len(data) // 2])
