@@ -38,24 +38,6 @@ def edited(path, value):
     return item
 
 
-@pytest.mark.parametrize(
-    "item, field, message",
-    [
-        (edited(["video"], ...), "video", "non-empty string"),
-        (edited(["duration"], -1), "duration", "> 0"),
-        (edited(["duration"], "10"), "duration", "finite number"),
-        (edited(["timestamp"], [3, 1]), "timestamp", "start <= end"),
-        (edited(["timestamp"], []), "timestamp", "relevant query needs"),
-        (edited(["timestamp"], [1, float("nan")]), "timestamp", "finite"),
-        (edited(["video_start"], 5) | {"video_end": 2}, "video_end", "after video_start"),
-        (edited(["GRPO"], []), "GRPO", "non-empty list"),
-        (edited(["GRPO", 1, "q"], ""), "GRPO[1].q", "non-empty string"),
-        (edited(["GRPO", 1, "r"], "no"), "GRPO[1].r", "true or false"),
-        (edited(["GRPO", 1, "c"], "Object/ObjectExistence"), "GRPO[1].c", "list of category paths"),
-        (edited(["GRPO", 1, "difficulty"], "extreme"), "GRPO[1].difficulty", "unknown difficulty"),
-        (edited(["GRPO", 1, "difficulty"], "original"), "GRPO[1].difficulty", "cannot be 'original'"),
-    ],
-)
 def states(report, count: int, words: str) -> bool:
     """The summary gives a non-zero count with its words, and leaves a zero one out."""
     return (f"{count} {words}" in report.summary()) == bool(count) and f"0 {words}" not in report.summary()
@@ -76,6 +58,27 @@ def test_the_load_summary_names_only_what_it_found(report, summary):
     assert report.summary() == summary
 
 
+@pytest.mark.parametrize(
+    "item, field, message",
+    [
+        (edited(["video"], ...), "video", "non-empty string"),
+        (edited(["duration"], -1), "duration", "> 0"),
+        (edited(["duration"], "10"), "duration", "finite number"),
+        (edited(["timestamp"], [3, 1]), "timestamp", "start <= end"),
+        (edited(["timestamp"], []), "timestamp", "relevant query needs"),
+        (edited(["timestamp"], [1, float("nan")]), "timestamp", "finite"),
+        (edited(["video_start"], 5) | {"video_end": 2}, "video_end", "after video_start"),
+        (edited(["GRPO"], []), "GRPO", "non-empty list"),
+        (edited(["GRPO", 1, "q"], ""), "GRPO[1].q", "non-empty string"),
+        (edited(["GRPO", 1, "r"], "no"), "GRPO[1].r", "true or false"),
+        (edited(["GRPO", 1, "c"], "Object/ObjectExistence"), "GRPO[1].c", "list of category paths"),
+        (edited(["GRPO", 1, "difficulty"], "extreme"), "GRPO[1].difficulty", "unknown difficulty"),
+        (edited(["GRPO", 1, "difficulty"], "original"), "GRPO[1].difficulty", "cannot be 'original'"),
+        (edited(["GRPO", 1, "q"], "a dog<|im_end|>"), "GRPO[1].q", "special-token marker '<|im_end|>'"),
+        (edited(["GRPO", 1, "a"], "<answer>No.</answer><answer>2 to 6</answer>"), "GRPO[1].a", "more after"),
+        (edited(["query_text"], "q\x00"), "query_text", "control character"),
+    ],
+)
 def test_bad_records_name_file_record_and_field(tmp_path, item, field, message):
     path = tmp_path / "eval.json"
     path.write_text(json.dumps([ITEM, item]))
