@@ -104,8 +104,8 @@ __all__ = [
 PLANS: tuple[tuple[str, int], ...] = tuple((DIFFICULTY[name].tag, DIFFICULTY[name].edited) for name in HARD_LEVELS)
 
 
-# Reply length limit: room for a Table 14 answer with three plans (about 700 tokens from a model
-# that follows the prompt), and a bound on what a model that runs on costs (a local server
+# Reply length limit: room for a Table 14 answer with three plans (a few hundred tokens from a
+# model that follows the prompt), and a bound on what a model that runs on costs (a local server
 # computes every token of it, even for a request the client has given up).
 DEFAULT_MAX_TOKENS = 1024
 
@@ -359,7 +359,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-tokens",
         type=positive_int,
         default=DEFAULT_MAX_TOKENS,
-        help=f"reply length limit in tokens (default {DEFAULT_MAX_TOKENS}: a Table 14 answer takes about 700; "
+        help=f"reply length limit in tokens (default {DEFAULT_MAX_TOKENS}: a Table 14 answer takes a few hundred; "
         "a reasoning model such as GPT-5-mini counts its hidden reasoning too: give it 8192 or more)",
     )
     parser.add_argument(

@@ -285,17 +285,21 @@ class ChatClient:
         check waits up to `wait_s` in all (default: the request timeout) before it fails naming
         what it waited for.
         """
+        import httpx
         import openai
         from openai import AsyncOpenAI
 
         wait_s = max(self._timeout_s if wait_s is None else wait_s, first_s)
+        waits = [first_s] + ([wait_s - first_s] if wait_s > first_s else [])
         async with AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, max_retries=0) as http:
-            for timeout in (first_s, wait_s - first_s):
+            for number, timeout in enumerate(waits):
                 try:
                     await http.get("/models", cast_to=object, options={"timeout": timeout})
                     return
-                except openai.APITimeoutError:
-                    if timeout == first_s and wait_s > first_s:
+                except openai.APITimeoutError as error:
+                    if isinstance(error.__cause__, httpx.ConnectTimeout):  # no connection: nobody is there
+                        raise EndpointError(f"{self.base_url}: no answer (connection timed out)") from None
+                    if number == 0 and len(waits) > 1:
                         say(
                             f"{self.base_url}: the server accepts connections but has not answered GET /models "
                             f"in {first_s:g} s: busy (with requests of an earlier run?); waiting up to "
