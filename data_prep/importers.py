@@ -17,8 +17,10 @@ Formats (`--format`):
 Dense captions of the same video (other queries with their spans) become each record's
 `video_context`. A record that cannot be used — a missing or malformed field (numbers and spans are
 checked by `rarft_plugin.schema`: finite, a span 0 <= start <= end, times at most a week, a
-duration > 0), a span that ends after its video (clip) window (`rarft_plugin.schema.span_problem`,
-the rule every reader applies: more than half a second after it) — is not imported: it goes to the
+duration > 0; a query as `schema.text_problem` says: no special-token marker, answer tag or
+control character, at most 500 characters), a span that ends after its video (clip) window
+(`rarft_plugin.schema.span_problem`, the rule every reader applies: more than half a second after
+it) — is not imported: it goes to the
 returned rejects with its reason, naming file and record; one odd record never refuses a file. Only
 file-level problems (not found, not JSON, the wrong top-level shape, Charades without `--durations`)
 are errors. `duration` may be missing (`null`) where the annotations lack it (TVGBench clips carry
@@ -37,7 +39,7 @@ from pathlib import Path
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import read_json, read_jsonl, read_text
-from rarft_plugin.schema import JsonValue, clip_length, parse_seconds, parse_span, span_problem
+from rarft_plugin.schema import JsonValue, clip_length, parse_seconds, parse_span, span_problem, text_problem
 
 __all__ = [
     "DURATIONS_HELP",
@@ -114,12 +116,16 @@ def _record(
         for name, value in (("video", video), ("query", query)):
             if not isinstance(value, str) or not value.strip():
                 raise DataError("must be a non-empty string", field=name)
+        query = " ".join(query.split())
+        problem = text_problem(query, "query")  # it goes into the prompts and the built items
+        if problem:
+            raise DataError(problem, field="query")
         span = parse_span(timestamp, text=True)
         if span is None:
             raise DataError(f"must be [start, end], got {timestamp!r}", field="timestamp")
         return QueryRecord(
             video=video.strip(),
-            query=" ".join(query.split()),
+            query=query,
             timestamp=span,
             duration=None if duration is None else parse_seconds(duration, "duration", positive=True, text=True),
             video_start=None if start is None else parse_seconds(start, "video_start", text=True),

@@ -138,8 +138,9 @@ def score_policies(
     scores: dict[str, dict[str, list[dict[str, float]]]] = {s.name: {p.name: [] for p in policies} for s in settings}
     others = neighbours(labels)
     starts = range(0, len(labels), chunk)
+    # on stderr even when it is not a terminal: a long audit otherwise says nothing for minutes
     with tqdm(
-        total=len(starts) * len(policies) * len(settings), desc="auditing", unit="batch", file=sys.stderr, disable=None
+        total=len(labels) * len(policies) * len(settings), desc="auditing", unit="response", file=sys.stderr
     ) as bar:
         for start in starts:
             part, part_others = labels[start : start + chunk], others[start : start + chunk]
@@ -157,7 +158,7 @@ def score_policies(
                         weights=weights,
                         similarity=similarity,
                     )
-                    bar.update()
+                    bar.update(len(part))
     return scores
 
 
@@ -511,6 +512,12 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict[str, JsonVal
     settings = settings_from(args.variant, args.correction)
     weights = parse_weights(args.weights)
     loaded = load_labels(args.data)  # a bad input is refused before the encoder loads
+    print(
+        f"rarft-audit: {len(loaded[0])} queries from {args.data}; {len(POLICIES)} policies x {len(settings)} "
+        "settings; loading SentenceBERT",
+        file=sys.stderr,
+        flush=True,
+    )
     similarity = get_similarity(args.model, args.device)
     report = audit(args.data, loaded, settings, weights=weights, ratio=args.ratio, similarity=similarity)
     report["produced_by"] = {

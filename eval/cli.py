@@ -102,7 +102,13 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         "--model", "--judge-model", dest="judge_model", default=None, help="judge model name at that endpoint"
     )
     parser.add_argument("--api-key", default=None, help="default: $OPENAI_API_KEY")
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="judge requests in flight at once (default: 16 for a remote endpoint; for a local one, as many "
+        "as it serves at once (llama.cpp's /props), else 1)",
+    )
     parser.add_argument("--retry-backoff", type=float, default=1.0, help="first retry wait, seconds (doubles)")
     parser.add_argument("--cache", type=Path, default=None, help="judge cache (default: OUT/judge_cache.jsonl)")
     parser.add_argument(

@@ -1,5 +1,5 @@
 """What every rarft command line shares: Ctrl-C ends it with one line and exit status 130; a usage error
-is one line too (`ArgumentParser`).
+is one line too (`ArgumentParser`); deepspeed told the CPU on a machine without a GPU (`cpu_deepspeed`).
 
 @entry_point("rarft-prep")
 def main(argv=None) -> int: ...
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 from collections.abc import Callable
 
@@ -16,6 +17,7 @@ __all__ = [
     "INTERRUPTED",
     "ArgumentParser",
     "command_line",
+    "cpu_deepspeed",
     "entry_point",
 ]
 
@@ -59,3 +61,17 @@ def entry_point(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]
         return wrapped
 
     return decorate
+
+
+def cpu_deepspeed() -> None:
+    """On a machine without a GPU, tell deepspeed to use the CPU before anything imports it.
+
+    transformers imports deepspeed (through accelerate) where it is installed, as the CPU
+    environment of `make setup` has it for OpenRLHF's argument parser; deepspeed, finding no GPU,
+    takes the CPU anyway but first warns about it on stdout. Call before importing transformers'
+    models or OpenRLHF; a GPU machine is left to deepspeed's own detection.
+    """
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")

@@ -152,7 +152,7 @@ class LoadReport:
             (len(self.unknown_categories), "category entr(ies) outside the taxonomy (left out of the categories)"),
             (self.missing_durations, "item(s) without a duration"),
         )
-        found = [f"{count} {text}" for count, text in counts if count]
+        found = [f"{count} {what}" for count, what in counts if count]
         return f"{self.source}: {', '.join(found)}" if found else ""
 
 

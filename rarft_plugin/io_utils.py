@@ -4,7 +4,7 @@ Reading (`read_text`, `read_json`, `read_jsonl`, `iter_jsonl`): every way an inp
 unusable is a `DataError` naming the file (and the line, record and field where there is one),
 never a traceback: not found, a directory, not UTF-8 (a binary file), not JSON, nested too deeply
 for the parser, or holding a lone surrogate (`"\\ud800"`: valid JSON, but no character, so no
-UTF-8 output and no tokenizer can take it; `rarft_plugin.schema.text_problem` finds one).
+UTF-8 output and no tokenizer can take it; `rarft_plugin.schema.surrogate_location` finds one).
 
 Writing (`write_atomic`, `write_files_atomic`, `write_jsonl_atomic`): readers see the old file or the
 whole new one, never a part; several files of one result are all staged before any is replaced.
@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from rarft_plugin.errors import DataError
-from rarft_plugin.schema import JsonValue, text_problem
+from rarft_plugin.schema import JsonValue, surrogate_location
 
 __all__ = [
     "current_umask",
@@ -199,7 +199,7 @@ def _json_value(text: str, *, source: str, record: object = None) -> JsonValue:
 
 
 def _refuse_non_text(value: JsonValue, *, source: str, record: object = None) -> None:
-    where = text_problem(value)
+    where = surrogate_location(value)
     if where is not None:
         raise DataError(
             "holds a lone surrogate (such as \\ud800): not text, refused rather than written half-way",

@@ -5,11 +5,13 @@
 - **Difficulty table** (`DIFFICULTY_TABLE`): the paper's name of each level, the tag the released
   files and the generation prompt (Table 14) write, the number of edited categories, and the
   aliases read; `normalize_difficulty`, `query_difficulty`.
-- **Text**: `is_text`, `text_problem`: a string holding a lone surrogate (`"\\ud800"`, valid JSON)
-  is no text; file readers refuse it (`rarft_plugin.io_utils`), the rewards never raise on it.
+- **Text**: `is_text`, `surrogate_location`: a string holding a lone surrogate (`"\\ud800"`, valid
+  JSON) is no text; file readers refuse it (`rarft_plugin.io_utils`), the rewards never raise on it.
 - **Numbers and spans**: `parse_number`, `parse_seconds`, `parse_span`, `clip_length` (the one
   validator of every number and [start, end] span read from a file), `span_problem` (the one rule
   for a span that cannot lie in its video) and `format_span` (the one text format of a span).
+- **Texts** (`text_problem`, `TEXT_LIMITS`): what a query, an answer or a correction may hold, for
+  every text a record carries into a prompt or a reference answer, whoever wrote it.
 - **Label** (`Label`, `parse_label`): the ground truth of one query, as rewards, converters and
   metrics read it; `strip_answer_wrapper`, `wrap_answer`, `sbert_reference` for the reference texts.
 - **Released item** (`VtgItem`, `VtgQuery`, `parse_item`, `dump_item`): one record of the
@@ -59,7 +61,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from rarft_plugin.errors import DataError
-from rarft_plugin.parsing import parse_response
+from rarft_plugin.parsing import find_special_token, parse_response
 
 __all__ = [
     "CATEGORIES",
@@ -74,6 +76,7 @@ __all__ = [
     "PARENTS",
     "QUERY_KEYS",
     "TOLERANCE_S",
+    "TEXT_LIMITS",
     "Difficulty",
     "JsonValue",
     "Label",
@@ -95,6 +98,7 @@ __all__ = [
     "query_difficulty",
     "span_problem",
     "strip_answer_wrapper",
+    "surrogate_location",
     "sbert_reference",
     "taxonomy_text",
     "text_problem",
@@ -105,11 +109,11 @@ __all__ = [
 JsonValue = dict[str, "JsonValue"] | list["JsonValue"] | str | int | float | bool | None
 
 
-def text_problem(value: JsonValue) -> str | None:
+def surrogate_location(value: JsonValue) -> str | None:
     """Where a JSON value holds a string with a lone surrogate ("field" path such as `GRPO[0].q`, "" for
     the value itself), or None when every string in it is text. Iterative: any depth.
 
-    >>> text_problem({"GRPO": [{"q": "ok"}, {"q": "\\ud800"}]}), text_problem(["a", {"b": 1}])
+    >>> surrogate_location({"GRPO": [{"q": "ok"}, {"q": "\\ud800"}]}), surrogate_location(["a", {"b": 1}])
     ('GRPO[1].q', None)
     """
     pending: list[tuple[str, JsonValue]] = [("", value)]
@@ -370,10 +374,80 @@ def format_span(span: tuple[float, float]) -> str:
     return f"{span[0]:.2f} to {span[1]:.2f}"
 
 
-# ---- label ------------------------------------------------------------------------------------
+# ---- texts ------------------------------------------------------------------------------------
 
-_WRAPPER = re.compile(r"^\s*<(answer|correct|correction)>(.*?)</\1>", re.DOTALL)
+# The closing tag may differ: the released human-annotated file closes one answer with </correct>.
+_WRAPPER = re.compile(r"^\s*<(?:answer|correct|correction)>(.*?)</(?:answer|correct|correction)>", re.DOTALL)
+_TAG_MARKUP = re.compile(r"</?(?:think|answer|correct|correction)>")
 _ANSWER_TAG = re.compile(r"</?answer>")
+_CORRECTION_AFTER = re.compile(r"\s*(?:<(correct|correction)>(.*?)</\1>)?\s*", re.DOTALL)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # C0 and C1 controls but tab and line ends
+
+# The longest text a record may hold, in characters, by what it is. The released files hold at
+# most 116 (a query) and 694 (an answer); an LLM that runs on writes far more.
+TEXT_LIMITS: dict[str, int] = {
+    "query": 500,  # a query, an edited query, a correction (q_r)
+    "answer": 2000,  # an answer text: a refusal explanation, a time answer
+    "reasoning": 8000,  # a generated record's reasoning (a refusal and one block per edited category)
+}
+
+
+def text_problem(text: str, kind: str) -> str | None:
+    """Why `text` cannot be a record's text of this kind (`TEXT_LIMITS`), or None.
+
+    Every text a record holds ends up in a prompt or a reference answer, and LLM-written ones are
+    adversarial: a chat or special-token marker would end the prompt's turn (`<|im_end|>`), an
+    answer tag would be read as an answer, a control character corrupts what reads it, and a
+    runaway reply has no length of its own. One rule for every writer and reader (`rarft-prep
+    hi-vtg` rejects such an answer of the LLM; `parse_item` and `parse_label` refuse such a record).
+
+    >>> text_problem("a man opens a door", "query") is None
+    True
+    >>> text_problem("a man<|im_end|><|im_start|>assistant", "query")
+    "holds the special-token marker '<|im_end|>'"
+    >>> text_problem("No.</answer><answer>2 to 6", "answer")
+    "holds the tag '</answer>'"
+    >>> text_problem("x" * 501, "query")
+    'is 501 characters long (at most 500 for a query)'
+    """
+    marker = find_special_token(text)
+    if marker:
+        return f"holds the special-token marker {marker!r}"
+    tag = _TAG_MARKUP.search(text)
+    if tag:
+        return f"holds the tag {tag.group()!r}"
+    control = _CONTROL.search(text)
+    if control:
+        return f"holds the control character {control.group()!r}"
+    if len(text) > TEXT_LIMITS[kind]:
+        return f"is {len(text)} characters long (at most {TEXT_LIMITS[kind]} for a {kind})"
+    return None
+
+
+def _checked(text: str, kind: str, name: str) -> str:
+    problem = text_problem(text, kind)
+    if problem:
+        raise DataError(problem, field=name)
+    return text
+
+
+def _unwrapped(text: str, kind: str, name: str) -> str:
+    """An answer as a record stores it, without its wrapper (`strip_answer_wrapper`), checked.
+
+    After the wrapper only one `<correct>` block may follow (the human-annotated file's layout),
+    its text checked as a query: a second answer block would be a second answer.
+    """
+    match = _WRAPPER.match(text)
+    if match is None:
+        return _checked(text.strip(), kind, name)
+    rest = _CORRECTION_AFTER.fullmatch(text, match.end())
+    if rest is None:
+        raise DataError("holds more after its answer block than one <correct> block", field=name)
+    _checked((rest.group(2) or "").strip(), "query", name)
+    return _checked(match.group(1).strip(), kind, name)
+
+
+# ---- label ------------------------------------------------------------------------------------
 
 LABEL_FIELDS = (
     "relevant",
@@ -415,11 +489,16 @@ class Label:
 def strip_answer_wrapper(text: str) -> str:
     """Remove a leading `<answer>...</answer>` (or `<correct>`) wrapper as the released files store it.
 
+    The wrapper ends at the first closing tag of the three, whichever it is (`human_anno.json`
+    writes one refusal as `<answer>...</correct>`).
+
     >>> strip_answer_wrapper("<answer>9.3 to 14.4</answer>")
     '9.3 to 14.4'
+    >>> strip_answer_wrapper("<answer>No door opens.</correct>")
+    'No door opens.'
     """
     match = _WRAPPER.match(text)
-    return match.group(2).strip() if match else text.strip()
+    return match.group(1).strip() if match else text.strip()
 
 
 def wrap_answer(text: str) -> str:
@@ -496,7 +575,7 @@ def _parse_label(raw: Mapping[str, object] | str | bytes) -> Label:
     relevant = _boolean(_required(raw, "relevant"), "relevant")
     duration = raw.get("duration")
     duration = None if duration is None else parse_seconds(duration, "duration", positive=True)
-    query = _text(_required(raw, "query"), "query")
+    query = _checked(_text(_required(raw, "query"), "query"), "query", "query")
     if not query.strip():
         raise DataError("must not be empty", field="query")
 
@@ -527,13 +606,18 @@ def _parse_label(raw: Mapping[str, object] | str | bytes) -> Label:
         duration=duration,
         query=query,
         timestamp=timestamp,
-        answer_time=strip_answer_wrapper(_text(raw.get("answer_time") or "", "answer_time")),
-        answer_refusal=strip_answer_wrapper(_text(raw.get("answer_refusal") or "", "answer_refusal")),
-        query_relevant=strip_answer_wrapper(_text(raw.get("query_relevant") or "", "query_relevant")),
+        answer_time=_reference(raw, "answer_time", "answer"),
+        answer_refusal=_reference(raw, "answer_refusal", "answer"),
+        query_relevant=_reference(raw, "query_relevant", "query"),
         difficulty=difficulty,
         categories=categories,
         id=label_id,
     )
+
+
+def _reference(raw: Mapping[str, object], name: str, kind: str) -> str:
+    """A reference text of the label, its `<answer>` wrapper removed."""
+    return _unwrapped(_text(raw.get(name) or "", name), kind, name)
 
 
 def _required(raw: Mapping[str, object], name: str) -> object:
@@ -650,7 +734,7 @@ def parse_item(record: object, index: int = 0) -> VtgItem:
         raise DataError("must be a string", field="think")
     return VtgItem(
         video=video,
-        query_text=_nonempty(record.get("query_text"), "query_text"),
+        query_text=_checked(_nonempty(record.get("query_text"), "query_text"), "query", "query_text"),
         timestamp=timestamp,
         queries=queries,
         duration=duration,
@@ -675,15 +759,16 @@ def _parse_query(entry: object, where: str) -> VtgQuery:
     if origin is not None and not isinstance(origin, str):
         extra["q_origin"] = origin  # not a query, so not read as one; kept as written
     query = VtgQuery(
-        query=_nonempty(entry.get("q"), f"{where}.q"),
+        query=_checked(_nonempty(entry.get("q"), f"{where}.q"), "query", f"{where}.q"),
         relevant=relevant,
         answer=answer,
         categories=parse_categories(entry.get("c"), f"{where}.c"),
         tag=entry.get("difficulty"),
-        query_origin=origin if isinstance(origin, str) else None,
+        query_origin=_checked(origin, "query", f"{where}.q_origin") if isinstance(origin, str) else None,
         extra=extra,
         keys=tuple(entry),
     )
+    _unwrapped(answer, "answer", f"{where}.a")
     try:
         query.difficulty  # noqa: B018 - validates the tag now, naming the field
     except ValueError as error:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rarft_plugin.cli import cpu_deepspeed
 from rarft_plugin.io_utils import read_records
 from rarft_plugin.video import VIDEO_EXTENSIONS
 
@@ -104,7 +105,10 @@ def build_tiny_tokenizer():
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=512, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=512,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,  # its progress bars print blank lines where stdout is not a terminal
     )
     core.train_from_iterator(_CORPUS * 4, trainer)
     tokenizer = PreTrainedTokenizerFast(
@@ -160,8 +164,16 @@ def _save_tiny(directory: str | Path, model_class, config, processor, ids: dict[
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(directory)
-    processor.save_pretrained(directory)
+    from transformers.utils import logging as transformers_logging
+
+    bars = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()  # a bar for the one shard of a tiny model
+    try:
+        model.save_pretrained(directory)
+        processor.save_pretrained(directory)
+    finally:
+        if bars:
+            transformers_logging.enable_progress_bar()
     return directory
 
 
@@ -172,6 +184,7 @@ def build_tiny_qwen2_5_vl(directory: str | Path, *, seed: int = 0, video_pixels:
     Qwen2.5-VL-7B-Instruct's.
     """
     video_pixels = QWEN2_5_VL_PIXELS if video_pixels is None else video_pixels
+    cpu_deepspeed()  # before transformers imports it: no notice on stdout
     from transformers import (
         Qwen2_5_VLConfig,
         Qwen2_5_VLForConditionalGeneration,
@@ -220,6 +233,7 @@ def build_tiny_qwen3_vl(directory: str | Path, *, seed: int = 0, video_pixels: d
     `QWEN3_VL_PIXELS`.
     """
     video_pixels = QWEN3_VL_PIXELS if video_pixels is None else video_pixels
+    cpu_deepspeed()  # before transformers imports it: no notice on stdout
     from transformers import (
         Qwen2VLImageProcessor,
         Qwen3VLConfig,

@@ -373,7 +373,11 @@ def test_flags_lead_the_markdown(sample_report):
 def test_cli_warns_on_stderr_for_each_flag(tmp_path, sbert, monkeypatch, capsys):
     monkeypatch.setattr(audit, "find_flags", lambda summary, ratio: ["paper: empty beats the oracle on explain"])
     assert main([str(SAMPLE), "--out", str(tmp_path), "--variant", "paper", "--correction", "similarity"]) == 0
-    assert "rarft-audit: WARNING: paper: empty beats the oracle on explain" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "rarft-audit: WARNING: paper: empty beats the oracle on explain" in err
+    # what it read first, then the model, then progress (on stderr even where it is not a terminal)
+    said = err.index("rarft-audit: 8 queries from")
+    assert said < err.index("loading SentenceBERT") < err.index("auditing") < err.index("96/96")
     assert json.loads((tmp_path / "audit.json").read_text())["flags"] == ["paper: empty beats the oracle on explain"]
 
 
@@ -418,7 +422,13 @@ def test_cli_ratio_and_weights_reach_the_totals(tmp_path, sbert):
         ("{oops\n", "line 1: not valid JSON"),
     ],
 )
-def test_bad_input_is_one_line_naming_file_record_field_and_writes_nothing(tmp_path, capsys, content, message):
+def test_bad_input_is_one_line_naming_file_record_field_and_writes_nothing(
+    tmp_path, capsys, monkeypatch, content, message
+):
+    def no_model(*args):
+        raise AssertionError("SentenceBERT loaded before the input was read")
+
+    monkeypatch.setattr("rarft_plugin.similarity.get_similarity", no_model)
     data = tmp_path / "data.jsonl"
     data.write_text(content)
     assert main([str(data), "--out", str(tmp_path / "out")]) == 2

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rarft_plugin.dataset import examples_from_items, load_examples, load_items
+from rarft_plugin.dataset import LoadReport, examples_from_items, load_examples, load_items
 from rarft_plugin.errors import DataError
 from rarft_plugin.schema import DIFFICULTY, parse_item
 
@@ -39,6 +39,21 @@ def edited(path, value):
 
 
 @pytest.mark.parametrize(
+    "report, summary",
+    [
+        (LoadReport("f.json"), ""),  # nothing found: nothing printed
+        (LoadReport("f.json", missing_durations=3), "f.json: 3 item(s) without a duration"),
+        (
+            LoadReport("f.json", unknown_spans=["0:1"], missing_durations=1),
+            "f.json: 1 relevant query span(s) unknown (left out), 1 item(s) without a duration",
+        ),
+    ],
+)
+def test_the_load_summary_names_only_what_it_found(report, summary):
+    assert report.summary() == summary
+
+
+@pytest.mark.parametrize(
     "item, field, message",
     [
         (edited(["video"], ...), "video", "non-empty string"),
@@ -54,6 +69,9 @@ def edited(path, value):
         (edited(["GRPO", 1, "c"], "Object/ObjectExistence"), "GRPO[1].c", "list of category paths"),
         (edited(["GRPO", 1, "difficulty"], "extreme"), "GRPO[1].difficulty", "unknown difficulty"),
         (edited(["GRPO", 1, "difficulty"], "original"), "GRPO[1].difficulty", "cannot be 'original'"),
+        (edited(["GRPO", 1, "q"], "a dog<|im_end|>"), "GRPO[1].q", "special-token marker '<|im_end|>'"),
+        (edited(["GRPO", 1, "a"], "<answer>No.</answer><answer>2 to 6</answer>"), "GRPO[1].a", "more after"),
+        (edited(["query_text"], "q\x00"), "query_text", "control character"),
     ],
 )
 def test_bad_records_name_file_record_and_field(tmp_path, item, field, message):

@@ -227,6 +227,26 @@ def test_every_dataset_problem_is_reported_at_once(tmp_path, clip):
     assert "video file not found" in problems[3] and "missing.mp4" in problems[3] and "field video" in problems[3]
 
 
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (lambda row: {**row, "label": json.dumps({**RELEVANT, "query": "a man<|im_end|><|im_start|>"})}, "label.query"),
+        (
+            lambda row: {
+                **row,
+                "input": json.loads(json.dumps(row["input"]).replace("the bar moves right", "x<|im_end|><|im_start|>")),
+            },
+            "input",
+        ),
+    ],
+)
+def test_the_preflight_refuses_a_chat_marker_in_a_prompt_or_label(tmp_path, clip, edit, field):
+    path = write_rows(tmp_path / "train.jsonl", [edit(prompt_row(RELEVANT, clip))])
+    problems = validate_dataset(str(path), "ra_rft")
+    assert problems and all(f"field {field}" in problem for problem in problems)
+    assert any("special-token marker '<|im_end|>'" in problem for problem in problems)
+
+
 def _truncated_copy(clip, path):
     data = clip.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -495,7 +515,13 @@ def test_launch_runs_openrlhf_with_the_plugin_and_forwards_the_reward_options(co
 
 def test_dry_run_checks_with_openrlhf_and_prints_the_command(command, capsys):
     assert main([*command, "--rarft.dry_run", "--rarft.sbert_device", "cuda"]) == 0
-    printed = capsys.readouterr().out.strip().splitlines()[-1]
+    out, err = capsys.readouterr()
+    # each check said as it starts, then the list of what was checked, then the command
+    started = [line.removeprefix("rarft-train: checking ") for line in err.splitlines() if "checking" in line]
+    assert [what.split(" ")[1] for what in started] == ["dataset", "1", "policy", "SentenceBERT", "flag"]
+    assert f"rarft-train: dry run: no problem in {len(started)} checks, nothing started:" in err
+    assert err.rstrip().splitlines()[-len(started) :] == [f"  - {what}" for what in started]
+    printed = out.strip().splitlines()[-1]
     tokens = shlex.split(printed)
     assert tokens[:3] == ["RARFT_VARIANT=paper", "RARFT_SBERT_DEVICE=cuda", "RARFT_CORRECTION=similarity"]
     module = tokens.index("openrlhf.cli.train_ppo_ray")

@@ -11,6 +11,9 @@
   --rarft.allow_hub_models);
 - the SentenceBERT model (`validate_sbert`): resolved as the workers resolve it, and loaded once;
 - with --rarft.dry_run, OpenRLHF's own argument handling on the final command (`openrlhf_check`).
+
+The checks take a while (clips decoded, SentenceBERT loaded, OpenRLHF imported): each says what it
+checks as it starts, through `say` (rarft-train prints it on stderr and lists it again at the end).
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from rarft_plugin.cli import cpu_deepspeed
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import iter_jsonl
 from rarft_plugin.launch.upstream import openrlhf_arguments
@@ -35,12 +39,14 @@ from rarft_plugin.video import VideoSpec, probe_all
 
 __all__ = [
     "INSTALL_HINT",
+    "Say",
     "TRAINING_STACK",
     "clip_problems",
     "dataset_files",
     "missing_training_stack",
     "openrlhf_check",
     "preflight",
+    "silent",
     "validate_dataset",
     "validate_model",
     "validate_sbert",
@@ -50,6 +56,11 @@ __all__ = [
 TRAINING_STACK = ("openrlhf", "ray", "deepspeed", "vllm", "flash_attn")
 INSTALL_HINT = 'pip install -e ".[train]" on the GPU machine (docs/train.md)'
 MAX_LISTED = 20  # problems listed per dataset file; the rest are counted
+Say = Callable[[str], None]  # told what is checked, as each check starts
+
+
+def silent(_: str) -> None:
+    """A `Say` that says nothing (the default: library callers and tests)."""
 
 
 def missing_training_stack() -> list[str]:
@@ -65,7 +76,7 @@ def missing_training_stack() -> list[str]:
     return missing
 
 
-def preflight(launch: Launch) -> list[str]:
+def preflight(launch: Launch, say: Say = silent) -> list[str]:
     """Every problem of the launch's datasets, policy model and SentenceBERT model."""
     options, argv = launch.options, launch.argv
     problems = []
@@ -77,11 +88,14 @@ def preflight(launch: Launch) -> list[str]:
             # Evaluation prompts may come from another template (e.g. a baseline's); their rows must still be sound.
             training = flag == "--data.prompt_dataset"
             template = options.template if training else None
-            found = validate_dataset(path, template, options.rewards.variant, training=training)
+            found = validate_dataset(path, template, options.rewards.variant, training=training, say=say)
             problems += found[:MAX_LISTED]
             if len(found) > MAX_LISTED:
                 problems.append(f"{path}: ... and {len(found) - MAX_LISTED} more problems")
-    problems += validate_model(last_value(argv, "--actor.model_name_or_path"), options.allow_hub)
+    model = last_value(argv, "--actor.model_name_or_path")
+    say(f"the policy model {model}: a local vision-language model directory")
+    problems += validate_model(model, options.allow_hub)
+    say(f"the SentenceBERT model of the rewards ({options.rewards.sbert_model or 'the packaged default'}): loaded once")
     problems += validate_sbert(options.rewards.sbert_model, options.rewards.sbert_device, options.allow_hub)
     return problems
 
@@ -92,7 +106,13 @@ def dataset_files(spec: str) -> list[str]:
 
 
 def validate_dataset(
-    path: str, template: str | None, variant: str | None = None, *, training: bool = True, workers: int = 8
+    path: str,
+    template: str | None,
+    variant: str | None = None,
+    *,
+    training: bool = True,
+    workers: int = 8,
+    say: Say = silent,
 ) -> list[str]:
     """Every problem of one dataset file, as 'file: record: field: message' lines.
 
@@ -104,6 +124,7 @@ def validate_dataset(
     file = Path(path)
     if file.suffix != ".jsonl":
         return [f"{path}: expected the JSONL written by rarft-prep to-openrlhf (a .jsonl file)"]
+    say(f"the dataset {path}: every row (JSON, label, one video item, the {template or 'any'} template)")
     try:
         rows = list(iter_jsonl(file))
     except DataError as error:  # not found, a directory, not text
@@ -126,6 +147,7 @@ def validate_dataset(
             clips.setdefault(video_of(row[VIDEO_KEY]), number)
     if not rows:
         problems.append(f"{path}: no prompts")
+    say(f"the {len(clips)} distinct clip(s) of its {rows} row(s): each decoded at its window's ends")
     return problems + clip_problems(clips, path, workers=workers)
 
 
@@ -226,6 +248,7 @@ def validate_sbert(model: str | None, device: str | None, allow_hub: bool) -> li
 
 def openrlhf_check(argv: Sequence[str]) -> list[str]:
     """Problems OpenRLHF's own argument handling finds in the final command (it must import)."""
+    cpu_deepspeed()  # the parser's imports load deepspeed
     try:
         with contextlib.redirect_stdout(sys.stderr):
             openrlhf_arguments(argv)
