@@ -12,7 +12,11 @@ field (`--data.image_key video`): a JSON string `{"path", "video_start", "video_
    the expanded prompt tokens and training tensors (`mm_train_inputs`) it trains on are the ones
    the rollout saw (`process_video_prompt` of the family). Both steps are cached per process and
    single-flight: the G rollouts of a prompt, which OpenRLHF starts together, decode and preprocess
-   the clip once;
+   the clip once. Clips decode in worker processes (`rarft_plugin.video.DecodePool`, sized by
+   $RARFT_DECODE_PROCESSES, default 4; 0 decodes in this process): OpenRLHF dispatches a step's prompts
+   all at once and the executor cannot know the next step's (the trainer's driver draws them from a
+   shuffled loader), so what it can do is decode a step's distinct clips in parallel, which decord's
+   thread-safety lock forbids inside one process;
 2. sends vLLM the prompt with the video placeholder collapsed to one token and the frames with
    their metadata, the way the installed vLLM takes them (`vllm_video_request` of the family), and
    keeps special tokens out of the response (`forbidden_response_ids`, a logit bias at sampling);
@@ -53,7 +57,17 @@ from rarft_plugin.parsing import extract_response
 from rarft_plugin.prompt_row import label_of, video_of
 from rarft_plugin.reward_options import RewardOptions, ScoreOptions
 from rarft_plugin.rewards import REWARD_NAMES, score
-from rarft_plugin.video import SampledVideo, Sampling, SpecLike, VideoError, VideoSpec, cache_key, sample_frames
+from rarft_plugin.video import (
+    DecodePool,
+    SampledVideo,
+    Sampling,
+    SpecLike,
+    VideoError,
+    VideoSpec,
+    cache_key,
+    decode_pool,
+    sample_frames,
+)
 
 if TYPE_CHECKING:
     from transformers import ProcessorMixin
@@ -79,13 +93,15 @@ def processor_key(processor: ProcessorMixin) -> str:
     return f"{tokenizer.name_or_path}|{len(tokenizer)}|{processor.video_processor.to_json_string()}"
 
 
-def prepare_video_prompt(processor: ProcessorMixin, prompt: str, spec: SpecLike, *, cache: bool = True) -> Prepared:
-    """Frames, expanded prompt ids and training tensors for one rollout (cached per process)."""
+def prepare_video_prompt(
+    processor: ProcessorMixin, prompt: str, spec: SpecLike, *, cache: bool = True, pool: DecodePool | None = None
+) -> Prepared:
+    """Frames, expanded prompt ids and training tensors for one rollout (cached per process; decoded in `pool`)."""
     spec = VideoSpec.parse(spec)
     family = family_of_processor(processor)
 
     def prepare() -> Prepared:
-        video = sample_frames(spec, family=family, cache=cache)
+        video = sample_frames(spec, family=family, cache=cache, pool=pool)
         return (video, *family.process_video_prompt(processor, prompt, video))
 
     if cache:
@@ -141,6 +157,7 @@ class AgentExecutor(AgentExecutorBase):
         # checked against the model family at the first rollout, where the processor tells which family it is
         self.vllm_version = vllm.__version__
         self._reward_options = reward_options
+        self.decode_pool = decode_pool()  # worker processes start at the first clip
 
     def reward_options(self) -> ScoreOptions:
         if self._reward_options is None:
@@ -154,7 +171,8 @@ class AgentExecutor(AgentExecutorBase):
         started = time.perf_counter()
         try:
             video, prompt_ids, mm_train_inputs = await asyncio.wait_for(
-                asyncio.to_thread(prepare_video_prompt, hf_tokenizer, prompt, spec), PREPARE_TIMEOUT_S
+                asyncio.to_thread(prepare_video_prompt, hf_tokenizer, prompt, spec, pool=self.decode_pool),
+                PREPARE_TIMEOUT_S,
             )
         except asyncio.TimeoutError:
             message = f"decoding and preprocessing took over {PREPARE_TIMEOUT_S:g} s"

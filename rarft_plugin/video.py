@@ -2,7 +2,8 @@
 
 - `VideoSpec`: a file and a window of it (`video_start`/`video_end`), parsed from what the OpenRLHF
   dataset carries (a path, a dict or its JSON string).
-- `sample_frames(spec)`: decodes a clip (decord by default, PyAV as fallback) and takes its frames
+- `sample_frames(spec)`: decodes a clip (decord by default, PyAV as fallback; in worker processes with
+  `pool=DecodePool(n)`, which the rollout executor uses) and takes its frames
   the way a model family samples them (`rarft_plugin.models`; the default family is Qwen2.5-VL:
   2 FPS, a total-pixel budget of 3584·28·28, frame sides multiples of 28). The result holds the
   frames and their real sampling rate, which the family hands the model's processor and vLLM.
@@ -10,7 +11,9 @@
   window, family and sampling options), so the G rollouts of one prompt, which OpenRLHF starts
   together, decode the video once.
 - `probe(spec)`, `probe_all` / `probe_durations`: open a clip and decode the first and last frame of
-  its window, so bad files are found when a dataset is converted rather than inside a rollout.
+  its window, so bad files are found when a dataset is converted rather than inside a rollout;
+  `probe_clip` / `probe_clips` also give the sampled frames' count and size and their video tokens
+  (a prompt's length, without decoding the clip).
 - Resolution of the `video` a released record names to a file (`video_candidates`, `resolve_video`,
   `resolve_videos`), and the clips of a set of examples (`video_spec`, `check_clips`).
 """
@@ -18,12 +21,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
+import multiprocessing
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +47,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "VIDEO_EXTENSIONS",
+    "DECODE_PROCESSES_ENV",
     "Backend",
+    "ClipInfo",
+    "DecodePool",
     "MissingVideos",
     "SampledVideo",
     "Sampling",
@@ -51,8 +60,11 @@ __all__ = [
     "cache_stats",
     "check_clips",
     "clear_cache",
+    "decode_pool",
     "probe",
     "probe_all",
+    "probe_clip",
+    "probe_clips",
     "probe_durations",
     "resolve_video",
     "resolve_videos",
@@ -125,17 +137,19 @@ def sample_frames(
     min_pixels: int | None = None,
     backend: Backend = "auto",
     cache: bool = True,
+    pool: DecodePool | None = None,
 ) -> SampledVideo:
     """Decode a clip and sample its frames as `family` (default: `default_family()`) does; errors name the file.
 
-    `fps`, `total_pixels`, `min_pixels`: None takes the family's defaults.
+    `fps`, `total_pixels`, `min_pixels`: None takes the family's defaults. `pool`: decode (and resize) in one of
+    its worker processes instead of this one; the cache stays in this process.
     """
     spec = VideoSpec.parse(spec)
     how = Sampling.of(family, fps=fps, total_pixels=total_pixels, min_pixels=min_pixels)
 
     def decode() -> SampledVideo:
         with _named(spec):
-            return _decode(spec, how, backend=backend)
+            return pool.decode(spec, how, backend) if pool is not None else _decode(spec, how, backend=backend)
 
     if not cache:
         return decode()
@@ -148,30 +162,61 @@ def probe(spec: SpecLike, *, family: ModelFamily | None = None, backend: Backend
     Returns the video's duration (s). Catches missing, empty, truncated and non-video files, clips
     too short to sample and windows outside the video, naming the file.
     """
+    return probe_clip(spec, family=family, backend=backend).duration
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What probing a clip learns: the video's duration (s), and the frames `sample_frames` would take (count,
+    height and width after the family's resize) with the video tokens they expand to in a prompt."""
+
+    duration: float
+    frames: int
+    height: int
+    width: int
+    video_tokens: int
+
+
+def probe_clip(spec: SpecLike, *, family: ModelFamily | None = None, backend: Backend = "auto") -> ClipInfo:
+    """`probe`, with the sampled frames' count and size and their video tokens (the family's rules at its default
+    budget): a prompt's length without decoding the clip."""
     spec = VideoSpec.parse(spec)
-    family = family or default_family()
+    how = Sampling.of(family)
     with _named(spec):
         reader = _open(spec.path, backend)
         first, last, duration = _window(reader, spec)
-        indices = family.frame_indices(reader.frame_count, reader.fps, first, last, family.FPS)
-        reader.get(indices[[0, -1]])
-        return duration
+        indices = how.family.frame_indices(reader.frame_count, reader.fps, first, last, how.fps)
+        ends = reader.get(indices[[0, -1]])
+        height, width = how.family.frame_size(
+            ends.shape[1], ends.shape[2], len(indices), total_pixels=how.total_pixels, min_pixels=how.min_pixels
+        )
+        tokens = how.family.video_token_count(len(indices), height, width)
+        return ClipInfo(duration, len(indices), height, width, tokens)
 
 
 def probe_all(specs: Iterable[SpecLike], *, workers: int = 8) -> dict[VideoSpec, VideoError]:
     """`probe` every distinct clip (in threads, with a progress bar); the clips that fail, with their errors."""
-    return probe_durations(specs, workers=workers)[1]
+    return probe_clips(specs, workers=workers)[1]
 
 
 def probe_durations(
     specs: Iterable[SpecLike], *, workers: int = 8
 ) -> tuple[dict[VideoSpec, float], dict[VideoSpec, VideoError]]:
     """`probe_all`, also returning the video duration of every clip that opens (for records without one)."""
+    infos, failed = probe_clips(specs, workers=workers)
+    return {spec: info.duration for spec, info in infos.items()}, failed
+
+
+def probe_clips(
+    specs: Iterable[SpecLike], *, workers: int = 8
+) -> tuple[dict[VideoSpec, ClipInfo], dict[VideoSpec, VideoError]]:
+    """`probe_clip` every distinct clip in threads (a progress bar past 200): what each that opens holds, and the
+    errors of those that do not."""
     distinct = list(dict.fromkeys(VideoSpec.parse(spec) for spec in specs))
 
-    def check(spec: VideoSpec) -> float | VideoError:
+    def check(spec: VideoSpec) -> ClipInfo | VideoError:
         try:
-            return probe(spec)
+            return probe_clip(spec)
         except VideoError as error:
             return error
 
@@ -185,8 +230,8 @@ def probe_durations(
                 disable=len(distinct) < 200,
             )
         )
-    durations = {spec: r for spec, r in zip(distinct, results, strict=True) if not isinstance(r, VideoError)}
-    return durations, {spec: r for spec, r in zip(distinct, results, strict=True) if isinstance(r, VideoError)}
+    infos = {spec: r for spec, r in zip(distinct, results, strict=True) if isinstance(r, ClipInfo)}
+    return infos, {spec: r for spec, r in zip(distinct, results, strict=True) if isinstance(r, VideoError)}
 
 
 @dataclass(frozen=True)
@@ -370,6 +415,110 @@ def _open(path: str, backend: Backend) -> _Reader:
         return _PyAVReader(path)
     except Exception:  # noqa: BLE001 -- decord cannot open some containers that PyAV reads
         return _PyAVReader(path)
+
+
+# ---------------------------------------------------------------- decoding in worker processes
+
+DECODE_PROCESSES_ENV = "RARFT_DECODE_PROCESSES"
+DEFAULT_DECODE_PROCESSES = 4
+
+
+@dataclass(frozen=True)
+class _WorkerFailure:
+    """A decoding error in a worker, carried back as text (exceptions with keyword fields do not pickle back)."""
+
+    message: str
+    field: str | None
+
+
+def _init_decode_worker() -> None:
+    try:
+        import torch
+
+        torch.set_num_threads(1)  # one clip per process; the processes are the parallelism
+    except ImportError:
+        pass
+
+
+def _decode_in_worker(
+    spec: VideoSpec, family_module: str, sampling: tuple[float, int, int], backend: Backend
+) -> SampledVideo | _WorkerFailure:
+    how = Sampling(importlib.import_module(family_module), *sampling)
+    try:
+        return _decode(spec, how, backend=backend)
+    except VideoError as error:
+        return _WorkerFailure(error.message, error.field)
+    except Exception as error:  # noqa: BLE001 -- decoder libraries raise many types; the parent names the file
+        return _WorkerFailure(f"cannot decode video ({type(error).__name__}: {error})", None)
+
+
+class DecodePool:
+    """Decoding and resizing clips in `processes` worker processes, for `sample_frames(..., pool=...)`.
+
+    Why: decord is not safe to call from two threads at once (`_DECORD_LOCK`), so in one process the distinct
+    clips of a step decode one after another; at the paper's scale (16 distinct clips a step, a 30-s 480p clip
+    taking about a second and a 150-s 720p one several) that queue sits on the rollouts' critical path. Each
+    worker is a process of its own (spawned, so nothing of a CUDA or vLLM parent is inherited) with its own
+    decord, so clips decode in parallel and a decoder crash ("Assertion ... libavcodec") takes down a worker, not
+    the engine: the rollout fails naming the file and the pool is restarted.
+    """
+
+    def __init__(self, processes: int):
+        if processes < 1:
+            raise ValueError(f"a decode pool needs at least one process, got {processes}")
+        self.processes = processes
+        self._lock = threading.Lock()
+        self._pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_decode_worker,
+        )
+
+    def decode(self, spec: VideoSpec, how: Sampling, backend: Backend = "auto") -> SampledVideo:
+        """`spec` sampled as `how` says, decoded in a worker; a VideoError (without its file: `_named` adds it)."""
+        with self._lock:
+            pool = self._pool
+        sampling = (how.fps, how.total_pixels, how.min_pixels)
+        try:
+            result = pool.submit(_decode_in_worker, spec, how.family.__name__, sampling, backend).result()
+        except BrokenProcessPool:
+            with self._lock:
+                if self._pool is pool:  # the first caller to see it restarts the pool
+                    self._pool = self._start()
+            raise VideoError("the decoding process died on this clip (a decoder crash)") from None
+        if isinstance(result, _WorkerFailure):
+            raise VideoError(result.message, field=result.field)
+        return result
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+_POOL: DecodePool | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def decode_pool(environ: dict[str, str] | None = None) -> DecodePool | None:
+    """This process's shared `DecodePool`, sized by $RARFT_DECODE_PROCESSES (default: 4, at most the CPU count);
+    None when it is 0 (decode in the calling threads, one clip at a time through decord's lock)."""
+    global _POOL
+    environ = os.environ if environ is None else environ
+    text = environ.get(DECODE_PROCESSES_ENV, "").strip()
+    try:
+        processes = int(text) if text else min(DEFAULT_DECODE_PROCESSES, os.cpu_count() or 1)
+    except ValueError:
+        raise ValueError(f"${DECODE_PROCESSES_ENV} must be a whole number of processes, got {text!r}") from None
+    if processes <= 0:
+        return None
+    with _POOL_LOCK:
+        if _POOL is None or _POOL.processes != processes:
+            if _POOL is not None:
+                _POOL.close()
+            _POOL = DecodePool(processes)
+        return _POOL
 
 
 _CACHE: LruCache[SampledVideo] = LruCache(CACHE_SIZE)

@@ -236,6 +236,58 @@ def test_dataset_files_that_cannot_be_used(tmp_path, name, content, problem):
     assert problem in found
 
 
+# ---------------------------------------------------------------- prompt length (video tokens counted, not decoded)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl
+
+    return build_tiny_qwen2_5_vl(tmp_path_factory.mktemp("tiny"))
+
+
+def prompt_tokens(model, row):
+    """The expanded prompt's length as the executor's processor call makes it (decoding the clip)."""
+    from transformers import AutoProcessor
+
+    from rarft_plugin.openrlhf_agent import prepare_video_prompt
+
+    processor = AutoProcessor.from_pretrained(model)
+    prompt = processor.apply_chat_template(row["input"], tokenize=False, add_generation_prompt=True)
+    return len(prepare_video_prompt(processor, prompt, row["video"], cache=False)[1])
+
+
+@pytest.mark.parametrize(
+    ("room", "new", "refused"), [(0, 200, False), (-1, 200, True), (0, None, False), (-1, None, True)]
+)
+def test_prompts_over_max_len_are_refused_with_the_count_and_the_flag(tmp_path, clip, tiny_model, room, new, refused):
+    from rarft_plugin.launch.checks import length_limit
+
+    long_clip = write_test_video(tmp_path / "long.mp4", seconds=30, size=(320, 240))
+    rows = [prompt_row(RELEVANT, clip), {**prompt_row(IRRELEVANT, clip), "video": VideoSpec(str(long_clip)).to_json()}]
+    path = write_rows(tmp_path / "train.jsonl", rows)
+    longest = prompt_tokens(tiny_model, rows[1])  # the 30-s clip's prompt
+    assert longest > prompt_tokens(tiny_model, rows[0])
+    max_len = longest + (new or 1) + room
+    argv = ["--actor.model_name_or_path", str(tiny_model), "--data.max_len", str(max_len)]
+    limit = length_limit(argv + (["--rollout.max_new_tokens", str(new)] if new else []))
+    problems = validate_dataset(str(path), "ra_rft", limit=limit)
+    if not refused:
+        assert problems == []
+        return
+    (problem,) = problems
+    assert f"1 of 2 prompts do not fit --data.max_len {max_len}" in problem and "record line 2" in problem
+    assert f"is {longest} tokens" in problem and f"raise --data.max_len to {longest + (new or 1)}" in problem
+    assert "long.mp4" in problem
+
+
+def test_the_length_check_waits_for_a_model_whose_processor_loads(model_dir):
+    from rarft_plugin.launch.checks import length_limit
+
+    assert length_limit(["--actor.model_name_or_path", str(model_dir)]) is None  # validate_model says why
+    assert length_limit(["--data.max_len", "4608"]) is None
+
+
 # ---------------------------------------------------------------- model and SentenceBERT checks
 
 

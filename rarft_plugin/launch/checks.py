@@ -3,7 +3,10 @@
 - the training stack is installed (`missing_training_stack`: before anything else, as it is cheap);
 - each dataset file (`validate_dataset`): every line a sound prompt row (`rarft_plugin.prompt_row.row_problems`:
   a label the reward variant can score, one video item in the chat, an absolute video, a prompt built
-  with the expected template), and every distinct clip decoded at its window's ends, in threads;
+  with the expected template), every distinct clip decoded at its window's ends, in threads, and every
+  prompt's length (chat tokens + the clip's video tokens, counted without decoding: `LengthLimit`) plus
+  --rollout.max_new_tokens within --data.max_len, which is also vLLM's max_model_len (a video prompt
+  cannot be truncated: the executor would fail the rollout);
 - the policy model (`validate_model`): a local directory whose config.json describes a
   vision-language model (a hub name only with --rarft.allow_hub_models);
 - the SentenceBERT model (`validate_sbert`): resolved as the workers resolve it, and loaded once;
@@ -17,21 +20,25 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from rarft_plugin.errors import DataError
 from rarft_plugin.launch.upstream import openrlhf_arguments
 from rarft_plugin.launch.wiring import Launch, last_value
-from rarft_plugin.prompt_row import VIDEO_KEY, row_problems, video_of
+from rarft_plugin.prompt_row import INPUT_KEY, VIDEO_KEY, row_problems, video_of
 from rarft_plugin.similarity import resolve_model
-from rarft_plugin.video import VideoSpec, probe_all
+from rarft_plugin.video import ClipInfo, VideoSpec, probe_clips
 
 __all__ = [
     "INSTALL_HINT",
     "TRAINING_STACK",
+    "LengthLimit",
     "clip_problems",
     "dataset_files",
+    "length_limit",
+    "length_problems",
     "missing_training_stack",
     "openrlhf_check",
     "preflight",
@@ -63,6 +70,7 @@ def preflight(launch: Launch) -> list[str]:
     """Every problem of the launch's datasets, policy model and SentenceBERT model."""
     options, argv = launch.options, launch.argv
     problems = []
+    limit = length_limit(argv)
     for flag in ("--data.prompt_dataset", "--eval.dataset"):
         spec = last_value(argv, flag)
         if flag == "--data.prompt_dataset" and not spec:
@@ -70,7 +78,7 @@ def preflight(launch: Launch) -> list[str]:
         for path in dataset_files(spec or ""):
             # Evaluation prompts may come from another template (e.g. a baseline's); their rows must still be sound.
             template = options.template if flag == "--data.prompt_dataset" else None
-            found = validate_dataset(path, template, options.rewards.variant)
+            found = validate_dataset(path, template, options.rewards.variant, limit=limit)
             problems += found[:MAX_LISTED]
             if len(found) > MAX_LISTED:
                 problems.append(f"{path}: ... and {len(found) - MAX_LISTED} more problems")
@@ -84,12 +92,14 @@ def dataset_files(spec: str) -> list[str]:
     return [part.split("@")[0].strip() for part in spec.split(",") if part.strip()]
 
 
-def validate_dataset(path: str, template: str | None, variant: str | None = None, *, workers: int = 8) -> list[str]:
+def validate_dataset(
+    path: str, template: str | None, variant: str | None = None, *, workers: int = 8, limit: LengthLimit | None = None
+) -> list[str]:
     """Every problem of one dataset file, as 'file: record: field: message' lines.
 
     Rows are checked one by one (`row_problems`); then every distinct clip the rows use is probed
-    once (`rarft_plugin.video.probe_all`, in `workers` threads), each failure reported with the
-    first line that uses the clip.
+    once (`rarft_plugin.video.probe_clips`, in `workers` threads), each failure reported with the
+    first line that uses the clip; with `limit`, the prompts that do not fit it (`length_problems`).
     """
     file = Path(path)
     if file.suffix != ".jsonl":
@@ -98,6 +108,7 @@ def validate_dataset(path: str, template: str | None, variant: str | None = None
         return [f"{path}: file not found"]
     problems: list[str] = []
     clips: dict[VideoSpec, int] = {}  # clip -> first line using it
+    prompts: list[tuple[int, list, VideoSpec]] = []  # (line, chat messages, clip) of the sound rows
     rows = 0
     with open(file, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -114,13 +125,26 @@ def validate_dataset(path: str, template: str | None, variant: str | None = None
             problems += [str(error.located(**where)) for error in found]
             if isinstance(row, dict) and VIDEO_KEY in row and not any(error.field == VIDEO_KEY for error in found):
                 clips.setdefault(video_of(row[VIDEO_KEY]), number)
+                if not found:
+                    prompts.append((number, row[INPUT_KEY], video_of(row[VIDEO_KEY])))
     if rows == 0:
         problems.append(f"{path}: no prompts")
-    return problems + clip_problems(clips, path, workers=workers)
+    clip_found, infos = _probe_clips(clips, path, workers=workers)
+    problems += clip_found
+    if limit is not None and not clip_found:
+        problems += length_problems(prompts, infos, limit, path)
+    return problems
 
 
 def clip_problems(clips: dict[VideoSpec, int], source: str, *, workers: int = 8) -> list[str]:
     """Missing, empty and undecodable clips, each with the first line that uses it (files checked once)."""
+    return _probe_clips(clips, source, workers=workers)[0]
+
+
+def _probe_clips(
+    clips: dict[VideoSpec, int], source: str, *, workers: int = 8
+) -> tuple[list[str], dict[VideoSpec, ClipInfo]]:
+    """`clip_problems`, and what probing learnt of every clip that opens."""
     problems, probed = [], {}
     present: dict[str, str | None] = {}  # video file -> None, or why it cannot be used
     for spec, number in clips.items():
@@ -135,7 +159,8 @@ def clip_problems(clips: dict[VideoSpec, int], source: str, *, workers: int = 8)
             probed[spec] = number
         elif present[spec.path] not in problems:
             problems.append(str(DataError(present[spec.path], source=source, record=f"line {number}", field=VIDEO_KEY)))
-    for spec, error in probe_all(probed, workers=workers).items():
+    infos, failed = probe_clips(probed, workers=workers)
+    for spec, error in failed.items():
         problems.append(
             str(
                 DataError(
@@ -143,7 +168,85 @@ def clip_problems(clips: dict[VideoSpec, int], source: str, *, workers: int = 8)
                 )
             )
         )
-    return problems
+    return problems, infos
+
+
+@dataclass(frozen=True)
+class LengthLimit:
+    """What every prompt must fit: `--data.max_len` (also vLLM's max_model_len), with `--rollout.max_new_tokens`
+    new tokens (None: each rollout takes what is left, at least one token); `text_tokens` counts a chat's tokens
+    as the model's processor renders it (chat template, generation prompt), its video placeholders left out."""
+
+    max_len: int
+    max_new_tokens: int | None
+    text_tokens: Callable[[list], int]
+
+
+def length_limit(argv: Sequence[str]) -> LengthLimit | None:
+    """The `LengthLimit` of a command line, with the processor of its --actor.model_name_or_path; None when the
+    processor does not load (`validate_model` says why)."""
+    model = last_value(argv, "--actor.model_name_or_path")
+    max_len = int(last_value(argv, "--data.max_len") or OPENRLHF_MAX_LEN)
+    new = last_value(argv, "--rollout.max_new_tokens")
+    if not model or not Path(os.path.expanduser(model)).is_dir():
+        return None
+    try:
+        from transformers import AutoProcessor
+
+        from rarft_plugin.models import family_of_processor
+
+        processor = AutoProcessor.from_pretrained(os.path.expanduser(model))
+        placeholder = family_of_processor(processor).video_token_id(processor)
+    except Exception:  # noqa: BLE001 -- whatever the loader raises, validate_model reports the model's problem
+        return None
+    tokenizer = getattr(processor, "tokenizer", processor)
+
+    def text_tokens(messages: list) -> int:
+        text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        return len(ids) - ids.count(placeholder)
+
+    return LengthLimit(max_len, int(new) if new else None, text_tokens)
+
+
+# train_ppo_ray's default --data.max_len (OpenRLHF 0.11.2)
+OPENRLHF_MAX_LEN = 2048
+
+
+def length_problems(
+    prompts: Sequence[tuple[int, list, VideoSpec]], infos: dict[VideoSpec, ClipInfo], limit: LengthLimit, source: str
+) -> list[str]:
+    """One problem naming how many prompts (line, chat, clip) do not fit `limit`, the longest, and the flag to change.
+
+    A prompt's length is its chat's tokens plus its clip's video tokens (`ClipInfo.video_tokens`: the sampled
+    frames' count and size, computed without decoding the clip), exactly what the executor's processor call
+    expands it to.
+    """
+    new = limit.max_new_tokens or 1
+    lengths = []
+    for number, messages, spec in prompts:
+        if spec in infos:
+            text = limit.text_tokens(messages)
+            lengths.append((text + infos[spec].video_tokens, text, number, spec))
+    over = [entry for entry in lengths if entry[0] + new > limit.max_len]
+    if not over:
+        return []
+    total, text, number, spec = max(over)
+    needed = total + new
+    shown = f"--rollout.max_new_tokens {limit.max_new_tokens}" if limit.max_new_tokens else "1 new token at least"
+    return [
+        str(
+            DataError(
+                f"{len(over)} of {len(lengths)} prompts do not fit --data.max_len {limit.max_len} with {shown}; the "
+                f"longest ({spec.path}) is {total} tokens ({total - text} video + {text} text) + {new} = {needed}: "
+                f"raise --data.max_len to {needed} (vLLM's max_model_len follows it), lower "
+                "--rollout.max_new_tokens, or cut the clip's window (video_start / video_end)",
+                source=source,
+                record=f"line {number}",
+                field="input",
+            )
+        )
+    ]
 
 
 def _looks_like_path(name: str) -> bool:

@@ -100,6 +100,10 @@ class ModelFamily(Protocol):
         """(height, width) every one of `frames` sampled frames of a height x width video is resized to."""
         ...
 
+    def video_token_count(self, frames: int, height: int, width: int) -> int:
+        """Tokens the model's processor expands `frames` sampled frames of height x width (from `frame_size`) to."""
+        ...
+
     def video_metadata(self, video: SampledVideo) -> dict[str, object]:
         """The sampled frames described as transformers' `VideoMetadata` fields."""
         ...

@@ -66,6 +66,7 @@ __all__ = [
     "MODEL_TYPES",
     "NAME",
     "PROCESSOR_CLASSES",
+    "PUBLISHED_CONFIGS",
     "TOTAL_PIXELS",
     "check_vllm_version",
     "end_of_turn_ids",
@@ -80,6 +81,7 @@ __all__ = [
     "smart_resize",
     "use_reference_video_positions",
     "video_metadata",
+    "video_token_count",
     "video_token_id",
     "vllm_video_request",
 ]
@@ -98,6 +100,64 @@ FRAME_FACTOR = 2  # the temporal patch: frames come in pairs, and second_per_gri
 MIN_FRAMES = 4
 MAX_FRAMES = 768
 MAX_PIXELS_PER_FRAME = 768 * 28 * 28
+
+# The published architectures (Qwen2.5-VL-7B-Instruct's and -3B-Instruct's config.json; Time-R1-7B and the VideoChat-R1
+# models are 7B fine-tunes), in transformers' Qwen2_5_VLConfig layout. Used to build weightless stand-ins of paper size
+# (`rarft_plugin.stand_ins.build_paper_qwen2_5_vl`) and to estimate memory (`rarft_plugin.launch.memory`).
+_VISION = {
+    "depth": 32,
+    "hidden_size": 1280,
+    "intermediate_size": 3420,
+    "num_heads": 16,
+    "patch_size": 14,
+    "temporal_patch_size": 2,
+    "spatial_merge_size": 2,
+    "window_size": 112,
+    "fullatt_block_indexes": [7, 15, 23, 31],
+    "tokens_per_second": 2,
+    "hidden_act": "silu",
+    "in_channels": 3,
+}
+# Special-token ids of the Qwen2.5 vocabulary (151,643 byte-level BPE tokens, then these).
+_TOKEN_IDS = {
+    "bos_token_id": 151643,
+    "eos_token_id": 151645,
+    "pad_token_id": 151643,
+}
+_MEDIA_IDS = {
+    "image_token_id": 151655,
+    "video_token_id": 151656,
+    "vision_start_token_id": 151652,
+    "vision_end_token_id": 151653,
+}
+
+
+def _published(hidden: int, layers: int, heads: int, kv_heads: int, intermediate: int, vocab: int, tied: bool) -> dict:
+    return {
+        "text_config": {
+            "vocab_size": vocab,
+            "hidden_size": hidden,
+            "intermediate_size": intermediate,
+            "num_hidden_layers": layers,
+            "num_attention_heads": heads,
+            "num_key_value_heads": kv_heads,
+            "hidden_act": "silu",
+            "max_position_embeddings": 128000,
+            "rms_norm_eps": 1e-6,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
+            "initializer_range": 0.02,
+            **_TOKEN_IDS,
+        },
+        "vision_config": {**_VISION, "out_hidden_size": hidden},
+        "tie_word_embeddings": tied,
+        **_MEDIA_IDS,
+    }
+
+
+PUBLISHED_CONFIGS: dict[str, dict] = {
+    "7b": _published(3584, 28, 28, 4, 18944, 152064, tied=False),
+    "3b": _published(2048, 36, 16, 2, 11008, 151936, tied=True),
+}
 
 CHAT = ChatMarkers(assistant_start="<|im_start|>assistant", turn_ends=("<|im_end|>", "<|endoftext|>"))
 
@@ -166,6 +226,18 @@ def frame_indices(total_frames: int, video_fps: float, first: int, last: int, fp
     if count > available:
         raise VideoError(f"the clip has {available} frame(s); at least {FRAME_FACTOR} are needed")
     return np.linspace(first, last, count).round().astype(np.int64)
+
+
+def video_token_count(frames: int, height: int, width: int) -> int:
+    """Video tokens of `frames` frames of height x width (multiples of 28): one per 2 frames x 28 x 28 pixels.
+
+    The processor cuts 14-pixel patches in pairs of frames (the temporal patch) and merges them 2 x 2, so a
+    clip that `frame_size` sized needs no decoding to know its prompt length.
+
+    >>> video_token_count(60, 252, 336)  # 30 s at 2 FPS, 480p at the default budget
+    3240
+    """
+    return frames // FRAME_FACTOR * (height // IMAGE_FACTOR) * (width // IMAGE_FACTOR)
 
 
 def video_metadata(video: SampledVideo) -> dict[str, object]:
