@@ -4,7 +4,8 @@
 # rarft-train, RARFT_NUM_GPUS=1), measured: step time per phase, tokens, generation tokens/s, rarft's share, GPU
 # memory per phase, host memory; OUT/scale.md gets the table and the forecast of the paper's run.
 #
-#   bench/gpu_scale.sh OUT [RUN ...]        RUN: natural, n200 (default: both, in that order)
+#   bench/gpu_scale.sh OUT [RUN ...]        RUN: natural, n200 (default: both, in that order), or assets (only
+#                                           build the model, clips and prompts)
 #
 # Runs (4 steps each: 64 prompts, one per clip, 16 a step, one epoch; each its own folder OUT/RUN):
 #   natural  the random model's natural length: it never chooses the end-of-turn token, so every rollout writes
@@ -17,8 +18,8 @@
 #   --train.num_episodes 1        the bench's length: 4 steps over the 64 prompts (the recipe: 3 epochs);
 #   --rollout.max_new_tokens      the two runs above;
 #   --ckpt.save_steps 1000        no DeepSpeed checkpoint: a 3B's is ~55 GB, a 7B's ~140 GB, more than the disk
-#                                 of a lent machine holds (the final weights are still saved);
-#   --logger.tensorboard_dir      none (the steps are read from the log).
+#                                 of a lent machine holds (the final weights are saved, then deleted);
+#   --data.max_samples 64         the 64 prompts of the assets (SCALE_STEPS x 16).
 # SCALE_SIZE (3b, default, or 7b): the model. By the estimate (python -m rarft_plugin.launch.memory) the 7B fits
 # one 141-GB H200 only with its Adam states on the host (--ds.adam_offload: ~122 GB) and needs ~190 GB of host
 # memory in all; a one-GPU machine with 128 GiB cannot hold that, a 256-GiB one (the lent x2 kinds) can. The
@@ -28,7 +29,8 @@
 # Resumable across calls of ≤ 10 minutes: the assets (model ~1 min to build and write, 64 clips ~2-3 min on 16
 # cores, prompts) are reused from OUT/assets; a run whose run.json says complete is skipped, one cut off is run
 # again from the start (a checkpoint would not fit the disk), and the report reads whatever steps each run
-# logged. Plan: call 1 = assets + run natural (~8 min for the 3B), call 2 = run n200 + report.
+# logged. Plan: call 1 = `assets` (~4-5 min: tokenizer 15 s, model, 64 clips), call 2 = `natural`, call 3 = `n200`
+# (each ~5-8 min for the 3B by the estimate of a step, plus ~2 min of start-up) and the report.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=${1:?usage: bench/gpu_scale.sh OUT [natural] [n200]}
@@ -54,10 +56,11 @@ echo "assets ready after $(($(date +%s) - started)) s"
 max_prompt=$("$python" -c "import json,sys; print(json.load(open(sys.argv[1]))['max_prompt_tokens'])" \
     "$out/assets/lengths.json")
 for run in "${runs[@]}"; do
+    [[ $run == assets ]] && continue
     case "$run" in
         natural) new=$((4608 - max_prompt)) ;;
         n200) new=200 ;;
-        *) echo "unknown run $run (natural, n200)" >&2; exit 2 ;;
+        *) echo "unknown run $run (natural, n200, assets)" >&2; exit 2 ;;
     esac
     dir="$out/$run"
     if [[ -f $dir/run.json ]] && grep -q '"complete": true' "$dir/run.json"; then
@@ -65,7 +68,8 @@ for run in "${runs[@]}"; do
         continue
     fi
     rm -rf "$dir" && mkdir -p "$dir"
-    scale sample-memory --out "$dir/memory.csv" --interval 1 &
+    # started directly (not through `scale`), so that $! is the sampler itself and killing it ends it
+    "$python" "$repo/scripts/gpu_scale.py" sample-memory --out "$dir/memory.csv" --interval 1 >/dev/null 2>&1 &
     sampler=$!
     trap 'kill $sampler 2>/dev/null || true' EXIT
     begin=$(date +%s)
@@ -84,7 +88,10 @@ for run in "${runs[@]}"; do
     [[ $code == 0 ]] && complete=true
     "$python" - "$dir/run.json" <<EOF
 import json, sys
+added = [line.split("adding ", 1)[1].split(" (")[0] for line in open("$dir/train.log", errors="replace")
+         if "one GPU: adding " in line]
 json.dump({"size": "$size", "device": "$device", "gpu_name": "$gpu_name", "max_new_tokens": $new,
+           "one_gpu_flags": added[0] if added else "",
            "exit_code": $code, "wall_s": $(($(date +%s) - begin)), "complete": $([[ $complete == true ]] && echo True || echo False)},
           open(sys.argv[1], "w"))
 EOF
@@ -92,4 +99,5 @@ EOF
 done
 reports=()
 for run in natural n200; do [[ -f $out/$run/train.log ]] && reports+=(--run "$out/$run"); done
+[[ ${#reports[@]} -gt 0 ]] || exit 0  # assets only
 scale report "${reports[@]}" --assets "$out/assets" --out "$out"

@@ -429,8 +429,9 @@ def report(args: argparse.Namespace) -> int:
     ]
     for r in measured:
         peaks = r.get("gpu_peak_by_phase_gib", {})
+        added = f" (+{r['one_gpu_flags']})" if r.get("one_gpu_flags") else ""
         lines.append(
-            f"| {r['run']} | {r['steps']} | {r.get('max_new_tokens', '?')} | {r['prompt_tokens']:.0f} / "
+            f"| {r['run']}{added} | {r['steps']} | {r.get('max_new_tokens', '?')} | {r['prompt_tokens']:.0f} / "
             f"{r['response_tokens']:.0f} | {r['truncated']:.0%} | "
             + " | ".join(f"{r['phases_s'][p]:.1f} s" for p in PHASES)
             + f" | {r['step_s']:.1f} s | {r['first_step_s']:.1f} s | {r['generation_tokens_per_s']:.0f} | "

@@ -215,3 +215,62 @@ def test_memory_sampler_writes_a_csv_the_report_reads(tmp_path, monkeypatch):
         SCALE["main"](["sample-memory", "--out", str(tmp_path / "memory.csv"), "--interval", "0"])
     samples = SCALE["read_memory"](tmp_path / "memory.csv")
     assert len(samples) == 3 and all(s.gpu_mib == 3072.0 and s.host_mib > 0 for s in samples)
+
+
+STAND_IN_TRAINER = """#!/usr/bin/env bash
+# python for bench/gpu_scale.sh: `-m rarft_plugin.train` logs 4 steps as OpenRLHF does; anything else is real python
+if [[ "$1 $2" == "-m rarft_plugin.train" ]]; then
+    printf '%s\\n' "$*" > "$CALLS/train_args.txt"
+    echo "RARFT_NUM_GPUS=$RARFT_NUM_GPUS" >> "$CALLS/train_args.txt"
+    for step in 1 2 3 4; do
+        echo "(PPOTrainer pid=7) INFO $(date '+%m-%d %H:%M:%S') ppo_trainer.py:224] Sample: ['x', 0.0]"
+        echo "(PPOTrainer pid=7) INFO $(date '+%m-%d %H:%M:%S') ppo_trainer.py:551] ✨ Global step $step: $STATUS"
+    done
+    exit 0
+fi
+exec "$REAL_PYTHON" "$@"
+"""
+
+
+def test_the_bench_script_runs_the_recipe_on_one_gpu_and_reports(tmp_path):
+    """bench/gpu_scale.sh end to end with its assets in place and a stand-in for the trainer: which flags reach the
+    recipe, what each run leaves (run.json, memory.csv, train.log) and the report."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    assets = out / "assets"
+    (assets / "model_3b").mkdir(parents=True)
+    (assets / "model_3b" / "preprocessor_config.json").write_text("{}")
+    (assets / "model_3b" / "built.json").write_text("{}")
+    (assets / "videos").mkdir()
+    for kind, count in SCALE["KINDS"]:
+        for number in range(count):
+            (assets / "videos" / f"{kind}_{number:03d}.mp4").write_bytes(b"")
+    (assets / "train.jsonl").write_text("")
+    (assets / "lengths.json").write_text(json.dumps({"kinds": {}, "max_prompt_tokens": 3900}))
+    python = tmp_path / "python"
+    python.write_text(STAND_IN_TRAINER)
+    python.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(python), "REAL_PYTHON": sys.executable, "CALLS": str(tmp_path),
+           "STATUS": repr(status(1))}  # fmt: skip
+    done = subprocess.run(
+        ["bash", str(REPO / "bench" / "gpu_scale.sh"), str(out), "natural"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    args = (tmp_path / "train_args.txt").read_text()
+    assert "--rollout.max_new_tokens 708" in args  # 4608 - the longest prompt: the natural length
+    assert "--data.max_samples 64 --train.num_episodes 1" in args and "RARFT_NUM_GPUS=1" in args
+    assert "--rollout.max_new_tokens 200" in args  # the recipe's own, overridden by the later value
+    info = json.loads((out / "natural" / "run.json").read_text())
+    assert info["complete"] is True and info["max_new_tokens"] == 708 and info["size"] == "3b"
+    assert (out / "natural" / "memory.csv").read_text().startswith("epoch,local,host_used_mib,gpu_used_mib")
+    assert "| natural | 4 | 708 | 3900 / 200 |" in (out / "scale.md").read_text()
+    again = subprocess.run(["bash", str(REPO / "bench" / "gpu_scale.sh"), str(out), "natural"],
+                           capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert again.returncode == 0 and "natural: complete, skipped" in again.stdout
