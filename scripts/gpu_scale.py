@@ -42,6 +42,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 from gpu_run import step_logs, step_shares  # noqa: E402
 
 from rarft_plugin.io_utils import write_atomic  # noqa: E402
+from rarft_plugin.launch.memory import architecture_of  # noqa: E402
+from rarft_plugin.models.qwen2_5_vl import PUBLISHED_CONFIGS  # noqa: E402
 
 HI_CHARADES = REPO / "eval" / "benchmarks" / "hi_vtg_charades.json"
 KINDS = (("charades", 48), ("activitynet", 16))  # clips (= prompts) of each kind
@@ -357,7 +359,8 @@ ASSUMPTIONS = [
     "no evaluation during training, checkpoints not counted (the recipes save every 50 steps: 37 saves of "
     "~140 GB of DeepSpeed states and weights for the 7B)",
 ]
-LANGUAGE_PARAMETERS = {"7b": 7.62e9, "3b": 3.09e9}
+SIZES = {size: architecture_of(config) for size, config in PUBLISHED_CONFIGS.items()}
+CONTEXT_TOKENS = 4300  # a rollout's tokens while it decodes: the ~4k-token prompt and part of its response
 
 
 def generation_split(runs: list[dict]) -> tuple[float, float]:
@@ -376,17 +379,23 @@ def forecast(runs: list[dict], device: str, size: str, target: str, response_tok
     """The paper's run (`PAPER`) on 8 x `target` from `runs` (one model `size`, one GPU of `device`), per
     `ASSUMPTIONS`."""
     source, goal = DEVICES[device], DEVICES[target]
-    model = LANGUAGE_PARAMETERS["7b"] / LANGUAGE_PARAMETERS[size]
+    paper = SIZES["7b"]
+    model = paper.language_parameters / SIZES[size].language_parameters
     compute, bandwidth = source["tflops"] / goal["tflops"], source["tbps"] / goal["tbps"]
     gpus = PAPER["gpus"]
     rollouts = PAPER["prompts_per_step"] * PAPER["samples_per_prompt"]
     fixed, per_token = generation_split(runs)
-    weights = 2 * LANGUAGE_PARAMETERS["7b"]
-    kv = 2 * 28 * 4 * 128 * 2 * 4300  # bytes of KV cache a 7B sequence of ~4.3k tokens reads each decode step
+    weights = 2 * paper.language_parameters
+    kv = paper.kv_bytes_per_token * CONTEXT_TOKENS  # the KV cache a sequence's decode step reads
     decode_batch = (weights + rollouts / gpus * kv) / (weights + rollouts * kv)
     reference = next(r for r in runs if r.get("phases_s"))
     phases = reference["phases_s"]
-    comm = lambda passes: rollouts / gpus * passes * 2 * 8.29e9 * (gpus - 1) / gpus / (goal["nvlink_gbps"] * 1e9)  # noqa: E731
+
+    def comm(passes: int) -> float:
+        """ZeRO-3's traffic a step, per GPU: `passes` × the bf16 weights per micro-batch of one rollout, 7/8 of it
+        over NVLink."""
+        return rollouts / gpus * passes * 2 * paper.parameters * (gpus - 1) / gpus / (goal["nvlink_gbps"] * 1e9)
+
     step = {
         "generation": (fixed * model * compute / gpus + per_token * response_tokens * model * bandwidth * decode_batch),
         "make_experience": phases["make_experience"] * model * compute / gpus + comm(2),
