@@ -286,6 +286,7 @@ def test_the_length_check_waits_for_a_model_whose_processor_loads(model_dir):
 
     assert length_limit(["--actor.model_name_or_path", str(model_dir)]) is None  # validate_model says why
     assert length_limit(["--data.max_len", "4608"]) is None
+    assert length_limit(["--actor.model_name_or_path", str(model_dir), "--data.max_len", "long"]) is None
 
 
 # ---------------------------------------------------------------- model and SentenceBERT checks

@@ -186,8 +186,11 @@ def length_limit(argv: Sequence[str]) -> LengthLimit | None:
     """The `LengthLimit` of a command line, with the processor of its --actor.model_name_or_path; None when the
     processor does not load (`validate_model` says why)."""
     model = last_value(argv, "--actor.model_name_or_path")
-    max_len = int(last_value(argv, "--data.max_len") or OPENRLHF_MAX_LEN)
-    new = last_value(argv, "--rollout.max_new_tokens")
+    try:
+        max_len = int(last_value(argv, "--data.max_len") or OPENRLHF_MAX_LEN)
+        new = int(last_value(argv, "--rollout.max_new_tokens") or 0) or None
+    except ValueError:  # OpenRLHF's parser names the flag
+        return None
     if not model or not Path(os.path.expanduser(model)).is_dir():
         return None
     try:
@@ -206,7 +209,7 @@ def length_limit(argv: Sequence[str]) -> LengthLimit | None:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         return len(ids) - ids.count(placeholder)
 
-    return LengthLimit(max_len, int(new) if new else None, text_tokens)
+    return LengthLimit(max_len, new, text_tokens)
 
 
 # train_ppo_ray's default --data.max_len (OpenRLHF 0.11.2)
