@@ -4,14 +4,19 @@
 # rarft-train, RARFT_NUM_GPUS=1), measured: step time per phase, tokens, generation tokens/s, rarft's share, GPU
 # memory per phase, host memory; OUT/scale.md gets the table and the forecast of the paper's run.
 #
-#   bench/gpu_scale.sh OUT [RUN ...]        RUN: natural, n200 (default: both, in that order), or assets (only
-#                                           build the model, clips and prompts)
+#   bench/gpu_scale.sh OUT [RUN ...]        RUN: natural, n200 (default: both, in that order), pool, or assets
+#                                           (only build the model, clips and prompts)
 #
 # Runs (4 steps each: 64 prompts, one per clip, 16 a step, one epoch; each its own folder OUT/RUN):
 #   natural  the random model's natural length: it never chooses the end-of-turn token, so every rollout writes
 #            to the length limit, --data.max_len minus its prompt (--rollout.max_new_tokens is set to that for
 #            the longest prompt; the worst case for generation);
-#   n200     --rollout.max_new_tokens 200, the recipe's (still truncated at 200: the length the paper allows).
+#   n200     --rollout.max_new_tokens 200, the recipe's (still truncated at 200: the length the paper allows);
+#   pool     n200 with the executor decoding in a process pool (RARFT_DECODE_PROCESSES=SCALE_POOL_PROCESSES,
+#            default 4): the pool inside vLLM's Ray actor, against n200's rarft share and video prep per rollout.
+# Decoding: natural and n200 decode in the engine's own process (RARFT_DECODE_PROCESSES=SCALE_DECODE_PROCESSES,
+# default 0, the shipped default); each run's run.json and the report name the setting. Call 1 also measures
+# both settings outside training (bench/video_pipeline.py: threads vs 4 processes, on the run's own clips).
 # What differs from recipes/time_r1.sh, and why (every other flag is the recipe's):
 #   RARFT_NUM_GPUS=1              one GPU: actor, reference and one vLLM engine share it (the recipe then adds
 #                                 what its memory estimate says one GPU needs: --ds.adam_offload for the 7B);
@@ -54,8 +59,8 @@ started=$(date +%s)
 scale assets --out "$out/assets" --size "$size"
 echo "assets ready after $(($(date +%s) - started)) s"
 # rarft's video preparation on this host's cores, on the run's own clips: decord serialised in the engine's threads
-# vs the executor's DecodePool (the shipped default, 4 processes) -- the before/after of taking decoding off the
-# critical path, where a 2-core development machine cannot show it
+# vs the executor's DecodePool (4 processes; the shipped default is 0, no pool) -- the before/after of taking
+# decoding off the critical path, where a 2-core development machine cannot show it
 [[ -f $out/video_pipeline.txt ]] || "$python" "$repo/bench/video_pipeline.py" --paper charades \
     --clips "$out/assets/videos" --prompts 16 --processes 4 > "$out/video_pipeline.txt" 2>&1 || true
 tail -5 "$out/video_pipeline.txt"
@@ -64,10 +69,12 @@ max_prompt=$("$python" -c "import json,sys; print(json.load(open(sys.argv[1]))['
     "$out/assets/lengths.json")
 for run in "${runs[@]}"; do
     [[ $run == assets ]] && continue
+    processes=${SCALE_DECODE_PROCESSES:-0}
     case "$run" in
         natural) new=$((4608 - max_prompt)) ;;
         n200) new=200 ;;
-        *) echo "unknown run $run (natural, n200, assets)" >&2; exit 2 ;;
+        pool) new=200 processes=${SCALE_POOL_PROCESSES:-4} ;;
+        *) echo "unknown run $run (natural, n200, pool, assets)" >&2; exit 2 ;;
     esac
     dir="$out/$run"
     if [[ -f $dir/run.json ]] && grep -q '"complete": true' "$dir/run.json"; then
@@ -82,7 +89,7 @@ for run in "${runs[@]}"; do
     begin=$(date +%s)
     set +e
     RARFT_MODEL=$out/assets/model_$size RARFT_DATA=$out/assets/train.jsonl RARFT_OUTPUT=$dir/ckpt RARFT_NUM_GPUS=1 \
-    PYTHON=$python "$repo/recipes/time_r1.sh" \
+    RARFT_DECODE_PROCESSES=$processes PYTHON=$python "$repo/recipes/time_r1.sh" \
         --data.max_samples $((16 * steps)) --train.num_episodes 1 --rollout.max_new_tokens "$new" \
         --ckpt.save_steps 1000 --ds.attn_implementation "${SCALE_ATTN:-flash_attention_2}" \
         ${SCALE_EAGER:+--vllm.enforce_eager} 2>&1 | tee "$dir/train.log"
@@ -98,13 +105,13 @@ import json, sys
 added = [line.split("adding ", 1)[1].split(" (")[0] for line in open("$dir/train.log", errors="replace")
          if "one GPU: adding " in line]
 json.dump({"size": "$size", "device": "$device", "gpu_name": "$gpu_name", "max_new_tokens": $new,
-           "one_gpu_flags": added[0] if added else "",
+           "one_gpu_flags": added[0] if added else "", "decode_processes": $processes,
            "exit_code": $code, "wall_s": $(($(date +%s) - begin)), "complete": $([[ $complete == true ]] && echo True || echo False)},
           open(sys.argv[1], "w"))
 EOF
     echo "$run: exit $code after $(($(date +%s) - begin)) s"
 done
 reports=()
-for run in natural n200; do [[ -f $out/$run/train.log ]] && reports+=(--run "$out/$run"); done
+for run in natural n200 pool; do [[ -f $out/$run/train.log ]] && reports+=(--run "$out/$run"); done
 [[ ${#reports[@]} -gt 0 ]] || exit 0  # assets only
 scale report "${reports[@]}" --assets "$out/assets" --out "$out"

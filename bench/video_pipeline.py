@@ -12,7 +12,8 @@ With `--paper KIND` (charades: 30 s 480p; activitynet: 150 s 720p; H.264, each c
 `rarft_plugin.stand_ins.write_paper_clips`, kept in `--clips DIR` for the next run) it measures instead what the
 paper's scale asks of the executor: the decode time of one clip (decode + resize, one at a time), and a step of
 `--prompts` distinct clips × G rollouts all in flight, every clip a cache miss, decoded in the engine's threads
-through decord's lock (as shipped before) vs in a `DecodePool` of `--processes` worker processes (shipped).
+through decord's lock (the executor's default) vs in a `DecodePool` of `--processes` worker processes (the executor
+with RARFT_DECODE_PROCESSES=N).
 
     python bench/video_pipeline.py [--prompts 16] [--group 8] [--seconds 60]
     python bench/video_pipeline.py --paper charades --clips DIR [--prompts 16] [--processes 2]

@@ -51,10 +51,11 @@ from tqdm import tqdm
 from data_prep.arguments import positive_int
 from data_prep.importers import DURATIONS_HELP, IMPORTERS, QueryRecord, import_records
 from rarft_plugin import llm_prompts
-from rarft_plugin.dataset import dump_items
+from rarft_plugin.command_files import CommandFiles, Output
+from rarft_plugin.dataset import items_text
 from rarft_plugin.errors import DataError
-from rarft_plugin.io_utils import write_jsonl_atomic
-from rarft_plugin.journal import Journal
+from rarft_plugin.io_utils import jsonl_text, write_files_atomic
+from rarft_plugin.journal import Journal, not_a_journal
 from rarft_plugin.llm_client import ChatClient, EndpointError, RequestError
 from rarft_plugin.llm_json import UnreadableReply, json_object
 from rarft_plugin.schema import (
@@ -77,6 +78,7 @@ __all__ = [
     "add_arguments",
     "build",
     "build_one",
+    "command_files",
     "hi_vtg_item",
     "journal_key",
     "plans_for",
@@ -336,6 +338,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the prompts of the first query and stop")
 
 
+WORK_FILES = ("journal.jsonl", "llm_cache.jsonl")
+
+
+def foreign_work_files(work: Path) -> str | None:
+    """Why an existing work folder is not a hi-vtg one (a journal or cache there that is not one), or None."""
+    for name in WORK_FILES:
+        reason = not_a_journal(work / name)
+        if reason:
+            return f"{name} {reason}: not a hi-vtg work folder (--work-dir), so not resumed"
+    return None
+
+
+def output_paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
+    """(items file, rejects file, work folder) of a run."""
+    return (
+        args.out,
+        args.rejects or args.out.with_suffix(".rejects.jsonl"),
+        args.work_dir or args.out.with_name(args.out.name + ".work"),
+    )
+
+
+def command_files(args: argparse.Namespace) -> CommandFiles:
+    if args.dry_run:
+        return CommandFiles.of(inputs=[args.input, args.durations])
+    out, rejects, work = output_paths(args)
+    own_work = Output(work, folder=True, entries=WORK_FILES, resumes=foreign_work_files)
+    return CommandFiles.of(inputs=[args.input, args.durations], outputs=[out, rejects, own_work])
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         records, import_rejects = import_records(args.input, args.format, args.durations)
@@ -357,7 +388,7 @@ def run(args: argparse.Namespace) -> int:
     if not (args.base_url and args.model):
         print("rarft-prep hi-vtg: error: --base-url and --model are required (or --dry-run)", file=sys.stderr)
         return 2
-    work = args.work_dir or args.out.with_name(args.out.name + ".work")
+    _, rejects_path, work = output_paths(args)
     chat = ChatClient(
         base_url=args.base_url,
         model=args.model,
@@ -399,10 +430,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     rejects = import_rejects + [{"stage": "llm", **r["reject"]} for r in results if "reject" in r]
-    rejects_path = args.rejects or args.out.with_suffix(".rejects.jsonl")
-    write_jsonl_atomic(rejects_path, rejects)
-    if items:
-        dump_items(args.out, items)
+    write_files_atomic({rejects_path: jsonl_text(rejects), **({args.out: items_text(items)} if items else {})})
     usage = chat.usage
     by_reason = Counter(f"{r['stage']}: {reject_reason_kind(r['reason'])}" for r in rejects)
     print(

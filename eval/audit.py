@@ -42,11 +42,12 @@ from tqdm import tqdm
 
 from data_prep.to_openrlhf import parse_ratio
 from eval.exploits import CORRECTION_TAG, POLICIES, Policy, neighbours
-from eval.provenance import EVALUATION_PACKAGES, file_sha256, now, package_versions
-from rarft_plugin.cli import entry_point
+from eval.provenance import EVALUATION_PACKAGES, now, package_versions
+from rarft_plugin.cli import ArgumentParser, command_line, entry_point
+from rarft_plugin.command_files import CommandFiles, Output, claim, staged_folder
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.errors import DataError
-from rarft_plugin.io_utils import read_jsonl, write_atomic
+from rarft_plugin.io_utils import file_sha256, read_json, read_jsonl, read_text, write_atomic
 from rarft_plugin.rewards import CORRECTIONS, REWARD_NAMES, VARIANTS, parse_weights, reward_bounds, score_many
 from rarft_plugin.schema import DIFFICULTIES, JsonValue, Label, parse_label
 from rarft_plugin.similarity import Similarity
@@ -104,16 +105,9 @@ def load_labels(path: Path) -> tuple[list[tuple[str, Label]], str]:
 
     Raises DataError naming file, record and field; a file without a query is an error.
     """
-    try:
-        with open(path, encoding="utf-8") as handle:
-            head = handle.read(4096).lstrip()
-    except FileNotFoundError:
-        raise DataError("file not found", source=str(path)) from None
-    except UnicodeDecodeError as error:
-        raise DataError(f"not UTF-8 text ({error})", source=str(path)) from None
-    if head.startswith("["):
+    if read_text(path).lstrip().startswith("["):
         examples, report = load_examples(path)
-        labels, note = [(e.key, e.label) for e in examples], report.summary()
+        labels, note = [(e.key, e.label) for e in examples], report.summary() or f"{path}: no data defects"
     else:
         labels, note = [], f"{path}: OpenRLHF prompt rows"
         for number, row in read_jsonl(path):
@@ -449,15 +443,16 @@ def _choices(text: str, allowed: Sequence[str], flag: str) -> list[str]:
 
 def audit(
     path: Path,
+    loaded: tuple[list[tuple[str, Label]], str],
     settings: Sequence[Setting],
     *,
     weights: Mapping[str, float],
     ratio: tuple[int, int],
     similarity: Similarity,
 ) -> dict[str, JsonValue]:
-    """The whole audit of one file, as the JSON report (without `produced_by`)."""
-    loaded, note = load_labels(path)
-    labels = [label for _, label in loaded]
+    """The whole audit of one file (`loaded`: its `load_labels`), as the JSON report (without `produced_by`)."""
+    labelled, note = loaded
+    labels = [label for _, label in labelled]
     scores = score_policies(labels, settings, similarity=similarity, weights=weights)
     summary = summarise(labels, scores, settings, weights=weights, ratio=ratio)
     return {
@@ -515,10 +510,9 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict[str, JsonVal
     started = time.perf_counter()
     settings = settings_from(args.variant, args.correction)
     weights = parse_weights(args.weights)
-    if not args.data.is_file():
-        raise DataError("file not found", source=str(args.data))
+    loaded = load_labels(args.data)  # a bad input is refused before the encoder loads
     similarity = get_similarity(args.model, args.device)
-    report = audit(args.data, settings, weights=weights, ratio=args.ratio, similarity=similarity)
+    report = audit(args.data, loaded, settings, weights=weights, ratio=args.ratio, similarity=similarity)
     report["produced_by"] = {
         "command": ["rarft-audit", *argv],
         "packages": package_versions(EVALUATION_PACKAGES),
@@ -528,21 +522,43 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict[str, JsonVal
         "seconds": round(time.perf_counter() - started, 1),
         "finished": now(),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    plot_margins(report, args.out / "audit_margins.png")
-    write_atomic(args.out / "audit.md", render_markdown(report))
-    write_atomic(args.out / "audit.json", json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    with staged_folder(args.out, AUDIT_FILES, last="audit.json") as staging:
+        plot_margins(report, staging / "audit_margins.png")
+        write_atomic(staging / "audit.md", render_markdown(report))
+        write_atomic(staging / "audit.json", json.dumps(report, indent=1, ensure_ascii=False) + "\n")
     return report
+
+
+AUDIT_FILES = ("audit_margins.png", "audit.md", "audit.json")
+
+
+def not_an_audit_folder(out: Path) -> str | None:
+    """Why an existing --out folder may not receive an audit, or None: a folder holding files of an
+    audit's names must hold an audit (its audit.json); other files are never touched."""
+    present = [name for name in AUDIT_FILES if (out / name).exists()]
+    if not present:
+        return None
+    try:
+        previous = read_json(out / "audit.json")
+    except DataError:
+        previous = None
+    if not (isinstance(previous, dict) and {"settings", "flags", "produced_by"} <= set(previous)):
+        return f"holds {', '.join(present)} but no audit of rarft-audit (its audit.json): not overwritten"
+    return None
 
 
 @entry_point("rarft-audit")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rarft-audit", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="rarft-audit", description=__doc__.splitlines()[0])
     add_arguments(parser)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    files = CommandFiles.of(
+        inputs=[args.data], outputs=[Output(args.out, folder=True, entries=AUDIT_FILES, resumes=not_an_audit_folder)]
+    )
     try:
-        report = run(args, argv)
+        with claim(files, holder=command_line("rarft-audit", argv)):
+            report = run(args, argv)
     except argparse.ArgumentTypeError as error:
         parser.error(str(error))
     except (DataError, ValueError, OSError, RuntimeError) as error:

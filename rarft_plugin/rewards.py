@@ -1,72 +1,9 @@
 """The four RA-RFT rewards (paper §3.2, eq. 3-7) and their weighted sum, in two variants.
 
-`variant="paper"` (default) follows the paper. `variant="released"` reproduces the authors'
-released reward code (main_rarft.py, lines 119-429, in their TRL-based fork of Time-R1) rule for
-rule, to reproduce their training. Both read the FIRST complete `<answer>` block â of a response
-(`rarft_plugin.parsing`), as the paper's "the answer between <answer> and </answer>" and the
-released `re.search` agree.
-
-| reward | paper (default) | released variant |
-|---|---|---|
-| `format` | 1 iff exactly `<think>` `<answer>` `<correct>` blocks (eq. 4) | 1 iff the lenient released regex matches |
-| `refuse_iou` | rel. + valid segment: IoU; irrel. + â without one: 1 | rel.: IoU·(1−abs(Δs)/dur)·(1−abs(Δe)/dur) |
-| `explain` | sim(a_pos, â) − sim(a_neg, â) | similarities rescaled to (cos+1)/2 first |
-| `correction` | rel.: 0; irrel.: sim(q_r, ĉ) | rel.: 1 iff ĉ holds NIL; irrel.: (cos+1)/2, NIL→0 |
-| `total` | Σ weight·reward (weights in `REWARD_WEIGHTS`) | same |
-
-a_pos / a_neg are a_time / a_refusal for a relevant query and swapped for an irrelevant one.
-Paper variant: ĉ is the first `<correct>` (or `<correction>`) block; an irrelevant query whose
-response has no answer block at all (empty, or cut off by the length limit before `</answer>`)
-earns refuse-IoU 0, since eq. 5 scores the model's answer and there is none; an answer block
-without a segment (empty included) earns 1. Where â or ĉ is missing or empty, or a reference
-text is empty (SS-VTG has no refusal answers), the explain / correction reward is 0.
-
-Released rules (main_rarft.py), and where the paper variant differs:
-
-| released rule     | what it does                                               | paper variant                     |
-|-------------------|------------------------------------------------------------|-----------------------------------|
-| answer            | first `<answer>(.*?)</answer>` (re.search, DOTALL); none: "" | same block; none: no answer     |
-| format            | re.fullmatch(`parsing.RELEASED_FORMAT_PATTERN`, text.strip(), | one block of each, in order,    |
-|                   | DOTALL): `.*?` crosses tags, two answer blocks pass         | `<correct>`, whitespace around  |
-| timestamps        | first `parsing.RELEASED_SEGMENT_PATTERN` match, as written: | units, clocks, brackets, `-`;   |
-|                   | `-3 to 5` reads 3 to 5, `6 to 2` stays reversed              | negative/reversed: no segment   |
-| IoU               | inter / union if union > 0 else 0 (zero-length spans: 0)   | equal zero-length spans: 1        |
-| refuse-IoU, rel.  | IoU × (1 − |Δs|/dur) × (1 − |Δe|/dur), NOT clipped:        | plain IoU, no duration            |
-|                   | `0 to 90` on [2, 6], 30 s → −0.075                          |                                   |
-| refuse-IoU, irr.  | 1 iff an answer block exists and holds no match; none: 0   | same rule, paper grammar          |
-| explain           | (cos+1)/2 of both; a missing or empty answer (or reference) | raw cosines; nothing to          |
-|                   | is encoded as ""                                           | compare → 0                       |
-| correction, rel.  | 1 iff "NIL" in ĉ.upper() ("nil", "vanilla" count); ĉ the   | 0                                 |
-|                   | first `<correction>` block, missing → ""                   |                                   |
-| correction, irr.  | (cos(q_r, ĉ)+1)/2; 0 when ĉ is missing or holds NIL in     | cos(q_r, ĉ), `<correct>` too;     |
-|                   | that sense; an empty ĉ is encoded as ""                    | empty → 0                         |
-
-Where the released variant departs from the released code, on purpose: a relevant query whose
-label has no `duration` (the released HI-TVGBench / SS-QVHighlights files carry `null`) scores
-refuse-IoU 0 instead of crashing (`variant_label_problems` lets a launcher refuse such labels
-up front); a time of 309 digits or more overflows to inf, where the released product is NaN,
-and scores 0 (unreachable in its 200-token budget). Both variants: a response holding a special
-token marker (`<|video_pad|>`, `<|im_start|>`, any `<|…|>`, see `parsing.find_special_token`)
-scores 0 on every reward (the released pipeline decodes with `skip_special_tokens` and never
-sees one).
-
-Bounds (`REWARDS`, the reward table; the property tests check them):
-
-| reward       | paper    | released |
-|--------------|----------|----------|
-| `format`     | [0, 1]   | [0, 1]   |
-| `refuse_iou` | [0, 1]   | (−L/dur, 1] ⊂ (−1, 1] for a label span of length L ≤ dur starting at or before dur |
-| `explain`    | [−2, 2]  | [−1, 1]  |
-| `correction` | [−1, 1]  | [0, 1]   |
-
-For such labels the released refuse-IoU is negative only when the predicted end lies more than
-a duration past the label's end, and it stays above −L/dur whatever the prediction. For a label
-inside [0, dur] and a prediction inside [0, k·dur] its tight lower bound is 0 for k ≤ 1,
-−(k−1)²/(4k) for 1 < k ≤ 3 (label [0, (k−1)/2·dur]) and 2/k − 1 for k ≥ 3 (label [0, dur]),
-attained by the prediction `0 to k·dur`: it tends to −1 and never reaches it. A label span
-starting after the duration, or longer than it, lets both factors go negative and the product
-exceed 1 (15 of the 1,097 records of the released HI-Charades file have such spans; the variant
-scores them as the released code does).
+`variant="paper"` (default) follows the paper and reads the FIRST `<answer>` / `<correct>` block;
+`variant="released"` reproduces the authors' released reward code (main_rarft.py:119-429) rule for
+rule and reads the LAST `<answer>` / `<correction>` block, as its `findall(...)[-1]` does. The rules
+of both, line by line, and each reward's bounds: docs/rewards.md (their one home).
 
 The contrastive correction (`correction="contrastive"`, an option of either variant; the paper's
 eq. 7 stays the default, `correction="similarity"`). Eq. 7 pays a correction for resembling q_r,
@@ -276,7 +213,7 @@ def refuse_iou_reward(answer: str | None, label: Label, variant: Variant = "pape
     if variant == "paper":
         return temporal_iou(segment, label.timestamp)
     if not _known_duration(label):
-        return 0.0
+        return 0.0  # the released guard (main_rarft.py:262)
     value = distance_penalised_iou(segment, label.timestamp, label.duration)
     return value if math.isfinite(value) else 0.0  # an overflowing time: the released code gives NaN
 
@@ -288,9 +225,9 @@ def _known_duration(label: Label) -> bool:
 def variant_label_problems(label: Label, variant: Variant) -> list[str]:
     """Why `label` cannot be scored the way `variant` intends ([] when it can), one line per field.
 
-    Only the released refuse-IoU needs the video duration, and only for a relevant query; a
-    launcher calls this before training so that labels without one are refused up front rather
-    than silently scored 0.
+    Only the released refuse-IoU needs the video duration, and only for a relevant query (without
+    one it scores 0, as the released code does); a launcher calls this before training so that
+    such labels are refused up front rather than scored 0 whatever the model says.
 
     >>> variant_label_problems(Label(relevant=True, duration=None, query="q", timestamp=(1, 2)), "released")
     ['field duration: missing; the released refuse-IoU divides by the video duration (fill it from the video)']
@@ -307,13 +244,14 @@ def variant_label_problems(label: Label, variant: Variant) -> list[str]:
 def explain_pairs(answer: str | None, label: Label, variant: Variant = "paper") -> list[tuple[str, str]]:
     """The (reference, â) pairs eq. 6 compares: [(a_pos, â), (a_neg, â)], or [] when it cannot apply.
 
-    The released variant always compares, encoding a missing or empty text as "".
+    The released variant compares whenever there is an answer block (main_rarft.py:348-351 skip a
+    response without one), an empty block or reference text encoded as "".
     """
     positive, negative = (
         (label.answer_time, label.answer_refusal) if label.relevant else (label.answer_refusal, label.answer_time)
     )
     if variant == "released":
-        return [(positive, answer or ""), (negative, answer or "")]
+        return [] if answer is None else [(positive, answer), (negative, answer)]
     if not answer or not positive or not negative:
         return []
     return [(positive, answer), (negative, answer)]
@@ -436,11 +374,13 @@ def score_many(
     weights = parse_weights(weights)
     parsed_labels = [parse_label(label) for label in labels]
     parsed = [parse_response(r if isinstance(r, str) else _as_text(r)) for r in responses]
+    # The paper variant reads the first blocks, the released one the last (rarft_plugin.parsing).
+    answers = [p.answer if variant == "paper" else p.answer_released for p in parsed]
     corrections = [p.correction if variant == "paper" else p.correction_released for p in parsed]
     # A malformed response (special token) scores 0 everywhere: it asks for no similarity.
     explain_requests = [
-        [] if p.special_token else explain_pairs(p.answer, label, variant)
-        for p, label in zip(parsed, parsed_labels, strict=True)
+        [] if p.special_token else explain_pairs(answer, label, variant)
+        for p, answer, label in zip(parsed, answers, parsed_labels, strict=True)
     ]
     correction_requests = [
         [] if p.special_token else correction_pairs(c, label, variant, correction)
@@ -456,15 +396,15 @@ def score_many(
     correction_sims = [[next(flat) for _ in group] for group in correction_requests]
 
     results = []
-    for p, block, label, e_sims, c_sims in zip(
-        parsed, corrections, parsed_labels, explain_sims, correction_sims, strict=True
+    for p, answer, block, label, e_sims, c_sims in zip(
+        parsed, answers, corrections, parsed_labels, explain_sims, correction_sims, strict=True
     ):
         if p.special_token:
             components = dict.fromkeys(REWARD_NAMES, 0.0)
         else:
             components = {
                 "format": format_reward(p, variant),
-                "refuse_iou": refuse_iou_reward(p.answer, label, variant),
+                "refuse_iou": refuse_iou_reward(answer, label, variant),
                 "explain": explain_reward(e_sims, variant),
                 "correction": correction_reward(block, label, c_sims, variant, correction),
             }

@@ -5,10 +5,13 @@
 - **Difficulty table** (`DIFFICULTY_TABLE`): the paper's name of each level, the tag the released
   files and the generation prompt (Table 14) write, the number of edited categories, and the
   aliases read; `normalize_difficulty`, `query_difficulty`.
-- **Numbers and spans**: `parse_number`, `parse_span`, `clip_length` (the one validator of every
-  number and [start, end] span read from a file) and `format_span` (the one text format of a span).
+- **Text**: `is_text`, `text_problem`: a string holding a lone surrogate (`"\\ud800"`, valid JSON)
+  is no text; file readers refuse it (`rarft_plugin.io_utils`), the rewards never raise on it.
+- **Numbers and spans**: `parse_number`, `parse_seconds`, `parse_span`, `clip_length` (the one
+  validator of every number and [start, end] span read from a file), `span_problem` (the one rule
+  for a span that cannot lie in its video) and `format_span` (the one text format of a span).
 - **Label** (`Label`, `parse_label`): the ground truth of one query, as rewards, converters and
-  metrics read it; `strip_answer_wrapper`, `wrap_answer`, `strip_tags` for the reference texts.
+  metrics read it; `strip_answer_wrapper`, `wrap_answer`, `sbert_reference` for the reference texts.
 - **Released item** (`VtgItem`, `VtgQuery`, `parse_item`, `dump_item`): one record of the
   released HI-VTG / SS-VTG files, read and written losslessly: `dump_item(parse_item(raw)) == raw`
   for every released record (extra keys such as `class` or `reasoning` included) and
@@ -67,8 +70,10 @@ __all__ = [
     "IRRELEVANCE_LEVELS",
     "ITEM_KEYS",
     "LABEL_FIELDS",
+    "MAX_SECONDS",
     "PARENTS",
     "QUERY_KEYS",
+    "TOLERANCE_S",
     "Difficulty",
     "JsonValue",
     "Label",
@@ -78,21 +83,59 @@ __all__ = [
     "clip_length",
     "dump_item",
     "format_span",
+    "is_text",
+    "label_problems",
     "normalize_difficulty",
     "parse_item",
     "parse_categories",
     "parse_label",
     "parse_number",
+    "parse_seconds",
     "parse_span",
     "query_difficulty",
+    "span_problem",
     "strip_answer_wrapper",
-    "strip_tags",
+    "sbert_reference",
     "taxonomy_text",
+    "text_problem",
     "wrap_answer",
 ]
 
 # A value of a JSON document (a runtime union, so that eval.record can read typed rows through it).
 JsonValue = dict[str, "JsonValue"] | list["JsonValue"] | str | int | float | bool | None
+
+
+def text_problem(value: JsonValue) -> str | None:
+    """Where a JSON value holds a string with a lone surrogate ("field" path such as `GRPO[0].q`, "" for
+    the value itself), or None when every string in it is text. Iterative: any depth.
+
+    >>> text_problem({"GRPO": [{"q": "ok"}, {"q": "\\ud800"}]}), text_problem(["a", {"b": 1}])
+    ('GRPO[1].q', None)
+    """
+    pending: list[tuple[str, JsonValue]] = [("", value)]
+    while pending:
+        where, item = pending.pop()
+        if isinstance(item, str):
+            if not is_text(item):
+                return where
+        elif isinstance(item, dict):
+            for key, member in item.items():
+                if not is_text(key):
+                    return where or "(a key)"
+                pending.append((f"{where}.{key}" if where else key, member))
+        elif isinstance(item, list):
+            pending.extend((f"{where}[{index}]", member) for index, member in enumerate(item))
+    return None
+
+
+def is_text(text: str) -> bool:
+    """No lone surrogate: the string can be written as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
 
 # ---- taxonomy ---------------------------------------------------------------------------------
 
@@ -219,8 +262,20 @@ def query_difficulty(tag: object, *, relevant: bool, categories: Sequence[str]) 
 # ---- numbers and spans ------------------------------------------------------------------------
 
 
+# A time in a file beyond this is not a time of a video (1e300 s, or a unit mix-up): refused as absurd.
+# A week: far beyond any video a VTG model grounds (hours at most).
+MAX_SECONDS = 7 * 24 * 3600.0
+# How far a span may end after its video (clip) and still count as inside it: annotation rounding.
+TOLERANCE_S = 0.5
+
+
 def parse_number(
-    value: object, field: str, *, positive: bool = False, minimum: float | None = None, text: bool = False
+    value: object,
+    field: str,
+    *,
+    positive: bool = False,
+    minimum: float | None = None,
+    text: bool = False,
 ) -> float:
     """A finite number read from a file (a bool is not one), as a float; a DataError naming `field` else.
 
@@ -247,8 +302,23 @@ def parse_number(
     return number
 
 
+def parse_seconds(value: object, field: str, *, positive: bool = False, text: bool = False) -> float:
+    """A time or length in seconds: finite, >= 0 (> 0 with `positive`) and at most `MAX_SECONDS`.
+
+    >>> parse_seconds(31.5, "duration", positive=True)
+    31.5
+    >>> parse_seconds(1e300, "duration")
+    Traceback (most recent call last):
+    rarft_plugin.errors.DataError: field duration: must be <= 604800 seconds (a week), got 1e+300
+    """
+    number = parse_number(value, field, positive=positive, minimum=0, text=text)
+    if number > MAX_SECONDS:
+        raise DataError(f"must be <= {MAX_SECONDS:g} seconds (a week), got {number:g}", field=field)
+    return number
+
+
 def parse_span(value: object, field: str = "timestamp", *, text: bool = False) -> tuple[float, float] | None:
-    """A [start, end] span in seconds with 0 <= start <= end, or None for `null` / `[]` (no span).
+    """A [start, end] span in seconds with 0 <= start <= end <= MAX_SECONDS, or None for `null` / `[]` (no span).
 
     >>> parse_span([1, 2.5]), parse_span([])
     ((1.0, 2.5), None)
@@ -260,6 +330,8 @@ def parse_span(value: object, field: str = "timestamp", *, text: bool = False) -
     start, end = (parse_number(v, field, text=text) for v in value)
     if start < 0 or end < start:
         raise DataError(f"must satisfy 0 <= start <= end, got {[start, end]}", field=field)
+    if end > MAX_SECONDS:
+        raise DataError(f"must end by {MAX_SECONDS:g} seconds (a week), got {[start, end]}", field=field)
     return start, end
 
 
@@ -274,6 +346,21 @@ def clip_length(duration: float | None, video_start: float | None, video_end: fl
     return None if end is None else end - (video_start or 0.0)
 
 
+def span_problem(span: tuple[float, float] | None, length: float | None) -> str | None:
+    """Why `span` cannot lie in a video (clip) of `length` seconds, or None: the one rule every reader
+    applies (importers, released-schema files, prompt rows, rollouts). A span may end up to
+    `TOLERANCE_S` after the video (rounding); an unknown length, or no span, fits.
+
+    >>> span_problem((500, 900), 27.0)
+    'span [500, 900] ends after the video (clip) length 27.00 s'
+    >>> span_problem((25.0, 27.3), 27.0) is None, span_problem((3, 4), None) is None
+    (True, True)
+    """
+    if span is None or length is None or span[1] <= length + TOLERANCE_S:
+        return None
+    return f"span [{span[0]:g}, {span[1]:g}] ends after the video (clip) length {length:.2f} s"
+
+
 def format_span(span: tuple[float, float]) -> str:
     """a_time text for a span, as the prompts ask for it: two decimals, "S to E".
 
@@ -286,7 +373,7 @@ def format_span(span: tuple[float, float]) -> str:
 # ---- label ------------------------------------------------------------------------------------
 
 _WRAPPER = re.compile(r"^\s*<(answer|correct|correction)>(.*?)</\1>", re.DOTALL)
-_TAG_MARKUP = re.compile(r"</?(?:think|answer|correct|correction)>")
+_ANSWER_TAG = re.compile(r"</?answer>")
 
 LABEL_FIELDS = (
     "relevant",
@@ -344,14 +431,15 @@ def wrap_answer(text: str) -> str:
     return f"<answer>{text}</answer>"
 
 
-def strip_tags(text: str) -> str:
-    """A reference answer with its tag markup removed and whitespace collapsed, contents kept: how the
-    released evaluation's SBERT score reads `gt_output` (llm_evaluator.py:492-499).
+def sbert_reference(text: str) -> str:
+    """A reference answer as the released evaluation's SBERT score reads `gt_output` (utils.py:72-90): its
+    `<answer>` tags removed, the rest as written, so a `<correct>` block (the human-annotated file's)
+    stays, markup and all.
 
-    >>> strip_tags("<answer>He sits.</answer><correct>a man runs</correct>")
-    'He sits. a man runs'
+    >>> sbert_reference("<answer>He sits.</answer><correct>a man runs</correct>")
+    'He sits.<correct>a man runs</correct>'
     """
-    return " ".join(_TAG_MARKUP.sub(" ", text).split())
+    return _ANSWER_TAG.sub("", text).strip()
 
 
 def parse_label(raw: Mapping[str, object] | str | Label, *, source: str | None = None, record: object = None) -> Label:
@@ -370,12 +458,35 @@ def parse_label(raw: Mapping[str, object] | str | Label, *, source: str | None =
         raise error.located(source=source, record=record) from None
 
 
+def label_problems(label: Label, *, spans: bool = True) -> list[DataError]:
+    """What makes a valid label unfit to train on or score (each naming its field): a span its video cannot
+    hold (`span_problem` against the label's duration; `spans=False` skips it) and a text holding a lone
+    surrogate (no tokenizer takes one). The rewards themselves never raise on such a label; the
+    launcher's checks and rarft-score refuse it up front, so that it does not fail or mislead every
+    rollout later.
+
+    >>> label = parse_label({"relevant": True, "timestamp": [500, 900], "duration": 27, "query": "q"})
+    >>> [str(problem) for problem in label_problems(label)]
+    ['field timestamp: span [500, 900] ends after the video (clip) length 27.00 s: a span the video cannot hold']
+    """
+    problems = []
+    span = span_problem(label.timestamp, label.duration) if spans else None
+    if span:
+        problems.append(DataError(f"{span}: a span the video cannot hold", field="timestamp"))
+    for name in ("query", "answer_time", "answer_refusal", "query_relevant"):
+        if not is_text(getattr(label, name)):
+            problems.append(DataError("holds a lone surrogate (such as \\ud800): not text", field=name))
+    return problems
+
+
 def _parse_label(raw: Mapping[str, object] | str | bytes) -> Label:
     if isinstance(raw, (str, bytes)):
         try:
             raw = json.loads(raw)
         except ValueError as error:
             raise DataError(f"label is not valid JSON ({error})") from None
+        except RecursionError:
+            raise DataError("label is JSON nested too deeply to read") from None
     if not isinstance(raw, Mapping):
         raise DataError(f"label must be a JSON object, got {type(raw).__name__}")
     unknown = sorted(set(raw) - set(LABEL_FIELDS))
@@ -384,7 +495,7 @@ def _parse_label(raw: Mapping[str, object] | str | bytes) -> Label:
 
     relevant = _boolean(_required(raw, "relevant"), "relevant")
     duration = raw.get("duration")
-    duration = None if duration is None else parse_number(duration, "duration", positive=True)
+    duration = None if duration is None else parse_seconds(duration, "duration", positive=True)
     query = _text(_required(raw, "query"), "query")
     if not query.strip():
         raise DataError("must not be empty", field="query")
@@ -521,10 +632,9 @@ def parse_item(record: object, index: int = 0) -> VtgItem:
         raise DataError(f"expected an object, got {type(record).__name__}")
     video = _nonempty(record.get("video"), "video")
     duration = record.get("duration")
-    duration = None if duration is None else parse_number(duration, "duration", positive=True)
+    duration = None if duration is None else parse_seconds(duration, "duration", positive=True)
     video_start, video_end = (
-        None if record.get(name) is None else parse_number(record[name], name, minimum=0)
-        for name in ("video_start", "video_end")
+        None if record.get(name) is None else parse_seconds(record[name], name) for name in ("video_start", "video_end")
     )
     if video_start is not None and video_end is not None and video_end <= video_start:
         raise DataError(f"video_end ({video_end}) must be after video_start ({video_start})", field="video_end")

@@ -3,7 +3,7 @@
 - `VideoSpec`: a file and a window of it (`video_start`/`video_end`), parsed from what the OpenRLHF
   dataset carries (a path, a dict or its JSON string).
 - `sample_frames(spec)`: decodes a clip (decord by default, PyAV as fallback; in worker processes with
-  `pool=DecodePool(n)`, which the rollout executor uses) and takes its frames
+  `pool=DecodePool(n)`, which the rollout executor uses when $RARFT_DECODE_PROCESSES > 0) and takes its frames
   the way a model family samples them (`rarft_plugin.models`; the default family is Qwen2.5-VL:
   2 FPS, a total-pixel budget of 3584·28·28, frame sides multiples of 28). The result holds the
   frames and their real sampling rate, which the family hands the model's processor and vLLM.
@@ -12,8 +12,8 @@
   together, decode the video once.
 - `probe(spec)`, `probe_all` / `probe_durations`: open a clip and decode the first and last frame of
   its window, so bad files are found when a dataset is converted rather than inside a rollout;
-  `probe_clip` / `probe_clips` also give the sampled frames' count and size and their video tokens
-  (a prompt's length, without decoding the clip).
+  `probe_clip` / `probe_clips` also give the sampled frames' count, size and times (`ClipInfo`), from
+  which a family counts a prompt's video tokens without decoding the clip.
 - Resolution of the `video` a released record names to a file (`video_candidates`, `resolve_video`,
   `resolve_videos`), and the clips of a set of examples (`video_spec`, `check_clips`).
 """
@@ -21,13 +21,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
 import multiprocessing
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -40,7 +39,7 @@ from tqdm import tqdm
 
 from rarft_plugin.cache import LruCache
 from rarft_plugin.errors import DataError
-from rarft_plugin.models import ModelFamily, default_family
+from rarft_plugin.models import ModelFamily, default_family, family_named
 
 if TYPE_CHECKING:
     from rarft_plugin.dataset import Example
@@ -60,7 +59,9 @@ __all__ = [
     "cache_stats",
     "check_clips",
     "clear_cache",
+    "decode_env",
     "decode_pool",
+    "decode_processes",
     "probe",
     "probe_all",
     "probe_clip",
@@ -121,11 +122,13 @@ SpecLike = VideoSpec | str | os.PathLike | dict | list
 
 @dataclass(frozen=True)
 class SampledVideo:
-    """Frames (T, H, W, 3) uint8, already resized; fps of the sampling; source timestamps (s)."""
+    """Frames (T, H, W, 3) uint8, already resized; fps of the sampling; source timestamps (s); the file's frame
+    rate (None where unknown)."""
 
     frames: np.ndarray
     fps: float
     timestamps: tuple[float, ...]
+    source_fps: float | None = None
 
 
 def sample_frames(
@@ -167,31 +170,32 @@ def probe(spec: SpecLike, *, family: ModelFamily | None = None, backend: Backend
 
 @dataclass(frozen=True)
 class ClipInfo:
-    """What probing a clip learns: the video's duration (s), and the frames `sample_frames` would take (count,
-    height and width after the family's resize) with the video tokens they expand to in a prompt."""
+    """What probing a clip learns without decoding it: the video's duration (s), and what `sample_frames` would
+    give of its window: the frames' count, height and width (after the family's resize), their sampling rate,
+    their times in the file (s) and the file's frame rate. A family counts the tokens such frames expand to
+    (`ModelFamily.video_token_count`)."""
 
     duration: float
     frames: int
     height: int
     width: int
-    video_tokens: int
+    fps: float
+    timestamps: tuple[float, ...]
+    source_fps: float
 
 
 def probe_clip(spec: SpecLike, *, family: ModelFamily | None = None, backend: Backend = "auto") -> ClipInfo:
-    """`probe`, with the sampled frames' count and size and their video tokens (the family's rules at its default
-    budget): a prompt's length without decoding the clip."""
+    """`probe`, with what the sampled frames would be (`ClipInfo`; the family's rules at its default budget)."""
     spec = VideoSpec.parse(spec)
     how = Sampling.of(family)
     with _named(spec):
         reader = _open(spec.path, backend)
-        first, last, duration = _window(reader, spec)
-        indices = how.family.frame_indices(reader.frame_count, reader.fps, first, last, how.fps)
+        indices, first, last, duration = _sampled_indices(reader, spec, how)
         ends = reader.get(indices[[0, -1]])
         height, width = how.family.frame_size(
             ends.shape[1], ends.shape[2], len(indices), total_pixels=how.total_pixels, min_pixels=how.min_pixels
         )
-        tokens = how.family.video_token_count(len(indices), height, width)
-        return ClipInfo(duration, len(indices), height, width, tokens)
+        return ClipInfo(duration, len(indices), height, width, *_sampled_times(reader, indices, first, last))
 
 
 def probe_all(specs: Iterable[SpecLike], *, workers: int = 8) -> dict[VideoSpec, VideoError]:
@@ -208,15 +212,15 @@ def probe_durations(
 
 
 def probe_clips(
-    specs: Iterable[SpecLike], *, workers: int = 8
+    specs: Iterable[SpecLike], *, family: ModelFamily | None = None, workers: int = 8
 ) -> tuple[dict[VideoSpec, ClipInfo], dict[VideoSpec, VideoError]]:
-    """`probe_clip` every distinct clip in threads (a progress bar past 200): what each that opens holds, and the
-    errors of those that do not."""
+    """`probe_clip` every distinct clip in threads (a progress bar past 200), sampled as `family` samples (default:
+    `default_family()`): what each that opens holds, and the errors of those that do not."""
     distinct = list(dict.fromkeys(VideoSpec.parse(spec) for spec in specs))
 
     def check(spec: VideoSpec) -> ClipInfo | VideoError:
         try:
-            return probe_clip(spec)
+            return probe_clip(spec, family=family)
         except VideoError as error:
             return error
 
@@ -326,18 +330,28 @@ def _window(reader: _Reader, spec: VideoSpec) -> tuple[int, int, float]:
 
 def _decode(spec: VideoSpec, how: Sampling, *, backend: Backend) -> SampledVideo:
     reader = _open(spec.path, backend)
-    first, last, _ = _window(reader, spec)
-    indices = how.family.frame_indices(reader.frame_count, reader.fps, first, last, how.fps)
+    indices, first, last, _ = _sampled_indices(reader, spec, how)
     frames = reader.get(indices)
     height, width = how.family.frame_size(
         frames.shape[1], frames.shape[2], len(indices), total_pixels=how.total_pixels, min_pixels=how.min_pixels
     )
+    return SampledVideo(_resize(frames, height, width), *_sampled_times(reader, indices, first, last))
+
+
+def _sampled_indices(reader: _Reader, spec: VideoSpec, how: Sampling) -> tuple[np.ndarray, int, int, float]:
+    """The frames `how` samples of the clip's window: (indices, the window's first and last frame, the video's
+    duration in s)."""
+    first, last, duration = _window(reader, spec)
+    return how.family.frame_indices(reader.frame_count, reader.fps, first, last, how.fps), first, last, duration
+
+
+def _sampled_times(
+    reader: _Reader, indices: np.ndarray, first: int, last: int
+) -> tuple[float, tuple[float, ...], float]:
+    """(sampling rate, the frames' times in the file, the file's frame rate) of sampled frames: what
+    `SampledVideo` and `ClipInfo` record beside the frames."""
     sample_fps = len(indices) / max(last - first + 1, 1) * reader.fps
-    return SampledVideo(
-        frames=_resize(frames, height, width),
-        fps=float(sample_fps),
-        timestamps=tuple(float(i) / reader.fps for i in indices),
-    )
+    return float(sample_fps), tuple(float(i) / reader.fps for i in indices), float(reader.fps)
 
 
 def _resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -420,7 +434,10 @@ def _open(path: str, backend: Backend) -> _Reader:
 # ---------------------------------------------------------------- decoding in worker processes
 
 DECODE_PROCESSES_ENV = "RARFT_DECODE_PROCESSES"
-DEFAULT_DECODE_PROCESSES = 4
+# Decoding stays in the calling process unless $RARFT_DECODE_PROCESSES asks for workers: the pool has not run
+# inside vLLM's Ray actor yet, and on 2 loaded CPU cores it was slower for Charades-like clips (0.84x,
+# bench/video_pipeline.py; docs/gpu.md "Paper scale"). bench/gpu_scale.sh measures both on the GPU machine.
+DEFAULT_DECODE_PROCESSES = 0
 
 
 @dataclass(frozen=True)
@@ -441,9 +458,9 @@ def _init_decode_worker() -> None:
 
 
 def _decode_in_worker(
-    spec: VideoSpec, family_module: str, sampling: tuple[float, int, int], backend: Backend
+    spec: VideoSpec, family_name: str, sampling: tuple[float, int, int], backend: Backend
 ) -> SampledVideo | _WorkerFailure:
-    how = Sampling(importlib.import_module(family_module), *sampling)
+    how = Sampling(family_named(family_name), *sampling)
     try:
         return _decode(spec, how, backend=backend)
     except VideoError as error:
@@ -483,7 +500,7 @@ class DecodePool:
             pool = self._pool
         sampling = (how.fps, how.total_pixels, how.min_pixels)
         try:
-            result = pool.submit(_decode_in_worker, spec, how.family.__name__, sampling, backend).result()
+            result = pool.submit(_decode_in_worker, spec, how.family.NAME, sampling, backend).result()
         except BrokenProcessPool:
             with self._lock:
                 if self._pool is pool:  # the first caller to see it restarts the pool
@@ -501,16 +518,30 @@ _POOL: DecodePool | None = None
 _POOL_LOCK = threading.Lock()
 
 
-def decode_pool(environ: dict[str, str] | None = None) -> DecodePool | None:
-    """This process's shared `DecodePool`, sized by $RARFT_DECODE_PROCESSES (default: 4, at most the CPU count);
-    None when it is 0 (decode in the calling threads, one clip at a time through decord's lock)."""
-    global _POOL
+def decode_processes(environ: Mapping[str, str] | None = None) -> int:
+    """The decoding processes $RARFT_DECODE_PROCESSES asks for (unset or empty: `DEFAULT_DECODE_PROCESSES`, 0)."""
     environ = os.environ if environ is None else environ
     text = environ.get(DECODE_PROCESSES_ENV, "").strip()
     try:
-        processes = int(text) if text else min(DEFAULT_DECODE_PROCESSES, os.cpu_count() or 1)
+        return max(0, int(text)) if text else DEFAULT_DECODE_PROCESSES
     except ValueError:
         raise ValueError(f"${DECODE_PROCESSES_ENV} must be a whole number of processes, got {text!r}") from None
+
+
+def decode_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`{RARFT_DECODE_PROCESSES: n}` when the variable is set (checked: a bad value is a ValueError naming it), for
+    the Ray workers whose executors read it; else {}."""
+    environ = os.environ if environ is None else environ
+    if not environ.get(DECODE_PROCESSES_ENV, "").strip():
+        return {}
+    return {DECODE_PROCESSES_ENV: str(decode_processes(environ))}
+
+
+def decode_pool(environ: Mapping[str, str] | None = None) -> DecodePool | None:
+    """This process's shared `DecodePool` of `decode_processes()` processes; None when that is 0 (the default:
+    decode in the calling threads, one clip at a time through decord's lock)."""
+    global _POOL
+    processes = decode_processes(environ)
     if processes <= 0:
         return None
     with _POOL_LOCK:

@@ -4,9 +4,10 @@
 #   RECIPE_TITLE  one line for --help
 #   RECIPE_MODEL  what RARFT_MODEL must hold
 #   RECIPE_HARDWARE  what it needs
-#   RECIPE_SIZE   the base model's published Qwen2.5-VL size (7b, 3b), for the memory estimate of --help
-# and optionally RECIPE_DEFAULT_GPUS and RECIPE_EXTRA_ARGS (flags after the paper's; the later value wins),
-# then calls `rarft_recipe_main "$@"`.
+# and optionally RECIPE_SIZE (the base model's published Qwen2.5-VL size, 7b or 3b, for the memory estimate of
+# --help; without it --help says there is none), RECIPE_DEFAULT_GPUS, RECIPE_MAX_LEN (--data.max_len for the
+# model family's prompts; default 4608, Qwen2.5-VL's) and RECIPE_EXTRA_ARGS (flags after the paper's; the later
+# value wins), then calls `rarft_recipe_main "$@"`.
 #
 # One GPU (RARFT_NUM_GPUS=1): the actor, the reference and one vLLM engine share it, and the flags that the
 # memory estimate (python -m rarft_plugin.launch.memory --fit) says it takes to fit are added after the
@@ -60,6 +61,13 @@ Optional:
   RARFT_NUM_GPUS        GPUs on this node (default: ${RECIPE_DEFAULT_GPUS:-8}); 1 adds what one GPU needs
                         to fit (see Memory)
   RARFT_GPU_MEMORY      GB per GPU for that choice (default: nvidia-smi's, else 141)
+  RARFT_PRESET          paper (default): the paper's setup; released: the authors' released training
+                        script setting by setting (docs/train.md), on data built with
+                          rarft-prep to-openrlhf hi_vtg_train.json TRAIN.jsonl --video-root VIDEOS \\
+                            --template ra_rft_released --pairing released --epochs 3
+  RARFT_DECODE_PROCESSES
+                        worker processes decoding clips, per vLLM engine (default 0: the engine's own
+                        process decodes; docs/video.md)
   RARFT_DRY_RUN=1       check data, model and flags, print the final OpenRLHF command, start nothing
   PYTHON                interpreter with rarft and the training stack (default: this checkout's
                         .venv/bin/python when it exists, else python)
@@ -68,8 +76,6 @@ ${reward_options}
 
 Hardware: $(fold -s -w 98 <<<"${RECIPE_HARDWARE}" | sed '2,$s/^/  /')
 
-Memory, ESTIMATED from the published ${RECIPE_SIZE} architecture and this recipe's flags (python -m
-rarft_plugin.launch.memory; not measured at this size: docs/gpu.md, "Paper scale"):
 $(rarft_memory_help)
 
 Extra arguments go to rarft-train after the recipe's flags, so a later value wins
@@ -79,17 +85,27 @@ model directory and the SentenceBERT model, and lists all problems at once.${bas
 EOF
 }
 
-# The estimate for the recipe's GPUs and for one GPU of 141 and 80 GB, with the flags one GPU adds; for --help.
+# --help's Memory section: the estimate for the recipe's GPUs and for one GPU of 141 and 80 GB, with the flags
+# one GPU adds (the preset's flags included), or why there is none.
 rarft_memory_help() {
-    local RARFT_ARGS=()
-    RARFT_MODEL=MODEL RARFT_DATA=DATA RARFT_OUTPUT=OUT rarft_paper_args "${RECIPE_DEFAULT_GPUS:-8}"
+    local RARFT_ARGS=() RARFT_MODEL=MODEL RARFT_DATA=DATA RARFT_OUTPUT=OUT
+    if [[ -z "${RECIPE_SIZE:-}" ]]; then
+        echo "Memory: no estimate for this recipe's model (python -m rarft_plugin.launch.memory covers the published"
+        echo "Qwen2.5-VL architectures only); with RARFT_NUM_GPUS=1 the recipe adds nothing for memory on its own:"
+        echo "add --ds.adam_offload (and --ref.offload) yourself where one GPU does not hold the model's states."
+        return
+    fi
+    echo "Memory, ESTIMATED from the published ${RECIPE_SIZE} Qwen2.5-VL architecture and this recipe's flags"
+    echo "(python -m rarft_plugin.launch.memory; not measured at this size: docs/gpu.md, \"Paper scale\"):"
+    rarft_paper_args "${RECIPE_DEFAULT_GPUS:-8}"
+    rarft_preset_args
     RARFT_ARGS+=(${RECIPE_EXTRA_ARGS[@]+"${RECIPE_EXTRA_ARGS[@]}"})
     "$PYTHON" -m rarft_plugin.launch.memory --size "$RECIPE_SIZE" --recipe -- "${RARFT_ARGS[@]}" 2>&1 \
         || echo "  (not shown: $PYTHON cannot import rarft_plugin; set PYTHON)"
 }
 
 # The flags one GPU of this machine needs by the estimate, for the model in RARFT_MODEL (nothing when it
-# cannot tell: a model directory whose config is not a Qwen2.5-VL one).
+# cannot tell: a model directory whose config is not a Qwen2.5-VL one, e.g. Qwen3-VL).
 rarft_one_gpu_args() {
     local memory="${RARFT_GPU_MEMORY:-}"
     if [[ -z "$memory" ]]; then
@@ -132,23 +148,19 @@ rarft_paper_args() {
         --rollout.temperature 1.0           # released script
         --rollout.top_p 1.0
         --rollout.max_new_tokens 200        # released script: max 200 new tokens
-        --data.max_len 4608                 # docs/video.md: ≤ 3584 video tokens + ~300 text + 200 new
+        --data.max_len "${RECIPE_MAX_LEN:-4608}"   # docs/video.md: ≤ 3584 video tokens + ~300 text + 200 new
 
-        # Batch: 16 prompts per optimizer step (paper: batch size 16), each with its 8 samples, so
-        # one update per rollout batch (TRL's GRPO default of one iteration per generation).
-        --rollout.batch_size 16
-        --train.batch_size 128              # samples: 16 prompts × 8
+        # Batch: one update per rollout batch (TRL's GRPO default of one iteration per generation); the
+        # prompts per step and the epochs depend on the preset (rarft_preset_args).
         --rollout.micro_batch_size 1 --train.micro_batch_size 1   # one video sequence per GPU pass
-
-        # 3 epochs over the prompts (paper §4.3); OpenRLHF's max_epochs is PPO passes per rollout batch.
-        --train.num_episodes 3 --train.max_epochs 1
+        --train.max_epochs 1                # OpenRLHF's max_epochs is PPO passes per rollout batch
 
         # KL to the reference policy (paper eq. 2). The released code kept TRL's default beta, 0.04 in the
         # TRL versions of its time (0.0 in current TRL), on the k3 estimator as a loss term, like TRL.
         --algo.kl.init_coef 0.04 --algo.kl.use_loss --algo.kl.estimator k3
 
-        # Policy loss: PPO clip ε = 0.2 (released script); TRL averaged tokens per sequence, then sequences.
-        --actor.eps_clip 0.2 --actor.loss_agg_mode seq-mean-token-mean
+        # Policy loss: PPO clip ε = 0.2 (released script); the averaging depends on the preset.
+        --actor.eps_clip 0.2
 
         # Optimiser: TRL / transformers defaults, which the released script keeps: AdamW lr 1e-6,
         # betas (0.9, 0.999), no weight decay, linear decay without warm-up, gradient clip 1.0.
@@ -161,7 +173,8 @@ rarft_paper_args() {
         --actor.freeze_visual_encoder
 
         # 2 FPS and the 3584·28·28 (~2.8M) pixel budget (paper §4.3) are the Qwen2.5-VL family's defaults
-        # (rarft_plugin.models.qwen2_5_vl), which the video executor uses; they are not OpenRLHF flags.
+        # (rarft_plugin.models.qwen2_5_vl), which the video executor uses; they are not OpenRLHF flags. Other
+        # families keep 2 FPS and the budget of 3584 video tokens (rarft_plugin.models).
 
         # Output: final Hugging Face weights in RARFT_OUTPUT (the paper evaluates the final checkpoint);
         # DeepSpeed checkpoints every 50 steps so that a rerun resumes.
@@ -170,6 +183,46 @@ rarft_paper_args() {
         --ckpt.save_hf
         --logger.logging_steps 1 --logger.tensorboard_dir "$RARFT_OUTPUT/tensorboard"
     )
+}
+
+# The settings where the two presets differ (docs/train.md, "The two presets"), appended to RARFT_ARGS.
+# RARFT_PRESET=paper (default): the paper's reading. RARFT_PRESET=released: the authors' released
+# training script (train_rarft.sh, main_rarft.py), setting by setting.
+rarft_preset_args() {
+    case "${RARFT_PRESET:-paper}" in
+        paper)
+            RARFT_ARGS+=(
+                --rollout.batch_size 16 --train.batch_size 128   # 16 prompts a step (paper: batch size 16) × 8
+                --train.num_episodes 3                            # 3 epochs over the 1:3 prompts (paper §4.3)
+                --actor.loss_agg_mode seq-mean-token-mean         # GRPO's objective: mean per response, then group
+            )
+            ;;
+        released)
+            RARFT_ARGS+=(
+                --rarft.variant released                          # the released reward code (main_rarft.py)
+                --rollout.batch_size 8 --train.batch_size 64      # train_rarft.sh: 8 GPUs × 1 prompt, × 8 samples
+                --train.num_episodes 1                            # one pass over the 3 epochs --pairing released wrote
+                --actor.loss_agg_mode token-mean                  # the released trainer (:742): mean over tokens
+            )
+            rarft_require_released_pairing
+            ;;
+        *)
+            echo "$(basename "$0"): RARFT_PRESET must be paper or released, got '${RARFT_PRESET}'" >&2
+            exit 2
+            ;;
+    esac
+}
+
+rarft_require_released_pairing() {  # the released preset trains on rows of `to-openrlhf --pairing released`
+    local first="${RARFT_DATA%%,*}" line="" pattern='"id": *"[^"]*@e[0-9]+"'
+    first="${first%%@*}"
+    [[ -f "$first" ]] && { IFS= read -r line <"$first" || true; }
+    if [[ -f "$first" && ! "$line" =~ $pattern ]]; then
+        echo "$(basename "$0"): RARFT_PRESET=released trains on one relevant and one drawn irrelevant query per" \
+            "item and epoch: build $first with rarft-prep to-openrlhf ... --template ra_rft_released" \
+            "--pairing released --epochs 3" >&2
+        exit 2
+    fi
 }
 
 rarft_recipe_main() {
@@ -186,6 +239,7 @@ rarft_recipe_main() {
     RARFT_OUTPUT="${RARFT_OUTPUT:-$PWD/runs/$RECIPE}"
     local gpus="${RARFT_NUM_GPUS:-${RECIPE_DEFAULT_GPUS:-8}}" one_gpu=()
     rarft_paper_args "$gpus"
+    rarft_preset_args
     RARFT_ARGS+=(${RECIPE_EXTRA_ARGS[@]+"${RECIPE_EXTRA_ARGS[@]}"} "$@")
     if [[ "$gpus" == 1 ]]; then
         mapfile -t one_gpu < <(rarft_one_gpu_args "${RARFT_ARGS[@]}")

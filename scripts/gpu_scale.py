@@ -113,35 +113,31 @@ def assets(args: argparse.Namespace) -> int:
 def prompt_lengths(model: Path, prompts: Path) -> dict:
     """Every prompt's tokens (text + video, counted without decoding, as rarft-train's pre-flight counts them) per
     clip kind, and the count checked against the processor on decoded frames for the first clip of each kind."""
-    from transformers import AutoProcessor
-
     from rarft_plugin.launch.checks import length_limit
-    from rarft_plugin.models import family_of_processor
     from rarft_plugin.prompt_row import parse_row
     from rarft_plugin.video import probe_clips, sample_frames
 
     limit = length_limit(["--actor.model_name_or_path", str(model)])
-    processor = AutoProcessor.from_pretrained(model)
-    family = family_of_processor(processor)
+    processor, family = limit.processor, limit.family
     rows = [json.loads(line) for line in prompts.read_text().splitlines() if line.strip()]
     specs = [parse_row(row).video for row in rows]
-    infos, failed = probe_clips(specs)
+    infos, failed = probe_clips(specs, family=family)
     if failed:
         raise SystemExit(f"clips that do not open: {failed}")
     kinds: dict[str, dict] = {}
     for row, spec in zip(rows, specs, strict=True):
         kind = Path(spec.path).name.split("_")[0]
         info, text = infos[spec], limit.text_tokens(row["input"])
+        video = limit.video_tokens(info)
         entry = kinds.setdefault(kind, {"prompts": 0, "video_tokens": [], "text_tokens": [], "frames": set()})
         entry["prompts"] += 1
-        entry["video_tokens"].append(info.video_tokens)
+        entry["video_tokens"].append(video)
         entry["text_tokens"].append(text)
         entry["frames"].add(f"{info.frames} x {info.height}x{info.width}")
         if "checked" not in entry:  # the real processor on the decoded frames
             prompt = processor.apply_chat_template(row["input"], tokenize=False, add_generation_prompt=True)
             ids, _ = family.process_video_prompt(processor, prompt, sample_frames(spec, family=family, cache=False))
-            entry["checked"] = {"clip": Path(spec.path).name, "counted": info.video_tokens + text,
-                                "processor": len(ids)}  # fmt: skip
+            entry["checked"] = {"clip": Path(spec.path).name, "counted": video + text, "processor": len(ids)}
     summary = {}
     for kind, entry in kinds.items():
         totals = [v + t for v, t in zip(entry["video_tokens"], entry["text_tokens"], strict=True)]
@@ -424,7 +420,9 @@ def report(args: argparse.Namespace) -> int:
     measured = [r for r in runs if r["steps"]]
     device = measured[0].get("device", "H100")
     size = measured[0].get("size", "3b")
+    # the forecast from the runs decoding as shipped (in the engine's process), where there are such
     same_model = [r for r in measured if r.get("size", size) == size]
+    same_model = [r for r in same_model if not r.get("decode_processes")] or same_model
     forecasts = [forecast(same_model, device, size, target) for target in ("A100", "H100")]
     lines = [
         f"Measured on one {device} ({measured[0].get('gpu_name', '?')}), random Qwen2.5-VL {size}; steps 2 on "
@@ -439,6 +437,7 @@ def report(args: argparse.Namespace) -> int:
     for r in measured:
         peaks = r.get("gpu_peak_by_phase_gib", {})
         added = f" (+{r['one_gpu_flags']})" if r.get("one_gpu_flags") else ""
+        added += f" ({r['decode_processes']} decoding processes)" if r.get("decode_processes") else ""
         lines.append(
             f"| {r['run']}{added} | {r['steps']} | {r.get('max_new_tokens', '?')} | {r['prompt_tokens']:.0f} / "
             f"{r['response_tokens']:.0f} | {r['truncated']:.0%} | "

@@ -1,5 +1,6 @@
 """rarft-audit (eval/audit.py) and its exploit policies (eval/exploits.py)."""
 
+import dataclasses
 import json
 import math
 import re
@@ -347,6 +348,20 @@ def test_cli_reads_openrlhf_prompt_rows_as_the_released_file(sample_report, tmp_
     assert main([str(rows), "--out", str(tmp_path / "out")]) == 0
     report = json.loads((tmp_path / "out" / "audit.json").read_text())
     assert report["settings"] == sample_report[1]["settings"]
+
+
+def test_cli_never_raises_on_labels_no_tokenizer_takes(tmp_path, sbert):
+    """Labels of prompt rows holding lone surrogates and control characters (the launcher refuses such
+    rows; the audit scores them, as the reward must, without raising)."""
+    loaded, _ = load_labels(SAMPLE)
+    odd = [
+        dataclasses.replace(lab, query=lab.query + " \ud800", query_relevant="\x1b[0m" + lab.query_relevant)
+        for _, lab in loaded
+    ]
+    rows = tmp_path / "train.jsonl"
+    rows.write_text("".join(json.dumps({"label": json.dumps(lab.to_json())}) + "\n" for lab in odd))
+    assert main([str(rows), "--out", str(tmp_path / "out"), "--variant", "paper", "--correction", "similarity"]) == 0
+    assert json.loads((tmp_path / "out" / "audit.json").read_text())["data"]["queries"] == len(odd)
 
 
 def test_flags_lead_the_markdown(sample_report):

@@ -130,7 +130,7 @@ def test_an_odd_record_is_a_reject_naming_file_and_record_not_a_refused_file(tmp
         ("activitynet", "[1]", None, "JSON object"),
         ("charades", "V1 1 2##x\n", None, "give --durations"),
         ("charades", "V1 1 2##x\n", "{not json", "not valid JSON"),
-        ("charades", "V1 1 2##x\n", '{"V1": "long"}', "record V1: must be a number of seconds"),
+        ("charades", "V1 1 2##x\n", '{"V1": "long"}', "record V1: field duration: must be a finite number"),
     ],
 )
 def test_file_level_problems_are_errors_naming_the_file(tmp_path, fmt, content, durations, message):
@@ -678,6 +678,40 @@ def test_every_file_we_write_or_ship_splits_into_usable_sets(kind, tmp_path, off
     assert kept <= {json.dumps(i, sort_keys=True) for i in raw}  # training items keep every query
     out = capsys.readouterr().out
     assert f"train: {len(load_items(train))} items" in out and f"eval: {len(load_items(evaluation))} items" in out
+
+
+@pytest.mark.parametrize("name, left_out", [("hi_vtg_charades.json", 149), ("ss_vtg_charades.json", 178)])
+def test_split_leaves_out_the_released_files_known_defects_with_a_count(
+    official_data, tmp_path, capsys, name, left_out
+):
+    """A released file keeps its spans beyond the video (evaluation as published); a split of it leaves
+    those items out, saying how many, so that both sides load, convert and train anywhere."""
+    from rarft_plugin.dataset import item_span_problem
+
+    train, evaluation = tmp_path / "train.json", tmp_path / "eval.json"
+    assert prep(["split", str(official_data / name), "--train", str(train), "--eval", str(evaluation)]) == 0
+    assert f"warning: {left_out} items left out: their span ends after the video's duration" in capsys.readouterr().out
+    kept = load_items(train) + load_items(evaluation)  # they load: no impossible span is left
+    assert not [item for item in kept if item_span_problem(item)]
+
+
+@pytest.mark.parametrize(
+    "timestamp, message",
+    [
+        ([500, 900], "record 1: field timestamp: span [500, 900] ends after the video (clip) length"),
+        ([1e300, 1e301], "record 1: field timestamp: must end by 604800 seconds"),
+    ],
+)
+def test_a_span_its_video_cannot_hold_is_refused_outside_the_released_files(
+    official_data, tmp_path, capsys, timestamp, message
+):
+    items = json.loads((official_data / "human_anno.json").read_text())
+    items[1]["timestamp"] = timestamp
+    source = write(tmp_path / "mine.json", json.dumps(items))
+    assert prep(["split", str(source), "--train", str(tmp_path / "t.json"), "--eval", str(tmp_path / "e.json")]) == 2
+    err = capsys.readouterr().err
+    assert f"{source}: {message}" in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.json"]
 
 
 def test_training_items_of_a_built_file_keep_the_papers_pool(tmp_path, official_data):

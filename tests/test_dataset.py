@@ -179,7 +179,9 @@ def test_the_files_we_do_not_ship_load_as_they_are(tmp_path, records, levels, un
     assert len(examples) == 2 * len(records) and [e.label.difficulty for e in examples] == levels
     assert all(e.label.duration is None and e.item.duration is None for e in examples)
     assert report.missing_durations == len(records) and report.unknown_categories == unknown_categories
-    assert f"{len(unknown_categories)} category entr(ies) outside the taxonomy" in report.summary()
+    assert (f"{len(unknown_categories)} category entr(ies) outside the taxonomy" in report.summary()) == bool(
+        unknown_categories
+    )
     irrelevant = [e.label for e in examples if not e.label.relevant]
     if records is HI_TVGBENCH_LIKE:  # the odd category is left out of the categories, the query is kept
         assert irrelevant[0].categories == ("Action/FineGrainedAction",)
@@ -209,8 +211,10 @@ def test_ss_charades_second_query_spans(official_data, options, recovered, assum
         unknown,
     )
     assert sum(e.label.relevant for e in examples) == relevant
-    assert f"{recovered} relevant query span(s) recovered" in report.summary()
-    assert f"{assumed} assumed to be the item's timestamp" in report.summary()
+    # the summary names what was found, and only that
+    assert (f"{recovered} relevant query span(s) recovered" in report.summary()) == bool(recovered)
+    assert (f"{assumed} assumed to be the item's timestamp" in report.summary()) == bool(assumed)
+    assert "0 " not in report.summary().split(": ", 1)[1]
 
 
 def test_recovered_spans_are_the_other_files_spans(official_data):
@@ -233,9 +237,10 @@ def test_recovered_spans_are_the_other_files_spans(official_data):
 
 EXPECTED = {
     # file: (examples, relevant, {difficulty: count}, unknown spans, spans beyond duration)
-    "hi_vtg_charades.json": (2194, 1097, {"original": 1097, "strong": 530, "moderate": 363, "weak": 204}, 0, 166),
+    # spans ending more than half a second after the video (schema.span_problem): the Charades-STA defect
+    "hi_vtg_charades.json": (2194, 1097, {"original": 1097, "strong": 530, "moderate": 363, "weak": 204}, 0, 149),
     "human_anno.json": (200, 100, {None: 200}, 0, 0),
-    "ss_vtg_charades.json": (3138, 1278, {"original": 1278, "shuffled": 1860}, 582, 199),
+    "ss_vtg_charades.json": (3138, 1278, {"original": 1278, "shuffled": 1860}, 582, 178),
 }
 
 
@@ -246,7 +251,10 @@ def test_official_files_load_as_is(official_data, name):
     assert len(examples) == total and sum(e.label.relevant for e in examples) == relevant
     assert dict(collections.Counter(e.label.difficulty for e in examples)) == difficulties
     assert (len(report.unknown_spans), len(report.spans_beyond_duration)) == (unknown, beyond)
-    assert str(len(report.unknown_spans)) in report.summary()
+    assert (f"{unknown} relevant query span(s) unknown" in report.summary()) == bool(unknown)
+    known_defect = f"{beyond} span(s) ending after the video's duration (a known defect of the released"
+    assert (known_defect in report.summary()) == bool(beyond)
+    assert report.summary() or name == "human_anno.json"  # a file without defects prints nothing
 
 
 def test_strict_mode_refuses_unknown_spans(official_data):

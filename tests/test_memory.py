@@ -135,13 +135,30 @@ def test_the_estimate_of_a_model_directory_uses_its_config(tmp_path, capsys):
     assert "3.75 B parameters" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("config", [{"model_type": "qwen2_5_vl", "vision_config": {}}, None])
-def test_a_model_it_cannot_read_is_a_one_line_error(tmp_path, capsys, config):
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"model_type": "qwen2_5_vl", "vision_config": {}},
+        None,
+        {"model_type": "qwen3_vl", **PUBLISHED_CONFIGS["7b"]},  # Qwen2.5-VL's layout counted for another family
+        ["not", "a", "config"],
+    ],
+)
+def test_a_model_it_cannot_read_or_estimate_is_a_one_line_error(tmp_path, capsys, config):
     if config is not None:
         (tmp_path / "config.json").write_text(json.dumps(config))
     assert main(["--model", str(tmp_path), "--fit"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1
+
+
+def test_decoding_processes_add_host_memory_per_engine(monkeypatch, capsys):
+    host = {}
+    for value in ("", "4"):
+        monkeypatch.setenv("RARFT_DECODE_PROCESSES", value)
+        assert main(["--size", "7b", "--", *RECIPE_FLAGS]) == 0
+        host[value] = float(capsys.readouterr().out.split("; host ")[1].split(" GB")[0])
+    assert host["4"] - host[""] == pytest.approx(8 * 4 * 0.55, abs=1)  # 8 engines x 4 processes x 0.55 GB
 
 
 def test_parameter_counts_follow_the_config():

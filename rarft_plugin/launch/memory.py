@@ -30,7 +30,11 @@ Assumptions (OpenRLHF 0.11.2's hybrid engine: actor, reference and one vLLM engi
   token), held twice on the host (the trainer's driver and the actor's replay buffer).
 - Each GPU process (actor, reference, vLLM) has a CUDA context (~0.8 GB) and ~4 GB of host memory; the
   driver, trainer and Ray ~6 GB; each vLLM engine's clip caches (`rarft_plugin.video`, the executor) 1.3 GB
-  and its 4 decoding processes (`DecodePool`) 0.55 GB each (measured on a CPU after a 480p clip).
+  and its decoding processes ($RARFT_DECODE_PROCESSES, default none: `DecodePool`) 0.55 GB each (measured on a
+  CPU after a 480p clip).
+
+Qwen2.5-VL only: the parameter count follows its layout (biased q/k/v, gated vision MLP, one merger); another
+family's config is refused rather than estimated wrong.
 """
 
 from __future__ import annotations
@@ -60,7 +64,8 @@ GB = 1e9
 CUDA_CONTEXT = 0.8 * GB
 PROCESS_HOST = 4 * GB
 DRIVER_HOST = 6 * GB
-CLIP_CACHES = 1.3 * GB + 4 * 0.55 * GB  # frame and prompt caches, and the DecodePool's processes
+CLIP_CACHES = 1.3 * GB  # the executor's frame and prompt caches
+DECODE_PROCESS_HOST = 0.55 * GB  # one DecodePool process after a 480p clip
 VLLM_ASLEEP = 1.0 * GB
 PIXEL_BYTES_PER_VIDEO_TOKEN = 4 * 2 * 14 * 14 * 3 * 4  # 4 patches x (2 frames x 14 x 14 x 3) values x fp32
 DEFAULT_VIDEO_TOKENS = 3584  # the paper's pixel budget, 3584·28·28, is at most this many video tokens
@@ -145,6 +150,7 @@ class Setup:
     rollouts: int = 128  # --rollout.batch_size x --rollout.n_samples_per_prompt, a step
     micro_batch: int = 1  # --train.micro_batch_size
     video_tokens: int = DEFAULT_VIDEO_TOKENS  # per prompt (the pixel budget's)
+    decode_processes: int = 0  # per engine ($RARFT_DECODE_PROCESSES, not a flag)
 
 
 @dataclass(frozen=True)
@@ -221,7 +227,8 @@ def estimate(model: Architecture, setup: Setup) -> Estimate:
             2 * setup.rollouts * setup.video_tokens * PIXEL_BYTES_PER_VIDEO_TOKEN
         ),
         "processes (Ray workers, driver)": (3 if setup.reference else 2) * n * PROCESS_HOST + DRIVER_HOST,
-        "clip caches and decoding processes, every engine": n * CLIP_CACHES,
+        "clip caches and decoding processes, every engine": n
+        * (CLIP_CACHES + setup.decode_processes * DECODE_PROCESS_HOST),
     }
     kv_needed = setup.rollouts / n * setup.max_len * model.kv_bytes_per_token
     kv_available = max(0.0, vllm_awake - 2 * model.parameters - 2 * GB)  # weights and ~2 GB of activations
@@ -256,6 +263,7 @@ def format_estimate(model: Architecture, setup: Setup, result: Estimate) -> str:
     return "\n".join(lines)
 
 
+ESTIMATED_MODEL_TYPE = "qwen2_5_vl"  # the layout parameter_counts follows
 HEADROOM = 0.95  # a GPU's memory an estimate may fill (fragmentation, NCCL and allocator buffers take the rest)
 
 
@@ -304,6 +312,7 @@ def setup_from_flags(argv: Sequence[str], gpu_memory: float = 80 * GB) -> Setup:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from rarft_plugin.models.qwen2_5_vl import PUBLISHED_CONFIGS
+    from rarft_plugin.video import decode_processes
 
     parser = argparse.ArgumentParser(
         prog="python -m rarft_plugin.launch.memory",
@@ -312,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--size", choices=sorted(PUBLISHED_CONFIGS), help="a published Qwen2.5-VL architecture")
-    which.add_argument("--model", type=Path, help="a model directory (its config.json)")
+    which.add_argument("--model", type=Path, help="a Qwen2.5-VL model directory (its config.json)")
     parser.add_argument("--gpu-memory", type=float, default=80.0, help="GB per GPU (default 80)")
     parser.add_argument("--gpus", type=int, default=None, help="override --actor.num_gpus_per_node")
     parser.add_argument(
@@ -335,11 +344,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError) as error:
             print(f"{args.model}/config.json: cannot read it ({error})", file=sys.stderr)
             return 2
+        kind = config.get("model_type") if isinstance(config, dict) else None
+        if kind != ESTIMATED_MODEL_TYPE:
+            print(f"{args.model}: no estimate for model_type {kind!r} (Qwen2.5-VL only)", file=sys.stderr)
+            return 2
     else:
         config = PUBLISHED_CONFIGS[args.size]
-    setup = setup_from_flags(flags, args.gpu_memory * GB)
-    if args.gpus:
-        setup = dataclasses.replace(setup, gpus=args.gpus)
+    try:
+        setup = setup_from_flags(flags, args.gpu_memory * GB)
+        setup = dataclasses.replace(setup, gpus=args.gpus or setup.gpus, decode_processes=decode_processes())
+    except ValueError as error:
+        print(f"cannot estimate: {error}", file=sys.stderr)
+        return 2
     try:
         model = architecture_of(config)
     except (KeyError, TypeError, ZeroDivisionError) as error:
