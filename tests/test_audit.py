@@ -6,11 +6,10 @@ import re
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import numpy as np
 
 from eval import audit
 from eval.audit import (
@@ -216,7 +215,10 @@ def fitted_file(count=12):
     return labels, videos
 
 
-def fit(labels, videos, scores=None, settings=(Setting("paper"), Setting("released", "gain", "debiased"))):
+FIT_SETTINGS = (Setting("paper"), Setting("released", "gain", "debiased"))
+
+
+def fit(labels, videos, scores=None, settings=FIT_SETTINGS):
     return fit_baselines(
         labels,
         videos,
