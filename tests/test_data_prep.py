@@ -768,7 +768,7 @@ def test_a_split_that_would_leave_a_side_empty_is_an_error(tmp_path, official_da
     assert not (tmp_path / "t.json").exists() and not (tmp_path / "e.json").exists()
 
 
-@pytest.mark.parametrize("command", ["ss-vtg", "split", "hi-vtg", "to-openrlhf"])
+@pytest.mark.parametrize("command", ["ss-vtg", "split", "hi-vtg", "to-openrlhf", "debias"])
 def test_every_flag_has_help(command):
     import argparse
     import importlib
