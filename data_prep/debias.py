@@ -33,10 +33,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from data_prep.arguments import open_fraction
-from rarft_plugin.dataset import dump_items, examples_from_items, load_items
+from rarft_plugin.dataset import Example, dump_items, examples_from_items, load_items
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_atomic
-from rarft_plugin.leakage import LeakageReport, leak_filter, leakage_check
+from rarft_plugin.leakage import LeakageReport, label_leakage, leak_filter
 from rarft_plugin.schema import DIFFICULTIES, JsonValue, VtgItem
 
 __all__ = [
@@ -62,15 +62,11 @@ _WORD = re.compile(r"[a-z]+")
 
 def items_leakage(items: Sequence[VtgItem], *, seed: int = 0) -> LeakageReport:
     """The text-only leakage report of the labelled queries of released-schema items (groups: video file names)."""
-    examples, _ = examples_from_items(items)
-    return leakage_check(
-        [e.label.query for e in examples],
-        [not e.label.relevant for e in examples],
-        [Path(e.item.video).name for e in examples],
-        levels=[e.label.difficulty for e in examples],
-        references=[e.label.query_relevant for e in examples],
-        seed=seed,
-    )
+    return _examples_leakage(examples_from_items(items)[0], seed)
+
+
+def _examples_leakage(examples: Sequence[Example], seed: int) -> LeakageReport:
+    return label_leakage([e.label for e in examples], [Path(e.item.video).name for e in examples], seed=seed)
 
 
 def debias_items(
@@ -83,7 +79,7 @@ def debias_items(
     irrelevant = [not e.label.relevant for e in examples]
     videos = [Path(e.item.video).name for e in examples]
     levels = [e.label.difficulty for e in examples]
-    before = leakage_check(texts, irrelevant, videos, levels=levels, seed=seed)
+    before = _examples_leakage(examples, seed)
     result = leak_filter(texts, irrelevant, videos, levels, target=target, min_keep=min_keep, seed=seed)
     dropped = {(e.item.index, e.query_index) for e, kept in zip(examples, result.kept, strict=True) if not kept}
     out = [
@@ -93,13 +89,7 @@ def debias_items(
         for item in items
     ]
     kept_examples = [e for e, kept in zip(examples, result.kept, strict=True) if kept]
-    after = leakage_check(
-        [e.label.query for e in kept_examples],
-        [not e.label.relevant for e in kept_examples],
-        [Path(e.item.video).name for e in kept_examples],
-        levels=[e.label.difficulty for e in kept_examples],
-        seed=seed + FRESH_SEED,
-    )
+    after = _examples_leakage(kept_examples, seed + FRESH_SEED)
     total = Counter(_level(e) for e in examples)
     kept = Counter(_level(e) for e in kept_examples)
     report: dict[str, JsonValue] = {
@@ -117,7 +107,7 @@ def debias_items(
     return out, report
 
 
-def _level(example) -> str:
+def _level(example: Example) -> str:
     return "relevant" if example.label.relevant else (example.label.difficulty or "untagged")
 
 

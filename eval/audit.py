@@ -61,7 +61,7 @@ from rarft_plugin.cli import entry_point
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import read_jsonl, write_atomic
-from rarft_plugin.leakage import leakage_check, out_of_fold_scores
+from rarft_plugin.leakage import label_leakage, out_of_fold_scores
 from rarft_plugin.prompt_row import VIDEO_KEY
 from rarft_plugin.rewards import (
     CORRECTIONS,
@@ -645,14 +645,7 @@ def audit(
     irrelevant = [not label.relevant for label in labels]
     # One out-of-fold classifier: the leakage report's and the text_decision policy's.
     text_scores = out_of_fold_scores(texts, irrelevant, videos) if 0 < sum(irrelevant) < len(labels) else None
-    leakage = leakage_check(
-        texts,
-        irrelevant,
-        videos,
-        levels=[label.difficulty for label in labels],
-        references=[label.query_relevant for label in labels],
-        scores=text_scores,
-    )
+    leakage = label_leakage(labels, videos, scores=text_scores)
     if text_scores is None:
         text_scores = np.full(len(labels), np.nan)
     baselines = fit_baselines(

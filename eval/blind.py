@@ -274,30 +274,23 @@ def fit_baselines(
         disable=None,
     )
 
-    def explain_matrix(variant: str, mode: str) -> np.ndarray:
-        key = ("explain", variant, mode)
+    def matrix(reward: str, variant: str, mode: str) -> np.ndarray:
+        """The explain (refusal candidates) or correction (correction candidates) matrix, computed once."""
+        key = (reward, variant, mode)
         if key not in matrices:
-            matrices[key] = _component_matrix(
-                refusals,
-                labels,
-                lambda text, label: explain_pairs(text, label, variant, mode),
-                lambda text, label, sims: explain_reward(sims, variant, mode),
-                similarity,
-                progress,
-            )
-        return matrices[key]
-
-    def correction_matrix(variant: str, mode: str) -> np.ndarray:
-        key = ("correction", variant, mode)
-        if key not in matrices:
-            matrices[key] = _component_matrix(
-                corrections,
-                labels,
-                lambda text, label: correction_pairs(text, label, variant, mode),
-                lambda text, label, sims: correction_reward(text, label, sims, variant, mode),
-                similarity,
-                progress,
-            )
+            if reward == "explain":
+                candidates, pairs_of, value_of = (
+                    refusals,
+                    lambda text, label: explain_pairs(text, label, variant, mode),
+                    lambda text, label, sims: explain_reward(sims, variant, mode),
+                )
+            else:
+                candidates, pairs_of, value_of = (
+                    corrections,
+                    lambda text, label: correction_pairs(text, label, variant, mode),
+                    lambda text, label, sims: correction_reward(text, label, sims, variant, mode),
+                )
+            matrices[key] = _component_matrix(candidates, labels, pairs_of, value_of, similarity, progress)
         return matrices[key]
 
     def span_matrix(variant: str) -> np.ndarray:
@@ -311,8 +304,8 @@ def fit_baselines(
     baselines = Baselines()
     for setting in settings:
         tag = CORRECTION_TAG[setting.variant]
-        explain = weights["explain"] * explain_matrix(setting.variant, setting.explain)
-        correction = weights["correction"] * correction_matrix(setting.variant, setting.correction)
+        explain = weights["explain"] * matrix("explain", setting.variant, setting.explain)
+        correction = weights["correction"] * matrix("correction", setting.variant, setting.correction)
         grounding = span_matrix(setting.variant)
         chosen: dict[str, Counter[str]] = {
             slot: Counter() for slot in ("refusal at the mix", "correction at the mix", "refusal", "correction", "span")

@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from rarft_plugin.schema import DIFFICULTIES, JsonValue
+from rarft_plugin.schema import DIFFICULTIES, JsonValue, Label
 
 __all__ = [
     "C",
@@ -56,6 +56,7 @@ __all__ = [
     "group_folds",
     "leak_filter",
     "leakage_check",
+    "label_leakage",
     "out_of_fold_scores",
     "query_features",
 ]
@@ -401,6 +402,21 @@ def leakage_check(
         cues_relevant=cues[1],
         folds=folds,
         seed=seed,
+    )
+
+
+def label_leakage(
+    labels: Sequence[Label], groups: Sequence[str], *, seed: int = 0, scores: np.ndarray | None = None
+) -> LeakageReport:
+    """`leakage_check` of labelled queries: their texts, relevance, levels and q_r; `groups` their videos."""
+    return leakage_check(
+        [label.query for label in labels],
+        [not label.relevant for label in labels],
+        groups,
+        levels=[label.difficulty for label in labels],
+        references=[label.query_relevant for label in labels],
+        seed=seed,
+        scores=scores,
     )
 
 

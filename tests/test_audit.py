@@ -640,7 +640,7 @@ def test_the_readme_table_is_the_audit_of_the_bundled_sample(sample_report):
     readme = (REPO / "README.md").read_text()
     section = readme[readme.index("## What the rewards can be gamed by") :]
     settings = sample_report[1]["settings"]
-    columns = ["paper", "released", "paper+contrastive"]
+    columns = ["paper", "released", "paper+contrastive", "paper+gain"]
     rows = {}
     for line in section.splitlines():
         found = re.match(r"\| `(\w+)`[^|]*\| (reference|blind|query text) \| (.+) \|$", line)

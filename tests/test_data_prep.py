@@ -10,7 +10,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from support.hi_vtg_llm import CATS, generation_reply, hi_vtg_reply, is_category_request, related_query
+from support.hi_vtg_llm import (
+    CATS,
+    generation_reply,
+    hi_vtg,
+    hi_vtg_reply,
+    is_category_request,
+    related_query,
+    source_file,
+)
 from support.openai_server import ChatServer, Fault, free_port, user_text
 
 from data_prep.cli import main as prep
@@ -218,34 +226,6 @@ def unchanged_query(request):
         return None
     query = json.loads(payload)["related_query"]
     return generation_reply(hard={"irrel_query": query})
-
-
-def source_file(tmp_path, count=6):
-    rows = [
-        {"video": f"v{i % 3}.mp4", "query": f"a person does thing number {i}", "timestamp": [i, i + 2], "duration": 40}
-        for i in range(count)
-    ]
-    return write(tmp_path / "in.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-
-
-def hi_vtg(tmp_path, server, *extra):
-    return prep(
-        [
-            "hi-vtg",
-            str(source_file(tmp_path)),
-            "--format",
-            "jsonl",
-            "--out",
-            str(tmp_path / "hi.json"),
-            "--base-url",
-            server.url,
-            "--model",
-            "m",
-            "--retry-backoff",
-            "0.01",
-            *extra,
-        ]
-    )
 
 
 def test_build_writes_the_released_schema(tmp_path, capsys):
@@ -575,22 +555,7 @@ def test_ss_vtg_never_shuffles_within_a_video_and_is_seeded(tmp_path):
 
 def test_splits(tmp_path):
     with ChatServer(scripted) as server:
-        rows = [{"video": f"v{i}.mp4", "query": f"query {i}", "timestamp": [1, 2], "duration": 9} for i in range(20)]
-        source = write(tmp_path / "in.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-        prep(
-            [
-                "hi-vtg",
-                str(source),
-                "--format",
-                "jsonl",
-                "--out",
-                str(tmp_path / "hi.json"),
-                "--base-url",
-                server.url,
-                "--model",
-                "m",
-            ]
-        )
+        hi_vtg(tmp_path, server, source=source_file(tmp_path, 20, query=lambda i: f"query {i}", videos=20))
     args = [
         "split",
         str(tmp_path / "hi.json"),
@@ -631,23 +596,7 @@ def built_file(kind: str, tmp_path: Path, official_data: Path) -> Path:
         assert prep(["ss-vtg", str(source), "--format", "jsonl", "--out", str(out)]) == 0
     else:
         with ChatServer(scripted) as server:
-            assert (
-                prep(
-                    [
-                        "hi-vtg",
-                        str(source),
-                        "--format",
-                        "jsonl",
-                        "--out",
-                        str(out),
-                        "--base-url",
-                        server.url,
-                        "--model",
-                        "m",
-                    ]
-                )
-                == 0
-            )
+            assert hi_vtg(tmp_path, server, source=source, out=out) == 0
     return out
 
 

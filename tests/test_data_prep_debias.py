@@ -4,7 +4,8 @@ import json
 from collections import Counter
 
 import pytest
-from support.hi_vtg_llm import hi_vtg_reply
+from support.hi_vtg_llm import hi_vtg as run_hi_vtg
+from support.hi_vtg_llm import hi_vtg_reply, source_file
 from support.openai_server import ChatServer, system_text, user_text
 
 from data_prep.cli import main as prep
@@ -113,37 +114,10 @@ VERBS = ["opens", "holds", "closes", "reads"]
 NOUNS = ["door", "book", "box"]
 
 
-def source_file(tmp_path, count=12):
-    rows = [
-        {
-            "video": f"v{i % 6}.mp4",
-            "query": f"a person {VERBS[i % 4]} the {NOUNS[i % 3]}",
-            "timestamp": [i, i + 2],
-            "duration": 40,
-        }
-        for i in range(count)
-    ]
-    path = tmp_path / "in.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
 def hi_vtg(tmp_path, server, *extra):
-    return prep(
-        [
-            "hi-vtg",
-            str(source_file(tmp_path)),
-            "--format",
-            "jsonl",
-            "--out",
-            str(tmp_path / "hi.json"),
-            "--base-url",
-            server.url,
-            "--model",
-            "m",
-            *extra,
-        ]
-    )
+    """hi-vtg on 12 queries of 6 videos with some vocabulary to draw substitutes from."""
+    source = source_file(tmp_path, 12, query=lambda i: f"a person {VERBS[i % 4]} the {NOUNS[i % 3]}", videos=6)
+    return run_hi_vtg(tmp_path, server, *extra, source=source)
 
 
 def test_hi_vtg_prints_the_leakage_check_of_what_it_built(tmp_path, capsys):

@@ -466,33 +466,31 @@ CONTRAST_SIMS = {
     ],
 )
 def test_contrastive_correction(label, correction, expected, variant):
-    tag = "correction" if variant == "released" else "correct"
-    result = score(
-        response(correct=correction, tag=tag),
-        label,
-        variant=variant,
-        correction="contrastive",
-        similarity=TableSimilarity(CONTRAST_SIMS),
-    )
     if expected is None:  # NIL: the released variant's rule (0); the paper reads it as text
         expected = 0.0 if variant == "released" else contrastive_correction(0.0, 0.0, 0.6)
-    assert result["correction"] == pytest.approx(expected)
+    assert table_correction(correction, label, variant, "contrastive") == pytest.approx(expected)
 
 
+def table_correction(text, label, variant, mode):
+    """The correction reward of `text` in the variant's template, cosines from CONTRAST_SIMS."""
+    tag = "correction" if variant == "released" else "correct"
+    result = score(
+        response(correct=text, tag=tag),
+        label,
+        variant=variant,
+        correction=mode,
+        similarity=TableSimilarity(CONTRAST_SIMS),
+    )
+    return result["correction"]
+
+
+@pytest.mark.parametrize("mode", ["contrastive", "gain"])
 @pytest.mark.parametrize(
     "variant, label, correction, expected",
     [("paper", RELEVANT, "NIL", 0.0), ("released", RELEVANT, "NIL", 1.0), ("released", RELEVANT, "x", 0.0)],
 )
-def test_contrastive_correction_keeps_the_variants_relevant_rule(variant, label, correction, expected):
-    tag = "correction" if variant == "released" else "correct"
-    result = score(
-        response(correct=correction, tag=tag),
-        label,
-        variant=variant,
-        correction="contrastive",
-        similarity=TableSimilarity(CONTRAST_SIMS),
-    )
-    assert result["correction"] == expected
+def test_the_correction_options_keep_the_variants_relevant_rule(variant, label, correction, expected, mode):
+    assert table_correction(correction, label, variant, mode) == expected
 
 
 @pytest.mark.parametrize("reference_to_query", [1.0, 1 - CONTRASTIVE_MIN_GAP / 2, math.nan])
@@ -552,31 +550,7 @@ def test_real_sbert_contrastive_values(sbert):
     ],
 )
 def test_gain_correction(label, correction, expected, variant):
-    tag = "correction" if variant == "released" else "correct"
-    result = score(
-        response(correct=correction, tag=tag),
-        label,
-        variant=variant,
-        correction="gain",
-        similarity=TableSimilarity(CONTRAST_SIMS),
-    )
-    assert result["correction"] == pytest.approx(expected)
-
-
-@pytest.mark.parametrize(
-    "variant, label, correction, expected",
-    [("paper", RELEVANT, "NIL", 0.0), ("released", RELEVANT, "NIL", 1.0), ("released", RELEVANT, "x", 0.0)],
-)
-def test_gain_correction_keeps_the_variants_relevant_rule(variant, label, correction, expected):
-    tag = "correction" if variant == "released" else "correct"
-    result = score(
-        response(correct=correction, tag=tag),
-        label,
-        variant=variant,
-        correction="gain",
-        similarity=TableSimilarity(CONTRAST_SIMS),
-    )
-    assert result["correction"] == expected
+    assert table_correction(correction, label, variant, "gain") == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("reference_to_query", [1.0, 1 - GAIN_MIN_GAP / 2, 1 - GAIN_MIN_GAP + 1e-9, math.nan])
