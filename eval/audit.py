@@ -61,7 +61,7 @@ from rarft_plugin.cli import entry_point
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import read_jsonl, write_atomic
-from rarft_plugin.leakage import label_leakage, out_of_fold_scores
+from rarft_plugin.leakage import FOLDS, label_leakage, out_of_fold_scores
 from rarft_plugin.prompt_row import VIDEO_KEY
 from rarft_plugin.rewards import (
     CORRECTIONS,
@@ -643,13 +643,22 @@ def audit(
     videos = [query.video for query in loaded]
     texts = [label.query for label in labels]
     irrelevant = [not label.relevant for label in labels]
-    # One out-of-fold classifier: the leakage report's and the text_decision policy's.
-    text_scores = out_of_fold_scores(texts, irrelevant, videos) if 0 < sum(irrelevant) < len(labels) else None
+    # One out-of-fold classifier on one set of folds: the leakage report's, text_decision's, the baselines'.
+    folds = min(FOLDS, len(set(videos)))
+    measurable = folds >= 2 and 0 < sum(irrelevant) < len(labels)
+    text_scores = out_of_fold_scores(texts, irrelevant, videos, folds=folds) if measurable else None
     leakage = label_leakage(labels, videos, scores=text_scores)
     if text_scores is None:
         text_scores = np.full(len(labels), np.nan)
     baselines = fit_baselines(
-        labels, videos, settings, similarity=similarity, ratio=ratio, weights=weights, text_scores=text_scores
+        labels,
+        videos,
+        settings,
+        similarity=similarity,
+        ratio=ratio,
+        weights=weights,
+        text_scores=text_scores,
+        folds=folds,
     )
     scores = score_policies(labels, settings, similarity=similarity, weights=weights, fitted=baselines)
     summary = summarise(labels, scores, settings, weights=weights, ratio=ratio)
@@ -670,7 +679,7 @@ def audit(
         "policies": policies,
         "settings": summary,
         "baselines": {"choices": baselines.choices},
-        "leakage": leakage.to_json(),
+        "leakage": {**leakage.to_json(), "summary": leakage.summary()},
         "flags": find_flags(summary, ratio, [p["name"] for p in policies if p["video_free"]]),
     }
 
@@ -736,20 +745,6 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict[str, JsonVal
     return report
 
 
-def _leakage_line(leakage: Mapping[str, JsonValue]) -> str:
-    if leakage["auc"] is None:
-        return f"text-only leakage: not measured ({leakage['note']})"
-    levels = ", ".join(
-        f"{name} {'n/a' if level['auc'] is None else format(level['auc'], '.3f')}"
-        for name, level in leakage["levels"].items()
-    )
-    return (
-        f"text-only leakage: out-of-fold AUC {leakage['auc']:.3f} ± {leakage['auc_se']:.3f}"
-        + (f" ({levels})" if levels else "")
-        + f"; cue words {', '.join(leakage['cues_irrelevant'][:5]) or '-'}"
-    )
-
-
 @entry_point("rarft-audit")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rarft-audit", description=__doc__.splitlines()[0])
@@ -777,7 +772,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{name} {'n/a' if v is None else format(v, '.2f')}" for name, v in zip(names, shares, strict=True)
         )
         print(f"  {setting}: {cells}")
-    print(_leakage_line(report["leakage"]))
+    print(report["leakage"]["summary"])
     for flag in report["flags"]:
         print(f"rarft-audit: WARNING: {flag}", file=sys.stderr)
     return 0

@@ -35,6 +35,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -59,6 +60,9 @@ from rarft_plugin.rewards import (
 )
 from rarft_plugin.schema import Label, format_span
 from rarft_plugin.similarity import Similarity
+
+if TYPE_CHECKING:  # the audit imports this module: its Setting is only a type here
+    from eval.audit import Setting
 
 __all__ = [
     "FITTED_POLICIES",
@@ -242,7 +246,7 @@ def _best(values: np.ndarray, allowed: set[int], columns: np.ndarray, weights: n
 def fit_baselines(
     labels: Sequence[Label],
     videos: Sequence[str],
-    settings: Sequence,
+    settings: Sequence[Setting],
     *,
     similarity: Similarity,
     ratio: tuple[int, int],
