@@ -30,6 +30,9 @@ else a one-line stand-in with a timestep.
 
     git worktree add --detach /tmp/rarft-before f92d1cc
     python bench/eval_readings.py --before /tmp/rarft-before [--out /tmp/eval_readings] [--no-sbert]
+
+With the tree of 9175ec7 as `--before`, the SBERT column gives the change of the SBERT score's texts
+to the released ones (docs/eval.md: before -> after per file).
 """
 
 from __future__ import annotations

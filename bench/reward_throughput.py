@@ -10,6 +10,10 @@ Three measurements in the same run, same model, same device:
 - rarft: `rarft_plugin.openrlhf_reward.reward_func` (cached references, coalesced batches);
 - ceiling: one batched encode of only the new texts (each rollout's answer and correction).
 
+And the length cap (`rarft_plugin.similarity.capped_text`) on texts far longer than any rollout:
+each encoded as given (sentence-transformers) and as rarft encodes it, the time of each and the
+largest difference between the two embeddings (0: the cap never changes what the encoder reads).
+
     python bench/reward_throughput.py [--device cpu,cuda] [--threads 8] [--data PATH]
 """
 
@@ -28,9 +32,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from rarft_plugin.dataset import load_examples  # noqa: E402
+from rarft_plugin.prompts import instruction  # noqa: E402
 from rarft_plugin.rewards import score_many  # noqa: E402
 from rarft_plugin.schema import Label  # noqa: E402
-from rarft_plugin.similarity import SentenceSimilarity, normalize_text, resolve_model  # noqa: E402
+from rarft_plugin.similarity import SentenceSimilarity, resolve_model  # noqa: E402
 
 DEFAULT_DATA = REPO / "eval" / "benchmarks" / "hi_vtg_charades.json"
 PROMPT = (
@@ -39,8 +44,11 @@ PROMPT = (
 )
 
 
-def build_rollouts(data: Path, prompts: int, group: int, seed: int = 0) -> list[tuple[str, str, str]]:
-    """(query = prompt + response, prompt, label JSON) per rollout."""
+def build_rollouts(
+    data: Path, prompts: int, group: int, seed: int = 0, template: str | None = None
+) -> list[tuple[str, str, str]]:
+    """(query = prompt + response, prompt, label JSON) per rollout; the prompt asks the query itself, or with
+    `template` its instruction (`rarft_plugin.prompts`)."""
     examples, _ = load_examples(data)
     examples = examples[:prompts]
     refusals = [e.label.answer_refusal for e in examples if not e.label.relevant]
@@ -48,7 +56,7 @@ def build_rollouts(data: Path, prompts: int, group: int, seed: int = 0) -> list[
     rollouts = []
     for example in examples:
         label: Label = example.label
-        prompt = PROMPT.format(query=label.query)
+        prompt = PROMPT.format(query=instruction(template, label.query) if template else label.query)
         for g in range(group):
             think = example.item.think.replace("<think>", "").replace("</think>", "")[:600] or "Looking at the frames."
             if rng.random() < 0.5:  # a refusal, as a trained policy produces for half the queries
@@ -72,7 +80,7 @@ class UncachedSimilarity:
     def cosine_pairs(self, pairs):
         import numpy as np
 
-        texts = [normalize_text(t) for pair in pairs for t in pair]
+        texts = [t for pair in pairs for t in pair]
         vectors = self.model.encode(texts, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
         return [float(c) for c in np.clip(np.einsum("ij,ij->i", vectors[0::2], vectors[1::2]), -1, 1)]
 
@@ -134,6 +142,34 @@ def measure(device: str, model_path: str, rollouts, threads: int) -> dict[str, t
     return results
 
 
+def measure_long_texts(device: str, model_path: str, data: Path) -> None:
+    """Encoding megabyte texts as given vs through rarft's length cap: time and the largest embedding difference."""
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    examples, _ = load_examples(data)
+    refusals = " ".join(e.label.answer_refusal for e in examples if not e.label.relevant)
+    texts = {
+        "released refusals joined (realistic prose)": (refusals * (1 + 1_000_000 // len(refusals)))[:1_000_000],
+        "'1 ' repeated": "1 " * 500_000,
+        "a word repeated": "word " * 200_000,
+    }
+    model, ours = SentenceTransformer(model_path, device=device), SentenceSimilarity(model_path, device=device)
+    model.encode(["warm up"], show_progress_bar=False)
+    ours.encode(["warm up"])
+    print(f"[{device}] 1 MB texts: encoded as given vs rarft's cap (seconds; max |embedding difference|)")
+    for name, text in texts.items():
+        started = time.perf_counter()
+        given = model.encode([text], normalize_embeddings=True, show_progress_bar=False)[0]
+        middle = time.perf_counter()
+        capped = ours.encode([text])[0]
+        done = time.perf_counter()
+        print(
+            f"  {name:<44} as given {middle - started:6.3f} s  rarft {done - middle:6.3f} s "
+            f"({(middle - started) / (done - middle):5.1f}x)  max |diff| {float(np.abs(given - capped).max()):.1e}"
+        )
+
+
 def report(device: str, results, count: int) -> None:
     print(f"results on {device}:")
     for name, (seconds, latencies) in results.items():
@@ -168,6 +204,8 @@ def main() -> int:
     by_device = {device: measure(device, model_path, rollouts, args.threads) for device in devices}
     for device, results in by_device.items():
         report(device, results, len(rollouts))
+    for device in devices:
+        measure_long_texts(device, model_path, args.data)
     if len(devices) > 1:
         first = devices[0]
         for device in devices[1:]:

@@ -1,12 +1,14 @@
-"""Argument types shared by the `rarft-prep` commands: a bad value is a usage error naming the flag."""
+"""Argument types shared by the command lines (`rarft-prep`, `rarft-eval`): a bad value is a usage error
+naming the flag, before any work starts."""
 
 from __future__ import annotations
 
 import argparse
 
 __all__ = [
-    "positive_int",
     "open_fraction",
+    "positive_int",
+    "positive_number",
 ]
 
 
@@ -18,6 +20,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """A finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
 
 

@@ -33,9 +33,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from data_prep.arguments import open_fraction
-from rarft_plugin.dataset import Example, dump_items, examples_from_items, load_items
+from rarft_plugin.command_files import CommandFiles
+from rarft_plugin.dataset import Example, examples_from_items, items_text, load_items
 from rarft_plugin.errors import DataError
-from rarft_plugin.io_utils import write_atomic
+from rarft_plugin.io_utils import write_files_atomic
 from rarft_plugin.leakage import LeakageReport, label_leakage, leak_filter
 from rarft_plugin.schema import DIFFICULTIES, JsonValue, VtgItem
 
@@ -43,7 +44,9 @@ __all__ = [
     "FRESH_SEED",
     "SUBSTITUTES",
     "add_arguments",
+    "command_files",
     "debias_items",
+    "report_path",
     "items_leakage",
     "leakage_step",
     "run",
@@ -197,16 +200,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the folds (default 0)")
 
 
+def report_path(out: Path) -> Path:
+    """The report written beside the filtered file OUT: OUT with `.debias.json`."""
+    return out.with_suffix(".debias.json")
+
+
+def command_files(args: argparse.Namespace) -> CommandFiles:
+    return CommandFiles.of(inputs=[args.input], outputs=[args.out, report_path(args.out)])
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.out.resolve() == args.input.resolve():
-        print(f"rarft-prep debias: error: --out {args.out} is the input file; write elsewhere", file=sys.stderr)
-        return 2
     try:
-        items = load_items(args.input)
+        items = load_items(args.input)  # validates the file, naming the bad record
         if not items:
             raise DataError("no item", source=str(args.input))
         kept_items, report = debias_items(items, target=args.target_auc, min_keep=args.min_keep, seed=args.seed)
     except DataError as error:
+        error = error.located(source=str(args.input))
         print(f"rarft-prep debias: error: {error}", file=sys.stderr)
         return 2
     for line in report_lines(report):
@@ -226,8 +236,8 @@ def run(args: argparse.Namespace) -> int:
         "input": str(args.input),
         "options": {"target_auc": args.target_auc, "min_keep": args.min_keep, "seed": args.seed},
     }
-    dump_items(args.out, kept_items)
-    write_atomic(args.out.with_suffix(".debias.json"), json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    report_text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"
+    write_files_atomic({args.out: items_text(kept_items), report_path(args.out): report_text})
     dropped = sum(entry["of"] - entry["kept"] for entry in report["kept"].values())
-    print(f"{dropped} irrelevant queries dropped -> {args.out} (report: {args.out.with_suffix('.debias.json')})")
+    print(f"{dropped} irrelevant queries dropped -> {args.out} (report: {report_path(args.out)})")
     return 0

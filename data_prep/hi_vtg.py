@@ -8,7 +8,10 @@ For each relevant query (paper §3.3, Fig. 3):
    along those categories and its refusal reasoning;
 3. validation of every LLM answer (`validate_categories`, `validate_negatives`): valid JSON,
    categories from the taxonomy and the plan, a query different from the original, the
-   `<irrelevant_answer>` block and one block per category. An invalid answer is asked again
+   `<irrelevant_answer>` block and one block per category, and every text as
+   `rarft_plugin.schema.text_problem` allows it (LLM output is adversarial: no special-token
+   marker such as `<|im_end|>`, no answer tag, no control character, at most 500 characters for
+   a query, 2,000 for a refusal, 8,000 for the reasoning). An invalid answer is asked again
    (`--max-attempts`), then the query goes to the rejects file with the reason.
 
 Leakage (`data_prep.debias`): after building, the run prints the text-only leakage check of what
@@ -25,10 +28,17 @@ entry per difficulty. An irrelevant entry stores the refusal explanation as `a` 
 the full reasoning with its per-category blocks as `reasoning`, and `q_origin` = the relevant
 query it was edited from.
 
+Defaults that work with a local server as well as a hosted API: replies are bounded
+(`--max-tokens`, `DEFAULT_MAX_TOKENS`); `--concurrency` is, unless given, 16 for a remote endpoint
+and for a local one (localhost, 127.x) as many requests as it serves at once (llama.cpp's /props),
+else 1 (`rarft_plugin.llm_client.ChatClient.server_parallelism`); one request waits up to
+`--timeout` (600 s, the OpenAI client's own default).
+
 Reliability: requests run concurrently (`--concurrency`), retried with backoff on 429 / 5xx /
 timeouts / resets; every finished query (item or reject) is appended to a journal in the work
 directory and every LLM reply to a cache there, so a run killed at any moment resumes without
 losing, duplicating or paying again for finished work; outputs are written atomically at the end.
+A run that stops (an error, Ctrl-C) cancels its requests in flight and closes their connections.
 
 What counts as finished: an item, or a reject for what the model answered (invalid after
 `--max-attempts`) or for a request the endpoint refused as such (HTTP 400 / 413 / 422, e.g. a
@@ -39,7 +49,7 @@ queries it hit, and the next run asks them again. The journal and the reply cach
 model, the prompts and the sampling settings, so a run with another `--model` (or temperature,
 ...) starts afresh instead of reusing answers of the old one. Outputs are written only when every
 query is finished; a run that finishes with no item exits non-zero (the rejects file says why,
-with each rejected reply next to its reason).
+with each rejected reply next to its reason, and the summary says which reason came most often).
 """
 
 from __future__ import annotations
@@ -60,10 +70,11 @@ from data_prep.arguments import open_fraction, positive_int
 from data_prep.debias import leakage_step, substitute_vocabulary
 from data_prep.importers import DURATIONS_HELP, IMPORTERS, QueryRecord, import_records
 from rarft_plugin import llm_prompts
-from rarft_plugin.dataset import dump_items
+from rarft_plugin.command_files import CommandFiles, Output
+from rarft_plugin.dataset import items_text
 from rarft_plugin.errors import DataError
-from rarft_plugin.io_utils import write_jsonl_atomic
-from rarft_plugin.journal import Journal
+from rarft_plugin.io_utils import jsonl_text, write_files_atomic
+from rarft_plugin.journal import Journal, not_a_journal
 from rarft_plugin.llm_client import ChatClient, EndpointError, RequestError
 from rarft_plugin.llm_json import UnreadableReply, json_object
 from rarft_plugin.schema import (
@@ -77,17 +88,21 @@ from rarft_plugin.schema import (
     dump_item,
     format_span,
     parse_item,
+    text_problem,
     wrap_answer,
 )
 
 __all__ = [
+    "DEFAULT_MAX_TOKENS",
     "PLANS",
     "Invalid",
     "add_arguments",
     "build",
     "build_one",
+    "command_files",
     "hi_vtg_item",
     "journal_key",
+    "no_item_reason",
     "plans_for",
     "reject_reason_kind",
     "run",
@@ -100,8 +115,22 @@ __all__ = [
 PLANS: tuple[tuple[str, int], ...] = tuple((DIFFICULTY[name].tag, DIFFICULTY[name].edited) for name in HARD_LEVELS)
 
 
+# Reply length limit: room for a Table 14 answer with three plans (a few hundred tokens from a
+# model that follows the prompt), and a bound on what a model that runs on costs (a local server
+# computes every token of it, even for a request the client has given up).
+DEFAULT_MAX_TOKENS = 1024
+
+
 class Invalid(ValueError):
     """An LLM answer that fails validation; the message is the reject reason."""
+
+
+def _valid_text(text: str, kind: str, what: str) -> str:
+    """`text` if a record may hold it (`schema.text_problem`); Invalid naming `what` else."""
+    problem = text_problem(text, kind)
+    if problem:
+        raise Invalid(f"{what} {problem}")
+    return text
 
 
 def _json_object(reply: str, key: str) -> dict[str, JsonValue]:
@@ -146,6 +175,7 @@ def validate_negatives(reply: str, plans: list[dict], original_query: str) -> di
         query = neg.get("irrel_query")
         if not isinstance(query, str) or not query.strip():
             raise Invalid(f"{tag}: empty irrel_query")
+        query = _valid_text(" ".join(query.split()), "query", f"{tag}: irrel_query")
         if _normal(query) == _normal(original_query):
             raise Invalid(f"{tag}: irrelevant query equals the original")
         applied = [c.get("path") if isinstance(c, dict) else c for c in neg.get("applied_categories") or []]
@@ -156,18 +186,14 @@ def validate_negatives(reply: str, plans: list[dict], original_query: str) -> di
             reasoning = "".join(str(part) for part in reasoning)
         if not isinstance(reasoning, str):
             raise Invalid(f"{tag}: no reasoning text")
-        answer = _block(reasoning, "irrelevant_answer")
+        reasoning = _valid_text(reasoning.strip(), "reasoning", f"{tag}: reasoning")  # bounded before any search
+        answer = _valid_text(_block(reasoning, "irrelevant_answer"), "answer", f"{tag}: <irrelevant_answer>")
         if not answer:
             raise Invalid(f"{tag}: no <irrelevant_answer> block")
         for category in categories:
             if not _block(reasoning, category_tag(category)):
                 raise Invalid(f"{tag}: no <{category_tag(category)}> block")
-        out[tag] = {
-            "query": " ".join(query.split()),
-            "categories": categories,
-            "answer": answer,
-            "reasoning": reasoning.strip(),
-        }
+        out[tag] = {"query": query, "categories": categories, "answer": answer, "reasoning": reasoning}
     return out
 
 
@@ -288,11 +314,19 @@ async def build(
     if not todo:  # everything finished: the endpoint is not needed, up or down
         return
     await chat.check_endpoint()
+    if chat.concurrency is None:
+        chat.concurrency, why = await chat.server_parallelism()
+        print(f"concurrency {chat.concurrency}: {why} (--concurrency N sets it)", flush=True)
     with tqdm(total=len(records), initial=len(records) - len(todo), desc="hi-vtg", unit="query") as progress:
         async with chat.session() as ask:
+            # As many queries at once as requests: each finishes (and is journalled) as soon as it can,
+            # instead of every query's first request going before any second one.
+            in_flight = asyncio.Semaphore(chat.concurrency)
 
             async def one(record):
-                result = await build_one(ask, record, max_attempts, substitutes_of(record) if substitutes_of else None)
+                async with in_flight:
+                    substitutes = substitutes_of(record) if substitutes_of else None
+                    result = await build_one(ask, record, max_attempts, substitutes)
                 await asyncio.to_thread(journal.put, journal_key(settings, record), result)  # fsync off the loop
                 progress.update(1)
 
@@ -324,7 +358,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint, e.g. http://localhost:8080/v1")
     parser.add_argument("--model", default=None, help="LLM name at that endpoint (the paper: GPT-5-mini)")
     parser.add_argument("--api-key", default=None, help="default: $OPENAI_API_KEY")
-    parser.add_argument("--concurrency", type=positive_int, default=16, help="requests in flight at once")
+    parser.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=None,
+        help="requests in flight at once (default: 16 for a remote endpoint; for a local one, as many as it "
+        "serves at once (llama.cpp's /props), else 1)",
+    )
     parser.add_argument("--max-items", type=positive_int, default=None, help="only the first N relevant queries")
     parser.add_argument(
         "--max-attempts",
@@ -336,10 +376,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-tokens",
         type=positive_int,
-        default=None,
-        help="reply length limit (default: the server's); a local server may need it",
+        default=DEFAULT_MAX_TOKENS,
+        help=f"reply length limit in tokens (default {DEFAULT_MAX_TOKENS}: a Table 14 answer takes a few hundred; "
+        "a reasoning model such as GPT-5-mini counts its hidden reasoning too: give it 8192 or more)",
     )
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for one reply")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds to wait for one reply (default 600, the OpenAI client's); also how long a busy server "
+        "is waited for at the start",
+    )
     parser.add_argument(
         "--no-json-mode",
         dest="json_mode",
@@ -363,6 +410,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="before writing, drop the irrelevant queries whose text gives them away until the query-only "
         "classifier's out-of-fold AUC is at most AUC (rarft-prep debias; dropped ones go to the rejects file)",
     )
+
+
+WORK_FILES = ("journal.jsonl", "llm_cache.jsonl")
+
+
+def foreign_work_files(work: Path) -> str | None:
+    """Why an existing work folder is not a hi-vtg one (a journal or cache there that is not one), or None."""
+    for name in WORK_FILES:
+        reason = not_a_journal(work / name)
+        if reason:
+            return f"{name} {reason}: not a hi-vtg work folder (--work-dir), so not resumed"
+    return None
+
+
+def output_paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
+    """(items file, rejects file, work folder) of a run."""
+    return (
+        args.out,
+        args.rejects or args.out.with_suffix(".rejects.jsonl"),
+        args.work_dir or args.out.with_name(args.out.name + ".work"),
+    )
+
+
+def command_files(args: argparse.Namespace) -> CommandFiles:
+    if args.dry_run:
+        return CommandFiles.of(inputs=[args.input, args.durations])
+    out, rejects, work = output_paths(args)
+    own_work = Output(work, folder=True, entries=WORK_FILES, resumes=foreign_work_files)
+    return CommandFiles.of(inputs=[args.input, args.durations], outputs=[out, rejects, own_work])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -393,7 +469,7 @@ def run(args: argparse.Namespace) -> int:
     if not (args.base_url and args.model):
         print("rarft-prep hi-vtg: error: --base-url and --model are required (or --dry-run)", file=sys.stderr)
         return 2
-    work = args.work_dir or args.out.with_name(args.out.name + ".work")
+    _, rejects_path, work = output_paths(args)
     chat = ChatClient(
         base_url=args.base_url,
         model=args.model,
@@ -438,10 +514,7 @@ def run(args: argparse.Namespace) -> int:
     if items:
         items, leakage_rejects = leakage_step(items, args.debias)
         rejects += leakage_rejects
-    rejects_path = args.rejects or args.out.with_suffix(".rejects.jsonl")
-    write_jsonl_atomic(rejects_path, rejects)
-    if items:
-        dump_items(args.out, items)
+    write_files_atomic({rejects_path: jsonl_text(rejects), **({args.out: items_text(items)} if items else {})})
     usage = chat.usage
     by_reason = Counter(f"{r['stage']}: {reject_reason_kind(r['reason'])}" for r in rejects)
     print(
@@ -454,12 +527,28 @@ def run(args: argparse.Namespace) -> int:
         f"requests: {usage.requests} (cached {usage.cached}, retries {usage.retries}); "
         f"tokens: {usage.prompt_tokens} prompt + {usage.completion_tokens} completion"
         + ("; the server refused JSON mode: asked without it" if usage.json_mode_refused else "")
+        + (f"; {usage.truncated} replies cut at --max-tokens {args.max_tokens}" if usage.truncated else "")
     )
     if not items:
-        print(
-            f"rarft-prep hi-vtg: error: no item built from {len(records)} queries; the reasons and the "
-            f"model's replies are in {rejects_path}",
-            file=sys.stderr,
-        )
+        print(f"rarft-prep hi-vtg: error: {no_item_reason(by_reason, len(records), usage.truncated)}", file=sys.stderr)
+        print(f"  the reasons and the model's replies are in {rejects_path}", file=sys.stderr)
         return 1
     return 0
+
+
+def no_item_reason(by_reason: Counter, queries: int, truncated: int = 0) -> str:
+    """Why a run built nothing, for the one error line: the commonest reason, and what it suggests.
+
+    >>> no_item_reason(Counter({'llm: generation: no JSON object with the key "negs" in the reply': 4}), 4)
+    'no item built from 4 queries; most often (4): llm: generation: no JSON object with the key "negs" in the reply; \
+the model may be too small to follow the prompts (Tables 13-14): try a larger one'
+    """
+    if not by_reason:
+        return f"no item built from {queries} queries"
+    reason, count = by_reason.most_common(1)[0]
+    text = f"no item built from {queries} queries; most often ({count}): {reason}"
+    if truncated:
+        text += f"; {truncated} replies were cut at the length limit: raise --max-tokens"
+    elif reason.startswith("llm:") and "endpoint refused" not in reason:
+        text += "; the model may be too small to follow the prompts (Tables 13-14): try a larger one"
+    return text

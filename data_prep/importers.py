@@ -7,16 +7,20 @@ Formats (`--format`):
 - `activitynet`: ActivityNet Captions JSON `{vid: {"duration", "timestamps": [[s, e], ...], "sentences": [...]}}`
 - `qvhighlights`: QVHighlights JSONL `{"qid", "query", "vid", "duration", "relevant_windows": [[s, e], ...]}`
   (the first window)
-- `tvgbench`: Time-R1 / TVGBench JSON list `{"video", "query"|"question"|"sentence",
-  "timestamp"|"solution"|"span", "duration", "video_start"?, "video_end"?}`
+- `tvgbench`: Time-R1 / TVGBench JSON list, fields named as `TVGBENCH_FIELDS` lists them: Time-R1's
+  own `tvgbench.json` writes `path`, `question`, `answer` (the span [s, e] relative to the clip),
+  other exports `video`, `query`, `timestamp`; `duration`, `video_start`?, `video_end`?
 - `released`: the released HI-VTG schema: its relevant queries
 - `jsonl`: generic JSONL `{"video", "query", "timestamp": [s, e], "duration", "video_start"?, "video_end"?,
   "context"?}`
 
 Dense captions of the same video (other queries with their spans) become each record's
 `video_context`. A record that cannot be used — a missing or malformed field (numbers and spans are
-checked by `rarft_plugin.schema`: finite, a span 0 <= start <= end, a duration > 0), a span that
-ends after its video (clip) window by more than half a second — is not imported: it goes to the
+checked by `rarft_plugin.schema`: finite, a span 0 <= start <= end, times at most a week, a
+duration > 0; a query as `schema.text_problem` says: no special-token marker, answer tag or
+control character, at most 500 characters), a span that ends after its video (clip) window
+(`rarft_plugin.schema.span_problem`, the rule every reader applies: more than half a second after
+it) — is not imported: it goes to the
 returned rejects with its reason, naming file and record; one odd record never refuses a file. Only
 file-level problems (not found, not JSON, the wrong top-level shape, Charades without `--durations`)
 are errors. `duration` may be missing (`null`) where the annotations lack it (TVGBench clips carry
@@ -26,7 +30,7 @@ taken from the video when it is converted."""
 from __future__ import annotations
 
 import csv
-import json
+import io
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,13 +38,13 @@ from pathlib import Path
 
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.errors import DataError
-from rarft_plugin.io_utils import read_jsonl
-from rarft_plugin.schema import JsonValue, clip_length, parse_number, parse_span
+from rarft_plugin.io_utils import read_json, read_jsonl, read_text
+from rarft_plugin.schema import JsonValue, clip_length, parse_seconds, parse_span, span_problem, text_problem
 
 __all__ = [
     "DURATIONS_HELP",
     "IMPORTERS",
-    "TOLERANCE_S",
+    "TVGBENCH_FIELDS",
     "Imported",
     "QueryRecord",
     "import_activitynet",
@@ -50,11 +54,10 @@ __all__ = [
     "import_records",
     "import_released",
     "import_tvgbench",
-    "span_problem",
+    "record_span_problem",
     "with_context",
 ]
 
-TOLERANCE_S = 0.5
 DURATIONS_HELP = (
     "video lengths, for formats whose annotations lack them (charades): a JSON object "
     "{\"VIDEO_ID\": seconds, ...} or a CSV with an 'id' column and a 'length' or 'duration' "
@@ -80,12 +83,9 @@ class QueryRecord:
         return f"{self.video}|{self.timestamp[0]:.3f}|{self.timestamp[1]:.3f}|{self.query}"
 
 
-def span_problem(record: QueryRecord) -> str | None:
-    """Why a record's span does not fit its video (clip), or None; a span of unknown length fits."""
-    window = clip_length(record.duration, record.video_start, record.video_end)
-    if window is not None and record.timestamp[1] > window + TOLERANCE_S:
-        return f"span {list(record.timestamp)} ends after the video (clip) length {window:.2f} s"
-    return None
+def record_span_problem(record: QueryRecord) -> str | None:
+    """Why a record's span does not fit its video (clip), or None (`rarft_plugin.schema.span_problem`)."""
+    return span_problem(record.timestamp, clip_length(record.duration, record.video_start, record.video_end))
 
 
 def with_context(records: list[QueryRecord]) -> list[QueryRecord]:
@@ -116,16 +116,20 @@ def _record(
         for name, value in (("video", video), ("query", query)):
             if not isinstance(value, str) or not value.strip():
                 raise DataError("must be a non-empty string", field=name)
+        query = " ".join(query.split())
+        problem = text_problem(query, "query")  # it goes into the prompts and the built items
+        if problem:
+            raise DataError(problem, field="query")
         span = parse_span(timestamp, text=True)
         if span is None:
             raise DataError(f"must be [start, end], got {timestamp!r}", field="timestamp")
         return QueryRecord(
             video=video.strip(),
-            query=" ".join(query.split()),
+            query=query,
             timestamp=span,
-            duration=None if duration is None else parse_number(duration, "duration", positive=True, text=True),
-            video_start=None if start is None else parse_number(start, "video_start", minimum=0, text=True),
-            video_end=None if end is None else parse_number(end, "video_end", minimum=0, text=True),
+            duration=None if duration is None else parse_seconds(duration, "duration", positive=True, text=True),
+            video_start=None if start is None else parse_seconds(start, "video_start", text=True),
+            video_end=None if end is None else parse_seconds(end, "video_end", text=True),
             source=source,
         )
     except DataError as error:
@@ -136,16 +140,13 @@ def _durations(path: Path | None) -> dict[str, float]:
     """{video id: seconds} from a `--durations` file (DURATIONS_HELP)."""
     if path is None:
         return {}
-    if not path.is_file():
-        raise DataError("durations file not found", source=str(path))
     if path.suffix == ".json":
-        data = _json(path)
+        data = read_json(path)
         if not isinstance(data, dict):
             raise DataError('expected a JSON object {"VIDEO_ID": seconds, ...}', source=str(path))
         pairs = [(str(key), value, str(key)) for key, value in data.items()]
     else:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
+        rows = list(csv.DictReader(io.StringIO(read_text(path), newline="")))
         column = next((c for c in ("length", "duration") if rows and c in rows[0]), None)
         if column is None or "id" not in rows[0]:
             raise DataError("needs an 'id' and a 'length' or 'duration' column", source=str(path))
@@ -153,9 +154,9 @@ def _durations(path: Path | None) -> dict[str, float]:
     lengths = {}
     for video, value, where in pairs:
         try:
-            lengths[video] = float(value)
-        except (TypeError, ValueError):
-            raise DataError(f"must be a number of seconds, got {value!r}", source=str(path), record=where) from None
+            lengths[video] = parse_seconds(value, "duration", positive=True, text=True)
+        except DataError as error:
+            raise error.located(source=str(path), record=where) from None
     return lengths
 
 
@@ -175,7 +176,7 @@ def import_charades(path: Path, durations: Path | None = None) -> Imported:
         raise DataError("Charades-STA lines carry no video length: give --durations", source=str(path))
     lengths = _durations(durations)
     records: Imported = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         where = f"line {number}"
@@ -193,7 +194,7 @@ def import_charades(path: Path, durations: Path | None = None) -> Imported:
 
 
 def import_activitynet(path: Path, durations: Path | None = None) -> Imported:
-    data = _json(path)
+    data = read_json(path)
     if not isinstance(data, dict):
         raise DataError("expected a JSON object {video: {...}}", source=str(path))
     records: Imported = []
@@ -231,27 +232,40 @@ def _first(row: dict[str, JsonValue], names: tuple[str, ...]) -> JsonValue:
     return next((row[name] for name in names if name in row), None)
 
 
+# A TVGBench record's fields, in `_record`'s argument order: each of rarft's names and the names it is read
+# from, the first present wins.
+# Time-R1's tvgbench.json writes path / question / answer; `answer` holds the span [s, e] relative to the
+# clip window (read like `timestamp`: two numbers, or numbers written as text).
+TVGBENCH_FIELDS: dict[str, tuple[str, ...]] = {
+    "video": ("video", "path", "video_path", "vid"),
+    "query": ("query", "question", "sentence", "caption"),
+    "timestamp": ("timestamp", "answer", "solution", "span", "timestamps"),
+    "duration": ("duration",),
+    "video_start": ("video_start",),
+    "video_end": ("video_end",),
+}
+_TVGBENCH_REQUIRED = ("video", "query", "timestamp")
+
+
 def import_tvgbench(path: Path, durations: Path | None = None) -> Imported:
-    data = _json(path)
+    data = read_json(path)
     rows = data if isinstance(data, list) else list(data.values()) if isinstance(data, dict) else None
     if rows is None:
         raise DataError("expected a JSON list of records", source=str(path))
-    return [
-        _guarded(
-            _record,
-            str(path),
-            str(index),
-            _first(row, ("video", "video_path", "vid")),
-            _first(row, ("query", "question", "sentence", "caption")),
-            _first(row, ("timestamp", "solution", "span", "timestamps")),
-            row.get("duration"),
-            row.get("video_start"),
-            row.get("video_end"),
+    return [_tvgbench_record(row, str(path), index) for index, row in enumerate(rows)]
+
+
+def _tvgbench_record(row: JsonValue, source: str, index: int) -> QueryRecord | DataError:
+    if not isinstance(row, dict):
+        return DataError("expected an object", source=source, record=index)
+    absent = [name for name in _TVGBENCH_REQUIRED if not any(key in row for key in TVGBENCH_FIELDS[name])]
+    if absent:
+        names = TVGBENCH_FIELDS[absent[0]]
+        return DataError(
+            f"missing: a TVGBench record names it {' or '.join(names)}", source=source, record=index, field=absent[0]
         )
-        if isinstance(row, dict)
-        else DataError("expected an object", source=str(path), record=index)
-        for index, row in enumerate(rows)
-    ]
+    values = {name: _first(row, names) for name, names in TVGBENCH_FIELDS.items()}
+    return _guarded(_record, source, str(index), *values.values())
 
 
 def import_released(path: Path, durations: Path | None = None) -> Imported:
@@ -302,23 +316,14 @@ def import_records(path: Path, fmt: str, durations: Path | None = None) -> tuple
     """(usable records with video context, rejects with reasons)."""
     if fmt not in IMPORTERS:
         raise DataError(f"unknown format {fmt!r}; expected one of {sorted(IMPORTERS)}")
-    if not path.exists():
-        raise DataError("file not found", source=str(path))
     usable, rejects = [], []
     for record in IMPORTERS[fmt](path, durations):
         if isinstance(record, DataError):
             rejects.append({"stage": "import", "reason": str(record)})
             continue
-        problem = span_problem(record)
+        problem = record_span_problem(record)
         if problem:
             rejects.append({"stage": "import", "reason": problem, "video": record.video, "query": record.query})
         else:
             usable.append(record)
     return with_context(usable), rejects
-
-
-def _json(path: Path) -> JsonValue:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as error:
-        raise DataError(f"not valid JSON ({error})", source=str(path)) from None

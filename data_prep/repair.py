@@ -4,8 +4,9 @@ TVGBench (Time-R1) asks about clips: a record holds a window `video_start`/`vide
 video and a span [s, e] relative to that window. The released HI-TVGBench file lost the windows
 (`video_start`/`video_end` are null) and stores [video_start + s, video_end + e] as the span, which
 fits neither the clip nor the whole video (a third of the file). This command joins each item
-with Time-R1's TVGBench annotation (the format `rarft-prep`'s `tvgbench` importer reads) on the
-video's file name and the relevant query, and for each item of a clip:
+with Time-R1's TVGBench annotation (its `tvgbench.json`, fields `path` / `question` / `answer`, read
+by `rarft-prep`'s `tvgbench` importer: `data_prep.importers.TVGBENCH_FIELDS`) on the video's file
+name and the relevant query, and for each item of a clip:
 
 | stored span                        | what it does                                     | counted as        |
 |------------------------------------|--------------------------------------------------|-------------------|
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data_prep.importers import QueryRecord, import_tvgbench
+from rarft_plugin.command_files import CommandFiles
 from rarft_plugin.dataset import dump_items, load_items
 from rarft_plugin.errors import DataError
 from rarft_plugin.parsing import extract_segment
@@ -40,6 +42,7 @@ __all__ = [
     "TOLERANCE_S",
     "RepairReport",
     "add_arguments",
+    "command_files",
     "repair_spans",
     "run",
 ]
@@ -154,17 +157,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tvgbench",
         type=Path,
         required=True,
-        help="Time-R1's TVGBench annotation (JSON list of {video, query, timestamp, duration, "
-        "video_start, video_end}, as the `tvgbench` importer reads it)",
+        help="Time-R1's TVGBench annotation, its tvgbench.json (JSON list of {path, question, answer, duration, "
+        "video_start, video_end}; video / query / timestamp accepted too: data_prep.importers.TVGBENCH_FIELDS)",
     )
     parser.add_argument("--out", type=Path, required=True, help="the repaired file")
+
+
+def command_files(args: argparse.Namespace) -> CommandFiles:
+    return CommandFiles.of(inputs=[args.input, args.tvgbench], outputs=[args.out])
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         items = load_items(args.input)  # the file must load as it is, naming a bad record
-        if not args.tvgbench.is_file():
-            raise DataError("file not found", source=str(args.tvgbench))
         annotation = import_tvgbench(args.tvgbench)
         # an importer may hand back an unusable record as its error rather than raise
         usable = [record for record in annotation if isinstance(record, QueryRecord)]

@@ -36,13 +36,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data_prep.arguments import open_fraction
-from rarft_plugin.dataset import dump_items, examples_from_items, load_items
+from rarft_plugin.command_files import CommandFiles
+from rarft_plugin.dataset import examples_from_items, item_span_problem, items_text, load_items
 from rarft_plugin.errors import DataError
+from rarft_plugin.io_utils import write_files_atomic
 from rarft_plugin.schema import IRRELEVANCE_LEVELS, VtgItem
 
 __all__ = [
     "ItemQueries",
     "add_arguments",
+    "command_files",
     "eval_videos",
     "item_queries",
     "run",
@@ -184,18 +187,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the video assignment (same seed, same split)")
 
 
+def command_files(args: argparse.Namespace) -> CommandFiles:
+    return CommandFiles.of(inputs=[args.input], outputs=[args.train, args.eval])
+
+
 def run(args: argparse.Namespace) -> int:
-    paths = {"the input": args.input, "--train": args.train, "--eval": args.eval}
-    for first, second in (("--train", "--eval"), ("the input", "--train"), ("the input", "--eval")):
-        if paths[first].resolve() == paths[second].resolve():
-            print(
-                f"rarft-prep split: error: {first} and {second} are the same file ({paths[second]}): each side "
-                "needs its own file, and the input is never overwritten",
-                file=sys.stderr,
-            )
-            return 2
     try:
         items = load_items(args.input)  # validates the file, naming the bad record
+        # only a released file loads with spans its video cannot hold (its known defect): kept out of
+        # both sides, so that the split files load, convert and train anywhere
+        impossible = [item for item in items if item_span_problem(item)]
+        items = [item for item in items if not item_span_problem(item)]
         train, evaluation, counts = split_items(items, eval_fraction=args.eval_fraction, seed=args.seed)
         for name, side in (("training", train), ("evaluation", evaluation)):
             if not side:
@@ -204,10 +206,14 @@ def run(args: argparse.Namespace) -> int:
         error = error.located(source=str(args.input))
         print(f"rarft-prep split: error: {error}", file=sys.stderr)
         return 2
-    dump_items(args.train, train)
-    dump_items(args.eval, evaluation)
+    write_files_atomic({args.train: items_text(train), args.eval: items_text(evaluation)})
     for line in [*side_summary("train", args.train, counts["train"]), *side_summary("eval", args.eval, counts["eval"])]:
         print(line)
     if counts["unusable"]:
         print(f"  {counts['unusable']} items without a usable query (not used)")
+    if impossible:
+        print(
+            f"  warning: {len(impossible)} items left out: their span ends after the video's duration "
+            f"(a known defect of the released file; first: record {impossible[0].index})"
+        )
     return 0

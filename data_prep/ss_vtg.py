@@ -15,13 +15,15 @@ from pathlib import Path
 
 from data_prep.arguments import positive_int
 from data_prep.importers import DURATIONS_HELP, IMPORTERS, QueryRecord, import_records
-from rarft_plugin.dataset import dump_items
+from rarft_plugin.command_files import CommandFiles
+from rarft_plugin.dataset import items_text
 from rarft_plugin.errors import DataError
-from rarft_plugin.io_utils import write_jsonl_atomic
+from rarft_plugin.io_utils import jsonl_text, write_files_atomic
 from rarft_plugin.schema import DIFFICULTY, VtgItem, VtgQuery
 
 __all__ = [
     "add_arguments",
+    "command_files",
     "run",
     "shuffled_items",
 ]
@@ -73,6 +75,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-items", type=positive_int, default=None, help="only the first N relevant queries")
 
 
+def rejects_path(out: Path) -> Path:
+    return out.with_suffix(".rejects.jsonl")
+
+
+def command_files(args: argparse.Namespace) -> CommandFiles:
+    return CommandFiles.of(inputs=[args.input, args.durations], outputs=[args.out, rejects_path(args.out)])
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         records, rejects = import_records(args.input, args.format, args.durations)
@@ -82,7 +92,6 @@ def run(args: argparse.Namespace) -> int:
         error = error.located(source=str(args.input))
         print(f"rarft-prep ss-vtg: error: {error}", file=sys.stderr)
         return 2
-    dump_items(args.out, items)
-    write_jsonl_atomic(args.out.with_suffix(".rejects.jsonl"), rejects)
+    write_files_atomic({args.out: items_text(items), rejects_path(args.out): jsonl_text(rejects)})
     print(f"items: {len(items)} (1 relevant : 1 shuffled each) -> {args.out}; import rejects: {len(rejects)}")
     return 0

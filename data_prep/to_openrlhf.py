@@ -19,10 +19,19 @@ records, before anything is written (`--no-probe` checks existence only).
 A record without a `duration` (the released HI-TVGBench / SS-QVHighlights files have `null`) gets
 its label's duration from the video: the clip window's length `video_end - video_start` when the
 record has both, else the probed length of the video less `video_start`. Such videos are probed
-even with `--no-probe`.
+even with `--no-probe`, and a span the measured length cannot hold is refused as one the file's
+duration cannot hold is on load (`rarft_plugin.schema.span_problem`, one rule everywhere).
 
 `--ratio R:I` keeps relevant and irrelevant queries in that proportion by dropping (seeded) part of
 the larger class; the paper trains at 1:3 and evaluates at 1:1. Without it every query is kept.
+
+`--pairing released --epochs N` writes what the authors' released training reads
+(main_rarft.py:460-504): per item one relevant example and one irrelevant example whose query is
+drawn from the item's irrelevant queries (its pool: strong / moderate / weak, at most 3 in the
+released data), drawn anew each time the item is read, i.e. once per epoch. OpenRLHF hands the
+executor no step or epoch, so the N draws are made here, seeded by `--seed`, epoch and item: the
+file holds N epochs (rows `ITEM:QUERY@eK`), and the released preset trains one pass over it
+(`RARFT_PRESET=released`, docs/train.md).
 """
 
 from __future__ import annotations
@@ -34,12 +43,14 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from data_prep.arguments import positive_int
+from rarft_plugin.command_files import CommandFiles
 from rarft_plugin.dataset import Example, load_examples
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_jsonl_atomic
 from rarft_plugin.prompt_row import make_row
 from rarft_plugin.prompts import TEMPLATES
-from rarft_plugin.schema import clip_length
+from rarft_plugin.schema import clip_length, span_problem
 from rarft_plugin.video import (
     VIDEO_EXTENSIONS,
     VideoError,
@@ -65,6 +76,22 @@ def apply_ratio(examples: list[Example], ratio: tuple[int, int] | None, seed: in
     rng = random.Random(seed)
     kept = set(map(id, rng.sample(relevant, keep_r))) | set(map(id, rng.sample(irrelevant, keep_i)))
     return [e for e in examples if id(e) in kept]
+
+
+def released_pairing(examples: list[Example], epochs: int, seed: int) -> list[tuple[Example, str]]:
+    """(example, row id) of `epochs` passes over the items: per item its first relevant query and one
+    irrelevant query drawn from the item's, seeded by (seed, epoch, item); items in file order."""
+    items: dict[int, list[Example]] = {}
+    for example in examples:
+        items.setdefault(example.item.index, []).append(example)
+    rows = []
+    for epoch in range(1, epochs + 1):
+        for index, queries in items.items():
+            relevant = [e for e in queries if e.label.relevant][:1]
+            pool = [e for e in queries if not e.label.relevant]
+            drawn = [random.Random(f"{seed}:{epoch}:{index}").choice(pool)] if pool else []
+            rows += [(e, f"{e.key}@e{epoch}") for e in relevant + drawn]
+    return rows
 
 
 def with_video_durations(examples: list[Example], videos: dict[str, Path], *, workers: int = 8) -> list[Example]:
@@ -135,7 +162,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="message layout of the released code: train = text first; eval = system message, video first",
     )
     parser.add_argument("--ratio", type=parse_ratio, default=None, help="relevant:irrelevant, e.g. 1:3 (default: all)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of --ratio's sampling (same seed, same file)")
+    parser.add_argument(
+        "--pairing",
+        choices=("all", "released"),
+        default="all",
+        help="all: one row per query (default); released: per item and epoch one relevant query and one "
+        "irrelevant query drawn from the item's (the released training; with --epochs)",
+    )
+    parser.add_argument(
+        "--epochs", type=positive_int, default=3, help="epochs written by --pairing released (default: 3, released)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of --ratio's sampling and --pairing's draws (same seed, same file)"
+    )
     parser.add_argument(
         "--unknown-span",
         choices=("skip", "error"),
@@ -150,7 +189,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def command_files(args: argparse.Namespace) -> CommandFiles:
+    return CommandFiles.of(inputs=[args.input], outputs=[args.output])
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.pairing == "released" and args.ratio is not None:
+        print(
+            "rarft-prep to-openrlhf: error: --pairing released draws one irrelevant query per item; "
+            "it takes no --ratio",
+            file=sys.stderr,
+        )
+        return 2
     try:
         examples, report = load_examples(args.input, unknown_span=args.unknown_span)
         if not examples:
@@ -165,6 +215,15 @@ def run(args: argparse.Namespace) -> int:
         if args.probe:
             check_clips(kept, videos, source=args.input)
         kept = with_video_durations(kept, videos)
+        impossible = [e for e in kept if e.item.duration is None and span_problem(e.label.timestamp, e.label.duration)]
+        if impossible:  # the file had no duration to check the span against: the video's says it cannot hold it
+            first = impossible[0]
+            raise DataError(
+                f"{span_problem(first.label.timestamp, first.label.duration)} (measured): a span the video cannot "
+                f"hold ({len(impossible)} such queries)",
+                record=first.item.index,
+                field="timestamp",
+            )
         if not kept:
             raise DataError(
                 f"--ratio {args.ratio[0]}:{args.ratio[1]} keeps no query of this file "
@@ -176,6 +235,9 @@ def run(args: argparse.Namespace) -> int:
         error = error.located(source=str(args.input))
         print(f"rarft-prep to-openrlhf: error: {error}", file=sys.stderr)
         return 2
+    chosen = (
+        released_pairing(kept, args.epochs, args.seed) if args.pairing == "released" else [(e, e.key) for e in kept]
+    )
     rows = [
         make_row(
             e.label,
@@ -183,15 +245,16 @@ def run(args: argparse.Namespace) -> int:
             template=args.template,
             purpose=args.purpose,
             datasource=args.input.stem,
-            row_id=e.key,
+            row_id=row_id,
         )
-        for e in kept
+        for e, row_id in chosen
     ]
     write_jsonl_atomic(args.output, rows)
-    relevant = sum(e.label.relevant for e in kept)
+    relevant = sum(e.label.relevant for e, _ in chosen)
+    pairing = f", {args.epochs} epoch(s) of released pairing" if args.pairing == "released" else ""
     print(report.summary())
     print(
         f"wrote {len(rows)} prompts ({relevant} relevant, {len(rows) - relevant} irrelevant, "
-        f"{len(videos)} videos, template {args.template}) -> {args.output}"
+        f"{len(videos)} videos, template {args.template}{pairing}) -> {args.output}"
     )
     return 0

@@ -56,11 +56,12 @@ from tqdm import tqdm
 from data_prep.to_openrlhf import parse_ratio
 from eval.blind import FITTED_POLICIES, Baselines, fit_baselines
 from eval.exploits import CORRECTION_TAG, POLICIES, Policy, neighbours
-from eval.provenance import EVALUATION_PACKAGES, file_sha256, now, package_versions
-from rarft_plugin.cli import entry_point
+from eval.provenance import EVALUATION_PACKAGES, now, package_versions
+from rarft_plugin.cli import ArgumentParser, command_line, entry_point
+from rarft_plugin.command_files import CommandFiles, Output, claim, staged_folder
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.errors import DataError
-from rarft_plugin.io_utils import read_jsonl, write_atomic
+from rarft_plugin.io_utils import file_sha256, read_json, read_jsonl, read_text, write_atomic
 from rarft_plugin.leakage import FOLDS, label_leakage, out_of_fold_scores
 from rarft_plugin.prompt_row import VIDEO_KEY
 from rarft_plugin.rewards import (
@@ -149,16 +150,10 @@ def load_labels(path: Path) -> tuple[list[AuditQuery], str]:
     paths) or the prompt row's video field; a row without one is its own group. Raises DataError
     naming file, record and field; a file without a query is an error.
     """
-    try:
-        with open(path, encoding="utf-8") as handle:
-            head = handle.read(4096).lstrip()
-    except FileNotFoundError:
-        raise DataError("file not found", source=str(path)) from None
-    except UnicodeDecodeError as error:
-        raise DataError(f"not UTF-8 text ({error})", source=str(path)) from None
-    if head.startswith("["):
+    if read_text(path).lstrip().startswith("["):
         examples, report = load_examples(path)
-        labels, note = [AuditQuery(e.key, e.label, Path(e.item.video).name) for e in examples], report.summary()
+        labels = [AuditQuery(e.key, e.label, Path(e.item.video).name) for e in examples]
+        note = report.summary() or f"{path}: no data defects"
     else:
         labels, note = [], f"{path}: OpenRLHF prompt rows"
         for number, row in read_jsonl(path):
@@ -203,9 +198,8 @@ def score_policies(
     scores: dict[str, dict[str, list[dict[str, float]]]] = {s.name: {name: [] for name in names} for s in settings}
     others = neighbours(labels)
     starts = range(0, len(labels), chunk)
-    with tqdm(
-        total=len(starts) * len(names) * len(settings), desc="auditing", unit="batch", file=sys.stderr, disable=None
-    ) as bar:
+    # on stderr even when it is not a terminal: a long audit otherwise says nothing for minutes
+    with tqdm(total=len(labels) * len(names) * len(settings), desc="auditing", unit="response", file=sys.stderr) as bar:
         for start in starts:
             part, part_others = labels[start : start + chunk], others[start : start + chunk]
             for name in names:
@@ -227,7 +221,7 @@ def score_policies(
                         weights=weights,
                         similarity=similarity,
                     )
-                    bar.update()
+                    bar.update(len(part))
     return scores
 
 
@@ -631,16 +625,17 @@ def _choices(text: str, allowed: Sequence[str], flag: str) -> list[str]:
 
 def audit(
     path: Path,
+    loaded: tuple[list[AuditQuery], str],
     settings: Sequence[Setting],
     *,
     weights: Mapping[str, float],
     ratio: tuple[int, int],
     similarity: Similarity,
 ) -> dict[str, JsonValue]:
-    """The whole audit of one file, as the JSON report (without `produced_by`)."""
-    loaded, note = load_labels(path)
-    labels = [query.label for query in loaded]
-    videos = [query.video for query in loaded]
+    """The whole audit of one file (`loaded`: its `load_labels`), as the JSON report (without `produced_by`)."""
+    queries, note = loaded
+    labels = [query.label for query in queries]
+    videos = [query.video for query in queries]
     texts = [label.query for label in labels]
     irrelevant = [not label.relevant for label in labels]
     # One out-of-fold classifier on one set of folds: the leakage report's, text_decision's, the baselines'.
@@ -725,10 +720,15 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict[str, JsonVal
     started = time.perf_counter()
     settings = settings_from(args.variant, args.correction, args.explain)
     weights = parse_weights(args.weights)
-    if not args.data.is_file():
-        raise DataError("file not found", source=str(args.data))
+    loaded = load_labels(args.data)  # a bad input is refused before the encoder loads
+    print(
+        f"rarft-audit: {len(loaded[0])} queries from {args.data}; {len(POLICIES) + len(FITTED_POLICIES)} policies x "
+        f"{len(settings)} settings; loading SentenceBERT",
+        file=sys.stderr,
+        flush=True,
+    )
     similarity = get_similarity(args.model, args.device)
-    report = audit(args.data, settings, weights=weights, ratio=args.ratio, similarity=similarity)
+    report = audit(args.data, loaded, settings, weights=weights, ratio=args.ratio, similarity=similarity)
     report["produced_by"] = {
         "command": ["rarft-audit", *argv],
         "packages": package_versions(EVALUATION_PACKAGES),
@@ -738,21 +738,43 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict[str, JsonVal
         "seconds": round(time.perf_counter() - started, 1),
         "finished": now(),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    plot_margins(report, args.out / "audit_margins.png")
-    write_atomic(args.out / "audit.md", render_markdown(report))
-    write_atomic(args.out / "audit.json", json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    with staged_folder(args.out, AUDIT_FILES, last="audit.json") as staging:
+        plot_margins(report, staging / "audit_margins.png")
+        write_atomic(staging / "audit.md", render_markdown(report))
+        write_atomic(staging / "audit.json", json.dumps(report, indent=1, ensure_ascii=False) + "\n")
     return report
+
+
+AUDIT_FILES = ("audit_margins.png", "audit.md", "audit.json")
+
+
+def not_an_audit_folder(out: Path) -> str | None:
+    """Why an existing --out folder may not receive an audit, or None: a folder holding files of an
+    audit's names must hold an audit (its audit.json); other files are never touched."""
+    present = [name for name in AUDIT_FILES if (out / name).exists()]
+    if not present:
+        return None
+    try:
+        previous = read_json(out / "audit.json")
+    except DataError:
+        previous = None
+    if not (isinstance(previous, dict) and {"settings", "flags", "produced_by"} <= set(previous)):
+        return f"holds {', '.join(present)} but no audit of rarft-audit (its audit.json): not overwritten"
+    return None
 
 
 @entry_point("rarft-audit")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rarft-audit", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="rarft-audit", description=__doc__.splitlines()[0])
     add_arguments(parser)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    files = CommandFiles.of(
+        inputs=[args.data], outputs=[Output(args.out, folder=True, entries=AUDIT_FILES, resumes=not_an_audit_folder)]
+    )
     try:
-        report = run(args, argv)
+        with claim(files, holder=command_line("rarft-audit", argv)):
+            report = run(args, argv)
     except argparse.ArgumentTypeError as error:
         parser.error(str(error))
     except (DataError, ValueError, OSError, RuntimeError) as error:

@@ -13,7 +13,6 @@ a reward gives (`rarft-score`); `evaluate` computes every metric of the paper.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -23,14 +22,17 @@ from eval.judge import LlmJudge
 from eval.paper import DATASETS
 from eval.predictions import Prediction
 from eval.record import DataCheck, DatasetRecord, InferenceRecord
-from rarft_plugin.cli import entry_point
+from rarft_plugin.cli import ArgumentParser, command_line, entry_point
+from rarft_plugin.command_files import CommandFiles, Output, claim
 from rarft_plugin.dataset import UNKNOWN_SPAN_CHOICES
 from rarft_plugin.errors import DataError
+from rarft_plugin.io_utils import read_json
 from rarft_plugin.parsing import ANSWER_READINGS
 from rarft_plugin.prompts import TEMPLATES
 
 __all__ = ["add_data_arguments", "data_options", "main"]
 
+JUDGE_CACHE = "judge_cache.jsonl"  # the LLM judge's replies, kept in the run folder unless --cache says otherwise
 # Former names of commands, still accepted: `evaluate` was `score` until "score" came to mean a reward's value only.
 DEPRECATED_COMMANDS = {"score": "evaluate"}
 
@@ -100,7 +102,13 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         "--model", "--judge-model", dest="judge_model", default=None, help="judge model name at that endpoint"
     )
     parser.add_argument("--api-key", default=None, help="default: $OPENAI_API_KEY")
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="judge requests in flight at once (default: 16 for a remote endpoint; for a local one, as many "
+        "as it serves at once (llama.cpp's /props), else 1)",
+    )
     parser.add_argument("--retry-backoff", type=float, default=1.0, help="first retry wait, seconds (doubles)")
     parser.add_argument("--cache", type=Path, default=None, help="judge cache (default: OUT/judge_cache.jsonl)")
     parser.add_argument(
@@ -184,22 +192,25 @@ def recorded_runs(paths: list[Path]) -> list[InferenceRecord]:
     for path in paths:
         meta = meta_path(path)
         if meta.exists():
-            try:
-                runs.append(json.loads(meta.read_text()))
-            except ValueError as error:
-                raise DataError(f"not valid JSON ({error})", source=str(meta)) from None
+            run = read_json(meta)
+            if not isinstance(run, dict):
+                raise DataError("expected the JSON object rarft-eval infer writes", source=str(meta))
+            runs.append(run)
     return runs
 
 
-def run_template(args: argparse.Namespace, runs: list[InferenceRecord]) -> tuple[str, str]:
+def run_template(
+    args: argparse.Namespace, runs: list[InferenceRecord], predictions: list[Prediction]
+) -> tuple[str, str]:
     """(template, source) whose output format compliance is checked: --template, else the one `infer`
-    recorded, else ra_rft (assumed)."""
+    recorded, else assumed: ra_rft_released for rows without ids (the released inference's output, whose
+    model writes <correction>), ra_rft otherwise."""
     if args.template:
         return args.template, "given"
     recorded = {run.get("template") for run in runs}
     if len(recorded) == 1 and recorded <= set(TEMPLATES):
         return recorded.pop(), "recorded"
-    return "ra_rft", "assumed"
+    return ("ra_rft" if any(p.has_id for p in predictions) else "ra_rft_released"), "assumed"
 
 
 def dataset_record(data: Path | None, predictions: list[Prediction], paper_dataset: str | None) -> DatasetRecord:
@@ -207,7 +218,7 @@ def dataset_record(data: Path | None, predictions: list[Prediction], paper_datas
     file, recognised by content, or --paper-dataset) and its kind (from the levels)."""
     from eval.metrics import dataset_kind
     from eval.paper import SHIPPED_DATASETS
-    from eval.provenance import file_sha256
+    from rarft_plugin.io_utils import file_sha256
 
     sha = file_sha256(data) if data is not None else None
     return {
@@ -232,7 +243,7 @@ def make_judge(args: argparse.Namespace) -> LlmJudge:
         api_key=args.api_key,
         concurrency=args.concurrency,
         backoff_s=args.retry_backoff,
-        cache_path=args.cache or args.out / "judge_cache.jsonl",
+        cache_path=args.cache or args.out / JUDGE_CACHE,
     )
     try:
         asyncio.run(client.check_endpoint())
@@ -242,12 +253,26 @@ def make_judge(args: argparse.Namespace) -> LlmJudge:
     return LlmJudge(client)
 
 
+def evaluate_files(args: argparse.Namespace) -> CommandFiles:
+    """What evaluate reads (predictions, their infer records, the data files) and writes (the run folder, a
+    judge cache given elsewhere)."""
+    from eval.infer import meta_path
+    from eval.report import RUN_FILES, not_a_run_folder
+    from rarft_plugin.journal import not_a_journal
+
+    records = [meta_path(path) for path in args.predictions if meta_path(path).is_file()]
+    run = Output(args.out, folder=True, entries=(*RUN_FILES, JUDGE_CACHE), resumes=not_a_run_folder)
+    cache = Output(args.cache, resumes=not_a_journal) if args.cache else None
+    return CommandFiles.of(inputs=[*args.predictions, *records, args.data, *args.spans_from], outputs=[run, cache])
+
+
 def evaluate_command(args: argparse.Namespace) -> int:
     from eval.evaluate import evaluate
     from eval.judge import JudgeUnavailable, unusable_judges
     from eval.predictions import load_predictions
-    from eval.provenance import EVALUATION_PACKAGES, file_sha256, now, package_versions
+    from eval.provenance import EVALUATION_PACKAGES, now, package_versions
     from eval.report import run_warnings, write_run
+    from rarft_plugin.io_utils import file_sha256
 
     predictions = load_predictions(args.predictions)
     runs = recorded_runs(args.predictions)
@@ -269,7 +294,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
         from rarft_plugin.similarity import get_similarity
 
         similarity = get_similarity(args.sbert_model)
-    template, template_source = run_template(args, runs)
+    template, template_source = run_template(args, runs, predictions)
     try:
         record, items = evaluate(
             predictions,
@@ -326,6 +351,11 @@ def paper_selection(text: str) -> str:
     )
 
 
+def compare_files(args: argparse.Namespace) -> CommandFiles:
+    runs = [path / "metrics.json" if path.is_dir() else path for path in args.runs]
+    return CommandFiles.of(inputs=runs, outputs=[args.out])
+
+
 def compare_command(args: argparse.Namespace) -> int:
     from eval.compare import ComparedRun, compare_markdown
     from eval.record import read_run
@@ -378,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     from eval.judge import JudgeUnavailable
     from rarft_plugin.llm_client import LLMError
 
-    parser = argparse.ArgumentParser(prog="rarft-eval", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="rarft-eval", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     infer.add_arguments(sub.add_parser("infer", help="predict with a checkpoint"))
     evaluate = sub.add_parser(
@@ -395,9 +425,15 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         args.command = DEPRECATED_COMMANDS[args.command]
-    handlers = {"infer": infer.run, "evaluate": evaluate_command, "compare": compare_command}
+    handlers = {
+        "infer": (infer.command_files, infer.run),
+        "evaluate": (evaluate_files, evaluate_command),
+        "compare": (compare_files, compare_command),
+    }
+    files, handler = handlers[args.command]
     try:
-        return handlers[args.command](args)
+        with claim(files(args), holder=command_line("rarft-eval", argv)):
+            return handler(args)
     except DataError as error:
         print(f"rarft-eval {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -9,8 +9,8 @@ from eval.judge import LlmJudge
 from eval.metrics import ItemRow, Judgement, compute_metrics, format_compliance, rule_judgement
 from eval.predictions import Prediction
 from eval.record import JudgeSettings, RunRecord
-from rarft_plugin.parsing import evaluation_answer, without_correction
-from rarft_plugin.schema import strip_answer_wrapper, strip_tags
+from rarft_plugin.parsing import evaluation_answer, sbert_response
+from rarft_plugin.schema import sbert_reference, strip_answer_wrapper
 from rarft_plugin.similarity import Similarity
 
 __all__ = ["SBERT_TEXTS", "evaluate", "sbert_pair", "sbert_scores"]
@@ -21,16 +21,18 @@ SBERT_TEXTS = ("released", "answer")
 def sbert_pair(prediction: Prediction, text: str = "released", reading: str = "released") -> tuple[str, str]:
     """(response text, reference text) the SBERT score compares.
 
-    released (llm_evaluator.py:492-499): the whole response minus its correction block, think
-    included, against the reference with its tag markup removed. answer (rarft's earlier score):
-    the answer text (`evaluation_answer` under `reading`) against the reference's answer block.
+    released (the default, the released evaluation's texts): the response minus its correction
+    block with every tag stripped, think text included (`rarft_plugin.parsing.sbert_response`),
+    against the reference with its `<answer>` tags removed and the rest as written
+    (`rarft_plugin.schema.sbert_reference`). answer (rarft's earlier score): the answer text
+    (`evaluation_answer` under `reading`) against the reference's answer block.
 
     >>> sbert_pair(Prediction("0:1", "v", "q", "<think>t</think><answer>no</answer><correction>q</correction>",
     ...                       False, None, "<answer>No.</answer><correct>q</correct>", (), "strong"))
-    ('<think>t</think><answer>no</answer>', 'No. q')
+    ('tno', 'No.<correct>q</correct>')
     """
     if text == "released":
-        return without_correction(prediction.model_output), strip_tags(prediction.gt_output)
+        return sbert_response(prediction.model_output), sbert_reference(prediction.gt_output)
     if text == "answer":
         return evaluation_answer(prediction.model_output, reading), strip_answer_wrapper(prediction.gt_output)
     raise ValueError(f"unknown SBERT text {text!r}; expected one of {list(SBERT_TEXTS)}")

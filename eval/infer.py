@@ -9,20 +9,24 @@ prompt (`rarft_plugin.prompts`, evaluation order: system message, video, text). 
 `--shard i/n` takes every n-th query starting at i (one process per GPU, each with its own
 `CUDA_VISIBLE_DEVICES` and output file; `rarft-eval evaluate` takes all shard files at once);
 `--limit N` the first N queries of the shard (a later run without it extends the same file). The
-checkpoint is checked first (`eval.checkpoint`: one line naming what is missing, e.g. the processor
+data file, then the checkpoint are checked first (`eval.checkpoint`: one line naming what is missing, e.g. the processor
 configuration OpenRLHF's `--ckpt.save_hf` does not write; `--processor BASE`). Every clip is opened
 and decoded at its window's ends before the model loads (`--no-probe` skips it), so broken videos
 are reported together up front (`--missing-videos FILE` writes the full list of the ones not found).
 Queries are batched by clip length (less padding), and the next batch's clips are decoded in threads
 while the model generates. Each finished batch is appended to the output and fsynced, so a killed
 run resumes where it stopped: a rerun with the same settings skips every query already in the file
-(a line cut short by the kill is dropped). Once complete, the file is rewritten atomically in query
-order. The settings of a run (model, data, template, sampling, shard) are recorded beside it in
-`OUT.meta.json`; resuming with other settings is an error rather than a silently mixed file. The
-record also says what produced the file: the checkpoint's directory and fingerprint, the processor's
-directory, the data file's SHA-256, the backend and dtype actually used, the decoding settings and
-the package versions. A run that fails before its first prediction leaves no file behind. Each row
-says whether its generation stopped at the token limit (`truncated`)."""
+(a line cut short by the kill is dropped). Only infer's own prediction files are resumed: an
+existing `--out` must have its `OUT.meta.json` (written before the first prediction) and hold only
+predictions of this data file and shard, else it is refused untouched, never "repaired"; and two
+runs never write one `--out` at once (`rarft_plugin.command_files`). Once complete, the file is
+rewritten atomically in query order. The settings of a run (model, data, template, sampling, shard)
+are recorded beside it in `OUT.meta.json`; resuming with other settings is an error rather than a
+silently mixed file. The record also says what produced the file: the checkpoint's directory and
+fingerprint, the processor's directory, the data file's SHA-256, the backend and dtype actually
+used, the decoding settings and the package versions. A run that fails before its first prediction
+leaves no file behind. Each row says whether its generation stopped at the token limit
+(`truncated`)."""
 
 from __future__ import annotations
 
@@ -38,12 +42,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from data_prep.arguments import positive_int, positive_number
 from eval.checkpoint import overlay, resolve_checkpoint
 from eval.predictions import parse_prediction, prediction_from_example
-from eval.provenance import INFERENCE_PACKAGES, file_sha256, now, package_versions
+from eval.provenance import INFERENCE_PACKAGES, now, package_versions
+from rarft_plugin.command_files import CommandFiles, Output
 from rarft_plugin.dataset import Example, load_examples
 from rarft_plugin.errors import DataError
-from rarft_plugin.io_utils import write_atomic, write_jsonl_atomic
+from rarft_plugin.io_utils import file_sha256, read_json, read_text, write_atomic, write_jsonl_atomic
 from rarft_plugin.models import ModelFamily, family_of_model
 from rarft_plugin.prompts import TEMPLATES, build_messages
 from rarft_plugin.schema import JsonValue
@@ -62,7 +68,10 @@ __all__ = [
     "RESUME_SETTINGS",
     "RESUME_DEFAULTS",
     "RESUME_IF_RECORDED",
+    "RELEASED_DTYPE",
+    "RELEASED_MAX_NEW_TOKENS",
     "Generation",
+    "default_dtype",
     "parse_shard",
     "HFBackend",
     "VLLMBackend",
@@ -71,12 +80,18 @@ __all__ = [
     "finished_rows",
     "check_resumable",
     "clip_seconds",
+    "command_files",
+    "not_a_prediction_file",
     "run_inference",
     "add_arguments",
     "write_missing_videos",
     "resolve",
     "run",
 ]
+
+# The released inference's decoding (inference.py): 512 new tokens, fp16 weights.
+RELEASED_MAX_NEW_TOKENS = 512
+RELEASED_DTYPE = "fp16"
 
 # Settings that must match for a partial output to be resumed.
 RESUME_SETTINGS = (
@@ -166,21 +181,26 @@ class VLLMBackend:
     """vLLM offline inference with video input (needs a GPU and the `vllm` package)."""
 
     name = "vllm"
-    dtype = "bf16"
     device = "cuda"
 
     def __init__(
-        self, model_path: str, *, family: ModelFamily, tensor_parallel_size: int = 1, max_model_len: int = 8192
+        self,
+        model_path: str,
+        *,
+        family: ModelFamily,
+        dtype: str = RELEASED_DTYPE,
+        tensor_parallel_size: int = 1,
+        max_model_len: int = 8192,
     ):
         from transformers import AutoProcessor
         from vllm import LLM
 
-        self.family = family
+        self.family, self.dtype = family, dtype
         self.processor = _chat_template(AutoProcessor.from_pretrained(model_path))
         self.llm = LLM(
             model=model_path,
             limit_mm_per_prompt={"video": 1},
-            dtype="bfloat16",
+            dtype={"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[dtype],
             tensor_parallel_size=tensor_parallel_size,
             max_model_len=max_model_len,
         )
@@ -203,6 +223,12 @@ class VLLMBackend:
         return [Generation(o.outputs[0].text, truncated=o.outputs[0].finish_reason == "length") for o in outputs]
 
 
+def default_dtype(device: str) -> str:
+    """The released inference's fp16 on a GPU; fp32 on a CPU (fp16 runs there but slower, and CPU
+    half-precision kernels do not reproduce a GPU's fp16 results, so it buys nothing)."""
+    return RELEASED_DTYPE if device.startswith("cuda") else "fp32"
+
+
 def make_backend(
     name: str, model_path: str, *, family: ModelFamily, device: str, dtype: str, max_model_len: int = 8192
 ):
@@ -214,7 +240,7 @@ def make_backend(
             if name == "vllm":
                 raise DataError("--backend vllm: the vllm package is not installed") from None
         else:
-            return VLLMBackend(model_path, family=family, max_model_len=max_model_len)
+            return VLLMBackend(model_path, family=family, dtype=dtype, max_model_len=max_model_len)
     return HFBackend(model_path, family=family, device=device, dtype=dtype)
 
 
@@ -223,19 +249,33 @@ def meta_path(out: Path) -> Path:
     return Path(out).with_name(Path(out).name + ".meta.json")
 
 
+def not_a_prediction_file(out: Path) -> str | None:
+    """Why an existing `--out` is not a prediction file infer would resume, or None: it must have the
+    record infer writes beside it before its first prediction (`meta_path`), holding the resume settings."""
+    meta = meta_path(out)
+    try:
+        recorded = read_json(meta) if meta.is_file() else None
+    except DataError:
+        recorded = None
+    if not isinstance(recorded, dict) or not set(RESUME_SETTINGS) - set(RESUME_DEFAULTS) <= set(recorded):
+        return (
+            f"exists, and is not a prediction file of rarft-eval infer (no {meta.name} beside it): it is "
+            "left as it is; write to a new --out, or remove it to start afresh"
+        )
+    return None
+
+
 def finished_rows(out: Path, examples: Sequence[Example]) -> dict[str, dict]:
     """Rows of a partial output, by id, after checking each belongs to one of `examples`.
 
-    A last line cut short (a killed run) is dropped from the file; anything else that is wrong
-    is a DataError: resuming must never mix two runs.
+    A last line cut short (a killed run) is dropped from the file, once every complete line has
+    been checked; anything else that is wrong is a DataError and the file is left as it is:
+    resuming must never mix two runs.
     """
     if not out.exists():
         return {}
-    text = out.read_text(encoding="utf-8")
-    lines = text.split("\n")
+    lines = read_text(out).split("\n")
     complete, torn = lines[:-1], lines[-1]  # after the last newline: "" or a line cut short
-    if torn.strip():
-        write_atomic(out, "".join(line + "\n" for line in complete))
     by_key = {e.key: e for e in examples}
     rows = {}
     for number, line in enumerate(complete, start=1):
@@ -244,9 +284,11 @@ def finished_rows(out: Path, examples: Sequence[Example]) -> dict[str, dict]:
         try:
             row = json.loads(line)
             prediction = parse_prediction(row)
-        except ValueError as error:  # DataError is a ValueError
+        except (ValueError, RecursionError) as error:  # DataError is a ValueError
             raise DataError(
-                f"cannot resume from this line ({error})", source=str(out), record=f"line {number}"
+                f"cannot resume from this line ({error or 'nested too deeply'})",
+                source=str(out),
+                record=f"line {number}",
             ) from None
         example = by_key.get(prediction.id)
         if example is None or example.label.query != prediction.query or example.item.video != prediction.video:
@@ -256,6 +298,8 @@ def finished_rows(out: Path, examples: Sequence[Example]) -> dict[str, dict]:
                 record=f"line {number}",
             )
         rows[prediction.id] = row
+    if torn.strip():
+        write_atomic(out, "".join(line + "\n" for line in complete))
     return rows
 
 
@@ -264,10 +308,9 @@ def check_resumable(out: Path, settings: dict[str, JsonValue]) -> None:
     model has loaded)."""
     meta = meta_path(out)
     if out.exists() and meta.exists():
-        try:
-            recorded = json.loads(meta.read_text())
-        except ValueError as error:
-            raise DataError(f"not valid JSON ({error})", source=str(meta)) from None
+        recorded = read_json(meta)
+        if not isinstance(recorded, dict):
+            raise DataError("expected the JSON object rarft-eval infer writes", source=str(meta))
         keys = [*RESUME_SETTINGS, *(key for key in RESUME_IF_RECORDED if key in recorded)]
         changed = [
             f"{key}: {recorded.get(key, RESUME_DEFAULTS.get(key))!r} -> {settings.get(key)!r}"
@@ -398,7 +441,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--limit",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="predict only the first N queries (of this shard); a rerun without it extends the file",
@@ -412,29 +455,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("auto", "vllm", "hf"), default="auto")
     parser.add_argument(
         "--batch-size",
-        type=int,
+        type=positive_int,
         default=None,
         help="queries per generate call (default: 8 with transformers, 64 with vLLM)",
     )
-    parser.add_argument("--decode-workers", type=int, default=4, help="threads decoding the next batch's clips")
-    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument(
+        "--decode-workers", type=positive_int, default=4, help="threads decoding the next batch's clips"
+    )
+    parser.add_argument(
+        "--max-new-tokens",
+        type=positive_int,
+        default=RELEASED_MAX_NEW_TOKENS,
+        help=f"generation limit per response (default: {RELEASED_MAX_NEW_TOKENS}, the released inference's)",
+    )
     parser.add_argument("--shard", type=parse_shard, default=(0, 1), help="i/n: this process's share")
     parser.add_argument(
         "--fps",
-        type=float,
+        type=positive_number,
         default=None,
         help="frame sampling rate (default: the model family's; Qwen2.5-VL: 2, as the paper)",
     )
     parser.add_argument(
         "--total-pixels",
-        type=int,
+        type=positive_int,
         default=None,
         help="pixel budget of a clip (default: the model family's; Qwen2.5-VL: 3584*28*28, as the "
         "paper and the released code)",
     )
     parser.add_argument("--device", default=None, help="transformers backend device (default: cuda if available)")
-    parser.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default=None)
-    parser.add_argument("--max-model-len", type=int, default=8192, help="vLLM context length")
+    parser.add_argument(
+        "--dtype",
+        choices=("bf16", "fp16", "fp32"),
+        default=None,
+        help=f"default: {RELEASED_DTYPE} on a GPU (the released inference's); fp32 on a CPU, where fp16 runs "
+        "slower and does not reproduce a GPU's fp16 arithmetic anyway",
+    )
+    parser.add_argument("--max-model-len", type=positive_int, default=8192, help="vLLM context length")
     from eval.cli import add_data_arguments
 
     add_data_arguments(parser)
@@ -459,21 +515,25 @@ def resolve(examples: list[Example], args: argparse.Namespace) -> dict[str, Path
     return videos
 
 
+def command_files(args: argparse.Namespace) -> CommandFiles:
+    return CommandFiles.of(
+        inputs=[args.data, *args.spans_from],
+        outputs=[Output(args.out, resumes=not_a_prediction_file), meta_path(args.out), args.missing_videos],
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    if args.batch_size is not None and args.batch_size < 1:
-        raise DataError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.limit is not None and args.limit < 1:
-        raise DataError(f"--limit must be >= 1, got {args.limit}")
-    checkpoint = resolve_checkpoint(args.model, args.processor)  # a bad --model fails before anything else
+    from eval.cli import data_options
+
+    examples, report = load_examples(args.data, **data_options(args))  # a bad data file fails first, then
+    checkpoint = resolve_checkpoint(args.model, args.processor)  # a bad --model, both before any loading
     family = family_of_model(checkpoint.model)  # a model rarft cannot feed video fails here too
     fps = family.FPS if args.fps is None else args.fps
     total_pixels = family.TOTAL_PIXELS if args.total_pixels is None else args.total_pixels
-    from eval.cli import data_options
-
-    examples, report = load_examples(args.data, **data_options(args))
-    print(report.summary())
+    if report.summary():
+        print(report.summary())
     index, count = args.shard
     examples = examples[index::count]
     wanted = examples[: args.limit] if args.limit is not None else examples
@@ -501,7 +561,7 @@ def run(args: argparse.Namespace) -> int:
     check_resumable(args.out, settings)
     finished_rows(args.out, examples)  # a bad partial output fails before the model loads
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = args.dtype or ("bf16" if device.startswith("cuda") else "fp32")
+    dtype = args.dtype or default_dtype(device)
     fresh = not args.out.exists()
     with overlay(checkpoint) as model_dir:
         try:

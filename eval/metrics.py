@@ -1,5 +1,9 @@
 """Every metric of the paper's tables, as pure functions of predictions and judgements (§4.2, supp. A).
 
+The definitions training also logs (the rule reading, RA-IoU, R@m / mIoU, F1, the hardness subsets and
+the per-level F1) live in `rarft_plugin.task_metrics`, one implementation for both; this module builds
+the tables from them.
+
 - RA-IoU (Tables 1-3, 8, 12): per query, IoU(pred, gt) for a relevant query answered with a
   segment, 1 for a refused irrelevant query, else 0. R@m = share of queries with RA-IoU >= m
   (the released evaluation; `strict=True` uses Time-R1's >), mIoU = mean RA-IoU, over all queries.
@@ -27,14 +31,30 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from statistics import fmean
 
 from eval.predictions import Prediction, defect_counts
-from rarft_plugin.parsing import evaluation_answer, extract_segment, follows_blocks, unclosed_block
+from rarft_plugin.parsing import (
+    unclosed_block,
+    without_end_of_turn,
+)
 from rarft_plugin.prompts import OUTPUT_BLOCKS
 from rarft_plugin.rewards import temporal_iou
-from rarft_plugin.schema import CATEGORIES, HARD_LEVELS, IRRELEVANCE_LEVELS
+from rarft_plugin.schema import CATEGORIES, HARD_LEVELS
+from rarft_plugin.task_metrics import (
+    Grounding,
+    Relevance,
+    complies,
+    grounding,
+    level_subsets,
+    precision_recall_f1,
+    ra_iou_value,
+    recall_at,
+    refusal_f1,
+    relevance,
+    rule_segment,
+)
 
 __all__ = [
     "EXPLANATION_METRICS",
@@ -112,33 +132,6 @@ class ItemRow:
     rt_iou: float | None
     sbert: float | None
     llm_score: float | None
-
-
-@dataclass(frozen=True)
-class Grounding:
-    """Recall at IoU 0.3 / 0.5 / 0.7 and mean IoU of per-query values (None when there are none).
-
-    metrics.json names them as the paper's tables do (`field` metadata "json").
-    """
-
-    r_at_0_3: float | None = field(metadata={"json": "R@0.3"})
-    r_at_0_5: float | None = field(metadata={"json": "R@0.5"})
-    r_at_0_7: float | None = field(metadata={"json": "R@0.7"})
-    miou: float | None = field(metadata={"json": "mIoU"})
-
-
-@dataclass(frozen=True)
-class Relevance:
-    """Precision / recall / F1 of the relevant ("answered") and irrelevant ("refused") classes (`relevance`)."""
-
-    precision_rel: float
-    recall_rel: float | None
-    f1_rel: float | None
-    precision_irrel: float
-    recall_irrel: float | None
-    f1_irrel: float | None
-    f1_avg: float | None
-    accuracy: float | None
 
 
 @dataclass(frozen=True)
@@ -231,76 +224,13 @@ def rule_judgement(model_output: str, reading: str = "released") -> Judgement:
     >>> rule_judgement("<answer>No part of the video shows a dog.</answer>").refused
     True
     """
-    segment = extract_segment(evaluation_answer(model_output, reading))
+    segment = rule_segment(model_output, reading)
     return Judgement(refused=segment is None, segment=segment)
 
 
 def ra_iou(prediction: Prediction, judgement: Judgement) -> float:
     """RA-IoU of one query (paper §4.2): IoU for an answered relevant query, 1 for a refused irrelevant one, else 0."""
-    if prediction.gt_relevant:
-        if judgement.refused or judgement.segment is None or prediction.gt_timestamp is None:
-            return 0.0
-        return temporal_iou(judgement.segment, prediction.gt_timestamp)
-    return 1.0 if judgement.refused else 0.0
-
-
-def recall_at(values: Sequence[float], threshold: float, *, strict: bool = False) -> float | None:
-    """Share of values >= threshold (> with strict); None for no values.
-
-    >>> recall_at([0.2, 0.5, 0.9], 0.5), recall_at([0.2, 0.5, 0.9], 0.5, strict=True)
-    (0.6666666666666666, 0.3333333333333333)
-    """
-    if not values:
-        return None
-    return sum((v > threshold) if strict else (v >= threshold) for v in values) / len(values)
-
-
-def grounding(values: Sequence[float], *, strict: bool = False) -> Grounding:
-    """R@0.3 / R@0.5 / R@0.7 and mIoU of per-query IoU values (None when there are none)."""
-    return Grounding(
-        r_at_0_3=recall_at(values, 0.3, strict=strict),
-        r_at_0_5=recall_at(values, 0.5, strict=strict),
-        r_at_0_7=recall_at(values, 0.7, strict=strict),
-        miou=fmean(values) if values else None,
-    )
-
-
-def precision_recall_f1(
-    true_positive: int, false_positive: int, false_negative: int
-) -> tuple[float, float | None, float | None]:
-    """Precision (0 when nothing is predicted), recall and F1 (None when the class has no support)."""
-    predicted, support = true_positive + false_positive, true_positive + false_negative
-    precision = true_positive / predicted if predicted else 0.0
-    if not support:
-        return precision, None, None
-    recall = true_positive / support
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return precision, recall, f1
-
-
-def relevance(gt_relevant: Sequence[bool], answered: Sequence[bool]) -> Relevance:
-    """Precision / recall / F1 of the relevant and irrelevant classes, their average F1, accuracy.
-
-    >>> relevance([True, True, False, False], [True, False, False, True]).accuracy
-    0.5
-    """
-    pairs = list(zip(gt_relevant, answered, strict=True))
-    tp = sum(g and a for g, a in pairs)  # relevant, answered
-    fp = sum((not g) and a for g, a in pairs)  # irrelevant, answered
-    fn = sum(g and not a for g, a in pairs)  # relevant, refused
-    tn = sum((not g) and not a for g, a in pairs)  # irrelevant, refused
-    p_rel, r_rel, f_rel = precision_recall_f1(tp, fp, fn)
-    p_irr, r_irr, f_irr = precision_recall_f1(tn, fn, fp)
-    return Relevance(
-        precision_rel=p_rel,
-        recall_rel=r_rel,
-        f1_rel=f_rel,
-        precision_irrel=p_irr,
-        recall_irrel=r_irr,
-        f1_irrel=f_irr,
-        f1_avg=(f_rel + f_irr) / 2 if f_rel is not None and f_irr is not None else None,
-        accuracy=(tp + tn) / len(pairs) if pairs else None,
-    )
+    return ra_iou_value(prediction.gt_relevant, prediction.gt_timestamp, judgement.refused, judgement.segment)
 
 
 def row_relevance(rows: Sequence[ItemRow]) -> Relevance:
@@ -358,6 +288,9 @@ class FormatCompliance:
     empty: int  # nothing but whitespace
     truncated: int  # stopped by the generation limit
     truncated_source: str  # "recorded" (by infer), "text" (a block opened and never closed) or "mixed"
+    # responses ending with an end-of-turn marker (`<|im_end|>`: inference that decodes special tokens),
+    # checked without it
+    end_of_turn: int = 0
 
     @property
     def compliant_share(self) -> float | None:
@@ -372,23 +305,26 @@ MAX_TRUNCATED = 0.05
 
 
 def format_compliance(predictions: Sequence[Prediction], template: str, template_source: str) -> FormatCompliance:
-    """Format compliance of the responses against `template`'s output blocks (`OUTPUT_BLOCKS`).
+    """Format compliance of the responses against `template`'s output blocks (`COMPLIANT_BLOCKS`), each read
+    without the end-of-turn markers it ends with (counted).
 
     A response is truncated when inference recorded that it hit the generation limit, or, for rows
     without that record (other inference code), when it ends inside an opened block.
     """
-    blocks = OUTPUT_BLOCKS[template]
+    outputs = [without_end_of_turn(p.model_output) for p in predictions]
     recorded = sum(p.truncated is not None for p in predictions)
     return FormatCompliance(
         template=template,
         template_source=template_source,
         queries=len(predictions),
-        compliant=sum(follows_blocks(p.model_output, blocks) for p in predictions),
-        empty=sum(not p.model_output.strip() for p in predictions),
+        compliant=sum(complies(text, template) for text in outputs),
+        empty=sum(not text.strip() for text in outputs),
         truncated=sum(
-            p.truncated if p.truncated is not None else unclosed_block(p.model_output) is not None for p in predictions
+            p.truncated if p.truncated is not None else unclosed_block(text) is not None
+            for p, text in zip(predictions, outputs, strict=True)
         ),
         truncated_source="recorded" if recorded == len(predictions) else "text" if not recorded else "mixed",
+        end_of_turn=sum(len(text) < len(p.model_output.rstrip()) for p, text in zip(predictions, outputs, strict=True)),
     )
 
 
@@ -518,31 +454,6 @@ def compute_metrics(
     return metrics, rows
 
 
-def level_subsets(predictions: Sequence[Prediction]) -> dict[str, list[int]]:
-    """Indices of each hardness level's 1:1 subset (the extra `paired` columns, not the paper's).
-
-    A level's subset holds its irrelevant queries and the relevant queries of the same items
-    (`Prediction.item`; HI-VTG pairs one relevant with one hard-irrelevant query per item, so F1
-    stays 1:1), plus relevant queries of items that have no irrelevant query at all
-    (simply-shuffled sets mix such items in, so `shuffled` covers the whole set there).
-    """
-    levels_of_item: dict[str, set[str]] = defaultdict(set)
-    for p in predictions:
-        if not p.gt_relevant:
-            levels_of_item[p.item].add(p.hardness_level or "")
-    subsets: dict[str, list[int]] = {}
-    for level in IRRELEVANCE_LEVELS:
-        if not any(level in levels for levels in levels_of_item.values()):
-            continue
-        subsets[level] = [
-            i
-            for i, p in enumerate(predictions)
-            if (p.hardness_level == level and not p.gt_relevant)
-            or (p.gt_relevant and (level in levels_of_item.get(p.item, ()) or not levels_of_item.get(p.item)))
-        ]
-    return subsets
-
-
 def by_difficulty(
     predictions: Sequence[Prediction],
     rows: Sequence[ItemRow],
@@ -552,8 +463,8 @@ def by_difficulty(
 ) -> dict[str, LevelMetrics]:
     """Per hardness level (Tables 5, 6, 10, 11).
 
-    `f1` is the released definition (processor.py:417-421): F1 of the refusal class on the level's
-    own irrelevant queries only, which is 2·acc / (1 + acc) for refusal accuracy acc. The
+    `f1` is the released definition (`rarft_plugin.task_metrics.refusal_f1`): F1 of the refusal class on
+    the level's own irrelevant queries only, which is 2·acc / (1 + acc) for refusal accuracy acc. The
     explanation scores are over the same queries. `paired` holds the metrics of the 1:1 subset
     (`level_subsets`: the level's irrelevant queries and the same items' relevant ones).
     """
@@ -563,7 +474,7 @@ def by_difficulty(
         paired = [rows[i] for i in indices]
         out[level] = LevelMetrics(
             irrelevant=len(own),
-            f1=relevance([False] * len(own), [not row.refused for row in own]).f1_irrel,
+            f1=refusal_f1([row.refused for row in own]),
             refusal_accuracy=fmean(row.refused for row in own),
             explanation=explanation(own, explained),
             paired=PairedMetrics(

@@ -33,6 +33,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from rarft_plugin.dataset import RELEASED_FILES
+
 __all__ = [
     "DATASETS",
     "ROWS",
@@ -58,11 +60,7 @@ DATASETS = (
 )
 
 # The released evaluation files (eval/benchmarks/), by the SHA-256 of their content -> the paper's dataset.
-SHIPPED_DATASETS = {
-    "1569a4dd771ade97a0441a9b7fa967728325229480fc4f7b8d34de7b85c7069d": "HI-Charades",  # hi_vtg_charades.json
-    "b98df9d63ee5e2884d60607edd4e4cca622c305a164ddf1405e0db5f05e20e16": "Human-Annotated",  # human_anno.json
-    "d6650742f84dfaec9cf9401bd41d2e01066888259bf08a810464430b73e9596d": "SS-Charades",  # ss_vtg_charades.json
-}
+SHIPPED_DATASETS = RELEASED_FILES
 
 
 class RaIouF1(NamedTuple):

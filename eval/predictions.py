@@ -5,7 +5,7 @@
 | `model_output`   | str               | yes      | the model's full response                                |
 | `gt_relevant`    | bool              | yes      | ground-truth relevance                                   |
 | `gt_timestamp`   | [s, e] or null    | yes      | ground-truth segment (relevant queries; ignored otherwise) |
-| `gt_output`      | str               | yes      | reference answer: a_time (relevant) or a_refusal ("" ok) |
+| `gt_output`      | str               | yes      | reference answer as the data file writes it (`a`, tags and all) |
 | `gt_categories`  | list[str] or null | yes      | edited semantic categories (irrelevant queries)          |
 | `hardness_level` | str or null       | one of   | a difficulty of `rarft_plugin.schema` (its aliases too)  |
 | `irrelevance_level` | str or ""      | the two  | the same, as the released inference writes it            |
@@ -14,7 +14,9 @@
 | `truncated`      | bool              | no       | the generation stopped at its token limit (`infer` writes it) |
 
 A file is JSONL (`rarft-eval infer`) or one JSON array of such objects (the released
-inference's output, which scores as it is). Other fields are carried through untouched.
+inference's output, which scores as it is). `gt_output` is the query's `a` as the data file writes
+it, as the released inference writes it: a_time or a_refusal in an `<answer>` block, with a
+`<correct>` block in the human-annotated file ("" ok). Other fields are carried through untouched.
 
 The item of a row (the video record its query belongs to, which the 1:1 hardness subsets
 group by) is its id up to the last ':'. A row without `id` is named after its file and line;
@@ -33,13 +35,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rarft_plugin.dataset import Example
 from rarft_plugin.errors import DataError
-from rarft_plugin.io_utils import read_jsonl
+from rarft_plugin.io_utils import read_records
 from rarft_plugin.schema import CATEGORIES, JsonValue, parse_categories, parse_span, query_difficulty
 
 __all__ = [
@@ -103,7 +105,7 @@ def prediction_from_example(example: Example, model_output: str, truncated: bool
         model_output=model_output,
         gt_relevant=label.relevant,
         gt_timestamp=label.timestamp,
-        gt_output=label.answer_time if label.relevant else label.answer_refusal,
+        gt_output=example.item.queries[example.query_index].answer,  # as written, as the released inference does
         gt_categories=label.categories,
         hardness_level=label.difficulty,
         truncated=truncated,
@@ -165,28 +167,6 @@ def parse_prediction(row: dict[str, JsonValue], *, default_id: str = "", item: s
     )
 
 
-def _rows(path: str | Path) -> Iterator[tuple[str, dict[str, JsonValue]]]:
-    """(location, row) of a JSONL file or of a JSON array file (the released inference's output)."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            head = handle.read(4096).lstrip()
-    except FileNotFoundError:
-        raise DataError("file not found", source=str(path)) from None
-    if not head.startswith("["):
-        yield from ((f"line {number}", row) for number, row in read_jsonl(path))
-        return
-    try:
-        rows = json.loads(Path(path).read_text(encoding="utf-8"))
-    except ValueError as error:
-        raise DataError(f"not valid JSON ({error})", source=str(path)) from None
-    if not isinstance(rows, list):  # pragma: no cover - a text starting with "[" that parses is a list
-        raise DataError("expected a JSON array of objects", source=str(path))
-    for index, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise DataError("expected a JSON object", source=str(path), record=f"element {index}")
-        yield f"element {index}", row
-
-
 def _item_of(row: dict[str, JsonValue], last_relevant: dict[str, str]) -> str:
     """The item of a row without id: (video, relevant query); `last_relevant` tracks the file so far."""
     video, query = row.get("video"), row.get("query")
@@ -204,7 +184,7 @@ def load_predictions(paths: str | Path | Sequence[str | Path]) -> list[Predictio
     where: dict[str, str] = {}
     for path in paths:
         last_relevant: dict[str, str] = {}
-        for location, row in _rows(path):
+        for location, row in read_records(path):
             try:
                 prediction = parse_prediction(
                     row, default_id=f"{Path(path).name}#{location.split()[-1]}", item=_item_of(row, last_relevant)

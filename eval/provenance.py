@@ -1,26 +1,15 @@
-"""What produced a run: content hashes of its files and the versions of the packages that ran."""
+"""What produced a run: the versions of the packages that ran, and when (file hashes: `io_utils.file_sha256`)."""
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timezone
 from importlib import metadata
-from pathlib import Path
 
-__all__ = ["EVALUATION_PACKAGES", "INFERENCE_PACKAGES", "file_sha256", "now", "package_versions"]
+__all__ = ["EVALUATION_PACKAGES", "INFERENCE_PACKAGES", "now", "package_versions"]
 
 # Packages whose version can change a prediction or a metric.
 INFERENCE_PACKAGES = ("rarft", "torch", "transformers", "vllm", "decord", "av", "numpy")
 EVALUATION_PACKAGES = ("rarft", "sentence-transformers", "transformers", "torch", "openai")
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (read in 1 MiB blocks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def package_versions(names: tuple[str, ...]) -> dict[str, str | None]:

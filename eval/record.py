@@ -28,6 +28,7 @@ from typing import TypedDict
 from eval.judge import JudgeCalls
 from eval.metrics import FormatCompliance, Metrics
 from rarft_plugin.errors import DataError
+from rarft_plugin.io_utils import read_json
 from rarft_plugin.schema import JsonValue
 
 __all__ = [
@@ -214,10 +215,6 @@ def record_from_json(data: JsonValue, source: str) -> RunRecord:
 def read_run(path: Path) -> RunRecord:
     """An evaluated run's metrics.json (a run directory or the file itself)."""
     path = path / "metrics.json" if path.is_dir() else path
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError("file not found (give a run directory or its metrics.json)", source=str(path)) from None
-    except ValueError as error:
-        raise DataError(f"not valid JSON ({error})", source=str(path)) from None
-    return record_from_json(data, str(path))
+    if not path.exists():
+        raise DataError("file not found (give a run directory or its metrics.json)", source=str(path))
+    return record_from_json(read_json(path), str(path))

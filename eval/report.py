@@ -1,10 +1,12 @@
 """Writing an evaluation run (comparing runs: `eval.compare`).
 
-Files of a run (`write_run`): `metrics.json` (raw fractions, `eval.record`), `items.jsonl` (one row per query),
-`report.md` (rows laid out like the paper's tables, percentages x100 with one decimal, SBERT
+Files of a run (`write_run`, `RUN_FILES`): `metrics.json` (raw fractions, `eval.record`), `items.jsonl` (one row
+per query), `report.md` (rows laid out like the paper's tables, percentages x100 with one decimal, SBERT
 and LLM scores with two), `metrics.csv` (metric, value) and PNG plots (`by_category.png`:
 refusal accuracy per semantic category, Fig. 6; `by_difficulty.png`: F1 and refusal accuracy
-per hardness level).
+per hardness level). They are written into a temporary folder beside the run's and moved into place
+together once complete (`rarft_plugin.command_files.staged_folder`): a failed or interrupted run
+leaves no part of a run behind, and rewrites only a folder holding a run of its own.
 
 Every table reads the typed rows of `eval.metrics` by attribute: a metric renamed there is an error here, never a
 "-" in a table. `write_report(predictions, out_dir)` is the one-call version: rule-based judge, SBERT score on.
@@ -24,7 +26,9 @@ from eval.judge import JudgeCalls
 from eval.metrics import Explanation, ExplanationMean, FormatCompliance, Grounding, ItemRow, Metrics, format_warnings
 from eval.paper import PaperRow, find_method, paper_rows
 from eval.predictions import Prediction, coerce_predictions
-from eval.record import RunRecord, record_json, row_json
+from eval.record import RunRecord, read_run, record_json, row_json
+from rarft_plugin.command_files import staged_folder
+from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_atomic, write_jsonl_atomic
 from rarft_plugin.prompts import OUTPUT_BLOCKS
 from rarft_plugin.schema import IRRELEVANCE_LEVELS, JsonValue
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXPLANATION_HEADER",
     "RA_IOU_HEADER",
+    "RUN_FILES",
     "category_figure",
     "csv_text",
     "explanation_cells",
@@ -45,6 +50,7 @@ __all__ = [
     "level_figure",
     "markdown",
     "markdown_table",
+    "not_a_run_folder",
     "num",
     "pct",
     "plots",
@@ -168,7 +174,12 @@ def format_line(compliance: FormatCompliance) -> str:
         f"{compliance.template} output format ({', '.join(OUTPUT_BLOCKS[compliance.template])} blocks; template "
         f"{source[compliance.template_source]}); {pct(share(compliance.empty, total))} % empty, "
         f"{pct(share(compliance.truncated, total))} % cut off by the generation limit "
-        f"({truncated[compliance.truncated_source]})."
+        f"({truncated[compliance.truncated_source]})"
+        + (
+            f"; {compliance.end_of_turn} response(s) end with an end-of-turn marker (<|im_end|>), checked without it."
+            if compliance.end_of_turn
+            else "."
+        )
     )
 
 
@@ -529,6 +540,26 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
+# The files of a run, metrics.json last: it is what compare and report read, so it appears once the rest is there.
+RUN_FILES = ("items.jsonl", "metrics.csv", "report.md", "by_category.png", "by_difficulty.png", "metrics.json")
+
+
+def not_a_run_folder(out: Path) -> str | None:
+    """Why an existing `--out` folder may not receive a run, or None: a folder holding files of a run's
+    names must hold a run (its metrics.json readable as one); other files are never touched."""
+    present = [name for name in RUN_FILES if (out / name).exists()]
+    if not present:
+        return None
+    try:
+        read_run(out)
+    except DataError:
+        return (
+            f"holds {', '.join(present)} but no run of rarft-eval evaluate (its metrics.json): "
+            "not overwritten; choose another --out"
+        )
+    return None
+
+
 def write_run(
     record: RunRecord,
     items: list[ItemRow],
@@ -537,16 +568,16 @@ def write_run(
     title: str = "rarft evaluation",
     name: str = "model",
 ) -> Path:
-    """Write every file of an evaluated run into `out_dir`; returns the Markdown report's path."""
+    """Write every file of an evaluated run into `out_dir`, all at once when complete (module docstring);
+    returns the Markdown report's path."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(out_dir / "metrics.json", json.dumps(record_json(record), indent=2) + "\n")
-    write_jsonl_atomic(out_dir / "items.jsonl", [row_json(item) for item in items])
-    write_atomic(out_dir / "metrics.csv", csv_text(record))
-    plots(record, out_dir, name)
-    report = out_dir / "report.md"
-    write_atomic(report, markdown(record, title=title, name=name))
-    return report
+    with staged_folder(out_dir, RUN_FILES, last="metrics.json") as staging:
+        write_atomic(staging / "metrics.json", json.dumps(record_json(record), indent=2) + "\n")
+        write_jsonl_atomic(staging / "items.jsonl", [row_json(item) for item in items])
+        write_atomic(staging / "metrics.csv", csv_text(record))
+        plots(record, staging, name)
+        write_atomic(staging / "report.md", markdown(record, title=title, name=name))
+    return out_dir / "report.md"
 
 
 def write_report(

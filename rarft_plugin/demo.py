@@ -1,7 +1,7 @@
 """`rarft-demo`: the main job on the bundled sample data, end to end on a CPU; and stand-in assets.
 
     rarft-demo [--out runs/demo]
-    rarft-demo make-assets --out DIR [--data FILE ...] [--no-model]
+    rarft-demo make-assets --out DIR [--data FILE ...] [--family NAME] [--no-model]
 
 `rarft-demo` (no command) runs the three command lines on the sample files shipped in
 `rarft_plugin/samples/` (a small sample of the released HI-VTG / human-annotated / SS-VTG files),
@@ -18,8 +18,9 @@ each as `python -m ...` in a process of its own:
 `make-assets` makes what trying the pipeline needs when the real videos and checkpoints are not at
 hand (`rarft_plugin.stand_ins.make_assets`): under DIR, `videos/` holds one generated clip per video
 a data file's records name (by file name, `.mp4` added to a bare id; as long as the record's
-duration / clip window needs), `model/` a tiny randomly initialised Qwen2.5-VL with its processor
-(right architecture, chat template and special tokens, toy size, nonsense output), and, without
+duration / clip window needs), `model/` a tiny randomly initialised model of the `--family`
+(`qwen2_5_vl`, the default, or `qwen3_vl`) with its processor (right architecture, chat template and
+special tokens, toy size, nonsense output), and, without
 `--data`, `samples/` a copy of the bundled sample files the videos are made for. Rerunning skips
 what exists; each clip is written under a temporary name first, so an interrupted run leaves no
 broken clip.
@@ -27,15 +28,16 @@ broken clip.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from rarft_plugin.cli import entry_point
-from rarft_plugin.stand_ins import SAMPLES, make_assets, stand_in_videos
+from rarft_plugin.cli import ArgumentParser, command_line, entry_point
+from rarft_plugin.command_files import CommandFiles, Output, claim
+from rarft_plugin.errors import DataError
+from rarft_plugin.stand_ins import SAMPLES, TINY_MODELS, make_assets, stand_in_videos
 
 __all__ = ["SAMPLES", "main", "run_cli"]
 
@@ -48,6 +50,15 @@ def run_cli(module: str, args: list[str]) -> int:
     """`python -m module args` in a process of its own, sharing this one's terminal; its exit status."""
     path = os.pathsep.join(filter(None, [str(_PACKAGES), os.environ.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "-m", module, *args], env={**os.environ, "PYTHONPATH": path}).returncode
+
+
+def not_a_demo_folder(out: Path) -> str | None:
+    """Why an existing --out may not receive the demo, or None: the one file the demo copies rather than
+    writes through a command (whose own checks guard the rest) must be the sample it copies."""
+    copied = out / "predictions.jsonl"
+    if copied.exists() and copied.read_bytes() != (SAMPLES / "predictions.jsonl").read_bytes():
+        return "holds a predictions.jsonl that is not the demo's: not overwritten; choose another --out"
+    return None
 
 
 def run_demo(out: Path) -> int:
@@ -93,14 +104,14 @@ def run_demo(out: Path) -> int:
 
 @entry_point("rarft-demo")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rarft-demo", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="rarft-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     assets = sub.add_parser(
         "make-assets",
         help="stand-in videos and a tiny model for trying the pipeline",
-        description="Stand-in videos named as a data file's records need, a tiny random "
-        "Qwen2.5-VL, and (without --data) a copy of the bundled samples.",
+        description="Stand-in videos named as a data file's records need, a tiny random model "
+        "of a model family, and (without --data) a copy of the bundled samples.",
     )
     assets.add_argument("--out", type=Path, required=True, help="directory for videos/, model/ (and samples/)")
     assets.add_argument(
@@ -111,16 +122,28 @@ def main(argv: list[str] | None = None) -> int:
         help="released-schema JSON or JSONL file(s) whose videos to make (default: the bundled "
         "samples, copied to OUT/samples/)",
     )
+    assets.add_argument(
+        "--family",
+        choices=sorted(TINY_MODELS),
+        default="qwen2_5_vl",
+        help="model family of the tiny model (default: qwen2_5_vl, the paper's)",
+    )
     assets.add_argument("--no-model", dest="model", action="store_false", help="only the videos")
     args = parser.parse_args(argv)
-    if args.command == "make-assets":
-        missing = [str(path) for path in args.data or [] if not path.is_file()]
-        if missing:
-            print(f"rarft-demo make-assets: error: file not found: {', '.join(missing)}", file=sys.stderr)
-            return 2
-        make_assets(args.out, args.data, model=args.model)
-        return 0
-    return run_demo(args.out)
+    prog = "rarft-demo make-assets" if args.command == "make-assets" else "rarft-demo"
+    folder = Output(args.out, folder=True, resumes=None if args.command else not_a_demo_folder)
+    try:
+        with claim(
+            CommandFiles.of(inputs=getattr(args, "data", None) or [], outputs=[folder]),
+            holder=command_line("rarft-demo", argv),
+        ):
+            if args.command == "make-assets":
+                make_assets(args.out, args.data, model=args.model, family=args.family)
+                return 0
+            return run_demo(args.out)
+    except DataError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from rarft_plugin.schema import JsonValue
 
 __all__ = [
     "Journal",
+    "not_a_journal",
 ]
 
 
@@ -37,7 +38,8 @@ class Journal:
                     except (ValueError, KeyError, TypeError):
                         self.torn_lines += 1
             self._repair_tail()
-        self._handle = open(self.path, "a", encoding="utf-8")
+        # a lone surrogate in a value (an LLM reply) is written as its JSON escape: lossless, never a crash
+        self._handle = open(self.path, "a", encoding="utf-8", errors="backslashreplace")
 
     def _repair_tail(self) -> None:
         """A crash can leave a last line without its newline: end it so the next append starts clean."""
@@ -78,3 +80,22 @@ class Journal:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def not_a_journal(path: str | Path) -> str | None:
+    """Why an existing file is not a journal (its first line is no `{"key", "value"}` entry), or None
+    (a journal, an empty file, or no file): a journal is only ever opened on a journal."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            first = next((line for line in handle if line.strip()), None)
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        return f"cannot be read as a journal ({error})"
+    try:
+        entry = json.loads(first) if first is not None else {"key": "", "value": None}
+    except (ValueError, RecursionError):
+        entry = None
+    if not (isinstance(entry, dict) and {"key", "value"} <= set(entry)):
+        return "holds lines that are not journal entries"
+    return None

@@ -5,7 +5,8 @@ OpenRLHF loads this file inside each vLLM engine actor and calls
 once per rollout; `hf_tokenizer` is the model's processor. Here `images` is the dataset's video
 field (`--data.image_key video`): a JSON string `{"path", "video_start", "video_end"}` written by
 `rarft-prep to-openrlhf`. Everything model-specific comes from the processor's model family
-(`rarft_plugin.models.family_of_processor`; Qwen2.5-VL: `rarft_plugin.models.qwen2_5_vl`). The executor
+(`rarft_plugin.models.family_of_processor`; Qwen2.5-VL: `rarft_plugin.models.qwen2_5_vl`, Qwen3-VL:
+`rarft_plugin.models.qwen3_vl`). The executor
 
 1. samples the clip's frames (`rarft_plugin.video`) and runs the model's processor on prompt +
    frames, called as vLLM calls it (same frames, same metadata, the processor's own settings), so
@@ -13,13 +14,15 @@ field (`--data.image_key video`): a JSON string `{"path", "video_start", "video_
    the rollout saw (`process_video_prompt` of the family). Both steps are cached per process and
    single-flight: the G rollouts of a prompt, which OpenRLHF starts together, decode and preprocess
    the clip once;
-2. sends vLLM the prompt with the video placeholder collapsed to one token and the frames with
-   their metadata, the way the installed vLLM takes them (`vllm_video_request` of the family), and
+2. sends vLLM the prompt with the video collapsed to its one placeholder (`vllm_prompt_ids` of the
+   family) and the frames with their metadata, the way the installed vLLM takes them
+   (`vllm_video_request` of the family), and
    keeps special tokens out of the response (`forbidden_response_ids`, a logit bias at sampling);
-3. scores the response with `rarft_plugin.rewards.score` (options from the RARFT_* variables:
-   `rarft_plugin.reward_options`) and returns everything the trainer needs, with the time each
-   rollout spent in rarft's code (`rarft/video_prep_s`, `rarft/reward_s`) beside vLLM's
-   (`rarft/generate_s`) in the step logs.
+3. scores the response with `rarft_plugin.rollout_logs.score_with_logs` (the rewards of
+   `rarft_plugin.rewards`, options from the RARFT_* variables: `rarft_plugin.reward_options`; the task
+   score in {0, 1} as `scores`; the rollout logs that rarft-train's evaluation and exploit monitors
+   read) and returns everything the trainer needs, with the time each rollout spent in rarft's code
+   (`rarft/video_prep_s`, `rarft/reward_s`) beside vLLM's (`rarft/generate_s`) in the step logs.
 
 Upstream gaps handled here:
 - OpenRLHF's `RolloutRayActor.generate` forwards only `multi_modal_data`; where the family's request
@@ -45,14 +48,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from openrlhf.utils.agent import AgentExecutorBase
-from openrlhf.utils.vlm_utils import dedup_media_tokens
 
 from rarft_plugin.cache import LruCache
 from rarft_plugin.models import VllmVideoRequest, family_of_processor
 from rarft_plugin.parsing import extract_response
 from rarft_plugin.prompt_row import label_of, video_of
 from rarft_plugin.reward_options import RewardOptions, ScoreOptions
-from rarft_plugin.rewards import REWARD_NAMES, score
+from rarft_plugin.rewards import REWARD_NAMES
+from rarft_plugin.rollout_logs import score_with_logs
 from rarft_plugin.video import SampledVideo, Sampling, SpecLike, VideoError, VideoSpec, cache_key, sample_frames
 
 if TYPE_CHECKING:
@@ -171,7 +174,7 @@ class AgentExecutor(AgentExecutorBase):
             )
         request = await generate(
             llm_engine,
-            dedup_media_tokens(prompt_ids, {family.video_token_id(hf_tokenizer)}),  # one placeholder: vLLM expands it
+            family.vllm_prompt_ids(hf_tokenizer, prompt_ids),  # one placeholder per video: vLLM expands it
             params,
             family.vllm_video_request(video, self.vllm_version),
         )
@@ -193,10 +196,10 @@ class AgentExecutor(AgentExecutorBase):
         observation = prompt_ids + action_ids
 
         response = extract_response(response, chat=family.CHAT)
-        rewards = await asyncio.to_thread(score, response, truth, **self.reward_options())
+        (result,) = await asyncio.to_thread(score_with_logs, [response], [truth], [prompt], **self.reward_options())
         scored = time.perf_counter()
-        total = torch.tensor([rewards["total"]], dtype=torch.float32)
-        logs = {name: rewards[name] for name in REWARD_NAMES}
+        total = torch.tensor([result.rewards["total"]], dtype=torch.float32)
+        logs = {**{name: result.rewards[name] for name in REWARD_NAMES}, **result.logs}
         logs.update(zip(TIMING_LOGS, (prepared - started, generated - prepared, scored - generated), strict=True))
         logs["rarft/malformed"] = float(cut is not None)
         return {
@@ -209,7 +212,7 @@ class AgentExecutor(AgentExecutorBase):
             "rollout_log_probs": [0.0] * len(prompt_ids) + log_probs if log_probs is not None else None,
             "truncated": generation.finish_reason == "length" and cut is None,
             "reward": total,
-            "scores": total.clone(),
+            "scores": torch.tensor([result.score], dtype=torch.float32),
             "extra_logs": {name: torch.tensor([value], dtype=torch.float32) for name, value in logs.items()},
         }
 

@@ -4,15 +4,17 @@ Output template (paper eq. 4)::
 
     <think>...</think> <answer>...</answer> <correct>...</correct>
 
-Blocks. Tags are matched case-sensitively, as the prompts spell them. The FIRST complete block of
-a tag is the one read: its first opening tag up to the first closing tag after it, exactly what
-`re.search(r"<answer>(.*?)</answer>", text, re.DOTALL)` finds in the authors' released code (and
-what the released evaluation reads). A block that is opened but never closed does not count, so
-a response cut off by the length limit before `</answer>` has no answer. Contents are stripped of
+Blocks. Tags are matched case-sensitively, as the prompts spell them. `answer`, `think` and
+`correction` are the FIRST complete block of a tag: its first opening tag up to the first closing
+tag after it, what `re.search(r"<answer>(.*?)</answer>", text, re.DOTALL)` finds (the paper's "the
+answer"; the released evaluation reads the same block). `answer_released` and `correction_released`
+are the LAST block as the released reward code reads it, `re.findall(r"<answer>(.*?)</answer>",
+text, re.DOTALL)[-1]` (main_rarft.py:140-155): the last of the non-overlapping first-open,
+first-close blocks, left to right. A block that is opened but never closed does not count, so a
+response cut off by the length limit before `</answer>` has no answer. Contents are stripped of
 surrounding whitespace (SentenceBERT's tokenizer ignores it, so similarities do not change).
 `correction` is the first complete `<correct>` or `<correction>` block (the paper's tag and the
-released code's); `correction_released` is the first `<correction>` block only, as the released
-code reads it.
+released code's); `correction_released` reads `<correction>` only, as the released code does.
 
 Formats. `strict_format` (paper, eq. 4): exactly one think, answer and correct block in that
 order with nothing but whitespace around them. `released_format`: the released code's lenient
@@ -39,9 +41,9 @@ Examples: `12.54 to 17.83`, `12.54 - 17.83 seconds`, `from 12.5s to 17.8s`, `[12
 start <= end; `nan`, `inf`, `1e309`, negative or reversed segments are not valid (no segment).
 
 Timestamp grammar of the released variant (`extract_segment_released`): the first match of
-`RELEASED_SEGMENT_PATTERN`, `(\\d+\\.?\\d*)\\s+to\\s+(\\d+\\.?\\d*)`, taken as written: no units,
-clocks or brackets, a minus sign is not part of a number (`-3 to 5` reads as 3 to 5), and a
-reversed span stays reversed.
+`RELEASED_SEGMENT_PATTERN`, `(\\d+\\.?\\d*)\\s+to\\s+(\\d+\\.?\\d*)` with re.IGNORECASE
+(main_rarft.py:241, so `2 TO 6` reads), taken as written: no units, clocks or brackets, a minus
+sign is not part of a number (`-3 to 5` reads as 3 to 5), and a reversed span stays reversed.
 """
 
 from __future__ import annotations
@@ -64,9 +66,16 @@ __all__ = [
     "extract_segment",
     "extract_segment_released",
     "extract_response",
+    "without_end_of_turn",
     "ANSWER_READINGS",
+    "RELEASED_ANSWER_PATTERN",
+    "RELEASED_CORRECTION_PATTERN",
+    "RELEASED_THINK_PATTERN",
+    "answer_blocks",
     "evaluation_answer",
     "without_correction",
+    "sbert_response",
+    "without_markup",
     "BOILERPLATE_WORDS",
     "strip_boilerplate",
 ]
@@ -85,16 +94,17 @@ _SEGMENT = re.compile(
     re.IGNORECASE,
 )
 
-# The released code's patterns as written (main_rarft.py). The tests check the linear-time
-# readings below against them; they are not run on model output because they backtrack badly:
-# the segment pattern is cubic on a run of digits, the format pattern quadratic on repeated
-# closing tags.
+# The released code's patterns as written (main_rarft.py; the segment pattern is compiled with
+# re.IGNORECASE there, :241). The tests check the linear-time readings below against them; they are
+# not run on model output because they backtrack badly: the segment pattern is cubic on a run of
+# digits, the format pattern quadratic on repeated closing tags, the block pattern's findall quadratic
+# on repeated opening tags.
 RELEASED_FORMAT_PATTERN = r"<think>.*?</think>\s*<answer>.*?</answer>\s*<correction>.*?</correction>"
 RELEASED_SEGMENT_PATTERN = r"(\d+\.?\d*)\s+to\s+(\d+\.?\d*)"
 # Same first match as RELEASED_SEGMENT_PATTERN: the first number must run up to the whitespace, so
 # it never needs to give back a digit (possessive), and the leftmost match never starts right
 # after a digit (that digit would start an earlier match).
-_RELEASED_SEGMENT = re.compile(r"(?<!\d)(\d++\.?+\d*+)\s+to\s+(\d+\.?\d*)")
+_RELEASED_SEGMENT = re.compile(r"(?<!\d)(\d++\.?+\d*+)\s+to\s+(\d+\.?\d*)", re.IGNORECASE)
 
 # A chat-template or media special token as text: <|im_start|>, <|video_pad|>, <|vision_start|>...
 _SPECIAL_TOKEN = re.compile(r"<\|[^\s<>|]+\|>")
@@ -102,16 +112,17 @@ _SPECIAL_TOKEN = re.compile(r"<\|[^\s<>|]+\|>")
 
 @dataclass(frozen=True)
 class ParsedResponse:
-    """The first complete block of each tag (None where absent), both format checks, and the
-    first special-token marker (None for a well-formed response)."""
+    """The first complete block of each tag and the released reward's last blocks (None where
+    absent), both format checks, and the first special-token marker (None for a well-formed response)."""
 
     think: str | None
     answer: str | None
     correction: str | None
-    correction_released: str | None
+    correction_released: str | None  # the last <correction> block (released reward)
     strict_format: bool
     released_format: bool
     special_token: str | None
+    answer_released: str | None = None  # the last <answer> block (released reward)
 
 
 def parse_response(text: str) -> ParsedResponse:
@@ -120,19 +131,20 @@ def parse_response(text: str) -> ParsedResponse:
     >>> p = parse_response("<think>t</think> <answer>1 to 2</answer> <correct>NIL</correct>")
     >>> p.answer, p.correction, p.strict_format, p.released_format
     ('1 to 2', 'NIL', True, False)
-    >>> parse_response("<answer>No match.</answer> <answer>2 to 6</answer>").answer
-    'No match.'
+    >>> p = parse_response("<answer>No match.</answer> <answer>2 to 6</answer>")
+    >>> p.answer, p.answer_released
+    ('No match.', '2 to 6')
     """
     corrections = [block for block in (_first_block(text, tag) for tag in CORRECTION_TAGS) if block]
-    released_correction = _first_block(text, "correction")
     return ParsedResponse(
         think=_content(_first_block(text, "think")),
         answer=_content(_first_block(text, "answer")),
         correction=_content(min(corrections, default=None)),
-        correction_released=_content(released_correction),
+        correction_released=_last_block(text, "correction"),
         strict_format=_is_strict(text),
         released_format=_is_released_format(text),
         special_token=find_special_token(text),
+        answer_released=_last_block(text, "answer"),
     )
 
 
@@ -147,6 +159,22 @@ def _first_block(text: str, tag: str) -> tuple[int, str] | None:
     if end < 0:
         return None
     return start, text[content_start:end].strip()
+
+
+def _last_block(text: str, tag: str) -> str | None:
+    """`re.findall(rf"<{tag}>(.*?)</{tag}>", text, re.DOTALL)[-1]`, stripped, in linear time; None if none.
+
+    findall's matches do not overlap: each runs from the first opening tag at or after the end of
+    the previous match to the first closing tag after it.
+    """
+    opening, closing = f"<{tag}>", f"</{tag}>"
+    last, position = None, 0
+    while (start := text.find(opening, position)) >= 0:
+        end = text.find(closing, start + len(opening))
+        if end < 0:
+            break  # no later opening tag has a closing tag after it either
+        last, position = text[start + len(opening) : end], end + len(closing)
+    return last.strip() if last is not None else None
 
 
 def _content(block: tuple[int, str] | None) -> str | None:
@@ -312,6 +340,26 @@ def extract_response(decoded: str, prompt: str | None = None, chat: ChatMarkers 
     return response
 
 
+def without_end_of_turn(response: str, chat: ChatMarkers | None = None) -> str:
+    """The response without the end-of-turn markers it ends with (and the whitespace around them).
+
+    Inference that decodes special tokens (the released inference) leaves `<|im_end|>` at the end of
+    every finished output; the evaluation's format check reads the response without it.
+
+    >>> without_end_of_turn("<answer>No.</answer><|im_end|>\n"), without_end_of_turn("a <|im_end|> b")
+    ('<answer>No.</answer>', 'a <|im_end|> b')
+    """
+    markers = (chat or default_family().CHAT).turn_ends
+    end = len(response)
+    while True:
+        while end and response[end - 1].isspace():
+            end -= 1
+        marker = next((m for m in markers if end >= len(m) and response.startswith(m, end - len(m))), None)
+        if marker is None:
+            return response[:end]
+        end -= len(marker)
+
+
 # Reading a response as the evaluation does. Two named readings (docs/eval.md):
 # - "released" (default): the released evaluation (src/llm_eval/utils.py:14-37): every complete
 #   <think>...</think> block removed, then the FIRST complete <answer> block; with none, what is
@@ -319,9 +367,16 @@ def extract_response(decoded: str, prompt: str | None = None, chat: ChatMarkers 
 # - "last_block": rarft's earlier reading: the LAST complete <answer> block (innermost when nested),
 #   else the whole response, think block included.
 ANSWER_READINGS = ("released", "last_block")
-_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)
-_FIRST_ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+# The released evaluation's patterns as written (used with `re.sub` / `re.search`, DOTALL). The tests
+# check the linear-time readings below against them; they are not run on model output: on an opened
+# tag that is never closed each lazy `.*?` scans to the end of the text, once per opening (100k
+# characters of "<think>" take 21 s on a 2-core CPU, rarft's reading 11 ms: bench/parsing_scaling.py).
+RELEASED_THINK_PATTERN = r"<think>.*?</think>"
+RELEASED_ANSWER_PATTERN = r"<answer>(.*?)</answer>"
+RELEASED_CORRECTION_PATTERN = r"<(correct|correction)>.*?</\1>"
 _ANSWER_TAG = re.compile(r"<(/?)answer>")
+_THINK_OPENING = re.compile(r"<(think)>")
+_CORRECTION_OPENING = re.compile(r"<(correct|correction)>")
 
 
 def evaluation_answer(model_output: str, reading: str = "released") -> str:
@@ -335,21 +390,53 @@ def evaluation_answer(model_output: str, reading: str = "released") -> str:
     '2 to 6'
     """
     if reading == "released":
-        text = _THINK_BLOCK.sub("", model_output)
-        match = _FIRST_ANSWER_BLOCK.search(text)
-        return (match.group(1) if match else text).strip()
+        text = _without_blocks(model_output, _THINK_OPENING)
+        block = _first_block(text, "answer")
+        return block[1] if block else text.strip()
     if reading == "last_block":
-        last, opened = None, None
-        for tag in _ANSWER_TAG.finditer(model_output):
-            if not tag.group(1):
-                opened = tag.end()
-            elif opened is not None:
-                last, opened = model_output[opened : tag.start()].strip(), None
-        return last if last is not None else model_output
+        spans = _answer_spans(model_output)
+        return model_output[slice(*spans[-1])].strip() if spans else model_output
     raise ValueError(f"unknown answer reading {reading!r}; expected one of {list(ANSWER_READINGS)}")
 
 
-_CORRECTION_BLOCK = re.compile(r"<(correct|correction)>.*?</\1>", re.DOTALL)
+def _without_blocks(text: str, opening: re.Pattern[str]) -> str:
+    """`re.sub(r"<(T)>.*?</\\1>", "", text, flags=re.DOTALL)` for the tags T that `opening` matches, in
+    linear time: each opening is read once, and a tag whose closing is missing after some opening
+    lacks it after every later one too, so its closing is searched for at most once in vain."""
+    kept, at, unclosed = [], 0, set()
+    for match in opening.finditer(text):
+        if match.start() < at or match.group(1) in unclosed:
+            continue  # inside a removed block, or a tag never closed from here on
+        end = text.find(f"</{match.group(1)}>", match.end())
+        if end < 0:
+            unclosed.add(match.group(1))
+            continue
+        kept.append(text[at : match.start()])
+        at = end + len(match.group(1)) + 3
+    kept.append(text[at:])
+    return "".join(kept)
+
+
+def _answer_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of the content of each complete `<answer>` block: an opening tag up to the next closing tag
+    (a later opening tag before it starts the block again)."""
+    spans, opened = [], None
+    for tag in _ANSWER_TAG.finditer(text):
+        if not tag.group(1):
+            opened = tag.end()
+        elif opened is not None:
+            spans.append((opened, tag.start()))
+            opened = None
+    return spans
+
+
+def answer_blocks(text: str) -> int:
+    """How many complete `<answer>` blocks a response holds (the exploit monitors count responses with two).
+
+    >>> answer_blocks("<answer>No match.</answer> <answer>2 to 6</answer>"), answer_blocks("<answer>2 to")
+    (2, 0)
+    """
+    return len(_answer_spans(text))
 
 
 def without_correction(model_output: str) -> str:
@@ -359,7 +446,42 @@ def without_correction(model_output: str) -> str:
     >>> without_correction("<think>t</think> <answer>no</answer> <correction>q</correction>")
     '<think>t</think> <answer>no</answer>'
     """
-    return _CORRECTION_BLOCK.sub("", model_output).strip()
+    return _without_blocks(model_output, _CORRECTION_OPENING).strip()
+
+
+def without_markup(text: str) -> str:
+    """`re.sub(r"<[^>]+>", "", text)` in linear time: every tag markup removed, contents kept.
+
+    A `<` starts a tag when a character other than `>` follows it and a `>` comes later; the tag
+    ends at the first `>`. (The regex itself is quadratic on a run of `<` without a `>`.)
+
+    >>> without_markup("<think>a <timestep>1 to 2</timestep></think> <answer>b</answer>")
+    'a 1 to 2 b'
+    """
+    pieces, position = [], 0
+    while (start := text.find("<", position)) >= 0:
+        end = text.find(">", start + 2) if start + 1 < len(text) and text[start + 1] != ">" else -2
+        if end == -1:
+            break  # no later "<" has a ">" after it either
+        if end == -2:  # "<>": not a tag; "<" at the very end: not one either
+            pieces.append(text[position : start + 1])
+            position = start + 1
+            continue
+        pieces.append(text[position:start])
+        position = end + 1
+    pieces.append(text[position:])
+    return "".join(pieces)
+
+
+def sbert_response(model_output: str) -> str:
+    """The response text the released evaluation's SBERT score encodes: the response minus its
+    `<correct>` / `<correction>` blocks (llm_evaluator.py:492-499), then every tag stripped, contents
+    kept, think included (utils.py:40-65).
+
+    >>> sbert_response("<think>t</think> <answer>No.</answer> <correction>q</correction><|im_end|>")
+    't No.'
+    """
+    return without_markup(without_correction(model_output)).strip()
 
 
 # The style-proof explain reward (`rarft_plugin.rewards`, explain="debiased") compares refusals

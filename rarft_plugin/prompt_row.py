@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 from rarft_plugin.errors import DataError
+from rarft_plugin.parsing import find_special_token
 from rarft_plugin.prompts import TEMPLATES, Purpose, build_messages, instruction
 from rarft_plugin.rewards import variant_label_problems
 from rarft_plugin.schema import Label, parse_label
@@ -157,7 +158,15 @@ def _input_problems(messages: object, label: Label | None, template: str | None)
     items = [
         item for m in messages if isinstance(m.get("content"), list) for item in m["content"] if isinstance(item, dict)
     ]
-    problems = []
+    texts = [m["content"] for m in messages if isinstance(m.get("content"), str)]
+    texts += [item["text"] for item in items if isinstance(item.get("text"), str)]
+    markers = {find_special_token(text) for text in texts} - {None}
+    problems = [
+        DataError(
+            f"the prompt holds the special-token marker {marker!r} (it would end a turn of the chat)", field=INPUT_KEY
+        )
+        for marker in sorted(markers)
+    ]
     videos = sum(item.get("type") == "video" for item in items)
     if videos != 1:
         problems.append(DataError(f"expected one video item in the chat, found {videos}", field=INPUT_KEY))

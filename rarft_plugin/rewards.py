@@ -1,72 +1,10 @@
 """The four RA-RFT rewards (paper §3.2, eq. 3-7) and their weighted sum, in two variants.
 
-`variant="paper"` (default) follows the paper. `variant="released"` reproduces the authors'
-released reward code (main_rarft.py, lines 119-429, in their TRL-based fork of Time-R1) rule for
-rule, to reproduce their training. Both read the FIRST complete `<answer>` block â of a response
-(`rarft_plugin.parsing`), as the paper's "the answer between <answer> and </answer>" and the
-released `re.search` agree.
-
-| reward | paper (default) | released variant |
-|---|---|---|
-| `format` | 1 iff exactly `<think>` `<answer>` `<correct>` blocks (eq. 4) | 1 iff the lenient released regex matches |
-| `refuse_iou` | rel. + valid segment: IoU; irrel. + â without one: 1 | rel.: IoU·(1−abs(Δs)/dur)·(1−abs(Δe)/dur) |
-| `explain` | sim(a_pos, â) − sim(a_neg, â) | similarities rescaled to (cos+1)/2 first |
-| `correction` | rel.: 0; irrel.: sim(q_r, ĉ) | rel.: 1 iff ĉ holds NIL; irrel.: (cos+1)/2, NIL→0 |
-| `total` | Σ weight·reward (weights in `REWARD_WEIGHTS`) | same |
-
-a_pos / a_neg are a_time / a_refusal for a relevant query and swapped for an irrelevant one.
-Paper variant: ĉ is the first `<correct>` (or `<correction>`) block; an irrelevant query whose
-response has no answer block at all (empty, or cut off by the length limit before `</answer>`)
-earns refuse-IoU 0, since eq. 5 scores the model's answer and there is none; an answer block
-without a segment (empty included) earns 1. Where â or ĉ is missing or empty, or a reference
-text is empty (SS-VTG has no refusal answers), the explain / correction reward is 0.
-
-Released rules (main_rarft.py), and where the paper variant differs:
-
-| released rule     | what it does                                               | paper variant                     |
-|-------------------|------------------------------------------------------------|-----------------------------------|
-| answer            | first `<answer>(.*?)</answer>` (re.search, DOTALL); none: "" | same block; none: no answer     |
-| format            | re.fullmatch(`parsing.RELEASED_FORMAT_PATTERN`, text.strip(), | one block of each, in order,    |
-|                   | DOTALL): `.*?` crosses tags, two answer blocks pass         | `<correct>`, whitespace around  |
-| timestamps        | first `parsing.RELEASED_SEGMENT_PATTERN` match, as written: | units, clocks, brackets, `-`;   |
-|                   | `-3 to 5` reads 3 to 5, `6 to 2` stays reversed              | negative/reversed: no segment   |
-| IoU               | inter / union if union > 0 else 0 (zero-length spans: 0)   | equal zero-length spans: 1        |
-| refuse-IoU, rel.  | IoU × (1 − |Δs|/dur) × (1 − |Δe|/dur), NOT clipped:        | plain IoU, no duration            |
-|                   | `0 to 90` on [2, 6], 30 s → −0.075                          |                                   |
-| refuse-IoU, irr.  | 1 iff an answer block exists and holds no match; none: 0   | same rule, paper grammar          |
-| explain           | (cos+1)/2 of both; a missing or empty answer (or reference) | raw cosines; nothing to          |
-|                   | is encoded as ""                                           | compare → 0                       |
-| correction, rel.  | 1 iff "NIL" in ĉ.upper() ("nil", "vanilla" count); ĉ the   | 0                                 |
-|                   | first `<correction>` block, missing → ""                   |                                   |
-| correction, irr.  | (cos(q_r, ĉ)+1)/2; 0 when ĉ is missing or holds NIL in     | cos(q_r, ĉ), `<correct>` too;     |
-|                   | that sense; an empty ĉ is encoded as ""                    | empty → 0                         |
-
-Where the released variant departs from the released code, on purpose: a relevant query whose
-label has no `duration` (the released HI-TVGBench / SS-QVHighlights files carry `null`) scores
-refuse-IoU 0 instead of crashing (`variant_label_problems` lets a launcher refuse such labels
-up front); a time of 309 digits or more overflows to inf, where the released product is NaN,
-and scores 0 (unreachable in its 200-token budget). Both variants: a response holding a special
-token marker (`<|video_pad|>`, `<|im_start|>`, any `<|…|>`, see `parsing.find_special_token`)
-scores 0 on every reward (the released pipeline decodes with `skip_special_tokens` and never
-sees one).
-
-Bounds (`REWARDS`, the reward table; the property tests check them):
-
-| reward       | paper    | released |
-|--------------|----------|----------|
-| `format`     | [0, 1]   | [0, 1]   |
-| `refuse_iou` | [0, 1]   | (−L/dur, 1] ⊂ (−1, 1] for a label span of length L ≤ dur starting at or before dur |
-| `explain`    | [−2, 2]  | [−1, 1]  |
-| `correction` | [−1, 1]  | [0, 1]   |
-
-For such labels the released refuse-IoU is negative only when the predicted end lies more than
-a duration past the label's end, and it stays above −L/dur whatever the prediction. For a label
-inside [0, dur] and a prediction inside [0, k·dur] its tight lower bound is 0 for k ≤ 1,
-−(k−1)²/(4k) for 1 < k ≤ 3 (label [0, (k−1)/2·dur]) and 2/k − 1 for k ≥ 3 (label [0, dur]),
-attained by the prediction `0 to k·dur`: it tends to −1 and never reaches it. A label span
-starting after the duration, or longer than it, lets both factors go negative and the product
-exceed 1 (15 of the 1,097 records of the released HI-Charades file have such spans; the variant
-scores them as the released code does).
+`variant="paper"` (default) follows the paper and reads the FIRST `<answer>` / `<correct>` block;
+`variant="released"` reproduces the authors' released reward code (main_rarft.py:119-429) rule for
+rule and reads the LAST `<answer>` / `<correction>` block, as its `findall(...)[-1]` does. The rules
+of both, line by line, those of the options below and each reward's bounds: docs/rewards.md (their
+one home).
 
 The contrastive correction (`correction="contrastive"`, an option of either variant; the paper's
 eq. 7 stays the default, `correction="similarity"`). Eq. 7 pays a correction for resembling q_r,
@@ -170,6 +108,7 @@ __all__ = [
     "explain_reward",
     "debiased_explain",
     "gain_correction",
+    "templated_refusal",
     "video_free_answers",
     "format_reward",
     "parse_weights",
@@ -196,8 +135,9 @@ CONTRASTIVE_MIN_GAP = 1e-3
 # Below this gap the gain correction scores 0: a partial repair moves sim(q_r, ĉ) by a few hundredths,
 # which such a gap would blow up into the whole range (module docstring).
 GAIN_MIN_GAP = 0.1
-# The video-free refusal the debiased explanation measures answers against: boilerplate around the
-# query (rarft-audit's `templated_refusal` exploit writes it).
+# A refusal that says nothing the query does not: boilerplate in the references' style around it.
+# The debiased explanation measures answers against it; rarft-audit's `templated_refusal` policy
+# writes it and the `templated_explain` exploit monitor (rarft_plugin.rollout_logs) compares with it.
 REFUSAL_TEMPLATE = (
     "The video does not show that {query}; no segment matches the query, which is inappropriate for the video."
 )
@@ -350,7 +290,7 @@ def refuse_iou_reward(answer: str | None, label: Label, variant: Variant = "pape
     if variant == "paper":
         return temporal_iou(segment, label.timestamp)
     if not _known_duration(label):
-        return 0.0
+        return 0.0  # the released guard (main_rarft.py:262)
     value = distance_penalised_iou(segment, label.timestamp, label.duration)
     return value if math.isfinite(value) else 0.0  # an overflowing time: the released code gives NaN
 
@@ -362,9 +302,9 @@ def _known_duration(label: Label) -> bool:
 def variant_label_problems(label: Label, variant: Variant) -> list[str]:
     """Why `label` cannot be scored the way `variant` intends ([] when it can), one line per field.
 
-    Only the released refuse-IoU needs the video duration, and only for a relevant query; a
-    launcher calls this before training so that labels without one are refused up front rather
-    than silently scored 0.
+    Only the released refuse-IoU needs the video duration, and only for a relevant query (without
+    one it scores 0, as the released code does); a launcher calls this before training so that
+    such labels are refused up front rather than scored 0 whatever the model says.
 
     >>> variant_label_problems(Label(relevant=True, duration=None, query="q", timestamp=(1, 2)), "released")
     ['field duration: missing; the released refuse-IoU divides by the video duration (fill it from the video)']
@@ -378,13 +318,22 @@ def variant_label_problems(label: Label, variant: Variant) -> list[str]:
     return []
 
 
-def video_free_answers(query: str) -> list[str]:
-    """The answers the debiased explanation measures against: the query, and the query in `REFUSAL_TEMPLATE`.
+def templated_refusal(label: Label) -> str:
+    """`REFUSAL_TEMPLATE` around the query (its final full stop dropped).
 
-    >>> video_free_answers("a man sits.")[1]
+    >>> templated_refusal(Label(relevant=False, duration=9, query="a man sits."))
     'The video does not show that a man sits; no segment matches the query, which is inappropriate for the video.'
     """
-    return [query, REFUSAL_TEMPLATE.format(query=query.strip().rstrip("."))]
+    return REFUSAL_TEMPLATE.format(query=label.query.strip().rstrip("."))
+
+
+def video_free_answers(label: Label) -> list[str]:
+    """The answers the debiased explanation measures against: the query, and `templated_refusal`.
+
+    >>> video_free_answers(Label(relevant=False, duration=9, query="a man sits."))[0]
+    'a man sits.'
+    """
+    return [label.query, templated_refusal(label)]
 
 
 def explain_pairs(
@@ -392,7 +341,8 @@ def explain_pairs(
 ) -> list[tuple[str, str]]:
     """The (reference, text) pairs eq. 6 compares: [(a_pos, â), (a_neg, â)], or [] when it cannot apply.
 
-    The released variant always compares, encoding a missing or empty text as "". Debiased (module
+    The released variant compares whenever there is an answer block (main_rarft.py:348-351 skip a
+    response without one), an empty block or reference text encoded as "". Debiased (module
     docstring): [(a_pos', â'), (a_pos', b') for each video-free answer b], boilerplate removed.
     """
     positive, negative = (
@@ -402,10 +352,10 @@ def explain_pairs(
         reference, written = strip_boilerplate(positive), strip_boilerplate(answer or "")
         if not reference or not written:
             return []
-        baselines = [text for text in map(strip_boilerplate, video_free_answers(label.query)) if text]
+        baselines = [text for text in map(strip_boilerplate, video_free_answers(label)) if text]
         return [(reference, written)] + [(reference, text) for text in baselines]
     if variant == "released":
-        return [(positive, answer or ""), (negative, answer or "")]
+        return [] if answer is None else [(positive, answer), (negative, answer)]
     if not answer or not positive or not negative:
         return []
     return [(positive, answer), (negative, answer)]
@@ -568,11 +518,13 @@ def score_many(
     weights = parse_weights(weights)
     parsed_labels = [parse_label(label) for label in labels]
     parsed = [parse_response(r if isinstance(r, str) else _as_text(r)) for r in responses]
+    # The paper variant reads the first blocks, the released one the last (rarft_plugin.parsing).
+    answers = [p.answer if variant == "paper" else p.answer_released for p in parsed]
     corrections = [p.correction if variant == "paper" else p.correction_released for p in parsed]
     # A malformed response (special token) scores 0 everywhere: it asks for no similarity.
     explain_requests = [
-        [] if p.special_token else explain_pairs(p.answer, label, variant, explain)
-        for p, label in zip(parsed, parsed_labels, strict=True)
+        [] if p.special_token else explain_pairs(answer, label, variant, explain)
+        for p, answer, label in zip(parsed, answers, parsed_labels, strict=True)
     ]
     correction_requests = [
         [] if p.special_token else correction_pairs(c, label, variant, correction)
@@ -588,15 +540,15 @@ def score_many(
     correction_sims = [[next(flat) for _ in group] for group in correction_requests]
 
     results = []
-    for p, block, label, e_sims, c_sims in zip(
-        parsed, corrections, parsed_labels, explain_sims, correction_sims, strict=True
+    for p, answer, block, label, e_sims, c_sims in zip(
+        parsed, answers, corrections, parsed_labels, explain_sims, correction_sims, strict=True
     ):
         if p.special_token:
             components = dict.fromkeys(REWARD_NAMES, 0.0)
         else:
             components = {
                 "format": format_reward(p, variant),
-                "refuse_iou": refuse_iou_reward(p.answer, label, variant),
+                "refuse_iou": refuse_iou_reward(answer, label, variant),
                 "explain": explain_reward(e_sims, variant, explain),
                 "correction": correction_reward(block, label, c_sims, variant, correction),
             }

@@ -22,14 +22,15 @@ from typing import Any
 
 from tqdm import tqdm
 
-from rarft_plugin.cli import entry_point
+from rarft_plugin.cli import ArgumentParser, command_line, entry_point
+from rarft_plugin.command_files import CommandFiles, claim
 from rarft_plugin.dataset import Example, load_examples
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import read_jsonl, write_jsonl_atomic
 from rarft_plugin.reward_options import RewardOptions, ScoreOptions, reward_table
 from rarft_plugin.reward_options import add_arguments as add_reward_arguments
 from rarft_plugin.rewards import REWARD_NAMES, score_many
-from rarft_plugin.schema import Label, parse_label
+from rarft_plugin.schema import Label, label_problems, parse_label
 
 __all__ = ["add_arguments", "format_table", "load_rollouts", "main", "run", "score_rollouts"]
 
@@ -37,7 +38,11 @@ CHUNK = 256
 
 
 def load_rollouts(path: Path) -> list[tuple[dict[str, Any], Label]]:
-    """Rollouts with their validated labels; errors name the file, line and field."""
+    """Rollouts with their validated labels; errors name the file, line and field.
+
+    A label given in the rollout must also be one to score (`rarft_plugin.schema.label_problems`: a span
+    its video can hold, text only); one pointing into a released-schema file is as that file loads it.
+    """
     examples_by_file: dict[Path, dict[str, Example]] = {}
     rollouts = []
     for number, row in read_jsonl(path):
@@ -46,6 +51,9 @@ def load_rollouts(path: Path) -> list[tuple[dict[str, Any], Label]]:
             raise DataError("must be a string", field="response", **where)
         if "label" in row:
             label = parse_label(row["label"], **where)
+            problems = label_problems(label)  # what a file of examples refuses on load is refused here too
+            if problems:
+                raise problems[0].located(**where)
         elif "data" in row and "example" in row:
             data = (path.parent / str(row["data"])).resolve()
             if data not in examples_by_file:
@@ -115,7 +123,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 @entry_point("rarft-score")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="rarft-score",
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -124,7 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        run(args)
+        with claim(
+            CommandFiles.of(inputs=[args.rollouts], outputs=[args.out]), holder=command_line("rarft-score", argv)
+        ):
+            run(args)
     except (DataError, ValueError, FileNotFoundError) as error:
         print(f"rarft-score: error: {error}", file=sys.stderr)
         return 2

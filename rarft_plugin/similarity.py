@@ -14,22 +14,30 @@ call, many calls at once from worker threads):
   other callers, then encodes everything pending from all threads at once, in forward passes of
   similar text length, while the others wait for their results.
 
-Texts are whitespace-normalised and capped at `MAX_TEXT_CHARS` characters before encoding
-(the encoder truncates at its own token limit anyway; the cap bounds the cost of megabyte
-model outputs).
+Texts are encoded as given, as the authors' code encodes them (`model.encode(text)`): the encoder
+tokenizes the whole text and keeps its first `max_seq_length` tokens. Tokenizing a megabyte of
+model output takes seconds, so a text longer than `MAX_TEXT_CHARS` is cut to a prefix that ends
+before a space, tab or newline and already holds `max_seq_length` tokens (`capped_text`): the
+tokens of such a prefix are the first tokens of the whole text, so the encoder sees the same
+input and the embedding cannot change; a text with no such prefix is encoded whole.
+A lone surrogate (valid in JSON, no character) is replaced by U+FFFD first (`without_surrogates`):
+model output and labels never make the tokenizer, and so a reward, raise.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from rarft_plugin.schema import is_text
 
 __all__ = [
     "MODEL_ENV",
@@ -40,7 +48,8 @@ __all__ = [
     "default_model_path",
     "resolve_model",
     "resolve_device",
-    "normalize_text",
+    "capped_text",
+    "without_surrogates",
     "Similarity",
     "SentenceSimilarity",
     "length_buckets",
@@ -76,8 +85,42 @@ def resolve_device(device: str | None = None) -> str:
     return device or os.environ.get(DEVICE_ENV) or "cpu"
 
 
-def normalize_text(text: str) -> str:
-    return " ".join(text.split())[:MAX_TEXT_CHARS]
+# Where a prefix may end: before a character every tokenizer splits at (not str.isspace(): BERT's
+# tokenizer deletes control characters such as \x1c that Python calls whitespace, joining their
+# neighbours into one word).
+_SPLIT = re.compile(r"[ \t\n\r]")
+
+
+def capped_text(text: str, count_tokens: Callable[[str], int], max_tokens: int, limit: int = MAX_TEXT_CHARS) -> str:
+    """`text`, or a prefix the encoder reads as the same input (module docstring).
+
+    Prefixes ending at the first split point after `limit`, 4·limit, 16·limit... characters are
+    tried until one holds `max_tokens` tokens (`count_tokens`, special tokens left out), so the
+    cost stays linear in the text.
+
+    >>> capped_text("one two three four", lambda t: len(t.split()), max_tokens=2, limit=4)
+    'one two'
+    >>> capped_text("    x", lambda t: len(t.split()), max_tokens=2, limit=1)  # no prefix holds 2 tokens
+    '    x'
+    """
+    while len(text) > limit:
+        split = _SPLIT.search(text, limit)
+        if split is None:
+            break
+        prefix = text[: split.start()]
+        if count_tokens(prefix) >= max_tokens:
+            return prefix
+        limit = 4 * max(split.start(), 1)
+    return text
+
+
+def without_surrogates(text: str) -> str:
+    """`text` with each lone surrogate replaced by U+FFFD (the tokenizer refuses them with a TypeError).
+
+    >>> without_surrogates("a\\ud800b")
+    'a\\ufffdb'
+    """
+    return text if is_text(text) else "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
 
 
 class Similarity(Protocol):
@@ -126,7 +169,7 @@ class SentenceSimilarity:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-norm embeddings, one row per text (cached; concurrent calls are batched together)."""
-        keys = [normalize_text(t) for t in texts]
+        keys = [self.encoder_text(t) for t in texts]
         found = self._cached(keys)
         missing = list(dict.fromkeys(k for k in keys if k not in found))
         if missing:
@@ -134,6 +177,16 @@ class SentenceSimilarity:
         if not keys:
             return np.zeros((0, self._dimension()), dtype=np.float32)
         return np.stack([found[k] for k in keys])
+
+    def encoder_text(self, text: str) -> str:
+        """The text as it is encoded: surrogates replaced, then `capped_text` with this model's tokenizer and limit."""
+        text = without_surrogates(text)
+        if len(text) <= MAX_TEXT_CHARS:
+            return text
+        return capped_text(text, self._count_tokens, int(self._model.max_seq_length))
+
+    def _count_tokens(self, text: str) -> int:
+        return len(self._model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     def _dimension(self) -> int:
         getter = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension

@@ -1,12 +1,14 @@
 """Stand-ins for trying the pipeline without the real videos and checkpoints; none of it gives results.
 
-- `build_tiny_qwen2_5_vl(dir)`: a randomly initialised Qwen2.5-VL at toy size, with its processor,
-  Qwen's chat template and special tokens, so that every code path (processor, video tokens,
-  M-RoPE, generate) runs for real; from_pretrained-loadable, no hub needed.
+- `build_tiny_qwen2_5_vl(dir)`, `build_tiny_qwen3_vl(dir)`: a randomly initialised Qwen2.5-VL / Qwen3-VL at
+  toy size, with its processor, Qwen's chat template and special tokens, so that every code path
+  (processor, video tokens and timestamps, M-RoPE, DeepStack, generate) runs for real;
+  from_pretrained-loadable, no hub needed. `TINY_MODELS` has one per model family name
+  (`build_tiny_model(dir, family)`).
 - `write_test_video(path, seconds=6)`: a clip whose content changes every second, so sampling is checkable.
-- `make_assets(out, data_files)` (`rarft-demo make-assets`): a stand-in clip under each video name
+- `make_assets(out, data_files, family=...)` (`rarft-demo make-assets`): a stand-in clip under each video name
   the records of released-schema / JSONL files use (by file name, `.mp4` added to a bare id; as long
-  as the record's duration / clip window needs), the tiny model, and without data files a copy of the
+  as the record's duration / clip window needs), the family's tiny model, and without data files a copy of the
   bundled samples the clips are made for. Reruns skip what exists; each clip is written under a
   temporary name first, so an interrupted run leaves no broken clip.
 
@@ -15,7 +17,6 @@ Used by the demo, the test suite, the GPU scripts and the benchmarks.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -24,12 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
+from rarft_plugin.cli import cpu_deepspeed
+from rarft_plugin.io_utils import read_records
 from rarft_plugin.video import VIDEO_EXTENSIONS
 
 __all__ = [
     "SAMPLES",
     "SAMPLE_FILES",
+    "TINY_MODELS",
+    "build_tiny_model",
     "build_tiny_qwen2_5_vl",
+    "build_tiny_qwen3_vl",
     "build_tiny_tokenizer",
     "make_assets",
     "stand_in_name",
@@ -54,21 +60,31 @@ SPECIAL_TOKENS = [
     "<|video_pad|>",
 ]
 
-# Qwen2.5-VL's chat template, reduced to what the project uses (text, image, video items).
-CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif content['type'] == 'video' %}<|vision_start|><|video_pad|><|vision_end|>"
-    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}<|im_end|>\n"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
+
+def _chat_template(default_system: str | None) -> str:
+    """Qwen's ChatML template reduced to what the project uses (text, image, video items)."""
+    system = (
+        "{% if loop.first and message['role'] != 'system' %}"
+        f"<|im_start|>system\n{default_system}<|im_end|>\n{{% endif %}}"
+        if default_system
+        else ""
+    )
+    return (
+        "{% for message in messages %}" + system + "<|im_start|>{{ message['role'] }}\n"
+        "{% if message['content'] is string %}{{ message['content'] }}"
+        "{% else %}{% for content in message['content'] %}"
+        "{% if content['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+        "{% elif content['type'] == 'video' %}<|vision_start|><|video_pad|><|vision_end|>"
+        "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}"
+        "{% endfor %}{% endif %}<|im_end|>\n"
+        "{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+
+
+# Qwen2.5-VL's adds a default system message; Qwen3's templates add none.
+CHAT_TEMPLATE = _chat_template("You are a helpful assistant.")
+QWEN3_CHAT_TEMPLATE = _chat_template(None)
 
 _CORPUS = [
     "<think>The person opens the door and walks in.</think> <answer>2.00 to 6.50</answer> <correct>NIL</correct>",
@@ -89,7 +105,10 @@ def build_tiny_tokenizer():
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=512, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=512,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,  # its progress bars print blank lines where stdout is not a terminal
     )
     core.train_from_iterator(_CORPUS * 4, trainer)
     tokenizer = PreTrainedTokenizerFast(
@@ -106,6 +125,58 @@ def build_tiny_tokenizer():
 QWEN2_5_VL_PIXELS = {"min_pixels": 56 * 56, "max_pixels": 28 * 28 * 16384}
 
 
+_HIDDEN = 64  # the toy language model's width, which the vision tower's output matches
+
+
+def _text_config(tokenizer, ids: dict[str, int], **changes: object) -> dict:
+    """The toy language model both stand-ins share (2 layers, hidden size 64), with `changes`."""
+    return {
+        "vocab_size": len(tokenizer),
+        "hidden_size": _HIDDEN,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 4096,
+        **changes,
+        "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"],
+    }
+
+
+def _media_token_ids(ids: dict[str, int]) -> dict[str, int]:
+    return {
+        "image_token_id": ids["<|image_pad|>"],
+        "video_token_id": ids["<|video_pad|>"],
+        "vision_start_token_id": ids["<|vision_start|>"],
+        "vision_end_token_id": ids["<|vision_end|>"],
+    }
+
+
+def _save_tiny(directory: str | Path, model_class, config, processor, ids: dict[str, int], seed: int) -> Path:
+    """Initialise `model_class` from `config` with `seed` (eos: `<|im_end|>`) and save it with `processor`."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = model_class(config)
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    from transformers.utils import logging as transformers_logging
+
+    bars = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()  # a bar for the one shard of a tiny model
+    try:
+        model.save_pretrained(directory)
+        processor.save_pretrained(directory)
+    finally:
+        if bars:
+            transformers_logging.enable_progress_bar()
+    return directory
+
+
 def build_tiny_qwen2_5_vl(directory: str | Path, *, seed: int = 0, video_pixels: dict | None = None) -> Path:
     """Save a randomly initialised toy Qwen2.5-VL, its processor and tokenizer under `directory`.
 
@@ -113,7 +184,7 @@ def build_tiny_qwen2_5_vl(directory: str | Path, *, seed: int = 0, video_pixels:
     Qwen2.5-VL-7B-Instruct's.
     """
     video_pixels = QWEN2_5_VL_PIXELS if video_pixels is None else video_pixels
-    import torch
+    cpu_deepspeed()  # before transformers imports it: no notice on stdout
     from transformers import (
         Qwen2_5_VLConfig,
         Qwen2_5_VLForConditionalGeneration,
@@ -122,54 +193,90 @@ def build_tiny_qwen2_5_vl(directory: str | Path, *, seed: int = 0, video_pixels:
         Qwen2VLVideoProcessor,
     )
 
-    directory = Path(directory)
     tokenizer = build_tiny_tokenizer()
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
-    hidden = 64
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}
     config = Qwen2_5_VLConfig(
-        text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": hidden,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 4096,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
-            "bos_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-        },
+        text_config=_text_config(tokenizer, ids, rope_parameters=rope),
         vision_config={
             "depth": 2,
             "hidden_size": 32,
             "intermediate_size": 64,
             "num_heads": 2,
-            "out_hidden_size": hidden,
+            "out_hidden_size": _HIDDEN,
             "fullatt_block_indexes": [1],
             "window_size": 112,
             "tokens_per_second": 2,
         },
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
+        **_media_token_ids(ids),
         tie_word_embeddings=True,
     )
-    torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config)
-    model.generation_config.eos_token_id = ids["<|im_end|>"]
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
     processor = Qwen2_5_VLProcessor(
         image_processor=Qwen2VLImageProcessor(**video_pixels),
         tokenizer=tokenizer,
         video_processor=Qwen2VLVideoProcessor(**video_pixels),
         chat_template=CHAT_TEMPLATE,
     )
-    directory.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(directory)
-    processor.save_pretrained(directory)
-    return directory
+    return _save_tiny(directory, Qwen2_5_VLForConditionalGeneration, config, processor, ids, seed)
+
+
+# Pixel bounds of the tiny Qwen3-VL's video processor (its video budget counts every frame): wide enough that
+# rarft's frames at the default budget pass unchanged. transformers' own defaults are 128·32·32 to 768·32·32.
+QWEN3_VL_PIXELS = {"min_pixels": 16 * 32 * 32, "max_pixels": 24 * 1024 * 1024}
+
+
+def build_tiny_qwen3_vl(directory: str | Path, *, seed: int = 0, video_pixels: dict | None = None) -> Path:
+    """Save a randomly initialised toy Qwen3-VL (16-pixel patches, interleaved M-RoPE, one DeepStack layer), its
+    processor and tokenizer under `directory`.
+
+    `video_pixels` ({"min_pixels", "max_pixels"}: the video processor's bounds over all frames) default to
+    `QWEN3_VL_PIXELS`.
+    """
+    video_pixels = QWEN3_VL_PIXELS if video_pixels is None else video_pixels
+    cpu_deepspeed()  # before transformers imports it: no notice on stdout
+    from transformers import (
+        Qwen2VLImageProcessor,
+        Qwen3VLConfig,
+        Qwen3VLForConditionalGeneration,
+        Qwen3VLProcessor,
+        Qwen3VLVideoProcessor,
+    )
+
+    tokenizer = build_tiny_tokenizer()
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3], "mrope_interleaved": True}
+    config = Qwen3VLConfig(
+        text_config=_text_config(tokenizer, ids, head_dim=16, rope_parameters=rope),
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "patch_size": 16,
+            "out_hidden_size": _HIDDEN,
+            "num_position_embeddings": 64,
+            "deepstack_visual_indexes": [0],
+        },
+        **_media_token_ids(ids),
+        tie_word_embeddings=True,
+    )
+    size = {"shortest_edge": video_pixels["min_pixels"], "longest_edge": video_pixels["max_pixels"]}
+    processor = Qwen3VLProcessor(
+        image_processor=Qwen2VLImageProcessor(patch_size=16, min_pixels=64 * 32 * 32, max_pixels=1024 * 32 * 32),
+        tokenizer=tokenizer,
+        video_processor=Qwen3VLVideoProcessor(size=size),
+        chat_template=QWEN3_CHAT_TEMPLATE,
+    )
+    return _save_tiny(directory, Qwen3VLForConditionalGeneration, config, processor, ids, seed)
+
+
+# A tiny stand-in per model family (rarft_plugin.models), by family name.
+TINY_MODELS = {"qwen2_5_vl": build_tiny_qwen2_5_vl, "qwen3_vl": build_tiny_qwen3_vl}
+
+
+def build_tiny_model(directory: str | Path, family: str = "qwen2_5_vl", **options: object) -> Path:
+    """The tiny stand-in of `family` (a name of `TINY_MODELS`) saved under `directory`."""
+    return TINY_MODELS[family](directory, **options)
 
 
 def write_test_video(
@@ -231,13 +338,7 @@ Record = dict[str, object]
 
 def video_records(path: Path) -> list[Record]:
     """The records of a released-schema JSON list, or of a JSONL file, that name a video."""
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text)
-        rows = data if isinstance(data, list) else [data]
-    except ValueError:
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    return [row for row in rows if isinstance(row, dict) and isinstance(row.get("video"), str)]
+    return [row for _, row in read_records(path) if isinstance(row.get("video"), str)]
 
 
 def stand_in_name(video: str) -> str:
@@ -280,8 +381,10 @@ def stand_in_videos(data_files: Iterable[Path], root: Path) -> tuple[Path, int]:
     return root, made
 
 
-def make_assets(out: Path, data_files: list[Path] | None, *, model: bool = True) -> dict[str, Path]:
-    """Stand-in videos (and the tiny model, and the samples when no data is given) under `out`."""
+def make_assets(
+    out: Path, data_files: list[Path] | None, *, model: bool = True, family: str = "qwen2_5_vl"
+) -> dict[str, Path]:
+    """Stand-in videos (and the family's tiny model, and the samples when no data is given) under `out`."""
     made: dict[str, Path] = {}
     if not data_files:
         samples = out / "samples"
@@ -295,9 +398,9 @@ def make_assets(out: Path, data_files: list[Path] | None, *, model: bool = True)
     if model:
         directory = out / "model"
         if not (directory / "config.json").is_file():
-            build_tiny_qwen2_5_vl(directory)
+            build_tiny_model(directory, family)
         made["model"] = directory
-        print(f"model: a tiny random Qwen2.5-VL (for trying the pipeline, not for results) -> {directory}/")
+        print(f"model: a tiny random {family} model (for trying the pipeline, not for results) -> {directory}/")
     if "samples" in made:
         print(f"samples: {', '.join(SAMPLE_FILES)} -> {made['samples']}/")
     return made

@@ -28,10 +28,20 @@ from rarft_plugin.launch import checks, run, wiring
 __all__ = ["main", "prepare"]
 
 
-def prepare(argv: Sequence[str]) -> wiring.Launch:
+def prepare(argv: Sequence[str], say: checks.Say = checks.silent) -> wiring.Launch:
     """The launch of a command line with every problem the wiring and the checks find (nothing started)."""
     launch = wiring.wire(argv)
-    return dataclasses.replace(launch, problems=[*launch.problems, *checks.preflight(launch)])
+    return dataclasses.replace(launch, problems=[*launch.problems, *checks.preflight(launch, say)])
+
+
+def _checking(checked: list[str]) -> checks.Say:
+    """Print each check on stderr as it starts, and keep it for the summary."""
+
+    def say(what: str) -> None:
+        checked.append(what)
+        print(f"rarft-train: checking {what}", file=sys.stderr, flush=True)
+
+    return say
 
 
 @entry_point("rarft-train")
@@ -46,8 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+    checked: list[str] = []
+    say = _checking(checked)
     try:
-        launch = prepare(argv)
+        launch = prepare(argv, say)
     except wiring.LaunchError as error:
         print(f"rarft-train: error: {error}", file=sys.stderr)
         return 2
@@ -55,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rarft-train: {notice}", file=sys.stderr)
     problems = launch.problems
     if launch.options.dry_run and not problems:
+        say("every flag of the final command through OpenRLHF's own argument parser")
         problems = checks.openrlhf_check(launch.argv)
     if problems:
         print(f"rarft-train: {len(problems)} problem(s), nothing started:", file=sys.stderr)
@@ -62,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  - {problem}", file=sys.stderr)
         return 2
     if launch.options.dry_run:
+        print(f"rarft-train: dry run: no problem in {len(checked)} checks, nothing started:", file=sys.stderr)
+        for what in checked:
+            print(f"  - {what}", file=sys.stderr)
         print(wiring.command_line(launch.argv, launch.env))
         return 0
     for directory in run.train(launch.argv, launch.env):

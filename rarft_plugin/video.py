@@ -109,11 +109,13 @@ SpecLike = VideoSpec | str | os.PathLike | dict | list
 
 @dataclass(frozen=True)
 class SampledVideo:
-    """Frames (T, H, W, 3) uint8, already resized; fps of the sampling; source timestamps (s)."""
+    """Frames (T, H, W, 3) uint8, already resized; fps of the sampling; source timestamps (s); the file's frame
+    rate (None where unknown)."""
 
     frames: np.ndarray
     fps: float
     timestamps: tuple[float, ...]
+    source_fps: float | None = None
 
 
 def sample_frames(
@@ -292,6 +294,7 @@ def _decode(spec: VideoSpec, how: Sampling, *, backend: Backend) -> SampledVideo
         frames=_resize(frames, height, width),
         fps=float(sample_fps),
         timestamps=tuple(float(i) / reader.fps for i in indices),
+        source_fps=float(reader.fps),
     )
 
 

@@ -4,8 +4,9 @@
 #   RECIPE_TITLE  one line for --help
 #   RECIPE_MODEL  what RARFT_MODEL must hold
 #   RECIPE_HARDWARE  what it needs
-# and optionally RECIPE_DEFAULT_GPUS and RECIPE_EXTRA_ARGS (flags after the paper's; the later value wins),
-# then calls `rarft_recipe_main "$@"`.
+# and optionally RECIPE_DEFAULT_GPUS, RECIPE_MAX_LEN (--data.max_len for the model family's prompts; default
+# 4608, Qwen2.5-VL's) and RECIPE_EXTRA_ARGS (flags after the paper's; the later value wins), then calls
+# `rarft_recipe_main "$@"`.
 #
 # The project's Python: $PYTHON when set, else the checkout's .venv (what `make setup` creates), so a
 # recipe runs without activating anything; else `python` on PATH.
@@ -52,6 +53,10 @@ Optional:
   RARFT_OUTPUT          checkpoints, final Hugging Face weights, TensorBoard logs
                         (default: runs/${RECIPE}); a rerun resumes from its last checkpoint
   RARFT_NUM_GPUS        GPUs on this node (default: ${RECIPE_DEFAULT_GPUS:-8})
+  RARFT_PRESET          paper (default): the paper's setup; released: the authors' released training
+                        script setting by setting (docs/train.md), on data built with
+                          rarft-prep to-openrlhf hi_vtg_train.json TRAIN.jsonl --video-root VIDEOS \\
+                            --template ra_rft_released --pairing released --epochs 3
   RARFT_DRY_RUN=1       check data, model and flags, print the final OpenRLHF command, start nothing
   PYTHON                interpreter with rarft and the training stack (default: this checkout's
                         .venv/bin/python when it exists, else python)
@@ -99,23 +104,19 @@ rarft_paper_args() {
         --rollout.temperature 1.0           # released script
         --rollout.top_p 1.0
         --rollout.max_new_tokens 200        # released script: max 200 new tokens
-        --data.max_len 4608                 # docs/video.md: ≤ 3584 video tokens + ~300 text + 200 new
+        --data.max_len "${RECIPE_MAX_LEN:-4608}"   # docs/video.md: ≤ 3584 video tokens + ~300 text + 200 new
 
-        # Batch: 16 prompts per optimizer step (paper: batch size 16), each with its 8 samples, so
-        # one update per rollout batch (TRL's GRPO default of one iteration per generation).
-        --rollout.batch_size 16
-        --train.batch_size 128              # samples: 16 prompts × 8
+        # Batch: one update per rollout batch (TRL's GRPO default of one iteration per generation); the
+        # prompts per step and the epochs depend on the preset (rarft_preset_args).
         --rollout.micro_batch_size 1 --train.micro_batch_size 1   # one video sequence per GPU pass
-
-        # 3 epochs over the prompts (paper §4.3); OpenRLHF's max_epochs is PPO passes per rollout batch.
-        --train.num_episodes 3 --train.max_epochs 1
+        --train.max_epochs 1                # OpenRLHF's max_epochs is PPO passes per rollout batch
 
         # KL to the reference policy (paper eq. 2). The released code kept TRL's default beta, 0.04 in the
         # TRL versions of its time (0.0 in current TRL), on the k3 estimator as a loss term, like TRL.
         --algo.kl.init_coef 0.04 --algo.kl.use_loss --algo.kl.estimator k3
 
-        # Policy loss: PPO clip ε = 0.2 (released script); TRL averaged tokens per sequence, then sequences.
-        --actor.eps_clip 0.2 --actor.loss_agg_mode seq-mean-token-mean
+        # Policy loss: PPO clip ε = 0.2 (released script); the averaging depends on the preset.
+        --actor.eps_clip 0.2
 
         # Optimiser: TRL / transformers defaults, which the released script keeps: AdamW lr 1e-6,
         # betas (0.9, 0.999), no weight decay, linear decay without warm-up, gradient clip 1.0.
@@ -128,7 +129,8 @@ rarft_paper_args() {
         --actor.freeze_visual_encoder
 
         # 2 FPS and the 3584·28·28 (~2.8M) pixel budget (paper §4.3) are the Qwen2.5-VL family's defaults
-        # (rarft_plugin.models.qwen2_5_vl), which the video executor uses; they are not OpenRLHF flags.
+        # (rarft_plugin.models.qwen2_5_vl), which the video executor uses; they are not OpenRLHF flags. Other
+        # families keep 2 FPS and the budget of 3584 video tokens (rarft_plugin.models).
 
         # Output: final Hugging Face weights in RARFT_OUTPUT (the paper evaluates the final checkpoint);
         # DeepSpeed checkpoints every 50 steps so that a rerun resumes.
@@ -137,6 +139,46 @@ rarft_paper_args() {
         --ckpt.save_hf
         --logger.logging_steps 1 --logger.tensorboard_dir "$RARFT_OUTPUT/tensorboard"
     )
+}
+
+# The settings where the two presets differ (docs/train.md, "The two presets"), appended to RARFT_ARGS.
+# RARFT_PRESET=paper (default): the paper's reading. RARFT_PRESET=released: the authors' released
+# training script (train_rarft.sh, main_rarft.py), setting by setting.
+rarft_preset_args() {
+    case "${RARFT_PRESET:-paper}" in
+        paper)
+            RARFT_ARGS+=(
+                --rollout.batch_size 16 --train.batch_size 128   # 16 prompts a step (paper: batch size 16) × 8
+                --train.num_episodes 3                            # 3 epochs over the 1:3 prompts (paper §4.3)
+                --actor.loss_agg_mode seq-mean-token-mean         # GRPO's objective: mean per response, then group
+            )
+            ;;
+        released)
+            RARFT_ARGS+=(
+                --rarft.variant released                          # the released reward code (main_rarft.py)
+                --rollout.batch_size 8 --train.batch_size 64      # train_rarft.sh: 8 GPUs × 1 prompt, × 8 samples
+                --train.num_episodes 1                            # one pass over the 3 epochs --pairing released wrote
+                --actor.loss_agg_mode token-mean                  # the released trainer (:742): mean over tokens
+            )
+            rarft_require_released_pairing
+            ;;
+        *)
+            echo "$(basename "$0"): RARFT_PRESET must be paper or released, got '${RARFT_PRESET}'" >&2
+            exit 2
+            ;;
+    esac
+}
+
+rarft_require_released_pairing() {  # the released preset trains on rows of `to-openrlhf --pairing released`
+    local first="${RARFT_DATA%%,*}" line="" pattern='"id": *"[^"]*@e[0-9]+"'
+    first="${first%%@*}"
+    [[ -f "$first" ]] && { IFS= read -r line <"$first" || true; }
+    if [[ -f "$first" && ! "$line" =~ $pattern ]]; then
+        echo "$(basename "$0"): RARFT_PRESET=released trains on one relevant and one drawn irrelevant query per" \
+            "item and epoch: build $first with rarft-prep to-openrlhf ... --template ra_rft_released" \
+            "--pairing released --epochs 3" >&2
+        exit 2
+    fi
 }
 
 rarft_recipe_main() {
@@ -152,5 +194,6 @@ rarft_recipe_main() {
     rarft_require RARFT_DATA "the training JSONL from rarft-prep to-openrlhf"
     RARFT_OUTPUT="${RARFT_OUTPUT:-$PWD/runs/$RECIPE}"
     rarft_paper_args "${RARFT_NUM_GPUS:-${RECIPE_DEFAULT_GPUS:-8}}"
+    rarft_preset_args
     exec "$PYTHON" -m rarft_plugin.train "${RARFT_ARGS[@]}" ${RECIPE_EXTRA_ARGS[@]+"${RECIPE_EXTRA_ARGS[@]}"} "$@"
 }

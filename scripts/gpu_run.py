@@ -1,22 +1,25 @@
 """Pieces of the one-GPU training run (`scripts/gpu_smoke.sh`, `bench/gpu_learning_curve.sh`).
 
-    python scripts/gpu_run.py assets --out DIR [--items 16]        # tiny model, stand-in videos, prompts
+    python scripts/gpu_run.py assets --out DIR [--items 16] [--family qwen3_vl]  # model, videos, prompts, eval file
     python scripts/gpu_run.py warmstart --assets DIR --out MODEL   # short supervised pass on the format
     python scripts/gpu_run.py probe --model MODEL --assets DIR --out JSON  # sampled rewards per prompt
     python scripts/gpu_run.py reference-grpo --model MODEL --assets DIR --out JSON [--device cpu]
     python scripts/gpu_run.py curve --log train.log --out DIR [--warmstart W.json --before B.json --after A.json]
 
-`assets` takes the first items of the shipped HI-Charades file, writes a generated clip as long as
-each record's video, the tiny random Qwen2.5-VL (`rarft_plugin.stand_ins`) and the OpenRLHF prompt
-JSONL (`rarft-prep to-openrlhf`, template ra_rft). `warmstart` teaches that random model three behaviours
-for every query by teacher forcing (`target_responses`: ground, refuse, a bare segment), so GRPO groups
+`assets` takes the first items of the shipped HI-Charades file, writes a generated clip as long as each
+record's video, the tiny random model of `--family` (`rarft_plugin.stand_ins`; default Qwen2.5-VL) and the
+OpenRLHF prompt JSONL (`rarft-prep to-openrlhf`, template ra_rft), twice: `train.jsonl` and `eval.jsonl` (the
+same queries: a tiny model does not generalise, so the in-loop evaluation shows the training queries sampled
+at the evaluation temperature). `warmstart` teaches that random model three behaviours for every query by
+teacher forcing (`target_responses`: ground, refuse, a bare segment), so GRPO groups
 differ (a random model's rewards are constant within a group: nothing to learn from) and GRPO has the
 RA-RFT decision to learn: ground a relevant query, refuse an irrelevant one, keep the format.
 `probe` samples a model the way rollouts do (reference video positions, temperature 1, special tokens
 kept out) and scores every sample with the RA-RFT rewards: before and after training on the same prompts.
 `reference-grpo` is GRPO in plain PyTorch with the learning-curve settings, to try a setting on a CPU.
-`curve` reads OpenRLHF's per-step log lines and writes the learning curve, the before/after comparison and
-the step-time shares.
+`curve` reads OpenRLHF's per-step log lines (and, for a run with `--eval.dataset`, its evaluation lines with
+rarft's in-loop RA-IoU / F1: `rarft_plugin.trainer_logs`) and writes the learning curve, the before/after
+comparison and the step-time shares.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ HI_CHARADES = REPO / "eval" / "benchmarks" / "hi_vtg_charades.json"
 
 def assets(args: argparse.Namespace) -> int:
     from data_prep.cli import main as prep
-    from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video
+    from rarft_plugin.stand_ins import build_tiny_model, write_test_video
 
     out = args.out
     items = json.loads(args.data.read_text())[: args.items]
@@ -50,18 +53,15 @@ def assets(args: argparse.Namespace) -> int:
         clip = out / "videos" / Path(item["video"]).name
         if not clip.exists():
             write_test_video(clip, seconds=item["duration"], fps=4, size=(112, 84))
-    build_tiny_qwen2_5_vl(out / "model")
-    return prep(
-        [
-            "to-openrlhf",
-            str(out / "data.json"),
-            str(out / "train.jsonl"),
-            "--video-root",
-            str(out / "videos"),
-            "--template",
-            "ra_rft",
-        ]
-    )
+    build_tiny_model(out / "model", args.family)
+    for name in ("train.jsonl", "eval.jsonl"):
+        done = prep(
+            ["to-openrlhf", str(out / "data.json"), str(out / name), "--video-root", str(out / "videos")]
+            + ["--template", "ra_rft"]
+        )
+        if done:
+            return done
+    return 0
 
 
 def target_responses(label: Label) -> dict[str, str]:
@@ -89,16 +89,18 @@ class Policy:
 
     def __init__(self, model_dir: Path, assets: Path, device: str):
         import torch
-        from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+        from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        from rarft_plugin.models import qwen2_5_vl as family
+        from rarft_plugin.models import family_of_model
+        from rarft_plugin.models.qwen_vl import VIDEO
         from rarft_plugin.video import sample_frames
 
+        family = family_of_model(assets / "model")
         family.use_reference_video_positions()  # train and sample on the positions vLLM rollouts use
-        self.torch, self.family, self.device = torch, family, device
+        self.torch, self.family, self.device, self.video_type = torch, family, device, VIDEO
         self.processor = AutoProcessor.from_pretrained(assets / "model")
         self.tokenizer = self.processor.tokenizer
-        self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir).to(device)
+        self.model = AutoModelForImageTextToText.from_pretrained(model_dir).to(device)
         self.end_ids = list(family.end_of_turn_ids(self.processor))
         self.forbidden = sorted(family.forbidden_response_ids(self.processor))
         self.examples = []  # (prompt ids, processor tensors on the device, label)
@@ -113,7 +115,7 @@ class Policy:
 
     def inputs(self, prompt_ids: list[int], tensors: dict, response_ids: list[int]) -> dict:
         ids = self.torch.tensor([prompt_ids + response_ids], device=self.device)
-        types = (ids == self.processor.video_token_id).long() * self.family.VIDEO  # as the processor marks them
+        types = (ids == self.processor.video_token_id).long() * self.video_type  # as the processor marks them
         return {"input_ids": ids, "attention_mask": self.torch.ones_like(ids), "mm_token_type_ids": types, **tensors}
 
     def sample(self, index: int, samples: int, max_new_tokens: int) -> list[tuple[list[int], str]]:
@@ -297,14 +299,14 @@ def reference_grpo(args: argparse.Namespace) -> int:
     import random
 
     import torch
-    from transformers import Qwen2_5_VLForConditionalGeneration
+    from transformers import AutoModelForImageTextToText
 
     from rarft_plugin.rewards import score_many
 
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     policy = Policy(args.model, args.assets, args.device)
-    reference = Qwen2_5_VLForConditionalGeneration.from_pretrained(args.model).to(args.device).eval()
+    reference = AutoModelForImageTextToText.from_pretrained(args.model).to(args.device).eval()
     optimizer = torch.optim.Adam(policy.model.parameters(), lr=args.lr, eps=args.adam_eps)
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: lr_factor(k, args.steps, args.warmup_steps))
@@ -351,6 +353,8 @@ def reference_grpo(args: argparse.Namespace) -> int:
 
 
 _STEP_LINE = re.compile(r"Global step (\d+): (\{.*\})\s*$")
+# OpenRLHF's PPOTrainer.evaluate: "✨ Evaluation completed in 0:00:05, global_step 4, eval_metrics: {...}"
+_EVAL_LINE = re.compile(r"Evaluation completed in \S+, global_step (\d+), eval_metrics: (\{.*\})\s*$")
 CURVE_KEYS = (
     "rollout/reward_mean",
     "reward",
@@ -364,21 +368,32 @@ CURVE_KEYS = (
     "kl",
     # rollout (vLLM) minus training log-probs of the sampled tokens; logged with --algo.advantage.is_correction_level
     "vllm_kl",
+    # rarft-train's step logs (rarft_plugin.trainer_logs): groups that teach nothing, the task score's mean
+    "rarft/zero_variance_groups",
+    "score",
 )
+# rarft-train's in-loop evaluation (rarft_plugin.trainer_logs.eval_logs), plotted beside the rewards
+EVAL_KEYS = ("rarft/ra_iou/mIoU", "rarft/ra_iou/R0.5", "rarft/f1/average", "rarft/format_compliance")
 PROBED = ("total", *REWARD_NAMES, "taught", "right")
 
 
-def step_logs(text: str) -> list[dict]:
-    """OpenRLHF's per-step status dicts ("✨ Global step N: {...}" lines), in step order."""
+def step_logs(text: str, pattern: re.Pattern = _STEP_LINE) -> list[dict]:
+    """OpenRLHF's per-step status dicts ("✨ Global step N: {...}" lines; `pattern` _EVAL_LINE: its evaluation
+    lines), in step order, the last line of each step."""
     steps = {}
     for line in text.splitlines():
-        match = _STEP_LINE.search(line)
+        match = pattern.search(line)
         if match:
             try:
                 steps[int(match.group(1))] = ast.literal_eval(match.group(2))
             except (ValueError, SyntaxError):  # a line cut off when the run was killed, or not a dict literal
                 continue
     return [{"step": step, **steps[step]} for step in sorted(steps)]
+
+
+def eval_logs(text: str) -> list[dict]:
+    """The evaluation dicts of a run with --eval.dataset ("✨ Evaluation completed ..." lines), in step order."""
+    return step_logs(text, _EVAL_LINE)
 
 
 def step_shares(status: dict) -> dict[str, float]:
@@ -397,7 +412,8 @@ def step_shares(status: dict) -> dict[str, float]:
 
 
 def curve(args: argparse.Namespace) -> int:
-    logs = step_logs(args.log.read_text(errors="replace"))
+    text = args.log.read_text(errors="replace")
+    logs = step_logs(text)
     if not logs:
         print(f"{args.log}: no 'Global step' lines", file=sys.stderr)
         return 2
@@ -405,17 +421,22 @@ def curve(args: argparse.Namespace) -> int:
         {
             "step": s["step"],
             **{k: s.get(k) for k in CURVE_KEYS},
+            "monitors": {k: v for k, v in s.items() if k.startswith("rarft/monitor/")},
             "shares": step_shares(s),
             "step_s": s["timing/step_total"],
         }
         for s in logs
     ]
+    evals = [{"step": e["step"], **{k: e.get(k) for k in EVAL_KEYS}} for e in eval_logs(text)]
     warm = json.loads(args.warmstart.read_text()) if args.warmstart else None
     before, after = (json.loads(p.read_text()) if p else None for p in (args.before, args.after))
     change = paired_change(before, after) if before and after else None
     write_atomic(
         args.out / "curve.json",
-        json.dumps({"steps": rows, "warmstart": warm, "before": before, "after": after, "change": change}, indent=1),
+        json.dumps(
+            {"steps": rows, "evals": evals, "warmstart": warm, "before": before, "after": after, "change": change},
+            indent=1,
+        ),
     )
     lines = []
     if change:
@@ -444,9 +465,21 @@ def curve(args: argparse.Namespace) -> int:
             f"| {r['step']} | {r['rollout/reward_mean']:.3f} | {r['format']:.3f} | {r['refuse_iou']:.3f} | "
             f"{r['explain']:.3f} | {r['correction']:.3f} | {vllm_kl} | {r['step_s']:.1f} | {r['shares']['rarft']:.1%} |"
         )
+    if evals:
+        lines += [
+            "",
+            "In-loop evaluation (rarft-train with --eval.dataset; rule reading, rarft_plugin.trainer_logs):",
+            "",
+            "| step | RA-IoU mIoU | RA-IoU R@0.5 | F1 average | format compliance |",
+            "|---|---|---|---|---|",
+            *(
+                "| " + " | ".join([str(e["step"]), *("" if e[k] is None else f"{e[k]:.3f}" for k in EVAL_KEYS)]) + " |"
+                for e in evals
+            ),
+        ]
     write_atomic(args.out / "curve.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
-    _plot(rows, before, after, args.out / "curve.png", args.title)
+    _plot(rows, evals, before, after, args.out / "curve.png", args.title)
     return 0
 
 
@@ -456,7 +489,7 @@ def moving_mean(values: list[float], window: int) -> list[float]:
     return [sum(w) / len(w) for w in windows]
 
 
-def _plot(rows: list[dict], before: dict | None, after: dict | None, path: Path, title: str) -> None:
+def _plot(rows: list[dict], evals: list[dict], before: dict | None, after: dict | None, path: Path, title: str) -> None:
     import io
 
     import matplotlib
@@ -476,6 +509,13 @@ def _plot(rows: list[dict], before: dict | None, after: dict | None, path: Path,
         values = [r[key] for r in rows]
         (line,) = ax.plot(steps, values, marker=marker, linestyle="none", alpha=0.35)
         ax.plot(steps, moving_mean(values, 6), color=line.get_color(), label=f"{label}, mean of last 6 steps")
+    for key, label, marker in (
+        ("rarft/ra_iou/mIoU", "in-loop eval: RA-IoU mIoU", "D"),
+        ("rarft/f1/average", "in-loop eval: refusal F1 (average)", "v"),
+    ):
+        points = [(e["step"], e[key]) for e in evals if e.get(key) is not None]
+        if points:
+            ax.plot(*zip(*points, strict=True), marker=marker, linestyle="--", label=label)
     ax.set_xlabel("GRPO step (train_ppo_ray); dots: the mean of each step's rollouts")
     ax.set_ylabel("mean over rollouts")
     ax.set_title(title, fontsize=10)
@@ -511,6 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--data", type=Path, default=HI_CHARADES, help="released-schema file (default: HI-Charades)")
     p.add_argument("--items", type=int, default=16, help="first N items of --data")
+    p.add_argument("--family", default="qwen2_5_vl", help="model family of the tiny model (stand_ins.TINY_MODELS)")
     p = sub.add_parser("warmstart", help="short supervised pass on three behaviours (`target_responses`)")
     p.add_argument("--assets", type=Path, required=True, help="folder written by `assets`")
     p.add_argument("--out", type=Path, required=True, help="warm-started model directory")
@@ -558,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmstart", type=Path, default=None, help="warmstart.json of the starting model")
     p.add_argument("--before", type=Path, default=None, help="`probe` JSON of the starting model")
     p.add_argument("--after", type=Path, default=None, help="`probe` JSON of the trained model")
-    p.add_argument("--title", default="RA-RFT GRPO through train_ppo_ray, tiny Qwen2.5-VL")
+    p.add_argument("--title", default="RA-RFT GRPO through train_ppo_ray, tiny model")
     args = parser.parse_args(argv)
     return {
         "assets": assets,

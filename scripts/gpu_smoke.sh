@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The main job for real on one GPU, in minutes: OpenRLHF's train_ppo_ray through rarft-train and the one-GPU
-# recipe (Ray, vLLM video rollouts through the rarft executor, DeepSpeed ZeRO-3), on a tiny random Qwen2.5-VL
-# with generated videos for the first HI-Charades items, then `rarft-eval infer` on the checkpoint it wrote.
+# recipe (Ray, vLLM video rollouts through the rarft executor, DeepSpeed ZeRO-3), on a tiny random model of a
+# model family (SMOKE_FAMILY: qwen2_5_vl, the default, or qwen3_vl) with generated videos for the first
+# HI-Charades items, then `rarft-eval infer` on the checkpoint it wrote.
 #
 #   scripts/gpu_smoke.sh OUT [more rarft-train flags]
 #
-# OUT gets assets/ (model, videos, prompts; reused when present), run/ (checkpoints, final weights),
+# OUT gets assets/ (model, videos, training and evaluation prompts; reused when present), run/ (checkpoints, final weights),
 # train.log (appended: a run that OpenRLHF resumes from its checkpoint in the same OUT keeps the steps of
 # the first part; `curve` reads the last line of each step) and infer.jsonl. Environment: PYTHON (default
 # python3), RARFT_MODEL (default: the tiny model; the learning-curve benchmark passes a warm-started one),
@@ -26,7 +27,9 @@ export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 
 [[ -f $out/assets/train.jsonl ]] || "$python" "$repo/scripts/gpu_run.py" assets --out "$out/assets" \
-    --items "${SMOKE_ITEMS:-8}"
+    --items "${SMOKE_ITEMS:-8}" --family "${SMOKE_FAMILY:-qwen2_5_vl}"
+# assets written before `assets` wrote the evaluation file (--eval.dataset): it holds the same rows
+[[ -f $out/assets/eval.jsonl ]] || cp "$out/assets/train.jsonl" "$out/assets/eval.jsonl"
 RARFT_MODEL=${RARFT_MODEL:-$out/assets/model} RARFT_DATA=$out/assets/train.jsonl RARFT_OUTPUT=$out/run \
 PYTHON=$python "$repo/recipes/single_gpu_smoke.sh" \
     --ds.attn_implementation sdpa --vllm.enforce_eager --data.max_len 2048 --rollout.max_new_tokens 64 \

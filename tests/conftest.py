@@ -1,7 +1,8 @@
-"""Shared fixtures: offline hub settings and the project's data locations."""
+"""Shared fixtures: offline hub settings, the project's data locations, and the model families' tiny stand-ins."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -44,3 +45,71 @@ def sbert():
     from rarft_plugin.similarity import get_similarity
 
     return get_similarity()
+
+
+def stand_in_families() -> list[str]:
+    """The registered families the rollout executor can meet (those with processor classes): each has a tiny
+    stand-in (`rarft_plugin.stand_ins.TINY_MODELS`), and every family-generic test of the video path runs for it."""
+    from rarft_plugin.models import families
+
+    return [family.NAME for family in families() if family.PROCESSOR_CLASSES]
+
+
+@pytest.fixture(scope="session", params=stand_in_families())
+def family(request):
+    """Each family with a stand-in, in turn (`tiny_model` builds its tiny model)."""
+    from rarft_plugin.models import family_named
+
+    return family_named(request.param)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """`get(family_name, **options)`: the family's tiny stand-in model directory, built once per session and
+    options. Read-only: a test that changes a checkpoint copies it first."""
+    from rarft_plugin.stand_ins import build_tiny_model
+
+    built: dict[tuple[str, str], Path] = {}
+
+    def get(name: str, **options) -> Path:
+        key = (name, json.dumps(options, sort_keys=True))
+        if key not in built:
+            built[key] = build_tiny_model(tmp_path_factory.mktemp(f"tiny-{name}"), name, **options)
+        return built[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_model(family, tiny_models):
+    """The tiny stand-in model directory of `family`."""
+    return tiny_models(family.NAME)
+
+
+@pytest.fixture(scope="session")
+def loaded_tiny(tiny_models):
+    """`get(family_name)`: (processor, model) of the family's tiny stand-in, loaded once per session (eval mode)."""
+    loaded: dict[str, tuple] = {}
+
+    def get(name: str) -> tuple:
+        if name not in loaded:
+            from transformers import AutoModelForImageTextToText, AutoProcessor
+
+            directory = tiny_models(name)
+            loaded[name] = (
+                AutoProcessor.from_pretrained(directory),
+                AutoModelForImageTextToText.from_pretrained(directory),
+            )
+        return loaded[name]
+
+    return get
+
+
+@pytest.fixture
+def installed_positions():
+    """transformers' own positions before and after the test, whatever the test installs."""
+    from rarft_plugin.models.qwen_vl import restore_installed_video_positions
+
+    restore_installed_video_positions()
+    yield
+    restore_installed_video_positions()

@@ -1,5 +1,6 @@
 """rarft-audit (eval/audit.py) and its exploit policies (eval/exploits.py)."""
 
+import dataclasses
 import json
 import math
 import re
@@ -547,6 +548,20 @@ def test_cli_reads_openrlhf_prompt_rows_as_the_released_file(sample_report, tmp_
     assert report["settings"] == sample_report[1]["settings"]
 
 
+def test_cli_never_raises_on_labels_no_tokenizer_takes(tmp_path, sbert):
+    """Labels of prompt rows holding lone surrogates and control characters (the launcher refuses such
+    rows; the audit scores them, as the reward must, without raising)."""
+    loaded, _ = load_labels(SAMPLE)
+    odd = [
+        dataclasses.replace(lab, query=lab.query + " \ud800", query_relevant="\x1b[0m" + lab.query_relevant)
+        for _, lab in loaded
+    ]
+    rows = tmp_path / "train.jsonl"
+    rows.write_text("".join(json.dumps({"label": json.dumps(lab.to_json())}) + "\n" for lab in odd))
+    assert main([str(rows), "--out", str(tmp_path / "out"), "--variant", "paper", "--correction", "similarity"]) == 0
+    assert json.loads((tmp_path / "out" / "audit.json").read_text())["data"]["queries"] == len(odd)
+
+
 def test_flags_lead_the_markdown(sample_report):
     report = dict(sample_report[1], flags=["paper: cheat beats the oracle on explain (all queries): 0.700 > 0.500"])
     markdown = audit.render_markdown(report)
@@ -556,7 +571,11 @@ def test_flags_lead_the_markdown(sample_report):
 def test_cli_warns_on_stderr_for_each_flag(tmp_path, sbert, monkeypatch, capsys):
     monkeypatch.setattr(audit, "find_flags", lambda summary, ratio, free: ["paper: empty beats the oracle on explain"])
     assert main([str(SAMPLE), "--out", str(tmp_path), "--variant", "paper", "--correction", "similarity"]) == 0
-    assert "rarft-audit: WARNING: paper: empty beats the oracle on explain" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "rarft-audit: WARNING: paper: empty beats the oracle on explain" in err
+    # what it read first, then the model, then progress (on stderr even where it is not a terminal)
+    said = err.index("rarft-audit: 8 queries from")
+    assert said < err.index("loading SentenceBERT") < err.index("auditing") < err.index("96/96")
     assert json.loads((tmp_path / "audit.json").read_text())["flags"] == ["paper: empty beats the oracle on explain"]
 
 
@@ -601,7 +620,13 @@ def test_cli_ratio_and_weights_reach_the_totals(tmp_path, sbert):
         ("{oops\n", "line 1: not valid JSON"),
     ],
 )
-def test_bad_input_is_one_line_naming_file_record_field_and_writes_nothing(tmp_path, capsys, content, message):
+def test_bad_input_is_one_line_naming_file_record_field_and_writes_nothing(
+    tmp_path, capsys, monkeypatch, content, message
+):
+    def no_model(*args):
+        raise AssertionError("SentenceBERT loaded before the input was read")
+
+    monkeypatch.setattr("rarft_plugin.similarity.get_similarity", no_model)
     data = tmp_path / "data.jsonl"
     data.write_text(content)
     assert main([str(data), "--out", str(tmp_path / "out")]) == 2

@@ -6,6 +6,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -56,6 +57,7 @@ def _cases(tmp_path):
 def test_ctrl_c_prints_one_line_and_exits_130(prog, tmp_path, monkeypatch, capsys):
     import importlib
 
+    (tmp_path / "p.jsonl").write_text((SAMPLES / "predictions.jsonl").read_text())
     main, argv, (module, attribute) = _cases(tmp_path)[prog]
     monkeypatch.setattr(importlib.import_module(module), attribute, _interrupt)
     assert main(argv) == 130
@@ -63,14 +65,24 @@ def test_ctrl_c_prints_one_line_and_exits_130(prog, tmp_path, monkeypatch, capsy
 
 
 def test_ctrl_c_in_a_real_run_leaves_resumable_work(tmp_path):
-    """SIGINT while hi-vtg waits on the LLM: one line, status 130, and the rerun finishes the job."""
+    """SIGINT while hi-vtg waits on the LLM: one line, status 130, and the rerun finishes the job.
+
+    The third request is held unanswered until the signal has been sent: the run cannot finish first,
+    however slowly this machine schedules the test (a timed latency left that a race)."""
     from support.hi_vtg_llm import hi_vtg_reply as scripted
     from test_data_prep import source_file
 
     source = source_file(tmp_path, count=6)
     out = tmp_path / "hi.json"
     env = {**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'tests'}"}
-    with ChatServer(scripted, latency_s=0.3) as server:
+    signalled = threading.Event()
+
+    def held(request):
+        if len(server.requests) >= 3:
+            signalled.wait(60)
+        return scripted(request)
+
+    with ChatServer(held) as server:
         command = [
             sys.executable,
             "-m",
@@ -89,11 +101,13 @@ def test_ctrl_c_in_a_real_run_leaves_resumable_work(tmp_path):
             "1",
         ]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300  # a cold machine imports slowly
         while len(server.requests) < 3 and time.monotonic() < deadline:
             time.sleep(0.01)
+        assert len(server.requests) >= 3, "hi-vtg never reached the LLM"
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
+        signalled.set()
         assert process.returncode == 130
         assert "Traceback" not in err and err.rstrip().splitlines()[-1] == "rarft-prep: interrupted"
         assert not out.exists()

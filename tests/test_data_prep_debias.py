@@ -70,7 +70,7 @@ def test_debias_that_cannot_reach_its_target_writes_nothing(leaky_file, tmp_path
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["{in}", "--out", "{in}"], "is the input file"),
+        (["{in}", "--out", "{in}"], "is the same file as the input"),
         (["{missing}", "--out", "{out}"], "file not found"),
         (["{bad}", "--out", "{out}"], "record 0: field GRPO"),
     ],

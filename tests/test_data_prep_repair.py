@@ -1,6 +1,7 @@
 """`rarft-prep repair-tvgbench` on HI-TVGBench-shaped files written from the file's description."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -134,6 +135,44 @@ def test_repair_from_the_command_line(files, capsys):
     first = examples[0]
     assert first.label.timestamp == (2.0, 5.0) and (first.item.video_start, first.item.video_end) == (100.0, 160.0)
     assert first.label.answer_time == "2.00 to 5.00"
+
+
+def time_r1_names(record):
+    """A TVGBench record as Time-R1's tvgbench.json names its fields: path, question, answer (the clip span)."""
+    renamed = {"video": "path", "query": "question", "timestamp": "answer"}
+    return {renamed.get(key, key): value for key, value in record.items()}
+
+
+def test_time_r1_field_names_repair_alike(files, capsys):
+    """Time-R1's own file (path / question / answer) repairs exactly as the same records under rarft's names."""
+    (files / "time_r1.json").write_text(json.dumps([time_r1_names(record) for record in TVGBENCH]))
+    annotation = import_tvgbench(files / "time_r1.json")
+    same_names = import_tvgbench(files / "tvgbench.json")
+    assert [replace(r, source="") for r in annotation] == [replace(r, source="") for r in same_names]
+    out = files / "fixed.json"
+    args = ["repair-tvgbench", str(files / "hi.json"), "--tvgbench", str(files / "time_r1.json"), "--out", str(out)]
+    assert rarft_prep(args) == 0
+    assert "2 item(s) changed: 1 span(s) repaired" in capsys.readouterr().out
+    assert json.loads(out.read_text()) == repaired(HI, annotation)[0]
+
+
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        ({"question": "q", "answer": [1, 2]}, "field video: missing: a TVGBench record names it video or path or"),
+        ({"path": "a.mp4", "answer": [1, 2]}, "field query: missing: a TVGBench record names it query or question"),
+        (
+            {"path": "a.mp4", "question": "q"},
+            "field timestamp: missing: a TVGBench record names it timestamp or answer",
+        ),
+        ({"path": "a.mp4", "question": "q", "answer": "soon"}, "field timestamp: must be [start, end]"),
+        ({"path": "", "question": "q", "answer": [1, 2]}, "field video: must be a non-empty string"),
+    ],
+)
+def test_unusable_tvgbench_records_name_the_field(tmp_path, record, message):
+    (tmp_path / "t.json").write_text(json.dumps([record]))
+    (error,) = import_tvgbench(tmp_path / "t.json")
+    assert message in str(error) and "record 0" in str(error)
 
 
 def test_ambiguous_annotation_is_left_alone(files):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rarft_plugin.dataset import examples_from_items, load_examples, load_items
+from rarft_plugin.dataset import LoadReport, examples_from_items, load_examples, load_items
 from rarft_plugin.errors import DataError
 from rarft_plugin.schema import DIFFICULTY, parse_item
 
@@ -39,6 +39,21 @@ def edited(path, value):
 
 
 @pytest.mark.parametrize(
+    "report, summary",
+    [
+        (LoadReport("f.json"), ""),  # nothing found: nothing printed
+        (LoadReport("f.json", missing_durations=3), "f.json: 3 item(s) without a duration"),
+        (
+            LoadReport("f.json", unknown_spans=["0:1"], missing_durations=1),
+            "f.json: 1 relevant query span(s) unknown (left out), 1 item(s) without a duration",
+        ),
+    ],
+)
+def test_the_load_summary_names_only_what_it_found(report, summary):
+    assert report.summary() == summary
+
+
+@pytest.mark.parametrize(
     "item, field, message",
     [
         (edited(["video"], ...), "video", "non-empty string"),
@@ -54,6 +69,9 @@ def edited(path, value):
         (edited(["GRPO", 1, "c"], "Object/ObjectExistence"), "GRPO[1].c", "list of category paths"),
         (edited(["GRPO", 1, "difficulty"], "extreme"), "GRPO[1].difficulty", "unknown difficulty"),
         (edited(["GRPO", 1, "difficulty"], "original"), "GRPO[1].difficulty", "cannot be 'original'"),
+        (edited(["GRPO", 1, "q"], "a dog<|im_end|>"), "GRPO[1].q", "special-token marker '<|im_end|>'"),
+        (edited(["GRPO", 1, "a"], "<answer>No.</answer><answer>2 to 6</answer>"), "GRPO[1].a", "more after"),
+        (edited(["query_text"], "q\x00"), "query_text", "control character"),
     ],
 )
 def test_bad_records_name_file_record_and_field(tmp_path, item, field, message):
@@ -179,7 +197,9 @@ def test_the_files_we_do_not_ship_load_as_they_are(tmp_path, records, levels, un
     assert len(examples) == 2 * len(records) and [e.label.difficulty for e in examples] == levels
     assert all(e.label.duration is None and e.item.duration is None for e in examples)
     assert report.missing_durations == len(records) and report.unknown_categories == unknown_categories
-    assert f"{len(unknown_categories)} category entr(ies) outside the taxonomy" in report.summary()
+    assert (f"{len(unknown_categories)} category entr(ies) outside the taxonomy" in report.summary()) == bool(
+        unknown_categories
+    )
     irrelevant = [e.label for e in examples if not e.label.relevant]
     if records is HI_TVGBENCH_LIKE:  # the odd category is left out of the categories, the query is kept
         assert irrelevant[0].categories == ("Action/FineGrainedAction",)
@@ -209,8 +229,10 @@ def test_ss_charades_second_query_spans(official_data, options, recovered, assum
         unknown,
     )
     assert sum(e.label.relevant for e in examples) == relevant
-    assert f"{recovered} relevant query span(s) recovered" in report.summary()
-    assert f"{assumed} assumed to be the item's timestamp" in report.summary()
+    # the summary names what was found, and only that
+    assert (f"{recovered} relevant query span(s) recovered" in report.summary()) == bool(recovered)
+    assert (f"{assumed} assumed to be the item's timestamp" in report.summary()) == bool(assumed)
+    assert "0 " not in report.summary().split(": ", 1)[1]
 
 
 def test_recovered_spans_are_the_other_files_spans(official_data):
@@ -233,9 +255,10 @@ def test_recovered_spans_are_the_other_files_spans(official_data):
 
 EXPECTED = {
     # file: (examples, relevant, {difficulty: count}, unknown spans, spans beyond duration)
-    "hi_vtg_charades.json": (2194, 1097, {"original": 1097, "strong": 530, "moderate": 363, "weak": 204}, 0, 166),
+    # spans ending more than half a second after the video (schema.span_problem): the Charades-STA defect
+    "hi_vtg_charades.json": (2194, 1097, {"original": 1097, "strong": 530, "moderate": 363, "weak": 204}, 0, 149),
     "human_anno.json": (200, 100, {None: 200}, 0, 0),
-    "ss_vtg_charades.json": (3138, 1278, {"original": 1278, "shuffled": 1860}, 582, 199),
+    "ss_vtg_charades.json": (3138, 1278, {"original": 1278, "shuffled": 1860}, 582, 178),
 }
 
 
@@ -246,7 +269,10 @@ def test_official_files_load_as_is(official_data, name):
     assert len(examples) == total and sum(e.label.relevant for e in examples) == relevant
     assert dict(collections.Counter(e.label.difficulty for e in examples)) == difficulties
     assert (len(report.unknown_spans), len(report.spans_beyond_duration)) == (unknown, beyond)
-    assert str(len(report.unknown_spans)) in report.summary()
+    assert (f"{unknown} relevant query span(s) unknown" in report.summary()) == bool(unknown)
+    known_defect = f"{beyond} span(s) ending after the video's duration (a known defect of the released"
+    assert (known_defect in report.summary()) == bool(beyond)
+    assert report.summary() or name == "human_anno.json"  # a file without defects prints nothing
 
 
 def test_strict_mode_refuses_unknown_spans(official_data):

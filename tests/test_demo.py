@@ -2,6 +2,9 @@
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -33,15 +36,30 @@ def test_stand_in_videos_resolve_for_every_record_and_cover_its_clip(tmp_path, c
 
 
 @pytest.mark.slow
-def test_without_data_the_samples_their_videos_and_the_tiny_model(tmp_path):
+def test_without_data_the_samples_their_videos_and_the_tiny_model(tmp_path, family):
     out = tmp_path / "assets"
-    assert demo(["make-assets", "--out", str(out)]) == 0
+    assert demo(["make-assets", "--out", str(out), "--family", family.NAME]) == 0
     for sample in sorted((out / "samples").iterdir()):
         examples, _ = load_examples(sample)
         resolve_videos(examples, video_root=out / "videos", source=sample)  # every video is there
     config = json.loads((out / "model" / "config.json").read_text())
-    assert config["model_type"] == "qwen2_5_vl" and "vision_config" in config
+    assert config["model_type"] in family.MODEL_TYPES and "vision_config" in config
     assert not [name for name in os.listdir(out / "videos") if name.startswith(".")]  # no partial clip left
+
+
+@pytest.mark.slow
+def test_make_assets_says_what_it_made_and_nothing_else(tmp_path):
+    """A fresh process, as a user runs it: no blank lines from the tokenizer trainer, no deepspeed notice."""
+    env = {k: v for k, v in os.environ.items() if k != "DS_ACCELERATOR"}
+    done = subprocess.run(
+        [sys.executable, "-m", "rarft_plugin.demo", "make-assets", "--out", str(tmp_path / "assets")],
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        timeout=600,
+    )
+    assert done.returncode == 0 and done.stderr == ""
+    assert [line.split(":")[0] for line in done.stdout.splitlines()] == ["videos", "model", "samples"]
 
 
 def test_missing_data_file_is_a_one_line_error(tmp_path, capsys):

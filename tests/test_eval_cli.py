@@ -485,6 +485,26 @@ def test_the_released_inference_output_scores_as_it_is(official_data, tmp_path):
     assert "Prediction file defects (rows kept): category 'Action/SceneTransition'" in report
 
 
+def released_model_output(index, entry):
+    """A finished output of the released model as its inference writes it: <correction> tag, <|im_end|> left on."""
+    answer = entry["a"] if entry["r"] else "<answer>The video does not show it.</answer>"
+    return f"<think>t</think> {answer} <correction>{'NIL' if entry['r'] else entry['q']}</correction><|im_end|>"
+
+
+def test_genuine_released_inference_output_complies(official_data, tmp_path):
+    """The released inference's JSON array, every output ending with <|im_end|>: the released template is assumed
+    (no ids), the marker is read off before the format check and counted, and every response complies."""
+    rows = released_inference_output(official_data / "hi_vtg_charades.json", released_model_output)
+    released = tmp_path / "released.json"
+    released.write_text(json.dumps(rows))
+    assert rarft_eval(["evaluate", str(released), "--out", str(tmp_path / "run"), "--no-sbert"]) == 0
+    compliance = json.loads((tmp_path / "run" / "metrics.json").read_text())["format"]
+    assert compliance["template"] == "ra_rft_released" and compliance["template_source"] == "assumed"
+    assert compliance["compliant"] == compliance["end_of_turn"] == compliance["queries"] == 2194
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "2194 response(s) end with an end-of-turn marker (<|im_end|>), checked without it" in report
+
+
 def test_items_without_ids_are_grouped_by_video_and_relevant_query(official_data, tmp_path):
     """1,097 HI-Charades items share 753 videos: the 1:1 level subsets of a file without ids are those of
     the same file with ids (grouping by video alone would lend relevant queries to other items' levels)."""
@@ -552,18 +572,14 @@ def test_answer_reading_option(tmp_path, reading, refused):
 @pytest.mark.parametrize(
     "options, summary, missing",
     [
-        (
-            [],
-            "0 relevant query span(s) recovered from other items, 0 assumed to be the item's timestamp "
-            "(released inference), 582 unknown (left out)",
-            0,
-        ),
+        ([], "ss_vtg_charades.json: 582 relevant query span(s) unknown (left out), 178 span(s)", 0),
         (
             ["--spans-from", "hi_vtg_charades.json"],
-            "189 relevant query span(s) recovered from other items, 0 assumed",
+            "ss_vtg_charades.json: 189 relevant query span(s) recovered from other items, 393 relevant query "
+            "span(s) unknown (left out)",
             189,
         ),
-        (["--unknown-spans", "item"], "0 relevant query span(s) recovered from other items, 582 assumed", 582),
+        (["--unknown-spans", "item"], "ss_vtg_charades.json: 582 assumed to be the item's timestamp", 582),
     ],
 )
 def test_evaluate_reports_ss_charades_second_query_spans(official_data, tmp_path, options, summary, missing):

@@ -35,14 +35,14 @@ class RecordingSimilarity:
 @pytest.mark.parametrize(
     "text, reading, expected",
     [
-        # released: the whole response minus the correction (think included) vs the reference without tags
+        # released: the response minus the correction, every tag stripped (think text included), vs the
+        # reference without its <answer> tags, the <correct> block kept as written
         (
             "released",
             "released",
             (
-                "<think><timestep>0.00 to 3.00</timestep> a man sits.</think> <answer>He sits, he "
-                "does not run.</answer>",
-                "The man sits; nobody runs. a man sits",
+                "0.00 to 3.00 a man sits. He sits, he does not run.",
+                "The man sits; nobody runs.<correct>a man sits</correct>",
             ),
         ),
         # answer: the answer text vs the reference's answer block

@@ -1,21 +1,18 @@
-"""`rarft-eval infer` with a tiny random Qwen2.5-VL on CPU over generated videos."""
+"""`rarft-eval infer` with each model family's tiny random stand-in on CPU over generated videos."""
 
 import json
-import math
 
 import pytest
 
 from eval.cli import main as rarft_eval
-from eval.infer import clip_seconds, meta_path, parse_shard
-from rarft_plugin.dataset import examples_from_items
-from rarft_plugin.schema import parse_item
-from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video
+from eval.infer import meta_path
+from rarft_plugin.stand_ins import write_test_video
 
 IDS = ["0:0", "0:1", "1:0", "1:1", "2:0", "2:1"]
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, official_data):
+def setup(tmp_path_factory, official_data, tiny_model):
     root = tmp_path_factory.mktemp("infer")
     items = json.loads((official_data / "human_anno.json").read_text())[:3]
     data = root / "eval.json"
@@ -23,7 +20,7 @@ def setup(tmp_path_factory, official_data):
     videos = root / "videos"
     for index, item in enumerate(items):
         write_test_video(videos / item["video"].split("/")[-1], seconds=4 + index, size=(112, 84))
-    return build_tiny_qwen2_5_vl(root / "tiny"), data, videos
+    return tiny_model, data, videos
 
 
 def infer(setup, out, *extra):
@@ -112,150 +109,26 @@ def test_resume_refuses_other_settings(setup, complete, tmp_path, capsys):
 )
 def test_resume_refuses_a_foreign_output(setup, complete, tmp_path, capsys, row, message):
     out = tmp_path / "preds.jsonl"
-    out.write_text(json.dumps({**json.loads(lines(complete)[0]), **row}) + "\n" + lines(complete)[1] + "\n")
+    text = json.dumps({**json.loads(lines(complete)[0]), **row}) + "\n" + lines(complete)[1] + "\n" + '{"cut'
+    out.write_text(text)
+    meta_path(out).write_text(meta_path(complete).read_text())
     assert infer(setup, out) == 2
     error = capsys.readouterr().err
     assert f"{out}: record line 1" in error and message in error
+    assert out.read_text() == text  # refused as it is: not even its cut-off last line is dropped
 
 
-def test_shards_partition_the_queries_and_score_together(setup, tmp_path):
-    outs = [tmp_path / f"shard{index}.jsonl" for index in range(2)]
-    for index, out in enumerate(outs):
-        assert infer(setup, out, "--shard", f"{index}/2") == 0
-    ids = [json.loads(line)["id"] for out in outs for line in lines(out)]
-    assert sorted(ids) == IDS and len(lines(outs[0])) == 3
-    assert rarft_eval(["evaluate", *map(str, outs), "--out", str(tmp_path / "run"), "--no-sbert"]) == 0
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["count"]["queries"] == 6 and metrics["data"]["missing_predictions"] == []
-
-
-@pytest.mark.parametrize("text, expected", [("0/1", (0, 1)), ("3/4", (3, 4))])
-def test_parse_shard(text, expected):
-    assert parse_shard(text) == expected
-
-
-@pytest.mark.parametrize("text", ["4/4", "-1/2", "1/0", "a/b", "1"])
-def test_parse_shard_rejects(text):
-    with pytest.raises(Exception, match="shard"):
-        parse_shard(text)
-
-
-def test_missing_videos_fail_before_loading_the_model(setup, tmp_path, capsys):
-    model, data, _ = setup
-    assert (
-        rarft_eval(
-            [
-                "infer",
-                "--model",
-                str(model),
-                "--data",
-                str(data),
-                "--video-root",
-                str(tmp_path),
-                "--out",
-                str(tmp_path / "p.jsonl"),
-            ]
-        )
-        == 2
-    )
-    assert "3 video(s) not found" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("probe", [True, False])
-def test_unreadable_videos_are_named(setup, tmp_path, capsys, probe):
-    model, data, videos = setup
-    broken = tmp_path / "videos"
-    broken.mkdir()
-    for video in videos.iterdir():
-        (broken / video.name).write_bytes(b"not a video" * 100)
-    assert (
-        rarft_eval(
-            [
-                "infer",
-                "--model",
-                str(model),
-                "--data",
-                str(data),
-                "--video-root",
-                str(broken),
-                "--out",
-                str(tmp_path / "p.jsonl"),
-                "--backend",
-                "hf",
-                *([] if probe else ["--no-probe"]),
-            ]
-        )
-        == 2
-    )
-    error = capsys.readouterr().err
-    if probe:  # all of them, before the model loads
-        assert "3 video clip(s) cannot be used: record 0: " in error and "record 2: " in error
-    else:  # the first one met, mid-run
-        assert f"{broken}" in error and "cannot decode video" in error
-
-
-def test_records_without_duration_are_predicted(setup, tmp_path):
-    """HI-TVGBench and SS-QVHighlights carry `duration: null`: inference measures the videos instead."""
-    model, data, videos = setup
-    items = json.loads(data.read_text())
-    nulls = tmp_path / "null_durations.json"
-    nulls.write_text(
-        json.dumps(
-            [
-                {**item, "duration": None, "video": f"/data/author/videos/{item['video'].split('/')[-1]}"}
-                for item in items
-            ]
-        )
-    )
+@pytest.mark.parametrize("kind", ["an unrelated one-line file", "predictions without their record"])
+def test_only_infers_own_files_are_resumed(setup, complete, tmp_path, capsys, kind):
+    """A file without the record infer writes beside its predictions is not infer's: refused untouched,
+    even when it holds predictions (their settings are unknown), never "repaired"."""
     out = tmp_path / "preds.jsonl"
-    assert (
-        rarft_eval(
-            [
-                "infer",
-                "--model",
-                str(model),
-                "--data",
-                str(nulls),
-                "--video-root",
-                str(videos),
-                "--out",
-                str(out),
-                "--backend",
-                "hf",
-                "--batch-size",
-                "4",
-                "--max-new-tokens",
-                "2",
-            ]
-        )
-        == 0
-    )
-    assert [json.loads(line)["id"] for line in lines(out)] == IDS
-
-
-ITEM = {
-    "video": "v.mp4",
-    "query_text": "q",
-    "timestamp": [0, 1],
-    "duration": None,
-    "GRPO": [{"q": "q", "a": "", "r": True}],
-}
-
-
-@pytest.mark.parametrize(
-    "record, measured, expected",
-    [
-        ({"duration": 10.0}, None, 10.0),
-        ({"duration": 10.0}, 30.0, 10.0),  # the record's own duration first
-        ({"video_start": 2.0, "video_end": 5.0}, 30.0, 3.0),  # a clip: its window
-        ({"video_start": 2.0}, 30.0, 28.0),
-        ({}, 30.0, 30.0),  # duration null: the measured video
-        ({}, None, math.inf),  # unknown (--no-probe): batched last
-    ],
-)
-def test_clip_seconds(record, measured, expected):
-    example = examples_from_items([parse_item({**ITEM, **record}, 0)])[0][0]
-    assert clip_seconds(example, measured) == expected
+    text = '{"an unrelated": "file"}' if kind.startswith("an unrelated") else complete.read_text()[:-20]
+    out.write_text(text)
+    assert infer(setup, out) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: exists, and is not a prediction file of rarft-eval infer (no preds.jsonl.meta.json" in err
+    assert out.read_text() == text and not meta_path(out).exists()
 
 
 def test_resume_refuses_other_span_options(setup, complete, tmp_path, capsys):
@@ -273,7 +146,7 @@ def test_resume_refuses_other_span_options(setup, complete, tmp_path, capsys):
 
 def test_infer_records_what_produced_the_predictions(complete, setup):
     from eval.checkpoint import fingerprint
-    from eval.provenance import file_sha256
+    from rarft_plugin.io_utils import file_sha256
 
     model, data, _ = setup
     meta = json.loads(meta_path(complete).read_text())
@@ -438,3 +311,29 @@ def test_bare_video_ids_with_an_extension(setup, tmp_path):
     assert len(listing.read_text().splitlines()) == 1  # the first two queries are about one video
     assert rarft_eval([*args, "--video-ext", "MP4", "--missing-videos", str(listing)]) == 0
     assert listing.read_text() == "" and len(lines(tmp_path / "p.jsonl")) == 2
+
+
+@pytest.mark.parametrize("device, dtype", [("cuda", "fp16"), ("cuda:1", "fp16"), ("cpu", "fp32")])
+def test_default_dtype_is_the_released_fp16_on_a_gpu(device, dtype):
+    from eval.infer import default_dtype
+
+    assert default_dtype(device) == dtype
+
+
+def test_default_generation_limit_is_the_released_512_tokens():
+    import argparse
+
+    from eval.infer import RELEASED_MAX_NEW_TOKENS, add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    parsed = parser.parse_args(["--model", "m", "--data", "d.json", "--out", "o.jsonl"])
+    assert parsed.max_new_tokens == RELEASED_MAX_NEW_TOKENS == 512
+
+
+def test_fp16_runs_on_a_cpu_when_asked(setup, complete, tmp_path):
+    """The released dtype is not the CPU default (slow there), but it works: same rows, recorded as fp16."""
+    out = tmp_path / "fp16.jsonl"
+    assert infer(setup, out, "--dtype", "fp16", "--device", "cpu") == 0
+    assert [json.loads(row)["id"] for row in lines(out)] == [json.loads(row)["id"] for row in lines(complete)]
+    assert json.loads(meta_path(out).read_text())["dtype"] == "fp16"

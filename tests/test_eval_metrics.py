@@ -470,6 +470,7 @@ def responses(*outputs, truncated=None):
 
 
 STRICT = "<think>t</think> <answer>No.</answer> <correct>q</correct>"
+RELEASED = "<think>t</think> <answer>No.</answer> <correction>q</correction>"
 
 
 @pytest.mark.parametrize(
@@ -487,6 +488,19 @@ STRICT = "<think>t</think> <answer>No.</answer> <correct>q</correct>"
         # what inference recorded wins over the text: a finished response that still has an open tag is not cut
         (["<think>cut", STRICT], False, "ra_rft", {"truncated": 0, "truncated_source": "recorded"}),
         ([STRICT, STRICT], True, "ra_rft", {"compliant": 2, "truncated": 2, "truncated_source": "recorded"}),
+        # the released inference leaves <|im_end|> at the end of every finished output: read without it, counted
+        (
+            [RELEASED + "<|im_end|>", RELEASED + "<|im_end|>\n", RELEASED],
+            None,
+            "ra_rft_released",
+            {"compliant": 3, "end_of_turn": 2},
+        ),
+        ([STRICT + "<|im_end|>"] * 2, None, "ra_rft", {"compliant": 2, "end_of_turn": 2}),
+        (["<|im_end|>", "<think>cut<|im_end|>"], None, "ra_rft", {"empty": 1, "truncated": 1, "end_of_turn": 2}),
+        ([STRICT + "<|im_end|> more"], None, "ra_rft", {"compliant": 0, "end_of_turn": 0}),  # not at the end
+        # the released template: <correction> or the paper's <correct>; the paper's template: <correct> only
+        ([RELEASED, STRICT], None, "ra_rft_released", {"compliant": 2}),
+        ([RELEASED, STRICT], None, "ra_rft", {"compliant": 1}),
     ],
 )
 def test_format_compliance(outputs, truncated, template, expected):

@@ -4,7 +4,7 @@ shipped files recognised by content."""
 import pytest
 
 from eval.paper import DATASETS, ROWS, SHIPPED_DATASETS, TABLES, find_method, paper_rows
-from eval.provenance import file_sha256
+from rarft_plugin.io_utils import file_sha256
 
 
 def row(table, dataset, method):

@@ -110,7 +110,19 @@ def test_a_record_reads_back_as_written(tmp_path):
         ("by_difficulty.original.vtg_iou", ["R@0.3", "R@0.5", "R@0.7", "mIoU"]),
         ("by_category.Attribute/Counting", ["n", "refusal_accuracy"]),
         ("count", ["queries", "relevant", "irrelevant", "explanation_eligible"]),
-        ("format", ["template", "template_source", "queries", "compliant", "empty", "truncated", "truncated_source"]),
+        (
+            "format",
+            [
+                "template",
+                "template_source",
+                "queries",
+                "compliant",
+                "empty",
+                "truncated",
+                "truncated_source",
+                "end_of_turn",
+            ],
+        ),
     ],
 )
 def test_metrics_json_layout(path, expected):

@@ -10,10 +10,10 @@ from test_eval_cli import judge_responder
 from eval.cli import main as rarft_eval
 from eval.infer import meta_path
 from eval.predictions import prediction_from_example
-from eval.provenance import file_sha256
 from eval.record import RunRecord, read_run
 from eval.report import category_figure, level_figure, markdown
 from rarft_plugin.dataset import load_examples
+from rarft_plugin.io_utils import file_sha256
 
 STRICT_REFUSAL = "<think>t</think> <answer>No segment: the man sits.</answer> <correct>a man sits</correct>"
 
@@ -46,6 +46,7 @@ def test_a_model_emitting_only_newlines_is_loudly_flagged(official_data, tmp_pat
         "empty": 2194,
         "truncated": 0,
         "truncated_source": "text",
+        "end_of_turn": 0,
     }
     report = (tmp_path / "run" / "report.md").read_text()
     head = report[: report.index("## RA-IoU and F1")]

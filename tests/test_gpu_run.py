@@ -10,6 +10,8 @@ import pytest
 
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.rewards import REWARD_NAMES, score
+from rarft_plugin.schema import Label
+from rarft_plugin.trainer_logs import Rollout, eval_logs
 
 REPO = Path(__file__).resolve().parents[1]
 GPU_RUN = runpy.run_path(str(REPO / "scripts" / "gpu_run.py"))
@@ -117,6 +119,55 @@ def test_curve_writes_table_json_and_plot(tmp_path):
     assert table.count("\n| 1 |") + table.count("\n| 2 |") + table.count("\n| 3 |") == 3
     assert [r["step"] for r in json.loads((tmp_path / "curve.json").read_text())["steps"]] == [1, 2, 3]
     assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+PPO_TRAINER_LOG = "\x1b[36m(PPOTrainer pid=2897)\x1b[0m INFO 11-26 00:59:{second:02d} ppo_trainer.py:598] "
+
+
+def eval_line(step: int, right: float) -> str:
+    """An evaluation line of a run with --eval.dataset, as OpenRLHF 0.11.2's PPOTrainer.evaluate prints it (logger
+    format and f-string), with upstream's keys and rarft's (`trainer_logs.eval_logs`): synthetic values, `right` the
+    share of queries of each class answered right."""
+    label = {True: Label(True, 10.0, "q", (1.0, 3.0), id="0:0"), False: Label(False, 10.0, "q", difficulty="weak")}
+
+    def logs_of(relevant: bool, ok: bool) -> dict[str, float]:  # right: a relevant query answered, else refused
+        ra_iou = (0.8 if relevant else 1.0) if ok else 0.0
+        return {"rarft/answered": float(relevant == ok), "rarft/ra_iou": ra_iou, "rarft/compliant": 1.0}
+
+    rollouts = [
+        Rollout(label[relevant], 1.0, False, logs_of(relevant, i < round(right * 10)))
+        for relevant in (True, False)
+        for i in range(10)
+    ]
+    logs = {"eval_default_pass4": 2.5, "eval_default_pass1": 1.5, "eval_num_samples": 80.0, **eval_logs(rollouts)}
+    message = f"✨ Evaluation completed in 0:00:05, global_step {step}, eval_metrics: {logs}"
+    return PPO_TRAINER_LOG.format(second=step) + message
+
+
+def test_curve_plots_the_in_loop_evaluation_next_to_the_rewards(tmp_path):
+    log = tmp_path / "train.log"
+    lines = [eval_line(step, right) for step, right in ((1, 0.2), (2, 0.5), (3, 0.7))]
+    log.write_text(EXCERPT.read_text() + "\n".join(lines) + "\n")
+    assert GPU_RUN["main"](["curve", "--log", str(log), "--out", str(tmp_path)]) == 0
+    evals = json.loads((tmp_path / "curve.json").read_text())["evals"]
+    assert [(e["step"], e["rarft/ra_iou/R0.5"]) for e in evals] == [(1, 0.2), (2, 0.5), (3, 0.7)]
+    assert evals[2]["rarft/ra_iou/mIoU"] == pytest.approx((0.8 * 7 + 7) / 20)  # 7 of 10 right in each class
+    table = (tmp_path / "curve.md").read_text()
+    assert "| 3 | 0.630 | 0.700 | 0.700 | 1.000 |" in table
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "steps"),
+    [
+        ("", []),
+        ("✨ Evaluation completed in 0:00:05, global_step 4, eval_metrics: {'a': 1}\n", [4]),
+        ("✨ Evaluation completed in 0:00:05, global_step 4, eval_metrics: {'a': 1, 'b\n", []),  # cut off
+        ("Global step 4: {'a': 1}\n", []),  # a step line is not an evaluation
+    ],
+)
+def test_eval_logs_cases(text, steps):
+    assert [e["step"] for e in GPU_RUN["eval_logs"](text)] == steps
 
 
 def test_curve_without_step_lines_fails(tmp_path, capsys):

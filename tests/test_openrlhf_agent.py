@@ -1,10 +1,10 @@
-"""The video rollout executor, loaded by OpenRLHF's own loader, driving a tiny Qwen2.5-VL on CPU.
+"""The video rollout executor, loaded by OpenRLHF's own loader, driving each model family's tiny stand-in on CPU.
 
-`VllmLikeEngine` stands in for OpenRLHF's vLLM engine actor. It takes what vLLM takes for a
-Qwen2.5-VL video (prompt ids with one placeholder per video; from 0.31 on `multi_modal_data={"video":
-(frames, metadata)}` through `generate`; on 0.26-0.30 frames alone plus `mm_processor_kwargs` through
-the actor's engine, `.llm.generate`), expands the placeholder with the model's own processor as vLLM
-does, and either generates with the model or answers a scripted text.
+`VllmLikeEngine` stands in for OpenRLHF's vLLM engine actor. It takes what vLLM takes for a video (prompt ids
+with one placeholder per video; frames, with their metadata in the item or, for Qwen2.5-VL on vLLM 0.26-0.30,
+in `mm_processor_kwargs` through the actor's engine, `.llm.generate`), expands the placeholder as vLLM does for
+the family (`EXPANSIONS`), and either generates with the model or answers a scripted text. Every test runs for
+each family with a stand-in (the `family` fixture of conftest.py) unless it names one.
 """
 
 import asyncio
@@ -16,12 +16,15 @@ import numpy as np
 import pytest
 import torch
 from support.import_stand_ins import install_import_stand_ins
+from support.vllm_qwen import qwen3_vl_expand
 
+from rarft_plugin.models import family_named
 from rarft_plugin.paths import plugin_path
 from rarft_plugin.prompts import build_messages
 from rarft_plugin.rewards import REWARD_NAMES, score
-from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video
-from rarft_plugin.video import VideoError, VideoSpec, cache_stats, clear_cache
+from rarft_plugin.rollout_logs import ROLLOUT_LOG_NAMES
+from rarft_plugin.stand_ins import write_test_video
+from rarft_plugin.video import SampledVideo, VideoError, VideoSpec, cache_stats, clear_cache
 
 install_import_stand_ins()
 
@@ -35,15 +38,19 @@ LABEL = {
     "query_relevant": "the bar moves right",
 }
 RESPONSE = "<think>The bar moves.</think> <answer>2.00 to 4.50</answer> <correct></correct>"
-TRANSFORMERS_DEFAULT_PIXELS = {"min_pixels": 128 * 28 * 28, "max_pixels": 768 * 28 * 28}
+# Processor bounds that make the processor resize the executor's frames (transformers' own for Qwen2.5-VL; for
+# Qwen3-VL, whose bounds count every frame, a budget under the 6-s clip's).
+RESIZING_PIXELS = {
+    "qwen2_5_vl": {"min_pixels": 128 * 28 * 28, "max_pixels": 768 * 28 * 28},
+    "qwen3_vl": {"min_pixels": 4 * 32 * 32, "max_pixels": 12 * 64 * 96},
+}
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(family, tiny_model):
     from transformers import AutoProcessor
 
-    directory = build_tiny_qwen2_5_vl(tmp_path_factory.mktemp("tiny-qwen"))
-    return AutoProcessor.from_pretrained(directory), directory
+    return AutoProcessor.from_pretrained(tiny_model), tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -51,34 +58,65 @@ def clip(tmp_path_factory):
     return write_test_video(tmp_path_factory.mktemp("videos") / "clip.mp4", seconds=6, size=(112, 84))
 
 
+def _processor_kwargs(video, mm_processor_kwargs):
+    """What reaches the HF processor: item metadata where the item has it, else only what mm_processor_kwargs carry."""
+    if isinstance(video, tuple):
+        video, metadata = video
+        return video, {
+            "video_metadata": {k: v for k, v in metadata.items() if k != "do_sample_frames"},
+            "do_sample_frames": metadata["do_sample_frames"],
+        }
+    return video, dict(mm_processor_kwargs or {})
+
+
+def expand_qwen2_5_vl(engine, prompt_token_ids, video, kwargs):
+    """vLLM's Qwen2.5-VL expansion: the processor's expansion of the one placeholder, spliced in."""
+    placeholder = "<|vision_start|><|video_pad|><|vision_end|>"
+    out = engine.processor(text=[placeholder], videos=[video], return_tensors="pt", **kwargs)
+    at = prompt_token_ids.index(engine.processor.video_token_id)
+    return prompt_token_ids[: at - 1] + out["input_ids"][0].tolist() + prompt_token_ids[at + 2 :], out
+
+
+def expand_qwen3_vl(engine, prompt_token_ids, video, kwargs):
+    """vLLM's Qwen3-VL expansion (tests/support/vllm_qwen.py): pixels from the processor, the timestamped frame
+    groups built from the metadata in place of the bare placeholder."""
+    if "video_metadata" not in kwargs:
+        raise ValueError("Video metadata is required but not found in mm input")  # vLLM >= 0.26 for Qwen3-VL
+    out = engine.processor(
+        text=["<|vision_start|><|video_pad|><|vision_end|>"], videos=[video], return_tensors="pt", **kwargs
+    )
+    expanded, _ = qwen3_vl_expand(
+        prompt_token_ids,
+        out["video_grid_thw"][0],
+        kwargs["video_metadata"],
+        engine.processor.tokenizer,
+        engine.config,
+        engine.processor.video_processor.temporal_patch_size,
+    )
+    return expanded, out
+
+
+EXPANSIONS = {"qwen2_5_vl": expand_qwen2_5_vl, "qwen3_vl": expand_qwen3_vl}
+
+
 class VllmLikeEngine:
     """Records each call; expands the video placeholder as vLLM does; generates or answers `text`."""
 
     def __init__(self, directory, *, text=RESPONSE, model=None):
-        from transformers import AutoProcessor
+        from transformers import AutoConfig, AutoProcessor
 
         self.processor = AutoProcessor.from_pretrained(directory)  # the engine loads its own copy
+        self.config = AutoConfig.from_pretrained(directory)
+        self.family = family_named(self.config.model_type)
         self.text, self.model, self.calls = text, model, []
         self.llm = SimpleNamespace(generate=self._engine_generate)  # the actor's vLLM engine (0.26-0.30 path)
 
     def expand(self, prompt_token_ids, multi_modal_data, mm_processor_kwargs=None):
-        """The processor call vLLM makes: item metadata from 0.31 on, else only what mm_processor_kwargs carry."""
-        video = multi_modal_data["video"]
-        kwargs = dict(mm_processor_kwargs or {})
-        if isinstance(video, tuple):  # vLLM >= 0.31 refuses a Qwen2.5-VL video without metadata
-            video, metadata = video
-            kwargs = {
-                "video_metadata": {k: v for k, v in metadata.items() if k != "do_sample_frames"},
-                "do_sample_frames": metadata["do_sample_frames"],
-            }
-        video_id = self.processor.video_token_id
-        assert prompt_token_ids.count(video_id) == 1
-        placeholder = "<|vision_start|><|video_pad|><|vision_end|>"
-        out = self.processor(text=[placeholder], videos=[video], return_tensors="pt", **kwargs)
-        at = prompt_token_ids.index(video_id)
-        expanded = prompt_token_ids[: at - 1] + out["input_ids"][0].tolist() + prompt_token_ids[at + 2 :]
-        inputs = {k: out[k] for k in ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")}
-        return expanded, inputs
+        """(expanded ids, the processor's training tensors) as vLLM computes them from what it was sent."""
+        video, kwargs = _processor_kwargs(multi_modal_data["video"], mm_processor_kwargs)
+        assert prompt_token_ids.count(self.processor.video_token_id) == 1
+        expanded, out = EXPANSIONS[self.family.NAME](self, prompt_token_ids, video, kwargs)
+        return expanded, {key: out[key] for key in self.family.TRAIN_INPUT_KEYS}
 
     async def generate(self, prompt_token_ids, sampling_params, multi_modal_data=None):
         """OpenRLHF's RolloutRayActor.generate: forwards multi_modal_data only."""
@@ -163,21 +201,30 @@ def rollout(processor, engine, clip, sbert, *, label=LABEL, start=None, end=None
     )
 
 
-@pytest.mark.parametrize(
-    "pixels", [None, TRANSFORMERS_DEFAULT_PIXELS], ids=["qwen2.5-vl-7b-bounds", "hf-default-bounds"]
-)
-def test_engine_gets_one_placeholder_and_frames_and_expands_to_the_trained_prompt(tmp_path, clip, sbert, pixels):
+# The time of the last of the 12 frames (6 s at 10 fps, 2 FPS) that each family's metadata tells the processor:
+# Qwen2.5-VL describes the frames as a video at the sampling rate, Qwen3-VL places them at their own times.
+LAST_FRAME_SECONDS = {"qwen2_5_vl": 5.5, "qwen3_vl": 5.9}
+
+
+@pytest.mark.parametrize("resize", [False, True], ids=["frames-unchanged", "processor-resizes"])
+def test_engine_gets_one_placeholder_and_frames_and_expands_to_the_trained_prompt(
+    family, tiny_models, clip, sbert, resize
+):
     from transformers import AutoProcessor
 
-    directory = build_tiny_qwen2_5_vl(tmp_path / "tiny", video_pixels=pixels)
+    directory = (
+        tiny_models(family.NAME, video_pixels=RESIZING_PIXELS[family.NAME]) if resize else tiny_models(family.NAME)
+    )
     processor = AutoProcessor.from_pretrained(directory)
     engine = VllmLikeEngine(directory)
     output = rollout(processor, engine, clip, sbert)
     ((sent_ids, mm_data, _, _),) = engine.calls
     frames, metadata = mm_data["video"]
     assert frames.ndim == 4 and frames.shape[0] == 12 and frames.shape[-1] == 3  # 6 s at 2 FPS
-    assert frames.shape[1] % 28 == 0 and frames.shape[2] % 28 == 0
-    assert metadata["fps"] == pytest.approx(2.0) and metadata["do_sample_frames"] is False
+    assert frames.shape[1] % family.IMAGE_FACTOR == 0 and frames.shape[2] % family.IMAGE_FACTOR == 0
+    assert metadata["frames_indices"][-1] / metadata["fps"] == pytest.approx(LAST_FRAME_SECONDS[family.NAME])
+    assert metadata["do_sample_frames"] is False
+    assert sent_ids.count(processor.video_token_id) == 1
 
     # what vLLM expands the one placeholder to is exactly the prompt the trainer sees, with the same pixels
     expanded, inputs = engine.expand(sent_ids, mm_data)
@@ -187,8 +234,8 @@ def test_engine_gets_one_placeholder_and_frames_and_expands_to_the_trained_promp
         assert torch.equal(torch.as_tensor(output["mm_train_inputs"][key]).float(), torch.as_tensor(value).float()), key
     grid = output["mm_train_inputs"]["video_grid_thw"][0]
     assert expanded.count(processor.video_token_id) == int(grid.prod()) // 4  # spatial merge 2 x 2
-    if pixels is None:  # frames already within the 7B bounds: the processor's resize is a no-op
-        assert tuple(grid[1:] * 14) == frames.shape[1:3]
+    patch = family.IMAGE_FACTOR // 2
+    assert (tuple(grid[1:] * patch) == frames.shape[1:3]) is not resize  # within the bounds: the resize is a no-op
 
 
 def test_reward_equals_rewards_score(tiny, clip, sbert):
@@ -196,10 +243,12 @@ def test_reward_equals_rewards_score(tiny, clip, sbert):
     output = rollout(processor, VllmLikeEngine(directory), clip, sbert)
     expected = score(RESPONSE, LABEL, similarity=sbert)
     assert output["reward"].item() == pytest.approx(expected["total"], abs=1e-5)
-    assert output["scores"].item() == pytest.approx(expected["total"], abs=1e-5)
     assert {k: output["extra_logs"][k].item() for k in REWARD_NAMES} == pytest.approx(
         {k: expected[k] for k in REWARD_NAMES}, abs=1e-5
     )
+    # the task score (IoU 2/2.5 >= 0.5) and the rollout logs the trainer hook reads (rarft_plugin.rollout_logs)
+    assert output["scores"].item() == 1.0 and output["extra_logs"]["rarft/ra_iou"].item() == pytest.approx(0.8)
+    assert set(ROLLOUT_LOG_NAMES) <= set(output["extra_logs"]) and output["extra_logs"]["rarft/compliant"] == 1.0
     timings = [
         output["extra_logs"][name].item() for name in ("rarft/video_prep_s", "rarft/generate_s", "rarft/reward_s")
     ]
@@ -210,12 +259,28 @@ def test_reward_equals_rewards_score(tiny, clip, sbert):
     assert len(output["rollout_log_probs"]) == end and output["rollout_log_probs"][start:] == [-0.5] * (end - start)
 
 
-def test_clip_window_sets_the_frames(tiny, clip, sbert):
+def _seconds_per_grid(output, processor):
+    return output["mm_train_inputs"]["second_per_grid_ts"].tolist()
+
+
+def _timestamps_in_the_prompt(output, processor):
+    prompt = processor.tokenizer.decode(output["observation_tokens"][: output["action_ranges"][0][0]])
+    return [part.split(" seconds>")[0] for part in prompt.split("<")[1:] if " seconds>" in part]
+
+
+# How each family tells the model the time of the clip's frames, for the 2-4 s window of the 10-fps clip (frames
+# 20, 26, 33, 39 of the file): Qwen2.5-VL the temporal patch's length (2 frames at 2 FPS), Qwen3-VL each frame
+# group's mean time from the window's first frame ((0 + 0.6) / 2 and (1.3 + 1.9) / 2).
+WINDOW_TIMES = {"qwen2_5_vl": (_seconds_per_grid, [1.0]), "qwen3_vl": (_timestamps_in_the_prompt, ["0.3", "1.6"])}
+
+
+def test_clip_window_sets_the_frames_and_their_times(family, tiny, clip, sbert):
     processor, directory = tiny
     engine = VllmLikeEngine(directory)
     output = rollout(processor, engine, clip, sbert, start=2.0, end=4.0)
     assert engine.calls[0][1]["video"][0].shape[0] == 4  # 2 s at 2 FPS
-    assert output["mm_train_inputs"]["second_per_grid_ts"].tolist() == pytest.approx([1.0])
+    read, expected = WINDOW_TIMES[family.NAME]
+    assert read(output, processor) == pytest.approx(expected)
 
 
 def test_the_g_concurrent_rollouts_of_a_prompt_decode_and_preprocess_once(tiny, tmp_path, sbert):
@@ -286,7 +351,19 @@ def test_rollout_log_probs_equal_the_trainers_through_openrlhf_batching(tiny, cl
     assert any("language_model" in n and g.abs().sum() > 0 for n, g in grads.items())
 
 
-def test_actor_log_probs_need_the_token_type_gap_fix(tiny, clip, sbert):
+def _not_close(compute, reference):
+    assert not torch.allclose(compute(), reference, atol=1e-4)  # silently other positions
+
+
+def _refused(compute, reference):
+    with pytest.raises(ValueError, match="mm_token_type_ids"):  # Qwen3-VL refuses video without token types
+        compute()
+
+
+WITHOUT_THE_GAP_FIX = {"qwen2_5_vl": _not_close, "qwen3_vl": _refused}
+
+
+def test_actor_log_probs_need_the_token_type_gap_fix(family, tiny, clip, sbert):
     from openrlhf.models import Actor
     from openrlhf.utils.vlm_utils import merge_mm_train_inputs
 
@@ -307,9 +384,10 @@ def test_actor_log_probs_need_the_token_type_gap_fix(tiny, clip, sbert):
         reference = torch.log_softmax(logits[:, :-1], -1).gather(-1, sequences[:, 1:, None])[..., 0][
             :, -(end - start) :
         ]
-        without_fix = actor(sequences, action_mask=action_mask, attention_mask=attention, **video_only)
-    assert torch.allclose(ours, reference, atol=1e-4)
-    assert not torch.allclose(without_fix, reference, atol=1e-4)  # upstream alone gets M-RoPE positions wrong
+        assert torch.allclose(ours, reference, atol=1e-4)
+        WITHOUT_THE_GAP_FIX[family.NAME](  # upstream alone: no mm_token_type_ids for video-only inputs
+            lambda: actor(sequences, action_mask=action_mask, attention_mask=attention, **video_only), reference
+        )
 
 
 @pytest.mark.parametrize(
@@ -382,37 +460,47 @@ def test_prompt_too_long_is_refused_before_generation(tiny, clip, sbert):
 
 
 @pytest.mark.parametrize(
-    "version, path",
+    "name, version, path",
     [
-        ("0.25.1", None),
-        ("0.26.0", "processor options"),
-        ("0.30.2", "processor options"),
-        ("0.31.0rc1", "processor options"),
-        ("0.31.0", "video item"),
-        ("0.33.0", "video item"),
+        ("qwen2_5_vl", "0.25.1", None),
+        ("qwen2_5_vl", "0.26.0", "processor options"),
+        ("qwen2_5_vl", "0.30.2", "processor options"),
+        ("qwen2_5_vl", "0.31.0rc1", "processor options"),
+        ("qwen2_5_vl", "0.31.0", "video item"),
+        ("qwen2_5_vl", "0.33.0", "video item"),
+        ("qwen3_vl", "0.25.1", None),
+        ("qwen3_vl", "0.26.0", "video item"),  # vLLM requires Qwen3-VL's metadata in the item from 0.26 on
+        ("qwen3_vl", "0.33.0", "video item"),
     ],
 )
-def test_each_vllm_version_gets_the_frame_rate_its_own_way_or_is_refused(version, path):
-    from rarft_plugin.models.qwen2_5_vl import check_vllm_version, video_metadata, vllm_video_request
-    from rarft_plugin.video import SampledVideo
-
-    clip = SampledVideo(np.zeros((4, 28, 28, 3), np.uint8), 2.0, (0.0, 0.5, 1.0, 1.5))
+def test_each_vllm_version_gets_the_frame_rate_its_own_way_or_is_refused(name, version, path):
+    family = family_named(name)
+    clip = SampledVideo(np.zeros((4, 32, 32, 3), np.uint8), 2.0, (0.0, 0.5, 1.0, 1.5))
     if path is None:
-        with pytest.raises(RuntimeError, match="not supported for video rollouts"):
-            check_vllm_version(version)
+        with pytest.raises(RuntimeError, match="not supported for .*video rollouts"):
+            family.check_vllm_version(version)
         return
-    check_vllm_version(version)
-    request = vllm_video_request(clip, version)
+    family.check_vllm_version(version)
+    request = family.vllm_video_request(clip, version)
     if path == "video item":
         frames, metadata = request.multi_modal_data["video"]
-        assert request.mm_processor_kwargs is None and metadata["fps"] == 2.0 and metadata["do_sample_frames"] is False
+        assert request.mm_processor_kwargs is None and metadata["do_sample_frames"] is False
+        assert metadata["frames_indices"][-1] / metadata["fps"] == 1.5
     else:
         assert request.multi_modal_data["video"] is clip.frames  # frames alone: 0.26-0.30 drop item metadata
-        assert request.mm_processor_kwargs == {"video_metadata": video_metadata(clip), "do_sample_frames": False}
+        assert request.mm_processor_kwargs == {"video_metadata": family.video_metadata(clip), "do_sample_frames": False}
 
 
-def test_vllm_0_26_path_gives_the_engine_the_training_frame_rate_through_processor_options(tiny, clip, sbert):
-    processor, directory = tiny
+@pytest.fixture(scope="module")
+def qwen2_5_vl(tiny_models):
+    from transformers import AutoProcessor
+
+    directory = tiny_models("qwen2_5_vl")
+    return AutoProcessor.from_pretrained(directory), directory
+
+
+def test_vllm_0_26_path_gives_the_engine_the_training_frame_rate_through_processor_options(qwen2_5_vl, clip, sbert):
+    processor, directory = qwen2_5_vl
     engine = VllmLikeEngine(directory)
     output = rollout(processor, engine, clip, sbert, vllm_version="0.26.0")
     ((sent_ids, mm_data, _, kwargs),) = engine.calls  # through the actor's engine, not RolloutRayActor.generate
@@ -453,6 +541,7 @@ def test_a_sampled_media_token_ends_the_response_and_pays_nothing(tiny, clip, sb
     assert len(output["rollout_log_probs"]) == end
     assert {name: output["extra_logs"][name].item() for name in REWARD_NAMES} == dict.fromkeys(REWARD_NAMES, 0.0)
     assert output["reward"].item() == 0.0 and output["extra_logs"]["rarft/malformed"].item() == 1.0
+    assert output["scores"].item() == 0.0 and output["extra_logs"]["rarft/special_token"].item() == 1.0
 
 
 def test_openrlhf_actor_trains_on_a_rollout_that_sampled_a_media_token(tiny, clip, sbert):

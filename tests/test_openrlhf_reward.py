@@ -1,18 +1,17 @@
 """The reward file through OpenRLHF's own loader and executor (openrlhf.utils.agent.SingleTurnAgentExecutor)."""
 
-import asyncio
 import json
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import pytest
 import torch
+from support.chatml import chat_prompt, chatml_tokenizer, run_text_executor
 
 from rarft_plugin.paths import plugin_path
 from rarft_plugin.rewards import REWARD_NAMES, score
+from rarft_plugin.rollout_logs import ROLLOUT_LOG_NAMES
 
-SPECIALS = ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]
 LABEL = {
     "relevant": False,
     "timestamp": None,
@@ -33,41 +32,11 @@ RESPONSES = [
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    """A byte-level BPE ChatML tokenizer built locally (no hub)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    core.train_from_iterator(RESPONSES + ["user assistant system video query answer think correct"], trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|endoftext|>", additional_special_tokens=SPECIALS
-    )
-
-
-class ScriptedEngine:
-    """Stands in for a vLLM engine actor: returns a scripted response as token ids."""
-
-    def __init__(self, tokenizer, text):
-        self.tokenizer, self.text = tokenizer, text
-
-    async def generate(self, prompt_token_ids, sampling_params, multi_modal_data=None):
-        ids = self.tokenizer(self.text + "<|im_end|>", add_special_tokens=False)["input_ids"]
-        output = SimpleNamespace(token_ids=ids, text=self.text, logprobs=None, finish_reason="stop")
-        return SimpleNamespace(outputs=[output])
+    return chatml_tokenizer(RESPONSES)
 
 
 def run_executor(tokenizer, response, label):
-    from openrlhf.utils.agent import SingleTurnAgentExecutor
-
-    executor = SingleTurnAgentExecutor(remote_rm_url=str(plugin_path("reward")))  # OpenRLHF loads the file
-    prompt = "<|im_start|>user\nFind the moment: a man cuts a steak.<|im_end|>\n<|im_start|>assistant\n"
-    params = SimpleNamespace(max_tokens=256, logprobs=None)
-    return asyncio.run(executor.execute(prompt, label, params, 4096, tokenizer, ScriptedEngine(tokenizer, response)))
+    return run_text_executor(tokenizer, response, label, chat_prompt("a man cuts a steak"))
 
 
 @pytest.mark.parametrize("response", RESPONSES)
@@ -77,7 +46,8 @@ def test_reward_through_openrlhf_single_turn_executor(tokenizer, sbert, response
     assert output["reward"] is not None, "OpenRLHF swallowed an exception from reward_func"
     assert output["reward"].shape == (1,) and output["scores"].shape == (1,)
     assert output["reward"].item() == pytest.approx(expected["total"], abs=1e-5)
-    assert set(output["extra_logs"]) == set(REWARD_NAMES)
+    assert output["scores"].item() in (0.0, 1.0)  # the task score, not the total (rarft_plugin.rollout_logs)
+    assert set(output["extra_logs"]) == {*REWARD_NAMES, *ROLLOUT_LOG_NAMES}
     for name in REWARD_NAMES:
         assert output["extra_logs"][name].item() == pytest.approx(expected[name], abs=1e-5)
 
@@ -88,7 +58,24 @@ def test_reward_func_shapes_for_a_batch(sbert):
     queries = [f"<|im_start|>assistant\n{r}<|im_end|>" for r in RESPONSES]
     out = reward_func(queries, [""] * len(queries), [json.dumps(LABEL)] * len(queries))
     assert out["rewards"].dtype == torch.float32 and out["rewards"].shape == (len(RESPONSES),)
-    assert all(out["extra_logs"][name].shape == (len(RESPONSES),) for name in REWARD_NAMES)
+    assert all(out["extra_logs"][name].shape == (len(RESPONSES),) for name in (*REWARD_NAMES, *ROLLOUT_LOG_NAMES))
+    assert out["scores"].tolist() == [1.0, 0.0, 0.0, 0.0]  # only the first refuses the irrelevant query in a block
+
+
+@pytest.mark.parametrize(
+    "response, label",
+    [
+        ("<answer>no steak \ud800</answer> <correct>a man \udfff cooks</correct>", LABEL),
+        ("<answer>no\x00 steak\x1b[1m</answer> <correct>\x85a man cooks</correct>", LABEL),
+        (RESPONSES[0], dict(LABEL, query="a man \ud800 cuts", answer_refusal="\udc00", query_relevant="\x00\ud83d")),
+    ],
+    ids=["surrogates-in-the-response", "control-characters", "surrogates-in-the-label"],
+)
+def test_reward_func_never_raises_on_text_no_tokenizer_takes(sbert, response, label):
+    from rarft_plugin.openrlhf_reward import reward_func
+
+    out = reward_func([f"<|im_start|>assistant\n{response}<|im_end|>"], [""], [json.dumps(label)])
+    assert torch.isfinite(out["rewards"]).all()
 
 
 @pytest.mark.parametrize(
@@ -134,6 +121,43 @@ def test_contrastive_correction_from_environment_reaches_the_reward(sbert, monke
         monkeypatch.setattr(entry, "_OPTIONS", RewardOptions.from_env({"RARFT_CORRECTION": value}).score_options())
         rewards[value] = float(entry.reward_func([copy], [""], [json.dumps(label)])["extra_logs"]["correction"][0])
     assert rewards["similarity"] > 0.3 and rewards["contrastive"] == pytest.approx(-1.0, abs=1e-5)
+
+
+def _other_markers_family():
+    from rarft_plugin.models import ChatMarkers
+    from rarft_plugin.models.qwen2_5_vl import Qwen2_5_VL
+
+    class OtherMarkers(Qwen2_5_VL):  # a family whose chat template is not ChatML
+        NAME, MODEL_TYPES, PROCESSOR_CLASSES = "other_markers", ("other_markers",), ("OtherMarkersProcessor",)
+        CHAT = ChatMarkers("<|start_header_id|>assistant<|end_header_id|>", ("<|eot_id|>",))
+
+    return OtherMarkers()
+
+
+@pytest.mark.parametrize("family, read", [(None, False), ("qwen2_5_vl", False), ("other_markers", True)])
+def test_the_reward_file_reads_responses_with_the_markers_of_the_family_the_environment_names(
+    monkeypatch, sbert, family, read
+):
+    import rarft_plugin.openrlhf_reward as entry
+    from rarft_plugin import models
+
+    other = _other_markers_family()
+    monkeypatch.setattr(models, "families", lambda: (models.REGISTRY.families()[0], other))
+    if family is None:
+        monkeypatch.delenv("RARFT_MODEL_FAMILY", raising=False)
+    else:
+        monkeypatch.setenv("RARFT_MODEL_FAMILY", family)
+    entry.chat_markers.cache_clear()
+    query = (
+        "<|start_header_id|>user<|end_header_id|>\nFind the moment: a man cuts a steak.<|eot_id|>"
+        f"<|start_header_id|>assistant<|end_header_id|>\n{RESPONSES[0]}<|eot_id|>"
+    )
+    try:
+        out = entry.reward_func([query], [""], [json.dumps(LABEL)])
+    finally:
+        entry.chat_markers.cache_clear()
+    expected = score(RESPONSES[0], LABEL, similarity=sbert)
+    assert (out["extra_logs"]["format"].item() == expected["format"] == 1.0) is read  # ChatML markers miss the turn
 
 
 @pytest.mark.parametrize("name", ["reward", "agent"])

@@ -17,6 +17,7 @@ from rarft_plugin.parsing import (
     parse_response,
     strip_boilerplate,
     unclosed_block,
+    without_end_of_turn,
 )
 from rarft_plugin.prompts import OUTPUT_BLOCKS
 
@@ -88,6 +89,8 @@ def test_segment_grammar_rejects(text):
         (".5 to 2", (5.0, 2.0)),  # a number starts with a digit
         ("first 2 to 4, then 6 to 8", (2.0, 4.0)),
         ("٢ to ٦", (2.0, 6.0)),  # \d and float() both take any Unicode decimal digit
+        ("2 TO 6", (2.0, 6.0)),  # re.IGNORECASE (main_rarft.py:241)
+        ("2 To 6", (2.0, 6.0)),
         ("9" * 400 + " to 1", (math.inf, 1.0)),  # float() overflows to inf
     ],
 )
@@ -106,7 +109,6 @@ def test_released_segment_grammar_accepts(text, expected):
         "2s to 6s",
         "2 seconds to 6",
         "between 2 and 6",
-        "2 TO 6",
         "2to 6",
         "nan to 3",
         "No such moment.",
@@ -117,9 +119,9 @@ def test_released_segment_grammar_rejects(text):
 
 
 @settings(max_examples=2000, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("0123456789. \t\nto-٣x")), max_size=24))
+@given(st.text(alphabet=st.sampled_from(list("0123456789. \t\ntoTO-٣x")), max_size=24))
 def test_released_segment_is_the_released_regex(text):
-    match = re.search(RELEASED_SEGMENT_PATTERN, text)
+    match = re.search(RELEASED_SEGMENT_PATTERN, text, re.IGNORECASE)
     expected = (float(match.group(1)), float(match.group(2))) if match else None
     assert extract_segment_released(text) == expected
 
@@ -180,16 +182,52 @@ BLOCK_PIECES = st.lists(
 
 @settings(max_examples=1000, deadline=None)
 @given(BLOCK_PIECES)
-def test_first_block_is_what_the_released_re_search_finds(text):
-    def released(tag):
+def test_first_block_is_what_re_search_finds(text):
+    def first(tag):
         match = re.search(rf"<{tag}>(.*?)</{tag}>", text, re.DOTALL)
         return match.group(1).strip() if match else None
 
     parsed = parse_response(text)
-    assert (parsed.answer, parsed.correction_released, parsed.think) == (
-        released("answer"),
-        released("correction"),
-        released("think"),
+    assert (parsed.answer, parsed.think) == (first("answer"), first("think"))
+
+
+def released_last_block(text, tag):
+    """The released reward's reading, as written (main_rarft.py:140-155); quadratic on repeated opening tags."""
+    found = re.findall(rf"<{tag}>(.*?)</{tag}>", text, re.DOTALL)
+    return found[-1].strip() if found else None
+
+
+@pytest.mark.parametrize(
+    "text, answer_released, correction_released",
+    [
+        ("<answer>No match.</answer><answer>2 to 6</answer>", "2 to 6", None),  # the last block wins
+        ("<answer>2 to 6</answer><answer>No match.</answer>", "No match.", None),
+        ("<answer>a</answer><answer>unclosed", "a", None),  # an unclosed block does not count
+        ("<answer>a <answer>b</answer> c</answer>", "a <answer>b", None),  # first open, first close, then on
+        ("<answer><answer>in</answer></answer>", "<answer>in", None),
+        ("<correction>x</correction> <correction>NIL</correction>", None, "NIL"),
+        ("<correction>NIL</correction> <correction>a man runs</correction>", None, "a man runs"),
+        ("<correction>x</correction><correct>y</correct>", None, "x"),  # only <correction> is read
+        ("<think>t</think> <answer>2 to 6", None, None),  # cut off before </answer>: no answer
+        ("<answer></answer>", "", None),  # an empty block is a block
+    ],
+)
+def test_last_blocks_as_the_released_reward_reads_them(text, answer_released, correction_released):
+    parsed = parse_response(text)
+    assert (parsed.answer_released, parsed.correction_released) == (answer_released, correction_released)
+    assert (released_last_block(text, "answer"), released_last_block(text, "correction")) == (
+        answer_released,
+        correction_released,
+    )
+
+
+@settings(max_examples=1000, deadline=None)
+@given(BLOCK_PIECES)
+def test_last_block_is_what_the_released_findall_finds(text):
+    parsed = parse_response(text)
+    assert (parsed.answer_released, parsed.correction_released) == (
+        released_last_block(text, "answer"),
+        released_last_block(text, "correction"),
     )
 
 
@@ -359,6 +397,8 @@ def test_parser_handles_megabyte_outputs_quickly():
         "<think>" + "x" * 2_000_000,
         "1." * 500_000,
         "<think>" + "</think><answer></answer>" * 60_000 + "<correction>",  # cubic for the released regex
+        "<answer>" * 200_000 + "</answer>" * 10,  # quadratic for the released findall
+        "<correction></correction>" * 100_000,
         "<think>" + "</think> <answer>" * 100_000 + "</correction>",
         "<|" + "a" * 1_000_000,
         "<|" * 500_000,
@@ -463,3 +503,24 @@ def test_strip_boilerplate_keeps_only_clauses_with_content_and_is_idempotent(tex
     words = re.findall(r"\w+", stripped.lower())
     assert not words or not all(word in BOILERPLATE_WORDS for word in words)
     assert set(words) <= set(re.findall(r"\w+", text.lower()))
+
+
+@pytest.mark.parametrize(
+    "response, expected",
+    [
+        ("<answer>No.</answer><|im_end|>", "<answer>No.</answer>"),
+        ("<answer>No.</answer> <|im_end|>\n", "<answer>No.</answer>"),
+        ("<answer>No.</answer><|im_end|><|endoftext|>", "<answer>No.</answer>"),  # every trailing marker
+        ("<|im_end|>", ""),
+        ("a <|im_end|> b", "a <|im_end|> b"),  # only at the end
+        ("<answer>No.</answer>", "<answer>No.</answer>"),
+        ("im_end|>", "im_end|>"),
+        ("", ""),
+    ],
+)
+def test_without_end_of_turn(response, expected):
+    assert without_end_of_turn(response) == expected
+
+
+def test_without_end_of_turn_is_linear():
+    assert without_end_of_turn("x" + "<|im_end|> " * 200_000) == "x"

@@ -84,6 +84,9 @@ def test_the_dataset_flags_name_the_keys_of_the_row():
         ("two videos", ["input"]),
         ("no video item", ["input"]),
         ("messages not a list", ["input"]),
+        ("marker in the prompt", ["input", "input"]),  # the marker, and a prompt the template did not build
+        ("marker in the label", ["label.query"]),
+        ("marker in a system message", ["input"]),
         ([1, 2], [None]),
     ],
 )
@@ -99,6 +102,12 @@ def test_row_problems_name_the_field(row, fields):
         },
         "no video item": {**good, "input": [{"role": "user", "content": good["input"][0]["content"][:1]}]},
         "messages not a list": {**good, "input": "hello"},
+        "marker in the prompt": {
+            **good,
+            "input": json.loads(json.dumps(good["input"]).replace("the bar moves right", "x<|im_end|><|im_start|>")),
+        },
+        "marker in the label": {**good, "label": json.dumps({**RELEVANT, "query": "x<|im_end|>"})},
+        "marker in a system message": {**good, "input": [{"role": "system", "content": "<|im_end|>"}, *good["input"]]},
     }
     found = row_problems(rows.get(row, row) if isinstance(row, str) else row, "ra_rft")
     assert sorted(str(e.field) for e in found) == sorted(str(f) for f in fields)

@@ -2,70 +2,43 @@
 
 Positions: rarft's reference equals vLLM's algorithm; transformers 5.x as installed does not.
 
-`vllm_positions` is vLLM 0.26's `Qwen2_5_VLForConditionalGeneration.get_mrope_input_positions` (with
-`iter_mm_grid_thw`), re-typed with numpy so that it runs where vLLM does not install; the GPU test
-`tests/gpu/test_vllm_video_positions.py` checks the reference against the installed vLLM itself.
+`qwen2_5_vl_positions` (tests/support/vllm_qwen.py) is vLLM 0.26's
+`Qwen2_5_VLForConditionalGeneration.get_mrope_input_positions` (with `iter_mm_grid_thw`), re-typed with numpy
+so that it runs where vLLM does not install; the GPU test `tests/gpu/test_vllm_video_positions.py` checks the
+reference against the installed vLLM itself.
 """
 
 import numpy as np
 import pytest
 import torch
+from support.vllm_qwen import qwen2_5_vl_positions
 from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLModel
 
-from rarft_plugin.models.qwen2_5_vl import (
-    MIN_PIXELS,
-    frame_indices,
-    process_video_prompt,
-    processor_video_inputs,
-    reference_rope_index,
-    restore_installed_video_positions,
-    rope_index_matches_reference,
-    smart_resize,
-    use_reference_video_positions,
-)
+from rarft_plugin.models import family_named
+from rarft_plugin.models.qwen2_5_vl import reference_rope_index
+from rarft_plugin.models.qwen_vl import smart_resize
 from rarft_plugin.prompts import build_messages
-from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video
+from rarft_plugin.stand_ins import write_test_video
 from rarft_plugin.video import VideoError, VideoSpec, sample_frames
 
+FAMILY = family_named("qwen2_5_vl")
+MIN_PIXELS = FAMILY.MIN_PIXELS
+use_reference_video_positions = FAMILY.use_reference_video_positions
 
-@pytest.fixture(autouse=True)
-def installed_positions():
-    restore_installed_video_positions()
-    yield
-    restore_installed_video_positions()
+
+pytestmark = pytest.mark.usefixtures("installed_positions")
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
-
-    directory = build_tiny_qwen2_5_vl(tmp_path_factory.mktemp("tiny"))
-    return AutoProcessor.from_pretrained(directory), Qwen2_5_VLForConditionalGeneration.from_pretrained(directory)
-
-
-def vllm_positions(ids, grid, second_per_grid, config, video_token_id):
-    """vLLM 0.26's M-RoPE positions of one prompt with one video (numpy, as vLLM computes them)."""
-    merge, tokens_per_second = config.vision_config.spatial_merge_size, config.vision_config.tokens_per_second
-    frames, height, width = (int(v) for v in grid)
-    height, width = height // merge, width // merge
-    offset = ids.index(video_token_id)
-    parts = [np.broadcast_to(np.arange(offset), (3, offset))]
-    indices = np.indices((frames, height, width))
-    t_factor = second_per_grid * tokens_per_second
-    if t_factor != 1.0:
-        indices[0] = (indices[0] * t_factor).astype(np.int64)
-    parts.append(indices.reshape(3, -1) + offset)
-    rest = len(ids) - offset - frames * height * width
-    if rest:
-        parts.append(np.broadcast_to(np.arange(rest), (3, rest)) + parts[-1].max() + 1)
-    return np.concatenate(parts, axis=1)
+def tiny(loaded_tiny):
+    return loaded_tiny("qwen2_5_vl")
 
 
 def prompt_and_inputs(processor, clip, purpose):
     prompt = processor.apply_chat_template(
         build_messages("ra_rft", "the bar moves", purpose=purpose), tokenize=False, add_generation_prompt=True
     )
-    return process_video_prompt(processor, prompt, sample_frames(VideoSpec(str(clip)), cache=False))
+    return FAMILY.process_video_prompt(processor, prompt, sample_frames(VideoSpec(str(clip)), cache=False))
 
 
 def positions(model, processor, ids, tensors, attention=None):
@@ -94,7 +67,7 @@ def test_reference_equals_vllm_and_installed_transformers_does_not(tmp_path, tin
     processor, model = tiny
     clip = write_test_video(tmp_path / "clip.mp4", seconds=seconds, fps=fps, size=(112, 84))
     ids, tensors = prompt_and_inputs(processor, clip, purpose)
-    expected = vllm_positions(
+    expected = qwen2_5_vl_positions(
         ids, tensors["video_grid_thw"][0], tensors["second_per_grid_ts"].item(), model.config, processor.video_token_id
     )
     installed = positions(model, processor, ids, tensors)[:, 0].numpy()
@@ -105,28 +78,10 @@ def test_reference_equals_vllm_and_installed_transformers_does_not(tmp_path, tin
 
 
 def test_the_installed_transformers_is_probed_and_replaced_once():
-    assert not rope_index_matches_reference(Qwen2_5_VLModel)  # transformers 5.15, as OpenRLHF 0.11.2 pins it
+    assert not FAMILY.rope_index_matches_reference(Qwen2_5_VLModel)  # transformers 5.15, as OpenRLHF 0.11.2 pins it
     assert use_reference_video_positions() is True
-    assert Qwen2_5_VLModel.get_rope_index is reference_rope_index and rope_index_matches_reference()
+    assert Qwen2_5_VLModel.get_rope_index is reference_rope_index and FAMILY.rope_index_matches_reference()
     assert use_reference_video_positions() is False  # idempotent
-
-
-def test_padding_and_batching_keep_each_rows_positions(tmp_path, tiny):
-    processor, model = tiny
-    clips = [write_test_video(tmp_path / f"{i}.mp4", seconds=s, size=(112, 84)) for i, s in enumerate((6, 10))]
-    rows = [prompt_and_inputs(processor, clip, "train") for clip in clips]
-    use_reference_video_positions()
-    single = [positions(model, processor, ids, t)[:, 0] for ids, t in rows]
-    length = max(len(ids) for ids, _ in rows)
-    batch = torch.full((2, length), processor.tokenizer.pad_token_id)
-    attention = torch.zeros_like(batch)
-    for row, (ids, _) in enumerate(rows):  # left padding, as generation batches
-        batch[row, length - len(ids) :] = torch.tensor(ids)
-        attention[row, length - len(ids) :] = 1
-    merged = {key: torch.cat([t[key] for _, t in rows]) for key in ("video_grid_thw", "second_per_grid_ts")}
-    both = positions(model, processor, batch, merged, attention)
-    for row, (ids, _) in enumerate(rows):
-        assert torch.equal(both[:, row, length - len(ids) :], single[row])
 
 
 def test_training_log_probs_change_with_the_positions_and_generation_still_runs(tmp_path, tiny):
@@ -161,14 +116,14 @@ def test_training_log_probs_change_with_the_positions_and_generation_still_runs(
     ],
 )
 def test_smart_resize(height, width, max_pixels, expected):
-    h, w = smart_resize(height, width, min_pixels=MIN_PIXELS, max_pixels=max_pixels)
+    h, w = smart_resize(height, width, factor=28, min_pixels=MIN_PIXELS, max_pixels=max_pixels)
     assert (h, w) == expected and h % 28 == 0 and w % 28 == 0
     assert MIN_PIXELS <= h * w <= max_pixels
 
 
 def test_extreme_aspect_ratio_is_refused():
     with pytest.raises(VideoError, match="aspect ratio"):
-        smart_resize(10, 4000, min_pixels=MIN_PIXELS, max_pixels=10**6)
+        smart_resize(10, 4000, factor=28, min_pixels=MIN_PIXELS, max_pixels=10**6)
 
 
 @pytest.mark.parametrize(
@@ -182,7 +137,7 @@ def test_extreme_aspect_ratio_is_refused():
     ],
 )
 def test_frame_indices_are_even_at_2_fps(total, fps, first, last, count):
-    indices = frame_indices(total, fps, first, last)
+    indices = FAMILY.frame_indices(total, fps, first, last)
     assert len(indices) == count and len(indices) % 2 == 0
     assert indices[0] == first and indices[-1] == last and np.all(np.diff(indices) > 0)
 
@@ -193,7 +148,9 @@ def test_metadata_gives_the_processor_the_sampling_fps(tiny, tmp_path):
     video = sample_frames(VideoSpec(str(clip), 0.0, 7.5), cache=False)  # 75 frames -> 14: fps 1.87, not 2
     assert video.fps == pytest.approx(14 / 75 * 10)
     out = processor(
-        text=["<|vision_start|><|video_pad|><|vision_end|>"], **processor_video_inputs([video]), return_tensors="pt"
+        text=["<|vision_start|><|video_pad|><|vision_end|>"],
+        **FAMILY.processor_video_inputs([video]),
+        return_tensors="pt",
     )
     assert out["second_per_grid_ts"].tolist() == pytest.approx([2 / video.fps])  # temporal patch of 2 frames
     assert tuple(out["video_grid_thw"][0].tolist()) == (7, video.frames.shape[1] // 14, video.frames.shape[2] // 14)

@@ -23,7 +23,7 @@ install_import_stand_ins()  # OpenRLHF's train_ppo_ray imports vllm and flash_at
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
-BASE_MODEL_RECIPES = ["time_r1.sh", "videochat_r1.sh", "videochat_r1_think.sh", "qwen2_5_vl_7b.sh"]
+BASE_MODEL_RECIPES = ["time_r1.sh", "videochat_r1.sh", "videochat_r1_think.sh", "qwen2_5_vl_7b.sh", "qwen3_vl_8b.sh"]
 ALL_RECIPES = [*BASE_MODEL_RECIPES, "single_gpu_smoke.sh"]
 VARIABLES = [
     "RARFT_MODEL",
@@ -36,6 +36,7 @@ VARIABLES = [
     "RARFT_SBERT_MODEL",
     "RARFT_SBERT_DEVICE",
     "RARFT_DRY_RUN",
+    "RARFT_PRESET",
     "PYTHON",
 ]
 
@@ -64,6 +65,15 @@ PAPER_SETUP = {
     ("vllm", "num_engines"): 8,
     ("train", "colocate_all"): True,
     ("data", "max_len"): 4608,
+    ("actor", "loss_agg_mode"): "seq-mean-token-mean",
+}
+# RARFT_PRESET=released: the released training script where it differs (docs/train.md, "The two presets").
+RELEASED_SETUP = {
+    **PAPER_SETUP,
+    ("rollout", "batch_size"): 8,  # train_rarft.sh: 8 GPUs x 1 prompt
+    ("train", "batch_size"): 64,
+    ("train", "num_episodes"): 1,  # the data file holds the 3 epochs (--pairing released)
+    ("actor", "loss_agg_mode"): "token-mean",  # trainer:742
 }
 SMOKE_SETUP = {
     **PAPER_SETUP,
@@ -84,6 +94,9 @@ def inputs(tmp_path_factory):
     model = root / "model"
     model.mkdir()
     (model / "config.json").write_text(json.dumps({"model_type": "qwen2_5_vl", "vision_config": {}}))
+    qwen3_vl = root / "qwen3_vl"
+    qwen3_vl.mkdir()
+    (qwen3_vl / "config.json").write_text(json.dumps({"model_type": "qwen3_vl", "vision_config": {}}))
     clip = write_test_video(root / "clip.mp4", seconds=6)
     label = {
         "relevant": False,
@@ -94,11 +107,15 @@ def inputs(tmp_path_factory):
         "query_relevant": "the bar moves",
     }
     data = {}
-    for template in ("ra_rft", "ra_rft_released"):
-        row = make_row(parse_label(label), VideoSpec(str(clip)), template=template, datasource="test", row_id="0:0")
-        data[template] = root / f"{template}.jsonl"
-        data[template].write_text(json.dumps(row) + "\n")
-    return {"model": model, "data": data, "root": root}
+    for name, template, row_id in (
+        ("ra_rft", "ra_rft", "0:0"),
+        ("ra_rft_released", "ra_rft_released", "0:0"),
+        ("released_pairing", "ra_rft_released", "0:0@e1"),  # rarft-prep to-openrlhf --pairing released
+    ):
+        row = make_row(parse_label(label), VideoSpec(str(clip)), template=template, datasource="test", row_id=row_id)
+        data[name] = root / f"{name}.jsonl"
+        data[name].write_text(json.dumps(row) + "\n")
+    return {"model": model, "qwen3_vl": qwen3_vl, "data": data, "root": root}
 
 
 @functools.cache
@@ -178,9 +195,12 @@ def test_an_unset_path_variable_is_a_clear_error(recipe, missing, inputs):
     assert done.stderr.startswith(f"{recipe}: {missing} is not set: ") and "--help" in done.stderr
 
 
-@pytest.mark.parametrize(
-    "recipe, expected", [(r, PAPER_SETUP) for r in BASE_MODEL_RECIPES] + [("single_gpu_smoke.sh", SMOKE_SETUP)]
-)
+# Qwen3-VL's prompts carry a timestamp per frame group (recipes/qwen3_vl_8b.sh says why 5120).
+RECIPE_SETUPS = {**dict.fromkeys(BASE_MODEL_RECIPES, PAPER_SETUP), "single_gpu_smoke.sh": SMOKE_SETUP}
+RECIPE_SETUPS["qwen3_vl_8b.sh"] = {**PAPER_SETUP, ("data", "max_len"): 5120}
+
+
+@pytest.mark.parametrize("recipe, expected", RECIPE_SETUPS.items())
 def test_final_command_is_accepted_by_openrlhf_with_the_papers_setup(recipe, expected, inputs):
     prefix, args = dry_run_arguments(recipe, inputs)
     assert {key: setting(args, *key) for key in expected} == expected
@@ -190,6 +210,30 @@ def test_final_command_is_accepted_by_openrlhf_with_the_papers_setup(recipe, exp
     )
     assert args.critic.model_name_or_path is None  # GRPO: no critic
     assert "RARFT_VARIANT=paper" in prefix
+
+
+def test_the_released_preset_is_the_released_training_script(inputs):
+    prefix, args = dry_run_arguments("time_r1.sh", inputs, template="released_pairing", RARFT_PRESET="released")
+    assert {key: setting(args, *key) for key in RELEASED_SETUP} == RELEASED_SETUP
+    assert "RARFT_VARIANT=released" in prefix  # the released reward code, whatever RARFT_VARIANT says
+
+
+@pytest.mark.parametrize(
+    "data, preset, message",
+    [
+        ("ra_rft_released", "released", "RARFT_PRESET=released trains on one relevant and one drawn irrelevant"),
+        ("ra_rft", "reproduce", "RARFT_PRESET must be paper or released, got 'reproduce'"),
+    ],
+)
+def test_the_released_preset_needs_released_pairing(inputs, data, preset, message):
+    done = run_recipe(
+        "time_r1.sh",
+        RARFT_DRY_RUN="1",
+        RARFT_MODEL=str(inputs["model"]),
+        RARFT_DATA=str(inputs["data"][data]),
+        RARFT_PRESET=preset,
+    )
+    assert done.returncode == 2 and message in done.stderr
 
 
 @pytest.mark.parametrize("recipe", ALL_RECIPES)
@@ -242,6 +286,19 @@ def test_reward_options_reach_the_worker_environment(inputs):
         "RARFT_SBERT_DEVICE=cuda",
         "RARFT_CORRECTION=contrastive",
     ]
+
+
+@pytest.mark.parametrize("model, family", [("model", "qwen2_5_vl"), ("qwen3_vl", "qwen3_vl")])
+def test_the_models_family_reaches_the_worker_environment(inputs, model, family):
+    done = run_recipe(
+        "qwen3_vl_8b.sh",
+        RARFT_DRY_RUN="1",
+        RARFT_MODEL=str(inputs[model]),
+        RARFT_DATA=str(inputs["data"]["ra_rft"]),
+        RARFT_OUTPUT=str(inputs["root"] / "out"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"RARFT_MODEL_FAMILY={family}" in shlex.split(done.stdout.strip().splitlines()[-1])
 
 
 def test_data_built_for_the_other_reward_variant_is_refused(inputs):

@@ -20,9 +20,9 @@ from rarft_plugin.rewards import (
     reward_bounds,
     score,
     score_many,
+    templated_refusal,
     temporal_iou,
     variant_label_problems,
-    video_free_answers,
 )
 from rarft_plugin.schema import Label
 
@@ -157,91 +157,207 @@ EMPTY_SIMS = {(A_TIME, ""): 0.3, (A_REFUSAL, ""): -0.2, (Q_R, ""): 0.4, (Q_R, "a
 STRICT_RELEASED = response(tag="correction")
 
 
-def released_row(case, text, label, component, released, paper):
-    return pytest.param(text, label, component, released, paper, id=case)
+def released_row(case, source, text, label, component, released, paper):
+    """One class of the released rules: its smallest example, the released code it follows (main_rarft.py,
+    the authors' reward functions; "rules" = lines 119-429 where no single line is known), the released
+    variant's value and the paper variant's."""
+    return pytest.param(text, label, component, released, paper, id=f"{case} [{source}]")
 
 
+BLOCKS = "main_rarft.py:140-155, findall()[-1]"
+PATTERN = "main_rarft.py:241, re.IGNORECASE"
+RULES = "main_rarft.py:119-429"
 RELEASED_BATTERY = [
-    # format: lenient regex over the stripped text, <correction> only
-    released_row("format-correction-tag", STRICT_RELEASED, RELEVANT, "format", 1.0, 0.0),
-    released_row("format-correct-tag", response(), RELEVANT, "format", 0.0, 1.0),
+    # format: the lenient regex, <correction> only
+    released_row("format-correction-tag", RULES, STRICT_RELEASED, RELEVANT, "format", 1.0, 0.0),
+    released_row("format-correct-tag", RULES, response(), RELEVANT, "format", 0.0, 1.0),
     released_row(
         "format-two-answers",
+        RULES,
         "<think>t</think> <answer>a</answer> <answer>b</answer> <correction>c</correction>",
         RELEVANT,
         "format",
         1.0,
         0.0,
     ),
-    released_row("format-stripped", "\n " + STRICT_RELEASED + " \n", RELEVANT, "format", 1.0, 0.0),
-    released_row("format-trailing-text", STRICT_RELEASED + " ok", RELEVANT, "format", 0.0, 0.0),
-    # answer: the first block
+    released_row("format-stripped", RULES, "\n " + STRICT_RELEASED + " \n", RELEVANT, "format", 1.0, 0.0),
+    released_row("format-trailing-text", RULES, STRICT_RELEASED + " ok", RELEVANT, "format", 0.0, 0.0),
+    # timestamps: the first `number to number` of the last answer block, as written
+    released_row("exact", PATTERN, "<answer>2 to 6</answer>", RELEVANT, "refuse_iou", 1.0, 1.0),
+    released_row("upper-case-to", PATTERN, "<answer>2 TO 6</answer>", RELEVANT, "refuse_iou", 1.0, 1.0),
+    released_row("upper-case-to-irrelevant", PATTERN, "<answer>2 TO 6</answer>", IRRELEVANT, "refuse_iou", 0.0, 0.0),
+    released_row("units", PATTERN, "<answer>2s to 6s</answer>", RELEVANT, "refuse_iou", 0.0, 1.0),
+    released_row("brackets", PATTERN, "<answer>[2, 6]</answer>", RELEVANT, "refuse_iou", 0.0, 1.0),
+    released_row("dash", PATTERN, "<answer>2 - 6</answer>", RELEVANT, "refuse_iou", 0.0, 1.0),
+    released_row("clock", PATTERN, "<answer>00:02 to 00:06</answer>", RELEVANT, "refuse_iou", 0.0, 1.0),  # 2 to 0
+    released_row("minus-dropped", PATTERN, "<answer>-3 to 5</answer>", RELEVANT, "refuse_iou", 0.5 * 0.95 * 0.95, 0.0),
+    released_row("minus-dropped-irrelevant", PATTERN, "<answer>-3 to 5</answer>", IRRELEVANT, "refuse_iou", 0.0, 1.0),
+    released_row("reversed", PATTERN, "<answer>6 to 2</answer>", RELEVANT, "refuse_iou", 0.0, 0.0),
+    released_row("reversed-irrelevant", PATTERN, "<answer>6 to 2</answer>", IRRELEVANT, "refuse_iou", 0.0, 1.0),
+    # several answer blocks: the released variant reads the last, the paper variant the first
     released_row(
-        "first-block-relevant", "<answer>No match.</answer><answer>2 to 6</answer>", RELEVANT, "refuse_iou", 0.0, 0.0
+        "relevant-span-then-refusal",
+        BLOCKS,
+        f"<answer>2 to 6</answer><answer>{REFUSAL}</answer>",
+        RELEVANT,
+        "refuse_iou",
+        0.0,
+        1.0,
     ),
     released_row(
-        "first-block-irrelevant",
-        "<answer>No match.</answer><answer>2 to 6</answer>",
+        "relevant-refusal-then-span",
+        BLOCKS,
+        f"<answer>{REFUSAL}</answer><answer>2 to 6</answer>",
+        RELEVANT,
+        "refuse_iou",
+        1.0,
+        0.0,
+    ),
+    released_row(
+        "irrelevant-span-then-refusal",
+        BLOCKS,
+        f"<answer>2 to 6</answer><answer>{REFUSAL}</answer>",
         IRRELEVANT,
         "refuse_iou",
         1.0,
+        0.0,
+    ),
+    released_row(
+        "irrelevant-refusal-then-span",
+        BLOCKS,
+        f"<answer>{REFUSAL}</answer><answer>2 to 6</answer>",
+        IRRELEVANT,
+        "refuse_iou",
+        0.0,
         1.0,
     ),
-    # timestamps: only `number to number`, as written
-    released_row("exact", "<answer>2 to 6</answer>", RELEVANT, "refuse_iou", 1.0, 1.0),
-    released_row("units", "<answer>2s to 6s</answer>", RELEVANT, "refuse_iou", 0.0, 1.0),
-    released_row("brackets", "<answer>[2, 6]</answer>", RELEVANT, "refuse_iou", 0.0, 1.0),
-    released_row("dash", "<answer>2 - 6</answer>", RELEVANT, "refuse_iou", 0.0, 1.0),
-    released_row("clock", "<answer>00:02 to 00:06</answer>", RELEVANT, "refuse_iou", 0.0, 1.0),  # reads 2 to 0
-    released_row("minus-dropped", "<answer>-3 to 5</answer>", RELEVANT, "refuse_iou", 0.5 * 0.95 * 0.95, 0.0),
-    released_row("minus-dropped-irrelevant", "<answer>-3 to 5</answer>", IRRELEVANT, "refuse_iou", 0.0, 1.0),
-    released_row("reversed", "<answer>6 to 2</answer>", RELEVANT, "refuse_iou", 0.0, 0.0),
-    released_row("reversed-irrelevant", "<answer>6 to 2</answer>", IRRELEVANT, "refuse_iou", 0.0, 1.0),
+    released_row(
+        "explain-relevant-refusal-then-span",
+        BLOCKS,
+        f"<answer>{REFUSAL}</answer><answer>2 to 6</answer>",
+        RELEVANT,
+        "explain",
+        (1.9 - 1.2) / 2,
+        0.1 - 0.7,
+    ),
+    released_row(
+        "explain-irrelevant-span-then-refusal",
+        BLOCKS,
+        f"<answer>2 to 6</answer><answer>{REFUSAL}</answer>",
+        IRRELEVANT,
+        "explain",
+        (1.7 - 1.1) / 2,
+        0.2 - 0.9,
+    ),
     # distance penalty, not clipped; zero-length spans
-    released_row("penalty", "<answer>4 to 8</answer>", RELEVANT, "refuse_iou", (2 / 6) * 0.9 * 0.9, 2 / 6),
+    released_row("penalty", RULES, "<answer>4 to 8</answer>", RELEVANT, "refuse_iou", (2 / 6) * 0.9 * 0.9, 2 / 6),
     released_row(
         "penalty-negative",
+        RULES,
         "<answer>0 to 90</answer>",
         REL_30,
         "refuse_iou",
         (4 / 90) * (28 / 30) * (1 - 84 / 30),
         4 / 90,
     ),
-    released_row("zero-length", "<answer>2 to 2</answer>", ZERO_SPAN, "refuse_iou", 0.0, 1.0),
+    released_row("zero-length", RULES, "<answer>2 to 2</answer>", ZERO_SPAN, "refuse_iou", 0.0, 1.0),
     # irrelevant: a block without a match earns 1, no block 0
-    released_row("irrelevant-refused", f"<answer>{REFUSAL}</answer>", IRRELEVANT, "refuse_iou", 1.0, 1.0),
-    released_row("irrelevant-empty-block", "<answer></answer>", IRRELEVANT, "refuse_iou", 1.0, 1.0),
-    released_row("irrelevant-no-block", "<think>t</think> <answer>The query", IRRELEVANT, "refuse_iou", 0.0, 0.0),
-    # departures from the released code, documented: unknown duration, overflow
-    released_row("unknown-duration", "<answer>2 to 6</answer>", NO_DURATION, "refuse_iou", 0.0, 1.0),
-    released_row("overflow", "<answer>0 to " + "9" * 400 + "</answer>", RELEVANT, "refuse_iou", 0.0, 0.0),
-    # explain: (cos+1)/2; a missing or empty answer is encoded as ""
-    released_row("explain", f"<answer>{REFUSAL}</answer>", IRRELEVANT, "explain", (1.7 - 1.1) / 2, 0.6),
-    released_row("explain-no-answer", "<think>t</think>", IRRELEVANT, "explain", (0.8 - 1.3) / 2, 0.0),
-    released_row("explain-empty-answer", "<answer></answer>", IRRELEVANT, "explain", (0.8 - 1.3) / 2, 0.0),
-    released_row("explain-no-answer-relevant", "", RELEVANT, "explain", (1.3 - 0.8) / 2, 0.0),
-    # correction, relevant: "NIL" in the upper-cased <correction> text
-    released_row("nil", response(correct="NIL", tag="correction"), RELEVANT, "correction", 1.0, 0.0),
-    released_row("nil-lowercase", response(correct="nil", tag="correction"), RELEVANT, "correction", 1.0, 0.0),
-    released_row("nil-substring", response(correct="vanilla", tag="correction"), RELEVANT, "correction", 1.0, 0.0),
-    released_row("nil-in-correct-tag", response(correct="NIL"), RELEVANT, "correction", 0.0, 0.0),
-    released_row("nil-missing", "<answer>2 to 6</answer>", RELEVANT, "correction", 0.0, 0.0),
-    # correction, irrelevant: (cos+1)/2; NIL or missing 0; empty encoded as ""
+    released_row("irrelevant-refused", RULES, f"<answer>{REFUSAL}</answer>", IRRELEVANT, "refuse_iou", 1.0, 1.0),
+    released_row("irrelevant-empty-block", RULES, "<answer></answer>", IRRELEVANT, "refuse_iou", 1.0, 1.0),
     released_row(
-        "correction", response(REFUSAL, "a man cooks pasta", tag="correction"), IRRELEVANT, "correction", 0.9, 0.8
+        "irrelevant-no-block", BLOCKS, "<think>t</think> <answer>The query", IRRELEVANT, "refuse_iou", 0.0, 0.0
     ),
-    released_row("correction-nil", response(REFUSAL, "Nil", tag="correction"), IRRELEVANT, "correction", 0.0, 0.0),
+    # a relevant label without a duration: the released guard returns 0
+    released_row("null-duration", "main_rarft.py:262", "<answer>2 to 6</answer>", NO_DURATION, "refuse_iou", 0.0, 1.0),
+    # a time that overflows: the released product is NaN, the variant scores 0 (documented departure)
+    released_row("overflow", RULES, "<answer>0 to " + "9" * 400 + "</answer>", RELEVANT, "refuse_iou", 0.0, 0.0),
+    # explain: (cos+1)/2; no answer block 0, an empty one encoded as ""
+    released_row("explain", RULES, f"<answer>{REFUSAL}</answer>", IRRELEVANT, "explain", (1.7 - 1.1) / 2, 0.6),
+    released_row("explain-no-answer", "main_rarft.py:348-351", "<think>t</think>", IRRELEVANT, "explain", 0.0, 0.0),
+    released_row("explain-no-answer-relevant", "main_rarft.py:348-351", "", RELEVANT, "explain", 0.0, 0.0),
+    released_row(
+        "explain-cut-off-answer", "main_rarft.py:348-351", "<answer>He is cooking", IRRELEVANT, "explain", 0.0, 0.0
+    ),
+    released_row("explain-empty-answer", RULES, "<answer></answer>", IRRELEVANT, "explain", (0.8 - 1.3) / 2, 0.0),
+    # correction, relevant: "NIL" in the upper-cased last <correction> block
+    released_row("nil", RULES, response(correct="NIL", tag="correction"), RELEVANT, "correction", 1.0, 0.0),
+    released_row("nil-lowercase", RULES, response(correct="nil", tag="correction"), RELEVANT, "correction", 1.0, 0.0),
+    released_row(
+        "nil-substring", RULES, response(correct="vanilla", tag="correction"), RELEVANT, "correction", 1.0, 0.0
+    ),
+    released_row("nil-in-correct-tag", RULES, response(correct="NIL"), RELEVANT, "correction", 0.0, 0.0),
+    released_row("nil-missing", RULES, "<answer>2 to 6</answer>", RELEVANT, "correction", 0.0, 0.0),
+    released_row(
+        "nil-last-of-two",
+        BLOCKS,
+        "<answer>2 to 6</answer> <correction>a man</correction> <correction>NIL</correction>",
+        RELEVANT,
+        "correction",
+        1.0,
+        0.0,
+    ),
+    released_row(
+        "nil-first-of-two",
+        BLOCKS,
+        "<answer>2 to 6</answer> <correction>NIL</correction> <correction>a man</correction>",
+        RELEVANT,
+        "correction",
+        0.0,
+        0.0,
+    ),
+    # correction, irrelevant: (cos+1)/2 of the last <correction> block; NIL or missing 0; empty encoded as ""
+    released_row(
+        "correction",
+        RULES,
+        response(REFUSAL, "a man cooks pasta", tag="correction"),
+        IRRELEVANT,
+        "correction",
+        0.9,
+        0.8,
+    ),
+    released_row(
+        "correction-nil-then-query",
+        BLOCKS,
+        f"<answer>{REFUSAL}</answer> <correction>NIL</correction> <correction>a man cooks pasta</correction>",
+        IRRELEVANT,
+        "correction",
+        0.9,
+        0.0,
+    ),
+    released_row(
+        "correction-query-then-nil",
+        BLOCKS,
+        f"<answer>{REFUSAL}</answer> <correction>a man cooks pasta</correction> <correction>NIL</correction>",
+        IRRELEVANT,
+        "correction",
+        0.0,
+        0.8,
+    ),
+    released_row(
+        "correction-nil", RULES, response(REFUSAL, "Nil", tag="correction"), IRRELEVANT, "correction", 0.0, 0.0
+    ),
     released_row(
         "correction-nil-substring",
+        RULES,
         response(REFUSAL, "a vanilla cake", tag="correction"),
         IRRELEVANT,
         "correction",
         0.0,
         0.0,
     ),
-    released_row("correction-empty", response(REFUSAL, "", tag="correction"), IRRELEVANT, "correction", 0.7, 0.0),
-    released_row("correction-missing", f"<answer>{REFUSAL}</answer>", IRRELEVANT, "correction", 0.0, 0.0),
-    released_row("correction-correct-tag", response(REFUSAL, "a man cooks pasta"), IRRELEVANT, "correction", 0.0, 0.8),
+    released_row(
+        "correction-empty", RULES, response(REFUSAL, "", tag="correction"), IRRELEVANT, "correction", 0.7, 0.0
+    ),
+    released_row("correction-missing", RULES, f"<answer>{REFUSAL}</answer>", IRRELEVANT, "correction", 0.0, 0.0),
+    released_row(
+        "correction-correct-tag",
+        RULES,
+        response(REFUSAL, "a man cooks pasta"),
+        IRRELEVANT,
+        "correction",
+        0.0,
+        0.8,
+    ),
 ]
 
 
@@ -257,13 +373,19 @@ def test_released_battery_negative_value_is_the_one_measured():
     assert result["refuse_iou"] == pytest.approx(-0.075, abs=5e-4)
 
 
-def test_released_encodes_missing_texts_as_empty_strings():
+@pytest.mark.parametrize(
+    "text, variant, encoded",
+    [
+        ("<think>t</think>", "released", []),  # no answer block: nothing to compare (main_rarft.py:348-351)
+        ("<answer></answer>", "released", [[(A_REFUSAL, ""), (A_TIME, "")]]),  # an empty block is encoded
+        ("<answer></answer>", "paper", []),
+        ("<think>t</think>", "paper", []),
+    ],
+)
+def test_released_encodes_an_empty_answer_block_and_skips_a_missing_one(text, variant, encoded):
     sim = TableSimilarity()
-    score("<think>t</think>", IRRELEVANT, variant="released", similarity=sim)
-    assert sim.calls == [[(A_REFUSAL, ""), (A_TIME, "")]]
-    sim = TableSimilarity()
-    score("<think>t</think>", IRRELEVANT, variant="paper", similarity=sim)
-    assert sim.calls == []
+    score(text, IRRELEVANT, variant=variant, similarity=sim)
+    assert sim.calls == encoded
 
 
 # ---- malformed output: special tokens ------------------------------------------------------
@@ -624,7 +746,7 @@ def test_the_gain_orders_the_classes_as_an_honest_correction_deserves(sbert):
 # ---- debiased explanation (option) --------------------------------------------------------
 OPENER = "I believe this query is entirely inappropriate for the video."
 CONTENT = "The man is cooking pasta; no one cuts a steak."
-TEMPLATED = video_free_answers(IRRELEVANT["query"])[1]
+TEMPLATED = templated_refusal(Label(relevant=False, duration=20.0, query=IRRELEVANT["query"]))
 DEBIASED_SIMS = {
     (CONTENT, "He cooks pasta."): 0.8,
     (CONTENT, IRRELEVANT["query"]): 0.5,
@@ -677,7 +799,7 @@ def test_debiased_explain_is_bounded_for_any_cosines(to_reference, baselines):
 # The explanation classes, smallest example: an irrelevant query whose reference refusal opens with boilerplate.
 STYLE_QUERY = dict(IRRELEVANT, query="a man cuts a steak.", answer_refusal=OPENER + CONTENT)
 EXPLAIN_CLASSES = {
-    "template": video_free_answers("a man cuts a steak.")[1],
+    "template": templated_refusal(Label(relevant=False, duration=20.0, query="a man cuts a steak.")),
     "pasted query": "a man cuts a steak.",
     "reference opener": OPENER,
     "oracle": OPENER + CONTENT,
@@ -804,8 +926,21 @@ HOSTILE_PIECES = [
     "\n",
     "9" * 400,
     "٣",
+    "\ud800",  # lone surrogates: valid in JSON, no character; the tokenizer refuses them
+    "\udfff",
+    "\ud83d",
+    "\x1b[31m",  # control characters
+    "\x7f",
+    "\x85",
+    "\u2028",
 ]
-HOSTILE = st.one_of(st.text(max_size=300), st.lists(st.sampled_from(HOSTILE_PIECES), max_size=40).map("".join))
+# st.text() alone never draws a surrogate: add them, and control characters, explicitly
+NOT_TEXT = st.characters(categories=["Cs", "Cc"])
+HOSTILE = st.one_of(
+    st.text(max_size=300),
+    st.text(st.one_of(st.characters(), NOT_TEXT), max_size=300),
+    st.lists(st.sampled_from(HOSTILE_PIECES), max_size=40).map("".join),
+)
 LABELS = st.sampled_from(
     [
         RELEVANT,
@@ -814,6 +949,10 @@ LABELS = st.sampled_from(
         json.dumps(RELEVANT),
         dict(RELEVANT, duration=1.0, timestamp=[0.0, 1.0]),
         NO_DURATION,
+        # labels holding what no tokenizer takes (launchers refuse them, the reward still must not raise)
+        dict(IRRELEVANT, query="a dog \ud800 barks", answer_refusal="no dog\x00 \udfff", query_relevant="q\x1b[0m"),
+        dict(RELEVANT, answer_time="2 to 6 \ud83d", answer_refusal="\x85\ud800"),
+        json.dumps(dict(IRRELEVANT, query_relevant="\udc00 a man runs")),
     ]
 )
 

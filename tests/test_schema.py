@@ -26,7 +26,7 @@ from rarft_plugin.schema import (
     parse_number,
     parse_span,
     query_difficulty,
-    strip_tags,
+    sbert_reference,
 )
 
 BASE = {"relevant": True, "timestamp": [1.0, 2.5], "duration": 30, "query": "a man runs"}
@@ -121,16 +121,15 @@ def test_label_round_trips_through_json():
 @pytest.mark.parametrize(
     "reference, expected",
     [
-        ("<answer>He sits.</answer><correct>a man runs</correct>", "He sits. a man runs"),
+        ("<answer>He sits.</answer><correct>a man runs</correct>", "He sits.<correct>a man runs</correct>"),
         ("This query is unrelated to the video.", "This query is unrelated to the video."),  # no wrapper
-        ("<answer>\n two\n lines </answer>", "two lines"),
-        ("<think>t</think><answer>a</answer><correction>NIL</correction>", "t a NIL"),
-        ("a <b> c", "a <b> c"),  # only the template's tags are markup
+        ("<answer>\n two\n lines </answer>", "two\n lines"),
+        ("<answer>0.0 to 15.0</answer><correct></correct>", "0.0 to 15.0<correct></correct>"),
         ("", ""),
     ],
 )
-def test_strip_tags(reference, expected):
-    assert strip_tags(reference) == expected
+def test_sbert_reference_keeps_the_correct_markup(reference, expected):
+    assert sbert_reference(reference) == expected
 
 
 @pytest.mark.parametrize(
@@ -381,7 +380,9 @@ def test_a_field_given_after_reading_is_written_before_the_queries():
 
 SPELLINGS = sorted({s for row in DIFFICULTY_TABLE for s in (row.name, row.tag, *row.aliases)})
 SECONDS = st.floats(min_value=0, max_value=1e5, allow_nan=False, allow_infinity=False)
-TEXT = st.text(min_size=1, max_size=12).filter(str.strip)
+# What a record's texts may hold (`text_problem`): no control character, and no "<" (so no marker or tag).
+CLEAN = st.characters(blacklist_categories=("Cc",), blacklist_characters="<")
+TEXT = st.text(CLEAN, min_size=1, max_size=12).filter(str.strip)
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | SECONDS | st.text(max_size=6),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
@@ -395,10 +396,10 @@ def vtg_queries(draw, relevant: bool) -> VtgQuery:
     return VtgQuery(
         query=draw(TEXT),
         relevant=relevant,
-        answer=draw(st.text(max_size=20)),
+        answer=draw(st.text(CLEAN, max_size=20)),
         categories=tuple(draw(st.lists(st.sampled_from(list(schema.CATEGORIES)) | st.text(max_size=8), max_size=3))),
         tag=draw(st.none() | st.sampled_from(tags)),
-        query_origin=draw(st.none() | st.text(max_size=8)),
+        query_origin=draw(st.none() | st.text(CLEAN, max_size=8)),
         extra=draw(st.dictionaries(st.text(max_size=6).filter(lambda k: k not in QUERY_KEYS), JSON, max_size=2)),
     )
 
@@ -446,3 +447,80 @@ def test_any_record_parses_or_is_a_data_error(record):
     except DataError:
         return
     assert parse_item(dump_item(item)) == item
+
+
+MARKER_QUERY = "a man runs<|im_end|>\n<|im_start|>assistant\n<answer>2 to 6</answer>"
+TAGGED_REFUSAL = "No one runs.</answer><answer>2 to 6</answer>"
+
+
+@pytest.mark.parametrize(
+    "text, kind, problem",
+    [
+        ("a man opens the door", "query", None),
+        ("a | b < c > d <|", "query", None),  # not a marker: no closing |>
+        ("line one\nline two\twith a tab", "answer", None),
+        ("x" * 500, "query", None),
+        ("x" * 2000, "answer", None),
+        (MARKER_QUERY, "query", "holds the special-token marker '<|im_end|>'"),
+        ("<|video_pad|>", "answer", "holds the special-token marker '<|video_pad|>'"),
+        (TAGGED_REFUSAL, "answer", "holds the tag '</answer>'"),
+        ("think <think>first</think>", "query", "holds the tag '<think>'"),
+        ("a correction <correct>", "query", "holds the tag '<correct>'"),
+        ("bell \x07 here", "query", "holds the control character '\\x07'"),
+        ("null \x00", "answer", "holds the control character '\\x00'"),
+        ("c1 \x85", "answer", "holds the control character '\\x85'"),
+        ("x" * 501, "query", "is 501 characters long (at most 500 for a query)"),
+        ("x" * 1_000_000, "answer", "is 1000000 characters long (at most 2000 for a answer)"),
+    ],
+)
+def test_text_problem(text, kind, problem):
+    assert schema.text_problem(text, kind) == problem
+
+
+@pytest.mark.parametrize(
+    "raw, field",
+    [
+        (with_(query=MARKER_QUERY), "query"),
+        (with_(answer_time="<answer>2 to 6</answer><answer>7 to 9</answer>"), "answer_time"),
+        (with_(relevant=False, timestamp=None, answer_refusal=f"<answer>{TAGGED_REFUSAL}</answer>"), "answer_refusal"),
+        (with_(relevant=False, timestamp=None, answer_refusal="No." * 1000), "answer_refusal"),
+        (with_(query_relevant="a man\x1b[31m runs"), "query_relevant"),
+    ],
+)
+def test_a_label_holding_what_no_record_may_hold_is_refused(raw, field):
+    with pytest.raises(DataError) as caught:
+        parse_label(raw)
+    assert caught.value.field == field
+
+
+BAD_TEXTS = st.sampled_from(
+    [MARKER_QUERY, TAGGED_REFUSAL, "a\x00b", "<|endoftext|>", "</think>", "x" * 2001, "<correction>c</correction>"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(item=vtg_items(), bad=BAD_TEXTS, where=st.sampled_from(["q", "a", "q_origin", "query_text"]))
+def test_a_record_holding_a_bad_text_anywhere_is_refused_naming_the_field(item, bad, where):
+    record = dump_item(item)
+    if where == "query_text":
+        record["query_text"] = bad
+        field = "query_text"
+    else:
+        record["GRPO"][0][where] = f"<answer>{bad}</answer>" if where == "a" else bad
+        field = f"GRPO[0].{where}"
+    with pytest.raises(DataError) as caught:
+        parse_item(record)
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    "written, read",
+    [
+        ("<answer>9.3 to 14.4</answer>", "9.3 to 14.4"),
+        ("<answer>No door.</answer><correct>a man opens a door</correct>", "No door."),
+        ("<answer>No door.</correct>", "No door."),  # human_anno.json, record 31
+        ("bare text", "bare text"),
+    ],
+)
+def test_strip_answer_wrapper(written, read):
+    assert schema.strip_answer_wrapper(written) == read

@@ -4,9 +4,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rarft_plugin import similarity as similarity_module
-from rarft_plugin.similarity import SentenceSimilarity, default_model_path, normalize_text, resolve_model
+from rarft_plugin.similarity import SentenceSimilarity, capped_text, default_model_path, resolve_model
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +69,101 @@ def test_cosines(fresh):
     assert fresh.cosine_pairs([]) == []
 
 
-def test_whitespace_and_length_normalisation():
-    assert normalize_text("  a \n\t b ") == "a b"
-    assert len(normalize_text("x" * 100_000)) == similarity_module.MAX_TEXT_CHARS
+def words(text):
+    return len(text.split())
+
+
+@pytest.mark.parametrize(
+    "text, limit, expected",
+    [
+        ("one two three four", 100, "one two three four"),  # short texts are encoded as given
+        ("  a \n\t b ", 100, "  a \n\t b "),  # whitespace kept (the tokenizer decides what it means)
+        ("one two three four five", 8, "one two three"),  # the first split point after the limit: 3 tokens
+        ("one two three four five", 4, "one two three four five"),  # "one two" is short; 16 covers it all
+        ("one\ttwo\nthree four", 8, "one\ttwo\nthree"),
+        ("one     two", 2, "one     two"),  # prefixes of 4x the limit hold too few tokens: whole text
+        ("x" * 50, 4, "x" * 50),  # no split point: whole text
+        ("a\x1cb c\x1cd e f", 5, "a\x1cb c\x1cd"),  # \x1c (at 5) is no split point: BERT deletes it
+    ],
+)
+def test_capped_text(text, limit, expected):
+    assert capped_text(text, words, max_tokens=3, limit=limit) == expected
+
+
+@pytest.fixture(scope="module")
+def tokenizer(fresh):
+    return fresh._model.tokenizer
+
+
+TEXT_PIECES = st.lists(
+    st.sampled_from(
+        [
+            "a",
+            "man",
+            "sits",
+            "unaffable",
+            ".",
+            ",",
+            "<answer>",
+            "</think>",
+            " ",
+            "  ",
+            "\t",
+            "\n",
+            "\r",
+            "\x1c",
+            "\xa0",
+            "\u0301",
+            "\u200b",
+            "é",
+            "中",
+            "12.5",
+            "to",
+            "\u2028",
+            "X" * 120,
+        ]
+    ),
+    max_size=80,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXT_PIECES, st.integers(1, 40), st.integers(1, 12))
+def test_the_cap_never_changes_what_the_encoder_reads(tokenizer, text, limit, max_tokens):
+    """The encoder reads the first max_seq_length tokens: with the model's own tokenizer, the capped text and
+    the whole text give it the same ids (here with small limits, so that the cap cuts)."""
+
+    def count(piece):
+        return len(tokenizer(piece, add_special_tokens=False)["input_ids"])
+
+    capped = capped_text(text, count, max_tokens, limit)
+    assert text.startswith(capped)
+    truncated = [tokenizer(t.strip(), truncation=True, max_length=max_tokens + 2)["input_ids"] for t in (capped, text)]
+    assert truncated[0] == truncated[1]
+
+
+def test_long_realistic_texts_encode_exactly_as_given(fresh, official_data):
+    """The reference refusals of a released file joined into 200,000 characters: the cap keeps 8,192 and the
+    embedding is bit for bit the one of the whole text."""
+    import json
+
+    refusals = [
+        entry["a"]
+        for item in json.loads((official_data / "hi_vtg_charades.json").read_text())
+        for entry in item["GRPO"]
+    ]
+    text = " ".join(refusals)[:200_000]
+    capped = fresh.encoder_text(text)
+    assert len(capped) < 8_300 < len(text)
+    whole = fresh._model.encode([text], convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+    assert np.array_equal(fresh.encode([text])[0], whole[0])
+
+
+def test_texts_are_encoded_as_given(fresh):
+    """No normalisation before the encoder: the released code encodes the raw text (a cached key is the text)."""
+    assert fresh.encoder_text("  a \n\t b ") == "  a \n\t b "
+    assert fresh.encoder_text("x" * 100_000) == "x" * 100_000  # no split point: encoded whole
+    assert len(fresh.encoder_text("word " * 100_000)) <= similarity_module.MAX_TEXT_CHARS + 5
 
 
 def test_concurrent_calls_are_coalesced_and_correct(fresh):

@@ -11,7 +11,7 @@ from support.import_stand_ins import install_import_stand_ins
 from rarft_plugin.launch.checks import validate_dataset, validate_model, validate_sbert
 from rarft_plugin.launch.upstream import WORKER_SETUP_HOOK as HOOK
 from rarft_plugin.launch.upstream import openrlhf_arguments, with_worker_env
-from rarft_plugin.launch.wiring import VIDEO_CONTRACT, drop_plugin_flag, wire_plugin
+from rarft_plugin.launch.wiring import VIDEO_CONTRACT, drop_plugin_flag, dynamic_filtering, wire_plugin
 from rarft_plugin.paths import plugin_path
 from rarft_plugin.prompt_row import make_row
 from rarft_plugin.schema import parse_label
@@ -170,6 +170,38 @@ def test_a_critic_estimator_is_a_problem(argv):
     assert any("trains without a critic" in p for p in wire_plugin(argv)[1])
 
 
+FILTER = ["--algo.dynamic_filtering_enable", "--rollout.n_samples_per_prompt", "8"]
+
+
+@pytest.mark.parametrize(
+    "argv, problem, kept",
+    [
+        ([], None, None),  # filtering off: nothing to say
+        (FILTER, None, "a group of 8 is kept when 1 to 7 of its rollouts score 1"),  # the default range 0 1
+        ([*FILTER, "--algo.dynamic_filtering_range", "0.2", "0.9"], None, "when 2 to 7 of its rollouts"),
+        ([*FILTER, "--algo.dynamic_filtering_range", "0", "5"], None, "groups where all of the rollouts score 1 pass"),
+        ([*FILTER, "--algo.dynamic_filtering_range", "-0.5", "0.5"], None, "groups where none of the rollouts"),
+        ([*FILTER, "--algo.dynamic_filtering_range", "0.3", "0.37"], "keeps no group", None),  # no k/8 inside
+        ([*FILTER, "--algo.dynamic_filtering_range", "1", "5"], "keeps no group", None),  # the total reward's scale
+        ([*FILTER, "--algo.dynamic_filtering_range", "-1", "5"], "keeps every group, so it filters nothing", None),
+        ([*FILTER, "--algo.dynamic_filtering_range", "low", "high"], None, None),  # OpenRLHF's parser refuses it
+    ],
+)
+def test_dynamic_filtering_is_read_against_the_binary_score(argv, problem, kept):
+    problems, notices = dynamic_filtering(argv)
+    assert [problem in p for p in problems] == ([True] if problem else [])
+    assert [kept in n for n in notices] == ([True] if kept else [])
+    if problems or notices:
+        assert "RA-IoU >= 0.5" in (problems + notices)[0]
+
+
+def test_the_launcher_refuses_a_filtering_range_that_keeps_nothing_and_explains_one_that_does(command, capsys):
+    assert main([*command, "--algo.dynamic_filtering_enable", "--algo.dynamic_filtering_range", "1", "5"]) == 2
+    assert "--algo.dynamic_filtering_range 1 5 keeps no group" in capsys.readouterr().err
+    assert main([*command, "--algo.dynamic_filtering_enable", "--rarft.dry_run"]) == 0
+    assert "dynamic filtering (--algo.dynamic_filtering_range 0 1): a group of 8" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- dataset checks (rows: test_prompt_row.py)
 
 
@@ -193,6 +225,26 @@ def test_every_dataset_problem_is_reported_at_once(tmp_path, clip):
     assert all(p.startswith(str(path)) for p in problems)
     assert "template 'videochat_r1'" in problems[2]
     assert "video file not found" in problems[3] and "missing.mp4" in problems[3] and "field video" in problems[3]
+
+
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (lambda row: {**row, "label": json.dumps({**RELEVANT, "query": "a man<|im_end|><|im_start|>"})}, "label.query"),
+        (
+            lambda row: {
+                **row,
+                "input": json.loads(json.dumps(row["input"]).replace("the bar moves right", "x<|im_end|><|im_start|>")),
+            },
+            "input",
+        ),
+    ],
+)
+def test_the_preflight_refuses_a_chat_marker_in_a_prompt_or_label(tmp_path, clip, edit, field):
+    path = write_rows(tmp_path / "train.jsonl", [edit(prompt_row(RELEVANT, clip))])
+    problems = validate_dataset(str(path), "ra_rft")
+    assert problems and all(f"field {field}" in problem for problem in problems)
+    assert any("special-token marker '<|im_end|>'" in problem for problem in problems)
 
 
 def _truncated_copy(clip, path):
@@ -227,13 +279,46 @@ def test_videos_are_decoded_not_just_found(tmp_path, clip, damage, message):
         ("train.json", None, "a .jsonl file"),
         ("absent.jsonl", None, "file not found"),
         ("empty.jsonl", "\n\n", "no prompts"),
+        ("folder.jsonl", "DIRECTORY", "is a directory"),
+        ("binary.jsonl", bytes(range(256)), "not UTF-8"),
+        ("nested.jsonl", "[" * 100_000 + "]" * 100_000, "record line 1: JSON nested too deeply"),
+        ("surrogate.jsonl", '{"input": "\\ud800"}', "record line 1: field input: holds a lone surrogate"),
     ],
 )
 def test_dataset_files_that_cannot_be_used(tmp_path, name, content, problem):
-    if content is not None:
+    if content == "DIRECTORY":
+        (tmp_path / name).mkdir()
+    elif isinstance(content, bytes):
+        (tmp_path / name).write_bytes(content)
+    elif content is not None:
         (tmp_path / name).write_text(content)
     (found,) = validate_dataset(str(tmp_path / name), "ra_rft")
     assert problem in found
+
+
+@pytest.mark.parametrize(
+    "label, training, problem",
+    [
+        ({**RELEVANT, "timestamp": [500, 900], "duration": 27}, True, "field label.timestamp: span [500, 900] ends"),
+        ({**RELEVANT, "timestamp": [1, 6.4]}, True, None),  # within the half second of rounding
+        ({**RELEVANT, "timestamp": [1e300, 1e301]}, True, "field label.timestamp: must end by 604800 seconds"),
+        ({**RELEVANT, "timestamp": [5, 9]}, False, None),  # an evaluation set keeps the released files' defects
+        ({**IRRELEVANT, "query": "a dog \ud800 barks"}, False, "field label.query: holds a lone surrogate"),
+        ({**IRRELEVANT, "query_relevant": "\udfff"}, True, "field label.query_relevant: holds a lone surrogate"),
+    ],
+)
+def test_labels_no_rollout_could_use_are_refused_up_front(tmp_path, clip, label, training, problem):
+    """One span rule everywhere (`rarft_plugin.schema.span_problem`), and text a tokenizer takes: refused by
+    the pre-flight rather than failing or misleading every rollout later."""
+    row = prompt_row(RELEVANT, clip)
+    row["label"] = json.dumps(label)  # as a hand-made or older file holds it (json escapes the surrogate)
+    path = write_rows(tmp_path / "train.jsonl", [prompt_row(RELEVANT, clip), row])
+    problems = validate_dataset(str(path), "ra_rft", training=training)
+    if problem is None:
+        assert problems == []
+    else:  # (a changed query also leaves the prompt built from another query: a problem of its own)
+        assert all(p.startswith(f"{path}: record line 2: ") for p in problems)
+        assert any(problem in p for p in problems), problems
 
 
 # ---------------------------------------------------------------- model and SentenceBERT checks
@@ -250,6 +335,7 @@ def test_dataset_files_that_cannot_be_used(tmp_path, name, content, problem):
         ("no config", False, "no config.json"),
         ("bad config", False, "not valid JSON"),
         ("text model", False, "model_type 'qwen2' has no vision_config"),
+        ("llava", False, "model_type 'llava' has no rarft model family (supported: qwen2_5_vl (model_type qwen2_5_vl)"),
     ],
 )
 def test_model_checks(case, allow_hub, problem, tmp_path, model_dir):
@@ -259,6 +345,9 @@ def test_model_checks(case, allow_hub, problem, tmp_path, model_dir):
         directories[case] = tmp_path
     if case == "text model":
         (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+        directories[case] = tmp_path
+    if case == "llava":  # a vision-language model rarft cannot feed video: refused before Ray starts
+        (tmp_path / "config.json").write_text(json.dumps({"model_type": "llava", "vision_config": {}}))
         directories[case] = tmp_path
     name = str(directories[case]) if case in directories else case
     found = validate_model(name, allow_hub)
@@ -311,7 +400,7 @@ def test_worker_variables_join_the_runtime_env(runtime_env, env, expected):
     assert json.dumps(runtime_env) == before
 
 
-def test_ray_workers_see_the_variables_and_the_reference_video_positions(monkeypatch):
+def test_ray_workers_see_the_variables_the_reference_video_positions_and_the_trainer_hook(monkeypatch):
     import ray
 
     from rarft_plugin.launch.upstream import forwarding_worker_env
@@ -320,14 +409,20 @@ def test_ray_workers_see_the_variables_and_the_reference_video_positions(monkeyp
 
     @ray.remote
     def worker_state():
-        from rarft_plugin.models.qwen2_5_vl import rope_index_matches_reference
+        from rarft_plugin.launch.upstream import trainer_patch_pending
+        from rarft_plugin.models import family_named
 
-        return os.environ.get("RARFT_VARIANT"), rope_index_matches_reference()
+        return (
+            os.environ.get("RARFT_VARIANT"),
+            family_named("qwen2_5_vl").rope_index_matches_reference(),
+            trainer_patch_pending(),
+        )
 
     with forwarding_worker_env({"RARFT_VARIANT": "released"}):
         ray.init(num_cpus=1, include_dashboard=False, runtime_env={"env_vars": {"NCCL_DEBUG": "WARN"}})
     try:
-        assert ray.get(worker_state.remote()) == ("released", True)  # the setup hook ran in the worker
+        # the setup hook ran in the worker: positions, and the trainer's logs patched once the trainer is imported
+        assert ray.get(worker_state.remote()) == ("released", True, True)
     finally:
         ray.shutdown()
 
@@ -413,13 +508,20 @@ def test_launch_runs_openrlhf_with_the_plugin_and_forwards_the_reward_options(co
     env_vars = seen["runtime_env"]["env_vars"]
     assert env_vars["RARFT_VARIANT"] == "released"
     assert env_vars["RARFT_REWARD_WEIGHTS"] == "format=1,refuse_iou=1,explain=0.5,correction=1"
+    assert env_vars["RARFT_MODEL_FAMILY"] == "qwen2_5_vl"  # the reward file reads responses with its markers
     assert {"NCCL_DEBUG", "TOKENIZERS_PARALLELISM"} <= set(env_vars)  # OpenRLHF's own are kept
     assert "--reward_pretrain rarft_plugin: the plugin is wired in as" in capsys.readouterr().err
 
 
 def test_dry_run_checks_with_openrlhf_and_prints_the_command(command, capsys):
     assert main([*command, "--rarft.dry_run", "--rarft.sbert_device", "cuda"]) == 0
-    printed = capsys.readouterr().out.strip().splitlines()[-1]
+    out, err = capsys.readouterr()
+    # each check said as it starts, then the list of what was checked, then the command
+    started = [line.removeprefix("rarft-train: checking ") for line in err.splitlines() if "checking" in line]
+    assert [what.split(" ")[1] for what in started] == ["dataset", "1", "policy", "SentenceBERT", "flag"]
+    assert f"rarft-train: dry run: no problem in {len(started)} checks, nothing started:" in err
+    assert err.rstrip().splitlines()[-len(started) :] == [f"  - {what}" for what in started]
+    printed = out.strip().splitlines()[-1]
     tokens = shlex.split(printed)
     assert tokens[:3] == ["RARFT_VARIANT=paper", "RARFT_SBERT_DEVICE=cuda", "RARFT_CORRECTION=similarity"]
     module = tokens.index("openrlhf.cli.train_ppo_ray")
@@ -569,7 +671,7 @@ def test_the_stack_check_comes_before_any_slow_check(command, monkeypatch, capsy
     assert err.count("\n") == 1 and f"missing: {', '.join(missing)}" in err
 
 
-def test_saved_checkpoints_get_the_base_models_processor(tmp_path):
+def test_saved_checkpoints_get_the_base_models_processor(tmp_path, tiny_model):
     """OpenRLHF saves a VLM with its tokenizer only; rarft-train completes the folders so they load again."""
     import shutil
 
@@ -577,9 +679,8 @@ def test_saved_checkpoints_get_the_base_models_processor(tmp_path):
 
     from rarft_plugin.launch.run import saved_model_dirs
     from rarft_plugin.launch.upstream import complete_saved_processors
-    from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl
 
-    base = build_tiny_qwen2_5_vl(tmp_path / "base")
+    base = tiny_model
     run = tmp_path / "run"
     final, step = run, run / "checkpoints" / "global_step2_hf"
     for directory in (final, step):  # what --ckpt.save_hf writes: config, weights, tokenizer, chat template

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from rarft_plugin.errors import DataError
-from rarft_plugin.models.qwen2_5_vl import MIN_PIXELS
+from rarft_plugin.models.qwen2_5_vl import Qwen2_5_VL
 from rarft_plugin.stand_ins import write_test_video
 from rarft_plugin.video import (
     VideoError,
@@ -31,12 +31,13 @@ def clip(tmp_path_factory):
     "start, end, frames, first_second",
     [(None, None, 40, 0), (5.0, 10.0, 10, 5), (0.0, 3.0, 6, 0), (18.0, 25.0, 4, 18)],  # end past 20 s: within 1 s
 )
-def test_sampling_windows(clip, backend, start, end, frames, first_second):
+def test_sampling_windows(family, clip, backend, start, end, frames, first_second):
     if end == 25.0:
         end = 20.5
-    video = sample_frames(VideoSpec(str(clip), start, end), backend=backend, cache=False)
+    video = sample_frames(VideoSpec(str(clip), start, end), family=family, backend=backend, cache=False)
     assert video.frames.shape[0] == frames and video.frames.dtype == np.uint8
-    assert video.frames.shape[1] % 28 == 0 and video.frames.shape[2] % 28 == 0
+    assert video.frames.shape[1] % family.IMAGE_FACTOR == 0 and video.frames.shape[2] % family.IMAGE_FACTOR == 0
+    assert video.source_fps == 10.0
     assert video.fps == pytest.approx(2.0, rel=0.1)
     assert int(video.timestamps[0]) == first_second
     red = video.frames[0, ..., 0].mean()  # the clip's red level is 20 x the second
@@ -50,10 +51,12 @@ def test_decord_and_pyav_agree(clip):
     assert np.abs(a.frames.astype(int) - b.frames.astype(int)).mean() < 3
 
 
-def test_total_pixel_budget(clip):
-    video = sample_frames(str(clip), total_pixels=40 * 28 * 28, cache=False)
+def test_total_pixel_budget(family, clip):
+    budget = 40 * family.IMAGE_FACTOR**2
+    video = sample_frames(str(clip), family=family, total_pixels=budget, cache=False)
     per_frame = video.frames.shape[1] * video.frames.shape[2]
-    assert per_frame * video.frames.shape[0] / 2 <= max(40 * 28 * 28, MIN_PIXELS * 1.05 * video.frames.shape[0] / 2)
+    minimum = family.MIN_PIXELS * 1.05 * video.frames.shape[0] / 2
+    assert per_frame * video.frames.shape[0] / 2 <= max(budget, minimum)
 
 
 def test_cache_decodes_each_clip_once(clip):
@@ -129,15 +132,17 @@ def test_probe_durations_measures_what_opens_and_lists_what_fails(clip, tmp_path
     assert list(failed) == [VideoSpec(str(broken))] and list(probe_all([str(broken), window])) == list(failed)
 
 
-def stand_in_family(**changes):
-    """The Qwen2.5-VL family with some of its names replaced (a family is any object with the names)."""
-    from rarft_plugin.models import qwen2_5_vl
+class EverySecond(Qwen2_5_VL):
+    """A family that differs from Qwen2.5-VL in its rate and frame size only (not registered)."""
 
-    return SimpleNamespace(**{**{name: getattr(qwen2_5_vl, name) for name in dir(qwen2_5_vl)}, **changes})
+    NAME, FPS = "every_second", 1.0
+
+    def frame_size(self, height, width, frames, **_):
+        return 56, 84
 
 
 def test_the_model_family_decides_which_frames_and_their_size(clip):
-    family = stand_in_family(NAME="every_second", FPS=1.0, frame_size=lambda h, w, frames, **_: (56, 84))
+    family = EverySecond()
     video = sample_frames(str(clip), family=family, cache=False)
     assert video.frames.shape[:3] == (20, 56, 84) and video.fps == pytest.approx(1.0)  # 20 s at the family's 1 FPS
     assert sample_frames(str(clip), family=family, fps=0.5, cache=False).frames.shape[0] == 10  # an explicit fps wins
@@ -146,9 +151,8 @@ def test_the_model_family_decides_which_frames_and_their_size(clip):
 def test_the_frame_cache_keeps_families_apart(clip):
     clear_cache()
     qwen = sample_frames(str(clip))
-    tiny_frames = stand_in_family(NAME="other", frame_size=lambda h, w, frames, **_: (28, 28))
-    other = sample_frames(str(clip), family=tiny_frames)
-    assert cache_stats() == (0, 2) and other.frames.shape[1:3] == (28, 28) != qwen.frames.shape[1:3]
+    other = sample_frames(str(clip), family=EverySecond(), fps=2.0)
+    assert cache_stats() == (0, 2) and other.frames.shape[1:3] == (56, 84) != qwen.frames.shape[1:3]
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,41 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
         "| paper Table 1: Time-R1 + RA-RFT (ours) | - | - | 62.4 | 55.5 | 45.8 | 53.1 | 72.5 | 69.2 | 70.8 |"
         in comparison
     )
+
+
+def walkthrough_step(block: str, number: int) -> str:
+    """Step `number` of the walkthrough block: from its `# N.` comment to the next step's."""
+    step = re.search(rf"^# {number}\..*?(?=^# {number + 1}\.|\Z)", block, re.DOTALL | re.MULTILINE)
+    assert step, f"the walkthrough has no step {number}"
+    return step.group(0)
+
+
+def test_step_2_works_as_written_against_a_slow_one_request_at_a_time_server(tmp_path):
+    """The build step with its defaults against a server like llama.cpp's: one request at a time, slow.
+
+    The defaults must not swamp it (one request in flight, as the server has no /props), and must
+    bound every reply (max_tokens), so a run gives up nothing and leaves the server nothing to drain.
+    """
+    step = walkthrough_step(walkthrough_block(README.read_text()), 2)
+    work = tmp_path / "fresh"
+    (work / "assets" / "samples").mkdir(parents=True)  # what step 1 puts there
+    shutil.copy(REPO / "rarft_plugin" / "samples" / "hi_vtg_charades_sample.json", work / "assets" / "samples")
+    env = {
+        **os.environ,
+        "PATH": f"{command_shims(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(REPO),
+        "LLM_MODEL": "scripted",
+    }
+    with ChatServer(hi_vtg_reply, latency_s=0.3, one_at_a_time=True) as server:
+        env["LLM_URL"] = server.url
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", step], cwd=work, env=env, capture_output=True, text=True, timeout=600
+        )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert len(json.loads((work / "hi_vtg.json").read_text())) == 4  # one item per relevant query of the sample
+    assert server.peak == 1 and server.abandoned == 0  # never more than the server serves at once
+    assert all(isinstance(r.get("max_tokens"), int) for r in server.requests)  # every reply bounded
+    assert "concurrency 1: a local server" in done.stdout
 
 
 def test_no_documented_command_trains_on_a_released_evaluation_file():

@@ -3,11 +3,17 @@
 - the training stack is installed (`missing_training_stack`: before anything else, as it is cheap);
 - each dataset file (`validate_dataset`): every line a sound prompt row (`rarft_plugin.prompt_row.row_problems`:
   a label the reward variant can score, one video item in the chat, an absolute video, a prompt built
-  with the expected template), and every distinct clip decoded at its window's ends, in threads;
+  with the expected template) whose label holds text only and, in the training set, a span its video
+  can hold (`rarft_plugin.schema.label_problems`: the rule every reader applies), and every distinct
+  clip decoded at its window's ends, in threads;
 - the policy model (`validate_model`): a local directory whose config.json describes a
-  vision-language model (a hub name only with --rarft.allow_hub_models);
+  vision-language model of a registered family (`rarft_plugin.models`; a hub name only with
+  --rarft.allow_hub_models);
 - the SentenceBERT model (`validate_sbert`): resolved as the workers resolve it, and loaded once;
 - with --rarft.dry_run, OpenRLHF's own argument handling on the final command (`openrlhf_check`).
+
+The checks take a while (clips decoded, SentenceBERT loaded, OpenRLHF imported): each says what it
+checks as it starts, through `say` (rarft-train prints it on stderr and lists it again at the end).
 """
 
 from __future__ import annotations
@@ -17,24 +23,30 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from rarft_plugin.cli import cpu_deepspeed
 from rarft_plugin.errors import DataError
+from rarft_plugin.io_utils import iter_jsonl
 from rarft_plugin.launch.upstream import openrlhf_arguments
 from rarft_plugin.launch.wiring import Launch, last_value
-from rarft_plugin.prompt_row import VIDEO_KEY, row_problems, video_of
+from rarft_plugin.models import family_of_model, supported_text
+from rarft_plugin.prompt_row import LABEL_KEY, VIDEO_KEY, label_of, row_problems, video_of
+from rarft_plugin.schema import label_problems
 from rarft_plugin.similarity import resolve_model
 from rarft_plugin.video import VideoSpec, probe_all
 
 __all__ = [
     "INSTALL_HINT",
+    "Say",
     "TRAINING_STACK",
     "clip_problems",
     "dataset_files",
     "missing_training_stack",
     "openrlhf_check",
     "preflight",
+    "silent",
     "validate_dataset",
     "validate_model",
     "validate_sbert",
@@ -44,6 +56,11 @@ __all__ = [
 TRAINING_STACK = ("openrlhf", "ray", "deepspeed", "vllm", "flash_attn")
 INSTALL_HINT = 'pip install -e ".[train]" on the GPU machine (docs/train.md)'
 MAX_LISTED = 20  # problems listed per dataset file; the rest are counted
+Say = Callable[[str], None]  # told what is checked, as each check starts
+
+
+def silent(_: str) -> None:
+    """A `Say` that says nothing (the default: library callers and tests)."""
 
 
 def missing_training_stack() -> list[str]:
@@ -59,7 +76,7 @@ def missing_training_stack() -> list[str]:
     return missing
 
 
-def preflight(launch: Launch) -> list[str]:
+def preflight(launch: Launch, say: Say = silent) -> list[str]:
     """Every problem of the launch's datasets, policy model and SentenceBERT model."""
     options, argv = launch.options, launch.argv
     problems = []
@@ -69,12 +86,16 @@ def preflight(launch: Launch) -> list[str]:
             problems.append("no dataset: pass --data.prompt_dataset FILE.jsonl (from rarft-prep to-openrlhf)")
         for path in dataset_files(spec or ""):
             # Evaluation prompts may come from another template (e.g. a baseline's); their rows must still be sound.
-            template = options.template if flag == "--data.prompt_dataset" else None
-            found = validate_dataset(path, template, options.rewards.variant)
+            training = flag == "--data.prompt_dataset"
+            template = options.template if training else None
+            found = validate_dataset(path, template, options.rewards.variant, training=training, say=say)
             problems += found[:MAX_LISTED]
             if len(found) > MAX_LISTED:
                 problems.append(f"{path}: ... and {len(found) - MAX_LISTED} more problems")
-    problems += validate_model(last_value(argv, "--actor.model_name_or_path"), options.allow_hub)
+    model = last_value(argv, "--actor.model_name_or_path")
+    say(f"the policy model {model}: a local vision-language model directory")
+    problems += validate_model(model, options.allow_hub)
+    say(f"the SentenceBERT model of the rewards ({options.rewards.sbert_model or 'the packaged default'}): loaded once")
     problems += validate_sbert(options.rewards.sbert_model, options.rewards.sbert_device, options.allow_hub)
     return problems
 
@@ -84,38 +105,49 @@ def dataset_files(spec: str) -> list[str]:
     return [part.split("@")[0].strip() for part in spec.split(",") if part.strip()]
 
 
-def validate_dataset(path: str, template: str | None, variant: str | None = None, *, workers: int = 8) -> list[str]:
+def validate_dataset(
+    path: str,
+    template: str | None,
+    variant: str | None = None,
+    *,
+    training: bool = True,
+    workers: int = 8,
+    say: Say = silent,
+) -> list[str]:
     """Every problem of one dataset file, as 'file: record: field: message' lines.
 
-    Rows are checked one by one (`row_problems`); then every distinct clip the rows use is probed
-    once (`rarft_plugin.video.probe_all`, in `workers` threads), each failure reported with the
-    first line that uses the clip.
+    Rows are checked one by one (`row_problems`, and `label_problems`: the span rule only where
+    `training`, since the paper's evaluation files keep their known defects); then every distinct
+    clip the rows use is probed once (`rarft_plugin.video.probe_all`, in `workers` threads), each
+    failure reported with the first line that uses the clip.
     """
     file = Path(path)
     if file.suffix != ".jsonl":
         return [f"{path}: expected the JSONL written by rarft-prep to-openrlhf (a .jsonl file)"]
-    if not file.is_file():
-        return [f"{path}: file not found"]
+    say(f"the dataset {path}: every row (JSON, label, one video item, the {template or 'any'} template)")
+    try:
+        rows = list(iter_jsonl(file))
+    except DataError as error:  # not found, a directory, not text
+        return [str(error)]
     problems: list[str] = []
     clips: dict[VideoSpec, int] = {}  # clip -> first line using it
-    rows = 0
-    with open(file, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            rows += 1
-            where = {"source": path, "record": f"line {number}"}
-            try:
-                row = json.loads(line)
-            except ValueError as error:
-                problems.append(str(DataError(f"not valid JSON ({error})", **where)))
-                continue
-            found = row_problems(row, template, variant)
-            problems += [str(error.located(**where)) for error in found]
-            if isinstance(row, dict) and VIDEO_KEY in row and not any(error.field == VIDEO_KEY for error in found):
-                clips.setdefault(video_of(row[VIDEO_KEY]), number)
-    if rows == 0:
+    for number, row in rows:
+        where = {"source": path, "record": f"line {number}"}
+        if isinstance(row, DataError):
+            problems.append(str(row))
+            continue
+        found = row_problems(row, template, variant)
+        if LABEL_KEY in row and not any(str(error.field).startswith(LABEL_KEY) for error in found):
+            found += [
+                DataError(error.message, field=f"{LABEL_KEY}.{error.field}")
+                for error in label_problems(label_of(row[LABEL_KEY]), spans=training)
+            ]
+        problems += [str(error.located(**where)) for error in found]
+        if VIDEO_KEY in row and not any(error.field == VIDEO_KEY for error in found):
+            clips.setdefault(video_of(row[VIDEO_KEY]), number)
+    if not rows:
         problems.append(f"{path}: no prompts")
+    say(f"the {len(clips)} distinct clip(s) of its {rows} row(s): each decoded at its window's ends")
     return problems + clip_problems(clips, path, workers=workers)
 
 
@@ -152,9 +184,10 @@ def _looks_like_path(name: str) -> bool:
 
 
 def validate_model(name: str | None, allow_hub: bool) -> list[str]:
-    """The policy model must be a local directory whose config.json describes a vision-language model."""
+    """The policy model must be a local directory whose config.json describes a vision-language model of a
+    registered family (an unsupported one is refused naming the supported families)."""
     if not name:
-        return ["no model: pass --actor.model_name_or_path DIR (a local Qwen2.5-VL-family checkpoint)"]
+        return [f"no model: pass --actor.model_name_or_path DIR (a local checkpoint of {supported_text()})"]
     directory = Path(os.path.expanduser(name))
     if not directory.exists():
         if allow_hub and not _looks_like_path(name):
@@ -172,8 +205,12 @@ def validate_model(name: str | None, allow_hub: bool) -> list[str]:
         kind = fields.get("model_type", "?") if isinstance(fields, dict) else "?"
         return [
             f"{config}: model_type {kind!r} has no vision_config; the video executor needs a "
-            "vision-language model of the Qwen2.5-VL family"
+            f"vision-language model of a supported family ({supported_text()})"
         ]
+    try:
+        family_of_model(directory)
+    except DataError as error:  # a model family rarft cannot feed video: refused here, not inside a Ray actor
+        return [str(error)]
     return []
 
 
@@ -211,6 +248,7 @@ def validate_sbert(model: str | None, device: str | None, allow_hub: bool) -> li
 
 def openrlhf_check(argv: Sequence[str]) -> list[str]:
     """Problems OpenRLHF's own argument handling finds in the final command (it must import)."""
+    cpu_deepspeed()  # the parser's imports load deepspeed
     try:
         with contextlib.redirect_stdout(sys.stderr):
             openrlhf_arguments(argv)

@@ -4,10 +4,11 @@ Each piece says what upstream lacks and what would make it unnecessary. None of 
 version that provides the missing piece: on an OpenRLHF upgrade, check each and delete what it makes
 redundant (tests/test_train.py pins each piece's behaviour).
 
-1. `forwarding_worker_env`: variables and a setup hook for every Ray worker;
+1. `forwarding_worker_env`: variables and a setup hook (`setup_worker`) for every Ray worker;
 2. `openrlhf_arguments`: train_ppo_ray's argument handling without training;
 3. `gpu_module_stand_ins`: that argument handling on a machine without vLLM / flash-attn;
-4. `complete_saved_processors`: loadable vision-language checkpoints.
+4. `complete_saved_processors`: loadable vision-language checkpoints;
+5. `report_task_in_trainer_logs`: the task metrics at each evaluation and the exploit monitors at each step.
 """
 
 from __future__ import annotations
@@ -15,26 +16,34 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import functools
 import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import logging
 import shutil
 import sys
 import tempfile
 import types
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
 __all__ = [
     "GPU_ONLY_MODULES",
     "OPENRLHF_MODULE",
+    "TRAINER_MODULE",
     "WORKER_SETUP_HOOK",
     "complete_saved_processors",
     "forwarding_worker_env",
     "gpu_module_stand_ins",
     "openrlhf_arguments",
+    "patch_trainer",
+    "report_task_in_trainer_logs",
+    "rollouts_of",
+    "setup_worker",
+    "trainer_patch_pending",
     "with_worker_env",
 ]
 
@@ -48,10 +57,18 @@ OPENRLHF_MODULE = "openrlhf.cli.train_ppo_ray"
 # ray.init wrapped to add them. Unnecessary once train_ppo_ray takes a runtime env (env_vars and
 # worker_process_setup_hook) from its command line; 0.11.2 has no such flag.
 
-# Every Ray worker of a run (policy, reference, vLLM engines) runs this first: transformers 5.x computes
-# Qwen2.5-VL video positions unlike vLLM, so training would score other positions than the rollouts
-# sampled (rarft_plugin.models: each model family installs what its models need).
-WORKER_SETUP_HOOK = "rarft_plugin.models.use_reference_video_positions"
+# Every Ray worker of a run (policy, reference, vLLM engines, the trainer) runs this first (`setup_worker`).
+WORKER_SETUP_HOOK = "rarft_plugin.launch.upstream.setup_worker"
+
+
+def setup_worker() -> None:
+    """rarft-train's Ray worker setup hook: transformers 5.x computes Qwen2.5-VL video positions unlike vLLM, so
+    training would score other positions than the rollouts sampled (`rarft_plugin.models`: each model family
+    installs what its models need); and the trainer's logs report the task (section 5)."""
+    from rarft_plugin.models import use_reference_video_positions
+
+    use_reference_video_positions()
+    report_task_in_trainer_logs()
 
 
 def with_worker_env(runtime_env: dict | None, env: dict[str, str]) -> dict:
@@ -241,3 +258,136 @@ def complete_saved_processors(base: str | None, dirs: Sequence[Path]) -> list[Pa
 def _has_processor(directory: Path) -> bool:
     # transformers 5 writes processor_config.json; 4.x wrote preprocessor_config.json
     return any((directory / name).is_file() for name in ("processor_config.json", "preprocessor_config.json"))
+
+
+# ---------------------------------------------------------------- 5. the task in the trainer's logs
+# Upstream lacks: (a) task metrics at evaluation: `compute_eval_metrics` (trainer/ppo_trainer.py) reports reward
+# pass@k, response length and truncation per datasource and drops every extra log of the evaluation samples, where
+# rarft's executor puts each response's RA-IoU, refusal and format compliance; (b) a per-step view of the rollouts:
+# the actor averages each extra log over all of a step's rollouts, which gives shares of all rollouts but no rate
+# over a subset (the relevant queries), no statistic per group (groups whose rewards do not vary) and no state across
+# steps (a rate high for several steps). Both are wrapped here, in the process that runs the trainer: `setup_worker`
+# (every Ray worker of rarft-train) patches `openrlhf.trainer.ppo_trainer` right after that module is imported
+# (`_AfterImport`; importing it earlier would load vLLM in every worker), so the trainer actor, whose class Ray
+# unpickles in that worker, finds the wrapped functions: `compute_eval_metrics` gains `trainer_logs.eval_logs`, and
+# `BasePPOTrainer.train_step` (the sync and the async trainer) gains `trainer_logs.step_logs` in the status that
+# becomes the "Global step" line and the TensorBoard / wandb scalars, and prints `ExploitWatch`'s warnings.
+# Unnecessary once OpenRLHF's eval and step logs take a hook (a function of the samples returning logs); 0.11.2 has
+# none.
+TRAINER_MODULE = "openrlhf.trainer.ppo_trainer"
+# Where the monitors' warnings go: under OpenRLHF's logger, so they print beside its step lines.
+_LOGGER = logging.getLogger("openrlhf.rarft")
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    """The module's own loader, followed by `patch(module)`."""
+
+    def __init__(self, loader: importlib.abc.Loader, patch: Callable[[types.ModuleType], None]):
+        self.loader, self.patch = loader, patch
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        self.loader.exec_module(module)
+        self.patch(module)
+
+    def __getattr__(self, name: str) -> object:  # get_source, get_filename, ... for tracebacks and inspect
+        return getattr(self.loader, name)
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Finds one module as the path finder does, with `patch` run once the module has executed."""
+
+    def __init__(self, name: str, patch: Callable[[types.ModuleType], None]):
+        self.name, self.patch = name, patch
+
+    def find_spec(
+        self, name: str, path: Sequence[str] | None = None, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if name != self.name:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _PatchingLoader(spec.loader, self.patch)
+        return spec
+
+
+def report_task_in_trainer_logs() -> None:
+    """Patch the trainer module now if it is imported, else right after its import (`patch_trainer`)."""
+    module = sys.modules.get(TRAINER_MODULE)
+    if module is not None:
+        patch_trainer(module)
+    elif not trainer_patch_pending():
+        sys.meta_path.insert(0, _AfterImport(TRAINER_MODULE, patch_trainer))
+
+
+def trainer_patch_pending() -> bool:
+    """Whether the trainer module will be patched when it is imported."""
+    return any(isinstance(finder, _AfterImport) and finder.name == TRAINER_MODULE for finder in sys.meta_path)
+
+
+def patch_trainer(module: types.ModuleType) -> None:
+    """Wrap the trainer module's `compute_eval_metrics` and `BasePPOTrainer.train_step` (once)."""
+    if getattr(module, "_rarft_patched", False):
+        return
+    module.compute_eval_metrics = _with_task_metrics(module.compute_eval_metrics)
+    module.BasePPOTrainer.train_step = _with_step_monitors(module.BasePPOTrainer.train_step)
+    module._rarft_patched = True
+
+
+def rollouts_of(samples: Sequence[object]) -> list:
+    """`trainer_logs.Rollout` records of OpenRLHF `Experience` samples (each sample's label, reward, truncation and
+    extra logs); samples that rarft did not score (no extra logs of its own) are left out."""
+    from rarft_plugin.rollout_logs import ROLLOUT_LOG_NAMES
+    from rarft_plugin.schema import parse_label
+    from rarft_plugin.trainer_logs import Rollout
+
+    out = []
+    for sample in samples:
+        info = sample.info
+        if not all(name in info for name in ROLLOUT_LOG_NAMES) or sample.rewards is None:
+            continue
+        for i, label in enumerate(sample.labels):
+            truncated = sample.truncated is not None and bool(sample.truncated[i])
+            logs = {name: float(info[name][i]) for name in ROLLOUT_LOG_NAMES}
+            out.append(Rollout(parse_label(label), float(sample.rewards[i]), truncated, logs))
+    return out
+
+
+def _defined(logs: dict[str, float | None]) -> dict[str, float]:
+    """The logs that have a value: a metric without one (F1 of a class with no query) is left out rather than
+    logged as None, which `--ckpt.best_metric_key` would compare with a number."""
+    return {key: value for key, value in logs.items() if value is not None}
+
+
+def _with_task_metrics(compute_eval_metrics: Callable) -> Callable:
+    @functools.wraps(compute_eval_metrics)
+    def wrapped(eval_dataloader, samples_list, n_samples_per_prompt):
+        from rarft_plugin.trainer_logs import eval_logs
+
+        logs = compute_eval_metrics(eval_dataloader, samples_list, n_samples_per_prompt)
+        logs.update(_defined(eval_logs(rollouts_of(samples_list))))
+        return logs
+
+    return wrapped
+
+
+def _with_step_monitors(train_step: Callable) -> Callable:
+    @functools.wraps(train_step)
+    def wrapped(self, rollout_samples, global_step):
+        from rarft_plugin.trainer_logs import MONITOR_INPUTS, ExploitWatch, step_logs
+
+        rollouts = rollouts_of(rollout_samples)  # before the experience maker batches the samples
+        status, step = train_step(self, rollout_samples, global_step)
+        if rollouts:
+            logs = step_logs(rollouts, self.args.rollout.n_samples_per_prompt)
+            for name in MONITOR_INPUTS:  # shown as the monitors' rates instead
+                status.pop(name, None)
+            status.update(_defined(logs))
+            watch = self.__dict__.setdefault("_rarft_watch", ExploitWatch())
+            for line in watch.update(step, logs):
+                _LOGGER.warning(line)
+        return status, step
+
+    return wrapped

@@ -8,7 +8,9 @@ Every OpenRLHF 0.11 flag passes through unchanged. The wiring
    the plugin (one notice: it stands for the wiring below);
 3. appends the video contract (`VIDEO_CONTRACT`): the rollout executor, the dataset flags of the
    prompt rows (`rarft_plugin.prompt_row.DATASET_FLAGS`) and `--data.max_images_per_prompt 0`; a
-   conflicting value, or a flag the video path cannot honour (`REFUSED_FLAGS`), is a problem.
+   conflicting value, or a flag the video path cannot honour (`REFUSED_FLAGS`), is a problem;
+4. reads `--algo.dynamic_filtering_enable` against rarft's scores (`dynamic_filtering`): says which
+   groups the range keeps, and refuses a range that keeps none.
 """
 
 from __future__ import annotations
@@ -16,14 +18,17 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rarft_plugin.launch.upstream import OPENRLHF_MODULE
+from rarft_plugin.models import family_env
 from rarft_plugin.paths import plugin_path
 from rarft_plugin.prompt_row import DATASET_FLAGS
-from rarft_plugin.prompts import TEMPLATES
+from rarft_plugin.prompts import TEMPLATE_FOR_VARIANT, TEMPLATES
 from rarft_plugin.reward_options import RewardOptions, add_arguments, reward_table
+from rarft_plugin.rollout_logs import SCORE_IOU
 
 __all__ = [
     "ANY_TEMPLATE",
@@ -38,6 +43,7 @@ __all__ = [
     "build_parser",
     "command_line",
     "drop_plugin_flag",
+    "dynamic_filtering",
     "flag_values",
     "last_value",
     "wants_dry_run",
@@ -76,8 +82,6 @@ REFUSED_FLAGS: dict[str, str] = {
 # VLMs only when --data.max_images_per_prompt > 0; the video path keeps it at 0, so the check is here.
 CRITIC_FREE_ESTIMATORS = ("group_norm", "dr_grpo", "rloo", "reinforce_baseline", "reinforce", "flash_reinforce")
 
-# Reward variant -> the template whose output format that variant's format reward checks.
-VARIANT_TEMPLATE = {"paper": "ra_rft", "released": "ra_rft_released"}
 ANY_TEMPLATE = "any"
 
 
@@ -101,7 +105,7 @@ class Launch:
 
     options: LaunchOptions
     argv: list[str]  # the final train_ppo_ray argv
-    env: dict[str, str]  # the variables of every Ray worker (the reward options)
+    env: dict[str, str]  # the variables of every Ray worker (the reward options, the model family)
     notices: list[str]
     problems: list[str]
 
@@ -201,6 +205,72 @@ def wire_plugin(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     return kept + _contract_tokens(), problems
 
 
+FILTERING_FLAG = "--algo.dynamic_filtering_enable"
+FILTERING_RANGE = "--algo.dynamic_filtering_range"
+SCORE_MEANING = (
+    f"rarft's score is 1 for a rollout whose response states an answer and has RA-IoU >= {SCORE_IOU:g} (an "
+    "irrelevant query refused, a relevant one grounded), else 0 (rarft_plugin.rollout_logs)"
+)
+
+
+TRAINING_LOGS_HELP = "\n\n".join(
+    textwrap.fill(paragraph, 100)
+    for paragraph in (
+        f"Dynamic filtering ({FILTERING_FLAG}; {FILTERING_RANGE} LOW HIGH, default 0 1): OpenRLHF keeps a group "
+        f"of rollouts when the mean of their scores lies strictly inside (LOW, HIGH). {SCORE_MEANING}: the "
+        "default keeps the groups where some rollouts succeed and some fail. A range that keeps no group, or every "
+        "group, is refused.",
+        "Task metrics and exploit monitors: with --eval.dataset FILE (rarft-prep to-openrlhf of an evaluation "
+        "split) and --eval.steps K, every K steps the run logs RA-IoU R@0.3/0.5/0.7 and mIoU, refusal F1 and format "
+        "compliance, overall and per hardness level (relevance read by the rule reading, no LLM judge); every step "
+        "logs the exploit monitors' rates and warns when one stays high (docs/train.md, 'What a run logs').",
+    )
+)
+
+
+def dynamic_filtering(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(problems, notices) of `--algo.dynamic_filtering_enable` on rarft's scores: OpenRLHF keeps a group of n
+    rollouts when the mean of its scores lies strictly inside the range; a score is 0 or 1, so the mean is k/n.
+    A range that keeps no k, or every k (it filters nothing), is a problem; the notice says which k it keeps.
+    Values OpenRLHF's parser would refuse are left to it.
+
+    >>> dynamic_filtering(["--algo.dynamic_filtering_enable", "--algo.dynamic_filtering_range", "1", "2"])[0][0][:56]
+    '--algo.dynamic_filtering_range 1 2 keeps no group: rarft'
+    """
+    flags = {name: values for name, values, _, _ in flag_values(argv)}
+    if FILTERING_FLAG not in flags:
+        return [], []
+    try:
+        low, high = (float(value) for value in flags.get(FILTERING_RANGE, ["0", "1"]))
+        n = int(last_value(argv, "--rollout.n_samples_per_prompt") or 1)
+    except ValueError:
+        return [], []
+    kept = [k for k in range(n + 1) if low < k / max(n, 1) < high]
+    shown = f"{FILTERING_RANGE} {low:g} {high:g}"
+    if not kept:
+        return [
+            f"{shown} keeps no group: {SCORE_MEANING}, so a group's mean score is k/{n} for k of its {n} rollouts; "
+            "use a range inside [0, 1] (the default 0 1 keeps the groups where some rollouts succeed and some fail)"
+        ], []
+    if len(kept) == n + 1:
+        return [
+            f"{shown} keeps every group, so it filters nothing: {SCORE_MEANING}, so a group's mean score lies in "
+            "[0, 1]; use a range inside [0, 1] (the default 0 1), or leave out --algo.dynamic_filtering_enable"
+        ], []
+    notice = (
+        f"dynamic filtering ({shown}): a group of {n} is kept when {kept[0]} to {kept[-1]} of its rollouts score 1; "
+        f"{SCORE_MEANING}. Dropped groups are replaced by new prompts: with a model that rarely succeeds, most are "
+        "dropped (dynamic_filtering_pass_rate in the step logs)"
+    )
+    uniform = [word for k, word in ((0, "none"), (n, "all")) if k in kept]
+    if uniform:
+        notice += (
+            f"; groups where {' or '.join(uniform)} of the rollouts score 1 pass too: their scores do not vary "
+            "(OpenRLHF#1270; rarft/zero_variance_groups counts the groups whose rewards do not)"
+        )
+    return [], [notice]
+
+
 # ---------------------------------------------------------------- rarft-train's own options
 
 
@@ -214,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Every other flag goes to `python -m openrlhf.cli.train_ppo_ray` unchanged (OpenRLHF 0.11 dotted\n"
             f"flags; `--reward_pretrain {PLUGIN_NAME}` is accepted and stands for the plugin). rarft-train\n"
             f"adds: {' '.join(_contract_tokens())}\n"
-            "The recipes in recipes/ hold the paper's setup per base model.\n\n"
+            "The recipes in recipes/ hold the paper's setup per base model.\n\n" + TRAINING_LOGS_HELP + "\n\n"
             "The rewards (rarft_plugin.rewards):\n" + reward_table()
         ),
     )
@@ -261,7 +331,7 @@ def wire(argv: Sequence[str]) -> Launch:
         rewards = RewardOptions.from_args(parsed, os.environ)
     except ValueError as error:
         raise LaunchError(str(error)) from None
-    template = parsed.template or VARIANT_TEMPLATE[rewards.variant]
+    template = parsed.template or TEMPLATE_FOR_VARIANT[rewards.variant]
     options = LaunchOptions(
         rewards=rewards,
         template=None if template == ANY_TEMPLATE else template,
@@ -270,7 +340,16 @@ def wire(argv: Sequence[str]) -> Launch:
     )
     rest, notices = drop_plugin_flag(rest)
     final, problems = wire_plugin(rest)
-    return Launch(options=options, argv=final, env=rewards.to_env(), notices=notices, problems=problems)
+    filtering_problems, filtering_notices = dynamic_filtering(final)
+    # the reward file reads responses with the policy's chat markers (an unknown model: the pre-flight says why)
+    env = {**rewards.to_env(), **family_env(last_value(final, "--actor.model_name_or_path"))}
+    return Launch(
+        options=options,
+        argv=final,
+        env=env,
+        notices=notices + filtering_notices,
+        problems=problems + filtering_problems,
+    )
 
 
 def command_line(argv: Sequence[str], env: dict[str, str]) -> str:

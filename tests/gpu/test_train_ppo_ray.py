@@ -1,8 +1,11 @@
 """The real main job on one GPU: `scripts/gpu_smoke.sh` -> rarft-train -> OpenRLHF's train_ppo_ray (Ray, vLLM video
-rollouts through the rarft executor, DeepSpeed ZeRO-3) on a tiny Qwen2.5-VL and generated videos, then
-`rarft-eval infer` on the checkpoint it wrote. Needs the training stack (vllm, ray, deepspeed) and a GPU.
+rollouts through the rarft executor, DeepSpeed ZeRO-3) on each model family's tiny stand-in (the `family` fixture)
+and generated videos, then `rarft-eval infer` on the checkpoint it wrote. Needs the training stack (vllm, ray,
+deepspeed) and a GPU. With `--algo.advantage.is_correction_level token` OpenRLHF logs `vllm_kl`, the mean
+rollout-minus-training log-prob of the sampled tokens: near 0 (the Qwen2.5-VL runs logged 1e-3 to 2e-3) only if
+training scores the prompt, pixels and positions the rollout sampled from.
 
-Set RARFT_SMOKE_OUT to keep the run's folder (train.log, run/, infer.jsonl) for inspection.
+Set RARFT_SMOKE_OUT to keep the run's folder (train.log, run/, infer.jsonl) for inspection (one family per run).
 """
 
 import json
@@ -15,27 +18,32 @@ from pathlib import Path
 import pytest
 
 from rarft_plugin.rewards import REWARD_BOUNDS, REWARD_NAMES
+from rarft_plugin.trainer_logs import MONITORS
 
 pytestmark = pytest.mark.gpu
 for _module in ("vllm", "ray", "deepspeed"):
     pytest.importorskip(_module)
 
 REPO = Path(__file__).resolve().parents[2]
-step_logs = runpy.run_path(str(REPO / "scripts" / "gpu_run.py"))["step_logs"]
+GPU_RUN = runpy.run_path(str(REPO / "scripts" / "gpu_run.py"))
+step_logs, eval_logs = GPU_RUN["step_logs"], GPU_RUN["eval_logs"]
 
 
-def test_train_ppo_ray_runs_every_step_and_writes_a_checkpoint_that_infers(tmp_path):
+def test_train_ppo_ray_runs_every_step_and_writes_a_checkpoint_that_infers(tmp_path, family):
     out = Path(os.environ.get("RARFT_SMOKE_OUT") or tmp_path / "smoke")
+    evaluation = ["--eval.dataset", str(out / "assets" / "eval.jsonl"), "--eval.steps", "1"]
     done = subprocess.run(
-        ["bash", str(REPO / "scripts" / "gpu_smoke.sh"), str(out)],
+        ["bash", str(REPO / "scripts" / "gpu_smoke.sh"), str(out), "--algo.advantage.is_correction_level", "token"]
+        + [*evaluation, "--eval.n_samples_per_prompt", "2"],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHON": sys.executable, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHON": sys.executable, "PYTHONUNBUFFERED": "1", "SMOKE_FAMILY": family.NAME},
         timeout=1500,
     )
     assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-4000:])
 
-    steps = step_logs((out / "train.log").read_text(errors="replace"))
+    log = (out / "train.log").read_text(errors="replace")
+    steps = step_logs(log)
     assert [s["step"] for s in steps] == [1, 2]  # 8 prompts, 4 per rollout batch, one update each
     for status in steps:
         for name in REWARD_NAMES:
@@ -44,8 +52,19 @@ def test_train_ppo_ray_runs_every_step_and_writes_a_checkpoint_that_infers(tmp_p
         assert status["rarft/malformed"] == 0.0  # special tokens are biased away at sampling
         assert all(status[f"rarft/{part}_s"] >= 0 for part in ("video_prep", "generate", "reward"))
         assert status["timing/generation"] > 0 and status["timing/ppo_train"] > 0
+        assert abs(status["vllm_kl"]) < 0.01, status["vllm_kl"]  # training scores what the rollout sampled
+        # rarft-train's step logs (rarft_plugin.trainer_logs): every monitor, the groups that teach nothing
+        assert {f"rarft/monitor/{m.name}" for m in MONITORS} <= set(status) and "rarft/zero_variance_groups" in status
+        assert 0.0 <= status["score"] <= 1.0  # the task score's mean (rarft_plugin.rollout_logs)
 
-    assert (out / "run" / "config.json").is_file()  # the final Hugging Face weights
+    evaluations = eval_logs(log)  # the in-loop task metrics, every step (--eval.steps 1)
+    assert [e["step"] for e in evaluations] == [1, 2]
+    for logs in evaluations:
+        assert logs["rarft/queries"] == 16.0  # 8 evaluation prompts x 2 samples
+        assert 0.0 <= logs["rarft/ra_iou/mIoU"] <= 1.0 and 0.0 <= logs["rarft/format_compliance"] <= 1.0
+        assert any(key.startswith(("rarft/strong/", "rarft/moderate/", "rarft/weak/")) for key in logs)
+
+    assert json.loads((out / "run" / "config.json").read_text())["model_type"] in family.MODEL_TYPES  # final weights
     assert any((out / "run" / "checkpoints").glob("*_hf")) or any((out / "run" / "checkpoints").iterdir())
     rows = [json.loads(line) for line in (out / "infer.jsonl").read_text().splitlines()]
     queries = sum(len(item["GRPO"]) for item in json.loads((out / "assets" / "data.json").read_text()))

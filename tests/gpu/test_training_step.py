@@ -1,8 +1,8 @@
 """One GRPO step on a GPU in bf16: video executor -> OpenRLHF Actor -> PolicyLoss -> backward -> AdamW.
 
-Skipped where CUDA is absent. Runs the executor on generated videos with a tiny random
-Qwen2.5-VL whose rollouts come from `generate` on the GPU (an engine stand-in: vLLM is not
-needed), then trains through OpenRLHF's own actor wrapper and loss.
+Skipped where CUDA is absent. Runs the executor on generated videos with each model family's tiny
+random stand-in (the `family` fixture), whose rollouts come from `generate` on the GPU (an engine
+stand-in: vLLM is not needed), then trains through OpenRLHF's own actor wrapper and loss.
 """
 
 import asyncio
@@ -15,7 +15,7 @@ import torch
 from support.import_stand_ins import install_import_stand_ins
 
 from rarft_plugin.paths import plugin_path
-from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video
+from rarft_plugin.stand_ins import write_test_video
 from rarft_plugin.video import VideoSpec
 
 pytestmark = pytest.mark.gpu
@@ -90,12 +90,12 @@ def load_executor():
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, tiny_model):
     from openrlhf.models import Actor
     from transformers import AutoProcessor
 
     torch.manual_seed(0)
-    directory = build_tiny_qwen2_5_vl(tmp_path_factory.mktemp("tiny"))
+    directory = tiny_model
     clip = write_test_video(tmp_path_factory.mktemp("videos") / "clip.mp4", seconds=6, size=(112, 84))
     processor = AutoProcessor.from_pretrained(directory)
     actor = Actor(str(directory), attn_implementation="sdpa", param_dtype="bf16").to(DEVICE)

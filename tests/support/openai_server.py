@@ -3,16 +3,24 @@
     with ChatServer(responder) as server:
         client = ChatClient(base_url=server.url, model="m")
 
-`responder(request_json) -> str | Fault` returns the assistant's text, or a `Fault` to inject
-(an HTTP status with a body, a delay, or a dropped connection). Every request is recorded in
-`server.requests`. Bounded: it serves only loopback and stops with the context. `port` pins the
-port (to bring a server up where a client already points); `free_port()` finds one nothing
-listens on (an endpoint that is down).
+`responder(request_json) -> str | Truncated | Fault` returns the assistant's text (`Truncated`: cut
+at max_tokens), or a `Fault` to inject (an HTTP status with a body, a delay, or a dropped
+connection). Every request is recorded in `server.requests`. Bounded: it serves only loopback and
+stops with the context. `port` pins the port (to bring a server up where a client already points);
+`free_port()` finds one nothing listens on (an endpoint that is down).
+
+`one_at_a_time=True` behaves like llama.cpp's Python server with one model: requests wait in a
+queue and are answered one by one (`latency_s` each), `GET /v1/models` waits in the same queue,
+and a request whose client has closed the connection by its turn is dropped, not computed
+(counted in `server.abandoned`). `server.peak` is the most requests the server held at once
+(answering or queued). `props` is served as llama.cpp's `GET /props` (else 404).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import select
 import socket
 import threading
 import time
@@ -29,12 +37,33 @@ class Fault:
     drop: bool = False  # close the connection without answering
 
 
+@dataclass
+class Truncated:
+    """A reply cut at the request's max_tokens (finish_reason "length")."""
+
+    text: str
+
+
 class ChatServer:
-    def __init__(self, responder: Callable[[dict], str | Fault], latency_s: float = 0.0, port: int = 0):
+    def __init__(
+        self,
+        responder: Callable[[dict], str | Truncated | Fault],
+        latency_s: float = 0.0,
+        port: int = 0,
+        *,
+        one_at_a_time: bool = False,
+        props: dict | None = None,
+    ):
         self.responder = responder
         self.latency_s = latency_s
         self.requests: list[dict] = []
+        self.abandoned = 0
+        self.peak = 0
+        self._held = 0
         self._lock = threading.Lock()
+        # one model, one request at a time (a lock that queues), or no queue at all
+        self._model = threading.Lock() if one_at_a_time else contextlib.nullcontext()
+        self._one_at_a_time = one_at_a_time
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -46,11 +75,40 @@ class ChatServer:
             def log_message(self, *args):
                 pass
 
+            def do_GET(self):
+                if self.path.rstrip("/") == "/props" and props is not None:
+                    self._send(200, json.dumps(props).encode())
+                elif self.path.rstrip("/") == "/v1/models":
+                    with server._model:  # llama.cpp's Python server holds the model for this too
+                        self._send(200, json.dumps({"object": "list", "data": [{"id": "m"}]}).encode())
+                else:
+                    self._send(404, b'{"error": {"message": "not found"}}')
+
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 request = json.loads(self.rfile.read(length) or b"{}")
                 with server._lock:
                     server.requests.append(request)
+                    server._held += 1
+                    server.peak = max(server.peak, server._held)
+                try:
+                    with server._model:
+                        if server._one_at_a_time and self._client_gone():
+                            with server._lock:
+                                server.abandoned += 1
+                            self.close_connection = True
+                            return
+                        self._answer(request)
+                finally:
+                    with server._lock:
+                        server._held -= 1
+
+            def _client_gone(self) -> bool:
+                """The client closed its connection while the request waited (readable with nothing to read)."""
+                readable, _, _ = select.select([self.connection], [], [], 0)
+                return bool(readable) and not self.connection.recv(1, socket.MSG_PEEK)
+
+            def _answer(self, request):
                 if server.latency_s:
                     time.sleep(server.latency_s)
                 answer = server.responder(request)
@@ -63,13 +121,19 @@ class ChatServer:
                         return
                     self._send(answer.status, answer.body.encode())
                     return
+                finish_reason = "length" if isinstance(answer, Truncated) else "stop"
+                answer = answer.text if isinstance(answer, Truncated) else answer
                 body = {
                     "id": "chatcmpl-test",
                     "object": "chat.completion",
                     "created": 0,
                     "model": request.get("model"),
                     "choices": [
-                        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}
+                        {
+                            "index": 0,
+                            "finish_reason": finish_reason,
+                            "message": {"role": "assistant", "content": answer},
+                        }
                     ],
                     "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
                 }
