@@ -8,7 +8,15 @@ about a factor G of the work. Both wall time and process CPU time are reported: 
 ratio is the work saved, and does not move with other load on the machine. Also decord vs PyAV
 decode rate (frames/s) on the same clips.
 
+With `--paper KIND` (charades: 30 s 480p; activitynet: 150 s 720p; H.264, each clip its own content:
+`rarft_plugin.stand_ins.write_paper_clips`, kept in `--clips DIR` for the next run) it measures instead what the
+paper's scale asks of the executor: the decode time of one clip (decode + resize, one at a time), and a step of
+`--prompts` distinct clips × G rollouts all in flight, every clip a cache miss, decoded in the engine's threads
+through decord's lock (the executor's default) vs in a `DecodePool` of `--processes` worker processes (the executor
+with RARFT_DECODE_PROCESSES=N).
+
     python bench/video_pipeline.py [--prompts 16] [--group 8] [--seconds 60]
+    python bench/video_pipeline.py --paper charades --clips DIR [--prompts 16] [--processes 2]
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 import tempfile
 import time
@@ -26,17 +35,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rarft_plugin import video  # noqa: E402
 from rarft_plugin.models import default_family  # noqa: E402
 from rarft_plugin.openrlhf_agent import _PREPARED, clear_prepared_cache, prepare_video_prompt  # noqa: E402
-from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video  # noqa: E402
-from rarft_plugin.video import cache_stats, clear_cache, sample_frames  # noqa: E402
+from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_paper_clips, write_test_video  # noqa: E402
+from rarft_plugin.video import DecodePool, cache_stats, clear_cache, sample_frames  # noqa: E402
 
 
-def rollouts(processor, prompt, clips, group, cache) -> tuple[float, float]:
-    """(wall s, CPU s) to prepare every rollout of every prompt, all dispatched together."""
+def rollouts(processor, prompt, clips, group, cache, pool=None) -> tuple[float, float]:
+    """(wall s, CPU s of this process) to prepare every rollout of every prompt, all dispatched together."""
 
     async def dispatch():
         await asyncio.gather(
             *[
-                asyncio.to_thread(prepare_video_prompt, processor, prompt, str(clip), cache=cache)
+                asyncio.to_thread(prepare_video_prompt, processor, prompt, str(clip), cache=cache, pool=pool)
                 for clip in clips
                 for _ in range(group)
             ]
@@ -80,14 +89,62 @@ def sample_rate(clips, backend) -> float:
     return frames / (time.perf_counter() - started)
 
 
+def paper_scale(args, processor, prompt) -> None:
+    """Decode time per paper-size clip, and a step's distinct clips decoded in threads (decord's lock) vs a pool."""
+    started = time.perf_counter()
+    clips = write_paper_clips(args.clips, args.paper, args.prompts)
+    print(
+        f"{len(clips)} {args.paper} clips in {args.clips} ({time.perf_counter() - started:.0f} s to make the missing)"
+    )
+    timed = clips[: args.timed]
+    started = time.perf_counter()
+    frames = [sample_frames(str(clip), cache=False) for clip in timed]
+    per_clip = (time.perf_counter() - started) / len(timed)
+    shape = frames[0].frames.shape
+    print(
+        f"decode + resize, one clip at a time: {per_clip:.2f} s a clip ({shape[0]} frames of {shape[2]}x{shape[1]} "
+        f"sampled at 2 FPS; mean of {len(timed)})"
+    )
+    pool = DecodePool(args.processes)
+    try:
+        sample_frames(str(clips[0]), cache=False, pool=pool)  # the workers start outside the timing
+        threads = rollouts(processor, prompt, clips, args.group, cache=True)
+        pooled = rollouts(processor, prompt, clips, args.group, cache=True, pool=pool)
+    finally:
+        pool.close()
+    total = len(clips) * args.group
+    print(f"a step of {len(clips)} distinct clips x G={args.group} rollouts, all in flight, decode + processor:")
+    print(f"  engine threads, decord serialised  {threads[0]:7.1f} s  ({total / threads[0]:.2f} rollouts/s)")
+    print(f"  DecodePool({args.processes})                {pooled[0]:7.1f} s  ({total / pooled[0]:.2f} rollouts/s)")
+    print(f"  pool vs threads: {threads[0] / pooled[0]:.2f}x faster (CPU cores here: {os.cpu_count()})")
+
+
+def _prompt(processor) -> str:
+    return processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "text", "text": "find it"}, {"type": "video", "text": ""}]}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--group", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--paper", choices=("charades", "activitynet"), default=None, help="paper-size clips")
+    parser.add_argument("--clips", type=Path, default=Path("runs/bench_clips"), help="where --paper clips are kept")
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="DecodePool size (--paper)")
+    parser.add_argument("--timed", type=int, default=4, help="clips decoded one at a time (--paper)")
     args = parser.parse_args()
 
     from transformers import AutoProcessor
+
+    if args.paper:
+        with tempfile.TemporaryDirectory() as tmp:
+            processor = AutoProcessor.from_pretrained(build_tiny_qwen2_5_vl(Path(tmp) / "tiny"))  # 7B pixel bounds
+            paper_scale(args, processor, _prompt(processor))
+        return 0
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -97,11 +154,7 @@ def main() -> int:
             for i in range(args.prompts)
         ]
         processor = AutoProcessor.from_pretrained(build_tiny_qwen2_5_vl(tmp / "tiny"))
-        prompt = processor.apply_chat_template(
-            [{"role": "user", "content": [{"type": "text", "text": "find it"}, {"type": "video", "text": ""}]}],
-            tokenize=False,
-            add_generation_prompt=True,
-        )
+        prompt = _prompt(processor)
 
         total = args.prompts * args.group
         prepare_video_prompt(processor, prompt, str(clips[0]), cache=False)  # warm-up: first-call costs out of both

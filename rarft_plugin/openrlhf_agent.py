@@ -13,7 +13,13 @@ field (`--data.image_key video`): a JSON string `{"path", "video_start", "video_
    the expanded prompt tokens and training tensors (`mm_train_inputs`) it trains on are the ones
    the rollout saw (`process_video_prompt` of the family). Both steps are cached per process and
    single-flight: the G rollouts of a prompt, which OpenRLHF starts together, decode and preprocess
-   the clip once;
+   the clip once. $RARFT_DECODE_PROCESSES > 0 decodes clips in that many worker processes
+   (`rarft_plugin.video.DecodePool`): OpenRLHF dispatches a step's prompts all at once and the executor
+   cannot know the next step's (the trainer's driver draws them from a shuffled loader), so what it can
+   do is decode a step's distinct clips in parallel, which decord's thread-safety lock forbids inside
+   one process. The default, 0, decodes in this process: the pool has not run inside vLLM's Ray actor
+   yet, and on 2 loaded CPU cores it was slower for Charades-like clips (0.84x, docs/gpu.md "Paper
+   scale"); `bench/gpu_scale.sh` measures both;
 2. sends vLLM the prompt with the video collapsed to its one placeholder (`vllm_prompt_ids` of the
    family) and the frames with their metadata, the way the installed vLLM takes them
    (`vllm_video_request` of the family), and
@@ -56,7 +62,17 @@ from rarft_plugin.prompt_row import label_of, video_of
 from rarft_plugin.reward_options import RewardOptions, ScoreOptions
 from rarft_plugin.rewards import REWARD_NAMES
 from rarft_plugin.rollout_logs import score_with_logs
-from rarft_plugin.video import SampledVideo, Sampling, SpecLike, VideoError, VideoSpec, cache_key, sample_frames
+from rarft_plugin.video import (
+    DecodePool,
+    SampledVideo,
+    Sampling,
+    SpecLike,
+    VideoError,
+    VideoSpec,
+    cache_key,
+    decode_pool,
+    sample_frames,
+)
 
 if TYPE_CHECKING:
     from transformers import ProcessorMixin
@@ -82,13 +98,15 @@ def processor_key(processor: ProcessorMixin) -> str:
     return f"{tokenizer.name_or_path}|{len(tokenizer)}|{processor.video_processor.to_json_string()}"
 
 
-def prepare_video_prompt(processor: ProcessorMixin, prompt: str, spec: SpecLike, *, cache: bool = True) -> Prepared:
-    """Frames, expanded prompt ids and training tensors for one rollout (cached per process)."""
+def prepare_video_prompt(
+    processor: ProcessorMixin, prompt: str, spec: SpecLike, *, cache: bool = True, pool: DecodePool | None = None
+) -> Prepared:
+    """Frames, expanded prompt ids and training tensors for one rollout (cached per process; decoded in `pool`)."""
     spec = VideoSpec.parse(spec)
     family = family_of_processor(processor)
 
     def prepare() -> Prepared:
-        video = sample_frames(spec, family=family, cache=cache)
+        video = sample_frames(spec, family=family, cache=cache, pool=pool)
         return (video, *family.process_video_prompt(processor, prompt, video))
 
     if cache:
@@ -144,6 +162,8 @@ class AgentExecutor(AgentExecutorBase):
         # checked against the model family at the first rollout, where the processor tells which family it is
         self.vllm_version = vllm.__version__
         self._reward_options = reward_options
+        # $RARFT_DECODE_PROCESSES worker processes (started at the first clip), or None (default): this process
+        self.decode_pool = decode_pool()
 
     def reward_options(self) -> ScoreOptions:
         if self._reward_options is None:
@@ -157,7 +177,8 @@ class AgentExecutor(AgentExecutorBase):
         started = time.perf_counter()
         try:
             video, prompt_ids, mm_train_inputs = await asyncio.wait_for(
-                asyncio.to_thread(prepare_video_prompt, hf_tokenizer, prompt, spec), PREPARE_TIMEOUT_S
+                asyncio.to_thread(prepare_video_prompt, hf_tokenizer, prompt, spec, pool=self.decode_pool),
+                PREPARE_TIMEOUT_S,
             )
         except asyncio.TimeoutError:
             message = f"decoding and preprocessing took over {PREPARE_TIMEOUT_S:g} s"

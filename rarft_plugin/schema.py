@@ -431,20 +431,19 @@ def _checked(text: str, kind: str, name: str) -> str:
     return text
 
 
-def _unwrapped(text: str, kind: str, name: str) -> str:
-    """An answer as a record stores it, without its wrapper (`strip_answer_wrapper`), checked.
-
-    After the wrapper only one `<correct>` block may follow (the human-annotated file's layout),
-    its text checked as a query: a second answer block would be a second answer.
+def _unwrapped(text: str, name: str) -> tuple[str, str]:
+    """(answer, correction) of an answer as a record stores it: the answer without its wrapper
+    (`strip_answer_wrapper`), and the text of the one `<correct>` block that may follow it (the
+    human-annotated file's layout; "" without one). Anything else after the wrapper is refused: a
+    second answer block would be a second answer.
     """
     match = _WRAPPER.match(text)
     if match is None:
-        return _checked(text.strip(), kind, name)
+        return text.strip(), ""
     rest = _CORRECTION_AFTER.fullmatch(text, match.end())
     if rest is None:
         raise DataError("holds more after its answer block than one <correct> block", field=name)
-    _checked((rest.group(2) or "").strip(), "query", name)
-    return _checked(match.group(1).strip(), kind, name)
+    return match.group(1).strip(), (rest.group(2) or "").strip()
 
 
 # ---- label ------------------------------------------------------------------------------------
@@ -539,9 +538,10 @@ def parse_label(raw: Mapping[str, object] | str | Label, *, source: str | None =
 
 def label_problems(label: Label, *, spans: bool = True) -> list[DataError]:
     """What makes a valid label unfit to train on or score (each naming its field): a span its video cannot
-    hold (`span_problem` against the label's duration; `spans=False` skips it) and a text holding a lone
-    surrogate (no tokenizer takes one). The rewards themselves never raise on such a label; the
-    launcher's checks and rarft-score refuse it up front, so that it does not fail or mislead every
+    hold (`span_problem` against the label's duration; `spans=False` skips it), a text holding a lone
+    surrogate (no tokenizer takes one) and a text no record may hold (`text_problem`: a chat marker, a
+    tag, a control character, a runaway length). The rewards themselves never raise on such a label;
+    the launcher's checks and rarft-score refuse it up front, so that it does not fail or mislead every
     rollout later.
 
     >>> label = parse_label({"relevant": True, "timestamp": [500, 900], "duration": 27, "query": "q"})
@@ -552,10 +552,17 @@ def label_problems(label: Label, *, spans: bool = True) -> list[DataError]:
     span = span_problem(label.timestamp, label.duration) if spans else None
     if span:
         problems.append(DataError(f"{span}: a span the video cannot hold", field="timestamp"))
-    for name in ("query", "answer_time", "answer_refusal", "query_relevant"):
-        if not is_text(getattr(label, name)):
-            problems.append(DataError("holds a lone surrogate (such as \\ud800): not text", field=name))
+    for name, kind in _LABEL_TEXT_KINDS.items():
+        text = getattr(label, name)
+        problem = (
+            "holds a lone surrogate (such as \\ud800): not text" if not is_text(text) else text_problem(text, kind)
+        )
+        if problem:
+            problems.append(DataError(problem, field=name))
     return problems
+
+
+_LABEL_TEXT_KINDS = {"query": "query", "answer_time": "answer", "answer_refusal": "answer", "query_relevant": "query"}
 
 
 def _parse_label(raw: Mapping[str, object] | str | bytes) -> Label:
@@ -575,7 +582,7 @@ def _parse_label(raw: Mapping[str, object] | str | bytes) -> Label:
     relevant = _boolean(_required(raw, "relevant"), "relevant")
     duration = raw.get("duration")
     duration = None if duration is None else parse_seconds(duration, "duration", positive=True)
-    query = _checked(_text(_required(raw, "query"), "query"), "query", "query")
+    query = _text(_required(raw, "query"), "query")
     if not query.strip():
         raise DataError("must not be empty", field="query")
 
@@ -606,18 +613,18 @@ def _parse_label(raw: Mapping[str, object] | str | bytes) -> Label:
         duration=duration,
         query=query,
         timestamp=timestamp,
-        answer_time=_reference(raw, "answer_time", "answer"),
-        answer_refusal=_reference(raw, "answer_refusal", "answer"),
-        query_relevant=_reference(raw, "query_relevant", "query"),
+        answer_time=_reference(raw, "answer_time"),
+        answer_refusal=_reference(raw, "answer_refusal"),
+        query_relevant=_reference(raw, "query_relevant"),
         difficulty=difficulty,
         categories=categories,
         id=label_id,
     )
 
 
-def _reference(raw: Mapping[str, object], name: str, kind: str) -> str:
+def _reference(raw: Mapping[str, object], name: str) -> str:
     """A reference text of the label, its `<answer>` wrapper removed."""
-    return _unwrapped(_text(raw.get(name) or "", name), kind, name)
+    return _unwrapped(_text(raw.get(name) or "", name), name)[0]
 
 
 def _required(raw: Mapping[str, object], name: str) -> object:
@@ -768,7 +775,9 @@ def _parse_query(entry: object, where: str) -> VtgQuery:
         extra=extra,
         keys=tuple(entry),
     )
-    _unwrapped(answer, "answer", f"{where}.a")
+    text, correction = _unwrapped(answer, f"{where}.a")
+    _checked(text, "answer", f"{where}.a")
+    _checked(correction, "query", f"{where}.a")
     try:
         query.difficulty  # noqa: B018 - validates the tag now, naming the field
     except ValueError as error:

@@ -2,7 +2,8 @@
 
 - `VideoSpec`: a file and a window of it (`video_start`/`video_end`), parsed from what the OpenRLHF
   dataset carries (a path, a dict or its JSON string).
-- `sample_frames(spec)`: decodes a clip (decord by default, PyAV as fallback) and takes its frames
+- `sample_frames(spec)`: decodes a clip (decord by default, PyAV as fallback; in worker processes with
+  `pool=DecodePool(n)`, which the rollout executor uses when $RARFT_DECODE_PROCESSES > 0) and takes its frames
   the way a model family samples them (`rarft_plugin.models`; the default family is Qwen2.5-VL:
   2 FPS, a total-pixel budget of 3584·28·28, frame sides multiples of 28). The result holds the
   frames and their real sampling rate, which the family hands the model's processor and vLLM.
@@ -10,7 +11,9 @@
   window, family and sampling options), so the G rollouts of one prompt, which OpenRLHF starts
   together, decode the video once.
 - `probe(spec)`, `probe_all` / `probe_durations`: open a clip and decode the first and last frame of
-  its window, so bad files are found when a dataset is converted rather than inside a rollout.
+  its window, so bad files are found when a dataset is converted rather than inside a rollout;
+  `probe_clip` / `probe_clips` also give the sampled frames' count, size and times (`ClipInfo`), from
+  which a family counts a prompt's video tokens without decoding the clip.
 - Resolution of the `video` a released record names to a file (`video_candidates`, `resolve_video`,
   `resolve_videos`), and the clips of a set of examples (`video_spec`, `check_clips`).
 """
@@ -20,10 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,14 +39,17 @@ from tqdm import tqdm
 
 from rarft_plugin.cache import LruCache
 from rarft_plugin.errors import DataError
-from rarft_plugin.models import ModelFamily, default_family
+from rarft_plugin.models import ModelFamily, default_family, family_named
 
 if TYPE_CHECKING:
     from rarft_plugin.dataset import Example
 
 __all__ = [
     "VIDEO_EXTENSIONS",
+    "DECODE_PROCESSES_ENV",
     "Backend",
+    "ClipInfo",
+    "DecodePool",
     "MissingVideos",
     "SampledVideo",
     "Sampling",
@@ -51,8 +59,13 @@ __all__ = [
     "cache_stats",
     "check_clips",
     "clear_cache",
+    "decode_env",
+    "decode_pool",
+    "decode_processes",
     "probe",
     "probe_all",
+    "probe_clip",
+    "probe_clips",
     "probe_durations",
     "resolve_video",
     "resolve_videos",
@@ -127,17 +140,19 @@ def sample_frames(
     min_pixels: int | None = None,
     backend: Backend = "auto",
     cache: bool = True,
+    pool: DecodePool | None = None,
 ) -> SampledVideo:
     """Decode a clip and sample its frames as `family` (default: `default_family()`) does; errors name the file.
 
-    `fps`, `total_pixels`, `min_pixels`: None takes the family's defaults.
+    `fps`, `total_pixels`, `min_pixels`: None takes the family's defaults. `pool`: decode (and resize) in one of
+    its worker processes instead of this one; the cache stays in this process.
     """
     spec = VideoSpec.parse(spec)
     how = Sampling.of(family, fps=fps, total_pixels=total_pixels, min_pixels=min_pixels)
 
     def decode() -> SampledVideo:
         with _named(spec):
-            return _decode(spec, how, backend=backend)
+            return pool.decode(spec, how, backend) if pool is not None else _decode(spec, how, backend=backend)
 
     if not cache:
         return decode()
@@ -150,30 +165,62 @@ def probe(spec: SpecLike, *, family: ModelFamily | None = None, backend: Backend
     Returns the video's duration (s). Catches missing, empty, truncated and non-video files, clips
     too short to sample and windows outside the video, naming the file.
     """
+    return probe_clip(spec, family=family, backend=backend).duration
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What probing a clip learns without decoding it: the video's duration (s), and what `sample_frames` would
+    give of its window: the frames' count, height and width (after the family's resize), their sampling rate,
+    their times in the file (s) and the file's frame rate. A family counts the tokens such frames expand to
+    (`ModelFamily.video_token_count`)."""
+
+    duration: float
+    frames: int
+    height: int
+    width: int
+    fps: float
+    timestamps: tuple[float, ...]
+    source_fps: float
+
+
+def probe_clip(spec: SpecLike, *, family: ModelFamily | None = None, backend: Backend = "auto") -> ClipInfo:
+    """`probe`, with what the sampled frames would be (`ClipInfo`; the family's rules at its default budget)."""
     spec = VideoSpec.parse(spec)
-    family = family or default_family()
+    how = Sampling.of(family)
     with _named(spec):
         reader = _open(spec.path, backend)
-        first, last, duration = _window(reader, spec)
-        indices = family.frame_indices(reader.frame_count, reader.fps, first, last, family.FPS)
-        reader.get(indices[[0, -1]])
-        return duration
+        indices, first, last, duration = _sampled_indices(reader, spec, how)
+        ends = reader.get(indices[[0, -1]])
+        height, width = how.family.frame_size(
+            ends.shape[1], ends.shape[2], len(indices), total_pixels=how.total_pixels, min_pixels=how.min_pixels
+        )
+        return ClipInfo(duration, len(indices), height, width, *_sampled_times(reader, indices, first, last))
 
 
 def probe_all(specs: Iterable[SpecLike], *, workers: int = 8) -> dict[VideoSpec, VideoError]:
     """`probe` every distinct clip (in threads, with a progress bar); the clips that fail, with their errors."""
-    return probe_durations(specs, workers=workers)[1]
+    return probe_clips(specs, workers=workers)[1]
 
 
 def probe_durations(
     specs: Iterable[SpecLike], *, workers: int = 8
 ) -> tuple[dict[VideoSpec, float], dict[VideoSpec, VideoError]]:
     """`probe_all`, also returning the video duration of every clip that opens (for records without one)."""
+    infos, failed = probe_clips(specs, workers=workers)
+    return {spec: info.duration for spec, info in infos.items()}, failed
+
+
+def probe_clips(
+    specs: Iterable[SpecLike], *, family: ModelFamily | None = None, workers: int = 8
+) -> tuple[dict[VideoSpec, ClipInfo], dict[VideoSpec, VideoError]]:
+    """`probe_clip` every distinct clip in threads (a progress bar past 200), sampled as `family` samples (default:
+    `default_family()`): what each that opens holds, and the errors of those that do not."""
     distinct = list(dict.fromkeys(VideoSpec.parse(spec) for spec in specs))
 
-    def check(spec: VideoSpec) -> float | VideoError:
+    def check(spec: VideoSpec) -> ClipInfo | VideoError:
         try:
-            return probe(spec)
+            return probe_clip(spec, family=family)
         except VideoError as error:
             return error
 
@@ -187,8 +234,8 @@ def probe_durations(
                 disable=len(distinct) < 200,
             )
         )
-    durations = {spec: r for spec, r in zip(distinct, results, strict=True) if not isinstance(r, VideoError)}
-    return durations, {spec: r for spec, r in zip(distinct, results, strict=True) if isinstance(r, VideoError)}
+    infos = {spec: r for spec, r in zip(distinct, results, strict=True) if isinstance(r, ClipInfo)}
+    return infos, {spec: r for spec, r in zip(distinct, results, strict=True) if isinstance(r, VideoError)}
 
 
 @dataclass(frozen=True)
@@ -283,19 +330,28 @@ def _window(reader: _Reader, spec: VideoSpec) -> tuple[int, int, float]:
 
 def _decode(spec: VideoSpec, how: Sampling, *, backend: Backend) -> SampledVideo:
     reader = _open(spec.path, backend)
-    first, last, _ = _window(reader, spec)
-    indices = how.family.frame_indices(reader.frame_count, reader.fps, first, last, how.fps)
+    indices, first, last, _ = _sampled_indices(reader, spec, how)
     frames = reader.get(indices)
     height, width = how.family.frame_size(
         frames.shape[1], frames.shape[2], len(indices), total_pixels=how.total_pixels, min_pixels=how.min_pixels
     )
+    return SampledVideo(_resize(frames, height, width), *_sampled_times(reader, indices, first, last))
+
+
+def _sampled_indices(reader: _Reader, spec: VideoSpec, how: Sampling) -> tuple[np.ndarray, int, int, float]:
+    """The frames `how` samples of the clip's window: (indices, the window's first and last frame, the video's
+    duration in s)."""
+    first, last, duration = _window(reader, spec)
+    return how.family.frame_indices(reader.frame_count, reader.fps, first, last, how.fps), first, last, duration
+
+
+def _sampled_times(
+    reader: _Reader, indices: np.ndarray, first: int, last: int
+) -> tuple[float, tuple[float, ...], float]:
+    """(sampling rate, the frames' times in the file, the file's frame rate) of sampled frames: what
+    `SampledVideo` and `ClipInfo` record beside the frames."""
     sample_fps = len(indices) / max(last - first + 1, 1) * reader.fps
-    return SampledVideo(
-        frames=_resize(frames, height, width),
-        fps=float(sample_fps),
-        timestamps=tuple(float(i) / reader.fps for i in indices),
-        source_fps=float(reader.fps),
-    )
+    return float(sample_fps), tuple(float(i) / reader.fps for i in indices), float(reader.fps)
 
 
 def _resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -373,6 +429,127 @@ def _open(path: str, backend: Backend) -> _Reader:
         return _PyAVReader(path)
     except Exception:  # noqa: BLE001 -- decord cannot open some containers that PyAV reads
         return _PyAVReader(path)
+
+
+# ---------------------------------------------------------------- decoding in worker processes
+
+DECODE_PROCESSES_ENV = "RARFT_DECODE_PROCESSES"
+# Decoding stays in the calling process unless $RARFT_DECODE_PROCESSES asks for workers: the pool has not run
+# inside vLLM's Ray actor yet, and on 2 loaded CPU cores it was slower for Charades-like clips (0.84x,
+# bench/video_pipeline.py; docs/gpu.md "Paper scale"). bench/gpu_scale.sh measures both on the GPU machine.
+DEFAULT_DECODE_PROCESSES = 0
+
+
+@dataclass(frozen=True)
+class _WorkerFailure:
+    """A decoding error in a worker, carried back as text (exceptions with keyword fields do not pickle back)."""
+
+    message: str
+    field: str | None
+
+
+def _init_decode_worker() -> None:
+    try:
+        import torch
+
+        torch.set_num_threads(1)  # one clip per process; the processes are the parallelism
+    except ImportError:
+        pass
+
+
+def _decode_in_worker(
+    spec: VideoSpec, family_name: str, sampling: tuple[float, int, int], backend: Backend
+) -> SampledVideo | _WorkerFailure:
+    how = Sampling(family_named(family_name), *sampling)
+    try:
+        return _decode(spec, how, backend=backend)
+    except VideoError as error:
+        return _WorkerFailure(error.message, error.field)
+    except Exception as error:  # noqa: BLE001 -- decoder libraries raise many types; the parent names the file
+        return _WorkerFailure(f"cannot decode video ({type(error).__name__}: {error})", None)
+
+
+class DecodePool:
+    """Decoding and resizing clips in `processes` worker processes, for `sample_frames(..., pool=...)`.
+
+    Why: decord is not safe to call from two threads at once (`_DECORD_LOCK`), so in one process the distinct
+    clips of a step decode one after another; at the paper's scale (16 distinct clips a step, a 30-s 480p clip
+    taking about a second and a 150-s 720p one several) that queue sits on the rollouts' critical path. Each
+    worker is a process of its own (spawned, so nothing of a CUDA or vLLM parent is inherited) with its own
+    decord, so clips decode in parallel and a decoder crash ("Assertion ... libavcodec") takes down a worker, not
+    the engine: the rollout fails naming the file and the pool is restarted.
+    """
+
+    def __init__(self, processes: int):
+        if processes < 1:
+            raise ValueError(f"a decode pool needs at least one process, got {processes}")
+        self.processes = processes
+        self._lock = threading.Lock()
+        self._pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_decode_worker,
+        )
+
+    def decode(self, spec: VideoSpec, how: Sampling, backend: Backend = "auto") -> SampledVideo:
+        """`spec` sampled as `how` says, decoded in a worker; a VideoError (without its file: `_named` adds it)."""
+        with self._lock:
+            pool = self._pool
+        sampling = (how.fps, how.total_pixels, how.min_pixels)
+        try:
+            result = pool.submit(_decode_in_worker, spec, how.family.NAME, sampling, backend).result()
+        except BrokenProcessPool:
+            with self._lock:
+                if self._pool is pool:  # the first caller to see it restarts the pool
+                    self._pool = self._start()
+            raise VideoError("the decoding process died on this clip (a decoder crash)") from None
+        if isinstance(result, _WorkerFailure):
+            raise VideoError(result.message, field=result.field)
+        return result
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+_POOL: DecodePool | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def decode_processes(environ: Mapping[str, str] | None = None) -> int:
+    """The decoding processes $RARFT_DECODE_PROCESSES asks for (unset or empty: `DEFAULT_DECODE_PROCESSES`, 0)."""
+    environ = os.environ if environ is None else environ
+    text = environ.get(DECODE_PROCESSES_ENV, "").strip()
+    try:
+        return max(0, int(text)) if text else DEFAULT_DECODE_PROCESSES
+    except ValueError:
+        raise ValueError(f"${DECODE_PROCESSES_ENV} must be a whole number of processes, got {text!r}") from None
+
+
+def decode_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`{RARFT_DECODE_PROCESSES: n}` when the variable is set (checked: a bad value is a ValueError naming it), for
+    the Ray workers whose executors read it; else {}."""
+    environ = os.environ if environ is None else environ
+    if not environ.get(DECODE_PROCESSES_ENV, "").strip():
+        return {}
+    return {DECODE_PROCESSES_ENV: str(decode_processes(environ))}
+
+
+def decode_pool(environ: Mapping[str, str] | None = None) -> DecodePool | None:
+    """This process's shared `DecodePool` of `decode_processes()` processes; None when that is 0 (the default:
+    decode in the calling threads, one clip at a time through decord's lock)."""
+    global _POOL
+    processes = decode_processes(environ)
+    if processes <= 0:
+        return None
+    with _POOL_LOCK:
+        if _POOL is None or _POOL.processes != processes:
+            if _POOL is not None:
+                _POOL.close()
+            _POOL = DecodePool(processes)
+        return _POOL
 
 
 _CACHE: LruCache[SampledVideo] = LruCache(CACHE_SIZE)

@@ -4,9 +4,15 @@
 #   RECIPE_TITLE  one line for --help
 #   RECIPE_MODEL  what RARFT_MODEL must hold
 #   RECIPE_HARDWARE  what it needs
-# and optionally RECIPE_DEFAULT_GPUS, RECIPE_MAX_LEN (--data.max_len for the model family's prompts; default
-# 4608, Qwen2.5-VL's) and RECIPE_EXTRA_ARGS (flags after the paper's; the later value wins), then calls
-# `rarft_recipe_main "$@"`.
+# and optionally RECIPE_SIZE (the base model's published Qwen2.5-VL size, 7b or 3b, for the memory estimate of
+# --help; without it --help says there is none), RECIPE_DEFAULT_GPUS, RECIPE_MAX_LEN (--data.max_len for the
+# model family's prompts; default 4608, Qwen2.5-VL's) and RECIPE_EXTRA_ARGS (flags after the paper's; the later
+# value wins), then calls `rarft_recipe_main "$@"`.
+#
+# One GPU (RARFT_NUM_GPUS=1): the actor, the reference and one vLLM engine share it, and the flags that the
+# memory estimate (python -m rarft_plugin.launch.memory --fit) says it takes to fit are added after the
+# recipe's: --ds.adam_offload (the actor's fp32 states on the host) and, if that is not enough,
+# --ref.offload. The GPU's size: RARFT_GPU_MEMORY (GB), else nvidia-smi's, else 141 (an H200).
 #
 # The project's Python: $PYTHON when set, else the checkout's .venv (what `make setup` creates), so a
 # recipe runs without activating anything; else `python` on PATH.
@@ -52,11 +58,16 @@ Required:
 Optional:
   RARFT_OUTPUT          checkpoints, final Hugging Face weights, TensorBoard logs
                         (default: runs/${RECIPE}); a rerun resumes from its last checkpoint
-  RARFT_NUM_GPUS        GPUs on this node (default: ${RECIPE_DEFAULT_GPUS:-8})
+  RARFT_NUM_GPUS        GPUs on this node (default: ${RECIPE_DEFAULT_GPUS:-8}); 1 adds what one GPU needs
+                        to fit (see Memory)
+  RARFT_GPU_MEMORY      GB per GPU for that choice (default: nvidia-smi's, else 141)
   RARFT_PRESET          paper (default): the paper's setup; released: the authors' released training
                         script setting by setting (docs/train.md), on data built with
                           rarft-prep to-openrlhf hi_vtg_train.json TRAIN.jsonl --video-root VIDEOS \\
                             --template ra_rft_released --pairing released --epochs 3
+  RARFT_DECODE_PROCESSES
+                        worker processes decoding clips, per vLLM engine (default 0: the engine's own
+                        process decodes; docs/video.md)
   RARFT_DRY_RUN=1       check data, model and flags, print the final OpenRLHF command, start nothing
   PYTHON                interpreter with rarft and the training stack (default: this checkout's
                         .venv/bin/python when it exists, else python)
@@ -65,11 +76,44 @@ ${reward_options}
 
 Hardware: $(fold -s -w 98 <<<"${RECIPE_HARDWARE}" | sed '2,$s/^/  /')
 
+$(rarft_memory_help)
+
 Extra arguments go to rarft-train after the recipe's flags, so a later value wins
 (e.g. --ckpt.save_steps 100); \`python -m rarft_plugin.train --help\` lists rarft-train's own.
 Before Ray starts, rarft-train checks every dataset line (label, video file, prompt template), the
 model directory and the SentenceBERT model, and lists all problems at once.${baseline}
 EOF
+}
+
+# --help's Memory section: the estimate for the recipe's GPUs and for one GPU of 141 and 80 GB, with the flags
+# one GPU adds (the preset's flags included), or why there is none.
+rarft_memory_help() {
+    local RARFT_ARGS=() RARFT_MODEL=MODEL RARFT_DATA=DATA RARFT_OUTPUT=OUT
+    if [[ -z "${RECIPE_SIZE:-}" ]]; then
+        echo "Memory: no estimate for this recipe's model (python -m rarft_plugin.launch.memory covers the published"
+        echo "Qwen2.5-VL architectures only); with RARFT_NUM_GPUS=1 the recipe adds nothing for memory on its own:"
+        echo "add --ds.adam_offload (and --ref.offload) yourself where one GPU does not hold the model's states."
+        return
+    fi
+    echo "Memory, ESTIMATED from the published ${RECIPE_SIZE} Qwen2.5-VL architecture and this recipe's flags"
+    echo "(python -m rarft_plugin.launch.memory; not measured at this size: docs/gpu.md, \"Paper scale\"):"
+    rarft_paper_args "${RECIPE_DEFAULT_GPUS:-8}"
+    rarft_preset_args
+    RARFT_ARGS+=(${RECIPE_EXTRA_ARGS[@]+"${RECIPE_EXTRA_ARGS[@]}"})
+    "$PYTHON" -m rarft_plugin.launch.memory --size "$RECIPE_SIZE" --recipe -- "${RARFT_ARGS[@]}" 2>&1 \
+        || echo "  (not shown: $PYTHON cannot import rarft_plugin; set PYTHON)"
+}
+
+# The flags one GPU of this machine needs by the estimate, for the model in RARFT_MODEL (nothing when it
+# cannot tell: a model directory whose config is not a Qwen2.5-VL one, e.g. Qwen3-VL).
+rarft_one_gpu_args() {
+    local memory="${RARFT_GPU_MEMORY:-}"
+    if [[ -z "$memory" ]]; then
+        memory="$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits -i 0 2>/dev/null \
+            | awk '{printf "%.0f", $1 * 1.048576 / 1000}')" || memory=""
+    fi
+    "$PYTHON" -m rarft_plugin.launch.memory --model "$RARFT_MODEL" --gpu-memory "${memory:-141}" --fit -- "$@" \
+        2>/dev/null || true
 }
 
 rarft_require() {  # NAME: fail with a pointer to --help when the variable is empty
@@ -193,7 +237,16 @@ rarft_recipe_main() {
     rarft_require RARFT_MODEL "the local directory of ${RECIPE_MODEL}"
     rarft_require RARFT_DATA "the training JSONL from rarft-prep to-openrlhf"
     RARFT_OUTPUT="${RARFT_OUTPUT:-$PWD/runs/$RECIPE}"
-    rarft_paper_args "${RARFT_NUM_GPUS:-${RECIPE_DEFAULT_GPUS:-8}}"
+    local gpus="${RARFT_NUM_GPUS:-${RECIPE_DEFAULT_GPUS:-8}}" one_gpu=()
+    rarft_paper_args "$gpus"
     rarft_preset_args
-    exec "$PYTHON" -m rarft_plugin.train "${RARFT_ARGS[@]}" ${RECIPE_EXTRA_ARGS[@]+"${RECIPE_EXTRA_ARGS[@]}"} "$@"
+    RARFT_ARGS+=(${RECIPE_EXTRA_ARGS[@]+"${RECIPE_EXTRA_ARGS[@]}"} "$@")
+    if [[ "$gpus" == 1 ]]; then
+        mapfile -t one_gpu < <(rarft_one_gpu_args "${RARFT_ARGS[@]}")
+        if [[ ${#one_gpu[@]} -gt 0 && -n "${one_gpu[0]}" ]]; then
+            echo "$(basename "$0"): one GPU: adding ${one_gpu[*]} (estimated: python -m rarft_plugin.launch.memory)" >&2
+            RARFT_ARGS+=("${one_gpu[@]}")
+        fi
+    fi
+    exec "$PYTHON" -m rarft_plugin.train "${RARFT_ARGS[@]}"
 }

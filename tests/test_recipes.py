@@ -179,6 +179,53 @@ def test_help_shows_the_reward_options_and_the_reward_table_of_the_package():
     assert variables_help() in printed and reward_table().splitlines()[1] in printed
 
 
+def test_help_gives_the_estimated_memory_of_the_recipe_and_of_one_gpu():
+    printed = run_recipe("time_r1.sh", "--help").stdout
+    assert "Memory, ESTIMATED from the published 7b Qwen2.5-VL architecture" in printed
+    assert "- 8 GPUs of 80 GB:" in printed and "8.29 B parameters" in printed and "host 384 GB" in printed
+    assert "- one GPU of 141 GB (RARFT_NUM_GPUS=1 adds --ds.adam_offload):" in printed
+    smoke = run_recipe("single_gpu_smoke.sh", "--help").stdout
+    assert "- one GPU of 141 GB (RARFT_NUM_GPUS=1 adds nothing):" in smoke and "3.75 B parameters" in smoke
+
+
+@pytest.mark.parametrize(
+    ("env", "host"),
+    [
+        ({"RARFT_PRESET": "released"}, "host 376 GB"),  # 8 prompts a step: half the experiences
+        ({"RARFT_DECODE_PROCESSES": "4"}, "host 402 GB"),  # 4 decoding processes per engine, 0.55 GB each
+    ],
+)
+def test_the_estimate_follows_the_preset_and_the_decoding_processes(env, host):
+    peak = "8.29 B parameters: GPU peak 47 GB in generation (make_experience 13, ppo_train 35): fits in 95%"
+    assert f"{peak}; {host}" in run_recipe("time_r1.sh", "--help", **env).stdout
+
+
+def test_a_recipe_without_an_estimate_says_so_and_one_gpu_adds_nothing(inputs):
+    """Qwen3-VL-8B: the estimator counts Qwen2.5-VL's layout only; no figure rather than a wrong one."""
+    printed = run_recipe("qwen3_vl_8b.sh", "--help").stdout
+    assert "Memory: no estimate for this recipe's model" in printed and "GPU peak" not in printed
+    _, parsed = dry_run_arguments(
+        "qwen3_vl_8b.sh", {**inputs, "model": inputs["qwen3_vl"]}, RARFT_NUM_GPUS="1", RARFT_GPU_MEMORY="80"
+    )
+    assert (parsed.actor.num_gpus_per_node, parsed.ds.adam_offload, parsed.ref.offload) == (1, False, False)
+
+
+@pytest.mark.parametrize(
+    ("size", "gpus", "gpu_memory", "offload"),
+    [("7b", "1", "141", True), ("3b", "1", "141", False), ("3b", "1", "80", True), ("7b", "8", "80", False)],
+)
+def test_one_gpu_adds_what_the_memory_estimate_says_it_needs(inputs, tmp_path, size, gpus, gpu_memory, offload):
+    from rarft_plugin.models.qwen2_5_vl import PUBLISHED_CONFIGS
+
+    model = tmp_path / f"model_{size}"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "qwen2_5_vl", **PUBLISHED_CONFIGS[size]}))
+    _, parsed = dry_run_arguments(
+        "time_r1.sh", {**inputs, "model": model}, RARFT_NUM_GPUS=gpus, RARFT_GPU_MEMORY=gpu_memory
+    )
+    assert parsed.ds.adam_offload is offload and parsed.ref.offload is False
+
+
 @pytest.mark.parametrize("recipe", BASE_MODEL_RECIPES)
 def test_help_names_the_base_models_own_evaluation_template(recipe):
     key = recipe.removesuffix(".sh")

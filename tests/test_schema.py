@@ -20,6 +20,7 @@ from rarft_plugin.schema import (
     clip_length,
     dump_item,
     format_span,
+    label_problems,
     normalize_difficulty,
     parse_item,
     parse_label,
@@ -481,13 +482,25 @@ def test_text_problem(text, kind, problem):
     "raw, field",
     [
         (with_(query=MARKER_QUERY), "query"),
-        (with_(answer_time="<answer>2 to 6</answer><answer>7 to 9</answer>"), "answer_time"),
-        (with_(relevant=False, timestamp=None, answer_refusal=f"<answer>{TAGGED_REFUSAL}</answer>"), "answer_refusal"),
         (with_(relevant=False, timestamp=None, answer_refusal="No." * 1000), "answer_refusal"),
         (with_(query_relevant="a man\x1b[31m runs"), "query_relevant"),
+        (with_(query_relevant="a man \ud800 runs"), "query_relevant"),
     ],
 )
-def test_a_label_holding_what_no_record_may_hold_is_refused(raw, field):
+def test_a_label_holding_a_text_no_record_may_hold_is_read_and_named_by_label_problems(raw, field):
+    """The rewards score such a label without raising (the property tests); the launcher and rarft-score
+    refuse it up front through `label_problems`."""
+    assert [problem.field for problem in label_problems(parse_label(raw))] == [field]
+
+
+@pytest.mark.parametrize(
+    "raw, field",
+    [
+        (with_(answer_time="<answer>2 to 6</answer><answer>7 to 9</answer>"), "answer_time"),
+        (with_(relevant=False, timestamp=None, answer_refusal=f"<answer>{TAGGED_REFUSAL}</answer>"), "answer_refusal"),
+    ],
+)
+def test_a_label_whose_reference_holds_a_second_answer_is_refused(raw, field):
     with pytest.raises(DataError) as caught:
         parse_label(raw)
     assert caught.value.field == field

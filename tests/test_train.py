@@ -243,8 +243,8 @@ def test_every_dataset_problem_is_reported_at_once(tmp_path, clip):
 def test_the_preflight_refuses_a_chat_marker_in_a_prompt_or_label(tmp_path, clip, edit, field):
     path = write_rows(tmp_path / "train.jsonl", [edit(prompt_row(RELEVANT, clip))])
     problems = validate_dataset(str(path), "ra_rft")
-    assert problems and all(f"field {field}" in problem for problem in problems)
-    assert any("special-token marker '<|im_end|>'" in problem for problem in problems)
+    # the marker is named in its field (an edited label also no longer matches its prompt: said too)
+    assert any(f"field {field}: " in problem and "special-token marker '<|im_end|>'" in problem for problem in problems)
 
 
 def _truncated_copy(clip, path):
@@ -319,6 +319,56 @@ def test_labels_no_rollout_could_use_are_refused_up_front(tmp_path, clip, label,
     else:  # (a changed query also leaves the prompt built from another query: a problem of its own)
         assert all(p.startswith(f"{path}: record line 2: ") for p in problems)
         assert any(problem in p for p in problems), problems
+
+
+# ---------------------------------------------------------------- prompt length (video tokens counted, not decoded)
+
+
+def prompt_tokens(model, row):
+    """The expanded prompt's length as the executor's processor call makes it (decoding the clip)."""
+    from transformers import AutoProcessor
+
+    from rarft_plugin.openrlhf_agent import prepare_video_prompt
+
+    processor = AutoProcessor.from_pretrained(model)
+    prompt = processor.apply_chat_template(row["input"], tokenize=False, add_generation_prompt=True)
+    return len(prepare_video_prompt(processor, prompt, row["video"], cache=False)[1])
+
+
+@pytest.mark.parametrize(
+    ("room", "new", "refused"), [(0, 200, False), (-1, 200, True), (0, None, False), (-1, None, True)]
+)
+def test_prompts_over_max_len_are_refused_with_the_count_and_the_flag(
+    tmp_path, clip, family, tiny_models, room, new, refused
+):
+    from rarft_plugin.launch.checks import length_limit
+
+    tiny_model = tiny_models(family.NAME)
+
+    long_clip = write_test_video(tmp_path / "long.mp4", seconds=30, size=(320, 240))
+    rows = [prompt_row(RELEVANT, clip), {**prompt_row(IRRELEVANT, clip), "video": VideoSpec(str(long_clip)).to_json()}]
+    path = write_rows(tmp_path / "train.jsonl", rows)
+    longest = prompt_tokens(tiny_model, rows[1])  # the 30-s clip's prompt
+    assert longest > prompt_tokens(tiny_model, rows[0])
+    max_len = longest + (new or 1) + room
+    argv = ["--actor.model_name_or_path", str(tiny_model), "--data.max_len", str(max_len)]
+    limit = length_limit(argv + (["--rollout.max_new_tokens", str(new)] if new else []))
+    problems = validate_dataset(str(path), "ra_rft", limit=limit)
+    if not refused:
+        assert problems == []
+        return
+    (problem,) = problems
+    assert f"1 of 2 prompts do not fit --data.max_len {max_len}" in problem and "record line 2" in problem
+    assert f"is {longest} tokens" in problem and f"raise --data.max_len to {longest + (new or 1)}" in problem
+    assert "long.mp4" in problem
+
+
+def test_the_length_check_waits_for_a_model_whose_processor_loads(model_dir):
+    from rarft_plugin.launch.checks import length_limit
+
+    assert length_limit(["--actor.model_name_or_path", str(model_dir)]) is None  # validate_model says why
+    assert length_limit(["--data.max_len", "4608"]) is None
+    assert length_limit(["--actor.model_name_or_path", str(model_dir), "--data.max_len", "long"]) is None
 
 
 # ---------------------------------------------------------------- model and SentenceBERT checks
@@ -511,6 +561,23 @@ def test_launch_runs_openrlhf_with_the_plugin_and_forwards_the_reward_options(co
     assert env_vars["RARFT_MODEL_FAMILY"] == "qwen2_5_vl"  # the reward file reads responses with its markers
     assert {"NCCL_DEBUG", "TOKENIZERS_PARALLELISM"} <= set(env_vars)  # OpenRLHF's own are kept
     assert "--reward_pretrain rarft_plugin: the plugin is wired in as" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("value", "forwarded"), [(None, None), (" 4", "4"), ("0", "0"), ("four", "RARFT_DECODE_PROCESSES must be")]
+)
+def test_the_decoding_processes_reach_every_worker_or_a_bad_value_is_refused(monkeypatch, value, forwarded):
+    """The executors read $RARFT_DECODE_PROCESSES inside vLLM's Ray actors (`rarft_plugin.video.decode_pool`)."""
+    from rarft_plugin.launch.wiring import LaunchError, wire
+
+    monkeypatch.delenv("RARFT_DECODE_PROCESSES", raising=False)
+    if value is not None:
+        monkeypatch.setenv("RARFT_DECODE_PROCESSES", value)
+    if forwarded and not forwarded.isdigit():
+        with pytest.raises(LaunchError, match=forwarded):
+            wire(["--data.prompt_dataset", "train.jsonl"])
+        return
+    assert wire(["--data.prompt_dataset", "train.jsonl"]).env.get("RARFT_DECODE_PROCESSES") == forwarded
 
 
 def test_dry_run_checks_with_openrlhf_and_prints_the_command(command, capsys):

@@ -234,3 +234,75 @@ def test_decord_is_never_called_from_two_threads_at_once(monkeypatch):
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda i: video._DecordReader(f"clip{i}.mp4").get(np.arange(4)), range(16)))
     assert fake.most == 1
+
+
+@pytest.fixture(scope="module")
+def pool():
+    from rarft_plugin.video import DecodePool
+
+    decode_pool = DecodePool(2)
+    yield decode_pool
+    decode_pool.close()
+
+
+@pytest.mark.parametrize("window", [(None, None), (5.0, 10.0)])
+def test_a_decode_pool_gives_the_frames_this_process_decodes(clip, pool, window, family):
+    spec = VideoSpec(str(clip), *window)
+    here = sample_frames(spec, family=family, cache=False)
+    there = sample_frames(spec, family=family, cache=False, pool=pool)  # the worker finds the family by its name
+    assert np.array_equal(here.frames, there.frames) and (here.fps, here.timestamps) == (there.fps, there.timestamps)
+
+
+def test_a_decode_pool_reports_bad_clips_naming_the_file(tmp_path, clip, pool):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    with pytest.raises(VideoError, match="cannot decode") as raised:
+        sample_frames(str(text), cache=False, pool=pool)
+    assert raised.value.source == str(text)
+    with pytest.raises(VideoError, match="beyond the video") as raised:
+        sample_frames(VideoSpec(str(clip), 30.0, 40.0), cache=False, pool=pool)
+    assert raised.value.source == str(clip) and raised.value.field == "video_end"
+
+
+def test_a_decoder_crash_fails_the_clip_and_the_pool_restarts(clip, pool):
+    import os
+    import signal
+
+    sample_frames(str(clip), cache=False, pool=pool)  # the workers are up
+    for process in list(pool._pool._processes.values()):  # a crash in libavcodec kills the worker like this
+        os.kill(process.pid, signal.SIGKILL)
+    with pytest.raises(VideoError, match="decoding process died") as raised:
+        sample_frames(str(clip), cache=False, pool=pool)
+    assert raised.value.source == str(clip)
+    assert sample_frames(str(clip), cache=False, pool=pool).frames.shape[0] == 40  # a fresh pool decodes again
+
+
+@pytest.mark.parametrize(
+    ("value", "processes"),
+    [("0", None), ("3", 3), ("", None), (" 1 ", 1), ("-2", None)],
+)
+def test_decode_pool_size_comes_from_the_environment_and_is_off_by_default(value, processes):
+    from rarft_plugin.video import DECODE_PROCESSES_ENV, decode_pool
+
+    found = decode_pool({DECODE_PROCESSES_ENV: value})
+    assert (found.processes if found else None) == processes
+    assert decode_pool({DECODE_PROCESSES_ENV: value}) is found  # one pool per process, kept
+    assert decode_pool({}) is None  # unset: decode in the calling process
+
+
+def test_a_bad_decode_pool_size_is_a_clear_error():
+    from rarft_plugin.video import DECODE_PROCESSES_ENV, decode_env, decode_pool
+
+    for read in (decode_pool, decode_env):
+        with pytest.raises(ValueError, match=DECODE_PROCESSES_ENV):
+            read({DECODE_PROCESSES_ENV: "four"})
+
+
+def test_probe_clip_describes_the_frames_sampling_would_take_without_decoding_them(clip, family):
+    from rarft_plugin.video import probe_clip
+
+    info = probe_clip(VideoSpec(str(clip), 5.0, 10.0), family=family)
+    video = sample_frames(VideoSpec(str(clip), 5.0, 10.0), family=family, cache=False)
+    assert (info.frames, info.height, info.width) == video.frames.shape[:3]
+    assert (info.fps, info.timestamps, info.source_fps) == (video.fps, video.timestamps, video.source_fps)
+    assert info.duration == pytest.approx(20.0)

@@ -4,8 +4,11 @@
 - each dataset file (`validate_dataset`): every line a sound prompt row (`rarft_plugin.prompt_row.row_problems`:
   a label the reward variant can score, one video item in the chat, an absolute video, a prompt built
   with the expected template) whose label holds text only and, in the training set, a span its video
-  can hold (`rarft_plugin.schema.label_problems`: the rule every reader applies), and every distinct
-  clip decoded at its window's ends, in threads;
+  can hold (`rarft_plugin.schema.label_problems`: the rule every reader applies), every distinct
+  clip decoded at its window's ends, in threads, and every prompt's length (chat tokens + the clip's
+  video tokens, counted without decoding by the model's family: `LengthLimit`) plus
+  --rollout.max_new_tokens within --data.max_len, which is also vLLM's max_model_len (a video prompt
+  cannot be truncated: the executor would fail the rollout);
 - the policy model (`validate_model`): a local directory whose config.json describes a
   vision-language model of a registered family (`rarft_plugin.models`; a hub name only with
   --rarft.allow_hub_models);
@@ -24,25 +27,33 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rarft_plugin.cli import cpu_deepspeed
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import iter_jsonl
 from rarft_plugin.launch.upstream import openrlhf_arguments
 from rarft_plugin.launch.wiring import Launch, last_value
-from rarft_plugin.models import family_of_model, supported_text
-from rarft_plugin.prompt_row import LABEL_KEY, VIDEO_KEY, label_of, row_problems, video_of
+from rarft_plugin.models import ModelFamily, family_of_model, family_of_processor, supported_text
+from rarft_plugin.prompt_row import INPUT_KEY, LABEL_KEY, VIDEO_KEY, label_of, row_problems, video_of
 from rarft_plugin.schema import label_problems
 from rarft_plugin.similarity import resolve_model
-from rarft_plugin.video import VideoSpec, probe_all
+from rarft_plugin.video import ClipInfo, VideoSpec, probe_clips
+
+if TYPE_CHECKING:
+    from transformers import ProcessorMixin
 
 __all__ = [
     "INSTALL_HINT",
     "Say",
     "TRAINING_STACK",
+    "LengthLimit",
     "clip_problems",
     "dataset_files",
+    "length_limit",
+    "length_problems",
     "missing_training_stack",
     "openrlhf_check",
     "preflight",
@@ -80,6 +91,7 @@ def preflight(launch: Launch, say: Say = silent) -> list[str]:
     """Every problem of the launch's datasets, policy model and SentenceBERT model."""
     options, argv = launch.options, launch.argv
     problems = []
+    limit = length_limit(argv)
     for flag in ("--data.prompt_dataset", "--eval.dataset"):
         spec = last_value(argv, flag)
         if flag == "--data.prompt_dataset" and not spec:
@@ -88,7 +100,7 @@ def preflight(launch: Launch, say: Say = silent) -> list[str]:
             # Evaluation prompts may come from another template (e.g. a baseline's); their rows must still be sound.
             training = flag == "--data.prompt_dataset"
             template = options.template if training else None
-            found = validate_dataset(path, template, options.rewards.variant, training=training, say=say)
+            found = validate_dataset(path, template, options.rewards.variant, training=training, limit=limit, say=say)
             problems += found[:MAX_LISTED]
             if len(found) > MAX_LISTED:
                 problems.append(f"{path}: ... and {len(found) - MAX_LISTED} more problems")
@@ -112,14 +124,16 @@ def validate_dataset(
     *,
     training: bool = True,
     workers: int = 8,
+    limit: LengthLimit | None = None,
     say: Say = silent,
 ) -> list[str]:
     """Every problem of one dataset file, as 'file: record: field: message' lines.
 
     Rows are checked one by one (`row_problems`, and `label_problems`: the span rule only where
     `training`, since the paper's evaluation files keep their known defects); then every distinct
-    clip the rows use is probed once (`rarft_plugin.video.probe_all`, in `workers` threads), each
-    failure reported with the first line that uses the clip.
+    clip the rows use is probed once (`rarft_plugin.video.probe_clips`, in `workers` threads), each
+    failure reported with the first line that uses the clip; with `limit`, the clips are sampled as its
+    model's family samples them and the prompts that do not fit it are reported (`length_problems`).
     """
     file = Path(path)
     if file.suffix != ".jsonl":
@@ -131,6 +145,7 @@ def validate_dataset(
         return [str(error)]
     problems: list[str] = []
     clips: dict[VideoSpec, int] = {}  # clip -> first line using it
+    prompts: list[tuple[int, list, VideoSpec]] = []  # (line, chat messages, clip) of the sound rows
     for number, row in rows:
         where = {"source": path, "record": f"line {number}"}
         if isinstance(row, DataError):
@@ -145,14 +160,28 @@ def validate_dataset(
         problems += [str(error.located(**where)) for error in found]
         if VIDEO_KEY in row and not any(error.field == VIDEO_KEY for error in found):
             clips.setdefault(video_of(row[VIDEO_KEY]), number)
+            if not found:
+                prompts.append((number, row[INPUT_KEY], video_of(row[VIDEO_KEY])))
     if not rows:
         problems.append(f"{path}: no prompts")
-    say(f"the {len(clips)} distinct clip(s) of its {rows} row(s): each decoded at its window's ends")
-    return problems + clip_problems(clips, path, workers=workers)
+    say(f"the {len(clips)} distinct clip(s) of its {len(rows)} row(s): each decoded at its window's ends")
+    family = limit.family if limit is not None else None
+    clip_found, infos = _probe_clips(clips, path, family=family, workers=workers)
+    problems += clip_found
+    if limit is not None and not clip_found:
+        problems += length_problems(prompts, infos, limit, path)
+    return problems
 
 
 def clip_problems(clips: dict[VideoSpec, int], source: str, *, workers: int = 8) -> list[str]:
     """Missing, empty and undecodable clips, each with the first line that uses it (files checked once)."""
+    return _probe_clips(clips, source, workers=workers)[0]
+
+
+def _probe_clips(
+    clips: dict[VideoSpec, int], source: str, *, family: ModelFamily | None = None, workers: int = 8
+) -> tuple[list[str], dict[VideoSpec, ClipInfo]]:
+    """`clip_problems`, and what probing learnt of every clip that opens (sampled as `family` samples)."""
     problems, probed = [], {}
     present: dict[str, str | None] = {}  # video file -> None, or why it cannot be used
     for spec, number in clips.items():
@@ -167,7 +196,8 @@ def clip_problems(clips: dict[VideoSpec, int], source: str, *, workers: int = 8)
             probed[spec] = number
         elif present[spec.path] not in problems:
             problems.append(str(DataError(present[spec.path], source=source, record=f"line {number}", field=VIDEO_KEY)))
-    for spec, error in probe_all(probed, workers=workers).items():
+    infos, failed = probe_clips(probed, family=family, workers=workers)
+    for spec, error in failed.items():
         problems.append(
             str(
                 DataError(
@@ -175,7 +205,93 @@ def clip_problems(clips: dict[VideoSpec, int], source: str, *, workers: int = 8)
                 )
             )
         )
-    return problems
+    return problems, infos
+
+
+@dataclass(frozen=True)
+class LengthLimit:
+    """What every prompt must fit: `--data.max_len` (also vLLM's max_model_len), with `--rollout.max_new_tokens`
+    new tokens (None: each rollout takes what is left, at least one token); prompts counted with the model's
+    processor and the family the executor takes for it."""
+
+    max_len: int
+    max_new_tokens: int | None
+    processor: ProcessorMixin
+    family: ModelFamily
+
+    def text_tokens(self, messages: list) -> int:
+        """A chat's tokens as the processor renders it (chat template, generation prompt), its video placeholders
+        left out."""
+        text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        ids = getattr(self.processor, "tokenizer", self.processor)(text, add_special_tokens=False)["input_ids"]
+        return len(ids) - ids.count(self.processor.video_token_id)
+
+    def video_tokens(self, clip: ClipInfo) -> int:
+        """What the placeholder of a prompt on `clip` (probed with `family`) expands to."""
+        return self.family.video_token_count(self.processor, clip)
+
+
+def length_limit(argv: Sequence[str]) -> LengthLimit | None:
+    """The `LengthLimit` of a command line, with the processor of its --actor.model_name_or_path; None when the
+    processor does not load or has no family (`validate_model` says why)."""
+    model = last_value(argv, "--actor.model_name_or_path")
+    try:
+        max_len = int(last_value(argv, "--data.max_len") or OPENRLHF_MAX_LEN)
+        new = int(last_value(argv, "--rollout.max_new_tokens") or 0) or None
+    except ValueError:  # OpenRLHF's parser names the flag
+        return None
+    if not model or not Path(os.path.expanduser(model)).is_dir():
+        return None
+    try:
+        from transformers import AutoProcessor
+
+        processor = AutoProcessor.from_pretrained(os.path.expanduser(model))
+        family = family_of_processor(processor)  # the executor's family: it samples the clips
+    except Exception:  # noqa: BLE001 -- whatever the loader raises, validate_model reports the model's problem
+        return None
+    return LengthLimit(max_len, new, processor, family)
+
+
+# train_ppo_ray's default --data.max_len (OpenRLHF 0.11.2)
+OPENRLHF_MAX_LEN = 2048
+
+
+def length_problems(
+    prompts: Sequence[tuple[int, list, VideoSpec]], infos: dict[VideoSpec, ClipInfo], limit: LengthLimit, source: str
+) -> list[str]:
+    """One problem naming how many prompts (line, chat, clip) do not fit `limit`, the longest, and the flag to change.
+
+    A prompt's length is its chat's tokens plus its clip's video tokens (`LengthLimit.video_tokens`: from the
+    sampled frames' count, size and times, without decoding the clip), exactly what the executor's processor call
+    expands it to.
+    """
+    new = limit.max_new_tokens or 1
+    lengths, video = [], {}
+    for number, messages, spec in prompts:
+        if spec in infos:
+            text = limit.text_tokens(messages)
+            if spec not in video:
+                video[spec] = limit.video_tokens(infos[spec])
+            lengths.append((text + video[spec], text, number, spec))
+    over = [entry for entry in lengths if entry[0] + new > limit.max_len]
+    if not over:
+        return []
+    total, text, number, spec = max(over)
+    needed = total + new
+    shown = f"--rollout.max_new_tokens {limit.max_new_tokens}" if limit.max_new_tokens else "1 new token at least"
+    return [
+        str(
+            DataError(
+                f"{len(over)} of {len(lengths)} prompts do not fit --data.max_len {limit.max_len} with {shown}; the "
+                f"longest ({spec.path}) is {total} tokens ({total - text} video + {text} text) + {new} = {needed}: "
+                f"raise --data.max_len to {needed} (vLLM's max_model_len follows it), lower "
+                "--rollout.max_new_tokens, or cut the clip's window (video_start / video_end)",
+                source=source,
+                record=f"line {number}",
+                field="input",
+            )
+        )
+    ]
 
 
 def _looks_like_path(name: str) -> bool:

@@ -29,6 +29,7 @@ from rarft_plugin.prompt_row import DATASET_FLAGS
 from rarft_plugin.prompts import TEMPLATE_FOR_VARIANT, TEMPLATES
 from rarft_plugin.reward_options import RewardOptions, add_arguments, reward_table
 from rarft_plugin.rollout_logs import SCORE_IOU
+from rarft_plugin.video import decode_env
 
 __all__ = [
     "ANY_TEMPLATE",
@@ -329,6 +330,7 @@ def wire(argv: Sequence[str]) -> Launch:
         raise LaunchError(f"unknown option {unknown[0]} (see rarft-train --help)")
     try:
         rewards = RewardOptions.from_args(parsed, os.environ)
+        decoding = decode_env(os.environ)  # the executors' decoding processes (rarft_plugin.video.DecodePool)
     except ValueError as error:
         raise LaunchError(str(error)) from None
     template = parsed.template or TEMPLATE_FOR_VARIANT[rewards.variant]
@@ -342,7 +344,7 @@ def wire(argv: Sequence[str]) -> Launch:
     final, problems = wire_plugin(rest)
     filtering_problems, filtering_notices = dynamic_filtering(final)
     # the reward file reads responses with the policy's chat markers (an unknown model: the pre-flight says why)
-    env = {**rewards.to_env(), **family_env(last_value(final, "--actor.model_name_or_path"))}
+    env = {**rewards.to_env(), **family_env(last_value(final, "--actor.model_name_or_path")), **decoding}
     return Launch(
         options=options,
         argv=final,

@@ -1,11 +1,11 @@
 """Base-model families: everything rarft does differently for one family of vision-language models.
 
 A family is a subclass of `ModelFamily` registered with `@register`: how a clip is sampled for the
-model (frame count, frame size, sampling defaults), how the model's processor and vLLM take the
-frames (metadata, processor call, vLLM request per vLLM version, training tensors), its chat-template
-markers and special tokens, and whatever the installed transformers needs to compute the positions
-vLLM computes. Families are classes, so one family can extend another and override only what
-differs. rarft ships `qwen2_5_vl` (Qwen2.5-VL: the paper's base model Time-R1-7B and every baseline),
+model (frame count, frame size, sampling defaults) and the prompt tokens it expands to, how the model's
+processor and vLLM take the frames (metadata, processor call, vLLM request per vLLM version, training
+tensors), its chat-template markers and special tokens, and whatever the installed transformers needs
+to compute the positions vLLM computes. Families are classes, so one family can extend another and
+override only what differs. rarft ships `qwen2_5_vl` (Qwen2.5-VL: the paper's base model Time-R1-7B and every baseline),
 `qwen3_vl` (Qwen3-VL) and `qwen3_5` (Qwen3.5, Qwen3-VL's video path with another language model).
 
 The registry is explicit: `FAMILY_MODULES` names the modules of this package that define families
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import ProcessorMixin
 
-    from rarft_plugin.video import SampledVideo
+    from rarft_plugin.video import ClipInfo, SampledVideo
 
 __all__ = [
     "DEFAULT_MODEL_TYPE",
@@ -134,6 +134,12 @@ class ModelFamily(abc.ABC):
         self, height: int, width: int, frames: int, *, total_pixels: int, min_pixels: int
     ) -> tuple[int, int]:
         """(height, width) every one of `frames` sampled frames of a height x width video is resized to."""
+
+    @abc.abstractmethod
+    def video_token_count(self, processor: ProcessorMixin, clip: ClipInfo) -> int:
+        """The tokens `processor` expands a prompt's video placeholder to for the frames `clip` describes (a probed
+        clip: `rarft_plugin.video.probe_clip` with this family), exactly as `process_video_prompt` does on the
+        decoded frames: a prompt's length without decoding the clip (`rarft-train`'s pre-flight)."""
 
     @abc.abstractmethod
     def video_metadata(self, video: SampledVideo) -> dict[str, object]:

@@ -55,7 +55,7 @@ from rarft_plugin.video import SampledVideo
 if TYPE_CHECKING:
     from transformers import Qwen2_5_VLConfig
 
-__all__ = ["VLLM_METADATA_IN_ITEM", "VLLM_OLDEST_SUPPORTED", "Qwen2_5_VL", "reference_rope_index"]
+__all__ = ["PUBLISHED_CONFIGS", "VLLM_METADATA_IN_ITEM", "VLLM_OLDEST_SUPPORTED", "Qwen2_5_VL", "reference_rope_index"]
 
 # How vLLM takes a Qwen2.5-VL video whose frames are already sampled, by release. Both ways hand the HF
 # processor the frames' metadata, so it derives second_per_grid_ts = temporal patch size / fps (the
@@ -67,6 +67,65 @@ __all__ = ["VLLM_METADATA_IN_ITEM", "VLLM_OLDEST_SUPPORTED", "Qwen2_5_VL", "refe
 # - older: not supported; the per-request metadata path was verified from 0.26 on only.
 VLLM_METADATA_IN_ITEM = "0.31.0"
 VLLM_OLDEST_SUPPORTED = "0.26.0"
+
+# The published architectures (Qwen2.5-VL-7B-Instruct's and -3B-Instruct's config.json; Time-R1-7B and the VideoChat-R1
+# models are 7B fine-tunes), in transformers' Qwen2_5_VLConfig layout. Used to build weightless stand-ins of paper size
+# (`rarft_plugin.stand_ins.build_paper_qwen2_5_vl`) and to estimate memory (`rarft_plugin.launch.memory`); data beside
+# the family, which does not use them. Only Qwen2.5-VL has a paper-size stand-in and a memory estimate.
+_VISION = {
+    "depth": 32,
+    "hidden_size": 1280,
+    "intermediate_size": 3420,
+    "num_heads": 16,
+    "patch_size": 14,
+    "temporal_patch_size": 2,
+    "spatial_merge_size": 2,
+    "window_size": 112,
+    "fullatt_block_indexes": [7, 15, 23, 31],
+    "tokens_per_second": 2,
+    "hidden_act": "silu",
+    "in_channels": 3,
+}
+# Special-token ids of the Qwen2.5 vocabulary (151,643 byte-level BPE tokens, then these).
+_TOKEN_IDS = {
+    "bos_token_id": 151643,
+    "eos_token_id": 151645,
+    "pad_token_id": 151643,
+}
+_MEDIA_IDS = {
+    "image_token_id": 151655,
+    "video_token_id": 151656,
+    "vision_start_token_id": 151652,
+    "vision_end_token_id": 151653,
+}
+
+
+def _published(hidden: int, layers: int, heads: int, kv_heads: int, intermediate: int, vocab: int, tied: bool) -> dict:
+    return {
+        "text_config": {
+            "vocab_size": vocab,
+            "hidden_size": hidden,
+            "intermediate_size": intermediate,
+            "num_hidden_layers": layers,
+            "num_attention_heads": heads,
+            "num_key_value_heads": kv_heads,
+            "hidden_act": "silu",
+            "max_position_embeddings": 128000,
+            "rms_norm_eps": 1e-6,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
+            "initializer_range": 0.02,
+            **_TOKEN_IDS,
+        },
+        "vision_config": {**_VISION, "out_hidden_size": hidden},
+        "tie_word_embeddings": tied,
+        **_MEDIA_IDS,
+    }
+
+
+PUBLISHED_CONFIGS: dict[str, dict] = {
+    "7b": _published(3584, 28, 28, 4, 18944, 152064, tied=False),
+    "3b": _published(2048, 36, 16, 2, 11008, 151936, tied=True),
+}
 
 
 class _ModelWithConfig(Protocol):

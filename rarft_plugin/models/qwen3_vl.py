@@ -30,6 +30,10 @@ silently disagree:
   The M-RoPE frequencies are interleaved (T, H, W alternating) in both transformers and vLLM
   (`apply_interleaved_mrope` / `apply_interleaved_rope`), and the vision tower's DeepStack features are
   added inside the models: neither changes what rarft hands them.
+- Prompt length: `video_token_count` counts what a probed clip expands to without decoding it (per frame group its
+  merged patches, its own marker pair and its timestamp text, tokenised alone as above), so `rarft-train`'s
+  pre-flight refuses prompts over `--data.max_len` for Qwen3-VL exactly as for Qwen2.5-VL
+  (`tests/test_paper_scale.py` checks the count against the processor on decoded frames).
 - Training tensors: `pixel_values_videos`, `video_grid_thw` and the empty `image_grid_thw`
   (`rarft_plugin.models.qwen_vl`): Qwen3-VL's model refuses video inputs without `mm_token_type_ids`, which
   OpenRLHF's actor passes only with `image_grid_thw` present.
@@ -55,12 +59,12 @@ import torch
 
 from rarft_plugin.models import VllmVideoRequest, register
 from rarft_plugin.models.qwen_vl import IMAGE, VIDEO, QwenVL, bare_model, media_types, mrope_positions
-from rarft_plugin.video import SampledVideo
+from rarft_plugin.video import ClipInfo, SampledVideo
 
 if TYPE_CHECKING:
     from transformers import ProcessorMixin, Qwen3VLConfig
 
-__all__ = ["VLLM_OLDEST_SUPPORTED", "Qwen3_5", "Qwen3_VL", "reference_rope_index"]
+__all__ = ["VLLM_OLDEST_SUPPORTED", "Qwen3_5", "Qwen3_VL", "group_times", "reference_rope_index", "window_frames"]
 
 # Qwen3-VL's video path was read in vLLM 0.26.0; older releases are refused.
 VLLM_OLDEST_SUPPORTED = "0.26.0"
@@ -98,6 +102,31 @@ def reference_rope_index(
     )
 
 
+def window_frames(video: SampledVideo | ClipInfo) -> tuple[float, list[int]]:
+    """(rate, indices): sampled frames as frames of their clip window at the file's frame rate (a hand-made clip
+    without its file's rate: at the sampling rate), the first sampled frame at index 0.
+
+    >>> import numpy as np
+    >>> window_frames(SampledVideo(np.zeros((3, 32, 32, 3), np.uint8), 2.0, (10.0, 10.6, 11.0), source_fps=10.0))
+    (10.0, [0, 6, 10])
+    """
+    rate = video.source_fps or video.fps
+    return rate, [round((t - video.timestamps[0]) * rate) for t in video.timestamps]
+
+
+def group_times(indices: list[int], fps: float, merge: int) -> list[float]:
+    """The time (s) the processor writes before each frame group: the mean of its first and last frame's,
+    `indices` padded with the last to a multiple of `merge` (transformers' `Qwen3VLProcessor._calculate_timestamps`,
+    the same float operations, so `.1f` rounds alike).
+
+    >>> group_times([0, 6, 10, 15, 20], 10.0, 2)
+    [0.3, 1.25, 2.0]
+    """
+    padded = indices + [indices[-1]] * (-len(indices) % merge)
+    times = [index / fps for index in padded]
+    return [(times[i] + times[i + merge - 1]) / 2 for i in range(0, len(times), merge)]
+
+
 @register
 class Qwen3_VL(QwenVL):
     """Qwen3-VL (TimeLens-8B's base)."""
@@ -130,8 +159,7 @@ class Qwen3_VL(QwenVL):
         [0, 6, 10, 15]
         """
         count, height, width = video.frames.shape[:3]
-        rate = video.source_fps or video.fps  # a hand-made clip without its file's rate: the sampling rate
-        indices = [round((t - video.timestamps[0]) * rate) for t in video.timestamps]
+        rate, indices = window_frames(video)
         return {
             "total_num_frames": indices[-1] + 1,
             "fps": rate,
@@ -140,6 +168,23 @@ class Qwen3_VL(QwenVL):
             "duration": (indices[-1] + 1) / rate,
             "frames_indices": indices,
         }
+
+    def video_token_count(self, processor: ProcessorMixin, clip: ClipInfo) -> int:
+        """The merged patches (`QwenVL.video_token_count`) plus, for every frame group, its own
+        `<|vision_start|>` and `<|vision_end|>` and its timestamp text `<t seconds>`, t as the processor computes
+        it from `video_metadata` (`group_times`), tokenised on its own: special tokens bound it in the prompt.
+
+        >>> from rarft_plugin.stand_ins import build_qwen2_5_tokenizer  # Qwen's vocabulary: one token per digit
+        >>> from rarft_plugin.video import ClipInfo
+        >>> clip = ClipInfo(30.0, 4, 64, 96, 2.0, (0.0, 0.5, 1.0, 1.5), 30.0)  # 2 groups of 2 x 3 merged patches
+        >>> Qwen3_VL().video_token_count(build_qwen2_5_tokenizer(), clip)  # 2 x 6 + 2 x 2 + <0.2 seconds>, <1.2 ...
+        28
+        """
+        rate, indices = window_frames(clip)
+        tokenizer = getattr(processor, "tokenizer", processor)
+        times = group_times(indices, rate, self.FRAME_FACTOR)
+        text = sum(len(tokenizer(f"<{t:.1f} seconds>", add_special_tokens=False)["input_ids"]) for t in times)
+        return super().video_token_count(processor, clip) + 2 * len(times) + text
 
     def vllm_prompt_ids(self, processor: ProcessorMixin, prompt_ids: list[int]) -> list[int]:
         """The expanded prompt with each video's timestamped frame groups collapsed to one `<|video_pad|>` between

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from rarft_plugin.models import ChatMarkers, ModelFamily
-from rarft_plugin.video import SampledVideo, VideoError
+from rarft_plugin.video import ClipInfo, SampledVideo, VideoError
 
 if TYPE_CHECKING:
     from transformers import ProcessorMixin
@@ -201,6 +201,19 @@ class QwenVL(ModelFamily):
         budget = total_pixels / frames * self.FRAME_FACTOR
         max_pixels = max(min(self.MAX_PIXELS_PER_FRAME, budget), int(min_pixels * 1.05))
         return smart_resize(height, width, factor=self.IMAGE_FACTOR, min_pixels=min_pixels, max_pixels=int(max_pixels))
+
+    def video_token_count(self, processor: ProcessorMixin, clip: ClipInfo) -> int:
+        """The video's merged patches: one token per temporal patch (`FRAME_FACTOR` frames, an odd count padded
+        with the last frame as the processor pads it) per `IMAGE_FACTOR` x `IMAGE_FACTOR` pixels.
+
+        >>> from rarft_plugin.models import default_family
+        >>> from rarft_plugin.video import ClipInfo
+        >>> clip = ClipInfo(30.0, 60, 252, 336, 2.0, (), 30.0)  # 30 s at 2 FPS, 480p at the default budget
+        >>> default_family().video_token_count(None, clip)
+        3240
+        """
+        groups = -(-clip.frames // self.FRAME_FACTOR)
+        return groups * (clip.height // self.IMAGE_FACTOR) * (clip.width // self.IMAGE_FACTOR)
 
     def processor_video_inputs(self, videos: list[SampledVideo]) -> dict[str, object]:
         """`videos=`, `video_metadata=` and `do_sample_frames=False` for a processor call, built as vLLM builds them.

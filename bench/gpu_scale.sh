@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# RA-RFT at the paper's scale on one GPU: a random Qwen2.5-VL of the published size (the real vocabulary, no
+# downloaded weights), paper-size videos (16 distinct clips a step), the real recipe (recipes/time_r1.sh through
+# rarft-train, RARFT_NUM_GPUS=1), measured: step time per phase, tokens, generation tokens/s, rarft's share, GPU
+# memory per phase, host memory; OUT/scale.md gets the table and the forecast of the paper's run.
+#
+#   bench/gpu_scale.sh OUT [RUN ...]        RUN: natural, n200 (default: both, in that order), pool, or assets
+#                                           (only build the model, clips and prompts)
+#
+# Runs (4 steps each: 64 prompts, one per clip, 16 a step, one epoch; each its own folder OUT/RUN):
+#   natural  the random model's natural length: it never chooses the end-of-turn token, so every rollout writes
+#            to the length limit, --data.max_len minus its prompt (--rollout.max_new_tokens is set to that for
+#            the longest prompt; the worst case for generation);
+#   n200     --rollout.max_new_tokens 200, the recipe's (still truncated at 200: the length the paper allows);
+#   pool     n200 with the executor decoding in a process pool (RARFT_DECODE_PROCESSES=SCALE_POOL_PROCESSES,
+#            default 4): the pool inside vLLM's Ray actor, against n200's rarft share and video prep per rollout.
+# Decoding: natural and n200 decode in the engine's own process (RARFT_DECODE_PROCESSES=SCALE_DECODE_PROCESSES,
+# default 0, the shipped default); each run's run.json and the report name the setting. Call 1 also measures
+# both settings outside training (bench/video_pipeline.py: threads vs 4 processes, on the run's own clips).
+# What differs from recipes/time_r1.sh, and why (every other flag is the recipe's):
+#   RARFT_NUM_GPUS=1              one GPU: actor, reference and one vLLM engine share it (the recipe then adds
+#                                 what its memory estimate says one GPU needs: --ds.adam_offload for the 7B);
+#   --train.num_episodes 1        the bench's length: 4 steps over the 64 prompts (the recipe: 3 epochs);
+#   --rollout.max_new_tokens      the two runs above;
+#   --ckpt.save_steps 1000        no DeepSpeed checkpoint: a 3B's is ~55 GB, a 7B's ~140 GB, more than the disk
+#                                 of a lent machine holds (the final weights are saved, then deleted);
+#   --data.max_samples 64         the 64 prompts of the assets (SCALE_STEPS x 16).
+# SCALE_SIZE (3b, default, or 7b): the model. By the estimate (python -m rarft_plugin.launch.memory) the 7B fits
+# one 141-GB H200 only with its Adam states on the host (--ds.adam_offload: ~122 GB) and needs ~190 GB of host
+# memory in all; a one-GPU machine with 128 GiB cannot hold that, a 256-GiB one (the lent x2 kinds) can. The
+# 3B fits one H200 without offload. SCALE_ATTN (default flash_attention_2), SCALE_EAGER=1 (--vllm.enforce_eager),
+# SCALE_STEPS (default 4): the rest.
+#
+# Resumable across calls of ≤ 10 minutes: the assets (model ~1 min to build and write, 64 clips ~2-3 min on 16
+# cores, prompts) are reused from OUT/assets; a run whose run.json says complete is skipped, one cut off is run
+# again from the start (a checkpoint would not fit the disk), and the report reads whatever steps each run
+# logged. Plan: call 1 = `assets` (~4-5 min: tokenizer 15 s, model, 64 clips; then bench/video_pipeline.py on 16 of
+# the clips: OUT/video_pipeline.txt), call 2 = `natural`, call 3 = `n200`
+# (each ~5-8 min for the 3B by the estimate of a step, plus ~2 min of start-up) and the report.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+out=${1:?usage: bench/gpu_scale.sh OUT [natural] [n200]}
+shift
+runs=("$@")
+[[ ${#runs[@]} -gt 0 ]] || runs=(natural n200)
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+python=${PYTHON:-python3}
+size=${SCALE_SIZE:-3b}
+steps=${SCALE_STEPS:-4}
+export VLLM_USE_FLASHINFER_SAMPLER=${VLLM_USE_FLASHINFER_SAMPLER:-0}  # vLLM 0.26's sampler imports flashinfer
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}  # DeepSpeed's JIT build cannot parse Hopper's "9.0a"
+export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
+scale() { "$python" "$repo/scripts/gpu_scale.py" "$@"; }
+
+gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader -i 0 2>/dev/null || echo unknown)
+case "$gpu_name" in *H200*) device=H200 ;; *H100*) device=H100 ;; *A100*) device=A100 ;; *) device=H100 ;; esac
+started=$(date +%s)
+scale assets --out "$out/assets" --size "$size"
+echo "assets ready after $(($(date +%s) - started)) s"
+# rarft's video preparation on this host's cores, on the run's own clips: decord serialised in the engine's threads
+# vs the executor's DecodePool (4 processes; the shipped default is 0, no pool) -- the before/after of taking
+# decoding off the critical path, where a 2-core development machine cannot show it
+[[ -f $out/video_pipeline.txt ]] || "$python" "$repo/bench/video_pipeline.py" --paper charades \
+    --clips "$out/assets/videos" --prompts 16 --processes 4 > "$out/video_pipeline.txt" 2>&1 || true
+tail -5 "$out/video_pipeline.txt"
+
+max_prompt=$("$python" -c "import json,sys; print(json.load(open(sys.argv[1]))['max_prompt_tokens'])" \
+    "$out/assets/lengths.json")
+for run in "${runs[@]}"; do
+    [[ $run == assets ]] && continue
+    processes=${SCALE_DECODE_PROCESSES:-0}
+    case "$run" in
+        natural) new=$((4608 - max_prompt)) ;;
+        n200) new=200 ;;
+        pool) new=200 processes=${SCALE_POOL_PROCESSES:-4} ;;
+        *) echo "unknown run $run (natural, n200, pool, assets)" >&2; exit 2 ;;
+    esac
+    dir="$out/$run"
+    if [[ -f $dir/run.json ]] && grep -q '"complete": true' "$dir/run.json"; then
+        echo "$run: complete, skipped"
+        continue
+    fi
+    rm -rf "$dir" && mkdir -p "$dir"
+    # started directly (not through `scale`), so that $! is the sampler itself and killing it ends it
+    "$python" "$repo/scripts/gpu_scale.py" sample-memory --out "$dir/memory.csv" --interval 1 >/dev/null 2>&1 &
+    sampler=$!
+    trap 'kill $sampler 2>/dev/null || true' EXIT
+    begin=$(date +%s)
+    set +e
+    RARFT_MODEL=$out/assets/model_$size RARFT_DATA=$out/assets/train.jsonl RARFT_OUTPUT=$dir/ckpt RARFT_NUM_GPUS=1 \
+    RARFT_DECODE_PROCESSES=$processes PYTHON=$python "$repo/recipes/time_r1.sh" \
+        --data.max_samples $((16 * steps)) --train.num_episodes 1 --rollout.max_new_tokens "$new" \
+        --ckpt.save_steps 1000 --ds.attn_implementation "${SCALE_ATTN:-flash_attention_2}" \
+        ${SCALE_EAGER:+--vllm.enforce_eager} 2>&1 | tee "$dir/train.log"
+    code=${PIPESTATUS[0]}
+    set -e
+    kill "$sampler" 2>/dev/null || true
+    trap - EXIT
+    rm -rf "$dir/ckpt"  # the final weights: not needed, and 7-17 GB of disk
+    complete=false
+    [[ $code == 0 ]] && complete=true
+    "$python" - "$dir/run.json" <<EOF
+import json, sys
+added = [line.split("adding ", 1)[1].split(" (")[0] for line in open("$dir/train.log", errors="replace")
+         if "one GPU: adding " in line]
+json.dump({"size": "$size", "device": "$device", "gpu_name": "$gpu_name", "max_new_tokens": $new,
+           "one_gpu_flags": added[0] if added else "", "decode_processes": $processes,
+           "exit_code": $code, "wall_s": $(($(date +%s) - begin)), "complete": $([[ $complete == true ]] && echo True || echo False)},
+          open(sys.argv[1], "w"))
+EOF
+    echo "$run: exit $code after $(($(date +%s) - begin)) s"
+done
+reports=()
+for run in natural n200 pool; do [[ -f $out/$run/train.log ]] && reports+=(--run "$out/$run"); done
+[[ ${#reports[@]} -gt 0 ]] || exit 0  # assets only
+scale report "${reports[@]}" --assets "$out/assets" --out "$out"

@@ -1,0 +1,494 @@
+"""Pieces of the paper-scale run on one GPU (`bench/gpu_scale.sh`).
+
+    python scripts/gpu_scale.py assets --out DIR --size 7b|3b [--device cuda] [--no-model]
+    python scripts/gpu_scale.py sample-memory --out memory.csv [--interval 1]      # until killed
+    python scripts/gpu_scale.py report --run DIR [--run DIR ...] --out DIR [--assets DIR]
+
+`assets` builds what the run needs, each piece reused when present: a random Qwen2.5-VL of the published size
+(`rarft_plugin.stand_ins.build_paper_qwen2_5_vl`, with the real Qwen2.5 vocabulary), 64 paper-size stand-in
+clips (48 Charades-like, 30 s 480p, and 16 ActivityNet-like, 150 s 720p, H.264, each with its own content) and
+64 prompts, one per clip, so that a step of 16 prompts decodes 16 distinct clips and 4 steps are one epoch
+(HI-Charades queries; an ActivityNet-like clip's segment is stretched to its length). It counts every prompt's
+tokens without decoding (`rarft_plugin.launch.checks`) and checks the count against the real processor on
+decoded frames, one clip of each kind (`lengths.json`).
+
+`sample-memory` appends the GPU memory in use (nvidia-smi, every GPU) and the host's (MemTotal - MemAvailable)
+to a CSV every `--interval` seconds, with local time stamps like OpenRLHF's log lines.
+
+`report` reads each run's train.log (OpenRLHF's per-step lines: `gpu_run.py`'s `step_logs`), memory.csv and
+run.json, and writes `scale.md` / `scale.json`: per run the step time per phase (steps 2 on), tokens, generation
+tokens/s, truncated share, rarft's share, peak GPU memory per phase and peak host memory; then the forecast of the
+paper's run (`forecast`, every assumption in `ASSUMPTIONS`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+from gpu_run import step_logs, step_shares  # noqa: E402
+
+from rarft_plugin.io_utils import write_atomic  # noqa: E402
+from rarft_plugin.launch.memory import architecture_of  # noqa: E402
+from rarft_plugin.models.qwen2_5_vl import PUBLISHED_CONFIGS  # noqa: E402
+
+HI_CHARADES = REPO / "eval" / "benchmarks" / "hi_vtg_charades.json"
+KINDS = (("charades", 48), ("activitynet", 16))  # clips (= prompts) of each kind
+PHASES = ("generation", "make_experience", "ppo_train", "broadcast")
+
+
+# ---------------------------------------------------------------- assets
+
+
+def scale_items(items: list[dict], kinds=KINDS) -> list[tuple[str, dict]]:
+    """(clip kind, item) for every (item, query) of `items`, in order, one query per item and one clip per query:
+    the first clips of each kind in `kinds` order. A Charades-like item keeps its duration; an ActivityNet-like one
+    gets the kind's length with its span stretched to it (the queries are Charades'; the clip is what costs)."""
+    from rarft_plugin.stand_ins import CLIP_KINDS
+
+    pairs = [(item, query) for item in items for query in item["GRPO"]]
+    needed = sum(count for _, count in kinds)
+    if len(pairs) < needed:
+        raise ValueError(f"{needed} queries needed, the items hold {len(pairs)}")
+    out, index = [], 0
+    for kind, count in kinds:
+        for number in range(count):
+            item, query = pairs[index]
+            index += 1
+            new = {**item, "GRPO": [query], "video": f"{kind}_{number:03d}.mp4"}
+            if kind != "charades":
+                stretch = CLIP_KINDS[kind].seconds / item["duration"]
+                new["duration"] = CLIP_KINDS[kind].seconds
+                new["timestamp"] = [min(round(t * stretch, 1), new["duration"]) for t in item["timestamp"]]
+            out.append((kind, new))
+    return out
+
+
+def assets(args: argparse.Namespace) -> int:
+    from data_prep.cli import main as prep
+    from rarft_plugin.stand_ins import build_paper_qwen2_5_vl, paper_processor, write_paper_clips
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    model = out / f"model_{args.size}"
+    started = time.perf_counter()
+    if not (model / "preprocessor_config.json").is_file():
+        paper_processor(args.size).save_pretrained(model)
+    if not args.no_model and not (model / "built.json").is_file():
+        build_paper_qwen2_5_vl(model, args.size, device=args.device)
+        write_atomic(model / "built.json", json.dumps({"size": args.size, "seconds": time.perf_counter() - started}))
+        print(f"model: random Qwen2.5-VL {args.size} -> {model} ({time.perf_counter() - started:.0f} s)", flush=True)
+    kinds = (("charades", args.charades), ("activitynet", args.activitynet))
+    chosen = scale_items(json.loads(args.data.read_text()), kinds)
+    started = time.perf_counter()
+    for kind, count in kinds:
+        seconds = [float(math.ceil(item["duration"])) for k, item in chosen if k == kind]
+        write_paper_clips(out / "videos", kind, count, seconds=seconds)
+    print(f"clips: {len(chosen)} in {out / 'videos'} ({time.perf_counter() - started:.0f} s)", flush=True)
+    if not (out / "train.jsonl").is_file():
+        write_atomic(out / "data.json", json.dumps([item for _, item in chosen], ensure_ascii=False, indent=1))
+        code = prep(["to-openrlhf", str(out / "data.json"), str(out / "train.jsonl"), "--video-root",
+                     str(out / "videos"), "--template", "ra_rft"])  # fmt: skip
+        if code:
+            return code
+    if not (out / "lengths.json").is_file():
+        write_atomic(out / "lengths.json", json.dumps(prompt_lengths(model, out / "train.jsonl"), indent=1))
+    print((out / "lengths.json").read_text())
+    return 0
+
+
+def prompt_lengths(model: Path, prompts: Path) -> dict:
+    """Every prompt's tokens (text + video, counted without decoding, as rarft-train's pre-flight counts them) per
+    clip kind, and the count checked against the processor on decoded frames for the first clip of each kind."""
+    from rarft_plugin.launch.checks import length_limit
+    from rarft_plugin.prompt_row import parse_row
+    from rarft_plugin.video import probe_clips, sample_frames
+
+    limit = length_limit(["--actor.model_name_or_path", str(model)])
+    processor, family = limit.processor, limit.family
+    rows = [json.loads(line) for line in prompts.read_text().splitlines() if line.strip()]
+    specs = [parse_row(row).video for row in rows]
+    infos, failed = probe_clips(specs, family=family)
+    if failed:
+        raise SystemExit(f"clips that do not open: {failed}")
+    kinds: dict[str, dict] = {}
+    for row, spec in zip(rows, specs, strict=True):
+        kind = Path(spec.path).name.split("_")[0]
+        info, text = infos[spec], limit.text_tokens(row["input"])
+        video = limit.video_tokens(info)
+        entry = kinds.setdefault(kind, {"prompts": 0, "video_tokens": [], "text_tokens": [], "frames": set()})
+        entry["prompts"] += 1
+        entry["video_tokens"].append(video)
+        entry["text_tokens"].append(text)
+        entry["frames"].add(f"{info.frames} x {info.height}x{info.width}")
+        if "checked" not in entry:  # the real processor on the decoded frames
+            prompt = processor.apply_chat_template(row["input"], tokenize=False, add_generation_prompt=True)
+            ids, _ = family.process_video_prompt(processor, prompt, sample_frames(spec, family=family, cache=False))
+            entry["checked"] = {"clip": Path(spec.path).name, "counted": video + text, "processor": len(ids)}
+    summary = {}
+    for kind, entry in kinds.items():
+        totals = [v + t for v, t in zip(entry["video_tokens"], entry["text_tokens"], strict=True)]
+        summary[kind] = {
+            "prompts": entry["prompts"],
+            "sampled frames": sorted(entry["frames"]),
+            "video tokens": _spread(entry["video_tokens"]),
+            "text tokens": _spread(entry["text_tokens"]),
+            "prompt tokens": _spread(totals),
+            "checked against the processor": entry["checked"],
+        }
+    longest = max(s["prompt tokens"]["max"] for s in summary.values())
+    return {"kinds": summary, "max_prompt_tokens": longest, "max_len": 4608, "room_left": 4608 - longest}
+
+
+def _spread(values: list[int]) -> dict[str, float]:
+    return {"min": min(values), "mean": round(sum(values) / len(values), 1), "max": max(values)}
+
+
+# ---------------------------------------------------------------- memory sampler
+
+
+def read_host_used_mib() -> float:
+    fields = {}
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        name, value = line.split(":", 1)
+        fields[name] = int(value.split()[0])  # kB
+    return (fields["MemTotal"] - fields["MemAvailable"]) / 1024
+
+
+def read_gpu_used_mib() -> list[float]:
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [float(value) for value in out.split()]
+
+
+def sample_memory(args: argparse.Namespace) -> int:
+    new = not args.out.exists()
+    with open(args.out, "a", newline="", buffering=1) as handle:
+        writer = csv.writer(handle)
+        if new:
+            writer.writerow(["epoch", "local", "host_used_mib", "gpu_used_mib"])
+        while True:
+            now = time.time()
+            gpus = read_gpu_used_mib()
+            local = datetime.fromtimestamp(now).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+            writer.writerow([f"{now:.3f}", local, f"{read_host_used_mib():.0f}", ";".join(f"{g:.0f}" for g in gpus)])
+            time.sleep(max(0.0, args.interval - (time.time() - now)))
+
+
+# ---------------------------------------------------------------- report
+
+_LOG_TIME = re.compile(r"(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)\s+\S+\.py:\d+\]\s+(?:\S*\s*Global step (\d+):|Sample: )")
+
+
+def log_times(text: str, year: int) -> dict[int, dict[str, datetime]]:
+    """Local times OpenRLHF's trainer logged for each step: "end" (its "Global step" line, after the last phase) and,
+    where logged, "sample" (its "Sample:" line, right after make_experience). The last line of a step wins, as in
+    `step_logs`; the time stamps have one-second resolution."""
+    times: dict[int, dict[str, datetime]] = {}
+    sample = None
+    for line in text.splitlines():
+        match = _LOG_TIME.search(line)
+        if not match:
+            continue
+        month, day, hour, minute, second = map(int, match.groups()[:5])
+        when = datetime(year, month, day, hour, minute, second)
+        if match.group(6) is None:
+            sample = when
+            continue
+        times[int(match.group(6))] = {"end": when, **({"sample": sample} if sample else {})}
+        sample = None
+    return times
+
+
+MARGIN_S = 1.5  # cut from each end of a phase's window: 1-s time stamps, untimed hand-overs between phases
+
+
+def phase_windows(status: dict, times: dict[str, datetime]) -> dict[str, tuple[float, float]]:
+    """Each phase's (start, end) in seconds of naive local time, laid back to back in OpenRLHF's order (generation,
+    make_experience | hand-over to the actor | ppo_train, broadcast): ppo_train and broadcast end at the step's
+    line, generation and make_experience at its "Sample:" line (else right before ppo_train). Each window loses
+    `MARGIN_S` at both ends; a phase too short for that gets none."""
+
+    def lay_back(phases: tuple[str, ...], anchor: datetime) -> dict[str, tuple[float, float]]:
+        cursor, laid = anchor.timestamp() + 0.5, {}  # the middle of the logged second
+        for phase in reversed(phases):
+            start = cursor - status.get(f"timing/{phase}", 0.0)
+            laid[phase] = (start, cursor)
+            cursor = start
+        return laid
+
+    late = lay_back(PHASES[2:], times["end"])
+    if "sample" in times:
+        early = lay_back(PHASES[:2], times["sample"])
+    else:
+        early = lay_back(PHASES[:2], datetime.fromtimestamp(late[PHASES[2]][0] - 0.5))
+    windows = {}
+    for phase, (start, stop) in {**early, **late}.items():
+        if stop - start > 2 * MARGIN_S + 1:
+            windows[phase] = (start + MARGIN_S, stop - MARGIN_S)
+    return windows
+
+
+@dataclass(frozen=True)
+class Sample:
+    when: datetime
+    host_mib: float
+    gpu_mib: float  # summed over the GPUs
+
+
+def read_memory(path: Path) -> list[Sample]:
+    samples = []
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            try:
+                when = datetime.strptime(row["local"], "%Y-%m-%d %H:%M:%S.%f")
+                gpu = sum(float(v) for v in row["gpu_used_mib"].split(";") if v)
+                samples.append(Sample(when, float(row["host_used_mib"]), gpu))
+            except (KeyError, ValueError, TypeError):  # a line cut off when the sampler was killed
+                continue
+    return samples
+
+
+def memory_by_phase(logs: list[dict], times: dict[int, dict[str, datetime]], samples: list[Sample]) -> dict[str, float]:
+    """Peak GPU memory (GiB, summed over the GPUs) seen inside each phase's windows over the steps."""
+    peaks: dict[str, float] = {}
+    for status in logs:
+        if status["step"] not in times:
+            continue
+        for phase, (start, stop) in phase_windows(status, times[status["step"]]).items():
+            inside = [s.gpu_mib for s in samples if start <= s.when.timestamp() <= stop]
+            if inside:
+                peaks[phase] = max(peaks.get(phase, 0.0), max(inside) / 1024)
+    return peaks
+
+
+def run_summary(run: Path) -> dict:
+    """One run's figures from its train.log, memory.csv and run.json (written by bench/gpu_scale.sh)."""
+    info = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
+    text = (run / "train.log").read_text(errors="replace") if (run / "train.log").is_file() else ""
+    logs = step_logs(text)
+    summary: dict = {"run": run.name, **info, "steps": len(logs)}
+    samples = read_memory(run / "memory.csv") if (run / "memory.csv").is_file() else []
+    if samples:
+        baseline = samples[0].host_mib
+        summary["host_peak_gib"] = max(s.host_mib for s in samples) / 1024
+        summary["host_peak_over_start_gib"] = (max(s.host_mib for s in samples) - baseline) / 1024
+        summary["gpu_peak_gib"] = max(s.gpu_mib for s in samples) / 1024
+    if not logs:
+        return summary
+    steady = logs[1:] or logs  # the first step carries start-up costs (CUDA graphs, first decodes)
+    mean = lambda key: sum(s.get(key, 0.0) for s in steady) / len(steady)  # noqa: E731
+    response = mean("response_length")
+    rollouts = mean("rollout/num_samples")
+    summary.update(
+        first_step_s=logs[0]["timing/step_total"],
+        steady_steps=len(steady),
+        phases_s={phase: mean(f"timing/{phase}") for phase in PHASES},
+        step_s=mean("timing/step_total"),
+        prompt_tokens=mean("total_length") - response,
+        response_tokens=response,
+        rollouts=rollouts,
+        generation_tokens_per_s=rollouts * response / mean("timing/generation"),
+        truncated=mean("rollout/truncated_rate"),
+        per_rollout_s={key: mean(f"rarft/{key}_s") for key in ("video_prep", "generate", "reward")},
+        rarft_share=sum(step_shares(s)["rarft"] for s in steady) / len(steady),
+        rarft_share_range=[min(step_shares(s)["rarft"] for s in steady), max(step_shares(s)["rarft"] for s in steady)],
+    )
+    if samples:
+        summary["gpu_peak_by_phase_gib"] = memory_by_phase(logs, log_times(text, samples[0].when.year), samples)
+    return summary
+
+
+# Published dense BF16 tensor throughput (TFLOPS, without sparsity) and HBM bandwidth (TB/s) of the SXM parts.
+DEVICES = {
+    "A100": {"tflops": 312.0, "tbps": 2.039, "nvlink_gbps": 300.0},  # A100 SXM4 80GB
+    "H100": {"tflops": 989.0, "tbps": 3.35, "nvlink_gbps": 450.0},  # H100 SXM5 80GB
+    "H200": {"tflops": 989.0, "tbps": 4.8, "nvlink_gbps": 450.0},
+}
+PAPER = {
+    "prompts": 10_000,  # HI-VTG training set: 2.5K relevant + 7.5K irrelevant queries (paper §3.3)
+    "epochs": 3,  # paper §4.3
+    "prompts_per_step": 16,
+    "samples_per_prompt": 8,
+    "gpus": 8,
+}
+ASSUMPTIONS = [
+    "steps = HI-VTG's 10,000 training queries (paper §3.3: 2.5K relevant + 7.5K hard-irrelevant) × 3 epochs / 16 "
+    "prompts a step = 1,875 steps of 128 rollouts; the recipes' batch, G and lengths",
+    "model: phases measured on the 3B are scaled to the 7B by the ratio of language-model parameters (7.62 B / "
+    "3.09 B = 2.47): prefill, forward and backward FLOPs and the bytes a decode step reads grow with them; the "
+    "frozen vision tower (0.67 B in both) is left in that ratio",
+    "generation splits into a part per rollout (prefill of the ~4k-token prompt, vision tower, rarft's video prep) "
+    "and a part per generated token (decode), fitted from two runs of the same model with different response "
+    "lengths (the random model's natural length and --rollout.max_new_tokens 200); with one run, all of it is "
+    "taken as per-rollout",
+    "8 GPUs: each engine runs 1/8 of the rollouts (the prefill part divides by 8); a decode step reads the "
+    "weights once for all sequences in flight, so the decode part scales by the bytes a step reads with 16 "
+    "instead of 128 sequences (weights + KV cache of ~4.3k tokens a sequence)",
+    "8 GPUs: make_experience and ppo_train divide by 8 (data parallel), plus ZeRO-3's traffic added in full, not "
+    "overlapped (an upper bound): per micro-batch of one rollout, forward and backward all-gather the bf16 weights "
+    "and the gradients are reduce-scattered (3 × 2 bytes × parameters, 2 × for make_experience's two forwards), "
+    "7/8 of it over NVLink at the part's per-direction bandwidth",
+    "device: compute-bound parts (prefill, make_experience, ppo_train) scale by dense BF16 TFLOPS, "
+    "memory-bound ones (decode, broadcast) by HBM bandwidth: A100 SXM 312 TFLOPS / 2.04 TB/s, H100 SXM 989 / "
+    "3.35, H200 989 / 4.8",
+    "no evaluation during training, checkpoints not counted (the recipes save every 50 steps: 37 saves of "
+    "~140 GB of DeepSpeed states and weights for the 7B)",
+]
+SIZES = {size: architecture_of(config) for size, config in PUBLISHED_CONFIGS.items()}
+CONTEXT_TOKENS = 4300  # a rollout's tokens while it decodes: the ~4k-token prompt and part of its response
+
+
+def generation_split(runs: list[dict]) -> tuple[float, float]:
+    """(seconds per rollout batch that do not depend on the response length, seconds per generated token of a
+    rollout) from runs of one model with different response lengths: a line through (response tokens, generation
+    time); one run, or equal lengths: all of the time in the first part."""
+    points = sorted((r["response_tokens"], r["phases_s"]["generation"]) for r in runs if r.get("phases_s"))
+    if len(points) < 2 or points[-1][0] - points[0][0] < 1:
+        return (points[0][1] if points else 0.0), 0.0
+    (l1, t1), (l2, t2) = points[0], points[-1]
+    slope = max(0.0, (t2 - t1) / (l2 - l1))
+    return max(0.0, t1 - slope * l1), slope
+
+
+def forecast(runs: list[dict], device: str, size: str, target: str, response_tokens: float = 200.0) -> dict:
+    """The paper's run (`PAPER`) on 8 x `target` from `runs` (one model `size`, one GPU of `device`), per
+    `ASSUMPTIONS`."""
+    source, goal = DEVICES[device], DEVICES[target]
+    paper = SIZES["7b"]
+    model = paper.language_parameters / SIZES[size].language_parameters
+    compute, bandwidth = source["tflops"] / goal["tflops"], source["tbps"] / goal["tbps"]
+    gpus = PAPER["gpus"]
+    rollouts = PAPER["prompts_per_step"] * PAPER["samples_per_prompt"]
+    fixed, per_token = generation_split(runs)
+    weights = 2 * paper.language_parameters
+    kv = paper.kv_bytes_per_token * CONTEXT_TOKENS  # the KV cache a sequence's decode step reads
+    decode_batch = (weights + rollouts / gpus * kv) / (weights + rollouts * kv)
+    reference = next(r for r in runs if r.get("phases_s"))
+    phases = reference["phases_s"]
+
+    def comm(passes: int) -> float:
+        """ZeRO-3's traffic a step, per GPU: `passes` × the bf16 weights per micro-batch of one rollout, 7/8 of it
+        over NVLink."""
+        return rollouts / gpus * passes * 2 * paper.parameters * (gpus - 1) / gpus / (goal["nvlink_gbps"] * 1e9)
+
+    step = {
+        "generation": (fixed * model * compute / gpus + per_token * response_tokens * model * bandwidth * decode_batch),
+        "make_experience": phases["make_experience"] * model * compute / gpus + comm(2),
+        "ppo_train": phases["ppo_train"] * model * compute / gpus + comm(3),
+        "broadcast": phases["broadcast"] * model * bandwidth,
+    }
+    steps = math.ceil(PAPER["prompts"] / PAPER["prompts_per_step"]) * PAPER["epochs"]
+    total = sum(step.values())
+    return {
+        "target": f"{gpus} x {target}",
+        "step_s": step,
+        "step_total_s": total,
+        "steps": steps,
+        "hours": total * steps / 3600,
+        "factors": {"model": model, "compute": compute, "bandwidth": bandwidth, "decode_batch": decode_batch},
+        "generation_split": {"per_batch_s": fixed, "per_token_s": per_token},
+    }
+
+
+def report(args: argparse.Namespace) -> int:
+    runs = [run_summary(path) for path in args.run]
+    if not any(r["steps"] for r in runs):
+        print("no run has a 'Global step' line: nothing to report", file=sys.stderr)
+        return 2
+    lengths = json.loads((args.assets / "lengths.json").read_text()) if args.assets else None
+    measured = [r for r in runs if r["steps"]]
+    device = measured[0].get("device", "H100")
+    size = measured[0].get("size", "3b")
+    # the forecast from the runs decoding as shipped (in the engine's process), where there are such
+    same_model = [r for r in measured if r.get("size", size) == size]
+    same_model = [r for r in same_model if not r.get("decode_processes")] or same_model
+    forecasts = [forecast(same_model, device, size, target) for target in ("A100", "H100")]
+    lines = [
+        f"Measured on one {device} ({measured[0].get('gpu_name', '?')}), random Qwen2.5-VL {size}; steps 2 on "
+        "(the first carries start-up); GPU memory summed over the machine's GPUs, per phase as `phase_windows` lays "
+        "the phases out from the log (`phase_windows`; a phase under 4 s gets no window).",
+        "",
+        "| run | steps | max new tokens | prompt / response tokens | truncated | generation | make_experience "
+        "| ppo_train | broadcast | step | first step | gen tokens/s | rarft share (range) | video prep / rollout "
+        "| GPU peak by phase (GiB) | host peak (GiB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in measured:
+        peaks = r.get("gpu_peak_by_phase_gib", {})
+        added = f" (+{r['one_gpu_flags']})" if r.get("one_gpu_flags") else ""
+        added += f" ({r['decode_processes']} decoding processes)" if r.get("decode_processes") else ""
+        lines.append(
+            f"| {r['run']}{added} | {r['steps']} | {r.get('max_new_tokens', '?')} | {r['prompt_tokens']:.0f} / "
+            f"{r['response_tokens']:.0f} | {r['truncated']:.0%} | "
+            + " | ".join(f"{r['phases_s'][p]:.1f} s" for p in PHASES)
+            + f" | {r['step_s']:.1f} s | {r['first_step_s']:.1f} s | {r['generation_tokens_per_s']:.0f} | "
+            f"{r['rarft_share']:.1%} ({r['rarft_share_range'][0]:.1%}-{r['rarft_share_range'][1]:.1%}) | "
+            f"{r['per_rollout_s']['video_prep']:.2f} s | "
+            + ", ".join(f"{p} {peaks[p]:.0f}" for p in PHASES if p in peaks)
+            + f" | {r.get('host_peak_gib', float('nan')):.0f} |"
+        )
+    lines += ["", "Forecast of the paper's run (7B, HI-VTG, 3 epochs, 16 prompts × 8 rollouts a step):", ""]
+    lines += ["| hardware | generation | make_experience | ppo_train | broadcast | step | steps | total |"]
+    lines += ["|---|---|---|---|---|---|---|---|"]
+    for f in forecasts:
+        lines.append(
+            f"| {f['target']} | "
+            + " | ".join(f"{f['step_s'][p]:.1f} s" for p in PHASES)
+            + f" | {f['step_total_s']:.1f} s | {f['steps']} | {f['hours']:.1f} h |"
+        )
+    lines += ["", "Assumptions:", *(f"- {a}" for a in ASSUMPTIONS)]
+    if lengths:
+        lines += ["", f"Prompt lengths (lengths.json): {json.dumps(lengths['kinds'])}"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_atomic(args.out / "scale.md", "\n".join(lines) + "\n")
+    write_atomic(args.out / "scale.json", json.dumps({"runs": runs, "forecasts": forecasts, "lengths": lengths,
+                                                     "assumptions": ASSUMPTIONS}, indent=1))  # fmt: skip
+    print("\n".join(lines))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("assets", help="paper-size random model, 64 stand-in clips, prompts, prompt lengths")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--size", choices=("7b", "3b"), default="7b")
+    p.add_argument("--device", default="cuda", help="where the model is initialised (cuda: seconds)")
+    p.add_argument("--no-model", action="store_true", help="only the processor (for counting prompt tokens)")
+    p.add_argument("--data", type=Path, default=HI_CHARADES, help="released-schema file the queries come from")
+    p.add_argument("--charades", type=int, default=dict(KINDS)["charades"], help="Charades-like clips (and prompts)")
+    p.add_argument("--activitynet", type=int, default=dict(KINDS)["activitynet"], help="ActivityNet-like clips")
+    p = sub.add_parser("sample-memory", help="append GPU and host memory in use to a CSV until killed")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--interval", type=float, default=1.0)
+    p = sub.add_parser("report", help="table and forecast from the runs of bench/gpu_scale.sh")
+    p.add_argument("--run", type=Path, action="append", required=True, help="a run folder (train.log, memory.csv)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--assets", type=Path, default=None, help="the assets folder (its lengths.json)")
+    args = parser.parse_args(argv)
+    return {"assets": assets, "sample-memory": sample_memory, "report": report}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""scripts/gpu_scale.py on CPU: the paper-scale run's prompts, memory attribution, report and forecast, on inputs in
+the exact formats the GPU run writes (OpenRLHF 0.11.2's step lines, the sampler's CSV, run.json)."""
+
+import json
+import runpy
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCALE = runpy.run_path(str(REPO / "scripts" / "gpu_scale.py"))
+EXCERPT = Path(__file__).parent / "support" / "openrlhf_0_11_2_steps.log"
+HI_CHARADES = REPO / "eval" / "benchmarks" / "hi_vtg_charades.json"
+START = datetime(2026, 12, 6, 10, 0, 0)
+
+
+def test_log_times_read_the_real_log():
+    times = SCALE["log_times"](EXCERPT.read_text(), 2026)
+    assert sorted(times) == [1, 2, 3]
+    assert times[1] == {"end": datetime(2026, 11, 26, 0, 58, 32)} and times[2]["end"] == datetime(
+        2026, 11, 26, 0, 58, 41
+    )
+
+
+def test_log_times_pair_each_step_with_its_sample_line():
+    line = "\x1b[36m(PPOTrainer pid=1)\x1b[0m INFO 12-06 10:00:{:02d} ppo_trainer.py:{}] {}"
+    text = "\n".join(
+        [
+            line.format(5, 224, "Sample: ['<|im_start|>system ...', 0.5]"),
+            line.format(9, 551, "✨ Global step 1: {'a': 1}"),
+            line.format(20, 551, "✨ Global step 2: {'a': 1}"),  # no Sample line logged for this one
+        ]
+    )
+    times = SCALE["log_times"](text, 2026)
+    assert times == {
+        1: {"end": datetime(2026, 12, 6, 10, 0, 9), "sample": datetime(2026, 12, 6, 10, 0, 5)},
+        2: {"end": datetime(2026, 12, 6, 10, 0, 20)},
+    }
+
+
+def test_scale_prompts_one_query_and_one_clip_each():
+    items = json.loads(HI_CHARADES.read_text())
+    chosen = SCALE["scale_items"](items)
+    assert [kind for kind, _ in chosen] == ["charades"] * 48 + ["activitynet"] * 16
+    assert len({item["video"] for _, item in chosen}) == 64 and all(len(item["GRPO"]) == 1 for _, item in chosen)
+    queries = [(item["query_text"], item["GRPO"][0]["q"]) for _, item in chosen]
+    assert len(set(queries)) == 64  # every (item, query) once
+    stretched = [item for kind, item in chosen if kind == "activitynet"]
+    assert all(item["duration"] == 150.0 and item["timestamp"][1] <= 150.0 for item in stretched)
+    charades = chosen[0][1]
+    assert charades["duration"] == items[0]["duration"] and charades["timestamp"] == items[0]["timestamp"]
+
+
+def status(step, generation=20.0, make_experience=30.0, ppo_train=60.0, broadcast=2.0, response=200.0):
+    timings = {"generation": generation, "make_experience": make_experience, "ppo_train": ppo_train,
+               "broadcast": broadcast}  # fmt: skip
+    return {
+        "rarft/video_prep_s": 0.5,
+        "rarft/generate_s": 15.0,
+        "rarft/reward_s": 0.01,
+        "total_length": 3900.0 + response,
+        "response_length": response,
+        "rollout/num_samples": 128.0,
+        "rollout/truncated_rate": 1.0,
+        **{f"timing/{name}": value for name, value in timings.items()},
+        "timing/step_total": sum(timings.values()),
+    }
+
+
+HAND_OVER_S = 4  # untimed: the experiences (with their pixel values) handed to the actor before ppo_train
+
+
+def write_run(folder: Path, statuses, memory_by_phase, *, size="3b", new=700):
+    """A run folder as bench/gpu_scale.sh leaves it: the steps back to back from START, OpenRLHF's "Sample:" line after
+    make_experience and "Global step" line at each step's end (its format, Ray prefix included), one memory sample a
+    second with the phase's GPU memory (the hand-over to the actor between make_experience and ppo_train at 1 MiB)."""
+    folder.mkdir(parents=True)
+    lines, rows, cursor = [], ["epoch,local,host_used_mib,gpu_used_mib"], START
+    for index, entry in enumerate(statuses, start=1):
+        for phase in SCALE["PHASES"]:
+            if phase == "ppo_train":
+                lines.append(
+                    f"\x1b[36m(PPOTrainer pid=2897)\x1b[0m INFO {cursor:%m-%d %H:%M:%S} ppo_trainer.py:224] Sample: "
+                    "['<|im_start|>system', 0.0]"
+                )
+                for _ in range(HAND_OVER_S):
+                    rows.append(f"0,{cursor:%Y-%m-%d %H:%M:%S}.000,{50000 + index * 1000},1")
+                    cursor += timedelta(seconds=1)
+            for _ in range(round(entry[f"timing/{phase}"])):
+                rows.append(f"0,{cursor:%Y-%m-%d %H:%M:%S}.000,{50000 + index * 1000},{memory_by_phase[phase]}")
+                cursor += timedelta(seconds=1)
+        lines.append(
+            f"\x1b[36m(PPOTrainer pid=2897)\x1b[0m INFO {cursor:%m-%d %H:%M:%S} ppo_trainer.py:551] ✨ Global step "
+            f"{index}: {entry!r}"
+        )
+    (folder / "train.log").write_text("Generate samples: 100%|##########|\n" + "\n".join(lines) + "\n")
+    (folder / "memory.csv").write_text("\n".join(rows) + "\n")
+    info = {"size": size, "device": "H200", "gpu_name": "NVIDIA H200", "max_new_tokens": new, "complete": True}
+    (folder / "run.json").write_text(json.dumps(info))
+    return folder
+
+
+MEMORY = {"generation": 90_000, "make_experience": 40_000, "ppo_train": 70_000, "broadcast": 30_000}
+WINDOWED = ("generation", "make_experience", "ppo_train")  # broadcast's 2 s are too short for a window
+
+
+def test_memory_is_attributed_to_the_phase_it_was_used_in(tmp_path):
+    run = write_run(tmp_path / "natural", [status(1, generation=40.0), status(2), status(3), status(4)], MEMORY)
+    summary = SCALE["run_summary"](run)
+    assert summary["steps"] == 4 and summary["steady_steps"] == 3
+    assert summary["gpu_peak_by_phase_gib"] == pytest.approx({p: MEMORY[p] / 1024 for p in WINDOWED})
+    assert summary["host_peak_gib"] == pytest.approx(54_000 / 1024)
+    assert summary["phases_s"]["generation"] == 20.0  # steps 2 on
+    assert summary["first_step_s"] == 132.0
+    assert summary["prompt_tokens"] == 3900.0 and summary["response_tokens"] == 200.0
+    assert summary["generation_tokens_per_s"] == pytest.approx(128 * 200 / 20.0)
+    assert summary["truncated"] == 1.0 and summary["max_new_tokens"] == 700
+    assert 0 < summary["rarft_share"] < 20.0 / 112.0
+
+
+@pytest.mark.parametrize(
+    ("text", "steps"),
+    [
+        ("", 0),
+        ("Global step 1: {'a': 1", 0),  # the line cut off when the call's time ran out
+    ],
+)
+def test_a_run_without_steps_reports_what_it_has(tmp_path, text, steps):
+    run = tmp_path / "n200"
+    run.mkdir()
+    (run / "train.log").write_text(text)
+    (run / "memory.csv").write_text("epoch,local,host_used_mib,gpu_used_mib\n0,2026-12-06 10:00:00.000,1000,5\n0,2026-")
+    summary = SCALE["run_summary"](run)
+    assert summary["steps"] == steps and summary["host_peak_gib"] == pytest.approx(1000 / 1024)
+
+
+@pytest.mark.parametrize(
+    ("runs", "fixed", "per_token"),
+    [
+        ([(200, 30.0)], 30.0, 0.0),  # one run: all per batch
+        ([(200, 30.0), (700, 55.0)], 20.0, 0.05),
+        ([(700, 55.0), (200, 30.0)], 20.0, 0.05),  # order does not matter
+        ([(200, 30.0), (200.4, 31.0)], 30.0, 0.0),  # no length difference to fit a slope
+        ([(200, 30.0), (700, 25.0)], 30.0, 0.0),  # a negative slope is noise: clipped at zero
+    ],
+)
+def test_generation_splits_into_a_part_per_batch_and_a_part_per_token(runs, fixed, per_token):
+    summaries = [{"response_tokens": length, "phases_s": {"generation": seconds}} for length, seconds in runs]
+    assert SCALE["generation_split"](summaries) == pytest.approx((fixed, per_token))
+
+
+def summary(generation=40.0, response=200.0):
+    return {
+        "response_tokens": response,
+        "phases_s": {"generation": generation, "make_experience": 30.0, "ppo_train": 60.0, "broadcast": 2.0},
+    }
+
+
+def test_forecast_follows_its_stated_assumptions():
+    forecast = SCALE["forecast"]
+    runs = [summary(40.0, 200.0), summary(65.0, 700.0)]  # 30 s per batch + 0.05 s per token
+    h100 = forecast(runs, "H200", "3b", "H100")
+    a100 = forecast(runs, "H200", "3b", "A100")
+    model = 7_615_616_512 / 3_085_938_688  # the language parameters of the published 7B and 3B
+    assert h100["factors"]["model"] == pytest.approx(model)
+    assert h100["generation_split"] == pytest.approx({"per_batch_s": 30.0, "per_token_s": 0.05})
+    # same compute (989 TFLOPS): the per-batch part divides by the 8 GPUs; decode by the H200/H100 bandwidth ratio
+    decode = 0.05 * 200 * model * (4.8 / 3.35) * h100["factors"]["decode_batch"]
+    assert h100["step_s"]["generation"] == pytest.approx(30.0 * model / 8 + decode)
+    assert 0.125 < h100["factors"]["decode_batch"] < 1
+    assert h100["step_s"]["ppo_train"] > 60.0 * model / 8  # plus ZeRO-3's traffic
+    assert a100["step_s"]["ppo_train"] > h100["step_s"]["ppo_train"]  # 312 vs 989 TFLOPS
+    assert h100["steps"] == 1875 and h100["hours"] == pytest.approx(h100["step_total_s"] * 1875 / 3600)
+    from_7b = forecast([summary(40.0, 200.0)], "H100", "7b", "H100")
+    assert from_7b["factors"] == pytest.approx({"model": 1.0, "compute": 1.0, "bandwidth": 1.0,
+                                                "decode_batch": from_7b["factors"]["decode_batch"]})  # fmt: skip
+
+
+def test_report_writes_the_table_and_the_forecast(tmp_path, capsys):
+    write_run(tmp_path / "natural", [status(1, response=700.0)] * 4, MEMORY, new=700)
+    write_run(tmp_path / "n200", [status(1, generation=12.0)] * 4, MEMORY, new=200)
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    (assets / "lengths.json").write_text(
+        json.dumps({"kinds": {"charades": {"prompts": 48}}, "max_prompt_tokens": 3900})
+    )
+    code = SCALE["main"](["report", "--run", str(tmp_path / "natural"), "--run", str(tmp_path / "n200"),
+                          "--assets", str(assets), "--out", str(tmp_path)])  # fmt: skip
+    assert code == 0
+    table = (tmp_path / "scale.md").read_text()
+    assert "| natural | 4 | 700 | 3900 / 700 |" in table and "| n200 | 4 | 200 | 3900 / 200 |" in table
+    assert "| 8 x A100 |" in table and "| 8 x H100 |" in table and "Assumptions:" in table
+    saved = json.loads((tmp_path / "scale.json").read_text())
+    assert [f["target"] for f in saved["forecasts"]] == ["8 x A100", "8 x H100"]
+    assert saved["forecasts"][0]["generation_split"]["per_token_s"] == pytest.approx((20.0 - 12.0) / 500)
+
+
+def test_report_without_any_step_is_an_error(tmp_path, capsys):
+    (tmp_path / "natural").mkdir()
+    assert SCALE["main"](["report", "--run", str(tmp_path / "natural"), "--out", str(tmp_path)]) == 2
+    assert "no run has a 'Global step' line" in capsys.readouterr().err
+
+
+def test_memory_sampler_writes_a_csv_the_report_reads(tmp_path, monkeypatch):
+    calls = iter(range(3))
+
+    def stop_after_three(_):
+        if next(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setitem(SCALE["sample_memory"].__globals__, "read_gpu_used_mib", lambda: [1024.0, 2048.0])
+    monkeypatch.setattr(SCALE["time"], "sleep", stop_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        SCALE["main"](["sample-memory", "--out", str(tmp_path / "memory.csv"), "--interval", "0"])
+    samples = SCALE["read_memory"](tmp_path / "memory.csv")
+    assert len(samples) == 3 and all(s.gpu_mib == 3072.0 and s.host_mib > 0 for s in samples)
+
+
+STAND_IN_TRAINER = """#!/usr/bin/env bash
+# python for bench/gpu_scale.sh: `-m rarft_plugin.train` logs 4 steps as OpenRLHF does; anything else is real python
+if [[ "$1 $2" == "-m rarft_plugin.train" ]]; then
+    printf '%s\\n' "$*" > "$CALLS/train_args.txt"
+    echo "RARFT_NUM_GPUS=$RARFT_NUM_GPUS" >> "$CALLS/train_args.txt"
+    for step in 1 2 3 4; do
+        echo "(PPOTrainer pid=7) INFO $(date '+%m-%d %H:%M:%S') ppo_trainer.py:224] Sample: ['x', 0.0]"
+        echo "(PPOTrainer pid=7) INFO $(date '+%m-%d %H:%M:%S') ppo_trainer.py:551] ✨ Global step $step: $STATUS"
+    done
+    exit 0
+fi
+exec "$REAL_PYTHON" "$@"
+"""
+
+
+def test_the_bench_script_runs_the_recipe_on_one_gpu_and_reports(tmp_path):
+    """bench/gpu_scale.sh end to end with its assets in place and a stand-in for the trainer: which flags reach the
+    recipe, what each run leaves (run.json, memory.csv, train.log) and the report."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    assets = out / "assets"
+    (assets / "model_3b").mkdir(parents=True)
+    (assets / "model_3b" / "preprocessor_config.json").write_text("{}")
+    (assets / "model_3b" / "built.json").write_text("{}")
+    (assets / "videos").mkdir()
+    for kind, count in SCALE["KINDS"]:
+        for number in range(count):
+            (assets / "videos" / f"{kind}_{number:03d}.mp4").write_bytes(b"")
+    (assets / "train.jsonl").write_text("")
+    (assets / "lengths.json").write_text(json.dumps({"kinds": {}, "max_prompt_tokens": 3900}))
+    (out / "video_pipeline.txt").write_text("measured before\n")  # bench/video_pipeline.py on the host: done
+    python = tmp_path / "python"
+    python.write_text(STAND_IN_TRAINER)
+    python.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(python), "REAL_PYTHON": sys.executable, "CALLS": str(tmp_path),
+           "STATUS": repr(status(1))}  # fmt: skip
+    done = subprocess.run(
+        ["bash", str(REPO / "bench" / "gpu_scale.sh"), str(out), "natural"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    args = (tmp_path / "train_args.txt").read_text()
+    assert "--rollout.max_new_tokens 708" in args  # 4608 - the longest prompt: the natural length
+    assert "--data.max_samples 64 --train.num_episodes 1" in args and "RARFT_NUM_GPUS=1" in args
+    assert "--rollout.max_new_tokens 200" in args  # the recipe's own, overridden by the later value
+    info = json.loads((out / "natural" / "run.json").read_text())
+    assert info["complete"] is True and info["max_new_tokens"] == 708 and info["size"] == "3b"
+    assert (out / "natural" / "memory.csv").read_text().startswith("epoch,local,host_used_mib,gpu_used_mib")
+    assert "| natural | 4 | 708 | 3900 / 200 |" in (out / "scale.md").read_text()
+    again = subprocess.run(["bash", str(REPO / "bench" / "gpu_scale.sh"), str(out), "natural"],
+                           capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert again.returncode == 0 and "natural: complete, skipped" in again.stdout

@@ -1,0 +1,171 @@
+"""rarft_plugin.launch.memory: the estimate of a run's GPU and host memory, from the architecture and the flags."""
+
+import dataclasses
+import json
+
+import pytest
+
+from rarft_plugin.launch.memory import (
+    GB,
+    Setup,
+    architecture_of,
+    estimate,
+    fit_flags,
+    main,
+    parameter_counts,
+    setup_from_flags,
+)
+from rarft_plugin.models.qwen2_5_vl import PUBLISHED_CONFIGS
+
+SEVEN_B = architecture_of(PUBLISHED_CONFIGS["7b"])
+THREE_B = architecture_of(PUBLISHED_CONFIGS["3b"])
+RECIPE_FLAGS = (
+    "--actor.num_gpus_per_node 8 --vllm.gpu_memory_utilization 0.5 --train.colocate_all --vllm.enable_sleep "
+    "--ds.enable_sleep --ds.zero_stage 3 --actor.gradient_checkpointing_enable --rollout.n_samples_per_prompt 8 "
+    "--data.max_len 4608 --rollout.batch_size 16 --train.micro_batch_size 1 --algo.kl.init_coef 0.04 "
+    "--actor.freeze_visual_encoder"
+).split()
+
+
+def test_the_recipes_flags_describe_the_papers_setup():
+    assert setup_from_flags(RECIPE_FLAGS) == Setup()  # the defaults are the paper's recipe on 8 x 80 GB
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "value"),
+    [
+        (["--ds.adam_offload"], "adam_offload", True),
+        (["--ref.offload"], "ref_offload", True),
+        (["--actor.num_gpus_per_node", "1"], "gpus", 1),
+        (["--data.max_len=8192"], "max_len", 8192),
+        (["--rollout.n_samples_per_prompt", "16"], "rollouts", 256),
+        (["--algo.kl.init_coef", "0"], "reference", False),
+        (["--vllm.gpu_memory_utilization", "0.3"], "vllm_fraction", 0.3),
+    ],
+)
+def test_a_later_flag_changes_the_setup(extra, field, value):
+    assert getattr(setup_from_flags(RECIPE_FLAGS + extra), field) == value
+
+
+def gpu(result, phase, part):
+    return result.gpu[phase][part]
+
+
+def test_zero3_spreads_the_actor_over_the_gpus():
+    one, eight = (estimate(SEVEN_B, Setup(gpus=n, ds_sleep=False)) for n in (1, 8))
+    part = "actor fp32 states + gradients"
+    assert gpu(one, "ppo_train", part) == pytest.approx(8 * gpu(eight, "ppo_train", part))
+    assert gpu(one, "ppo_train", part) == pytest.approx(16 * SEVEN_B.language_parameters)  # vision frozen
+
+
+def test_adam_offload_moves_the_fp32_states_to_the_host():
+    setup = Setup(gpus=1)
+    kept, offloaded = estimate(SEVEN_B, setup), estimate(SEVEN_B, dataclasses.replace(setup, adam_offload=True))
+    moved = 16 * SEVEN_B.language_parameters
+    assert gpu(kept, "ppo_train", "actor fp32 states + gradients") - gpu(
+        offloaded, "ppo_train", "actor fp32 states + gradients"
+    ) == pytest.approx(moved)
+    assert offloaded.host["Adam states on the host (--ds.adam_offload)"] == pytest.approx(moved)
+    assert offloaded.host["actor states parked while vLLM generates (--ds.enable_sleep)"] == 0  # nothing left to park
+
+
+def test_a_trained_vision_tower_adds_its_states():
+    frozen, trained = (estimate(SEVEN_B, Setup(freeze_vision=f)) for f in (True, False))
+    part = "actor fp32 states + gradients"
+    extra = gpu(trained, "ppo_train", part) - gpu(frozen, "ppo_train", part)
+    assert extra == pytest.approx(16 * SEVEN_B.vision_parameters / 8)
+
+
+def test_without_sleep_vllm_keeps_its_memory_while_the_actor_trains():
+    awake = estimate(SEVEN_B, Setup(vllm_sleep=False))
+    assert gpu(awake, "ppo_train", "vLLM (weights + KV cache)") == pytest.approx(0.5 * 80 * GB)
+    assert awake.host["vLLM weights parked while training (--vllm.enable_sleep), every engine"] == 0
+
+
+def test_the_reference_moves_to_the_host_with_ref_offload():
+    result = estimate(SEVEN_B, Setup(gpus=1, ref_offload=True))
+    assert gpu(result, "generation", "reference bf16 weights") == 0
+    assert result.host["reference weights (--ref.offload)"] == pytest.approx(2 * SEVEN_B.parameters)
+
+
+def test_the_kv_cache_note_says_when_rollouts_queue():
+    roomy = estimate(SEVEN_B, Setup(gpus=1, gpu_memory=141 * GB))
+    tight = estimate(SEVEN_B, Setup(gpus=1, gpu_memory=80 * GB))
+    assert roomy.kv_cache_available >= roomy.kv_cache_needed and not any("queue" in n for n in roomy.notes)
+    assert any("queue" in note for note in tight.notes)
+    assert roomy.kv_cache_needed == pytest.approx(128 * 4608 * 2 * 28 * 4 * 128 * 2)
+
+
+@pytest.mark.parametrize(
+    ("model", "gpus", "memory", "flags"),
+    [
+        (SEVEN_B, 8, 80, []),  # the paper's 8 x A100
+        (SEVEN_B, 1, 141, ["--ds.adam_offload"]),  # 18 bytes x 7.6 B parameters do not fit one H200
+        (THREE_B, 1, 141, []),
+        (THREE_B, 1, 80, ["--ds.adam_offload"]),
+        (SEVEN_B, 1, 48, ["--ds.adam_offload", "--ref.offload"]),
+    ],
+)
+def test_fit_flags_add_offloads_until_the_estimate_fits(model, gpus, memory, flags):
+    added, setup = fit_flags(model, Setup(gpus=gpus, gpu_memory=memory * GB))
+    assert added == flags
+    assert setup.adam_offload is ("--ds.adam_offload" in flags)
+
+
+def test_the_estimate_of_a_model_directory_uses_its_config(tmp_path, capsys):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2_5_vl", **PUBLISHED_CONFIGS["3b"]}))
+    assert (
+        main(
+            [
+                "--model",
+                str(tmp_path),
+                "--gpu-memory",
+                "80",
+                "--fit",
+                "--",
+                *RECIPE_FLAGS,
+                "--actor.num_gpus_per_node",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out.split() == ["--ds.adam_offload"]
+    assert main(["--size", "3b", "--", *RECIPE_FLAGS]) == 0
+    assert "3.75 B parameters" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"model_type": "qwen2_5_vl", "vision_config": {}},
+        None,
+        {"model_type": "qwen3_vl", **PUBLISHED_CONFIGS["7b"]},  # Qwen2.5-VL's layout counted for another family
+        ["not", "a", "config"],
+    ],
+)
+def test_a_model_it_cannot_read_or_estimate_is_a_one_line_error(tmp_path, capsys, config):
+    if config is not None:
+        (tmp_path / "config.json").write_text(json.dumps(config))
+    assert main(["--model", str(tmp_path), "--fit"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+
+
+def test_decoding_processes_add_host_memory_per_engine(monkeypatch, capsys):
+    host = {}
+    for value in ("", "4"):
+        monkeypatch.setenv("RARFT_DECODE_PROCESSES", value)
+        assert main(["--size", "7b", "--", *RECIPE_FLAGS]) == 0
+        host[value] = float(capsys.readouterr().out.split("; host ")[1].split(" GB")[0])
+    assert host["4"] - host[""] == pytest.approx(8 * 4 * 0.55, abs=1)  # 8 engines x 4 processes x 0.55 GB
+
+
+def test_parameter_counts_follow_the_config():
+    config = json.loads(json.dumps(PUBLISHED_CONFIGS["7b"]))
+    language, vision = parameter_counts(config)
+    config["text_config"]["num_hidden_layers"] += 1
+    assert parameter_counts(config)[0] - language == pytest.approx(233_057_792, abs=0)
+    config["tie_word_embeddings"] = True
+    assert parameter_counts(config)[0] == language + 233_057_792 - 152064 * 3584
+    assert parameter_counts(config)[1] == vision
