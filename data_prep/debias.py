@@ -11,7 +11,10 @@ each hardness level and every relevant query (each is its item's grounding examp
 its irrelevant queries). The AUC is measured again afterwards on folds no round used; the report
 (printed, and written to OUT with `.debias.json`: before, after, kept per level, the rounds, the
 command) says what was kept. Items keep every other field as read; an item loses only dropped
-entries of its `GRPO` list. When the target cannot be reached within the floors, nothing is
+entries of its `GRPO` list. Items whose span their video cannot hold (a known defect of the
+released files, which only those may carry: `rarft_plugin.dataset.load_items`) are left out before
+anything is measured, as `rarft-prep split` leaves them out, so that the output loads anywhere; the
+report counts them (`left_out`, item indices as read). When the target cannot be reached within the floors, nothing is
 written and the command exits 1 (lower `--min-keep` or raise `--target-auc`).
 
 For data built with `rarft-prep hi-vtg`, `--debias AUC` there runs the same filter before writing,
@@ -34,7 +37,14 @@ from pathlib import Path
 
 from data_prep.arguments import open_fraction
 from rarft_plugin.command_files import CommandFiles
-from rarft_plugin.dataset import Example, examples_from_items, items_text, load_items
+from rarft_plugin.dataset import (
+    Example,
+    examples_from_items,
+    items_text,
+    items_videos_hold,
+    left_out_line,
+    load_items,
+)
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_files_atomic
 from rarft_plugin.leakage import LeakageReport, label_leakage, leak_filter
@@ -212,6 +222,7 @@ def command_files(args: argparse.Namespace) -> CommandFiles:
 def run(args: argparse.Namespace) -> int:
     try:
         items = load_items(args.input)  # validates the file, naming the bad record
+        items, impossible = items_videos_hold(items)  # left out, as rarft-prep split does: the output loads anywhere
         if not items:
             raise DataError("no item", source=str(args.input))
         kept_items, report = debias_items(items, target=args.target_auc, min_keep=args.min_keep, seed=args.seed)
@@ -219,8 +230,11 @@ def run(args: argparse.Namespace) -> int:
         error = error.located(source=str(args.input))
         print(f"rarft-prep debias: error: {error}", file=sys.stderr)
         return 2
+    report["left_out"] = {"items": len(impossible), "first": impossible[0].index if impossible else None}
     for line in report_lines(report):
         print(line)
+    if impossible:
+        print(left_out_line(impossible))
     if report["before"]["auc"] is None:
         print(f"rarft-prep debias: error: nothing to measure ({report['before']['note']})", file=sys.stderr)
         return 1

@@ -274,8 +274,7 @@ def fit_baselines(
         + len(corrections) * len({(s.variant, s.correction) for s in settings}),
         desc="fitting the video-free baselines",
         unit="candidate",
-        file=sys.stderr,
-        disable=None,
+        file=sys.stderr,  # even when it is not a terminal (as rarft-audit's own bar): minutes otherwise silent
     )
 
     def matrix(reward: str, variant: str, mode: str) -> np.ndarray:

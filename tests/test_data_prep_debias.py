@@ -10,17 +10,21 @@ from support.openai_server import ChatServer, system_text, user_text
 
 from data_prep.cli import main as prep
 from data_prep.debias import substitute_vocabulary
-from rarft_plugin.dataset import load_examples, load_items
+from rarft_plugin import dataset
+from rarft_plugin.dataset import item_span_problem, load_examples, load_items
+from rarft_plugin.io_utils import file_sha256
 from rarft_plugin.llm_prompts import GENERATION_SUBSTITUTES
 from rarft_plugin.schema import dump_item
 
 
 @pytest.fixture(scope="module")
 def leaky_file(official_data, tmp_path_factory):
-    """The first 500 items of the released HI-Charades file (its generator's vocabulary leak included)."""
-    raw = json.loads((official_data / "hi_vtg_charades.json").read_text())[:500]
+    """The first 500 items of the released HI-Charades file whose span fits their video (its generator's
+    vocabulary leak included; a file other than the released one may not hold the others)."""
+    items = load_items(official_data / "hi_vtg_charades.json")
+    fitting = [dump_item(item) for item in items if not item_span_problem(item)][:500]
     path = tmp_path_factory.mktemp("debias") / "hi.json"
-    path.write_text(json.dumps(raw))
+    path.write_text(json.dumps(fitting))
     return path
 
 
@@ -59,6 +63,22 @@ def test_debias_only_removes_dropped_entries_and_writes_through_the_schema(leaky
     assert out.read_text(encoding="utf-8") == expected
     examples, _ = load_examples(out)  # every kept irrelevant query still has its q_r
     assert all(e.label.query_relevant for e in examples if not e.label.relevant)
+
+
+def test_debias_of_a_released_file_leaves_out_the_spans_no_video_holds(
+    official_data, leaky_file, tmp_path, capsys, monkeypatch
+):
+    """A released file may hold spans its video cannot (its known defect); the output may not, so that it loads."""
+    impossible = next(item for item in load_items(official_data / "hi_vtg_charades.json") if item_span_problem(item))
+    source = tmp_path / "released.json"
+    source.write_text(json.dumps(json.loads(leaky_file.read_text()) + [dump_item(impossible)]))
+    monkeypatch.setitem(dataset.RELEASED_FILES, file_sha256(source), "HI-Charades")  # as if it were one
+    out = tmp_path / "out.json"
+    assert prep(["debias", str(source), "--out", str(out)]) == 0
+    assert "warning: 1 items left out: their span ends after the video's duration" in capsys.readouterr().out
+    monkeypatch.undo()
+    assert len(load_items(out)) == 500  # loads as a file of ours
+    assert json.loads(out.with_suffix(".debias.json").read_text())["left_out"] == {"items": 1, "first": 500}
 
 
 def test_debias_that_cannot_reach_its_target_writes_nothing(leaky_file, tmp_path, capsys):
