@@ -553,8 +553,8 @@ def test_cli_never_raises_on_labels_no_tokenizer_takes(tmp_path, sbert):
     rows; the audit scores them, as the reward must, without raising)."""
     loaded, _ = load_labels(SAMPLE)
     odd = [
-        dataclasses.replace(lab, query=lab.query + " \ud800", query_relevant="\x1b[0m" + lab.query_relevant)
-        for _, lab in loaded
+        dataclasses.replace(q.label, query=q.label.query + " \ud800", query_relevant="\x1b[0m" + q.label.query_relevant)
+        for q in loaded
     ]
     rows = tmp_path / "train.jsonl"
     rows.write_text("".join(json.dumps({"label": json.dumps(lab.to_json())}) + "\n" for lab in odd))
@@ -575,7 +575,8 @@ def test_cli_warns_on_stderr_for_each_flag(tmp_path, sbert, monkeypatch, capsys)
     assert "rarft-audit: WARNING: paper: empty beats the oracle on explain" in err
     # what it read first, then the model, then progress (on stderr even where it is not a terminal)
     said = err.index("rarft-audit: 8 queries from")
-    assert said < err.index("loading SentenceBERT") < err.index("auditing") < err.index("96/96")
+    responses = 8 * (len(POLICIES) + len(FITTED_POLICIES))  # 8 queries x every policy x one setting
+    assert said < err.index("loading SentenceBERT") < err.index("auditing") < err.index(f"{responses}/{responses}")
     assert json.loads((tmp_path / "audit.json").read_text())["flags"] == ["paper: empty beats the oracle on explain"]
 
 
