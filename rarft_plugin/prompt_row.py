@@ -25,7 +25,7 @@ from rarft_plugin.errors import DataError
 from rarft_plugin.parsing import find_special_token
 from rarft_plugin.prompts import TEMPLATES, Purpose, build_messages, instruction
 from rarft_plugin.rewards import variant_label_problems
-from rarft_plugin.schema import Label, parse_label
+from rarft_plugin.schema import Label, label_problems, parse_label
 from rarft_plugin.video import VideoError, VideoSpec
 
 __all__ = [
@@ -132,6 +132,11 @@ def row_problems(row: object, template: str | None = None, variant: str | None =
             problems += [
                 DataError(f"the {variant} reward variant cannot use this label: {problem}", field=LABEL_KEY)
                 for problem in (variant_label_problems(label, variant) if variant else [])
+            ]
+            # its texts (the span rule is the launcher's, for training files only)
+            problems += [
+                DataError(error.message, field=f"{LABEL_KEY}.{error.field}")
+                for error in label_problems(label, spans=False)
             ]
     if INPUT_KEY in row:
         problems += _input_problems(row[INPUT_KEY], label, template)

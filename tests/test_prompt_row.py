@@ -85,7 +85,7 @@ def test_the_dataset_flags_name_the_keys_of_the_row():
         ("no video item", ["input"]),
         ("messages not a list", ["input"]),
         ("marker in the prompt", ["input", "input"]),  # the marker, and a prompt the template did not build
-        ("marker in the label", ["label.query"]),
+        ("marker in the label", ["input", "label.query"]),  # the marker, and a prompt not built from that label
         ("marker in a system message", ["input"]),
         ([1, 2], [None]),
     ],
