@@ -1,7 +1,7 @@
 """`rarft-audit`'s scoring against scoring the same rollouts one by one with `score`, same run, same model.
 
 Workload: the first N queries of the released HI-Charades file, every policy of `eval.exploits`,
-every reward setting the audit runs by default (paper / released x similarity / contrastive).
+every reward setting the audit runs by default (paper / released x similarity / contrastive / gain).
 
 - audit: `eval.audit.score_policies`, one `score_many` per policy and setting over all queries;
 - one by one: `rarft_plugin.rewards.score` called once per rollout, the way a loop over saved
@@ -47,8 +47,8 @@ def main() -> int:
     args = parser.parse_args()
 
     loaded, _ = load_labels(DATA)
-    labels = [label for _, label in loaded[: args.queries]]
-    settings = settings_from("paper,released", "similarity,contrastive")
+    labels = [query.label for query in loaded[: args.queries]]
+    settings = settings_from("paper,released", "similarity,contrastive,gain")
     weights = parse_weights(None)
     model = resolve_model(args.model)
     rollouts = len(labels) * len(POLICIES) * len(settings)
@@ -77,6 +77,7 @@ def main() -> int:
                     label,
                     variant=s.variant,
                     correction=s.correction,
+                    explain=s.explain,
                     weights=weights,
                     similarity=similarity,
                 )

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ss-vtg": ("data_prep.ss_vtg", "build SS-VTG simply-shuffled irrelevant queries"),
     "split": ("data_prep.splits", "make seeded training (1:3) / evaluation (1:1) splits"),
     "repair-tvgbench": ("data_prep.repair", "restore HI-TVGBench clip spans from Time-R1's TVGBench annotation"),
+    "debias": ("data_prep.debias", "drop the irrelevant queries whose text alone gives them away (leakage filter)"),
 }
 
 

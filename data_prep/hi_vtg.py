@@ -14,6 +14,13 @@ For each relevant query (paper §3.3, Fig. 3):
    a query, 2,000 for a refusal, 8,000 for the reasoning). An invalid answer is asked again
    (`--max-attempts`), then the query goes to the rejects file with the reason.
 
+Leakage (`data_prep.debias`): after building, the run prints the text-only leakage check of what
+it built (`rarft_plugin.leakage`: how well the query text alone tells the irrelevant queries from
+the relevant ones, out-of-fold AUC by video). `--substitutes` offers the LLM, per query, words of
+the input's relevant queries drawn at their frequency (`debias.substitute_vocabulary`) to take its
+edits' new words from; `--debias AUC` drops, before writing, the irrelevant queries the classifier
+finds easiest until its AUC is at most AUC (`rarft-prep debias`; they go to the rejects file).
+
 Output: the released schema (`rarft_plugin.schema`), written by `rarft_plugin.dataset.dump_items`:
 one item per relevant query with its relevant entry (its span as `format_span` writes it) and one
 entry per difficulty. An irrelevant entry stores the refusal explanation as `a` =
@@ -54,11 +61,13 @@ import json
 import re
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
 
-from data_prep.arguments import positive_int
+from data_prep.arguments import open_fraction, positive_int
+from data_prep.debias import leakage_step, substitute_vocabulary
 from data_prep.importers import DURATIONS_HELP, IMPORTERS, QueryRecord, import_records
 from rarft_plugin import llm_prompts
 from rarft_plugin.command_files import CommandFiles, Output
@@ -234,7 +243,7 @@ def hi_vtg_item(record: QueryRecord, negatives: dict[str, dict]) -> VtgItem:
     )  # as the released HI-VTG files carry it
 
 
-async def build_one(ask, record: QueryRecord, max_attempts: int) -> dict:
+async def build_one(ask, record: QueryRecord, max_attempts: int, substitutes: list[str] | None = None) -> dict:
     """{"item": ...} or {"reject": {reason, reply, ...}} for one relevant query.
 
     An EndpointError propagates: it says nothing about this query, so it is no result.
@@ -263,7 +272,7 @@ async def build_one(ask, record: QueryRecord, max_attempts: int) -> dict:
         return reject(reason, reply)
     plans = plans_for(categories)
     negatives, reason, reply = await validated(
-        llm_prompts.generation_messages(record.query, record.timestamp, plans, list(record.video_context)),
+        llm_prompts.generation_messages(record.query, record.timestamp, plans, list(record.video_context), substitutes),
         lambda reply: validate_negatives(reply, plans, record.query),
         "generation",
     )
@@ -272,7 +281,7 @@ async def build_one(ask, record: QueryRecord, max_attempts: int) -> dict:
     return {"item": dump_item(hi_vtg_item(record, negatives))}  # journalled as JSON
 
 
-def settings_key(chat: ChatClient, max_attempts: int) -> str:
+def settings_key(chat: ChatClient, max_attempts: int, substitutes: bool = False) -> str:
     """What a finished result depends on besides its query: model, sampling, prompts, attempts."""
     blob = json.dumps(
         {
@@ -280,7 +289,8 @@ def settings_key(chat: ChatClient, max_attempts: int) -> str:
             "params": chat.params,
             "json_mode": chat.json_mode,
             "max_attempts": max_attempts,
-            "prompts": [llm_prompts.CATEGORY_EXTRACTION_SYSTEM, llm_prompts.GENERATION_SYSTEM],
+            "prompts": [llm_prompts.CATEGORY_EXTRACTION_SYSTEM, llm_prompts.GENERATION_SYSTEM]
+            + ([llm_prompts.GENERATION_SUBSTITUTES] if substitutes else []),
         },
         sort_keys=True,
     )
@@ -292,7 +302,12 @@ def journal_key(settings: str, record: QueryRecord) -> str:
 
 
 async def build(
-    records: list[QueryRecord], chat: ChatClient, journal: Journal, max_attempts: int, settings: str
+    records: list[QueryRecord],
+    chat: ChatClient,
+    journal: Journal,
+    max_attempts: int,
+    settings: str,
+    substitutes_of: Callable[[QueryRecord], list[str] | None] | None = None,
 ) -> None:
     """Finish every record not in the journal; the first EndpointError stops the run (and propagates)."""
     todo = [r for r in records if journal_key(settings, r) not in journal]
@@ -310,7 +325,8 @@ async def build(
 
             async def one(record):
                 async with in_flight:
-                    result = await build_one(ask, record, max_attempts)
+                    substitutes = substitutes_of(record) if substitutes_of else None
+                    result = await build_one(ask, record, max_attempts, substitutes)
                 await asyncio.to_thread(journal.put, journal_key(settings, record), result)  # fsync off the loop
                 progress.update(1)
 
@@ -380,6 +396,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--retry-backoff", type=float, default=1.0, help="first retry wait, seconds (doubles)")
     parser.add_argument("--dry-run", action="store_true", help="print the prompts of the first query and stop")
+    parser.add_argument(
+        "--substitutes",
+        action="store_true",
+        help="offer the LLM words of the input's relevant queries (at their frequency) for the words its edits "
+        "bring in, so that edited queries leak less of its vocabulary",
+    )
+    parser.add_argument(
+        "--debias",
+        type=open_fraction,
+        default=None,
+        metavar="AUC",
+        help="before writing, drop the irrelevant queries whose text gives them away until the query-only "
+        "classifier's out-of-fold AUC is at most AUC (rarft-prep debias; dropped ones go to the rejects file)",
+    )
 
 
 WORK_FILES = ("journal.jsonl", "llm_cache.jsonl")
@@ -420,12 +450,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"rarft-prep hi-vtg: error: {error}", file=sys.stderr)
         return 2
     records = records[: args.max_items] if args.max_items else records
+    relevant_queries = [r.query for r in records]
+
+    def substitutes_of(record: QueryRecord) -> list[str] | None:
+        return substitute_vocabulary(relevant_queries, record.query, seed=record.key) if args.substitutes else None
+
     if args.dry_run:
         first = records[0]
         for message in llm_prompts.category_extraction_messages(first.query):
             print(f"--- {message['role']} ---\n{message['content']}")
         plans = plans_for(list(CATEGORIES)[:3])
-        for message in llm_prompts.generation_messages(first.query, first.timestamp, plans, list(first.video_context)):
+        for message in llm_prompts.generation_messages(
+            first.query, first.timestamp, plans, list(first.video_context), substitutes_of(first)
+        ):
             print(f"--- {message['role']} ---\n{message['content']}")
         print(f"(dry run: {len(records)} queries would be sent, 2 requests each at least)")
         return 0
@@ -446,11 +483,11 @@ def run(args: argparse.Namespace) -> int:
         cache_path=work / "llm_cache.jsonl",
     )
     journal = Journal(work / "journal.jsonl")
-    settings = settings_key(chat, args.max_attempts)
+    settings = settings_key(chat, args.max_attempts, args.substitutes)
     done = sum(journal_key(settings, r) in journal for r in records)
     print(f"{done} queries already finished in {work}/, {len(records) - done} to do")
     try:
-        asyncio.run(build(records, chat, journal, args.max_attempts, settings))
+        asyncio.run(build(records, chat, journal, args.max_attempts, settings, substitutes_of))
     except EndpointError as error:
         finished = sum(journal_key(settings, r) in journal for r in records)
         print(
@@ -474,6 +511,9 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     rejects = import_rejects + [{"stage": "llm", **r["reject"]} for r in results if "reject" in r]
+    if items:
+        items, leakage_rejects = leakage_step(items, args.debias)
+        rejects += leakage_rejects
     write_files_atomic({rejects_path: jsonl_text(rejects), **({args.out: items_text(items)} if items else {})})
     usage = chat.usage
     by_reason = Counter(f"{r['stage']}: {reject_reason_kind(r['reason'])}" for r in rejects)

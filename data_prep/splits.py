@@ -37,7 +37,7 @@ from pathlib import Path
 
 from data_prep.arguments import open_fraction
 from rarft_plugin.command_files import CommandFiles
-from rarft_plugin.dataset import examples_from_items, item_span_problem, items_text, load_items
+from rarft_plugin.dataset import examples_from_items, items_text, items_videos_hold, left_out_line, load_items
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_files_atomic
 from rarft_plugin.schema import IRRELEVANCE_LEVELS, VtgItem
@@ -194,10 +194,7 @@ def command_files(args: argparse.Namespace) -> CommandFiles:
 def run(args: argparse.Namespace) -> int:
     try:
         items = load_items(args.input)  # validates the file, naming the bad record
-        # only a released file loads with spans its video cannot hold (its known defect): kept out of
-        # both sides, so that the split files load, convert and train anywhere
-        impossible = [item for item in items if item_span_problem(item)]
-        items = [item for item in items if not item_span_problem(item)]
+        items, impossible = items_videos_hold(items)  # kept out of both sides: the split files load anywhere
         train, evaluation, counts = split_items(items, eval_fraction=args.eval_fraction, seed=args.seed)
         for name, side in (("training", train), ("evaluation", evaluation)):
             if not side:
@@ -212,8 +209,5 @@ def run(args: argparse.Namespace) -> int:
     if counts["unusable"]:
         print(f"  {counts['unusable']} items without a usable query (not used)")
     if impossible:
-        print(
-            f"  warning: {len(impossible)} items left out: their span ends after the video's duration "
-            f"(a known defect of the released file; first: record {impossible[0].index})"
-        )
+        print(left_out_line(impossible))
     return 0

@@ -1,13 +1,14 @@
 """`rarft-audit`: how much of each RA-RFT reward cheap exploits collect, next to the reference answers.
 
-    rarft-audit DATA --out DIR [--variant paper,released] [--correction similarity,contrastive]
-        [--weights explain=0.5] [--ratio 1:3] [--model DIR] [--device cpu]
+    rarft-audit DATA --out DIR [--variant paper,released] [--correction similarity,contrastive,gain]
+        [--explain similarity] [--weights explain=0.5] [--ratio 1:3] [--model DIR] [--device cpu]
 
 DATA is a released-schema file (`rarft_plugin.dataset.load_examples`) or OpenRLHF prompt JSONL
-(rows with a JSON `label`, from `rarft-prep to-openrlhf`). Every policy of `eval.exploits` writes
-one response per query, scored by `rarft_plugin.rewards.score_many` (the code training runs) under
-every reward setting asked for: each `--variant` with each `--correction`. Each distinct text is
-encoded once for all policies and settings (the similarity cache; queries go in chunks).
+(rows with a JSON `label`, from `rarft-prep to-openrlhf`). Every policy of `eval.exploits` and the
+fitted baselines of `eval.blind` write one response per query, scored by
+`rarft_plugin.rewards.score_many` (the code training runs) under every reward setting asked for:
+each `--variant` with each `--correction` and each `--explain`. Each distinct text is encoded once
+for all policies and settings (the similarity cache; queries go in chunks).
 
 For each setting, policy and component (format, refuse_iou, explain, correction, total) the audit
 reports the mean over all queries, the relevant ones, the irrelevant ones and each difficulty
@@ -18,6 +19,16 @@ paper's training mix): (R·mean_relevant + I·mean_irrelevant) / (R + I). A marg
 signal that separates the skill from the exploit; a policy that beats the oracle on any component
 in any group, or earns at least the oracle's total at the ratio, is flagged (`flags` in the JSON,
 a section at the top of the Markdown, a warning on stderr).
+
+Video-free baselines. Each policy's *share* of the margin is (policy − empty) / (oracle − empty),
+totals at the ratio: what it keeps of what the reference answers earn over empty blocks. The
+fitted baselines (`eval.blind`: the best video-free refusal policy, a query-text classifier's
+decision, the right decision with everything else video-free) are chosen out of fold by video; a
+setting where a policy that never sees the video (the blind exploits and the first two fitted ones)
+keeps more than `VIDEO_FREE_SHARE` of the margin is flagged. The text-only leakage check
+(`rarft_plugin.leakage`) reports how well the query text alone tells irrelevant from relevant
+queries (out-of-fold AUC by video, per level, cue words); its classifier is the one
+`text_decision` decides with.
 
 Writes DIR/audit.json (everything, plus what produced it), DIR/audit.md (tables) and
 DIR/audit_margins.png (margins per policy and setting). Where a file lacks a reference text a
@@ -37,10 +48,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
+from typing import NamedTuple
 
+import numpy as np
 from tqdm import tqdm
 
 from data_prep.to_openrlhf import parse_ratio
+from eval.blind import FITTED_POLICIES, Baselines, fit_baselines
 from eval.exploits import CORRECTION_TAG, POLICIES, Policy, neighbours
 from eval.provenance import EVALUATION_PACKAGES, now, package_versions
 from rarft_plugin.cli import ArgumentParser, command_line, entry_point
@@ -48,7 +62,17 @@ from rarft_plugin.command_files import CommandFiles, Output, claim, staged_folde
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import file_sha256, read_json, read_jsonl, read_text, write_atomic
-from rarft_plugin.rewards import CORRECTIONS, REWARD_NAMES, VARIANTS, parse_weights, reward_bounds, score_many
+from rarft_plugin.leakage import FOLDS, label_leakage, out_of_fold_scores
+from rarft_plugin.prompt_row import VIDEO_KEY
+from rarft_plugin.rewards import (
+    CORRECTIONS,
+    EXPLAINS,
+    REWARD_NAMES,
+    VARIANTS,
+    parse_weights,
+    reward_bounds,
+    score_many,
+)
 from rarft_plugin.schema import DIFFICULTIES, JsonValue, Label, parse_label
 from rarft_plugin.similarity import Similarity
 
@@ -58,13 +82,19 @@ __all__ = [
     "CHUNK",
     "TOLERANCE",
     "DEFAULT_RATIO",
+    "EMPTY",
+    "VIDEO_FREE_SHARE",
+    "AuditQuery",
     "Setting",
+    "policy_table",
     "load_labels",
     "score_policies",
     "groups",
     "component_ranges",
     "at_ratio",
     "margin_entry",
+    "margin_share",
+    "share_table",
     "summarise",
     "find_flags",
     "overview_table",
@@ -86,28 +116,44 @@ CHUNK = 2000
 # Differences below this are rounding (float32 cosines), not a policy beating the oracle.
 TOLERANCE = 1e-6
 DEFAULT_RATIO = (1, 3)
+EMPTY = "empty"  # the policy the shares are measured from
+# A policy that never sees the video and keeps more than this share of the margin is flagged.
+VIDEO_FREE_SHARE = 0.10
 
 
 @dataclass(frozen=True)
 class Setting:
-    """One reward configuration: a variant of `rarft_plugin.rewards` and its correction."""
+    """One reward configuration: a variant of `rarft_plugin.rewards`, its correction and its explain reward."""
 
     variant: str
     correction: str = "similarity"
+    explain: str = "similarity"
 
     @property
     def name(self) -> str:
-        return self.variant if self.correction == "similarity" else f"{self.variant}+{self.correction}"
+        options = [mode for mode in (self.correction, self.explain) if mode != "similarity"]
+        return "+".join([self.variant, *options])
 
 
-def load_labels(path: Path) -> tuple[list[tuple[str, Label]], str]:
-    """(id, label) per query of a released-schema file or an OpenRLHF prompt JSONL, and a load note.
+class AuditQuery(NamedTuple):
+    """One query of the audited file: its id, its label and its video (the group of the out-of-fold splits)."""
 
-    Raises DataError naming file, record and field; a file without a query is an error.
+    key: str
+    label: Label
+    video: str
+
+
+def load_labels(path: Path) -> tuple[list[AuditQuery], str]:
+    """One `AuditQuery` per query of a released-schema file or an OpenRLHF prompt JSONL, and a load note.
+
+    The video is the item's video file name (the released files carry their authors' absolute
+    paths) or the prompt row's video field; a row without one is its own group. Raises DataError
+    naming file, record and field; a file without a query is an error.
     """
     if read_text(path).lstrip().startswith("["):
         examples, report = load_examples(path)
-        labels, note = [(e.key, e.label) for e in examples], report.summary() or f"{path}: no data defects"
+        labels = [AuditQuery(e.key, e.label, Path(e.item.video).name) for e in examples]
+        note = report.summary() or f"{path}: no data defects"
     else:
         labels, note = [], f"{path}: OpenRLHF prompt rows"
         for number, row in read_jsonl(path):
@@ -119,10 +165,18 @@ def load_labels(path: Path) -> tuple[list[tuple[str, Label]], str]:
                     field="label",
                 )
             label = parse_label(row["label"], source=str(path), record=f"line {number}")
-            labels.append((str(row.get("id", f"line {number}")), label))
+            labels.append(AuditQuery(str(row.get("id", f"line {number}")), label, _row_video(row, number)))
     if not labels:
         raise DataError("no query to audit", source=str(path))
     return labels, note
+
+
+def _row_video(row: Mapping[str, JsonValue], number: int) -> str:
+    """A prompt row's video as a group name: the file name of its path (or of its `path` field)."""
+    value = row.get(VIDEO_KEY)
+    if isinstance(value, Mapping):
+        value = value.get("path")
+    return Path(value).name if isinstance(value, str) and value else f"line {number}"
 
 
 def score_policies(
@@ -133,28 +187,37 @@ def score_policies(
     similarity: Similarity,
     weights: Mapping[str, float] | None = None,
     chunk: int = CHUNK,
+    fitted: Baselines | None = None,
 ) -> dict[str, dict[str, list[dict[str, float]]]]:
-    """setting name -> policy name -> one reward dict per label (`score_many`'s), in label order."""
-    scores: dict[str, dict[str, list[dict[str, float]]]] = {s.name: {p.name: [] for p in policies} for s in settings}
+    """setting name -> policy name -> one reward dict per label (`score_many`'s), in label order.
+
+    `fitted`: the responses of the fitted baselines (`eval.blind`), scored after the policies.
+    """
+    fitted_names = list(next(iter(fitted.responses.values()))) if fitted and fitted.responses else []
+    names = [p.name for p in policies] + fitted_names
+    scores: dict[str, dict[str, list[dict[str, float]]]] = {s.name: {name: [] for name in names} for s in settings}
     others = neighbours(labels)
     starts = range(0, len(labels), chunk)
     # on stderr even when it is not a terminal: a long audit otherwise says nothing for minutes
-    with tqdm(
-        total=len(labels) * len(policies) * len(settings), desc="auditing", unit="response", file=sys.stderr
-    ) as bar:
+    with tqdm(total=len(labels) * len(names) * len(settings), desc="auditing", unit="response", file=sys.stderr) as bar:
         for start in starts:
             part, part_others = labels[start : start + chunk], others[start : start + chunk]
-            for policy in policies:
+            for name in names:
                 for setting in settings:
-                    tag = CORRECTION_TAG[setting.variant]
-                    responses = [
-                        policy.write(label, tag, other) for label, other in zip(part, part_others, strict=True)
-                    ]
-                    scores[setting.name][policy.name] += score_many(
+                    if name in fitted_names:
+                        responses = fitted.responses[setting.name][name][start : start + chunk]
+                    else:
+                        policy = policies[names.index(name)]
+                        tag = CORRECTION_TAG[setting.variant]
+                        responses = [
+                            policy.write(label, tag, other) for label, other in zip(part, part_others, strict=True)
+                        ]
+                    scores[setting.name][name] += score_many(
                         responses,
                         part,
                         variant=setting.variant,
                         correction=setting.correction,
+                        explain=setting.explain,
                         weights=weights,
                         similarity=similarity,
                     )
@@ -184,7 +247,7 @@ def groups(labels: Sequence[Label]) -> dict[str, list[int]]:
 
 def component_ranges(setting: Setting, weights: Mapping[str, float]) -> dict[str, float]:
     """Width of each component's documented range; the total's is the weighted sum of them."""
-    bounds = reward_bounds(setting.variant, setting.correction)
+    bounds = reward_bounds(setting.variant, setting.correction, setting.explain)
     ranges = {name: high - low for name, (low, high) in bounds.items()}
     ranges["total"] = sum(abs(weights[name]) * ranges[name] for name in REWARD_NAMES)
     return ranges
@@ -208,6 +271,17 @@ def margin_entry(value: float | None, oracle: float | None, width: float) -> dic
         return {"mean": value, "margin": None, "margin_fraction": None}
     margin = oracle - value
     return {"mean": value, "margin": margin, "margin_fraction": margin / width if width else None}
+
+
+def margin_share(value: float | None, oracle: float | None, empty: float | None) -> float | None:
+    """(value − empty) / (oracle − empty): the share of the oracle's margin over empty blocks a policy keeps.
+
+    >>> margin_share(2.0, 3.0, 1.0), margin_share(1.0, 1.0, 1.0)
+    (0.5, None)
+    """
+    if value is None or oracle is None or empty is None or abs(oracle - empty) <= TOLERANCE:
+        return None
+    return (value - empty) / (oracle - empty)
 
 
 def summarise(
@@ -238,6 +312,7 @@ def summarise(
         out[setting.name] = {
             "variant": setting.variant,
             "correction": setting.correction,
+            "explain": setting.explain,
             "ranges": ranges,
             "policies": {
                 policy: {
@@ -246,6 +321,7 @@ def summarise(
                         for group, values in means[policy].items()
                     },
                     "total_at_ratio": margin_entry(totals[policy], totals[ORACLE], ranges["total"]),
+                    "share": margin_share(totals[policy], totals[ORACLE], totals.get(EMPTY)),
                 }
                 for policy in by_policy
             },
@@ -253,8 +329,9 @@ def summarise(
     return out
 
 
-def find_flags(summary: Mapping[str, JsonValue], ratio: tuple[int, int]) -> list[str]:
-    """Every place an exploit beats the oracle on a component, or earns at least its total at the ratio.
+def find_flags(summary: Mapping[str, JsonValue], ratio: tuple[int, int], video_free: Sequence[str] = ()) -> list[str]:
+    """Every place an exploit beats the oracle on a component, or earns at least its total at the ratio;
+    every video-free policy (`video_free`) keeping more than `VIDEO_FREE_SHARE` of the margin.
 
     >>> entry = lambda mean, margin: {"mean": mean, "margin": margin, "margin_fraction": None}
     >>> summary = {"paper": {"policies": {
@@ -282,6 +359,12 @@ def find_flags(summary: Mapping[str, JsonValue], ratio: tuple[int, int]) -> list
                     f"{setting}: {policy} earns at least the oracle's total at {ratio[0]}:{ratio[1]}: "
                     f"{total['mean']:.3f} >= {total['mean'] + total['margin']:.3f}"
                 )
+            share = entries.get("share")
+            if policy in video_free and share is not None and share > VIDEO_FREE_SHARE:
+                flags.append(
+                    f"{setting}: video-free policy {policy} keeps {share:.2f} of the margin at "
+                    f"{ratio[0]}:{ratio[1]} (> {VIDEO_FREE_SHARE:.2f})"
+                )
     return flags
 
 
@@ -290,6 +373,24 @@ def _group_title(group: str) -> str:
 
 
 # ---------------------------------------------------------------- reports
+
+
+def policy_table() -> list[dict[str, JsonValue]]:
+    """Every policy the audit scores, in report order: name, description, who decides relevance, video-free."""
+    rows: list[dict[str, JsonValue]] = [
+        {
+            "name": p.name,
+            "description": p.description,
+            "decides": "reference" if p.sees_relevance else "blind",
+            "video_free": not p.sees_relevance,
+        }
+        for p in POLICIES
+    ]
+    rows += [
+        {"name": p.name, "description": p.description, "decides": p.decides, "video_free": p.video_free}
+        for p in FITTED_POLICIES
+    ]
+    return rows
 
 
 def _cell(entry: Mapping[str, float | None], policy: str) -> str:
@@ -304,32 +405,93 @@ def _cell(entry: Mapping[str, float | None], policy: str) -> str:
 def overview_table(
     settings: Mapping[str, JsonValue],
     pick: Callable[[Mapping[str, JsonValue]], Mapping[str, JsonValue]],
-    policies: Sequence[Policy] = POLICIES,
+    policies: Sequence[Mapping[str, JsonValue]],
 ) -> str:
     """policy | decides relevance | one column per setting, each cell `pick(the policy's entries)`."""
     lines = ["| policy | decides relevance | " + " | ".join(settings) + " |", "|---" * (len(settings) + 2) + "|"]
     for policy in policies:
-        cells = [_cell(pick(result["policies"][policy.name]), policy.name) for result in settings.values()]
-        lines.append(
-            f"| `{policy.name}` | {'reference' if policy.sees_relevance else 'blind'} | " + " | ".join(cells) + " |"
-        )
+        name = policy["name"]
+        cells = [_cell(pick(result["policies"][name]), name) for result in settings.values()]
+        lines.append(f"| `{name}` | {policy['decides']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def component_table(result: Mapping[str, JsonValue], group: str, policies: Sequence[Policy] = POLICIES) -> str:
+def share_table(settings: Mapping[str, JsonValue], policies: Sequence[Mapping[str, JsonValue]]) -> str:
+    """policy | decides relevance | video-free | its share of the margin at the ratio, one column per setting."""
+    lines = [
+        "| policy | decides relevance | video-free | " + " | ".join(settings) + " |",
+        "|---" * (len(settings) + 3) + "|",
+    ]
+    for policy in policies:
+        shares = [result["policies"][policy["name"]]["share"] for result in settings.values()]
+        cells = ["n/a" if share is None else f"{share:.2f}" for share in shares]
+        free = "yes" if policy["video_free"] else "no"
+        lines.append(f"| `{policy['name']}` | {policy['decides']} | {free} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def component_table(result: Mapping[str, JsonValue], group: str, policies: Sequence[Mapping[str, JsonValue]]) -> str:
     """policy | format | refuse_iou | explain | correction | total, for one group of queries."""
     lines = ["| policy | " + " | ".join(COMPONENTS) + " |", "|---" * (len(COMPONENTS) + 1) + "|"]
     for policy in policies:
-        entries = result["policies"][policy.name]["groups"][group]
-        lines.append(f"| `{policy.name}` | " + " | ".join(_cell(entries[c], policy.name) for c in COMPONENTS) + " |")
+        entries = result["policies"][policy["name"]]["groups"][group]
+        lines.append(
+            f"| `{policy['name']}` | " + " | ".join(_cell(entries[c], policy["name"]) for c in COMPONENTS) + " |"
+        )
     ranges = result["ranges"]
     lines.append("| *range* | " + " | ".join(f"{ranges[c]:g}" for c in COMPONENTS) + " |")
     return "\n".join(lines)
 
 
+def leakage_markdown(leakage: Mapping[str, JsonValue]) -> list[str]:
+    """The text-only leakage section: AUC, per level, pairs, cue words."""
+    out = ["## Text-only leakage: the query alone", ""]
+    if leakage["auc"] is None:
+        return out + [f"Not measured: {leakage['note']}.", ""]
+    out += [
+        f"A logistic regression on the query text (word 1-2-grams, character 2-5-grams), {leakage['folds']} folds "
+        f"grouped by video, tells irrelevant from relevant queries with out-of-fold AUC **{leakage['auc']:.3f} ± "
+        f"{leakage['auc_se']:.3f}** (accuracy {leakage['accuracy']:.3f}; 0.5: the text gives nothing away).",
+        "",
+    ]
+    if leakage["levels"]:
+        out += ["| level | irrelevant queries | AUC against the relevant | recall at 0.5 |", "|---|---|---|---|"]
+        for name, level in leakage["levels"].items():
+            value = "n/a" if level["auc"] is None else f"{level['auc']:.3f}"
+            out.append(f"| {name} | {level['queries']} | {value} | {level['recall']:.2f} |")
+        out.append("")
+    if leakage["pair_pick"] is not None:
+        out += [
+            f"Of {leakage['pairs']} (relevant, irrelevant) pairs of one video, the irrelevant query scores higher "
+            f"{leakage['pair_pick']:.1%} of the time.",
+            "",
+        ]
+    out += [
+        f"Cue words of irrelevant queries: {', '.join(leakage['cues_irrelevant']) or '-'}; "
+        f"of relevant ones: {', '.join(leakage['cues_relevant']) or '-'}.",
+        "",
+    ]
+    return out
+
+
+def _choices_markdown(report: Mapping[str, JsonValue]) -> list[str]:
+    out = ["### What the fitted baselines chose (folds that chose each text)", ""]
+    for setting, slots in report["baselines"]["choices"].items():
+        out.append(f"- {setting}: " + "; ".join(f"{slot}: {_chosen_text(counts)}" for slot, counts in slots.items()))
+    return out + [""]
+
+
+def _chosen_text(counts: Mapping[str, int]) -> str:
+    name, folds = next(iter(counts.items()))
+    shown = name if len(name) <= 60 else name[:57] + "..."
+    others = f", {len(counts) - 1} other(s)" if len(counts) > 1 else ""
+    return f"“{shown}” ({folds}{others})"
+
+
 def render_markdown(report: Mapping[str, JsonValue]) -> str:
     ratio = tuple(report["ratio"])
     data = report["data"]
+    policies = report["policies"]
     out = [
         f"# Reward-hacking audit: {data['path']}",
         "",
@@ -340,17 +502,28 @@ def render_markdown(report: Mapping[str, JsonValue]) -> str:
         "",
     ]
     if report["flags"]:
-        out += ["## ⚠ Flags: exploits that match or beat the oracle", ""] + [f"- {flag}" for flag in report["flags"]]
+        out += ["## ⚠ Flags: exploits that match or beat the oracle, video-free policies that keep too much", ""]
+        out += [f"- {flag}" for flag in report["flags"]]
         out.append("")
     settings = report["settings"]
     out += [
+        f"## Share of the margin at relevant:irrelevant = {ratio[0]}:{ratio[1]}",
+        "",
+        "(policy − empty) / (oracle − empty), totals at the ratio: 1 is the oracle, 0 empty blocks. The fitted "
+        "baselines choose their texts out of fold by video (`eval.blind`); a video-free policy above "
+        f"{VIDEO_FREE_SHARE:.2f} is flagged.",
+        "",
+        share_table(settings, policies),
+        "",
+        *_choices_markdown(report),
+        *leakage_markdown(report["leakage"]),
         f"## Total reward at relevant:irrelevant = {ratio[0]}:{ratio[1]}",
         "",
-        overview_table(settings, lambda entries: entries["total_at_ratio"]),
+        overview_table(settings, lambda entries: entries["total_at_ratio"], policies),
         "",
         f"## Total reward, the file's mix ({data['relevant']}:{data['irrelevant']})",
         "",
-        overview_table(settings, lambda entries: entries["groups"]["all"]["total"]),
+        overview_table(settings, lambda entries: entries["groups"]["all"]["total"], policies),
         "",
     ]
     for group in ("irrelevant", "relevant"):
@@ -361,14 +534,19 @@ def render_markdown(report: Mapping[str, JsonValue]) -> str:
             out += [
                 f"### {component}",
                 "",
-                overview_table(settings, lambda entries, c=component, g=group: entries["groups"][g][c]),
+                overview_table(settings, lambda entries, c=component, g=group: entries["groups"][g][c], policies),
                 "",
             ]
     for name, result in settings.items():
         out += [f"## Every group: {name}", ""]
         for group in result["policies"][ORACLE]["groups"]:
-            out += [f"### {_group_title(group)} ({data['groups'][group]})", "", component_table(result, group), ""]
-    out += ["## Policies", ""] + [f"- `{p.name}`: {p.description}" for p in POLICIES]
+            out += [
+                f"### {_group_title(group)} ({data['groups'][group]})",
+                "",
+                component_table(result, group, policies),
+                "",
+            ]
+    out += ["## Policies", ""] + [f"- `{p['name']}`: {p['description']}" for p in policies]
     return "\n".join(out) + "\n"
 
 
@@ -383,7 +561,7 @@ def plot_margins(report: Mapping[str, JsonValue], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    exploits = [p.name for p in POLICIES if p.name != ORACLE]
+    exploits = [p["name"] for p in report["policies"] if p["name"] != ORACLE]
     settings = list(report["settings"])
     panels = [(c, lambda entries, c=c: entries["groups"]["all"][c]) for c in REWARD_NAMES]
     ratio = report["ratio"]
@@ -423,15 +601,18 @@ def plot_margins(report: Mapping[str, JsonValue], path: Path) -> None:
 # ---------------------------------------------------------------- command line
 
 
-def settings_from(variants: str, corrections: str) -> list[Setting]:
-    """Every variant with every correction, from comma-separated lists.
+def settings_from(variants: str, corrections: str, explains: str = "similarity") -> list[Setting]:
+    """Every variant with every correction and every explain reward, from comma-separated lists.
 
     >>> [s.name for s in settings_from("paper,released", "similarity,contrastive")]
     ['paper', 'paper+contrastive', 'released', 'released+contrastive']
+    >>> [s.name for s in settings_from("paper", "gain", "similarity,debiased")]
+    ['paper+gain', 'paper+gain+debiased']
     """
     chosen_variants = _choices(variants, VARIANTS, "--variant")
     chosen_corrections = _choices(corrections, CORRECTIONS, "--correction")
-    return [Setting(v, c) for v in chosen_variants for c in chosen_corrections]
+    chosen_explains = _choices(explains, EXPLAINS, "--explain")
+    return [Setting(v, c, e) for v in chosen_variants for c in chosen_corrections for e in chosen_explains]
 
 
 def _choices(text: str, allowed: Sequence[str], flag: str) -> list[str]:
@@ -444,7 +625,7 @@ def _choices(text: str, allowed: Sequence[str], flag: str) -> list[str]:
 
 def audit(
     path: Path,
-    loaded: tuple[list[tuple[str, Label]], str],
+    loaded: tuple[list[AuditQuery], str],
     settings: Sequence[Setting],
     *,
     weights: Mapping[str, float],
@@ -452,10 +633,31 @@ def audit(
     similarity: Similarity,
 ) -> dict[str, JsonValue]:
     """The whole audit of one file (`loaded`: its `load_labels`), as the JSON report (without `produced_by`)."""
-    labelled, note = loaded
-    labels = [label for _, label in labelled]
-    scores = score_policies(labels, settings, similarity=similarity, weights=weights)
+    queries, note = loaded
+    labels = [query.label for query in queries]
+    videos = [query.video for query in queries]
+    texts = [label.query for label in labels]
+    irrelevant = [not label.relevant for label in labels]
+    # One out-of-fold classifier on one set of folds: the leakage report's, text_decision's, the baselines'.
+    folds = min(FOLDS, len(set(videos)))
+    measurable = folds >= 2 and 0 < sum(irrelevant) < len(labels)
+    text_scores = out_of_fold_scores(texts, irrelevant, videos, folds=folds) if measurable else None
+    leakage = label_leakage(labels, videos, scores=text_scores)
+    if text_scores is None:
+        text_scores = np.full(len(labels), np.nan)
+    baselines = fit_baselines(
+        labels,
+        videos,
+        settings,
+        similarity=similarity,
+        ratio=ratio,
+        weights=weights,
+        text_scores=text_scores,
+        folds=folds,
+    )
+    scores = score_policies(labels, settings, similarity=similarity, weights=weights, fitted=baselines)
     summary = summarise(labels, scores, settings, weights=weights, ratio=ratio)
+    policies = policy_table()
     return {
         "data": {
             "path": str(path),
@@ -464,15 +666,16 @@ def audit(
             "queries": len(labels),
             "relevant": sum(label.relevant for label in labels),
             "irrelevant": sum(not label.relevant for label in labels),
+            "videos": len(set(videos)),
             "groups": {group: len(members) for group, members in groups(labels).items()},
         },
         "ratio": list(ratio),
         "weights": dict(weights),
-        "policies": [
-            {"name": p.name, "description": p.description, "decides_relevance": p.sees_relevance} for p in POLICIES
-        ],
+        "policies": policies,
         "settings": summary,
-        "flags": find_flags(summary, ratio),
+        "baselines": {"choices": baselines.choices},
+        "leakage": {**leakage.to_json(), "summary": leakage.summary()},
+        "flags": find_flags(summary, ratio, [p["name"] for p in policies if p["video_free"]]),
     }
 
 
@@ -488,6 +691,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--correction",
         default=",".join(CORRECTIONS),
         help=f"correction rewards, comma-separated, each audited with every variant (default: {','.join(CORRECTIONS)})",
+    )
+    parser.add_argument(
+        "--explain",
+        default=EXPLAINS[0],
+        help=f"explain rewards, comma-separated, each audited with every variant and correction; one of "
+        f"{','.join(EXPLAINS)} (default: {EXPLAINS[0]})",
     )
     parser.add_argument("--weights", default=None, help="e.g. format=1,refuse_iou=1,explain=0.5 (default: all 1)")
     parser.add_argument(
@@ -509,12 +718,12 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> dict[str, JsonVal
     from rarft_plugin.similarity import get_similarity
 
     started = time.perf_counter()
-    settings = settings_from(args.variant, args.correction)
+    settings = settings_from(args.variant, args.correction, args.explain)
     weights = parse_weights(args.weights)
     loaded = load_labels(args.data)  # a bad input is refused before the encoder loads
     print(
-        f"rarft-audit: {len(loaded[0])} queries from {args.data}; {len(POLICIES)} policies x {len(settings)} "
-        "settings; loading SentenceBERT",
+        f"rarft-audit: {len(loaded[0])} queries from {args.data}; {len(POLICIES) + len(FITTED_POLICIES)} policies x "
+        f"{len(settings)} settings; loading SentenceBERT",
         file=sys.stderr,
         flush=True,
     )
@@ -573,9 +782,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     data = report["data"]
     print(
-        f"rarft-audit: {data['queries']} queries x {len(POLICIES)} policies x {len(report['settings'])} settings "
-        f"in {report['produced_by']['seconds']} s -> {args.out}/audit.md, audit.json, audit_margins.png"
+        f"rarft-audit: {data['queries']} queries x {len(report['policies'])} policies x {len(report['settings'])} "
+        f"settings in {report['produced_by']['seconds']} s -> {args.out}/audit.md, audit.json, audit_margins.png"
     )
+    ratio = report["ratio"]
+    print(f"share of the margin at {ratio[0]}:{ratio[1]} (policy - empty) / (oracle - empty):")
+    names = [p["name"] for p in report["policies"] if p["name"] in {f.name for f in FITTED_POLICIES}]
+    for setting, result in report["settings"].items():
+        shares = [result["policies"][name]["share"] for name in names]
+        cells = ", ".join(
+            f"{name} {'n/a' if v is None else format(v, '.2f')}" for name, v in zip(names, shares, strict=True)
+        )
+        print(f"  {setting}: {cells}")
+    print(report["leakage"]["summary"])
     for flag in report["flags"]:
         print(f"rarft-audit: WARNING: {flag}", file=sys.stderr)
     return 0

@@ -74,6 +74,8 @@ __all__ = [
     "dump_items",
     "examples_from_items",
     "item_span_problem",
+    "items_videos_hold",
+    "left_out_line",
     "items_text",
     "load_examples",
     "load_items",
@@ -97,6 +99,21 @@ def released_dataset(path: str | Path) -> str | None:
 def item_span_problem(item: VtgItem) -> str | None:
     """Why an item's timestamp cannot lie in its video (clip), or None (`rarft_plugin.schema.span_problem`)."""
     return span_problem(item.timestamp, clip_length(item.duration, item.video_start, item.video_end))
+
+
+def items_videos_hold(items: Iterable[VtgItem]) -> tuple[list[VtgItem], list[VtgItem]]:
+    """(the items whose span their video can hold, the others). Only a released file loads with the others
+    (its known defect, `load_items`); a command writing items leaves them out, so that its output loads anywhere."""
+    items = list(items)
+    return [i for i in items if not item_span_problem(i)], [i for i in items if item_span_problem(i)]
+
+
+def left_out_line(impossible: Sequence[VtgItem]) -> str:
+    """The warning a command prints for the items `items_videos_hold` left out."""
+    return (
+        f"  warning: {len(impossible)} items left out: their span ends after the video's duration "
+        f"(a known defect of the released file; first: record {impossible[0].index})"
+    )
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from rarft_plugin.schema import taxonomy_text
 __all__ = [
     "CATEGORY_EXTRACTION_SYSTEM",
     "GENERATION_SYSTEM",
+    "GENERATION_SUBSTITUTES",
     "RT_IOU_SYSTEM",
     "LLM_SCORE_SYSTEM",
     "RELEVANCE_SYSTEM",
@@ -80,6 +81,16 @@ GENERATION_SYSTEM = (
     '"applied_categories": [ { "path": "Parent/Child" } ], '
     '"reasoning": "<irrelevant_answer>...</irrelevant_answer><parent_child>...</parent_child>", '
     '"difficulty_tag": "<difficulty>" } } }'
+)
+
+# Ours, appended to Table 14 by `rarft-prep hi-vtg --substitutes`: the words an edit brings in come from
+# the dataset's own relevant queries, so that an edited query does not give itself away by the LLM's
+# vocabulary (rarft_plugin.leakage measures that).
+GENERATION_SUBSTITUTES = (
+    "\n\n## Substitute vocabulary\n"
+    '- The input holds "substitute_vocabulary": words of real queries of this dataset.\n'
+    "- When an edit brings in a new object, action, place or attribute, take its word from "
+    "substitute_vocabulary whenever one fits the plan, so that the negative query reads like a real one."
 )
 
 # Table 15: RT-IoU category classifier.
@@ -156,11 +167,21 @@ def category_extraction_messages(query: str) -> list[dict]:
     return messages(CATEGORY_EXTRACTION_SYSTEM, json.dumps({"related_query": query}, ensure_ascii=False))
 
 
-def generation_messages(query: str, timestamp: tuple[float, float], plans: list[dict], video_context) -> list[dict]:
+def generation_messages(
+    query: str,
+    timestamp: tuple[float, float],
+    plans: list[dict],
+    video_context,
+    substitutes: list[str] | None = None,
+) -> list[dict]:
+    """Table 14's messages; with `substitutes`, `GENERATION_SUBSTITUTES` and the words in the input."""
     payload = {
         "related_query": query,
         "related_query_timestamp": f"{timestamp[0]}-{timestamp[1]}second",
         "plans": plans,
         "video_context": video_context,
     }
-    return messages(GENERATION_SYSTEM, json.dumps(payload, ensure_ascii=False))
+    if substitutes is None:
+        return messages(GENERATION_SYSTEM, json.dumps(payload, ensure_ascii=False))
+    payload["substitute_vocabulary"] = substitutes
+    return messages(GENERATION_SYSTEM + GENERATION_SUBSTITUTES, json.dumps(payload, ensure_ascii=False))

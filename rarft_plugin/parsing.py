@@ -76,6 +76,8 @@ __all__ = [
     "without_correction",
     "sbert_response",
     "without_markup",
+    "BOILERPLATE_WORDS",
+    "strip_boilerplate",
 ]
 
 CORRECTION_TAGS = ("correct", "correction")
@@ -480,3 +482,50 @@ def sbert_response(model_output: str) -> str:
     't No.'
     """
     return without_markup(without_correction(model_output)).strip()
+
+
+# The style-proof explain reward (`rarft_plugin.rewards`, explain="debiased") compares refusals
+# without their boilerplate: a clause is boilerplate when every word of it is in this list, i.e. it
+# says that the query and the video disagree without saying how. The list holds the words of the
+# opening sentences of the released HI-Charades refusals ("This query does not align well with the
+# video segment.", "I believe this query is entirely inappropriate for the video.", "There are some
+# inconsistencies between the query and the video content.", ...) and of generic refusals; words of
+# the taxonomy (object, action, scene, ...) and of what a video shows are not in it.
+BOILERPLATE_WORDS = frozenset(
+    """
+    a about accurately activity agree agrees align aligned alignment aligns all also am an and any
+    anything appear appears applies apply appropriate are aren as aspect aspects at available be been
+    being believe between both but by can cannot clear clearly clip clips closely compatible completely
+    confident conflict conflicts consistent contain contains content contents contradict contradicts
+    correspond corresponds could depict depicted depicts describe described describes detail details did
+    differ different differs discrepancies discrepancy display displayed displays do does doesn don
+    element elements entirely event events evidence exist exists find fit fits footage for from fully
+    given happen happens has have i in inappropriate incompatible inconsistencies inconsistency
+    inconsistent irrelevant is isn it its itself key match matched matches matching me mentioned
+    misaligned misalignment mismatch mismatched mismatches moment multiple my no none not nothing
+    observed of on or part precisely present presented provided queries query quite rather really
+    recorded refer referenced refers regarding relevant requested s seem seems seen segment segments
+    show showing shown shows slight slightly small so some somewhat specified subtle supported sure t
+    than that the there therefore these they this those to unsuitable unsupported very video videos
+    visual was we well were what which while with within would
+    """.split()
+)
+_CLAUSE_BREAK = re.compile(r"(?<=[.!?;:])(?:\s+|(?=[A-Z]))")  # released refusals glue "video.The segment"
+_CLAUSE_WORD = re.compile(r"\w+")
+
+
+def strip_boilerplate(text: str) -> str:
+    """The text without its boilerplate clauses (every word in `BOILERPLATE_WORDS`) and without clauses
+    holding no word; the other clauses joined by one space. Linear in the text.
+
+    >>> strip_boilerplate("I believe this query is entirely inappropriate for the video.The man sits on a bed.")
+    'The man sits on a bed.'
+    >>> strip_boilerplate("9.3 to 14.4"), strip_boilerplate("This query does not align well with the video.")
+    ('9.3 to 14.4', '')
+    """
+    kept = []
+    for clause in _CLAUSE_BREAK.split(text):
+        words = _CLAUSE_WORD.findall(clause.lower())
+        if words and not all(word in BOILERPLATE_WORDS for word in words):
+            kept.append(clause.strip())
+    return " ".join(kept)

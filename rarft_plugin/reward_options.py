@@ -1,4 +1,4 @@
-"""The reward options, one typed object: variant, weights, SentenceBERT model and device, correction.
+"""The reward options, one typed object: variant, weights, SentenceBERT model and device, correction, explain.
 
 Whatever takes them reads them through `RewardOptions`: the OpenRLHF reward file and the video
 executor (`from_env`, once per rollout worker), rarft-train (`add_arguments` + `from_args`, then
@@ -25,12 +25,14 @@ from typing import Literal, TypedDict
 
 from rarft_plugin.rewards import (
     CORRECTIONS,
+    EXPLAINS,
     REWARD_NAMES,
     REWARD_WEIGHTS,
     REWARDS,
     TOTAL_EQUATION,
     VARIANTS,
     Correction,
+    Explain,
     Reward,
     Variant,
     parse_weights,
@@ -40,6 +42,7 @@ from rarft_plugin.similarity import DEVICE_ENV, MODEL_ENV, Similarity
 
 __all__ = [
     "CORRECTION_ENV",
+    "EXPLAIN_ENV",
     "OPTIONS",
     "VARIANT_ENV",
     "WEIGHTS_ENV",
@@ -53,6 +56,7 @@ __all__ = [
 
 VARIANT_ENV = "RARFT_VARIANT"
 CORRECTION_ENV = "RARFT_CORRECTION"
+EXPLAIN_ENV = "RARFT_EXPLAIN"
 WEIGHTS_ENV = "RARFT_REWARD_WEIGHTS"
 # MODEL_ENV and DEVICE_ENV belong to rarft_plugin.similarity, which falls back to them wherever no
 # model or device is given (so rarft-score and rarft-audit honour them too).
@@ -79,7 +83,7 @@ class Option:
     env_everywhere: bool = False
 
 
-# Order: --help and `to_env` (the correction comes last there, as the recipes print it).
+# Order: --help and `to_env` (the correction and explain options come last there, as the recipes print them).
 OPTIONS: tuple[Option, ...] = (
     Option(
         "variant",
@@ -124,11 +128,20 @@ OPTIONS: tuple[Option, ...] = (
         "--rarft.correction",
         "--correction",
         "correction reward: similarity (eq. 7) | contrastive (copying the query into the correction "
-        "scores -1; README 'What the rewards can be gamed by')",
+        "scores -1) | gain (partial credit, the copy scores 0; README 'What the rewards can be gamed by')",
+        "similarity",
+    ),
+    Option(
+        "explain",
+        EXPLAIN_ENV,
+        "--rarft.explain",
+        "--explain",
+        "explain reward: similarity (eq. 6) | debiased (boilerplate removed, measured against the query in a "
+        "refusal template; README 'What the rewards can be gamed by')",
         "similarity",
     ),
 )
-_CHOICES: dict[str, Sequence[str]] = {"variant": VARIANTS, "correction": CORRECTIONS}
+_CHOICES: dict[str, Sequence[str]] = {"variant": VARIANTS, "correction": CORRECTIONS, "explain": EXPLAINS}
 
 
 class ScoreOptions(TypedDict):
@@ -136,6 +149,7 @@ class ScoreOptions(TypedDict):
 
     variant: Variant
     correction: Correction
+    explain: Explain
     weights: dict[str, float]
     similarity: Similarity
 
@@ -147,7 +161,7 @@ class RewardOptions:
 
     >>> RewardOptions.from_env({"RARFT_VARIANT": "released", "RARFT_REWARD_WEIGHTS": "explain=0.5"}).to_env()
     {'RARFT_VARIANT': 'released', 'RARFT_REWARD_WEIGHTS': 'format=1,refuse_iou=1,explain=0.5,correction=1', \
-'RARFT_CORRECTION': 'similarity'}
+'RARFT_CORRECTION': 'similarity', 'RARFT_EXPLAIN': 'similarity'}
     """
 
     variant: Variant = "paper"
@@ -155,6 +169,7 @@ class RewardOptions:
     sbert_model: str | None = None
     sbert_device: str | None = None
     correction: Correction = "similarity"
+    explain: Explain = "similarity"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> RewardOptions:
@@ -181,7 +196,7 @@ class RewardOptions:
 
     def to_env(self) -> dict[str, str]:
         """The variables that reproduce these options in another process (unset options are left out;
-        variant and correction always, so that a stale value in a worker's environment cannot win)."""
+        variant, correction and explain always, so that a stale value in a worker's environment cannot win)."""
         env = {}
         for option in OPTIONS:
             value = getattr(self, option.field)
@@ -196,7 +211,11 @@ class RewardOptions:
 
             similarity = get_similarity(self.sbert_model, self.sbert_device)
         return ScoreOptions(
-            variant=self.variant, correction=self.correction, weights=parse_weights(self.weights), similarity=similarity
+            variant=self.variant,
+            correction=self.correction,
+            explain=self.explain,
+            weights=parse_weights(self.weights),
+            similarity=similarity,
         )
 
 
@@ -250,17 +269,18 @@ def reward_table(rewards: Sequence[Reward] = REWARDS) -> str:
     lines += [row(r.name, r.equation, f"{r.weight:g}", *(_bounds_text(r.bounds[v]) for v in VARIANTS)) for r in rewards]
     lines.append(row("total", TOTAL_EQUATION, "", "sum of weight x reward", *("" for _ in VARIANTS[1:])))
     lines += [f"  {reward.name}: {reward.help}" for reward in rewards]
-    for correction in CORRECTIONS[1:]:  # bounds that another correction mode changes
+    # bounds that another correction or explain mode changes
+    for option, mode in [("correction", c) for c in CORRECTIONS[1:]] + [("explain", e) for e in EXPLAINS[1:]]:
         changed = []
         for variant in VARIANTS:
-            default, other = reward_bounds(variant), reward_bounds(variant, correction)
+            default, other = reward_bounds(variant), reward_bounds(variant, **{option: mode})
             changed += [
                 f"{name} {_bounds_text(bounds)} ({variant})"
                 for name, bounds in other.items()
                 if bounds != default[name]
             ]
         if changed:
-            lines.append(f"  with correction {correction}: " + ", ".join(changed))
+            lines.append(f"  with {option} {mode}: " + ", ".join(changed))
     return "\n".join(lines)
 
 

@@ -3,7 +3,8 @@
 `variant="paper"` (default) follows the paper and reads the FIRST `<answer>` / `<correct>` block;
 `variant="released"` reproduces the authors' released reward code (main_rarft.py:119-429) rule for
 rule and reads the LAST `<answer>` / `<correction>` block, as its `findall(...)[-1]` does. The rules
-of both, line by line, and each reward's bounds: docs/rewards.md (their one home).
+of both, line by line, those of the options below and each reward's bounds: docs/rewards.md (their
+one home).
 
 The contrastive correction (`correction="contrastive"`, an option of either variant; the paper's
 eq. 7 stays the default, `correction="similarity"`). Eq. 7 pays a correction for resembling q_r,
@@ -22,6 +23,44 @@ query from its reference (every ĉ is as close to one as to the other, up to rou
 correction scores 0 there: no signal rather than a quotient of rounding errors. A missing or empty
 ĉ, or an empty q_r (SS-VTG), scores 0 in both variants. Bounds: [−1, 1] (`reward_bounds`).
 
+The gain correction (`correction="gain"`, an option of either variant). The contrastive correction
+removes the copy's payoff but also partial credit: a correction that repairs some of the edited
+words lies between q and q_r and scores about what an unrelated sentence does. The gain pays ĉ for
+the share of the way from q to q_r that it covers, as the encoder sees it, and nothing below the
+query::
+
+    correction = clip((sim(q_r, ĉ) − sim(q_r, q)) / (1 − sim(q_r, q)), 0, 1)
+
+so ĉ = q_r scores 1, the copy 0, a text no closer to q_r than the query 0, and a partial repair in
+between. Like the contrastive correction it is invariant to the (cos+1)/2 rescaling and both
+variants compute it from raw cosines (the variant decides ĉ, the NIL rules and the relevant-query
+value). Guard: where 1 − sim(q_r, q) < `GAIN_MIN_GAP` (0.1; 5.6 % of the released HI-Charades
+irrelevant queries, 10.8 % of the strong ones) the encoder barely tells the query from its
+reference, and the quotient would amplify its noise tenfold or more; such a query gets no weight:
+every correction of it scores 0 (in the total too; `rarft-audit` counts it like any other query, so
+the oracle's mean is the share of queries above the guard). A missing or empty ĉ, or an empty q_r,
+scores 0. Bounds: [0, 1]. What it gives up: the copy and a canned sentence both score 0, so it does
+not punish them below an honest attempt that misses (eq. 7 and the contrastive correction do, in
+their ways); README "What the rewards can be gamed by" has the table of correction classes.
+
+The debiased explanation (`explain="debiased"`, an option of either variant; eq. 6 stays the
+default, `explain="similarity"`). Eq. 6 pays refusals for the references' style: the opening
+sentence of a reference alone earns half of it. The debiased explanation compares the answer with
+the right reference a_pos after removing the boilerplate clauses from both
+(`parsing.strip_boilerplate`: a clause whose every word says only that query and video disagree),
+and measures it against the best video-free answer b, the query itself or the query in
+`REFUSAL_TEMPLATE` (boilerplate removed too)::
+
+    β = max(sim(a_pos', q'), sim(a_pos', template(q)'))
+    explain = clip((sim(a_pos', â') − β) / (1 − β), −1, 1)
+
+so the reference scores 1 and the pasted query or the template at most 0; an answer that is only
+boilerplate (a reference opener, a generic refusal) has nothing left to compare and scores 0. It
+does not compare with a_neg: an answer of the wrong kind (a span for an irrelevant query) falls
+below β and scores negative, and the relevance decision is refuse-IoU's to teach. Invariant to the
+rescaling: both variants compute it from raw cosines. Guard: 1 − β < `CONTRASTIVE_MIN_GAP` scores 0.
+A missing or empty â (after the removal), or an empty a_pos, scores 0. Bounds: [−1, 1].
+
 Every reward is a pure function; `score` parses once, gathers all the similarities a batch needs
 into one encode, and never raises on model output.
 """
@@ -33,7 +72,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from rarft_plugin.parsing import ParsedResponse, extract_segment, extract_segment_released, parse_response
+from rarft_plugin.parsing import (
+    ParsedResponse,
+    extract_segment,
+    extract_segment_released,
+    parse_response,
+    strip_boilerplate,
+)
 from rarft_plugin.schema import Label, parse_label
 
 if TYPE_CHECKING:  # the encoder module loads lazily, in score_many
@@ -42,6 +87,9 @@ if TYPE_CHECKING:  # the encoder module loads lazily, in score_many
 __all__ = [
     "CONTRASTIVE_MIN_GAP",
     "CORRECTIONS",
+    "EXPLAINS",
+    "GAIN_MIN_GAP",
+    "REFUSAL_TEMPLATE",
     "REWARDS",
     "REWARD_BOUNDS",
     "REWARD_NAMES",
@@ -49,6 +97,7 @@ __all__ = [
     "TOTAL_EQUATION",
     "VARIANTS",
     "Correction",
+    "Explain",
     "Reward",
     "Variant",
     "contrastive_correction",
@@ -57,6 +106,10 @@ __all__ = [
     "distance_penalised_iou",
     "explain_pairs",
     "explain_reward",
+    "debiased_explain",
+    "gain_correction",
+    "templated_refusal",
+    "video_free_answers",
     "format_reward",
     "parse_weights",
     "refuse_iou_reward",
@@ -70,12 +123,24 @@ __all__ = [
 
 Variant = Literal["paper", "released"]
 VARIANTS: tuple[str, ...] = ("paper", "released")
-Correction = Literal["similarity", "contrastive"]
-# "similarity": eq. 7 as the variant defines it (default); "contrastive": see the module docstring.
-CORRECTIONS: tuple[str, ...] = ("similarity", "contrastive")
+Correction = Literal["similarity", "contrastive", "gain"]
+# "similarity": eq. 7 as the variant defines it (default); "contrastive", "gain": see the module docstring.
+CORRECTIONS: tuple[str, ...] = ("similarity", "contrastive", "gain")
+Explain = Literal["similarity", "debiased"]
+# "similarity": eq. 6 as the variant defines it (default); "debiased": see the module docstring.
+EXPLAINS: tuple[str, ...] = ("similarity", "debiased")
 # Below this gap 1 − sim(q_r, q) the contrastive correction scores 0 (float32 cosines round at ~1e-7,
 # so the quotient would be noise; the released HI-Charades file's closest pair has a gap of 0.012).
 CONTRASTIVE_MIN_GAP = 1e-3
+# Below this gap the gain correction scores 0: a partial repair moves sim(q_r, ĉ) by a few hundredths,
+# which such a gap would blow up into the whole range (module docstring).
+GAIN_MIN_GAP = 0.1
+# A refusal that says nothing the query does not: boilerplate in the references' style around it.
+# The debiased explanation measures answers against it; rarft-audit's `templated_refusal` policy
+# writes it and the `templated_explain` exploit monitor (rarft_plugin.rollout_logs) compares with it.
+REFUSAL_TEMPLATE = (
+    "The video does not show that {query}; no segment matches the query, which is inappropriate for the video."
+)
 
 
 @dataclass(frozen=True)
@@ -132,24 +197,36 @@ REWARD_BOUNDS: dict[str, dict[str, tuple[float, float]]] = {
 NIL = "NIL"
 
 
-def reward_bounds(variant: Variant = "paper", correction: Correction = "similarity") -> dict[str, tuple[float, float]]:
-    """The documented bounds of each reward under these options (`REWARD_BOUNDS`, contrastive: [−1, 1]).
+# The bounds an option sets, whatever the variant (the reward table's bounds hold otherwise).
+_OPTION_BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
+    ("correction", "contrastive"): (-1.0, 1.0),
+    ("correction", "gain"): (0.0, 1.0),
+    ("explain", "debiased"): (-1.0, 1.0),
+}
 
-    >>> reward_bounds("released", "contrastive")["correction"]
-    (-1.0, 1.0)
+
+def reward_bounds(
+    variant: Variant = "paper", correction: Correction = "similarity", explain: Explain = "similarity"
+) -> dict[str, tuple[float, float]]:
+    """The documented bounds of each reward under these options (`REWARD_BOUNDS`, then `_OPTION_BOUNDS`).
+
+    >>> reward_bounds("released", "contrastive")["correction"], reward_bounds(explain="debiased")["explain"]
+    ((-1.0, 1.0), (-1.0, 1.0))
     """
-    _check_options(variant, correction)
+    _check_options(variant, correction, explain)
     bounds = dict(REWARD_BOUNDS[variant])
-    if correction == "contrastive":
-        bounds["correction"] = (-1.0, 1.0)
+    for reward, mode in (("correction", correction), ("explain", explain)):
+        bounds[reward] = _OPTION_BOUNDS.get((reward, mode), bounds[reward])
     return bounds
 
 
-def _check_options(variant: str, correction: str) -> None:
+def _check_options(variant: str, correction: str, explain: str = "similarity") -> None:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; expected one of {list(VARIANTS)}")
     if correction not in CORRECTIONS:
         raise ValueError(f"unknown correction {correction!r}; expected one of {list(CORRECTIONS)}")
+    if explain not in EXPLAINS:
+        raise ValueError(f"unknown explain {explain!r}; expected one of {list(EXPLAINS)}")
 
 
 Segment = tuple[float, float]
@@ -241,15 +318,42 @@ def variant_label_problems(label: Label, variant: Variant) -> list[str]:
     return []
 
 
-def explain_pairs(answer: str | None, label: Label, variant: Variant = "paper") -> list[tuple[str, str]]:
-    """The (reference, â) pairs eq. 6 compares: [(a_pos, â), (a_neg, â)], or [] when it cannot apply.
+def templated_refusal(label: Label) -> str:
+    """`REFUSAL_TEMPLATE` around the query (its final full stop dropped).
+
+    >>> templated_refusal(Label(relevant=False, duration=9, query="a man sits."))
+    'The video does not show that a man sits; no segment matches the query, which is inappropriate for the video.'
+    """
+    return REFUSAL_TEMPLATE.format(query=label.query.strip().rstrip("."))
+
+
+def video_free_answers(label: Label) -> list[str]:
+    """The answers the debiased explanation measures against: the query, and `templated_refusal`.
+
+    >>> video_free_answers(Label(relevant=False, duration=9, query="a man sits."))[0]
+    'a man sits.'
+    """
+    return [label.query, templated_refusal(label)]
+
+
+def explain_pairs(
+    answer: str | None, label: Label, variant: Variant = "paper", mode: Explain = "similarity"
+) -> list[tuple[str, str]]:
+    """The (reference, text) pairs eq. 6 compares: [(a_pos, â), (a_neg, â)], or [] when it cannot apply.
 
     The released variant compares whenever there is an answer block (main_rarft.py:348-351 skip a
-    response without one), an empty block or reference text encoded as "".
+    response without one), an empty block or reference text encoded as "". Debiased (module
+    docstring): [(a_pos', â'), (a_pos', b') for each video-free answer b], boilerplate removed.
     """
     positive, negative = (
         (label.answer_time, label.answer_refusal) if label.relevant else (label.answer_refusal, label.answer_time)
     )
+    if mode == "debiased":
+        reference, written = strip_boilerplate(positive), strip_boilerplate(answer or "")
+        if not reference or not written:
+            return []
+        baselines = [text for text in map(strip_boilerplate, video_free_answers(label)) if text]
+        return [(reference, written)] + [(reference, text) for text in baselines]
     if variant == "released":
         return [] if answer is None else [(positive, answer), (negative, answer)]
     if not answer or not positive or not negative:
@@ -257,12 +361,32 @@ def explain_pairs(answer: str | None, label: Label, variant: Variant = "paper") 
     return [(positive, answer), (negative, answer)]
 
 
-def explain_reward(similarities: Sequence[float], variant: Variant = "paper") -> float:
-    """Eq. 6 from [sim(a_pos, â), sim(a_neg, â)]; 0 when there is nothing to compare.
+def debiased_explain(to_reference: float, baselines: Sequence[float]) -> float:
+    """(sim(a_pos', â') − β) / (1 − β) clipped to [−1, 1], β the best video-free answer's similarity;
+    0 without a baseline or when 1 − β < `CONTRASTIVE_MIN_GAP` (module docstring).
+
+    >>> debiased_explain(1.0, [0.5, 0.6]), debiased_explain(0.6, [0.5, 0.6]), debiased_explain(0.8, [0.6])
+    (1.0, 0.0, 0.5000000000000001)
+    """
+    if not baselines:
+        return 0.0
+    baseline = max(baselines)
+    gap = 1.0 - baseline
+    if not gap >= CONTRASTIVE_MIN_GAP:  # also catches NaN
+        return 0.0
+    value = (to_reference - baseline) / gap
+    return min(1.0, max(-1.0, value)) if math.isfinite(value) else 0.0
+
+
+def explain_reward(similarities: Sequence[float], variant: Variant = "paper", mode: Explain = "similarity") -> float:
+    """Eq. 6 from [sim(a_pos, â), sim(a_neg, â)]; 0 when there is nothing to compare (debiased:
+    `debiased_explain` of `explain_pairs`' similarities).
 
     >>> explain_reward([0.8, 0.2]), explain_reward([0.8, 0.2], "released")
     (0.6000000000000001, 0.30000000000000004)
     """
+    if mode == "debiased":
+        return debiased_explain(similarities[0], similarities[1:]) if similarities else 0.0
     if len(similarities) != 2:
         return 0.0
     positive, negative = similarities
@@ -279,7 +403,8 @@ def _holds_nil(correction: str) -> bool:
 def correction_pairs(
     correction: str | None, label: Label, variant: Variant = "paper", mode: Correction = "similarity"
 ) -> list[tuple[str, str]]:
-    """The pairs eq. 7 compares for an irrelevant query: [(q_r, ĉ)], contrastive [(q_r, ĉ), (q, ĉ), (q_r, q)]; or [].
+    """The pairs eq. 7 compares for an irrelevant query: [(q_r, ĉ)], contrastive [(q_r, ĉ), (q, ĉ), (q_r, q)],
+    gain [(q_r, ĉ), (q_r, q)]; or [].
 
     `correction` is `ParsedResponse.correction` (paper) or `.correction_released` (released).
     """
@@ -287,9 +412,11 @@ def correction_pairs(
         return []
     if variant == "released" and _holds_nil(correction):
         return []
-    if mode == "contrastive":
+    if mode in ("contrastive", "gain"):
         if not correction or not label.query_relevant:
             return []
+        if mode == "gain":
+            return [(label.query_relevant, correction), (label.query_relevant, label.query)]
         return [(label.query_relevant, correction), (label.query, correction), (label.query_relevant, label.query)]
     if variant == "paper" and (not correction or not label.query_relevant):
         return []
@@ -311,6 +438,20 @@ def contrastive_correction(to_reference: float, to_query: float, reference_to_qu
     return min(1.0, max(-1.0, value)) if math.isfinite(value) else 0.0
 
 
+def gain_correction(to_reference: float, reference_to_query: float) -> float:
+    """(sim(q_r, ĉ) − sim(q_r, q)) / (1 − sim(q_r, q)) clipped to [0, 1]; 0 when the gap is below
+    `GAIN_MIN_GAP` (module docstring).
+
+    >>> gain_correction(1.0, 0.6), gain_correction(0.6, 0.6), gain_correction(0.8, 0.6), gain_correction(0.99, 0.95)
+    (1.0, 0.0, 0.5000000000000001, 0.0)
+    """
+    gap = 1.0 - reference_to_query
+    if not gap >= GAIN_MIN_GAP:  # also catches NaN
+        return 0.0
+    value = (to_reference - reference_to_query) / gap
+    return min(1.0, max(0.0, value)) if math.isfinite(value) else 0.0
+
+
 def correction_reward(
     correction: str | None,
     label: Label,
@@ -318,12 +459,14 @@ def correction_reward(
     variant: Variant = "paper",
     mode: Correction = "similarity",
 ) -> float:
-    """Eq. 7: 0 for a relevant query, sim(q_r, ĉ) for an irrelevant one (released variant and the
-    contrastive correction: see the module docstring)."""
+    """Eq. 7: 0 for a relevant query, sim(q_r, ĉ) for an irrelevant one (released variant, the
+    contrastive and the gain correction: see the module docstring)."""
     if label.relevant:
         return 1.0 if variant == "released" and _holds_nil(correction or "") else 0.0
     if mode == "contrastive":
         return contrastive_correction(*similarities) if len(similarities) == 3 else 0.0
+    if mode == "gain":
+        return gain_correction(*similarities) if len(similarities) == 2 else 0.0
     if len(similarities) != 1:
         return 0.0
     return (similarities[0] + 1) / 2 if variant == "released" else similarities[0]
@@ -366,9 +509,10 @@ def score_many(
     weights: Mapping[str, float] | str | None = None,
     similarity: Similarity | None = None,
     correction: Correction = "similarity",
+    explain: Explain = "similarity",
 ) -> list[dict[str, float]]:
     """`score` for many rollouts at once: one similarity call for the whole batch."""
-    _check_options(variant, correction)
+    _check_options(variant, correction, explain)
     if len(responses) != len(labels):
         raise ValueError(f"{len(responses)} responses but {len(labels)} labels")
     weights = parse_weights(weights)
@@ -379,7 +523,7 @@ def score_many(
     corrections = [p.correction if variant == "paper" else p.correction_released for p in parsed]
     # A malformed response (special token) scores 0 everywhere: it asks for no similarity.
     explain_requests = [
-        [] if p.special_token else explain_pairs(answer, label, variant)
+        [] if p.special_token else explain_pairs(answer, label, variant, explain)
         for p, answer, label in zip(parsed, answers, parsed_labels, strict=True)
     ]
     correction_requests = [
@@ -405,7 +549,7 @@ def score_many(
             components = {
                 "format": format_reward(p, variant),
                 "refuse_iou": refuse_iou_reward(answer, label, variant),
-                "explain": explain_reward(e_sims, variant),
+                "explain": explain_reward(e_sims, variant, explain),
                 "correction": correction_reward(block, label, c_sims, variant, correction),
             }
         components["total"] = sum(weights[name] * components[name] for name in REWARD_NAMES)
@@ -421,12 +565,14 @@ def score(
     weights: Mapping[str, float] | str | None = None,
     similarity: Similarity | None = None,
     correction: Correction = "similarity",
+    explain: Explain = "similarity",
 ) -> dict[str, float]:
     """All four rewards and their weighted total for one rollout.
 
     `label` follows `rarft_plugin.schema` (dict, JSON string or `Label`); `similarity` is any
     object with `cosine_pairs` (default: the shared SentenceBERT model); `correction` picks eq. 7
-    ("similarity") or the contrastive correction (module docstring). Returns floats
+    ("similarity"), the contrastive or the gain correction, `explain` eq. 6 ("similarity") or the
+    debiased explanation (module docstring). Returns floats
     `format`, `refuse_iou`, `explain`, `correction`, `total`.
 
     >>> label = {"relevant": True, "timestamp": [2, 6], "duration": 30, "query": "q"}
@@ -434,7 +580,13 @@ def score(
     2.0
     """
     return score_many(
-        [response], [label], variant=variant, weights=weights, similarity=similarity, correction=correction
+        [response],
+        [label],
+        variant=variant,
+        weights=weights,
+        similarity=similarity,
+        correction=correction,
+        explain=explain,
     )[0]
 
 

@@ -32,13 +32,12 @@ from dataclasses import dataclass
 
 from rarft_plugin.parsing import ParsedResponse, answer_blocks, parse_response
 from rarft_plugin.prompts import TEMPLATE_FOR_VARIANT, TEMPLATES, instruction
-from rarft_plugin.rewards import Correction, Variant, score_many
+from rarft_plugin.rewards import Correction, Explain, Variant, score_many, templated_refusal
 from rarft_plugin.schema import Label
 from rarft_plugin.similarity import Similarity
 from rarft_plugin.task_metrics import complies, ra_iou_value, rule_segment
 
 __all__ = [
-    "REFUSAL_TEMPLATE",
     "ROLLOUT_LOGS",
     "ROLLOUT_LOG_NAMES",
     "SCORE_IOU",
@@ -48,18 +47,12 @@ __all__ = [
     "compliance_template",
     "score_with_logs",
     "task_score",
-    "templated_refusal",
 ]
 
 SCORE_IOU = 0.5
 # A segment this long a share of the clip or longer counts as a whole-clip span (rarft-audit's `whole_video`
 # answers `0.00 to DURATION`).
 WHOLE_VIDEO_SHARE = 0.9
-# A refusal that says nothing the query does not: boilerplate in the references' style around it
-# (rarft-audit's `templated_refusal` policy writes it; the `templated_explain` signal compares with it).
-REFUSAL_TEMPLATE = (
-    "The video does not show that {query}; no segment matches the query, which is inappropriate for the video."
-)
 
 
 @dataclass(frozen=True)
@@ -102,15 +95,6 @@ class Scored:
     rewards: dict[str, float]
     score: float
     logs: dict[str, float]
-
-
-def templated_refusal(label: Label) -> str:
-    """`REFUSAL_TEMPLATE` around the query (its final full stop dropped).
-
-    >>> templated_refusal(Label(relevant=False, duration=9, query="a man sits."))
-    'The video does not show that a man sits; no segment matches the query, which is inappropriate for the video.'
-    """
-    return REFUSAL_TEMPLATE.format(query=label.query.strip().rstrip("."))
 
 
 def compliance_template(prompt: str, query: str, variant: Variant = "paper") -> str:
@@ -203,6 +187,7 @@ def score_with_logs(
     weights: dict[str, float] | str | None = None,
     similarity: Similarity | None = None,
     correction: Correction = "similarity",
+    explain: Explain = "similarity",
 ) -> list[Scored]:
     """Rewards (`score_many`, the same keyword options), score and extra logs of each response to its prompt.
 
@@ -223,7 +208,13 @@ def score_with_logs(
         similarity = get_similarity()
     shared = _MonitorPairs(similarity, extra) if extra else similarity
     rewards = score_many(
-        responses, list(labels), variant=variant, weights=weights, similarity=shared, correction=correction
+        responses,
+        list(labels),
+        variant=variant,
+        weights=weights,
+        similarity=shared,
+        correction=correction,
+        explain=explain,
     )
     cosines = iter(shared.cosines() if extra else [])
     out = []

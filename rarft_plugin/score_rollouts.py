@@ -9,8 +9,8 @@ fields plus `rewards` = {format, refuse_iou, explain, correction, total}.
     rarft-score rollouts.jsonl --out rewards.jsonl [--variant released] [--weights explain=0.5]
 
 The reward options are those of `rarft_plugin.reward_options` (`--help` lists them with the reward
-table); unlike rarft-train, rarft-score does not read RARFT_VARIANT, RARFT_CORRECTION or
-RARFT_REWARD_WEIGHTS, so a score names its options on its command line.
+table); unlike rarft-train, rarft-score does not read RARFT_VARIANT, RARFT_CORRECTION,
+RARFT_EXPLAIN or RARFT_REWARD_WEIGHTS, so a score names its options on its command line.
 """
 
 from __future__ import annotations
@@ -114,7 +114,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     write_jsonl_atomic(args.out, results)
     if not args.quiet:
         print(format_table(results))
-    print(f"{len(results)} rollouts scored ({options.variant} rewards, {options.correction} correction) -> {args.out}")
+    print(
+        f"{len(results)} rollouts scored ({options.variant} rewards, {options.correction} correction, "
+        f"{options.explain} explain) -> {args.out}"
+    )
     return results
 
 

@@ -197,11 +197,16 @@ class SentenceSimilarity:
         pairs = list(pairs)
         if not pairs:
             return []
-        texts = [t for pair in pairs for t in pair]
-        vectors = self.encode(texts)
-        left, right = vectors[0::2], vectors[1::2]
+        # Each distinct text once: a batch repeats its references (and the audit its candidates) many times.
+        position: dict[str, int] = {}
+        for pair in pairs:
+            for text in pair:
+                position.setdefault(text, len(position))
+        vectors = self.encode(list(position))
+        left = vectors[[position[a] for a, _ in pairs]]
+        right = vectors[[position[b] for _, b in pairs]]
         cosines = np.clip(np.einsum("ij,ij->i", left, right), -1.0, 1.0)
-        return [float(c) for c in cosines]
+        return cosines.tolist()
 
     def _cached(self, keys: list[str]) -> dict[str, np.ndarray]:
         found = {}

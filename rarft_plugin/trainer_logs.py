@@ -177,8 +177,8 @@ MONITORS: tuple[Monitor, ...] = (
         lambda r: not r.answered,
         0.5,
         "refusing relevant queries (rarft-audit `always_refuse`)",
-        "--rarft.correction contrastive (always_refuse's correction copies the query) and more relevant queries in "
-        "the mix (rarft-prep to-openrlhf --ratio)",
+        "--rarft.correction gain or contrastive (always_refuse's correction copies the query: 0 or -1 there) and "
+        "more relevant queries in the mix (rarft-prep to-openrlhf --ratio)",
     ),
     Monitor(
         "whole_video",
@@ -204,7 +204,7 @@ MONITORS: tuple[Monitor, ...] = (
         lambda r: r.flag("rarft/copied_correction"),
         0.3,
         "corrections that paraphrase the query instead of correcting it (rarft-audit `copy_correction`)",
-        "--rarft.correction contrastive",
+        "--rarft.correction gain (the copy earns 0, a partial fix partial credit) or contrastive (the copy earns -1)",
         ("rarft/copied_correction",),
     ),
     Monitor(
@@ -213,7 +213,8 @@ MONITORS: tuple[Monitor, ...] = (
         lambda r: r.flag("rarft/templated_explain"),
         0.3,
         "refusals in the references' style that say nothing about the video (rarft-audit `templated_refusal`)",
-        "a lower explain weight (--rarft.reward_weights explain=0.5): eq. 6 pays the references' style",
+        "--rarft.explain debiased (boilerplate removed; the query in a refusal template earns at most 0), else a "
+        "lower explain weight (--rarft.reward_weights explain=0.5): eq. 6 pays the references' style",
         ("rarft/templated_explain",),
     ),
     Monitor(

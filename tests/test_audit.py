@@ -7,6 +7,7 @@ import re
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,19 +21,23 @@ from eval.audit import (
     groups,
     load_labels,
     main,
+    margin_share,
+    policy_table,
     score_policies,
     settings_from,
     summarise,
 )
-from eval.exploits import CORRECTION_TAG, POLICIES, neighbours
+from eval.blind import FITTED_POLICIES, fit_baselines, refuses
+from eval.exploits import CORRECTION_TAG, POLICIES, first_sentence, neighbours, paraphrase, partial_fix
 from rarft_plugin.errors import DataError
+from rarft_plugin.parsing import extract_segment, parse_response
 from rarft_plugin.rewards import parse_weights, reward_bounds, score_many
 from rarft_plugin.schema import Label
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "rarft_plugin" / "samples" / "hi_vtg_charades_sample.json"
 WEIGHTS = parse_weights(None)
-ALL_SETTINGS = settings_from("paper,released", "similarity,contrastive")
+ALL_SETTINGS = settings_from("paper,released", "similarity,contrastive,gain")
 EXPLOITS = [p for p in POLICIES if p.name != ORACLE]
 BLIND = [p for p in POLICIES if not p.sees_relevance]
 
@@ -151,6 +156,146 @@ def test_every_policy_is_scored_in_bounds_whatever_the_query_says(query, relevan
         assert math.isfinite(row["total"])
 
 
+# ---- honest-correction and style classes (eval.exploits) ---------------------------------------
+@pytest.mark.parametrize(
+    "query, reference, expected",
+    [
+        ("person closes a window.", "person opens a door.", "person opens a window."),  # 1 of 2 edits
+        ("a b c d", "a x y d", "a x c d"),  # a two-word replacement: two edits, the first restored
+        ("person takes a cup then sits.", "person takes a cup.", None),  # one edit (a deletion): none partial
+        ("person closes a door.", "person opens a door.", None),
+        ("Person opens a door.", "person opens a door.", None),  # case and punctuation are no edit
+    ],
+)
+def test_partial_fix_restores_half_of_the_edits(query, reference, expected):
+    assert partial_fix(query, reference) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("person puts a cup on the couch.", "someone places a mug on the sofa."),
+        ("A person closes the door.", "Someone shuts the door."),
+        ("a dog barks.", "In the video, a dog barks."),
+        ("personal laptop", "personal computer"),  # whole words only
+    ],
+)
+def test_paraphrase_swaps_synonyms_or_adds_a_template(text, expected):
+    assert paraphrase(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("This query does not align.The man sits.", "This query does not align."),
+        ("No stop here", "No stop here"),
+        ("It lasts 9.3 to 14.4 s. Then more.", "It lasts 9.3 to 14.4 s."),
+    ],
+)
+def test_first_sentence(text, expected):
+    assert first_sentence(text) == expected
+
+
+# ---- fitted baselines (eval.blind) -----------------------------------------------------------------
+def fitted_file(count=12):
+    """`count` videos, each with a relevant query and an irrelevant one, refusals and q_r of their own."""
+    labels, videos = [], []
+    for i in range(count):
+        common = dict(duration=20.0, answer_time="2.00 to 6.00", answer_refusal=f"Video {i} shows cooking, not this.")
+        labels += [
+            Label(
+                relevant=True,
+                query=f"person {i} cooks",
+                timestamp=(2.0, 6.0),
+                query_relevant=f"person {i} cooks",
+                **common,
+            ),
+            Label(relevant=False, query=f"person {i} dances", query_relevant=f"person {i} cooks", **common),
+        ]
+        videos += [f"v{i}.mp4"] * 2
+    return labels, videos
+
+
+FIT_SETTINGS = (Setting("paper"), Setting("released", "gain", "debiased"))
+
+
+def fit(labels, videos, scores=None, settings=FIT_SETTINGS):
+    return fit_baselines(
+        labels,
+        videos,
+        list(settings),
+        similarity=FakeSimilarity(),
+        ratio=(1, 3),
+        weights=WEIGHTS,
+        text_scores=np.full(len(labels), 0.5) if scores is None else scores,
+    )
+
+
+def test_fitted_texts_are_chosen_out_of_fold_a_query_never_sees_its_own_video_s_references():
+    labels, videos = fitted_file()
+    fitted = fit(labels, videos)
+    for responses in fitted.responses["paper"].values():
+        for i, response in enumerate(responses):
+            own = {labels[i].answer_refusal, labels[i].query_relevant} - {labels[i].query}
+            assert not any(f">{text}<" in response for text in own), response
+
+
+def test_fitted_blind_policies_do_not_read_their_own_query_s_label():
+    """Flipping a video's relevance and references changes nothing that video's blind policies write."""
+    labels, videos = fitted_file()
+    before = fit(labels, videos)
+    flipped = list(labels)
+    flipped[0] = Label(relevant=False, duration=20.0, query=labels[0].query, answer_refusal="Another text entirely.")
+    flipped[1] = Label(relevant=True, duration=20.0, query=labels[1].query, timestamp=(0.0, 1.0))
+    after = fit(flipped, videos)
+    for name in ("blind_refusal", "text_decision"):
+        for setting in before.responses:
+            assert before.responses[setting][name][:2] == after.responses[setting][name][:2]
+
+
+@pytest.mark.parametrize("variant", ["paper", "released"])
+def test_decision_only_grounds_relevant_queries_and_refuses_the_others(variant):
+    labels, videos = fitted_file()
+    setting = Setting(variant)
+    fitted = fit(labels, videos, settings=[setting])
+    rows = score_many(
+        fitted.responses[setting.name]["decision_only"], labels, variant=variant, similarity=FakeSimilarity()
+    )
+    assert all(row["format"] == 1.0 for row in rows)
+    assert all((row["refuse_iou"] > 0) for row, label in zip(rows, labels, strict=True) if label.relevant)
+    assert all(row["refuse_iou"] == 1.0 for row, label in zip(rows, labels, strict=True) if not label.relevant)
+
+
+def test_text_decision_refuses_where_the_classifier_says_irrelevant():
+    labels, videos = fitted_file()
+    scores = np.array([0.9 if i % 4 == 0 else 0.01 for i in range(len(labels))])
+    fitted = fit(labels, videos, scores=scores, settings=[Setting("paper")])
+    answers = [parse_response(response).answer for response in fitted.responses["paper"]["text_decision"]]
+    refusing = [extract_segment(answer) is None for answer in answers]
+    assert refusing == refuses(scores, [not label.relevant for label in labels], (1, 3))
+
+
+@pytest.mark.parametrize(
+    "scores, irrelevant, ratio, expected",
+    [
+        ([0.5, 0.2], [False, True], (1, 1), [False, False]),  # the file's balance is the mix's: P > 0.5 refuses
+        ([0.3, 0.2], [False, True], (1, 3), [True, False]),  # 1:3 triples the odds: P > 0.25 refuses
+        ([0.3, 0.2], [False, False, True], (1, 1), [False, False]),  # file 2:1, mix 1:1: P > 1/3 refuses
+        ([float("nan")], [False, True], (1, 3), [False]),  # no classifier: grounds
+    ],
+)
+def test_the_text_decision_moves_the_classifier_to_the_training_mix_prior(scores, irrelevant, ratio, expected):
+    assert refuses(np.array(scores), irrelevant, ratio) == expected
+
+
+@pytest.mark.parametrize("setting", ["paper+contrastive", "released+contrastive"])
+def test_the_fitted_blind_refusal_beats_the_fixed_one_where_copying_the_query_is_punished(hi_vtg, setting):
+    """always_refuse copies the query into ĉ; the fitted policy chooses a text that the correction does not punish."""
+    policies = hi_vtg[0][setting]["policies"]
+    assert policies["blind_refusal"]["total_at_ratio"]["mean"] > policies["always_refuse"]["total_at_ratio"]["mean"]
+    assert policies["decision_only"]["share"] > policies["blind_refusal"]["share"]
+
+
 # ---- accounting ------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "relevant, irrelevant, ratio, expected",
@@ -185,6 +330,29 @@ def test_summary_margins_are_oracle_minus_policy_over_the_range():
 
 def entry(mean, margin):
     return {"mean": mean, "margin": margin, "margin_fraction": None}
+
+
+@pytest.mark.parametrize(
+    "share, video_free, expected",
+    [
+        (0.44, ["cheat"], ["video-free policy cheat keeps 0.44 of the margin at 1:3 (> 0.10)"]),
+        (0.10, ["cheat"], []),  # at the threshold: no flag
+        (0.44, [], []),  # a policy that sees the video may keep much of it
+        (None, ["cheat"], []),  # no margin to share (oracle = empty)
+    ],
+)
+def test_a_video_free_policy_keeping_more_than_a_tenth_of_the_margin_is_flagged(share, video_free, expected):
+    policy = {"groups": {}, "total_at_ratio": entry(3.0, 1.0), "share": share}
+    summary = {"paper": {"policies": {ORACLE: {"groups": {}, "total_at_ratio": entry(4.0, 0.0)}, "cheat": policy}}}
+    assert [flag.split(": ", 1)[1] for flag in find_flags(summary, (1, 3), video_free)] == expected
+
+
+@pytest.mark.parametrize(
+    "value, oracle, empty, expected",
+    [(2.0, 3.0, 1.0, 0.5), (1.0, 3.0, 1.0, 0.0), (0.0, 3.0, 1.0, -0.5), (3.0, 3.0, 1.0, 1.0), (2.0, 1.0, 1.0, None)],
+)
+def test_the_share_of_the_margin_is_measured_from_empty_blocks(value, oracle, empty, expected):
+    assert margin_share(value, oracle, empty) == expected
 
 
 @pytest.mark.parametrize(
@@ -226,8 +394,17 @@ def test_unknown_settings_are_refused(variants, corrections):
 def hi_vtg(official_data, sbert):
     """The first 60 items (120 queries, every difficulty) of HI-Charades, every setting."""
     loaded, _ = load_labels(official_data / "hi_vtg_charades.json")
-    labels = [lab for _, lab in loaded[:120]]
-    scores = score_policies(labels, ALL_SETTINGS, similarity=sbert, weights=WEIGHTS)
+    labels, videos = [q.label for q in loaded[:120]], [q.video for q in loaded[:120]]
+    fitted = fit_baselines(
+        labels,
+        videos,
+        ALL_SETTINGS,
+        similarity=sbert,
+        ratio=(1, 3),
+        weights=WEIGHTS,
+        text_scores=np.full(len(labels), 0.5),
+    )
+    scores = score_policies(labels, ALL_SETTINGS, similarity=sbert, weights=WEIGHTS, fitted=fitted)
     summary = summarise(labels, scores, ALL_SETTINGS, weights=WEIGHTS, ratio=(1, 3))
     return summary, find_flags(summary, (1, 3))
 
@@ -257,6 +434,11 @@ WHERE_EACH_EXPLOIT_LOSES = [
     ("multi_answer", "relevant", "refuse_iou"),
     ("empty", "irrelevant", "explain"),
     ("empty", "relevant", "refuse_iou"),
+    ("partial_correction", "irrelevant", "correction"),
+    ("opener_refusal", "irrelevant", "explain"),
+    ("blind_refusal", "relevant", "refuse_iou"),
+    ("decision_only", "relevant", "refuse_iou"),
+    ("decision_only", "irrelevant", "explain"),
 ]
 
 
@@ -298,7 +480,7 @@ def test_ss_vtg_has_no_refusal_answers_so_the_paper_explain_reward_is_zero_for_e
     """SS-VTG: no refusal texts, so eq. 6 has no a_refusal; a shuffled query's q_r is its item's relevant query,
     when the item has one (591 of 1,860), and the correction reward applies to those only."""
     loaded, _ = load_labels(official_data / "ss_vtg_charades.json")
-    labels = [lab for _, lab in loaded[:60]]
+    labels = [q.label for q in loaded[:60]]
     chosen = [Setting("paper"), Setting("paper", "contrastive")]
     summary = summarise(
         labels, score_policies(labels, chosen, similarity=sbert, weights=WEIGHTS), chosen, weights=WEIGHTS, ratio=(1, 3)
@@ -323,10 +505,19 @@ def sample_report(tmp_path_factory, sbert):
 
 def test_cli_writes_json_markdown_and_plot(sample_report):
     out, report = sample_report
-    assert report["data"]["queries"] == 8 and report["data"]["relevant"] == 4
-    assert list(report["settings"]) == ["paper", "paper+contrastive", "released", "released+contrastive"]
-    assert [p["name"] for p in report["policies"]] == [p.name for p in POLICIES]
-    assert report["flags"] == [] and report["ratio"] == [1, 3]
+    assert report["data"]["queries"] == 8 and report["data"]["relevant"] == 4 and report["data"]["videos"] == 4
+    assert list(report["settings"]) == [
+        "paper",
+        "paper+contrastive",
+        "paper+gain",
+        "released",
+        "released+contrastive",
+        "released+gain",
+    ]
+    assert [p["name"] for p in report["policies"]] == [p.name for p in POLICIES] + [p.name for p in FITTED_POLICIES]
+    assert all("video-free policy" in flag for flag in report["flags"]) and report["ratio"] == [1, 3]
+    assert set(report["baselines"]["choices"]) == set(report["settings"])
+    assert report["leakage"]["queries"] == 8 and report["leakage"]["folds"] == 4  # one fold per video
     assert report["produced_by"]["model"] and len(report["data"]["sha256"]) == 64
     assert report["produced_by"]["command"][:2] == ["rarft-audit", str(SAMPLE)]
     markdown = (out / "audit.md").read_text()
@@ -334,8 +525,11 @@ def test_cli_writes_json_markdown_and_plot(sample_report):
         "## Total reward at relevant:irrelevant = 1:3" in markdown
         and "## Every group: released+contrastive" in markdown
     )
-    assert "| policy | decides relevance | paper | paper+contrastive | released | released+contrastive |" in markdown
-    assert "| `copy_correction` | reference |" in markdown and "⚠" not in markdown
+    header = "paper | paper+contrastive | paper+gain | released | released+contrastive | released+gain |"
+    assert f"| policy | decides relevance | {header}" in markdown
+    assert f"| policy | decides relevance | video-free | {header}" in markdown
+    assert "| `copy_correction` | reference |" in markdown and "| `text_decision` | query text | yes |" in markdown
+    assert "## Text-only leakage: the query alone" in markdown
     assert (out / "audit_margins.png").read_bytes().startswith(b"\x89PNG")
 
 
@@ -343,7 +537,11 @@ def test_cli_reads_openrlhf_prompt_rows_as_the_released_file(sample_report, tmp_
     loaded, _ = load_labels(SAMPLE)
     rows = tmp_path / "train.jsonl"
     rows.write_text(
-        "".join(json.dumps({"input": [], "label": json.dumps(lab.to_json()), "id": key}) + "\n" for key, lab in loaded)
+        "".join(
+            json.dumps({"input": [], "label": json.dumps(q.label.to_json()), "id": q.key, "video": f"/v/{q.video}"})
+            + "\n"
+            for q in loaded
+        )
     )
     assert main([str(rows), "--out", str(tmp_path / "out")]) == 0
     report = json.loads((tmp_path / "out" / "audit.json").read_text())
@@ -355,8 +553,8 @@ def test_cli_never_raises_on_labels_no_tokenizer_takes(tmp_path, sbert):
     rows; the audit scores them, as the reward must, without raising)."""
     loaded, _ = load_labels(SAMPLE)
     odd = [
-        dataclasses.replace(lab, query=lab.query + " \ud800", query_relevant="\x1b[0m" + lab.query_relevant)
-        for _, lab in loaded
+        dataclasses.replace(q.label, query=q.label.query + " \ud800", query_relevant="\x1b[0m" + q.label.query_relevant)
+        for q in loaded
     ]
     rows = tmp_path / "train.jsonl"
     rows.write_text("".join(json.dumps({"label": json.dumps(lab.to_json())}) + "\n" for lab in odd))
@@ -371,13 +569,14 @@ def test_flags_lead_the_markdown(sample_report):
 
 
 def test_cli_warns_on_stderr_for_each_flag(tmp_path, sbert, monkeypatch, capsys):
-    monkeypatch.setattr(audit, "find_flags", lambda summary, ratio: ["paper: empty beats the oracle on explain"])
+    monkeypatch.setattr(audit, "find_flags", lambda summary, ratio, free: ["paper: empty beats the oracle on explain"])
     assert main([str(SAMPLE), "--out", str(tmp_path), "--variant", "paper", "--correction", "similarity"]) == 0
     err = capsys.readouterr().err
     assert "rarft-audit: WARNING: paper: empty beats the oracle on explain" in err
     # what it read first, then the model, then progress (on stderr even where it is not a terminal)
     said = err.index("rarft-audit: 8 queries from")
-    assert said < err.index("loading SentenceBERT") < err.index("auditing") < err.index("96/96")
+    responses = 8 * (len(POLICIES) + len(FITTED_POLICIES))  # 8 queries x every policy x one setting
+    assert said < err.index("loading SentenceBERT") < err.index("auditing") < err.index(f"{responses}/{responses}")
     assert json.loads((tmp_path / "audit.json").read_text())["flags"] == ["paper: empty beats the oracle on explain"]
 
 
@@ -447,7 +646,8 @@ def test_missing_file_and_unknown_setting(tmp_path, capsys):
 
 def test_load_labels_reports_the_released_files_defects(official_data):
     loaded, note = load_labels(official_data / "ss_vtg_charades.json")
-    assert "unknown (left out)" in note and all(isinstance(lab, Label) for _, lab in loaded)
+    assert "unknown (left out)" in note and all(isinstance(q.label, Label) for q in loaded)
+    assert all(q.video.endswith(".mp4") and "/" not in q.video for q in loaded)  # grouped by the file name
     with pytest.raises(DataError, match="file not found"):
         load_labels(official_data / "nope.json")
 
@@ -466,13 +666,13 @@ def test_the_readme_table_is_the_audit_of_the_bundled_sample(sample_report):
     readme = (REPO / "README.md").read_text()
     section = readme[readme.index("## What the rewards can be gamed by") :]
     settings = sample_report[1]["settings"]
-    columns = ["paper", "released", "paper+contrastive"]
+    columns = ["paper", "released", "paper+contrastive", "paper+gain"]
     rows = {}
     for line in section.splitlines():
-        found = re.match(r"\| `(\w+)`[^|]*\| (reference|blind) \| (.+) \|$", line)
+        found = re.match(r"\| `(\w+)`[^|]*\| (reference|blind|query text) \| (.+) \|$", line)
         if found:
             rows[found.group(1)] = [cell.strip() for cell in found.group(3).split("|")]
-    assert set(rows) == {p.name for p in POLICIES}
+    assert set(rows) == {p["name"] for p in policy_table()}
     for name, cells in rows.items():
         expected = []
         for column in columns:

@@ -145,6 +145,14 @@ COMMANDS = [
         "record line 1: field query",
     ),
     Command(
+        "debias",
+        prep,
+        lambda i, o: ["debias", i, "--out", o],
+        "data.json",
+        released,
+        "record 0: field GRPO[0].q",
+    ),
+    Command(
         "to-openrlhf",
         prep,
         lambda i, o: ["to-openrlhf", i, o, "--no-probe"],
@@ -353,7 +361,7 @@ def test_a_second_real_process_on_the_same_out_is_refused_naming_the_first(tmp_p
     """Two `rarft-prep hi-vtg` processes on one --out: the second fails at once, naming the first's pid;
     the first finishes its job."""
     from support.hi_vtg_llm import hi_vtg_reply as scripted
-    from test_data_prep import source_file
+    from support.hi_vtg_llm import source_file
 
     source = source_file(tmp_path, count=2)
     out = tmp_path / "hi.json"

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rarft_plugin.parsing import (
+    BOILERPLATE_WORDS,
     RELEASED_FORMAT_PATTERN,
     RELEASED_SEGMENT_PATTERN,
     extract_response,
@@ -14,6 +15,7 @@ from rarft_plugin.parsing import (
     find_special_token,
     follows_blocks,
     parse_response,
+    strip_boilerplate,
     unclosed_block,
     without_end_of_turn,
 )
@@ -463,6 +465,44 @@ def test_unclosed_block(text, expected):
 @given(ADVERSARIAL)
 def test_strict_format_is_follows_blocks_of_the_ra_rft_template(text):
     assert parse_response(text).strict_format is follows_blocks(text, OUTPUT_BLOCKS["ra_rft"])
+
+
+# ---- boilerplate of refusals (the debiased explanation) -------------------------------------
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("This query does not align well with the video segment.", ""),  # the released files' commonest opener
+        ("I believe this query is entirely inappropriate for the video.The man sits.", "The man sits."),
+        ("There are some inconsistencies between the query and the video content: he holds a cup.", "he holds a cup."),
+        ("The video shows a kitchen, not a bedroom.", "The video shows a kitchen, not a bedroom."),
+        (
+            "This query has some spatial inconsistencies with the video.",
+            "This query has some spatial inconsistencies with the video.",
+        ),
+        ("9.3 to 14.4", "9.3 to 14.4"),  # numbers are content: a span is never boilerplate
+        ("No relevant segment exists: the video does not show the event described in the query.", ""),
+        (
+            "The video does not show that a man sits; no segment matches the query.",
+            "The video does not show that a man sits;",
+        ),
+        ("...  !!", ""),
+        ("", ""),
+    ],
+)
+def test_strip_boilerplate(text, expected):
+    assert strip_boilerplate(text) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from([*"aT. ;:!?\n", "video ", "query ", "cup ", "9.3 ", "This "]), max_size=60).map("".join)
+)
+def test_strip_boilerplate_keeps_only_clauses_with_content_and_is_idempotent(text):
+    stripped = strip_boilerplate(text)
+    assert strip_boilerplate(stripped) == stripped
+    words = re.findall(r"\w+", stripped.lower())
+    assert not words or not all(word in BOILERPLATE_WORDS for word in words)
+    assert set(words) <= set(re.findall(r"\w+", text.lower()))
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ VARIABLES = [
     "RARFT_NUM_GPUS",
     "RARFT_VARIANT",
     "RARFT_CORRECTION",
+    "RARFT_EXPLAIN",
     "RARFT_REWARD_WEIGHTS",
     "RARFT_SBERT_MODEL",
     "RARFT_SBERT_DEVICE",
@@ -326,12 +327,14 @@ def test_reward_options_reach_the_worker_environment(inputs):
         RARFT_REWARD_WEIGHTS="explain=0.5",
         RARFT_SBERT_DEVICE="cuda",
         RARFT_CORRECTION="contrastive",
+        RARFT_EXPLAIN="debiased",
     )
-    assert prefix[:4] == [
+    assert prefix[:5] == [
         "RARFT_VARIANT=released",
         "RARFT_REWARD_WEIGHTS=format=1,refuse_iou=1,explain=0.5,correction=1",
         "RARFT_SBERT_DEVICE=cuda",
         "RARFT_CORRECTION=contrastive",
+        "RARFT_EXPLAIN=debiased",
     ]
 
 

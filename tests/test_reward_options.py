@@ -27,6 +27,10 @@ EXPLAIN_HALF = {"format": 1.0, "refuse_iou": 1.0, "explain": 0.5, "correction": 
             {"RARFT_VARIANT": "released", "RARFT_CORRECTION": "contrastive"},
             RewardOptions(variant="released", correction="contrastive"),
         ),
+        (
+            {"RARFT_CORRECTION": "gain", "RARFT_EXPLAIN": "debiased"},
+            RewardOptions(correction="gain", explain="debiased"),
+        ),
         ({"RARFT_REWARD_WEIGHTS": "explain=0.5"}, RewardOptions(weights=EXPLAIN_HALF)),
         (
             {"RARFT_SBERT_MODEL": "/m", "RARFT_SBERT_DEVICE": "cuda:1"},
@@ -49,8 +53,9 @@ def test_options_from_the_environment(environ, expected):
         ({"RARFT_VARIANT": "trl"}, "RARFT_VARIANT='trl': expected one of ['paper', 'released']"),
         (
             {"RARFT_CORRECTION": "copyproof"},
-            "RARFT_CORRECTION='copyproof': expected one of ['similarity', 'contrastive']",
+            "RARFT_CORRECTION='copyproof': expected one of ['similarity', 'contrastive', 'gain']",
         ),
+        ({"RARFT_EXPLAIN": "style"}, "RARFT_EXPLAIN='style': expected one of ['similarity', 'debiased']"),
         ({"RARFT_REWARD_WEIGHTS": "brevity=1"}, "RARFT_REWARD_WEIGHTS: unknown reward 'brevity'"),
         ({"RARFT_REWARD_WEIGHTS": "explain=nan"}, "RARFT_REWARD_WEIGHTS: weight of 'explain' must be finite"),
         ({"RARFT_REWARD_WEIGHTS": "explain"}, "RARFT_REWARD_WEIGHTS: weight 'explain' must look like name=value"),
@@ -65,19 +70,34 @@ def test_a_bad_variable_is_named(environ, message):
 @pytest.mark.parametrize(
     "options, env",
     [
-        (RewardOptions(), {"RARFT_VARIANT": "paper", "RARFT_CORRECTION": "similarity"}),
         (
-            RewardOptions(variant="released", weights={"explain": 0.5}, sbert_device="cuda", correction="contrastive"),
+            RewardOptions(),
+            {"RARFT_VARIANT": "paper", "RARFT_CORRECTION": "similarity", "RARFT_EXPLAIN": "similarity"},
+        ),
+        (
+            RewardOptions(
+                variant="released",
+                weights={"explain": 0.5},
+                sbert_device="cuda",
+                correction="contrastive",
+                explain="debiased",
+            ),
             {
                 "RARFT_VARIANT": "released",
                 "RARFT_REWARD_WEIGHTS": "format=1,refuse_iou=1,explain=0.5,correction=1",
                 "RARFT_SBERT_DEVICE": "cuda",
                 "RARFT_CORRECTION": "contrastive",
+                "RARFT_EXPLAIN": "debiased",
             },
         ),
         (
             RewardOptions(sbert_model="/models/mpnet"),
-            {"RARFT_VARIANT": "paper", "RARFT_SBERT_MODEL": "/models/mpnet", "RARFT_CORRECTION": "similarity"},
+            {
+                "RARFT_VARIANT": "paper",
+                "RARFT_SBERT_MODEL": "/models/mpnet",
+                "RARFT_CORRECTION": "similarity",
+                "RARFT_EXPLAIN": "similarity",
+            },
         ),
     ],
 )
@@ -94,7 +114,13 @@ def test_score_options_are_the_keywords_of_score(sbert):
     from rarft_plugin.rewards import score
 
     options = RewardOptions(variant="released", weights={"explain": 0.5}).score_options(sbert)
-    assert options == {"variant": "released", "correction": "similarity", "weights": EXPLAIN_HALF, "similarity": sbert}
+    assert options == {
+        "variant": "released",
+        "correction": "similarity",
+        "explain": "similarity",
+        "weights": EXPLAIN_HALF,
+        "similarity": sbert,
+    }
     label = {"relevant": True, "timestamp": [1, 2], "duration": 10, "query": "q"}
     released = "<think>x</think> <answer>1 to 2</answer> <correction>NIL</correction>"
     assert score(released, label, **options)["total"] == 3  # format 1 + IoU 1 + explain 0 + NIL 1
@@ -120,6 +146,12 @@ def parse(style, argv, environ, environment=True):
         ),
         (
             "launcher",
+            ["--rarft.correction", "gain", "--rarft.explain", "debiased"],
+            {"RARFT_EXPLAIN": "similarity", "RARFT_CORRECTION": "contrastive"},
+            RewardOptions(correction="gain", explain="debiased"),
+        ),
+        (
+            "launcher",
             ["--rarft.sbert_model", "/m", "--rarft.sbert_device", "cpu"],
             {"RARFT_SBERT_DEVICE": "cuda"},
             RewardOptions(sbert_model="/m", sbert_device="cpu"),
@@ -137,9 +169,11 @@ def parse(style, argv, environ, environment=True):
                 "cuda",
                 "--correction",
                 "contrastive",
+                "--explain",
+                "debiased",
             ],
             {},
-            RewardOptions("released", EXPLAIN_HALF, "/m", "cuda", "contrastive"),
+            RewardOptions("released", EXPLAIN_HALF, "/m", "cuda", "contrastive", "debiased"),
         ),
     ],
 )
@@ -152,6 +186,7 @@ def test_a_flag_wins_over_its_variable_which_wins_over_the_default(style, argv, 
     [
         (["--variant", "trl"], "invalid choice: 'trl'"),
         (["--correction", "copyproof"], "invalid choice: 'copyproof'"),
+        (["--explain", "style"], "invalid choice: 'style'"),
         (["--weights", "brevity=1"], "unknown reward 'brevity'"),
     ],
 )
@@ -191,6 +226,8 @@ def test_the_reward_table_shows_every_row_it_is_given():
             line.startswith(f"{reward.name:<12}{reward.equation:<10}{reward.weight:<8g}") for line in table.splitlines()
         )
     assert "with correction contrastive: correction [-1, 1] (released)" in table
+    assert "with correction gain: correction [0, 1] (paper)" in table
+    assert "with explain debiased: explain [-1, 1] (paper)" in table
 
 
 def test_the_variables_help_names_every_variable_and_weight():

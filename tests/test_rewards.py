@@ -8,15 +8,19 @@ from hypothesis import strategies as st
 from rarft_plugin.errors import DataError
 from rarft_plugin.rewards import (
     CONTRASTIVE_MIN_GAP,
+    GAIN_MIN_GAP,
     REWARD_BOUNDS,
     REWARD_NAMES,
     contrastive_correction,
+    debiased_explain,
     distance_penalised_iou,
+    gain_correction,
     parse_weights,
     released_iou,
     reward_bounds,
     score,
     score_many,
+    templated_refusal,
     temporal_iou,
     variant_label_problems,
 )
@@ -584,33 +588,31 @@ CONTRAST_SIMS = {
     ],
 )
 def test_contrastive_correction(label, correction, expected, variant):
-    tag = "correction" if variant == "released" else "correct"
-    result = score(
-        response(correct=correction, tag=tag),
-        label,
-        variant=variant,
-        correction="contrastive",
-        similarity=TableSimilarity(CONTRAST_SIMS),
-    )
     if expected is None:  # NIL: the released variant's rule (0); the paper reads it as text
         expected = 0.0 if variant == "released" else contrastive_correction(0.0, 0.0, 0.6)
-    assert result["correction"] == pytest.approx(expected)
+    assert table_correction(correction, label, variant, "contrastive") == pytest.approx(expected)
 
 
+def table_correction(text, label, variant, mode):
+    """The correction reward of `text` in the variant's template, cosines from CONTRAST_SIMS."""
+    tag = "correction" if variant == "released" else "correct"
+    result = score(
+        response(correct=text, tag=tag),
+        label,
+        variant=variant,
+        correction=mode,
+        similarity=TableSimilarity(CONTRAST_SIMS),
+    )
+    return result["correction"]
+
+
+@pytest.mark.parametrize("mode", ["contrastive", "gain"])
 @pytest.mark.parametrize(
     "variant, label, correction, expected",
     [("paper", RELEVANT, "NIL", 0.0), ("released", RELEVANT, "NIL", 1.0), ("released", RELEVANT, "x", 0.0)],
 )
-def test_contrastive_correction_keeps_the_variants_relevant_rule(variant, label, correction, expected):
-    tag = "correction" if variant == "released" else "correct"
-    result = score(
-        response(correct=correction, tag=tag),
-        label,
-        variant=variant,
-        correction="contrastive",
-        similarity=TableSimilarity(CONTRAST_SIMS),
-    )
-    assert result["correction"] == expected
+def test_the_correction_options_keep_the_variants_relevant_rule(variant, label, correction, expected, mode):
+    assert table_correction(correction, label, variant, mode) == expected
 
 
 @pytest.mark.parametrize("reference_to_query", [1.0, 1 - CONTRASTIVE_MIN_GAP / 2, math.nan])
@@ -637,6 +639,8 @@ def test_unknown_correction_is_refused():
         score(response(), IRRELEVANT, correction="copyproof", similarity=TableSimilarity())
     with pytest.raises(ValueError, match="unknown correction"):
         reward_bounds("paper", "copyproof")
+    with pytest.raises(ValueError, match="unknown explain"):
+        score(response(), IRRELEVANT, explain="style", similarity=TableSimilarity())
 
 
 def test_real_sbert_contrastive_values(sbert):
@@ -649,6 +653,188 @@ def test_real_sbert_contrastive_values(sbert):
     assert correction(Q, "contrastive") == pytest.approx(-1.0, abs=1e-5)
     assert abs(correction("Stock markets closed higher on Tuesday.", "contrastive")) < 0.3
     assert correction(Q, "similarity") > 0.3  # what the contrastive form takes away
+
+
+# ---- gain correction (option) -------------------------------------------------------------
+@pytest.mark.parametrize("variant", ["paper", "released"])
+@pytest.mark.parametrize(
+    "label, correction, expected",
+    [
+        pytest.param(IRRELEVANT, Q_R, 1.0, id="reference-scores-1"),
+        pytest.param(IRRELEVANT, Q, 0.0, id="copy-scores-0"),
+        pytest.param(IRRELEVANT, "a dog sleeps", 0.0, id="below-the-query-scores-0"),
+        pytest.param(IRRELEVANT, "a man cooks pasta", (0.8 - 0.6) / 0.4, id="part-of-the-way"),
+        pytest.param(IRRELEVANT, "a man cuts pasta", (0.7 - 0.6) / 0.4, id="a-little-of-the-way"),
+        pytest.param(IRRELEVANT, "a man boils pasta water", (0.9 - 0.6) / 0.4, id="most-of-the-way"),
+        pytest.param(IRRELEVANT, "", 0.0, id="empty"),
+        pytest.param(dict(IRRELEVANT, query_relevant=""), "a man cooks pasta", 0.0, id="no-reference-ss-vtg"),
+        pytest.param(IRRELEVANT, "NIL", 0.0, id="nil"),
+    ],
+)
+def test_gain_correction(label, correction, expected, variant):
+    assert table_correction(correction, label, variant, "gain") == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("reference_to_query", [1.0, 1 - GAIN_MIN_GAP / 2, 1 - GAIN_MIN_GAP + 1e-9, math.nan])
+def test_gain_guard_gives_no_weight_where_the_encoder_barely_tells_query_from_reference(reference_to_query):
+    for to_reference in (1.0, reference_to_query, 0.3, -1.0):
+        assert gain_correction(to_reference, reference_to_query) == 0.0
+
+
+def test_gain_just_above_the_guard_still_maps_reference_and_copy_to_the_ends():
+    gap = GAIN_MIN_GAP + 1e-6
+    assert gain_correction(1.0, 1 - gap) == pytest.approx(1.0) and gain_correction(1 - gap, 1 - gap) == 0.0
+
+
+@settings(max_examples=400, deadline=None)
+@given(*[st.one_of(st.floats(-1.0, 1.0), st.just(math.nan), st.just(1.0), st.just(-1.0))] * 2)
+def test_gain_correction_is_bounded_for_any_cosines(to_reference, reference_to_query):
+    assert 0.0 <= gain_correction(to_reference, reference_to_query) <= 1.0
+
+
+# The honest-correction classes, smallest example: q_r "person opens a door.", q edits two words.
+CLASS_QUERY = {
+    "relevant": False,
+    "duration": 10,
+    "query": "person closes a window.",
+    "query_relevant": "person opens a door.",
+}
+CORRECTION_CLASSES = {
+    "copy": "person closes a window.",
+    "generic": "A person is doing something in a room.",
+    "partial fix": "person opens a window.",  # one of the two edited words restored
+    "paraphrase": "someone opens a door.",
+    "q_r": "person opens a door.",
+}
+
+
+@pytest.mark.parametrize(
+    "mode, expected",
+    [
+        # eq. 7: the copy (0.61) earns more than a generic sentence and most of a partial fix
+        ("similarity", {"copy": 0.606, "generic": 0.445, "partial fix": 0.731, "paraphrase": 0.978, "q_r": 1.0}),
+        # contrastive: no copy payoff, but the partial fix falls below the generic sentence
+        ("contrastive", {"copy": -1.0, "generic": 0.014, "partial fix": -0.324, "paraphrase": 1.0, "q_r": 1.0}),
+        # gain: copy and generic 0, the partial fix a third of the way, the paraphrase nearly all
+        ("gain", {"copy": 0.0, "generic": 0.0, "partial fix": 0.319, "paraphrase": 0.944, "q_r": 1.0}),
+    ],
+)
+def test_the_correction_classes_under_each_correction_reward(sbert, mode, expected):
+    """The packaged MiniLM on the smallest example of each class (README's table of correction classes)."""
+    got = {
+        name: score(response(correct=text), CLASS_QUERY, correction=mode, similarity=sbert)["correction"]
+        for name, text in CORRECTION_CLASSES.items()
+    }
+    assert got == pytest.approx(expected, abs=0.002)
+
+
+def test_the_gain_orders_the_classes_as_an_honest_correction_deserves(sbert):
+    """Copy and generic earn nothing, a partial fix clearly more, a paraphrase nearly all, q_r all; both variants."""
+    for variant, tag in (("paper", "correct"), ("released", "correction")):
+        got = {
+            name: score(
+                response(correct=text, tag=tag), CLASS_QUERY, variant=variant, correction="gain", similarity=sbert
+            )
+            for name, text in CORRECTION_CLASSES.items()
+        }
+        gain = {name: row["correction"] for name, row in got.items()}
+        assert gain["copy"] == 0.0 and gain["generic"] < 0.05
+        assert gain["partial fix"] > gain["generic"] + 0.2 and gain["paraphrase"] > gain["partial fix"]
+        assert gain["q_r"] == pytest.approx(1.0, abs=1e-5)
+
+
+# ---- debiased explanation (option) --------------------------------------------------------
+OPENER = "I believe this query is entirely inappropriate for the video."
+CONTENT = "The man is cooking pasta; no one cuts a steak."
+TEMPLATED = templated_refusal(Label(relevant=False, duration=20.0, query=IRRELEVANT["query"]))
+DEBIASED_SIMS = {
+    (CONTENT, "He cooks pasta."): 0.8,
+    (CONTENT, IRRELEVANT["query"]): 0.5,
+    (CONTENT, "The video does not show that a man cuts a steak;"): 0.6,  # the template, boilerplate removed
+    (CONTENT, "A dog sleeps."): 0.1,
+    (A_TIME, "1 to 5"): 0.9,
+    (A_TIME, Q_R): 0.2,
+    (A_TIME, f"The video does not show that {Q_R};"): 0.1,
+}
+
+
+@pytest.mark.parametrize("variant", ["paper", "released"])
+@pytest.mark.parametrize(
+    "label, answer, expected",
+    [
+        pytest.param(IRRELEVANT, CONTENT, 1.0, id="reference-content-scores-1"),
+        pytest.param(IRRELEVANT, OPENER + CONTENT, 1.0, id="reference-with-its-opener-scores-1"),
+        pytest.param(IRRELEVANT, "He cooks pasta.", (0.8 - 0.6) / 0.4, id="honest-refusal"),
+        pytest.param(IRRELEVANT, TEMPLATED, 0.0, id="template-scores-0"),
+        pytest.param(IRRELEVANT, IRRELEVANT["query"], (0.5 - 0.6) / 0.4, id="pasted-query-below-0"),
+        pytest.param(IRRELEVANT, OPENER, 0.0, id="opener-only-nothing-to-compare"),
+        pytest.param(IRRELEVANT, "A dog sleeps.", -1.0, id="unrelated-clipped-at-minus-1"),
+        pytest.param(IRRELEVANT, "", 0.0, id="empty"),
+        pytest.param(dict(IRRELEVANT, answer_refusal=OPENER), CONTENT, 0.0, id="reference-all-boilerplate"),
+        pytest.param(RELEVANT, A_TIME, 1.0, id="relevant-reference-span"),
+        pytest.param(RELEVANT, "1 to 5", (0.9 - 0.2) / 0.8, id="relevant-near-span"),
+    ],
+)
+def test_debiased_explain(label, answer, expected, variant):
+    label = dict(label, answer_refusal=label["answer_refusal"].replace(A_REFUSAL, OPENER + CONTENT))
+    result = score(
+        response(answer=answer), label, variant=variant, explain="debiased", similarity=TableSimilarity(DEBIASED_SIMS)
+    )
+    assert result["explain"] == pytest.approx(expected)
+
+
+def test_debiased_explain_without_an_answer_block_is_zero():
+    assert score("<think>t</think>", IRRELEVANT, explain="debiased", similarity=TableSimilarity())["explain"] == 0.0
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(st.floats(-1.0, 1.0), st.just(math.nan)),
+    st.lists(st.one_of(st.floats(-1.0, 1.0), st.just(math.nan), st.just(1.0)), max_size=3),
+)
+def test_debiased_explain_is_bounded_for_any_cosines(to_reference, baselines):
+    assert -1.0 <= debiased_explain(to_reference, baselines) <= 1.0
+
+
+# The explanation classes, smallest example: an irrelevant query whose reference refusal opens with boilerplate.
+STYLE_QUERY = dict(IRRELEVANT, query="a man cuts a steak.", answer_refusal=OPENER + CONTENT)
+EXPLAIN_CLASSES = {
+    "template": templated_refusal(Label(relevant=False, duration=20.0, query="a man cuts a steak.")),
+    "pasted query": "a man cuts a steak.",
+    "reference opener": OPENER,
+    "oracle": OPENER + CONTENT,
+    "honest refusal": "He is boiling pasta in a pot; there is no steak and no knife.",
+}
+
+
+@pytest.mark.parametrize(
+    "mode, expected",
+    [
+        # eq. 6: the template earns more than an honest refusal in other words
+        (
+            "similarity",
+            {
+                "template": 0.720,
+                "pasted query": 0.516,
+                "reference opener": 0.436,
+                "oracle": 0.909,
+                "honest refusal": 0.521,
+            },
+        ),
+        # debiased: the video-free answers at most 0, the honest refusal a quarter of the oracle's
+        (
+            "debiased",
+            {"template": 0.0, "pasted query": -0.018, "reference opener": 0.0, "oracle": 1.0, "honest refusal": 0.240},
+        ),
+    ],
+)
+def test_the_explanation_classes_under_each_explain_reward(sbert, mode, expected):
+    """The packaged MiniLM on the smallest example of each class (README, "What the rewards can be gamed by")."""
+    got = {
+        name: score(response(answer=text), STYLE_QUERY, explain=mode, similarity=sbert)["explain"]
+        for name, text in EXPLAIN_CLASSES.items()
+    }
+    assert got == pytest.approx(expected, abs=0.002)
 
 
 # ---- total and weights (eq. 3) ------------------------------------------------------------
@@ -771,20 +957,21 @@ LABELS = st.sampled_from(
 )
 
 
-def _in_bounds(result, variant, correction="similarity"):
-    bounds = reward_bounds(variant, correction)
+def _in_bounds(result, variant, correction="similarity", explain="similarity"):
+    bounds = reward_bounds(variant, correction, explain)
     for name in REWARD_NAMES:
         low, high = bounds[name]
         assert low - 1e-9 <= result[name] <= high + 1e-9, (name, result)
     assert math.isfinite(result["total"])
 
 
-CORRECTION_OPTIONS = st.sampled_from(["similarity", "contrastive"])
+CORRECTION_OPTIONS = st.sampled_from(["similarity", "contrastive", "gain"])
+EXPLAIN_OPTIONS = st.sampled_from(["similarity", "debiased"])
 
 
 @settings(max_examples=400, deadline=None)
-@given(HOSTILE, LABELS, st.sampled_from(["paper", "released"]), CORRECTION_OPTIONS)
-def test_score_never_raises_and_stays_in_bounds(text, label, variant, correction):
+@given(HOSTILE, LABELS, st.sampled_from(["paper", "released"]), CORRECTION_OPTIONS, EXPLAIN_OPTIONS)
+def test_score_never_raises_and_stays_in_bounds(text, label, variant, correction, explain):
     sim = TableSimilarity(
         {
             (A_REFUSAL, "x"): -1.0,
@@ -796,21 +983,26 @@ def test_score_never_raises_and_stays_in_bounds(text, label, variant, correction
             (Q_R, IRRELEVANT["query"]): 1.0,
         }
     )
-    result = score(text, label, variant=variant, similarity=sim, correction=correction)
-    _in_bounds(result, variant, correction)
-    assert result == score(text, label, variant=variant, similarity=sim, correction=correction)  # deterministic
+    options = {"variant": variant, "correction": correction, "explain": explain}
+    result = score(text, label, similarity=sim, **options)
+    _in_bounds(result, **options)
+    assert result == score(text, label, similarity=sim, **options)  # deterministic
 
 
 @settings(max_examples=40, deadline=None)
-@given(HOSTILE, LABELS, st.sampled_from(["paper", "released"]), CORRECTION_OPTIONS)
-def test_score_with_real_sbert_is_bounded_and_deterministic(sbert, text, label, variant, correction):
-    first = score(text, label, variant=variant, similarity=sbert, correction=correction)
-    _in_bounds(first, variant, correction)
-    assert first == score(text, label, variant=variant, similarity=sbert, correction=correction)
+@given(HOSTILE, LABELS, st.sampled_from(["paper", "released"]), CORRECTION_OPTIONS, EXPLAIN_OPTIONS)
+def test_score_with_real_sbert_is_bounded_and_deterministic(sbert, text, label, variant, correction, explain):
+    options = {"variant": variant, "correction": correction, "explain": explain}
+    first = score(text, label, similarity=sbert, **options)
+    _in_bounds(first, **options)
+    assert first == score(text, label, similarity=sbert, **options)
 
 
-@pytest.mark.parametrize("correction", ["similarity", "contrastive"])
-@pytest.mark.parametrize("variant", ["paper", "released"])
+@pytest.mark.parametrize(
+    "variant, correction, explain",
+    [(v, c, "similarity") for v in ("paper", "released") for c in ("similarity", "contrastive", "gain")]
+    + [("paper", "similarity", "debiased"), ("released", "gain", "debiased")],
+)
 @pytest.mark.parametrize(
     "text",
     [
@@ -824,8 +1016,9 @@ def test_score_with_real_sbert_is_bounded_and_deterministic(sbert, text, label, 
         "<correction>" + "q " * 500_000 + "</correction>",
     ],
 )
-def test_score_survives_odd_and_huge_outputs(sbert, text, variant, correction):
-    _in_bounds(score(text, IRRELEVANT, variant=variant, similarity=sbert, correction=correction), variant, correction)
+def test_score_survives_odd_and_huge_outputs(sbert, text, variant, correction, explain):
+    options = {"variant": variant, "correction": correction, "explain": explain}
+    _in_bounds(score(text, IRRELEVANT, similarity=sbert, **options), **options)
 
 
 def test_the_reward_table_declares_each_reward_once_with_bounds_for_every_variant():

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from eval.exploits import CORRECTION_TAG, POLICIES, neighbours
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.prompts import TEMPLATES, build_messages, instruction
+from rarft_plugin.reward_options import RewardOptions
 from rarft_plugin.rewards import score_many
 from rarft_plugin.rollout_logs import ROLLOUT_LOG_NAMES, compliance_template, score_with_logs
 from rarft_plugin.schema import Label
@@ -112,14 +113,20 @@ class CountingSimilarity:
 
 
 @pytest.mark.parametrize("policy", ["oracle", "copy_correction", "templated_refusal", "empty"])
-def test_one_encoder_call_per_rollout_and_rewards_unchanged(labels, sbert, policy):
+@pytest.mark.parametrize(
+    "options",
+    [RewardOptions(), RewardOptions(correction="gain", explain="debiased"), RewardOptions(correction="contrastive")],
+)
+def test_one_encoder_call_per_rollout_and_rewards_unchanged(labels, sbert, policy, options):
+    """Every score option of `RewardOptions` (what the OpenRLHF entries pass) reaches the rewards."""
     write = next(p for p in POLICIES if p.name == policy).write
     for label, neighbour in zip(labels[:8], neighbours(labels)[:8], strict=True):
         response = write(label, "correct", neighbour)
         counting = CountingSimilarity(sbert)
-        (scored,) = score_with_logs([response], [label], [""], similarity=counting)
+        (scored,) = score_with_logs([response], [label], [""], **options.score_options(counting))
         assert counting.calls <= 1
-        assert scored.rewards == pytest.approx(score_many([response], [label], similarity=sbert)[0], abs=1e-6)
+        expected = score_many([response], [label], **options.score_options(sbert))[0]
+        assert scored.rewards == pytest.approx(expected, abs=1e-6)
 
 
 texts = st.text(alphabet=st.sampled_from(list("<>/|answerthikcoNIL 0123456789.to-_:\n")), max_size=300)

@@ -164,7 +164,7 @@ def test_a_rate_high_for_several_steps_warns_once_and_again_after_it_recovers():
     warned = [step for step, found in enumerate(lines, 1) if found]
     assert warned == [WARN_AFTER_STEPS, 6 + WARN_AFTER_STEPS]
     (line,) = lines[WARN_AFTER_STEPS - 1]
-    assert "copied_correction" in line and "counter: --rarft.correction contrastive" in line
+    assert "copied_correction" in line and "counter: --rarft.correction gain" in line
 
 
 # ---------------------------------------------------------------- through OpenRLHF's own code
@@ -384,7 +384,7 @@ def test_a_run_through_openrlhfs_fit_logs_the_task_and_warns_about_an_exploit(
     assert "rarft/copied_correction" not in status and "rarft/ra_iou" in status  # the monitor replaces its input
     warnings = [line for line in openrlhf_lines if "exploit monitor" in line]
     assert len(warnings) == 1 and "copied_correction" in warnings[0] and "(steps 1-3" in warnings[0]
-    assert "counter: --rarft.correction contrastive" in warnings[0]
+    assert "counter: --rarft.correction gain" in warnings[0]
     (evaluation,) = [line for line in openrlhf_lines if "Evaluation completed" in line]
     assert "'rarft/ra_iou/mIoU'" in evaluation and "'rarft/strong/refusal_f1'" in evaluation
 

@@ -4,13 +4,17 @@
 
 Category extraction answers CATS; generation answers one irrelevant query per plan with the
 required `<irrelevant_answer>` and per-category blocks. `generation_reply(overrides)` builds
-variants for validation tests.
+variants for validation tests. `source_file` writes generic JSONL annotations and `hi_vtg` runs
+`rarft-prep hi-vtg` on them against a server.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
 
+from data_prep.cli import main as prep
 from data_prep.hi_vtg import PLANS
 from rarft_plugin.llm_prompts import CATEGORY_EXTRACTION_SYSTEM
 from rarft_plugin.schema import category_tag
@@ -54,3 +58,41 @@ def hi_vtg_reply(request: dict, *, categories: str | None = None, generation: st
     if is_category_request(request):
         return categories or categories_reply()
     return generation or generation_reply()
+
+
+def numbered_query(index: int) -> str:
+    return f"a person does thing number {index}"
+
+
+def source_file(
+    tmp_path: Path, count: int = 6, *, query: Callable[[int], str] = numbered_query, videos: int = 3
+) -> Path:
+    """Generic JSONL annotations: `count` relevant queries over `videos` videos."""
+    rows = [
+        {"video": f"v{i % videos}.mp4", "query": query(i), "timestamp": [i, i + 2], "duration": 40}
+        for i in range(count)
+    ]
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def hi_vtg(tmp_path: Path, server, *extra: str, source: Path | None = None, out: Path | None = None) -> int:
+    """`rarft-prep hi-vtg` on `source` (default: `source_file(tmp_path)`) into `out` (default: tmp_path/hi.json)."""
+    return prep(
+        [
+            "hi-vtg",
+            str(source or source_file(tmp_path)),
+            "--format",
+            "jsonl",
+            "--out",
+            str(out or tmp_path / "hi.json"),
+            "--base-url",
+            server.url,
+            "--model",
+            "m",
+            "--retry-backoff",
+            "0.01",
+            *extra,
+        ]
+    )
