@@ -17,7 +17,7 @@
 #   bench/gpu_learning_curve.sh OUT [more rarft-train flags]
 #
 # Why 8 queries: a 2-layer random model learns slowly; over 24 steps on 32 queries (each seen 3 times) the
-# per-step means did not rise at lr 1e-4 or 5e-4 (docs/gpu.md). CURVE_LR / CURVE_EPISODES / CURVE_AGG /
+# per-step means did not rise at lr 1e-4 or 5e-4 (docs/gpu-log.md). CURVE_LR / CURVE_EPISODES / CURVE_AGG /
 # CURVE_KL / CURVE_N (samples per prompt) / CURVE_ITEMS / CURVE_EVAL_STEPS / CURVE_EVAL_N override the settings.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,7 +32,7 @@ family=${CURVE_FAMILY:-qwen2_5_vl}
 [[ -f $out/warm/warmstart.json ]] || run warmstart --assets "$out/assets" --out "$out/warm"
 [[ -f $out/probe_before.json ]] || run probe --model "$out/warm" --assets "$out/assets" --samples 32 \
     --out "$out/probe_before.json"
-# Settings (docs/gpu.md, "Learning runs"): from a warm start on one response, 30 steps at lr 3e-4 lowered the
+# Settings (docs/gpu-log.md, "Learning runs"): from a warm start on one response, 30 steps at lr 3e-4 lowered the
 # format rate by 0.26 and lr 1e-4 changed nothing. From the three-behaviour warm start at lr 1e-4 and the
 # recipes' KL 0.04, 16 samples per prompt learned in the CPU reference (`scripts/gpu_run.py reference-grpo`,
 # format +0.32) and on an H200 (run G: format +0.25, total +0.42, 16 steps); 8 samples rose per step but not

@@ -72,7 +72,7 @@ def target_responses(label: Label) -> dict[str, str]:
 
     Why choices rather than one response taught halfway: a model taught one response until some of its samples
     are in format spreads its uncertainty over every token, and GRPO's updates on a 2-layer model then mostly
-    carry sampling noise (30 steps lowered the format rate, docs/gpu.md). These responses are short and mostly
+    carry sampling noise (30 steps lowered the format rate, docs/gpu-log.md). These responses are short and mostly
     shared across queries, so more of a group's differences sit where the reward does (the first tokens)."""
     segment = label.answer_time or f"0.0 to {label.duration or 1.0:.1f}"  # irrelevant queries may lack one
     return {

@@ -72,7 +72,7 @@ def test_summarise(values, mean, se):
     assert out["mean"] == pytest.approx(mean) and out["se"] == pytest.approx(se)
 
 
-# shipped run -> (reward, documented change) in docs/gpu.md
+# shipped run -> (reward, documented change) in docs/gpu-log.md
 DOCUMENTED_CHANGES = [
     ("curve_token_mean_lr3e-4.json", "format", -0.258),  # run B
     ("curve_choice_lr1e-4_b.json", "total", 0.157),  # run E, the choice warm start

@@ -224,7 +224,7 @@ class _OverlapCounter:
 
 
 def test_decord_is_never_called_from_two_threads_at_once(monkeypatch):
-    """decord aborted a vLLM actor when two rollouts opened videos in parallel threads (docs/gpu.md)."""
+    """decord aborted a vLLM actor when two rollouts opened videos in parallel threads (docs/gpu-log.md, 2026-11-26)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from rarft_plugin import video
