@@ -1,14 +1,15 @@
 """What the released evaluation's conventions change in the numbers, on the three shipped files.
 
-Writes one deterministic prediction set per shipped file (`predictions`), scores each with
-`rarft-eval score --data FILE` from two source trees (a checkout of the code before the change,
-and this one: defaults, then `--answer-reading last_block --sbert-text answer`, the earlier
-conventions kept as options) and prints the before -> after table.
+Writes one deterministic prediction set per shipped file (`predictions`), evaluates each with
+`rarft-eval evaluate --data FILE` (`score` in trees from before its rename) from two source trees (a
+checkout of the code before the change, and this one) and prints the before -> after table. (The
+earlier conventions, the "before reads" column below, were options of 0.1.0 until they were retired:
+docs/eval.md keeps the row they gave.)
 
 The prediction set mixes each query's reference with the response shapes whose reading
 changed (seeded; shares of the queries):
 
-| relevant query (reference span s-e)                                  | share | released reads    | last_block reads |
+| relevant query (reference span s-e)                                  | share | released reads    | before reads     |
 |----------------------------------------------------------------------|-------|-------------------|------------------|
 | think, `<answer>s to e</answer>`, correction (the template)          | 35 %  | s-e               | s-e              |
 | the template with a span shifted by 30 % of its length               | 10 %  | shifted           | shifted          |
@@ -17,7 +18,7 @@ changed (seeded; shares of the queries):
 | `<answer>No match.</answer><answer>s to e</answer>`                  | 10 %  | refusal           | s-e              |
 | think, `<answer>The video does not show this.</answer>`              | 15 %  | refusal           | refusal          |
 
-| irrelevant query (reference refusal r, or a stock one for SS sets)   | share | released reads    | last_block reads |
+| irrelevant query (reference refusal r, or a stock one for SS sets)   | share | released reads    | before reads     |
 |----------------------------------------------------------------------|-------|-------------------|------------------|
 | think, `<answer>r</answer>`, correction (the template)               | 35 %  | refusal           | refusal          |
 | think with `<timestep>` ranges, then "The video does not contain this. r" | 20 % | refusal      | the first timestep |
@@ -111,11 +112,16 @@ def write_predictions(data: Path, out: Path, seed: int = 0) -> int:
     return len(rows)
 
 
+def evaluate_command(tree: Path) -> str:
+    """`evaluate`, or `score` in a tree from before the command's rename."""
+    return "evaluate" if '"evaluate"' in (tree / "eval" / "cli.py").read_text(encoding="utf-8") else "score"
+
+
 def score(tree: Path, predictions: Path, data: Path, run: Path, options: list[str]) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree), "TQDM_DISABLE": "1"}
-    # `score`: the name every version knows (`evaluate` since its rename; `score` still runs it)
+    command = evaluate_command(tree)
     subprocess.run(
-        [sys.executable, "-m", "eval.cli", "score", str(predictions), "--out", str(run), "--data", str(data), *options],
+        [sys.executable, "-m", "eval.cli", command, str(predictions), "--out", str(run), "--data", str(data), *options],
         cwd=tree,
         env=env,
         check=True,
@@ -174,15 +180,7 @@ def main() -> int:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     sbert = ["--no-sbert"] if args.no_sbert else []
-    runs = [
-        ("before", args.before, sbert),
-        (
-            "after, earlier conventions as options",
-            REPO,
-            [*sbert, "--answer-reading", "last_block", "--sbert-text", "answer"],
-        ),
-        ("after (defaults)", REPO, sbert),
-    ]
+    runs = [("before", args.before, sbert), ("after (defaults)", REPO, sbert)]
     for name in FILES:
         data = REPO / "eval" / "benchmarks" / name
         predictions = args.out / f"{Path(name).stem}.jsonl"

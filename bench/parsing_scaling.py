@@ -1,7 +1,7 @@
 """The evaluation's readings of a response on pathological text: time against size, up to 1 MB.
 
-`rarft_plugin.parsing.evaluation_answer` (both readings) and `without_correction` are what
-`rarft-eval evaluate` runs on every prediction. The released evaluation reads with lazy regexes
+`rarft_plugin.parsing.evaluation_answer` and `without_correction` are what `rarft-eval evaluate` runs
+on every prediction (`eval.reading.read`). The released evaluation reads with lazy regexes
 (`RELEASED_THINK_PATTERN`, `RELEASED_ANSWER_PATTERN`, `RELEASED_CORRECTION_PATTERN`, through
 `re.sub` / `re.search`), which scan to the end of the text once per tag that is opened and never
 closed: quadratic. rarft reads the same blocks in one pass. Both run here on the same texts, in the
@@ -76,7 +76,6 @@ def regex_readings(text: str) -> tuple[str, str]:
 
 
 def rarft_readings(text: str) -> tuple[str, str]:
-    evaluation_answer(text, "last_block")  # the other reading, timed with them
     return evaluation_answer(text), without_correction(text)
 
 

@@ -45,7 +45,6 @@ import json
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
 from typing import NamedTuple
@@ -55,7 +54,7 @@ from tqdm import tqdm
 
 from data_prep.to_openrlhf import parse_ratio
 from eval.blind import FITTED_POLICIES, Baselines, fit_baselines
-from eval.exploits import CORRECTION_TAG, POLICIES, Policy, neighbours
+from eval.exploits import CORRECTION_TAG, POLICIES, Policy, Setting, neighbours
 from eval.provenance import EVALUATION_PACKAGES, now, package_versions
 from rarft_plugin.cli import ArgumentParser, command_line, entry_point
 from rarft_plugin.command_files import CommandFiles, Output, claim, staged_folder
@@ -85,7 +84,6 @@ __all__ = [
     "EMPTY",
     "VIDEO_FREE_SHARE",
     "AuditQuery",
-    "Setting",
     "policy_table",
     "load_labels",
     "score_policies",
@@ -119,20 +117,6 @@ DEFAULT_RATIO = (1, 3)
 EMPTY = "empty"  # the policy the shares are measured from
 # A policy that never sees the video and keeps more than this share of the margin is flagged.
 VIDEO_FREE_SHARE = 0.10
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One reward configuration: a variant of `rarft_plugin.rewards`, its correction and its explain reward."""
-
-    variant: str
-    correction: str = "similarity"
-    explain: str = "similarity"
-
-    @property
-    def name(self) -> str:
-        options = [mode for mode in (self.correction, self.explain) if mode != "similarity"]
-        return "+".join([self.variant, *options])
 
 
 class AuditQuery(NamedTuple):

@@ -35,7 +35,6 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -45,6 +44,7 @@ from eval.exploits import (
     GENERIC_CORRECTION,
     GENERIC_REFUSAL,
     NIL,
+    Setting,
     render,
     templated_refusal,
     whole_video,
@@ -60,9 +60,6 @@ from rarft_plugin.rewards import (
 )
 from rarft_plugin.schema import Label, format_span
 from rarft_plugin.similarity import Similarity
-
-if TYPE_CHECKING:  # the audit imports this module: its Setting is only a type here
-    from eval.audit import Setting
 
 __all__ = [
     "FITTED_POLICIES",
@@ -256,7 +253,7 @@ def fit_baselines(
     seed: int = 0,
     pool: int = POOL,
 ) -> Baselines:
-    """The responses of `FITTED_POLICIES` under each setting (`eval.audit.Setting`), fitted out of fold.
+    """The responses of `FITTED_POLICIES` under each setting (`eval.exploits.Setting`), fitted out of fold.
 
     `text_scores`: the out-of-fold P(irrelevant | query) of the leakage check, on the same folds.
     """

@@ -15,21 +15,55 @@ Before the tables: each run's provenance (data file, checkpoint, template, backe
 its warnings, and the settings that differ between runs of a group (judges, answer reading,
 SBERT model and texts, recall convention, template, decoding, query counts): such runs are not
 measured alike.
+
+    rarft-eval compare runA/ runB/ [more runs ...] [--name A --name B] [--paper [DATASET|TABLE]] [--all] [--out FILE]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from eval.metrics import Grounding
-from eval.paper import PaperRow, find_method, paper_rows
-from eval.record import RunRecord, record_json
-from eval.report import explanation_cells, explanation_values, flatten, markdown_table, num, pct, ra_iou_cells
+from eval.paper import DATASETS, TABLES, PaperRow, find_method, paper_rows
+from eval.record import RunRecord, read_run, record_json
+from eval.report import (
+    GROUNDING_COLUMNS,
+    LEVEL_COLUMNS,
+    RA_IOU_COLUMNS,
+    RUN_EXPLANATION_COLUMNS,
+    Column,
+    PerLevel,
+    cells,
+    expand,
+    explanation_values,
+    flatten,
+    headers,
+    markdown_table,
+    num,
+    pct,
+)
+from rarft_plugin.command_files import CommandFiles
+from rarft_plugin.errors import DataError
+from rarft_plugin.io_utils import write_atomic
 from rarft_plugin.schema import HARD_LEVELS, IRRELEVANCE_LEVELS, JsonValue
 
-__all__ = ["ComparedRun", "compare_markdown", "dataset_key", "headline", "run_settings"]
+__all__ = [
+    "ComparedRun",
+    "add_arguments",
+    "command_files",
+    "compare_markdown",
+    "dataset_key",
+    "headline",
+    "run",
+    "run_settings",
+]
+
+
+Formatter = Callable[[float | None], str]
 
 
 @dataclass(frozen=True)
@@ -131,17 +165,26 @@ def paper_num(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def paper_ra_cells(row: PaperRow) -> list[str]:
-    return [paper_pct(value) for value in row.ra]
+def paper_cells(columns: Sequence[Column], values: Sequence[float | None]) -> list[str]:
+    """Published values under our columns: a percentage as printed (`paper_pct`), a score with two decimals."""
+    return [
+        (paper_pct if column.format is pct else paper_num)(value) for column, value in zip(columns, values, strict=True)
+    ]
 
 
-def paper_explanation_cells(row: PaperRow) -> list[str]:
-    if row.explanation is None:
-        return ["-", "-", "-"]
-    return [paper_pct(row.explanation.rt_iou), paper_num(row.explanation.sbert), paper_num(row.explanation.llm_score)]
+def paper_ra_values(row: PaperRow, explanations: bool) -> list[float | None]:
+    """A published row's values under `ra_table`'s columns."""
+    return [*row.ra, *((row.explanation or (None, None, None)) if explanations else ())]
 
 
-def _minus(ours: float | None, published: float | None, scale: float, digits: int) -> str:
+def _points(fmt: Formatter) -> tuple[int, int]:
+    """(scale, digits) of a difference of two values printed with `fmt`: points for a percentage."""
+    return (100, 1) if fmt is pct else (1, 2)
+
+
+def _minus(ours: float | None, published: float | None, fmt: Formatter) -> str:
+    """Our value minus the paper's as printed (a percentage already x100 there)."""
+    scale, digits = _points(fmt)
     return "-" if ours is None or published is None else f"{scale * ours - published:+.{digits}f}"
 
 
@@ -149,8 +192,8 @@ def ra_table(runs: list[ComparedRun], paper: list[PaperRow]) -> list[str]:
     """Table 1/2/3-style rows: runs, then the paper's rows, then each run minus its paper row."""
     published = [row for row in paper if row.ra is not None and any(value is not None for value in row.ra)]
     explanations = any(run.record.metrics.explained for run in runs) or any(r.explanation for r in published)
-    header = ["Method", "n", "format %", "R@0.3", "R@0.5", "R@0.7", "mIoU", "re.", "irre.", "avg."]
-    header += ["RT-IoU", "SBert score", "LLM score"] if explanations else []
+    columns = (*RA_IOU_COLUMNS, *(RUN_EXPLANATION_COLUMNS if explanations else ()))
+    header = ["Method", "n", "format %", *headers(columns)]
     rows = []
     for run in runs:
         metrics, compliance = run.record.metrics, run.record.format
@@ -159,26 +202,20 @@ def ra_table(runs: list[ComparedRun], paper: list[PaperRow]) -> list[str]:
                 run.name,
                 str(metrics.count.queries),
                 pct(compliance.compliant_share if compliance else None),
-                *ra_iou_cells(metrics),
-                *(explanation_cells(metrics.explanation) if explanations else []),
+                *cells(columns, metrics),
             ]
         )
     for row in published:
-        rows.append(
-            [row.label, "-", "-", *paper_ra_cells(row), *(paper_explanation_cells(row) if explanations else [])]
-        )
+        rows.append([row.label, "-", "-", *paper_cells(columns, paper_ra_values(row, explanations))])
     for run in runs:
         match = find_method(published, run.name)
         if match is None:
             continue
-        ra, rel = run.record.metrics.ra_iou, run.record.metrics.relevance
-        ours = [ra.r_at_0_3, ra.r_at_0_5, ra.r_at_0_7, ra.miou, rel.f1_rel, rel.f1_irrel, rel.f1_avg]
-        cells = [_minus(o, p, 100, 1) for o, p in zip(ours, match.ra, strict=True)]
-        if explanations:
-            exp = match.explanation or (None, None, None)
-            mine = explanation_values(run.record.metrics.explanation)
-            cells += [_minus(mine[0], exp[0], 100, 1), _minus(mine[1], exp[1], 1, 2), _minus(mine[2], exp[2], 1, 2)]
-        rows.append([f"{run.name} - {match.label}", "", "", *cells])
+        differences = [
+            _minus(column.value(run.record.metrics), value, column.format)
+            for column, value in zip(columns, paper_ra_values(match, explanations), strict=True)
+        ]
+        rows.append([f"{run.name} - {match.label}", "", "", *differences])
     return markdown_table(header, rows)
 
 
@@ -187,41 +224,15 @@ def level_table(runs: list[ComparedRun], paper: list[PaperRow]) -> list[str]:
     published = [row for row in paper if row.levels is not None]
     if not published and not any(level in run.record.metrics.by_difficulty for run in runs for level in HARD_LEVELS):
         return []
-    header = ["Method"] + [f"{level.capitalize()} {column}" for level in HARD_LEVELS for column in ("F1", "LLM sc.")]
-    rows = []
-    for run in runs:
-        by_level = run.record.metrics.by_difficulty
-        rows.append(
-            [
-                run.name,
-                *(
-                    cell
-                    for level in HARD_LEVELS
-                    for cell in (
-                        (pct(by_level[level].f1), num(explanation_values(by_level[level].explanation)[2]))
-                        if level in by_level
-                        else ("-", "-")
-                    )
-                ),
-            ]
-        )
-    rows += [
-        [row.label, *(paper_pct(v) if i % 2 == 0 else paper_num(v) for i, v in enumerate(row.levels))]
-        for row in published
-    ]
+    columns = expand((PerLevel(LEVEL_COLUMNS),), HARD_LEVELS)
+    header = ["Method", *headers(columns)]
+    rows = [[run.name, *cells(columns, run.record.metrics)] for run in runs]
+    rows += [[row.label, *paper_cells(columns, row.levels)] for row in published]
     return markdown_table(header, rows)
 
 
-Formatter = Callable[[float | None], str]
-
-
 def _grounding_headline(label: str, grounding: Grounding) -> list[tuple[str, float | None, Formatter]]:
-    return [
-        (f"{label} R@0.3", grounding.r_at_0_3, pct),
-        (f"{label} R@0.5", grounding.r_at_0_5, pct),
-        (f"{label} R@0.7", grounding.r_at_0_7, pct),
-        (f"{label} mIoU", grounding.miou, pct),
-    ]
+    return [(f"{label} {column.header}", column.value(grounding), column.format) for column in GROUNDING_COLUMNS]
 
 
 def headline(record: RunRecord) -> list[tuple[str, float | None, Formatter]]:
@@ -255,8 +266,7 @@ def headline(record: RunRecord) -> list[tuple[str, float | None, Formatter]]:
 def _delta(a: float | None, b: float | None, fmt: Formatter) -> str:
     if a is None or b is None:
         return "-"
-    scale = 100 if fmt is pct else 1
-    digits = 1 if fmt is pct else 2
+    scale, digits = _points(fmt)
     return f"{scale * (b - a):+.{digits}f}"
 
 
@@ -346,3 +356,61 @@ def _raw(value: JsonValue) -> str:
 
 def _number(value: JsonValue) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# The command line.
+
+
+def paper_selection(text: str) -> str:
+    """A --paper value: auto, a dataset of the paper or one of its tables."""
+    if text in ("auto", *DATASETS, *TABLES):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"expected auto, a dataset ({', '.join(DATASETS)}) or a table ({', '.join(TABLES)}), got {text!r}"
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", type=Path, nargs="+", help="run directories (or their metrics.json)")
+    parser.add_argument(
+        "--name",
+        action="append",
+        default=None,
+        help="a run's name, once per run in their order (default: the name `evaluate --name` stored)",
+    )
+    parser.add_argument(
+        "--paper",
+        type=paper_selection,
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="DATASET|TABLE",
+        help="put the paper's published rows beside the runs: those of each run's own dataset "
+        "(no value: a shipped file is recognised by content), of a dataset (HI-Charades, "
+        'HI-TVGBench, ...) or of a table ("Table 12")',
+    )
+    parser.add_argument("--all", action="store_true", help="also every raw number of metrics.json")
+    parser.add_argument("--out", type=Path, default=None, help="also write the comparison to this Markdown file")
+
+
+def command_files(args: argparse.Namespace) -> CommandFiles:
+    runs = [path / "metrics.json" if path.is_dir() else path for path in args.runs]
+    return CommandFiles.of(inputs=runs, outputs=[args.out])
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.name and len(args.name) != len(args.runs):
+        raise DataError(f"--name given {len(args.name)} time(s) for {len(args.runs)} run(s): name every run or none")
+    runs = []
+    for index, path in enumerate(args.runs):
+        record = read_run(path)
+        name = args.name[index] if args.name else record.name or str(path)
+        runs.append(ComparedRun(name, str(path), record))
+    names = [each.name for each in runs]
+    if len(set(names)) < len(names):
+        raise DataError(f"two runs are named alike ({', '.join(names)}): tell them apart with --name (in run order)")
+    text = compare_markdown(runs, paper=args.paper, everything=args.all)
+    if args.out is not None:
+        write_atomic(args.out, text)
+    print(text, end="")
+    return 0

@@ -43,8 +43,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from data_prep.arguments import positive_int, positive_number
+from eval.arguments import add_data_arguments, data_options
 from eval.checkpoint import overlay, resolve_checkpoint
-from eval.predictions import parse_prediction, prediction_from_example
+from eval.predictions import meta_path, parse_prediction, prediction_from_example
 from eval.provenance import INFERENCE_PACKAGES, now, package_versions
 from rarft_plugin.command_files import CommandFiles, Output
 from rarft_plugin.dataset import Example, load_examples
@@ -76,7 +77,6 @@ __all__ = [
     "HFBackend",
     "VLLMBackend",
     "make_backend",
-    "meta_path",
     "finished_rows",
     "check_resumable",
     "clip_seconds",
@@ -242,11 +242,6 @@ def make_backend(
         else:
             return VLLMBackend(model_path, family=family, dtype=dtype, max_model_len=max_model_len)
     return HFBackend(model_path, family=family, device=device, dtype=dtype)
-
-
-def meta_path(out: Path) -> Path:
-    """Where the settings of the run that wrote `out` are recorded."""
-    return Path(out).with_name(Path(out).name + ".meta.json")
 
 
 def not_a_prediction_file(out: Path) -> str | None:
@@ -491,8 +486,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "slower and does not reproduce a GPU's fp16 arithmetic anyway",
     )
     parser.add_argument("--max-model-len", type=positive_int, default=8192, help="vLLM context length")
-    from eval.cli import add_data_arguments
-
     add_data_arguments(parser)
 
 
@@ -524,8 +517,6 @@ def command_files(args: argparse.Namespace) -> CommandFiles:
 
 def run(args: argparse.Namespace) -> int:
     import torch
-
-    from eval.cli import data_options
 
     examples, report = load_examples(args.data, **data_options(args))  # a bad data file fails first, then
     checkpoint = resolve_checkpoint(args.model, args.processor)  # a bad --model, both before any loading

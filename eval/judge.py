@@ -8,9 +8,8 @@ endpoint; cached on disk by request content, retried, resumable):
   queries that were refused and have a reference refusal answer (a wrongly answered one scores
   0 whatever the judge says, so asking would only cost).
 
-Every judge is shown the answer text `rarft_plugin.parsing.evaluation_answer` reads under the
-run's `--answer-reading` (default: the released evaluation's, think blocks removed, first
-answer block), never the raw response.
+Every judge is shown the response's answer text as the released evaluation reads it (think blocks
+removed, the first answer block: `eval.reading.Reading.answer`), never the raw response.
 
 Replies are parsed leniently (`parse_relevance`, `parse_categories`, `parse_score` never raise).
 A reply that cannot be read is counted in `JudgeReport.unreadable`; a request that fails for
@@ -29,12 +28,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypedDict
 
-from eval.metrics import Judgement, rule_judgement
+from eval.metrics import Judgement, explanation_scored, rule_judgement
 from eval.predictions import Prediction
+from eval.reading import Reading
 from rarft_plugin import llm_prompts
 from rarft_plugin.llm_client import ChatClient, LLMError
 from rarft_plugin.llm_json import UnreadableReply, json_array, json_object
-from rarft_plugin.parsing import evaluation_answer
 from rarft_plugin.schema import CATEGORIES
 
 __all__ = [
@@ -242,37 +241,26 @@ class LlmJudge:
 
             return await tqdm.gather(*(one(m) for m in requests), desc="LLM judge", disable=len(requests) < 20)
 
-    def relevance(self, predictions: Sequence[Prediction], *, reading: str = "released") -> list[Judgement]:
-        """The released evaluation's reading: an LLM reads the answer text (`evaluation_answer`), decides
-        refusal and extracts the top-1 span.
+    def relevance(self, predictions: Sequence[Prediction], readings: Sequence[Reading]) -> list[Judgement]:
+        """The released evaluation's reading: an LLM reads the answer text, decides refusal and extracts the
+        top-1 span.
 
-        Where no readable verdict comes back, the core parser's reading stands.
+        Where no readable verdict comes back, the core parser's judgement stands.
         """
         judged = self._ask(
             [
-                (
-                    "relevance",
-                    llm_prompts.relevance_messages(p.query, judged_text(evaluation_answer(p.model_output, reading))),
-                    parse_relevance,
-                )
-                for p in predictions
+                ("relevance", llm_prompts.relevance_messages(p.query, judged_text(r.answer)), parse_relevance)
+                for p, r in zip(predictions, readings, strict=True)
             ]
         )
-        return [
-            j if isinstance(j, Judgement) else rule_judgement(p.model_output, reading)
-            for p, j in zip(predictions, judged, strict=True)
-        ]
+        return [j if isinstance(j, Judgement) else rule_judgement(r) for r, j in zip(readings, judged, strict=True)]
 
     def explanations(
-        self, predictions: Sequence[Prediction], judgements: Sequence[Judgement], *, reading: str = "released"
+        self, predictions: Sequence[Prediction], readings: Sequence[Reading], judgements: Sequence[Judgement]
     ) -> list[Judgement]:
         """Adds RT-IoU categories and the LLM score to refused irrelevant queries with a reference."""
-        targets = [
-            i
-            for i, (p, j) in enumerate(zip(predictions, judgements, strict=True))
-            if not p.gt_relevant and j.refused and p.gt_output.strip()
-        ]
-        answers = {i: judged_text(evaluation_answer(predictions[i].model_output, reading)) for i in targets}
+        targets = [i for i, (p, j) in enumerate(zip(predictions, judgements, strict=True)) if explanation_scored(p, j)]
+        answers = {i: judged_text(readings[i].answer) for i in targets}
         requests = [("rt-iou", llm_prompts.rt_iou_messages(answers[i]), parse_categories) for i in targets]
         requests += [
             ("llm-score", llm_prompts.llm_score_messages(answers[i], predictions[i].gt_output), parse_score)

@@ -15,7 +15,7 @@ the tables from them.
 - Explanation quality (Tables 3, 9): on irrelevant queries that have a reference refusal answer
   (`gt_output`; simply-shuffled sets have none). RT-IoU = Jaccard of the categories an LLM
   classifier finds in the response with the ground-truth categories (two empty sets score 1);
-  SBERT score = cosine of the texts `eval.evaluate.sbert_pair` picks, clipped to [0, 1]; LLM score
+  SBERT score = cosine of the texts `eval.reading.Reading.sbert_texts` holds, clipped to [0, 1]; LLM score
   0-5. `all` averages over every such query with the wrongly answered ones counting 0 (released
   convention); `refused` averages over the correctly refused ones. A refused query whose score
   could not be obtained (judge failure) is left out of both and counted in `unmeasured`.
@@ -23,8 +23,8 @@ the tables from them.
   category (Fig. 6): refusal accuracy of the irrelevant queries edited along each taxonomy
   category (a category string outside the taxonomy is a data defect and counts nowhere).
 
-How a response is read (`rule_judgement`, and what the LLM judges are shown) follows
-`rarft_plugin.parsing.evaluation_answer`: by default as the released evaluation reads it.
+How a response is read (its answer text, its segment, its shape) is its `eval.reading.Reading`: the rule
+judgement and format compliance take it from there.
 """
 
 from __future__ import annotations
@@ -35,17 +35,13 @@ from dataclasses import dataclass
 from statistics import fmean
 
 from eval.predictions import Prediction, defect_counts
-from rarft_plugin.parsing import (
-    unclosed_block,
-    without_end_of_turn,
-)
+from eval.reading import Reading
 from rarft_plugin.prompts import OUTPUT_BLOCKS
 from rarft_plugin.rewards import temporal_iou
 from rarft_plugin.schema import CATEGORIES, HARD_LEVELS
 from rarft_plugin.task_metrics import (
     Grounding,
     Relevance,
-    complies,
     grounding,
     level_subsets,
     precision_recall_f1,
@@ -53,7 +49,6 @@ from rarft_plugin.task_metrics import (
     recall_at,
     refusal_f1,
     relevance,
-    rule_segment,
 )
 
 __all__ = [
@@ -79,7 +74,9 @@ __all__ = [
     "compute_metrics",
     "dataset_kind",
     "explanation",
+    "explanation_eligible",
     "explanation_mean",
+    "explanation_scored",
     "format_compliance",
     "format_warnings",
     "grounding",
@@ -215,17 +212,10 @@ class Metrics:
     prediction_defects: dict[str, int]
 
 
-def rule_judgement(model_output: str, reading: str = "released") -> Judgement:
-    """The core parser's reading: a response answers iff its answer text (`evaluation_answer`) holds a
-    valid segment.
-
-    >>> rule_judgement("<answer>3.0 to 5.5</answer>").segment
-    (3.0, 5.5)
-    >>> rule_judgement("<answer>No part of the video shows a dog.</answer>").refused
-    True
-    """
-    segment = rule_segment(model_output, reading)
-    return Judgement(refused=segment is None, segment=segment)
+def rule_judgement(reading: Reading) -> Judgement:
+    """The core parser's judgement: a response answers iff its answer text holds a valid segment
+    (`Reading.segment`)."""
+    return Judgement(refused=reading.segment is None, segment=reading.segment)
 
 
 def ra_iou(prediction: Prediction, judgement: Judgement) -> float:
@@ -304,27 +294,22 @@ MAX_EMPTY = 0.05
 MAX_TRUNCATED = 0.05
 
 
-def format_compliance(predictions: Sequence[Prediction], template: str, template_source: str) -> FormatCompliance:
-    """Format compliance of the responses against `template`'s output blocks (`COMPLIANT_BLOCKS`), each read
-    without the end-of-turn markers it ends with (counted).
+def format_compliance(readings: Sequence[Reading], template: str, template_source: str) -> FormatCompliance:
+    """Format compliance of the responses, read against `template`'s output blocks (`eval.reading.read`).
 
     A response is truncated when inference recorded that it hit the generation limit, or, for rows
     without that record (other inference code), when it ends inside an opened block.
     """
-    outputs = [without_end_of_turn(p.model_output) for p in predictions]
-    recorded = sum(p.truncated is not None for p in predictions)
+    recorded = sum(r.truncation_recorded for r in readings)
     return FormatCompliance(
         template=template,
         template_source=template_source,
-        queries=len(predictions),
-        compliant=sum(complies(text, template) for text in outputs),
-        empty=sum(not text.strip() for text in outputs),
-        truncated=sum(
-            p.truncated if p.truncated is not None else unclosed_block(text) is not None
-            for p, text in zip(predictions, outputs, strict=True)
-        ),
-        truncated_source="recorded" if recorded == len(predictions) else "text" if not recorded else "mixed",
-        end_of_turn=sum(len(text) < len(p.model_output.rstrip()) for p, text in zip(predictions, outputs, strict=True)),
+        queries=len(readings),
+        compliant=sum(r.compliant for r in readings),
+        empty=sum(r.empty for r in readings),
+        truncated=sum(r.truncated for r in readings),
+        truncated_source="recorded" if recorded == len(readings) else "text" if not recorded else "mixed",
+        end_of_turn=sum(r.end_of_turn for r in readings),
     )
 
 
@@ -381,9 +366,20 @@ def dataset_kind(predictions: Sequence[Prediction]) -> str:
     return "no levels" if levels == {None} else "mixed levels"
 
 
+def explanation_eligible(prediction: Prediction) -> bool:
+    """An irrelevant query with a reference refusal answer: its explanation can be scored."""
+    return not prediction.gt_relevant and bool(prediction.gt_output.strip())
+
+
+def explanation_scored(prediction: Prediction, judgement: Judgement) -> bool:
+    """An eligible query the response refused: its explanation is scored (the judges and the SBERT score are
+    asked only about these; a wrongly answered one scores 0 whatever they say)."""
+    return explanation_eligible(prediction) and judgement.refused
+
+
 def item_row(prediction: Prediction, judgement: Judgement, sbert: float | None = None) -> ItemRow:
     """The per-query result row. Explanation scores only where they count (refused, eligible)."""
-    eligible = not prediction.gt_relevant and bool(prediction.gt_output.strip())
+    eligible = explanation_eligible(prediction)
     scored = eligible and judgement.refused
     vtg_iou = None
     if prediction.gt_relevant and prediction.gt_timestamp is not None:

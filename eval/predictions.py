@@ -13,10 +13,11 @@
 | `id`             | str               | no       | "ITEM:QUERY" (`rarft-eval infer` writes it)              |
 | `truncated`      | bool              | no       | the generation stopped at its token limit (`infer` writes it) |
 
-A file is JSONL (`rarft-eval infer`) or one JSON array of such objects (the released
-inference's output, which scores as it is). `gt_output` is the query's `a` as the data file writes
-it, as the released inference writes it: a_time or a_refusal in an `<answer>` block, with a
-`<correct>` block in the human-annotated file ("" ok). Other fields are carried through untouched.
+A file is JSONL (`rarft-eval infer`, which records its settings beside it: `meta_path`) or one JSON
+array of such objects (the released inference's output, which scores as it is). `gt_output` is the
+query's `a` as the data file writes it, as the released inference writes it: a_time or a_refusal in an
+`<answer>` block, with a `<correct>` block in the human-annotated file ("" ok). Other fields are carried
+through untouched.
 
 The item of a row (the video record its query belongs to, which the 1:1 hardness subsets
 group by) is its id up to the last ':'. A row without `id` is named after its file and line;
@@ -52,6 +53,7 @@ __all__ = [
     "defect_counts",
     "join_data",
     "load_predictions",
+    "meta_path",
     "parse_prediction",
     "prediction_from_example",
 ]
@@ -203,6 +205,11 @@ def load_predictions(paths: str | Path | Sequence[str | Path]) -> list[Predictio
     if not predictions:
         raise DataError("no predictions", source=", ".join(str(p) for p in paths))
     return predictions
+
+
+def meta_path(out: Path) -> Path:
+    """Where `rarft-eval infer` records the settings of the run that wrote the prediction file `out`."""
+    return Path(out).with_name(Path(out).name + ".meta.json")
 
 
 def coerce_predictions(predictions: str | Path | Iterable[Prediction | dict[str, JsonValue]]) -> list[Prediction]:

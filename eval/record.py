@@ -56,8 +56,8 @@ class JudgeSettings(TypedDict, total=False):
 
     relevance: str  # "rule" (the core parser) or "llm"
     explanations: str | None  # "llm" with --llm-explanations, else None
-    answer_reading: str  # `rarft_plugin.parsing.ANSWER_READINGS`
-    sbert_text: str | None  # `eval.evaluate.SBERT_TEXTS`; None without the SBERT score
+    answer_reading: str  # `eval.reading.ANSWER_READING` ("released"; 0.1.0 also wrote "last_block")
+    sbert_text: str | None  # `eval.reading.SBERT_TEXT` ("released"; 0.1.0 also wrote "answer"); None without SBERT
     sbert_model: str | None
     model: str
     base_url: str

@@ -9,7 +9,7 @@ together once complete (`rarft_plugin.command_files.staged_folder`): a failed or
 leaves no part of a run behind, and rewrites only a folder holding a run of its own.
 
 Every table reads the typed rows of `eval.metrics` by attribute: a metric renamed there is an error here, never a
-"-" in a table. `write_report(predictions, out_dir)` is the one-call version: rule-based judge, SBERT score on.
+"-" in a table. `eval.evaluate.write_report(predictions, out_dir)` evaluates and writes in one call.
 """
 
 from __future__ import annotations
@@ -17,15 +17,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from eval.judge import JudgeCalls
-from eval.metrics import Explanation, ExplanationMean, FormatCompliance, Grounding, ItemRow, Metrics, format_warnings
+from eval.metrics import Explanation, ExplanationMean, FormatCompliance, ItemRow, Metrics, format_warnings
 from eval.paper import PaperRow, find_method, paper_rows
-from eval.predictions import Prediction, coerce_predictions
 from eval.record import RunRecord, read_run, record_json, row_json
 from rarft_plugin.command_files import staged_folder
 from rarft_plugin.errors import DataError
@@ -37,15 +36,24 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
-    "EXPLANATION_HEADER",
-    "RA_IOU_HEADER",
+    "DETAIL_TABLES",
+    "EXPLANATION_COLUMNS",
+    "GROUNDING_COLUMNS",
+    "LEVEL_COLUMNS",
+    "RA_IOU_COLUMNS",
+    "RUN_EXPLANATION_COLUMNS",
     "RUN_FILES",
+    "TABLES",
+    "Column",
+    "PerLevel",
+    "Table",
     "category_figure",
+    "cells",
     "csv_text",
-    "explanation_cells",
+    "expand",
     "explanation_values",
     "flatten",
-    "grounding_cells",
+    "headers",
     "judge_line",
     "level_figure",
     "markdown",
@@ -54,9 +62,8 @@ __all__ = [
     "num",
     "pct",
     "plots",
-    "ra_iou_cells",
     "run_warnings",
-    "write_report",
+    "table_lines",
     "write_run",
 ]
 
@@ -87,29 +94,64 @@ def markdown_table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
-ANSWER_READING_TEXT = {
-    "released": "as the released evaluation does (think blocks removed, first <answer> block, else the rest)",
-    "last_block": "by the last complete <answer> block, else the whole response (rarft's earlier reading)",
-}
-SBERT_TEXT_TEXT = {
-    "released": "the response minus its correction, think included, vs the reference without tags (released)",
-    "answer": "the answer text vs the reference's answer block",
-}
-
-GROUNDING_HEADER = ["R@0.3", "R@0.5", "R@0.7", "mIoU"]
-RA_IOU_HEADER = [*GROUNDING_HEADER, "re.", "irre.", "avg."]
-EXPLANATION_HEADER = ["RT-IoU", "SBert score", "LLM score"]
+# The report's tables, each declared once below (`TABLES`, `DETAIL_TABLES`): its section, its rows, its columns
+# (header, value, format), when a run has it and the LLM judges whose work its numbers rest on. `markdown`
+# only loops over them; `eval.compare` builds its rows, and its differences to the paper, from the same columns.
 
 
-def grounding_cells(grounding: Grounding) -> list[str]:
-    """GROUNDING_HEADER's cells."""
-    return [pct(grounding.r_at_0_3), pct(grounding.r_at_0_5), pct(grounding.r_at_0_7), pct(grounding.miou)]
+@dataclass(frozen=True)
+class Column:
+    """A column of a table: its header, the value it reads of what a row gives, and how it prints (`pct` for a
+    fraction, `num` for a score, `str` for a count); None prints "-"."""
+
+    header: str
+    value: Callable[[Any], float | None]
+    format: Callable[[Any], str] = pct
+
+    def cell(self, source: Any) -> str:
+        value = self.value(source)
+        return "-" if value is None else self.format(value)
 
 
-def ra_iou_cells(metrics: Metrics) -> list[str]:
-    """RA_IOU_HEADER's cells (Tables 1, 2, 8, 12)."""
-    relevance = metrics.relevance
-    return [*grounding_cells(metrics.ra_iou), pct(relevance.f1_rel), pct(relevance.f1_irrel), pct(relevance.f1_avg)]
+@dataclass(frozen=True)
+class PerLevel:
+    """Columns repeated for each hardness level (their headers name it, "{level}"), each reading the
+    level's row of a run's metrics (`LevelMetrics`); "-" where the run has no such level."""
+
+    columns: tuple[Column, ...]
+
+
+def read_through(columns: Iterable[Column], get: Callable[[Any], Any]) -> tuple[Column, ...]:
+    """The columns, reading `get(source)` where a row gives `source`; None where that is None."""
+    return tuple(
+        replace(column, value=lambda source, c=column: None if (got := get(source)) is None else c.value(got))
+        for column in columns
+    )
+
+
+def renamed(columns: Iterable[Column], *headers: str) -> tuple[Column, ...]:
+    return tuple(replace(column, header=header) for column, header in zip(columns, headers, strict=True))
+
+
+def expand(columns: Iterable[Column | PerLevel], levels: Sequence[str]) -> list[Column]:
+    """The columns of a table for these hardness levels (`PerLevel` once per level)."""
+    out = []
+    for column in columns:
+        if isinstance(column, Column):
+            out.append(column)
+            continue
+        for level in levels:
+            level_columns = read_through(column.columns, lambda metrics, level=level: metrics.by_difficulty.get(level))
+            out += [replace(each, header=each.header.format(level=level.capitalize())) for each in level_columns]
+    return out
+
+
+def cells(columns: Iterable[Column], source: Any) -> list[str]:
+    return [column.cell(source) for column in columns]
+
+
+def headers(columns: Iterable[Column]) -> list[str]:
+    return [column.header for column in columns]
 
 
 def explanation_values(explanation: Explanation, *, refused: bool = False) -> list[float | None]:
@@ -121,11 +163,182 @@ def explanation_values(explanation: Explanation, *, refused: bool = False) -> li
     return [mean(explanation.rt_iou), mean(explanation.sbert), mean(explanation.llm_score)]
 
 
-def explanation_cells(explanation: Explanation, *, refused: bool = False) -> list[str]:
-    """EXPLANATION_HEADER's cells (Tables 3, 9)."""
-    rt_iou, sbert, llm_score = explanation_values(explanation, refused=refused)
-    return [pct(rt_iou), num(sbert), num(llm_score)]
+GROUNDING_COLUMNS = (  # of a `Grounding`
+    Column("R@0.3", lambda g: g.r_at_0_3),
+    Column("R@0.5", lambda g: g.r_at_0_5),
+    Column("R@0.7", lambda g: g.r_at_0_7),
+    Column("mIoU", lambda g: g.miou),
+)
+RA_IOU_COLUMNS = (  # of a run's `Metrics` (Tables 1, 2, 8, 12)
+    *read_through(GROUNDING_COLUMNS, lambda metrics: metrics.ra_iou),
+    Column("re.", lambda metrics: metrics.relevance.f1_rel),
+    Column("irre.", lambda metrics: metrics.relevance.f1_irrel),
+    Column("avg.", lambda metrics: metrics.relevance.f1_avg),
+)
+EXPLANATION_COLUMNS = (  # of `explanation_values` (Tables 3, 9)
+    Column("RT-IoU", lambda values: values[0]),
+    Column("SBert score", lambda values: values[1], num),
+    Column("LLM score", lambda values: values[2], num),
+)
+RUN_EXPLANATION_COLUMNS = read_through(EXPLANATION_COLUMNS, lambda of: explanation_values(of.explanation))
+LEVEL_COLUMNS = (  # of a level's `LevelMetrics` (Tables 5, 6, 10, 11)
+    Column("{level} F1", lambda row: row.f1),
+    Column("{level} LLM sc.", lambda row: explanation_values(row.explanation)[2], num),
+)
 
+
+def levels_of(metrics: Metrics) -> list[str]:
+    """The hardness levels a run has, in the paper's order."""
+    return [level for level in IRRELEVANCE_LEVELS if level in metrics.by_difficulty]
+
+
+def _explained(metrics: Metrics) -> bool:
+    return bool(metrics.explained) and metrics.count.explanation_eligible > 0
+
+
+def _run_row(metrics: Metrics, name: str) -> list[tuple[str, Any]]:
+    return [(name, metrics)]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of the report (module comment above)."""
+
+    heading: str | None  # its section ("## ..."); None: under the one before
+    columns: tuple[Column | PerLevel, ...]  # after the first, the rows' labels
+    label: str = "Method"  # the first column's header
+    rows: Callable[[Metrics, str], list[tuple[str, Any]]] = _run_row  # (label, what the columns read)
+    shown: Callable[[Metrics], bool] = lambda metrics: True  # whether a run has it
+    intro: str | None = None  # a paragraph before it
+    judges: tuple[tuple[str, ...], ...] = ()  # the LLM judges (JUDGES names) whose work it shows, a line each group
+
+
+TABLES = (
+    Table(
+        "RA-IoU and F1 (Tables 1, 2, 8, 12)",
+        RA_IOU_COLUMNS,
+        shown=lambda metrics: bool(metrics.count.relevant and metrics.count.irrelevant),
+        judges=(("relevance",),),
+    ),
+    Table(
+        "With explanation quality (Table 3)",
+        (*RA_IOU_COLUMNS, *RUN_EXPLANATION_COLUMNS),
+        shown=_explained,
+        judges=(("relevance",), ("rt-iou", "llm-score")),
+    ),
+    Table(
+        "Ablation layout (Table 4)",
+        (
+            Column("F1", lambda metrics: metrics.relevance.f1_avg),
+            Column("R@.5", lambda metrics: metrics.ra_iou.r_at_0_5),
+            Column("mIoU", lambda metrics: metrics.ra_iou.miou),
+            *renamed(RUN_EXPLANATION_COLUMNS, "RT-IoU", "SBert.", "LLM."),
+        ),
+        shown=_explained,
+    ),
+    Table(
+        "Refusal explanation quality (Table 9)",
+        EXPLANATION_COLUMNS,
+        rows=lambda metrics, name: [
+            (f"{name} (all)", explanation_values(metrics.explanation)),
+            (f"{name} (refused)", explanation_values(metrics.explanation, refused=True)),
+        ],
+        shown=_explained,
+        intro="`all`: every irrelevant query with a reference answer, wrongly answered ones count 0 (released "
+        "convention); `refused`: the correctly refused ones only.",
+        judges=(("rt-iou", "llm-score"),),
+    ),
+    Table(
+        "By hardness level (Tables 5, 6, 10, 11)",
+        (
+            PerLevel(LEVEL_COLUMNS),
+            PerLevel((Column("{level} F1 avg. 1:1", lambda row: row.paired.relevance.f1_avg),)),
+        ),
+        shown=lambda metrics: bool(levels_of(metrics)),
+        intro="F1 = the released definition: F1 of the refusal class on the level's own irrelevant queries "
+        "(2·acc/(1+acc)). Extra columns, not the paper's: F1 avg. 1:1 = average F1 of the level's "
+        "irrelevant queries with the relevant queries of the same items.",
+        judges=(("relevance",), ("llm-score",)),
+    ),
+    Table(
+        "Grounding on relevant queries (Table 7)",
+        read_through(GROUNDING_COLUMNS, lambda metrics: metrics.vtg_iou),
+        shown=lambda metrics: bool(metrics.count.relevant),
+    ),
+    Table(
+        "Refusal accuracy by semantic category (Fig. 6)",
+        (
+            Column("irrelevant queries", lambda row: row.n, str),
+            Column("refusal acc.", lambda row: row.refusal_accuracy),
+        ),
+        label="Category",
+        rows=lambda metrics, name: list(metrics.by_category.items()),
+        shown=lambda metrics: bool(metrics.by_category),
+    ),
+)
+# Under "## Details": per class, then per level.
+CLASS_TABLE = Table(
+    None,
+    (
+        Column("precision", lambda row: row[0]),
+        Column("recall", lambda row: row[1]),
+        Column("F1", lambda row: row[2]),
+    ),
+    label="class",
+    rows=lambda metrics, name: [
+        (
+            "relevant (answered)",
+            (metrics.relevance.precision_rel, metrics.relevance.recall_rel, metrics.relevance.f1_rel),
+        ),
+        (
+            "irrelevant (refused)",
+            (metrics.relevance.precision_irrel, metrics.relevance.recall_irrel, metrics.relevance.f1_irrel),
+        ),
+    ],
+)
+LEVEL_DETAIL_TABLE = Table(
+    None,
+    (
+        Column("irrelevant", lambda row: row.irrelevant, str),
+        Column("refusal acc.", lambda row: row.refusal_accuracy),
+        Column("F1", lambda row: row.f1),
+        *RUN_EXPLANATION_COLUMNS,
+        Column("1:1 queries", lambda row: row.paired.queries, str),
+        Column("1:1 F1 re.", lambda row: row.paired.relevance.f1_rel),
+        Column("1:1 F1 irre.", lambda row: row.paired.relevance.f1_irrel),
+        Column("1:1 F1 avg.", lambda row: row.paired.relevance.f1_avg),
+        Column("1:1 RA mIoU", lambda row: row.paired.ra_iou.miou),
+    ),
+    label="level",
+    rows=lambda metrics, name: [(level, metrics.by_difficulty[level]) for level in levels_of(metrics)],
+    shown=lambda metrics: bool(levels_of(metrics)),
+)
+DETAIL_TABLES = (CLASS_TABLE, LEVEL_DETAIL_TABLE)
+
+
+def table_lines(table: Table, record: RunRecord, name: str) -> list[str]:
+    """A table of a run in Markdown: its heading, intro, rows and the lines of the judges it rests on."""
+    metrics, calls = record.metrics, record.judge.get("calls", {})
+    if not table.shown(metrics):
+        return []
+    columns = expand(table.columns, levels_of(metrics))
+    lines = [f"## {table.heading}", ""] if table.heading else []
+    lines += [table.intro, ""] if table.intro else []
+    rows = [[label, *cells(columns, source)] for label, source in table.rows(metrics, name)]
+    lines += [*markdown_table([table.label, *headers(columns)], rows), ""]
+    for kinds in table.judges:
+        asked = [kind for kind in kinds if kind in calls]
+        lines += ["; ".join(judge_line(kind, calls[kind]) for kind in asked) + ".", ""] if asked else []
+    return lines
+
+
+# How the report states the readings a run recorded (metrics.json `judge`); another value is printed as recorded.
+ANSWER_READING_TEXT = {
+    "released": "as the released evaluation does (think blocks removed, first <answer> block, else the rest)",
+}
+SBERT_TEXT_TEXT = {
+    "released": "the response minus its correction, think included, vs the reference without tags (released)",
+}
 
 JUDGE_NAMES = {"relevance": "relevance", "rt-iou": "RT-IoU", "llm-score": "LLM score"}
 
@@ -187,13 +400,11 @@ def share(count: int, total: int) -> float | None:
     return count / total if total else None
 
 
-def markdown(record: RunRecord, *, title: str, name: str) -> str:
-    """The report: warnings, how it was measured, one row per paper table that applies, then the details."""
+def preamble(record: RunRecord, title: str) -> list[str]:
+    """The title, the warnings, and how the run was measured (format, judges, readings, SBERT model)."""
     metrics, judge = record.metrics, record.judge
     count = metrics.count
     calls = judge.get("calls", {})
-    levels = [level for level in IRRELEVANCE_LEVELS if level in metrics.by_difficulty]
-    has_explanations = bool(metrics.explained) and count.explanation_eligible > 0
     warnings = record.warnings if record.warnings is not None else run_warnings(record)
     lines = [f"# {title}", ""]
     if warnings:
@@ -228,159 +439,30 @@ def markdown(record: RunRecord, *, title: str, name: str) -> str:
         )
         text = judge.get("sbert_text")
         lines += [f"SBERT score: {SBERT_TEXT_TEXT.get(str(text), str(text))}; model {model}{caveat}.", ""]
-    relevance_note = [judge_line("relevance", calls["relevance"]) + ".", ""] if "relevance" in calls else []
-    explanation_note = (
-        ["; ".join(judge_line(kind, calls[kind]) for kind in ("rt-iou", "llm-score") if kind in calls) + ".", ""]
-        if {"rt-iou", "llm-score"} & set(calls)
-        else []
-    )
-    if count.relevant and count.irrelevant:
-        lines += [
-            "## RA-IoU and F1 (Tables 1, 2, 8, 12)",
-            "",
-            *markdown_table(["Method", *RA_IOU_HEADER], [[name, *ra_iou_cells(metrics)]]),
-            "",
-            *relevance_note,
-        ]
-    if has_explanations:
-        explanation = explanation_cells(metrics.explanation)
-        lines += [
-            "## With explanation quality (Table 3)",
-            "",
-            *markdown_table(
-                ["Method", *RA_IOU_HEADER, *EXPLANATION_HEADER], [[name, *ra_iou_cells(metrics), *explanation]]
-            ),
-            "",
-            *relevance_note,
-            *explanation_note,
-            "## Ablation layout (Table 4)",
-            "",
-            *markdown_table(
-                ["Method", "F1", "R@.5", "mIoU", "RT-IoU", "SBert.", "LLM."],
-                [
-                    [
-                        name,
-                        pct(metrics.relevance.f1_avg),
-                        pct(metrics.ra_iou.r_at_0_5),
-                        pct(metrics.ra_iou.miou),
-                        *explanation,
-                    ]
-                ],
-            ),
-            "",
-            "## Refusal explanation quality (Table 9)",
-            "",
-            "`all`: every irrelevant query with a reference answer, wrongly answered ones count 0 (released "
-            "convention); `refused`: the correctly refused ones only.",
-            "",
-            *markdown_table(
-                ["Method", *EXPLANATION_HEADER],
-                [
-                    [f"{name} (all)", *explanation],
-                    [f"{name} (refused)", *explanation_cells(metrics.explanation, refused=True)],
-                ],
-            ),
-            "",
-            *explanation_note,
-        ]
-    if levels:
-        by_level = metrics.by_difficulty
-        header = (
-            ["Method"]
-            + [f"{level.capitalize()} {column}" for level in levels for column in ("F1", "LLM sc.")]
-            + [f"{level.capitalize()} F1 avg. 1:1" for level in levels]
-        )
-        cells = [
-            cell
-            for level in levels
-            for cell in (pct(by_level[level].f1), num(explanation_values(by_level[level].explanation)[2]))
-        ]
-        cells += [pct(by_level[level].paired.relevance.f1_avg) for level in levels]
-        lines += [
-            "## By hardness level (Tables 5, 6, 10, 11)",
-            "",
-            "F1 = the released definition: F1 of the refusal class on the level's own irrelevant queries "
-            "(2·acc/(1+acc)). Extra columns, not the paper's: F1 avg. 1:1 = average F1 of the level's "
-            "irrelevant queries with the relevant queries of the same items.",
-            "",
-            *markdown_table(header, [[name, *cells]]),
-            "",
-            *relevance_note,
-            *([judge_line("llm-score", calls["llm-score"]) + ".", ""] if "llm-score" in calls else []),
-        ]
-    if count.relevant:
-        lines += [
-            "## Grounding on relevant queries (Table 7)",
-            "",
-            *markdown_table(["Method", *GROUNDING_HEADER], [[name, *grounding_cells(metrics.vtg_iou)]]),
-            "",
-        ]
-    if metrics.by_category:
-        lines += [
-            "## Refusal accuracy by semantic category (Fig. 6)",
-            "",
-            *markdown_table(
-                ["Category", "irrelevant queries", "refusal acc."],
-                [[category, str(row.n), pct(row.refusal_accuracy)] for category, row in metrics.by_category.items()],
-            ),
-            "",
-        ]
-    lines += details(record, levels)
+    return lines
+
+
+def markdown(record: RunRecord, *, title: str, name: str) -> str:
+    """The report: warnings, how it was measured, one row per paper table that applies (`TABLES`), then the
+    details."""
+    lines = preamble(record, title)
+    for table in TABLES:
+        lines += table_lines(table, record, name)
+    lines += details(record, name)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def details(record: RunRecord, levels: list[str]) -> list[str]:
+def details(record: RunRecord, name: str) -> list[str]:
     """Everything else: per-class precision / recall, per-level detail, explanation counts, data, judge."""
     metrics, judge = record.metrics, record.judge
-    rel = metrics.relevance
     lines = [
         "## Details",
         "",
-        *markdown_table(
-            ["class", "precision", "recall", "F1"],
-            [
-                ["relevant (answered)", pct(rel.precision_rel), pct(rel.recall_rel), pct(rel.f1_rel)],
-                ["irrelevant (refused)", pct(rel.precision_irrel), pct(rel.recall_irrel), pct(rel.f1_irrel)],
-            ],
-        ),
+        *table_lines(CLASS_TABLE, record, name),
+        f"Accuracy {pct(metrics.relevance.accuracy)}.",
         "",
-        f"Accuracy {pct(rel.accuracy)}.",
-        "",
+        *table_lines(LEVEL_DETAIL_TABLE, record, name),
     ]
-    if levels:
-        rows = []
-        for level in levels:
-            row = metrics.by_difficulty[level]
-            paired = row.paired
-            rows.append(
-                [
-                    level,
-                    str(row.irrelevant),
-                    pct(row.refusal_accuracy),
-                    pct(row.f1),
-                    *explanation_cells(row.explanation),
-                    str(paired.queries),
-                    pct(paired.relevance.f1_rel),
-                    pct(paired.relevance.f1_irrel),
-                    pct(paired.relevance.f1_avg),
-                    pct(paired.ra_iou.miou),
-                ]
-            )
-        lines += markdown_table(
-            [
-                "level",
-                "irrelevant",
-                "refusal acc.",
-                "F1",
-                *EXPLANATION_HEADER,
-                "1:1 queries",
-                "1:1 F1 re.",
-                "1:1 F1 irre.",
-                "1:1 F1 avg.",
-                "1:1 RA mIoU",
-            ],
-            rows,
-        ) + [""]
     if metrics.original is not None:
         lines += [
             f"Relevant queries (original): {metrics.original.queries}, answered with a segment "
@@ -578,34 +660,3 @@ def write_run(
         plots(record, staging, name)
         write_atomic(staging / "report.md", markdown(record, title=title, name=name))
     return out_dir / "report.md"
-
-
-def write_report(
-    predictions: str | Path | Iterable[Prediction | dict[str, JsonValue]],
-    out_dir: str | Path,
-    *,
-    title: str = "rarft evaluation",
-    name: str = "model",
-    sbert: bool = True,
-    sbert_model: str | None = None,
-    strict: bool = False,
-) -> RunRecord:
-    """Evaluate predictions (a file, `Prediction`s or prediction dicts) with the rule-based judge and the
-    SBERT score, write the full report into `out_dir` and return the run's record.
-
-    >>> record = write_report("preds.jsonl", "runs/eval")  # doctest: +SKIP
-    >>> record.metrics.relevance.f1_avg  # doctest: +SKIP
-    0.712
-    """
-    from eval.evaluate import evaluate
-
-    similarity = None
-    if sbert:
-        from rarft_plugin.similarity import get_similarity
-
-        similarity = get_similarity(sbert_model)
-    record, items = evaluate(coerce_predictions(predictions), similarity=similarity, strict=strict)
-    record = replace(record, name=name)
-    record = replace(record, warnings=tuple(run_warnings(record)))
-    write_run(record, items, out_dir, title=title, name=name)
-    return record

@@ -67,7 +67,6 @@ __all__ = [
     "extract_segment_released",
     "extract_response",
     "without_end_of_turn",
-    "ANSWER_READINGS",
     "RELEASED_ANSWER_PATTERN",
     "RELEASED_CORRECTION_PATTERN",
     "RELEASED_THINK_PATTERN",
@@ -360,13 +359,9 @@ def without_end_of_turn(response: str, chat: ChatMarkers | None = None) -> str:
         end -= len(marker)
 
 
-# Reading a response as the evaluation does. Two named readings (docs/eval.md):
-# - "released" (default): the released evaluation (src/llm_eval/utils.py:14-37): every complete
-#   <think>...</think> block removed, then the FIRST complete <answer> block; with none, what is
-#   left of the text.
-# - "last_block": rarft's earlier reading: the LAST complete <answer> block (innermost when nested),
-#   else the whole response, think block included.
-ANSWER_READINGS = ("released", "last_block")
+# Reading a response as the evaluation does (docs/eval.md): the released evaluation's reading
+# (src/llm_eval/utils.py:14-37): every complete <think>...</think> block removed, then the FIRST complete
+# <answer> block; with none, what is left of the text.
 # The released evaluation's patterns as written (used with `re.sub` / `re.search`, DOTALL). The tests
 # check the linear-time readings below against them; they are not run on model output: on an opened
 # tag that is never closed each lazy `.*?` scans to the end of the text, once per opening (100k
@@ -379,24 +374,17 @@ _THINK_OPENING = re.compile(r"<(think)>")
 _CORRECTION_OPENING = re.compile(r"<(correct|correction)>")
 
 
-def evaluation_answer(model_output: str, reading: str = "released") -> str:
-    """The text of a response that the evaluation reads as its answer (judges, rule judge, SBERT).
+def evaluation_answer(model_output: str) -> str:
+    """The text of a response that the evaluation reads as its answer (the rule judge, the LLM judges).
 
     >>> evaluation_answer("<think>0 to 3</think> The video does not show it.")
     'The video does not show it.'
     >>> evaluation_answer("<answer>No match.</answer><answer>2 to 6</answer>")
     'No match.'
-    >>> evaluation_answer("<answer>No match.</answer><answer>2 to 6</answer>", "last_block")
-    '2 to 6'
     """
-    if reading == "released":
-        text = _without_blocks(model_output, _THINK_OPENING)
-        block = _first_block(text, "answer")
-        return block[1] if block else text.strip()
-    if reading == "last_block":
-        spans = _answer_spans(model_output)
-        return model_output[slice(*spans[-1])].strip() if spans else model_output
-    raise ValueError(f"unknown answer reading {reading!r}; expected one of {list(ANSWER_READINGS)}")
+    text = _without_blocks(model_output, _THINK_OPENING)
+    block = _first_block(text, "answer")
+    return block[1] if block else text.strip()
 
 
 def _without_blocks(text: str, opening: re.Pattern[str]) -> str:

@@ -4,7 +4,7 @@ One definition for both: `eval.metrics` builds its tables from these functions, 
 evaluation steps (`rarft_plugin.trainer_logs`) log them from the rollouts of an evaluation file.
 
 - The rule reading (`rule_segment`): a response answers iff its answer text
-  (`rarft_plugin.parsing.evaluation_answer`, by default as the released evaluation reads it) holds
+  (`rarft_plugin.parsing.evaluation_answer`, as the released evaluation reads it) holds
   a valid segment; otherwise it refuses. Training reads relevance this way only (no LLM judge runs
   in the training loop); `rarft-eval` also offers LLM judges.
 - RA-IoU of one query (`ra_iou_value`): IoU(pred, gt) for a relevant query answered with a
@@ -81,13 +81,13 @@ class Relevance:
     accuracy: float | None
 
 
-def rule_segment(model_output: str, reading: str = "released") -> Segment | None:
+def rule_segment(model_output: str) -> Segment | None:
     """The segment the rule reading finds in a response's answer text; None: the response refuses.
 
     >>> rule_segment("<answer>3.0 to 5.5</answer>"), rule_segment("<answer>No such moment.</answer>")
     ((3.0, 5.5), None)
     """
-    return extract_segment(evaluation_answer(model_output, reading))
+    return extract_segment(evaluation_answer(model_output))
 
 
 def complies(text: str, template: str) -> bool:

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from eval import audit
 from eval.audit import (
     ORACLE,
-    Setting,
     at_ratio,
     find_flags,
     groups,
@@ -28,7 +27,7 @@ from eval.audit import (
     summarise,
 )
 from eval.blind import FITTED_POLICIES, fit_baselines, refuses
-from eval.exploits import CORRECTION_TAG, POLICIES, first_sentence, neighbours, paraphrase, partial_fix
+from eval.exploits import CORRECTION_TAG, POLICIES, Setting, first_sentence, neighbours, paraphrase, partial_fix
 from rarft_plugin.errors import DataError
 from rarft_plugin.parsing import extract_segment, parse_response
 from rarft_plugin.rewards import parse_weights, reward_bounds, score_many

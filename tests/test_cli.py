@@ -41,7 +41,7 @@ def _cases(tmp_path):
         "rarft-eval": (
             rarft_eval,
             ["evaluate", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "run")],
-            ("eval.cli", "evaluate_command"),
+            ("eval.evaluate", "run"),
         ),
         "rarft-score": (
             score,

@@ -9,10 +9,11 @@ from support.openai_server import ChatServer, system_text
 
 from eval.cli import main as rarft_eval
 from eval.compare import ComparedRun, compare_markdown
+from eval.evaluate import write_report
 from eval.metrics import Judgement, compute_metrics
 from eval.predictions import Prediction, prediction_from_example
 from eval.record import RunRecord
-from eval.report import markdown, write_report
+from eval.report import markdown
 from rarft_plugin.dataset import load_examples
 
 HOSTILE = [
@@ -105,17 +106,26 @@ def test_the_references_themselves_score_perfectly(official_data, tmp_path, name
     assert all(row["refusal_accuracy"] == 1.0 for row in metrics["by_category"].values())
 
 
-def test_score_is_the_former_name_of_evaluate(official_data, tmp_path, capsys):
-    """`rarft-eval score` (scripts written before the rename, the demo) still evaluates, after one line."""
+@pytest.mark.parametrize(
+    "argv, replacement",
+    [
+        (["score", "{p}", "--out", "{run}"], "`score` is retired: use `rarft-eval evaluate` (same arguments"),
+        (["evaluate", "{p}", "--out", "{run}", "--answer-reading", "last_block"], "--answer-reading is retired: every"),
+        (["evaluate", "{p}", "--out", "{run}", "--answer-reading=released"], "--answer-reading is retired: every"),
+        (["evaluate", "--sbert-text", "answer", "{p}", "--out", "{run}"], "--sbert-text is retired: the SBERT score"),
+    ],
+)
+def test_retired_options_are_one_line_errors_naming_their_replacement(
+    official_data, tmp_path, capsys, argv, replacement
+):
+    """0.1.0's `score` alias and compatibility readings: no silent change of what a command computes, no work."""
     synthetic_predictions(official_data / "human_anno.json", tmp_path / "p.jsonl")
     capsys.readouterr()
-    for command in ("score", "evaluate"):
-        assert rarft_eval([command, str(tmp_path / "p.jsonl"), "--out", str(tmp_path / command), "--no-sbert"]) == 0
-        err = capsys.readouterr().err
-        notice = "rarft-eval: `score` is deprecated: use `rarft-eval evaluate` (same arguments)\n"
-        assert err.count("deprecated") == (command == "score") and (command == "evaluate" or err.startswith(notice))
-    old, new = (json.loads((tmp_path / command / "metrics.json").read_text()) for command in ("score", "evaluate"))
-    assert {**old, "produced_by": None} == {**new, "produced_by": None}
+    with pytest.raises(SystemExit) as exit_info:
+        rarft_eval([arg.format(p=tmp_path / "p.jsonl", run=tmp_path / "run") for arg in argv])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and replacement in err
+    assert not (tmp_path / "run").exists()
 
 
 def hand_table():
@@ -532,14 +542,8 @@ def test_items_without_ids_are_grouped_by_video_and_relevant_query(official_data
     } == {"strong": 2 * 530, "moderate": 2 * 363, "weak": 2 * 204}
 
 
-@pytest.mark.parametrize(
-    "reading, refused",
-    [
-        ("released", [True, True]),  # think removed: a refusal; first block: a refusal
-        ("last_block", [False, False]),  # (0, 3) from the think block; the last block answers
-    ],
-)
-def test_answer_reading_option(tmp_path, reading, refused):
+def test_answers_are_read_as_the_released_evaluation_reads_them(tmp_path):
+    """Think blocks removed (a timestep inside one is no answer), then the first answer block."""
     outputs = [
         "<think><timestep>0.00 to 3.00</timestep> a man sits.</think> The video does not contain this.",
         "<answer>No match.</answer><answer>2 to 6</answer>",
@@ -559,14 +563,11 @@ def test_answer_reading_option(tmp_path, reading, refused):
     ]
     path = tmp_path / "p.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    option = [] if reading == "released" else ["--answer-reading", reading]
-    assert rarft_eval(["evaluate", str(path), "--out", str(tmp_path / "run"), "--no-sbert", *option]) == 0
+    assert rarft_eval(["evaluate", str(path), "--out", str(tmp_path / "run"), "--no-sbert"]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     items = [json.loads(line) for line in (tmp_path / "run" / "items.jsonl").read_text().splitlines()]
-    assert [item["refused"] for item in items] == refused and metrics["judge"]["answer_reading"] == reading
-    assert ("answers read as the released evaluation does" in (tmp_path / "run" / "report.md").read_text()) == (
-        reading == "released"
-    )
+    assert [item["refused"] for item in items] == [True, True] and metrics["judge"]["answer_reading"] == "released"
+    assert "answers read as the released evaluation does" in (tmp_path / "run" / "report.md").read_text()
 
 
 @pytest.mark.parametrize(
@@ -635,7 +636,7 @@ def test_spans_from_and_the_released_spans_exclude_each_other(official_data, tmp
 def test_the_smallest_examples_on_every_shipped_file(official_data, tmp_path, name):
     """Every irrelevant query answered `<think><timestep>0.00 to 3.00</timestep> …</think> The video does not
     contain this.` and every relevant one `<answer>No match.</answer><answer>S to E</answer>`: the released
-    reading refuses all of them, the last-block reading answers all of them."""
+    reading refuses all of them."""
     examples, _ = load_examples(official_data / name)
     rows = []
     for e in examples:
@@ -648,24 +649,9 @@ def test_the_smallest_examples_on_every_shipped_file(official_data, tmp_path, na
             )
         rows.append(prediction_from_example(e, text).to_json())
     (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    for reading in ("released", "last_block"):
-        assert (
-            rarft_eval(
-                [
-                    "evaluate",
-                    str(tmp_path / "p.jsonl"),
-                    "--out",
-                    str(tmp_path / reading),
-                    "--no-sbert",
-                    "--answer-reading",
-                    reading,
-                ]
-            )
-            == 0
-        )
-    released, last_block = (json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("released", "last_block"))
+    assert rarft_eval(["evaluate", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "run"), "--no-sbert"]) == 0
+    released = json.loads((tmp_path / "run" / "metrics.json").read_text())
     irrelevant = sum(not r["gt_relevant"] for r in rows)
     assert released["relevance"]["accuracy"] == pytest.approx(irrelevant / len(rows))
     assert released["relevance"]["recall_irrel"] == 1.0 and released["relevance"]["recall_rel"] == 0.0
-    assert last_block["relevance"]["recall_irrel"] == 0.0 and last_block["relevance"]["recall_rel"] == 1.0
-    assert last_block["vtg_iou"]["mIoU"] == 1.0 and released["vtg_iou"]["mIoU"] == 0.0
+    assert released["vtg_iou"]["mIoU"] == 0.0

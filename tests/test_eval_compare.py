@@ -7,9 +7,8 @@ import pytest
 
 from eval.cli import main as rarft_eval
 from eval.compare import ComparedRun, compare_markdown, run_settings
-from eval.infer import meta_path
 from eval.metrics import Judgement, compute_metrics
-from eval.predictions import Prediction, prediction_from_example
+from eval.predictions import Prediction, meta_path, prediction_from_example
 from eval.record import RunRecord
 from rarft_plugin.dataset import load_examples
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from eval.cli import main as rarft_eval
-from eval.infer import meta_path
+from eval.predictions import meta_path
 from rarft_plugin.stand_ins import write_test_video
 
 IDS = ["0:0", "0:1", "1:0", "1:1", "2:0", "2:1"]

@@ -235,14 +235,9 @@ def test_resumes_only_what_failed(tmp_path):
     assert record.metrics.explanation.llm_score.refused == 3.5
 
 
-@pytest.mark.parametrize(
-    "reading, shown",
-    [
-        ("released", "He sits, he does not run."),  # think removed, the first answer block
-        ("last_block", "0.00 to 3.00"),
-    ],
-)
-def test_every_judge_is_shown_the_answer_text_of_the_reading(tmp_path, reading, shown):
+def test_every_judge_is_shown_the_answer_text(tmp_path):
+    """As the released evaluation reads it: think removed, the first answer block."""
+    shown = "He sits, he does not run."
     output = (
         "<think><timestep>9.00 to 12.00</timestep> a man sits.</think> <answer>He sits, he does not run."
         "</answer><answer>0.00 to 3.00</answer> <correct>a man sits</correct>"
@@ -259,7 +254,7 @@ def test_every_judge_is_shown_the_answer_text_of_the_reading(tmp_path, reading, 
             judge=judge(server, tmp_path),
             relevance_by_llm=True,
             llm_explanations=True,
-            reading=reading,
         )
     texts = [user_text(request) for request in server.requests]
-    assert len(texts) == 3 and all(shown in text and "9.00 to 12.00" not in text for text in texts)
+    assert len(texts) == 3
+    assert all(shown in text and "9.00 to 12.00" not in text and "0.00 to 3.00" not in text for text in texts)

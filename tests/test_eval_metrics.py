@@ -24,6 +24,8 @@ from eval.metrics import (
     rule_judgement,
 )
 from eval.predictions import Prediction
+from eval.reading import read
+from rarft_plugin.task_metrics import rule_segment
 
 
 def pred(item, query, relevant, timestamp=None, level=None, categories=(), gt_output="reference"):
@@ -383,32 +385,29 @@ THINK_THEN_REFUSAL = "<think><timestep>0.00 to 3.00</timestep> a man sits.</thin
 
 
 @pytest.mark.parametrize(
-    "output, released, last_block",
+    "output, segment",
     [
-        # the two smallest examples where the readings disagree
-        (THINK_THEN_REFUSAL, None, (0.0, 3.0)),
-        ("<answer>No match.</answer><answer>2 to 6</answer>", None, (2.0, 6.0)),
-        ("<answer>1 to 2</answer><answer>none</answer>", (1.0, 2.0), None),
-        ("<think>3 to 5</think> The event is at 7 to 9 s", (7.0, 9.0), (3.0, 5.0)),
-        ("<think><answer>1 to 2</answer></think><answer>no</answer>", None, None),  # an answer inside think
-        ("<think>unclosed 3 to 5 <answer>no</answer>", None, None),
-        ("<think>0 to 3</think>", None, (0.0, 3.0)),  # nothing after the think block
-        # and agree
-        ("<think>x</think> <answer>3.0 to 5.5</answer> <correct></correct>", (3.0, 5.5), (3.0, 5.5)),
-        ("<answer>The video does not show this.</answer>", None, None),
-        ("The event is at 3 to 5 seconds", (3.0, 5.0), (3.0, 5.0)),  # no answer block, no think
-        ("<think>3 to 5</think><answer>No such event.</answer>", None, None),
-        ("<answer>3.0 to 5.5", (3.0, 5.5), (3.0, 5.5)),  # unclosed (cut at max tokens): the rest of the text
-        ("<answer>nan to 1e309</answer>", None, None),
-        ("<answer>9 to 3</answer>", None, None),  # reversed
-        ("", None, None),
+        # the released reading: complete think blocks removed, the first answer block, else the rest
+        (THINK_THEN_REFUSAL, None),
+        ("<answer>No match.</answer><answer>2 to 6</answer>", None),
+        ("<answer>1 to 2</answer><answer>none</answer>", (1.0, 2.0)),
+        ("<think>3 to 5</think> The event is at 7 to 9 s", (7.0, 9.0)),
+        ("<think><answer>1 to 2</answer></think><answer>no</answer>", None),  # an answer inside think
+        ("<think>unclosed 3 to 5 <answer>no</answer>", None),
+        ("<think>0 to 3</think>", None),  # nothing after the think block
+        ("<think>x</think> <answer>3.0 to 5.5</answer> <correct></correct>", (3.0, 5.5)),
+        ("<answer>The video does not show this.</answer>", None),
+        ("The event is at 3 to 5 seconds", (3.0, 5.0)),  # no answer block, no think
+        ("<think>3 to 5</think><answer>No such event.</answer>", None),
+        ("<answer>3.0 to 5.5", (3.0, 5.5)),  # unclosed (cut at max tokens): the rest of the text
+        ("<answer>nan to 1e309</answer>", None),
+        ("<answer>9 to 3</answer>", None),  # reversed
+        ("", None),
     ],
 )
-def test_rule_judgement(output, released, last_block):
-    for reading, segment in (("released", released), ("last_block", last_block)):
-        judged = rule_judgement(output, reading)
-        assert (judged.refused, judged.segment) == (segment is None, segment), reading
-    assert rule_judgement(output) == rule_judgement(output, "released")  # the default
+def test_rule_judgement(output, segment):
+    judged = rule_judgement(read(responses(output)[0], "ra_rft"))
+    assert (judged.refused, judged.segment) == (segment is None, segment)
 
 
 @settings(max_examples=200, deadline=None)
@@ -416,12 +415,12 @@ def test_rule_judgement(output, released, last_block):
     st.text(alphabet=st.sampled_from(list("0123456789.:- toand<>/answerthinkcorrect[]()naif\n\u202e")), max_size=200)
 )
 def test_rule_judgement_never_raises_and_segments_are_valid(text):
-    for reading in ("released", "last_block"):
-        judged = rule_judgement(text, reading)
-        assert judged.refused == (judged.segment is None)
-        if judged.segment is not None:
-            start, end = judged.segment
-            assert math.isfinite(start) and math.isfinite(end) and 0 <= start <= end
+    judged = rule_judgement(read(responses(text)[0], "ra_rft"))
+    assert judged.refused == (judged.segment is None)
+    assert judged.segment == rule_segment(text)  # the reading is training's rule reading (task_metrics)
+    if judged.segment is not None:
+        start, end = judged.segment
+        assert math.isfinite(start) and math.isfinite(end) and 0 <= start <= end
 
 
 @settings(max_examples=100, deadline=None)
@@ -504,14 +503,15 @@ RELEASED = "<think>t</think> <answer>No.</answer> <correction>q</correction>"
     ],
 )
 def test_format_compliance(outputs, truncated, template, expected):
-    result = asdict(format_compliance(responses(*outputs, truncated=truncated), template, "given"))
+    readings = [read(p, template) for p in responses(*outputs, truncated=truncated)]
+    result = asdict(format_compliance(readings, template, "given"))
     assert result["queries"] == len(outputs) and result["template"] == template
     assert {key: result[key] for key in expected} == expected
 
 
 def test_format_compliance_of_mixed_records():
     predictions = responses("<think>cut", "<think>cut") + responses("x", truncated=True)
-    assert format_compliance(predictions, "ra_rft", "given").truncated_source == "mixed"
+    assert format_compliance([read(p, "ra_rft") for p in predictions], "ra_rft", "given").truncated_source == "mixed"
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,7 @@ from support.openai_server import ChatServer, Fault, free_port, system_text, use
 from test_eval_cli import judge_responder
 
 from eval.cli import main as rarft_eval
-from eval.infer import meta_path
-from eval.predictions import prediction_from_example
+from eval.predictions import meta_path, prediction_from_example
 from eval.record import RunRecord, read_run
 from eval.report import category_figure, level_figure, markdown
 from rarft_plugin.dataset import load_examples

@@ -13,15 +13,16 @@ REPO = Path(__file__).resolve().parents[1]
 PIPELINES = ("eval", "data_prep")
 
 
-def imported_modules(source: str) -> list[str]:
+def imported_modules(source: str, *, from_names: bool = False) -> list[str]:
     """Every module a source file imports: import statements, and `importlib.import_module` / `__import__` of a
-    literal name."""
+    literal name; with `from_names`, `from PACKAGE import NAME` also gives PACKAGE.NAME (NAME may be a module)."""
     names = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.append(node.module)
+            names += [f"{node.module}.{alias.name}" for alias in node.names] if from_names else []
         elif (
             isinstance(node, ast.Call)
             and getattr(node.func, "attr", getattr(node.func, "id", None)) in ("import_module", "__import__")
@@ -98,3 +99,72 @@ def test_the_wheel_holds_the_three_packages_and_no_test_stand_ins(tmp_path):
     assert [
         name for name, text in sources.items() if "install_import_stand_ins" in text or "__rarft_stand_in__" in text
     ] == []
+
+
+def module_graph(packages: tuple[str, ...]) -> dict[str, set[str]]:
+    """Module -> the modules of `packages` it imports (anywhere in it: at the top, in a function, or for type
+    checking only); `from PACKAGE import MODULE` counts as importing that module."""
+    modules = {
+        ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): path
+        for package in packages
+        for path in sorted((REPO / package).rglob("*.py"))
+    }
+    return {
+        name: {
+            other
+            for other in imported_modules(path.read_text(encoding="utf-8"), from_names=True)
+            if other in modules and other != name
+        }
+        for name, path in modules.items()
+    }
+
+
+def import_circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One chain of imports that comes back to where it started, or None."""
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        if module in path:
+            return path[path.index(module) :] + [module]
+        if module in done:
+            return None
+        for other in sorted(graph[module]):
+            found = visit(other, [*path, module])
+            if found:
+                return found
+        done.add(module)
+        return None
+
+    return next((found for module in sorted(graph) if (found := visit(module, []))), None)
+
+
+@pytest.mark.parametrize(
+    "graph, circle",
+    [
+        ({"a": {"b"}, "b": {"c"}, "c": set()}, None),
+        ({"a": {"b"}, "b": {"c"}, "c": {"a"}}, ["a", "b", "c", "a"]),
+        ({"a": {"b", "c"}, "b": {"c"}, "c": {"b"}}, ["b", "c", "b"]),
+    ],
+)
+def test_import_circles_are_found(graph, circle):
+    assert import_circle(graph) == circle
+
+
+def test_the_pipelines_import_without_circles():
+    """eval/ and data_prep/ import one way: a command module and the helpers it shares with another go in
+    separate modules (e.g. eval.arguments for infer and evaluate), never into each other."""
+    assert import_circle(module_graph(PIPELINES)) is None
+
+
+@pytest.mark.parametrize("package", PIPELINES)
+def test_each_command_line_only_dispatches(package):
+    """`cli.py` is a table of subcommands (`COMMANDS`); each command module owns its arguments, files and run, and
+    the dispatcher imports only the chosen one: `cli.py` imports none of them."""
+    import importlib
+
+    cli = importlib.import_module(f"{package}.cli")
+    commands = {module for module, _ in cli.COMMANDS.values()}
+    assert module_graph(PIPELINES)[f"{package}.cli"] & commands == set()
+    for name in sorted(commands):
+        module = importlib.import_module(name)
+        assert all(callable(getattr(module, f, None)) for f in ("add_arguments", "command_files", "run")), name

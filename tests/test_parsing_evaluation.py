@@ -1,4 +1,4 @@
-"""How the evaluation reads a response: `evaluation_answer` (both readings) and the SBERT text."""
+"""How the evaluation reads a response: `evaluation_answer` (the released reading) and the SBERT text."""
 
 import re
 
@@ -7,7 +7,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rarft_plugin.parsing import (
-    ANSWER_READINGS,
     RELEASED_ANSWER_PATTERN,
     RELEASED_CORRECTION_PATTERN,
     RELEASED_THINK_PATTERN,
@@ -19,41 +18,32 @@ from rarft_plugin.parsing import (
 
 
 @pytest.mark.parametrize(
-    "output, released, last_block",
+    "output, answer",
     [
-        # the smallest examples where the readings disagree
+        # every complete think block goes, then the first answer block; no block: what is left
         (
             "<think><timestep>0.00 to 3.00</timestep> a man sits.</think> The video does not contain this.",
             "The video does not contain this.",
-            "<think><timestep>0.00 to 3.00</timestep> a man sits.</think> The video does not contain this.",
         ),
-        ("<answer>No match.</answer><answer>2 to 6</answer>", "No match.", "2 to 6"),
+        ("<answer>No match.</answer><answer>2 to 6</answer>", "No match."),
         # the template
-        ("<think>t</think> <answer> 1 to 2 </answer> <correct>NIL</correct>", "1 to 2", "1 to 2"),
-        # every think block goes, then the first answer block
-        ("<think>a</think>x<think>b</think> y", "x y", "<think>a</think>x<think>b</think> y"),
-        ("<think><answer>in think</answer></think><answer>after</answer>", "after", "after"),
-        ("<think>multi\nline</think>\n<answer>\nno\n</answer>", "no", "no"),
+        ("<think>t</think> <answer> 1 to 2 </answer> <correct>NIL</correct>", "1 to 2"),
+        ("<think>a</think>x<think>b</think> y", "x y"),
+        ("<think><answer>in think</answer></think><answer>after</answer>", "after"),
+        ("<think>multi\nline</think>\n<answer>\nno\n</answer>", "no"),
         # an unclosed think block is not a block: it stays
-        ("<think>open <answer>a</answer>", "a", "a"),
-        ("<think>open, never closed", "<think>open, never closed", "<think>open, never closed"),
+        ("<think>open <answer>a</answer>", "a"),
+        ("<think>open, never closed", "<think>open, never closed"),
         # nested / broken answer blocks
-        ("<answer>a<answer>b</answer>", "a<answer>b", "b"),
-        ("<answer>a</answer></answer>", "a", "a"),
-        ("<answer>cut short", "<answer>cut short", "<answer>cut short"),
-        ("<answer></answer>", "", ""),
-        ("", "", ""),
+        ("<answer>a<answer>b</answer>", "a<answer>b"),
+        ("<answer>a</answer></answer>", "a"),
+        ("<answer>cut short", "<answer>cut short"),
+        ("<answer></answer>", ""),
+        ("", ""),
     ],
 )
-def test_readings(output, released, last_block):
-    assert evaluation_answer(output) == released  # the default is the released reading
-    assert evaluation_answer(output, "released") == released
-    assert evaluation_answer(output, "last_block") == last_block
-
-
-def test_unknown_reading_is_refused():
-    with pytest.raises(ValueError, match="unknown answer reading 'first'"):
-        evaluation_answer("x", "first")
+def test_the_answer_text_is_read_as_the_released_evaluation_reads_it(output, answer):
+    assert evaluation_answer(output) == answer
 
 
 @pytest.mark.parametrize(
@@ -174,9 +164,8 @@ def test_the_linear_readings_equal_the_released_regexes_on_the_shipped_files(off
 @settings(max_examples=300, deadline=None)
 @given(TAGGY)
 def test_readings_never_raise_and_stay_inside_the_response(output):
-    for reading in ANSWER_READINGS:
-        answer = evaluation_answer(output, reading)
-        assert isinstance(answer, str) and len(answer) <= len(output)
-    # released: no complete think block is ever read as (part of) the answer
+    answer = evaluation_answer(output)
+    assert isinstance(answer, str) and len(answer) <= len(output)
+    # no complete think block is ever read as (part of) the answer
     assert re.search(r"<think>.*?</think>", evaluation_answer(output), re.DOTALL) is None
     assert len(without_correction(output)) <= len(output)

@@ -21,6 +21,7 @@ import eval.metrics
 from eval.exploits import CORRECTION_TAG, POLICIES, neighbours
 from eval.metrics import compute_metrics, format_compliance, rule_judgement
 from eval.predictions import prediction_from_example
+from eval.reading import read
 from rarft_plugin import task_metrics
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.launch.upstream import TRAINER_MODULE, report_task_in_trainer_logs, rollouts_of
@@ -82,8 +83,9 @@ def test_in_loop_metrics_equal_rarft_eval_with_the_rule_judge(examples, sbert, p
     predictions = [
         prediction_from_example(example, response) for example, response in zip(examples, responses, strict=True)
     ]
-    metrics, _ = compute_metrics(predictions, [rule_judgement(response) for response in responses])
-    compliance = format_compliance(predictions, "ra_rft", "given")
+    readings = [read(prediction, "ra_rft") for prediction in predictions]
+    metrics, _ = compute_metrics(predictions, [rule_judgement(reading) for reading in readings])
+    compliance = format_compliance(readings, "ra_rft", "given")
     expected = {
         "rarft/ra_iou/R0.3": metrics.ra_iou.r_at_0_3,
         "rarft/ra_iou/R0.5": metrics.ra_iou.r_at_0_5,
@@ -227,7 +229,7 @@ def test_upstream_compute_eval_metrics_reports_the_task(trainer_module, examples
     expected = eval_logs(rollouts_of(samples))
     assert {key: logs[key] for key in expected} == expected and expected["rarft/queries"] == len(labels)
     predictions = [prediction_from_example(e, r) for e, r in zip(examples[:21], responses, strict=True)]
-    metrics, _ = compute_metrics(predictions, [rule_judgement(r) for r in responses])
+    metrics, _ = compute_metrics(predictions, [rule_judgement(read(p, "ra_rft")) for p in predictions])
     assert logs["rarft/ra_iou/mIoU"] == pytest.approx(metrics.ra_iou.miou)
     assert logs["rarft/strong/refusal_f1"] == pytest.approx(metrics.by_difficulty["strong"].f1)
 
