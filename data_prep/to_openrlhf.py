@@ -44,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from data_prep.arguments import positive_int
+from rarft_plugin.clips import VideoError
 from rarft_plugin.command_files import CommandFiles
 from rarft_plugin.dataset import Example, load_examples
 from rarft_plugin.errors import DataError
@@ -53,7 +54,6 @@ from rarft_plugin.prompts import TEMPLATES
 from rarft_plugin.schema import clip_length, span_problem
 from rarft_plugin.video import (
     VIDEO_EXTENSIONS,
-    VideoError,
     check_clips,
     probe,
     resolve_videos,

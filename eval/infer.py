@@ -47,6 +47,7 @@ from eval.arguments import add_data_arguments, data_options
 from eval.checkpoint import overlay, resolve_checkpoint
 from eval.predictions import meta_path, parse_prediction, prediction_from_example
 from eval.provenance import INFERENCE_PACKAGES, now, package_versions
+from rarft_plugin.clips import SampledVideo
 from rarft_plugin.command_files import CommandFiles, Output
 from rarft_plugin.dataset import Example, load_examples
 from rarft_plugin.errors import DataError
@@ -57,7 +58,6 @@ from rarft_plugin.schema import JsonValue
 from rarft_plugin.video import (
     VIDEO_EXTENSIONS,
     MissingVideos,
-    SampledVideo,
     check_clips,
     resolve_videos,
     sample_frames,

@@ -19,8 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from eval.predictions import Prediction
-from rarft_plugin.models import ChatMarkers
-from rarft_plugin.parsing import evaluation_answer, extract_segment, sbert_response, unclosed_block, without_end_of_turn
+from rarft_plugin.parsing import (
+    ChatMarkers,
+    evaluation_answer,
+    extract_segment,
+    sbert_response,
+    unclosed_block,
+    without_end_of_turn,
+)
 from rarft_plugin.schema import sbert_reference
 from rarft_plugin.task_metrics import complies
 

@@ -56,6 +56,7 @@ import torch
 from openrlhf.utils.agent import AgentExecutorBase
 
 from rarft_plugin.cache import LruCache
+from rarft_plugin.clips import SampledVideo, VideoError
 from rarft_plugin.models import VllmVideoRequest, family_of_processor
 from rarft_plugin.parsing import extract_response
 from rarft_plugin.prompt_row import label_of, video_of
@@ -64,10 +65,8 @@ from rarft_plugin.rewards import REWARD_NAMES
 from rarft_plugin.rollout_logs import score_with_logs
 from rarft_plugin.video import (
     DecodePool,
-    SampledVideo,
     Sampling,
     SpecLike,
-    VideoError,
     VideoSpec,
     cache_key,
     decode_pool,

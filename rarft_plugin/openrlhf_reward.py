@@ -23,8 +23,8 @@ from collections.abc import Sequence
 
 import torch
 
-from rarft_plugin.models import ChatMarkers, family_from_env
-from rarft_plugin.parsing import extract_response
+from rarft_plugin.models import family_from_env
+from rarft_plugin.parsing import ChatMarkers, extract_response
 from rarft_plugin.reward_options import RewardOptions, ScoreOptions
 from rarft_plugin.rewards import REWARD_NAMES
 from rarft_plugin.rollout_logs import ROLLOUT_LOG_NAMES, score_with_logs

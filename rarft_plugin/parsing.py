@@ -52,9 +52,9 @@ import math
 import re
 from dataclasses import dataclass
 
-from rarft_plugin.models import ChatMarkers, default_family
-
 __all__ = [
+    "CHATML",
+    "ChatMarkers",
     "CORRECTION_TAGS",
     "RELEASED_FORMAT_PATTERN",
     "RELEASED_SEGMENT_PATTERN",
@@ -78,6 +78,18 @@ __all__ = [
     "BOILERPLATE_WORDS",
     "strip_boilerplate",
 ]
+
+
+@dataclass(frozen=True)
+class ChatMarkers:
+    """Where a chat template's assistant turn starts and what ends it, as text."""
+
+    assistant_start: str  # the last one in a decoded prompt+response starts the response
+    turn_ends: tuple[str, ...]  # each ends a response; the first is the end-of-turn token
+
+
+# The Qwen families' chat template (ChatML): the markers read where no family is named.
+CHATML = ChatMarkers(assistant_start="<|im_start|>assistant", turn_ends=("<|im_end|>", "<|endoftext|>"))
 
 CORRECTION_TAGS = ("correct", "correction")
 _TAG = re.compile(r"<(/?)(think|answer|correct|correction)>")
@@ -316,14 +328,14 @@ def extract_response(decoded: str, prompt: str | None = None, chat: ChatMarkers 
     """The model's response inside a decoded prompt+response string (special tokens kept).
 
     Uses the last assistant-turn marker of the chat template (`chat`: the model family's markers;
-    default: the default family's, `rarft_plugin.models`); without one, strips the prompt when the
+    default: ChatML, the Qwen families'); without one, strips the prompt when the
     decoded text starts with it, else returns the text as is. The response ends at the first
     end-of-turn marker.
 
     >>> extract_response("<|im_start|>user\\nq<|im_end|>\\n<|im_start|>assistant\\nhi<|im_end|><|endoftext|>")
     'hi'
     """
-    chat = chat or default_family().CHAT
+    chat = chat or CHATML
     cut = decoded.rfind(chat.assistant_start)
     if cut >= 0:
         response = decoded[cut + len(chat.assistant_start) :]
@@ -345,10 +357,10 @@ def without_end_of_turn(response: str, chat: ChatMarkers | None = None) -> str:
     Inference that decodes special tokens (the released inference) leaves `<|im_end|>` at the end of
     every finished output; the evaluation's format check reads the response without it.
 
-    >>> without_end_of_turn("<answer>No.</answer><|im_end|>\n"), without_end_of_turn("a <|im_end|> b")
+    >>> without_end_of_turn("<answer>No.</answer><|im_end|>\\n"), without_end_of_turn("a <|im_end|> b")
     ('<answer>No.</answer>', 'a <|im_end|> b')
     """
-    markers = (chat or default_family().CHAT).turn_ends
+    markers = (chat or CHATML).turn_ends
     end = len(response)
     while True:
         while end and response[end - 1].isspace():

@@ -21,12 +21,13 @@ import os
 from dataclasses import dataclass
 from typing import TypedDict
 
+from rarft_plugin.clips import VideoError
 from rarft_plugin.errors import DataError
 from rarft_plugin.parsing import find_special_token
 from rarft_plugin.prompts import TEMPLATES, Purpose, build_messages, instruction
 from rarft_plugin.rewards import variant_label_problems
 from rarft_plugin.schema import Label, label_problems, parse_label
-from rarft_plugin.video import VideoError, VideoSpec
+from rarft_plugin.video import VideoSpec
 
 __all__ = [
     "DATASET_FLAGS",

@@ -38,6 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rarft_plugin.cache import LruCache
+from rarft_plugin.clips import ClipInfo, SampledVideo, VideoError
 from rarft_plugin.errors import DataError
 from rarft_plugin.models import ModelFamily, default_family, family_named
 
@@ -48,12 +49,9 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "DECODE_PROCESSES_ENV",
     "Backend",
-    "ClipInfo",
     "DecodePool",
     "MissingVideos",
-    "SampledVideo",
     "Sampling",
-    "VideoError",
     "VideoSpec",
     "cache_key",
     "cache_stats",
@@ -79,10 +77,6 @@ CACHE_SIZE = 32
 MAX_LISTED = 20  # failures named in one error message; the rest are counted
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 Backend = Literal["auto", "decord", "pyav"]
-
-
-class VideoError(DataError):
-    """A video that cannot be used: missing, unreadable, empty, or a clip window outside it."""
 
 
 @dataclass(frozen=True)
@@ -120,17 +114,6 @@ class VideoSpec:
 SpecLike = VideoSpec | str | os.PathLike | dict | list
 
 
-@dataclass(frozen=True)
-class SampledVideo:
-    """Frames (T, H, W, 3) uint8, already resized; fps of the sampling; source timestamps (s); the file's frame
-    rate (None where unknown)."""
-
-    frames: np.ndarray
-    fps: float
-    timestamps: tuple[float, ...]
-    source_fps: float | None = None
-
-
 def sample_frames(
     spec: SpecLike,
     *,
@@ -166,22 +149,6 @@ def probe(spec: SpecLike, *, family: ModelFamily | None = None, backend: Backend
     too short to sample and windows outside the video, naming the file.
     """
     return probe_clip(spec, family=family, backend=backend).duration
-
-
-@dataclass(frozen=True)
-class ClipInfo:
-    """What probing a clip learns without decoding it: the video's duration (s), and what `sample_frames` would
-    give of its window: the frames' count, height and width (after the family's resize), their sampling rate,
-    their times in the file (s) and the file's frame rate. A family counts the tokens such frames expand to
-    (`ModelFamily.video_token_count`)."""
-
-    duration: float
-    frames: int
-    height: int
-    width: int
-    fps: float
-    timestamps: tuple[float, ...]
-    source_fps: float
 
 
 def probe_clip(spec: SpecLike, *, family: ModelFamily | None = None, backend: Backend = "auto") -> ClipInfo:

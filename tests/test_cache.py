@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from rarft_plugin.cache import LruCache
-from rarft_plugin.video import VideoError
+from rarft_plugin.clips import VideoError
 
 
 def test_single_flight_cache_runs_create_once_for_concurrent_callers():

@@ -18,13 +18,14 @@ import torch
 from support.import_stand_ins import install_import_stand_ins
 from support.vllm_qwen import qwen3_vl_expand
 
+from rarft_plugin.clips import SampledVideo, VideoError
 from rarft_plugin.models import family_named
 from rarft_plugin.paths import plugin_path
 from rarft_plugin.prompts import build_messages
 from rarft_plugin.rewards import REWARD_NAMES, score
 from rarft_plugin.rollout_logs import ROLLOUT_LOG_NAMES
 from rarft_plugin.stand_ins import write_test_video
-from rarft_plugin.video import SampledVideo, VideoError, VideoSpec, cache_stats, clear_cache
+from rarft_plugin.video import VideoSpec, cache_stats, clear_cache
 
 install_import_stand_ins()
 

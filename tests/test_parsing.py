@@ -524,3 +524,11 @@ def test_without_end_of_turn(response, expected):
 
 def test_without_end_of_turn_is_linear():
     assert without_end_of_turn("x" + "<|im_end|> " * 200_000) == "x"
+
+
+def test_the_default_chat_markers_are_the_default_familys():
+    """parsing reads ChatML where no family is named; that must stay the default family's template."""
+    from rarft_plugin.models import default_family
+    from rarft_plugin.parsing import CHATML
+
+    assert default_family().CHAT == CHATML

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from rarft_plugin.clips import VideoError
 from rarft_plugin.errors import DataError
 from rarft_plugin.prompt_row import (
     DATASET_FLAGS,
@@ -18,7 +19,7 @@ from rarft_plugin.prompt_row import (
 )
 from rarft_plugin.prompts import build_messages
 from rarft_plugin.schema import parse_label
-from rarft_plugin.video import VideoError, VideoSpec
+from rarft_plugin.video import VideoSpec
 
 CLIP = VideoSpec("/videos/clip.mp4", 0.0, 6.0)  # row_problems checks the path's form; the launcher probes the file
 RELEVANT = {

@@ -14,12 +14,13 @@ import torch
 from support.vllm_qwen import qwen2_5_vl_positions
 from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLModel
 
+from rarft_plugin.clips import VideoError
 from rarft_plugin.models import family_named
 from rarft_plugin.models.qwen2_5_vl import reference_rope_index
 from rarft_plugin.models.qwen_vl import smart_resize
 from rarft_plugin.prompts import build_messages
 from rarft_plugin.stand_ins import write_test_video
-from rarft_plugin.video import VideoError, VideoSpec, sample_frames
+from rarft_plugin.video import VideoSpec, sample_frames
 
 FAMILY = family_named("qwen2_5_vl")
 MIN_PIXELS = FAMILY.MIN_PIXELS

@@ -4,11 +4,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from rarft_plugin.clips import VideoError
 from rarft_plugin.errors import DataError
 from rarft_plugin.models.qwen2_5_vl import Qwen2_5_VL
 from rarft_plugin.stand_ins import write_test_video
 from rarft_plugin.video import (
-    VideoError,
     VideoSpec,
     cache_stats,
     clear_cache,

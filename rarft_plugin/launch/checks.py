@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rarft_plugin.cli import cpu_deepspeed
+from rarft_plugin.clips import ClipInfo
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import iter_jsonl
 from rarft_plugin.launch.upstream import openrlhf_arguments
@@ -40,7 +41,7 @@ from rarft_plugin.models import ModelFamily, family_of_model, family_of_processo
 from rarft_plugin.prompt_row import INPUT_KEY, LABEL_KEY, VIDEO_KEY, label_of, row_problems, video_of
 from rarft_plugin.schema import label_problems
 from rarft_plugin.similarity import resolve_model
-from rarft_plugin.video import ClipInfo, VideoSpec, probe_clips
+from rarft_plugin.video import VideoSpec, probe_clips
 
 if TYPE_CHECKING:
     from transformers import ProcessorMixin

@@ -39,19 +39,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from rarft_plugin.errors import DataError
+from rarft_plugin.parsing import ChatMarkers
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
     from transformers import ProcessorMixin
 
-    from rarft_plugin.video import ClipInfo, SampledVideo
+    from rarft_plugin.clips import ClipInfo, SampledVideo
 
 __all__ = [
     "DEFAULT_MODEL_TYPE",
     "FAMILY_ENV",
     "FAMILY_MODULES",
-    "ChatMarkers",
     "FamilyRegistry",
     "ModelFamily",
     "UnknownModelFamily",
@@ -76,14 +76,6 @@ DEFAULT_MODEL_TYPE = "qwen2_5_vl"
 FAMILY_MODULES = ("qwen2_5_vl", "qwen3_vl")
 # The family's NAME in a Ray worker's environment (the OpenRLHF reward file reads it; rarft-train sets it).
 FAMILY_ENV = "RARFT_MODEL_FAMILY"
-
-
-@dataclass(frozen=True)
-class ChatMarkers:
-    """Where a chat template's assistant turn starts and what ends it, as text."""
-
-    assistant_start: str  # the last one in a decoded prompt+response starts the response
-    turn_ends: tuple[str, ...]  # each ends a response; the first is the end-of-turn token
 
 
 @dataclass(frozen=True)

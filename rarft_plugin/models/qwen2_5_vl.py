@@ -48,9 +48,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import torch
 
+from rarft_plugin.clips import SampledVideo
 from rarft_plugin.models import VllmVideoRequest, register
 from rarft_plugin.models.qwen_vl import IMAGE, VIDEO, QwenVL, bare_model, media_types, mrope_positions
-from rarft_plugin.video import SampledVideo
 
 if TYPE_CHECKING:
     from transformers import Qwen2_5_VLConfig

@@ -57,9 +57,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import torch
 
+from rarft_plugin.clips import ClipInfo, SampledVideo
 from rarft_plugin.models import VllmVideoRequest, register
 from rarft_plugin.models.qwen_vl import IMAGE, VIDEO, QwenVL, bare_model, media_types, mrope_positions
-from rarft_plugin.video import ClipInfo, SampledVideo
 
 if TYPE_CHECKING:
     from transformers import ProcessorMixin, Qwen3VLConfig
@@ -175,7 +175,7 @@ class Qwen3_VL(QwenVL):
         it from `video_metadata` (`group_times`), tokenised on its own: special tokens bound it in the prompt.
 
         >>> from rarft_plugin.stand_ins import build_qwen2_5_tokenizer  # Qwen's vocabulary: one token per digit
-        >>> from rarft_plugin.video import ClipInfo
+        >>> from rarft_plugin.clips import ClipInfo
         >>> clip = ClipInfo(30.0, 4, 64, 96, 2.0, (0.0, 0.5, 1.0, 1.5), 30.0)  # 2 groups of 2 x 3 merged patches
         >>> Qwen3_VL().video_token_count(build_qwen2_5_tokenizer(), clip)  # 2 x 6 + 2 x 2 + <0.2 seconds>, <1.2 ...
         28

@@ -27,14 +27,14 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 import torch
 
-from rarft_plugin.models import ChatMarkers, ModelFamily
-from rarft_plugin.video import ClipInfo, SampledVideo, VideoError
+from rarft_plugin.clips import ClipInfo, SampledVideo, VideoError
+from rarft_plugin.models import ModelFamily
+from rarft_plugin.parsing import CHATML, ChatMarkers
 
 if TYPE_CHECKING:
     from transformers import ProcessorMixin
 
 __all__ = [
-    "CHATML",
     "IMAGE",
     "TEXT",
     "VIDEO",
@@ -47,7 +47,6 @@ __all__ = [
     "smart_resize",
 ]
 
-CHATML = ChatMarkers(assistant_start="<|im_start|>assistant", turn_ends=("<|im_end|>", "<|endoftext|>"))
 TEXT, IMAGE, VIDEO = 0, 1, 2  # mm_token_type_ids, as the processor marks tokens
 
 _log = logging.getLogger(__name__)
@@ -207,7 +206,7 @@ class QwenVL(ModelFamily):
         with the last frame as the processor pads it) per `IMAGE_FACTOR` x `IMAGE_FACTOR` pixels.
 
         >>> from rarft_plugin.models import default_family
-        >>> from rarft_plugin.video import ClipInfo
+        >>> from rarft_plugin.clips import ClipInfo
         >>> clip = ClipInfo(30.0, 60, 252, 336, 2.0, (), 30.0)  # 30 s at 2 FPS, 480p at the default budget
         >>> default_family().video_token_count(None, clip)
         3240
