@@ -1,49 +1,9 @@
-"""Everything that reads model output: tag blocks, the two format checks, timestamp segments.
+"""Everything that reads model output: tag blocks, the two format checks, timestamp segments, special tokens, the
+response inside a decoded chat.
 
-Output template (paper eq. 4)::
-
-    <think>...</think> <answer>...</answer> <correct>...</correct>
-
-Blocks. Tags are matched case-sensitively, as the prompts spell them. `answer`, `think` and
-`correction` are the FIRST complete block of a tag: its first opening tag up to the first closing
-tag after it, what `re.search(r"<answer>(.*?)</answer>", text, re.DOTALL)` finds (the paper's "the
-answer"; the released evaluation reads the same block). `answer_released` and `correction_released`
-are the LAST block as the released reward code reads it, `re.findall(r"<answer>(.*?)</answer>",
-text, re.DOTALL)[-1]` (main_rarft.py:140-155): the last of the non-overlapping first-open,
-first-close blocks, left to right. A block that is opened but never closed does not count, so a
-response cut off by the length limit before `</answer>` has no answer. Contents are stripped of
-surrounding whitespace (SentenceBERT's tokenizer ignores it, so similarities do not change).
-`correction` is the first complete `<correct>` or `<correction>` block (the paper's tag and the
-released code's); `correction_released` reads `<correction>` only, as the released code does.
-
-Formats. `strict_format` (paper, eq. 4): exactly one think, answer and correct block in that
-order with nothing but whitespace around them. `released_format`: the released code's lenient
-check, `re.fullmatch(RELEASED_FORMAT_PATTERN, text.strip(), re.DOTALL)`; its `.*?` may run
-across tags, so a second answer block passes; only `<correction>` is accepted.
-
-Special tokens. A response holding a chat or media special-token marker (`<|video_pad|>`,
-`<|im_start|>`, any `<|name|>`) is malformed (`find_special_token`): such tokens break the
-training step, and the released pipeline never sees them because it decodes with
-`skip_special_tokens`.
-
-Timestamp grammar of the paper variant (inside the `<answer>` block; the FIRST match is the
-prediction)::
-
-    segment  := ["from" | "between"] [ "[" | "(" ] time sep time [ "]" | ")" ]
-    time     := number [unit] | clock
-    number   := [+-] digits ["." digits] [exponent]      e.g. 12.54, .5, 1e2, -3
-    clock    := [h ":"] m ":" s ["." digits]               e.g. 01:02.5, 1:02:03
-    unit     := s | sec | secs | second | seconds
-    sep      := "to" | "and" | "-" | "–" | "—" | "~"   (and "," inside brackets only)
-
-Examples: `12.54 to 17.83`, `12.54 - 17.83 seconds`, `from 12.5s to 17.8s`, `[12.54, 17.83]`,
-`between 3 and 7`. A segment is *valid* only if both ends are finite, non-negative and
-start <= end; `nan`, `inf`, `1e309`, negative or reversed segments are not valid (no segment).
-
-Timestamp grammar of the released variant (`extract_segment_released`): the first match of
-`RELEASED_SEGMENT_PATTERN`, `(\\d+\\.?\\d*)\\s+to\\s+(\\d+\\.?\\d*)` with re.IGNORECASE
-(main_rarft.py:241, so `2 TO 6` reads), taken as written: no units, clocks or brackets, a minus
-sign is not part of a number (`-3 to 5` reads as 3 to 5), and a reversed span stays reversed.
+Output template (paper eq. 4): `<think>...</think> <answer>...</answer> <correct>...</correct>`. The paper reads the
+FIRST complete block of a tag, the released reward the LAST; a block opened but never closed does not count. The
+rules, with the timestamp grammars of both variants, are written once in docs/rewards.md, "Reading a response".
 """
 
 from __future__ import annotations
