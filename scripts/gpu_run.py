@@ -470,10 +470,7 @@ def curve(args: argparse.Namespace) -> int:
             "",
             "| step | RA-IoU mIoU | RA-IoU R@0.5 | F1 average | format compliance |",
             "|---|---|---|---|---|",
-            *(
-                "| " + " | ".join([str(e["step"]), *(_cell(e[k], ".3f") for k in EVAL_KEYS)]) + " |"
-                for e in evals
-            ),
+            *("| " + " | ".join([str(e["step"]), *(_cell(e[k], ".3f") for k in EVAL_KEYS)]) + " |" for e in evals),
         ]
     write_atomic(args.out / "curve.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
