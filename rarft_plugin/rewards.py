@@ -557,9 +557,11 @@ def score_many(
         raise ValueError(f"{len(responses)} responses but {len(labels)} labels")
     weights = parse_weights(weights)
     texts = [r if isinstance(r, str) else _as_text(r) for r in responses]
+    parsed_labels = [parse_label(label) for label in labels]
+    parsed = [parse_response(text) for text in texts]
     inputs = [
-        RewardInput(text, parse_response(text), parse_label(label), variant, correction, explain)
-        for text, label in zip(texts, labels, strict=True)
+        RewardInput(text, p, label, variant, correction, explain)
+        for text, p, label in zip(texts, parsed, parsed_labels, strict=True)
     ]
     # Every row's pairs for every response, reward by reward; a malformed response (special token)
     # scores 0 everywhere and asks for none.
