@@ -21,6 +21,7 @@ from rarft_plugin.rewards import (
     GAIN_MIN_GAP,
     REWARD_BOUNDS,
     REWARD_NAMES,
+    REWARD_WEIGHTS,
     REWARDS,
     TOTAL_EQUATION,
     VARIANTS,
@@ -855,9 +856,10 @@ def test_total_is_weighted_sum():
     sim = TableSimilarity({**SIMS, **CORR_SIMS})
     text = response(REFUSAL, "a man cooks pasta")
     plain = score(text, IRRELEVANT, similarity=sim)
-    assert plain["total"] == pytest.approx(sum(plain[name] for name in REWARD_NAMES))
+    assert plain["total"] == pytest.approx(sum(REWARD_WEIGHTS[name] * plain[name] for name in REWARD_NAMES))
     weighted = score(text, IRRELEVANT, similarity=sim, weights="explain=0.5,format=0")
-    assert weighted["total"] == pytest.approx(plain["refuse_iou"] + 0.5 * plain["explain"] + plain["correction"])
+    weights = {**REWARD_WEIGHTS, "explain": 0.5, "format": 0.0}
+    assert weighted["total"] == pytest.approx(sum(weights[name] * plain[name] for name in REWARD_NAMES))
 
 
 @pytest.mark.parametrize(
@@ -1036,8 +1038,6 @@ def test_score_survives_odd_and_huge_outputs(sbert, text, variant, correction, e
 
 def test_the_reward_table_declares_each_reward_once_with_bounds_for_every_variant():
     """Everything outside rewards.py reads the rewards from `REWARDS`; each row must be complete."""
-    from rarft_plugin.rewards import REWARD_WEIGHTS
-
     assert len({reward.name for reward in REWARDS}) == len(REWARDS) and "total" not in REWARD_NAMES
     assert REWARD_NAMES == tuple(reward.name for reward in REWARDS)
     assert REWARD_WEIGHTS == {reward.name: reward.weight for reward in REWARDS}
@@ -1114,15 +1114,15 @@ THROWAWAY_TEXTS = [
 ]
 THROWAWAY_ROWS = [
     (  # a length penalty: a function of the text alone
-        "length",
-        """Reward("length", "none", 0.0, {"paper": (-1.0, 0.0), "released": (-1.0, 0.0)},
+        "throwaway_length",
+        """Reward("throwaway_length", "none", 0.0, {"paper": (-1.0, 0.0), "released": (-1.0, 0.0)},
         "minus the response's length in thousands of characters, at most 1",
         function=lambda given, cosines: -min(1.0, len(given.text) / 1000))""",
         [-len(THROWAWAY_TEXTS[0]) / 1000, -1.0, 0.0],
     ),
     (  # a reward comparing texts with SentenceBERT: its pairs join the batch's one encode
-        "echo",
-        """Reward("echo", "none", 0.0, {"paper": (-1.0, 1.0), "released": (-1.0, 1.0)},
+        "throwaway_echo",
+        """Reward("throwaway_echo", "none", 0.0, {"paper": (-1.0, 1.0), "released": (-1.0, 1.0)},
         "SentenceBERT similarity of the answer to the query",
         function=lambda given, cosines: cosines[0] if cosines else 0.0,
         pairs=lambda given: [(given.label.query, given.answer)] if given.answer else [])""",
