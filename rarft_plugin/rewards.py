@@ -61,14 +61,15 @@ below β and scores negative, and the relevance decision is refuse-IoU's to teac
 rescaling: both variants compute it from raw cosines. Guard: 1 − β < `CONTRASTIVE_MIN_GAP` scores 0.
 A missing or empty â (after the removal), or an empty a_pos, scores 0. Bounds: [−1, 1].
 
-Every reward is a pure function; `score` parses once, gathers all the similarities a batch needs
-into one encode, and never raises on model output.
+Each row of the reward table `REWARDS` carries its pure function and the SentenceBERT pairs it
+compares; `score_many` parses each response once (`RewardInput`), encodes the pairs of every row for
+the whole batch at once, calls each row's function, and never raises on model output.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -99,6 +100,7 @@ __all__ = [
     "Correction",
     "Explain",
     "Reward",
+    "RewardInput",
     "Variant",
     "contrastive_correction",
     "correction_pairs",
@@ -144,19 +146,49 @@ REFUSAL_TEMPLATE = (
 
 
 @dataclass(frozen=True)
+class RewardInput:
+    """One response as every reward reads it: parsed once, with its label and the options it is scored under."""
+
+    text: str
+    parsed: ParsedResponse
+    label: Label
+    variant: Variant = "paper"
+    correction_mode: Correction = "similarity"
+    explain_mode: Explain = "similarity"
+
+    @property
+    def answer(self) -> str | None:
+        """â: the first <answer> block (paper variant) or the last (released; rarft_plugin.parsing)."""
+        return self.parsed.answer if self.variant == "paper" else self.parsed.answer_released
+
+    @property
+    def correction(self) -> str | None:
+        """ĉ: the first <correct> / <correction> block (paper variant) or the last <correction> block (released)."""
+        return self.parsed.correction if self.variant == "paper" else self.parsed.correction_released
+
+
+def _no_pairs(given: RewardInput) -> list[tuple[str, str]]:
+    return []
+
+
+@dataclass(frozen=True)
 class Reward:
-    """One row of the reward table: what every help text, log and bound check says about a reward."""
+    """One row of the reward table: what `score_many` computes and every help text, log and bound check says."""
 
     name: str  # key in `score`'s result, in --rarft.reward_weights and in the step logs
     equation: str  # where the paper defines it
     weight: float  # its weight in the total (eq. 3)
     bounds: Mapping[str, tuple[float, float]]  # variant -> [low, high] (`reward_bounds`; property-tested)
     help: str  # one line, for --help texts
+    # the reward of one response, from the cosines of its `pairs` (in their order)
+    function: Callable[[RewardInput, Sequence[float]], float]
+    # the (reference, text) pairs it compares with SentenceBERT; score_many encodes a batch's pairs at once
+    pairs: Callable[[RewardInput], list[tuple[str, str]]] = _no_pairs
 
 
-# The reward table. To add a reward: a row here, its pure function above `score_many`, and its entry
-# in `score_many`'s components (with its similarity pairs if it needs any); the launcher, rarft-score,
-# the OpenRLHF entries, the recipes' --help and the step logs follow from this table.
+# The reward table. To add a reward: a row here (its pure function; its SentenceBERT pairs if it compares
+# texts) and its cases in tests/test_rewards.py. score_many, the weights, the launcher, rarft-score, the
+# OpenRLHF entries, the recipes' --help, the step logs, the learning curves and rarft-audit follow from it.
 REWARDS: tuple[Reward, ...] = (
     Reward(
         "format",
@@ -164,6 +196,7 @@ REWARDS: tuple[Reward, ...] = (
         1.0,
         {"paper": (0.0, 1.0), "released": (0.0, 1.0)},
         "1 iff the response has the template's blocks (<think> <answer> <correct>) in order",
+        function=lambda given, cosines: format_reward(given.parsed, given.variant),
     ),
     # released: for labels whose span starts at or before the duration and is no longer than it.
     Reward(
@@ -172,6 +205,7 @@ REWARDS: tuple[Reward, ...] = (
         1.0,
         {"paper": (0.0, 1.0), "released": (-1.0, 1.0)},
         "relevant query: IoU of the answered span with the label's; irrelevant: 1 for an answer without one",
+        function=lambda given, cosines: refuse_iou_reward(given.answer, given.label, given.variant),
     ),
     Reward(
         "explain",
@@ -179,6 +213,8 @@ REWARDS: tuple[Reward, ...] = (
         1.0,
         {"paper": (-2.0, 2.0), "released": (-1.0, 1.0)},
         "the answer's SentenceBERT similarity to the right reference answer minus that to the wrong one",
+        function=lambda given, cosines: explain_reward(cosines, given.variant, given.explain_mode),
+        pairs=lambda given: explain_pairs(given.answer, given.label, given.variant, given.explain_mode),
     ),
     Reward(
         "correction",
@@ -186,6 +222,10 @@ REWARDS: tuple[Reward, ...] = (
         1.0,
         {"paper": (-1.0, 1.0), "released": (0.0, 1.0)},
         "irrelevant query: similarity of the correction to the relevant query it was edited from",
+        function=lambda given, cosines: correction_reward(
+            given.correction, given.label, cosines, given.variant, given.correction_mode
+        ),
+        pairs=lambda given: correction_pairs(given.correction, given.label, given.variant, given.correction_mode),
     ),
 )
 TOTAL_EQUATION = "eq. 3"  # the total: the weighted sum of the rewards
@@ -511,46 +551,37 @@ def score_many(
     correction: Correction = "similarity",
     explain: Explain = "similarity",
 ) -> list[dict[str, float]]:
-    """`score` for many rollouts at once: one similarity call for the whole batch."""
+    """`score` for many rollouts at once: every reward of `REWARDS`, one similarity call for the whole batch."""
     _check_options(variant, correction, explain)
     if len(responses) != len(labels):
         raise ValueError(f"{len(responses)} responses but {len(labels)} labels")
     weights = parse_weights(weights)
+    texts = [r if isinstance(r, str) else _as_text(r) for r in responses]
     parsed_labels = [parse_label(label) for label in labels]
-    parsed = [parse_response(r if isinstance(r, str) else _as_text(r)) for r in responses]
-    # The paper variant reads the first blocks, the released one the last (rarft_plugin.parsing).
-    answers = [p.answer if variant == "paper" else p.answer_released for p in parsed]
-    corrections = [p.correction if variant == "paper" else p.correction_released for p in parsed]
-    # A malformed response (special token) scores 0 everywhere: it asks for no similarity.
-    explain_requests = [
-        [] if p.special_token else explain_pairs(answer, label, variant, explain)
-        for p, answer, label in zip(parsed, answers, parsed_labels, strict=True)
+    parsed = [parse_response(text) for text in texts]
+    inputs = [
+        RewardInput(text, p, label, variant, correction, explain)
+        for text, p, label in zip(texts, parsed, parsed_labels, strict=True)
     ]
-    correction_requests = [
-        [] if p.special_token else correction_pairs(c, label, variant, correction)
-        for p, c, label in zip(parsed, corrections, parsed_labels, strict=True)
-    ]
-    all_pairs = [pair for group in explain_requests + correction_requests for pair in group]
+    # Every row's pairs for every response, reward by reward; a malformed response (special token)
+    # scores 0 everywhere and asks for none.
+    requests = [[[] if given.parsed.special_token else reward.pairs(given) for given in inputs] for reward in REWARDS]
+    all_pairs = [pair for per_reward in requests for group in per_reward for pair in group]
     if all_pairs and similarity is None:
         from rarft_plugin.similarity import get_similarity
 
         similarity = get_similarity()
     flat = iter(similarity.cosine_pairs(all_pairs) if all_pairs else [])
-    explain_sims = [[next(flat) for _ in group] for group in explain_requests]
-    correction_sims = [[next(flat) for _ in group] for group in correction_requests]
+    cosines = [[[next(flat) for _ in group] for group in per_reward] for per_reward in requests]
 
     results = []
-    for p, answer, block, label, e_sims, c_sims in zip(
-        parsed, answers, corrections, parsed_labels, explain_sims, correction_sims, strict=True
-    ):
-        if p.special_token:
+    for index, given in enumerate(inputs):
+        if given.parsed.special_token:
             components = dict.fromkeys(REWARD_NAMES, 0.0)
         else:
             components = {
-                "format": format_reward(p, variant),
-                "refuse_iou": refuse_iou_reward(answer, label, variant),
-                "explain": explain_reward(e_sims, variant, explain),
-                "correction": correction_reward(block, label, c_sims, variant, correction),
+                reward.name: reward.function(given, of_reward[index])
+                for reward, of_reward in zip(REWARDS, cosines, strict=True)
             }
         components["total"] = sum(weights[name] * components[name] for name in REWARD_NAMES)
         results.append(components)
@@ -567,13 +598,12 @@ def score(
     correction: Correction = "similarity",
     explain: Explain = "similarity",
 ) -> dict[str, float]:
-    """All four rewards and their weighted total for one rollout.
+    """Every reward of `REWARDS` and their weighted total for one rollout.
 
     `label` follows `rarft_plugin.schema` (dict, JSON string or `Label`); `similarity` is any
     object with `cosine_pairs` (default: the shared SentenceBERT model); `correction` picks eq. 7
     ("similarity"), the contrastive or the gain correction, `explain` eq. 6 ("similarity") or the
-    debiased explanation (module docstring). Returns floats
-    `format`, `refuse_iou`, `explain`, `correction`, `total`.
+    debiased explanation (module docstring). Returns a float per reward name (`REWARD_NAMES`) and `total`.
 
     >>> label = {"relevant": True, "timestamp": [2, 6], "duration": 30, "query": "q"}
     >>> score("<think>t</think> <answer>2 to 6</answer> <correct></correct>", label)["total"]

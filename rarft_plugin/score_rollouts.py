@@ -4,7 +4,7 @@ Each input line is a rollout: `{"response": str, "label": {...}}` with a label i
 `rarft_plugin.schema`, or `{"response": str, "data": FILE, "example": "ITEM:QUERY"}` pointing at
 one query of a released-schema file (relative paths are resolved next to the rollouts file).
 Extra fields (e.g. `note`) are carried through. Output: one line per rollout with its input
-fields plus `rewards` = {format, refuse_iou, explain, correction, total}.
+fields plus `rewards`: a value per reward of the table (`rarft_plugin.rewards.REWARD_NAMES`) and `total`.
 
     rarft-score rollouts.jsonl --out rewards.jsonl [--variant released] [--weights explain=0.5]
 

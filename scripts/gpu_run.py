@@ -339,7 +339,7 @@ def reference_grpo(args: argparse.Namespace) -> int:
         optimizer.step()
         optimizer.zero_grad()
         schedule.step()
-        row = {name: sum(r[name] for *_, r in rollouts) / len(rollouts) for name in ("total", "format", "refuse_iou")}
+        row = {name: sum(r[name] for *_, r in rollouts) / len(rollouts) for name in ("total", *REWARD_NAMES)}
         trace.append({"step": step, **row, "response_length": tokens / len(rollouts)})
         print(json.dumps(trace[-1]), flush=True)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
@@ -358,10 +358,7 @@ _EVAL_LINE = re.compile(r"Evaluation completed in \S+, global_step (\d+), eval_m
 CURVE_KEYS = (
     "rollout/reward_mean",
     "reward",
-    "format",
-    "refuse_iou",
-    "explain",
-    "correction",
+    *REWARD_NAMES,  # each reward of the table, as the reward entry logs it
     "rarft/malformed",
     "policy_loss",
     "actor_grad_norm",
@@ -455,16 +452,17 @@ def curve(args: argparse.Namespace) -> int:
             ),
             "",
         ]
-    lines += [
-        "| step | reward mean | format | refuse-IoU | explain | correction | vllm_kl | step s | rarft share |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    columns = ("reward mean", *REWARD_NAMES, "vllm_kl", "step s", "rarft share")
+    lines += ["| step | " + " | ".join(columns) + " |", "|---" * (1 + len(columns)) + "|"]
     for r in rows:
-        vllm_kl = "" if r["vllm_kl"] is None else f"{r['vllm_kl']:.4f}"
-        lines.append(
-            f"| {r['step']} | {r['rollout/reward_mean']:.3f} | {r['format']:.3f} | {r['refuse_iou']:.3f} | "
-            f"{r['explain']:.3f} | {r['correction']:.3f} | {vllm_kl} | {r['step_s']:.1f} | {r['shares']['rarft']:.1%} |"
+        cells = (
+            _cell(r["rollout/reward_mean"], ".3f"),
+            *(_cell(r[name], ".3f") for name in REWARD_NAMES),  # a log without a reward: blank
+            _cell(r["vllm_kl"], ".4f"),
+            _cell(r["step_s"], ".1f"),
+            _cell(r["shares"]["rarft"], ".1%"),
         )
+        lines.append(f"| {r['step']} | " + " | ".join(cells) + " |")
     if evals:
         lines += [
             "",
@@ -472,15 +470,16 @@ def curve(args: argparse.Namespace) -> int:
             "",
             "| step | RA-IoU mIoU | RA-IoU R@0.5 | F1 average | format compliance |",
             "|---|---|---|---|---|",
-            *(
-                "| " + " | ".join([str(e["step"]), *("" if e[k] is None else f"{e[k]:.3f}" for k in EVAL_KEYS)]) + " |"
-                for e in evals
-            ),
+            *("| " + " | ".join([str(e["step"]), *(_cell(e[k], ".3f") for k in EVAL_KEYS)]) + " |" for e in evals),
         ]
     write_atomic(args.out / "curve.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     _plot(rows, evals, before, after, args.out / "curve.png", args.title)
     return 0
+
+
+def _cell(value: float | None, spec: str) -> str:
+    return "" if value is None else format(value, spec)
 
 
 def moving_mean(values: list[float], window: int) -> list[float]:

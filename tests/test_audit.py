@@ -30,7 +30,7 @@ from eval.blind import FITTED_POLICIES, fit_baselines, refuses
 from eval.exploits import CORRECTION_TAG, POLICIES, Setting, first_sentence, neighbours, paraphrase, partial_fix
 from rarft_plugin.errors import DataError
 from rarft_plugin.parsing import extract_segment, parse_response
-from rarft_plugin.rewards import parse_weights, reward_bounds, score_many
+from rarft_plugin.rewards import REWARD_NAMES, parse_weights, reward_bounds, score_many
 from rarft_plugin.schema import Label
 
 REPO = Path(__file__).resolve().parents[1]
@@ -315,12 +315,13 @@ def test_summary_margins_are_oracle_minus_policy_over_the_range():
     labels = [label(True, difficulty="original"), label(False, difficulty="strong"), label(False, difficulty="weak")]
 
     def row(value):
-        return {"format": value, "refuse_iou": value, "explain": value, "correction": value, "total": 4 * value}
+        return {**dict.fromkeys(REWARD_NAMES, value), "total": 4 * value}
 
     scores = {"paper": {ORACLE: [row(1.0), row(1.0), row(0.5)], "cheat": [row(1.0), row(0.0), row(0.5)]}}
     result = summarise(labels, scores, [Setting("paper")], weights=WEIGHTS, ratio=(1, 3))["paper"]
     cheat = result["policies"]["cheat"]
-    assert result["ranges"] == {"format": 1.0, "refuse_iou": 1.0, "explain": 4.0, "correction": 2.0, "total": 8.0}
+    widths = {name: high - low for name, (low, high) in reward_bounds("paper").items()}  # explain [-2, 2]: 4
+    assert result["ranges"] == {**widths, "total": sum(WEIGHTS[name] * widths[name] for name in REWARD_NAMES)}
     assert cheat["groups"]["irrelevant"]["explain"] == {"mean": 0.25, "margin": 0.5, "margin_fraction": 0.125}
     assert cheat["groups"]["weak"]["format"]["margin"] == 0.0 and "original" in cheat["groups"]
     # total at 1:3: oracle (4 + 3*3) / 4 = 3.25, cheat (4 + 3*1) / 4 = 1.75

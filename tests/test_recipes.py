@@ -14,7 +14,7 @@ from support.import_stand_ins import install_import_stand_ins
 from rarft_plugin.launch.upstream import openrlhf_arguments
 from rarft_plugin.prompt_row import make_row
 from rarft_plugin.prompts import TEMPLATE_FOR_MODEL
-from rarft_plugin.reward_options import reward_table, variables_help
+from rarft_plugin.reward_options import RewardOptions, reward_table, variables_help
 from rarft_plugin.schema import parse_label
 from rarft_plugin.stand_ins import write_test_video
 from rarft_plugin.video import VideoSpec
@@ -331,7 +331,7 @@ def test_reward_options_reach_the_worker_environment(inputs):
     )
     assert prefix[:5] == [
         "RARFT_VARIANT=released",
-        "RARFT_REWARD_WEIGHTS=format=1,refuse_iou=1,explain=0.5,correction=1",
+        "RARFT_REWARD_WEIGHTS=" + RewardOptions(weights={"explain": 0.5}).to_env()["RARFT_REWARD_WEIGHTS"],
         "RARFT_SBERT_DEVICE=cuda",
         "RARFT_CORRECTION=contrastive",
         "RARFT_EXPLAIN=debiased",

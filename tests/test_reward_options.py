@@ -14,9 +14,11 @@ from rarft_plugin.reward_options import (
     reward_table,
     variables_help,
 )
-from rarft_plugin.rewards import REWARD_NAMES, REWARDS, Reward
+from rarft_plugin.rewards import REWARD_NAMES, REWARD_WEIGHTS, REWARDS, Reward
 
-EXPLAIN_HALF = {"format": 1.0, "refuse_iou": 1.0, "explain": 0.5, "correction": 1.0}
+EXPLAIN_HALF = {**REWARD_WEIGHTS, "explain": 0.5}
+# the variable's text: NAME=W for every reward, in the table's order
+EXPLAIN_HALF_TEXT = ",".join(f"{name}={weight:g}" for name, weight in EXPLAIN_HALF.items())
 
 
 @pytest.mark.parametrize(
@@ -84,7 +86,7 @@ def test_a_bad_variable_is_named(environ, message):
             ),
             {
                 "RARFT_VARIANT": "released",
-                "RARFT_REWARD_WEIGHTS": "format=1,refuse_iou=1,explain=0.5,correction=1",
+                "RARFT_REWARD_WEIGHTS": EXPLAIN_HALF_TEXT,
                 "RARFT_SBERT_DEVICE": "cuda",
                 "RARFT_CORRECTION": "contrastive",
                 "RARFT_EXPLAIN": "debiased",
@@ -217,7 +219,14 @@ def test_help_says_where_each_default_comes_from(environment, shown):
 
 
 def test_the_reward_table_shows_every_row_it_is_given():
-    extra = Reward("brevity", "eq. 9", 0.25, {"paper": (0.0, 1.0), "released": (-3.0, 0.5)}, "short answers score more")
+    extra = Reward(
+        "brevity",
+        "eq. 9",
+        0.25,
+        {"paper": (0.0, 1.0), "released": (-3.0, 0.5)},
+        "short answers score more",
+        function=lambda given, cosines: 1 / (1 + len(given.text)),
+    )
     table = reward_table((*REWARDS, extra))
     assert "brevity     eq. 9     0.25    [0, 1]    [-3, 0.5]" in table.splitlines()
     assert "  brevity: short answers score more" in table.splitlines()

@@ -1,16 +1,30 @@
+import ast
+import doctest
+import itertools
 import json
 import math
+import re
+import sys
+import types
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rarft_plugin import reward_options, rewards
 from rarft_plugin.errors import DataError
 from rarft_plugin.rewards import (
     CONTRASTIVE_MIN_GAP,
+    CORRECTIONS,
+    EXPLAINS,
     GAIN_MIN_GAP,
     REWARD_BOUNDS,
     REWARD_NAMES,
+    REWARD_WEIGHTS,
+    REWARDS,
+    TOTAL_EQUATION,
+    VARIANTS,
     contrastive_correction,
     debiased_explain,
     distance_penalised_iou,
@@ -842,9 +856,10 @@ def test_total_is_weighted_sum():
     sim = TableSimilarity({**SIMS, **CORR_SIMS})
     text = response(REFUSAL, "a man cooks pasta")
     plain = score(text, IRRELEVANT, similarity=sim)
-    assert plain["total"] == pytest.approx(sum(plain[name] for name in REWARD_NAMES))
+    assert plain["total"] == pytest.approx(sum(REWARD_WEIGHTS[name] * plain[name] for name in REWARD_NAMES))
     weighted = score(text, IRRELEVANT, similarity=sim, weights="explain=0.5,format=0")
-    assert weighted["total"] == pytest.approx(plain["refuse_iou"] + 0.5 * plain["explain"] + plain["correction"])
+    weights = {**REWARD_WEIGHTS, "explain": 0.5, "format": 0.0}
+    assert weighted["total"] == pytest.approx(sum(weights[name] * plain[name] for name in REWARD_NAMES))
 
 
 @pytest.mark.parametrize(
@@ -957,10 +972,10 @@ LABELS = st.sampled_from(
 )
 
 
-def _in_bounds(result, variant, correction="similarity", explain="similarity"):
-    bounds = reward_bounds(variant, correction, explain)
-    for name in REWARD_NAMES:
-        low, high = bounds[name]
+def _in_bounds(result, variant, correction="similarity", explain="similarity", bounds_of=reward_bounds):
+    bounds = bounds_of(variant, correction, explain)
+    assert set(result) == {*bounds, "total"}  # every reward scored has documented bounds
+    for name, (low, high) in bounds.items():
         assert low - 1e-9 <= result[name] <= high + 1e-9, (name, result)
     assert math.isfinite(result["total"])
 
@@ -1023,8 +1038,6 @@ def test_score_survives_odd_and_huge_outputs(sbert, text, variant, correction, e
 
 def test_the_reward_table_declares_each_reward_once_with_bounds_for_every_variant():
     """Everything outside rewards.py reads the rewards from `REWARDS`; each row must be complete."""
-    from rarft_plugin.rewards import REWARD_WEIGHTS, REWARDS, VARIANTS
-
     assert len({reward.name for reward in REWARDS}) == len(REWARDS) and "total" not in REWARD_NAMES
     assert REWARD_NAMES == tuple(reward.name for reward in REWARDS)
     assert REWARD_WEIGHTS == {reward.name: reward.weight for reward in REWARDS}
@@ -1034,3 +1047,119 @@ def test_the_reward_table_declares_each_reward_once_with_bounds_for_every_varian
         assert all(REWARD_BOUNDS[variant][reward.name] == reward.bounds[variant] for variant in VARIANTS)
     # score computes every reward of the table, and nothing else
     assert set(score("", IRRELEVANT, similarity=TableSimilarity({}))) == {*REWARD_NAMES, "total"}
+
+
+# The rewards the paper defines (§3.2, eq. 4-7, all weighted 1 in eq. 3): adding or dropping a row of
+# the table is a deliberate change of this list, never an accident.
+PAPER_REWARDS = [
+    ("format", "eq. 4", 1.0),
+    ("refuse_iou", "eq. 5", 1.0),
+    ("explain", "eq. 6", 1.0),
+    ("correction", "eq. 7", 1.0),
+]
+
+
+def test_the_table_holds_the_four_rewards_the_paper_defines():
+    assert [(reward.name, reward.equation, reward.weight) for reward in REWARDS] == PAPER_REWARDS
+
+
+def test_docs_rewards_md_states_each_reward_of_the_table_with_its_equation_and_bounds():
+    """docs/rewards.md is the home of the rules: a row per reward in its rules and bounds tables, held to `REWARDS`."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "rewards.md").read_text()
+    rules = dict(re.findall(r"^\| `(\w+)` \((eq\. \d+)\) \|", text, re.MULTILINE))
+    assert rules == {**{reward.name: reward.equation for reward in REWARDS}, "total": TOTAL_EQUATION}
+    assert "| reward | " + " | ".join(VARIANTS) + " |" in text.splitlines()
+    cells = {name: row for name, *row in re.findall(r"^\| `(\w+)` \| ([^|]+) \| ([^|]+) \|$", text, re.MULTILINE)}
+    assert list(cells) == list(REWARD_NAMES)
+    for reward in REWARDS:
+        for variant, cell in zip(VARIANTS, cells[reward.name], strict=True):
+            low, high = (f"{bound:g}".replace("-", "\u2212") for bound in reward.bounds[variant])
+            assert re.search(rf"[\[(]{low}, {high}[\])]", cell), (reward.name, variant, cell)
+
+
+@pytest.mark.parametrize("module", [rewards, reward_options])
+def test_the_docstring_examples_hold(module):
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0
+
+
+# ---- adding a reward: one row of the table, nothing else ---------------------------------------
+# The modules that read the table at import time, besides rewards.py: imported afresh in the throwaway world.
+READERS = ("rarft_plugin.reward_options", "rarft_plugin.rollout_logs", "rarft_plugin.openrlhf_reward")
+
+
+def table_with(monkeypatch, row: str) -> types.ModuleType:
+    """rarft_plugin.rewards as if `row` (source text) were one more row of `REWARDS`, the one edit adding a reward
+    takes, with `READERS` imported afresh against it; monkeypatch puts the real modules back after the test."""
+    import rarft_plugin.openrlhf_reward  # every reader loaded, so that each has a module to restore
+
+    tree = ast.parse(Path(rewards.__file__).read_text())
+    table = next(node for node in tree.body if isinstance(node, ast.AnnAssign) and node.target.id == "REWARDS")
+    table.value.elts.append(ast.parse(row, mode="eval").body)
+    for name in (rewards.__name__, *READERS):  # so that `import` finds none of them
+        monkeypatch.delattr(rarft_plugin, name.rpartition(".")[2])
+        monkeypatch.delitem(sys.modules, name)
+    module = types.ModuleType(rewards.__name__)
+    module.__file__ = rewards.__file__
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setattr(rarft_plugin, "rewards", module, raising=False)
+    exec(compile(ast.fix_missing_locations(tree), rewards.__file__, "exec"), module.__dict__)
+    return module
+
+
+THROWAWAY_TEXTS = [
+    response(A_REFUSAL, Q_R),
+    response("2 to 6", think="x" * 2000),
+    response(A_REFUSAL) + "<|video_pad|>",  # malformed: every reward 0
+]
+THROWAWAY_ROWS = [
+    (  # a length penalty: a function of the text alone
+        "throwaway_length",
+        """Reward("throwaway_length", "none", 0.0, {"paper": (-1.0, 0.0), "released": (-1.0, 0.0)},
+        "minus the response's length in thousands of characters, at most 1",
+        function=lambda given, cosines: -min(1.0, len(given.text) / 1000))""",
+        [-len(THROWAWAY_TEXTS[0]) / 1000, -1.0, 0.0],
+    ),
+    (  # a reward comparing texts with SentenceBERT: its pairs join the batch's one encode
+        "throwaway_echo",
+        """Reward("throwaway_echo", "none", 0.0, {"paper": (-1.0, 1.0), "released": (-1.0, 1.0)},
+        "SentenceBERT similarity of the answer to the query",
+        function=lambda given, cosines: cosines[0] if cosines else 0.0,
+        pairs=lambda given: [(given.label.query, given.answer)] if given.answer else [])""",
+        [0.5, -0.25, 0.0],
+    ),
+]
+
+
+@pytest.mark.parametrize("name, row, expected", THROWAWAY_ROWS)
+def test_a_new_row_is_scored_weighted_logged_and_bounded_with_no_other_edit(monkeypatch, name, row, expected):
+    table = table_with(monkeypatch, row)
+    from rarft_plugin import openrlhf_reward, reward_options  # the readers, afresh
+
+    assert table.REWARD_NAMES == (*REWARD_NAMES, name) and table.REWARD_WEIGHTS[name] == 0.0
+    labels = [IRRELEVANT] * len(THROWAWAY_TEXTS)
+    cosines = {(IRRELEVANT["query"], A_REFUSAL): 0.5, (IRRELEVANT["query"], "2 to 6"): -0.25}
+    sim = TableSimilarity(cosines)
+    scored = table.score_many(THROWAWAY_TEXTS, labels, similarity=sim)
+    assert [result[name] for result in scored] == pytest.approx(expected)
+    assert len(sim.calls) == 1  # its pairs, if any, went with the others
+    # weight 0: the paper's rewards and their total are untouched; a weight counts it in
+    paper = score_many(THROWAWAY_TEXTS, labels, similarity=TableSimilarity(cosines))
+    assert [{k: v for k, v in result.items() if k != name} for result in scored] == paper
+    weighted = table.score_many(THROWAWAY_TEXTS, labels, similarity=sim, weights=f"{name}=2")
+    assert [w["total"] - r["total"] for w, r in zip(weighted, scored, strict=True)] == pytest.approx(
+        [2 * value for value in expected]
+    )
+    # logged by the reward entry, listed in every --help
+    monkeypatch.setattr(openrlhf_reward, "_OPTIONS", reward_options.RewardOptions().score_options(similarity=sim))
+    queries = [f"<|im_start|>assistant\n{text}<|im_end|>" for text in THROWAWAY_TEXTS]
+    logs = openrlhf_reward.reward_func(queries, [""] * len(queries), [json.dumps(IRRELEVANT)] * len(queries))
+    assert logs["extra_logs"][name].tolist() == pytest.approx(expected)
+    assert f"  {name}: " in reward_options.reward_table() and name in reward_options.variables_help()
+    # bounded: its documented bounds under every option, held on hostile text too
+    for variant, correction, explain in itertools.product(VARIANTS, CORRECTIONS, EXPLAINS):
+        options = {"variant": variant, "correction": correction, "explain": explain}
+        for text in [*THROWAWAY_TEXTS, *HOSTILE_PIECES, "".join(HOSTILE_PIECES) * 50]:
+            _in_bounds(
+                table.score(text, IRRELEVANT, similarity=sim, **options), **options, bounds_of=table.reward_bounds
+            )

@@ -14,6 +14,7 @@ from rarft_plugin.launch.upstream import openrlhf_arguments, with_worker_env
 from rarft_plugin.launch.wiring import VIDEO_CONTRACT, drop_plugin_flag, dynamic_filtering, wire_plugin
 from rarft_plugin.paths import plugin_path
 from rarft_plugin.prompt_row import make_row
+from rarft_plugin.reward_options import RewardOptions
 from rarft_plugin.schema import parse_label
 from rarft_plugin.stand_ins import write_test_video
 from rarft_plugin.train import main
@@ -557,7 +558,7 @@ def test_launch_runs_openrlhf_with_the_plugin_and_forwards_the_reward_options(co
     assert seen["argv"][:2] == ["--actor.model_name_or_path", command[1]]
     env_vars = seen["runtime_env"]["env_vars"]
     assert env_vars["RARFT_VARIANT"] == "released"
-    assert env_vars["RARFT_REWARD_WEIGHTS"] == "format=1,refuse_iou=1,explain=0.5,correction=1"
+    assert env_vars["RARFT_REWARD_WEIGHTS"] == RewardOptions(weights={"explain": 0.5}).to_env()["RARFT_REWARD_WEIGHTS"]
     assert env_vars["RARFT_MODEL_FAMILY"] == "qwen2_5_vl"  # the reward file reads responses with its markers
     assert {"NCCL_DEBUG", "TOKENIZERS_PARALLELISM"} <= set(env_vars)  # OpenRLHF's own are kept
     assert "--reward_pretrain rarft_plugin: the plugin is wired in as" in capsys.readouterr().err
