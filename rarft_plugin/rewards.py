@@ -1,65 +1,9 @@
-"""The four RA-RFT rewards (paper §3.2, eq. 3-7) and their weighted sum, in two variants.
+"""The four RA-RFT rewards (paper §3.2, eq. 3-7) and their weighted sum, in two variants, with the options.
 
 `variant="paper"` (default) follows the paper and reads the FIRST `<answer>` / `<correct>` block;
-`variant="released"` reproduces the authors' released reward code (main_rarft.py:119-429) rule for
-rule and reads the LAST `<answer>` / `<correction>` block, as its `findall(...)[-1]` does. The rules
-of both, line by line, those of the options below and each reward's bounds: docs/rewards.md (their
-one home).
-
-The contrastive correction (`correction="contrastive"`, an option of either variant; the paper's
-eq. 7 stays the default, `correction="similarity"`). Eq. 7 pays a correction for resembling q_r,
-and a hard-irrelevant query resembles its q_r by construction: copying the query into the
-correction earns, on the released HI-Charades file, 0.65 of what q_r itself earns (paper) and
-0.83 (released), measured by `rarft-audit`. The contrastive correction pays ĉ for being closer to
-q_r than to the query q, normalised so that ĉ = q_r gives 1 and ĉ = q gives −1::
-
-    correction = clip((sim(q_r, ĉ) − sim(q, ĉ)) / (1 − sim(q_r, q)), −1, 1)
-
-It is invariant to the released (cos+1)/2 rescaling, so both variants compute it from raw cosines;
-the variant still decides which block is ĉ, the NIL rules and the relevant-query value. A text
-unrelated to both scores about 0; a text on q_r's side of the query by more than q_r itself is
-clipped to 1. Guard: where 1 − sim(q_r, q) < `CONTRASTIVE_MIN_GAP` the encoder cannot tell the
-query from its reference (every ĉ is as close to one as to the other, up to rounding), so every
-correction scores 0 there: no signal rather than a quotient of rounding errors. A missing or empty
-ĉ, or an empty q_r (SS-VTG), scores 0 in both variants. Bounds: [−1, 1] (`reward_bounds`).
-
-The gain correction (`correction="gain"`, an option of either variant). The contrastive correction
-removes the copy's payoff but also partial credit: a correction that repairs some of the edited
-words lies between q and q_r and scores about what an unrelated sentence does. The gain pays ĉ for
-the share of the way from q to q_r that it covers, as the encoder sees it, and nothing below the
-query::
-
-    correction = clip((sim(q_r, ĉ) − sim(q_r, q)) / (1 − sim(q_r, q)), 0, 1)
-
-so ĉ = q_r scores 1, the copy 0, a text no closer to q_r than the query 0, and a partial repair in
-between. Like the contrastive correction it is invariant to the (cos+1)/2 rescaling and both
-variants compute it from raw cosines (the variant decides ĉ, the NIL rules and the relevant-query
-value). Guard: where 1 − sim(q_r, q) < `GAIN_MIN_GAP` (0.1; 5.6 % of the released HI-Charades
-irrelevant queries, 10.8 % of the strong ones) the encoder barely tells the query from its
-reference, and the quotient would amplify its noise tenfold or more; such a query gets no weight:
-every correction of it scores 0 (in the total too; `rarft-audit` counts it like any other query, so
-the oracle's mean is the share of queries above the guard). A missing or empty ĉ, or an empty q_r,
-scores 0. Bounds: [0, 1]. What it gives up: the copy and a canned sentence both score 0, so it does
-not punish them below an honest attempt that misses (eq. 7 and the contrastive correction do, in
-their ways); README "What the rewards can be gamed by" has the table of correction classes.
-
-The debiased explanation (`explain="debiased"`, an option of either variant; eq. 6 stays the
-default, `explain="similarity"`). Eq. 6 pays refusals for the references' style: the opening
-sentence of a reference alone earns half of it. The debiased explanation compares the answer with
-the right reference a_pos after removing the boilerplate clauses from both
-(`parsing.strip_boilerplate`: a clause whose every word says only that query and video disagree),
-and measures it against the best video-free answer b, the query itself or the query in
-`REFUSAL_TEMPLATE` (boilerplate removed too)::
-
-    β = max(sim(a_pos', q'), sim(a_pos', template(q)'))
-    explain = clip((sim(a_pos', â') − β) / (1 − β), −1, 1)
-
-so the reference scores 1 and the pasted query or the template at most 0; an answer that is only
-boilerplate (a reference opener, a generic refusal) has nothing left to compare and scores 0. It
-does not compare with a_neg: an answer of the wrong kind (a span for an irrelevant query) falls
-below β and scores negative, and the relevance decision is refuse-IoU's to teach. Invariant to the
-rescaling: both variants compute it from raw cosines. Guard: 1 − β < `CONTRASTIVE_MIN_GAP` scores 0.
-A missing or empty â (after the removal), or an empty a_pos, scores 0. Bounds: [−1, 1].
+`variant="released"` reproduces the authors' released reward code rule for rule and reads the LAST
+`<answer>` / `<correction>` block. Options beside eq. 6 and eq. 7: `correction="contrastive"` or `"gain"`,
+`explain="debiased"`. Each rule, guard and bound is written once, in docs/rewards.md.
 
 Each row of the reward table `REWARDS` carries its pure function and the SentenceBERT pairs it
 compares; `score_many` parses each response once (`RewardInput`), encodes the pairs of every row for
