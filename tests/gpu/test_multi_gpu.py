@@ -6,9 +6,9 @@ with RARFT_NUM_GPUS = the GPU count (the tiny Qwen2.5-VL, 2 steps), then the che
 one more episode continues from the checkpoint of step 2 with steps 3 and 4 (DeepSpeed states saved and loaded by
 every rank). Skipped with fewer than 2 GPUs; a layout that does not fit the GPU count is skipped.
 
-Each layout takes minutes (Ray, vLLM and DeepSpeed start per run): on a machine that allows 10 minutes a command, run
-one at a time (`-k hybrid-` / `-k hybrid_tp2` / `-k separate-` / `-k separate_tp2`). Set RARFT_SMOKE_OUT to keep the
-runs' folders (OUT/<layout>).
+Each layout takes minutes (Ray, vLLM and DeepSpeed start per run): on a machine that allows 10 minutes a command,
+run one at a time by its node id, `tests/gpu/test_multi_gpu.py::test_the_smoke_runs_on_every_gpu_in_each_layout[LAYOUT]`
+with LAYOUT hybrid, hybrid_tp2, separate or separate_tp2. Set RARFT_SMOKE_OUT to keep the runs' folders (OUT/LAYOUT).
 """
 
 import os
