@@ -89,7 +89,7 @@ $(rarft_memory_help)
 Extra arguments go to rarft-train after the recipe's flags, so a later value wins
 (e.g. --ckpt.save_steps 100); \`python -m rarft_plugin.train --help\` lists rarft-train's own.
 Before Ray starts, rarft-train checks every dataset line (label, video file, prompt template), the
-model directory and the SentenceBERT model, and lists all problems at once.${baseline}
+model directory, the SentenceBERT model and the placement on the GPUs, and lists all problems at once.${baseline}
 EOF
 }
 
@@ -141,7 +141,7 @@ rarft_fail() {  # MESSAGE: one line on stderr, exit 2
 rarft_placement_args() {
     local gpus="$1" vllm="${RARFT_VLLM_GPUS:-0}" tp="${RARFT_VLLM_TP:-1}" name
     for name in gpus vllm tp; do
-        [[ "${!name}" =~ ^[0-9]+$ ]] || rarft_fail "RARFT_NUM_GPUS, RARFT_VLLM_GPUS and RARFT_VLLM_TP take whole numbers, got '${!name}'"
+        [[ "${!name}" =~ ^(0|[1-9][0-9]*)$ ]] || rarft_fail "RARFT_NUM_GPUS, RARFT_VLLM_GPUS and RARFT_VLLM_TP take whole numbers, got '${!name}'"
     done
     (( gpus > 0 && tp > 0 )) || rarft_fail "RARFT_NUM_GPUS and RARFT_VLLM_TP must be at least 1"
     if (( vllm == 0 )); then

@@ -6,8 +6,10 @@ command to is replaced, so nothing is checked by rarft-train and the memory esti
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -25,7 +27,9 @@ printf '%s\\n' "$@"
 
 @functools.cache
 def _printer() -> str:
-    path = Path(tempfile.mkdtemp(prefix="rarft-recipe-argv-")) / "python"
+    folder = tempfile.mkdtemp(prefix="rarft-recipe-argv-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = Path(folder) / "python"
     path.write_text(PRINTER)
     path.chmod(0o755)
     return str(path)
