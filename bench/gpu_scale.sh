@@ -25,10 +25,12 @@
 #   --ckpt.save_steps 1000        no DeepSpeed checkpoint: a 3B's is ~55 GB, a 7B's ~140 GB, more than the disk
 #                                 of a lent machine holds (the final weights are saved, then deleted);
 #   --data.max_samples 64         the 64 prompts of the assets (SCALE_STEPS x 16).
-# SCALE_SIZE (3b, default, or 7b): the model. By the estimate (python -m rarft_plugin.launch.memory) the 7B fits
-# one 141-GB H200 only with its Adam states on the host (--ds.adam_offload: ~122 GB) and needs ~190 GB of host
-# memory in all; a one-GPU machine with 128 GiB cannot hold that, a 256-GiB one (the lent x2 kinds) can. The
-# 3B fits one H200 without offload. SCALE_ATTN (default flash_attention_2), SCALE_EAGER=1 (--vllm.enforce_eager),
+# SCALE_GPUS (default 1): RARFT_NUM_GPUS, the recipe's hybrid engine on that many GPUs; a run on more than one goes
+# to OUT/RUN_<N>gpu (bench/gpu_multi.sh runs n200 at 1, 2, 4 and 8 this way and writes the scaling table; the
+# report and forecast here are the one-GPU runs'). SCALE_SIZE (3b, default, or 7b): the model. By the estimate
+# (python -m rarft_plugin.launch.memory) the 7B fits one 141-GB H200 only with its Adam states on the host
+# (--ds.adam_offload: ~122 GB) and needs ~190 GB of host memory in all; a one-GPU machine with 128 GiB cannot hold
+# that, a 256-GiB one (the lent x2 kinds) can. The 3B fits one H200 without offload. SCALE_ATTN (default flash_attention_2), SCALE_EAGER=1 (--vllm.enforce_eager),
 # SCALE_STEPS (default 4): the rest.
 #
 # Resumable across calls of ≤ 10 minutes: the assets (model ~1 min to build and write, 64 clips ~2-3 min on 16
@@ -53,6 +55,8 @@ export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}  # DeepSpeed's JIT buil
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 scale() { "$python" "$repo/scripts/gpu_scale.py" "$@"; }
 
+gpus=${SCALE_GPUS:-1}
+export NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-0}  # NVLink multicast off on a shared host unless the caller turns it on
 gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader -i 0 2>/dev/null || echo unknown)
 case "$gpu_name" in *H200*) device=H200 ;; *H100*) device=H100 ;; *A100*) device=A100 ;; *) device=H100 ;; esac
 started=$(date +%s)
@@ -77,39 +81,25 @@ for run in "${runs[@]}"; do
         *) echo "unknown run $run (natural, n200, pool, assets)" >&2; exit 2 ;;
     esac
     dir="$out/$run"
+    [[ $gpus == 1 ]] || dir="$out/${run}_${gpus}gpu"
     if [[ -f $dir/run.json ]] && grep -q '"complete": true' "$dir/run.json"; then
-        echo "$run: complete, skipped"
+        echo "$(basename "$dir"): complete, skipped"
         continue
     fi
     rm -rf "$dir" && mkdir -p "$dir"
-    # started directly (not through `scale`), so that $! is the sampler itself and killing it ends it
-    "$python" "$repo/scripts/gpu_scale.py" sample-memory --out "$dir/memory.csv" --interval 1 >/dev/null 2>&1 &
-    sampler=$!
-    trap 'kill $sampler 2>/dev/null || true' EXIT
     begin=$(date +%s)
-    set +e
-    RARFT_MODEL=$out/assets/model_$size RARFT_DATA=$out/assets/train.jsonl RARFT_OUTPUT=$dir/ckpt RARFT_NUM_GPUS=1 \
-    RARFT_DECODE_PROCESSES=$processes PYTHON=$python "$repo/recipes/time_r1.sh" \
+    set +e  # train.log, memory.csv (every second) and run.json in $dir
+    scale measure --dir "$dir" --field "size=$size" --field "device=$device" --field "gpu_name=$gpu_name" \
+        --field "max_new_tokens=$new" --field "decode_processes=$processes" --field "gpus=$gpus" --field layout=hybrid \
+        -- env RARFT_MODEL="$out/assets/model_$size" RARFT_DATA="$out/assets/train.jsonl" RARFT_OUTPUT="$dir/ckpt" \
+        RARFT_NUM_GPUS="$gpus" RARFT_DECODE_PROCESSES="$processes" PYTHON="$python" "$repo/recipes/time_r1.sh" \
         --data.max_samples $((16 * steps)) --train.num_episodes 1 --rollout.max_new_tokens "$new" \
         --ckpt.save_steps 1000 --ds.attn_implementation "${SCALE_ATTN:-flash_attention_2}" \
-        ${SCALE_EAGER:+--vllm.enforce_eager} 2>&1 | tee "$dir/train.log"
-    code=${PIPESTATUS[0]}
+        ${SCALE_EAGER:+--vllm.enforce_eager}
+    code=$?
     set -e
-    kill "$sampler" 2>/dev/null || true
-    trap - EXIT
     rm -rf "$dir/ckpt"  # the final weights: not needed, and 7-17 GB of disk
-    complete=false
-    [[ $code == 0 ]] && complete=true
-    "$python" - "$dir/run.json" <<EOF
-import json, sys
-added = [line.split("adding ", 1)[1].split(" (")[0] for line in open("$dir/train.log", errors="replace")
-         if "one GPU: adding " in line]
-json.dump({"size": "$size", "device": "$device", "gpu_name": "$gpu_name", "max_new_tokens": $new,
-           "one_gpu_flags": added[0] if added else "", "decode_processes": $processes,
-           "exit_code": $code, "wall_s": $(($(date +%s) - begin)), "complete": $([[ $complete == true ]] && echo True || echo False)},
-          open(sys.argv[1], "w"))
-EOF
-    echo "$run: exit $code after $(($(date +%s) - begin)) s"
+    echo "$(basename "$dir"): exit $code after $(($(date +%s) - begin)) s"
 done
 reports=()
 for run in natural n200 pool; do [[ -f $out/$run/train.log ]] && reports+=(--run "$out/$run"); done

@@ -9,10 +9,12 @@
 # model family's prompts; default 4608, Qwen2.5-VL's) and RECIPE_EXTRA_ARGS (flags after the paper's; the later
 # value wins), then calls `rarft_recipe_main "$@"`.
 #
-# One GPU (RARFT_NUM_GPUS=1): the actor, the reference and one vLLM engine share it, and the flags that the
-# memory estimate (python -m rarft_plugin.launch.memory --fit) says it takes to fit are added after the
-# recipe's: --ds.adam_offload (the actor's fp32 states on the host) and, if that is not enough,
-# --ref.offload. The GPU's size: RARFT_GPU_MEMORY (GB), else nvidia-smi's, else 141 (an H200).
+# Placement (rarft_placement_args): RARFT_NUM_GPUS GPUs of one node. By default (RARFT_VLLM_GPUS=0) OpenRLHF's
+# hybrid engine: the actor, the reference and RARFT_NUM_GPUS / RARFT_VLLM_TP vLLM engines share every GPU; there the
+# flags that the memory estimate (python -m rarft_plugin.launch.memory --fit) says the GPUs need are added after
+# the recipe's: --ds.adam_offload (the actor's fp32 states on the host) and, if that is not enough, --ref.offload
+# (one GPU, or two of 80 GB for a 7B). The GPU's size: RARFT_GPU_MEMORY (GB), else nvidia-smi's, else 141 (an H200).
+# RARFT_VLLM_GPUS=V > 0: vLLM engines alone on V GPUs, the actor and the reference on the others (no estimate).
 #
 # The project's Python: $PYTHON when set, else the checkout's .venv (what `make setup` creates), so a
 # recipe runs without activating anything; else `python` on PATH.
@@ -58,8 +60,14 @@ Required:
 Optional:
   RARFT_OUTPUT          checkpoints, final Hugging Face weights, TensorBoard logs
                         (default: runs/${RECIPE}); a rerun resumes from its last checkpoint
-  RARFT_NUM_GPUS        GPUs on this node (default: ${RECIPE_DEFAULT_GPUS:-8}); 1 adds what one GPU needs
-                        to fit (see Memory)
+  RARFT_NUM_GPUS        GPUs on this node (default: ${RECIPE_DEFAULT_GPUS:-8}); the recipe adds what they need
+                        to fit by the estimate (see Memory)
+  RARFT_VLLM_GPUS       GPUs that run only vLLM engines (default 0: OpenRLHF's hybrid engine, where the actor,
+                        the reference and the engines share every GPU, each side asleep while the other
+                        works); V > 0: engines on V GPUs, actor and reference share the other ones
+                        (--train.colocate_actor_ref) and vLLM receives the weights over NCCL
+  RARFT_VLLM_TP         GPUs per vLLM engine (--vllm.tensor_parallel_size; default 1): the engines are the
+                        vLLM GPUs / RARFT_VLLM_TP
   RARFT_GPU_MEMORY      GB per GPU for that choice (default: nvidia-smi's, else 141)
   RARFT_PRESET          paper (default): the paper's setup; released: the authors' released training
                         script setting by setting (docs/train.md), on data built with
@@ -81,18 +89,18 @@ $(rarft_memory_help)
 Extra arguments go to rarft-train after the recipe's flags, so a later value wins
 (e.g. --ckpt.save_steps 100); \`python -m rarft_plugin.train --help\` lists rarft-train's own.
 Before Ray starts, rarft-train checks every dataset line (label, video file, prompt template), the
-model directory and the SentenceBERT model, and lists all problems at once.${baseline}
+model directory, the SentenceBERT model and the placement on the GPUs, and lists all problems at once.${baseline}
 EOF
 }
 
 # --help's Memory section: the estimate for the recipe's GPUs and for one GPU of 141 and 80 GB, with the flags
 # one GPU adds (the preset's flags included), or why there is none.
-rarft_memory_help() {
-    local RARFT_ARGS=() RARFT_MODEL=MODEL RARFT_DATA=DATA RARFT_OUTPUT=OUT
+rarft_memory_help() {  # the estimate models the hybrid engine only
+    local RARFT_ARGS=() RARFT_MODEL=MODEL RARFT_DATA=DATA RARFT_OUTPUT=OUT RARFT_VLLM_GPUS=0 RARFT_VLLM_TP=1
     if [[ -z "${RECIPE_SIZE:-}" ]]; then
         echo "Memory: no estimate for this recipe's model (python -m rarft_plugin.launch.memory covers the published"
-        echo "Qwen2.5-VL architectures only); with RARFT_NUM_GPUS=1 the recipe adds nothing for memory on its own:"
-        echo "add --ds.adam_offload (and --ref.offload) yourself where one GPU does not hold the model's states."
+        echo "Qwen2.5-VL architectures only); the recipe adds nothing for memory on its own: add --ds.adam_offload"
+        echo "(and --ref.offload) yourself where the GPUs do not hold the model's states (e.g. RARFT_NUM_GPUS=1)."
         return
     fi
     echo "Memory, ESTIMATED from the published ${RECIPE_SIZE} Qwen2.5-VL architecture and this recipe's flags"
@@ -104,9 +112,9 @@ rarft_memory_help() {
         || echo "  (not shown: $PYTHON cannot import rarft_plugin; set PYTHON)"
 }
 
-# The flags one GPU of this machine needs by the estimate, for the model in RARFT_MODEL (nothing when it
-# cannot tell: a model directory whose config is not a Qwen2.5-VL one, e.g. Qwen3-VL).
-rarft_one_gpu_args() {
+# The flags the GPUs of this machine need by the estimate (the hybrid engine's), for the model in RARFT_MODEL
+# (nothing when it cannot tell: a model directory whose config is not a Qwen2.5-VL one, e.g. Qwen3-VL).
+rarft_fit_args() {
     local memory="${RARFT_GPU_MEMORY:-}"
     if [[ -z "$memory" ]]; then
         memory="$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits -i 0 2>/dev/null \
@@ -123,19 +131,50 @@ rarft_require() {  # NAME: fail with a pointer to --help when the variable is em
     fi
 }
 
+rarft_fail() {  # MESSAGE: one line on stderr, exit 2
+    echo "$(basename "$0"): $1" >&2
+    exit 2
+}
+
+# The placement on GPUS GPUs of one node (appended to RARFT_ARGS): see the top of this file. rarft-train's pre-flight
+# checks the result against OpenRLHF's rules (rarft_plugin.launch.checks.placement_problems).
+rarft_placement_args() {
+    local gpus="$1" vllm="${RARFT_VLLM_GPUS:-0}" tp="${RARFT_VLLM_TP:-1}" name
+    for name in gpus vllm tp; do
+        [[ "${!name}" =~ ^(0|[1-9][0-9]*)$ ]] || rarft_fail "RARFT_NUM_GPUS, RARFT_VLLM_GPUS and RARFT_VLLM_TP take whole numbers, got '${!name}'"
+    done
+    (( gpus > 0 && tp > 0 )) || rarft_fail "RARFT_NUM_GPUS and RARFT_VLLM_TP must be at least 1"
+    if (( vllm == 0 )); then
+        # Paper: 8×A100, ZeRO-3; OpenRLHF's hybrid engine: every GPU holds an actor rank, a reference rank and one
+        # engine's share, each side asleep while the other works.
+        (( gpus % tp == 0 )) || rarft_fail "RARFT_VLLM_TP=$tp must divide RARFT_NUM_GPUS=$gpus (the hybrid engine spreads the engines over every GPU)"
+        RARFT_ARGS+=(
+            --actor.num_nodes 1 --actor.num_gpus_per_node "$gpus"
+            --ref.num_nodes 1 --ref.num_gpus_per_node "$gpus"
+            --vllm.num_engines $((gpus / tp)) --vllm.tensor_parallel_size "$tp"
+            --train.colocate_all --vllm.enable_sleep --ds.enable_sleep
+        )
+    else
+        (( vllm < gpus )) || rarft_fail "RARFT_VLLM_GPUS=$vllm leaves none of RARFT_NUM_GPUS=$gpus for the actor and the reference"
+        (( vllm % tp == 0 )) || rarft_fail "RARFT_VLLM_TP=$tp must divide RARFT_VLLM_GPUS=$vllm"
+        RARFT_ARGS+=(
+            --actor.num_nodes 1 --actor.num_gpus_per_node $((gpus - vllm))
+            --ref.num_nodes 1 --ref.num_gpus_per_node $((gpus - vllm))
+            --vllm.num_engines $((vllm / tp)) --vllm.tensor_parallel_size "$tp"
+            --train.colocate_actor_ref
+        )
+    fi
+}
+
 # The paper's RA-RFT setup as rarft-train flags (fills the array RARFT_ARGS).
 rarft_paper_args() {
     local gpus="$1"
     RARFT_ARGS=(
         --actor.model_name_or_path "$RARFT_MODEL"
         --data.prompt_dataset "$RARFT_DATA"
-
-        # Placement: one node, actor + reference + vLLM engines sharing every GPU, each side asleep
-        # while the other works (OpenRLHF's hybrid engine). Paper: 8×A100, ZeRO-3.
-        --actor.num_nodes 1 --actor.num_gpus_per_node "$gpus"
-        --ref.num_nodes 1 --ref.num_gpus_per_node "$gpus"
-        --vllm.num_engines "$gpus" --vllm.tensor_parallel_size 1
-        --train.colocate_all --vllm.enable_sleep --ds.enable_sleep
+    )
+    rarft_placement_args "$gpus"
+    RARFT_ARGS+=(
         --vllm.gpu_memory_utilization 0.5   # room for the reference model and SentenceBERT beside vLLM
         --ds.zero_stage 3                   # paper §4.3
         --ds.param_dtype bf16               # released script: bf16
@@ -237,15 +276,17 @@ rarft_recipe_main() {
     rarft_require RARFT_MODEL "the local directory of ${RECIPE_MODEL}"
     rarft_require RARFT_DATA "the training JSONL from rarft-prep to-openrlhf"
     RARFT_OUTPUT="${RARFT_OUTPUT:-$PWD/runs/$RECIPE}"
-    local gpus="${RARFT_NUM_GPUS:-${RECIPE_DEFAULT_GPUS:-8}}" one_gpu=()
+    local gpus="${RARFT_NUM_GPUS:-${RECIPE_DEFAULT_GPUS:-8}}" fit=()
     rarft_paper_args "$gpus"
     rarft_preset_args
     RARFT_ARGS+=(${RECIPE_EXTRA_ARGS[@]+"${RECIPE_EXTRA_ARGS[@]}"} "$@")
-    if [[ "$gpus" == 1 ]]; then
-        mapfile -t one_gpu < <(rarft_one_gpu_args "${RARFT_ARGS[@]}")
-        if [[ ${#one_gpu[@]} -gt 0 && -n "${one_gpu[0]}" ]]; then
-            echo "$(basename "$0"): one GPU: adding ${one_gpu[*]} (estimated: python -m rarft_plugin.launch.memory)" >&2
-            RARFT_ARGS+=("${one_gpu[@]}")
+    if [[ "${RARFT_VLLM_GPUS:-0}" == 0 ]]; then  # the estimate models the hybrid engine only
+        mapfile -t fit < <(rarft_fit_args "${RARFT_ARGS[@]}")
+        if [[ ${#fit[@]} -gt 0 && -n "${fit[0]}" ]]; then
+            local what="$gpus GPUs"
+            [[ "$gpus" == 1 ]] && what="one GPU"
+            echo "$(basename "$0"): $what: adding ${fit[*]} (estimated: python -m rarft_plugin.launch.memory)" >&2
+            RARFT_ARGS+=("${fit[@]}")
         fi
     fi
     exec "$PYTHON" -m rarft_plugin.train "${RARFT_ARGS[@]}"

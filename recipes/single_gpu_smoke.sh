@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A short RA-RFT run on one GPU with a small model: checks the whole stack (Ray, vLLM video rollouts,
 # rewards, DeepSpeed update, checkpoint) before a full run. Same setup as the paper recipes
-# (recipes/common.sh) with fewer prompts, samples and steps. `single_gpu_smoke.sh --help` explains the variables.
+# (recipes/common.sh) with fewer prompts, samples and steps; RARFT_NUM_GPUS=N runs it on N GPUs (its batch divides
+# over 1, 2, 4 and 8). `single_gpu_smoke.sh --help` explains the variables.
 set -euo pipefail
 RECIPE=single_gpu_smoke
 RECIPE_TITLE="short RA-RFT run on one GPU with a small model (2 optimizer steps)"

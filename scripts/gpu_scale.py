@@ -1,7 +1,7 @@
-"""Pieces of the paper-scale run on one GPU (`bench/gpu_scale.sh`).
+"""Pieces of the paper-scale run (`bench/gpu_scale.sh`; on several GPUs, `bench/gpu_multi.sh` through `gpu_multi.py`).
 
     python scripts/gpu_scale.py assets --out DIR --size 7b|3b [--device cuda] [--no-model]
-    python scripts/gpu_scale.py sample-memory --out memory.csv [--interval 1]      # until killed
+    python scripts/gpu_scale.py measure --dir DIR [--field KEY=VALUE ...] -- COMMAND ...
     python scripts/gpu_scale.py report --run DIR [--run DIR ...] --out DIR [--assets DIR]
 
 `assets` builds what the run needs, each piece reused when present: a random Qwen2.5-VL of the published size
@@ -12,13 +12,16 @@ clips (48 Charades-like, 30 s 480p, and 16 ActivityNet-like, 150 s 720p, H.264, 
 tokens without decoding (`rarft_plugin.launch.checks`) and checks the count against the real processor on
 decoded frames, one clip of each kind (`lengths.json`).
 
-`sample-memory` appends the GPU memory in use (nvidia-smi, every GPU) and the host's (MemTotal - MemAvailable)
-to a CSV every `--interval` seconds, with local time stamps like OpenRLHF's log lines.
+`measure` runs a command (a recipe) with its output appended to DIR/train.log (or `--log`) and shown, while a
+thread appends the GPU memory in use (nvidia-smi, every GPU) and the host's (MemTotal - MemAvailable) to
+DIR/memory.csv every `--interval` seconds, with local time stamps like OpenRLHF's log lines; then it writes
+DIR/run.json (the fields given, the exit code, the wall time, the flags the recipe added for memory) and exits with
+the command's code.
 
 `report` reads each run's train.log (OpenRLHF's per-step lines: `gpu_run.py`'s `step_logs`), memory.csv and
 run.json, and writes `scale.md` / `scale.json`: per run the step time per phase (steps 2 on), tokens, generation
-tokens/s, truncated share, rarft's share, peak GPU memory per phase and peak host memory; then the forecast of the
-paper's run (`forecast`, every assumption in `ASSUMPTIONS`).
+tokens/s, truncated share, rarft's share, peak GPU memory per phase (summed over the GPUs, and of the fullest GPU) and
+peak host memory; then the forecast of the paper's run (`forecast`, every assumption in `ASSUMPTIONS`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import math
 import re
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -181,9 +185,10 @@ def read_gpu_used_mib() -> list[float]:
     return [float(value) for value in out.split()]
 
 
-def sample_memory(args: argparse.Namespace) -> int:
-    new = not args.out.exists()
-    with open(args.out, "a", newline="", buffering=1) as handle:
+def sample_memory(out: Path, interval: float, stop: threading.Event) -> None:
+    """Append a row of the memory in use to `out` every `interval` seconds until `stop` is set."""
+    new = not out.exists()
+    with open(out, "a", newline="", buffering=1) as handle:
         writer = csv.writer(handle)
         if new:
             writer.writerow(["epoch", "local", "host_used_mib", "gpu_used_mib"])
@@ -192,7 +197,37 @@ def sample_memory(args: argparse.Namespace) -> int:
             gpus = read_gpu_used_mib()
             local = datetime.fromtimestamp(now).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
             writer.writerow([f"{now:.3f}", local, f"{read_host_used_mib():.0f}", ";".join(f"{g:.0f}" for g in gpus)])
-            time.sleep(max(0.0, args.interval - (time.time() - now)))
+            if stop.wait(max(0.0, interval - (time.time() - now))):
+                return
+
+
+def measure(args: argparse.Namespace) -> int:
+    command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    args.dir.mkdir(parents=True, exist_ok=True)
+    log_path = args.log or args.dir / "train.log"
+    stop = threading.Event()
+    sampler = threading.Thread(target=sample_memory, args=(args.dir / "memory.csv", args.interval, stop), daemon=True)
+    sampler.start()
+    begin = time.time()
+    try:
+        with open(log_path, "a", encoding="utf-8", errors="replace") as log:
+            process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1
+            )
+            for line in process.stdout:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+                log.write(line)
+                log.flush()
+            code = process.wait()
+    finally:
+        stop.set()
+        sampler.join()
+    text = log_path.read_text(errors="replace")
+    info = {**dict(args.field), "added_flags": added_flags(text), "exit_code": code}
+    info.update(wall_s=round(time.time() - begin), complete=code == 0)
+    write_atomic(args.dir / "run.json", json.dumps(info))
+    return code
 
 
 # ---------------------------------------------------------------- report
@@ -253,7 +288,17 @@ def phase_windows(status: dict, times: dict[str, datetime]) -> dict[str, tuple[f
 class Sample:
     when: datetime
     host_mib: float
-    gpu_mib: float  # summed over the GPUs
+    gpus_mib: tuple[float, ...]  # each GPU's
+
+    @property
+    def gpu_mib(self) -> float:
+        """Summed over the GPUs."""
+        return sum(self.gpus_mib)
+
+    @property
+    def fullest_gpu_mib(self) -> float:
+        """The GPU with the most in use (several GPUs: what each must hold)."""
+        return max(self.gpus_mib, default=0.0)
 
 
 def read_memory(path: Path) -> list[Sample]:
@@ -262,21 +307,28 @@ def read_memory(path: Path) -> list[Sample]:
         for row in csv.DictReader(handle):
             try:
                 when = datetime.strptime(row["local"], "%Y-%m-%d %H:%M:%S.%f")
-                gpu = sum(float(v) for v in row["gpu_used_mib"].split(";") if v)
-                samples.append(Sample(when, float(row["host_used_mib"]), gpu))
+                gpus = tuple(float(v) for v in row["gpu_used_mib"].split(";") if v)
+                samples.append(Sample(when, float(row["host_used_mib"]), gpus))
             except (KeyError, ValueError, TypeError):  # a line cut off when the sampler was killed
                 continue
     return samples
 
 
-def memory_by_phase(logs: list[dict], times: dict[int, dict[str, datetime]], samples: list[Sample]) -> dict[str, float]:
-    """Peak GPU memory (GiB, summed over the GPUs) seen inside each phase's windows over the steps."""
+def memory_by_phase(
+    logs: list[dict], times: dict[int, dict[str, datetime]], samples: list[Sample], *, fullest: bool = False
+) -> dict[str, float]:
+    """Peak GPU memory (GiB, summed over the GPUs; `fullest`: of the fullest GPU) seen inside each phase's windows
+    over the steps."""
     peaks: dict[str, float] = {}
     for status in logs:
         if status["step"] not in times:
             continue
         for phase, (start, stop) in phase_windows(status, times[status["step"]]).items():
-            inside = [s.gpu_mib for s in samples if start <= s.when.timestamp() <= stop]
+            inside = [
+                s.fullest_gpu_mib if fullest else s.gpu_mib
+                for s in samples
+                if s.gpus_mib and start <= s.when.timestamp() <= stop  # a sample without GPUs read: no figure
+            ]
             if inside:
                 peaks[phase] = max(peaks.get(phase, 0.0), max(inside) / 1024)
     return peaks
@@ -294,8 +346,12 @@ def run_summary(run: Path) -> dict:
         summary["host_peak_gib"] = max(s.host_mib for s in samples) / 1024
         summary["host_peak_over_start_gib"] = (max(s.host_mib for s in samples) - baseline) / 1024
         summary["gpu_peak_gib"] = max(s.gpu_mib for s in samples) / 1024
+        summary["gpu_peak_per_gpu_gib"] = max(s.fullest_gpu_mib for s in samples) / 1024
     if not logs:
         return summary
+    kl = [abs(s["vllm_kl"]) for s in logs if "vllm_kl" in s]  # rollout vs training log-probs (is_correction_level)
+    if kl:
+        summary["vllm_kl_max"] = max(kl)
     steady = logs[1:] or logs  # the first step carries start-up costs (CUDA graphs, first decodes)
     mean = lambda key: sum(s.get(key, 0.0) for s in steady) / len(steady)  # noqa: E731
     response = mean("response_length")
@@ -315,7 +371,9 @@ def run_summary(run: Path) -> dict:
         rarft_share_range=[min(step_shares(s)["rarft"] for s in steady), max(step_shares(s)["rarft"] for s in steady)],
     )
     if samples:
-        summary["gpu_peak_by_phase_gib"] = memory_by_phase(logs, log_times(text, samples[0].when.year), samples)
+        times = log_times(text, samples[0].when.year)
+        summary["gpu_peak_by_phase_gib"] = memory_by_phase(logs, times, samples)
+        summary["gpu_peak_per_gpu_by_phase_gib"] = memory_by_phase(logs, times, samples, fullest=True)
     return summary
 
 
@@ -436,7 +494,7 @@ def report(args: argparse.Namespace) -> int:
     ]
     for r in measured:
         peaks = r.get("gpu_peak_by_phase_gib", {})
-        added = f" (+{r['one_gpu_flags']})" if r.get("one_gpu_flags") else ""
+        added = f" (+{r['added_flags']})" if r.get("added_flags") else ""
         added += f" ({r['decode_processes']} decoding processes)" if r.get("decode_processes") else ""
         lines.append(
             f"| {r['run']}{added} | {r['steps']} | {r.get('max_new_tokens', '?')} | {r['prompt_tokens']:.0f} / "
@@ -468,6 +526,20 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
+def added_flags(log: str) -> str:
+    """The flags a recipe added for memory, from its notice ("time_r1.sh: one GPU: adding --ds.adam_offload (...)")."""
+    found = re.search(r"\S+\.sh: (?:one GPU|\d+ GPUs): adding (.*?) \(estimated", log)
+    return found.group(1) if found else ""
+
+
+def _field(text: str) -> tuple[str, object]:
+    key, _, value = text.partition("=")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -479,15 +551,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=HI_CHARADES, help="released-schema file the queries come from")
     p.add_argument("--charades", type=int, default=dict(KINDS)["charades"], help="Charades-like clips (and prompts)")
     p.add_argument("--activitynet", type=int, default=dict(KINDS)["activitynet"], help="ActivityNet-like clips")
-    p = sub.add_parser("sample-memory", help="append GPU and host memory in use to a CSV until killed")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--interval", type=float, default=1.0)
+    p = sub.add_parser("measure", help="run a command with its log and memory samples; then its run.json")
+    p.add_argument("--dir", type=Path, required=True, help="the run's folder: train.log, memory.csv, run.json")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between memory samples")
+    p.add_argument("--log", type=Path, default=None, help="the command's output (default: DIR/train.log)")
+    p.add_argument("--field", type=_field, action="append", default=[], help="KEY=VALUE for run.json (JSON if it is)")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="COMMAND", help="-- then the command")
     p = sub.add_parser("report", help="table and forecast from the runs of bench/gpu_scale.sh")
     p.add_argument("--run", type=Path, action="append", required=True, help="a run folder (train.log, memory.csv)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--assets", type=Path, default=None, help="the assets folder (its lengths.json)")
     args = parser.parse_args(argv)
-    return {"assets": assets, "sample-memory": sample_memory, "report": report}[args.command](args)
+    commands = {"assets": assets, "measure": measure, "report": report}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@
 # the first part; `curve` reads the last line of each step) and infer.jsonl. Environment: PYTHON (default
 # python3), RARFT_MODEL (default: the tiny model; the learning-curve benchmark passes a warm-started one),
 # SMOKE_ITEMS (items of HI-Charades, default 8), SMOKE_INFER (0: no `rarft-eval infer` at the end),
-# RARFT_SBERT_MODEL / RARFT_SBERT_DEVICE as for rarft-train. Needs a CUDA GPU and the training stack
-# (docs/gpu.md). tests/gpu/test_train_ppo_ray.py runs it and checks every step and the checkpoint.
+# RARFT_SBERT_MODEL / RARFT_SBERT_DEVICE as for rarft-train; RARFT_NUM_GPUS, RARFT_VLLM_GPUS and RARFT_VLLM_TP place it
+# on several GPUs (the recipes' layouts: recipes/common.sh). Needs a CUDA GPU and the training stack (docs/gpu.md).
+# tests/gpu/test_train_ppo_ray.py runs it and checks every step and the checkpoint; tests/gpu/test_multi_gpu.py
+# does so on every GPU of the machine in each layout.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=${1:?usage: scripts/gpu_smoke.sh OUT [more rarft-train flags]}
@@ -24,6 +26,8 @@ python=${PYTHON:-python3}
 export VLLM_USE_FLASHINFER_SAMPLER=${VLLM_USE_FLASHINFER_SAMPLER:-0}
 # DeepSpeed JIT-builds FusedAdam on first use and cannot parse the "9.0a" arch that torch lists for Hopper.
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+# NVLink multicast stays off unless the caller turns it on: on a shared host it can take the GPUs out of service.
+export NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-0}
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 
 [[ -f $out/assets/train.jsonl ]] || "$python" "$repo/scripts/gpu_run.py" assets --out "$out/assets" \

@@ -1,8 +1,13 @@
-"""scripts/gpu_scale.py on CPU: the paper-scale run's prompts, memory attribution, report and forecast, on inputs in
-the exact formats the GPU run writes (OpenRLHF 0.11.2's step lines, the sampler's CSV, run.json)."""
+"""scripts/gpu_scale.py and scripts/gpu_multi.py on CPU: the paper-scale run's prompts, memory attribution, report and
+forecast, the multi-GPU layouts and scaling table, on inputs in the exact formats the GPU runs write (OpenRLHF 0.11.2's
+step lines, the sampler's CSV, run.json); bench/gpu_scale.sh and bench/gpu_multi.sh end to end with a stand-in for the
+trainer."""
 
 import json
+import os
 import runpy
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -10,6 +15,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCALE = runpy.run_path(str(REPO / "scripts" / "gpu_scale.py"))
+MULTI = runpy.run_path(str(REPO / "scripts" / "gpu_multi.py"))
 EXCERPT = Path(__file__).parent / "support" / "openrlhf_0_11_2_steps.log"
 HI_CHARADES = REPO / "eval" / "benchmarks" / "hi_vtg_charades.json"
 START = datetime(2026, 12, 6, 10, 0, 0)
@@ -71,10 +77,11 @@ def status(step, generation=20.0, make_experience=30.0, ppo_train=60.0, broadcas
 HAND_OVER_S = 4  # untimed: the experiences (with their pixel values) handed to the actor before ppo_train
 
 
-def write_run(folder: Path, statuses, memory_by_phase, *, size="3b", new=700):
+def write_run(folder: Path, statuses, memory_by_phase, *, size="3b", new=700, shares=(1.0,), **info):
     """A run folder as bench/gpu_scale.sh leaves it: the steps back to back from START, OpenRLHF's "Sample:" line after
     make_experience and "Global step" line at each step's end (its format, Ray prefix included), one memory sample a
-    second with the phase's GPU memory (the hand-over to the actor between make_experience and ppo_train at 1 MiB)."""
+    second with the phase's GPU memory split over the GPUs by `shares` (the hand-over to the actor between
+    make_experience and ppo_train at 1 MiB); run.json with `info` besides."""
     folder.mkdir(parents=True)
     lines, rows, cursor = [], ["epoch,local,host_used_mib,gpu_used_mib"], START
     for index, entry in enumerate(statuses, start=1):
@@ -88,7 +95,8 @@ def write_run(folder: Path, statuses, memory_by_phase, *, size="3b", new=700):
                     rows.append(f"0,{cursor:%Y-%m-%d %H:%M:%S}.000,{50000 + index * 1000},1")
                     cursor += timedelta(seconds=1)
             for _ in range(round(entry[f"timing/{phase}"])):
-                rows.append(f"0,{cursor:%Y-%m-%d %H:%M:%S}.000,{50000 + index * 1000},{memory_by_phase[phase]}")
+                gpus = ";".join(str(round(memory_by_phase[phase] * share)) for share in shares)
+                rows.append(f"0,{cursor:%Y-%m-%d %H:%M:%S}.000,{50000 + index * 1000},{gpus}")
                 cursor += timedelta(seconds=1)
         lines.append(
             f"\x1b[36m(PPOTrainer pid=2897)\x1b[0m INFO {cursor:%m-%d %H:%M:%S} ppo_trainer.py:551] ✨ Global step "
@@ -96,7 +104,7 @@ def write_run(folder: Path, statuses, memory_by_phase, *, size="3b", new=700):
         )
     (folder / "train.log").write_text("Generate samples: 100%|##########|\n" + "\n".join(lines) + "\n")
     (folder / "memory.csv").write_text("\n".join(rows) + "\n")
-    info = {"size": size, "device": "H200", "gpu_name": "NVIDIA H200", "max_new_tokens": new, "complete": True}
+    info = {"size": size, "device": "H200", "gpu_name": "NVIDIA H200", "max_new_tokens": new, "complete": True, **info}
     (folder / "run.json").write_text(json.dumps(info))
     return folder
 
@@ -117,6 +125,16 @@ def test_memory_is_attributed_to_the_phase_it_was_used_in(tmp_path):
     assert summary["generation_tokens_per_s"] == pytest.approx(128 * 200 / 20.0)
     assert summary["truncated"] == 1.0 and summary["max_new_tokens"] == 700
     assert 0 < summary["rarft_share"] < 20.0 / 112.0
+
+
+def test_memory_per_gpu_is_the_fullest_gpus(tmp_path):
+    run = write_run(tmp_path / "n200_2gpu", [status(1), status(2)], MEMORY, shares=(0.75, 0.25), gpus=2)
+    summary = SCALE["run_summary"](run)
+    assert summary["gpu_peak_by_phase_gib"] == pytest.approx({p: MEMORY[p] / 1024 for p in WINDOWED}, abs=1e-3)
+    assert summary["gpu_peak_per_gpu_by_phase_gib"] == pytest.approx(
+        {p: 0.75 * MEMORY[p] / 1024 for p in WINDOWED}, abs=1e-3
+    )
+    assert summary["gpu_peak_per_gpu_gib"] == pytest.approx(0.75 * 90_000 / 1024, abs=1e-3)
 
 
 @pytest.mark.parametrize(
@@ -202,26 +220,28 @@ def test_report_without_any_step_is_an_error(tmp_path, capsys):
     assert "no run has a 'Global step' line" in capsys.readouterr().err
 
 
-def test_memory_sampler_writes_a_csv_the_report_reads(tmp_path, monkeypatch):
-    calls = iter(range(3))
-
-    def stop_after_three(_):
-        if next(calls) == 2:
-            raise KeyboardInterrupt
-
+def test_measure_logs_the_command_samples_memory_and_records_the_run(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(SCALE["sample_memory"].__globals__, "read_gpu_used_mib", lambda: [1024.0, 2048.0])
-    monkeypatch.setattr(SCALE["time"], "sleep", stop_after_three)
-    with pytest.raises(KeyboardInterrupt):
-        SCALE["main"](["sample-memory", "--out", str(tmp_path / "memory.csv"), "--interval", "0"])
-    samples = SCALE["read_memory"](tmp_path / "memory.csv")
-    assert len(samples) == 3 and all(s.gpu_mib == 3072.0 and s.host_mib > 0 for s in samples)
+    notice = "time_r1.sh: 2 GPUs: adding --ds.adam_offload (estimated: python -m rarft_plugin.launch.memory)"
+    command = [sys.executable, "-c", f"import time; print({notice!r}); time.sleep(0.5); raise SystemExit(3)"]
+    fields = ["--field", "gpus=2", "--field", "layout=hybrid", "--field", "gpu_name=NVIDIA H100 80GB HBM3"]
+    run = tmp_path / "run"
+    assert SCALE["main"](["measure", "--dir", str(run), "--interval", "0.1", *fields, "--", *command]) == 3
+    assert notice in capsys.readouterr().out and notice in (run / "train.log").read_text()  # shown and kept
+    samples = SCALE["read_memory"](run / "memory.csv")
+    assert len(samples) >= 2 and all(s.gpu_mib == 3072.0 and s.fullest_gpu_mib == 2048.0 for s in samples)
+    info = json.loads((run / "run.json").read_text())
+    assert info.pop("wall_s") >= 0
+    assert info == {"gpus": 2, "layout": "hybrid", "gpu_name": "NVIDIA H100 80GB HBM3",
+                    "added_flags": "--ds.adam_offload", "exit_code": 3, "complete": False}  # fmt: skip
 
 
 STAND_IN_TRAINER = """#!/usr/bin/env bash
-# python for bench/gpu_scale.sh: `-m rarft_plugin.train` logs 4 steps as OpenRLHF does; anything else is real python
+# python for the bench scripts: `-m rarft_plugin.train` logs 4 steps as OpenRLHF does; anything else is real python
 if [[ "$1 $2" == "-m rarft_plugin.train" ]]; then
-    printf '%s\\n' "$*" > "$CALLS/train_args.txt"
-    echo "RARFT_NUM_GPUS=$RARFT_NUM_GPUS" >> "$CALLS/train_args.txt"
+    printf '%s\\n' "$*" >> "$CALLS/train_args.txt"
+    echo "RARFT_NUM_GPUS=$RARFT_NUM_GPUS RARFT_VLLM_GPUS=${RARFT_VLLM_GPUS:-} RARFT_VLLM_TP=${RARFT_VLLM_TP:-}" \\
+        >> "$CALLS/train_args.txt"
     for step in 1 2 3 4; do
         echo "(PPOTrainer pid=7) INFO $(date '+%m-%d %H:%M:%S') ppo_trainer.py:224] Sample: ['x', 0.0]"
         echo "(PPOTrainer pid=7) INFO $(date '+%m-%d %H:%M:%S') ppo_trainer.py:551] ✨ Global step $step: $STATUS"
@@ -232,14 +252,8 @@ exec "$REAL_PYTHON" "$@"
 """
 
 
-def test_the_bench_script_runs_the_recipe_on_one_gpu_and_reports(tmp_path):
-    """bench/gpu_scale.sh end to end with its assets in place and a stand-in for the trainer: which flags reach the
-    recipe, what each run leaves (run.json, memory.csv, train.log) and the report."""
-    import os
-    import subprocess
-    import sys
-
-    out = tmp_path / "out"
+def scale_assets(out: Path) -> None:
+    """bench/gpu_scale.sh's assets in place (built: nothing to do) and bench/video_pipeline.py's result."""
     assets = out / "assets"
     (assets / "model_3b").mkdir(parents=True)
     (assets / "model_3b" / "preprocessor_config.json").write_text("{}")
@@ -251,27 +265,137 @@ def test_the_bench_script_runs_the_recipe_on_one_gpu_and_reports(tmp_path):
     (assets / "train.jsonl").write_text("")
     (assets / "lengths.json").write_text(json.dumps({"kinds": {}, "max_prompt_tokens": 3900}))
     (out / "video_pipeline.txt").write_text("measured before\n")  # bench/video_pipeline.py on the host: done
+
+
+def bench(script: str, tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """`bench/SCRIPT ARGS` with the stand-in trainer as PYTHON (its calls in tmp_path/train_args.txt)."""
     python = tmp_path / "python"
     python.write_text(STAND_IN_TRAINER)
     python.chmod(0o755)
-    env = {**os.environ, "PYTHON": str(python), "REAL_PYTHON": sys.executable, "CALLS": str(tmp_path),
-           "STATUS": repr(status(1))}  # fmt: skip
-    done = subprocess.run(
-        ["bash", str(REPO / "bench" / "gpu_scale.sh"), str(out), "natural"],
+    return subprocess.run(
+        ["bash", str(REPO / "bench" / script), *args],
         capture_output=True,
         text=True,
-        env=env,
+        env={
+            **os.environ,
+            "PYTHON": str(python),
+            "REAL_PYTHON": sys.executable,
+            "CALLS": str(tmp_path),
+            "STATUS": repr(status(1)),
+            **env,
+        },  # fmt: skip
         timeout=600,
     )
+
+
+def test_the_bench_script_runs_the_recipe_on_one_gpu_and_reports(tmp_path):
+    """bench/gpu_scale.sh end to end with its assets in place and a stand-in for the trainer: which flags reach the
+    recipe, what each run leaves (run.json, memory.csv, train.log) and the report."""
+    out = tmp_path / "out"
+    scale_assets(out)
+    done = bench("gpu_scale.sh", tmp_path, str(out), "natural")
     assert done.returncode == 0, done.stderr[-3000:]
     args = (tmp_path / "train_args.txt").read_text()
     assert "--rollout.max_new_tokens 708" in args  # 4608 - the longest prompt: the natural length
-    assert "--data.max_samples 64 --train.num_episodes 1" in args and "RARFT_NUM_GPUS=1" in args
+    assert "--data.max_samples 64 --train.num_episodes 1" in args and "RARFT_NUM_GPUS=1 " in args
     assert "--rollout.max_new_tokens 200" in args  # the recipe's own, overridden by the later value
     info = json.loads((out / "natural" / "run.json").read_text())
-    assert info["complete"] is True and info["max_new_tokens"] == 708 and info["size"] == "3b"
+    assert info["complete"] is True and info["max_new_tokens"] == 708 and info["size"] == "3b" and info["gpus"] == 1
     assert (out / "natural" / "memory.csv").read_text().startswith("epoch,local,host_used_mib,gpu_used_mib")
     assert "| natural | 4 | 708 | 3900 / 200 |" in (out / "scale.md").read_text()
-    again = subprocess.run(["bash", str(REPO / "bench" / "gpu_scale.sh"), str(out), "natural"],
-                           capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    again = bench("gpu_scale.sh", tmp_path, str(out), "natural")
     assert again.returncode == 0 and "natural: complete, skipped" in again.stdout
+
+
+# ---------------------------------------------------------------- several GPUs (scripts/gpu_multi.py)
+
+
+@pytest.mark.parametrize(
+    "gpus, fitting",
+    [
+        (1, ["hybrid"]),
+        (2, ["hybrid", "hybrid_tp2", "separate"]),  # separate engines of 2 GPUs need 2 for vLLM + 2 for the actor
+        (3, ["hybrid", "separate"]),  # vLLM on 1 of 3 (the share rounded down); no engines of 2 GPUs
+        (4, ["hybrid", "hybrid_tp2", "separate", "separate_tp2"]),
+        (8, ["hybrid", "hybrid_tp2", "separate", "separate_tp2"]),
+    ],
+)
+def test_the_layouts_that_fit_a_gpu_count(gpus, fitting):
+    assert [layout.name for layout in MULTI["fitting"](gpus)] == fitting
+
+
+@pytest.mark.parametrize(
+    "name, gpus, env, placement",
+    [
+        ("hybrid", 8, ("8", "0", "1"), "actor + reference + 8 engine(s) x TP 1 on 8 GPU(s)"),
+        ("hybrid_tp2", 4, ("4", "0", "2"), "actor + reference + 2 engine(s) x TP 2 on 4 GPU(s)"),
+        ("separate", 2, ("2", "1", "1"), "actor + reference on 1, 1 engine(s) x TP 1 on 1"),
+        ("separate_tp2", 8, ("8", "4", "2"), "actor + reference on 4, 2 engine(s) x TP 2 on 4"),
+        ("separate_tp2", 2, None, "does not fit"),
+    ],
+)
+def test_a_layout_is_the_recipes_variables(name, gpus, env, placement):
+    layout = MULTI["LAYOUT_NAMES"][name]
+    variables = ("RARFT_NUM_GPUS", "RARFT_VLLM_GPUS", "RARFT_VLLM_TP")
+    assert layout.env(gpus) == (dict(zip(variables, env, strict=True)) if env else None)
+    assert layout.placement(gpus) == placement
+
+
+def test_the_scaling_table_compares_each_run_with_one_gpu_of_the_same_model(tmp_path):
+    runs = [
+        write_run(tmp_path / "scale" / "n200", [status(s) for s in (1, 2, 3)], MEMORY, new=200, gpus=1,
+                  layout="hybrid"),
+        write_run(tmp_path / "scale" / "n200_2gpu", [status(s, ppo_train=30.0) for s in (1, 2, 3)], MEMORY, new=200,
+                  shares=(0.5, 0.5), gpus=2, layout="hybrid"),
+        write_run(tmp_path / "layouts" / "separate_2gpu", [status(1) | {"vllm_kl": -0.002}] * 2, MEMORY, size="tiny",
+                  new=64, gpus=2, layout="separate"),
+    ]  # fmt: skip
+    failed = tmp_path / "layouts" / "hybrid_tp2_2gpu"
+    failed.mkdir()
+    (failed / "train.log").write_text("starting\nValueError: Total number of attention heads (3) must be divisible\n")
+    (failed / "run.json").write_text(json.dumps({"size": "tiny", "gpus": 2, "layout": "hybrid_tp2", "exit_code": 1}))
+    args = [arg for run in [*runs, failed] for arg in ("--run", str(run))]
+    assert MULTI["main"](["report", *args, "--out", str(tmp_path)]) == 0
+    table = (tmp_path / "multi.md").read_text()
+    one, two, separate, broken = table.splitlines()[4:8]
+    assert one.startswith("| scale/n200 | 3b | hybrid | actor + reference + 1 engine(s) x TP 1 on 1 GPU(s) | complete")
+    assert "| 1.00x |" in one and "| 82.0 s | 1.37x |" in two  # 112 s a step on one GPU, 82 on two
+    assert "ppo_train 34 |" in two  # the fullest GPU: half of the 70,000 MiB
+    assert "| - | 0.002 |" in separate  # no one-GPU run of the tiny model here: no ratio
+    assert "failed (exit 1): ValueError: Total number of attention heads (3)" in broken
+    saved = json.loads((tmp_path / "multi.json").read_text())
+    assert saved["speedups"] == pytest.approx({"scale/n200": 1.0, "scale/n200_2gpu": 112.0 / 82.0})
+
+
+def test_the_multi_gpu_bench_runs_every_layout_and_the_scale_runs_and_reports(tmp_path):
+    """bench/gpu_multi.sh on a 2-GPU machine with the stand-in trainer: the smoke on 1 GPU, then in each layout that
+    fits 2; n200 at 1 and 2 GPUs; the table of them all. A second call skips what is complete."""
+    out = tmp_path / "out"
+    layouts = out / "layouts" / "assets"
+    layouts.mkdir(parents=True)
+    for name in ("train.jsonl", "eval.jsonl"):  # scripts/gpu_smoke.sh's assets: built
+        (layouts / name).write_text("")
+    scale_assets(out / "scale")
+    done = bench("gpu_multi.sh", tmp_path, str(out), MULTI_GPUS="2", STATUS=repr(status(1) | {"vllm_kl": 0.001}))
+    assert done.returncode == 0, done.stderr[-3000:]
+    calls = (tmp_path / "train_args.txt").read_text().splitlines()
+    variables = [line for line in calls if line.startswith("RARFT_NUM_GPUS=")]
+    assert variables == [
+        "RARFT_NUM_GPUS=1 RARFT_VLLM_GPUS=0 RARFT_VLLM_TP=1",  # the one-GPU baseline of the layouts
+        "RARFT_NUM_GPUS=2 RARFT_VLLM_GPUS=0 RARFT_VLLM_TP=1",
+        "RARFT_NUM_GPUS=2 RARFT_VLLM_GPUS=0 RARFT_VLLM_TP=2",
+        "RARFT_NUM_GPUS=2 RARFT_VLLM_GPUS=1 RARFT_VLLM_TP=1",
+        "RARFT_NUM_GPUS=1 RARFT_VLLM_GPUS= RARFT_VLLM_TP=",  # n200 on 1, then 2 GPUs (bench/gpu_scale.sh)
+        "RARFT_NUM_GPUS=2 RARFT_VLLM_GPUS= RARFT_VLLM_TP=",
+    ]
+    smoke = [line for line in calls if "--algo.advantage.is_correction_level token" in line]
+    assert len(smoke) == 4 and all("--data.max_samples 8" in line for line in smoke)  # recipes/single_gpu_smoke.sh
+    assert "--train.colocate_actor_ref" in smoke[3] and "--vllm.num_engines 1 --vllm.tensor_parallel_size 1" in smoke[3]
+    assert "--vllm.num_engines 1 --vllm.tensor_parallel_size 2 --train.colocate_all" in smoke[2]
+    table = (out / "multi.md").read_text()
+    for run in ("hybrid_1gpu", "hybrid_2gpu", "hybrid_tp2_2gpu", "separate_2gpu", "scale/n200 ", "scale/n200_2gpu"):
+        assert f"| {run.replace('hybrid', 'layouts/hybrid').replace('separate', 'layouts/separate')}" in table
+    assert table.count("| complete |") == 6 and table.count("| 1.00x | 0.001 |") == 6  # vllm_kl, where logged
+    assert (out / "layouts" / "separate_2gpu" / "train.log").is_file()  # written by scripts/gpu_smoke.sh
+    again = bench("gpu_multi.sh", tmp_path, str(out), "layouts", MULTI_GPUS="2")
+    assert again.returncode == 0 and again.stdout.count("complete, skipped") == 4

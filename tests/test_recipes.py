@@ -3,6 +3,7 @@
 import functools
 import json
 import os
+import runpy
 import shlex
 import subprocess
 import sys
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import pytest
 from support.import_stand_ins import install_import_stand_ins
+from support.recipe_argv import recipe_argv, run_recipe_printing
 
+from rarft_plugin.launch.checks import Placement, placement_problems
 from rarft_plugin.launch.upstream import openrlhf_arguments
 from rarft_plugin.prompt_row import make_row
 from rarft_plugin.prompts import TEMPLATE_FOR_MODEL
@@ -30,6 +33,8 @@ VARIABLES = [
     "RARFT_DATA",
     "RARFT_OUTPUT",
     "RARFT_NUM_GPUS",
+    "RARFT_VLLM_GPUS",
+    "RARFT_VLLM_TP",
     "RARFT_VARIANT",
     "RARFT_CORRECTION",
     "RARFT_EXPLAIN",
@@ -213,9 +218,15 @@ def test_a_recipe_without_an_estimate_says_so_and_one_gpu_adds_nothing(inputs):
 
 @pytest.mark.parametrize(
     ("size", "gpus", "gpu_memory", "offload"),
-    [("7b", "1", "141", True), ("3b", "1", "141", False), ("3b", "1", "80", True), ("7b", "8", "80", False)],
+    [
+        ("7b", "1", "141", True),
+        ("3b", "1", "141", False),
+        ("3b", "1", "80", True),
+        ("7b", "8", "80", False),
+        ("7b", "2", "80", True),  # ZeRO-3 over 2: 61 GB of actor states a GPU beside the weights
+    ],
 )
-def test_one_gpu_adds_what_the_memory_estimate_says_it_needs(inputs, tmp_path, size, gpus, gpu_memory, offload):
+def test_the_gpus_get_what_the_memory_estimate_says_they_need(inputs, tmp_path, size, gpus, gpu_memory, offload):
     from rarft_plugin.models.qwen2_5_vl import PUBLISHED_CONFIGS
 
     model = tmp_path / f"model_{size}"
@@ -225,6 +236,65 @@ def test_one_gpu_adds_what_the_memory_estimate_says_it_needs(inputs, tmp_path, s
         "time_r1.sh", {**inputs, "model": model}, RARFT_NUM_GPUS=gpus, RARFT_GPU_MEMORY=gpu_memory
     )
     assert parsed.ds.adam_offload is offload and parsed.ref.offload is False
+
+
+# The layouts a multi-GPU run tries (scripts/gpu_multi.py: hybrid engine or vLLM on GPUs of its own, engines of 1 or
+# 2 GPUs), on each GPU count they fit, for a base-model recipe and the smoke run, in both presets.
+MULTI = runpy.run_path(str(REPO / "scripts" / "gpu_multi.py"))
+LAYOUT_CASES = [
+    pytest.param(recipe, preset, gpus, layout, id=f"{recipe.removesuffix('.sh')}-{preset}-{gpus}gpu-{layout.name}")
+    for recipe in ("time_r1.sh", "single_gpu_smoke.sh")
+    for preset in ("paper", "released")
+    for gpus in (1, 2, 4, 8)
+    for layout in MULTI["fitting"](gpus)
+]
+
+
+@pytest.mark.parametrize("recipe, preset, gpus, layout", LAYOUT_CASES)
+def test_every_layout_uses_each_gpu_once_within_openrlhfs_rules(recipe, preset, gpus, layout):
+    """The command the recipe ends with passes rarft-train's placement check (OpenRLHF's and DeepSpeed's layout and
+    batch rules, rarft_plugin.launch.checks) with exactly these GPUs visible, and uses every one of them."""
+    env = layout.env(gpus)
+    argv = recipe_argv(recipe, RARFT_PRESET=preset, **env)
+    assert placement_problems(argv, gpus) == []
+    vllm = int(env["RARFT_VLLM_GPUS"])
+    place = Placement.of(argv)
+    trainers, engines = gpus - vllm, (vllm or gpus) // layout.tp
+    assert (place.actor_gpus, place.ref_gpus, place.engines, place.vllm_tp) == (trainers, trainers, engines, layout.tp)
+    assert (place.colocate_all, place.colocate_actor_ref) == (vllm == 0, vllm > 0)
+    assert place.gpus_needed()[0] == gpus
+    sleeping = {"--vllm.enable_sleep", "--ds.enable_sleep"} & set(argv)
+    assert sleeping == ({"--vllm.enable_sleep", "--ds.enable_sleep"} if vllm == 0 else set())  # only where shared
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"RARFT_NUM_GPUS": "4", "RARFT_VLLM_GPUS": "4"}, "RARFT_VLLM_GPUS=4 leaves none of RARFT_NUM_GPUS=4 for the"),
+        ({"RARFT_NUM_GPUS": "4", "RARFT_VLLM_TP": "3"}, "RARFT_VLLM_TP=3 must divide RARFT_NUM_GPUS=4 (the hybrid"),
+        (
+            {"RARFT_NUM_GPUS": "4", "RARFT_VLLM_GPUS": "3", "RARFT_VLLM_TP": "2"},
+            "RARFT_VLLM_TP=2 must divide RARFT_VLLM_GPUS=3",
+        ),
+        ({"RARFT_NUM_GPUS": "two"}, "RARFT_NUM_GPUS, RARFT_VLLM_GPUS and RARFT_VLLM_TP take whole numbers, got 'two'"),
+        ({"RARFT_NUM_GPUS": "08"}, "RARFT_NUM_GPUS, RARFT_VLLM_GPUS and RARFT_VLLM_TP take whole numbers, got '08'"),
+        ({"RARFT_NUM_GPUS": "0"}, "RARFT_NUM_GPUS and RARFT_VLLM_TP must be at least 1"),
+        ({"RARFT_NUM_GPUS": "2", "RARFT_VLLM_TP": "0"}, "RARFT_NUM_GPUS and RARFT_VLLM_TP must be at least 1"),
+    ],
+)
+def test_a_layout_the_gpus_cannot_hold_is_refused_in_one_line(env, message):
+    done = run_recipe_printing("time_r1.sh", **env)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(f"time_r1.sh: {message}") and done.stderr.count("\n") == 1
+
+
+def test_vllm_on_gpus_of_its_own_passes_openrlhfs_parser(inputs):
+    """4 GPUs, 2 of them for one vLLM engine of tensor parallel size 2: what OpenRLHF parses (its own fix-ups)."""
+    _, args = dry_run_arguments("time_r1.sh", inputs, RARFT_NUM_GPUS="4", RARFT_VLLM_GPUS="2", RARFT_VLLM_TP="2")
+    placed = (args.actor.num_gpus_per_node, args.ref.num_gpus_per_node, args.vllm.num_engines)
+    assert placed + (args.vllm.tensor_parallel_size,) == (2, 2, 1, 2)
+    assert (args.train.colocate_all, args.train.colocate_actor_ref) == (False, True)
+    assert (args.vllm.enable_sleep, args.ds.enable_sleep) == (False, False)
 
 
 @pytest.mark.parametrize("recipe", BASE_MODEL_RECIPES)
@@ -407,8 +477,9 @@ def test_recipes_find_the_checkouts_python_without_activation(tmp_path, inputs, 
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    (call,) = calls.read_text().splitlines()
+    *estimate, call = calls.read_text().splitlines()  # the memory estimate of the hybrid engine, then the launch
     assert call.startswith("other -m rarft_plugin.train" if python_set else "-m rarft_plugin.train --actor.")
+    assert [line.startswith("other -m rarft_plugin.launch.memory") for line in estimate] == [python_set]
 
 
 def test_makefile_honours_venv():

@@ -4,11 +4,13 @@ import json
 import os
 import shlex
 import sys
+import types
 
 import pytest
 from support.import_stand_ins import install_import_stand_ins
+from support.recipe_argv import recipe_argv
 
-from rarft_plugin.launch.checks import validate_dataset, validate_model, validate_sbert
+from rarft_plugin.launch.checks import Placement, placement_problems, validate_dataset, validate_model, validate_sbert
 from rarft_plugin.launch.upstream import WORKER_SETUP_HOOK as HOOK
 from rarft_plugin.launch.upstream import openrlhf_arguments, with_worker_env
 from rarft_plugin.launch.wiring import VIDEO_CONTRACT, drop_plugin_flag, dynamic_filtering, wire_plugin
@@ -451,31 +453,258 @@ def test_worker_variables_join_the_runtime_env(runtime_env, env, expected):
     assert json.dumps(runtime_env) == before
 
 
-def test_ray_workers_see_the_variables_the_reference_video_positions_and_the_trainer_hook(monkeypatch):
+# ---------------------------------------------------------------- placement on the GPUs (checks.placement_problems)
+
+# The recipes' hybrid engine on 4 GPUs, the paper's batch: each row changes it (None: a switch, False: left out).
+HYBRID_4 = {
+    "--actor.num_gpus_per_node": "4",
+    "--ref.num_gpus_per_node": "4",
+    "--vllm.num_engines": "4",
+    "--train.colocate_all": None,
+    "--rollout.batch_size": "16",
+    "--rollout.n_samples_per_prompt": "8",
+    "--train.batch_size": "128",
+    "--algo.kl.init_coef": "0.04",
+}
+SEPARATE_4 = {  # vLLM alone on 2 GPUs, actor and reference sharing the other 2 (RARFT_VLLM_GPUS=2)
+    "--train.colocate_all": False,
+    "--train.colocate_actor_ref": None,
+    "--actor.num_gpus_per_node": "2",
+    "--ref.num_gpus_per_node": "2",
+    "--vllm.num_engines": "2",
+}
+UNEVEN = {"--rollout.batch_size": "3", "--rollout.n_samples_per_prompt": "2"}  # 6 samples over 4 ranks
+
+
+def flags_of(changes: dict) -> list[str]:
+    tokens = []
+    for flag, value in {**HYBRID_4, **changes}.items():
+        tokens += [] if value is False else [flag] if value is None else [flag, value]
+    return tokens
+
+
+@pytest.mark.parametrize(
+    "changes, gpus, expected",
+    [
+        ({}, 4, []),
+        ({"--vllm.num_engines": "2", "--vllm.tensor_parallel_size": "2"}, 4, []),  # engines of 2 GPUs
+        (SEPARATE_4, 4, []),
+        ({"--actor.num_nodes": "2", "--ref.num_nodes": "2", "--vllm.num_engines": "8"}, 4, []),  # Ray places nodes
+        ({"--ds.ring_attn_size": "2", "--train.batch_size": "64"}, 4, []),  # 2 ranks share a replica: 2 replicas
+        ({"--train.async_enable": None, "--vllm.num_engines": "2"}, 8, []),  # async: engines beside the actor's 4
+        ({"--ref.num_gpus_per_node": "2", "--algo.kl.init_coef": "0"}, 4, []),  # no KL: no reference at all
+        ({"--train.batch_size": "many"}, 4, []),  # OpenRLHF's parser names the flag
+        ({"--vllm.num_engines": False}, 4, ["--vllm.num_engines (unset): rarft's video executor"]),
+        ({"--vllm.num_engines": "0"}, 4, ["--vllm.num_engines (unset): rarft's video executor"]),
+        (
+            {"--vllm.num_engines": "2"},
+            4,
+            [
+                "--vllm.num_engines 2 x --vllm.tensor_parallel_size 1 = 2 vLLM GPUs, but --train.colocate_all puts the "
+                "engines on the actor's 4 GPUs (--actor.num_nodes x --actor.num_gpus_per_node), one engine GPU each: "
+                "use --vllm.num_engines 4"
+            ],
+        ),
+        (
+            {"--vllm.num_engines": "1", "--vllm.tensor_parallel_size": "3"},
+            4,
+            [
+                "= 3 vLLM GPUs, but --train.colocate_all puts the engines on the actor's 4 GPUs (--actor.num_nodes x "
+                "--actor.num_gpus_per_node), one engine GPU each: use a --vllm.tensor_parallel_size that divides 4"
+            ],
+        ),
+        (
+            {"--ref.num_gpus_per_node": "2"},
+            4,
+            ["--ref.num_gpus_per_node 2 (--ref.num_nodes 1) differs from the actor's 4 (1): colocated"],
+        ),
+        ({**SEPARATE_4, "--ref.num_gpus_per_node": "1"}, 4, ["--ref.num_gpus_per_node 1 (--ref.num_nodes 1) differs"]),
+        (
+            {"--train.batch_size": "90"},
+            4,
+            [
+                "--train.batch_size 90 is not a multiple of --train.micro_batch_size 1 x the actor and reference's 4 "
+                "data-parallel ranks: DeepSpeed refuses it at start-up"
+            ],
+        ),
+        ({"--train.batch_size": "2"}, 4, ["--train.batch_size 2 is not a multiple"]),  # no accumulation step at all
+        (
+            {"--train.micro_batch_size": "3"},
+            4,
+            ["--train.batch_size 128 is not a multiple of --train.micro_batch_size 3"],
+        ),
+        (
+            UNEVEN,
+            4,
+            [
+                "--rollout.batch_size 3 x --rollout.n_samples_per_prompt 2 = 6 samples a step, 6 micro-batches of "
+                "--rollout.micro_batch_size 1, do not divide over the actor and reference's 4 data-parallel ranks: "
+                "OpenRLHF gives each rank 2 and the last ones fewer or none"
+            ],
+        ),
+        (
+            {"--rollout.micro_batch_size": "3"},
+            4,
+            ["128 samples a step, 43 micro-batches of --rollout.micro_batch_size 3"],
+        ),
+        (
+            {"--ds.ring_attn_size": "2", **UNEVEN, "--rollout.n_samples_per_prompt": "3"},
+            4,
+            ["over the actor and reference's 2"],
+        ),
+        (
+            {**UNEVEN, "--train.batch_size": "90", "--train.dynamic_batch_enable": None},
+            4,
+            ["--train.batch_size 90 is not a multiple of --train.micro_batch_size 1 x the reference's 4"],
+        ),  # dynamic batches: balanced over the ranks, no DeepSpeed batch for the actor; the reference keeps one
+        (
+            {"--ref.num_gpus_per_node": "2", "--train.colocate_all": False, "--vllm.num_engines": "1"},
+            8,
+            [],
+        ),  # not colocated: the reference's own 2 GPUs, 4 + 2 + 1 of 8
+        (
+            SEPARATE_4,
+            3,
+            [
+                "the layout needs 4 GPUs on this node (actor 2 (--actor.num_gpus_per_node) + vLLM 2 x 1 "
+                "(--vllm.num_engines x --vllm.tensor_parallel_size)) and 3 are visible: Ray would wait"
+            ],
+        ),
+        (
+            {**SEPARATE_4, "--train.colocate_actor_ref": False},
+            4,
+            [
+                "needs 6 GPUs on this node (actor 2 (--actor.num_gpus_per_node) + reference 2 "
+                "(--ref.num_gpus_per_node) + vLLM 2 x 1"
+            ],
+        ),
+        ({**SEPARATE_4, "--train.colocate_actor_ref": False}, None, []),  # GPUs unknown (a Ray cluster): left to Ray
+    ],
+)
+def test_an_impossible_layout_or_batch_is_named_by_its_flag(changes, gpus, expected):
+    problems = placement_problems(flags_of(changes), gpus)
+    assert len(problems) == len(expected), problems
+    assert all(part in problem for part, problem in zip(expected, problems, strict=True)), problems
+
+
+def test_the_placements_defaults_are_openrlhfs(openrlhf_parser):
+    default = openrlhf_parser.get_default
+    assert Placement.of([]) == Placement(
+        actor_nodes=default("actor.num_nodes"),
+        actor_gpus=default("actor.num_gpus_per_node"),
+        ref_nodes=default("ref.num_nodes"),
+        ref_gpus=default("ref.num_gpus_per_node"),
+        engines=default("vllm.num_engines") or 0,
+        vllm_tp=default("vllm.tensor_parallel_size"),
+        colocate_all=default("train.colocate_all"),
+        colocate_actor_ref=default("train.colocate_actor_ref"),
+        async_train=default("train.async_enable"),
+        reference=default("algo.kl.init_coef") > 0,
+        rollout_batch=default("rollout.batch_size"),
+        samples_per_prompt=default("rollout.n_samples_per_prompt"),
+        rollout_micro=default("rollout.micro_batch_size"),
+        train_batch=default("train.batch_size"),
+        train_micro=default("train.micro_batch_size"),
+        ring=default("ds.ring_attn_size"),
+        ds_tp=default("ds.tensor_parallel_size"),
+        dynamic_batch=default("train.dynamic_batch_enable"),
+    )
+
+
+def test_the_launcher_refuses_an_impossible_layout_before_ray_in_one_line(command, capsys):
+    assert main([*command, "--train.colocate_all", "--vllm.num_engines", "2", "--rarft.dry_run"]) == 2
+    captured = capsys.readouterr()
+    named = [line for line in captured.err.splitlines() if "--vllm.num_engines 2 x" in line]
+    assert len(named) == 1 and "use --vllm.num_engines 1" in named[0] and captured.out == ""
+
+
+# Where each model of train_ppo_ray goes on 2 GPUs, per layout of the recipes: rank -> GPU index (engines: engine i).
+RAY_LAYOUTS = {
+    # hybrid engine: actor rank r, reference rank r and engine r share GPU r
+    "hybrid": ({"RARFT_NUM_GPUS": "2"}, {"actor": [0, 1], "reference": [0, 1], "engine": [0, 1]}),
+    # vLLM alone on the second GPU, actor and reference share the first
+    "separate": ({"RARFT_NUM_GPUS": "2", "RARFT_VLLM_GPUS": "1"}, {"actor": [0], "reference": [0], "engine": [1]}),
+}
+
+
+@pytest.mark.parametrize("layout", RAY_LAYOUTS)
+def test_every_ray_worker_of_openrlhfs_own_placement_runs_the_setup_hook(monkeypatch, restored_environ, layout):
+    """rarft-train's run (`run_openrlhf`) of a recipe's 2-GPU command on a local Ray cluster that declares 2 GPUs (none
+    is needed): train_ppo_ray's own `train()` makes its placement groups, `RayActorGroup`s and `create_vllm_engines`,
+    with probes in place of the models and a trainer that keeps the groups in this process. Every Ray worker process
+    it starts (actor and reference ranks, vLLM engines, the trainer's stand-in) got the reward options and ran rarft's
+    setup hook: the reference video positions installed, the trainer's logs patched once its module is imported.
+    The ranks sit on the GPUs the layout says."""
+    import openrlhf.utils
     import ray
+    from openrlhf.trainer import ppo_trainer
+    from openrlhf.trainer.ray import launcher, ppo_actor, vllm_engine
 
-    from rarft_plugin.launch.upstream import forwarding_worker_env
+    from rarft_plugin.launch.run import run_openrlhf
+    from rarft_plugin.launch.wiring import wire
 
+    class Probe:  # defined here, so that Ray ships it by value to workers that cannot import this test module
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def report(self):
+            from rarft_plugin.launch.upstream import trainer_patch_pending
+            from rarft_plugin.models import family_named
+
+            return {
+                "pid": os.getpid(),
+                "gpus": [int(gpu) for gpu in ray.get_gpu_ids()],
+                "variant": os.environ.get("RARFT_VARIANT"),
+                "positions": family_named("qwen2_5_vl").rope_index_matches_reference(),
+                "trainer_patch": trainer_patch_pending(),
+            }
+
+        def get_master_addr_port(self):  # RayActorGroup's rank 0
+            return "127.0.0.1", 0
+
+        def init_model_from_pretrained(self, *args, **kwargs):
+            pass
+
+        def save_model(self):
+            pass
+
+        def sleep(self, *args, **kwargs):  # vLLM's sleep mode, called at start
+            pass
+
+    started = {}
+
+    class Trainer:  # what train() starts as PPOTrainer.remote(...): it keeps the groups here for the test to ask
+        def __init__(self, pretrain, strategy, actor, critic, reward, reference, engines, **generate):
+            started.update(actor=actor._actor_handlers, reference=reference._actor_handlers, engine=engines)
+            started["trainer"] = [ray.remote(Probe).remote()]
+            self.get_max_steps = types.SimpleNamespace(remote=lambda: ray.put(1))
+            self.fit = types.SimpleNamespace(remote=lambda: started["trainer"][0].report.remote())
+
+    monkeypatch.setattr(ppo_actor, "PolicyModelActor", ray.remote(Probe))
+    monkeypatch.setattr(launcher, "ReferenceModelActor", ray.remote(Probe))
+    monkeypatch.setattr(vllm_engine, "RolloutRayActor", ray.remote(Probe))
+    monkeypatch.setattr(ppo_trainer, "PPOTrainer", types.SimpleNamespace(remote=Trainer))
+    # DeepSpeed's strategy would make every worker import OpenRLHF's models (flash-attn, not installed here)
+    monkeypatch.setattr(openrlhf.utils, "get_strategy", lambda args: types.SimpleNamespace(print=lambda *_: None))
+    init = ray.init
+    monkeypatch.setattr(ray, "init", lambda **kw: init(num_cpus=3, num_gpus=2, include_dashboard=False, **kw))
     monkeypatch.delenv("RARFT_VARIANT", raising=False)
 
-    @ray.remote
-    def worker_state():
-        from rarft_plugin.launch.upstream import trainer_patch_pending
-        from rarft_plugin.models import family_named
-
-        return (
-            os.environ.get("RARFT_VARIANT"),
-            family_named("qwen2_5_vl").rope_index_matches_reference(),
-            trainer_patch_pending(),
-        )
-
-    with forwarding_worker_env({"RARFT_VARIANT": "released"}):
-        ray.init(num_cpus=1, include_dashboard=False, runtime_env={"env_vars": {"NCCL_DEBUG": "WARN"}})
+    env, gpus = RAY_LAYOUTS[layout]
+    launch = wire([*recipe_argv("single_gpu_smoke.sh", **env), "--rarft.variant", "released"])
+    assert placement_problems(launch.argv, 2) == []
     try:
-        # the setup hook ran in the worker: positions, and the trainer's logs patched once the trainer is imported
-        assert ray.get(worker_state.remote()) == ("released", True, True)
+        run_openrlhf(launch.argv, launch.env)
+        reports = {role: ray.get([handle.report.remote() for handle in handles]) for role, handles in started.items()}
     finally:
         ray.shutdown()
+    everyone = [report for role in reports.values() for report in role]
+    assert len({report["pid"] for report in everyone}) == len(everyone) == sum(map(len, gpus.values())) + 1
+    assert os.getpid() not in {report["pid"] for report in everyone}
+    assert all((r["variant"], r["positions"], r["trainer_patch"]) == ("released", True, True) for r in everyone)
+    assert {role: [r["gpus"] for r in reports[role]] for role in gpus} == {
+        role: [[gpu] for gpu in on] for role, on in gpus.items()
+    }
 
 
 # ---------------------------------------------------------------- the whole launcher
@@ -586,7 +815,7 @@ def test_dry_run_checks_with_openrlhf_and_prints_the_command(command, capsys):
     out, err = capsys.readouterr()
     # each check said as it starts, then the list of what was checked, then the command
     started = [line.removeprefix("rarft-train: checking ") for line in err.splitlines() if "checking" in line]
-    assert [what.split(" ")[1] for what in started] == ["dataset", "1", "policy", "SentenceBERT", "flag"]
+    assert [what.split(" ")[1] for what in started] == ["placement", "dataset", "1", "policy", "SentenceBERT", "flag"]
     assert f"rarft-train: dry run: no problem in {len(started)} checks, nothing started:" in err
     assert err.rstrip().splitlines()[-len(started) :] == [f"  - {what}" for what in started]
     printed = out.strip().splitlines()[-1]

@@ -13,6 +13,9 @@
   vision-language model of a registered family (`rarft_plugin.models`; a hub name only with
   --rarft.allow_hub_models);
 - the SentenceBERT model (`validate_sbert`): resolved as the workers resolve it, and loaded once;
+- the placement (`placement_problems`): actor, reference and vLLM engines laid out on the GPUs as train_ppo_ray
+  places them, and the batch sizes divided over them, by the rules of OpenRLHF 0.11.2 and DeepSpeed that would
+  otherwise fail (or hang) only after Ray has started and the models have loaded (`Placement`);
 - with --rarft.dry_run, OpenRLHF's own argument handling on the final command (`openrlhf_check`).
 
 The checks take a while (clips decoded, SentenceBERT loaded, OpenRLHF imported): each says what it
@@ -36,7 +39,7 @@ from rarft_plugin.clips import ClipInfo
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import iter_jsonl
 from rarft_plugin.launch.upstream import openrlhf_arguments
-from rarft_plugin.launch.wiring import Launch, last_value
+from rarft_plugin.launch.wiring import Launch, flag_values, last_value
 from rarft_plugin.models import ModelFamily, family_of_model, family_of_processor, supported_text
 from rarft_plugin.prompt_row import INPUT_KEY, LABEL_KEY, VIDEO_KEY, label_of, row_problems, video_of
 from rarft_plugin.schema import label_problems
@@ -51,17 +54,20 @@ __all__ = [
     "Say",
     "TRAINING_STACK",
     "LengthLimit",
+    "Placement",
     "clip_problems",
     "dataset_files",
     "length_limit",
     "length_problems",
     "missing_training_stack",
     "openrlhf_check",
+    "placement_problems",
     "preflight",
     "silent",
     "validate_dataset",
     "validate_model",
     "validate_sbert",
+    "visible_gpus",
 ]
 
 # What a real launch imports; a dry run needs only openrlhf and its parser's imports.
@@ -91,7 +97,12 @@ def missing_training_stack() -> list[str]:
 def preflight(launch: Launch, say: Say = silent) -> list[str]:
     """Every problem of the launch's datasets, policy model and SentenceBERT model."""
     options, argv = launch.options, launch.argv
-    problems = []
+    gpus = visible_gpus()
+    say(
+        "the placement of actor, reference and vLLM engines and the batch sizes over them"
+        + (f" ({gpus} GPUs visible here)" if gpus else "")
+    )
+    problems = placement_problems(argv, gpus)
     limit = length_limit(argv)
     for flag in ("--data.prompt_dataset", "--eval.dataset"):
         spec = last_value(argv, flag)
@@ -293,6 +304,204 @@ def length_problems(
             )
         )
     ]
+
+
+# ---------------------------------------------------------------- placement on the GPUs
+# train_ppo_ray asserts its layout inside `train()`, after Ray has started, and DeepSpeed checks the batch sizes when
+# each model loads; a batch that does not divide over the ranks is not checked at all and hangs ZeRO-3's collectives.
+# The rules below are OpenRLHF 0.11.2's and DeepSpeed's (each cites where), checked before anything starts.
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What train_ppo_ray places on the GPUs and the batch sizes it divides over them, read from a command line with
+    the parser's defaults (`Placement.of`; tests/test_train.py compares the defaults with OpenRLHF's parser)."""
+
+    actor_nodes: int = 1
+    actor_gpus: int = 8  # per node
+    ref_nodes: int = 1
+    ref_gpus: int = 8
+    engines: int = 0  # --vllm.num_engines unset: none
+    vllm_tp: int = 1
+    colocate_all: bool = False
+    colocate_actor_ref: bool = False
+    async_train: bool = False
+    reference: bool = True  # a reference model: --algo.kl.init_coef > 0 (OpenRLHF's default 0.01)
+    rollout_batch: int = 1024  # prompts a step
+    samples_per_prompt: int = 1
+    rollout_micro: int = 1
+    train_batch: int = 128
+    train_micro: int = 1
+    ring: int = 1
+    ds_tp: int = 1
+    dynamic_batch: bool = False
+
+    @classmethod
+    def of(cls, argv: Sequence[str]) -> Placement | None:
+        """The placement of a command line; None when a value does not parse (OpenRLHF's parser names it)."""
+        present = {name for name, *_ in flag_values(argv)}
+        try:
+            numbers = {field: int(value) for field, flag in _NUMBERS.items() if (value := last_value(argv, flag))}
+            kl = last_value(argv, "--algo.kl.init_coef")
+            reference = float(kl) > 0 if kl is not None else cls.reference
+        except ValueError:
+            return None
+        return cls(**numbers, **{field: flag in present for field, flag in _SWITCHES.items()}, reference=reference)
+
+    @property
+    def actor_ranks(self) -> int:
+        return self.actor_nodes * self.actor_gpus
+
+    @property
+    def ref_ranks(self) -> int:
+        return self.ref_nodes * self.ref_gpus
+
+    @property
+    def hybrid(self) -> bool:
+        """The vLLM engines share the actor's GPUs (colocate_all; async training colocates only DeepSpeed's models)."""
+        return self.colocate_all and not self.async_train
+
+    def gpus_needed(self) -> tuple[int, str] | None:
+        """(GPUs, what takes them) on the one node every model is on; None for several nodes."""
+        if max(self.actor_nodes, self.ref_nodes) > 1:
+            return None
+        vllm = f"vLLM {self.engines} x {self.vllm_tp} (--vllm.num_engines x --vllm.tensor_parallel_size)"
+        if self.hybrid:
+            return (
+                self.actor_gpus,
+                f"actor, reference and {vllm} on the actor's {self.actor_gpus} (--train.colocate_all)",
+            )
+        parts = [(self.actor_gpus, f"actor {self.actor_gpus} (--actor.num_gpus_per_node)")]
+        if self.reference and not (self.colocate_all or self.colocate_actor_ref):
+            parts.append((self.ref_gpus, f"reference {self.ref_gpus} (--ref.num_gpus_per_node)"))
+        if self.engines:
+            parts.append((self.engines * self.vllm_tp, vllm))
+        return sum(count for count, _ in parts), " + ".join(text for _, text in parts)
+
+
+_NUMBERS = {
+    "actor_nodes": "--actor.num_nodes",
+    "actor_gpus": "--actor.num_gpus_per_node",
+    "ref_nodes": "--ref.num_nodes",
+    "ref_gpus": "--ref.num_gpus_per_node",
+    "engines": "--vllm.num_engines",
+    "vllm_tp": "--vllm.tensor_parallel_size",
+    "rollout_batch": "--rollout.batch_size",
+    "samples_per_prompt": "--rollout.n_samples_per_prompt",
+    "rollout_micro": "--rollout.micro_batch_size",
+    "train_batch": "--train.batch_size",
+    "train_micro": "--train.micro_batch_size",
+    "ring": "--ds.ring_attn_size",
+    "ds_tp": "--ds.tensor_parallel_size",
+}
+_SWITCHES = {
+    "colocate_all": "--train.colocate_all",
+    "colocate_actor_ref": "--train.colocate_actor_ref",
+    "async_train": "--train.async_enable",
+    "dynamic_batch": "--train.dynamic_batch_enable",
+}
+
+
+def placement_problems(argv: Sequence[str], gpus: int | None = None) -> list[str]:
+    """The layout and batch problems of a command line, one line each naming the flag to change; with `gpus` (those
+    a Ray cluster started on this node would have), also a layout that needs more of them."""
+    place = Placement.of(argv)
+    if place is None:
+        return []
+    problems = []
+    if place.engines < 1:
+        # the executor runs inside the engines; without one, generation has no engine to send prompts to
+        problems.append(
+            f"--vllm.num_engines {place.engines or '(unset)'}: rarft's video executor (--train.agent_func_path) runs "
+            "inside vLLM's engines: use --vllm.num_engines 1 or more"
+        )
+    elif place.hybrid and place.engines * place.vllm_tp != place.actor_ranks:
+        # train_ppo_ray.py:train asserts actor nodes x GPUs == engines x TP under colocate_all, once Ray has started
+        fix = (
+            f"use --vllm.num_engines {place.actor_ranks // place.vllm_tp}"
+            if place.actor_ranks % place.vllm_tp == 0
+            else f"use a --vllm.tensor_parallel_size that divides {place.actor_ranks}"
+        )
+        problems.append(
+            f"--vllm.num_engines {place.engines} x --vllm.tensor_parallel_size {place.vllm_tp} = "
+            f"{place.engines * place.vllm_tp} vLLM GPUs, but --train.colocate_all puts the engines on the actor's "
+            f"{place.actor_ranks} GPUs (--actor.num_nodes x --actor.num_gpus_per_node), one engine GPU each: {fix}"
+        )
+    if (
+        place.reference
+        and (place.colocate_all or place.colocate_actor_ref)
+        and (place.ref_nodes, place.ref_gpus) != (place.actor_nodes, place.actor_gpus)
+    ):
+        # train_ppo_ray.py:train asserts it: the reference's ranks go into the actor's placement group
+        problems.append(
+            f"--ref.num_gpus_per_node {place.ref_gpus} (--ref.num_nodes {place.ref_nodes}) differs from the actor's "
+            f"{place.actor_gpus} ({place.actor_nodes}): colocated (--train.colocate_all or --train.colocate_actor_ref) "
+            f"with a KL term (--algo.kl.init_coef > 0) each reference rank shares an actor rank's GPU: use "
+            f"--ref.num_gpus_per_node {place.actor_gpus} --ref.num_nodes {place.actor_nodes}"
+        )
+    problems += _batch_problems(place)
+    needed = place.gpus_needed()
+    if gpus and needed and needed[0] > gpus:
+        problems.append(
+            f"the layout needs {needed[0]} GPUs on this node ({needed[1]}) and {gpus} are visible: Ray would wait for "
+            "the others forever; lower those flags (on a Ray cluster of several nodes, set RAY_ADDRESS: the check "
+            "then leaves the placement to Ray)"
+        )
+    return problems
+
+
+def _batch_problems(place: Placement) -> list[str]:
+    """The batch sizes against each DeepSpeed group: the actor (unless batches are dynamic) and the reference."""
+    groups: dict[int, list[str]] = {}  # ranks -> the groups with that many
+    groups.setdefault(place.actor_ranks, []).append("actor")
+    if place.reference:
+        groups.setdefault(place.ref_ranks, []).append("reference")
+    problems = []
+    sharded = place.ring * place.ds_tp  # ranks that hold one data-parallel replica between them
+    samples = place.rollout_batch * place.samples_per_prompt
+    micro_batches = -(-samples // place.rollout_micro)
+    for ranks, names in groups.items():
+        who, replicas = " and ".join(names), max(1, ranks // sharded)
+        # DeepSpeed: train_batch_size = micro x accumulation x world, the accumulation being OpenRLHF's integer
+        # quotient (utils/deepspeed/deepspeed.py:DeepspeedStrategy.setup_distributed, get_ds_train_config and
+        # get_ds_eval_config; deepspeed runtime/config.py:DeepSpeedConfig._batch_assertion). Dynamic batches leave
+        # the actor's train config without it; the reference's eval config keeps it.
+        unit = place.train_micro * ranks
+        checked = [name for name in names if name != "actor" or not place.dynamic_batch]
+        if checked and (place.train_batch * sharded % unit or place.train_batch * sharded < unit):
+            problems.append(
+                f"--train.batch_size {place.train_batch} is not a multiple of --train.micro_batch_size "
+                f"{place.train_micro} x the {' and '.join(checked)}'s {replicas} data-parallel ranks: DeepSpeed "
+                "refuses it at start-up (train batch = micro batch x accumulation steps x ranks)"
+            )
+        # experience_maker.py:split_rollout_samples cuts the step's samples into micro-batches of
+        # --rollout.micro_batch_size, launcher.py:RayActorGroup.async_run_method_batch hands each data-parallel rank
+        # ceil(micro-batches / ranks) of them: unless they divide, the last ranks get fewer or none, and their ZeRO-3
+        # forward passes and the training steps' collectives stop matching the others' (a hang). train_ppo_ray asserts
+        # only that there are at least as many as ranks. Dynamic batches are balanced over the ranks instead.
+        if not place.dynamic_batch and micro_batches % replicas:
+            problems.append(
+                f"--rollout.batch_size {place.rollout_batch} x --rollout.n_samples_per_prompt "
+                f"{place.samples_per_prompt} = {samples} samples a step, {micro_batches} micro-batches of "
+                f"--rollout.micro_batch_size {place.rollout_micro}, do not divide over the {who}'s "
+                f"{replicas} data-parallel ranks: OpenRLHF gives each rank {-(-micro_batches // replicas)} and the "
+                "last ones fewer or none, whose collectives then hang; use a rollout batch whose micro-batches are a "
+                "multiple of the ranks"
+            )
+    return problems
+
+
+def visible_gpus() -> int | None:
+    """The GPUs a Ray cluster that train_ppo_ray starts here would have; None where Ray joins a cluster (RAY_ADDRESS)
+    or no GPU is visible (a machine checking a command for another)."""
+    if os.environ.get("RAY_ADDRESS"):
+        return None
+    try:
+        import torch
+
+        return torch.cuda.device_count() or None  # counted without initialising CUDA in this process
+    except Exception:  # noqa: BLE001 -- no usable torch: nothing to compare with
+        return None
 
 
 def _looks_like_path(name: str) -> bool:
