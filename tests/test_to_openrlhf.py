@@ -4,8 +4,8 @@ import re
 from pathlib import Path
 
 import pytest
+from rarft_prep.cli import main as prep
 
-from data_prep.cli import main as prep
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.prompt_row import parse_row, row_problems
 from rarft_plugin.prompts import build_messages
@@ -259,7 +259,8 @@ def test_a_record_without_a_duration_takes_it_from_its_video(tmp_path, window, e
     """The released HI-TVGBench / SS-QVHighlights records have `duration: null`."""
     import dataclasses
 
-    from data_prep.to_openrlhf import with_video_durations
+    from rarft_prep.to_openrlhf import with_video_durations
+
     from rarft_plugin.dataset import examples_from_items
     from rarft_plugin.schema import parse_item
 
@@ -290,7 +291,8 @@ def test_a_record_without_a_duration_takes_it_from_its_video(tmp_path, window, e
 def test_a_video_that_cannot_be_measured_is_named(tmp_path):
     import dataclasses
 
-    from data_prep.to_openrlhf import with_video_durations
+    from rarft_prep.to_openrlhf import with_video_durations
+
     from rarft_plugin.dataset import examples_from_items
     from rarft_plugin.errors import DataError
     from rarft_plugin.schema import parse_item

@@ -14,14 +14,13 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from rarft_eval.exploits import CORRECTION_TAG, POLICIES, neighbours
+from rarft_eval.metrics import compute_metrics, format_compliance, rule_judgement
+from rarft_eval.predictions import prediction_from_example
+from rarft_eval.reading import read
 from support.chatml import chatml_tokenizer, run_text_executor
 from support.import_stand_ins import install_import_stand_ins
 
-import eval.metrics
-from eval.exploits import CORRECTION_TAG, POLICIES, neighbours
-from eval.metrics import compute_metrics, format_compliance, rule_judgement
-from eval.predictions import prediction_from_example
-from eval.reading import read
 from rarft_plugin import task_metrics
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.launch.upstream import TRAINER_MODULE, report_task_in_trainer_logs, rollouts_of
