@@ -27,7 +27,6 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # a progress bar would interleave wi
 
 from rarft_eval.audit import load_labels, score_policies, settings_from  # noqa: E402
 from rarft_eval.exploits import CORRECTION_TAG, POLICIES, neighbours  # noqa: E402
-
 from rarft_plugin.rewards import REWARD_NAMES, parse_weights, score  # noqa: E402
 from rarft_plugin.similarity import SentenceSimilarity, resolve_model  # noqa: E402
 

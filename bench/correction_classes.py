@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 import numpy as np  # noqa: E402
+
 from rarft_eval.audit import load_labels  # noqa: E402
 from rarft_eval.exploits import (  # noqa: E402
     CORRECTION_TAG,
@@ -37,7 +38,6 @@ from rarft_eval.exploits import (  # noqa: E402
     render,
     templated_refusal,
 )
-
 from rarft_plugin.rewards import GAIN_MIN_GAP, score_many  # noqa: E402
 from rarft_plugin.similarity import get_similarity  # noqa: E402
 

@@ -50,7 +50,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]
 
 from rarft_eval.predictions import prediction_from_example  # noqa: E402
-
 from rarft_plugin.dataset import Example, load_examples  # noqa: E402
 from rarft_plugin.schema import IRRELEVANCE_LEVELS  # noqa: E402
 

@@ -28,7 +28,6 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars would interleave wit
 from rarft_eval.evaluate import evaluate  # noqa: E402
 from rarft_eval.predictions import prediction_from_example  # noqa: E402
 from rarft_eval.reading import read  # noqa: E402
-
 from rarft_plugin.dataset import load_examples  # noqa: E402
 
 DATA = REPO / "eval" / "benchmarks" / "hi_vtg_charades.json"
@@ -78,9 +77,9 @@ def bench_scoring(count: int, sbert_count: int, device: str) -> None:
 
 
 def bench_judge(count: int) -> None:
-    from rarft_eval.judge import LlmJudge
     from support.openai_server import ChatServer, system_text
 
+    from rarft_eval.judge import LlmJudge
     from rarft_plugin.llm_client import ChatClient
 
     def responder(request):
@@ -114,7 +113,6 @@ def bench_inference(queries: int, batch: int, new_tokens: int, device: str) -> N
     import json
 
     from rarft_eval.infer import HFBackend, run_inference
-
     from rarft_plugin.dataset import load_examples as load
     from rarft_plugin.models import default_family
     from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video

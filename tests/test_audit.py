@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from rarft_eval import audit
 from rarft_eval.audit import (
     ORACLE,
@@ -27,7 +28,6 @@ from rarft_eval.audit import (
 )
 from rarft_eval.blind import FITTED_POLICIES, fit_baselines, refuses
 from rarft_eval.exploits import CORRECTION_TAG, POLICIES, Setting, first_sentence, neighbours, paraphrase, partial_fix
-
 from rarft_plugin.errors import DataError
 from rarft_plugin.parsing import extract_segment, parse_response
 from rarft_plugin.rewards import parse_weights, reward_bounds, score_many

@@ -26,11 +26,10 @@ def _interrupt(*args, **kwargs):
 def _cases(tmp_path):
     """(entry point, argv, (module, attribute) that the command calls while it works)."""
     from rarft_eval.cli import main as rarft_eval
-    from rarft_prep.cli import main as prep
-
     from rarft_plugin.demo import main as demo
     from rarft_plugin.score_rollouts import main as score
     from rarft_plugin.train import main as train
+    from rarft_prep.cli import main as prep
 
     hi = str(SAMPLES / "hi_vtg_charades_sample.json")
     return {

@@ -474,12 +474,12 @@ def test_several_files_are_all_replaced_or_none(tmp_path, monkeypatch):
 
 
 def test_an_interrupted_evaluation_leaves_no_run_folder(tmp_path, monkeypatch, capsys):
-    import rarft_eval.report
+    from rarft_eval import report
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(eval.report, "plots", interrupted)  # after metrics.json, before the report
+    monkeypatch.setattr(report, "plots", interrupted)  # after metrics.json, before the report
     out = tmp_path / "run"
     assert rarft_eval(["evaluate", str(SAMPLES / "predictions.jsonl"), "--out", str(out), "--no-sbert"]) == 130
     assert capsys.readouterr().err == "rarft-eval: interrupted\n"

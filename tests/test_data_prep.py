@@ -13,16 +13,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from rarft_prep.cli import main as prep
-from rarft_prep.hi_vtg import (
-    DEFAULT_MAX_TOKENS,
-    Invalid,
-    plans_for,
-    reject_reason_kind,
-    validate_categories,
-    validate_negatives,
-)
-from rarft_prep.importers import import_records
 from support.hi_vtg_llm import (
     CATS,
     generation_reply,
@@ -36,6 +26,16 @@ from support.openai_server import ChatServer, Fault, Truncated, free_port, user_
 
 from rarft_plugin.dataset import load_examples, load_items
 from rarft_plugin.errors import DataError
+from rarft_prep.cli import main as prep
+from rarft_prep.hi_vtg import (
+    DEFAULT_MAX_TOKENS,
+    Invalid,
+    plans_for,
+    reject_reason_kind,
+    validate_categories,
+    validate_negatives,
+)
+from rarft_prep.importers import import_records
 
 
 # ---- importers ---------------------------------------------------------------------------
@@ -868,7 +868,7 @@ def test_every_flag_has_help(command):
     from rarft_prep.cli import COMMANDS
 
     parser = argparse.ArgumentParser()
-    importlib.import_module(COMMANDS[command][0]).add_arguments(parser)
+    importlib.import_module(COMMANDS[command][0], "rarft_prep").add_arguments(parser)
     undocumented = [
         action.dest
         for action in parser._actions

@@ -4,12 +4,12 @@ the paper's published rows."""
 import json
 
 import pytest
+
 from rarft_eval.cli import main as rarft_eval
 from rarft_eval.compare import ComparedRun, compare_markdown, run_settings
 from rarft_eval.metrics import Judgement, compute_metrics
 from rarft_eval.predictions import Prediction, meta_path, prediction_from_example
 from rarft_eval.record import RunRecord
-
 from rarft_plugin.dataset import load_examples
 
 REFUSAL = "<think>t</think> <answer>No segment shows it.</answer> <correct>a man sits</correct>"

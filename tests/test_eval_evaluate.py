@@ -4,12 +4,12 @@ evaluation's settings, with a recording stand-in encoder."""
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_parsing_evaluation import TAGGY
+
 from rarft_eval.evaluate import evaluate, sbert_scores
 from rarft_eval.metrics import Judgement
 from rarft_eval.predictions import Prediction
 from rarft_eval.reading import read
-from test_parsing_evaluation import TAGGY
-
 from rarft_plugin.parsing import evaluation_answer, sbert_response, unclosed_block, without_end_of_turn
 from rarft_plugin.schema import sbert_reference
 from rarft_plugin.task_metrics import complies

@@ -3,9 +3,9 @@
 import json
 
 import pytest
+
 from rarft_eval.cli import main as rarft_eval
 from rarft_eval.predictions import meta_path
-
 from rarft_plugin.stand_ins import write_test_video
 
 IDS = ["0:0", "0:1", "1:0", "1:1", "2:0", "2:1"]
@@ -146,7 +146,6 @@ def test_resume_refuses_other_span_options(setup, complete, tmp_path, capsys):
 
 def test_infer_records_what_produced_the_predictions(complete, setup):
     from rarft_eval.checkpoint import fingerprint
-
     from rarft_plugin.io_utils import file_sha256
 
     model, data, _ = setup

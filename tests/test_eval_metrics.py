@@ -6,6 +6,7 @@ from dataclasses import asdict
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from rarft_eval.metrics import (
     Counts,
     FormatCompliance,
@@ -24,7 +25,6 @@ from rarft_eval.metrics import (
 )
 from rarft_eval.predictions import Prediction
 from rarft_eval.reading import read
-
 from rarft_plugin.task_metrics import rule_segment
 
 

@@ -2,8 +2,8 @@
 shipped files recognised by content."""
 
 import pytest
-from rarft_eval.paper import DATASETS, ROWS, SHIPPED_DATASETS, TABLES, find_method, paper_rows
 
+from rarft_eval.paper import DATASETS, ROWS, SHIPPED_DATASETS, TABLES, find_method, paper_rows
 from rarft_plugin.io_utils import file_sha256
 
 

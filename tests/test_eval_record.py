@@ -5,12 +5,12 @@ import json
 from dataclasses import fields, make_dataclass, replace
 
 import pytest
+from test_eval_cli import hand_table
+
 from rarft_eval.compare import ComparedRun, compare_markdown
 from rarft_eval.metrics import FormatCompliance
 from rarft_eval.record import RunRecord, read_run, record_from_json, record_json, row_json
 from rarft_eval.report import markdown
-from test_eval_cli import hand_table
-
 from rarft_plugin.errors import DataError
 
 JUDGE = {
