@@ -1,9 +1,9 @@
 """`rarft-audit`'s scoring against scoring the same rollouts one by one with `score`, same run, same model.
 
-Workload: the first N queries of the released HI-Charades file, every policy of `eval.exploits`,
+Workload: the first N queries of the released HI-Charades file, every policy of `rarft_eval.exploits`,
 every reward setting the audit runs by default (paper / released x similarity / contrastive / gain).
 
-- audit: `eval.audit.score_policies`, one `score_many` per policy and setting over all queries;
+- audit: `rarft_eval.audit.score_policies`, one `score_many` per policy and setting over all queries;
 - one by one: `rarft_plugin.rewards.score` called once per rollout, the way a loop over saved
   rollouts would score them, with the same cached `SentenceSimilarity` class (a fresh one, so
   both start cold; the cache still saves it from encoding a reference twice).
@@ -25,8 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TQDM_DISABLE", "1")  # a progress bar would interleave with the figures
 
-from eval.audit import load_labels, score_policies, settings_from  # noqa: E402
-from eval.exploits import CORRECTION_TAG, POLICIES, neighbours  # noqa: E402
+from rarft_eval.audit import load_labels, score_policies, settings_from  # noqa: E402
+from rarft_eval.exploits import CORRECTION_TAG, POLICIES, neighbours  # noqa: E402
 from rarft_plugin.rewards import REWARD_NAMES, parse_weights, score  # noqa: E402
 from rarft_plugin.similarity import SentenceSimilarity, resolve_model  # noqa: E402
 

@@ -1,6 +1,6 @@
 """What each correction and explain reward pays the honest and the cheap answers of the released HI-Charades file.
 
-Correction classes (every irrelevant query; `eval.exploits` builds them): the copy (ĉ = q), a
+Correction classes (every irrelevant query; `rarft_eval.exploits` builds them): the copy (ĉ = q), a
 generic sentence, a partial fix (half of the word edits from q to q_r restored; only the queries
 more than one edit away), a synonym paraphrase of q_r, and q_r itself; under eq. 7 (paper and
 released), the contrastive and the gain correction. Explanation classes: the query in the refusal
@@ -27,8 +27,8 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import numpy as np  # noqa: E402
 
-from eval.audit import load_labels  # noqa: E402
-from eval.exploits import (  # noqa: E402
+from rarft_eval.audit import load_labels  # noqa: E402
+from rarft_eval.exploits import (  # noqa: E402
     CORRECTION_TAG,
     GENERIC_CORRECTION,
     first_sentence,

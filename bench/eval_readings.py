@@ -49,7 +49,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]
 
-from eval.predictions import prediction_from_example  # noqa: E402
+from rarft_eval.predictions import prediction_from_example  # noqa: E402
 from rarft_plugin.dataset import Example, load_examples  # noqa: E402
 from rarft_plugin.schema import IRRELEVANCE_LEVELS  # noqa: E402
 
@@ -121,7 +121,18 @@ def score(tree: Path, predictions: Path, data: Path, run: Path, options: list[st
     env = {**os.environ, "PYTHONPATH": str(tree), "TQDM_DISABLE": "1"}
     command = evaluate_command(tree)
     subprocess.run(
-        [sys.executable, "-m", "eval.cli", command, str(predictions), "--out", str(run), "--data", str(data), *options],
+        [
+            sys.executable,
+            "-m",
+            "rarft_eval.cli",
+            command,
+            str(predictions),
+            "--out",
+            str(run),
+            "--data",
+            str(data),
+            *options,
+        ],
         cwd=tree,
         env=env,
         check=True,

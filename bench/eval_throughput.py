@@ -1,7 +1,7 @@
 """Evaluation throughput, every figure against a baseline measured in the same run:
 
 1. scoring 20,000 predictions with the rule-based judge (items/s), against reading the responses alone
-   (`eval.reading.read`, the one parse every judge and check shares);
+   (`rarft_eval.reading.read`, the one parse every judge and check shares);
    then the SBERT score on a subset (its cost is the encoder's);
 2. the LLM judges against a local chat-completions server on 127.0.0.1 (no model latency, so
    this is the client's own cost): a cold run vs a rerun served from the disk cache;
@@ -25,9 +25,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars would interleave with the figures
 
-from eval.evaluate import evaluate  # noqa: E402
-from eval.predictions import prediction_from_example  # noqa: E402
-from eval.reading import read  # noqa: E402
+from rarft_eval.evaluate import evaluate  # noqa: E402
+from rarft_eval.predictions import prediction_from_example  # noqa: E402
+from rarft_eval.reading import read  # noqa: E402
 from rarft_plugin.dataset import load_examples  # noqa: E402
 
 DATA = REPO / "eval" / "benchmarks" / "hi_vtg_charades.json"
@@ -79,7 +79,7 @@ def bench_scoring(count: int, sbert_count: int, device: str) -> None:
 def bench_judge(count: int) -> None:
     from support.openai_server import ChatServer, system_text
 
-    from eval.judge import LlmJudge
+    from rarft_eval.judge import LlmJudge
     from rarft_plugin.llm_client import ChatClient
 
     def responder(request):
@@ -112,7 +112,7 @@ def bench_judge(count: int) -> None:
 def bench_inference(queries: int, batch: int, new_tokens: int, device: str) -> None:
     import json
 
-    from eval.infer import HFBackend, run_inference
+    from rarft_eval.infer import HFBackend, run_inference
     from rarft_plugin.dataset import load_examples as load
     from rarft_plugin.models import default_family
     from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_test_video

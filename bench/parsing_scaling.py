@@ -1,7 +1,7 @@
 """The evaluation's readings of a response on pathological text: time against size, up to 1 MB.
 
 `rarft_plugin.parsing.evaluation_answer` and `without_correction` are what `rarft-eval evaluate` runs
-on every prediction (`eval.reading.read`). The released evaluation reads with lazy regexes
+on every prediction (`rarft_eval.reading.read`). The released evaluation reads with lazy regexes
 (`RELEASED_THINK_PATTERN`, `RELEASED_ANSWER_PATTERN`, `RELEASED_CORRECTION_PATTERN`, through
 `re.sub` / `re.search`), which scan to the end of the text once per tag that is opened and never
 closed: quadratic. rarft reads the same blocks in one pass. Both run here on the same texts, in the

@@ -22,7 +22,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from support.hi_vtg_llm import hi_vtg_reply as responder  # noqa: E402
 from support.openai_server import ChatServer  # noqa: E402
 
-from data_prep.cli import main as prep  # noqa: E402
+from rarft_prep.cli import main as prep  # noqa: E402
 
 
 def serve(latency: float, port_queue, stop) -> None:

@@ -17,18 +17,18 @@ __all__ = [
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "to-openrlhf": ("data_prep.to_openrlhf", "convert a released-schema file to OpenRLHF prompt JSONL with videos"),
-    "hi-vtg": ("data_prep.hi_vtg", "build HI-VTG hard-irrelevant queries and refusal answers with an LLM"),
-    "ss-vtg": ("data_prep.ss_vtg", "build SS-VTG simply-shuffled irrelevant queries"),
-    "split": ("data_prep.splits", "make seeded training (1:3) / evaluation (1:1) splits"),
-    "repair-tvgbench": ("data_prep.repair", "restore HI-TVGBench clip spans from Time-R1's TVGBench annotation"),
-    "debias": ("data_prep.debias", "drop the irrelevant queries whose text alone gives them away (leakage filter)"),
+    "to-openrlhf": (".to_openrlhf", "convert a released-schema file to OpenRLHF prompt JSONL with videos"),
+    "hi-vtg": (".hi_vtg", "build HI-VTG hard-irrelevant queries and refusal answers with an LLM"),
+    "ss-vtg": (".ss_vtg", "build SS-VTG simply-shuffled irrelevant queries"),
+    "split": (".splits", "make seeded training (1:3) / evaluation (1:1) splits"),
+    "repair-tvgbench": (".repair", "restore HI-TVGBench clip spans from Time-R1's TVGBench annotation"),
+    "debias": (".debias", "drop the irrelevant queries whose text alone gives them away (leakage filter)"),
 }
 
 
 @entry_point("rarft-prep")
 def main(argv: list[str] | None = None) -> int:
-    return dispatch("rarft-prep", __doc__.splitlines()[0], COMMANDS, argv)
+    return dispatch("rarft-prep", __doc__.splitlines()[0], COMMANDS, argv, package=__package__)
 
 
 if __name__ == "__main__":

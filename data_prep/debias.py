@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from data_prep.arguments import open_fraction
+from rarft_plugin.arguments import open_fraction
 from rarft_plugin.command_files import CommandFiles
 from rarft_plugin.dataset import (
     Example,

@@ -66,10 +66,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from data_prep.arguments import open_fraction, positive_int
-from data_prep.debias import leakage_step, substitute_vocabulary
-from data_prep.importers import DURATIONS_HELP, IMPORTERS, QueryRecord, import_records
 from rarft_plugin import llm_prompts
+from rarft_plugin.arguments import open_fraction, positive_int
 from rarft_plugin.command_files import CommandFiles, Output
 from rarft_plugin.dataset import items_text
 from rarft_plugin.errors import DataError
@@ -91,6 +89,9 @@ from rarft_plugin.schema import (
     text_problem,
     wrap_answer,
 )
+
+from .debias import leakage_step, substitute_vocabulary
+from .importers import DURATIONS_HELP, IMPORTERS, QueryRecord, import_records
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",

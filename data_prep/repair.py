@@ -31,12 +31,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data_prep.importers import QueryRecord, import_tvgbench
 from rarft_plugin.command_files import CommandFiles
 from rarft_plugin.dataset import dump_items, load_items
 from rarft_plugin.errors import DataError
 from rarft_plugin.parsing import extract_segment
 from rarft_plugin.schema import VtgItem, VtgQuery, format_span, wrap_answer
+
+from .importers import QueryRecord, import_tvgbench
 
 __all__ = [
     "TOLERANCE_S",

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from data_prep.arguments import open_fraction
+from rarft_plugin.arguments import open_fraction
 from rarft_plugin.command_files import CommandFiles
 from rarft_plugin.dataset import examples_from_items, items_text, items_videos_hold, left_out_line, load_items
 from rarft_plugin.errors import DataError

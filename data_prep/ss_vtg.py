@@ -13,13 +13,14 @@ import random
 import sys
 from pathlib import Path
 
-from data_prep.arguments import positive_int
-from data_prep.importers import DURATIONS_HELP, IMPORTERS, QueryRecord, import_records
+from rarft_plugin.arguments import positive_int
 from rarft_plugin.command_files import CommandFiles
 from rarft_plugin.dataset import items_text
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import jsonl_text, write_files_atomic
 from rarft_plugin.schema import DIFFICULTY, VtgItem, VtgQuery
+
+from .importers import DURATIONS_HELP, IMPORTERS, QueryRecord, import_records
 
 __all__ = [
     "add_arguments",

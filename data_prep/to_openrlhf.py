@@ -43,7 +43,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from data_prep.arguments import positive_int
+from rarft_plugin.arguments import parse_ratio, positive_int
 from rarft_plugin.clips import VideoError
 from rarft_plugin.command_files import CommandFiles
 from rarft_plugin.dataset import Example, load_examples
@@ -124,16 +124,6 @@ def with_video_durations(examples: list[Example], videos: dict[str, Path], *, wo
             example = dataclasses.replace(example, label=dataclasses.replace(example.label, duration=length))
         out.append(example)
     return out
-
-
-def parse_ratio(text: str) -> tuple[int, int]:
-    try:
-        relevant, irrelevant = (int(part) for part in text.split(":"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"ratio must look like 1:3, got {text!r}") from None
-    if relevant < 0 or irrelevant < 0 or relevant + irrelevant == 0:
-        raise argparse.ArgumentTypeError(f"ratio needs non-negative parts, not both 0: {text!r}")
-    return relevant, irrelevant
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

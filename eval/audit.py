@@ -52,10 +52,7 @@ from typing import NamedTuple
 import numpy as np
 from tqdm import tqdm
 
-from data_prep.to_openrlhf import parse_ratio
-from eval.blind import FITTED_POLICIES, Baselines, fit_baselines
-from eval.exploits import CORRECTION_TAG, POLICIES, Policy, Setting, neighbours
-from eval.provenance import EVALUATION_PACKAGES, now, package_versions
+from rarft_plugin.arguments import parse_ratio
 from rarft_plugin.cli import ArgumentParser, command_line, entry_point
 from rarft_plugin.command_files import CommandFiles, Output, claim, staged_folder
 from rarft_plugin.dataset import load_examples
@@ -74,6 +71,10 @@ from rarft_plugin.rewards import (
 )
 from rarft_plugin.schema import DIFFICULTIES, JsonValue, Label, parse_label
 from rarft_plugin.similarity import Similarity
+
+from .blind import FITTED_POLICIES, Baselines, fit_baselines
+from .exploits import CORRECTION_TAG, POLICIES, Policy, Setting, neighbours
+from .provenance import EVALUATION_PACKAGES, now, package_versions
 
 __all__ = [
     "COMPONENTS",

@@ -39,16 +39,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from eval.exploits import (
-    CORRECTION_TAG,
-    GENERIC_CORRECTION,
-    GENERIC_REFUSAL,
-    NIL,
-    Setting,
-    render,
-    templated_refusal,
-    whole_video,
-)
 from rarft_plugin.leakage import FOLDS, group_folds
 from rarft_plugin.parsing import extract_segment, extract_segment_released
 from rarft_plugin.rewards import (
@@ -60,6 +50,17 @@ from rarft_plugin.rewards import (
 )
 from rarft_plugin.schema import Label, format_span
 from rarft_plugin.similarity import Similarity
+
+from .exploits import (
+    CORRECTION_TAG,
+    GENERIC_CORRECTION,
+    GENERIC_REFUSAL,
+    NIL,
+    Setting,
+    render,
+    templated_refusal,
+    whole_video,
+)
 
 __all__ = [
     "FITTED_POLICIES",

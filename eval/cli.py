@@ -21,9 +21,9 @@ __all__ = ["COMMANDS", "RETIRED", "main"]
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "infer": ("eval.infer", "predict with a checkpoint"),
-    "evaluate": ("eval.evaluate", "every metric of the paper, and a report"),
-    "compare": ("eval.compare", "runs side by side per dataset, with the paper's rows"),
+    "infer": (".infer", "predict with a checkpoint"),
+    "evaluate": (".evaluate", "every metric of the paper, and a report"),
+    "compare": (".compare", "runs side by side per dataset, with the paper's rows"),
 }
 # retired subcommand -> what replaced it (a one-line usage error)
 RETIRED = {"score": "use `rarft-eval evaluate` (same arguments; in rarft a score is what a reward gives)"}
@@ -31,12 +31,15 @@ RETIRED = {"score": "use `rarft-eval evaluate` (same arguments; in rarft a score
 
 @entry_point("rarft-eval")
 def main(argv: list[str] | None = None) -> int:
-    from eval.judge import JudgeUnavailable
     from rarft_plugin.llm_client import LLMError
+
+    from .judge import JudgeUnavailable
 
     # a bad input exits 2; the judge endpoint down, or no usable verdict, 1
     failures = {DataError: 2, JudgeUnavailable: 1, LLMError: 1}
-    return dispatch("rarft-eval", __doc__.splitlines()[0], COMMANDS, argv, failures=failures, retired=RETIRED)
+    return dispatch(
+        "rarft-eval", __doc__.splitlines()[0], COMMANDS, argv, failures=failures, retired=RETIRED, package=__package__
+    )
 
 
 if __name__ == "__main__":

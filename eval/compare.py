@@ -27,10 +27,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from eval.metrics import Grounding
-from eval.paper import DATASETS, TABLES, PaperRow, find_method, paper_rows
-from eval.record import RunRecord, read_run, record_json
-from eval.report import (
+from rarft_plugin.command_files import CommandFiles
+from rarft_plugin.errors import DataError
+from rarft_plugin.io_utils import write_atomic
+from rarft_plugin.schema import HARD_LEVELS, IRRELEVANCE_LEVELS, JsonValue
+
+from .metrics import Grounding
+from .paper import DATASETS, TABLES, PaperRow, find_method, paper_rows
+from .record import RunRecord, read_run, record_json
+from .report import (
     GROUNDING_COLUMNS,
     LEVEL_COLUMNS,
     RA_IOU_COLUMNS,
@@ -46,10 +51,6 @@ from eval.report import (
     num,
     pct,
 )
-from rarft_plugin.command_files import CommandFiles
-from rarft_plugin.errors import DataError
-from rarft_plugin.io_utils import write_atomic
-from rarft_plugin.schema import HARD_LEVELS, IRRELEVANCE_LEVELS, JsonValue
 
 __all__ = [
     "ComparedRun",

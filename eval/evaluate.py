@@ -21,23 +21,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from eval.arguments import add_data_arguments, data_options
-from eval.judge import JudgeUnavailable, LlmJudge, unusable_judges
-from eval.metrics import (
-    ItemRow,
-    Judgement,
-    compute_metrics,
-    dataset_kind,
-    explanation_scored,
-    format_compliance,
-    rule_judgement,
-)
-from eval.paper import DATASETS, SHIPPED_DATASETS
-from eval.predictions import Prediction, coerce_predictions, join_data, load_predictions, meta_path
-from eval.provenance import EVALUATION_PACKAGES, now, package_versions
-from eval.reading import ANSWER_READING, SBERT_TEXT, Reading, read
-from eval.record import DataCheck, DatasetRecord, InferenceRecord, JudgeSettings, RunRecord
-from eval.report import RUN_FILES, not_a_run_folder, run_warnings, write_run
 from rarft_plugin.cli import retire
 from rarft_plugin.command_files import CommandFiles, Output
 from rarft_plugin.dataset import load_examples
@@ -49,6 +32,24 @@ from rarft_plugin.models import default_family
 from rarft_plugin.prompts import TEMPLATES
 from rarft_plugin.schema import JsonValue
 from rarft_plugin.similarity import Similarity, get_similarity
+
+from .arguments import add_data_arguments, data_options
+from .judge import JudgeUnavailable, LlmJudge, unusable_judges
+from .metrics import (
+    ItemRow,
+    Judgement,
+    compute_metrics,
+    dataset_kind,
+    explanation_scored,
+    format_compliance,
+    rule_judgement,
+)
+from .paper import DATASETS, SHIPPED_DATASETS
+from .predictions import Prediction, coerce_predictions, join_data, load_predictions, meta_path
+from .provenance import EVALUATION_PACKAGES, now, package_versions
+from .reading import ANSWER_READING, SBERT_TEXT, Reading, read
+from .record import DataCheck, DatasetRecord, InferenceRecord, JudgeSettings, RunRecord
+from .report import RUN_FILES, not_a_run_folder, run_warnings, write_run
 
 __all__ = [
     "JUDGE_CACHE",

@@ -42,11 +42,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from data_prep.arguments import positive_int, positive_number
-from eval.arguments import add_data_arguments, data_options
-from eval.checkpoint import overlay, resolve_checkpoint
-from eval.predictions import meta_path, parse_prediction, prediction_from_example
-from eval.provenance import INFERENCE_PACKAGES, now, package_versions
+from rarft_plugin.arguments import positive_int, positive_number
 from rarft_plugin.clips import SampledVideo
 from rarft_plugin.command_files import CommandFiles, Output
 from rarft_plugin.dataset import Example, load_examples
@@ -64,6 +60,11 @@ from rarft_plugin.video import (
     video_extension,
     video_spec,
 )
+
+from .arguments import add_data_arguments, data_options
+from .checkpoint import overlay, resolve_checkpoint
+from .predictions import meta_path, parse_prediction, prediction_from_example
+from .provenance import INFERENCE_PACKAGES, now, package_versions
 
 __all__ = [
     "RESUME_SETTINGS",

@@ -28,13 +28,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypedDict
 
-from eval.metrics import Judgement, explanation_scored, rule_judgement
-from eval.predictions import Prediction
-from eval.reading import Reading
 from rarft_plugin import llm_prompts
 from rarft_plugin.llm_client import ChatClient, LLMError
 from rarft_plugin.llm_json import UnreadableReply, json_array, json_object
 from rarft_plugin.schema import CATEGORIES
+
+from .metrics import Judgement, explanation_scored, rule_judgement
+from .predictions import Prediction
+from .reading import Reading
 
 __all__ = [
     "JUDGES",

@@ -34,8 +34,6 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from statistics import fmean
 
-from eval.predictions import Prediction, defect_counts
-from eval.reading import Reading
 from rarft_plugin.prompts import OUTPUT_BLOCKS
 from rarft_plugin.rewards import temporal_iou
 from rarft_plugin.schema import CATEGORIES, HARD_LEVELS
@@ -50,6 +48,9 @@ from rarft_plugin.task_metrics import (
     refusal_f1,
     relevance,
 )
+
+from .predictions import Prediction, defect_counts
+from .reading import Reading
 
 __all__ = [
     "EXPLANATION_METRICS",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eval.predictions import Prediction
 from rarft_plugin.parsing import (
     ChatMarkers,
     evaluation_answer,
@@ -29,6 +28,8 @@ from rarft_plugin.parsing import (
 )
 from rarft_plugin.schema import sbert_reference
 from rarft_plugin.task_metrics import complies
+
+from .predictions import Prediction
 
 __all__ = ["ANSWER_READING", "SBERT_TEXT", "Reading", "read"]
 

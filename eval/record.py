@@ -25,11 +25,12 @@ from dataclasses import KW_ONLY, MISSING, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import TypedDict
 
-from eval.judge import JudgeCalls
-from eval.metrics import FormatCompliance, Metrics
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import read_json
 from rarft_plugin.schema import JsonValue
+
+from .judge import JudgeCalls
+from .metrics import FormatCompliance, Metrics
 
 __all__ = [
     "DataCheck",

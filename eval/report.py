@@ -22,15 +22,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eval.judge import JudgeCalls
-from eval.metrics import Explanation, ExplanationMean, FormatCompliance, ItemRow, Metrics, format_warnings
-from eval.paper import PaperRow, find_method, paper_rows
-from eval.record import RunRecord, read_run, record_json, row_json
 from rarft_plugin.command_files import staged_folder
 from rarft_plugin.errors import DataError
 from rarft_plugin.io_utils import write_atomic, write_jsonl_atomic
 from rarft_plugin.prompts import OUTPUT_BLOCKS
 from rarft_plugin.schema import IRRELEVANCE_LEVELS, JsonValue
+
+from .judge import JudgeCalls
+from .metrics import Explanation, ExplanationMean, FormatCompliance, ItemRow, Metrics, format_warnings
+from .paper import PaperRow, find_method, paper_rows
+from .record import RunRecord, read_run, record_json, row_json
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -97,8 +97,10 @@ def dispatch(
     *,
     failures: Mapping[type[Exception], int] | None = None,
     retired: Mapping[str, str] | None = None,
+    package: str | None = None,
 ) -> int:
-    """Run the subcommand `argv[0]` of `prog`: `commands` maps its name to (module, one-line help).
+    """Run the subcommand `argv[0]` of `prog`: `commands` maps its name to (module, one-line help); a module name
+    starting with "." is relative to `package` (the command line's own, whatever name it is installed under).
 
     The module owns `add_arguments(parser)`, `command_files(args)` (what it reads and writes, checked and
     locked before it runs: `rarft_plugin.command_files`) and `run(args) -> int`. Only the chosen module is
@@ -117,7 +119,7 @@ def dispatch(
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         parser.parse_args(argv)  # prints help / the usage error and exits
     name = argv[0]
-    module = importlib.import_module(commands[name][0])
+    module = importlib.import_module(commands[name][0], package)
     command_parser = ArgumentParser(prog=f"{prog} {name}", description=commands[name][1])
     module.add_arguments(command_parser)
     args = command_parser.parse_args(argv[1:])

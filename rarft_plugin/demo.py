@@ -77,7 +77,7 @@ def run_demo(out: Path) -> int:
     data = SAMPLES / "hi_vtg_charades_sample.json"
     videos, _ = stand_in_videos([data], out / "videos")
     status = run_cli(
-        "data_prep.cli",
+        "rarft_prep.cli",
         [
             "to-openrlhf",
             str(data),
@@ -94,7 +94,8 @@ def run_demo(out: Path) -> int:
     print("\n== 3. Evaluation of the sample rollouts as predictions (rule-based judge, SBERT score) ==", flush=True)
     predictions = shutil.copyfile(SAMPLES / "predictions.jsonl", out / "predictions.jsonl")
     status = run_cli(
-        "eval.cli", ["evaluate", str(predictions), "--out", str(out / "eval"), "--title", "rarft demo: sample rollouts"]
+        "rarft_eval.cli",
+        ["evaluate", str(predictions), "--out", str(out / "eval"), "--title", "rarft demo: sample rollouts"],
     )
     if status:
         return status

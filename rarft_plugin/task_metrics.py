@@ -1,6 +1,6 @@
 """The RA-RFT task metrics (paper §4.2) that `rarft-eval` and training's in-loop evaluation both compute.
 
-One definition for both: `eval.metrics` builds its tables from these functions, and rarft-train's
+One definition for both: `rarft_eval.metrics` builds its tables from these functions, and rarft-train's
 evaluation steps (`rarft_plugin.trainer_logs`) log them from the rollouts of an evaluation file.
 
 - The rule reading (`rule_segment`): a response answers iff its answer text
@@ -178,7 +178,7 @@ def refusal_f1(refused: Sequence[bool]) -> float | None:
 
 
 class LevelKey(Protocol):
-    """What `level_subsets` reads of a query (`eval.predictions.Prediction` has it; so do in-loop rollouts)."""
+    """What `level_subsets` reads of a query (`rarft_eval.predictions.Prediction` has it; so do in-loop rollouts)."""
 
     @property
     def item(self) -> str: ...

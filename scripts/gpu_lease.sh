@@ -72,6 +72,8 @@ training_stack() {  # everything a train_ppo_ray run needs, after the last part 
     unpack_stack
     await minilm minilm_present
     cast_minilm
+    # rarft itself, for the installed names rarft_eval / rarft_prep (docs/architecture.md, "Installed names")
+    python3 -m pip install -q --no-index --no-deps --no-build-isolation -e "$root/repo" > /dev/null
     export PYTHONPATH=$root/site:$root/site-scale:$root/repo RARFT_SBERT_MODEL=$root/m HF_HUB_OFFLINE=1
     export VLLM_USE_FLASHINFER_SAMPLER=0 TORCH_CUDA_ARCH_LIST=9.0 PYTHONUNBUFFERED=1
 }
@@ -81,6 +83,7 @@ training_stack() {  # everything a train_ppo_ray run needs, after the last part 
 scale_assets() {
     await scale scale_present
     install_scale
+    python3 -m pip install -q --no-index --no-deps --no-build-isolation -e "$root/repo" > /dev/null
     PYTHONPATH=$root/site-scale:$root/repo python3 "$root/repo/scripts/gpu_scale.py" assets \
         --out "$work/scale/assets" --size "${SCALE_SIZE:-3b}"
 }

@@ -43,8 +43,8 @@ HI_CHARADES = REPO / "eval" / "benchmarks" / "hi_vtg_charades.json"
 
 
 def assets(args: argparse.Namespace) -> int:
-    from data_prep.cli import main as prep
     from rarft_plugin.stand_ins import build_tiny_model, write_test_video
+    from rarft_prep.cli import main as prep
 
     out = args.out
     items = json.loads(args.data.read_text())[: args.items]

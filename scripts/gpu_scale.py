@@ -82,8 +82,8 @@ def scale_items(items: list[dict], kinds=KINDS) -> list[tuple[str, dict]]:
 
 
 def assets(args: argparse.Namespace) -> int:
-    from data_prep.cli import main as prep
     from rarft_plugin.stand_ins import build_paper_qwen2_5_vl, paper_processor, write_paper_clips
+    from rarft_prep.cli import main as prep
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)

@@ -39,5 +39,5 @@ PYTHON=$python "$repo/recipes/single_gpu_smoke.sh" \
     --ds.attn_implementation sdpa --vllm.enforce_eager --data.max_len 2048 --rollout.max_new_tokens 64 \
     --vllm.gpu_memory_utilization 0.3 "$@" 2>&1 | tee -a "$out/train.log"
 [[ ${SMOKE_INFER:-1} == 0 ]] && exit 0
-"$python" -m eval.cli infer --model "$out/run" --data "$out/assets/data.json" --video-root "$out/assets/videos" \
+"$python" -m rarft_eval.cli infer --model "$out/run" --data "$out/assets/data.json" --video-root "$out/assets/videos" \
     --out "$out/infer.jsonl" --backend hf --device cuda --dtype bf16 --batch-size 8 --max-new-tokens 32

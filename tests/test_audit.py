@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eval import audit
-from eval.audit import (
+from rarft_eval import audit
+from rarft_eval.audit import (
     ORACLE,
     at_ratio,
     find_flags,
@@ -26,8 +26,8 @@ from eval.audit import (
     settings_from,
     summarise,
 )
-from eval.blind import FITTED_POLICIES, fit_baselines, refuses
-from eval.exploits import CORRECTION_TAG, POLICIES, Setting, first_sentence, neighbours, paraphrase, partial_fix
+from rarft_eval.blind import FITTED_POLICIES, fit_baselines, refuses
+from rarft_eval.exploits import CORRECTION_TAG, POLICIES, Setting, first_sentence, neighbours, paraphrase, partial_fix
 from rarft_plugin.errors import DataError
 from rarft_plugin.parsing import extract_segment, parse_response
 from rarft_plugin.rewards import REWARD_NAMES, parse_weights, reward_bounds, score_many

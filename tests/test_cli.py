@@ -25,23 +25,23 @@ def _interrupt(*args, **kwargs):
 
 def _cases(tmp_path):
     """(entry point, argv, (module, attribute) that the command calls while it works)."""
-    from data_prep.cli import main as prep
-    from eval.cli import main as rarft_eval
+    from rarft_eval.cli import main as rarft_eval
     from rarft_plugin.demo import main as demo
     from rarft_plugin.score_rollouts import main as score
     from rarft_plugin.train import main as train
+    from rarft_prep.cli import main as prep
 
     hi = str(SAMPLES / "hi_vtg_charades_sample.json")
     return {
         "rarft-prep": (
             prep,
             ["split", hi, "--train", str(tmp_path / "t.json"), "--eval", str(tmp_path / "e.json")],
-            ("data_prep.splits", "split_items"),
+            ("rarft_prep.splits", "split_items"),
         ),
         "rarft-eval": (
             rarft_eval,
             ["evaluate", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "run")],
-            ("eval.evaluate", "run"),
+            ("rarft_eval.evaluate", "run"),
         ),
         "rarft-score": (
             score,
@@ -86,7 +86,7 @@ def test_ctrl_c_in_a_real_run_leaves_resumable_work(tmp_path):
         command = [
             sys.executable,
             "-m",
-            "data_prep.cli",
+            "rarft_prep.cli",
             "hi-vtg",
             str(source),
             "--format",

@@ -72,13 +72,13 @@ def run_record(text: str) -> str:
 
 
 def prep(argv):
-    from data_prep.cli import main
+    from rarft_prep.cli import main
 
     return main(argv)
 
 
 def rarft_eval(argv):
-    from eval.cli import main
+    from rarft_eval.cli import main
 
     return main(argv)
 
@@ -90,7 +90,7 @@ def score(argv):
 
 
 def audit(argv):
-    from eval.audit import main
+    from rarft_eval.audit import main
 
     return main(argv)
 
@@ -373,7 +373,7 @@ def test_a_second_real_process_on_the_same_out_is_refused_naming_the_first(tmp_p
 
     env = {**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'tests'}"}
     with ChatServer(slow) as server:
-        command = [sys.executable, "-m", "data_prep.cli", "hi-vtg", str(source), "--format", "jsonl"]
+        command = [sys.executable, "-m", "rarft_prep.cli", "hi-vtg", str(source), "--format", "jsonl"]
         command += ["--out", str(out), "--base-url", server.url, "--model", "m", "--concurrency", "1"]
         first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         deadline = time.monotonic() + 120
@@ -474,12 +474,12 @@ def test_several_files_are_all_replaced_or_none(tmp_path, monkeypatch):
 
 
 def test_an_interrupted_evaluation_leaves_no_run_folder(tmp_path, monkeypatch, capsys):
-    import eval.report
+    from rarft_eval import report
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(eval.report, "plots", interrupted)  # after metrics.json, before the report
+    monkeypatch.setattr(report, "plots", interrupted)  # after metrics.json, before the report
     out = tmp_path / "run"
     assert rarft_eval(["evaluate", str(SAMPLES / "predictions.jsonl"), "--out", str(out), "--no-sbert"]) == 130
     assert capsys.readouterr().err == "rarft-eval: interrupted\n"

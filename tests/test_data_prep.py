@@ -24,8 +24,10 @@ from support.hi_vtg_llm import (
 )
 from support.openai_server import ChatServer, Fault, Truncated, free_port, user_text
 
-from data_prep.cli import main as prep
-from data_prep.hi_vtg import (
+from rarft_plugin.dataset import load_examples, load_items
+from rarft_plugin.errors import DataError
+from rarft_prep.cli import main as prep
+from rarft_prep.hi_vtg import (
     DEFAULT_MAX_TOKENS,
     Invalid,
     plans_for,
@@ -33,9 +35,7 @@ from data_prep.hi_vtg import (
     validate_categories,
     validate_negatives,
 )
-from data_prep.importers import import_records
-from rarft_plugin.dataset import load_examples, load_items
-from rarft_plugin.errors import DataError
+from rarft_prep.importers import import_records
 
 
 # ---- importers ---------------------------------------------------------------------------
@@ -627,7 +627,7 @@ def test_kill_9_and_resume(tmp_path):
     concurrency = 2
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     with ChatServer(held_after_kill_after) as server:
-        command = [sys.executable, "-m", "data_prep.cli", "hi-vtg", str(source), "--format", "jsonl"]
+        command = [sys.executable, "-m", "rarft_prep.cli", "hi-vtg", str(source), "--format", "jsonl"]
         command += ["--out", str(out), "--base-url", server.url, "--model", "m", "--concurrency", str(concurrency)]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         deadline = time.monotonic() + 300
@@ -865,10 +865,10 @@ def test_every_flag_has_help(command):
     import argparse
     import importlib
 
-    from data_prep.cli import COMMANDS
+    from rarft_prep.cli import COMMANDS
 
     parser = argparse.ArgumentParser()
-    importlib.import_module(COMMANDS[command][0]).add_arguments(parser)
+    importlib.import_module(COMMANDS[command][0], "rarft_prep").add_arguments(parser)
     undocumented = [
         action.dest
         for action in parser._actions

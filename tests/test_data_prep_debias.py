@@ -8,13 +8,13 @@ from support.hi_vtg_llm import hi_vtg as run_hi_vtg
 from support.hi_vtg_llm import hi_vtg_reply, source_file
 from support.openai_server import ChatServer, system_text, user_text
 
-from data_prep.cli import main as prep
-from data_prep.debias import substitute_vocabulary
 from rarft_plugin import dataset
 from rarft_plugin.dataset import item_span_problem, load_examples, load_items
 from rarft_plugin.io_utils import file_sha256
 from rarft_plugin.llm_prompts import GENERATION_SUBSTITUTES
 from rarft_plugin.schema import dump_item
+from rarft_prep.cli import main as prep
+from rarft_prep.debias import substitute_vocabulary
 
 
 @pytest.fixture(scope="module")

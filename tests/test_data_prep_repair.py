@@ -5,11 +5,11 @@ from dataclasses import replace
 
 import pytest
 
-from data_prep.cli import main as rarft_prep
-from data_prep.importers import import_tvgbench
-from data_prep.repair import repair_spans
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.schema import dump_item, parse_item
+from rarft_prep.cli import main as rarft_prep
+from rarft_prep.importers import import_tvgbench
+from rarft_prep.repair import repair_spans
 
 
 def hi_item(video, query, timestamp, answer=None):

@@ -69,9 +69,9 @@ def test_missing_data_file_is_a_one_line_error(tmp_path, capsys):
 
 
 def sample_predictions() -> str:
-    """The first sample rollout of each query as a prediction line (`eval.predictions`), the id prefixed with
+    """The first sample rollout of each query as a prediction line (`rarft_eval.predictions`), the id prefixed with
     its data file: what `rarft_plugin/samples/predictions.jsonl` holds."""
-    from eval.predictions import prediction_from_example
+    from rarft_eval.predictions import prediction_from_example
 
     rows, examples = {}, {}
     for line in (SAMPLES / "rollouts.jsonl").read_text().splitlines():
@@ -99,7 +99,7 @@ def test_the_demo_runs_the_three_command_lines_in_order(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(module, "run_cli", lambda name, args: calls.append((name, args[0])) or 0)
     assert demo(["--out", str(tmp_path)]) == 0
-    assert [name for name, _ in calls] == ["rarft_plugin.score_rollouts", "data_prep.cli", "eval.cli"]
+    assert [name for name, _ in calls] == ["rarft_plugin.score_rollouts", "rarft_prep.cli", "rarft_eval.cli"]
     assert [first for _, first in calls][1:] == ["to-openrlhf", "evaluate"]
 
 

@@ -7,13 +7,13 @@ from dataclasses import replace
 import pytest
 from support.openai_server import ChatServer, system_text
 
-from eval.cli import main as rarft_eval
-from eval.compare import ComparedRun, compare_markdown
-from eval.evaluate import write_report
-from eval.metrics import Judgement, compute_metrics
-from eval.predictions import Prediction, prediction_from_example
-from eval.record import RunRecord
-from eval.report import markdown
+from rarft_eval.cli import main as rarft_eval
+from rarft_eval.compare import ComparedRun, compare_markdown
+from rarft_eval.evaluate import write_report
+from rarft_eval.metrics import Judgement, compute_metrics
+from rarft_eval.predictions import Prediction, prediction_from_example
+from rarft_eval.record import RunRecord
+from rarft_eval.report import markdown
 from rarft_plugin.dataset import load_examples
 
 HOSTILE = [

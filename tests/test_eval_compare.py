@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from eval.cli import main as rarft_eval
-from eval.compare import ComparedRun, compare_markdown, run_settings
-from eval.metrics import Judgement, compute_metrics
-from eval.predictions import Prediction, meta_path, prediction_from_example
-from eval.record import RunRecord
+from rarft_eval.cli import main as rarft_eval
+from rarft_eval.compare import ComparedRun, compare_markdown, run_settings
+from rarft_eval.metrics import Judgement, compute_metrics
+from rarft_eval.predictions import Prediction, meta_path, prediction_from_example
+from rarft_eval.record import RunRecord
 from rarft_plugin.dataset import load_examples
 
 REFUSAL = "<think>t</think> <answer>No segment shows it.</answer> <correct>a man sits</correct>"
@@ -187,4 +187,4 @@ def test_run_settings_of_shards():
 def test_compare_needs_a_run():
     with pytest.raises(ValueError, match="nothing to compare"):
         compare_markdown([])
-    assert compare_markdown.__module__ == "eval.compare" and ComparedRun
+    assert compare_markdown.__module__ == "rarft_eval.compare" and ComparedRun

@@ -1,4 +1,4 @@
-"""A response read once (`eval.reading.read`): the SBERT score's texts, the readings every judge shares, and the
+"""A response read once (`rarft_eval.reading.read`): the SBERT score's texts, the readings every judge shares, and the
 evaluation's settings, with a recording stand-in encoder."""
 
 import pytest
@@ -6,10 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_parsing_evaluation import TAGGY
 
-from eval.evaluate import evaluate, sbert_scores
-from eval.metrics import Judgement
-from eval.predictions import Prediction
-from eval.reading import read
+from rarft_eval.evaluate import evaluate, sbert_scores
+from rarft_eval.metrics import Judgement
+from rarft_eval.predictions import Prediction
+from rarft_eval.reading import read
 from rarft_plugin.parsing import evaluation_answer, sbert_response, unclosed_block, without_end_of_turn
 from rarft_plugin.schema import sbert_reference
 from rarft_plugin.task_metrics import complies

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from eval.cli import main as rarft_eval
-from eval.predictions import meta_path
+from rarft_eval.cli import main as rarft_eval
+from rarft_eval.predictions import meta_path
 from rarft_plugin.stand_ins import write_test_video
 
 IDS = ["0:0", "0:1", "1:0", "1:1", "2:0", "2:1"]
@@ -145,7 +145,7 @@ def test_resume_refuses_other_span_options(setup, complete, tmp_path, capsys):
 
 
 def test_infer_records_what_produced_the_predictions(complete, setup):
-    from eval.checkpoint import fingerprint
+    from rarft_eval.checkpoint import fingerprint
     from rarft_plugin.io_utils import file_sha256
 
     model, data, _ = setup
@@ -162,7 +162,7 @@ def test_infer_records_what_produced_the_predictions(complete, setup):
 def test_the_fingerprint_changes_with_the_weights(setup, tmp_path):
     import shutil
 
-    from eval.checkpoint import fingerprint
+    from rarft_eval.checkpoint import fingerprint
 
     model = setup[0]
     copy = shutil.copytree(model, tmp_path / "copy")
@@ -315,7 +315,7 @@ def test_bare_video_ids_with_an_extension(setup, tmp_path):
 
 @pytest.mark.parametrize("device, dtype", [("cuda", "fp16"), ("cuda:1", "fp16"), ("cpu", "fp32")])
 def test_default_dtype_is_the_released_fp16_on_a_gpu(device, dtype):
-    from eval.infer import default_dtype
+    from rarft_eval.infer import default_dtype
 
     assert default_dtype(device) == dtype
 
@@ -323,7 +323,7 @@ def test_default_dtype_is_the_released_fp16_on_a_gpu(device, dtype):
 def test_default_generation_limit_is_the_released_512_tokens():
     import argparse
 
-    from eval.infer import RELEASED_MAX_NEW_TOKENS, add_arguments
+    from rarft_eval.infer import RELEASED_MAX_NEW_TOKENS, add_arguments
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)

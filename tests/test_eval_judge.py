@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.openai_server import ChatServer, Fault, system_text, user_text
 
-from eval.evaluate import evaluate
-from eval.judge import MAX_JUDGED_CHARS, LlmJudge, parse_categories, parse_relevance, parse_score
-from eval.metrics import ExplanationMean, Judgement
-from eval.predictions import Prediction
+from rarft_eval.evaluate import evaluate
+from rarft_eval.judge import MAX_JUDGED_CHARS, LlmJudge, parse_categories, parse_relevance, parse_score
+from rarft_eval.metrics import ExplanationMean, Judgement
+from rarft_eval.predictions import Prediction
 from rarft_plugin.llm_client import ChatClient
 
 

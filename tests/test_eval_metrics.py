@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eval.metrics import (
+from rarft_eval.metrics import (
     Counts,
     FormatCompliance,
     Grounding,
@@ -23,8 +23,8 @@ from eval.metrics import (
     relevance,
     rule_judgement,
 )
-from eval.predictions import Prediction
-from eval.reading import read
+from rarft_eval.predictions import Prediction
+from rarft_eval.reading import read
 from rarft_plugin.task_metrics import rule_segment
 
 

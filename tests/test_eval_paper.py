@@ -3,7 +3,7 @@ shipped files recognised by content."""
 
 import pytest
 
-from eval.paper import DATASETS, ROWS, SHIPPED_DATASETS, TABLES, find_method, paper_rows
+from rarft_eval.paper import DATASETS, ROWS, SHIPPED_DATASETS, TABLES, find_method, paper_rows
 from rarft_plugin.io_utils import file_sha256
 
 

@@ -7,10 +7,10 @@ from dataclasses import fields, make_dataclass, replace
 import pytest
 from test_eval_cli import hand_table
 
-from eval.compare import ComparedRun, compare_markdown
-from eval.metrics import FormatCompliance
-from eval.record import RunRecord, read_run, record_from_json, record_json, row_json
-from eval.report import markdown
+from rarft_eval.compare import ComparedRun, compare_markdown
+from rarft_eval.metrics import FormatCompliance
+from rarft_eval.record import RunRecord, read_run, record_from_json, record_json, row_json
+from rarft_eval.report import markdown
 from rarft_plugin.errors import DataError
 
 JUDGE = {

@@ -7,10 +7,10 @@ import pytest
 from support.openai_server import ChatServer, Fault, free_port, system_text, user_text
 from test_eval_cli import judge_responder
 
-from eval.cli import main as rarft_eval
-from eval.predictions import meta_path, prediction_from_example
-from eval.record import RunRecord, read_run
-from eval.report import category_figure, level_figure, markdown
+from rarft_eval.cli import main as rarft_eval
+from rarft_eval.predictions import meta_path, prediction_from_example
+from rarft_eval.record import RunRecord, read_run
+from rarft_eval.report import category_figure, level_figure, markdown
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.io_utils import file_sha256
 

@@ -10,20 +10,25 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PIPELINES = ("eval", "data_prep")
-PACKAGES = ("rarft_plugin", *PIPELINES)  # what the wheel installs
+# installed name -> the repository folder it is built from (pyproject.toml's package-dir)
+FOLDERS = {"rarft_plugin": "rarft_plugin", "rarft_eval": "eval", "rarft_prep": "data_prep"}
+PIPELINES = ("rarft_eval", "rarft_prep")
+PACKAGES = tuple(FOLDERS)  # what the wheel installs
 
 
-def imported_modules(source: str, *, from_names: bool = False) -> list[str]:
+def imported_modules(source: str, *, package: str | None = None, from_names: bool = False) -> list[str]:
     """Every module a source file imports: import statements, and `importlib.import_module` / `__import__` of a
-    literal name; with `from_names`, `from PACKAGE import NAME` also gives PACKAGE.NAME (NAME may be a module)."""
+    literal name; with `from_names`, `from PACKAGE import NAME` also gives PACKAGE.NAME (NAME may be a module).
+    Relative imports are resolved against `package` (the importing module's package), and skipped without one."""
     names = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.append(node.module)
-            names += [f"{node.module}.{alias.name}" for alias in node.names] if from_names else []
+        elif isinstance(node, ast.ImportFrom) and (node.level == 0 or package):
+            parent = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            module = ".".join(part for part in (parent, node.module) if part)
+            names += [module] if node.module else []
+            names += [f"{module}.{alias.name}" for alias in node.names] if from_names or not node.module else []
         elif (
             isinstance(node, ast.Call)
             and getattr(node.func, "attr", getattr(node.func, "id", None)) in ("import_module", "__import__")
@@ -35,18 +40,21 @@ def imported_modules(source: str, *, from_names: bool = False) -> list[str]:
 
 
 def pipeline_imports(source: str) -> list[str]:
-    return [name for name in imported_modules(source) if name.split(".")[0] in PIPELINES]
+    """The pipelines a source imports, by their installed names or by their folders' names."""
+    pipelines = {*PIPELINES, *(FOLDERS[name] for name in PIPELINES)}
+    return [name for name in imported_modules(source) if name.split(".")[0] in pipelines]
 
 
 @pytest.mark.parametrize(
     "source, found",
     [
-        ("import eval.cli", ["eval.cli"]),
-        ("from data_prep.cli import main", ["data_prep.cli"]),
-        ("def f():\n    from eval import predictions", ["eval"]),
-        ("import importlib\nimportlib.import_module('data_prep.splits')", ["data_prep.splits"]),
+        ("import rarft_eval.cli", ["rarft_eval.cli"]),
+        ("from rarft_prep.cli import main", ["rarft_prep.cli"]),
+        ("import eval.cli", ["eval.cli"]),  # the folder's name
+        ("def f():\n    from rarft_eval import predictions", ["rarft_eval"]),
+        ("import importlib\nimportlib.import_module('rarft_prep.splits')", ["rarft_prep.splits"]),
         ("from rarft_plugin.video import probe\nimport evaluate\nfrom . import eval", []),
-        ("run(['python', '-m', 'eval.cli'])", []),  # a process of its own is not an import
+        ("run(['python', '-m', 'rarft_eval.cli'])", []),  # a process of its own is not an import
     ],
 )
 def test_pipeline_imports_are_found(source, found):
@@ -67,8 +75,8 @@ def test_the_wheel_holds_the_three_packages_and_no_test_stand_ins(tmp_path):
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, source / name)
-    for package in ("rarft_plugin", "data_prep", "eval"):
-        shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in FOLDERS.values():
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     done = subprocess.run(
         [
             sys.executable,
@@ -93,7 +101,7 @@ def test_the_wheel_holds_the_three_packages_and_no_test_stand_ins(tmp_path):
         names = archive.namelist()
         sources = {name: archive.read(name).decode() for name in names if name.endswith(".py")}
     top = {name.split("/")[0] for name in names if not name.startswith("rarft-")}
-    assert top == {"rarft_plugin", "data_prep", "eval"}
+    assert top == set(PACKAGES)  # no `eval` or `data_prep` in site-packages
     assert "rarft_plugin/stand_ins.py" in names and "rarft_plugin/samples/predictions.jsonl" in names
     assert not [name for name in names if "testing" in name or "/support/" in name or name.startswith("tests/")]
     # the import stand-ins (fake vllm / flash_attn registered in sys.modules) live in tests/support only
@@ -106,18 +114,45 @@ def module_graph(packages: tuple[str, ...]) -> dict[str, set[str]]:
     """Module -> the modules of `packages` it imports (anywhere in it: at the top, in a function, or for type
     checking only); `from PACKAGE import MODULE` counts as importing that module."""
     modules = {
-        ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): path
+        ".".join((package, *path.relative_to(REPO / FOLDERS[package]).with_suffix("").parts)).removesuffix(
+            ".__init__"
+        ): path
         for package in packages
-        for path in sorted((REPO / package).rglob("*.py"))
+        for path in sorted((REPO / FOLDERS[package]).rglob("*.py"))
     }
-    return {
-        name: {
-            other
-            for other in imported_modules(path.read_text(encoding="utf-8"), from_names=True)
-            if other in modules and other != name
-        }
-        for name, path in modules.items()
+
+    def imports(name: str, path: Path) -> set[str]:
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found = imported_modules(path.read_text(encoding="utf-8"), package=package, from_names=True)
+        return {other for other in found if other in modules and other != name}
+
+    return {name: imports(name, path) for name, path in modules.items()}
+
+
+@pytest.mark.parametrize(
+    "source, package, found",
+    [
+        ("from .metrics import Metrics", "rarft_eval", ["rarft_eval.metrics", "rarft_eval.metrics.Metrics"]),
+        ("from . import audit", "rarft_eval", ["rarft_eval.audit"]),
+        ("from ..models import qwen_vl", "rarft_plugin.launch", ["rarft_plugin.models", "rarft_plugin.models.qwen_vl"]),
+        ("from .metrics import Metrics", None, []),
+    ],
+)
+def test_relative_imports_resolve_against_the_package(source, package, found):
+    assert imported_modules(source, package=package, from_names=True) == found
+
+
+def test_nothing_imports_a_pipeline_by_its_folder_name():
+    """eval/ and data_prep/ install as rarft_eval and rarft_prep: an import by the folder's name works only from a
+    checkout's root, and inside a pipeline its own modules are imported relatively (it runs under either name)."""
+    folders = {FOLDERS[name] for name in PIPELINES}
+    offenders = {
+        str(path.relative_to(REPO)): names
+        for top in ("rarft_plugin", "eval", "data_prep", "tests", "scripts", "bench")
+        for path in sorted((REPO / top).rglob("*.py"))
+        if (names := [n for n in imported_modules(path.read_text(encoding="utf-8")) if n.split(".")[0] in folders])
     }
+    assert offenders == {}
 
 
 def import_circle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -167,17 +202,17 @@ def test_the_test_command_runs_every_doctest():
         if " = " in line
     )  # the two one-line settings (tomllib is Python 3.11+)
     assert "--doctest-modules" in config["addopts"].strip('"').split()
-    assert set(PACKAGES) <= {path.strip(' "') for path in config["testpaths"].strip("[]").split(",")}
+    assert set(FOLDERS.values()) <= {path.strip(' "') for path in config["testpaths"].strip("[]").split(",")}
 
 
 @pytest.mark.parametrize("package", PIPELINES)
 def test_each_command_line_only_dispatches(package):
     """`cli.py` is a table of subcommands (`COMMANDS`); each command module owns its arguments, files and run, and
     the dispatcher imports only the chosen one: `cli.py` imports none of them."""
-    import importlib
+    import importlib.util
 
     cli = importlib.import_module(f"{package}.cli")
-    commands = {module for module, _ in cli.COMMANDS.values()}
+    commands = {importlib.util.resolve_name(module, package) for module, _ in cli.COMMANDS.values()}
     assert module_graph(PIPELINES)[f"{package}.cli"] & commands == set()
     for name in sorted(commands):
         module = importlib.import_module(name)

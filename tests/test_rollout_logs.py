@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eval.exploits import CORRECTION_TAG, POLICIES, neighbours
+from rarft_eval.exploits import CORRECTION_TAG, POLICIES, neighbours
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.prompts import TEMPLATES, build_messages, instruction
 from rarft_plugin.reward_options import RewardOptions

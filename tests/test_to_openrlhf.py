@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from data_prep.cli import main as prep
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.prompt_row import parse_row, row_problems
 from rarft_plugin.prompts import build_messages
 from rarft_plugin.schema import parse_label
 from rarft_plugin.stand_ins import write_test_video
 from rarft_plugin.video import VideoSpec
+from rarft_prep.cli import main as prep
 
 OFFICIAL = ("hi_vtg_charades.json", "human_anno.json", "ss_vtg_charades.json")
 
@@ -259,9 +259,9 @@ def test_a_record_without_a_duration_takes_it_from_its_video(tmp_path, window, e
     """The released HI-TVGBench / SS-QVHighlights records have `duration: null`."""
     import dataclasses
 
-    from data_prep.to_openrlhf import with_video_durations
     from rarft_plugin.dataset import examples_from_items
     from rarft_plugin.schema import parse_item
+    from rarft_prep.to_openrlhf import with_video_durations
 
     clip = write_test_video(tmp_path / "clip.mp4", seconds=8, fps=10)
     start, end = window
@@ -290,10 +290,10 @@ def test_a_record_without_a_duration_takes_it_from_its_video(tmp_path, window, e
 def test_a_video_that_cannot_be_measured_is_named(tmp_path):
     import dataclasses
 
-    from data_prep.to_openrlhf import with_video_durations
     from rarft_plugin.dataset import examples_from_items
     from rarft_plugin.errors import DataError
     from rarft_plugin.schema import parse_item
+    from rarft_prep.to_openrlhf import with_video_durations
 
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")

@@ -17,11 +17,11 @@ import torch
 from support.chatml import chatml_tokenizer, run_text_executor
 from support.import_stand_ins import install_import_stand_ins
 
-import eval.metrics
-from eval.exploits import CORRECTION_TAG, POLICIES, neighbours
-from eval.metrics import compute_metrics, format_compliance, rule_judgement
-from eval.predictions import prediction_from_example
-from eval.reading import read
+import rarft_eval.metrics
+from rarft_eval.exploits import CORRECTION_TAG, POLICIES, neighbours
+from rarft_eval.metrics import compute_metrics, format_compliance, rule_judgement
+from rarft_eval.predictions import prediction_from_example
+from rarft_eval.reading import read
 from rarft_plugin import task_metrics
 from rarft_plugin.dataset import load_examples
 from rarft_plugin.launch.upstream import TRAINER_MODULE, report_task_in_trainer_logs, rollouts_of
@@ -68,7 +68,7 @@ def prompt_of(label: Label) -> str:
 
 def test_the_shared_metrics_are_one_implementation():
     for name in ("Grounding", "Relevance", "grounding", "level_subsets", "recall_at", "relevance"):
-        assert getattr(eval.metrics, name) is getattr(task_metrics, name), name
+        assert getattr(rarft_eval.metrics, name) is getattr(task_metrics, name), name
 
 
 @pytest.mark.parametrize("policies", [POLICY_CYCLE, ("oracle",), ("always_refuse",), ("whole_video", "oracle")])

@@ -17,8 +17,8 @@ README = REPO / "README.md"
 SHIPPED = ("hi_vtg_charades.json", "human_anno.json", "ss_vtg_charades.json")
 # The commands the README uses, and the module each console script runs (pyproject.toml [project.scripts]).
 COMMANDS = {
-    "rarft-prep": "data_prep.cli",
-    "rarft-eval": "eval.cli",
+    "rarft-prep": "rarft_prep.cli",
+    "rarft-eval": "rarft_eval.cli",
     "rarft-train": "rarft_plugin.train",
     "rarft-demo": "rarft_plugin.demo",
     "rarft-score": "rarft_plugin.score_rollouts",

@@ -14,10 +14,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from data_prep.cli import main as prep
-from data_prep.hi_vtg import PLANS
 from rarft_plugin.llm_prompts import CATEGORY_EXTRACTION_SYSTEM
 from rarft_plugin.schema import category_tag
+from rarft_prep.cli import main as prep
+from rarft_prep.hi_vtg import PLANS
 from support.openai_server import system_text, user_text
 
 CATS = ["Object/ObjectExistence", "Action/FineGrainedAction", "Scene/SceneExistence"]

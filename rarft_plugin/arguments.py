@@ -1,5 +1,5 @@
-"""Argument types shared by the command lines (`rarft-prep`, `rarft-eval`): a bad value is a usage error
-naming the flag, before any work starts."""
+"""Argument types shared by the command lines (`rarft-prep`, `rarft-eval`, `rarft-audit`): a bad value is a usage
+error naming the flag, before any work starts."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 
 __all__ = [
     "open_fraction",
+    "parse_ratio",
     "positive_int",
     "positive_number",
 ]
@@ -43,3 +44,14 @@ def open_fraction(text: str) -> float:
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1 (both excluded), got {value}")
     return value
+
+
+def parse_ratio(text: str) -> tuple[int, int]:
+    """relevant:irrelevant, e.g. 1:3: two whole numbers >= 0, not both 0."""
+    try:
+        relevant, irrelevant = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"ratio must look like 1:3, got {text!r}") from None
+    if relevant < 0 or irrelevant < 0 or relevant + irrelevant == 0:
+        raise argparse.ArgumentTypeError(f"ratio needs non-negative parts, not both 0: {text!r}")
+    return relevant, irrelevant
