@@ -67,7 +67,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rarft_plugin import llm_prompts
-from rarft_plugin.arguments import open_fraction, positive_int
+from rarft_plugin.arguments import add_endpoint_arguments, open_fraction, positive_int
 from rarft_plugin.command_files import CommandFiles, Output
 from rarft_plugin.dataset import items_text
 from rarft_plugin.errors import DataError
@@ -356,16 +356,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="HI-VTG JSON (released schema) to write")
     parser.add_argument("--rejects", type=Path, default=None, help="default: OUT with .rejects.jsonl")
     parser.add_argument("--work-dir", type=Path, default=None, help="journal + LLM cache (default: OUT.work/)")
-    parser.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint, e.g. http://localhost:8080/v1")
-    parser.add_argument("--model", default=None, help="LLM name at that endpoint (the paper: GPT-5-mini)")
-    parser.add_argument("--api-key", default=None, help="default: $OPENAI_API_KEY")
-    parser.add_argument(
-        "--concurrency",
-        type=positive_int,
-        default=None,
-        help="requests in flight at once (default: 16 for a remote endpoint; for a local one, as many as it "
-        "serves at once (llama.cpp's /props), else 1)",
-    )
+    add_endpoint_arguments(parser, model_help="LLM name at that endpoint (the paper: GPT-5-mini)")
     parser.add_argument("--max-items", type=positive_int, default=None, help="only the first N relevant queries")
     parser.add_argument(
         "--max-attempts",

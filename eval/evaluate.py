@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from rarft_plugin.arguments import add_endpoint_arguments
 from rarft_plugin.cli import retire
 from rarft_plugin.command_files import CommandFiles, Output
 from rarft_plugin.dataset import load_examples
@@ -222,17 +223,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="RT-IoU (Table 15) and LLM score (Table 16) through the LLM endpoint",
     )
-    parser.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint for the LLM judges")
-    parser.add_argument(
-        "--model", "--judge-model", dest="judge_model", default=None, help="judge model name at that endpoint"
-    )
-    parser.add_argument("--api-key", default=None, help="default: $OPENAI_API_KEY")
-    parser.add_argument(
-        "--concurrency",
-        type=int,
-        default=None,
-        help="judge requests in flight at once (default: 16 for a remote endpoint; for a local one, as many "
-        "as it serves at once (llama.cpp's /props), else 1)",
+    add_endpoint_arguments(  # the LLM judges' endpoint
+        parser,
+        model_help="judge model name at that endpoint",
+        model_dest="judge_model",
+        model_aliases=("--judge-model",),
     )
     parser.add_argument("--retry-backoff", type=float, default=1.0, help="first retry wait, seconds (doubles)")
     parser.add_argument("--cache", type=Path, default=None, help="judge cache (default: OUT/judge_cache.jsonl)")

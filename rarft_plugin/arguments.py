@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 __all__ = [
+    "add_endpoint_arguments",
     "open_fraction",
     "parse_ratio",
     "positive_int",
@@ -55,3 +56,20 @@ def parse_ratio(text: str) -> tuple[int, int]:
     if relevant < 0 or irrelevant < 0 or relevant + irrelevant == 0:
         raise argparse.ArgumentTypeError(f"ratio needs non-negative parts, not both 0: {text!r}")
     return relevant, irrelevant
+
+
+def add_endpoint_arguments(
+    parser: argparse.ArgumentParser, *, model_help: str, model_dest: str = "model", model_aliases: tuple[str, ...] = ()
+) -> None:
+    """--base-url, --model (and `model_aliases`), --api-key and --concurrency: the OpenAI-compatible LLM endpoint a
+    command calls (`rarft_plugin.llm_client.ChatClient`); --concurrency unset means the client's default."""
+    parser.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint, e.g. http://localhost:8080/v1")
+    parser.add_argument("--model", *model_aliases, dest=model_dest, default=None, help=model_help)
+    parser.add_argument("--api-key", default=None, help="default: $OPENAI_API_KEY")
+    parser.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=None,
+        help="requests in flight at once (default: 16 for a remote endpoint; for a local one, as many as it "
+        "serves at once (llama.cpp's /props), else 1)",
+    )
