@@ -53,6 +53,11 @@ install_scale() {
     [[ -d $root/site-scale ]] && return 0
     python3 -m pip install -q --no-index --no-deps --no-compile --target "$root/site-scale" "$stage"/scale/*.whl
 }
+install_rarft() {  # rarft itself, once: the installed names rarft_eval / rarft_prep (docs/architecture.md)
+    [[ -f $root/rarft.installed ]] && return 0
+    python3 -m pip install -q --no-index --no-deps --no-build-isolation -e "$root/repo" > /dev/null
+    touch "$root/rarft.installed"
+}
 unpack_stack() {
     [[ -f $root/site/.unpacked ]] && return 0
     mkdir -p "$root/site"
@@ -72,8 +77,7 @@ training_stack() {  # everything a train_ppo_ray run needs, after the last part 
     unpack_stack
     await minilm minilm_present
     cast_minilm
-    # rarft itself, for the installed names rarft_eval / rarft_prep (docs/architecture.md, "Installed names")
-    python3 -m pip install -q --no-index --no-deps --no-build-isolation -e "$root/repo" > /dev/null
+    install_rarft
     export PYTHONPATH=$root/site:$root/site-scale:$root/repo RARFT_SBERT_MODEL=$root/m HF_HUB_OFFLINE=1
     export VLLM_USE_FLASHINFER_SAMPLER=0 TORCH_CUDA_ARCH_LIST=9.0 PYTHONUNBUFFERED=1
 }
@@ -83,7 +87,7 @@ training_stack() {  # everything a train_ppo_ray run needs, after the last part 
 scale_assets() {
     await scale scale_present
     install_scale
-    python3 -m pip install -q --no-index --no-deps --no-build-isolation -e "$root/repo" > /dev/null
+    install_rarft
     PYTHONPATH=$root/site-scale:$root/repo python3 "$root/repo/scripts/gpu_scale.py" assets \
         --out "$work/scale/assets" --size "${SCALE_SIZE:-3b}"
 }
