@@ -53,9 +53,15 @@ install_scale() {
     [[ -d $root/site-scale ]] && return 0
     python3 -m pip install -q --no-index --no-deps --no-compile --target "$root/site-scale" "$stage"/scale/*.whl
 }
-install_rarft() {  # rarft itself, once: the installed names rarft_eval / rarft_prep (docs/architecture.md)
+install_rarft() {  # rarft itself, once, under its installed names rarft_eval / rarft_prep (docs/architecture.md)
     [[ -f $root/rarft.installed ]] && return 0
-    python3 -m pip install -q --no-index --no-deps --no-build-isolation -e "$root/repo" > /dev/null
+    # pip needs setuptools in the machine's Python; where it cannot, the two names are links on PYTHONPATH
+    if ! python3 -m pip install -q --no-index --no-deps --no-build-isolation -e "$root/repo" > /dev/null 2>&1; then
+        mkdir -p "$root/names"
+        ln -sfn "$root/repo/eval" "$root/names/rarft_eval"
+        ln -sfn "$root/repo/data_prep" "$root/names/rarft_prep"
+        echo "rarft: pip install -e failed; rarft_eval / rarft_prep linked from $root/names"
+    fi
     touch "$root/rarft.installed"
 }
 unpack_stack() {
@@ -78,7 +84,7 @@ training_stack() {  # everything a train_ppo_ray run needs, after the last part 
     await minilm minilm_present
     cast_minilm
     install_rarft
-    export PYTHONPATH=$root/site:$root/site-scale:$root/repo RARFT_SBERT_MODEL=$root/m HF_HUB_OFFLINE=1
+    export PYTHONPATH=$root/site:$root/site-scale:$root/repo:$root/names RARFT_SBERT_MODEL=$root/m HF_HUB_OFFLINE=1
     export VLLM_USE_FLASHINFER_SAMPLER=0 TORCH_CUDA_ARCH_LIST=9.0 PYTHONUNBUFFERED=1
 }
 
@@ -88,7 +94,7 @@ scale_assets() {
     await scale scale_present
     install_scale
     install_rarft
-    PYTHONPATH=$root/site-scale:$root/repo python3 "$root/repo/scripts/gpu_scale.py" assets \
+    PYTHONPATH=$root/site-scale:$root/repo:$root/names python3 "$root/repo/scripts/gpu_scale.py" assets \
         --out "$work/scale/assets" --size "${SCALE_SIZE:-3b}"
 }
 scale_n200() { training_stack && bash "$root/repo/bench/gpu_scale.sh" "$work/scale" n200; }
