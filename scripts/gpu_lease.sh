@@ -102,8 +102,16 @@ scale_assets() {
         --out "$work/scale/assets" --size "${SCALE_SIZE:-3b}"
 }
 settled() { [[ -f $root/done/$1 || -f $root/failed/$1 ]]; }
-scale_n200() { training_stack && await scale_assets settled scale_assets && [[ -f $root/done/scale_assets ]] && bash "$root/repo/bench/gpu_scale.sh" "$work/scale" n200; }
-scale_natural() { training_stack && bash "$root/repo/bench/gpu_scale.sh" "$work/scale" n200 natural; }
+scale_n200() {
+    training_stack
+    await scale_assets settled scale_assets
+    [[ -f $root/done/scale_assets ]]
+    bash "$root/repo/bench/gpu_scale.sh" "$work/scale" n200
+}
+scale_natural() {
+    training_stack
+    bash "$root/repo/bench/gpu_scale.sh" "$work/scale" n200 natural
+}
 positions() {  # the families' position test: vLLM's expanded prompt equals the trained one, token for token
     training_stack
     cd "$root/repo" && python3 -m pytest -q -rA tests/gpu/test_vllm_video_positions.py
@@ -121,15 +129,22 @@ smoke() {  # the real main job on the tiny Qwen3-VL, its checkpoint read by rarf
 }
 
 run_step() {  # run_step NAME: once per machine, its log in $work/NAME.log, a marker in $root/done when it passed
-    local step=$1
+    local step=$1 status
     if [[ -f $root/done/$step ]]; then log "$step: done before, skipped"; return 0; fi
     log "$step: start"
     local begin=$SECONDS
-    if ( "$step" ) > "$work/$step.log" 2>&1; then
+    # not under `if` or `||`: there bash ignores errexit inside the step, and a failed command would not stop it
+    set +e
+    (
+        set -e
+        "$step"
+    ) > "$work/$step.log" 2>&1
+    status=$?
+    set -e
+    if ((status == 0)); then
         mkdir -p "$root/done" && touch "$root/done/$step"
         log "$step: ok after $((SECONDS - begin)) s"
     else
-        local status=$?
         mkdir -p "$root/failed" && touch "$root/failed/$step"
         log "$step: FAILED (exit $status) after $((SECONDS - begin)) s; tail of $work/$step.log:"
         tail -20 "$work/$step.log"
