@@ -72,6 +72,23 @@ unpack_stack() {
     [[ -f $root/site/.unpacked ]] && return 0
     mkdir -p "$root/site"
     cat "$stage"/stack/part.* | tar -xJf - -C "$root/site"
+    # wheels unpacked as zips keep two things a pip install fixes: OpenRLHF's package sits under
+    # openrlhf-*.data/purelib, and Ray's gcs_server / raylet (outside any bin/) lost their executable bit
+    local data
+    for data in "$root"/site/*.data/purelib "$root"/site/*.data/platlib; do
+        [[ -d $data ]] && cp -a "$data/." "$root/site/"
+    done
+    python3 - "$root/site" <<'PY'
+import os, stat, sys
+for folder, _, names in os.walk(sys.argv[1]):
+    for name in names:
+        path = os.path.join(folder, name)
+        if ".so" in name or os.path.islink(path):
+            continue
+        with open(path, "rb") as f:
+            if f.read(4) == b"\x7fELF":
+                os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+PY
     touch "$root/site/.unpacked"
 }
 cast_minilm() {
