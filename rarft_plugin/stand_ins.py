@@ -302,6 +302,23 @@ def build_tiny_model(directory: str | Path, family: str = "qwen2_5_vl", **option
     return TINY_MODELS[family](directory, **options)
 
 
+def masked_sampling_kl(directory: str | Path) -> float:
+    """The `vllm_kl` a random stand-in logs when training scores exactly what the rollout sampled.
+
+    Rollouts sample with the family's forbidden ids masked (the executor's logit bias), OpenRLHF takes vLLM's
+    log-probs after that bias (`processed_logprobs` once its importance-sampling correction is on), and training
+    scores the unmasked softmax: every sampled token's log-prob is higher in the rollout by -log(1 - m), m the mass
+    the model puts on the masked ids. A random stand-in is near uniform, m = K / V (K masked ids of a V-token
+    vocabulary: 5 of 420 gives 0.0120); a trained model puts ~0 there."""
+    from transformers import AutoConfig, AutoProcessor
+
+    from rarft_plugin.models import family_of_model
+
+    vocabulary = AutoConfig.from_pretrained(directory).get_text_config().vocab_size
+    masked = family_of_model(directory).forbidden_response_ids(AutoProcessor.from_pretrained(directory))
+    return -math.log1p(-len(masked) / vocabulary)
+
+
 # ---------------------------------------------------------------- paper size
 
 # The Qwen2.5 tokenizer's special tokens after its 151,643 BPE tokens, in id order from 151643; the first 14

@@ -527,6 +527,25 @@ def test_special_tokens_are_biased_away_at_sampling_but_end_of_turn_is_not(tiny,
         assert tokenizer.convert_tokens_to_ids(name) not in bias, name
 
 
+def test_a_random_stand_in_puts_the_masked_share_of_its_mass_on_the_forbidden_ids(family, tiny):
+    """What the GPU smoke's `vllm_kl` bound rests on (`masked_sampling_kl`, tests/gpu/test_train_ppo_ray.py): the
+    stand-in is near uniform, so sampling with its K forbidden ids masked raises each sampled token's log-prob by
+    -log(1 - K / V) over the unmasked softmax that training scores (0.0118 and 0.0116 logged on an H100)."""
+    from transformers import AutoModelForImageTextToText
+
+    from rarft_plugin.stand_ins import masked_sampling_kl
+
+    processor, directory = tiny
+    model = AutoModelForImageTextToText.from_pretrained(directory).eval()
+    ids = processor.tokenizer("<answer>2.00 to 4.50</answer> the bar moves left", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        log_probs = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
+    masked = sorted(family.forbidden_response_ids(processor))
+    offsets = -torch.log1p(-log_probs[:, masked].exp().sum(-1))  # one per position
+    expected = masked_sampling_kl(directory)
+    assert 0.005 < expected < 0.05 and offsets.mean().item() == pytest.approx(expected, abs=0.002)
+
+
 MEDIA_TOKEN_RESPONSE = "<think>The bar <|video_pad|> moves.</think> <answer>2.00 to 4.50</answer> <correct></correct>"
 
 
