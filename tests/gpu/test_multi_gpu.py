@@ -2,9 +2,9 @@
 OpenRLHF's hybrid engine, with engines of 1 or 2 GPUs, and vLLM engines on GPUs of their own): scripts/gpu_smoke.sh
 with RARFT_NUM_GPUS = the GPU count (the tiny Qwen2.5-VL, 2 steps), then the checks of the one-GPU smoke
 (tests/gpu/test_train_ppo_ray.py): every step and evaluation logged with every reward and monitor, `vllm_kl` within
-0.005 of the mask's share on every step, the checkpoint read by `rarft-eval infer`. The hybrid layout then resumes: the same OUT with
-one more episode continues from the checkpoint of step 2 with steps 3 and 4 (DeepSpeed states saved and loaded by
-every rank). Skipped with fewer than 2 GPUs; a layout that does not fit the GPU count is skipped.
+0.005 of the mask's share on every step, the checkpoint read by `rarft-eval infer`. The hybrid layout then resumes:
+the same OUT with one more episode continues from the checkpoint of step 2 with steps 3 and 4 (DeepSpeed states
+saved and loaded by every rank). Skipped with fewer than 2 GPUs; a layout that does not fit the GPU count is skipped.
 
 Each layout takes minutes (Ray, vLLM and DeepSpeed start per run): on a machine that allows 10 minutes a command,
 run one at a time by its node id, `tests/gpu/test_multi_gpu.py::test_the_smoke_runs_on_every_gpu_in_each_layout[LAYOUT]`
