@@ -137,7 +137,9 @@ positions() {  # the families' position test: vLLM's expanded prompt equals the 
 curve() {  # the learning bench on the tiny Qwen3-VL, with in-loop evaluation (a CPU-made warm start if carried)
     training_stack
     local waited=0  # a warm start made on a CPU may come in a later call than the stack; not forever
-    until [[ -f $stage/curve/warm/warmstart.json ]] || ((waited >= ${CURVE_WAIT_S:-300})); do sleep 5 && waited=$((waited + 5)); done
+    until [[ -f $stage/curve/warm/warmstart.json ]] || ((waited >= ${CURVE_WAIT_S:-300})); do
+        sleep 5 && waited=$((waited + 5))
+    done
     mkdir -p "$work/curve" && cp -a "$stage/curve/." "$work/curve/"
     CURVE_FAMILY=${CURVE_FAMILY:-qwen3_vl} bash "$root/repo/bench/gpu_learning_curve.sh" "$work/curve"
 }
