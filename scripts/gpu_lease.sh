@@ -145,7 +145,8 @@ curve() {  # the learning bench on the tiny Qwen3-VL, with in-loop evaluation (a
 }
 smoke() {  # the real main job on the tiny Qwen3-VL, its checkpoint read by rarft-eval infer (kept for its logs)
     training_stack
-    cd "$root/repo" && RARFT_SMOKE_OUT=$work/smoke_qwen3_vl python3 -m pytest -q -rA tests/gpu/test_train_ppo_ray.py -k qwen3
+    cd "$root/repo"
+    RARFT_SMOKE_OUT=$work/smoke_qwen3_vl python3 -m pytest -q -rA tests/gpu/test_train_ppo_ray.py -k qwen3
 }
 
 run_step() {  # run_step NAME: once per machine, its log in $work/NAME.log, a marker in $root/done when it passed
