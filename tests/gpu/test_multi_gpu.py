@@ -16,8 +16,9 @@ import runpy
 from pathlib import Path
 
 import pytest
+from support.smoke_checks import REPO, check_evaluations, check_outputs, check_steps
 
-from .test_train_ppo_ray import REPO, check_evaluations, check_outputs, check_steps, run_smoke
+from .test_train_ppo_ray import run_smoke
 
 pytestmark = pytest.mark.gpu
 torch = pytest.importorskip("torch")
