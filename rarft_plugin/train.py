@@ -56,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+        attention = checks.attention_problem(argv)
+        if attention:
+            print(f"rarft-train: error: {attention}; nothing started", file=sys.stderr)
+            return 2
     checked: list[str] = []
     say = _checking(checked)
     try:

@@ -60,10 +60,18 @@ PHASES = ("generation", "make_experience", "ppo_train", "broadcast")
 def scale_items(items: list[dict], kinds=KINDS) -> list[tuple[str, dict]]:
     """(clip kind, item) for every (item, query) of `items`, in order, one query per item and one clip per query:
     the first clips of each kind in `kinds` order. A Charades-like item keeps its duration; an ActivityNet-like one
-    gets the kind's length with its span stretched to it (the queries are Charades'; the clip is what costs)."""
+    gets the kind's length with its span stretched to it (the queries are Charades'; the clip is what costs). Items
+    whose span does not fit their video are skipped."""
+    from rarft_plugin.schema import span_problem
     from rarft_plugin.stand_ins import CLIP_KINDS
 
-    pairs = [(item, query) for item in items for query in item["GRPO"]]
+    # Charades-STA spans may end after the video (163 of HI-Charades' 1,097 items): rarft-prep refuses those
+    pairs = [
+        (item, query)
+        for item in items
+        if not span_problem(tuple(item["timestamp"]), item["duration"])
+        for query in item["GRPO"]
+    ]
     needed = sum(count for _, count in kinds)
     if len(pairs) < needed:
         raise ValueError(f"{needed} queries needed, the items hold {len(pairs)}")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from rarft_plugin.schema import span_problem
+
 REPO = Path(__file__).resolve().parents[1]
 SCALE = runpy.run_path(str(REPO / "scripts" / "gpu_scale.py"))
 MULTI = runpy.run_path(str(REPO / "scripts" / "gpu_multi.py"))
@@ -54,6 +56,8 @@ def test_scale_prompts_one_query_and_one_clip_each():
     assert len(set(queries)) == 64  # every (item, query) once
     stretched = [item for kind, item in chosen if kind == "activitynet"]
     assert all(item["duration"] == 150.0 and item["timestamp"][1] <= 150.0 for item in stretched)
+    # rarft-prep refuses a span that ends after its video: none is chosen (163 of the file's items have one)
+    assert all(span_problem(tuple(item["timestamp"]), item["duration"]) is None for _, item in chosen)
     charades = chosen[0][1]
     assert charades["duration"] == items[0]["duration"] and charades["timestamp"] == items[0]["timestamp"]
 

@@ -968,6 +968,47 @@ def test_the_stack_check_comes_before_any_slow_check(command, monkeypatch, capsy
     assert err.count("\n") == 1 and f"missing: {', '.join(missing)}" in err
 
 
+@pytest.mark.parametrize(
+    "flags, present, refused",
+    [
+        ([], False, True),  # OpenRLHF's default is flash_attention_2
+        (["--ds.attn_implementation", "flash_attention_2"], False, True),
+        (["--ds.attn_implementation", "flash_attention_2"], True, False),
+        (["--ds.attn_implementation", "sdpa"], False, False),
+        (["--ds.attn_implementation", "eager"], False, False),
+        (["--ds.attn_implementation", "sdpa", "--ds.packing_samples"], False, True),  # packing forces flash
+        (["--ds.attn_implementation", "sdpa", "--ds.attn_implementation", "flash_attention_2"], False, True),
+    ],
+)
+def test_flash_attention_without_its_cuda_extension_is_refused(flags, present, refused):
+    from rarft_plugin.launch.checks import attention_problem
+
+    asked = []
+    problem = attention_problem(flags, findable=lambda name: asked.append(name) or present)
+    assert (problem is not None) == refused
+    if refused:
+        assert asked == ["flash_attn_2_cuda"] and "--ds.attn_implementation sdpa" in problem
+
+
+def test_the_attention_check_comes_before_any_slow_check(command, monkeypatch, capsys):
+    """The stack found but flash-attn's extension not (a stub flash_attn): one line, exit 2, before the checks."""
+    import importlib.util
+
+    from rarft_plugin import train
+
+    real = importlib.util.find_spec
+    present = {"vllm", "ray", "deepspeed", "openrlhf", "flash_attn"}
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: object() if name in present else None if name == "flash_attn_2_cuda" else real(name, *a),
+    )
+    monkeypatch.setattr(train, "prepare", lambda argv: pytest.fail("checks ran before the attention check"))
+    assert main([*command, "--ds.attn_implementation", "flash_attention_2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "flash_attn_2_cuda cannot be found here" in err and "nothing started" in err
+
+
 def test_saved_checkpoints_get_the_base_models_processor(tmp_path, tiny_model):
     """OpenRLHF saves a VLM with its tokenizer only; rarft-train completes the folders so they load again."""
     import shutil

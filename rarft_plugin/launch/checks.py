@@ -1,6 +1,7 @@
 """rarft-train's checks before Ray starts; each returns every problem it finds, as one line each.
 
-- the training stack is installed (`missing_training_stack`: before anything else, as it is cheap);
+- the training stack is installed (`missing_training_stack`: before anything else, as it is cheap), with
+  flash-attn's CUDA extension where the attention asks for it (`attention_problem`);
 - each dataset file (`validate_dataset`): every line a sound prompt row (`rarft_plugin.prompt_row.row_problems`:
   a label the reward variant can score, one video item in the chat, an absolute video, a prompt built
   with the expected template) whose label holds text only and, in the training set, a span its video
@@ -55,6 +56,7 @@ __all__ = [
     "TRAINING_STACK",
     "LengthLimit",
     "Placement",
+    "attention_problem",
     "clip_problems",
     "dataset_files",
     "length_limit",
@@ -81,17 +83,38 @@ def silent(_: str) -> None:
     """A `Say` that says nothing (the default: library callers and tests)."""
 
 
+def _findable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ValueError:  # in sys.modules without a spec: imported by other means
+        return True
+
+
 def missing_training_stack() -> list[str]:
     """The modules of TRAINING_STACK that cannot be found (a cheap look-up: nothing is imported)."""
-    missing = []
-    for name in TRAINING_STACK:
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except ValueError:  # in sys.modules without a spec: imported by other means
-            found = True
-        if not found:
-            missing.append(name)
-    return missing
+    return [name for name in TRAINING_STACK if not _findable(name)]
+
+
+# OpenRLHF 0.11's --ds.attn_implementation default, which --ds.packing_samples also forces
+FLASH_ATTENTION_2 = "flash_attention_2"
+FLASH_EXTENSION = "flash_attn_2_cuda"  # the compiled module a flash-attn 2 install puts beside flash_attn
+
+
+def attention_problem(argv: Sequence[str], findable: Callable[[str], bool] = _findable) -> str | None:
+    """Why the actor cannot load with the command's attention, or None. flash_attention_2 needs flash-attn's
+    CUDA extension; an install without it (a CPU wheel, a stub) imports `flash_attn` but fails inside the actors'
+    model load, minutes after Ray started (seen on an H100 on 2026-12-06: 271 s in)."""
+    wanted = last_value(argv, "--ds.attn_implementation") or FLASH_ATTENTION_2
+    if "--ds.packing_samples" in argv:
+        wanted = FLASH_ATTENTION_2
+    if wanted != FLASH_ATTENTION_2 or findable(FLASH_EXTENSION):
+        return None
+    return (
+        f"--ds.attn_implementation {FLASH_ATTENTION_2} (OpenRLHF's default, the recipes' and --ds.packing_samples') "
+        f"needs flash-attn's CUDA extension, and {FLASH_EXTENSION} cannot be found here: install flash-attn built "
+        "for this torch on the GPU machine (docs/train.md), or pass --ds.attn_implementation sdpa (slower: "
+        "Qwen2.5-VL's vision tower then attends window by window)"
+    )
 
 
 def preflight(launch: Launch, say: Say = silent) -> list[str]:
