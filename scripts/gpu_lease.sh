@@ -16,7 +16,7 @@
 #   .whl/curve   optional: a learning bench's assets/ and warm/ made on a CPU (scripts/gpu_run.py assets, warmstart
 #                --device cpu) under /tmp/lease/work/curve, the path they take here (the prompts name their clips)
 # LEASE_STEPS picks the steps, in order, each waiting for what it needs (default: "scale_n200", what 2026-12-06 left
-# to run, at SCALE_PROMPTS=8 SCALE_STEPS=3: a 16-prompt step of the 3B took over 10 minutes on an H100; also:
+# to run, at SCALE_PROMPTS=4 SCALE_STEPS=4: a 16-prompt step of the 3B took over 9 minutes on an H100; also:
 # scale_natural, smoke, positions, curve). LEASE_BESIDE (default: "scale_assets") runs beside them
 # from the start (no GPU work but a model build), so the 3B and its clips are made while the stack arrives;
 # scale_n200 waits for it. Where things live: /tmp/lease/{stage,site,site-scale,m,repo,work}, /tmp/lease/queue.log.
@@ -25,7 +25,7 @@ root=/tmp/lease
 stage=$root/stage work=$root/work
 repo_src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 steps=${LEASE_STEPS:-scale_n200}
-export SCALE_PROMPTS=${SCALE_PROMPTS:-8} SCALE_STEPS=${SCALE_STEPS:-3}  # a step that fits a lease (bench/gpu_scale.sh)
+export SCALE_PROMPTS=${SCALE_PROMPTS:-4} SCALE_STEPS=${SCALE_STEPS:-4}  # a step that fits a lease (bench/gpu_scale.sh)
 beside=${LEASE_BESIDE-scale_assets}
 
 log() { echo "[$(date +%H:%M:%S)] $*"; }
