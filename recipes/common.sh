@@ -104,7 +104,7 @@ rarft_memory_help() {  # the estimate models the hybrid engine only
         return
     fi
     echo "Memory, ESTIMATED from the published ${RECIPE_SIZE} Qwen2.5-VL architecture and this recipe's flags"
-    echo "(python -m rarft_plugin.launch.memory; not measured at this size: docs/gpu.md, \"Paper scale\"):"
+    echo "(python -m rarft_plugin.launch.memory), then what GPU runs measured (docs/gpu.md, \"Paper scale\"):"
     rarft_paper_args "${RECIPE_DEFAULT_GPUS:-8}"
     rarft_preset_args
     RARFT_ARGS+=(${RECIPE_EXTRA_ARGS[@]+"${RECIPE_EXTRA_ARGS[@]}"})

@@ -192,6 +192,9 @@ def test_help_gives_the_estimated_memory_of_the_recipe_and_of_one_gpu():
     assert "- one GPU of 141 GB (RARFT_NUM_GPUS=1 adds --ds.adam_offload):" in printed
     smoke = run_recipe("single_gpu_smoke.sh", "--help").stdout
     assert "- one GPU of 141 GB (RARFT_NUM_GPUS=1 adds nothing):" in smoke and "3.75 B parameters" in smoke
+    # and what a GPU run measured: none at 7b yet, the 3B's first step on an H100 (a cut-off phase as a bound)
+    assert "measured: nothing at 7b yet" in printed and "measured, 3b (one H100 80GB" in printed
+    assert "ppo_train >= 60 GB; host 54 GB" in smoke and "measured: nothing" not in smoke
 
 
 @pytest.mark.parametrize(

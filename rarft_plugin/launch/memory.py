@@ -5,7 +5,8 @@
 
 `estimate(architecture, setup)` is the one estimator; the recipes' `--help` prints it for their own flags
 (`recipes/common.sh`). Every number is arithmetic on the assumptions below, not a measurement; `docs/gpu.md`
-("Paper scale") compares it with what a GPU run measured.
+("Paper scale") compares it with what a GPU run measured, and `MEASURED` holds those figures (printed after the
+estimates with `--recipe`: the recipes' `--help`).
 
 Assumptions (OpenRLHF 0.11.2's hybrid engine: actor, reference and one vLLM engine per GPU, colocated):
 - Parameters are counted from the architecture (`parameter_counts`: the published Qwen2.5-VL configs give
@@ -50,11 +51,14 @@ from pathlib import Path
 __all__ = [
     "Architecture",
     "Estimate",
+    "MEASURED",
+    "Measured",
     "Setup",
     "architecture_of",
     "estimate",
     "fit_flags",
     "format_estimate",
+    "format_measured",
     "main",
     "parameter_counts",
     "setup_from_flags",
@@ -263,6 +267,40 @@ def format_estimate(model: Architecture, setup: Setup, result: Estimate) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Measured:
+    """Peak memory a GPU run measured (nvidia-smi and the host's MemTotal - MemAvailable, every second), in GB;
+    a phase in `partial` was cut off, its figure a lower bound. The estimates' check: docs/gpu.md, "Paper scale"."""
+
+    size: str  # the published architecture, random weights
+    run: str  # card, layout and settings
+    gpu: dict[str, float]  # generation, make_experience, ppo_train
+    host: float
+    partial: tuple[str, ...] = ()
+
+
+MEASURED = (
+    Measured(
+        size="3b",
+        run="one H100 80GB, recipes/time_r1.sh with RARFT_NUM_GPUS=1 (nothing added), sdpa, 16 prompts x 8, "
+        "200 new tokens, 2026-12-06: the first step, cut off in ppo_train before Adam's first update",
+        gpu={"generation": 65.3, "make_experience": 26.1, "ppo_train": 59.9},
+        host=53.7,
+        partial=("ppo_train",),
+    ),
+)
+
+
+def format_measured(size: str) -> str:
+    """What GPU runs measured, one line each (every size: a smaller one bounds a larger one), saying so where
+    none ran at `size`."""
+    lines = [] if any(m.size == size for m in MEASURED) else [f"measured: nothing at {size} yet"]
+    for m in MEASURED:
+        phases = ", ".join(f"{k} {'>= ' if k in m.partial else ''}{v:.0f}" for k, v in m.gpu.items())
+        lines.append(f"measured, {m.size} ({m.run}): GPU {phases} GB; host {m.host:.0f} GB")
+    return "\n".join(lines)
+
+
 ESTIMATED_MODEL_TYPE = "qwen2_5_vl"  # the layout parameter_counts follows
 HEADROOM = 0.95  # a GPU's memory an estimate may fill (fragmentation, NCCL and allocator buffers take the rest)
 
@@ -376,6 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print(f"- {each.gpus} GPUs of {each.gpu_memory / GB:.0f} GB:")
         print("  " + format_estimate(model, each, estimate(model, each)).replace("\n", "\n  "))
+    print(format_measured(args.size or "this model"))
     return 0
 
 
