@@ -21,7 +21,9 @@ the command's code.
 `report` reads each run's train.log (OpenRLHF's per-step lines: `gpu_run.py`'s `step_logs`), memory.csv and
 run.json, and writes `scale.md` / `scale.json`: per run the step time per phase (steps 2 on), tokens, generation
 tokens/s, truncated share, rarft's share, peak GPU memory per phase (summed over the GPUs, and of the fullest GPU) and
-peak host memory; then the forecast of the paper's run (`forecast`, every assumption in `ASSUMPTIONS`).
+peak host memory; then the forecast of the paper's run (`forecast`, every assumption in `ASSUMPTIONS`). Runs that
+all ended inside their first step (a lease ran out) get the phases they went through, from the log's time stamps,
+and no forecast (`cut_off_step`).
 """
 
 from __future__ import annotations
@@ -315,6 +317,53 @@ def phase_windows(status: dict, times: dict[str, datetime]) -> dict[str, tuple[f
     return windows
 
 
+_STAMP = r"(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)"
+# what a step logs before its "Global step" line, in order: vLLM wakes (generation starts), vLLM sleeps again
+# (generation ends), the trainer's "Sample:" line (make_experience ends)
+_CUT_OFF_MARKS = (
+    ("wake", re.compile(_STAMP + r" \[\S+\.py:\d+\] It took [\d.]+ seconds to wake up")),
+    ("sleep", re.compile(_STAMP + r" \[\S+\.py:\d+\] CuMemAllocator: sleep freed")),
+    ("sample", re.compile(_STAMP + r"\s+\S+\.py:\d+\]\s+Sample: ")),
+)
+
+
+def cut_off_step(text: str, samples: list[Sample]) -> dict | None:
+    """The first step of a run that ended before it logged one (a lease ran out, a crash): each phase's seconds
+    from the log's time stamps (`_CUT_OFF_MARKS`), the phase it was in when it ended (its seconds up to the last
+    memory sample: a lower bound), and the peak GPU memory (GiB, summed) inside each phase. None without a wake-up."""
+    if not samples:
+        return None
+    year, marks, wanted = samples[0].when.year, {}, iter(_CUT_OFF_MARKS)
+    name, pattern = next(wanted)
+    for line in text.splitlines():
+        found = pattern.search(line)
+        if not found:
+            continue
+        month, day, hour, minute, second = map(int, found.groups())
+        marks[name] = datetime(year, month, day, hour, minute, second).timestamp() + 0.5
+        step = next(wanted, None)
+        if step is None:
+            break
+        name, pattern = step
+    if "wake" not in marks:
+        return None
+    bounds = [marks.get("wake"), marks.get("sleep"), marks.get("sample")]
+    end = samples[-1].when.timestamp()
+    phases, peaks, cut = {}, {}, None
+    for phase, start, stop in zip(PHASES[:3], bounds, [*bounds[1:], None], strict=True):
+        if start is None:
+            break
+        if stop is None:
+            stop, cut = end, phase
+        phases[phase] = stop - start
+        inside = [
+            x.gpu_mib for x in samples if x.gpus_mib and start + MARGIN_S <= x.when.timestamp() <= stop - MARGIN_S
+        ]
+        if inside:
+            peaks[phase] = max(inside) / 1024
+    return {"phases_s": phases, "cut_off_in": cut, "gpu_peak_by_phase_gib": peaks}
+
+
 @dataclass(frozen=True)
 class Sample:
     when: datetime
@@ -379,6 +428,9 @@ def run_summary(run: Path) -> dict:
         summary["gpu_peak_gib"] = max(s.gpu_mib for s in samples) / 1024
         summary["gpu_peak_per_gpu_gib"] = max(s.fullest_gpu_mib for s in samples) / 1024
     if not logs:
+        cut = cut_off_step(text, samples)
+        if cut:
+            summary["cut_off_step"] = cut
         return summary
     kl = [abs(s["vllm_kl"]) for s in logs if "vllm_kl" in s]  # rollout vs training log-probs (is_correction_level)
     if kl:
@@ -518,6 +570,8 @@ def forecast(runs: list[dict], device: str, size: str, target: str, response_tok
 def report(args: argparse.Namespace) -> int:
     runs = [run_summary(path) for path in args.run]
     if not any(r["steps"] for r in runs):
+        if any("cut_off_step" in r for r in runs):
+            return report_cut_off(runs, args.out)
         print("no run has a 'Global step' line: nothing to report", file=sys.stderr)
         return 2
     lengths = json.loads((args.assets / "lengths.json").read_text()) if args.assets else None
@@ -568,6 +622,40 @@ def report(args: argparse.Namespace) -> int:
     write_atomic(args.out / "scale.md", "\n".join(lines) + "\n")
     write_atomic(args.out / "scale.json", json.dumps({"runs": runs, "forecasts": forecasts, "lengths": lengths,
                                                      "assumptions": ASSUMPTIONS}, indent=1))  # fmt: skip
+    print("\n".join(lines))
+    return 0
+
+
+def report_cut_off(runs: list[dict], out: Path) -> int:
+    """scale.md / scale.json for runs that ended inside their first step: what each phase took until then (no
+    forecast: a first step carries start-up, and the phase it was cut off in is a lower bound)."""
+    lines = [
+        "No run logged a step: each ended inside its first step (the first step carries start-up costs). Phase "
+        "times from the log's time stamps (vLLM's wake-up and sleep, the trainer's Sample: line); `>=`: the phase "
+        "the run was in when it ended, up to its last memory sample. No forecast.",
+        "",
+        "| run | attention | prompts a step | "
+        + " | ".join(PHASES[:3])
+        + " | GPU peak by phase (GiB) | host peak (GiB) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        cut = r.get("cut_off_step")
+        if not cut:
+            continue
+        times = [
+            (">= " if p == cut["cut_off_in"] else "") + f"{cut['phases_s'][p]:.0f} s" if p in cut["phases_s"] else "-"
+            for p in PHASES[:3]
+        ]
+        peaks = ", ".join(f"{p} {v:.1f}" for p, v in cut["gpu_peak_by_phase_gib"].items())
+        lines.append(
+            f"| {r['run']} | {r.get('attention', '?')} | {r.get('prompts_per_step', 16)} | "
+            + " | ".join(times)
+            + f" | {peaks} | {r.get('host_peak_gib', float('nan')):.1f} |"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "scale.md", "\n".join(lines) + "\n")
+    write_atomic(out / "scale.json", json.dumps({"runs": runs, "forecasts": []}, indent=1))
     print("\n".join(lines))
     return 0
 

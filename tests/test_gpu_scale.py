@@ -239,6 +239,55 @@ def test_report_writes_the_table_and_the_forecast(tmp_path, capsys):
     assert saved["forecasts"][0]["generation_split"]["per_token_s"] == pytest.approx((20.0 - 12.0) / 500)
 
 
+CUT_OFF_LOG = Path(__file__).parent / "support" / "openrlhf_0_11_2_scale_cut_off.log"  # the H100's 3B, 2026-12-06
+CUT_OFF_MEMORY = Path(__file__).parent / "support" / "scale_cut_off_memory.csv"
+
+
+def cut_off_run(folder: Path, log: str) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "train.log").write_text(log)
+    (folder / "memory.csv").write_bytes(CUT_OFF_MEMORY.read_bytes())
+    (folder / "run.json").write_text(json.dumps({"attention": "sdpa", "prompts_per_step": 16, "complete": False}))
+    return folder
+
+
+def test_a_run_cut_off_in_its_first_step_reports_its_phases(tmp_path, capsys):
+    """The H100 run that the lease's end cut off in ppo_train: wake-up 04:59:20, asleep 05:01:31, Sample: 05:05:17,
+    last memory sample 05:08:56; peaks inside each phase from its memory.csv."""
+    run = cut_off_run(tmp_path / "n200", CUT_OFF_LOG.read_text())
+    assert SCALE["main"](["report", "--run", str(run), "--out", str(tmp_path)]) == 0
+    cut = json.loads((tmp_path / "scale.json").read_text())["runs"][0]["cut_off_step"]
+    assert cut["phases_s"] == pytest.approx({"generation": 131.0, "make_experience": 226.0, "ppo_train": 219.0}, abs=1)
+    assert cut["cut_off_in"] == "ppo_train"
+    assert {k: round(v, 1) for k, v in cut["gpu_peak_by_phase_gib"].items()} == {
+        "generation": 60.8, "make_experience": 26.6, "ppo_train": 55.8}  # fmt: skip
+    table = (tmp_path / "scale.md").read_text()
+    assert "| n200 | sdpa | 16 | 131 s | 226 s | >= 219 s |" in table and "No forecast" in table
+
+
+@pytest.mark.parametrize(
+    "cut_after, in_phase, phases",
+    [
+        ("Sample: ", "ppo_train", 3),  # the whole log: cut off in ppo_train
+        ("sleep freed 39.97 GiB memory in total", "make_experience", 2),  # ended before the Sample: line
+        ("wake up tags ['kv_cache']", "generation", 1),  # ended while generating
+    ],
+)
+def test_the_phase_a_run_ended_in_is_a_lower_bound(tmp_path, cut_after, in_phase, phases):
+    lines = CUT_OFF_LOG.read_text().splitlines()
+    last = max(i for i, line in enumerate(lines) if cut_after in line)
+    summary = SCALE["run_summary"](cut_off_run(tmp_path / "run", "\n".join(lines[: last + 1])))
+    cut = summary["cut_off_step"]
+    assert cut["cut_off_in"] == in_phase and len(cut["phases_s"]) == phases
+
+
+def test_a_log_without_a_wake_up_reports_nothing(tmp_path, capsys):
+    lines = [line for line in CUT_OFF_LOG.read_text().splitlines() if "wake up" not in line]
+    run = cut_off_run(tmp_path / "run", "\n".join(lines))
+    assert SCALE["main"](["report", "--run", str(run), "--out", str(tmp_path)]) == 2
+    assert not (tmp_path / "scale.md").exists()
+
+
 def test_report_without_any_step_is_an_error(tmp_path, capsys):
     (tmp_path / "natural").mkdir()
     assert SCALE["main"](["report", "--run", str(tmp_path / "natural"), "--out", str(tmp_path)]) == 2

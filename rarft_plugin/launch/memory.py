@@ -284,7 +284,7 @@ MEASURED = (
         size="3b",
         run="one H100 80GB, recipes/time_r1.sh with RARFT_NUM_GPUS=1 (nothing added), sdpa, 16 prompts x 8, "
         "200 new tokens, 2026-12-06: the first step, cut off in ppo_train before Adam's first update",
-        gpu={"generation": 65.3, "make_experience": 26.1, "ppo_train": 59.9},
+        gpu={"generation": 65.3, "make_experience": 28.6, "ppo_train": 59.9},
         host=53.7,
         partial=("ppo_train",),
     ),
