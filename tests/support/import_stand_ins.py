@@ -66,4 +66,5 @@ def install_import_stand_ins() -> list[str]:
         )
         module("flash_attn.utils")
         module("flash_attn.utils.distributed", all_gather=all_gather)
+        module("flash_attn_2_cuda")  # the compiled extension rarft-train's attention check looks for
     return registered
