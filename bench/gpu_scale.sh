@@ -70,8 +70,9 @@ clips=$((prompts * steps))
 attn=${SCALE_ATTN:-}
 if [[ -z $attn ]]; then
     attn=sdpa
-    "$python" -c "import importlib.util as u, sys; sys.exit(u.find_spec('flash_attn_2_cuda') is None)" 2> /dev/null \
-        && attn=flash_attention_2
+    # flash_attention_2 where rarft-train's check lets it run (flash-attn's CUDA extension installed)
+    "$python" -c "import sys; from rarft_plugin.launch.checks import attention_problem as a; sys.exit(bool(a([])))" \
+        2> /dev/null && attn=flash_attention_2
 fi
 started=$(date +%s)
 scale assets --out "$out/assets" --size "$size" --charades $((clips - clips / 4)) --activitynet $((clips / 4))

@@ -17,7 +17,6 @@ The defaults are the paper-size Charades-like clip (30 s at 2 FPS within the ~2.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
@@ -26,14 +25,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rarft_plugin.io_utils import write_atomic  # noqa: E402
+from rarft_plugin.launch.checks import attention_problem  # noqa: E402
 from rarft_plugin.models.qwen2_5_vl import PUBLISHED_CONFIGS  # noqa: E402
 
 IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
 
 
 def installed(implementation: str) -> bool:
-    """flash_attention_2 needs flash-attn's CUDA extension (a stub `flash_attn` is not enough)."""
-    return implementation != "flash_attention_2" or importlib.util.find_spec("flash_attn_2_cuda") is not None
+    """As rarft-train's check decides it: flash_attention_2 needs flash-attn's CUDA extension."""
+    return attention_problem(["--ds.attn_implementation", implementation]) is None
 
 
 def windows(grid: tuple[int, int, int], vision: dict) -> int:

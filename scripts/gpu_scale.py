@@ -98,15 +98,14 @@ def interleave(chosen: list[tuple[str, dict]], kinds) -> list[tuple[str, dict]]:
     >>> [k for k, _ in interleave([("a", 1), ("a", 2), ("a", 3), ("b", 4)], (("a", 3), ("b", 1)))]
     ['a', 'b', 'a', 'a']
     """
-    total = sum(count for _, count in kinds)
-    queues = {kind: [pair for pair in chosen if pair[0] == kind] for kind, _ in kinds}
-    taken = dict.fromkeys(queues, 0)
+    counts = dict(kinds)
+    total = sum(counts.values())
+    queues = {kind: [pair for pair in chosen if pair[0] == kind] for kind in counts}
+    taken = dict.fromkeys(counts, 0)
     out = []
     for position in range(1, total + 1):
         # the kind furthest behind its share of the first `position` rows
-        kind = max(
-            (k for k, count in kinds if taken[k] < count), key=lambda k: dict(kinds)[k] * position / total - taken[k]
-        )
+        kind = max((k for k in counts if taken[k] < counts[k]), key=lambda k: counts[k] * position / total - taken[k])
         out.append(queues[kind][taken[kind]])
         taken[kind] += 1
     return out
@@ -265,7 +264,8 @@ def measure(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- report
 
-_LOG_TIME = re.compile(r"(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)\s+\S+\.py:\d+\]\s+(?:\S*\s*Global step (\d+):|Sample: )")
+_STAMP = r"(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)"  # OpenRLHF's and vLLM's log time stamps: month-day time
+_LOG_TIME = re.compile(_STAMP + r"\s+\S+\.py:\d+\]\s+(?:\S*\s*Global step (\d+):|Sample: )")
 
 
 def log_times(text: str, year: int) -> dict[int, dict[str, datetime]]:
@@ -317,7 +317,6 @@ def phase_windows(status: dict, times: dict[str, datetime]) -> dict[str, tuple[f
     return windows
 
 
-_STAMP = r"(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)"
 # what a step logs before its "Global step" line, in order: vLLM wakes (generation starts), vLLM sleeps again
 # (generation ends), the trainer's "Sample:" line (make_experience ends)
 _CUT_OFF_MARKS = (
