@@ -332,18 +332,16 @@ def cut_off_step(text: str, samples: list[Sample]) -> dict | None:
     memory sample: a lower bound), and the peak GPU memory (GiB, summed) inside each phase. None without a wake-up."""
     if not samples:
         return None
-    year, marks, wanted = samples[0].when.year, {}, iter(_CUT_OFF_MARKS)
-    name, pattern = next(wanted)
+    year, marks, pending = samples[0].when.year, {}, list(_CUT_OFF_MARKS)
     for line in text.splitlines():
-        found = pattern.search(line)
-        if not found:
-            continue
-        month, day, hour, minute, second = map(int, found.groups())
-        marks[name] = datetime(year, month, day, hour, minute, second).timestamp() + 0.5
-        step = next(wanted, None)
-        if step is None:
+        if not pending:
             break
-        name, pattern = step
+        name, pattern = pending[0]
+        found = pattern.search(line)
+        if found:  # the middle of the logged second
+            month, day, hour, minute, second = map(int, found.groups())
+            marks[name] = datetime(year, month, day, hour, minute, second).timestamp() + 0.5
+            pending.pop(0)
     if "wake" not in marks:
         return None
     bounds = [marks.get("wake"), marks.get("sleep"), marks.get("sample")]
@@ -355,11 +353,9 @@ def cut_off_step(text: str, samples: list[Sample]) -> dict | None:
         if stop is None:
             stop, cut = end, phase
         phases[phase] = stop - start
-        inside = [
-            x.gpu_mib for x in samples if x.gpus_mib and start + MARGIN_S <= x.when.timestamp() <= stop - MARGIN_S
-        ]
-        if inside:
-            peaks[phase] = max(inside) / 1024
+        peak = window_peak_gib(samples, start + MARGIN_S, stop - MARGIN_S)
+        if peak is not None:
+            peaks[phase] = peak
     return {"phases_s": phases, "cut_off_in": cut, "gpu_peak_by_phase_gib": peaks}
 
 
@@ -403,14 +399,21 @@ def memory_by_phase(
         if status["step"] not in times:
             continue
         for phase, (start, stop) in phase_windows(status, times[status["step"]]).items():
-            inside = [
-                s.fullest_gpu_mib if fullest else s.gpu_mib
-                for s in samples
-                if s.gpus_mib and start <= s.when.timestamp() <= stop  # a sample without GPUs read: no figure
-            ]
-            if inside:
-                peaks[phase] = max(peaks.get(phase, 0.0), max(inside) / 1024)
+            peak = window_peak_gib(samples, start, stop, fullest=fullest)
+            if peak is not None:
+                peaks[phase] = max(peaks.get(phase, 0.0), peak)
     return peaks
+
+
+def window_peak_gib(samples: list[Sample], start: float, stop: float, *, fullest: bool = False) -> float | None:
+    """Peak GPU memory (GiB, summed over the GPUs; `fullest`: of the fullest GPU) of the samples in [start, stop]
+    (epoch seconds), or None where none was taken (a sample without GPUs read gives no figure)."""
+    inside = [
+        s.fullest_gpu_mib if fullest else s.gpu_mib
+        for s in samples
+        if s.gpus_mib and start <= s.when.timestamp() <= stop
+    ]
+    return max(inside) / 1024 if inside else None
 
 
 def run_summary(run: Path) -> dict:
@@ -617,12 +620,8 @@ def report(args: argparse.Namespace) -> int:
     lines += ["", "Assumptions:", *(f"- {a}" for a in ASSUMPTIONS)]
     if lengths:
         lines += ["", f"Prompt lengths (lengths.json): {json.dumps(lengths['kinds'])}"]
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.out / "scale.md", "\n".join(lines) + "\n")
-    write_atomic(args.out / "scale.json", json.dumps({"runs": runs, "forecasts": forecasts, "lengths": lengths,
-                                                     "assumptions": ASSUMPTIONS}, indent=1))  # fmt: skip
-    print("\n".join(lines))
-    return 0
+    data = {"runs": runs, "forecasts": forecasts, "lengths": lengths, "assumptions": ASSUMPTIONS}
+    return write_report(args.out, lines, data)
 
 
 def report_cut_off(runs: list[dict], out: Path) -> int:
@@ -652,9 +651,14 @@ def report_cut_off(runs: list[dict], out: Path) -> int:
             + " | ".join(times)
             + f" | {peaks} | {r.get('host_peak_gib', float('nan')):.1f} |"
         )
+    return write_report(out, lines, {"runs": runs, "forecasts": []})
+
+
+def write_report(out: Path, lines: list[str], data: dict) -> int:
+    """OUT/scale.md (the lines, also printed) and OUT/scale.json (`data`), each written whole."""
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "scale.md", "\n".join(lines) + "\n")
-    write_atomic(out / "scale.json", json.dumps({"runs": runs, "forecasts": []}, indent=1))
+    write_atomic(out / "scale.json", json.dumps(data, indent=1))
     print("\n".join(lines))
     return 0
 
