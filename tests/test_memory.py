@@ -102,14 +102,29 @@ def test_the_kv_cache_note_says_when_rollouts_queue():
         (SEVEN_B, 8, 80, []),  # the paper's 8 x A100
         (SEVEN_B, 1, 141, ["--ds.adam_offload"]),  # 18 bytes x 7.6 B parameters do not fit one H200
         (THREE_B, 1, 141, []),
-        (THREE_B, 1, 80, ["--ds.adam_offload"]),
-        (SEVEN_B, 1, 48, ["--ds.adam_offload", "--ref.offload"]),
+        (THREE_B, 1, 86, ["--ref.offload"]),  # an H100 80GB's 85.5 GB: the reference's 7.5 GB is enough
+        (THREE_B, 1, 80, ["--ds.adam_offload"]),  # ... but not on 80: the actor's states go
+        (SEVEN_B, 1, 80, ["--ds.adam_offload", "--ref.offload"]),
+        (SEVEN_B, 1, 48, ["--ds.adam_offload", "--ref.offload"]),  # does not fit at all: the closest
+        (SEVEN_B, 2, 80, ["--ds.adam_offload"]),
     ],
 )
-def test_fit_flags_add_offloads_until_the_estimate_fits(model, gpus, memory, flags):
+def test_fit_flags_add_the_cheapest_offloads_that_fit(model, gpus, memory, flags):
     added, setup = fit_flags(model, Setup(gpus=gpus, gpu_memory=memory * GB))
     assert added == flags
-    assert setup.adam_offload is ("--ds.adam_offload" in flags)
+    assert (setup.adam_offload, setup.ref_offload) == ("--ds.adam_offload" in flags, "--ref.offload" in flags)
+
+
+def test_fit_flags_add_nothing_the_setup_has():
+    added, setup = fit_flags(SEVEN_B, Setup(gpus=1, gpu_memory=80 * GB, ref_offload=True))
+    assert added == ["--ds.adam_offload"] and setup.ref_offload and setup.adam_offload
+
+
+def test_every_phase_carries_what_a_gpu_measured_beyond_the_model():
+    phases = estimate(THREE_B, Setup(gpus=1, gpu_memory=86 * GB)).gpu
+    assert {phase: parts["unaccounted (measured: allocator cache, workspaces)"] for phase, parts in phases.items()} == {
+        phase: 5 * GB for phase in ("generation", "make_experience", "ppo_train")
+    }
 
 
 def test_the_estimate_of_a_model_directory_uses_its_config(tmp_path, capsys):

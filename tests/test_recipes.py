@@ -205,7 +205,7 @@ def test_help_gives_the_estimated_memory_of_the_recipe_and_of_one_gpu():
     ],
 )
 def test_the_estimate_follows_the_preset_and_the_decoding_processes(env, host):
-    peak = "8.29 B parameters: GPU peak 47 GB in generation (make_experience 13, ppo_train 35): fits in 95%"
+    peak = "8.29 B parameters: GPU peak 52 GB in generation (make_experience 18, ppo_train 40): fits in 95%"
     assert f"{peak}; {host}" in run_recipe("time_r1.sh", "--help", **env).stdout
 
 
@@ -222,11 +222,12 @@ def test_a_recipe_without_an_estimate_says_so_and_one_gpu_adds_nothing(inputs):
 @pytest.mark.parametrize(
     ("size", "gpus", "gpu_memory", "offload"),
     [
-        ("7b", "1", "141", True),
-        ("3b", "1", "141", False),
-        ("3b", "1", "80", True),
-        ("7b", "8", "80", False),
-        ("7b", "2", "80", True),  # ZeRO-3 over 2: 61 GB of actor states a GPU beside the weights
+        ("7b", "1", "141", (True, False)),
+        ("3b", "1", "141", (False, False)),
+        ("3b", "1", "86", (False, True)),  # an H100 80GB as nvidia-smi reports it (81,559 MiB)
+        ("3b", "1", "80", (True, False)),
+        ("7b", "8", "80", (False, False)),
+        ("7b", "2", "80", (True, False)),  # ZeRO-3 over 2: 61 GB of actor states a GPU beside the weights
     ],
 )
 def test_the_gpus_get_what_the_memory_estimate_says_they_need(inputs, tmp_path, size, gpus, gpu_memory, offload):
@@ -238,7 +239,7 @@ def test_the_gpus_get_what_the_memory_estimate_says_they_need(inputs, tmp_path, 
     _, parsed = dry_run_arguments(
         "time_r1.sh", {**inputs, "model": model}, RARFT_NUM_GPUS=gpus, RARFT_GPU_MEMORY=gpu_memory
     )
-    assert parsed.ds.adam_offload is offload and parsed.ref.offload is False
+    assert (parsed.ds.adam_offload, parsed.ref.offload) == offload
 
 
 # The layouts a multi-GPU run tries (scripts/gpu_multi.py: hybrid engine or vLLM on GPUs of its own, engines of 1 or

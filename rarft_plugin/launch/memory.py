@@ -33,6 +33,7 @@ Assumptions (OpenRLHF 0.11.2's hybrid engine: actor, reference and one vLLM engi
   driver, trainer and Ray ~6 GB; each vLLM engine's clip caches (`rarft_plugin.video`, the executor) 1.3 GB
   and its decoding processes ($RARFT_DECODE_PROCESSES, default none: `DecodePool`) 0.55 GB each (measured on a
   CPU after a 480p clip).
+- Every GPU phase adds `UNACCOUNTED` (5 GB): what a GPU run measured above the parts modelled here.
 
 Qwen2.5-VL only: the parameter count follows its layout (biased q/k/v, gated vision MLP, one merger); another
 family's config is refused rather than estimated wrong.
@@ -71,6 +72,10 @@ DRIVER_HOST = 6 * GB
 CLIP_CACHES = 1.3 * GB  # the executor's frame and prompt caches
 DECODE_PROCESS_HOST = 0.55 * GB  # one DecodePool process after a 480p clip
 VLLM_ASLEEP = 1.0 * GB
+# What nvidia-smi showed above the modelled parts in every phase of the 3B's first step on an H100 (2026-12-06:
+# generation 4.9, make_experience 4.6, ppo_train before Adam's first update 5.6 GB): PyTorch's allocator cache,
+# cuBLAS / NCCL workspaces, the processes' contexts beyond the estimate's
+UNACCOUNTED = 5.0 * GB
 PIXEL_BYTES_PER_VIDEO_TOKEN = 4 * 2 * 14 * 14 * 3 * 4  # 4 patches x (2 frames x 14 x 14 x 3) values x fp32
 DEFAULT_VIDEO_TOKENS = 3584  # the paper's pixel budget, 3584·28·28, is at most this many video tokens
 
@@ -198,7 +203,12 @@ def estimate(model: Architecture, setup: Setup) -> Estimate:
     }
     states_on_gpu = 0.0 if setup.adam_offload else states
     asleep = VLLM_ASLEEP if setup.vllm_sleep else vllm_awake
-    base = {"actor bf16 weights": weights, "reference bf16 weights": reference, "CUDA contexts": contexts}
+    base = {
+        "actor bf16 weights": weights,
+        "reference bf16 weights": reference,
+        "CUDA contexts": contexts,
+        "unaccounted (measured: allocator cache, workspaces)": UNACCOUNTED,
+    }
     gpu = {
         "generation": {
             **base,
@@ -302,21 +312,22 @@ def format_measured(size: str) -> str:
 
 
 ESTIMATED_MODEL_TYPE = "qwen2_5_vl"  # the layout parameter_counts follows
+FIT_FIELDS = {"--ds.adam_offload": "adam_offload", "--ref.offload": "ref_offload"}
 HEADROOM = 0.95  # a GPU's memory an estimate may fill (fragmentation, NCCL and allocator buffers take the rest)
 
 
 def fit_flags(model: Architecture, setup: Setup) -> tuple[list[str], Setup]:
-    """The flags that make `setup` fit its GPUs by the estimate, in this order until it fits: `--ds.adam_offload`
-    (the actor's fp32 states to the host), then `--ref.offload` (the reference weights to the host); with the setup
-    they give. The vLLM fraction is left alone: a smaller KV cache only queues rollouts."""
-    flags: list[str] = []
-    for flag, change in (("--ds.adam_offload", "adam_offload"), ("--ref.offload", "ref_offload")):
-        if estimate(model, setup).gpu_peak()[1] <= HEADROOM * setup.gpu_memory:
+    """The cheapest flags that make `setup` fit its GPUs by the estimate, with the setup they give: nothing, else
+    `--ref.offload` (the reference's bf16 weights to the host, streamed in for its forward), else
+    `--ds.adam_offload` (the actor's fp32 states to the host, Adam on the CPU every step), else both (also when
+    even both do not fit: the closest). The vLLM fraction is left alone: a smaller KV cache only queues rollouts."""
+    choices = ((), ("--ref.offload",), ("--ds.adam_offload",), ("--ds.adam_offload", "--ref.offload"))
+    for flags in choices:
+        tried = dataclasses.replace(setup, **{FIT_FIELDS[flag]: True for flag in flags})
+        if estimate(model, tried).gpu_peak()[1] <= HEADROOM * setup.gpu_memory:
             break
-        if not getattr(setup, change):
-            flags.append(flag)
-            setup = dataclasses.replace(setup, **{change: True})
-    return flags, setup
+    added = [flag for flag in flags if not getattr(setup, FIT_FIELDS[flag])]
+    return added, tried
 
 
 def setup_from_flags(argv: Sequence[str], gpu_memory: float = 80 * GB) -> Setup:
