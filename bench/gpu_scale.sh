@@ -16,7 +16,8 @@
 #            default 4): the pool inside vLLM's Ray actor, against n200's rarft share and video prep per rollout.
 # Decoding: natural and n200 decode in the engine's own process (RARFT_DECODE_PROCESSES=SCALE_DECODE_PROCESSES,
 # default 0, the shipped default); each run's run.json and the report name the setting. Call 1 also measures
-# both settings outside training (bench/video_pipeline.py: threads vs 4 processes, on the run's own clips).
+# the decoders outside training (bench/video_pipeline.py: decord serialised, PyAV threads, 4 processes, on the
+# run's own clips).
 # What differs from recipes/time_r1.sh, and why (every other flag is the recipe's):
 #   RARFT_NUM_GPUS=1              one GPU: actor, reference and one vLLM engine share it (the recipe then adds
 #                                 what its memory estimate says one GPU needs: --ds.adam_offload for the 7B);
@@ -77,14 +78,14 @@ fi
 started=$(date +%s)
 scale assets --out "$out/assets" --size "$size" --charades $((clips - clips / 4)) --activitynet $((clips / 4))
 echo "assets ready after $(($(date +%s) - started)) s"
-# rarft's video preparation on this host's cores, on the run's own clips: decord serialised in the engine's threads
-# vs the executor's DecodePool (4 processes; the shipped default is 0, no pool) -- the before/after of taking
-# decoding off the critical path, where a 2-core development machine cannot show it
-charades=$((clips - clips / 4))
-[[ -f $out/video_pipeline.txt ]] || "$python" "$repo/bench/video_pipeline.py" --paper charades \
-    --clips "$out/assets/videos" --prompts $((charades < 16 ? charades : 16)) --processes 4 \
+# rarft's video preparation on this host's cores, on the run's own clips (3 Charades-like to 1 ActivityNet-like),
+# torch on one thread as in vLLM's Ray actor: decord serialised in the engine's threads (before 2026-12-06) vs PyAV
+# in them (the executor's) vs the executor's DecodePool (4 processes; the shipped default is 0, no pool) -- the
+# before/after of taking decoding off the critical path, where a 2-core development machine cannot show it
+[[ -f $out/video_pipeline.txt ]] || "$python" "$repo/bench/video_pipeline.py" --paper mixed \
+    --clips "$out/assets/videos" --prompts $((clips < 16 ? clips : 16)) --processes 4 --torch-threads 1 \
     > "$out/video_pipeline.txt" 2>&1 || true
-tail -5 "$out/video_pipeline.txt"
+tail -8 "$out/video_pipeline.txt"
 
 max_prompt=$("$python" -c "import json,sys; print(json.load(open(sys.argv[1]))['max_prompt_tokens'])" \
     "$out/assets/lengths.json")

@@ -8,15 +8,17 @@ about a factor G of the work. Both wall time and process CPU time are reported: 
 ratio is the work saved, and does not move with other load on the machine. Also decord vs PyAV
 decode rate (frames/s) on the same clips.
 
-With `--paper KIND` (charades: 30 s 480p; activitynet: 150 s 720p; H.264, each clip its own content:
-`rarft_plugin.stand_ins.write_paper_clips`, kept in `--clips DIR` for the next run) it measures instead what the
-paper's scale asks of the executor: the decode time of one clip (decode + resize, one at a time), and a step of
-`--prompts` distinct clips × G rollouts all in flight, every clip a cache miss, decoded in the engine's threads
-through decord's lock (the executor's default) vs in a `DecodePool` of `--processes` worker processes (the executor
-with RARFT_DECODE_PROCESSES=N).
+With `--paper KIND` (charades: 30 s 480p; activitynet: 150 s 720p; mixed: 3 of the first to 1 of the second, as
+bench/gpu_scale.sh's prompts; H.264, each clip its own content: `rarft_plugin.stand_ins.write_paper_clips`, kept in
+`--clips DIR` for the next run) it measures instead what the paper's scale asks of the executor: the decode time of
+one clip with decord and with PyAV (decode + resize, one at a time), and a step of `--prompts` distinct clips × G
+rollouts all in flight, every clip a cache miss, in the engine's threads with decord (serialised by its lock: the
+executor before 2026-12-06) vs PyAV (the executor's decoder, `video.ROLLOUT_BACKEND`, no lock) vs in a
+`DecodePool` of `--processes` worker processes (the executor with RARFT_DECODE_PROCESSES=N). `--torch-threads 1`
+gives torch the one thread it has in a vLLM engine's Ray actor.
 
     python bench/video_pipeline.py [--prompts 16] [--group 8] [--seconds 60]
-    python bench/video_pipeline.py --paper charades --clips DIR [--prompts 16] [--processes 2]
+    python bench/video_pipeline.py --paper mixed --clips DIR [--prompts 16] [--processes 2] [--torch-threads 1]
 """
 
 from __future__ import annotations
@@ -30,22 +32,26 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rarft_plugin import video  # noqa: E402
 from rarft_plugin.models import default_family  # noqa: E402
 from rarft_plugin.openrlhf_agent import _PREPARED, clear_prepared_cache, prepare_video_prompt  # noqa: E402
 from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_paper_clips, write_test_video  # noqa: E402
-from rarft_plugin.video import DecodePool, cache_stats, clear_cache, sample_frames  # noqa: E402
+from rarft_plugin.video import ROLLOUT_BACKEND, DecodePool, cache_stats, clear_cache, sample_frames  # noqa: E402
 
 
-def rollouts(processor, prompt, clips, group, cache, pool=None) -> tuple[float, float]:
+def rollouts(processor, prompt, clips, group, cache, pool=None, backend=ROLLOUT_BACKEND) -> tuple[float, float]:
     """(wall s, CPU s of this process) to prepare every rollout of every prompt, all dispatched together."""
 
     async def dispatch():
         await asyncio.gather(
             *[
-                asyncio.to_thread(prepare_video_prompt, processor, prompt, str(clip), cache=cache, pool=pool)
+                asyncio.to_thread(
+                    prepare_video_prompt, processor, prompt, str(clip), cache=cache, pool=pool, backend=backend
+                )
                 for clip in clips
                 for _ in range(group)
             ]
@@ -89,34 +95,57 @@ def sample_rate(clips, backend) -> float:
     return frames / (time.perf_counter() - started)
 
 
+def paper_clips(directory: Path, kind: str, count: int) -> list[Path]:
+    """`count` paper-size clips of `kind`; "mixed": 3 Charades-like to 1 ActivityNet-like, interleaved, as the
+    scale bench's prompts (scripts/gpu_scale.py) take them."""
+    if kind != "mixed":
+        return write_paper_clips(directory, kind, count)
+    longer = write_paper_clips(directory, "activitynet", count // 4)
+    shorter = write_paper_clips(directory, "charades", count - count // 4)
+    groups = [[*shorter[3 * i : 3 * i + 3], longer[i]] for i in range(len(longer))]
+    return [clip for group in groups for clip in group] + shorter[3 * len(longer) :]
+
+
 def paper_scale(args, processor, prompt) -> None:
-    """Decode time per paper-size clip, and a step's distinct clips decoded in threads (decord's lock) vs a pool."""
+    """Decode time per paper-size clip, and a step's distinct clips prepared in the engine's threads with decord
+    (serialised by its lock: the executor before 2026-12-06) vs PyAV (the executor's decoder, no lock) vs a pool."""
     started = time.perf_counter()
-    clips = write_paper_clips(args.clips, args.paper, args.prompts)
+    clips = paper_clips(args.clips, args.paper, args.prompts)
     print(
         f"{len(clips)} {args.paper} clips in {args.clips} ({time.perf_counter() - started:.0f} s to make the missing)"
     )
     timed = clips[: args.timed]
-    started = time.perf_counter()
-    frames = [sample_frames(str(clip), cache=False) for clip in timed]
-    per_clip = (time.perf_counter() - started) / len(timed)
-    shape = frames[0].frames.shape
-    print(
-        f"decode + resize, one clip at a time: {per_clip:.2f} s a clip ({shape[0]} frames of {shape[2]}x{shape[1]} "
-        f"sampled at 2 FPS; mean of {len(timed)})"
-    )
+    for backend in ("decord", "pyav"):
+        started = time.perf_counter()
+        frames = [sample_frames(str(clip), cache=False, backend=backend) for clip in timed]
+        per_clip = (time.perf_counter() - started) / len(timed)
+        shapes = sorted({f"{len(f.frames)} frames of {f.frames.shape[2]}x{f.frames.shape[1]}" for f in frames})
+        print(
+            f"decode + resize with {backend}, one clip at a time: {per_clip:.2f} s a clip ({', '.join(shapes)}, "
+            f"2 FPS; mean of {len(timed)})"
+        )
     pool = DecodePool(args.processes)
     try:
         sample_frames(str(clips[0]), cache=False, pool=pool)  # the workers start outside the timing
+        serialised = rollouts(processor, prompt, clips, args.group, cache=True, backend="decord")
         threads = rollouts(processor, prompt, clips, args.group, cache=True)
         pooled = rollouts(processor, prompt, clips, args.group, cache=True, pool=pool)
     finally:
         pool.close()
     total = len(clips) * args.group
-    print(f"a step of {len(clips)} distinct clips x G={args.group} rollouts, all in flight, decode + processor:")
-    print(f"  engine threads, decord serialised  {threads[0]:7.1f} s  ({total / threads[0]:.2f} rollouts/s)")
-    print(f"  DecodePool({args.processes})                {pooled[0]:7.1f} s  ({total / pooled[0]:.2f} rollouts/s)")
-    print(f"  pool vs threads: {threads[0] / pooled[0]:.2f}x faster (CPU cores here: {os.cpu_count()})")
+    print(
+        f"a step of {len(clips)} distinct clips x G={args.group} rollouts, all in flight, decode + processor "
+        f"(torch threads {torch.get_num_threads()}, CPU cores {os.cpu_count()}):"
+    )
+    rows = (
+        ("engine threads, decord serialised", serialised),
+        (f"engine threads, {ROLLOUT_BACKEND} (the executor's)", threads),
+        (f"DecodePool({args.processes})", pooled),
+    )
+    for name, (wall, _) in rows:
+        print(f"  {name:<38} {wall:7.1f} s  ({total / wall:.2f} rollouts/s)")
+    print(f"  {ROLLOUT_BACKEND} threads vs decord serialised: {serialised[0] / threads[0]:.2f}x faster")
+    print(f"  pool vs threads: {threads[0] / pooled[0]:.2f}x faster")
 
 
 def _prompt(processor) -> str:
@@ -132,11 +161,25 @@ def main() -> int:
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--group", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--paper", choices=("charades", "activitynet"), default=None, help="paper-size clips")
+    parser.add_argument(
+        "--paper",
+        choices=("charades", "activitynet", "mixed"),
+        default=None,
+        help="paper-size clips (mixed: 3 Charades-like to 1 ActivityNet-like)",
+    )
     parser.add_argument("--clips", type=Path, default=Path("runs/bench_clips"), help="where --paper clips are kept")
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="DecodePool size (--paper)")
     parser.add_argument("--timed", type=int, default=4, help="clips decoded one at a time (--paper)")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="torch's threads, e.g. 1 as in a vLLM engine's Ray actor (Ray sets OMP_NUM_THREADS=1 for an actor "
+        "with less than one CPU; default: torch's own)",
+    )
     args = parser.parse_args()
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
 
     from transformers import AutoProcessor
 

@@ -13,13 +13,12 @@ field (`--data.image_key video`): a JSON string `{"path", "video_start", "video_
    the expanded prompt tokens and training tensors (`mm_train_inputs`) it trains on are the ones
    the rollout saw (`process_video_prompt` of the family). Both steps are cached per process and
    single-flight: the G rollouts of a prompt, which OpenRLHF starts together, decode and preprocess
-   the clip once. $RARFT_DECODE_PROCESSES > 0 decodes clips in that many worker processes
-   (`rarft_plugin.video.DecodePool`): OpenRLHF dispatches a step's prompts all at once and the executor
-   cannot know the next step's (the trainer's driver draws them from a shuffled loader), so what it can
-   do is decode a step's distinct clips in parallel, which decord's thread-safety lock forbids inside
-   one process. The default, 0, decodes in this process: the pool has not run inside vLLM's Ray actor
-   yet, and on 2 loaded CPU cores it was slower for Charades-like clips (0.84x, docs/gpu.md "Paper
-   scale"); `bench/gpu_scale.sh` measures both;
+   the clip once. Clips are decoded with PyAV (`rarft_plugin.video.ROLLOUT_BACKEND`: the same frames as
+   decord's, and no lock), so the distinct clips of a step, which OpenRLHF dispatches all at once, decode
+   at the same time in the engine's threads. $RARFT_DECODE_PROCESSES > 0 decodes them in that many worker
+   processes instead (`rarft_plugin.video.DecodePool`); the default, 0, decodes in this process: on the
+   H100 host the pool was slower for Charades-like clips (0.74-0.81x, docs/gpu.md "Paper scale");
+   `bench/gpu_scale.sh` measures both;
 2. sends vLLM the prompt with the video collapsed to its one placeholder (`vllm_prompt_ids` of the
    family) and the frames with their metadata, the way the installed vLLM takes them
    (`vllm_video_request` of the family), and
@@ -64,6 +63,8 @@ from rarft_plugin.reward_options import RewardOptions, ScoreOptions
 from rarft_plugin.rewards import REWARD_NAMES
 from rarft_plugin.rollout_logs import score_with_logs
 from rarft_plugin.video import (
+    ROLLOUT_BACKEND,
+    Backend,
     DecodePool,
     Sampling,
     SpecLike,
@@ -98,14 +99,20 @@ def processor_key(processor: ProcessorMixin) -> str:
 
 
 def prepare_video_prompt(
-    processor: ProcessorMixin, prompt: str, spec: SpecLike, *, cache: bool = True, pool: DecodePool | None = None
+    processor: ProcessorMixin,
+    prompt: str,
+    spec: SpecLike,
+    *,
+    cache: bool = True,
+    pool: DecodePool | None = None,
+    backend: Backend = ROLLOUT_BACKEND,
 ) -> Prepared:
     """Frames, expanded prompt ids and training tensors for one rollout (cached per process; decoded in `pool`)."""
     spec = VideoSpec.parse(spec)
     family = family_of_processor(processor)
 
     def prepare() -> Prepared:
-        video = sample_frames(spec, family=family, cache=cache, pool=pool)
+        video = sample_frames(spec, family=family, backend=backend, cache=cache, pool=pool)
         return (video, *family.process_video_prompt(processor, prompt, video))
 
     if cache:

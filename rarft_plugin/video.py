@@ -49,6 +49,7 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "DECODE_PROCESSES_ENV",
     "Backend",
+    "ROLLOUT_BACKEND",
     "DecodePool",
     "MissingVideos",
     "Sampling",
@@ -77,6 +78,12 @@ CACHE_SIZE = 32
 MAX_LISTED = 20  # failures named in one error message; the rest are counted
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 Backend = Literal["auto", "decord", "pyav"]
+# The decoder of training rollouts (the executor's `prepare_video_prompt`); "auto" (decord first, the released
+# code's and the evaluation's) elsewhere. PyAV keeps its state per container, so a step's distinct clips decode at
+# once in the engine's threads, where decord's calls queue behind `_DECORD_LOCK`; its frames equal decord's
+# (tests/test_video.py) and it decoded paper-size clips 1.8-1.9x faster (one thread, 2026-12-06). In the 3B's run
+# on an H100 the serialised decoding was most of the generation phase (docs/gpu.md, "Paper scale").
+ROLLOUT_BACKEND: Backend = "pyav"
 
 
 @dataclass(frozen=True)
@@ -321,15 +328,24 @@ def _sampled_times(
     return float(sample_fps), tuple(float(i) / reader.fps for i in indices), float(reader.fps)
 
 
+# Frames resized at a time: each frame is resized on its own, so the values do not depend on it, but the float32
+# copy does. All at once, an ActivityNet-like clip (300 frames of 1280x720) took a 3.3-GB float copy and 3.2 s on
+# one thread; 8 at a time, 88 MB and 2.2 s (bench/video_pipeline.py --paper activitynet, 2 cores, 2026-12-06).
+RESIZE_CHUNK = 8
+
+
 def _resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     if frames.shape[1:3] == (height, width):
         return frames
     import torch
     import torch.nn.functional as F
 
-    tensor = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
-    tensor = F.interpolate(tensor, size=(height, width), mode="bicubic", antialias=True, align_corners=False)
-    return tensor.clamp_(0, 255).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    resized = np.empty((len(frames), height, width, frames.shape[3]), dtype=np.uint8)
+    for start in range(0, len(frames), RESIZE_CHUNK):
+        tensor = torch.from_numpy(frames[start : start + RESIZE_CHUNK]).permute(0, 3, 1, 2).float()
+        tensor = F.interpolate(tensor, size=(height, width), mode="bicubic", antialias=True, align_corners=False)
+        resized[start : start + RESIZE_CHUNK] = tensor.clamp_(0, 255).round_().to(torch.uint8).permute(0, 2, 3, 1)
+    return resized
 
 
 # decord is not safe to call from several threads at once: in a GPU run (2026-11-26) the executor's worker
@@ -401,9 +417,9 @@ def _open(path: str, backend: Backend) -> _Reader:
 # ---------------------------------------------------------------- decoding in worker processes
 
 DECODE_PROCESSES_ENV = "RARFT_DECODE_PROCESSES"
-# Decoding stays in the calling process unless $RARFT_DECODE_PROCESSES asks for workers: the pool has not run
-# inside vLLM's Ray actor yet, and on 2 loaded CPU cores it was slower for Charades-like clips (0.84x,
-# bench/video_pipeline.py; docs/gpu.md "Paper scale"). bench/gpu_scale.sh measures both on the GPU machine.
+# Decoding stays in the calling process unless $RARFT_DECODE_PROCESSES asks for workers: on the H100 host the pool
+# was slower than the engine's threads for Charades-like clips (0.74-0.81x, bench/video_pipeline.py; docs/gpu.md
+# "Paper scale"), and the rollouts' decoder needs no lock (ROLLOUT_BACKEND). bench/gpu_scale.sh measures both.
 DEFAULT_DECODE_PROCESSES = 0
 
 

@@ -315,6 +315,56 @@ def test_the_g_concurrent_rollouts_of_a_prompt_decode_and_preprocess_once(tiny, 
     assert len({o["observation_tokens"][0] for o in outputs}) == 1 and len(engine.calls) == 8
 
 
+def test_a_steps_distinct_clips_decode_at_the_same_time_with_pyav(tiny, tmp_path, sbert, monkeypatch):
+    """decord's lock queued a step's clips one behind the other in the engine (most of the 3B's generation phase
+    on an H100, docs/gpu.md "Paper scale"); the rollouts' decoder, PyAV, needs no lock."""
+    import threading
+
+    from rarft_plugin import video
+
+    state, counting = {"now": 0, "most": 0}, threading.Lock()
+
+    class CountingPyAV(video._PyAVReader):
+        def get(self, indices):
+            with counting:
+                state["now"] += 1
+                state["most"] = max(state["most"], state["now"])
+            time.sleep(0.3)  # long enough for the other clips' threads to arrive
+            with counting:
+                state["now"] -= 1
+            return super().get(indices)
+
+    def no_decord(path):
+        raise AssertionError("a rollout decoded with decord")
+
+    monkeypatch.setattr(video, "_PyAVReader", CountingPyAV)
+    monkeypatch.setattr(video, "_DecordReader", no_decord)
+    processor, directory = tiny
+    clips = [write_test_video(tmp_path / f"clip{i}.mp4", seconds=2) for i in range(4)]
+    clear_cache()
+    executor = load_executor_like_openrlhf(sbert)
+    params = SimpleNamespace(max_tokens=16, logprobs=None)
+
+    async def step():  # OpenRLHF dispatches a step's prompts at once
+        return await asyncio.gather(
+            *[
+                executor.execute(
+                    chat_prompt(processor),
+                    json.dumps(LABEL),
+                    params,
+                    4096,
+                    processor,
+                    VllmLikeEngine(directory),
+                    images=VideoSpec(str(each)).to_json(),
+                )
+                for each in clips
+            ]
+        )
+
+    asyncio.run(step())
+    assert cache_stats()[1] == 4 and state["most"] == 4
+
+
 def test_rollout_log_probs_equal_the_trainers_through_openrlhf_batching(tiny, clip, sbert):
     """Rollouts generated from (placeholder, frames) are scored by OpenRLHF's Actor on the executor's tensors."""
     from openrlhf.models import Actor
