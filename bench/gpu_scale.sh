@@ -20,7 +20,8 @@
 # run's own clips).
 # What differs from recipes/time_r1.sh, and why (every other flag is the recipe's):
 #   RARFT_NUM_GPUS=1              one GPU: actor, reference and one vLLM engine share it (the recipe then adds
-#                                 what its memory estimate says one GPU needs: --ds.adam_offload for the 7B);
+#                                 what its memory estimate says one GPU needs: nothing for the 3B on an H100's
+#                                 85.5 GB, --ds.adam_offload for the 7B on an H200; run.json names it);
 #   --train.num_episodes 1        the bench's length: 4 steps over the 64 prompts (the recipe: 3 epochs);
 #   --rollout.max_new_tokens      the two runs above;
 #   --ckpt.save_steps 1000        no DeepSpeed checkpoint: a 3B's is ~55 GB, a 7B's ~140 GB, more than the disk

@@ -12,8 +12,9 @@
 # Placement (rarft_placement_args): RARFT_NUM_GPUS GPUs of one node. By default (RARFT_VLLM_GPUS=0) OpenRLHF's
 # hybrid engine: the actor, the reference and RARFT_NUM_GPUS / RARFT_VLLM_TP vLLM engines share every GPU; there the
 # flags that the memory estimate (python -m rarft_plugin.launch.memory --fit) says the GPUs need are added after
-# the recipe's: --ds.adam_offload (the actor's fp32 states on the host) and, if that is not enough, --ref.offload
-# (one GPU, or two of 80 GB for a 7B). The GPU's size: RARFT_GPU_MEMORY (GB), else nvidia-smi's, else 141 (an H200).
+# the recipe's, the cheapest that fits: --ref.offload (the reference's weights on the host), else --ds.adam_offload
+# (the actor's fp32 states on the host), else both (a 3B on one GPU of 80 GB: the first; a 7B on one H200 or on two
+# GPUs of 80 GB: the second; a 7B on one of 80 GB: both). The GPU's size: RARFT_GPU_MEMORY (GB), else nvidia-smi's, else 141 (an H200).
 # RARFT_VLLM_GPUS=V > 0: vLLM engines alone on V GPUs, the actor and the reference on the others (no estimate).
 #
 # The project's Python: $PYTHON when set, else the checkout's .venv (what `make setup` creates), so a

@@ -8,7 +8,7 @@ RECIPE=single_gpu_smoke
 RECIPE_TITLE="short RA-RFT run on one GPU with a small model (2 optimizer steps)"
 RECIPE_MODEL="a small Qwen2.5-VL-family model, e.g. Qwen2.5-VL-3B-Instruct (Hugging Face: Qwen/Qwen2.5-VL-3B-Instruct)"
 RECIPE_SIZE=3b
-RECIPE_HARDWARE="one GPU: by the memory estimate below a 3B model fits an H200 (141 GB) as is, and on 80 GB the recipe adds --ds.adam_offload itself; a few minutes"
+RECIPE_HARDWARE="one GPU: by the memory estimate below a 3B model fits an H200 (141 GB) as is, and on 80 GB the recipe adds --ref.offload itself; a few minutes"
 RECIPE_DEFAULT_GPUS=1
 RECIPE_EXTRA_ARGS=(
     --data.max_samples 8                  # 8 prompts ...

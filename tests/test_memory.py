@@ -102,8 +102,8 @@ def test_the_kv_cache_note_says_when_rollouts_queue():
         (SEVEN_B, 8, 80, []),  # the paper's 8 x A100
         (SEVEN_B, 1, 141, ["--ds.adam_offload"]),  # 18 bytes x 7.6 B parameters do not fit one H200
         (THREE_B, 1, 141, []),
-        (THREE_B, 1, 86, ["--ref.offload"]),  # an H100 80GB's 85.5 GB: the reference's 7.5 GB is enough
-        (THREE_B, 1, 80, ["--ds.adam_offload"]),  # ... but not on 80: the actor's states go
+        (THREE_B, 1, 86, []),  # an H100 80GB's 85.5 GB (measured: ppo_train 71.1 GB with the reference offloaded)
+        (THREE_B, 1, 80, ["--ref.offload"]),  # the reference's 7.5 GB is enough
         (SEVEN_B, 1, 80, ["--ds.adam_offload", "--ref.offload"]),
         (SEVEN_B, 1, 48, ["--ds.adam_offload", "--ref.offload"]),  # does not fit at all: the closest
         (SEVEN_B, 2, 80, ["--ds.adam_offload"]),
@@ -120,10 +120,14 @@ def test_fit_flags_add_nothing_the_setup_has():
     assert added == ["--ds.adam_offload"] and setup.ref_offload and setup.adam_offload
 
 
-def test_every_phase_carries_what_a_gpu_measured_beyond_the_model():
+def test_the_phases_carry_what_a_gpu_measured_beyond_the_model():
+    """Generation and make_experience measured ~5 GB above their parts on an H100; ppo_train's peak did not."""
     phases = estimate(THREE_B, Setup(gpus=1, gpu_memory=86 * GB)).gpu
-    assert {phase: parts["unaccounted (measured: allocator cache, workspaces)"] for phase, parts in phases.items()} == {
-        phase: 5 * GB for phase in ("generation", "make_experience", "ppo_train")
+    unaccounted = "unaccounted (measured: allocator cache, workspaces)"
+    assert {phase: parts.get(unaccounted, 0.0) for phase, parts in phases.items()} == {
+        "generation": 5 * GB,
+        "make_experience": 5 * GB,
+        "ppo_train": 0.0,
     }
 
 
@@ -145,7 +149,7 @@ def test_the_estimate_of_a_model_directory_uses_its_config(tmp_path, capsys):
         )
         == 0
     )
-    assert capsys.readouterr().out.split() == ["--ds.adam_offload"]
+    assert capsys.readouterr().out.split() == ["--ref.offload"]
     assert main(["--size", "3b", "--", *RECIPE_FLAGS]) == 0
     assert "3.75 B parameters" in capsys.readouterr().out
 

@@ -33,7 +33,8 @@ Assumptions (OpenRLHF 0.11.2's hybrid engine: actor, reference and one vLLM engi
   driver, trainer and Ray ~6 GB; each vLLM engine's clip caches (`rarft_plugin.video`, the executor) 1.3 GB
   and its decoding processes ($RARFT_DECODE_PROCESSES, default none: `DecodePool`) 0.55 GB each (measured on a
   CPU after a 480p clip).
-- Every GPU phase adds `UNACCOUNTED` (5 GB): what a GPU run measured above the parts modelled here.
+- Each GPU phase adds what GPU runs measured above the parts modelled here (`UNACCOUNTED`: 5 GB in generation
+  and make_experience, none at ppo_train's peak).
 
 Qwen2.5-VL only: the parameter count follows its layout (biased q/k/v, gated vision MLP, one merger); another
 family's config is refused rather than estimated wrong.
@@ -72,10 +73,11 @@ DRIVER_HOST = 6 * GB
 CLIP_CACHES = 1.3 * GB  # the executor's frame and prompt caches
 DECODE_PROCESS_HOST = 0.55 * GB  # one DecodePool process after a 480p clip
 VLLM_ASLEEP = 1.0 * GB
-# What nvidia-smi showed above the modelled parts in every phase of the 3B's first step on an H100 (2026-12-06:
-# generation 4.9, make_experience 4.6, ppo_train before Adam's first update 5.6 GB): PyTorch's allocator cache,
-# cuBLAS / NCCL workspaces, the processes' contexts beyond the estimate's
-UNACCOUNTED = 5.0 * GB
+# What nvidia-smi showed above the modelled parts, per phase, in the 3B's runs on an H100 (2026-12-06): generation
+# 4.9 and 4.5 GB, make_experience 4.6 GB (9.2 with --ref.offload: ZeRO-3's fetch buffers); ppo_train 5.6 GB before
+# Adam's first update, then nothing at the peak (71.1 GB measured, 71.0 modelled): Adam's states take the blocks
+# the allocator had cached. PyTorch's cache, cuBLAS and NCCL workspaces, the contexts beyond the estimate's.
+UNACCOUNTED = {"generation": 5.0 * GB, "make_experience": 5.0 * GB, "ppo_train": 0.0}
 PIXEL_BYTES_PER_VIDEO_TOKEN = 4 * 2 * 14 * 14 * 3 * 4  # 4 patches x (2 frames x 14 x 14 x 3) values x fp32
 DEFAULT_VIDEO_TOKENS = 3584  # the paper's pixel budget, 3584·28·28, is at most this many video tokens
 
@@ -203,12 +205,7 @@ def estimate(model: Architecture, setup: Setup) -> Estimate:
     }
     states_on_gpu = 0.0 if setup.adam_offload else states
     asleep = VLLM_ASLEEP if setup.vllm_sleep else vllm_awake
-    base = {
-        "actor bf16 weights": weights,
-        "reference bf16 weights": reference,
-        "CUDA contexts": contexts,
-        "unaccounted (measured: allocator cache, workspaces)": UNACCOUNTED,
-    }
+    base = {"actor bf16 weights": weights, "reference bf16 weights": reference, "CUDA contexts": contexts}
     gpu = {
         "generation": {
             **base,
@@ -228,6 +225,9 @@ def estimate(model: Architecture, setup: Setup) -> Estimate:
             **activations,
         },
     }
+    for phase, parts in gpu.items():
+        if UNACCOUNTED[phase]:
+            parts["unaccounted (measured: allocator cache, workspaces)"] = UNACCOUNTED[phase]
     host = {
         "Adam states on the host (--ds.adam_offload)": 16 * trainable if setup.adam_offload else 0.0,
         "actor states parked while vLLM generates (--ds.enable_sleep)": (
@@ -297,6 +297,13 @@ MEASURED = (
         gpu={"generation": 65.3, "make_experience": 28.6, "ppo_train": 59.9},
         host=53.7,
         partial=("ppo_train",),
+    ),
+    Measured(
+        size="3b",
+        run="one H100 80GB, recipes/time_r1.sh with RARFT_NUM_GPUS=1 (--ref.offload added), sdpa, 4 prompts x 8, "
+        "200 new tokens, 2026-12-06: 4 steps",
+        gpu={"generation": 57.4, "make_experience": 25.7, "ppo_train": 71.1},
+        host=97.2,
     ),
 )
 
