@@ -3,9 +3,10 @@
 The first paper-scale step on an H100 (docs/gpu.md, "Paper scale") spent 0.86 s a rollout in each make_experience
 forward of the random 3B with `--ds.attn_implementation sdpa`, several times what its FLOPs need. With sdpa (and
 eager) transformers' vision tower attends window by window in a Python loop; with flash_attention_2 in one varlen
-call. This times the tower alone (random weights of the published architecture, bf16, no gradient: the frozen tower
-as make_experience and ppo_train run it) on one clip's patches, for each implementation installed here, and gives
-each against sdpa, with the number of attention windows it loops over.
+call; rarft-train installs `rarft_plugin.models.window_attention` (`sdpa_grouped` here: the windows of one length
+in one sdpa call). This times the tower alone (random weights of the published architecture, bf16, no gradient:
+the frozen tower as make_experience and ppo_train run it) on one clip's patches, for each implementation installed
+here, and gives each against sdpa, with the number of attention windows it loops over.
 
     python bench/vision_attention.py [--size 3b] [--frames 56 --height 252 --width 364] [--device cuda]
         [--repeats 5] [--out FILE.json]
@@ -27,13 +28,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rarft_plugin.io_utils import write_atomic  # noqa: E402
 from rarft_plugin.launch.checks import attention_problem  # noqa: E402
 from rarft_plugin.models.qwen2_5_vl import PUBLISHED_CONFIGS  # noqa: E402
+from rarft_plugin.models.window_attention import restore_window_attention, use_grouped_window_attention  # noqa: E402
 
-IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
+# sdpa_grouped: sdpa with rarft's grouped windows (`rarft_plugin.models.window_attention`, what rarft-train installs)
+IMPLEMENTATIONS = ("sdpa", "sdpa_grouped", "eager", "flash_attention_2")
+GROUPED = "sdpa_grouped"
 
 
 def installed(implementation: str) -> bool:
     """As rarft-train's check decides it: flash_attention_2 needs flash-attn's CUDA extension."""
-    return attention_problem(["--ds.attn_implementation", implementation]) is None
+    return attention_problem(["--ds.attn_implementation", implementation.replace(GROUPED, "sdpa")]) is None
 
 
 def windows(grid: tuple[int, int, int], vision: dict) -> int:
@@ -105,8 +109,13 @@ def measure(args: argparse.Namespace) -> dict:
         if not installed(implementation):
             result["skipped"].append(implementation)
             continue
-        tower = build_tower(vision, implementation, args.device)
-        seconds, out = time_forward(tower, pixels, grid_thw, args.device, args.repeats)
+        tower = build_tower(vision, implementation.replace(GROUPED, "sdpa"), args.device)
+        if implementation == GROUPED:
+            use_grouped_window_attention()
+        try:
+            seconds, out = time_forward(tower, pixels, grid_thw, args.device, args.repeats)
+        finally:
+            restore_window_attention()
         result["seconds"][implementation] = seconds
         if reference is None:
             reference = out.float()

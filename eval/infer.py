@@ -144,7 +144,10 @@ class HFBackend:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
+        from rarft_plugin.models.window_attention import use_grouped_window_attention
+
         family.use_reference_video_positions()  # the video positions vLLM and the model's reference use
+        use_grouped_window_attention()  # without flash-attn: Qwen2.5-VL's vision windows in a few sdpa calls
         self.family = family
         self.processor = _chat_template(AutoProcessor.from_pretrained(model_path))
         torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]

@@ -93,10 +93,12 @@ class Policy:
 
         from rarft_plugin.models import family_of_model
         from rarft_plugin.models.qwen_vl import VIDEO
+        from rarft_plugin.models.window_attention import use_grouped_window_attention
         from rarft_plugin.video import sample_frames
 
         family = family_of_model(assets / "model")
         family.use_reference_video_positions()  # train and sample on the positions vLLM rollouts use
+        use_grouped_window_attention()  # as rarft-train's workers attend the vision windows
         self.torch, self.family, self.device, self.video_type = torch, family, device, VIDEO
         self.processor = AutoProcessor.from_pretrained(assets / "model")
         self.tokenizer = self.processor.tokenizer

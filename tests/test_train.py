@@ -633,7 +633,8 @@ def test_every_ray_worker_of_openrlhfs_own_placement_runs_the_setup_hook(monkeyp
     is needed): train_ppo_ray's own `train()` makes its placement groups, `RayActorGroup`s and `create_vllm_engines`,
     with probes in place of the models and a trainer that keeps the groups in this process. Every Ray worker process
     it starts (actor and reference ranks, vLLM engines, the trainer's stand-in) got the reward options and ran rarft's
-    setup hook: the reference video positions installed, the trainer's logs patched once its module is imported.
+    setup hook: the reference video positions and the grouped vision windows installed, the trainer's logs patched
+    once its module is imported.
     The ranks sit on the GPUs the layout says."""
     import openrlhf.utils
     import ray
@@ -648,6 +649,8 @@ def test_every_ray_worker_of_openrlhfs_own_placement_runs_the_setup_hook(monkeyp
             pass
 
         def report(self):
+            from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLVisionAttention
+
             from rarft_plugin.launch.upstream import trainer_patch_pending
             from rarft_plugin.models import family_named
 
@@ -656,6 +659,7 @@ def test_every_ray_worker_of_openrlhfs_own_placement_runs_the_setup_hook(monkeyp
                 "gpus": [int(gpu) for gpu in ray.get_gpu_ids()],
                 "variant": os.environ.get("RARFT_VARIANT"),
                 "positions": family_named("qwen2_5_vl").rope_index_matches_reference(),
+                "windows": getattr(Qwen2_5_VLVisionAttention.forward, "rarft_grouped", False),
                 "trainer_patch": trainer_patch_pending(),
             }
 
@@ -701,7 +705,10 @@ def test_every_ray_worker_of_openrlhfs_own_placement_runs_the_setup_hook(monkeyp
     everyone = [report for role in reports.values() for report in role]
     assert len({report["pid"] for report in everyone}) == len(everyone) == sum(map(len, gpus.values())) + 1
     assert os.getpid() not in {report["pid"] for report in everyone}
-    assert all((r["variant"], r["positions"], r["trainer_patch"]) == ("released", True, True) for r in everyone)
+    assert all(
+        (r["variant"], r["positions"], r["windows"], r["trainer_patch"]) == ("released", True, True, True)
+        for r in everyone
+    )
     assert {role: [r["gpus"] for r in reports[role]] for role in gpus} == {
         role: [[gpu] for gpu in on] for role, on in gpus.items()
     }

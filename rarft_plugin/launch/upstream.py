@@ -64,10 +64,13 @@ WORKER_SETUP_HOOK = "rarft_plugin.launch.upstream.setup_worker"
 def setup_worker() -> None:
     """rarft-train's Ray worker setup hook: transformers 5.x computes Qwen2.5-VL video positions unlike vLLM, so
     training would score other positions than the rollouts sampled (`rarft_plugin.models`: each model family
-    installs what its models need); and the trainer's logs report the task (section 5)."""
+    installs what its models need); without flash-attn its Qwen2.5-VL vision tower attends window by window
+    (`rarft_plugin.models.window_attention` batches the windows); and the trainer's logs report the task (section 5)."""
     from rarft_plugin.models import use_reference_video_positions
+    from rarft_plugin.models.window_attention import use_grouped_window_attention
 
     use_reference_video_positions()
+    use_grouped_window_attention()
     report_task_in_trainer_logs()
 
 
