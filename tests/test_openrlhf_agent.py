@@ -284,16 +284,11 @@ def test_clip_window_sets_the_frames_and_their_times(family, tiny, clip, sbert):
     assert read(output, processor) == pytest.approx(expected)
 
 
-def test_the_g_concurrent_rollouts_of_a_prompt_decode_and_preprocess_once(tiny, tmp_path, sbert):
-    processor, directory = tiny
-    fresh = write_test_video(tmp_path / "fresh.mp4", seconds=4)
-    clear_cache()
-    executor = load_executor_like_openrlhf(sbert)
-    prepared = type(executor).execute.__globals__["_PREPARED"]  # OpenRLHF loads the file as a module of its own
-    engine = VllmLikeEngine(directory)
+def execute_together(executor, processor, engine, clips) -> list[dict]:
+    """One rollout per clip, all started at once (as OpenRLHF's engine actor starts them), 16 new tokens each."""
     params = SimpleNamespace(max_tokens=16, logprobs=None)
 
-    async def group():  # as RolloutRayActor.generate_responses starts them: all at once
+    async def together():
         return await asyncio.gather(
             *[
                 executor.execute(
@@ -303,13 +298,23 @@ def test_the_g_concurrent_rollouts_of_a_prompt_decode_and_preprocess_once(tiny, 
                     4096,
                     processor,
                     engine,
-                    images=VideoSpec(str(fresh)).to_json(),
-                )
-                for _ in range(8)
+                    images=VideoSpec(str(clip)).to_json(),
+                )  # fmt: skip
+                for clip in clips
             ]
         )
 
-    outputs = asyncio.run(group())
+    return asyncio.run(together())
+
+
+def test_the_g_concurrent_rollouts_of_a_prompt_decode_and_preprocess_once(tiny, tmp_path, sbert):
+    processor, directory = tiny
+    fresh = write_test_video(tmp_path / "fresh.mp4", seconds=4)
+    clear_cache()
+    executor = load_executor_like_openrlhf(sbert)
+    prepared = type(executor).execute.__globals__["_PREPARED"]  # OpenRLHF loads the file as a module of its own
+    engine = VllmLikeEngine(directory)
+    outputs = execute_together(executor, processor, engine, [fresh] * 8)  # as RolloutRayActor starts a prompt's G
     assert (prepared.hits, prepared.misses) == (7, 1)
     assert cache_stats()[1] == 1  # one decode
     assert len({o["observation_tokens"][0] for o in outputs}) == 1 and len(engine.calls) == 8
@@ -343,25 +348,7 @@ def test_a_steps_distinct_clips_decode_at_the_same_time_with_pyav(tiny, tmp_path
     clips = [write_test_video(tmp_path / f"clip{i}.mp4", seconds=2) for i in range(4)]
     clear_cache()
     executor = load_executor_like_openrlhf(sbert)
-    params = SimpleNamespace(max_tokens=16, logprobs=None)
-
-    async def step():  # OpenRLHF dispatches a step's prompts at once
-        return await asyncio.gather(
-            *[
-                executor.execute(
-                    chat_prompt(processor),
-                    json.dumps(LABEL),
-                    params,
-                    4096,
-                    processor,
-                    VllmLikeEngine(directory),
-                    images=VideoSpec(str(each)).to_json(),
-                )
-                for each in clips
-            ]
-        )
-
-    asyncio.run(step())
+    execute_together(executor, processor, VllmLikeEngine(directory), clips)  # a step's prompts, dispatched at once
     assert cache_stats()[1] == 4 and state["most"] == 4
 
 
