@@ -46,10 +46,14 @@ def test_sampling_windows(family, clip, backend, start, end, frames, first_secon
     assert abs(red - (20 * first_second) % 256) < 12
 
 
-@pytest.mark.parametrize("codec", ["mpeg4", "libx264"])
-def test_decord_and_pyav_give_the_same_frames(tmp_path, codec):
-    """The rollouts decode with PyAV (ROLLOUT_BACKEND), evaluation with decord first: the same frames."""
-    clip = write_test_video(tmp_path / "clip.mp4", seconds=20, fps=10, size=(320, 240), codec=codec)
+@pytest.mark.parametrize(
+    "name, codec",
+    [("clip.mp4", "mpeg4"), ("clip.mp4", "libx264"), ("clip.mkv", "libx264"), ("clip.webm", "libvpx")],
+)
+def test_decord_and_pyav_give_the_same_frames(tmp_path, name, codec):
+    """The rollouts decode with PyAV (ROLLOUT_BACKEND), evaluation with decord first: the same frames, also from
+    Matroska / WebM files, which record no frame count (PyAV counts their packets)."""
+    clip = write_test_video(tmp_path / name, seconds=20, fps=10, size=(320, 240), codec=codec)
     a = sample_frames(str(clip), backend="decord", cache=False)
     b = sample_frames(str(clip), backend="pyav", cache=False)
     assert a.timestamps == b.timestamps and np.array_equal(a.frames, b.frames)
@@ -323,3 +327,30 @@ def test_probe_clip_describes_the_frames_sampling_would_take_without_decoding_th
     assert (info.frames, info.height, info.width) == video.frames.shape[:3]
     assert (info.fps, info.timestamps, info.source_fps) == (video.fps, video.timestamps, video.source_fps)
     assert info.duration == pytest.approx(20.0)
+
+
+def test_pyav_counts_a_matroska_clips_frames_without_decoding_them(tmp_path, monkeypatch):
+    import av
+
+    from rarft_plugin import video
+
+    clip = write_test_video(tmp_path / "clip.mkv", seconds=5, fps=10, codec="libx264")
+    real_open = av.open
+
+    class NoDecoding:  # the container, but decoding fails
+        def __init__(self, *args, **kwargs):
+            self.container = real_open(*args, **kwargs)
+
+        def __getattr__(self, name):
+            if name == "decode":
+                raise AssertionError("decoded to count the frames")
+            return getattr(self.container, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.container.close()
+
+    monkeypatch.setattr(av, "open", NoDecoding)
+    assert video._PyAVReader(str(clip)).frame_count == 50
