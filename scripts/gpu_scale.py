@@ -96,7 +96,7 @@ def interleave(chosen: list[tuple[str, dict]], kinds) -> list[tuple[str, dict]]:
     first rows: a shorter run must still decode both kinds), each kind in its own order.
 
     >>> [k for k, _ in interleave([("a", 1), ("a", 2), ("a", 3), ("b", 4)], (("a", 3), ("b", 1)))]
-    ['a', 'b', 'a', 'a']
+    ['a', 'a', 'b', 'a']
     """
     counts = dict(kinds)
     total = sum(counts.values())

@@ -100,7 +100,16 @@ def test_ctrl_c_in_a_real_run_leaves_resumable_work(tmp_path):
             "--concurrency",
             "1",
         ]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        # SIGINT's default action in the child: a suite started in the background (`cmd &` in a script) passes
+        # SIGINT on ignored, and Python then installs no KeyboardInterrupt handler
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         deadline = time.monotonic() + 300  # a cold machine imports slowly
         while len(server.requests) < 3 and time.monotonic() < deadline:
             time.sleep(0.01)
