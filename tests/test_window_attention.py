@@ -124,3 +124,10 @@ def test_grouped_windows_give_the_loops_gradients():
         (attend(*leaves) * torch.arange(15.0, dtype=torch.float64)[:, None, None]).sum().backward()
         gradients.append([leaf.grad for leaf in leaves])
     assert all(torch.allclose(a, b, atol=1e-12) for a, b in zip(*gradients, strict=True))
+
+
+def test_installing_leaves_the_global_random_state_alone():
+    """The probe runs in every Ray worker's setup: it must not reseed what the trainer seeds."""
+    state = torch.random.get_rng_state()
+    assert use_grouped_window_attention()
+    assert torch.equal(torch.random.get_rng_state(), state)

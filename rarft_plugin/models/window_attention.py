@@ -71,11 +71,13 @@ def _probe_matches(attention_class, config_class) -> bool:
     three lengths), in float64."""
     config = config_class(hidden_size=32, num_heads=4)
     config._attn_implementation = "sdpa"
-    torch.manual_seed(0)
-    module = attention_class(config).double().eval()
+    with torch.random.fork_rng(devices=[]):  # a worker's global random state is left as it was
+        torch.manual_seed(0)
+        module = attention_class(config).double().eval()
     seq = 23
-    hidden = torch.randn(seq, 32, dtype=torch.float64)
-    angles = torch.randn(seq, 4, dtype=torch.float64)  # half the head dimension
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(seq, 32, dtype=torch.float64, generator=generator)
+    angles = torch.randn(seq, 4, dtype=torch.float64, generator=generator)  # half the head dimension
     embeddings = (torch.cat([angles, angles], -1).cos(), torch.cat([angles, angles], -1).sin())
     cu_seqlens = torch.tensor([0, 8, 16, 16, 20, 23], dtype=torch.int32)
     original = _ORIGINAL.get(attention_class, attention_class.forward)
