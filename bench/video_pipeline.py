@@ -96,14 +96,14 @@ def sample_rate(clips, backend) -> float:
 
 
 def paper_clips(directory: Path, kind: str, count: int) -> list[Path]:
-    """`count` paper-size clips of `kind`; "mixed": 3 Charades-like to 1 ActivityNet-like, interleaved, as the
-    scale bench's prompts (scripts/gpu_scale.py) take them."""
+    """`count` paper-size clips of `kind`; "mixed": 3 Charades-like to 1 ActivityNet-like, as the scale bench's
+    prompts hold them (their order does not matter here: a step's rollouts are all dispatched at once)."""
     if kind != "mixed":
         return write_paper_clips(directory, kind, count)
-    longer = write_paper_clips(directory, "activitynet", count // 4)
-    shorter = write_paper_clips(directory, "charades", count - count // 4)
-    groups = [[*shorter[3 * i : 3 * i + 3], longer[i]] for i in range(len(longer))]
-    return [clip for group in groups for clip in group] + shorter[3 * len(longer) :]
+    return [
+        *write_paper_clips(directory, "charades", count - count // 4),
+        *write_paper_clips(directory, "activitynet", count // 4),
+    ]
 
 
 def paper_scale(args, processor, prompt) -> None:

@@ -35,9 +35,14 @@ IMPLEMENTATIONS = ("sdpa", "sdpa_grouped", "eager", "flash_attention_2")
 GROUPED = "sdpa_grouped"
 
 
+def transformers_attention(implementation: str) -> str:
+    """The attn_implementation transformers is given for one of IMPLEMENTATIONS."""
+    return "sdpa" if implementation == GROUPED else implementation
+
+
 def installed(implementation: str) -> bool:
     """As rarft-train's check decides it: flash_attention_2 needs flash-attn's CUDA extension."""
-    return attention_problem(["--ds.attn_implementation", implementation.replace(GROUPED, "sdpa")]) is None
+    return attention_problem(["--ds.attn_implementation", transformers_attention(implementation)]) is None
 
 
 def windows(grid: tuple[int, int, int], vision: dict) -> int:
@@ -109,7 +114,7 @@ def measure(args: argparse.Namespace) -> dict:
         if not installed(implementation):
             result["skipped"].append(implementation)
             continue
-        tower = build_tower(vision, implementation.replace(GROUPED, "sdpa"), args.device)
+        tower = build_tower(vision, transformers_attention(implementation), args.device)
         if implementation == GROUPED:
             use_grouped_window_attention()
         try:
