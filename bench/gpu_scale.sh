@@ -33,6 +33,10 @@
 #   SCALE_PROMPTS (default 16)    prompts a step: --rollout.batch_size P --train.batch_size 8P, the assets
 #                                 P x SCALE_STEPS clips (3 Charades-like to 1 ActivityNet-like, interleaved); fewer
 #                                 make a step fit a lease (the forecast scales what is per rollout to 128).
+#   SCALE_SAMPLES (default 8)     rollouts a prompt (--rollout.n_samples_per_prompt; the recipe's G = 8). 16
+#                                 prompts x 2 keeps a step's model work at 32 rollouts (one fits a lease) while it
+#                                 decodes the paper's 16 distinct clips a step (the executor decodes a clip once for
+#                                 its G rollouts): rarft's video cost of a paper step, measured.
 # SCALE_GPUS (default 1): RARFT_NUM_GPUS, the recipe's hybrid engine on that many GPUs; a run on more than one goes
 # to OUT/RUN_<N>gpu (bench/gpu_multi.sh runs n200 at 1, 2, 4 and 8 this way and writes the scaling table; the
 # report and forecast here are the one-GPU runs'). SCALE_SIZE (3b, default, or 7b): the model. By the estimate
@@ -68,6 +72,7 @@ export NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-0}  # NVLink multicast off on a shar
 gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader -i 0 2>/dev/null || echo unknown)
 case "$gpu_name" in *H200*) device=H200 ;; *H100*) device=H100 ;; *A100*) device=A100 ;; *) device=H100 ;; esac
 prompts=${SCALE_PROMPTS:-16}
+samples=${SCALE_SAMPLES:-8}  # rollouts a prompt (the recipe's G = 8)
 clips=$((prompts * steps))
 attn=${SCALE_ATTN:-}
 if [[ -z $attn ]]; then
@@ -110,11 +115,12 @@ for run in "${runs[@]}"; do
     set +e  # train.log, memory.csv (every second) and run.json in $dir
     scale measure --dir "$dir" --field "size=$size" --field "device=$device" --field "gpu_name=$gpu_name" \
         --field "max_new_tokens=$new" --field "decode_processes=$processes" --field "gpus=$gpus" --field layout=hybrid \
-        --field "attention=$attn" --field "prompts_per_step=$prompts" \
+        --field "attention=$attn" --field "prompts_per_step=$prompts" --field "samples_per_prompt=$samples" \
         -- env RARFT_MODEL="$out/assets/model_$size" RARFT_DATA="$out/assets/train.jsonl" RARFT_OUTPUT="$dir/ckpt" \
         RARFT_NUM_GPUS="$gpus" RARFT_DECODE_PROCESSES="$processes" PYTHON="$python" "$repo/recipes/time_r1.sh" \
         --data.max_samples "$clips" --train.num_episodes 1 --rollout.max_new_tokens "$new" \
-        --rollout.batch_size "$prompts" --train.batch_size $((8 * prompts)) \
+        --rollout.batch_size "$prompts" --rollout.n_samples_per_prompt "$samples" \
+        --train.batch_size $((samples * prompts)) \
         --ckpt.save_steps 1000 --ds.attn_implementation "$attn" \
         ${SCALE_EAGER:+--vllm.enforce_eager}
     code=$?
