@@ -65,6 +65,24 @@ class LruCache(Generic[Value]):
         pending.set_result(value)
         return value
 
+    def reserve(self, size: int) -> None:
+        """Hold at least `size` values from now on (never fewer than before): room for what is prepared ahead.
+
+        >>> cache = LruCache(2)
+        >>> cache.reserve(5), cache.reserve(3), cache.size
+        (None, None, 5)
+        """
+        with self._lock:
+            self._size = max(self._size, size)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._items or key in self._pending
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()

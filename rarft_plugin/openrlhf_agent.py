@@ -18,7 +18,10 @@ field (`--data.image_key video`): a JSON string `{"path", "video_start", "video_
    at the same time in the engine's threads. $RARFT_DECODE_PROCESSES > 0 decodes them in that many worker
    processes instead (`rarft_plugin.video.DecodePool`); the default, 0, decodes in this process: on the
    H100 host the pool was slower for Charades-like clips (0.74-0.81x, docs/gpu.md "Paper scale");
-   `bench/gpu_scale.sh` measures both;
+   `bench/gpu_scale.sh` measures both. The trainer sends each engine the next step's prompts while the
+   current step trains (`rarft_plugin.launch.prefetch`: a request with `sampling_params=None`, no rollout), and
+   `AgentExecutor.prefetch` prepares them in the background into that cache: a step's rollouts then find their
+   clips ready instead of waiting for them;
 2. sends vLLM the prompt with the video collapsed to its one placeholder (`vllm_prompt_ids` of the
    family) and the frames with their metadata, the way the installed vLLM takes them
    (`vllm_video_request` of the family), and
@@ -47,6 +50,7 @@ See docs/video.md for the flag choices.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from copy import deepcopy
 from typing import TYPE_CHECKING, Any
@@ -77,7 +81,7 @@ from rarft_plugin.video import (
 if TYPE_CHECKING:
     from transformers import ProcessorMixin
 
-__all__ = ["AgentExecutor", "clear_prepared_cache", "prepare_video_prompt"]
+__all__ = ["AgentExecutor", "clear_prepared_cache", "is_prepared", "prepare_video_prompt"]
 
 Prepared = tuple[SampledVideo, list[int], dict[str, torch.Tensor]]  # frames, expanded prompt ids, training tensors
 # (processor, prompt, clip) -> Prepared. Single-flight, so the G concurrent rollouts of a prompt share one
@@ -116,11 +120,20 @@ def prepare_video_prompt(
         return (video, *family.process_video_prompt(processor, prompt, video))
 
     if cache:
-        key = (processor_key(processor), prompt, cache_key(spec, Sampling.of(family)))
-        video, prompt_ids, tensors = _PREPARED.get_or_create(key, prepare)
+        video, prompt_ids, tensors = _PREPARED.get_or_create(prepared_key(processor, prompt, spec), prepare)
     else:
         video, prompt_ids, tensors = prepare()
     return video, list(prompt_ids), dict(tensors)
+
+
+def prepared_key(processor: ProcessorMixin, prompt: str, spec: VideoSpec) -> tuple:
+    """The cache key of one prompt's prepared video: what the processor, the prompt and the sampled frames depend on."""
+    return (processor_key(processor), prompt, cache_key(spec, Sampling.of(family_of_processor(processor))))
+
+
+def is_prepared(processor: ProcessorMixin, prompt: str, spec: SpecLike) -> bool:
+    """Whether the prompt's video is cached or being prepared in this process."""
+    return prepared_key(processor, prompt, VideoSpec.parse(spec)) in _PREPARED
 
 
 def clear_prepared_cache() -> None:
@@ -170,6 +183,34 @@ class AgentExecutor(AgentExecutorBase):
         self._reward_options = reward_options
         # $RARFT_DECODE_PROCESSES worker processes (started at the first clip), or None (default): this process
         self.decode_pool = decode_pool()
+        self._prefetching: set[asyncio.Future] = set()  # held until done (the loop keeps only weak references)
+        self.prefetch_failures = 0
+
+    def prefetch(self, processor: ProcessorMixin, prompt: str, images: Any, keep: int) -> bool:
+        """Start preparing a later rollout's video in the background (a `launch.prefetch.prefetch_request`); the
+        rollout finds it in the cache, or waits for it if it is still being made. `keep`: how many clips the
+        trainer sends this engine for the step, all of which the cache keeps. Returns whether a preparation started
+        (not for a clip already cached or on its way). Never raises: a clip that fails here fails again in its
+        rollout, which names the file."""
+        try:
+            spec = video_of(images)
+            if is_prepared(processor, prompt, spec):
+                return False
+            _PREPARED.reserve(max(keep, 1))
+            future = asyncio.get_running_loop().run_in_executor(
+                None, functools.partial(prepare_video_prompt, processor, prompt, spec, pool=self.decode_pool)
+            )
+        except Exception:  # noqa: BLE001 -- a prefetch is only a hint
+            self.prefetch_failures += 1
+            return False
+        self._prefetching.add(future)
+        future.add_done_callback(self._prefetched)
+        return True
+
+    def _prefetched(self, future: asyncio.Future) -> None:
+        self._prefetching.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            self.prefetch_failures += 1
 
     def reward_options(self) -> ScoreOptions:
         if self._reward_options is None:
@@ -177,6 +218,9 @@ class AgentExecutor(AgentExecutorBase):
         return self._reward_options
 
     async def execute(self, prompt, label, sampling_params, max_length: int, hf_tokenizer, llm_engine, images=None):
+        if sampling_params is None:  # the trainer's prefetch of a later step's clip (launch.prefetch): no rollout
+            self.prefetch(hf_tokenizer, prompt, images, keep=max_length)
+            return None
         spec, truth = video_of(images), label_of(label)  # the row's fields (rarft_plugin.prompt_row)
         family = family_of_processor(hf_tokenizer)
         family.check_vllm_version(self.vllm_version)

@@ -352,6 +352,64 @@ def test_a_steps_distinct_clips_decode_at_the_same_time_with_pyav(tiny, tmp_path
     assert cache_stats()[1] == 4 and state["most"] == 4
 
 
+def prefetch_then_rollout(executor, processor, engine, clip, keep=3):
+    """A prefetch request for the clip, as the trainer sends it during the previous step, then its rollout."""
+    params = SimpleNamespace(max_tokens=16, logprobs=None)
+    spec = VideoSpec(str(clip)).to_json()
+
+    async def step():
+        ahead = await executor.execute(chat_prompt(processor), json.dumps(LABEL), None, keep, processor, engine, spec)
+        return ahead, await executor.execute(
+            chat_prompt(processor), json.dumps(LABEL), params, 4096, processor, engine, spec
+        )
+
+    return asyncio.run(step())
+
+
+def test_a_prefetched_clip_is_the_rollouts_cache_entry_and_gives_the_same_rollout(tiny, tmp_path, sbert):
+    """The trainer's prefetch request (`launch.prefetch.prefetch_request`: `sampling_params=None`) starts the clip's
+    preparation and returns without a rollout; the rollout then finds it prepared: one decode, and the same prompt
+    tokens and training tensors as without prefetch."""
+    processor, directory = tiny
+    fresh = write_test_video(tmp_path / "ahead.mp4", seconds=3)
+    clear_cache()
+    executor = load_executor_like_openrlhf(sbert)
+    prepared = type(executor).execute.__globals__["_PREPARED"]
+    prepared.clear()
+    engine = VllmLikeEngine(directory)
+    ahead, output = prefetch_then_rollout(executor, processor, engine, fresh, keep=prepared.size + 4)
+    assert ahead is None and len(engine.calls) == 1  # the prefetch reached no engine
+    assert (prepared.hits, prepared.misses) == (1, 1) and cache_stats()[1] == 1 and executor.prefetch_failures == 0
+    assert prepared.size >= 12  # the trainer said how many clips come to this engine: all of them kept
+
+    prepared.clear()
+    clear_cache()
+    (plain,) = execute_together(load_executor_like_openrlhf(sbert), processor, VllmLikeEngine(directory), [fresh])
+    assert (
+        output["observation_tokens"][: output["action_ranges"][0][0]]
+        == plain["observation_tokens"][: plain["action_ranges"][0][0]]
+    )
+    assert output["mm_train_inputs"].keys() == plain["mm_train_inputs"].keys()
+    assert all(torch.equal(output["mm_train_inputs"][k], plain["mm_train_inputs"][k]) for k in plain["mm_train_inputs"])
+
+
+def test_a_prefetch_that_fails_does_not_raise_and_its_rollout_names_the_file(tiny, tmp_path, sbert):
+    processor, directory = tiny
+    missing = tmp_path / "gone.mp4"
+    executor = load_executor_like_openrlhf(sbert)
+    spec = VideoSpec(str(missing)).to_json()
+
+    async def prefetch():
+        assert await executor.execute(chat_prompt(processor), json.dumps(LABEL), None, 2, processor, None, spec) is None
+        await asyncio.gather(*executor._prefetching, return_exceptions=True)
+        await asyncio.sleep(0)  # the done callbacks
+
+    asyncio.run(prefetch())
+    assert executor.prefetch_failures == 1 and not executor._prefetching
+    with pytest.raises(VideoError, match="gone.mp4"):
+        prefetch_then_rollout(executor, processor, VllmLikeEngine(directory), missing)
+
+
 def test_rollout_log_probs_equal_the_trainers_through_openrlhf_batching(tiny, clip, sbert):
     """Rollouts generated from (placeholder, frames) are scored by OpenRLHF's Actor on the executor's tensors."""
     from openrlhf.models import Actor

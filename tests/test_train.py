@@ -817,6 +817,23 @@ def test_the_decoding_processes_reach_every_worker_or_a_bad_value_is_refused(mon
     assert wire(["--data.prompt_dataset", "train.jsonl"]).env.get("RARFT_DECODE_PROCESSES") == forwarded
 
 
+@pytest.mark.parametrize(
+    ("value", "forwarded"), [(None, None), ("0", "0"), ("Off", "0"), ("yes", "1"), ("later", "RARFT_PREFETCH must be")]
+)
+def test_the_prefetch_switch_reaches_the_trainer_or_a_bad_value_is_refused(monkeypatch, value, forwarded):
+    """The trainer's Ray worker reads $RARFT_PREFETCH (`rarft_plugin.launch.prefetch`)."""
+    from rarft_plugin.launch.wiring import LaunchError, wire
+
+    monkeypatch.delenv("RARFT_PREFETCH", raising=False)
+    if value is not None:
+        monkeypatch.setenv("RARFT_PREFETCH", value)
+    if forwarded and not forwarded.isdigit():
+        with pytest.raises(LaunchError, match=forwarded):
+            wire(["--data.prompt_dataset", "train.jsonl"])
+        return
+    assert wire(["--data.prompt_dataset", "train.jsonl"]).env.get("RARFT_PREFETCH") == forwarded
+
+
 def test_dry_run_checks_with_openrlhf_and_prints_the_command(command, capsys):
     assert main([*command, "--rarft.dry_run", "--rarft.sbert_device", "cuda"]) == 0
     out, err = capsys.readouterr()

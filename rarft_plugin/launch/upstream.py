@@ -8,7 +8,8 @@ redundant (tests/test_train.py pins each piece's behaviour).
 2. `openrlhf_arguments`: train_ppo_ray's argument handling without training;
 3. `gpu_module_stand_ins`: that argument handling on a machine without vLLM / flash-attn;
 4. `complete_saved_processors`: loadable vision-language checkpoints;
-5. `report_task_in_trainer_logs`: the task metrics at each evaluation and the exploit monitors at each step.
+5. `report_task_in_trainer_logs`: the task metrics at each evaluation and the exploit monitors at each step;
+6. `_with_prefetch` (installed with 5): the next step's clips decoded while the current step trains.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "gpu_module_stand_ins",
     "openrlhf_arguments",
     "patch_trainer",
+    "prefetch_next_step",
     "report_task_in_trainer_logs",
     "rollouts_of",
     "setup_worker",
@@ -331,11 +333,13 @@ def trainer_patch_pending() -> bool:
 
 
 def patch_trainer(module: types.ModuleType) -> None:
-    """Wrap the trainer module's `compute_eval_metrics` and `BasePPOTrainer.train_step` (once)."""
+    """Wrap the trainer module's `compute_eval_metrics`, `BasePPOTrainer.train_step` and its
+    `SamplesGenerator.generate_samples` (once)."""
     if getattr(module, "_rarft_patched", False):
         return
     module.compute_eval_metrics = _with_task_metrics(module.compute_eval_metrics)
     module.BasePPOTrainer.train_step = _with_step_monitors(module.BasePPOTrainer.train_step)
+    module.SamplesGenerator.generate_samples = _with_prefetch(module.SamplesGenerator.generate_samples)
     module._rarft_patched = True
 
 
@@ -394,3 +398,66 @@ def _with_step_monitors(train_step: Callable) -> Callable:
         return status, step
 
     return wrapped
+
+
+# ---------------------------------------------------------------- 6. the next step's clips, prepared ahead
+# Upstream lacks a way to start a step's media work before the step: `SamplesGenerator.generate_samples` draws a
+# step's prompts and only then dispatches them, so every rollout first waits for its clip (22 % of a step with 16
+# distinct paper-size clips on an H100, docs/gpu.md). After each call, the wrapper reads the next step's prompts
+# from the loader's iterator (`launch.prefetch.Lookahead`, which keeps the loader's checkpoint state where it was)
+# and sends each to the engine that will get it through the one call an engine takes
+# (`generate_responses`, marked as a prefetch: `launch.prefetch.prefetch_request`), which returns at once. The
+# trainer goes on to make_experience and ppo_train while the engines decode. $RARFT_PREFETCH=0 turns it off.
+# Unnecessary once OpenRLHF prepares media ahead itself or takes a hook before dispatch; 0.11.2 has neither.
+
+
+def _with_prefetch(generate_samples: Callable) -> Callable:
+    @functools.wraps(generate_samples)
+    def wrapped(self, **generate_kwargs):
+        result = generate_samples(self, **generate_kwargs)
+        from rarft_plugin.launch.prefetch import prefetch_enabled
+
+        try:
+            if prefetch_enabled():
+                _LOGGER.debug("rarft: prefetching %d clips of the next step", prefetch_next_step(self))
+        except Exception as error:  # noqa: BLE001 -- a prefetch is only a hint; the step decodes on demand
+            _LOGGER.warning("rarft: prefetch of the next step's clips failed (%s); they decode on demand", error)
+        return result
+
+    return wrapped
+
+
+def prefetch_next_step(generator: object) -> int:
+    """Send the prompts of `generator`'s (an OpenRLHF `SamplesGenerator`) next vLLM batch to the engines as
+    prefetch requests; returns how many were sent (0 at the end of an epoch, or without engines)."""
+    from rarft_plugin.launch.prefetch import Lookahead, engine_of, prefetch_request
+
+    iterator, engines = getattr(generator, "_dataloader_iter", None), generator.vllm_engines
+    if iterator is None or not engines:
+        return 0
+    if not isinstance(iterator, Lookahead):
+        iterator = generator._dataloader_iter = Lookahead(iterator, _own_state_dict(generator.prompts_dataloader))
+        generator.prompts_dataloader.state_dict = functools.partial(_resume_state, generator)
+    rollout = generator.args.rollout
+    count = getattr(rollout, "vllm_generate_batch_size", None) or rollout.batch_size
+    # the loader yields (datasources, prompts, labels, videos) batches, as `_collect_prompt_batch` reads them
+    rows = [row for batch in iterator.peek(count) for row in zip(*batch[1:4], strict=True)][:count]
+    per_engine = [len(range(e, len(rows), len(engines))) for e in range(len(engines))]
+    for i, (prompt, label, video) in enumerate(rows):
+        engine = engine_of(i, len(engines))
+        request = prefetch_request(prompt, label, video, generator.tokenizer, per_engine[engine])
+        engines[engine].generate_responses.remote(**request)
+    return len(rows)
+
+
+def _own_state_dict(loader: object) -> Callable[[], object]:
+    """The loader's own `state_dict` (the class's, past the instance attribute `prefetch_next_step` sets)."""
+    return functools.partial(type(loader).state_dict, loader)
+
+
+def _resume_state(generator: object) -> object:
+    """The prompts loader's checkpoint state with the prompts read ahead not counted as consumed."""
+    from rarft_plugin.launch.prefetch import Lookahead
+
+    iterator, loader = getattr(generator, "_dataloader_iter", None), generator.prompts_dataloader
+    return iterator.state_dict() if isinstance(iterator, Lookahead) else type(loader).state_dict(loader)

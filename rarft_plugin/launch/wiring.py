@@ -22,6 +22,7 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rarft_plugin.launch.prefetch import prefetch_env
 from rarft_plugin.launch.upstream import OPENRLHF_MODULE
 from rarft_plugin.models import family_env
 from rarft_plugin.paths import plugin_path
@@ -331,6 +332,7 @@ def wire(argv: Sequence[str]) -> Launch:
     try:
         rewards = RewardOptions.from_args(parsed, os.environ)
         decoding = decode_env(os.environ)  # the executors' decoding processes (rarft_plugin.video.DecodePool)
+        decoding.update(prefetch_env(os.environ))  # the trainer's prefetch of the next step's clips
     except ValueError as error:
         raise LaunchError(str(error)) from None
     template = parsed.template or TEMPLATE_FOR_VARIANT[rewards.variant]
