@@ -19,6 +19,10 @@ gives torch the one thread it has in a vLLM engine's Ray actor.
 
     python bench/video_pipeline.py [--prompts 16] [--group 8] [--seconds 60]
     python bench/video_pipeline.py --paper mixed --clips DIR [--prompts 16] [--processes 2] [--torch-threads 1]
+    python bench/video_pipeline.py --paper mixed --clips DIR --prompts 8 --train-seconds 30 [--steps 3]
+
+`--train-seconds T` compares, on the same clips, a step's wait for its clips without and with the trainer's prefetch
+(`rarft_plugin.launch.prefetch`): the next step's clips prepared during the T seconds of training between steps.
 """
 
 from __future__ import annotations
@@ -38,7 +42,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rarft_plugin import video  # noqa: E402
 from rarft_plugin.models import default_family  # noqa: E402
-from rarft_plugin.openrlhf_agent import _PREPARED, clear_prepared_cache, prepare_video_prompt  # noqa: E402
+from rarft_plugin.openrlhf_agent import (  # noqa: E402
+    _PREPARED,
+    clear_prepared_cache,
+    prefetch_video_prompt,
+    prepare_video_prompt,
+)
 from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_paper_clips, write_test_video  # noqa: E402
 from rarft_plugin.video import ROLLOUT_BACKEND, DecodePool, cache_stats, clear_cache, sample_frames  # noqa: E402
 
@@ -148,6 +157,52 @@ def paper_scale(args, processor, prompt) -> None:
     print(f"  pool vs threads: {threads[0] / pooled[0]:.2f}x faster")
 
 
+def step_waits(processor, prompt, steps: list[list[Path]], group: int, train_s: float, prefetch: bool) -> list[float]:
+    """Seconds each step's rollouts wait for their clips (all G rollouts of all its prompts in flight, as the
+    engine runs them), with `train_s` of training between steps (the engine's CPU idle, as while the GPU trains),
+    and with or without the trainer's prefetch of the next step's clips (`prefetch_video_prompt`, as the
+    executor runs it when `launch.prefetch` sends them, right after a step's generation)."""
+
+    async def run() -> list[float]:
+        waits = []
+        for index, clips in enumerate(steps):
+            started = time.perf_counter()
+            await asyncio.gather(
+                *[
+                    asyncio.to_thread(prepare_video_prompt, processor, prompt, str(c))
+                    for c in clips
+                    for _ in range(group)
+                ]
+            )
+            waits.append(time.perf_counter() - started)
+            if prefetch and index + 1 < len(steps):
+                for clip in steps[index + 1]:
+                    prefetch_video_prompt(processor, prompt, str(clip), keep=len(clips))
+            await asyncio.sleep(train_s)
+        return waits
+
+    clear_cache()
+    clear_prepared_cache()
+    return asyncio.run(run())
+
+
+def prefetch_scale(args, processor, prompt) -> None:
+    """A step's wait for its clips without and with the next step's clips prepared during training."""
+    clips = paper_clips(args.clips, args.paper, args.prompts * args.steps)
+    steps = [clips[i :: args.steps] for i in range(args.steps)]  # each step its share of both kinds
+    without = step_waits(processor, prompt, steps, args.group, args.train_seconds, prefetch=False)
+    with_prefetch = step_waits(processor, prompt, steps, args.group, args.train_seconds, prefetch=True)
+    print(
+        f"{args.steps} steps of {args.prompts} distinct {args.paper} clips x G={args.group}, {args.train_seconds:g} s "
+        f"of training between steps (torch threads {torch.get_num_threads()}, CPU cores {os.cpu_count()}); "
+        "seconds a step's rollouts wait for their clips:"
+    )
+    print(f"  without prefetch  {'  '.join(f'{w:6.2f}' for w in without)}")
+    print(f"  with prefetch     {'  '.join(f'{w:6.2f}' for w in with_prefetch)}")
+    later = lambda waits: sum(waits[1:]) / max(len(waits) - 1, 1)  # noqa: E731 -- the first step has no step before
+    print(f"  steps 2 on: {later(without):.2f} s -> {later(with_prefetch):.2f} s a step")
+
+
 def _prompt(processor) -> str:
     return processor.apply_chat_template(
         [{"role": "user", "content": [{"type": "text", "text": "find it"}, {"type": "video", "text": ""}]}],
@@ -171,6 +226,14 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="DecodePool size (--paper)")
     parser.add_argument("--timed", type=int, default=4, help="clips decoded one at a time (--paper)")
     parser.add_argument(
+        "--train-seconds",
+        type=float,
+        default=None,
+        help="with --paper: steps of --prompts clips with this much training between them, without and with the "
+        "trainer's prefetch of the next step's clips (instead of the decoder comparison)",
+    )
+    parser.add_argument("--steps", type=int, default=3, help="steps of the prefetch comparison (--train-seconds)")
+    parser.add_argument(
         "--torch-threads",
         type=int,
         default=None,
@@ -186,7 +249,8 @@ def main() -> int:
     if args.paper:
         with tempfile.TemporaryDirectory() as tmp:
             processor = AutoProcessor.from_pretrained(build_tiny_qwen2_5_vl(Path(tmp) / "tiny"))  # 7B pixel bounds
-            paper_scale(args, processor, _prompt(processor))
+            run = paper_scale if args.train_seconds is None else prefetch_scale
+            run(args, processor, _prompt(processor))
         return 0
 
     with tempfile.TemporaryDirectory() as tmp:

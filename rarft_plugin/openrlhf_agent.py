@@ -81,7 +81,7 @@ from rarft_plugin.video import (
 if TYPE_CHECKING:
     from transformers import ProcessorMixin
 
-__all__ = ["AgentExecutor", "clear_prepared_cache", "is_prepared", "prepare_video_prompt"]
+__all__ = ["AgentExecutor", "clear_prepared_cache", "is_prepared", "prefetch_video_prompt", "prepare_video_prompt"]
 
 Prepared = tuple[SampledVideo, list[int], dict[str, torch.Tensor]]  # frames, expanded prompt ids, training tensors
 # (processor, prompt, clip) -> Prepared. Single-flight, so the G concurrent rollouts of a prompt share one
@@ -134,6 +134,20 @@ def prepared_key(processor: ProcessorMixin, prompt: str, spec: VideoSpec) -> tup
 def is_prepared(processor: ProcessorMixin, prompt: str, spec: SpecLike) -> bool:
     """Whether the prompt's video is cached or being prepared in this process."""
     return prepared_key(processor, prompt, VideoSpec.parse(spec)) in _PREPARED
+
+
+def prefetch_video_prompt(
+    processor: ProcessorMixin, prompt: str, spec: SpecLike, *, keep: int, pool: DecodePool | None = None
+) -> asyncio.Future | None:
+    """Start preparing a later rollout's video (`prepare_video_prompt`) in the running loop's default executor, the
+    threads the rollouts prepare theirs in; None when it is cached or on its way already. The cache keeps at least
+    `keep` entries from now on (the clips the trainer sends this engine for a step)."""
+    spec = VideoSpec.parse(spec)
+    if is_prepared(processor, prompt, spec):
+        return None
+    _PREPARED.reserve(max(keep, 1))
+    prepare = functools.partial(prepare_video_prompt, processor, prompt, spec, pool=pool)
+    return asyncio.get_running_loop().run_in_executor(None, prepare)
 
 
 def clear_prepared_cache() -> None:
@@ -193,15 +207,11 @@ class AgentExecutor(AgentExecutorBase):
         (not for a clip already cached or on its way). Never raises: a clip that fails here fails again in its
         rollout, which names the file."""
         try:
-            spec = video_of(images)
-            if is_prepared(processor, prompt, spec):
-                return False
-            _PREPARED.reserve(max(keep, 1))
-            future = asyncio.get_running_loop().run_in_executor(
-                None, functools.partial(prepare_video_prompt, processor, prompt, spec, pool=self.decode_pool)
-            )
+            future = prefetch_video_prompt(processor, prompt, video_of(images), keep=keep, pool=self.decode_pool)
         except Exception:  # noqa: BLE001 -- a prefetch is only a hint
             self.prefetch_failures += 1
+            return False
+        if future is None:
             return False
         self._prefetching.add(future)
         future.add_done_callback(self._prefetched)

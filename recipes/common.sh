@@ -77,6 +77,7 @@ Optional:
   RARFT_DECODE_PROCESSES
                         worker processes decoding clips, per vLLM engine (default 0: the engine's own
                         process decodes; docs/video.md)
+  RARFT_PREFETCH=0      do not prepare the next step's clips while a step trains (default: on)
   RARFT_DRY_RUN=1       check data, model and flags, print the final OpenRLHF command, start nothing
   PYTHON                interpreter with rarft and the training stack (default: this checkout's
                         .venv/bin/python when it exists, else python)

@@ -17,8 +17,9 @@
 #                --device cpu) under /tmp/lease/work/curve, the path they take here (the prompts name their clips)
 # LEASE_STEPS picks the steps, in order, each waiting for what it needs (default: "vision scale_n200": the vision
 # tower by attention implementation, sdpa_grouped included, while the 3B's assets are built, then the 3B at
-# SCALE_PROMPTS=4 SCALE_STEPS=4, ~26 minutes of a lease on an H100 (2026-12-06): a rerun is the after of that day's
-# fixes, PyAV decoding, grouped vision windows, no offload on an H100; also: scale_natural, smoke, positions, curve). LEASE_BESIDE (default: "scale_assets") runs beside them
+# SCALE_PROMPTS=16 SCALE_SAMPLES=2 SCALE_STEPS=4: 16 distinct clips a step, 32 rollouts; 22.5 minutes of a lease on
+# an H100 on 2026-12-06 (fifth session), without the prefetch of the next step's clips: a rerun is its after; also:
+# scale_natural, smoke, positions, curve). LEASE_BESIDE (default: "scale_assets") runs beside them
 # from the start (no GPU work but a model build), so the 3B and its clips are made while the stack arrives;
 # scale_n200 waits for it. Where things live: /tmp/lease/{stage,site,site-scale,m,repo,work}, /tmp/lease/queue.log.
 set -euo pipefail
@@ -26,7 +27,8 @@ root=/tmp/lease
 stage=$root/stage work=$root/work
 repo_src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 steps=${LEASE_STEPS:-vision scale_n200}
-export SCALE_PROMPTS=${SCALE_PROMPTS:-4} SCALE_STEPS=${SCALE_STEPS:-4}  # a step that fits a lease (bench/gpu_scale.sh)
+# a step that fits a lease and decodes the paper's 16 distinct clips (bench/gpu_scale.sh: 16 prompts x 2 rollouts)
+export SCALE_PROMPTS=${SCALE_PROMPTS:-16} SCALE_SAMPLES=${SCALE_SAMPLES:-2} SCALE_STEPS=${SCALE_STEPS:-4}
 beside=${LEASE_BESIDE-scale_assets}
 
 log() { echo "[$(date +%H:%M:%S)] $*"; }

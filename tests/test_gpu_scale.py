@@ -381,18 +381,38 @@ def test_the_bench_script_runs_the_recipe_on_one_gpu_and_reports(tmp_path):
     assert again.returncode == 0 and "natural: complete, skipped" in again.stdout
 
 
-def test_the_bench_runs_fewer_prompts_a_step_and_names_its_attention(tmp_path):
-    """SCALE_PROMPTS=8 SCALE_STEPS=3 (a step that fits a lease): the batch sizes, the samples and the attention
-    reach the recipe and run.json; without flash-attn's CUDA extension (as here) the bench picks sdpa."""
+# (env, the batch flags the recipe gets, run.json's prompts and samples a step)
+SMALLER_STEPS = {
+    "8-prompts": (
+        {"SCALE_PROMPTS": "8"},
+        "--rollout.batch_size 8 --rollout.n_samples_per_prompt 8 --train.batch_size 64",
+        8,
+        8,
+    ),
+    "8-prompts-x2": (
+        {"SCALE_PROMPTS": "8", "SCALE_SAMPLES": "2"},
+        "--rollout.batch_size 8 --rollout.n_samples_per_prompt 2 --train.batch_size 16",
+        8,
+        2,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", SMALLER_STEPS)
+def test_the_bench_runs_fewer_prompts_or_rollouts_a_step_and_names_its_attention(tmp_path, case):
+    """SCALE_PROMPTS=8 SCALE_STEPS=3 (a step that fits a lease; SCALE_SAMPLES=2: the same distinct clips a step with
+    fewer rollouts each): the batch sizes, the samples and the attention reach the recipe and run.json; without
+    flash-attn's CUDA extension (as here) the bench picks sdpa."""
+    env, flags, prompts, samples = SMALLER_STEPS[case]
     out = tmp_path / "out"
     scale_assets(out, prompts=24)
-    done = bench("gpu_scale.sh", tmp_path, str(out), "n200", SCALE_PROMPTS="8", SCALE_STEPS="3")
+    done = bench("gpu_scale.sh", tmp_path, str(out), "n200", SCALE_STEPS="3", **env)
     assert done.returncode == 0, done.stderr[-3000:]
     args = (tmp_path / "train_args.txt").read_text()
-    assert "--data.max_samples 24 " in args and "--rollout.batch_size 8 --train.batch_size 64" in args
+    assert "--data.max_samples 24 " in args and flags in args
     assert "--ds.attn_implementation sdpa" in args
     info = json.loads((out / "n200" / "run.json").read_text())
-    assert info["attention"] == "sdpa" and info["prompts_per_step"] == 8
+    assert info["attention"] == "sdpa" and (info["prompts_per_step"], info["samples_per_prompt"]) == (prompts, samples)
     assert "clips: 24 " in done.stdout  # 18 Charades-like + 6 ActivityNet-like
 
 

@@ -305,6 +305,13 @@ MEASURED = (
         gpu={"generation": 57.4, "make_experience": 25.7, "ppo_train": 71.1},
         host=97.2,
     ),
+    Measured(
+        size="3b",
+        run="one H100 80GB, recipes/time_r1.sh with RARFT_NUM_GPUS=1 (nothing added), sdpa, 16 prompts x 2, "
+        "200 new tokens, 2026-12-06: 4 steps (ppo_train filled 97.5 % of the card: the allocator keeps what it got)",
+        gpu={"generation": 65.7, "make_experience": 34.9, "ppo_train": 83.7},
+        host=91.1,
+    ),
 )
 
 
