@@ -136,6 +136,8 @@ def test_memory_is_attributed_to_the_phase_it_was_used_in(tmp_path):
     assert summary["generation_tokens_per_s"] == pytest.approx(128 * 200 / 20.0)
     assert summary["truncated"] == 1.0 and summary["max_new_tokens"] == 700
     assert 0 < summary["rarft_share"] < 20.0 / 112.0
+    # the generation phase's share of rarft's video prep on each rollout's path (0.5 s of 15.51)
+    assert summary["video_on_critical_path_s"] == pytest.approx(20.0 * 0.5 / 15.51)
 
 
 def test_memory_per_gpu_is_the_fullest_gpus(tmp_path):
@@ -206,6 +208,20 @@ def test_forecast_follows_its_stated_assumptions():
                                                 "decode_batch": from_7b["factors"]["decode_batch"]})  # fmt: skip
 
 
+@pytest.mark.parametrize("rollouts", [128.0, 32.0])
+def test_rarfts_video_prep_is_added_per_step_as_measured(rollouts):
+    """The 16 distinct clips a step are decoded once each whatever G, model or card: the seconds the rollouts waited
+    for them come out of generation's scaled part and are added back as they are."""
+    forecast = SCALE["forecast"]
+    plain = forecast([{**summary(40.0, 200.0), "rollouts": rollouts}], "H200", "3b", "H100")
+    run = {**summary(40.0 + 12.0, 200.0), "rollouts": rollouts, "video_on_critical_path_s": 12.0}
+    video = forecast([run], "H200", "3b", "H100")
+    assert video["generation_split"] == pytest.approx(plain["generation_split"])
+    assert video["video_prep_s"] == 12.0 and plain["video_prep_s"] == 0.0
+    assert video["step_s"]["generation"] == pytest.approx(plain["step_s"]["generation"] + 12.0)
+    assert video["step_total_s"] == pytest.approx(plain["step_total_s"] + 12.0)
+
+
 @pytest.mark.parametrize("rollouts, more", [(128.0, 1.0), (64.0, 2.0), (32.0, 4.0), (None, 1.0)])
 def test_a_run_with_fewer_prompts_a_step_is_forecast_per_rollout(rollouts, more):
     """SCALE_PROMPTS=8 (64 rollouts a step): what is per rollout doubles to the paper's 128, broadcast does not."""
@@ -236,7 +252,10 @@ def test_report_writes_the_table_and_the_forecast(tmp_path, capsys):
     assert "| 8 x A100 |" in table and "| 8 x H100 |" in table and "Assumptions:" in table
     saved = json.loads((tmp_path / "scale.json").read_text())
     assert [f["target"] for f in saved["forecasts"]] == ["8 x A100", "8 x H100"]
-    assert saved["forecasts"][0]["generation_split"]["per_token_s"] == pytest.approx((20.0 - 12.0) / 500)
+    without_video = [seconds * (1 - 0.5 / 15.51) for seconds in (20.0, 12.0)]  # generation less the video prep
+    per_token = (without_video[0] - without_video[1]) / 500
+    assert saved["forecasts"][0]["generation_split"]["per_token_s"] == pytest.approx(per_token)
+    assert "of it, rarft's video prep" in table
 
 
 CUT_OFF_LOG = Path(__file__).parent / "support" / "openrlhf_0_11_2_scale_cut_off.log"  # the H100's 3B, 2026-12-06
