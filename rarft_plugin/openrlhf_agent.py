@@ -87,7 +87,8 @@ Prepared = tuple[SampledVideo, list[int], dict[str, torch.Tensor]]  # frames, ex
 # (processor, prompt, clip) -> Prepared. Single-flight, so the G concurrent rollouts of a prompt share one
 # entry whatever the size; an entry holds up to ~90 MB (frames + float32 pixels at the default budget),
 # hence a small LRU. The tensors are only read downstream.
-_PREPARED: LruCache[Prepared] = LruCache(8)
+PREPARED_CACHE_SIZE = 8  # at least; the prefetch raises it to the clips an engine gets a step
+_PREPARED: LruCache[Prepared] = LruCache(PREPARED_CACHE_SIZE)
 # A rollout whose video is not ready by then fails, naming the file, rather than hanging the engine actor
 # (a 60-s clip takes about a second; decoders have been seen to stall on damaged files).
 PREPARE_TIMEOUT_S = 300.0

@@ -39,6 +39,7 @@ def test_the_recipes_flags_describe_the_papers_setup():
         (["--actor.num_gpus_per_node", "1"], "gpus", 1),
         (["--data.max_len=8192"], "max_len", 8192),
         (["--rollout.n_samples_per_prompt", "16"], "rollouts", 256),
+        (["--rollout.batch_size", "4"], "prompts", 4),
         (["--algo.kl.init_coef", "0"], "reference", False),
         (["--vllm.gpu_memory_utilization", "0.3"], "vllm_fraction", 0.3),
     ],
@@ -178,6 +179,19 @@ def test_decoding_processes_add_host_memory_per_engine(monkeypatch, capsys):
         assert main(["--size", "7b", "--", *RECIPE_FLAGS]) == 0
         host[value] = float(capsys.readouterr().out.split("; host ")[1].split(" GB")[0])
     assert host["4"] - host[""] == pytest.approx(8 * 4 * 0.55, abs=1)  # 8 engines x 4 processes x 0.55 GB
+
+
+@pytest.mark.parametrize(("gpus", "prompts", "entries"), [(8, 16, 0), (1, 16, 8), (1, 4, 0), (2, 40, 24)])
+def test_an_engine_given_more_than_8_clips_a_step_keeps_the_rest_prepared(gpus, prompts, entries):
+    """The prefetch keeps a step's prepared clips on each engine (`openrlhf_agent`: at least the cache's 8)."""
+    from rarft_plugin.launch.memory import PREPARED_ENTRY, PREPARED_KEPT
+    from rarft_plugin.openrlhf_agent import PREPARED_CACHE_SIZE
+
+    assert PREPARED_KEPT == PREPARED_CACHE_SIZE  # the same cache
+    host = estimate(SEVEN_B, Setup(gpus=gpus, prompts=prompts)).host
+    assert host["prepared clips beyond the cache's 8, every engine (the prefetch keeps a step's)"] == pytest.approx(
+        entries * PREPARED_ENTRY
+    )
 
 
 def test_parameter_counts_follow_the_config():

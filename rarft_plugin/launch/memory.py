@@ -32,7 +32,8 @@ Assumptions (OpenRLHF 0.11.2's hybrid engine: actor, reference and one vLLM engi
 - Each GPU process (actor, reference, vLLM) has a CUDA context (~0.8 GB) and ~4 GB of host memory; the
   driver, trainer and Ray ~6 GB; each vLLM engine's clip caches (`rarft_plugin.video`, the executor) 1.3 GB
   and its decoding processes ($RARFT_DECODE_PROCESSES, default none: `DecodePool`) 0.55 GB each (measured on a
-  CPU after a 480p clip).
+  CPU after a 480p clip); where an engine gets more than 8 clips a step, the prepared ones beyond 8 (the trainer's
+  prefetch keeps a step's: ~90 MB each).
 - Each GPU phase adds what GPU runs measured above the parts modelled here (`UNACCOUNTED`: 5 GB in generation
   and make_experience, none at ppo_train's peak).
 
@@ -45,6 +46,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -71,6 +73,11 @@ CUDA_CONTEXT = 0.8 * GB
 PROCESS_HOST = 4 * GB
 DRIVER_HOST = 6 * GB
 CLIP_CACHES = 1.3 * GB  # the executor's frame and prompt caches
+# The executor keeps PREPARED_KEPT prepared prompts (rarft_plugin.openrlhf_agent.PREPARED_CACHE_SIZE), more when the trainer's
+# prefetch sends an engine more clips a step (it keeps them all); ~90 MB each at the paper's pixel budget (frames and
+# float32 pixel values).
+PREPARED_KEPT = 8
+PREPARED_ENTRY = 0.09 * GB
 DECODE_PROCESS_HOST = 0.55 * GB  # one DecodePool process after a 480p clip
 VLLM_ASLEEP = 1.0 * GB
 # What nvidia-smi showed above the modelled parts, per phase, in the 3B's runs on an H100 (2026-12-06): generation
@@ -159,6 +166,7 @@ class Setup:
     reference: bool = True  # a reference model (--algo.kl.init_coef > 0)
     max_len: int = 4608  # --data.max_len
     rollouts: int = 128  # --rollout.batch_size x --rollout.n_samples_per_prompt, a step
+    prompts: int = 16  # --rollout.batch_size: distinct clips a step, prefetched over the engines
     micro_batch: int = 1  # --train.micro_batch_size
     video_tokens: int = DEFAULT_VIDEO_TOKENS  # per prompt (the pixel budget's)
     decode_processes: int = 0  # per engine ($RARFT_DECODE_PROCESSES, not a flag)
@@ -243,6 +251,9 @@ def estimate(model: Architecture, setup: Setup) -> Estimate:
         "processes (Ray workers, driver)": (3 if setup.reference else 2) * n * PROCESS_HOST + DRIVER_HOST,
         "clip caches and decoding processes, every engine": n
         * (CLIP_CACHES + setup.decode_processes * DECODE_PROCESS_HOST),
+        "prepared clips beyond the cache's 8, every engine (the prefetch keeps a step's)": n
+        * max(0, math.ceil(setup.prompts / n) - PREPARED_KEPT)
+        * PREPARED_ENTRY,
     }
     kv_needed = setup.rollouts / n * setup.max_len * model.kv_bytes_per_token
     kv_available = max(0.0, vllm_awake - 2 * model.parameters - 2 * GB)  # weights and ~2 GB of activations
@@ -368,6 +379,7 @@ def setup_from_flags(argv: Sequence[str], gpu_memory: float = 80 * GB) -> Setup:
         reference=number("--algo.kl.init_coef", 0.0, float) > 0,
         max_len=number("--data.max_len", 2048),
         rollouts=number("--rollout.batch_size", 1024) * number("--rollout.n_samples_per_prompt", 1),
+        prompts=number("--rollout.batch_size", 1024),
         micro_batch=number("--train.micro_batch_size", 1),
         video_tokens=defaults.video_tokens,
     )
