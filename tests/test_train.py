@@ -800,38 +800,29 @@ def test_launch_runs_openrlhf_with_the_plugin_and_forwards_the_reward_options(co
     assert "--reward_pretrain rarft_plugin: the plugin is wired in as" in capsys.readouterr().err
 
 
+# variable -> (value set or None, what reaches the Ray workers: a value, None, or the refusal's words)
+WORKER_VARIABLES = {
+    # the executors read it inside vLLM's Ray actors (`rarft_plugin.video.decode_pool`)
+    "RARFT_DECODE_PROCESSES": [(None, None), (" 4", "4"), ("0", "0"), ("four", "RARFT_DECODE_PROCESSES must be")],
+    # the trainer's Ray worker reads it (`rarft_plugin.launch.prefetch`)
+    "RARFT_PREFETCH": [(None, None), ("0", "0"), ("Off", "0"), ("yes", "1"), ("later", "RARFT_PREFETCH must be")],
+}
+
+
 @pytest.mark.parametrize(
-    ("value", "forwarded"), [(None, None), (" 4", "4"), ("0", "0"), ("four", "RARFT_DECODE_PROCESSES must be")]
+    ("name", "value", "forwarded"), [(name, *case) for name, cases in WORKER_VARIABLES.items() for case in cases]
 )
-def test_the_decoding_processes_reach_every_worker_or_a_bad_value_is_refused(monkeypatch, value, forwarded):
-    """The executors read $RARFT_DECODE_PROCESSES inside vLLM's Ray actors (`rarft_plugin.video.decode_pool`)."""
+def test_the_worker_variables_reach_the_workers_or_a_bad_value_is_refused(monkeypatch, name, value, forwarded):
     from rarft_plugin.launch.wiring import LaunchError, wire
 
-    monkeypatch.delenv("RARFT_DECODE_PROCESSES", raising=False)
+    monkeypatch.delenv(name, raising=False)
     if value is not None:
-        monkeypatch.setenv("RARFT_DECODE_PROCESSES", value)
+        monkeypatch.setenv(name, value)
     if forwarded and not forwarded.isdigit():
         with pytest.raises(LaunchError, match=forwarded):
             wire(["--data.prompt_dataset", "train.jsonl"])
         return
-    assert wire(["--data.prompt_dataset", "train.jsonl"]).env.get("RARFT_DECODE_PROCESSES") == forwarded
-
-
-@pytest.mark.parametrize(
-    ("value", "forwarded"), [(None, None), ("0", "0"), ("Off", "0"), ("yes", "1"), ("later", "RARFT_PREFETCH must be")]
-)
-def test_the_prefetch_switch_reaches_the_trainer_or_a_bad_value_is_refused(monkeypatch, value, forwarded):
-    """The trainer's Ray worker reads $RARFT_PREFETCH (`rarft_plugin.launch.prefetch`)."""
-    from rarft_plugin.launch.wiring import LaunchError, wire
-
-    monkeypatch.delenv("RARFT_PREFETCH", raising=False)
-    if value is not None:
-        monkeypatch.setenv("RARFT_PREFETCH", value)
-    if forwarded and not forwarded.isdigit():
-        with pytest.raises(LaunchError, match=forwarded):
-            wire(["--data.prompt_dataset", "train.jsonl"])
-        return
-    assert wire(["--data.prompt_dataset", "train.jsonl"]).env.get("RARFT_PREFETCH") == forwarded
+    assert wire(["--data.prompt_dataset", "train.jsonl"]).env.get(name) == forwarded
 
 
 def test_dry_run_checks_with_openrlhf_and_prints_the_command(command, capsys):

@@ -73,9 +73,9 @@ CUDA_CONTEXT = 0.8 * GB
 PROCESS_HOST = 4 * GB
 DRIVER_HOST = 6 * GB
 CLIP_CACHES = 1.3 * GB  # the executor's frame and prompt caches
-# The executor keeps PREPARED_KEPT prepared prompts (rarft_plugin.openrlhf_agent.PREPARED_CACHE_SIZE), more when the trainer's
-# prefetch sends an engine more clips a step (it keeps them all); ~90 MB each at the paper's pixel budget (frames and
-# float32 pixel values).
+# The executor keeps PREPARED_KEPT prepared prompts (rarft_plugin.openrlhf_agent.PREPARED_CACHE_SIZE), more when
+# the trainer's prefetch sends an engine more clips a step (it keeps them all); ~90 MB each at the paper's pixel
+# budget (frames and float32 pixel values).
 PREPARED_KEPT = 8
 PREPARED_ENTRY = 0.09 * GB
 DECODE_PROCESS_HOST = 0.55 * GB  # one DecodePool process after a 480p clip
