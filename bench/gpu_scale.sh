@@ -17,7 +17,8 @@
 # Decoding: natural and n200 decode in the engine's own process (RARFT_DECODE_PROCESSES=SCALE_DECODE_PROCESSES,
 # default 0, the shipped default); each run's run.json and the report name the setting. Call 1 also measures
 # the decoders outside training (bench/video_pipeline.py: decord serialised, PyAV threads, 4 processes, on the
-# run's own clips).
+# run's own clips). The trainer prefetches the next step's clips while a step trains (RARFT_PREFETCH, default on;
+# run.json and the report say which).
 # What differs from recipes/time_r1.sh, and why (every other flag is the recipe's):
 #   RARFT_NUM_GPUS=1              one GPU: actor, reference and one vLLM engine share it (the recipe then adds
 #                                 what its memory estimate says one GPU needs: nothing for the 3B on an H100's
@@ -117,6 +118,7 @@ for run in "${runs[@]}"; do
     scale measure --dir "$dir" --field "size=$size" --field "device=$device" --field "gpu_name=$gpu_name" \
         --field "max_new_tokens=$new" --field "decode_processes=$processes" --field "gpus=$gpus" --field layout=hybrid \
         --field "attention=$attn" --field "prompts_per_step=$prompts" --field "samples_per_prompt=$samples" \
+        --field "prefetch=${RARFT_PREFETCH:-1}" \
         -- env RARFT_MODEL="$out/assets/model_$size" RARFT_DATA="$out/assets/train.jsonl" RARFT_OUTPUT="$dir/ckpt" \
         RARFT_NUM_GPUS="$gpus" RARFT_DECODE_PROCESSES="$processes" PYTHON="$python" "$repo/recipes/time_r1.sh" \
         --data.max_samples "$clips" --train.num_episodes 1 --rollout.max_new_tokens "$new" \

@@ -49,6 +49,7 @@ from gpu_run import step_logs, step_shares  # noqa: E402
 
 from rarft_plugin.io_utils import write_atomic  # noqa: E402
 from rarft_plugin.launch.memory import architecture_of  # noqa: E402
+from rarft_plugin.launch.prefetch import SWITCH  # noqa: E402
 from rarft_plugin.models.qwen2_5_vl import PUBLISHED_CONFIGS  # noqa: E402
 
 HI_CHARADES = REPO / "eval" / "benchmarks" / "hi_vtg_charades.json"
@@ -615,6 +616,8 @@ def report(args: argparse.Namespace) -> int:
         peaks = r.get("gpu_peak_by_phase_gib", {})
         added = f" (+{r['added_flags']})" if r.get("added_flags") else ""
         added += f" ({r['decode_processes']} decoding processes)" if r.get("decode_processes") else ""
+        prefetch = SWITCH.get(str(r.get("prefetch", "")).strip().lower())  # None: a run before it existed
+        added += "" if prefetch is None else " (prefetch)" if prefetch else " (no prefetch)"
         lines.append(
             f"| {r['run']}{added} | {r['steps']} | {r.get('max_new_tokens', '?')} | {r['prompt_tokens']:.0f} / "
             f"{r['response_tokens']:.0f} | {r['truncated']:.0%} | "

@@ -238,7 +238,7 @@ def test_a_run_with_fewer_prompts_a_step_is_forecast_per_rollout(rollouts, more)
 
 def test_report_writes_the_table_and_the_forecast(tmp_path, capsys):
     write_run(tmp_path / "natural", [status(1, response=700.0)] * 4, MEMORY, new=700)
-    write_run(tmp_path / "n200", [status(1, generation=12.0)] * 4, MEMORY, new=200)
+    write_run(tmp_path / "n200", [status(1, generation=12.0)] * 4, MEMORY, new=200, prefetch="0")
     assets = tmp_path / "assets"
     assets.mkdir()
     (assets / "lengths.json").write_text(
@@ -248,7 +248,7 @@ def test_report_writes_the_table_and_the_forecast(tmp_path, capsys):
                           "--assets", str(assets), "--out", str(tmp_path)])  # fmt: skip
     assert code == 0
     table = (tmp_path / "scale.md").read_text()
-    assert "| natural | 4 | 700 | 3900 / 700 |" in table and "| n200 | 4 | 200 | 3900 / 200 |" in table
+    assert "| natural | 4 | 700 | 3900 / 700 |" in table and "| n200 (no prefetch) | 4 | 200 | 3900 / 200 |" in table
     assert "| 8 x A100 |" in table and "| 8 x H100 |" in table and "Assumptions:" in table
     saved = json.loads((tmp_path / "scale.json").read_text())
     assert [f["target"] for f in saved["forecasts"]] == ["8 x A100", "8 x H100"]
@@ -395,7 +395,7 @@ def test_the_bench_script_runs_the_recipe_on_one_gpu_and_reports(tmp_path):
     info = json.loads((out / "natural" / "run.json").read_text())
     assert info["complete"] is True and info["max_new_tokens"] == 708 and info["size"] == "3b" and info["gpus"] == 1
     assert (out / "natural" / "memory.csv").read_text().startswith("epoch,local,host_used_mib,gpu_used_mib")
-    assert "| natural | 4 | 708 | 3900 / 200 |" in (out / "scale.md").read_text()
+    assert "| natural (prefetch) | 4 | 708 | 3900 / 200 |" in (out / "scale.md").read_text()
     again = bench("gpu_scale.sh", tmp_path, str(out), "natural")
     assert again.returncode == 0 and "natural: complete, skipped" in again.stdout
 
@@ -432,6 +432,7 @@ def test_the_bench_runs_fewer_prompts_or_rollouts_a_step_and_names_its_attention
     assert "--ds.attn_implementation sdpa" in args
     info = json.loads((out / "n200" / "run.json").read_text())
     assert info["attention"] == "sdpa" and (info["prompts_per_step"], info["samples_per_prompt"]) == (prompts, samples)
+    assert info["prefetch"] == 1  # the default, recorded
     assert "clips: 24 " in done.stdout  # 18 Charades-like + 6 ActivityNet-like
 
 
