@@ -142,6 +142,28 @@ def test_the_last_step_of_an_epoch_prefetches_nothing_and_the_next_epoch_starts_
     assert prefetch_next_step(generator) == 4
 
 
+def test_under_ray_the_processor_goes_to_the_object_store_once_a_run(monkeypatch):
+    import ray
+
+    stored = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(ray, "put", lambda value: stored.append(value) or f"ref{len(stored)}")
+    calls = []
+    engine = SimpleNamespace(generate_responses=SimpleNamespace(remote=lambda **kw: calls.append(kw)))
+    loader = prompt_loader(8)
+    generator = SimpleNamespace(
+        _dataloader_iter=iter(loader),
+        prompts_dataloader=loader,
+        vllm_engines=[engine, engine],
+        tokenizer="processor",
+        args=SimpleNamespace(rollout=SimpleNamespace(batch_size=2)),
+    )
+    for _ in range(3):
+        assert prefetch_next_step(generator) == 2
+        next(generator._dataloader_iter), next(generator._dataloader_iter)  # the step consumes its two prompts
+    assert stored == ["processor"] and {kw["hf_tokenizer"] for kw in calls} == {"ref1"} and len(calls) == 6
+
+
 class _Generator:
     def generate_samples(self, **kwargs):
         return "samples"

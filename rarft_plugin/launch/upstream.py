@@ -443,11 +443,25 @@ def prefetch_next_step(generator: object) -> int:
     # the loader yields (datasources, prompts, labels, videos) batches, as `_collect_prompt_batch` reads them
     rows = [row for batch in iterator.peek(count) for row in zip(*batch[1:4], strict=True)][:count]
     per_engine = [len(range(e, len(rows), len(engines))) for e in range(len(engines))]
+    processor = _shared_processor(generator)
     for i, (prompt, label, video) in enumerate(rows):
         engine = engine_of(i, len(engines))
-        request = prefetch_request(prompt, label, video, generator.tokenizer, per_engine[engine])
-        engines[engine].generate_responses.remote(**request)
+        engines[engine].generate_responses.remote(
+            **prefetch_request(prompt, label, video, processor, per_engine[engine])
+        )
     return len(rows)
+
+
+def _shared_processor(generator: object) -> object:
+    """The generator's processor as the engines are sent it: in Ray's object store once per run (each call would
+    otherwise serialise its own copy, in the trainer, before the step trains), itself where Ray is not running."""
+    import ray
+
+    if not ray.is_initialized():
+        return generator.tokenizer
+    if "_rarft_processor_ref" not in generator.__dict__:
+        generator._rarft_processor_ref = ray.put(generator.tokenizer)
+    return generator._rarft_processor_ref
 
 
 def _own_state_dict(loader: object) -> Callable[[], object]:
