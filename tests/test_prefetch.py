@@ -121,17 +121,24 @@ def test_each_prompt_is_prefetched_on_the_engine_that_then_generates_it(trainer_
     assert {kw["hf_tokenizer"] for kw in requests} == {"processor"} and {kw["num_samples"] for kw in requests} == {1}
 
 
-def test_the_last_step_of_an_epoch_prefetches_nothing_and_the_next_epoch_starts_clean(trainer_module, monkeypatch):
+def recording_generator(prompts: int, engines: int, batch: int):
+    """What `prefetch_next_step` reads of OpenRLHF's `SamplesGenerator`, its engines recording the requests:
+    (generator, its loader, the requests)."""
     calls = []
     engine = SimpleNamespace(generate_responses=SimpleNamespace(remote=lambda **kw: calls.append(kw)))
-    loader = prompt_loader(4)
+    loader = prompt_loader(prompts)
     generator = SimpleNamespace(
         _dataloader_iter=iter(loader),
         prompts_dataloader=loader,
-        vllm_engines=[engine],
+        vllm_engines=[engine] * engines,
         tokenizer="processor",
-        args=SimpleNamespace(rollout=SimpleNamespace(batch_size=4)),
+        args=SimpleNamespace(rollout=SimpleNamespace(batch_size=batch)),
     )
+    return generator, loader, calls
+
+
+def test_the_last_step_of_an_epoch_prefetches_nothing_and_the_next_epoch_starts_clean(trainer_module, monkeypatch):
+    generator, loader, _ = recording_generator(prompts=4, engines=1, batch=4)
     assert prefetch_next_step(generator) == 4
     list(generator._dataloader_iter)  # the step consumes them; the loader is exhausted
     assert prefetch_next_step(generator) == 0
@@ -148,16 +155,7 @@ def test_under_ray_the_processor_goes_to_the_object_store_once_a_run(monkeypatch
     stored = []
     monkeypatch.setattr(ray, "is_initialized", lambda: True)
     monkeypatch.setattr(ray, "put", lambda value: stored.append(value) or f"ref{len(stored)}")
-    calls = []
-    engine = SimpleNamespace(generate_responses=SimpleNamespace(remote=lambda **kw: calls.append(kw)))
-    loader = prompt_loader(8)
-    generator = SimpleNamespace(
-        _dataloader_iter=iter(loader),
-        prompts_dataloader=loader,
-        vllm_engines=[engine, engine],
-        tokenizer="processor",
-        args=SimpleNamespace(rollout=SimpleNamespace(batch_size=2)),
-    )
+    generator, _, calls = recording_generator(prompts=8, engines=2, batch=2)
     for _ in range(3):
         assert prefetch_next_step(generator) == 2
         next(generator._dataloader_iter), next(generator._dataloader_iter)  # the step consumes its two prompts
