@@ -138,9 +138,12 @@ vision() {  # the 3B's vision tower on one paper-size clip, sdpa vs eager (vs fl
     # bounded: it must not hold up the 3B behind it
     timeout 300 python3 "$root/repo/bench/vision_attention.py" --out "$work/vision_attention.json"
 }
-scale_natural() {
+scale_natural() {  # the natural length alone (n200 and natural do not fit one lease; report both on a CPU after:
+    # scripts/gpu_scale.py report --run A/n200 --run B/natural --assets A/assets --out DIR, from the two work.tgz)
     training_stack
-    bash "$root/repo/bench/gpu_scale.sh" "$work/scale" n200 natural
+    await scale_assets settled scale_assets
+    [[ -f $root/done/scale_assets ]]
+    bash "$root/repo/bench/gpu_scale.sh" "$work/scale" natural
 }
 positions() {  # the families' position test: vLLM's expanded prompt equals the trained one, token for token
     training_stack
