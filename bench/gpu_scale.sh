@@ -44,7 +44,8 @@
 # (python -m rarft_plugin.launch.memory) the 7B fits one 141-GB H200 only with its Adam states on the host
 # (--ds.adam_offload: ~122 GB) and needs ~190 GB of host memory in all; a one-GPU machine with 128 GiB cannot hold
 # that, a 256-GiB one (the lent x2 kinds) can. The 3B fits one H200 without offload. SCALE_EAGER=1
-# (--vllm.enforce_eager), SCALE_STEPS (default 4): the rest.
+# (--vllm.enforce_eager), SCALE_STEPS (default 4): the rest. SCALE_PIPELINE=0 skips bench/video_pipeline.py (about
+# 2 minutes of a lease, for a short run whose host has been measured).
 #
 # Resumable: the assets (model ~35 s to build and write, 64 clips ~4 min on 16 cores, prompts) are reused from
 # OUT/assets; a run whose run.json says complete is skipped, one cut off is run again from the start (a checkpoint
@@ -90,10 +91,12 @@ echo "assets ready after $(($(date +%s) - started)) s"
 # torch on one thread as in vLLM's Ray actor: decord serialised in the engine's threads (before 2026-12-06) vs PyAV
 # in them (the executor's) vs the executor's DecodePool (4 processes; the shipped default is 0, no pool) -- the
 # before/after of taking decoding off the critical path, where a 2-core development machine cannot show it
-[[ -f $out/video_pipeline.txt ]] || "$python" "$repo/bench/video_pipeline.py" --paper mixed \
-    --clips "$out/assets/videos" --prompts $((clips < 16 ? clips : 16)) --processes 4 --torch-threads 1 \
-    > "$out/video_pipeline.txt" 2>&1 || true
-tail -8 "$out/video_pipeline.txt"
+if [[ ${SCALE_PIPELINE:-1} != 0 ]]; then
+    [[ -f $out/video_pipeline.txt ]] || "$python" "$repo/bench/video_pipeline.py" --paper mixed \
+        --clips "$out/assets/videos" --prompts $((clips < 16 ? clips : 16)) --processes 4 --torch-threads 1 \
+        > "$out/video_pipeline.txt" 2>&1 || true
+    tail -8 "$out/video_pipeline.txt"
+fi
 
 max_prompt=$("$python" -c "import json,sys; print(json.load(open(sys.argv[1]))['max_prompt_tokens'])" \
     "$out/assets/lengths.json")

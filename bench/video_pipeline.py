@@ -23,6 +23,15 @@ gives torch the one thread it has in a vLLM engine's Ray actor.
 
 `--train-seconds T` compares, on the same clips, a step's wait for its clips without and with the trainer's prefetch
 (`rarft_plugin.launch.prefetch`): the next step's clips prepared during the T seconds of training between steps.
+
+`--loop` measures what a rollout whose clip was prefetched still waits for, on the same clips: every clip prepared
+ahead, then a step of `--prompts` clips x G rollouts in one event loop where, as in vLLM's AsyncLLM, each request's
+input processing holds the loop (a stand-in: the processor pass on the clip's frames for its first request, a hash
+of the frames for the others, as vLLM's processor cache looks them up) and generation frees it (`--generate-seconds`).
+The executor before 2026-12-06 sent a ready clip through a worker thread, whose return waits for the loop; now it
+takes it in the loop (`ready_video_prompt`). Per-rollout wait is what `rarft/video_prep_s` logs.
+
+    python bench/video_pipeline.py --paper mixed --clips DIR --prompts 16 --group 2 --loop [--generate-seconds 3.6]
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import os
 import sys
 import tempfile
@@ -47,6 +57,7 @@ from rarft_plugin.openrlhf_agent import (  # noqa: E402
     clear_prepared_cache,
     prefetch_video_prompt,
     prepare_video_prompt,
+    ready_video_prompt,
 )
 from rarft_plugin.stand_ins import build_tiny_qwen2_5_vl, write_paper_clips, write_test_video  # noqa: E402
 from rarft_plugin.video import ROLLOUT_BACKEND, DecodePool, cache_stats, clear_cache, sample_frames  # noqa: E402
@@ -203,6 +214,57 @@ def prefetch_scale(args, processor, prompt) -> None:
     print(f"  steps 2 on: {later(without):.2f} s -> {later(with_prefetch):.2f} s a step")
 
 
+def loop_waits(processor, prompt, clips: list[Path], group: int, generate_s: float, in_loop: bool) -> list[float]:
+    """Each rollout's wait for its prepared clip (all clips in the cache already), all G rollouts of every clip in
+    flight in one loop, with vLLM's input processing holding the loop per request (see the module's doc);
+    `in_loop`: a ready clip taken in the loop (the executor now) instead of through a worker thread (before)."""
+    family = default_family()
+    seen: set[str] = set()
+
+    def input_processing(clip: Path, video) -> None:  # vLLM's process_inputs, in the loop
+        if str(clip) in seen:
+            hashlib.blake2b(video.frames.tobytes()).digest()
+        else:
+            seen.add(str(clip))
+            family.process_video_prompt(processor, prompt, video)
+
+    async def rollout(clip: Path) -> float:
+        started = time.perf_counter()
+        ready = ready_video_prompt(processor, prompt, str(clip)) if in_loop else None
+        if ready is None:
+            ready = await asyncio.to_thread(prepare_video_prompt, processor, prompt, str(clip))
+        waited = time.perf_counter() - started
+        input_processing(clip, ready[0])
+        await asyncio.sleep(generate_s)  # the GPU generates: the loop is free
+        return waited
+
+    async def step() -> list[float]:
+        return await asyncio.gather(*[rollout(clip) for clip in clips for _ in range(group)])
+
+    for clip in clips:  # the prefetch's work, done before the step
+        prepare_video_prompt(processor, prompt, str(clip))
+    return asyncio.run(step())
+
+
+def loop_scale(args, processor, prompt) -> None:
+    """A step's rollouts on prefetched clips: their wait through a worker thread (before) vs in the loop (now)."""
+    clips = paper_clips(args.clips, args.paper, args.prompts)
+    clear_cache()
+    clear_prepared_cache()
+    _PREPARED.reserve(len(clips))
+    through_thread = loop_waits(processor, prompt, clips, args.group, args.generate_seconds, in_loop=False)
+    in_loop = loop_waits(processor, prompt, clips, args.group, args.generate_seconds, in_loop=True)
+    print(
+        f"a step of {args.prompts} prefetched {args.paper} clips x G={args.group}, all in flight, vLLM's input "
+        f"processing holding the loop, {args.generate_seconds:g} s of generation (torch threads "
+        f"{torch.get_num_threads()}, CPU cores {os.cpu_count()}); seconds a rollout waits for its prepared clip:"
+    )
+    for name, waits in (("through a worker thread (before)", through_thread), ("taken in the loop (now)", in_loop)):
+        print(f"  {name:<34} mean {sum(waits) / len(waits):6.3f}  max {max(waits):6.3f}")
+    mean = lambda waits: sum(waits) / len(waits)  # noqa: E731
+    print(f"  mean wait: {mean(through_thread):.3f} s -> {mean(in_loop):.3f} s a rollout")
+
+
 def _prompt(processor) -> str:
     return processor.apply_chat_template(
         [{"role": "user", "content": [{"type": "text", "text": "find it"}, {"type": "video", "text": ""}]}],
@@ -234,6 +296,18 @@ def main() -> int:
     )
     parser.add_argument("--steps", type=int, default=3, help="steps of the prefetch comparison (--train-seconds)")
     parser.add_argument(
+        "--loop",
+        action="store_true",
+        help="with --paper: what a rollout on a prefetched clip waits for with vLLM's input processing in its loop, "
+        "through a worker thread vs taken in the loop (instead of the decoder comparison)",
+    )
+    parser.add_argument(
+        "--generate-seconds",
+        type=float,
+        default=3.6,
+        help="--loop: a rollout's generation, the loop free (default: the 3B's on an H100, docs/gpu.md)",
+    )
+    parser.add_argument(
         "--torch-threads",
         type=int,
         default=None,
@@ -249,7 +323,7 @@ def main() -> int:
     if args.paper:
         with tempfile.TemporaryDirectory() as tmp:
             processor = AutoProcessor.from_pretrained(build_tiny_qwen2_5_vl(Path(tmp) / "tiny"))  # 7B pixel bounds
-            run = paper_scale if args.train_seconds is None else prefetch_scale
+            run = loop_scale if args.loop else paper_scale if args.train_seconds is None else prefetch_scale
             run(args, processor, _prompt(processor))
         return 0
 

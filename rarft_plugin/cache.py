@@ -65,6 +65,21 @@ class LruCache(Generic[Value]):
         pending.set_result(value)
         return value
 
+    def ready(self, key: Hashable) -> Value | None:
+        """The value of `key` if it is made (a hit, now the most recently used), else None: no wait for one being
+        made, nothing created. For a caller that must not block (an event loop) and can make it elsewhere.
+
+        >>> cache = LruCache(2)
+        >>> cache.ready("a"), cache.get_or_create("a", lambda: 1), cache.ready("a"), (cache.hits, cache.misses)
+        (None, 1, 1, (1, 1))
+        """
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return self._items[key]
+
     def reserve(self, size: int) -> None:
         """Hold at least `size` values from now on (never fewer than before): room for what is prepared ahead.
 

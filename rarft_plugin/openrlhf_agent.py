@@ -21,7 +21,10 @@ field (`--data.image_key video`): a JSON string `{"path", "video_start", "video_
    `bench/gpu_scale.sh` measures both. The trainer sends each engine the next step's prompts while the
    current step trains (`rarft_plugin.launch.prefetch`: a request with `sampling_params=None`, no rollout), and
    `AgentExecutor.prefetch` prepares them in the background into that cache: a step's rollouts then find their
-   clips ready instead of waiting for them;
+   clips ready instead of waiting for them. A ready clip is taken in the event loop itself (`ready_video_prompt`),
+   not through a worker thread: a thread's result waits for the loop, which vLLM holds for each request's input
+   processing, so on an H100 prefetched clips still cost 2.3 s a rollout that way (`rarft/video_ready` logs the
+   share of a step's rollouts that found their clip ready);
 2. sends vLLM the prompt with the video collapsed to its one placeholder (`vllm_prompt_ids` of the
    family) and the frames with their metadata, the way the installed vLLM takes them
    (`vllm_video_request` of the family), and
@@ -81,7 +84,14 @@ from rarft_plugin.video import (
 if TYPE_CHECKING:
     from transformers import ProcessorMixin
 
-__all__ = ["AgentExecutor", "clear_prepared_cache", "is_prepared", "prefetch_video_prompt", "prepare_video_prompt"]
+__all__ = [
+    "AgentExecutor",
+    "clear_prepared_cache",
+    "is_prepared",
+    "prefetch_video_prompt",
+    "prepare_video_prompt",
+    "ready_video_prompt",
+]
 
 Prepared = tuple[SampledVideo, list[int], dict[str, torch.Tensor]]  # frames, expanded prompt ids, training tensors
 # (processor, prompt, clip) -> Prepared. Single-flight, so the G concurrent rollouts of a prompt share one
@@ -95,6 +105,9 @@ PREPARE_TIMEOUT_S = 300.0
 # vLLM clips logit biases to [-100, 100]; -100 leaves a banned token a probability of about e^-100.
 BANNED_TOKEN_BIAS = -100.0
 TIMING_LOGS = ("rarft/video_prep_s", "rarft/generate_s", "rarft/reward_s")
+# 1 where the rollout found its clip prepared (the prefetch kept up), 0 where it prepared or waited for it: a
+# step's mean is the share of its rollouts whose video cost them nothing
+READY_LOG = "rarft/video_ready"
 
 
 def processor_key(processor: ProcessorMixin) -> str:
@@ -124,6 +137,19 @@ def prepare_video_prompt(
         video, prompt_ids, tensors = _PREPARED.get_or_create(prepared_key(processor, prompt, spec), prepare)
     else:
         video, prompt_ids, tensors = prepare()
+    return video, list(prompt_ids), dict(tensors)
+
+
+def ready_video_prompt(processor: ProcessorMixin, prompt: str, spec: SpecLike) -> Prepared | None:
+    """The prompt's prepared video if it is in the cache already (prefetched, or made for an earlier rollout of its
+    prompt), as `prepare_video_prompt` returns it; None when it is missing or still being made. Cheap enough for
+    the event loop: a ready clip then costs its rollout no trip through a worker thread (whose return waits for the
+    loop, which vLLM's input processing of the other rollouts holds: docs/video.md, "The executor")."""
+    spec = VideoSpec.parse(spec)
+    ready = _PREPARED.ready(prepared_key(processor, prompt, spec))
+    if ready is None:
+        return None
+    video, prompt_ids, tensors = ready
     return video, list(prompt_ids), dict(tensors)
 
 
@@ -223,6 +249,18 @@ class AgentExecutor(AgentExecutorBase):
         if not future.cancelled() and future.exception() is not None:
             self.prefetch_failures += 1
 
+    async def _prepare(self, processor: ProcessorMixin, prompt: str, spec: VideoSpec) -> Prepared:
+        """The rollout's clip decoded and processed in a worker thread (or waited for, where a prefetch or another
+        rollout of the prompt is making it), bounded by PREPARE_TIMEOUT_S."""
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(prepare_video_prompt, processor, prompt, spec, pool=self.decode_pool),
+                PREPARE_TIMEOUT_S,
+            )
+        except asyncio.TimeoutError:
+            message = f"decoding and preprocessing took over {PREPARE_TIMEOUT_S:g} s"
+            raise VideoError(message, source=spec.path) from None
+
     def reward_options(self) -> ScoreOptions:
         if self._reward_options is None:
             self._reward_options = RewardOptions.from_env().score_options()
@@ -236,14 +274,11 @@ class AgentExecutor(AgentExecutorBase):
         family = family_of_processor(hf_tokenizer)
         family.check_vllm_version(self.vllm_version)
         started = time.perf_counter()
-        try:
-            video, prompt_ids, mm_train_inputs = await asyncio.wait_for(
-                asyncio.to_thread(prepare_video_prompt, hf_tokenizer, prompt, spec, pool=self.decode_pool),
-                PREPARE_TIMEOUT_S,
-            )
-        except asyncio.TimeoutError:
-            message = f"decoding and preprocessing took over {PREPARE_TIMEOUT_S:g} s"
-            raise VideoError(message, source=spec.path) from None
+        ready = ready_video_prompt(hf_tokenizer, prompt, spec)  # prefetched: taken here, no thread, no wait
+        if ready is None:
+            video, prompt_ids, mm_train_inputs = await self._prepare(hf_tokenizer, prompt, spec)
+        else:
+            video, prompt_ids, mm_train_inputs = ready
         prepared = time.perf_counter()
 
         forbidden = family.forbidden_response_ids(hf_tokenizer)
@@ -284,6 +319,7 @@ class AgentExecutor(AgentExecutorBase):
         logs = {**{name: result.rewards[name] for name in REWARD_NAMES}, **result.logs}
         logs.update(zip(TIMING_LOGS, (prepared - started, generated - prepared, scored - generated), strict=True))
         logs["rarft/malformed"] = float(cut is not None)
+        logs[READY_LOG] = float(ready is not None)
         return {
             "prompt": prompt,
             "label": label,

@@ -52,6 +52,8 @@ from rarft_plugin.launch.memory import architecture_of  # noqa: E402
 from rarft_plugin.launch.prefetch import SWITCH  # noqa: E402
 from rarft_plugin.models.qwen2_5_vl import PUBLISHED_CONFIGS  # noqa: E402
 
+READY_LOG = "rarft/video_ready"  # rarft_plugin.openrlhf_agent.READY_LOG (importing it here would import OpenRLHF)
+
 HI_CHARADES = REPO / "eval" / "benchmarks" / "hi_vtg_charades.json"
 KINDS = (("charades", 48), ("activitynet", 16))  # clips (= prompts) of each kind
 PHASES = ("generation", "make_experience", "ppo_train", "broadcast")
@@ -458,6 +460,8 @@ def run_summary(run: Path) -> dict:
         video_on_critical_path_s=sum(step_shares(s)["rarft_video_prep"] * s["timing/step_total"] for s in steady)
         / len(steady),
         rarft_share_range=[min(step_shares(s)["rarft"] for s in steady), max(step_shares(s)["rarft"] for s in steady)],
+        # the share of rollouts that found their clip prepared (the prefetch kept up); None before it was logged
+        clips_ready=mean(READY_LOG) if all(READY_LOG in s for s in steady) else None,
     )
     if samples:
         times = log_times(text, samples[0].when.year)
@@ -624,7 +628,9 @@ def report(args: argparse.Namespace) -> int:
             + " | ".join(f"{r['phases_s'][p]:.1f} s" for p in PHASES)
             + f" | {r['step_s']:.1f} s | {r['first_step_s']:.1f} s | {r['generation_tokens_per_s']:.0f} | "
             f"{r['rarft_share']:.1%} ({r['rarft_share_range'][0]:.1%}-{r['rarft_share_range'][1]:.1%}) | "
-            f"{r['per_rollout_s']['video_prep']:.2f} s | "
+            f"{r['per_rollout_s']['video_prep']:.2f} s"
+            + ("" if r.get("clips_ready") is None else f" ({r['clips_ready']:.0%} of clips ready)")
+            + " | "
             + ", ".join(f"{p} {peaks[p]:.0f}" for p in PHASES if p in peaks)
             + f" | {r.get('host_peak_gib', float('nan')):.0f} |"
         )

@@ -238,7 +238,8 @@ def test_a_run_with_fewer_prompts_a_step_is_forecast_per_rollout(rollouts, more)
 
 def test_report_writes_the_table_and_the_forecast(tmp_path, capsys):
     write_run(tmp_path / "natural", [status(1, response=700.0)] * 4, MEMORY, new=700)
-    write_run(tmp_path / "n200", [status(1, generation=12.0)] * 4, MEMORY, new=200, prefetch="0")
+    ready = {**status(1, generation=12.0), "rarft/video_ready": 0.75}  # the executor's log (READY_LOG) since 12-06
+    write_run(tmp_path / "n200", [ready] * 4, MEMORY, new=200, prefetch="0")
     assets = tmp_path / "assets"
     assets.mkdir()
     (assets / "lengths.json").write_text(
@@ -256,6 +257,14 @@ def test_report_writes_the_table_and_the_forecast(tmp_path, capsys):
     per_token = (without_video[0] - without_video[1]) / 500
     assert saved["forecasts"][0]["generation_split"]["per_token_s"] == pytest.approx(per_token)
     assert "of it, rarft's video prep" in table
+    assert "| 0.50 s (75% of clips ready) |" in table and "| 0.50 s |" in table  # natural: a run before the log
+    assert saved["runs"][1]["clips_ready"] == 0.75 and saved["runs"][0]["clips_ready"] is None
+
+
+def test_the_report_reads_the_executors_own_log_name():
+    from rarft_plugin.openrlhf_agent import READY_LOG
+
+    assert SCALE["READY_LOG"] == READY_LOG
 
 
 CUT_OFF_LOG = Path(__file__).parent / "support" / "openrlhf_0_11_2_scale_cut_off.log"  # the H100's 3B, 2026-12-06
@@ -339,6 +348,11 @@ if [[ "$1 $2" == "-m rarft_plugin.train" ]]; then
         echo "(PPOTrainer pid=7) INFO $(date '+%m-%d %H:%M:%S') ppo_trainer.py:224] Sample: ['x', 0.0]"
         echo "(PPOTrainer pid=7) INFO $(date '+%m-%d %H:%M:%S') ppo_trainer.py:551] ✨ Global step $step: $STATUS"
     done
+    exit 0
+fi
+if [[ "$1" == */bench/video_pipeline.py ]]; then  # the host's decoders: recorded, not run
+    printf '%s\n' "$*" >> "$CALLS/train_args.txt"
+    echo "decoders measured"
     exit 0
 fi
 exec "$REAL_PYTHON" "$@"
@@ -434,6 +448,18 @@ def test_the_bench_runs_fewer_prompts_or_rollouts_a_step_and_names_its_attention
     assert info["attention"] == "sdpa" and (info["prompts_per_step"], info["samples_per_prompt"]) == (prompts, samples)
     assert info["prefetch"] == 1  # the default, recorded
     assert "clips: 24 " in done.stdout  # 18 Charades-like + 6 ActivityNet-like
+
+
+@pytest.mark.parametrize("pipeline, measured", [("1", True), ("0", False)], ids=["measured", "skipped"])
+def test_the_bench_measures_the_hosts_video_pipeline_unless_told_not_to(tmp_path, pipeline, measured):
+    out = tmp_path / "out"
+    scale_assets(out)
+    (out / "video_pipeline.txt").unlink()
+    done = bench("gpu_scale.sh", tmp_path, str(out), "n200", SCALE_PIPELINE=pipeline)
+    assert done.returncode == 0, done.stderr[-3000:]
+    calls = (tmp_path / "train_args.txt").read_text()
+    assert ("video_pipeline.py" in calls) is measured and (out / "video_pipeline.txt").exists() is measured
+    assert (out / "n200" / "run.json").exists()
 
 
 # ---------------------------------------------------------------- several GPUs (scripts/gpu_multi.py)

@@ -318,6 +318,7 @@ def test_the_g_concurrent_rollouts_of_a_prompt_decode_and_preprocess_once(tiny, 
     assert (prepared.hits, prepared.misses) == (7, 1)
     assert cache_stats()[1] == 1  # one decode
     assert len({o["observation_tokens"][0] for o in outputs}) == 1 and len(engine.calls) == 8
+    assert {o["extra_logs"]["rarft/video_ready"].item() for o in outputs} == {0.0}  # none was ready at its start
 
 
 def test_a_steps_distinct_clips_decode_at_the_same_time_with_pyav(tiny, tmp_path, sbert, monkeypatch):
@@ -391,6 +392,66 @@ def test_a_prefetched_clip_is_the_rollouts_cache_entry_and_gives_the_same_rollou
     )
     assert output["mm_train_inputs"].keys() == plain["mm_train_inputs"].keys()
     assert all(torch.equal(output["mm_train_inputs"][k], plain["mm_train_inputs"][k]) for k in plain["mm_train_inputs"])
+
+
+class LoopHoldingEngine(VllmLikeEngine):
+    """Holds the event loop for `hold` seconds a request, as vLLM's AsyncLLM runs each request's input processing
+    (the video's processor pass, `InputProcessor.process_inputs`) in the loop itself, then frees it while the
+    GPU generates."""
+
+    hold = 0.3
+
+    async def generate(self, prompt_token_ids, sampling_params, multi_modal_data=None):
+        time.sleep(self.hold)
+        await asyncio.sleep(0.01)
+        return await super().generate(prompt_token_ids, sampling_params, multi_modal_data)
+
+    async def _engine_generate(self, prompt, sampling_params, request_id):
+        time.sleep(self.hold)
+        await asyncio.sleep(0.01)
+        async for output in super()._engine_generate(prompt, sampling_params, request_id):
+            yield output
+
+
+def test_a_prefetched_clip_costs_its_rollout_no_thread_and_no_wait_for_the_loop(tiny, tmp_path, sbert):
+    """On an H100 a step's rollouts still spent 2.3 s each in video preparation with every clip prefetched
+    (docs/gpu.md, "Paper scale"): each went through a worker thread and then waited for the event loop, held by
+    vLLM's processing of the other rollouts' videos. A clip that is ready is taken in the loop: no thread (the
+    module's `prepare_video_prompt` is not called), no wait, and the step logs say so."""
+    processor, directory = tiny
+    clips = [write_test_video(tmp_path / f"ready{i}.mp4", seconds=2) for i in range(4)]
+    clear_cache()
+    executor = load_executor_like_openrlhf(sbert)
+    module = type(executor).execute.__globals__  # OpenRLHF loads the file as a module of its own
+    module["_PREPARED"].clear()
+    engine = LoopHoldingEngine(directory)
+    params = SimpleNamespace(max_tokens=16, logprobs=None)
+    specs = [VideoSpec(str(clip)).to_json() for clip in clips]
+
+    async def step():
+        for spec in specs:  # the trainer's prefetch during the previous step
+            await executor.execute(chat_prompt(processor), json.dumps(LABEL), None, 4, processor, engine, spec)
+        await asyncio.gather(*executor._prefetching)
+        module["prepare_video_prompt"] = no_thread
+        return await asyncio.gather(
+            *[
+                executor.execute(chat_prompt(processor), json.dumps(LABEL), params, 4096, processor, engine, spec)
+                for spec in specs
+            ]  # fmt: skip
+        )
+
+    def no_thread(*args, **kwargs):
+        raise AssertionError("a prefetched clip was prepared again in a worker thread")
+
+    prepare = module["prepare_video_prompt"]
+    try:
+        outputs = asyncio.run(step())
+    finally:
+        module["prepare_video_prompt"] = prepare
+    logs = [output["extra_logs"] for output in outputs]
+    assert [log["rarft/video_ready"].item() for log in logs] == [1.0] * 4
+    assert max(log["rarft/video_prep_s"].item() for log in logs) < engine.hold  # through a thread: 0.3-0.9 s
+    assert len(engine.calls) == 4 and cache_stats()[1] == 4
 
 
 def test_a_prefetch_that_fails_does_not_raise_and_its_rollout_names_the_file(tiny, tmp_path, sbert):
