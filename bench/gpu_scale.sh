@@ -53,7 +53,8 @@
 # 3B, sdpa): start-up to the first rollout 3.8 min; the first step of 16 prompts x 8 took more than 10 minutes
 # (generation 123 s, make_experience 220 s, ppo_train not finished after 219 s), so a run of 4 such steps does not
 # fit a 30-minute lease: there, SCALE_PROMPTS=16 SCALE_SAMPLES=2 (the paper's 16 distinct clips a step, 32 rollouts:
-# 133 s a step on an H100 after that day's fixes, 15 minutes from rarft-train to its exit).
+# 133 s a step on an H100 after that day's fixes, 15 minutes from rarft-train to its exit; 94 s and 11 minutes with
+# the prefetch of the next step's clips, on another H100).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=${1:?usage: bench/gpu_scale.sh OUT [natural] [n200]}

@@ -18,8 +18,9 @@
 # LEASE_STEPS picks the steps, in order, each waiting for what it needs (default: "vision scale_n200": the vision
 # tower by attention implementation, sdpa_grouped included, while the 3B's assets are built, then the 3B at
 # SCALE_PROMPTS=16 SCALE_SAMPLES=2 SCALE_STEPS=4: 16 distinct clips a step, 32 rollouts; 22.5 minutes of a lease on
-# an H100 on 2026-12-06 (fifth session), without the prefetch of the next step's clips: a rerun is its after; also:
-# scale_natural, smoke, positions, curve). LEASE_BESIDE (default: "scale_assets") runs beside them
+# an H100 on 2026-12-06 without the prefetch of the next step's clips (fifth session), 17 with it (sixth); also:
+# scale_natural, smoke, positions, curve). A short check of one step after the first: SCALE_STEPS=2
+# SCALE_PIPELINE=0 LEASE_STEPS=scale_n200 (~12 minutes of a fresh lease). LEASE_BESIDE (default: "scale_assets") runs beside them
 # from the start (no GPU work but a model build), so the 3B and its clips are made while the stack arrives;
 # scale_n200 waits for it. Where things live: /tmp/lease/{stage,site,site-scale,m,repo,work}, /tmp/lease/queue.log.
 set -euo pipefail
