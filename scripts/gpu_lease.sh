@@ -140,7 +140,8 @@ vision() {  # the 3B's vision tower on one paper-size clip, sdpa vs eager (vs fl
     timeout 300 python3 "$root/repo/bench/vision_attention.py" --out "$work/vision_attention.json"
 }
 scale_natural() {  # the natural length alone (n200 and natural do not fit one lease; report both on a CPU after:
-    # scripts/gpu_scale.py report --run A/n200 --run B/natural --assets A/assets --out DIR, from the two work.tgz)
+    # scripts/gpu_scale.py report --run docs/gpu/scale_3b_h100_16clips_prefetch --run B/natural --assets
+    # docs/gpu/scale_3b_h100_16clips_prefetch --out DIR, B from its work.tgz; SCALE_STEPS=3 fits a lease)
     training_stack
     await scale_assets settled scale_assets
     [[ -f $root/done/scale_assets ]]
