@@ -323,6 +323,12 @@ MEASURED = (
         gpu={"generation": 65.7, "make_experience": 34.9, "ppo_train": 83.7},
         host=91.1,
     ),
+    Measured(
+        size="3b",
+        run="one H100 80GB, the same with the prefetch of the next step's clips (on by default), 2026-12-06: 4 steps",
+        gpu={"generation": 65.4, "make_experience": 33.0, "ppo_train": 83.7},
+        host=96.3,
+    ),
 )
 
 
