@@ -55,3 +55,22 @@ def test_lru_cache_evicts_the_least_recently_used():
     cache.get_or_create("a", lambda: "fresh a")  # touch a
     cache.get_or_create("c", lambda: "C")  # evicts b
     assert cache.get_or_create("a", lambda: "fresh a") == "A" and cache.get_or_create("b", lambda: "new b") == "new b"
+
+
+def test_ready_gives_only_a_made_value_without_waiting_or_creating():
+    """What the executor's event loop asks (`ready_video_prompt`): never blocks on a value being made."""
+    cache, started, release = LruCache(4), threading.Event(), threading.Event()
+
+    def create():
+        started.set()
+        release.wait(5)
+        return "made"
+
+    with ThreadPoolExecutor(1) as pool:
+        making = pool.submit(cache.get_or_create, "clip", create)
+        started.wait()
+        assert cache.ready("clip") is None and cache.ready("other") is None  # being made; never asked
+        release.set()
+        assert making.result() == "made"
+    assert cache.ready("clip") == "made" and "other" not in cache
+    assert (cache.hits, cache.misses) == (1, 1)
