@@ -27,7 +27,7 @@
 #   --rollout.max_new_tokens      the two runs above;
 #   --ckpt.save_steps 1000        no DeepSpeed checkpoint: a 3B's is ~55 GB, a 7B's ~140 GB, more than the disk
 #                                 of a lent machine holds (the final weights are saved, then deleted);
-#   --data.max_samples 64         the 64 prompts of the assets (SCALE_STEPS x SCALE_PROMPTS);
+#   --data.max_samples 64         the 64 prompts of the assets (SCALE_RUN_STEPS x SCALE_PROMPTS);
 #   --ds.attn_implementation      SCALE_ATTN, default flash_attention_2 where flash-attn's CUDA extension is
 #                                 installed, sdpa where it is not (a packed stack without it: rarft-train refuses
 #                                 flash_attention_2 there); run.json and the report name it;
@@ -44,8 +44,10 @@
 # (python -m rarft_plugin.launch.memory) the 7B fits one 141-GB H200 only with its Adam states on the host
 # (--ds.adam_offload: ~122 GB) and needs ~190 GB of host memory in all; a one-GPU machine with 128 GiB cannot hold
 # that, a 256-GiB one (the lent x2 kinds) can. The 3B fits one H200 without offload. SCALE_EAGER=1
-# (--vllm.enforce_eager), SCALE_STEPS (default 4): the rest. SCALE_PIPELINE=0 skips bench/video_pipeline.py (about
-# 2 minutes of a lease, for a short run whose host has been measured).
+# (--vllm.enforce_eager), SCALE_STEPS (default 4): the rest. SCALE_RUN_STEPS (default SCALE_STEPS): the steps a run
+# takes of the assets' SCALE_STEPS (its first P x SCALE_RUN_STEPS prompts), so that a shorter run shares the assets
+# and the card of a longer one. SCALE_PIPELINE=0 skips bench/video_pipeline.py (about 2 minutes of a lease, for a
+# short run whose host has been measured).
 #
 # Resumable: the assets (model ~35 s to build and write, 64 clips ~4 min on 16 cores, prompts) are reused from
 # OUT/assets; a run whose run.json says complete is skipped, one cut off is run again from the start (a checkpoint
@@ -78,6 +80,8 @@ case "$gpu_name" in *H200*) device=H200 ;; *H100*) device=H100 ;; *A100*) device
 prompts=${SCALE_PROMPTS:-16}
 samples=${SCALE_SAMPLES:-8}  # rollouts a prompt (the recipe's G = 8)
 clips=$((prompts * steps))
+run_steps=${SCALE_RUN_STEPS:-$steps}
+((run_steps >= 1 && run_steps <= steps)) || { echo "SCALE_RUN_STEPS must be 1 to SCALE_STEPS ($steps)" >&2; exit 2; }
 attn=${SCALE_ATTN:-}
 if [[ -z $attn ]]; then
     attn=sdpa
@@ -122,10 +126,10 @@ for run in "${runs[@]}"; do
     scale measure --dir "$dir" --field "size=$size" --field "device=$device" --field "gpu_name=$gpu_name" \
         --field "max_new_tokens=$new" --field "decode_processes=$processes" --field "gpus=$gpus" --field layout=hybrid \
         --field "attention=$attn" --field "prompts_per_step=$prompts" --field "samples_per_prompt=$samples" \
-        --field "prefetch=${RARFT_PREFETCH:-1}" \
+        --field "prefetch=${RARFT_PREFETCH:-1}" --field "steps_asked=$run_steps" \
         -- env RARFT_MODEL="$out/assets/model_$size" RARFT_DATA="$out/assets/train.jsonl" RARFT_OUTPUT="$dir/ckpt" \
         RARFT_NUM_GPUS="$gpus" RARFT_DECODE_PROCESSES="$processes" PYTHON="$python" "$repo/recipes/time_r1.sh" \
-        --data.max_samples "$clips" --train.num_episodes 1 --rollout.max_new_tokens "$new" \
+        --data.max_samples $((prompts * run_steps)) --train.num_episodes 1 --rollout.max_new_tokens "$new" \
         --rollout.batch_size "$prompts" --rollout.n_samples_per_prompt "$samples" \
         --train.batch_size $((samples * prompts)) \
         --ckpt.save_steps 1000 --ds.attn_implementation "$attn" \

