@@ -32,6 +32,13 @@ The executor before 2026-12-06 sent a ready clip through a worker thread, whose 
 takes it in the loop (`ready_video_prompt`). Per-rollout wait is what `rarft/video_prep_s` logs.
 
     python bench/video_pipeline.py --paper mixed --clips DIR --prompts 16 --group 2 --loop [--generate-seconds 3.6]
+
+`--memory` measures the host memory a step's distinct clips take while they decode all at once (as the trainer's
+prefetch or a step's rollouts start them), each way in a fresh process: the peak resident memory above the process's
+start with PyAV decoding every sampled frame at its own resolution and then resizing them (before 2026-12-06) vs
+resizing them a chunk at a time as they are decoded (`video._PyAVReader.resized`, now).
+
+    python bench/video_pipeline.py --paper mixed --clips DIR --prompts 16 --memory
 """
 
 from __future__ import annotations
@@ -265,6 +272,59 @@ def loop_scale(args, processor, prompt) -> None:
     print(f"  mean wait: {mean(through_thread):.3f} s -> {mean(in_loop):.3f} s a rollout")
 
 
+MEMORY_WAYS = ("decode all, then resize", "resize as decoded")
+
+
+def _resident_gb(field: str = "VmRSS") -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field)) / 1e6
+
+
+def memory_worker(args) -> None:
+    """One way of `--memory` in this process: decode the clips together in threads, print the peak above the start."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    family, how = default_family(), video.Sampling.of()
+    clips = paper_clips(args.clips, args.paper, args.prompts)
+    start = _resident_gb()
+
+    def decode(clip: Path) -> None:
+        reader = video._PyAVReader(str(clip))
+        indices, *_ = video._sampled_indices(reader, video.VideoSpec(str(clip)), how)
+
+        def size(height: int, width: int) -> tuple[int, int]:
+            return family.frame_size(height, width, len(indices), total_pixels=how.total_pixels,
+                                     min_pixels=how.min_pixels)  # fmt: skip
+
+        if args.memory_worker == MEMORY_WAYS[0]:
+            frames = reader.get(indices)
+            video._resize(frames, *size(frames.shape[1], frames.shape[2]))
+        else:
+            reader.resized(indices, size)
+
+    with ThreadPoolExecutor(len(clips)) as pool:
+        list(pool.map(decode, clips))
+    print(f"{_resident_gb('VmHWM') - start:.3f}")
+
+
+def memory_scale(args) -> None:
+    """Peak host memory of a step's clips decoding at once, each way in a fresh process (same clips)."""
+    import subprocess
+
+    paper_clips(args.clips, args.paper, args.prompts)  # made once, before either way is measured
+    base = [sys.executable, __file__, "--paper", args.paper, "--clips", str(args.clips), "--prompts", str(args.prompts)]
+    peaks = {
+        way: float(subprocess.run([*base, "--memory-worker", way], check=True, capture_output=True, text=True)
+                   .stdout.split()[-1])
+        for way in MEMORY_WAYS
+    }  # fmt: skip
+    print(f"{args.prompts} distinct {args.paper} clips decoding at once (PyAV, one thread each); peak host memory "
+          "above the process's start:")  # fmt: skip
+    for way, peak in peaks.items():
+        print(f"  {way:<24} {peak:6.2f} GB")
+    print(f"  {peaks[MEMORY_WAYS[0]] / peaks[MEMORY_WAYS[1]]:.1f}x less")
+
+
 def _prompt(processor) -> str:
     return processor.apply_chat_template(
         [{"role": "user", "content": [{"type": "text", "text": "find it"}, {"type": "video", "text": ""}]}],
@@ -302,6 +362,13 @@ def main() -> int:
         "through a worker thread vs taken in the loop (instead of the decoder comparison)",
     )
     parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="with --paper: peak host memory of --prompts clips decoding at once, decoded then resized vs resized "
+        "as decoded (instead of the decoder comparison)",
+    )
+    parser.add_argument("--memory-worker", choices=MEMORY_WAYS, help=argparse.SUPPRESS)
+    parser.add_argument(
         "--generate-seconds",
         type=float,
         default=3.6,
@@ -320,6 +387,9 @@ def main() -> int:
 
     from transformers import AutoProcessor
 
+    if args.paper and (args.memory or args.memory_worker):
+        (memory_worker if args.memory_worker else memory_scale)(args)
+        return 0
     if args.paper:
         with tempfile.TemporaryDirectory() as tmp:
             processor = AutoProcessor.from_pretrained(build_tiny_qwen2_5_vl(Path(tmp) / "tiny"))  # 7B pixel bounds

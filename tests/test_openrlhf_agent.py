@@ -331,14 +331,14 @@ def test_a_steps_distinct_clips_decode_at_the_same_time_with_pyav(tiny, tmp_path
     state, counting = {"now": 0, "most": 0}, threading.Lock()
 
     class CountingPyAV(video._PyAVReader):
-        def get(self, indices):
+        def resized(self, indices, size):
             with counting:
                 state["now"] += 1
                 state["most"] = max(state["most"], state["now"])
             time.sleep(0.3)  # long enough for the other clips' threads to arrive
             with counting:
                 state["now"] -= 1
-            return super().get(indices)
+            return super().resized(indices, size)
 
     def no_decord(path):
         raise AssertionError("a rollout decoded with decord")

@@ -72,6 +72,46 @@ def test_frames_are_resized_a_chunk_at_a_time_to_the_values_of_all_at_once(count
     assert np.array_equal(_resize(frames, 28, 56), expected)
 
 
+# sampled frame indices of the 200-frame clip: every 5th, repeats (a short window sampled above its rate), one
+# frame, one past a chunk
+STREAMED_INDICES = {
+    "every-5th": np.arange(0, 200, 5),
+    "repeats": np.array([0, 0, 1, 1, 1, 2, 9, 9]),
+    "one": np.array([17]),
+    "chunk-plus-one": np.arange(RESIZE_CHUNK + 1) * 3,
+}
+
+
+@pytest.mark.parametrize("name", STREAMED_INDICES)
+def test_pyav_resizes_as_it_decodes_holding_a_chunk_at_most(clip, name, monkeypatch):
+    """The rollouts' reader resizes the sampled frames a chunk at a time as they are decoded (an ActivityNet-like
+    clip held 830 MB of 720p frames before): the same frames as decoding all, then resizing them."""
+    from rarft_plugin import video
+
+    indices = STREAMED_INDICES[name]
+    reader = video._PyAVReader(str(clip))
+    whole = video._resize(reader.get(indices), 56, 84)
+    batches = []
+    real_resize = video._resize
+
+    def counting(frames, height, width):
+        batches.append(len(frames))
+        return real_resize(frames, height, width)
+
+    monkeypatch.setattr(video, "_resize", counting)
+    sizes = []
+    streamed = reader.resized(indices, lambda height, width: sizes.append((height, width)) or (56, 84))
+    assert np.array_equal(streamed, whole) and sizes == [(240, 320)]
+    assert max(batches) <= RESIZE_CHUNK and sum(batches) == len(set(indices.tolist()))
+
+
+def test_pyav_names_the_missing_frames_of_a_truncated_stream(clip):
+    from rarft_plugin import video
+
+    with pytest.raises(VideoError, match=r"truncated: frame\(s\) \[200, 201\]"):
+        video._PyAVReader(str(clip)).resized(np.array([0, 200, 201]), lambda height, width: (28, 28))
+
+
 def test_total_pixel_budget(family, clip):
     budget = 40 * family.IMAGE_FACTOR**2
     video = sample_frames(str(clip), family=family, total_pixels=budget, cache=False)
