@@ -42,7 +42,7 @@
 # to OUT/RUN_<N>gpu (bench/gpu_multi.sh runs n200 at 1, 2, 4 and 8 this way and writes the scaling table; the
 # report and forecast here are the one-GPU runs'). SCALE_SIZE (3b, default, or 7b): the model. By the estimate
 # (python -m rarft_plugin.launch.memory) the 7B fits one 141-GB H200 only with its Adam states on the host
-# (--ds.adam_offload: ~122 GB) and needs ~190 GB of host memory in all; a one-GPU machine with 128 GiB cannot hold
+# (--ds.adam_offload: ~122 GB) and needs ~178 GB of host memory in all; a one-GPU machine with 128 GiB cannot hold
 # that, a 256-GiB one (the lent x2 kinds) can. The 3B fits one H200 without offload. SCALE_EAGER=1
 # (--vllm.enforce_eager), SCALE_STEPS (default 4): the rest. SCALE_RUN_STEPS (default SCALE_STEPS): the steps a run
 # takes of the assets' SCALE_STEPS (its first P x SCALE_RUN_STEPS prompts), so that a shorter run shares the assets

@@ -15,7 +15,7 @@ set -euo pipefail
 RECIPE=qwen3_vl_8b
 RECIPE_TITLE="RA-RFT on Qwen3-VL-8B-Instruct, the paper's setup with Qwen3-VL's timestamped video prompts"
 RECIPE_MODEL="Qwen3-VL-8B-Instruct (Hugging Face: Qwen/Qwen3-VL-8B-Instruct)"
-RECIPE_HARDWARE="one node with 8 GPUs of 80 GB and >= 384 GB of host memory, as for the 7B recipes (a model of about their size); the videos on a disk every GPU worker reads"
+RECIPE_HARDWARE="one node with 8 GPUs of 80 GB and >= 386 GB of host memory, as for the 7B recipes (a model of about their size); the videos on a disk every GPU worker reads"
 RECIPE_MAX_LEN=5120
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 rarft_recipe_main "$@"

@@ -194,6 +194,15 @@ def test_an_engine_given_more_than_8_clips_a_step_keeps_the_rest_prepared(gpus, 
     )
 
 
+@pytest.mark.parametrize(("gpus", "prompts", "decoding"), [(8, 16, 16), (1, 16, 16), (1, 4, 4), (3, 16, 18)])
+def test_each_engine_decodes_its_share_of_a_steps_clips_at_once(gpus, prompts, decoding):
+    """An engine decodes the clips it gets a step together (`ceil(prompts / engines)` each)."""
+    from rarft_plugin.launch.memory import DECODING_CLIP
+
+    host = estimate(SEVEN_B, Setup(gpus=gpus, prompts=prompts)).host
+    assert host["a step's clips decoding at once, every engine"] == pytest.approx(decoding * DECODING_CLIP)
+
+
 def test_parameter_counts_follow_the_config():
     config = json.loads(json.dumps(PUBLISHED_CONFIGS["7b"]))
     language, vision = parameter_counts(config)

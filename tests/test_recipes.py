@@ -188,7 +188,7 @@ def test_help_shows_the_reward_options_and_the_reward_table_of_the_package():
 def test_help_gives_the_estimated_memory_of_the_recipe_and_of_one_gpu():
     printed = run_recipe("time_r1.sh", "--help").stdout
     assert "Memory, ESTIMATED from the published 7b Qwen2.5-VL architecture" in printed
-    assert "- 8 GPUs of 80 GB:" in printed and "8.29 B parameters" in printed and "host 384 GB" in printed
+    assert "- 8 GPUs of 80 GB:" in printed and "8.29 B parameters" in printed and "host 386 GB" in printed
     assert "- one GPU of 141 GB (RARFT_NUM_GPUS=1 adds --ds.adam_offload):" in printed
     smoke = run_recipe("single_gpu_smoke.sh", "--help").stdout
     assert "- one GPU of 141 GB (RARFT_NUM_GPUS=1 adds nothing):" in smoke and "3.75 B parameters" in smoke
@@ -200,8 +200,8 @@ def test_help_gives_the_estimated_memory_of_the_recipe_and_of_one_gpu():
 @pytest.mark.parametrize(
     ("env", "host"),
     [
-        ({"RARFT_PRESET": "released"}, "host 376 GB"),  # 8 prompts a step: half the experiences
-        ({"RARFT_DECODE_PROCESSES": "4"}, "host 402 GB"),  # 4 decoding processes per engine, 0.55 GB each
+        ({"RARFT_PRESET": "released"}, "host 377 GB"),  # 8 prompts a step: half the experiences and the clips decoding
+        ({"RARFT_DECODE_PROCESSES": "4"}, "host 404 GB"),  # 4 decoding processes per engine, 0.55 GB each
     ],
 )
 def test_the_estimate_follows_the_preset_and_the_decoding_processes(env, host):

@@ -33,7 +33,8 @@ Assumptions (OpenRLHF 0.11.2's hybrid engine: actor, reference and one vLLM engi
   driver, trainer and Ray ~6 GB; each vLLM engine's clip caches (`rarft_plugin.video`, the executor) 1.3 GB
   and its decoding processes ($RARFT_DECODE_PROCESSES, default none: `DecodePool`) 0.55 GB each (measured on a
   CPU after a 480p clip); where an engine gets more than 8 clips a step, the prepared ones beyond 8 (the trainer's
-  prefetch keeps a step's: ~90 MB each).
+  prefetch keeps a step's: ~90 MB each); a step's clips decode at once, ~0.13 GB each while they do
+  (`DECODING_CLIP`, measured).
 - Each GPU phase adds what GPU runs measured above the parts modelled here (`UNACCOUNTED`: 5 GB in generation
   and make_experience, none at ppo_train's peak).
 
@@ -79,6 +80,11 @@ CLIP_CACHES = 1.3 * GB  # the executor's frame and prompt caches
 PREPARED_KEPT = 8
 PREPARED_ENTRY = 0.09 * GB
 DECODE_PROCESS_HOST = 0.55 * GB  # one DecodePool process after a 480p clip
+# A clip while it decodes (PyAV, resized a chunk at a time) with its sampled frames: 16 paper clips (12 Charades-like,
+# 4 ActivityNet-like) decoding at once took 2.13 GB above their process's start (bench/video_pipeline.py --memory,
+# 2026-12-06; 7.45 GB before the chunks). An engine decodes a step's clips at once, while the step before trains
+# when the prefetch prepares them, where the host holds the most.
+DECODING_CLIP = 0.13 * GB
 VLLM_ASLEEP = 1.0 * GB
 # What nvidia-smi showed above the modelled parts, per phase, in the 3B's runs on an H100 (2026-12-06): generation
 # 4.9 and 4.5 GB, make_experience 4.6 GB (9.2 with --ref.offload: ZeRO-3's fetch buffers); ppo_train 5.6 GB before
@@ -251,6 +257,7 @@ def estimate(model: Architecture, setup: Setup) -> Estimate:
         "processes (Ray workers, driver)": (3 if setup.reference else 2) * n * PROCESS_HOST + DRIVER_HOST,
         "clip caches and decoding processes, every engine": n
         * (CLIP_CACHES + setup.decode_processes * DECODE_PROCESS_HOST),
+        "a step's clips decoding at once, every engine": n * math.ceil(setup.prompts / n) * DECODING_CLIP,
         "prepared clips beyond the cache's 8, every engine (the prefetch keeps a step's)": n
         * max(0, math.ceil(setup.prompts / n) - PREPARED_KEPT)
         * PREPARED_ENTRY,
