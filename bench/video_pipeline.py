@@ -266,9 +266,9 @@ def loop_scale(args, processor, prompt) -> None:
         f"processing holding the loop, {args.generate_seconds:g} s of generation (torch threads "
         f"{torch.get_num_threads()}, CPU cores {os.cpu_count()}); seconds a rollout waits for its prepared clip:"
     )
-    for name, waits in (("through a worker thread (before)", through_thread), ("taken in the loop (now)", in_loop)):
-        print(f"  {name:<34} mean {sum(waits) / len(waits):6.3f}  max {max(waits):6.3f}")
     mean = lambda waits: sum(waits) / len(waits)  # noqa: E731
+    for name, waits in (("through a worker thread (before)", through_thread), ("taken in the loop (now)", in_loop)):
+        print(f"  {name:<34} mean {mean(waits):6.3f}  max {max(waits):6.3f}")
     print(f"  mean wait: {mean(through_thread):.3f} s -> {mean(in_loop):.3f} s a rollout")
 
 
@@ -284,18 +284,14 @@ def memory_worker(args) -> None:
     """One way of `--memory` in this process: decode the clips together in threads, print the peak above the start."""
     from concurrent.futures import ThreadPoolExecutor
 
-    family, how = default_family(), video.Sampling.of()
+    how = video.Sampling.of()
     clips = paper_clips(args.clips, args.paper, args.prompts)
     start = _resident_gb()
 
     def decode(clip: Path) -> None:
         reader = video._PyAVReader(str(clip))
         indices, *_ = video._sampled_indices(reader, video.VideoSpec(str(clip)), how)
-
-        def size(height: int, width: int) -> tuple[int, int]:
-            return family.frame_size(height, width, len(indices), total_pixels=how.total_pixels,
-                                     min_pixels=how.min_pixels)  # fmt: skip
-
+        size = video.sampled_size(how, len(indices))
         if args.memory_worker == MEMORY_WAYS[0]:
             frames = reader.get(indices)
             video._resize(frames, *size(frames.shape[1], frames.shape[2]))

@@ -68,6 +68,7 @@ __all__ = [
     "probe_durations",
     "resolve_video",
     "resolve_videos",
+    "sampled_size",
     "sample_frames",
     "video_candidates",
     "video_extension",
@@ -166,9 +167,7 @@ def probe_clip(spec: SpecLike, *, family: ModelFamily | None = None, backend: Ba
         reader = _open(spec.path, backend)
         indices, first, last, duration = _sampled_indices(reader, spec, how)
         ends = reader.get(indices[[0, -1]])
-        height, width = how.family.frame_size(
-            ends.shape[1], ends.shape[2], len(indices), total_pixels=how.total_pixels, min_pixels=how.min_pixels
-        )
+        height, width = sampled_size(how, len(indices))(ends.shape[1], ends.shape[2])
         return ClipInfo(duration, len(indices), height, width, *_sampled_times(reader, indices, first, last))
 
 
@@ -305,13 +304,8 @@ def _window(reader: _Reader, spec: VideoSpec) -> tuple[int, int, float]:
 def _decode(spec: VideoSpec, how: Sampling, *, backend: Backend) -> SampledVideo:
     reader = _open(spec.path, backend)
     indices, first, last, _ = _sampled_indices(reader, spec, how)
-
-    def size(height: int, width: int) -> tuple[int, int]:
-        return how.family.frame_size(
-            height, width, len(indices), total_pixels=how.total_pixels, min_pixels=how.min_pixels
-        )
-
-    return SampledVideo(reader.resized(indices, size), *_sampled_times(reader, indices, first, last))
+    resized = reader.resized(indices, sampled_size(how, len(indices)))
+    return SampledVideo(resized, *_sampled_times(reader, indices, first, last))
 
 
 def _sampled_indices(reader: _Reader, spec: VideoSpec, how: Sampling) -> tuple[np.ndarray, int, int, float]:
@@ -351,6 +345,15 @@ def _resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 Size = Callable[[int, int], tuple[int, int]]  # a decoded frame's (height, width) -> the sampled frames' size
+
+
+def sampled_size(how: Sampling, count: int) -> Size:
+    """The size `how` gives `count` sampled frames of a video decoded at (height, width)."""
+
+    def size(height: int, width: int) -> tuple[int, int]:
+        return how.family.frame_size(height, width, count, total_pixels=how.total_pixels, min_pixels=how.min_pixels)
+
+    return size
 
 
 class _Resized:
