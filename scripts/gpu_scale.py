@@ -492,13 +492,15 @@ ASSUMPTIONS = [
     "generation, less rarft's video preparation (below), splits into a part per rollout (prefill of the ~4k-token "
     "prompt, vision tower) and a part per generated token (decode), fitted from two runs of the same model with "
     "different response lengths (the random model's natural length and --rollout.max_new_tokens 200); with one run, "
-    "all of it is taken as per-rollout",
+    "all of it is taken as per-rollout; make_experience, ppo_train and broadcast come from the run whose responses "
+    "are nearest the recipe's 200 tokens",
     "rarft's video preparation on the rollouts' critical path (the generation phase's share by the step lines' "
     "rarft/video_prep_s against rarft/generate_s and rarft/reward_s) is added per step as measured, neither scaled "
     "by model, device nor rollouts: a step decodes the paper's 16 distinct clips once each for their G rollouts "
     "(a run with fewer distinct clips a step under-counts it), and 8 engines on one node share its cores as one "
-    "engine shared the measuring host's; with the trainer's prefetch it runs while the previous step trains and a "
-    "run measures ~0 here",
+    "engine shared the measuring host's; with the trainer's prefetch it runs while the previous step trains, and "
+    "with the executor that takes a prepared clip in the engine's event loop (runs that log rarft/video_ready) a "
+    "run measures ~0 here: such a run's figure is taken over an earlier run's",
     "8 GPUs: each engine runs 1/8 of the rollouts (the prefill part divides by 8); a decode step reads the "
     "weights once for all sequences in flight, so the decode part scales by the bytes a step reads with 16 "
     "instead of 128 sequences (weights + KV cache of ~4.3k tokens a sequence)",
@@ -538,6 +540,21 @@ def generation_split(runs: list[dict]) -> tuple[float, float]:
     return max(0.0, t1 - slope * l1), slope
 
 
+def forecast_reference(runs: list[dict], response_tokens: float) -> dict:
+    """The run whose phases stand for the paper's step: the one whose responses are nearest the recipe's length
+    (make_experience and ppo_train grow with it; a natural-length run is there for the generation split)."""
+    measured = [r for r in runs if r.get("phases_s")]
+    return min(measured, key=lambda r: abs(r.get("response_tokens", response_tokens) - response_tokens))
+
+
+def video_source(runs: list[dict], reference: dict) -> dict:
+    """The run whose video preparation on the critical path is forecast: where some runs report `clips_ready`
+    (the executor that takes a prefetched clip in the event loop, without waiting for it), the one with the most
+    clips ready, as later runs measure the code that ships; otherwise the reference."""
+    current = [r for r in runs if r.get("phases_s") and r.get("clips_ready") is not None]
+    return max(current, key=lambda r: r["clips_ready"]) if current else reference
+
+
 def forecast(runs: list[dict], device: str, size: str, target: str, response_tokens: float = 200.0) -> dict:
     """The paper's run (`PAPER`) on 8 x `target` from `runs` (one model `size`, one GPU of `device`), per
     `ASSUMPTIONS`."""
@@ -551,7 +568,7 @@ def forecast(runs: list[dict], device: str, size: str, target: str, response_tok
     weights = 2 * paper.language_parameters
     kv = paper.kv_bytes_per_token * CONTEXT_TOKENS  # the KV cache a sequence's decode step reads
     decode_batch = (weights + rollouts / gpus * kv) / (weights + rollouts * kv)
-    reference = next(r for r in runs if r.get("phases_s"))
+    reference = forecast_reference(runs, response_tokens)
     # a run with fewer prompts a step (SCALE_PROMPTS, to fit a lease): what is per rollout scales up to 128
     more = rollouts / (reference.get("rollouts") or rollouts)
     phases = {p: t * (more if p != "broadcast" else 1.0) for p, t in reference["phases_s"].items()}
@@ -562,7 +579,7 @@ def forecast(runs: list[dict], device: str, size: str, target: str, response_tok
         over NVLink."""
         return rollouts / gpus * passes * 2 * paper.parameters * (gpus - 1) / gpus / (goal["nvlink_gbps"] * 1e9)
 
-    video = reference.get("video_on_critical_path_s", 0.0)
+    video = video_source(runs, reference).get("video_on_critical_path_s", 0.0)
     step = {
         "generation": (
             fixed * model * compute / gpus + per_token * response_tokens * model * bandwidth * decode_batch + video

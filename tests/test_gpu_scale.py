@@ -222,6 +222,41 @@ def test_rarfts_video_prep_is_added_per_step_as_measured(rollouts):
     assert video["step_total_s"] == pytest.approx(plain["step_total_s"] + 12.0)
 
 
+@pytest.mark.parametrize("order", [1, -1])
+def test_the_forecast_takes_its_phases_from_the_run_nearest_the_recipes_length(order):
+    """A natural-length run (800 tokens) has longer make_experience and ppo_train than the recipe's 200: it serves
+    the generation split only, whatever order the runs come in."""
+    forecast = SCALE["forecast"]
+    n200 = summary(40.0, 200.0)
+    natural = {**summary(70.0, 800.0), "phases_s": {**summary(70.0)["phases_s"], "generation": 70.0,
+                                                     "make_experience": 50.0, "ppo_train": 90.0}}  # fmt: skip
+    alone = forecast([n200], "H100", "7b", "H100")
+    both = forecast([n200, natural][::order], "H100", "7b", "H100")
+    for phase in ("make_experience", "ppo_train", "broadcast"):
+        assert both["step_s"][phase] == pytest.approx(alone["step_s"][phase])
+    assert both["generation_split"] == pytest.approx({"per_batch_s": 30.0, "per_token_s": 0.05})
+
+
+@pytest.mark.parametrize(
+    ("ready", "video"),
+    [
+        ((None, None), 7.0),  # no run of the in-loop executor: the reference's figure
+        ((None, 1.0), 0.0),  # the run that logs rarft/video_ready measures the code that ships
+        ((0.5, 1.0), 0.0),
+        ((1.0, 0.5), 7.0),  # of two such runs, the one with the more clips ready
+    ],
+)
+def test_video_prep_is_forecast_from_the_runs_of_the_executor_that_ships(ready, video):
+    forecast = SCALE["forecast"]
+    waits = (7.0, 0.0)  # the n200 run waited 7 s a step for the event loop; the natural one did not
+    runs = [
+        {**summary(40.0 + waits[i], length), "video_on_critical_path_s": waits[i],
+         **({} if ready[i] is None else {"clips_ready": ready[i]})}
+        for i, length in enumerate((200.0, 800.0))
+    ]  # fmt: skip
+    assert forecast(runs, "H100", "3b", "H100")["video_prep_s"] == video
+
+
 @pytest.mark.parametrize("rollouts, more", [(128.0, 1.0), (64.0, 2.0), (32.0, 4.0), (None, 1.0)])
 def test_a_run_with_fewer_prompts_a_step_is_forecast_per_rollout(rollouts, more):
     """SCALE_PROMPTS=8 (64 rollouts a step): what is per rollout doubles to the paper's 128, broadcast does not."""

@@ -336,6 +336,13 @@ MEASURED = (
         gpu={"generation": 65.4, "make_experience": 33.0, "ppo_train": 83.7},
         host=96.3,
     ),
+    Measured(
+        size="3b",
+        run="one H100 80GB, the same at the random model's natural length (800 new tokens: 4608 - the longest "
+        "prompt, every rollout to the limit), prefetched clips taken in the event loop, 2026-12-06: 2 steps",
+        gpu={"generation": 65.7, "make_experience": 34.6, "ppo_train": 82.1},
+        host=89.7,
+    ),
 )
 
 
