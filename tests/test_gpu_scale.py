@@ -228,8 +228,8 @@ def test_the_forecast_takes_its_phases_from_the_run_nearest_the_recipes_length(o
     the generation split only, whatever order the runs come in."""
     forecast = SCALE["forecast"]
     n200 = summary(40.0, 200.0)
-    natural = {**summary(70.0, 800.0), "phases_s": {**summary(70.0)["phases_s"], "generation": 70.0,
-                                                     "make_experience": 50.0, "ppo_train": 90.0}}  # fmt: skip
+    natural = summary(70.0, 800.0)
+    natural["phases_s"].update(make_experience=50.0, ppo_train=90.0)
     alone = forecast([n200], "H100", "7b", "H100")
     both = forecast([n200, natural][::order], "H100", "7b", "H100")
     for phase in ("make_experience", "ppo_train", "broadcast"):
